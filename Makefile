@@ -1,0 +1,120 @@
+# Loom — one non-recursive Makefile. Each folder adds its targets in a
+# module.mk using the templates below (LIB, PROG, TEST); nothing recurses.
+#
+#   make            build libraries, daemons, CLI
+#   make test       install missing deps, build, run every test
+#   make demo       run the example workflow end to end
+#   make bench      run the benchmarks (prints figures and ratios)
+#   make asan       tests under AddressSanitizer + UBSan (separate build dir)
+#   make fuzz       libFuzzer targets, longer runs (clang-19)
+#   make deps       install the Debian packages (deploy/install-deps.sh)
+
+BUILD   ?= build
+CC      := $(if $(filter default,$(origin CC)),gcc,$(CC))
+OPT     ?= -O2 -g
+SAN     ?=
+LLVM_CONFIG ?= llvm-config-19
+
+WARN    := -Wall -Wextra -Werror
+CFLAGS_BASE := -std=c17 $(WARN) $(OPT) $(SAN) -MMD -MP -D_GNU_SOURCE \
+               -I. -I$(BUILD)/gen -fno-strict-aliasing
+LDFLAGS_BASE := $(SAN) -pthread
+# Generated code (protobuf-c) is not ours: compile it without -Werror.
+CFLAGS_GEN := -std=c17 -w $(OPT) $(SAN) -MMD -MP -I. -I$(BUILD)/gen
+
+# Accumulated by module.mk files.
+LIBS  :=
+BINS  :=
+TESTS :=
+BENCHES :=   # phony targets, e.g. bench-dispatch
+GEN_HDRS :=
+FUZZERS :=
+
+# ---- templates ------------------------------------------------------------
+objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+# Archives passed to PROG/TEST are linked inside one --start-group, so their
+# order does not matter. Each module also sets <NAME>_LDLIBS for its system
+# libraries and appends to CLI_ARCHIVES / CLI_LDLIBS if the `loom` CLI uses it.
+
+# $(call LIB,name,sources) -> $(BUILD)/lib/libloom_<name>.a
+define LIB
+$(BUILD)/lib/libloom_$(1).a: $(call objs,$(2))
+	@mkdir -p $$(@D)
+	@rm -f $$@
+	$$(AR) rcs $$@ $$^
+LIBS += $(BUILD)/lib/libloom_$(1).a
+endef
+
+# $(call PROG,name,sources,archives,ldlibs) -> $(BUILD)/bin/<name>
+define PROG
+$(BUILD)/bin/$(1): $(call objs,$(2)) $(3)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS_BASE) -o $$@ $(call objs,$(2)) -Wl,--start-group $(3) -Wl,--end-group $(4) $$(LDFLAGS)
+BINS += $(BUILD)/bin/$(1)
+endef
+
+# $(call TEST,name,sources,archives,ldlibs) -> $(BUILD)/tests/<name>
+# A test is an executable: exit 0 = pass, 77 = skipped (with a message), else fail.
+define TEST
+$(BUILD)/tests/$(1): $(call objs,$(2)) $(3)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS_BASE) -o $$@ $(call objs,$(2)) -Wl,--start-group $(3) -Wl,--end-group $(4) $$(LDFLAGS)
+TESTS += $(BUILD)/tests/$(1)
+endef
+
+# $(call SCRIPT_TEST,name,script) -> a shell test run by the same runner.
+define SCRIPT_TEST
+$(BUILD)/tests/$(1): $(2)
+	@mkdir -p $$(@D)
+	ln -sf $$(abspath $(2)) $$@
+TESTS += $(BUILD)/tests/$(1)
+endef
+
+# ---- rules -----------------------------------------------------------------
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS_$(subst /,_,$(dir $<))) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_GEN) -c -o $@ $<
+
+.DEFAULT_GOAL := all
+# Libraries and daemons first, then the CLI (links them all), then tests and
+# benchmarks (which may use any variable the modules above defined).
+include $(filter-out tests/% bench/% cli/%,$(sort $(wildcard */module.mk */*/module.mk)))
+include $(wildcard cli/module.mk)
+include $(sort $(wildcard tests/*/module.mk bench/module.mk))
+
+# Every object may include generated headers: build them first.
+$(BUILD)/obj/%.o: | $(GEN_HDRS)
+
+.PHONY: all test demo bench asan fuzz fuzz-smoke clean deps check-deps
+all: $(LIBS) $(BINS)
+
+deps:
+	./deploy/install-deps.sh
+
+check-deps:
+	@./deploy/install-deps.sh
+
+test: check-deps
+	@$(MAKE) --no-print-directory all $(TESTS)
+	@BUILD=$(BUILD) ./tests/run-tests.sh $(TESTS)
+
+asan: check-deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CC=gcc OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LOOM_SKIP_FUZZ=1 test
+
+# Each module adds a phony bench-<name> target to BENCHES.
+bench: check-deps all $(BENCHES)
+
+clean:
+	rm -rf build build-asan build-fuzz var
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+demo: check-deps all
+	@./deploy/demo.sh

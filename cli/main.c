@@ -1,0 +1,53 @@
+/* main.c — `loom` entry point: dispatches to the subcommand table. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Each subcommand lives in cli/cmd_<name>.c. Keep this table sorted by
+ * the order users meet them. */
+int loom_cmd_validate(int argc, char **argv);
+
+static const loom_cli_cmd_t commands[] = {
+    {"validate", "check workflow files and print their DAG", loom_cmd_validate},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: loom <command> [options]\n\n"
+               "Loom plans and runs AI-agent workflows on mixed hardware.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nRun 'loom <command> --help' for a command's options.\n");
+}
+
+int loom_cli_wants_help(int argc, char **argv, const char *text)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(text, stdout);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return LOOM_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return LOOM_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "loom: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return LOOM_EXIT_USAGE;
+}

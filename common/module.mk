@@ -1,0 +1,4 @@
+# common/ — libloom_common.a: arena, errors, logging, map, buffer, clock, SHA.
+COMMON_SRCS := $(wildcard common/*.c)
+$(eval $(call LIB,common,$(COMMON_SRCS)))
+COMMON_LDLIBS := -lcrypto

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package Loom builds, tests and demos with.
+# Idempotent and fast when everything is present (one dpkg query).
+# MLIR is pinned to 19: the C API differs between releases.
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config git
+  clang-19 libclang-rt-19-dev            # libFuzzer + sanitizers
+  libzmq3-dev libyaml-dev libssl-dev libpq-dev libcurl4-openssl-dev
+  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+  libglpk-dev glpk-utils libcmocka-dev libjansson-dev
+  libmlir-19-dev mlir-19-tools llvm-19-dev
+  postgresql-15 postgresql-client-15
+  python3 python3-numpy python3-distributed python3-zmq python3-protobuf
+  chromium prometheus
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+# Refresh the package lists only when they are missing or older than a day.
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -1)" ]; then
+  $SUDO apt-get update -qq
+fi
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done" >&2

@@ -1,0 +1,239 @@
+/* Unit tests for common/: arena, err, log, map, buf, clock, sha. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/arena.h"
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/map.h"
+#include "common/sha.h"
+
+static void arena_allocates_aligned_and_frees(void **state)
+{
+    (void)state;
+    loom_arena_t *a = loom_arena_new(256);
+    assert_non_null(a);
+    for (int i = 0; i < 1000; i++) {
+        char *p = loom_arena_alloc(a, (size_t)(i % 37) + 1);
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % 16, 0);
+        memset(p, 0xab, (size_t)(i % 37) + 1);
+    }
+    char *big = loom_arena_alloc(a, 10000); /* larger than a block */
+    assert_non_null(big);
+    memset(big, 1, 10000);
+    assert_string_equal(loom_arena_strdup(a, "hello"), "hello");
+    assert_string_equal(loom_arena_strndup(a, "hello", 3), "hel");
+    assert_string_equal(loom_arena_sprintf(a, "%s-%d", "x", 42), "x-42");
+    int *z = loom_arena_calloc(a, 100, sizeof(int));
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(z[i], 0);
+    assert_null(loom_arena_calloc(a, SIZE_MAX / 2, 4)); /* overflow refused */
+    assert_true(loom_arena_used(a) >= 10000);
+    loom_arena_reset(a);
+    assert_int_equal(loom_arena_used(a), 0);
+    assert_non_null(loom_arena_alloc(a, 8));
+    loom_arena_destroy(&a);
+    assert_null(a);
+    loom_arena_destroy(&a); /* safe twice */
+}
+
+static void err_formats_location_field_detail_hint(void **state)
+{
+    (void)state;
+    loom_err_t e;
+    assert_int_equal(loom_err_set(&e, LOOM_EPARSE, "unknown step '%s'", "retreive"), LOOM_EPARSE);
+    loom_err_at(&e, "support.yaml", 14, 9);
+    loom_err_field(&e, "steps.answer.needs[%d]", 1);
+    char buf[512];
+    loom_err_format(&e, buf, sizeof buf);
+    assert_string_equal(buf, "support.yaml:14:9: steps.answer.needs[1]: unknown step 'retreive'");
+    loom_err_detail(&e, "known steps: a, b");
+    loom_err_hint(&e, "did you mean 'retrieve'?");
+    loom_err_format_long(&e, buf, sizeof buf);
+    assert_non_null(strstr(buf, "\n  detail: known steps: a, b\n  hint: did you mean"));
+    /* Truncation reports the full length like snprintf. */
+    char small[8];
+    size_t need = loom_err_format(&e, small, sizeof small);
+    assert_true(need > sizeof small);
+    assert_int_equal(strlen(small), 7);
+    assert_int_equal(loom_err_set(NULL, LOOM_EIO, "x"), LOOM_EIO); /* NULL allowed */
+    assert_string_equal(loom_err_name(LOOM_ETIMEDOUT), "ETIMEDOUT");
+    loom_err_set(&e, LOOM_EINVAL, "plain");
+    loom_err_format(&e, buf, sizeof buf);
+    assert_string_equal(buf, "plain");
+}
+
+static void log_writes_key_value_lines_at_level(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/loom-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    loom_log_set_fd(fd);
+    loom_log_set_level(LOOM_LOG_WARN);
+    LOOM_INFO("test", "msg=\"hidden\"");
+    LOOM_WARN("test", "msg=\"shown\" n=%d", 7);
+    loom_log_set_fd(2);
+    loom_log_set_level(LOOM_LOG_INFO);
+    char buf[512] = {0};
+    assert_true(pread(fd, buf, sizeof buf - 1, 0) > 0);
+    close(fd);
+    unlink(path);
+    assert_null(strstr(buf, "hidden"));
+    assert_non_null(strstr(buf, "level=warn comp=test msg=\"shown\" n=7\n"));
+    assert_int_equal(loom_log_parse_level("ERROR"), LOOM_LOG_ERROR);
+    assert_int_equal(loom_log_parse_level("loud"), -1);
+}
+
+static int freed;
+static void count_free(void *p) { (void)p; freed++; }
+
+static void map_put_get_del_grow_iterate(void **state)
+{
+    (void)state;
+    freed = 0;
+    loom_map_t *m = loom_map_new(count_free);
+    char key[32];
+    static int vals[5000];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        vals[i] = i;
+        assert_int_equal(loom_map_put(m, key, &vals[i]), 0);
+    }
+    assert_int_equal(loom_map_len(m), 5000);
+    for (int i = 0; i < 5000; i += 2) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(loom_map_del(m, key), 0);
+    }
+    assert_int_equal(freed, 2500);
+    assert_int_equal(loom_map_del(m, "k0"), LOOM_ENOTFOUND);
+    assert_int_equal(loom_map_len(m), 2500);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        int *v = loom_map_get(m, key);
+        if (i % 2)
+            assert_int_equal(*v, i);
+        else
+            assert_null(v);
+    }
+    /* Churn through tombstones: delete and reinsert many times. */
+    for (int round = 0; round < 20; round++)
+        for (int i = 0; i < 100; i++) {
+            snprintf(key, sizeof key, "churn%d", i);
+            assert_int_equal(loom_map_put(m, key, &vals[i]), 0);
+            assert_int_equal(loom_map_del(m, key), 0);
+        }
+    size_t it = 0, n = 0;
+    const char *k;
+    void *v;
+    while (loom_map_next(m, &it, &k, &v)) {
+        assert_int_equal(atoi(k + 1), *(int *)v);
+        n++;
+    }
+    assert_int_equal(n, 2500);
+    assert_int_equal(loom_map_put(m, "k1", &vals[7]), 0); /* replace frees old */
+    assert_int_equal(*(int *)loom_map_get(m, "k1"), 7);
+    assert_true(loom_map_has(m, "k1"));
+    int before = freed;
+    loom_map_destroy(&m);
+    assert_int_equal(freed - before, 2500);
+    assert_null(m);
+}
+
+static void buf_appends_formats_escapes_and_honours_limit(void **state)
+{
+    (void)state;
+    loom_buf_t b = LOOM_BUF_INIT;
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(loom_buf_printf(&b, "%d,", i), 0);
+    assert_int_equal(strncmp(b.data, "0,1,2,", 6), 0);
+    assert_int_equal(b.data[b.len], '\0');
+    loom_buf_reset(&b);
+    assert_int_equal(loom_buf_json_str(&b, "a\"b\\c\n\x01", 7), 0);
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\u0001\"");
+    size_t len;
+    char *s = loom_buf_detach(&b, &len);
+    assert_int_equal(len, strlen(s));
+    free(s);
+    assert_null(b.data);
+
+    loom_buf_t lim;
+    loom_buf_init(&lim, 10);
+    assert_int_equal(loom_buf_puts(&lim, "0123456789"), 0);
+    assert_int_equal(loom_buf_putc(&lim, 'x'), LOOM_ETOOBIG);
+    assert_int_equal(lim.len, 10);
+    assert_int_equal(loom_buf_reserve(&lim, SIZE_MAX), LOOM_ETOOBIG);
+    loom_buf_free(&lim);
+}
+
+static void clock_is_monotonic_and_sleeps(void **state)
+{
+    (void)state;
+    uint64_t a = loom_clock_ns();
+    loom_sleep_ms(5);
+    uint64_t b = loom_clock_ns();
+    assert_true(b - a >= 5000000u);
+    assert_true(loom_clock_ms() >= loom_clock_us() / 1000 - 1);
+    assert_true(loom_wall_ms() > 1700000000000LL);
+}
+
+static void sha256_and_hmac_match_known_vectors(void **state)
+{
+    (void)state;
+    char hex[LOOM_SHA256_HEX_LEN];
+    /* FIPS 180-2 "abc" */
+    loom_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    loom_sha256_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    /* Incremental equals one-shot. */
+    loom_sha256_t *c = loom_sha256_new();
+    loom_sha256_update(c, "a", 1);
+    loom_sha256_update(c, "bc", 2);
+    uint8_t d1[32], d2[32];
+    loom_sha256_final(c, d1);
+    loom_sha256_destroy(&c);
+    assert_null(c);
+    loom_sha256("abc", 3, d2);
+    assert_true(loom_digest_equal(d1, d2, 32));
+    /* RFC 4231 test case 2 */
+    uint8_t mac[32];
+    const char *data = "what do ya want for nothing?";
+    loom_hmac_sha256("Jefe", 4, data, strlen(data), mac);
+    loom_hex(mac, 32, hex);
+    assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    uint8_t back[32];
+    assert_int_equal(loom_unhex(hex, back, 32), 0);
+    assert_true(loom_digest_equal(back, mac, 32));
+    assert_int_equal(loom_unhex("zz", back, 1), LOOM_EINVAL);
+    uint8_t r1[16] = {0}, r2[16] = {0};
+    assert_int_equal(loom_random_bytes(r1, 16), 0);
+    assert_int_equal(loom_random_bytes(r2, 16), 0);
+    assert_false(loom_digest_equal(r1, r2, 16));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(arena_allocates_aligned_and_frees),
+        cmocka_unit_test(err_formats_location_field_detail_hint),
+        cmocka_unit_test(log_writes_key_value_lines_at_level),
+        cmocka_unit_test(map_put_get_del_grow_iterate),
+        cmocka_unit_test(buf_appends_formats_escapes_and_honours_limit),
+        cmocka_unit_test(clock_is_monotonic_and_sleeps),
+        cmocka_unit_test(sha256_and_hmac_match_known_vectors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
