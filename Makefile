@@ -71,6 +71,16 @@ $(BUILD)/tests/$(1): $(2)
 TESTS += $(BUILD)/tests/$(1)
 endef
 
+# $(call FUZZ,name,sources,archives,ldlibs) -> $(BUILD)/fuzz/<name>: a
+# libFuzzer target. Only meaningful in the fuzz build (CC=clang-19 with
+# SAN=-fsanitize=fuzzer-no-link,address,undefined); see tests/fuzz/.
+define FUZZ
+$(BUILD)/fuzz/$(1): $(call objs,$(2)) $(3)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS_BASE) -fsanitize=fuzzer -o $$@ $(call objs,$(2)) -Wl,--start-group $(3) -Wl,--end-group $(4)
+FUZZERS += $(BUILD)/fuzz/$(1)
+endef
+
 # ---- rules -----------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
