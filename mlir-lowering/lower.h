@@ -14,6 +14,7 @@
  *                      device's ops; every cross-device edge becomes a
  *                      loom.send in the producer's function and a loom.recv
  *                      in the consumer's, paired by channel name
+ *                      "<workflow>:<step>/<op>-><consumer device>"
  *   verify             MLIR's verifier + Loom's rules (targets set, each
  *                      device function only holds its device's ops, every
  *                      send has exactly one recv of the same type)

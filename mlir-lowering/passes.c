@@ -324,8 +324,8 @@ static int partition_func(loom_lowering_t *l, MlirOperation fn, loom_err_t *err)
         for (size_t e = 0; e < p.ndev; e++) {
             if (!needs[e])
                 continue;
-            snprintf(chan, sizeof chan, "%s/%.*s->%s", step, (int)opname.length - 5, opname.data + 5,
-                     p.dev[e]);
+            snprintf(chan, sizeof chan, "%s:%s/%.*s->%s", wf, step, (int)opname.length - 5,
+                     opname.data + 5, p.dev[e]);
             MlirLocation loc = mlirOperationGetLocation(op);
             MlirNamedAttribute sa[] = {loom_attr_str(l, "channel", chan), loom_attr_str(l, "target", t),
                                        loom_attr_str(l, "to", p.dev[e])};
@@ -500,7 +500,7 @@ int loom_pass_verify(loom_lowering_t *l, loom_err_t *err)
                 rc = loom_op_error(op, err, LOOM_EINVAL, "send/recv outside a device function");
                 break;
             }
-            char name[256], key[256];
+            char name[256], key[256]; /* channels are unique across the module */
             loom_op_str(op, "channel", name, sizeof name);
             snprintf(key, sizeof key, "%s", name);
             size_t c;
