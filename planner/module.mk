@@ -1,6 +1,5 @@
-# planner/ — libloom_planner.a: workflow YAML parser/validator, template and
-# expression language (workflow/expr/value), and the planner proper (catalog,
-# cost model, placement, TCO, simulator). Every planner/*.c goes in the library.
+# planner/ — libloom_planner.a: workflow parser, granular graph, catalog,
+# cost model, placement, TCO, simulator (pure library, no daemon needed).
 PLANNER_SRCS := $(wildcard planner/*.c)
 $(eval $(call LIB,planner,$(PLANNER_SRCS)))
 PLANNER_LDLIBS := -lyaml -ljansson -lglpk -lm
