@@ -50,7 +50,12 @@ static void analytic(const loom_gnode_t *nd, const loom_devclass_t *d, double ra
     int p = nd->prec;
     while (p > 0 && d->tflops[p] <= 0)
         p = p == LOOM_PREC_INT8 ? LOOM_PREC_FP16 : p - 1;
-    double peak = d->tflops[p] * 1e12 * d->eff_compute;
+    double tf = d->tflops[p];
+    if (tf <= 0) /* no path at all (e.g. fp32 on an NPU): emulate at 1/4 of its best rate */
+        for (int q = 0; q < LOOM_PREC__COUNT; q++)
+            if (d->tflops[q] / 4 > tf)
+                tf = d->tflops[q] / 4;
+    double peak = tf * 1e12 * d->eff_compute;
     double bw = d->mem_bw_gbs * 1e9 * d->eff_memory;
     double b = batch_for(nd, B);
     double tc = peak > 0 ? b * nd->flops / peak : (nd->flops > 0 ? INFINITY : 0);
