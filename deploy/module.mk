@@ -12,3 +12,10 @@ $(BUILD)/obj/orchestrator/store_pg.o: $(BUILD)/gen/store_sql.inc
 PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 CFLAGS_orchestrator_ += $(PQ_CFLAGS)
 CFLAGS_tests_pg_ += $(PQ_CFLAGS)
+
+# The dashboard page, embedded into loomd for orchestrator/http.c.
+$(BUILD)/gen/dashboard_assets.inc: orchestrator/dashboard/embed.sh $(wildcard orchestrator/dashboard/*.html orchestrator/dashboard/*.js orchestrator/dashboard/*.css)
+	@mkdir -p $(@D)
+	orchestrator/dashboard/embed.sh $(abspath $@)
+GEN_HDRS += $(BUILD)/gen/dashboard_assets.inc
+$(BUILD)/obj/orchestrator/http.o: $(BUILD)/gen/dashboard_assets.inc

@@ -465,10 +465,12 @@ static const struct { const char *name, *sql; int takes_arg; } queries[] = {
     {"live_runs", JSON_OF("SELECT * FROM v_live_runs ORDER BY submitted_at, id"), 0},
     {"sla", JSON_OF("SELECT * FROM v_sla_attainment ORDER BY workflow"), 0},
     {"sla_hourly", JSON_OF("SELECT * FROM v_sla_attainment_hourly "
-                           "WHERE hour > now() - interval '48 hours' ORDER BY hour, workflow"), 0},
+                           "WHERE hour > (SELECT max(hour) FROM v_sla_attainment_hourly) - interval '48 hours' "
+                           "ORDER BY hour, workflow"), 0},
     {"cost_workflow", JSON_OF("SELECT * FROM v_cost_per_workflow ORDER BY workflow"), 0},
     {"cost_hourly", JSON_OF("SELECT * FROM v_cost_hourly "
-                            "WHERE hour > now() - interval '48 hours' ORDER BY hour, workflow"), 0},
+                            "WHERE hour > (SELECT max(hour) FROM v_cost_hourly) - interval '48 hours' "
+                            "ORDER BY hour, workflow"), 0},
     {"utilisation", JSON_OF("SELECT * FROM v_device_utilisation ORDER BY device_class"), 0},
     {"cost_model_error", JSON_OF("SELECT * FROM v_cost_model_error_by_op ORDER BY op, device_class"), 0},
     {"fleet", JSON_OF("SELECT * FROM v_fleet ORDER BY device_class, id"), 0},

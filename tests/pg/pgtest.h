@@ -14,13 +14,13 @@
 static char pgtest_dir[256];
 static char pgtest_url[512];
 
-static void pgtest_cmd(const char *verb) {
+static __attribute__((unused)) void pgtest_cmd(const char *verb) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "deploy/pg.sh %s %s >/dev/null 2>&1", verb, pgtest_dir);
     if (system(cmd) != 0) fprintf(stderr, "pgtest: '%s' failed\n", cmd);
 }
 
-static void pgtest_cleanup(void) {
+static __attribute__((unused)) void pgtest_cleanup(void) {
     if (!pgtest_dir[0]) return;
     pgtest_cmd("stop");
     char cmd[300];
@@ -30,7 +30,7 @@ static void pgtest_cleanup(void) {
 
 /* Returns the URL of a database for this process; exits 77 (skip) when no
  * PostgreSQL can be started. */
-static const char *pgtest_start(void) {
+static __attribute__((unused)) const char *pgtest_start(void) {
     const char *env = getenv("LOOM_TEST_DB");
     if (env && *env) return env;
     snprintf(pgtest_dir, sizeof pgtest_dir, "/tmp/loom-pgtest-XXXXXX");
@@ -52,10 +52,10 @@ static const char *pgtest_start(void) {
     return pgtest_url;
 }
 
-static void pgtest_stop_server(void) { pgtest_cmd("stop"); }
-static void pgtest_start_server(void) { pgtest_cmd("start"); }
+static __attribute__((unused)) void pgtest_stop_server(void) { pgtest_cmd("stop"); }
+static __attribute__((unused)) void pgtest_start_server(void) { pgtest_cmd("start"); }
 
-static PGconn *pgtest_connect(const char *url) {
+static __attribute__((unused)) PGconn *pgtest_connect(const char *url) {
     PGconn *c = PQconnectdb(url);
     if (PQstatus(c) != CONNECTION_OK) {
         fprintf(stderr, "pgtest: connect %s: %s", url, PQerrorMessage(c));
@@ -68,7 +68,7 @@ static PGconn *pgtest_connect(const char *url) {
 
 /* Runs sql and returns its rows as "a|b|c\n..." (NULL shown as "-");
  * caller frees. Exits on a query error. */
-static char *pgtest_rows(PGconn *c, const char *sql) {
+static __attribute__((unused)) char *pgtest_rows(PGconn *c, const char *sql) {
     PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         fprintf(stderr, "pgtest: %s: %s", sql, PQresultErrorMessage(r));
@@ -88,7 +88,7 @@ static char *pgtest_rows(PGconn *c, const char *sql) {
     return out;
 }
 
-static long pgtest_count(PGconn *c, const char *sql) {
+static __attribute__((unused)) long pgtest_count(PGconn *c, const char *sql) {
     char *s = pgtest_rows(c, sql);
     long n = strtol(s, NULL, 10);
     free(s);
