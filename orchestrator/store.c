@@ -1,0 +1,147 @@
+/* store.c — see store.h: the vtable wrapper and state names. */
+#include "orchestrator/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct loom_store {
+    const loom_store_ops_t *ops;
+    void *self;
+};
+
+static const char *const run_names[] = {"pending", "running", "succeeded",
+                                        "failed", "cancelled", "timed_out"};
+static const char *const task_names[] = {"pending", "ready", "assigned", "running", "succeeded",
+                                         "failed", "cancelled", "timed_out", "skipped"};
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *loom_store_run_state_name(loom_run_state_t s)
+{
+    return (unsigned)s < NELEM(run_names) ? run_names[s] : "unknown";
+}
+
+const char *loom_store_task_state_name(loom_task_state_t s)
+{
+    return (unsigned)s < NELEM(task_names) ? task_names[s] : "unknown";
+}
+
+int loom_store_run_state_parse(const char *name)
+{
+    for (size_t i = 0; name && i < NELEM(run_names); i++)
+        if (strcmp(name, run_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+int loom_store_task_state_parse(const char *name)
+{
+    for (size_t i = 0; name && i < NELEM(task_names); i++)
+        if (strcmp(name, task_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+int loom_store_run_state_final(loom_run_state_t s)
+{
+    return s >= LOOM_RUN_SUCCEEDED && s <= LOOM_RUN_TIMED_OUT;
+}
+
+int loom_store_task_state_final(loom_task_state_t s)
+{
+    return s >= LOOM_TASK_SUCCEEDED && s <= LOOM_TASK_SKIPPED;
+}
+
+loom_store_t *loom_store_new(const loom_store_ops_t *ops, void *self)
+{
+    loom_store_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        if (ops && ops->destroy)
+            ops->destroy(self);
+        return NULL;
+    }
+    s->ops = ops;
+    s->self = self;
+    return s;
+}
+
+void loom_store_destroy(loom_store_t **ps)
+{
+    if (!ps || !*ps)
+        return;
+    loom_store_t *s = *ps;
+    if (s->ops && s->ops->destroy)
+        s->ops->destroy(s->self);
+    free(s);
+    *ps = NULL;
+}
+
+const char *loom_store_name(const loom_store_t *s)
+{
+    return s && s->ops && s->ops->name ? s->ops->name : "?";
+}
+
+/* Each dispatcher checks the slot so a partial implementation reports
+ * what it lacks instead of crashing. */
+#define DISPATCH(fn, ...)                                                                  \
+    do {                                                                                   \
+        if (!s || !s->ops->fn)                                                             \
+            return loom_err_set(err, LOOM_EINTERNAL, "store '%s' does not implement " #fn, \
+                                loom_store_name(s));                                       \
+        return s->ops->fn(s->self, __VA_ARGS__);                                           \
+    } while (0)
+
+int loom_store_run_create(loom_store_t *s, const loom_store_run_t *run, loom_err_t *err)
+{
+    DISPATCH(run_create, run, err);
+}
+
+int loom_store_run_update(loom_store_t *s, const loom_store_run_t *run, loom_err_t *err)
+{
+    DISPATCH(run_update, run, err);
+}
+
+int loom_store_task_put(loom_store_t *s, const loom_store_task_t *task, loom_err_t *err)
+{
+    DISPATCH(task_put, task, err);
+}
+
+int loom_store_event_append(loom_store_t *s, const loom_store_event_t *ev, loom_err_t *err)
+{
+    DISPATCH(event_append, ev, err);
+}
+
+int loom_store_worker_put(loom_store_t *s, const loom_store_worker_t *w, loom_err_t *err)
+{
+    DISPATCH(worker_put, w, err);
+}
+
+int loom_store_run_list(loom_store_t *s, const loom_store_filter_t *f, loom_store_run_fn fn,
+                        void *ud, loom_err_t *err)
+{
+    DISPATCH(run_list, f, fn, ud, err);
+}
+
+int loom_store_run_get(loom_store_t *s, const char *run_id, loom_store_run_fn run_fn,
+                       loom_store_task_fn task_fn, void *ud, loom_err_t *err)
+{
+    DISPATCH(run_get, run_id, run_fn, task_fn, ud, err);
+}
+
+int loom_store_events(loom_store_t *s, const char *run_id, int64_t after_seq,
+                      loom_store_event_fn fn, void *ud, loom_err_t *err)
+{
+    DISPATCH(events, run_id, after_seq, fn, ud, err);
+}
+
+int loom_store_load_unfinished(loom_store_t *s, loom_store_run_fn run_fn,
+                               loom_store_task_fn task_fn, void *ud, loom_err_t *err)
+{
+    DISPATCH(load_unfinished, run_fn, task_fn, ud, err);
+}
+
+int loom_store_flush(loom_store_t *s, loom_err_t *err)
+{
+    if (s && !s->ops->flush)
+        return 0;
+    DISPATCH(flush, err);
+}

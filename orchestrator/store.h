@@ -1,0 +1,197 @@
+/* store.h — where loomd records runs, tasks, events and workers.
+ *
+ * One interface, several implementations behind a vtable:
+ *   - store_mem.c: in memory, bounded (keeps the most recent finished runs),
+ *     the default and what tests and benchmarks use;
+ *   - store_pg.c (store engineer): PostgreSQL through libpq, with a writer
+ *     queue so the event loop never waits on the database.
+ *
+ * The event loop is single-threaded: loomd calls every function from one
+ * thread. An implementation may hand work to its own threads, but a call
+ * returns without waiting for them; records passed in are only borrowed
+ * for the duration of the call (copy what you keep).
+ *
+ * Recovery: after a restart loomd calls loom_store_load_unfinished(); the
+ * store replays, for each run not in a final state, the run record (with
+ * its workflow YAML and inputs) and then every task that succeeded (with
+ * its output), so loomd can rebuild the run and dispatch only what is left.
+ *
+ * Reads (run_get, run_list, events) call back with borrowed records; the
+ * pointers inside are valid only during the callback. */
+#ifndef LOOM_ORCHESTRATOR_STORE_H
+#define LOOM_ORCHESTRATOR_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct loom_store loom_store_t;
+
+/* Run states. Values are stable: the PostgreSQL store stores them by name
+ * (loom_store_run_state_name) and may also store these numbers. */
+typedef enum {
+    LOOM_RUN_PENDING = 0,   /* accepted, nothing dispatched yet */
+    LOOM_RUN_RUNNING = 1,
+    LOOM_RUN_SUCCEEDED = 2,
+    LOOM_RUN_FAILED = 3,
+    LOOM_RUN_CANCELLED = 4,
+    LOOM_RUN_TIMED_OUT = 5, /* a run-level deadline (not the SLA) passed */
+} loom_run_state_t;
+
+/* Task states (one task = one attempt-able unit: a step, or one foreach
+ * item of a step, or one loop iteration of a step). */
+typedef enum {
+    LOOM_TASK_PENDING = 0,  /* waits on dependencies */
+    LOOM_TASK_READY = 1,    /* dependencies met, queued for a worker */
+    LOOM_TASK_ASSIGNED = 2, /* sent to a worker, not yet started */
+    LOOM_TASK_RUNNING = 3,
+    LOOM_TASK_SUCCEEDED = 4,
+    LOOM_TASK_FAILED = 5,
+    LOOM_TASK_CANCELLED = 6,
+    LOOM_TASK_TIMED_OUT = 7,
+    LOOM_TASK_SKIPPED = 8,  /* `when:` was false, or an upstream failed */
+} loom_task_state_t;
+
+/* "pending", "running", ... Static storage; "unknown" when out of range. */
+const char *loom_store_run_state_name(loom_run_state_t s);
+const char *loom_store_task_state_name(loom_task_state_t s);
+/* Parses a name back; returns -1 when unknown. */
+int loom_store_run_state_parse(const char *name);
+int loom_store_task_state_parse(const char *name);
+/* True for succeeded/failed/cancelled/timed out (and skipped for tasks). */
+int loom_store_run_state_final(loom_run_state_t s);
+int loom_store_task_state_final(loom_task_state_t s);
+
+/* A run. Strings may be NULL when unknown. JSON fields hold JSON text. */
+typedef struct loom_store_run {
+    const char *id;            /* e.g. "r-000001a2" — unique */
+    const char *workflow;      /* workflow name */
+    const char *workflow_yaml; /* full source, for recovery and audit */
+    const char *workflow_file; /* path it was loaded from, for messages */
+    const char *inputs_json;   /* object of inputs */
+    const char *outputs_json;  /* object of outputs once succeeded */
+    const char *error;         /* why it failed, human-readable */
+    loom_run_state_t state;
+    int64_t created_ms;        /* wall clock, ms since the epoch; 0 = unset */
+    int64_t started_ms;
+    int64_t finished_ms;
+    int64_t deadline_ms;       /* created + sla.latency_ms; 0 = no SLA */
+    int sla_missed;            /* 1 when it finished (or is still running) past its deadline */
+    int tasks_total, tasks_done; /* progress counters */
+} loom_store_run_t;
+
+/* One attempt of a task. (run_id, step_id, index, attempt) is the key;
+ * a later update with the same key replaces the earlier record. */
+typedef struct loom_store_task {
+    const char *run_id;
+    const char *step_id;
+    int index;                 /* foreach item or loop iteration; 0 otherwise */
+    int attempt;               /* 1 for the first try */
+    const char *op;            /* "tool.exec", "llm.generate", ... */
+    const char *worker_id;     /* NULL until assigned */
+    const char *device;        /* device kind/class it ran on, e.g. "cpu" */
+    loom_task_state_t state;
+    int64_t ready_ms;          /* wall clock ms; 0 = unset */
+    int64_t started_ms;
+    int64_t finished_ms;
+    const char *output_json;   /* set when succeeded (may be large) */
+    const char *error;         /* set when failed / timed out */
+} loom_store_task_t;
+
+/* An event of a run, in order. seq is assigned by loomd (1, 2, ...). */
+typedef struct loom_store_event {
+    const char *run_id;
+    int64_t seq;
+    int64_t ts_ms;             /* wall clock */
+    const char *kind;          /* "run.started", "task.succeeded", "run.sla_missed", ... */
+    const char *step_id;       /* NULL for run-level events */
+    int index, attempt;
+    const char *detail_json;   /* optional object with kind-specific fields */
+} loom_store_event_t;
+
+/* A worker as the registry sees it, written on register, state changes and
+ * periodically (a sample of its load). */
+typedef struct loom_store_worker {
+    const char *id;
+    const char *kind;          /* "cpu", "gpu", "npu" */
+    const char *model;         /* e.g. "AMD EPYC 7B13", "H100 SXM" */
+    const char *state;         /* "ready", "draining", "dead" */
+    const char *profile_json;  /* the full registered profile */
+    int slots, busy;
+    int64_t ts_ms;             /* when this sample was taken */
+    uint64_t tasks_done, tasks_failed;
+} loom_store_worker_t;
+
+/* Filter for run_list. Zero / NULL fields do not filter. */
+typedef struct loom_store_filter {
+    int state;                 /* a loom_run_state_t, or -1 for any */
+    const char *workflow;
+    int limit;                 /* 0 = implementation default (100) */
+} loom_store_filter_t;
+
+/* Read callbacks. Return 0 to continue, non-zero to stop early. */
+typedef int (*loom_store_run_fn)(void *ud, const loom_store_run_t *run);
+typedef int (*loom_store_task_fn)(void *ud, const loom_store_task_t *task);
+typedef int (*loom_store_event_fn)(void *ud, const loom_store_event_t *ev);
+
+/* The implementation vtable. Every function returns 0 or a negative LOOM_E*
+ * and fills err. `self` is the implementation's state. */
+typedef struct loom_store_ops {
+    const char *name; /* "mem", "pg" */
+    int (*run_create)(void *self, const loom_store_run_t *run, loom_err_t *err);
+    /* Replaces the mutable fields (state, timings, outputs, error, sla_missed,
+     * counters) of an existing run. */
+    int (*run_update)(void *self, const loom_store_run_t *run, loom_err_t *err);
+    int (*task_put)(void *self, const loom_store_task_t *task, loom_err_t *err);
+    int (*event_append)(void *self, const loom_store_event_t *ev, loom_err_t *err);
+    int (*worker_put)(void *self, const loom_store_worker_t *w, loom_err_t *err);
+    /* Newest first. */
+    int (*run_list)(void *self, const loom_store_filter_t *f, loom_store_run_fn fn, void *ud,
+                    loom_err_t *err);
+    /* LOOM_ENOTFOUND when absent. Calls run_fn once, then task_fn for the
+     * latest attempt of each task (may be NULL to skip tasks). */
+    int (*run_get)(void *self, const char *run_id, loom_store_run_fn run_fn,
+                   loom_store_task_fn task_fn, void *ud, loom_err_t *err);
+    /* Events with seq > after_seq, in order. */
+    int (*events)(void *self, const char *run_id, int64_t after_seq, loom_store_event_fn fn,
+                  void *ud, loom_err_t *err);
+    /* For each run not in a final state: run_fn(run), then task_fn for
+     * every succeeded task of that run (with output_json). */
+    int (*load_unfinished)(void *self, loom_store_run_fn run_fn, loom_store_task_fn task_fn,
+                           void *ud, loom_err_t *err);
+    /* Waits until everything accepted so far is durable (no-op in memory).
+     * Called at shutdown and by tests. */
+    int (*flush)(void *self, loom_err_t *err);
+    void (*destroy)(void *self);
+} loom_store_ops_t;
+
+/* Wraps an implementation. The store takes ownership of self (ops->destroy
+ * is called by loom_store_destroy). Returns NULL on OOM (and destroys self). */
+loom_store_t *loom_store_new(const loom_store_ops_t *ops, void *self);
+void loom_store_destroy(loom_store_t **ps);
+const char *loom_store_name(const loom_store_t *s);
+
+/* In-memory store. max_finished_runs bounds memory: when more runs than
+ * that are final, the oldest final ones (and their tasks and events) are
+ * dropped (0 = default 1000). max_events_per_run caps each run's event log;
+ * later events are counted, not kept (0 = default 100000). */
+loom_store_t *loom_store_mem_new(int max_finished_runs, int max_events_per_run);
+
+/* Thin dispatchers to the vtable (same contracts as above). */
+int loom_store_run_create(loom_store_t *s, const loom_store_run_t *run, loom_err_t *err);
+int loom_store_run_update(loom_store_t *s, const loom_store_run_t *run, loom_err_t *err);
+int loom_store_task_put(loom_store_t *s, const loom_store_task_t *task, loom_err_t *err);
+int loom_store_event_append(loom_store_t *s, const loom_store_event_t *ev, loom_err_t *err);
+int loom_store_worker_put(loom_store_t *s, const loom_store_worker_t *w, loom_err_t *err);
+int loom_store_run_list(loom_store_t *s, const loom_store_filter_t *f, loom_store_run_fn fn,
+                        void *ud, loom_err_t *err);
+int loom_store_run_get(loom_store_t *s, const char *run_id, loom_store_run_fn run_fn,
+                       loom_store_task_fn task_fn, void *ud, loom_err_t *err);
+int loom_store_events(loom_store_t *s, const char *run_id, int64_t after_seq,
+                      loom_store_event_fn fn, void *ud, loom_err_t *err);
+int loom_store_load_unfinished(loom_store_t *s, loom_store_run_fn run_fn,
+                               loom_store_task_fn task_fn, void *ud, loom_err_t *err);
+int loom_store_flush(loom_store_t *s, loom_err_t *err);
+
+#endif

@@ -1,0 +1,96 @@
+/* backend.c — the op registry (see backend.h). A small array: workers
+ * register a handful of ops and look them up once per task batch. */
+#include "workers/common/backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *name;
+    loom_op_fn fn;
+    void *ud;
+    int flags;
+} op_t;
+
+struct loom_ops {
+    op_t *v;
+    size_t n, cap;
+};
+
+loom_ops_t *loom_ops_new(void)
+{
+    return calloc(1, sizeof(loom_ops_t));
+}
+
+void loom_ops_destroy(loom_ops_t **pops)
+{
+    if (!pops || !*pops)
+        return;
+    for (size_t i = 0; i < (*pops)->n; i++)
+        free((*pops)->v[i].name);
+    free((*pops)->v);
+    free(*pops);
+    *pops = NULL;
+}
+
+static int valid_name(const char *s)
+{
+    if (!s || !*s || strlen(s) > 64)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' ||
+              *s == '-'))
+            return 0;
+    return 1;
+}
+
+int loom_ops_add(loom_ops_t *ops, const char *name, loom_op_fn fn, void *ud, int flags)
+{
+    if (!ops || !fn || !valid_name(name))
+        return LOOM_EINVAL;
+    for (size_t i = 0; i < ops->n; i++)
+        if (strcmp(ops->v[i].name, name) == 0) {
+            ops->v[i].fn = fn;
+            ops->v[i].ud = ud;
+            ops->v[i].flags = flags;
+            return 0;
+        }
+    if (ops->n == ops->cap) {
+        size_t ncap = ops->cap ? ops->cap * 2 : 8;
+        op_t *n = realloc(ops->v, ncap * sizeof *n);
+        if (!n)
+            return LOOM_ENOMEM;
+        ops->v = n;
+        ops->cap = ncap;
+    }
+    char *c = strdup(name);
+    if (!c)
+        return LOOM_ENOMEM;
+    ops->v[ops->n++] = (op_t){c, fn, ud, flags};
+    return 0;
+}
+
+int loom_ops_find(const loom_ops_t *ops, const char *name, loom_op_fn *fn, void **ud, int *flags)
+{
+    for (size_t i = 0; ops && name && i < ops->n; i++)
+        if (strcmp(ops->v[i].name, name) == 0) {
+            if (fn)
+                *fn = ops->v[i].fn;
+            if (ud)
+                *ud = ops->v[i].ud;
+            if (flags)
+                *flags = ops->v[i].flags;
+            return 0;
+        }
+    return LOOM_ENOTFOUND;
+}
+
+size_t loom_ops_count(const loom_ops_t *ops)
+{
+    return ops ? ops->n : 0;
+}
+
+const char *loom_ops_name(const loom_ops_t *ops, size_t i)
+{
+    return ops && i < ops->n ? ops->v[i].name : NULL;
+}

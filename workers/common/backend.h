@@ -1,0 +1,110 @@
+/* backend.h — what a worker can run: the op registry and the device
+ * backend vtable shared by loom-worker-{cpu,gpu,npu}.
+ *
+ * A backend (CPU, GPU, NPU) fills a loom_backend_t: it measures its device
+ * profile at start and registers op handlers ("tool.exec", "llm.decode",
+ * "compute", ...) into a loom_ops_t. The worker skeleton (worker.h) owns
+ * the sockets: it advertises the profile and op names to loomd, receives
+ * task assignments, and calls the handler for each task on one of its N
+ * slot threads.
+ *
+ * A handler gets the task's input already rendered by loomd (templates
+ * resolved) as a JSON value, and returns its output as a JSON value or as
+ * raw bytes. While it runs it may stream progress (e.g. generated tokens)
+ * and must poll loom_op_cancelled() in long loops: loomd cancels tasks
+ * (run cancelled, timeout) and the worker sets the flag.
+ *
+ * Threading: handlers run concurrently on slot threads, so a handler and
+ * its `ud` must be thread-safe, unless the op is registered with
+ * LOOM_OP_SERIAL (then at most one task of that op runs at a time).
+ * LOOM_OP_INLINE ops (noop, echo) are cheap and never block: the worker
+ * runs them on its I/O thread without a thread hand-off. */
+#ifndef LOOM_WORKERS_BACKEND_H
+#define LOOM_WORKERS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+/* The device profile a worker registers with (measured at start where it
+ * can be). Strings are borrowed from the backend for the worker's life. */
+typedef struct loom_device_profile {
+    const char *kind;        /* "cpu", "gpu", "npu" */
+    const char *model;       /* "AMD EPYC 7B13", "NVIDIA H100 80GB HBM3" */
+    const char *arch;        /* generation/arch: "x86_64-avx2", "sm_90", "int8-v1" */
+    int cores;               /* CPU cores, or SMs for a GPU, or NPU cores */
+    uint64_t memory_bytes;   /* RAM or device memory */
+    double gflops;           /* measured (or datasheet) GFLOP/s */
+    double gbps;             /* measured memory bandwidth, GB/s */
+    double price_per_hour;   /* USD, from flags/config; 0 = unknown */
+    int slots;               /* tasks it runs at once */
+} loom_device_profile_t;
+
+typedef struct loom_op_ctx loom_op_ctx_t; /* one running task; owned by the worker */
+
+/* A handler's result. Set exactly one of json (the worker takes
+ * ownership and frees it) or bytes (handler appends; the worker frees).
+ * On failure return a negative LOOM_E* and fill err: err->msg becomes the
+ * task's error; LOOM_ETIMEDOUT and LOOM_ECANCELLED are reported as such. */
+typedef struct loom_op_output {
+    json_t *json;
+    loom_buf_t bytes;
+    /* Retry policy hint: 1 when retrying cannot help (bad input). */
+    int permanent;
+} loom_op_output_t;
+
+/* input is borrowed for the call. ud is what the op was registered with. */
+typedef int (*loom_op_fn)(void *ud, loom_op_ctx_t *ctx, const json_t *input,
+                          loom_op_output_t *out, loom_err_t *err);
+
+enum {
+    LOOM_OP_INLINE = 1 << 0, /* cheap, non-blocking: run on the I/O thread */
+    LOOM_OP_SERIAL = 1 << 1, /* at most one task of this op at a time */
+};
+
+typedef struct loom_ops loom_ops_t;
+
+loom_ops_t *loom_ops_new(void);
+void loom_ops_destroy(loom_ops_t **pops);
+/* Registers (or replaces) op `name`. ud is borrowed (the backend owns it).
+ * Returns 0, LOOM_EINVAL (bad name) or LOOM_ENOMEM. */
+int loom_ops_add(loom_ops_t *ops, const char *name, loom_op_fn fn, void *ud, int flags);
+/* Looks an op up; returns 0 and fills fn/ud/flags, or LOOM_ENOTFOUND. */
+int loom_ops_find(const loom_ops_t *ops, const char *name, loom_op_fn *fn, void **ud,
+                  int *flags);
+size_t loom_ops_count(const loom_ops_t *ops);
+/* i-th op name in registration order (borrowed), NULL past the end. */
+const char *loom_ops_name(const loom_ops_t *ops, size_t i);
+
+/* Registers the ops every worker has: noop, echo, sleep (ops_basic.c). */
+int loom_ops_add_basic(loom_ops_t *ops);
+
+/* ---- what a handler may call on its task context (thread-safe) ---- */
+
+/* 1 once loomd cancelled the task or its deadline passed. */
+int loom_op_cancelled(const loom_op_ctx_t *ctx);
+/* Milliseconds left before the task's timeout; INT64_MAX without one. */
+int64_t loom_op_remaining_ms(const loom_op_ctx_t *ctx);
+/* Streams a progress chunk (tokens, a log line) to loomd and clients
+ * watching the run. data is copied. Returns 0 or LOOM_ENOMEM. */
+int loom_op_progress(loom_op_ctx_t *ctx, const char *data, size_t n);
+/* Identity of the task, for logs (borrowed). */
+const char *loom_op_task_id(const loom_op_ctx_t *ctx);
+int loom_op_attempt(const loom_op_ctx_t *ctx);
+
+/* A device backend. The worker calls init once, then profile, then
+ * add_ops; destroy at shutdown. argc/argv are the backend-specific flags
+ * left after the worker's own (it may ignore them). */
+typedef struct loom_backend {
+    const char *name; /* "cpu", "gpu", "npu" */
+    int (*init)(void **self, int argc, char **argv, loom_err_t *err);
+    int (*profile)(void *self, loom_device_profile_t *p, loom_err_t *err);
+    int (*add_ops)(void *self, loom_ops_t *ops, loom_err_t *err);
+    void (*destroy)(void *self);
+} loom_backend_t;
+
+#endif

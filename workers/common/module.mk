@@ -1,0 +1,7 @@
+# workers/common — libloom_worker.a: op registry, worker skeleton, ops
+# shared by every device (noop/echo/sleep, tool.exec, tool.http).
+# Every workers/common/*.c goes in; modules adding files there append their
+# system libraries to WORKER_LDLIBS.
+WORKER_SRCS := $(wildcard workers/common/*.c)
+$(eval $(call LIB,worker,$(WORKER_SRCS)))
+WORKER_LDLIBS += -ljansson
