@@ -12,3 +12,6 @@ $(BUILD)/tests/loom-test-server: $(call objs,tests/protocol/test_server.c) $(PRO
 
 $(eval $(call TEST,protocol_rpc,tests/protocol/test_protocol.c,$(PROTO_TEST_ARCHIVES),-lcmocka $(PROTO_TEST_LDLIBS)))
 $(BUILD)/tests/protocol_rpc: $(BUILD)/tests/loom-test-server
+
+$(eval $(call SCRIPT_TEST,protocol_python,tests/protocol/test_python.sh))
+$(BUILD)/tests/protocol_python: $(PROTO_PY) $(BUILD)/tests/loom-test-server
