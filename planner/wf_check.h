@@ -62,8 +62,9 @@ const char *wf_join(wf_ctx_t *C, const char *path, const char *key); /* "path.ke
 const char *wf_idx(wf_ctx_t *C, const char *path, size_t i);         /* "path[i]" */
 const char *wf_describe(wf_ctx_t *C, const loom_value_t *v);         /* "string 'x'", "a list" */
 void wf_bad_type(wf_ctx_t *C, const loom_value_t *v, const char *field, const char *want);
-void wf_unknown_field(wf_ctx_t *C, const loom_value_entry_t *e, const char *path, const char *what,
-                      const char *const *known, size_t n);
+/* Reports an unknown key with a suggestion; returns the suggestion or NULL. */
+const char *wf_unknown_field(wf_ctx_t *C, const loom_value_entry_t *e, const char *path, const char *what,
+                             const char *const *known, size_t n);
 const char *wf_suggest(const char *word, const char *const *cands, size_t n);
 bool wf_is_ident(const char *s);
 bool wf_get_string(wf_ctx_t *C, const loom_value_t *v, const char *field, const char **out);

@@ -484,7 +484,7 @@ static void check_foreach(wf_ctx_t *C, loom_wf_step_t *s, const loom_value_t *v,
     if (v->kind == LOOM_VALUE_SEQ) {
         wf_check_templates(C, v, field);
         s->foreach = v;
-    } else if (v->kind == LOOM_VALUE_STRING && is_single_ref(C, v, field)) {
+    } else if (v->kind == LOOM_VALUE_STRING && (wf_check_templates(C, v, field), loom_template_single_ref(v->tpl))) {
         const loom_ref_t *r = loom_template_single_ref(v->tpl);
         const loom_wf_input_t *in = r->kind == LOOM_REF_INPUT && r->n_path == 0 ? loom_workflow_input(C->wf, r->name) : NULL;
         if (in && in->type != LOOM_WF_TYPE_LIST && in->type != LOOM_WF_TYPE_ANY)
@@ -495,7 +495,7 @@ static void check_foreach(wf_ctx_t *C, loom_wf_step_t *s, const loom_value_t *v,
         s->foreach = v;
     } else if (v->kind == LOOM_VALUE_STRING && v->tpl) {
         wf_report(C, v->line, v->col, field, "foreach needs a list or a single ${...} reference to one, got text around a reference");
-    } else if (!(v->kind == LOOM_VALUE_STRING && v->tpl)) {
+    } else {
         loom_err_t *e = wf_report(C, v->line, v->col, field, "foreach needs a list, got %s", wf_describe(C, v));
         if (e)
             loom_err_hint(e, "use a YAML list or one reference such as ${steps.plan.output.items}");
@@ -521,6 +521,8 @@ static void check_step(wf_ctx_t *C, loom_wf_graph_t *g, wf_stepinfo_t *si, const
         known[nk++] = common_fields[i];
     for (size_t i = 0; spec && spec[i].name && nk < 32; i++)
         known[nk++] = spec[i].name;
+    const char *suggested[8], *sg; /* fields proposed for misspelt keys */
+    size_t nsugg = 0;
     for (size_t i = 0; i < s->node->len; i++) {
         const loom_value_entry_t *e = &s->node->entries[i];
         const loom_value_t *v = e->value;
@@ -561,12 +563,18 @@ static void check_step(wf_ctx_t *C, loom_wf_graph_t *g, wf_stepinfo_t *si, const
                     fs = &spec[k];
             if (fs)
                 check_field(C, s, fs, v, fi);
-            else if (si->op_ok)
-                wf_unknown_field(C, e, path, loom_op_kind_name(s->op), known, nk);
+            else if (si->op_ok && (sg = wf_unknown_field(C, e, path, loom_op_kind_name(s->op), known, nk)) &&
+                     nsugg < 8)
+                suggested[nsugg++] = sg;
         }
     }
     for (size_t k = 0; spec && spec[k].name; k++) {
         if (!spec[k].required || loom_value_get(s->node, spec[k].name))
+            continue;
+        bool misspelt = false; /* already reported as "did you mean" */
+        for (size_t j = 0; j < nsugg; j++)
+            misspelt |= !strcmp(suggested[j], spec[k].name);
+        if (misspelt)
             continue;
         if (s->op == LOOM_OP_LOOP && !strcmp(spec[k].name, "body"))
             continue; /* reported while collecting */
@@ -577,7 +585,10 @@ static void check_step(wf_ctx_t *C, loom_wf_graph_t *g, wf_stepinfo_t *si, const
     }
     if (si->op_ok && s->op == LOOM_OP_LLM_GENERATE) {
         bool p = loom_value_get(s->node, "prompt"), m = loom_value_get(s->node, "messages");
-        if (p == m)
+        bool misspelt = false;
+        for (size_t j = 0; j < nsugg; j++)
+            misspelt |= !strcmp(suggested[j], "prompt") || !strcmp(suggested[j], "messages");
+        if (p == m && !(misspelt && !p))
             wf_report(C, s->line, s->col, path, p ? "give either prompt or messages, not both"
                                                : "missing required field 'prompt' (or 'messages') for op llm.generate");
     }

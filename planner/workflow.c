@@ -90,7 +90,7 @@ const char *wf_suggest(const char *word, const char *const *cands, size_t n)
         if (!cands[i])
             continue;
         int d = loom_edit_distance(word, cands[i]);
-        if (d < bestd && d <= limit) {
+        if (d < bestd && d <= limit && d < (int)strlen(word)) {
             best = cands[i];
             bestd = d;
         }
@@ -147,14 +147,15 @@ void wf_bad_type(wf_ctx_t *C, const loom_value_t *v, const char *field, const ch
     wf_report(C, v->line, v->col, field, "expected %s, got %s", want, wf_describe(C, v));
 }
 
-void wf_unknown_field(wf_ctx_t *C, const loom_value_entry_t *e, const char *path, const char *what,
-                          const char *const *known, size_t n)
+const char *wf_unknown_field(wf_ctx_t *C, const loom_value_entry_t *e, const char *path, const char *what,
+                             const char *const *known, size_t n)
 {
     const char *s = wf_suggest(e->key, known, n);
     loom_err_t *r = wf_report(C, e->line, e->col, path, "unknown field '%s'%s%s%s%s", e->key, what ? " for " : "",
                            what ? what : "", s ? " (did you mean '" : "", s ? s : "");
     if (r && s)
         strncat(r->msg, "'?)", sizeof r->msg - strlen(r->msg) - 1);
+    return s;
 }
 
 /* ---- scalar checks -------------------------------------------------------------- */
