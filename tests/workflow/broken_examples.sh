@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks `loom validate` against the workflow examples:
-#   - every examples/*.yaml validates (exit 0, "FILE: ok");
+#   - every example workflow (examples/**.yaml with steps:) validates;
 #   - every examples/broken/NAME.yaml fails with exit 1 and prints exactly
 #     examples/broken/NAME.expected on stderr (byte for byte), run from
 #     inside examples/broken so the messages carry the bare file name;
@@ -12,7 +12,13 @@ LOOM="$(cd "$BUILD/bin" && pwd)/loom"
 fail=0; n=0
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-for f in examples/*.yaml; do
+# Workflow files are the YAML files with a top-level steps: (examples/ also
+# holds the planner's catalog and fleets).
+workflows=$(grep -l '^steps:' examples/*.yaml examples/*/*.yaml | grep -v '^examples/broken/')
+for w in support-rag react-agent research-fanout; do
+  grep -qx "examples/$w.yaml" <<<"$workflows" || { echo "FAIL examples/$w.yaml missing"; fail=1; }
+done
+for f in $workflows; do
   n=$((n+1))
   if ! out=$("$LOOM" validate "$f" 2>&1); then
     echo "FAIL $f: expected ok, got:"; echo "$out"; fail=1
