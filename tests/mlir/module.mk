@@ -7,3 +7,14 @@ $(eval $(call SCRIPT_TEST,mlir_golden,tests/mlir/golden.sh))
 # skips without a device. Links no MLIR (only the GPU unit reader).
 $(BUILD)/tests/mlir_gpu: $(BUILD)/bin/loom
 $(eval $(call TEST,mlir_gpu,tests/mlir/test_gpu.c,$(BUILD)/lib/libloom_cudrv.a $(BUILD)/lib/libloom_mlir.a $(BUILD)/lib/libloom_common.a,-ljansson -lm $(CUDRV_LDLIBS) $(COMMON_LDLIBS)))
+
+# make bench-mlir: lowering/partitioning a 100-step workflow, cached vs cold
+# kernel compiles, JIT code speed (bench/mlir_bench.c).
+$(BUILD)/bench/mlir_bench: $(call objs,bench/mlir_bench.c) $(MLIR_TEST_ARCHIVES)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,bench/mlir_bench.c) -Wl,--start-group $(MLIR_TEST_ARCHIVES) -Wl,--end-group $(MLIR_LDLIBS)
+.PHONY: bench-mlir
+bench-mlir: $(BUILD)/bench/mlir_bench
+	@echo "== bench-mlir: $(BUILD)/bench/mlir_bench"
+	@$(BUILD)/bench/mlir_bench
+BENCHES += bench-mlir
