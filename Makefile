@@ -81,15 +81,6 @@ $(BUILD)/fuzz/$(1): $(call objs,$(2)) $(3)
 FUZZERS += $(BUILD)/fuzz/$(1)
 endef
 
-# ---- rules -----------------------------------------------------------------
-$(BUILD)/obj/%.o: %.c
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS_$(subst /,_,$(dir $<))) $(CFLAGS) -c -o $@ $<
-
-$(BUILD)/obj/$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_GEN) -c -o $@ $<
-
 .DEFAULT_GOAL := all
 # Libraries and daemons first, then the CLI (links them all), then tests and
 # benchmarks (which may use any variable the modules above defined).
@@ -97,8 +88,17 @@ include $(filter-out tests/% bench/% cli/%,$(sort $(wildcard */module.mk */*/mod
 include $(wildcard cli/module.mk)
 include $(sort $(wildcard tests/*/module.mk bench/module.mk))
 
-# Every object may include generated headers: build them first.
-$(BUILD)/obj/%.o: | $(GEN_HDRS)
+# ---- rules -----------------------------------------------------------------
+# Every object may include generated headers: build them first. (These rules
+# come after the includes so that $(GEN_HDRS) is complete when expanded; a
+# recipe-less pattern rule would not add the prerequisite.)
+$(BUILD)/obj/%.o: %.c | $(GEN_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS_$(subst /,_,$(dir $<))) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/$(BUILD)/gen/%.o: $(BUILD)/gen/%.c | $(GEN_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_GEN) -c -o $@ $<
 
 .PHONY: all test demo bench asan fuzz fuzz-smoke clean deps check-deps
 all: $(LIBS) $(BINS)

@@ -1,0 +1,171 @@
+// loom.irdl.mlir — the `loom` dialect in IRDL. Embedded into the binary at
+// build time and loaded at start by mlir-lowering/ctx.c through
+// mlirLoadIRDLDialects, so no C++ is needed to define it.
+//
+// Types (the values flowing between steps of a workflow):
+//   !loom.text  a UTF-8 / JSON payload (prompt, tool output, answer)
+//   !loom.kv    an LLM KV-cache handle (made by prefill, read by decode)
+//   !loom.vec   an embedding vector
+// Attributes on every step op (IRDL unifies a constraint value used twice,
+// so each attribute has its own constraint):
+//   step       string  workflow step id the op comes from
+//   target     string  device id chosen by the plan ("" until annotate-targets)
+//   budget_ms  float   this op's share of the end-to-end SLA budget
+//   pred_ms    float   predicted latency on the target
+//   pred_cost  float   predicted cost on the target, USD
+irdl.dialect @loom {
+  irdl.type @text
+  irdl.type @kv
+  irdl.type @vec
+
+  // A whole LLM call; decompose-llm splits it into prefill + kv + decode.
+  irdl.operation @"llm.generate" {
+    %text = irdl.parametric @loom::@text<>
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %s2 = irdl.base "#builtin.string"
+    %f0 = irdl.base "#builtin.float"
+    %f1 = irdl.base "#builtin.float"
+    %f2 = irdl.base "#builtin.float"
+    irdl.operands(variadic %text)
+    irdl.results(%text)
+    irdl.attributes {"step" = %s0, "model" = %s1, "target" = %s2,
+                     "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
+  }
+
+  // Prompt processing: builds the KV cache.
+  irdl.operation @"llm.prefill" {
+    %text = irdl.parametric @loom::@text<>
+    %kv = irdl.parametric @loom::@kv<>
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %s2 = irdl.base "#builtin.string"
+    %f0 = irdl.base "#builtin.float"
+    %f1 = irdl.base "#builtin.float"
+    %f2 = irdl.base "#builtin.float"
+    irdl.operands(variadic %text)
+    irdl.results(%kv)
+    irdl.attributes {"step" = %s0, "model" = %s1, "target" = %s2,
+                     "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
+  }
+
+  // Token generation from a KV cache.
+  irdl.operation @"llm.decode" {
+    %kv = irdl.parametric @loom::@kv<>
+    %text = irdl.parametric @loom::@text<>
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %s2 = irdl.base "#builtin.string"
+    %f0 = irdl.base "#builtin.float"
+    %f1 = irdl.base "#builtin.float"
+    %f2 = irdl.base "#builtin.float"
+    irdl.operands(%kv)
+    irdl.results(%text)
+    irdl.attributes {"step" = %s0, "model" = %s1, "target" = %s2,
+                     "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
+  }
+
+  // Moves a KV cache between devices (prefill on one, decode on another).
+  irdl.operation @"kv.transfer" {
+    %kv = irdl.parametric @loom::@kv<>
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %s2 = irdl.base "#builtin.string"
+    %f0 = irdl.base "#builtin.float"
+    %f1 = irdl.base "#builtin.float"
+    %f2 = irdl.base "#builtin.float"
+    irdl.operands(%kv)
+    irdl.results(%kv)
+    irdl.attributes {"step" = %s0, "from" = %s1, "target" = %s2,
+                     "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
+  }
+
+  irdl.operation @embed {
+    %text = irdl.parametric @loom::@text<>
+    %vec = irdl.parametric @loom::@vec<>
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %s2 = irdl.base "#builtin.string"
+    %f0 = irdl.base "#builtin.float"
+    %f1 = irdl.base "#builtin.float"
+    %f2 = irdl.base "#builtin.float"
+    irdl.operands(variadic %text)
+    irdl.results(%vec)
+    irdl.attributes {"step" = %s0, "model" = %s1, "target" = %s2,
+                     "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
+  }
+
+  // Scoring + top-k against a named index; result is a JSON list of hits.
+  irdl.operation @"vector.search" {
+    %vec = irdl.parametric @loom::@vec<>
+    %text = irdl.parametric @loom::@text<>
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %s2 = irdl.base "#builtin.string"
+    %k = irdl.base "#builtin.integer"
+    %f0 = irdl.base "#builtin.float"
+    %f1 = irdl.base "#builtin.float"
+    %f2 = irdl.base "#builtin.float"
+    irdl.operands(%vec)
+    irdl.results(%text)
+    irdl.attributes {"step" = %s0, "index" = %s1, "target" = %s2, "k" = %k,
+                     "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
+  }
+
+  // tool.exec / tool.http (kind = "exec" | "http").
+  irdl.operation @tool {
+    %text = irdl.parametric @loom::@text<>
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %s2 = irdl.base "#builtin.string"
+    %f0 = irdl.base "#builtin.float"
+    %f1 = irdl.base "#builtin.float"
+    %f2 = irdl.base "#builtin.float"
+    irdl.operands(variadic %text)
+    irdl.results(%text)
+    irdl.attributes {"step" = %s0, "kind" = %s1, "target" = %s2,
+                     "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
+  }
+
+  // A compute kernel (built-in name or user .mlir file) compiled per target.
+  irdl.operation @compute {
+    %text = irdl.parametric @loom::@text<>
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %s2 = irdl.base "#builtin.string"
+    %f0 = irdl.base "#builtin.float"
+    %f1 = irdl.base "#builtin.float"
+    %f2 = irdl.base "#builtin.float"
+    irdl.operands(variadic %text)
+    irdl.results(%text)
+    irdl.attributes {"step" = %s0, "kernel" = %s1, "target" = %s2,
+                     "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
+  }
+
+  // Cross-device edge, inserted by partition-devices: the producer's
+  // function sends on `channel` to device `to`; the consumer's receives.
+  irdl.operation @send {
+    %text = irdl.parametric @loom::@text<>
+    %kv = irdl.parametric @loom::@kv<>
+    %vec = irdl.parametric @loom::@vec<>
+    %any = irdl.any_of(%text, %kv, %vec)
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %s2 = irdl.base "#builtin.string"
+    irdl.operands(%any)
+    irdl.results()
+    irdl.attributes {"channel" = %s0, "to" = %s1, "target" = %s2}
+  }
+  irdl.operation @recv {
+    %text = irdl.parametric @loom::@text<>
+    %kv = irdl.parametric @loom::@kv<>
+    %vec = irdl.parametric @loom::@vec<>
+    %any = irdl.any_of(%text, %kv, %vec)
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %s2 = irdl.base "#builtin.string"
+    irdl.operands()
+    irdl.results(%any)
+    irdl.attributes {"channel" = %s0, "from" = %s1, "target" = %s2}
+  }
+}

@@ -1,0 +1,84 @@
+/* catalog.h — the hardware catalog: device classes (memory, bandwidth,
+ * dense TFLOP/s per precision, network link, power, purchase and hourly
+ * price, each with its source) and the links devices talk over.
+ *
+ * File format (examples/catalog.yaml):
+ *   version: 1
+ *   energy_usd_per_kwh: 0.12          # marginal cost of owned hardware
+ *   links:
+ *     - {name: eth100, gbps: 100, latency_us: 10, usd_per_gb: 0}
+ *   devices:
+ *     - name: H100-SXM
+ *       vendor: NVIDIA
+ *       kind: gpu                     # gpu | cpu | npu | accel
+ *       mem_gb: 80
+ *       mem_bw_gbs: 3350
+ *       tflops: {fp32: 67, fp16: 989, fp8: 1979, int8: 1979}
+ *       link: eth400
+ *       power_w: 700
+ *       purchase_usd: 30000
+ *       hourly_usd: 3.0
+ *       launch_us: 10                 # optional, per-op dispatch overhead
+ *       efficiency: {compute: 0.6, memory: 0.8}   # optional, achievable fraction
+ *       source: {mem_bw_gbs: "...", tflops: "...", ...}   # one per figure
+ *
+ * A missing tflops precision means "not supported" (0). */
+#ifndef LOOM_PLANNER_CATALOG_H
+#define LOOM_PLANNER_CATALOG_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "planner/graph.h"
+
+typedef struct loom_link {
+    const char *name;
+    double gbps;        /* line rate, gigabits per second */
+    double latency_us;  /* one-way latency */
+    double usd_per_gb;  /* transfer price (egress), 0 on owned networks */
+} loom_link_t;
+
+typedef struct loom_devclass {
+    const char *name;
+    const char *vendor;
+    const char *kind;            /* "gpu", "cpu", "npu", "accel" */
+    double mem_gb;               /* device memory (GB = 1e9 bytes) */
+    double mem_bw_gbs;           /* memory bandwidth, GB/s */
+    double tflops[LOOM_PREC__COUNT]; /* dense TFLOP/s (TOPS for int8); 0 = unsupported */
+    int link;                    /* index into the catalog's links */
+    double power_w;              /* board / socket power at load */
+    double purchase_usd;
+    double hourly_usd;           /* on-demand rental price per device-hour */
+    double launch_us;            /* fixed dispatch overhead per op */
+    double eff_compute;          /* achievable fraction of peak compute (0,1] */
+    double eff_memory;           /* achievable fraction of peak bandwidth (0,1] */
+    int line;                    /* line in the catalog file (for messages) */
+} loom_devclass_t;
+
+typedef struct loom_catalog loom_catalog_t;
+
+/* Loads and validates a catalog file. Caller owns the result. Errors name
+ * file:line:col and the field (e.g. devices[3].tflops.fp16). Every numeric
+ * figure must have a source entry. */
+loom_catalog_t *loom_catalog_load(const char *path, loom_err_t *err);
+/* An empty catalog to fill programmatically (tests, benchmarks). */
+loom_catalog_t *loom_catalog_new(void);
+void loom_catalog_destroy(loom_catalog_t **pc);
+
+/* Adds a class (strings copied; link must be a valid index or -1 for the
+ * default link). Returns its index or a negative LOOM_E*. */
+int loom_catalog_add_class(loom_catalog_t *c, const loom_devclass_t *d, loom_err_t *err);
+int loom_catalog_add_link(loom_catalog_t *c, const loom_link_t *l, loom_err_t *err);
+
+size_t loom_catalog_classes(const loom_catalog_t *c);
+/* Borrowed until destroy / next add. */
+const loom_devclass_t *loom_catalog_class(const loom_catalog_t *c, int idx);
+int loom_catalog_find(const loom_catalog_t *c, const char *name); /* -1 if absent */
+size_t loom_catalog_links(const loom_catalog_t *c);
+const loom_link_t *loom_catalog_link(const loom_catalog_t *c, int idx);
+/* Source text for a figure ("mem_bw_gbs", "tflops", ...) or NULL. */
+const char *loom_catalog_source(const loom_catalog_t *c, int idx, const char *figure);
+double loom_catalog_energy_usd_per_kwh(const loom_catalog_t *c);
+const char *loom_catalog_path(const loom_catalog_t *c); /* NULL when built in memory */
+
+#endif
