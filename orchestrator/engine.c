@@ -986,3 +986,13 @@ void loom_engine_stats(const loom_engine_t *e, loom_engine_stats_t *out)
     out->ready = loom_sched_len(&e->ready);
     out->live_tasks = loom_map_len(e->tasks);
 }
+
+void loom_task_step_path(const loom_task_t *t, char *buf, size_t n)
+{
+    engine_step_path(t->scope, t->step, buf, n);
+}
+
+const char *loom_task_model(const loom_task_t *t)
+{
+    return t->scope->g->steps[t->step].model;
+}

@@ -131,6 +131,11 @@ loom_run_t *loom_engine_find_run(loom_engine_t *e, const char *run_id);
 const char *loom_run_id(const loom_run_t *r);
 uint64_t loom_run_last_seq(const loom_run_t *r);
 
+/* The task's step id as clients see it ("loop/body" inside loops). */
+void loom_task_step_path(const loom_task_t *t, char *buf, size_t n);
+/* The model resource name of its step (llm/embed ops), or NULL. */
+const char *loom_task_model(const loom_task_t *t);
+
 /* Counters for logs and the benchmark. */
 typedef struct loom_engine_stats {
     uint64_t tasks_dispatched, tasks_succeeded, tasks_failed, tasks_retried, tasks_lost;

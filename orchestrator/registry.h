@@ -43,6 +43,8 @@ typedef struct loom_worker_rec {
     uint64_t last_seen_mono;    /* loom_clock_ms() of the last message */
     uint64_t tasks_done, tasks_failed;
     double load;
+    uint64_t beats;             /* heartbeats received */
+    int send_failed;            /* the socket refused a message to it: treat as lost */
     struct loom_task *tasks;    /* assigned tasks (intrusive list via task->wnext) */
 } loom_worker_rec_t;
 

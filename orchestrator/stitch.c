@@ -77,7 +77,7 @@ json_t *engine_resolve(void *ctx, const loom_ref_t *ref, loom_err_t *err)
 static int control_key(const char *k)
 {
     static const char *const keys[] = {"op", "needs", "when", "foreach", "retries", "timeout_ms",
-                                       "expect", "steps", "until", "max_iterations",
+                                       "expect", "steps", "body", "until", "max_iterations",
                                        "description", "id"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcmp(k, keys[i]) == 0)
