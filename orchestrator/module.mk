@@ -5,7 +5,8 @@
 # dropped in; they append their system libraries to ORCHESTRATOR_LDLIBS.
 ORCHESTRATOR_SRCS := $(filter-out orchestrator/main.c,$(wildcard orchestrator/*.c))
 $(eval $(call LIB,orchestrator,$(ORCHESTRATOR_SRCS)))
-ORCHESTRATOR_LDLIBS += -ljansson -lpq -lm
+ORCHESTRATOR_LDLIBS += -ljansson -lm
+ORCHESTRATOR_LDLIBS += -lpq  # store_pg.c (PostgreSQL store)
 
 # loomd links the planner (workflow parser), protocol and common libraries.
 # Their names are spelled out because orchestrator/module.mk is included
