@@ -13,6 +13,7 @@ int loom_cmd_status(int argc, char **argv);
 int loom_cmd_runs(int argc, char **argv);
 int loom_cmd_workers(int argc, char **argv);
 int loom_cmd_cancel(int argc, char **argv);
+int loom_cmd_kernel(int argc, char **argv);
 
 static const loom_cli_cmd_t commands[] = {
     {"validate", "check workflow files and print their DAG", loom_cmd_validate},
@@ -22,6 +23,7 @@ static const loom_cli_cmd_t commands[] = {
     {"runs", "list runs", loom_cmd_runs},
     {"workers", "list the workers registered with loomd", loom_cmd_workers},
     {"cancel", "cancel a run", loom_cmd_cancel},
+    {"kernel", "compile a compute kernel for cpu, gpu (PTX) or npu and show the artifact", loom_cmd_kernel},
 };
 
 static void usage(FILE *f)
