@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "workers/common/ops.h"
 #include "workers/common/worker.h"
+#include "workers/cpu/op_kernel.h"
 
 /* Defined by the LLM engine when linked in (workers/cpu/llm_*.c). */
 int loom_cpu_llm_add_ops(loom_ops_t *ops, loom_err_t *err) __attribute__((weak));
@@ -141,6 +142,8 @@ static int cpu_add_ops(void *self, loom_ops_t *ops, loom_err_t *err)
     int rc = loom_ops_add_tools(ops);
     if (rc)
         return loom_err_set(err, rc, "registering tool ops failed");
+    if ((rc = loom_kernel_ops_add(ops, LOOM_TARGET_CPU, err)) != 0) /* compute, vector.search (MLIR JIT) */
+        return rc;
     if (loom_cpu_llm_add_ops)
         return loom_cpu_llm_add_ops(ops, err);
     return 0;
