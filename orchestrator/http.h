@@ -1,0 +1,39 @@
+/* http.h — loomd's small HTTP/1.1 endpoint (`loomd --http 127.0.0.1:7480`):
+ *
+ *   GET /                 the ops dashboard (HTML/JS/CSS embedded from
+ *                         orchestrator/dashboard/, no external resources)
+ *   GET /static/<file>    the dashboard's assets
+ *   GET /metrics          Prometheus text (metrics.h)
+ *   GET /healthz          200 {"status":"ok"} or 503 {"status":"degraded",...}
+ *   GET /api/summary      live counters from metrics.h (no database needed)
+ *   GET /api/<query>[?run=<id>]  rows of a view as JSON (store_pg.h's
+ *                         loom_store_pg_query_json); 503 without a database
+ *
+ * It runs on its own thread so a slow client or a slow database query never
+ * delays dispatch; it only reads metrics (atomics) and the store's reader
+ * connection. One request per connection (Connection: close), requests
+ * bounded to 8 KiB and 5 s; anything else gets a 4xx, never a crash. */
+#ifndef LOOM_ORCHESTRATOR_HTTP_H
+#define LOOM_ORCHESTRATOR_HTTP_H
+
+#include "common/err.h"
+#include "orchestrator/metrics.h"
+#include "orchestrator/store_pg.h"
+
+typedef struct loom_http loom_http_t;
+
+typedef struct loom_http_opts {
+    const char *listen;       /* "HOST:PORT"; PORT 0 picks a free one */
+    loom_metrics_t *metrics;  /* required; borrowed for the server's lifetime */
+    loom_store_pg_t *pg;      /* optional; borrowed; enables /api/<query> */
+} loom_http_opts_t;
+
+/* Binds and starts the server thread. NULL with err set when the address
+ * is malformed or cannot be bound. */
+loom_http_t *loom_http_new(const loom_http_opts_t *opts, loom_err_t *err);
+/* The bound port (useful with PORT 0). */
+int loom_http_port(const loom_http_t *h);
+/* Stops the thread and closes the socket. Safe on NULL and twice. */
+void loom_http_destroy(loom_http_t **ph);
+
+#endif

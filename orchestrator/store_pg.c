@@ -1,0 +1,504 @@
+/* store_pg.c — PostgreSQL store: migrations, write statements, recovery
+ * reads and the dashboard's view queries. See store_pg.h. */
+#include "orchestrator/store_pg.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/sha.h"
+#include "orchestrator/store_pg_writer.h"
+
+/* loom_store_sql_migrations[] and loom_store_sql_views, generated from
+ * deploy/sql by deploy/sql/embed.sh into $(BUILD)/gen (see deploy/module.mk). */
+#include "store_sql.inc"
+
+/* Key of the session advisory lock that serialises migrations ("loom"). */
+#define MIGRATE_LOCK_KEY "1819242349"
+
+struct loom_store_pg {
+    loom_pgw_t *writer;
+    char *url;
+    pthread_mutex_t read_mu;
+    PGconn *reader; /* under read_mu */
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static const char *first_line(const char *s) {
+    static __thread char line[300];
+    if (!s) return "";
+    size_t n = strcspn(s, "\n");
+    if (n >= sizeof line) n = sizeof line - 1;
+    memcpy(line, s, n);
+    line[n] = 0;
+    return line;
+}
+
+static PGconn *connect_url(const char *url, const char *app, loom_err_t *err) {
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {url, app, "5", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        loom_err_set(err, LOOM_EDB, "cannot connect to the database");
+        loom_err_detail(err, "%s", c ? first_line(PQerrorMessage(c)) : "out of memory");
+        loom_err_hint(err, "check --db / LOOM_DB (postgresql://user@host:port/db)");
+        PQfinish(c);
+        return NULL;
+    }
+    PGresult *r = PQexec(c, "SET client_min_messages = warning");
+    PQclear(r);
+    return c;
+}
+
+/* Runs sql (no parameters; may hold several statements). */
+static int exec_simple(PGconn *c, const char *sql, const char *what, loom_err_t *err) {
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        loom_err_set(err, LOOM_EDB, "%s failed", what);
+        loom_err_detail(err, "%s", first_line(PQresultErrorMessage(r)));
+        PQclear(r);
+        return LOOM_EDB;
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* ---- migrations --------------------------------------------------------- */
+
+static int migrate_locked(PGconn *c, int *applied, loom_err_t *err) {
+    int rc = exec_simple(c,
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL, sha256 text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())", "creating schema_migrations", err);
+    if (rc) return rc;
+    for (const loom_store_sql_t *m = loom_store_sql_migrations; m->name; m++) {
+        char ver[16], hex[LOOM_SHA256_HEX_LEN];
+        snprintf(ver, sizeof ver, "%d", m->version);
+        loom_sha256_hex(m->sql, strlen(m->sql), hex);
+        const char *p[3] = {ver, m->name, hex};
+        PGresult *r = PQexecParams(c, "SELECT sha256 FROM schema_migrations WHERE version = $1",
+                                   1, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            loom_err_set(err, LOOM_EDB, "reading schema_migrations failed");
+            loom_err_detail(err, "%s", first_line(PQresultErrorMessage(r)));
+            PQclear(r);
+            return LOOM_EDB;
+        }
+        if (PQntuples(r) == 1) {
+            if (strcmp(PQgetvalue(r, 0, 0), hex) != 0)
+                LOOM_WARN("store", "msg=\"applied migration differs from the shipped file\" "
+                          "migration=%s", m->name);
+            PQclear(r);
+            continue;
+        }
+        PQclear(r);
+        if ((rc = exec_simple(c, "BEGIN", "BEGIN", err))) return rc;
+        if ((rc = exec_simple(c, m->sql, m->name, err))) {
+            loom_err_field(err, "%s", m->name);
+            exec_simple(c, "ROLLBACK", "ROLLBACK", NULL);
+            return rc;
+        }
+        r = PQexecParams(c, "INSERT INTO schema_migrations (version, name, sha256) "
+                            "VALUES ($1, $2, $3)", 3, NULL, p, NULL, NULL, 0);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) {
+            loom_err_set(err, LOOM_EDB, "recording migration %s failed", m->name);
+            loom_err_detail(err, "%s", first_line(PQresultErrorMessage(r)));
+        }
+        PQclear(r);
+        if (!ok) {
+            exec_simple(c, "ROLLBACK", "ROLLBACK", NULL);
+            return LOOM_EDB;
+        }
+        if ((rc = exec_simple(c, "COMMIT", "COMMIT", err))) return rc;
+        LOOM_INFO("store", "msg=\"migration applied\" migration=%s", m->name);
+        if (applied) (*applied)++;
+    }
+    if ((rc = exec_simple(c, "BEGIN", "BEGIN", err))) return rc;
+    if ((rc = exec_simple(c, loom_store_sql_views, "creating views", err))) {
+        exec_simple(c, "ROLLBACK", "ROLLBACK", NULL);
+        return rc;
+    }
+    return exec_simple(c, "COMMIT", "COMMIT", err);
+}
+
+int loom_store_pg_migrate(const char *url, int *applied, loom_err_t *err) {
+    if (applied) *applied = 0;
+    if (!url || !*url) return loom_err_set(err, LOOM_EINVAL, "no database URL");
+    PGconn *c = connect_url(url, "loomd-migrate", err);
+    if (!c) return LOOM_EDB;
+    int rc = exec_simple(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")",
+                         "taking the migration lock", err);
+    if (rc == 0) {
+        rc = migrate_locked(c, applied, err);
+        exec_simple(c, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")", "unlock", NULL);
+    }
+    PQfinish(c);
+    return rc;
+}
+
+/* ---- write statements --------------------------------------------------- */
+
+enum { ST_WORKFLOW, ST_RUN_INSERT, ST_RUN_UPDATE, ST_TASK, ST_EVENT, ST_WORKER, ST_SAMPLE,
+       ST_SLA, ST__COUNT };
+
+#define TS(n) "to_timestamp($" #n "::float8 / 1000)"
+
+static const loom_pgw_stmt_t stmts[ST__COUNT] = {
+    [ST_WORKFLOW] = {"loom_workflow",
+        "INSERT INTO workflows (hash, name, sla_ms, yaml) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (hash) DO NOTHING", 4},
+    [ST_RUN_INSERT] = {"loom_run_insert",
+        "INSERT INTO runs (id, workflow_hash, workflow_name, state, inputs, sla_ms, "
+        "predicted_ms, predicted_cost, submitted_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " TS(9) ") ON CONFLICT (id) DO NOTHING", 9},
+    [ST_RUN_UPDATE] = {"loom_run_update",
+        "UPDATE runs SET state = coalesce($2, state), outputs = coalesce($3, outputs), "
+        "error = coalesce($4, error), started_at = coalesce(" TS(5) ", started_at), "
+        "finished_at = coalesce(" TS(6) ", finished_at), "
+        "predicted_ms = coalesce($7, predicted_ms), "
+        "predicted_cost = coalesce($8, predicted_cost) WHERE id = $1", 8},
+    [ST_TASK] = {"loom_task",
+        "INSERT INTO tasks AS t (run_id, task_id, step_id, op, state, device_class, worker_id, "
+        "reason, needs, predicted_ms, predicted_cost, actual_ms, cost, attempts, output, error, "
+        "started_at, finished_at) VALUES ($1, $2, coalesce($3, $2), coalesce($4, ''), "
+        "coalesce($5, 'pending'), $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14::int, 0), "
+        "$15, $16, " TS(17) ", " TS(18) ") "
+        "ON CONFLICT (run_id, task_id) DO UPDATE SET "
+        "step_id = coalesce($3, t.step_id), op = coalesce($4, t.op), "
+        "state = coalesce($5, t.state), device_class = coalesce($6, t.device_class), "
+        "worker_id = coalesce($7, t.worker_id), reason = coalesce($8, t.reason), "
+        "needs = coalesce($9, t.needs), predicted_ms = coalesce($10, t.predicted_ms), "
+        "predicted_cost = coalesce($11, t.predicted_cost), "
+        "actual_ms = coalesce($12, t.actual_ms), cost = coalesce($13, t.cost), "
+        "attempts = coalesce($14::int, t.attempts), output = coalesce($15, t.output), "
+        "error = coalesce($16, t.error), started_at = coalesce(" TS(17) ", t.started_at), "
+        "finished_at = coalesce(" TS(18) ", t.finished_at)", 18},
+    [ST_EVENT] = {"loom_event",
+        "INSERT INTO events (run_id, task_id, kind, detail) VALUES ($1, $2, $3, $4)", 4},
+    [ST_WORKER] = {"loom_worker",
+        "INSERT INTO workers (id, device_class, device_name, slots, profile, state, last_seen) "
+        "VALUES ($1, $2, coalesce($3, ''), coalesce($4::int, 1), $5, coalesce($6, 'up'), now()) "
+        "ON CONFLICT (id) DO UPDATE SET device_class = EXCLUDED.device_class, "
+        "device_name = EXCLUDED.device_name, slots = EXCLUDED.slots, "
+        "profile = coalesce(EXCLUDED.profile, workers.profile), state = EXCLUDED.state, "
+        "last_seen = now()", 6},
+    [ST_SAMPLE] = {"loom_sample",
+        "WITH u AS (UPDATE workers SET last_seen = " TS(2) " WHERE id = $1) "
+        "INSERT INTO worker_samples (worker_id, at, busy_slots, slots) "
+        "VALUES ($1, " TS(2) ", $3, $4) ON CONFLICT DO NOTHING", 4},
+    [ST_SLA] = {"loom_sla",
+        "INSERT INTO sla_outcomes (run_id, workflow_name, sla_ms, latency_ms, met, at) "
+        "VALUES ($1, $2, $3, $4, $5, " TS(6) ") ON CONFLICT (run_id) DO UPDATE SET "
+        "sla_ms = EXCLUDED.sla_ms, latency_ms = EXCLUDED.latency_ms, met = EXCLUDED.met, "
+        "at = EXCLUDED.at", 6},
+};
+
+/* Text forms of numbers for parameters; NULL for NAN / 0 times. */
+typedef struct { char s[LOOM_PGW_MAX_PARAMS][32]; } numbufs_t;
+
+static const char *dbl(numbufs_t *nb, int i, double v) {
+    if (isnan(v)) return NULL;
+    snprintf(nb->s[i], sizeof nb->s[i], "%.17g", v);
+    return nb->s[i];
+}
+static const char *tms(numbufs_t *nb, int i, int64_t ms) {
+    if (ms == 0) return NULL;
+    snprintf(nb->s[i], sizeof nb->s[i], "%" PRId64, ms);
+    return nb->s[i];
+}
+static const char *num(numbufs_t *nb, int i, long long v) {
+    snprintf(nb->s[i], sizeof nb->s[i], "%lld", v);
+    return nb->s[i];
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+loom_store_pg_t *loom_store_pg_new(const loom_store_pg_opts_t *o, loom_err_t *err) {
+    if (!o || !o->url || !*o->url) {
+        loom_err_set(err, LOOM_EINVAL, "no database URL");
+        return NULL;
+    }
+    if (loom_store_pg_migrate(o->url, NULL, err) != 0) return NULL;
+    loom_store_pg_t *s = calloc(1, sizeof *s);
+    if (!s || !(s->url = strdup(o->url))) {
+        free(s);
+        loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&s->read_mu, NULL);
+    s->writer = loom_pgw_new(o->url, stmts, ST__COUNT, o->queue_max ? o->queue_max : 65536,
+                             o->batch_max ? o->batch_max : 256, err);
+    if (!s->writer) {
+        loom_store_pg_destroy(&s, 0);
+        return NULL;
+    }
+    return s;
+}
+
+void loom_store_pg_destroy(loom_store_pg_t **ps, int flush_ms) {
+    if (!ps || !*ps) return;
+    loom_store_pg_t *s = *ps;
+    loom_pgw_destroy(&s->writer, flush_ms);
+    PQfinish(s->reader);
+    pthread_mutex_destroy(&s->read_mu);
+    free(s->url);
+    free(s);
+    *ps = NULL;
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+int loom_store_pg_put_workflow(loom_store_pg_t *s, const char *hash, const char *name,
+                               double sla_ms, const char *yaml, loom_err_t *err) {
+    numbufs_t nb;
+    const char *p[] = {hash, name, dbl(&nb, 2, sla_ms), yaml};
+    return loom_pgw_enqueue(s->writer, ST_WORKFLOW, p, 0, NULL, NULL, err);
+}
+
+int loom_store_pg_submit_run(loom_store_pg_t *s, const loom_store_pg_run_t *r,
+                             loom_store_pg_done_fn done, void *arg, loom_err_t *err) {
+    numbufs_t nb;
+    const char *p[] = {r->id, r->workflow_hash, r->workflow_name, r->state ? r->state : "queued",
+                       r->inputs, dbl(&nb, 5, r->sla_ms), dbl(&nb, 6, r->predicted_ms),
+                       dbl(&nb, 7, r->predicted_cost), tms(&nb, 8, r->submitted_ms)};
+    return loom_pgw_enqueue(s->writer, ST_RUN_INSERT, p, 1, done, arg, err);
+}
+
+int loom_store_pg_update_run(loom_store_pg_t *s, const loom_store_pg_run_t *r,
+                             loom_store_pg_done_fn done, void *arg, loom_err_t *err) {
+    numbufs_t nb;
+    const char *p[] = {r->id, r->state, r->outputs, r->error, tms(&nb, 4, r->started_ms),
+                       tms(&nb, 5, r->finished_ms), dbl(&nb, 6, r->predicted_ms),
+                       dbl(&nb, 7, r->predicted_cost)};
+    return loom_pgw_enqueue(s->writer, ST_RUN_UPDATE, p, 0, done, arg, err);
+}
+
+int loom_store_pg_put_task(loom_store_pg_t *s, const loom_store_pg_task_t *t,
+                           loom_store_pg_done_fn done, void *arg, loom_err_t *err) {
+    numbufs_t nb;
+    const char *p[] = {t->run_id, t->task_id, t->step_id, t->op, t->state, t->device_class,
+                       t->worker_id, t->reason, t->needs, dbl(&nb, 9, t->predicted_ms),
+                       dbl(&nb, 10, t->predicted_cost), dbl(&nb, 11, t->actual_ms),
+                       dbl(&nb, 12, t->cost), t->attempts < 0 ? NULL : num(&nb, 13, t->attempts),
+                       t->output, t->error, tms(&nb, 16, t->started_ms),
+                       tms(&nb, 17, t->finished_ms)};
+    return loom_pgw_enqueue(s->writer, ST_TASK, p, 0, done, arg, err);
+}
+
+int loom_store_pg_put_event(loom_store_pg_t *s, const char *run_id, const char *task_id,
+                            const char *kind, const char *detail, loom_err_t *err) {
+    const char *p[] = {run_id, task_id, kind, detail};
+    return loom_pgw_enqueue(s->writer, ST_EVENT, p, 0, NULL, NULL, err);
+}
+
+int loom_store_pg_put_worker(loom_store_pg_t *s, const loom_store_pg_worker_t *w,
+                             loom_err_t *err) {
+    numbufs_t nb;
+    const char *p[] = {w->id, w->device_class, w->device_name, num(&nb, 3, w->slots),
+                       w->profile, w->state};
+    return loom_pgw_enqueue(s->writer, ST_WORKER, p, 0, NULL, NULL, err);
+}
+
+int loom_store_pg_put_worker_sample(loom_store_pg_t *s, const char *worker_id, int64_t at_ms,
+                                    int busy_slots, int slots, loom_err_t *err) {
+    numbufs_t nb;
+    const char *p[] = {worker_id, tms(&nb, 1, at_ms), num(&nb, 2, busy_slots),
+                       num(&nb, 3, slots)};
+    return loom_pgw_enqueue(s->writer, ST_SAMPLE, p, 0, NULL, NULL, err);
+}
+
+int loom_store_pg_put_sla_outcome(loom_store_pg_t *s, const char *run_id,
+                                  const char *workflow_name, double sla_ms, double latency_ms,
+                                  int met, int64_t at_ms, loom_err_t *err) {
+    numbufs_t nb;
+    const char *p[] = {run_id, workflow_name, dbl(&nb, 2, sla_ms), dbl(&nb, 3, latency_ms),
+                       met ? "true" : "false", tms(&nb, 5, at_ms)};
+    return loom_pgw_enqueue(s->writer, ST_SLA, p, 0, NULL, NULL, err);
+}
+
+int loom_store_pg_fd(const loom_store_pg_t *s) { return loom_pgw_fd(s->writer); }
+int loom_store_pg_dispatch(loom_store_pg_t *s) { return loom_pgw_dispatch(s->writer); }
+int loom_store_pg_flush(loom_store_pg_t *s, int timeout_ms) {
+    return loom_pgw_flush(s->writer, timeout_ms);
+}
+
+void loom_store_pg_get_stats(loom_store_pg_t *s, loom_store_pg_stats_t *out) {
+    loom_pgw_stats_t w;
+    loom_pgw_get_stats(s->writer, &w);
+    out->connected = w.connected;
+    out->queued = w.queued;
+    out->queue_max = w.queue_max;
+    out->lag_ms = w.lag_ms;
+    out->committed = w.committed;
+    out->failed = w.failed;
+    out->batches = w.batches;
+    out->reconnects = w.reconnects;
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+/* Runs a parameterised read on the reader connection (reconnecting once
+ * when it was lost). Caller holds read_mu and PQclear()s the result. */
+static PGresult *read_query(loom_store_pg_t *s, const char *sql, int np, const char *const *p,
+                            loom_err_t *err) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!s->reader || PQstatus(s->reader) != CONNECTION_OK) {
+            PQfinish(s->reader);
+            s->reader = connect_url(s->url, "loomd-reader", err);
+            if (!s->reader) return NULL;
+        }
+        PGresult *r = PQexecParams(s->reader, sql, np, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
+        int lost = PQstatus(s->reader) != CONNECTION_OK;
+        loom_err_set(err, LOOM_EDB, "database query failed");
+        loom_err_detail(err, "%s", first_line(PQresultErrorMessage(r)));
+        PQclear(r);
+        if (!lost) return NULL;
+    }
+    return NULL;
+}
+
+static const char *val(PGresult *r, int row, int col) {
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+static double dval(PGresult *r, int row, int col) {
+    return PQgetisnull(r, row, col) ? NAN : strtod(PQgetvalue(r, row, col), NULL);
+}
+static int64_t tval(PGresult *r, int row, int col) {
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+#define MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+
+int loom_store_pg_load_unfinished(loom_store_pg_t *s, loom_store_pg_recover_fn fn, void *arg,
+                                  loom_err_t *err) {
+    pthread_mutex_lock(&s->read_mu);
+    int rc = 0;
+    PGresult *runs = read_query(s,
+        "SELECT r.id, r.workflow_hash, r.workflow_name, r.state, r.inputs, r.sla_ms, "
+        "r.predicted_ms, r.predicted_cost, " MS("r.submitted_at") ", " MS("r.started_at") ", "
+        "w.yaml FROM runs r JOIN workflows w ON w.hash = r.workflow_hash "
+        "WHERE r.state NOT IN ('succeeded', 'failed', 'cancelled') "
+        "ORDER BY r.submitted_at, r.id", 0, NULL, err);
+    if (!runs) {
+        rc = LOOM_EDB;
+        goto unlock;
+    }
+    for (int i = 0; i < PQntuples(runs) && rc == 0; i++) {
+        loom_store_pg_recovered_t rec = {0};
+        loom_store_pg_run_t *r = &rec.run;
+        r->id = val(runs, i, 0);
+        r->workflow_hash = val(runs, i, 1);
+        r->workflow_name = val(runs, i, 2);
+        r->state = val(runs, i, 3);
+        r->inputs = val(runs, i, 4);
+        r->sla_ms = dval(runs, i, 5);
+        r->predicted_ms = dval(runs, i, 6);
+        r->predicted_cost = dval(runs, i, 7);
+        r->submitted_ms = tval(runs, i, 8);
+        r->started_ms = tval(runs, i, 9);
+        r->finished_ms = 0;
+        rec.workflow_yaml = val(runs, i, 10);
+        const char *p[1] = {r->id};
+        PGresult *tr = read_query(s,
+            "SELECT task_id, step_id, op, state, device_class, worker_id, reason, needs, "
+            "output, error, predicted_ms, predicted_cost, actual_ms, cost, attempts, "
+            MS("started_at") ", " MS("finished_at") " FROM tasks WHERE run_id = $1 "
+            "ORDER BY task_id", 1, p, err);
+        if (!tr) {
+            rc = LOOM_EDB;
+            break;
+        }
+        int nt = PQntuples(tr);
+        loom_store_pg_task_t *ts = calloc(nt ? (size_t)nt : 1, sizeof *ts);
+        if (!ts) {
+            PQclear(tr);
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            break;
+        }
+        for (int j = 0; j < nt; j++) {
+            loom_store_pg_task_t *t = &ts[j];
+            t->run_id = r->id;
+            t->task_id = val(tr, j, 0);
+            t->step_id = val(tr, j, 1);
+            t->op = val(tr, j, 2);
+            t->state = val(tr, j, 3);
+            t->device_class = val(tr, j, 4);
+            t->worker_id = val(tr, j, 5);
+            t->reason = val(tr, j, 6);
+            t->needs = val(tr, j, 7);
+            t->output = val(tr, j, 8);
+            t->error = val(tr, j, 9);
+            t->predicted_ms = dval(tr, j, 10);
+            t->predicted_cost = dval(tr, j, 11);
+            t->actual_ms = dval(tr, j, 12);
+            t->cost = dval(tr, j, 13);
+            t->attempts = (int)tval(tr, j, 14);
+            t->started_ms = tval(tr, j, 15);
+            t->finished_ms = tval(tr, j, 16);
+        }
+        rec.n_tasks = (size_t)nt;
+        rec.tasks = ts;
+        int frc = fn(arg, &rec);
+        free(ts);
+        PQclear(tr);
+        if (frc < 0) rc = frc;
+    }
+    PQclear(runs);
+unlock:
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+/* The dashboard's queries: each returns one JSON text value. */
+#define JSON_OF(q) "SELECT coalesce(json_agg(t), '[]')::text FROM (" q ") t"
+static const struct { const char *name, *sql; int takes_arg; } queries[] = {
+    {"recent_runs", JSON_OF("SELECT * FROM v_recent_runs ORDER BY submitted_at DESC, id LIMIT 50"), 0},
+    {"live_runs", JSON_OF("SELECT * FROM v_live_runs ORDER BY submitted_at, id"), 0},
+    {"sla", JSON_OF("SELECT * FROM v_sla_attainment ORDER BY workflow"), 0},
+    {"sla_hourly", JSON_OF("SELECT * FROM v_sla_attainment_hourly "
+                           "WHERE hour > (SELECT max(hour) FROM v_sla_attainment_hourly) - interval '48 hours' "
+                           "ORDER BY hour, workflow"), 0},
+    {"cost_workflow", JSON_OF("SELECT * FROM v_cost_per_workflow ORDER BY workflow"), 0},
+    {"cost_hourly", JSON_OF("SELECT * FROM v_cost_hourly "
+                            "WHERE hour > (SELECT max(hour) FROM v_cost_hourly) - interval '48 hours' "
+                            "ORDER BY hour, workflow"), 0},
+    {"utilisation", JSON_OF("SELECT * FROM v_device_utilisation ORDER BY device_class"), 0},
+    {"cost_model_error", JSON_OF("SELECT * FROM v_cost_model_error_by_op ORDER BY op, device_class"), 0},
+    {"fleet", JSON_OF("SELECT * FROM v_fleet ORDER BY device_class, id"), 0},
+    {"run_steps", JSON_OF("SELECT * FROM v_step_placement WHERE run_id = $1 "
+                          "ORDER BY started_at NULLS LAST, task_id"), 1},
+    {"run_events", JSON_OF("SELECT * FROM v_run_events WHERE run_id = $1 ORDER BY id"), 1},
+};
+#define NQUERIES (sizeof queries / sizeof queries[0])
+
+const char *const loom_store_pg_query_names[] = {
+    "recent_runs", "live_runs", "sla", "sla_hourly", "cost_workflow", "cost_hourly",
+    "utilisation", "cost_model_error", "fleet", "run_steps", "run_events", NULL};
+
+int loom_store_pg_query_json(loom_store_pg_t *s, const char *name, const char *arg,
+                             loom_buf_t *out, loom_err_t *err) {
+    size_t i = 0;
+    while (i < NQUERIES && strcmp(queries[i].name, name) != 0) i++;
+    if (i == NQUERIES) return loom_err_set(err, LOOM_ENOTFOUND, "unknown query '%s'", name);
+    if (queries[i].takes_arg && !arg)
+        return loom_err_set(err, LOOM_EINVAL, "query '%s' needs an argument", name);
+    const char *p[1] = {arg};
+    pthread_mutex_lock(&s->read_mu);
+    PGresult *r = read_query(s, queries[i].sql, queries[i].takes_arg, p, err);
+    int rc = LOOM_EDB;
+    if (r) {
+        rc = PQntuples(r) == 1 ? loom_buf_puts(out, PQgetvalue(r, 0, 0)) : LOOM_EINTERNAL;
+        PQclear(r);
+    }
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}

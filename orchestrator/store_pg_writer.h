@@ -1,0 +1,55 @@
+/* store_pg_writer.h — the PostgreSQL store's write queue and writer thread
+ * (internal to store_pg.c; see store_pg.h for the contract it serves).
+ *
+ * A write is one prepared statement plus its text parameters. The writer
+ * takes up to batch_max writes from the head of a FIFO queue and sends them
+ * as BEGIN; stmt...; COMMIT in one libpq pipeline (one round trip). Writes
+ * leave the queue only once committed, so a lost connection loses nothing:
+ * the writer reconnects with exponential backoff (100 ms .. 5 s) and sends
+ * the same batch again. Statements are idempotent upserts, so a batch whose
+ * COMMIT result was lost in flight can be replayed safely. A batch the
+ * server rejects (a constraint violation) is replayed one write per
+ * transaction to isolate and report the bad write. */
+#ifndef LOOM_ORCHESTRATOR_STORE_PG_WRITER_H
+#define LOOM_ORCHESTRATOR_STORE_PG_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct loom_pgw loom_pgw_t;
+typedef void (*loom_pgw_done_fn)(void *arg, int status);
+
+typedef struct loom_pgw_stmt {
+    const char *name; /* prepared statement name */
+    const char *sql;  /* parameterised ($1..$n) */
+    int nparams;
+} loom_pgw_stmt_t;
+
+#define LOOM_PGW_MAX_PARAMS 20
+
+/* stmts must stay valid for the writer's lifetime. Starts the thread; the
+ * first connection is made by the thread. */
+loom_pgw_t *loom_pgw_new(const char *url, const loom_pgw_stmt_t *stmts, int nstmts,
+                         size_t queue_max, size_t batch_max, loom_err_t *err);
+void loom_pgw_destroy(loom_pgw_t **pw, int flush_ms);
+
+/* Queues stmts[stmt] with params (copied; NULL = SQL NULL). admit: refuse
+ * with LOOM_ETOOBIG when the queue holds queue_max writes or more. */
+int loom_pgw_enqueue(loom_pgw_t *w, int stmt, const char *const *params, int admit,
+                     loom_pgw_done_fn done, void *arg, loom_err_t *err);
+
+int loom_pgw_fd(const loom_pgw_t *w);
+int loom_pgw_dispatch(loom_pgw_t *w);
+int loom_pgw_flush(loom_pgw_t *w, int timeout_ms);
+
+typedef struct loom_pgw_stats {
+    int connected;
+    size_t queued, queue_max;
+    double lag_ms;
+    uint64_t committed, failed, batches, reconnects;
+} loom_pgw_stats_t;
+void loom_pgw_get_stats(loom_pgw_t *w, loom_pgw_stats_t *out);
+
+#endif

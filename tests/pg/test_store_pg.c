@@ -1,0 +1,381 @@
+/* test_store_pg.c — the PostgreSQL store against a real PostgreSQL 15
+ * started by deploy/pg.sh: migrations (from empty, twice, four at once),
+ * the batching writer (durability callbacks, a rejected write isolated from
+ * its batch), the queue bound while the server is down and no write lost
+ * across a restart, recovery reads, and every view's rows for a known set
+ * of runs. */
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "orchestrator/store_pg.h"
+#include "tests/pg/pgtest.h"
+#include "tests/pg/known_runs.h"
+
+static const char *url;
+
+/* A fresh database per test that needs one, so tests do not see each
+ * other's rows. Returns its URL (static storage). */
+static const char *fresh_db(const char *name) {
+    static char u[600];
+    PGconn *c = pgtest_connect(url);
+    char sql[200];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", name);
+    PQclear(PQexec(c, sql));
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+    /* url ends with /loom */
+    snprintf(u, sizeof u, "%.*s/%s", (int)(strrchr(url, '/') - url), url, name);
+    return u;
+}
+
+static int n_migrations(void) {
+    /* One file per schema version in deploy/sql. */
+    FILE *f = popen("ls deploy/sql/[0-9][0-9][0-9]_*.sql | wc -l", "r");
+    int n = 0;
+    assert_int_equal(fscanf(f, "%d", &n), 1);
+    pclose(f);
+    return n;
+}
+
+static void test_migrate_empty_and_again(void **st) {
+    (void)st;
+    const char *u = fresh_db("mig1");
+    loom_err_t err = {0};
+    int applied = -1;
+    assert_int_equal(loom_store_pg_migrate(u, &applied, &err), 0);
+    assert_int_equal(applied, n_migrations());
+    PGconn *c = pgtest_connect(u);
+    assert_int_equal(pgtest_count(c, "SELECT count(*) FROM schema_migrations"), n_migrations());
+    /* every table and view of the schema exists */
+    char *rows = pgtest_rows(c,
+        "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables "
+        "WHERE table_schema = 'public'");
+    assert_non_null(strstr(rows, "events,runs,schema_migrations,sla_outcomes,tasks,"));
+    assert_non_null(strstr(rows, "v_cost_model_error,v_cost_model_error_by_op,v_cost_per_run,"));
+    assert_non_null(strstr(rows, "v_device_utilisation,v_device_utilisation_hourly,v_fleet,"));
+    assert_non_null(strstr(rows, "v_step_placement,"));
+    free(rows);
+    /* again: nothing to apply, nothing broken */
+    assert_int_equal(loom_store_pg_migrate(u, &applied, &err), 0);
+    assert_int_equal(applied, 0);
+    assert_int_equal(pgtest_count(c, "SELECT count(*) FROM schema_migrations"), n_migrations());
+    PQfinish(c);
+}
+
+typedef struct {
+    const char *url;
+    int rc, applied;
+} mig_arg_t;
+
+static void *mig_thread(void *p) {
+    mig_arg_t *a = p;
+    loom_err_t err = {0};
+    a->rc = loom_store_pg_migrate(a->url, &a->applied, &err);
+    if (a->rc) fprintf(stderr, "migrate: %s %s\n", err.msg, err.detail);
+    return NULL;
+}
+
+static void test_migrate_concurrently(void **st) {
+    (void)st;
+    const char *u = fresh_db("mig4");
+    pthread_t th[4];
+    mig_arg_t a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (mig_arg_t){u, -1, 0};
+        pthread_create(&th[i], NULL, mig_thread, &a[i]);
+    }
+    int total = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(a[i].rc, 0);
+        total += a[i].applied;
+    }
+    assert_int_equal(total, n_migrations()); /* each migration applied exactly once */
+    PGconn *c = pgtest_connect(u);
+    assert_int_equal(pgtest_count(c, "SELECT count(*) FROM schema_migrations"), n_migrations());
+    PQfinish(c);
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+typedef struct {
+    PGconn *check;
+    const char *run_id;
+    int calls, status;
+    long rows_at_callback;
+} ack_t;
+
+static void on_ack(void *arg, int status) {
+    ack_t *a = arg;
+    a->calls++;
+    a->status = status;
+    if (a->check && status == 0) {
+        char sql[200];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE id = '%s'", a->run_id);
+        a->rows_at_callback = pgtest_count(a->check, sql);
+    }
+}
+
+static void test_ack_after_durable_and_bad_write_isolated(void **st) {
+    (void)st;
+    const char *u = fresh_db("ack");
+    loom_err_t err = {0};
+    loom_store_pg_t *s = loom_store_pg_new(&(loom_store_pg_opts_t){.url = u}, &err);
+    assert_non_null(s);
+    PGconn *c = pgtest_connect(u);
+    assert_int_equal(loom_store_pg_put_workflow(s, "h1", "wf", 100, "name: wf\n", &err), 0);
+    ack_t a = {.check = c, .run_id = "r1"};
+    loom_store_pg_run_t r = run_rec("r1", "h1", "wf", "queued", 1767261600000);
+    assert_int_equal(loom_store_pg_submit_run(s, &r, on_ack, &a, &err), 0);
+    /* a task of a run that does not exist violates the foreign key: only
+     * that write fails, the others of the same batch commit */
+    ack_t bad = {0}, good = {0};
+    loom_store_pg_task_t t = task_rec("nope", "x", "noop", "done");
+    assert_int_equal(loom_store_pg_put_task(s, &t, on_ack, &bad, &err), 0);
+    t = task_rec("r1", "a", "noop", "done");
+    t.output = "{\"v\":1}";
+    assert_int_equal(loom_store_pg_put_task(s, &t, on_ack, &good, &err), 0);
+    assert_int_equal(loom_store_pg_flush(s, 10000), 0);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(a.rows_at_callback, 1); /* durable when acknowledged */
+    assert_int_equal(bad.calls, 1);
+    assert_int_equal(bad.status, LOOM_EDB);
+    assert_int_equal(good.calls, 1);
+    assert_int_equal(good.status, 0);
+    char *rows = pgtest_rows(c, "SELECT run_id, task_id, state, output, attempts FROM tasks");
+    assert_string_equal(rows, "r1|a|done|{\"v\":1}|0\n");
+    free(rows);
+    /* a partial update keeps what it does not mention */
+    t = task_rec("r1", "a", NULL, NULL);
+    t.attempts = 2;
+    assert_int_equal(loom_store_pg_put_task(s, &t, NULL, NULL, &err), 0);
+    assert_int_equal(loom_store_pg_flush(s, 10000), 0);
+    rows = pgtest_rows(c, "SELECT op, state, output, attempts FROM tasks");
+    assert_string_equal(rows, "noop|done|{\"v\":1}|2\n");
+    free(rows);
+    loom_store_pg_stats_t stt;
+    loom_store_pg_get_stats(s, &stt);
+    assert_int_equal(stt.failed, 1);
+    assert_int_equal(stt.queued, 0);
+    assert_int_equal(stt.connected, 1);
+    loom_store_pg_destroy(&s, 1000);
+    loom_store_pg_destroy(&s, 1000); /* safe twice */
+    PQfinish(c);
+}
+
+static int wait_connected(loom_store_pg_t *s, int want, int ms) {
+    for (int i = 0; i < ms / 50; i++) {
+        loom_store_pg_stats_t stt;
+        loom_store_pg_get_stats(s, &stt);
+        if (stt.connected == want) return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
+static void test_outage_bound_and_nothing_lost(void **st) {
+    (void)st;
+    if (getenv("LOOM_TEST_DB")) {
+        skip(); /* needs to stop the server it started */
+        return;
+    }
+    const char *u = fresh_db("outage");
+    loom_err_t err = {0};
+    loom_store_pg_t *s =
+        loom_store_pg_new(&(loom_store_pg_opts_t){.url = u, .queue_max = 50}, &err);
+    assert_non_null(s);
+    assert_int_equal(loom_store_pg_put_workflow(s, "h1", "wf", 100, "name: wf\n", &err), 0);
+    assert_int_equal(loom_store_pg_flush(s, 10000), 0);
+    assert_true(wait_connected(s, 1, 5000));
+
+    pgtest_stop_server();
+    assert_true(wait_connected(s, 0, 5000)); /* noticed while idle */
+    static char ids[100][16];
+    static ack_t acks[100];
+    int admitted = 0, refused = 0;
+    for (int i = 0; i < 100; i++) {
+        snprintf(ids[i], sizeof ids[i], "r%03d", i);
+        loom_store_pg_run_t r = run_rec(ids[i], "h1", "wf", "queued", 1767261600000 + i);
+        loom_err_clear(&err);
+        int rc = loom_store_pg_submit_run(s, &r, on_ack, &acks[i], &err);
+        if (rc == 0) {
+            admitted++;
+            loom_store_pg_task_t t = task_rec(ids[i], "a", "noop", "done");
+            /* writes about admitted runs are always accepted */
+            assert_int_equal(loom_store_pg_put_task(s, &t, NULL, NULL, &err), 0);
+        } else {
+            assert_int_equal(rc, LOOM_ETOOBIG);
+            assert_non_null(strstr(err.msg, "queue full"));
+            refused++;
+        }
+    }
+    assert_true(admitted > 0 && refused > 0);
+    loom_store_pg_stats_t stt;
+    loom_store_pg_get_stats(s, &stt);
+    assert_int_equal(stt.connected, 0);
+    assert_true(stt.queued >= 50);
+    usleep(300000);
+    loom_store_pg_get_stats(s, &stt);
+    assert_true(stt.lag_ms >= 250); /* the oldest buffered write ages */
+    for (int i = 0; i < 100; i++) assert_int_equal(acks[i].calls, 0); /* nothing acked */
+
+    pgtest_start_server();
+    assert_int_equal(loom_store_pg_flush(s, 20000), 0);
+    loom_store_pg_get_stats(s, &stt);
+    assert_int_equal(stt.connected, 1);
+    assert_true(stt.reconnects >= 1);
+    PGconn *c = pgtest_connect(u);
+    assert_int_equal(pgtest_count(c, "SELECT count(*) FROM runs"), admitted);
+    assert_int_equal(pgtest_count(c, "SELECT count(*) FROM tasks"), admitted);
+    int acked = 0;
+    for (int i = 0; i < 100; i++) acked += acks[i].calls == 1 && acks[i].status == 0;
+    assert_int_equal(acked, admitted);
+    PQfinish(c);
+    loom_store_pg_destroy(&s, 1000);
+}
+
+static void expect_rows(PGconn *c, const char *sql, const char *want) {
+    char *got = pgtest_rows(c, sql);
+    if (strcmp(got, want) != 0) fprintf(stderr, "query: %s\n--- got\n%s--- want\n%s", sql, got, want);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void test_views_known_runs(void **st) {
+    (void)st;
+    const char *u = fresh_db("views");
+    loom_err_t err = {0};
+    loom_store_pg_t *s = loom_store_pg_new(&(loom_store_pg_opts_t){.url = u}, &err);
+    assert_non_null(s);
+    load_known_runs(s);
+    PGconn *c = pgtest_connect(u);
+    expect_rows(c, "SELECT id, workflow, state, latency_ms, sla_met, cost, n_tasks, n_done "
+                   "FROM v_recent_runs ORDER BY submitted_at DESC",
+                "r4|wf-b|running|-|-|0.002|2|1\n"
+                "r3|wf-b|succeeded|300|t|0.002|1|1\n"
+                "r2|wf-a|succeeded|1200|f|0.021|2|2\n"
+                "r1|wf-a|succeeded|800|t|0.011|2|2\n");
+    expect_rows(c, "SELECT id, n_done FROM v_live_runs", "r4|1\n");
+    expect_rows(c, "SELECT workflow, hour, runs, met, missed, attainment, p95_ms "
+                   "FROM v_sla_attainment_hourly ORDER BY hour",
+                "wf-a|2026-01-01 10:00:00+00|2|1|1|0.5|1180\n"
+                "wf-b|2026-01-01 11:00:00+00|1|1|0|1|300\n");
+    expect_rows(c, "SELECT * FROM v_sla_attainment ORDER BY workflow",
+                "wf-a|2|1|1|0.5\nwf-b|1|1|0|1\n");
+    expect_rows(c, "SELECT run_id, workflow, cost FROM v_cost_per_run ORDER BY run_id",
+                "r1|wf-a|0.011\nr2|wf-a|0.021\nr3|wf-b|0.002\nr4|wf-b|0.002\n");
+    expect_rows(c, "SELECT workflow, runs, total_cost, avg_cost_per_run FROM v_cost_per_workflow "
+                   "ORDER BY workflow",
+                "wf-a|2|0.032|0.016\nwf-b|2|0.004|0.002\n");
+    expect_rows(c, "SELECT workflow, hour, runs, cost FROM v_cost_hourly ORDER BY hour, workflow",
+                "wf-a|2026-01-01 10:00:00+00|2|0.032\nwf-b|2026-01-01 11:00:00+00|2|0.004\n");
+    expect_rows(c, "SELECT * FROM v_device_utilisation ORDER BY device_class",
+                "cpu|1|4|2|0.5\ngpu|1|2|1|0.5\nnpu|1|1|0|0\n");
+    expect_rows(c, "SELECT device_class, hour, busy_ms, tasks FROM v_device_utilisation_hourly "
+                   "ORDER BY device_class, hour",
+                "cpu|2026-01-01 10:00:00+00|270|2\ngpu|2026-01-01 10:00:00+00|1300|2\n"
+                "npu|2026-01-01 11:00:00+00|400|2\n");
+    expect_rows(c, "SELECT run_id, task_id, error_ms, rel_error FROM v_cost_model_error "
+                   "ORDER BY run_id, task_id",
+                "r1|answer|-100|-0.2\nr1|fetch|20|0.2\nr2|answer|400|0.8\nr2|fetch|50|0.5\n"
+                "r3|embed|50|0.25\nr4|embed|-50|-0.25\n");
+    expect_rows(c, "SELECT * FROM v_cost_model_error_by_op ORDER BY op",
+                "embed|npu|2|0.25|0\nllm.generate|gpu|2|0.5|0.3\ntool.exec|cpu|2|0.35|0.35\n");
+    expect_rows(c, "SELECT task_id, op, state, device_class, worker_id, reason, attempts "
+                   "FROM v_step_placement WHERE run_id = 'r4' ORDER BY started_at",
+                "embed|embed|done|npu|w-npu-1|cheapest device meeting the SLA|1\n"
+                "search|vector.search|running|cpu|w-cpu-1|cheapest device meeting the SLA|1\n");
+    expect_rows(c, "SELECT id, device_class, slots, state, busy_slots FROM v_fleet ORDER BY id",
+                "w-cpu-1|cpu|4|up|2\nw-gpu-1|gpu|2|up|1\nw-npu-1|npu|1|up|0\n");
+    expect_rows(c, "SELECT run_id, task_id, kind FROM v_run_events", "r4|search|task.started\n");
+
+    /* the dashboard's JSON queries read the same views */
+    loom_buf_t b = LOOM_BUF_INIT;
+    assert_int_equal(loom_store_pg_query_json(s, "sla", NULL, &b, &err), 0);
+    assert_non_null(strstr(b.data, "\"workflow\":\"wf-a\",\"runs\":2,\"met\":1,\"missed\":1"));
+    for (const char *const *n = loom_store_pg_query_names; *n; n++) {
+        loom_buf_reset(&b);
+        assert_int_equal(loom_store_pg_query_json(s, *n, "r4", &b, &err), 0);
+        assert_true(b.len >= 2 && b.data[0] == '[');
+    }
+    loom_buf_reset(&b);
+    assert_int_equal(loom_store_pg_query_json(s, "run_steps", "r4", &b, &err), 0);
+    assert_non_null(strstr(b.data, "\"task_id\":\"search\""));
+    assert_int_equal(loom_store_pg_query_json(s, "drop table runs", NULL, &b, &err),
+                     LOOM_ENOTFOUND);
+    assert_int_equal(loom_store_pg_query_json(s, "run_steps", NULL, &b, &err), LOOM_EINVAL);
+    loom_buf_free(&b);
+    PQfinish(c);
+    loom_store_pg_destroy(&s, 1000);
+}
+
+typedef struct {
+    int runs;
+    char ids[8][16];
+    size_t tasks[8];
+    char first_task_state[8][16];
+    char yaml[8][64];
+} rec_t;
+
+static int on_recovered(void *arg, const loom_store_pg_recovered_t *r) {
+    rec_t *rc = arg;
+    int i = rc->runs++;
+    snprintf(rc->ids[i], sizeof rc->ids[i], "%s", r->run.id);
+    rc->tasks[i] = r->n_tasks;
+    snprintf(rc->first_task_state[i], 16, "%s", r->n_tasks ? r->tasks[0].state : "");
+    snprintf(rc->yaml[i], 64, "%s", r->workflow_yaml);
+    return 0;
+}
+
+static void test_load_unfinished(void **st) {
+    (void)st;
+    const char *u = fresh_db("recover");
+    loom_err_t err = {0};
+    loom_store_pg_t *s = loom_store_pg_new(&(loom_store_pg_opts_t){.url = u}, &err);
+    assert_non_null(s);
+    load_known_runs(s);
+    rec_t rc = {0};
+    assert_int_equal(loom_store_pg_load_unfinished(s, on_recovered, &rc, &err), 0);
+    assert_int_equal(rc.runs, 1);
+    assert_string_equal(rc.ids[0], "r4");
+    assert_int_equal(rc.tasks[0], 2);
+    assert_string_equal(rc.first_task_state[0], "done"); /* "embed" sorts first */
+    assert_string_equal(rc.yaml[0], "name: wf-b\n");
+    loom_store_pg_destroy(&s, 1000);
+}
+
+static void test_bad_url(void **st) {
+    (void)st;
+    loom_err_t err = {0};
+    assert_null(loom_store_pg_new(&(loom_store_pg_opts_t){.url = "postgresql://127.0.0.1:1/x"}, &err));
+    assert_int_equal(err.code, LOOM_EDB);
+    assert_non_null(strstr(err.msg, "cannot connect"));
+    assert_null(loom_store_pg_new(&(loom_store_pg_opts_t){.url = ""}, &err));
+    assert_int_equal(err.code, LOOM_EINVAL);
+    assert_null(loom_store_pg_new(&(loom_store_pg_opts_t){.url = "not a url = ="}, &err));
+}
+
+int main(void) {
+    loom_log_set_level(LOOM_LOG_WARN);
+    url = pgtest_start();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_migrate_empty_and_again),
+        cmocka_unit_test(test_migrate_concurrently),
+        cmocka_unit_test(test_ack_after_durable_and_bad_write_isolated),
+        cmocka_unit_test(test_views_known_runs),
+        cmocka_unit_test(test_load_unfinished),
+        cmocka_unit_test(test_bad_url),
+        cmocka_unit_test(test_outage_bound_and_nothing_lost),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

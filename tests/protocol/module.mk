@@ -1,0 +1,17 @@
+# tests/protocol — the wire contract end to end: a real loom-test-server
+# process (built on protocol/rpc_server.h like loomd) on a free loopback
+# port, the C client library against it, and a Python client built from the
+# .proto files alone.
+PROTO_TEST_ARCHIVES := $(BUILD)/lib/libloom_client.a $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a
+PROTO_TEST_LDLIBS := $(PROTOCOL_LDLIBS) $(COMMON_LDLIBS)
+
+# The test server is a helper, not a test: built next to the tests.
+$(BUILD)/tests/loom-test-server: $(call objs,tests/protocol/test_server.c) $(PROTO_TEST_ARCHIVES)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,tests/protocol/test_server.c) -Wl,--start-group $(PROTO_TEST_ARCHIVES) -Wl,--end-group $(PROTO_TEST_LDLIBS)
+
+$(eval $(call TEST,protocol_rpc,tests/protocol/test_protocol.c,$(PROTO_TEST_ARCHIVES),-lcmocka $(PROTO_TEST_LDLIBS)))
+$(BUILD)/tests/protocol_rpc: $(BUILD)/tests/loom-test-server
+
+$(eval $(call SCRIPT_TEST,protocol_python,tests/protocol/test_python.sh))
+$(BUILD)/tests/protocol_python: $(PROTO_PY) $(BUILD)/tests/loom-test-server
