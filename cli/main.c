@@ -7,9 +7,11 @@
 /* Each subcommand lives in cli/cmd_<name>.c. Keep this table sorted by
  * the order users meet them. */
 int loom_cmd_validate(int argc, char **argv);
+int loom_cmd_llm(int argc, char **argv);
 
 static const loom_cli_cmd_t commands[] = {
     {"validate", "check workflow files and print their DAG", loom_cmd_validate},
+    {"llm", "run a GGUF model locally (info, generate, embed, prefill/decode)", loom_cmd_llm},
 };
 
 static void usage(FILE *f)

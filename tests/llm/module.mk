@@ -2,4 +2,4 @@
 # reference on generated GGUF models (gen_gguf.py, reference.py).
 $(eval $(call TEST,llm_units,tests/llm/test_llm_units.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
 $(eval $(call SCRIPT_TEST,llm_reference,tests/llm/test_llm_reference.sh))
-$(BUILD)/tests/llm_reference: $(BUILD)/bin/loom-llm
+$(BUILD)/tests/llm_reference: $(BUILD)/bin/loom

@@ -1,4 +1,4 @@
-/* llm_main.c — `loom-llm`: run a GGUF model locally on the CPU backend.
+/* cmd_llm.c — `loom llm`: run a GGUF model locally on the CPU backend.
  * The same code paths the worker ops use, for users checking a model file
  * before pointing a workflow at it, for the tests (which compare its output
  * with tests/llm/reference.py) and for `make bench-llm`. */
@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "cli/cli.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/sha.h"
@@ -19,7 +20,7 @@
 #include "workers/cpu/llm_engine.h"
 
 static const char *USAGE =
-    "usage: loom-llm COMMAND MODEL.gguf [options]\n"
+    "usage: loom llm COMMAND MODEL.gguf [options]\n"
     "\n"
     "Runs a GGUF model (llama or bert architecture) on this machine's CPU.\n"
     "\n"
@@ -59,7 +60,7 @@ typedef struct opts {
 static int die(const loom_err_t *e) {
     char buf[2048];
     loom_err_format_long(e, buf, sizeof buf);
-    fprintf(stderr, "loom-llm: %s\n", buf);
+    fprintf(stderr, "loom llm: %s\n", buf);
     return 1;
 }
 
@@ -144,7 +145,9 @@ static int cmd_info(const loom_llm_model_t *m, const opts_t *o) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+int loom_cmd_llm(int argc, char **argv);
+
+int loom_cmd_llm(int argc, char **argv) {
     static const struct option lo[] = {
         {"prompt", 1, 0, 'p'}, {"ids", 1, 0, 'i'}, {"max-tokens", 1, 0, 'n'}, {"temp", 1, 0, 1},
         {"top-k", 1, 0, 2},    {"top-p", 1, 0, 3}, {"seed", 1, 0, 4},       {"stop", 1, 0, 5},
@@ -152,6 +155,7 @@ int main(int argc, char **argv) {
         {"json", 0, 0, 7},     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     opts_t o = {.max_tokens = 32};
     int c;
+    optind = 1;
     while ((c = getopt_long(argc, argv, "p:i:n:o:t:c:h", lo, NULL)) != -1) {
         switch (c) {
         case 'p': o.prompt = optarg; break;
@@ -176,7 +180,7 @@ int main(int argc, char **argv) {
     static const char *cmds[] = {"info", "tokenize", "detokenize", "logits", "generate", "prefill", "decode", "embed"};
     int known = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) known |= !strcmp(cmd, cmds[i]);
-    if (!known) { fprintf(stderr, "loom-llm: unknown command \"%s\"\n%s", cmd, USAGE); return 2; }
+    if (!known) { fprintf(stderr, "loom llm: unknown command \"%s\"\n%s", cmd, USAGE); return 2; }
     loom_err_t e = {0};
     loom_llm_model_t *m = NULL;
     if (loom_llm_model_load(path, &m, &e)) return die(&e);
@@ -188,7 +192,7 @@ int main(int argc, char **argv) {
     loom_buf_t text = LOOM_BUF_INIT;
     if (!strcmp(cmd, "info")) { rc = cmd_info(m, &o); goto done; }
     if (!strcmp(cmd, "detokenize")) {
-        if (!o.ids || parse_ids(o.ids, &ids, &n)) { fprintf(stderr, "loom-llm: detokenize needs --ids LIST\n"); rc = 2; goto done; }
+        if (!o.ids || parse_ids(o.ids, &ids, &n)) { fprintf(stderr, "loom llm: detokenize needs --ids LIST\n"); rc = 2; goto done; }
         loom_tokenizer_decode(m->tok, ids, n, 1, &text);
         printf("%s\n", text.data ? text.data : "");
         goto done;
@@ -199,7 +203,7 @@ int main(int argc, char **argv) {
         putchar('\n');
         goto done;
     }
-    if (!(pool = loom_llm_pool_new(o.threads))) { fprintf(stderr, "loom-llm: cannot start threads\n"); rc = 1; goto done; }
+    if (!(pool = loom_llm_pool_new(o.threads))) { fprintf(stderr, "loom llm: cannot start threads\n"); rc = 1; goto done; }
     if (loom_llm_cpu_new(m, pool, o.ctx, &cpu, &e)) { rc = die(&e); goto done; }
     loom_llm_backend_t b;
     loom_llm_backend_cpu(cpu, &b);
@@ -217,7 +221,7 @@ int main(int argc, char **argv) {
         if (o.out) {
             FILE *f = fopen(o.out, "wb");
             if (!f || fwrite(all, sizeof *all, n * (size_t)m->n_vocab, f) != n * (size_t)m->n_vocab) {
-                fprintf(stderr, "loom-llm: cannot write %s: %s\n", o.out, strerror(errno));
+                fprintf(stderr, "loom llm: cannot write %s: %s\n", o.out, strerror(errno));
                 rc = 1;
             }
             if (f) fclose(f);
@@ -232,13 +236,13 @@ int main(int argc, char **argv) {
     } else if (!strcmp(cmd, "prefill")) {
         loom_kvcache_t *kv;
         double secs;
-        if (!o.out) { fprintf(stderr, "loom-llm: prefill needs -o FILE\n"); rc = 2; goto done; }
+        if (!o.out) { fprintf(stderr, "loom llm: prefill needs -o FILE\n"); rc = 2; goto done; }
         if (loom_llm_prefill(m, &b, ids, n, &kv, &secs, &e) || loom_kvcache_save(kv, o.out, &e)) { rc = die(&e); goto done; }
         if (o.json) printf("{\"prompt_tokens\":%zu,\"prefill_s\":%.6f,\"kv\":\"%s\"}\n", n, secs, o.out);
         loom_kvcache_destroy(&kv);
     } else if (!strcmp(cmd, "decode")) {
         loom_kvcache_t *kv;
-        if (!o.kv) { fprintf(stderr, "loom-llm: decode needs --kv FILE\n"); rc = 2; goto done; }
+        if (!o.kv) { fprintf(stderr, "loom llm: decode needs --kv FILE\n"); rc = 2; goto done; }
         if (loom_kvcache_load(o.kv, &kv, &e)) { rc = die(&e); goto done; }
         rc = loom_llm_decode(m, &b, kv, &gp, &text, &r, &e);
         loom_kvcache_destroy(&kv);
