@@ -7,10 +7,12 @@
 /* Each subcommand lives in cli/cmd_<name>.c. Keep this table sorted by
  * the order users meet them. */
 int loom_cmd_validate(int argc, char **argv);
+int loom_cmd_plan(int argc, char **argv);
 int loom_cmd_llm(int argc, char **argv);
 
 static const loom_cli_cmd_t commands[] = {
     {"validate", "check workflow files and print their DAG", loom_cmd_validate},
+    {"plan", "place a workflow's ops on a fleet at least cost within its SLA", loom_cmd_plan},
     {"llm", "run a GGUF model locally (info, generate, embed, prefill/decode)", loom_cmd_llm},
 };
 

@@ -2,7 +2,7 @@
  * whether they are owned (sunk cost: only their energy counts) or rented
  * (their hourly price counts).
  *
- * File format (examples/fleets/*.yaml):
+ * File format (examples/fleets/<name>.yaml):
  *   version: 1
  *   catalog: ../catalog.yaml        # optional, relative to this file
  *   batch: 8                        # optional: concurrent requests per LLM device

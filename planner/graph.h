@@ -74,6 +74,8 @@ typedef struct loom_gnode {
 
     double flops;          /* floating-point (or int) operations per execution */
     double bytes;          /* bytes read+written from device memory per execution */
+    double shared_bytes;   /* part of `bytes` shared by a batch (model weights): read
+                              once per batch step, not once per request */
     double mem_bytes;      /* resident footprint that must fit (weights + KV + buffers) */
     double tokens;         /* tokens processed (prefill: prompt, decode: output), else 0 */
     double fixed_ms;       /* latency independent of the device (tool wall time, RTT) */

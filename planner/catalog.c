@@ -1,0 +1,314 @@
+/* catalog.c — see catalog.h. Classes and links are kept in arrays; strings
+ * (names, sources) in an arena owned by the catalog. */
+#include "planner/catalog.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/arena.h"
+#include "planner/yfile.h"
+
+#define MAX_FIG 16
+
+typedef struct {
+    const char *fig[MAX_FIG];
+    const char *text[MAX_FIG];
+    int n;
+} sources_t;
+
+struct loom_catalog {
+    loom_arena_t *arena;
+    loom_devclass_t *cls;
+    sources_t *src;
+    size_t n, cap;
+    loom_link_t *links;
+    size_t nl, lcap;
+    double energy;
+    char *path;
+};
+
+/* Figures that must carry a source line. */
+static const char *const figures[] = {"mem_gb", "mem_bw_gbs", "tflops", "power_w",
+                                      "purchase_usd", "hourly_usd", "link"};
+
+loom_catalog_t *loom_catalog_new(void)
+{
+    loom_catalog_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->arena = loom_arena_new(0);
+    if (!c->arena) {
+        free(c);
+        return NULL;
+    }
+    c->energy = 0.12;
+    return c;
+}
+
+void loom_catalog_destroy(loom_catalog_t **pc)
+{
+    if (!pc || !*pc)
+        return;
+    loom_arena_destroy(&(*pc)->arena);
+    free((*pc)->cls);
+    free((*pc)->src);
+    free((*pc)->links);
+    free((*pc)->path);
+    free(*pc);
+    *pc = NULL;
+}
+
+int loom_catalog_add_link(loom_catalog_t *c, const loom_link_t *l, loom_err_t *err)
+{
+    if (!l->name || !(l->gbps > 0) || l->latency_us < 0 || l->usd_per_gb < 0)
+        return loom_err_set(err, LOOM_EINVAL, "link needs a name, gbps > 0, latency_us >= 0");
+    if (c->nl == c->lcap) {
+        size_t nc = c->lcap ? c->lcap * 2 : 8;
+        loom_link_t *nl = realloc(c->links, nc * sizeof *nl);
+        if (!nl)
+            return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        c->links = nl;
+        c->lcap = nc;
+    }
+    c->links[c->nl] = *l;
+    c->links[c->nl].name = loom_arena_strdup(c->arena, l->name);
+    return (int)c->nl++;
+}
+
+int loom_catalog_add_class(loom_catalog_t *c, const loom_devclass_t *d, loom_err_t *err)
+{
+    if (!d->name || !*d->name)
+        return loom_err_set(err, LOOM_EINVAL, "device class without a name");
+    if (loom_catalog_find(c, d->name) >= 0)
+        return loom_err_set(err, LOOM_EEXIST, "duplicate device class %s", d->name);
+    if (!(d->mem_gb > 0) || !(d->mem_bw_gbs > 0) || d->power_w < 0 || d->hourly_usd < 0 ||
+        d->purchase_usd < 0)
+        return loom_err_set(err, LOOM_EINVAL, "device class %s: mem_gb and mem_bw_gbs must be > 0, "
+                            "prices and power >= 0", d->name);
+    if (d->link >= (int)c->nl)
+        return loom_err_set(err, LOOM_EINVAL, "device class %s: bad link index", d->name);
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        loom_devclass_t *ncls = realloc(c->cls, nc * sizeof *ncls);
+        if (!ncls)
+            return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        c->cls = ncls;
+        sources_t *ns = realloc(c->src, nc * sizeof *ns);
+        if (!ns)
+            return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        c->src = ns;
+        c->cap = nc;
+    }
+    loom_devclass_t *o = &c->cls[c->n];
+    *o = *d;
+    o->name = loom_arena_strdup(c->arena, d->name);
+    o->vendor = loom_arena_strdup(c->arena, d->vendor ? d->vendor : "");
+    o->kind = loom_arena_strdup(c->arena, d->kind ? d->kind : "gpu");
+    if (o->eff_compute <= 0 || o->eff_compute > 1)
+        o->eff_compute = 0.6;
+    if (o->eff_memory <= 0 || o->eff_memory > 1)
+        o->eff_memory = 0.8;
+    if (o->launch_us <= 0)
+        o->launch_us = strcmp(o->kind, "cpu") == 0 ? 2 : 10;
+    memset(&c->src[c->n], 0, sizeof c->src[c->n]);
+    return (int)c->n++;
+}
+
+size_t loom_catalog_classes(const loom_catalog_t *c) { return c->n; }
+const loom_devclass_t *loom_catalog_class(const loom_catalog_t *c, int i)
+{
+    return i >= 0 && (size_t)i < c->n ? &c->cls[i] : NULL;
+}
+
+int loom_catalog_find(const loom_catalog_t *c, const char *name)
+{
+    for (size_t i = 0; name && i < c->n; i++)
+        if (strcmp(c->cls[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+size_t loom_catalog_links(const loom_catalog_t *c) { return c->nl; }
+const loom_link_t *loom_catalog_link(const loom_catalog_t *c, int i)
+{
+    return i >= 0 && (size_t)i < c->nl ? &c->links[i] : NULL;
+}
+
+const char *loom_catalog_source(const loom_catalog_t *c, int idx, const char *figure)
+{
+    if (idx < 0 || (size_t)idx >= c->n)
+        return NULL;
+    const sources_t *s = &c->src[idx];
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->fig[i], figure) == 0)
+            return s->text[i];
+    return NULL;
+}
+
+double loom_catalog_energy_usd_per_kwh(const loom_catalog_t *c) { return c->energy; }
+const char *loom_catalog_path(const loom_catalog_t *c) { return c->path; }
+
+static int find_link(const loom_catalog_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nl; i++)
+        if (strcmp(c->links[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int load_links(loom_catalog_t *c, loom_yfile_t *y, int seq, loom_err_t *err)
+{
+    char f[96];
+    if (!seq)
+        return 0;
+    if (!loom_yfile_is_seq(y, seq))
+        return loom_yfile_error(y, err, seq, "links", "expected a list of links");
+    for (size_t i = 0; i < loom_yfile_len(y, seq); i++) {
+        int m = loom_yfile_item(y, seq, i);
+        if (!loom_yfile_is_map(y, m))
+            return loom_yfile_error(y, err, m, "links", "expected a mapping");
+        loom_link_t l = {0};
+        snprintf(f, sizeof f, "links[%zu]", i);
+        if (loom_yfile_text(y, m, "name", f, 1, &l.name, err) ||
+            loom_yfile_num(y, m, "gbps", f, 1, &l.gbps, err) ||
+            loom_yfile_num(y, m, "latency_us", f, 0, &l.latency_us, err) ||
+            loom_yfile_num(y, m, "usd_per_gb", f, 0, &l.usd_per_gb, err))
+            return LOOM_EPARSE;
+        if (find_link(c, l.name) >= 0)
+            return loom_yfile_error(y, err, m, f, "duplicate link '%s'", l.name);
+        if (loom_catalog_add_link(c, &l, err) < 0)
+            return loom_yfile_error(y, err, m, f, "%s", err ? err->msg : "bad link");
+    }
+    return 0;
+}
+
+static int load_device(loom_catalog_t *c, loom_yfile_t *y, int m, size_t i, loom_err_t *err)
+{
+    char f[96], f2[128];
+    snprintf(f, sizeof f, "devices[%zu]", i);
+    if (!loom_yfile_is_map(y, m))
+        return loom_yfile_error(y, err, m, f, "expected a mapping");
+    loom_devclass_t d = {0};
+    const char *link = NULL;
+    if (loom_yfile_text(y, m, "name", f, 1, &d.name, err))
+        return LOOM_EPARSE;
+    snprintf(f, sizeof f, "devices[%s]", d.name);
+#define NUM(key, dst, req)                                                                    \
+    (snprintf(f2, sizeof f2, "%s.%s", f, key), loom_yfile_num(y, m, key, f2, req, dst, err))
+    if (loom_yfile_text(y, m, "vendor", f, 1, &d.vendor, err) ||
+        loom_yfile_text(y, m, "kind", f, 1, &d.kind, err) || NUM("mem_gb", &d.mem_gb, 1) ||
+        NUM("mem_bw_gbs", &d.mem_bw_gbs, 1) || NUM("power_w", &d.power_w, 1) ||
+        NUM("purchase_usd", &d.purchase_usd, 1) || NUM("hourly_usd", &d.hourly_usd, 1) ||
+        NUM("launch_us", &d.launch_us, 0) || loom_yfile_text(y, m, "link", f, 1, &link, err))
+        return LOOM_EPARSE;
+#undef NUM
+    static const char *const kinds[] = {"gpu", "cpu", "npu", "accel"};
+    int kind_ok = 0;
+    for (size_t k = 0; k < 4; k++)
+        kind_ok |= strcmp(d.kind, kinds[k]) == 0;
+    if (!kind_ok)
+        return loom_yfile_error(y, err, loom_yfile_get(y, m, "kind"), f,
+                                "kind must be gpu, cpu, npu or accel, not '%s'", d.kind);
+    d.link = find_link(c, link);
+    if (d.link < 0)
+        return loom_yfile_error(y, err, loom_yfile_get(y, m, "link"), f,
+                                "unknown link '%s' (define it under links:)", link);
+    int tf = loom_yfile_get(y, m, "tflops");
+    if (!loom_yfile_is_map(y, tf))
+        return loom_yfile_error(y, err, tf ? tf : m, f, "tflops must be a mapping of precision -> dense TFLOP/s");
+    for (size_t k = 0; k < loom_yfile_len(y, tf); k++) {
+        const char *pn = loom_yfile_str(y, loom_yfile_key(y, tf, k));
+        int p = loom_prec_parse(pn);
+        snprintf(f2, sizeof f2, "%s.tflops.%s", f, pn ? pn : "?");
+        if (p < 0)
+            return loom_yfile_error(y, err, loom_yfile_key(y, tf, k), f2,
+                                    "unknown precision (use fp32, fp16, bf16, fp8, int8)");
+        if (loom_yfile_num(y, tf, pn, f2, 1, &d.tflops[p], err))
+            return LOOM_EPARSE;
+        if (d.tflops[p] < 0)
+            return loom_yfile_error(y, err, loom_yfile_val(y, tf, k), f2, "must be >= 0");
+    }
+    int eff = loom_yfile_get(y, m, "efficiency");
+    if (eff) {
+        snprintf(f2, sizeof f2, "%s.efficiency", f);
+        if (loom_yfile_num(y, eff, "compute", f2, 0, &d.eff_compute, err) ||
+            loom_yfile_num(y, eff, "memory", f2, 0, &d.eff_memory, err))
+            return LOOM_EPARSE;
+        if (d.eff_compute < 0 || d.eff_compute > 1 || d.eff_memory < 0 || d.eff_memory > 1)
+            return loom_yfile_error(y, err, eff, f2, "efficiencies are fractions in (0, 1]");
+    }
+    d.line = loom_yfile_line(y, m);
+    loom_err_t e2 = {0};
+    int idx = loom_catalog_add_class(c, &d, &e2);
+    if (idx < 0)
+        return loom_yfile_error(y, err, m, f, "%s", e2.msg);
+    /* Every figure needs a source. */
+    int src = loom_yfile_get(y, m, "source");
+    snprintf(f2, sizeof f2, "%s.source", f);
+    if (!loom_yfile_is_map(y, src))
+        return loom_yfile_error(y, err, src ? src : m, f2,
+                                "every device needs a source: mapping (figure -> where it comes from)");
+    sources_t *s = &c->src[idx];
+    for (size_t k = 0; k < loom_yfile_len(y, src) && s->n < MAX_FIG; k++) {
+        const char *fig = loom_yfile_str(y, loom_yfile_key(y, src, k));
+        const char *txt = loom_yfile_str(y, loom_yfile_val(y, src, k));
+        if (!fig || !txt || !*txt)
+            return loom_yfile_error(y, err, loom_yfile_key(y, src, k), f2, "source entries are figure: text");
+        s->fig[s->n] = loom_arena_strdup(c->arena, fig);
+        s->text[s->n] = loom_arena_strdup(c->arena, txt);
+        s->n++;
+    }
+    for (size_t k = 0; k < sizeof figures / sizeof figures[0]; k++)
+        if (!loom_catalog_source(c, idx, figures[k]))
+            return loom_yfile_error(y, err, src, f2, "no source for figure '%s'", figures[k]);
+    return 0;
+}
+
+loom_catalog_t *loom_catalog_load(const char *path, loom_err_t *err)
+{
+    loom_yfile_t *y = loom_yfile_load(path, err);
+    if (!y)
+        return NULL;
+    loom_catalog_t *c = loom_catalog_new();
+    int root = loom_yfile_root(y);
+    if (!c) {
+        loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    c->path = strdup(path);
+    if (!loom_yfile_is_map(y, root)) {
+        loom_yfile_error(y, err, root, NULL, "a catalog is a mapping with links: and devices:");
+        goto fail;
+    }
+    double version = 1;
+    if (loom_yfile_num(y, root, "version", "version", 0, &version, err) ||
+        loom_yfile_num(y, root, "energy_usd_per_kwh", "energy_usd_per_kwh", 0, &c->energy, err))
+        goto fail;
+    if (version != 1) {
+        loom_yfile_error(y, err, loom_yfile_get(y, root, "version"), "version", "unsupported version");
+        goto fail;
+    }
+    if (c->energy < 0) {
+        loom_yfile_error(y, err, loom_yfile_get(y, root, "energy_usd_per_kwh"), "energy_usd_per_kwh",
+                         "must be >= 0");
+        goto fail;
+    }
+    if (load_links(c, y, loom_yfile_get(y, root, "links"), err))
+        goto fail;
+    int devs = loom_yfile_get(y, root, "devices");
+    if (!loom_yfile_is_seq(y, devs) || loom_yfile_len(y, devs) == 0) {
+        loom_yfile_error(y, err, devs ? devs : root, "devices", "expected a non-empty list of devices");
+        goto fail;
+    }
+    for (size_t i = 0; i < loom_yfile_len(y, devs); i++)
+        if (load_device(c, y, loom_yfile_item(y, devs, i), i, err))
+            goto fail;
+    loom_yfile_destroy(&y);
+    return c;
+fail:
+    loom_catalog_destroy(&c);
+    loom_yfile_destroy(&y);
+    return NULL;
+}

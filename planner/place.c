@@ -1,0 +1,947 @@
+/* place.c — see place.h. Three parts: the latency/cost evaluator (moment
+ * DP over the topological order), the exact branch and bound, and the
+ * greedy heuristic (repair towards the SLA, relax towards lower cost). */
+#include "planner/place.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EPS 1e-9
+
+struct loom_plan {
+    const loom_graph_t *g;
+    const loom_cost_t *c;
+    loom_place_opts_t opts;
+    double z;
+    int *assign;
+    unsigned char *crit;
+    double cost, mean, target, miss, gap, elapsed_ms;
+    int feasible;
+    const char *method;
+    uint64_t searched;
+};
+
+/* Working state shared by the evaluator and the searches. */
+typedef struct {
+    const loom_graph_t *g;
+    const loom_cost_t *c;
+    const int *topo;
+    size_t n, ne, K;
+    double z, sla;
+    double *nmu, *nvar;      /* node moments for the current assignment */
+    double *fmu, *fvar;      /* forward: worst path ending at v (including v) */
+    double *tmu, *tvar;      /* backward: worst path after v (excluding v) */
+    uint64_t evals;
+} ctx_t;
+
+/* ---- inverse normal CDF (Acklam's rational approximation) ---------------- */
+double loom_place_z(double p)
+{
+    if (p <= 0.5)
+        return 0;
+    if (p >= 0.999999)
+        p = 0.999999;
+    static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+                               1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00};
+    static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+                               6.680131188771972e+01, -1.328068155288572e+01};
+    static const double cc[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+                                -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00};
+    static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+                               3.754408661907416e+00};
+    if (p > 0.97575) {
+        double q = sqrt(-2 * log(1 - p));
+        return -(((((cc[0] * q + cc[1]) * q + cc[2]) * q + cc[3]) * q + cc[4]) * q + cc[5]) /
+               ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+    }
+    double q = p - 0.5, r = q * q;
+    return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+           (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+
+void loom_place_opts_init(loom_place_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->percentile = 0.5;
+}
+
+/* ---- node and edge moments ---------------------------------------------- */
+
+/* Mean and variance of a node's latency contribution on device k, from its
+ * per-execution mean/sd, branch probability and iteration count. */
+static void node_moments(const ctx_t *x, int v, int k, double *mu, double *var)
+{
+    const loom_gnode_t *nd = loom_graph_node(x->g, v);
+    double m = loom_cost_ms(x->c, v, k), s = loom_cost_sd_ms(x->c, v, k);
+    double I = nd->iters_mean, Mx = nd->iters_max, p = nd->prob;
+    double varK = 0;
+    if (Mx > 1 && I > 1) {
+        double q = (I - 1) / (Mx - 1);
+        varK = (Mx - 1) * q * (1 - q);
+    }
+    double ex = I * m, ex2 = I * s * s + varK * m * m + I * I * m * m;
+    *mu = p * ex;
+    *var = p * ex2 - (*mu) * (*mu);
+    if (*var < 0)
+        *var = 0;
+}
+
+static double edge_p(const ctx_t *x, const loom_gedge_t *e)
+{
+    double a = loom_graph_node(x->g, e->src)->prob, b = loom_graph_node(x->g, e->dst)->prob;
+    return a < b ? a : b;
+}
+
+static double node_usd(const ctx_t *x, int v, int k)
+{
+    const loom_gnode_t *nd = loom_graph_node(x->g, v);
+    return nd->prob * nd->iters_mean * loom_cost_usd(x->c, v, k);
+}
+
+static double score(const ctx_t *x, double mu, double var) { return mu + x->z * sqrt(var); }
+
+/* Forward and backward DP for assignment a. Returns the target latency
+ * (max over nodes of through-score) and the mean of that path. */
+static double sweep(ctx_t *x, const int *a, double *mean_out)
+{
+    x->evals++;
+    for (size_t t = 0; t < x->n; t++) {
+        int v = x->topo[t];
+        node_moments(x, v, a[v], &x->nmu[v], &x->nvar[v]);
+        double bm = 0, bv = 0, bs = 0;
+        size_t ni;
+        const int *in = loom_graph_in(x->g, v, &ni);
+        for (size_t j = 0; j < ni; j++) {
+            const loom_gedge_t *e = loom_graph_edge(x->g, in[j]);
+            double m = x->fmu[e->src] + edge_p(x, e) * loom_cost_xfer_ms(x->c, in[j], a[e->src], a[v]);
+            double s = score(x, m, x->fvar[e->src]);
+            if (s > bs) {
+                bs = s;
+                bm = m;
+                bv = x->fvar[e->src];
+            }
+        }
+        x->fmu[v] = bm + x->nmu[v];
+        x->fvar[v] = bv + x->nvar[v];
+    }
+    double best = 0, best_mean = 0;
+    for (size_t t = x->n; t-- > 0;) {
+        int v = x->topo[t];
+        double bm = 0, bv = 0, bs = 0;
+        size_t no;
+        const int *out = loom_graph_out(x->g, v, &no);
+        for (size_t j = 0; j < no; j++) {
+            const loom_gedge_t *e = loom_graph_edge(x->g, out[j]);
+            int w = e->dst;
+            double m = edge_p(x, e) * loom_cost_xfer_ms(x->c, out[j], a[v], a[w]) + x->nmu[w] + x->tmu[w];
+            double vv = x->nvar[w] + x->tvar[w];
+            double s = score(x, m, vv);
+            if (s > bs) {
+                bs = s;
+                bm = m;
+                bv = vv;
+            }
+        }
+        x->tmu[v] = bm;
+        x->tvar[v] = bv;
+        double th = score(x, x->fmu[v] + bm, x->fvar[v] + bv);
+        if (th > best) {
+            best = th;
+            best_mean = x->fmu[v] + bm;
+        }
+    }
+    if (mean_out)
+        *mean_out = best_mean;
+    return best;
+}
+
+static double through(const ctx_t *x, int v)
+{
+    return score(x, x->fmu[v] + x->tmu[v], x->fvar[v] + x->tvar[v]);
+}
+
+static double total_cost(const ctx_t *x, const int *a)
+{
+    double s = 0;
+    for (size_t v = 0; v < x->n; v++)
+        s += node_usd(x, (int)v, a[v]);
+    for (size_t e = 0; e < x->ne; e++) {
+        const loom_gedge_t *ed = loom_graph_edge(x->g, (int)e);
+        s += edge_p(x, ed) * loom_cost_xfer_usd(x->c, (int)e, a[ed->src], a[ed->dst]);
+    }
+    return s;
+}
+
+/* Cost change of moving v from a[v] to k (node + adjacent edges). */
+static double move_dcost(const ctx_t *x, const int *a, int v, int k)
+{
+    double d = node_usd(x, v, k) - node_usd(x, v, a[v]);
+    size_t ni, no;
+    const int *in = loom_graph_in(x->g, v, &ni), *out = loom_graph_out(x->g, v, &no);
+    for (size_t j = 0; j < ni; j++) {
+        const loom_gedge_t *e = loom_graph_edge(x->g, in[j]);
+        d += edge_p(x, e) * (loom_cost_xfer_usd(x->c, in[j], a[e->src], k) -
+                             loom_cost_xfer_usd(x->c, in[j], a[e->src], a[v]));
+    }
+    for (size_t j = 0; j < no; j++) {
+        const loom_gedge_t *e = loom_graph_edge(x->g, out[j]);
+        d += edge_p(x, e) * (loom_cost_xfer_usd(x->c, out[j], k, a[e->dst]) -
+                             loom_cost_xfer_usd(x->c, out[j], a[v], a[e->dst]));
+    }
+    return d;
+}
+
+/* Through-score of v if it moved to k, using the current F/T of its
+ * neighbours (valid right after a sweep). */
+static double move_through(const ctx_t *x, const int *a, int v, int k)
+{
+    double mu, var;
+    node_moments(x, v, k, &mu, &var);
+    double bm = 0, bv = 0, bs = 0;
+    size_t ni, no;
+    const int *in = loom_graph_in(x->g, v, &ni), *out = loom_graph_out(x->g, v, &no);
+    for (size_t j = 0; j < ni; j++) {
+        const loom_gedge_t *e = loom_graph_edge(x->g, in[j]);
+        double m = x->fmu[e->src] + edge_p(x, e) * loom_cost_xfer_ms(x->c, in[j], a[e->src], k);
+        double s = score(x, m, x->fvar[e->src]);
+        if (s > bs) {
+            bs = s;
+            bm = m;
+            bv = x->fvar[e->src];
+        }
+    }
+    double om = 0, ov = 0, os = 0;
+    for (size_t j = 0; j < no; j++) {
+        const loom_gedge_t *e = loom_graph_edge(x->g, out[j]);
+        int w = e->dst;
+        double m = edge_p(x, e) * loom_cost_xfer_ms(x->c, out[j], k, a[w]) + x->nmu[w] + x->tmu[w];
+        double vv = x->nvar[w] + x->tvar[w];
+        double s = score(x, m, vv);
+        if (s > os) {
+            os = s;
+            om = m;
+            ov = vv;
+        }
+    }
+    return score(x, bm + mu + om, bv + var + ov);
+}
+
+static int ctx_init(ctx_t *x, const loom_graph_t *g, const loom_cost_t *c, double z, double sla,
+                    loom_err_t *err)
+{
+    memset(x, 0, sizeof *x);
+    x->g = g;
+    x->c = c;
+    x->topo = loom_graph_order(g);
+    if (!x->topo)
+        return loom_err_set(err, LOOM_EINVAL, "graph has no topological order (call loom_graph_topo)");
+    x->n = loom_graph_nodes(g);
+    x->ne = loom_graph_edges(g);
+    x->K = loom_cost_devices(c);
+    x->z = z;
+    x->sla = sla;
+    size_t n = x->n + 1;
+    x->nmu = calloc(n, sizeof(double));
+    x->nvar = calloc(n, sizeof(double));
+    x->fmu = calloc(n, sizeof(double));
+    x->fvar = calloc(n, sizeof(double));
+    x->tmu = calloc(n, sizeof(double));
+    x->tvar = calloc(n, sizeof(double));
+    if (!x->nmu || !x->nvar || !x->fmu || !x->fvar || !x->tmu || !x->tvar)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    return 0;
+}
+
+static void ctx_free(ctx_t *x)
+{
+    free(x->nmu);
+    free(x->nvar);
+    free(x->fmu);
+    free(x->fvar);
+    free(x->tmu);
+    free(x->tvar);
+}
+
+void loom_place_eval(const loom_graph_t *g, const loom_cost_t *c, const int *assign, double z,
+                     double *cost_usd, double *mean_ms, double *target_ms)
+{
+    ctx_t x;
+    if (ctx_init(&x, g, c, z, 0, NULL) == 0) {
+        double mean;
+        double t = sweep(&x, assign, &mean);
+        if (cost_usd)
+            *cost_usd = total_cost(&x, assign);
+        if (mean_ms)
+            *mean_ms = mean;
+        if (target_ms)
+            *target_ms = t;
+    }
+    ctx_free(&x);
+}
+
+/* ---- heuristic ------------------------------------------------------------ */
+
+/* Moves critical-path nodes to faster devices (best latency gain per dollar)
+ * until the target is within `sla` or no move helps. Returns the target. */
+static double repair(ctx_t *x, int *a, double sla, size_t max_iter)
+{
+    double tgt = sweep(x, a, NULL);
+    for (size_t it = 0; it < max_iter && tgt > sla + EPS; it++) {
+        int bv = -1, bk = -1;
+        double bratio = -1, bgain = 0;
+        for (size_t v = 0; v < x->n; v++) {
+            double th = through(x, (int)v);
+            if (th < tgt - 1e-6 * (1 + tgt))
+                continue;
+            for (size_t k = 0; k < x->K; k++) {
+                if ((int)k == a[v] || !loom_cost_fits(x->c, (int)v, (int)k))
+                    continue;
+                double gain = th - move_through(x, a, (int)v, (int)k);
+                if (gain <= 1e-9)
+                    continue;
+                double dc = move_dcost(x, a, (int)v, (int)k);
+                double ratio = dc <= 0 ? INFINITY : gain / dc;
+                if (ratio > bratio || (ratio == bratio && gain > bgain)) {
+                    bratio = ratio;
+                    bgain = gain;
+                    bv = (int)v;
+                    bk = (int)k;
+                }
+            }
+        }
+        if (bv < 0)
+            break;
+        int old = a[bv];
+        a[bv] = bk;
+        double nt = sweep(x, a, NULL);
+        if (nt >= tgt - 1e-12) { /* the local estimate lied (path shifted): undo, stop */
+            a[bv] = old;
+            tgt = sweep(x, a, NULL);
+            break;
+        }
+        tgt = nt;
+    }
+    return tgt;
+}
+
+typedef struct {
+    int v;
+    double best_saving;
+} cand_t;
+
+static int cand_cmp(const void *pa, const void *pb)
+{
+    const cand_t *a = pa, *b = pb;
+    return a->best_saving < b->best_saving ? 1 : a->best_saving > b->best_saving ? -1 : a->v - b->v;
+}
+
+/* Starting from a feasible assignment, moves nodes to cheaper devices while
+ * the SLA holds. A batch of moves shares one latency budget (the smallest
+ * slack of any moved node), so the batch cannot break the SLA under the
+ * mean model; a sweep after each batch refreshes slacks. */
+static void relax(ctx_t *x, int *a, cand_t *cand, int passes)
+{
+    for (int pass = 0; pass < passes; pass++) {
+        double tgt = sweep(x, a, NULL);
+        if (x->sla > 0 && tgt > x->sla + EPS)
+            return;
+        size_t nc = 0;
+        for (size_t v = 0; v < x->n; v++) {
+            double best = 0;
+            for (size_t k = 0; k < x->K; k++)
+                if ((int)k != a[v] && loom_cost_fits(x->c, (int)v, (int)k)) {
+                    double d = -move_dcost(x, a, (int)v, (int)k);
+                    if (d > best)
+                        best = d;
+                }
+            if (best > 1e-15)
+                cand[nc++] = (cand_t){(int)v, best};
+        }
+        if (!nc)
+            return;
+        qsort(cand, nc, sizeof *cand, cand_cmp);
+        double used = 0, minslack = INFINITY;
+        int moved = 0;
+        for (size_t i = 0; i < nc; i++) {
+            int v = cand[i].v;
+            double th = through(x, v);
+            double slack = x->sla > 0 ? x->sla - th : INFINITY;
+            int bk = -1;
+            double bdc = -1e-15, binc = 0;
+            for (size_t k = 0; k < x->K; k++) {
+                if ((int)k == a[v] || !loom_cost_fits(x->c, v, (int)k))
+                    continue;
+                double dc = move_dcost(x, a, v, (int)k);
+                if (dc >= bdc)
+                    continue;
+                double inc = move_through(x, a, v, (int)k) - th;
+                if (inc < 0)
+                    inc = 0;
+                double lim = slack < minslack ? slack : minslack;
+                if (used + inc <= lim + EPS) {
+                    bdc = dc;
+                    bk = (int)k;
+                    binc = inc;
+                }
+            }
+            if (bk >= 0) {
+                a[v] = bk;
+                used += binc;
+                if (binc > 0 && slack < minslack)
+                    minslack = slack;
+                moved++;
+            }
+        }
+        if (!moved)
+            return;
+        /* The moment model is not additive: verify, repair if needed. */
+        double nt = sweep(x, a, NULL);
+        if (x->sla > 0 && nt > x->sla + EPS)
+            repair(x, a, x->sla, x->n * x->K);
+    }
+}
+
+static void fill_best(const ctx_t *x, int *a, int fastest)
+{
+    for (size_t v = 0; v < x->n; v++) {
+        int bk = -1;
+        double bc = INFINITY, bt = INFINITY;
+        for (size_t k = 0; k < x->K; k++) {
+            double c = node_usd(x, (int)v, (int)k), t = loom_cost_ms(x->c, (int)v, (int)k);
+            if (!isfinite(t))
+                continue;
+            double p = fastest ? t : c, s = fastest ? c : t;
+            double bp = fastest ? bt : bc, bs = fastest ? bc : bt;
+            if (bk < 0 || p < bp - 1e-15 || (p <= bp + 1e-15 && s < bs)) {
+                bk = (int)k;
+                bc = c;
+                bt = t;
+            }
+        }
+        a[v] = bk;
+    }
+}
+
+/* Returns 1 when a feasible assignment was found (best in `out`), else 0
+ * with the fastest found in `out`. */
+static int heuristic(ctx_t *x, int *out, int minimize_latency)
+{
+    size_t n = x->n;
+    int *A = malloc(n * sizeof(int)), *S = malloc(n * sizeof(int));
+    cand_t *cand = malloc((n + 1) * sizeof(cand_t));
+    int ok = 0;
+    if (!A || !S || !cand)
+        goto done;
+    fill_best(x, S, 1);
+    double ts = repair(x, S, minimize_latency ? 0 : x->sla, n * x->K);
+    if (minimize_latency || x->sla <= 0) {
+        if (!minimize_latency) { /* no SLA: pure cost */
+            fill_best(x, S, 0);
+            relax(x, S, cand, 50);
+        }
+        memcpy(out, S, n * sizeof(int));
+        ok = 1;
+        goto done;
+    }
+    fill_best(x, A, 0);
+    double ta = repair(x, A, x->sla, n * x->K);
+    int fa = ta <= x->sla + EPS, fs = ts <= x->sla + EPS;
+    if (fa)
+        relax(x, A, cand, 50);
+    if (fs)
+        relax(x, S, cand, 50);
+    double ca = fa && sweep(x, A, NULL) <= x->sla + EPS ? total_cost(x, A) : INFINITY;
+    double cs = fs && sweep(x, S, NULL) <= x->sla + EPS ? total_cost(x, S) : INFINITY;
+    if (isfinite(ca) || isfinite(cs)) {
+        memcpy(out, ca <= cs ? A : S, n * sizeof(int));
+        ok = 1;
+    } else {
+        /* Infeasible: hand back the fastest found. */
+        repair(x, S, 0, n * x->K);
+        memcpy(out, S, n * sizeof(int));
+    }
+done:
+    free(A);
+    free(S);
+    free(cand);
+    return ok;
+}
+
+/* ---- exact branch and bound --------------------------------------------- */
+
+typedef struct {
+    ctx_t *x;
+    int *a, *best;
+    int **order;        /* per node: devices sorted by cost (or time) */
+    int *norder;
+    double *suffix_min; /* min remaining node cost from depth d */
+    double *tmin;       /* longest min-time path after v */
+    double *fmean;      /* mean finish of assigned nodes */
+    double best_obj;
+    uint64_t nodes, budget;
+    int minimize_latency, found, stopped;
+} bnb_t;
+
+static void bnb(bnb_t *b, size_t d, double partial, double lb_lat)
+{
+    ctx_t *x = b->x;
+    if (b->stopped)
+        return;
+    if (++b->nodes > b->budget) {
+        b->stopped = 1;
+        return;
+    }
+    if (d == x->n) {
+        double tgt = sweep(x, b->a, NULL);
+        if (b->minimize_latency) {
+            if (tgt < b->best_obj - 1e-12) {
+                b->best_obj = tgt;
+                memcpy(b->best, b->a, x->n * sizeof(int));
+                b->found = 1;
+            }
+        } else if ((x->sla <= 0 || tgt <= x->sla + EPS) && partial < b->best_obj - 1e-15) {
+            b->best_obj = partial;
+            memcpy(b->best, b->a, x->n * sizeof(int));
+            b->found = 1;
+        }
+        return;
+    }
+    int v = x->topo[d];
+    size_t ni;
+    const int *in = loom_graph_in(x->g, v, &ni);
+    for (int oi = 0; oi < b->norder[v]; oi++) {
+        int k = b->order[v][oi];
+        b->a[v] = k;
+        double c = partial + node_usd(x, v, k), fin = 0;
+        for (size_t j = 0; j < ni; j++) {
+            const loom_gedge_t *e = loom_graph_edge(x->g, in[j]);
+            c += edge_p(x, e) * loom_cost_xfer_usd(x->c, in[j], b->a[e->src], k);
+            double f = b->fmean[e->src] + edge_p(x, e) * loom_cost_xfer_ms(x->c, in[j], b->a[e->src], k);
+            if (f > fin)
+                fin = f;
+        }
+        double mu, var;
+        node_moments(x, v, k, &mu, &var);
+        b->fmean[v] = fin + mu;
+        double lb = b->fmean[v] + b->tmin[v];
+        if (lb < lb_lat)
+            lb = lb_lat;
+        if (b->minimize_latency) {
+            if (lb >= b->best_obj - 1e-12)
+                continue;
+        } else {
+            if (c + b->suffix_min[d + 1] >= b->best_obj - 1e-15)
+                continue; /* sorted by cost: later devices can still be cheaper with transfers */
+            if (x->sla > 0 && lb > x->sla + EPS)
+                continue;
+        }
+        bnb(b, d + 1, c, lb);
+        if (b->stopped)
+            return;
+    }
+}
+
+typedef struct {
+    const ctx_t *x;
+    int v, by_time;
+} sort_ctx_t;
+
+static _Thread_local sort_ctx_t sort_ctx;
+
+static int dev_cmp(const void *pa, const void *pb)
+{
+    int ka = *(const int *)pa, kb = *(const int *)pb;
+    double a = sort_ctx.by_time ? loom_cost_ms(sort_ctx.x->c, sort_ctx.v, ka) : node_usd(sort_ctx.x, sort_ctx.v, ka);
+    double b = sort_ctx.by_time ? loom_cost_ms(sort_ctx.x->c, sort_ctx.v, kb) : node_usd(sort_ctx.x, sort_ctx.v, kb);
+    return a < b ? -1 : a > b ? 1 : ka - kb;
+}
+
+/* Returns 1 found / 0 none; *complete says whether the search finished.
+ * init_obj / init: a known solution (incumbent) or INFINITY / NULL. */
+static int exact(ctx_t *x, int *out, int minimize_latency, uint64_t budget, double init_obj,
+                 const int *init, int *complete, uint64_t *searched, double *root_lb)
+{
+    size_t n = x->n, K = x->K;
+    bnb_t b = {.x = x, .minimize_latency = minimize_latency, .budget = budget, .best_obj = init_obj};
+    b.a = calloc(n + 1, sizeof(int));
+    b.best = calloc(n + 1, sizeof(int));
+    b.order = calloc(n + 1, sizeof(int *));
+    b.norder = calloc(n + 1, sizeof(int));
+    b.suffix_min = calloc(n + 2, sizeof(double));
+    b.tmin = calloc(n + 1, sizeof(double));
+    b.fmean = calloc(n + 1, sizeof(double));
+    int *pool = calloc(n * K + 1, sizeof(int));
+    int found = 0;
+    if (!b.a || !b.best || !b.order || !b.norder || !b.suffix_min || !b.tmin || !b.fmean || !pool)
+        goto done;
+    if (init) {
+        memcpy(b.best, init, n * sizeof(int));
+        b.found = 1;
+    }
+    double *minmu = b.fmean; /* reuse as scratch before the search */
+    for (size_t v = 0; v < n; v++) {
+        b.order[v] = pool + v * K;
+        double mc = INFINITY;
+        minmu[v] = INFINITY;
+        for (size_t k = 0; k < K; k++) {
+            if (!loom_cost_fits(x->c, (int)v, (int)k))
+                continue;
+            b.order[v][b.norder[v]++] = (int)k;
+            double mu, var, cu = node_usd(x, (int)v, (int)k);
+            node_moments(x, (int)v, (int)k, &mu, &var);
+            if (cu < mc)
+                mc = cu;
+            if (mu < minmu[v])
+                minmu[v] = mu;
+        }
+        sort_ctx = (sort_ctx_t){x, (int)v, minimize_latency};
+        qsort(b.order[v], (size_t)b.norder[v], sizeof(int), dev_cmp);
+        b.tmin[v] = mc; /* temporarily: min node cost */
+    }
+    for (size_t d = n; d-- > 0;)
+        b.suffix_min[d] = b.suffix_min[d + 1] + b.tmin[x->topo[d]];
+    *root_lb = b.suffix_min[0];
+    /* tmin[v] = longest path after v with every later node at its fastest. */
+    for (size_t t = n; t-- > 0;) {
+        int v = x->topo[t];
+        size_t no;
+        const int *o = loom_graph_out(x->g, v, &no);
+        double best = 0;
+        for (size_t j = 0; j < no; j++) {
+            int w = loom_graph_edge(x->g, o[j])->dst;
+            double s = minmu[w] + b.tmin[w];
+            if (s > best)
+                best = s;
+        }
+        b.tmin[v] = best;
+    }
+    memset(b.fmean, 0, (n + 1) * sizeof(double));
+    bnb(&b, 0, 0, 0);
+    found = b.found;
+    if (found)
+        memcpy(out, b.best, n * sizeof(int));
+done:
+    *complete = !b.stopped;
+    *searched = b.nodes;
+    free(b.a);
+    free(b.best);
+    free(b.order);
+    free(b.norder);
+    free(b.suffix_min);
+    free(b.tmin);
+    free(b.fmean);
+    free(pool);
+    return found;
+}
+
+/* ---- plans ----------------------------------------------------------------- */
+
+static loom_plan_t *plan_alloc(const loom_graph_t *g, const loom_cost_t *c, const loom_place_opts_t *o)
+{
+    loom_plan_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    size_t n = loom_graph_nodes(g) + 1;
+    p->assign = calloc(n, sizeof(int));
+    p->crit = calloc(n, 1);
+    if (!p->assign || !p->crit) {
+        loom_plan_destroy(&p);
+        return NULL;
+    }
+    p->g = g;
+    p->c = c;
+    if (o)
+        p->opts = *o;
+    else
+        loom_place_opts_init(&p->opts);
+    if (p->opts.percentile <= 0)
+        p->opts.percentile = 0.5;
+    p->z = loom_place_z(p->opts.percentile);
+    p->gap = -1;
+    return p;
+}
+
+static void plan_finish(loom_plan_t *p, ctx_t *x)
+{
+    p->target = sweep(x, p->assign, &p->mean);
+    p->cost = total_cost(x, p->assign);
+    for (size_t v = 0; v < x->n; v++)
+        p->crit[v] = through(x, (int)v) >= p->target - 1e-6 * (1 + p->target);
+    double sla = p->opts.sla_ms;
+    p->feasible = sla <= 0 || p->target <= sla + EPS;
+    p->miss = p->feasible ? 0 : p->target - sla;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int loom_place(const loom_graph_t *g, const loom_cost_t *c, const loom_place_opts_t *opts,
+               loom_plan_t **out, loom_err_t *err)
+{
+    double t0 = now_ms();
+    *out = NULL;
+    loom_plan_t *p = plan_alloc(g, c, opts);
+    if (!p)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    ctx_t x;
+    int rc = ctx_init(&x, g, c, p->z, p->opts.sla_ms, err);
+    if (rc)
+        goto fail;
+    for (size_t v = 0; v < x.n; v++) {
+        int any = 0;
+        for (size_t k = 0; k < x.K && !any; k++)
+            any = loom_cost_fits(c, (int)v, (int)k);
+        if (!any) {
+            rc = loom_err_set(err, LOOM_EINFEASIBLE, "op %s fits on no device of the fleet",
+                              loom_graph_node(g, (int)v)->name);
+            loom_err_hint(err, "add a device class with more memory, or use a smaller model or dtype");
+            goto fail;
+        }
+    }
+    int exact_max = p->opts.exact_max_nodes > 0 ? p->opts.exact_max_nodes : 16;
+    uint64_t budget = p->opts.node_budget ? p->opts.node_budget : 2000000;
+    int use_exact = p->opts.method == LOOM_PLACE_EXACT ||
+                    (p->opts.method == LOOM_PLACE_AUTO && x.n <= (size_t)exact_max);
+    int minlat = p->opts.minimize_latency;
+    /* The heuristic always runs: it is the incumbent for the exact search. */
+    int hfound = heuristic(&x, p->assign, minlat);
+    double hobj;
+    {
+        double tg = sweep(&x, p->assign, NULL);
+        hobj = minlat ? tg : (hfound ? total_cost(&x, p->assign) : INFINITY);
+    }
+    uint64_t searched = x.evals;
+    p->method = "heuristic";
+    double root_lb = 0;
+    if (use_exact) {
+        int complete = 0;
+        uint64_t bn = 0;
+        int *ex = calloc(x.n + 1, sizeof(int));
+        if (!ex) {
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            goto fail;
+        }
+        int found = exact(&x, ex, minlat, budget, hobj, hfound || minlat ? p->assign : NULL, &complete, &bn,
+                          &root_lb);
+        searched += bn;
+        if (found)
+            memcpy(p->assign, ex, x.n * sizeof(int));
+        p->method = complete ? "exact" : "exact-budget";
+        if (complete && (found || minlat))
+            p->gap = 0;
+        if (!found && !minlat && complete) {
+            /* Proven infeasible: find the fastest placement exactly. */
+            int c2 = 0;
+            uint64_t bn2 = 0;
+            double lb2;
+            exact(&x, p->assign, 1, budget, sweep(&x, p->assign, NULL), p->assign, &c2, &bn2, &lb2);
+            searched += bn2;
+        }
+        free(ex);
+    }
+    plan_finish(p, &x);
+    if (p->gap < 0 && !minlat && p->feasible) {
+        if (!use_exact) {
+            /* Lower bound ignoring the SLA and transfers: each op on its cheapest device. */
+            root_lb = 0;
+            for (size_t v = 0; v < x.n; v++) {
+                double mc = INFINITY;
+                for (size_t k = 0; k < x.K; k++)
+                    if (node_usd(&x, (int)v, (int)k) < mc)
+                        mc = node_usd(&x, (int)v, (int)k);
+                root_lb += mc;
+            }
+        }
+        p->gap = p->cost > 0 ? (p->cost - root_lb) / p->cost : 0;
+        if (p->gap < 0)
+            p->gap = 0;
+    }
+    p->searched = searched;
+    p->elapsed_ms = now_ms() - t0;
+    ctx_free(&x);
+    *out = p;
+    return 0;
+fail:
+    ctx_free(&x);
+    loom_plan_destroy(&p);
+    return rc;
+}
+
+int loom_plan_fixed(const loom_graph_t *g, const loom_cost_t *c, const loom_place_opts_t *opts,
+                    const int *assign, loom_plan_t **out, loom_err_t *err)
+{
+    *out = NULL;
+    loom_plan_t *p = plan_alloc(g, c, opts);
+    if (!p)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    ctx_t x;
+    int rc = ctx_init(&x, g, c, p->z, p->opts.sla_ms, err);
+    if (rc) {
+        ctx_free(&x);
+        loom_plan_destroy(&p);
+        return rc;
+    }
+    for (size_t v = 0; v < x.n; v++) {
+        if (assign[v] < 0 || (size_t)assign[v] >= x.K) {
+            ctx_free(&x);
+            loom_plan_destroy(&p);
+            return loom_err_set(err, LOOM_EINVAL, "assignment of node %zu out of range", v);
+        }
+        p->assign[v] = assign[v];
+    }
+    plan_finish(p, &x);
+    p->method = "fixed";
+    ctx_free(&x);
+    *out = p;
+    return 0;
+}
+
+void loom_plan_destroy(loom_plan_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    free((*pp)->assign);
+    free((*pp)->crit);
+    free(*pp);
+    *pp = NULL;
+}
+
+int loom_plan_device(const loom_plan_t *p, int node) { return p->assign[node]; }
+const int *loom_plan_assignment(const loom_plan_t *p) { return p->assign; }
+double loom_plan_cost_usd(const loom_plan_t *p) { return p->cost; }
+double loom_plan_mean_ms(const loom_plan_t *p) { return p->mean; }
+double loom_plan_target_ms(const loom_plan_t *p) { return p->target; }
+int loom_plan_feasible(const loom_plan_t *p) { return p->feasible; }
+double loom_plan_miss_ms(const loom_plan_t *p) { return p->miss; }
+const char *loom_plan_method(const loom_plan_t *p) { return p->method; }
+double loom_plan_gap(const loom_plan_t *p) { return p->gap; }
+uint64_t loom_plan_searched(const loom_plan_t *p) { return p->searched; }
+double loom_plan_elapsed_ms(const loom_plan_t *p) { return p->elapsed_ms; }
+int loom_plan_critical(const loom_plan_t *p, int node) { return p->crit[node]; }
+
+int loom_plan_runner_up(const loom_plan_t *p, int node, double *cost_usd, double *target_ms, int *feasible)
+{
+    size_t n = loom_graph_nodes(p->g), K = loom_cost_devices(p->c);
+    int *a = malloc((n + 1) * sizeof(int));
+    if (!a)
+        return -1;
+    memcpy(a, p->assign, n * sizeof(int));
+    int best = -1, bfeas = 0;
+    double bc = INFINITY, bt = INFINITY;
+    for (size_t k = 0; k < K; k++) {
+        if ((int)k == p->assign[node] || !loom_cost_fits(p->c, node, (int)k))
+            continue;
+        a[node] = (int)k;
+        double c = INFINITY, t = INFINITY;
+        loom_place_eval(p->g, p->c, a, p->z, &c, NULL, &t);
+        int f = p->opts.sla_ms <= 0 || t <= p->opts.sla_ms + EPS;
+        if (best < 0 || (f && !bfeas) || (f == bfeas && (f ? c < bc : t < bt))) {
+            best = (int)k;
+            bfeas = f;
+            bc = c;
+            bt = t;
+        }
+    }
+    free(a);
+    if (best >= 0) {
+        *cost_usd = bc;
+        *target_ms = bt;
+        *feasible = bfeas;
+    }
+    return best;
+}
+
+/* ---- Monte Carlo -------------------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double rng_unit(uint64_t *s) { return ((rng_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+
+static double rng_normal(uint64_t *s)
+{
+    return sqrt(-2 * log(rng_unit(s))) * cos(6.283185307179586 * rng_unit(s));
+}
+
+static int dbl_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int loom_plan_mc(const loom_plan_t *p, int samples, uint64_t seed, double pct, double sla_ms,
+                 double *p50_ms, double *pct_ms, double *attain)
+{
+    size_t n = loom_graph_nodes(p->g);
+    const int *topo = loom_graph_order(p->g);
+    if (samples < 1 || !topo)
+        return LOOM_EINVAL;
+    double *fin = malloc((n + 1) * sizeof(double)), *lat = malloc((size_t)samples * sizeof(double));
+    unsigned char *ran = malloc(n + 1);
+    if (!fin || !lat || !ran) {
+        free(fin);
+        free(lat);
+        free(ran);
+        return LOOM_ENOMEM;
+    }
+    uint64_t s = seed ? seed : 1;
+    size_t ok = 0;
+    for (int r = 0; r < samples; r++) {
+        double end = 0;
+        for (size_t t = 0; t < n; t++) {
+            int v = topo[t];
+            const loom_gnode_t *nd = loom_graph_node(p->g, v);
+            int k = p->assign[v];
+            size_t ni;
+            const int *in = loom_graph_in(p->g, v, &ni);
+            double start = 0;
+            for (size_t j = 0; j < ni; j++) {
+                const loom_gedge_t *e = loom_graph_edge(p->g, in[j]);
+                double f = fin[e->src] + (ran[e->src] ? loom_cost_xfer_ms(p->c, in[j], p->assign[e->src], k) : 0);
+                if (f > start)
+                    start = f;
+            }
+            ran[v] = rng_unit(&s) < nd->prob;
+            double dur = 0;
+            if (ran[v]) {
+                int iters = 1;
+                if (nd->iters_max > 1 && nd->iters_mean > 1) {
+                    double q = (nd->iters_mean - 1) / (nd->iters_max - 1);
+                    for (int i = 1; i < (int)nd->iters_max; i++)
+                        iters += rng_unit(&s) < q;
+                }
+                double m = loom_cost_ms(p->c, v, k), sd = loom_cost_sd_ms(p->c, v, k);
+                double cv = m > 0 ? sd / m : 0, s2 = log(1 + cv * cv);
+                for (int i = 0; i < iters; i++)
+                    dur += m > 0 ? m * exp(sqrt(s2) * rng_normal(&s) - s2 / 2) : 0;
+            }
+            fin[v] = start + dur;
+            if (fin[v] > end)
+                end = fin[v];
+        }
+        lat[r] = end;
+        ok += sla_ms <= 0 || end <= sla_ms + EPS;
+    }
+    qsort(lat, (size_t)samples, sizeof(double), dbl_cmp);
+    if (p50_ms)
+        *p50_ms = lat[(size_t)(0.5 * (samples - 1))];
+    if (pct_ms)
+        *pct_ms = lat[(size_t)(pct * (samples - 1) + 0.5)];
+    if (attain)
+        *attain = (double)ok / samples;
+    free(fin);
+    free(lat);
+    free(ran);
+    return 0;
+}

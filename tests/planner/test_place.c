@@ -1,0 +1,415 @@
+/* Unit tests for the planner's cost model and placement: the worked
+ * example of Asgar et al. (2025) from examples/paper/, exact vs heuristic on
+ * random instances, the KV-size formula, and garbage input to the loaders. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "planner/catalog.h"
+#include "planner/cost.h"
+#include "planner/fleet.h"
+#include "planner/graph.h"
+#include "planner/place.h"
+#include "planner/profile.h"
+
+/* ---- the paper's worked example ----------------------------------------- */
+
+typedef struct {
+    loom_catalog_t *cat;
+    loom_fleet_t *fleet;
+    loom_profile_t *prof;
+    loom_graph_t *g;
+    loom_cost_t *cost;
+    int hp, co, prefill, decode;
+} paper_t;
+
+static void paper_setup(paper_t *p)
+{
+    loom_err_t err = {0};
+    char buf[1024];
+    p->cat = loom_catalog_load("examples/paper/catalog.yaml", &err);
+    loom_err_format(&err, buf, sizeof buf);
+    if (!p->cat)
+        fail_msg("%s", buf);
+    p->fleet = loom_fleet_load("examples/paper/fleet.yaml", p->cat, &err);
+    assert_non_null(p->fleet);
+    p->prof = loom_profile_load("examples/paper/profile.yaml", &err);
+    assert_non_null(p->prof);
+    p->g = loom_graph_new("paper");
+    loom_gnode_t n;
+    loom_gnode_init(&n, LOOM_GOP_PREFILL, "answer.prefill");
+    n.step = "answer";
+    n.tokens = 1000;
+    p->prefill = loom_graph_add_node(p->g, &n, &err);
+    loom_gnode_init(&n, LOOM_GOP_DECODE, "answer.decode");
+    n.step = "answer";
+    n.tokens = 500;
+    p->decode = loom_graph_add_node(p->g, &n, &err);
+    /* Llama-3-8B-like KV for 1000 tokens; the profile prices it anyway. */
+    assert_true(loom_graph_add_edge(p->g, p->prefill, p->decode, LOOM_GEDGE_KV,
+                                    loom_kv_bytes(32, 8, 128, 2, 1000), &err) >= 0);
+    assert_non_null(loom_graph_topo(p->g, &err));
+    p->cost = loom_cost_new(p->g, p->fleet, p->prof, &err);
+    assert_non_null(p->cost);
+    p->hp = loom_fleet_find(p->fleet, "HP");
+    p->co = loom_fleet_find(p->fleet, "CO");
+    assert_true(p->hp >= 0 && p->co >= 0);
+}
+
+static void paper_teardown(paper_t *p)
+{
+    loom_cost_destroy(&p->cost);
+    loom_graph_destroy(&p->g);
+    loom_profile_destroy(&p->prof);
+    loom_fleet_destroy(&p->fleet);
+    loom_catalog_destroy(&p->cat);
+}
+
+static void paper_three_options(void **state)
+{
+    (void)state;
+    paper_t p;
+    paper_setup(&p);
+    struct { int pre, dec; double ms, usd; } opt[] = {
+        {p.hp, p.hp, 105, 0.110}, /* A */
+        {p.hp, p.co, 120, 0.095}, /* B */
+        {p.co, p.co, 160, 0.060}, /* C */
+    };
+    loom_place_opts_t o;
+    loom_place_opts_init(&o);
+    o.sla_ms = 120;
+    for (int i = 0; i < 3; i++) {
+        int a[2];
+        a[p.prefill] = opt[i].pre;
+        a[p.decode] = opt[i].dec;
+        loom_plan_t *plan = NULL;
+        assert_int_equal(loom_plan_fixed(p.g, p.cost, &o, a, &plan, NULL), 0);
+        assert_float_equal(loom_plan_target_ms(plan), opt[i].ms, 1e-9);
+        assert_float_equal(loom_plan_cost_usd(plan), opt[i].usd, 1e-12);
+        assert_int_equal(loom_plan_feasible(plan), opt[i].ms <= 120);
+        loom_plan_destroy(&plan);
+    }
+    paper_teardown(&p);
+}
+
+static void paper_place(double sla, loom_place_method_t m, int want_pre, int want_dec, int feasible,
+                        double ms, double usd, double miss)
+{
+    paper_t p;
+    paper_setup(&p);
+    loom_place_opts_t o;
+    loom_place_opts_init(&o);
+    o.sla_ms = sla;
+    o.percentile = 0.95; /* zero spread in the profile: p95 == mean */
+    o.method = m;
+    loom_plan_t *plan = NULL;
+    loom_err_t err = {0};
+    assert_int_equal(loom_place(p.g, p.cost, &o, &plan, &err), 0);
+    int pre = want_pre ? p.co : p.hp, dec = want_dec ? p.co : p.hp;
+    assert_int_equal(loom_plan_device(plan, p.prefill), pre);
+    assert_int_equal(loom_plan_device(plan, p.decode), dec);
+    assert_int_equal(loom_plan_feasible(plan), feasible);
+    assert_float_equal(loom_plan_target_ms(plan), ms, 1e-9);
+    assert_float_equal(loom_plan_cost_usd(plan), usd, 1e-12);
+    assert_float_equal(loom_plan_miss_ms(plan), miss, 1e-9);
+    if (m == LOOM_PLACE_EXACT)
+        assert_string_equal(loom_plan_method(plan), "exact");
+    loom_plan_destroy(&plan);
+    paper_teardown(&p);
+}
+
+static void paper_sla120_picks_b(void **state)
+{
+    (void)state;
+    paper_place(120, LOOM_PLACE_EXACT, 0, 1, 1, 120, 0.095, 0);
+    paper_place(120, LOOM_PLACE_HEURISTIC, 0, 1, 1, 120, 0.095, 0);
+}
+
+static void paper_sla100_infeasible_fastest(void **state)
+{
+    (void)state;
+    /* Nothing meets 100 ms; the fastest is A (105 ms), missing by 5 ms. */
+    paper_place(100, LOOM_PLACE_EXACT, 0, 0, 0, 105, 0.110, 5);
+    paper_place(100, LOOM_PLACE_HEURISTIC, 0, 0, 0, 105, 0.110, 5);
+}
+
+static void paper_sla200_picks_c(void **state)
+{
+    (void)state;
+    paper_place(200, LOOM_PLACE_EXACT, 1, 1, 1, 160, 0.060, 0);
+    paper_place(200, LOOM_PLACE_HEURISTIC, 1, 1, 1, 160, 0.060, 0);
+}
+
+/* ---- KV-cache size ---------------------------------------------------- */
+
+static void kv_bytes_real_models(void **state)
+{
+    (void)state;
+    /* Llama-3-8B: 32 layers, 8 KV heads (GQA), head_dim 128, bf16:
+     * 2 x 32 x 8 x 128 x 2 = 131,072 B/token; 4096 tokens = 512 MiB. */
+    assert_float_equal(loom_kv_bytes(32, 8, 128, 2, 1), 131072.0, 0);
+    assert_float_equal(loom_kv_bytes(32, 8, 128, 2, 4096), 536870912.0, 0);
+    /* Mistral-7B-v0.1: 32 layers, 8 KV heads, head_dim 128 -> same per token;
+     * fp32 cache doubles it: 1000 tokens = 262,144,000 B. */
+    assert_float_equal(loom_kv_bytes(32, 8, 128, 4, 1000), 262144000.0, 0);
+    /* Llama-2-7B (no GQA): 32 layers, 32 KV heads, head_dim 128, fp16:
+     * 524,288 B/token. Llama-3-70B: 80 layers, 8 KV heads: 327,680 B/token. */
+    assert_float_equal(loom_kv_bytes(32, 32, 128, 2, 1), 524288.0, 0);
+    assert_float_equal(loom_kv_bytes(80, 8, 128, 2, 1), 327680.0, 0);
+    assert_float_equal(loom_prec_bytes((loom_prec_t)loom_prec_parse("bf16")), 2, 0);
+}
+
+/* ---- exact vs heuristic ------------------------------------------------ */
+
+static uint64_t rs = 0x1234567;
+static double urand(void)
+{
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (rs >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static loom_graph_t *random_graph(int n)
+{
+    loom_graph_t *g = loom_graph_new("random");
+    for (int i = 0; i < n; i++) {
+        loom_gnode_t nd;
+        char name[16];
+        snprintf(name, sizeof name, "n%d", i);
+        int r = (int)(urand() * 6);
+        loom_gop_t op = r == 0 ? LOOM_GOP_PREFILL : r == 1 ? LOOM_GOP_DECODE : r == 2 ? LOOM_GOP_EMBED
+                        : r == 3 ? LOOM_GOP_TOOL_HTTP : r == 4 ? LOOM_GOP_COMPUTE : LOOM_GOP_VSEARCH;
+        loom_gnode_init(&nd, op, name);
+        double params = 1e9 * (0.5 + urand() * 30);
+        nd.tokens = 100 + urand() * 2000;
+        nd.flops = 2 * params * nd.tokens * (op == LOOM_GOP_COMPUTE ? 0.01 : 1);
+        nd.shared_bytes = params * 2;
+        nd.bytes = nd.shared_bytes * (op == LOOM_GOP_DECODE ? nd.tokens / 10 : 1) + 1e6;
+        nd.mem_bytes = params * 2 * (urand() < 0.2 ? 3 : 1);
+        nd.fixed_ms = op == LOOM_GOP_TOOL_HTTP ? 50 + urand() * 300 : 0;
+        nd.fixed_cv = op == LOOM_GOP_TOOL_HTTP ? urand() * 0.5 : 0;
+        if (urand() < 0.2)
+            nd.prob = 0.3 + urand() * 0.7;
+        if (urand() < 0.15) {
+            nd.iters_mean = 1 + urand() * 3;
+            nd.iters_max = nd.iters_mean + urand() * 3;
+        }
+        assert_true(loom_graph_add_node(g, &nd, NULL) >= 0);
+        /* edges from up to two earlier nodes */
+        for (int e = 0; e < 2 && i > 0; e++)
+            if (urand() < 0.7) {
+                int src = (int)(urand() * i);
+                loom_graph_add_edge(g, src, i, urand() < 0.3 ? LOOM_GEDGE_KV : LOOM_GEDGE_DATA,
+                                    urand() < 0.3 ? urand() * 2e9 : urand() * 1e5, NULL);
+            }
+    }
+    assert_non_null(loom_graph_topo(g, NULL));
+    return g;
+}
+
+static void exact_vs_heuristic_random(void **state)
+{
+    (void)state;
+    loom_err_t err = {0};
+    loom_catalog_t *cat = loom_catalog_load("examples/catalog.yaml", &err);
+    assert_non_null(cat);
+    int instances = 200, both = 0, within = 0, infeasible_agree = 0, worse = 0;
+    double worst = 0;
+    for (int t = 0; t < instances; t++) {
+        loom_fleet_t *f = loom_fleet_new(cat);
+        int K = 2 + (int)(urand() * 4);
+        for (int k = 0; k < K; k++) {
+            int cls = (int)(urand() * loom_catalog_classes(cat));
+            if (loom_fleet_find(f, loom_catalog_class(cat, cls)->name) < 0)
+                loom_fleet_add(f, cls, 1, urand() < 0.3, -1, NULL);
+        }
+        loom_graph_t *g = random_graph(3 + (int)(urand() * 8));
+        loom_cost_t *c = loom_cost_new(g, f, NULL, &err);
+        assert_non_null(c);
+        /* SLA between the fastest and the cheapest plan's latency. */
+        loom_place_opts_t o;
+        loom_place_opts_init(&o);
+        o.percentile = urand() < 0.5 ? 0.5 : 0.95;
+        o.minimize_latency = 1;
+        loom_plan_t *fast = NULL, *cheap = NULL, *ex = NULL, *he = NULL;
+        int rc = loom_place(g, c, &o, &fast, &err);
+        if (rc == LOOM_EINFEASIBLE) { /* an op fits nowhere in this fleet */
+            loom_cost_destroy(&c);
+            loom_graph_destroy(&g);
+            loom_fleet_destroy(&f);
+            t--;
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        o.minimize_latency = 0;
+        assert_int_equal(loom_place(g, c, &o, &cheap, &err), 0);
+        double lo = loom_plan_target_ms(fast), hi = loom_plan_target_ms(cheap);
+        o.sla_ms = lo + (hi - lo) * urand() * 1.1 - (urand() < 0.05 ? lo * 0.1 : 0);
+        o.method = LOOM_PLACE_EXACT;
+        assert_int_equal(loom_place(g, c, &o, &ex, &err), 0);
+        assert_string_equal(loom_plan_method(ex), "exact");
+        o.method = LOOM_PLACE_HEURISTIC;
+        assert_int_equal(loom_place(g, c, &o, &he, &err), 0);
+        if (loom_plan_feasible(he))
+            assert_true(loom_plan_feasible(ex)); /* exact never misses what the heuristic finds */
+        if (loom_plan_feasible(ex) && loom_plan_feasible(he)) {
+            both++;
+            double r = loom_plan_cost_usd(he) / loom_plan_cost_usd(ex);
+            assert_true(r >= 1 - 1e-9); /* exact is optimal */
+            if (r <= 1.05)
+                within++;
+            else
+                worse++;
+            if (r > worst)
+                worst = r;
+        } else if (!loom_plan_feasible(ex) && !loom_plan_feasible(he)) {
+            infeasible_agree++;
+        } else {
+            worse++; /* heuristic missed a feasible plan */
+        }
+        loom_plan_destroy(&fast);
+        loom_plan_destroy(&cheap);
+        loom_plan_destroy(&ex);
+        loom_plan_destroy(&he);
+        loom_cost_destroy(&c);
+        loom_graph_destroy(&g);
+        loom_fleet_destroy(&f);
+    }
+    printf("exact vs heuristic: %d instances, %d both feasible, %d within 5%%, %d both infeasible, "
+           "%d worse (worst ratio %.3f)\n", instances, both, within, infeasible_agree, worse, worst);
+    assert_true(within + infeasible_agree >= (int)(0.95 * instances));
+    loom_catalog_destroy(&cat);
+}
+
+/* ---- loaders on bad input ---------------------------------------------- */
+
+static const char *write_tmp(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/loom-planner-test-%d.yaml", (int)getpid());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void loaders_reject_garbage(void **state)
+{
+    (void)state;
+    loom_err_t err;
+    char buf[1024];
+    static const struct { const char *text, *want; int line; } cases[] = {
+        {"devices: [", "YAML syntax error", 0},
+        {"- 1\n- 2\n", "mapping", 1},
+        {"devices:\n  - name: X\n    vendor: v\n    kind: gpu\n    mem_gb: lots\n", "expected a number", 5},
+        {"devices:\n  - name: X\n    vendor: v\n    kind: tpu\n", "missing required field", 2},
+        {"links: [{name: l, gbps: 1}]\ndevices:\n  - {name: X, vendor: v, kind: quantum, mem_gb: 1, mem_bw_gbs: 1, "
+         "power_w: 1, purchase_usd: 1, hourly_usd: 1, link: l, tflops: {fp16: 1}}\n", "kind must be", 3},
+        {"links: [{name: l, gbps: 1}]\ndevices:\n  - {name: X, vendor: v, kind: gpu, mem_gb: 1, mem_bw_gbs: 1, "
+         "power_w: 1, purchase_usd: 1, hourly_usd: 1, link: l, tflops: {fp4: 1}}\n", "unknown precision", 3},
+        {"links: [{name: l, gbps: 1}]\ndevices:\n  - {name: X, vendor: v, kind: gpu, mem_gb: 1, mem_bw_gbs: 1, "
+         "power_w: 1, purchase_usd: 1, hourly_usd: 1, link: l, tflops: {fp16: 1}, source: {mem_gb: a}}\n",
+         "no source for figure", 3},
+        {"\x01\x02\xff garbage", "", 0},
+        {"", "", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memset(&err, 0, sizeof err);
+        const char *path = write_tmp(cases[i].text);
+        loom_catalog_t *c = loom_catalog_load(path, &err);
+        assert_null(c);
+        assert_true(err.code < 0);
+        loom_err_format(&err, buf, sizeof buf);
+        printf("catalog case %zu: %s\n", i, buf);
+        assert_non_null(strstr(buf, cases[i].want));
+        assert_non_null(strstr(buf, path));
+        if (cases[i].line)
+            assert_int_equal(err.line, cases[i].line);
+    }
+    /* Fleet and profile errors name the field. */
+    loom_catalog_t *cat = loom_catalog_load("examples/catalog.yaml", &err);
+    assert_non_null(cat);
+    memset(&err, 0, sizeof err);
+    assert_null(loom_fleet_load(write_tmp("devices:\n  - {class: H100-SXM, count: 2}\n  - {class: H101, count: 1}\n"),
+                                cat, &err));
+    loom_err_format(&err, buf, sizeof buf);
+    assert_non_null(strstr(buf, "devices[1]"));
+    assert_non_null(strstr(buf, "unknown device class 'H101'"));
+    assert_int_equal(err.line, 3);
+    assert_null(loom_fleet_load(write_tmp("devices:\n  - {class: L4, count: 0.5}\n"), cat, &err));
+    assert_null(loom_fleet_load(write_tmp("devices:\n  - {class: L4, count: 1, ownership: borrowed}\n"), cat, &err));
+    assert_non_null(strstr(err.msg, "ownership"));
+    assert_null(loom_profile_load(write_tmp("ops:\n  - {op: llm.think, device: HP, latency_ms: 1}\n"), &err));
+    assert_non_null(strstr(err.msg, "unknown granular op"));
+    assert_null(loom_profile_load(write_tmp("ops:\n  - {op: embed, device: HP}\n"), &err));
+    assert_non_null(strstr(err.msg, "latency_ms"));
+    assert_null(loom_profile_load(write_tmp("transfers: 3\n"), &err));
+    assert_null(loom_catalog_load("/nonexistent/catalog.yaml", &err));
+    assert_int_equal(err.code, LOOM_EIO);
+    unlink(write_tmp(""));
+    loom_catalog_destroy(&cat);
+}
+
+static void catalog_example_is_complete(void **state)
+{
+    (void)state;
+    loom_err_t err = {0};
+    loom_catalog_t *cat = loom_catalog_load("examples/catalog.yaml", &err);
+    char buf[1024];
+    loom_err_format(&err, buf, sizeof buf);
+    if (!cat)
+        fail_msg("%s", buf);
+    assert_true(loom_catalog_classes(cat) >= 12);
+    int kinds[4] = {0};
+    for (size_t i = 0; i < loom_catalog_classes(cat); i++) {
+        const loom_devclass_t *d = loom_catalog_class(cat, (int)i);
+        assert_true(d->tflops[LOOM_PREC_FP16] > 0);
+        assert_non_null(loom_catalog_source(cat, (int)i, "tflops"));
+        kinds[0] += strcmp(d->kind, "gpu") == 0;
+        kinds[1] += strcmp(d->kind, "cpu") == 0;
+        kinds[2] += strcmp(d->kind, "npu") == 0;
+        kinds[3] += strcmp(d->kind, "accel") == 0;
+    }
+    assert_true(kinds[0] >= 8 && kinds[1] >= 2 && kinds[2] >= 1);
+    /* Every example fleet loads against it. */
+    const char *fleets[] = {"examples/fleets/mixed.yaml", "examples/fleets/cloud-gpus.yaml",
+                            "examples/fleets/owned-cpus.yaml"};
+    for (size_t i = 0; i < 3; i++) {
+        loom_fleet_t *f = loom_fleet_load(fleets[i], NULL, &err);
+        loom_err_format(&err, buf, sizeof buf);
+        if (!f)
+            fail_msg("%s", buf);
+        assert_true(loom_fleet_devices(f) > 0);
+        loom_fleet_destroy(&f);
+    }
+    loom_catalog_destroy(&cat);
+}
+
+int main(void)
+{
+    /* Tests read examples/ relative to the repository root. */
+    const char *b = getenv("LOOM_SRC");
+    if (b && chdir(b) != 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(paper_three_options),
+        cmocka_unit_test(paper_sla120_picks_b),
+        cmocka_unit_test(paper_sla100_infeasible_fastest),
+        cmocka_unit_test(paper_sla200_picks_c),
+        cmocka_unit_test(kv_bytes_real_models),
+        cmocka_unit_test(exact_vs_heuristic_random),
+        cmocka_unit_test(loaders_reject_garbage),
+        cmocka_unit_test(catalog_example_is_complete),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
