@@ -1,4 +1,8 @@
-# workers/cpu — CPU backend.
+# workers/cpu — loom-worker-cpu: the CPU backend (tools, and the LLM engine
+# when its llm_*.c files are present) over workers/common.
+WORKER_CPU_SRCS := $(wildcard workers/cpu/*.c)
+$(eval $(call PROG,loom-worker-cpu,$(WORKER_CPU_SRCS),$(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a,$(WORKER_LDLIBS) $(PROTOCOL_LDLIBS) $(COMMON_LDLIBS) -lm))
+
 # --- LLM (llm engineer): libloom_llm.a (model loading, CPU forward,
 # sampling, generation loop shared with the GPU backend). `loom llm` in
 # cli/cmd_llm.c runs it from the command line.
