@@ -108,11 +108,11 @@ static inline double node_usd(const ctx_t *x, int v, int k) { return x->usd_vk[(
 /* Transfer time/cost of edge e (index ei) between devices; 0 when co-located. */
 static inline double xms(const ctx_t *x, int ei, int ka, int kb)
 {
-    return ka == kb ? 0 : xms(x, ei, ka, kb);
+    return ka == kb ? 0 : loom_cost_xfer_ms(x->c, ei, ka, kb);
 }
 static inline double xusd(const ctx_t *x, int ei, int ka, int kb)
 {
-    return ka == kb ? 0 : xusd(x, ei, ka, kb);
+    return ka == kb ? 0 : loom_cost_xfer_usd(x->c, ei, ka, kb);
 }
 
 static double score(const ctx_t *x, double mu, double var) { return mu + x->z * sqrt(var); }
