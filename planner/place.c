@@ -189,6 +189,23 @@ static double total_cost(const ctx_t *x, const int *a)
     return s;
 }
 
+/* Transfer cost of the edges at v under assignment a. */
+static double adj_usd(const ctx_t *x, const int *a, int v)
+{
+    double s = 0;
+    size_t ni, no;
+    const int *in = loom_graph_in(x->g, v, &ni), *out = loom_graph_out(x->g, v, &no);
+    for (size_t j = 0; j < ni; j++) {
+        const loom_gedge_t *e = loom_graph_edge(x->g, in[j]);
+        s += edge_p(x, e) * xusd(x, in[j], a[e->src], a[v]);
+    }
+    for (size_t j = 0; j < no; j++) {
+        const loom_gedge_t *e = loom_graph_edge(x->g, out[j]);
+        s += edge_p(x, e) * xusd(x, out[j], a[v], a[e->dst]);
+    }
+    return s;
+}
+
 /* Cost change of moving v from a[v] to k (node + adjacent edges). */
 static double move_dcost(const ctx_t *x, const int *a, int v, int k)
 {
@@ -387,9 +404,12 @@ static void relax(ctx_t *x, int *a, cand_t *cand, int passes)
             return;
         size_t nc = 0;
         for (size_t v = 0; v < x->n; v++) {
-            double best = 0;
+            double best = 0, adj = adj_usd(x, a, (int)v), here = node_usd(x, (int)v, a[v]);
             for (size_t k = 0; k < x->K; k++)
-                if ((int)k != a[v] && loom_cost_fits(x->c, (int)v, (int)k)) {
+                /* a move can save at most the node's cost difference plus the
+                 * transfers it has now: skip the ones that cannot save */
+                if ((int)k != a[v] && node_usd(x, (int)v, (int)k) < here + adj &&
+                    loom_cost_fits(x->c, (int)v, (int)k)) {
                     double d = -move_dcost(x, a, (int)v, (int)k);
                     if (d > best)
                         best = d;
@@ -407,9 +427,9 @@ static void relax(ctx_t *x, int *a, cand_t *cand, int passes)
             double th = through(x, v);
             double slack = x->sla > 0 ? x->sla - th : INFINITY;
             int bk = -1;
-            double bdc = -1e-15, binc = 0;
+            double bdc = -1e-15, binc = 0, adj = adj_usd(x, a, v), here = node_usd(x, v, a[v]);
             for (size_t k = 0; k < x->K; k++) {
-                if ((int)k == a[v] || !loom_cost_fits(x->c, v, (int)k))
+                if ((int)k == a[v] || node_usd(x, v, (int)k) >= here + adj || !loom_cost_fits(x->c, v, (int)k))
                     continue;
                 double dc = move_dcost(x, a, v, (int)k);
                 if (dc >= bdc)
