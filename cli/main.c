@@ -15,6 +15,7 @@ int loom_cmd_workers(int argc, char **argv);
 int loom_cmd_cancel(int argc, char **argv);
 int loom_cmd_kernel(int argc, char **argv);
 int loom_cmd_llm(int argc, char **argv);
+int loom_cmd_index(int argc, char **argv);
 
 static const loom_cli_cmd_t commands[] = {
     {"validate", "check workflow files and print their DAG", loom_cmd_validate},
@@ -26,6 +27,7 @@ static const loom_cli_cmd_t commands[] = {
     {"cancel", "cancel a run", loom_cmd_cancel},
     {"kernel", "compile a compute kernel for cpu, gpu (PTX) or npu and show the artifact", loom_cmd_kernel},
     {"llm", "run a GGUF model locally (info, generate, embed, prefill/decode)", loom_cmd_llm},
+    {"index", "build or inspect a vector index for vector.search steps", loom_cmd_index},
 };
 
 static void usage(FILE *f)
