@@ -12,7 +12,9 @@
 
 /* Registers compute and vector.search (serial: one MLIR context). The
  * runner lives until the process exits. Artifacts are cached on disk in
- * $LOOM_ARTIFACT_DIR when set. */
+ * $LOOM_ARTIFACT_DIR when set. A vector.search registered before (the LLM
+ * engine's, for .vindex files) keeps serving indexes other than inline
+ * documents and JSON index files. Call once per process. */
 int loom_kernel_ops_add(loom_ops_t *ops, loom_target_kind_t target, loom_err_t *err);
 
 #endif
