@@ -6,3 +6,4 @@
 ORCHESTRATOR_SRCS := $(filter-out orchestrator/main.c,$(wildcard orchestrator/*.c))
 $(eval $(call LIB,orchestrator,$(ORCHESTRATOR_SRCS)))
 ORCHESTRATOR_LDLIBS += -ljansson
+ORCHESTRATOR_LDLIBS += -lpq  # store_pg.c (PostgreSQL store)
