@@ -8,10 +8,12 @@
  * the order users meet them. */
 int loom_cmd_validate(int argc, char **argv);
 int loom_cmd_plan(int argc, char **argv);
+int loom_cmd_kernel(int argc, char **argv);
 
 static const loom_cli_cmd_t commands[] = {
     {"validate", "check workflow files and print their DAG", loom_cmd_validate},
     {"plan", "place a workflow's ops on a fleet at least cost within its SLA", loom_cmd_plan},
+    {"kernel", "compile a compute kernel for cpu, gpu (PTX) or npu and show the artifact", loom_cmd_kernel},
 };
 
 static void usage(FILE *f)

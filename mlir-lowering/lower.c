@@ -342,7 +342,7 @@ static MlirOperation emit_node(loom_lowering_t *l, const loom_lower_wf_t *wf, in
             a[na++] = loom_attr_str(l, "model", n->model);
         if (strcmp(n->op, "vector.search") == 0) {
             a[na++] = loom_attr_str(l, "index", n->index);
-            a[na++] = attr_i64(l, "k", n->topk > 0 ? n->topk : 1);
+            a[na++] = attr_i64(l, "k", n->topk > 0 ? n->topk : 0); /* 0: set at run time */
         }
         if (strcmp(n->op, "compute") == 0)
             a[na++] = loom_attr_str(l, "kernel", n->kernel);
@@ -422,7 +422,7 @@ static int emit_workflow(loom_lowering_t *l, const loom_lower_wf_t *wf, loom_err
     /* Sinks are the workflow's outputs, in node order. */
     intptr_t nret = 0;
     for (size_t i = 0; i < n; i++) {
-        if (outdeg[i] == 0 && !is_mp[i]) {
+        if ((outdeg[i] == 0 || wf->nodes[i].output) && !is_mp[i]) {
             rets[nret] = val[i];
             rtypes[nret++] = mlirValueGetType(val[i]);
         }

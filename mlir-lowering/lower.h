@@ -5,7 +5,8 @@
  *                      (a prefill + decode pair of one step is emitted as one
  *                      loom.llm.generate), one SSA edge per data edge; the
  *                      run's input is the argument %inputs, nodes without a
- *                      producer read it; nodes without a consumer are returned
+ *                      producer read it; outputs and nodes without a
+ *                      consumer are returned
  *   decompose-llm      llm.generate -> llm.prefill + kv.transfer + llm.decode
  *                      where the plan puts prefill and decode on different
  *                      devices (same device: kept whole)
@@ -44,6 +45,7 @@ typedef struct {
     int topk;             /* vector.search: k */
     double budget_ms, pred_ms, pred_cost;
     int line, col;        /* the step in the workflow file; 0 = unknown */
+    int output;           /* 1: a workflow output (returned even when consumed) */
 } loom_lower_node_t;
 
 typedef struct {

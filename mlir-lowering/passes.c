@@ -106,7 +106,7 @@ static int decompose_one(loom_lowering_t *l, const char *wfname, MlirOperation g
 
     MlirNamedAttribute ta[] = {
         loom_attr_str(l, "node", p->name), loom_attr_str(l, "to", d->device),
-        loom_attr_f64(l, "budget_ms", 0), loom_attr_f64(l, "pred_ms", xms),
+        loom_attr_f64(l, "budget_ms", xms), loom_attr_f64(l, "pred_ms", xms),
         loom_attr_f64(l, "pred_cost", xcost), loom_attr_str(l, "step", step),
         loom_attr_str(l, "target", ""),
     };
