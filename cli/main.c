@@ -14,6 +14,7 @@ int loom_cmd_runs(int argc, char **argv);
 int loom_cmd_workers(int argc, char **argv);
 int loom_cmd_cancel(int argc, char **argv);
 int loom_cmd_kernel(int argc, char **argv);
+int loom_cmd_llm(int argc, char **argv);
 
 static const loom_cli_cmd_t commands[] = {
     {"validate", "check workflow files and print their DAG", loom_cmd_validate},
@@ -24,6 +25,7 @@ static const loom_cli_cmd_t commands[] = {
     {"workers", "list the workers registered with loomd", loom_cmd_workers},
     {"cancel", "cancel a run", loom_cmd_cancel},
     {"kernel", "compile a compute kernel for cpu, gpu (PTX) or npu and show the artifact", loom_cmd_kernel},
+    {"llm", "run a GGUF model locally (info, generate, embed, prefill/decode)", loom_cmd_llm},
 };
 
 static void usage(FILE *f)
