@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "common/log.h"
 #include "orchestrator/store_pg.h"
@@ -475,6 +476,53 @@ static void test_vtable(void **st) {
     PQfinish(c);
 }
 
+/* Every query of the Grafana dashboard runs against the views (with
+ * Grafana's macros replaced) and reads only views. */
+static void test_grafana_queries(void **st) {
+    (void)st;
+    const char *u = fresh_db("grafana");
+    loom_err_t err = {0};
+    loom_store_pg_t *s = loom_store_pg_new(&(loom_store_pg_opts_t){.url = u}, &err);
+    assert_non_null(s);
+    load_known_runs(s);
+    json_error_t je;
+    json_t *d = json_load_file("deploy/grafana/loom.json", 0, &je);
+    assert_non_null(d);
+    PGconn *c = pgtest_connect(u);
+    size_t i, n = 0;
+    json_t *p;
+    json_array_foreach(json_object_get(d, "panels"), i, p) {
+        const char *sql = json_string_value(
+            json_object_get(json_array_get(json_object_get(p, "targets"), 0), "rawSql"));
+        assert_non_null(sql);
+        char q[2048], *o = q;
+        for (const char *x = sql; *x && o < q + sizeof q - 16;) {
+            if (strncmp(x, "$__timeFilter(", 14) == 0) {
+                o += sprintf(o, "true");
+                x = strchr(x, ')') + 1;
+            } else if (strncmp(x, "$run", 4) == 0) {
+                o += sprintf(o, "r1");
+                x += 4;
+            } else {
+                *o++ = *x++;
+            }
+        }
+        *o = 0;
+        assert_null(strstr(q, "FROM runs"));
+        assert_null(strstr(q, "FROM tasks"));
+        PGresult *r = PQexec(c, q);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) fprintf(stderr, "%s: %s", q, PQresultErrorMessage(r));
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_true(PQntuples(r) > 0); /* the known runs show up in every panel */
+        PQclear(r);
+        n++;
+    }
+    assert_true(n >= 8);
+    json_decref(d);
+    PQfinish(c);
+    loom_store_pg_destroy(&s, 1000);
+}
+
 static void test_bad_url(void **st) {
     (void)st;
     loom_err_t err = {0};
@@ -496,6 +544,7 @@ int main(void) {
         cmocka_unit_test(test_views_known_runs),
         cmocka_unit_test(test_load_unfinished),
         cmocka_unit_test(test_vtable),
+        cmocka_unit_test(test_grafana_queries),
         cmocka_unit_test(test_bad_url),
         cmocka_unit_test(test_outage_bound_and_nothing_lost),
     };
