@@ -17,6 +17,7 @@ static const char usage_text[] =
     "usage: loom plan FILE [--fleet F | --catalog C] [--profile P] [--json] [--explain]\n"
     "                 [--baseline homogeneous:DEVICE|homogeneous:all] [--sla MS]\n"
     "                 [--percentile P] [--method auto|exact|heuristic] [--mc N]\n"
+    "                 [--emit mlir [--after PASS]]\n"
     "Places each granular op of workflow FILE on a device class so that the run\n"
     "meets its end-to-end SLA (at its percentile) at the lowest cost.\n"
     "\n"
@@ -30,6 +31,9 @@ static const char usage_text[] =
     "  --percentile P  override the SLA percentile (e.g. 95 or 0.95)\n"
     "  --method M      placement search: auto (default), exact (branch and bound), heuristic\n"
     "  --mc N          Monte Carlo samples to check the verdict (default 4000, 0 = off)\n"
+    "  --emit mlir     print the plan lowered to the loom MLIR dialect instead\n"
+    "  --after PASS    ... as it is after PASS: emit, decompose-llm, annotate-targets,\n"
+    "                  partition-devices, verify (default)\n"
     "  --json          machine-readable output\n"
     "Exit: 0 meets the SLA, 4 no placement meets it (fastest shown), 1 bad input, 2 usage.\n";
 
@@ -231,12 +235,15 @@ static void plan_text(const loom_cli_planned_t *P, int explain, double mc50, dou
         printf("%snote: %s\n", i ? "" : "\n", P->notes.items[i]);
 }
 
+int loom_cli_plan_emit_mlir(const loom_cli_planned_t *P, const char *after, int json); /* plan_mlir.c */
+
 int loom_cmd_plan(int argc, char **argv)
 {
     if (loom_cli_wants_help(argc, argv, usage_text))
         return LOOM_EXIT_OK;
     const char *file = NULL, *fleet_path = NULL, *cat_path = NULL, *prof_path = NULL, *baseline = NULL;
     int json = 0, explain = 0, mc = 4000;
+    const char *emit = NULL, *after = NULL; /* --emit mlir [--after PASS] (mlir-lowering) */
     double sla = 0, pct = 0;
     loom_place_method_t method = LOOM_PLACE_AUTO;
     for (int i = 1; i < argc; i++) {
@@ -244,6 +251,10 @@ int loom_cmd_plan(int argc, char **argv)
         int has = i + 1 < argc;
         if (!strcmp(a, "--json"))
             json = 1;
+        else if (!strcmp(a, "--emit") && has)
+            emit = argv[++i];
+        else if (!strcmp(a, "--after") && has)
+            after = argv[++i];
         else if (!strcmp(a, "--explain"))
             explain = 1;
         else if (!strcmp(a, "--fleet") && has)
@@ -281,6 +292,10 @@ int loom_cmd_plan(int argc, char **argv)
         fprintf(stderr, "loom plan: no workflow file given\n%s", usage_text);
         return LOOM_EXIT_USAGE;
     }
+    if ((emit && strcmp(emit, "mlir") != 0) || (after && !emit)) {
+        fprintf(stderr, "loom plan: --emit takes 'mlir'; --after needs --emit mlir\n");
+        return LOOM_EXIT_USAGE;
+    }
     if (baseline && strncmp(baseline, "homogeneous:", 12) != 0) {
         fprintf(stderr, "loom plan: --baseline must be homogeneous:DEVICE or homogeneous:all\n");
         return LOOM_EXIT_USAGE;
@@ -307,6 +322,10 @@ int loom_cmd_plan(int argc, char **argv)
     if (loom_cli_plan_file(file, fleet, prof, sla, pct, method, &P, stderr, &err) < 0) {
         loom_cli_print_err("plan", &err);
         rc = err.code == LOOM_EIO ? LOOM_EXIT_SYSTEM : LOOM_EXIT_FAIL;
+        goto out;
+    }
+    if (emit) {
+        rc = loom_cli_plan_emit_mlir(&P, after, json);
         goto out;
     }
     /* Baselines: the requested class, or every class of the fleet. */

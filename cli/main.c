@@ -8,10 +8,28 @@
  * the order users meet them. */
 int loom_cmd_validate(int argc, char **argv);
 int loom_cmd_plan(int argc, char **argv);
+int loom_cmd_run(int argc, char **argv);
+int loom_cmd_status(int argc, char **argv);
+int loom_cmd_runs(int argc, char **argv);
+int loom_cmd_workers(int argc, char **argv);
+int loom_cmd_cancel(int argc, char **argv);
+int loom_cmd_tco(int argc, char **argv);
+int loom_cmd_simulate(int argc, char **argv);
+int loom_cmd_kernel(int argc, char **argv);
+int loom_cmd_llm(int argc, char **argv);
 
 static const loom_cli_cmd_t commands[] = {
     {"validate", "check workflow files and print their DAG", loom_cmd_validate},
     {"plan", "place a workflow's ops on a fleet at least cost within its SLA", loom_cmd_plan},
+    {"run", "run a workflow on loomd and wait for its outputs", loom_cmd_run},
+    {"status", "show a run and its per-step timeline", loom_cmd_status},
+    {"runs", "list runs", loom_cmd_runs},
+    {"workers", "list the workers registered with loomd", loom_cmd_workers},
+    {"cancel", "cancel a run", loom_cmd_cancel},
+    {"tco", "cheapest fleet (device counts) that serves a workload within its SLAs", loom_cmd_tco},
+    {"simulate", "discrete-event simulation of a fleet serving a workload", loom_cmd_simulate},
+    {"kernel", "compile a compute kernel for cpu, gpu (PTX) or npu and show the artifact", loom_cmd_kernel},
+    {"llm", "run a GGUF model locally (info, generate, embed, prefill/decode)", loom_cmd_llm},
 };
 
 static void usage(FILE *f)

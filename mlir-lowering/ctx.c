@@ -83,12 +83,19 @@ static void parse_loc(const char *text, char *file, size_t fn, int *line, int *c
         *line = *col = 0;
 }
 
+/* One line per diagnostic, "file:line:col: message" ("-" is the buffer of
+ * a parsed string; diag_fail names it). */
 static void print_diag(MlirDiagnostic d, loom_mlir_t *m, const char *indent)
 {
-    char loc[256] = "";
+    char loc[256] = "", file[256];
+    int line, col;
     mlirLocationPrint(mlirDiagnosticGetLocation(d), to_fixed, loc);
+    parse_loc(loc, file, sizeof file, &line, &col);
     print_sink_t p = {&m->diags, 0};
-    loom_buf_printf(&m->diags, "%s%s: ", indent, loc);
+    if (file[0])
+        loom_buf_printf(&m->diags, "%s%s:%d:%d: ", indent, file, line, col);
+    else
+        loom_buf_printf(&m->diags, "%s%s: ", indent, loc);
     mlirDiagnosticPrint(d, to_buf, &p);
     loom_buf_putc(&m->diags, '\n');
     for (intptr_t i = 0; i < mlirDiagnosticGetNumNotes(d); i++)
@@ -131,8 +138,35 @@ int loom_mlir_diag_fail(loom_mlir_t *m, loom_err_t *err, int code, const char *w
         file = filename;
     if (file[0])
         loom_err_at(err, file, m->first_line, m->first_col);
-    if (m->diags.len)
-        loom_err_detail(err, "%s", m->diags.data);
+    if (m->diags.len) {
+        /* Name the parsed buffer: "-:L:C:" at a line start -> "file:L:C:". */
+        loom_buf_t d = LOOM_BUF_INIT;
+        const char *s = m->diags.data;
+        for (const char *line = s; *line;) {
+            const char *nl = strchr(line, '\n');
+            size_t len = nl ? (size_t)(nl - line + 1) : strlen(line);
+            const char *body = line;
+            if (strncmp(body, "  note: ", 8) == 0) {
+                loom_buf_append(&d, body, 8);
+                body += 8;
+            }
+            if (filename && strncmp(body, "-:", 2) == 0) {
+                loom_buf_puts(&d, filename);
+                body += 1;
+            }
+            loom_buf_append(&d, body, len - (size_t)(body - line));
+            line += len;
+        }
+        /* The first line repeats msg and location: keep the rest. */
+        const char *rest = d.data ? strchr(d.data, '\n') : NULL;
+        if (rest && rest[1]) {
+            rest++;
+            while (*rest == ' ')
+                rest++;
+            loom_err_detail(err, "%s", rest);
+        }
+        loom_buf_free(&d);
+    }
     return code;
 }
 

@@ -5,7 +5,9 @@
 // Types (the values flowing between steps of a workflow):
 //   !loom.text  a UTF-8 / JSON payload (prompt, tool output, answer)
 //   !loom.kv    an LLM KV-cache handle (made by prefill, read by decode)
-//   !loom.vec   an embedding vector
+// Embeddings and search hits travel as !loom.text (JSON) like every other
+// step output: IRDL unifies the types of a variadic operand group, so one
+// data type keeps steps composable whatever their inputs.
 // Attributes on every step op (IRDL unifies a constraint value used twice,
 // so each attribute has its own constraint):
 //   step       string  workflow step id the op comes from
@@ -16,7 +18,6 @@
 irdl.dialect @loom {
   irdl.type @text
   irdl.type @kv
-  irdl.type @vec
 
   // A whole LLM call; decompose-llm splits it into prefill + kv + decode.
   irdl.operation @"llm.generate" {
@@ -65,7 +66,7 @@ irdl.dialect @loom {
                      "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
   }
 
-  // Moves a KV cache between devices (prefill on one, decode on another).
+  // Ships a KV cache from the prefill device (target) to the decode device (to).
   irdl.operation @"kv.transfer" {
     %kv = irdl.parametric @loom::@kv<>
     %s0 = irdl.base "#builtin.string"
@@ -76,13 +77,12 @@ irdl.dialect @loom {
     %f2 = irdl.base "#builtin.float"
     irdl.operands(%kv)
     irdl.results(%kv)
-    irdl.attributes {"step" = %s0, "from" = %s1, "target" = %s2,
+    irdl.attributes {"step" = %s0, "to" = %s1, "target" = %s2,
                      "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
   }
 
   irdl.operation @embed {
     %text = irdl.parametric @loom::@text<>
-    %vec = irdl.parametric @loom::@vec<>
     %s0 = irdl.base "#builtin.string"
     %s1 = irdl.base "#builtin.string"
     %s2 = irdl.base "#builtin.string"
@@ -90,14 +90,13 @@ irdl.dialect @loom {
     %f1 = irdl.base "#builtin.float"
     %f2 = irdl.base "#builtin.float"
     irdl.operands(variadic %text)
-    irdl.results(%vec)
+    irdl.results(%text)
     irdl.attributes {"step" = %s0, "model" = %s1, "target" = %s2,
                      "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
   }
 
   // Scoring + top-k against a named index; result is a JSON list of hits.
   irdl.operation @"vector.search" {
-    %vec = irdl.parametric @loom::@vec<>
     %text = irdl.parametric @loom::@text<>
     %s0 = irdl.base "#builtin.string"
     %s1 = irdl.base "#builtin.string"
@@ -106,7 +105,7 @@ irdl.dialect @loom {
     %f0 = irdl.base "#builtin.float"
     %f1 = irdl.base "#builtin.float"
     %f2 = irdl.base "#builtin.float"
-    irdl.operands(%vec)
+    irdl.operands(variadic %text)
     irdl.results(%text)
     irdl.attributes {"step" = %s0, "index" = %s1, "target" = %s2, "k" = %k,
                      "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
@@ -147,8 +146,7 @@ irdl.dialect @loom {
   irdl.operation @send {
     %text = irdl.parametric @loom::@text<>
     %kv = irdl.parametric @loom::@kv<>
-    %vec = irdl.parametric @loom::@vec<>
-    %any = irdl.any_of(%text, %kv, %vec)
+    %any = irdl.any_of(%text, %kv)
     %s0 = irdl.base "#builtin.string"
     %s1 = irdl.base "#builtin.string"
     %s2 = irdl.base "#builtin.string"
@@ -159,8 +157,7 @@ irdl.dialect @loom {
   irdl.operation @recv {
     %text = irdl.parametric @loom::@text<>
     %kv = irdl.parametric @loom::@kv<>
-    %vec = irdl.parametric @loom::@vec<>
-    %any = irdl.any_of(%text, %kv, %vec)
+    %any = irdl.any_of(%text, %kv)
     %s0 = irdl.base "#builtin.string"
     %s1 = irdl.base "#builtin.string"
     %s2 = irdl.base "#builtin.string"

@@ -21,3 +21,7 @@ GEN_HDRS += $(BUILD)/gen/mlir-lowering/loom_irdl.h
 # (An order-only pattern prerequisite does not attach to the %.o rule, so
 # name the object that includes the header explicitly.)
 $(BUILD)/obj/mlir-lowering/ctx.o: $(BUILD)/gen/mlir-lowering/loom_irdl.h
+
+# The `loom` CLI lowers plans (loom plan --emit mlir).
+CLI_ARCHIVES += $(BUILD)/lib/libloom_mlir.a
+CLI_LDLIBS += $(MLIR_LDLIBS)

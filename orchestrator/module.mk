@@ -5,4 +5,17 @@
 # dropped in; they append their system libraries to ORCHESTRATOR_LDLIBS.
 ORCHESTRATOR_SRCS := $(filter-out orchestrator/main.c,$(wildcard orchestrator/*.c))
 $(eval $(call LIB,orchestrator,$(ORCHESTRATOR_SRCS)))
-ORCHESTRATOR_LDLIBS += -ljansson
+ORCHESTRATOR_LDLIBS += -ljansson -lm
+ORCHESTRATOR_LDLIBS += -lpq  # store_pg.c (PostgreSQL store)
+
+# loomd links the planner (workflow parser), protocol and common libraries.
+# Their names are spelled out because orchestrator/module.mk is included
+# before planner/ and protocol/ define their variables.
+LOOMD_ARCHIVES := $(BUILD)/lib/libloom_orchestrator.a $(BUILD)/lib/libloom_planner.a \
+                  $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a
+LOOMD_LDLIBS := -ljansson -lpq -lyaml -lglpk -lprotobuf-c -lzmq -lcrypto -lm
+$(eval $(call PROG,loomd,orchestrator/main.c,$(LOOMD_ARCHIVES),$(LOOMD_LDLIBS)))
+
+# The CLI's run/status/runs/workers/cancel talk to loomd through the client library.
+CLI_ARCHIVES += $(BUILD)/lib/libloom_client.a $(BUILD)/lib/libloom_protocol.a
+CLI_LDLIBS += -lprotobuf-c -lzmq -ljansson

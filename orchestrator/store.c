@@ -145,3 +145,23 @@ int loom_store_flush(loom_store_t *s, loom_err_t *err)
         return 0;
     DISPATCH(flush, err);
 }
+
+int loom_store_when_durable(loom_store_t *s, void (*fn)(void *ud, int status), void *ud,
+                            loom_err_t *err)
+{
+    if (!s || !s->ops->when_durable) {
+        fn(ud, 0);
+        return 0;
+    }
+    return s->ops->when_durable(s->self, fn, ud, err);
+}
+
+int loom_store_poll_fd(loom_store_t *s)
+{
+    return s && s->ops->poll_fd ? s->ops->poll_fd(s->self) : -1;
+}
+
+int loom_store_poll(loom_store_t *s)
+{
+    return s && s->ops->poll ? s->ops->poll(s->self) : 0;
+}

@@ -97,6 +97,11 @@ typedef struct loom_store_task {
     int64_t finished_ms;
     const char *output_json;   /* set when succeeded (may be large) */
     const char *error;         /* set when failed / timed out */
+    /* Optional plan and cost data (0 / NULL = unknown), kept by stores with
+     * history (PostgreSQL) for the cost-model-error and placement views. */
+    double predicted_ms, predicted_cost, cost;
+    const char *reason;        /* the plan's explanation of the placement */
+    const char *needs_json;    /* JSON array of the step ids it waited for */
 } loom_store_task_t;
 
 /* An event of a run, in order. seq is assigned by loomd (1, 2, ...). */
@@ -164,6 +169,17 @@ typedef struct loom_store_ops {
      * Called at shutdown and by tests. */
     int (*flush)(void *self, loom_err_t *err);
     void (*destroy)(void *self);
+    /* Durability hook (optional; NULL = every accepted write is already
+     * durable, as in memory). Calls fn(ud, 0) once every write accepted
+     * before this call is durable, or fn(ud, <0) if one of them failed for
+     * good. fn runs inside poll(), on loomd's thread; loomd polls poll_fd()
+     * (readable while callbacks wait) in its event loop. loomd acknowledges
+     * a submission only from this callback after run_create, and reports a
+     * run finished only from it after the final run_update. */
+    int (*when_durable)(void *self, void (*fn)(void *ud, int status), void *ud,
+                        loom_err_t *err);
+    int (*poll_fd)(void *self);
+    int (*poll)(void *self);
 } loom_store_ops_t;
 
 /* Wraps an implementation. The store takes ownership of self (ops->destroy
@@ -193,5 +209,13 @@ int loom_store_events(loom_store_t *s, const char *run_id, int64_t after_seq,
 int loom_store_load_unfinished(loom_store_t *s, loom_store_run_fn run_fn,
                                loom_store_task_fn task_fn, void *ud, loom_err_t *err);
 int loom_store_flush(loom_store_t *s, loom_err_t *err);
+/* The durability hook above. Without a when_durable slot fn runs at once.
+ * poll_fd is -1 and poll returns 0 when the store has no async side.
+ * run_create may fail with LOOM_ETOOBIG when the store cannot buffer more
+ * (PostgreSQL down for long): refuse the submission (RESOURCE_EXHAUSTED). */
+int loom_store_when_durable(loom_store_t *s, void (*fn)(void *ud, int status), void *ud,
+                            loom_err_t *err);
+int loom_store_poll_fd(loom_store_t *s);
+int loom_store_poll(loom_store_t *s);
 
 #endif

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
+#include "common/map.h"
 #include "common/sha.h"
 #include "orchestrator/store_pg_writer.h"
 
@@ -159,12 +161,21 @@ static const loom_pgw_stmt_t stmts[ST__COUNT] = {
         "INSERT INTO runs (id, workflow_hash, workflow_name, state, inputs, sla_ms, "
         "predicted_ms, predicted_cost, submitted_at) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " TS(9) ") ON CONFLICT (id) DO NOTHING", 9},
+    /* Updates the run and, when it reaches a final state, records its SLA
+     * outcome from the stored submission time and SLA in the same statement. */
     [ST_RUN_UPDATE] = {"loom_run_update",
-        "UPDATE runs SET state = coalesce($2, state), outputs = coalesce($3, outputs), "
+        "WITH u AS (UPDATE runs SET state = coalesce($2, state), outputs = coalesce($3, outputs), "
         "error = coalesce($4, error), started_at = coalesce(" TS(5) ", started_at), "
         "finished_at = coalesce(" TS(6) ", finished_at), "
         "predicted_ms = coalesce($7, predicted_ms), "
-        "predicted_cost = coalesce($8, predicted_cost) WHERE id = $1", 8},
+        "predicted_cost = coalesce($8, predicted_cost) WHERE id = $1 RETURNING *), "
+        "l AS (SELECT u.*, extract(epoch FROM u.finished_at - u.submitted_at) * 1000 AS ms FROM u "
+        "      WHERE u.state IN ('succeeded', 'failed', 'cancelled', 'timed_out') "
+        "      AND u.finished_at IS NOT NULL) "
+        "INSERT INTO sla_outcomes (run_id, workflow_name, sla_ms, latency_ms, met, at) "
+        "SELECT id, workflow_name, sla_ms, ms, state = 'succeeded' AND (sla_ms IS NULL OR ms <= sla_ms), "
+        "finished_at FROM l ON CONFLICT (run_id) DO UPDATE SET latency_ms = EXCLUDED.latency_ms, "
+        "met = EXCLUDED.met, at = EXCLUDED.at", 8},
     [ST_TASK] = {"loom_task",
         "INSERT INTO tasks AS t (run_id, task_id, step_id, op, state, device_class, worker_id, "
         "reason, needs, predicted_ms, predicted_cost, actual_ms, cost, attempts, output, error, "
@@ -185,7 +196,7 @@ static const loom_pgw_stmt_t stmts[ST__COUNT] = {
         "INSERT INTO events (run_id, task_id, kind, detail) VALUES ($1, $2, $3, $4)", 4},
     [ST_WORKER] = {"loom_worker",
         "INSERT INTO workers (id, device_class, device_name, slots, profile, state, last_seen) "
-        "VALUES ($1, $2, coalesce($3, ''), coalesce($4::int, 1), $5, coalesce($6, 'up'), now()) "
+        "VALUES ($1, $2, coalesce($3, ''), coalesce($4::int, 1), $5, coalesce($6, 'ready'), now()) "
         "ON CONFLICT (id) DO UPDATE SET device_class = EXCLUDED.device_class, "
         "device_name = EXCLUDED.device_name, slots = EXCLUDED.slots, "
         "profile = coalesce(EXCLUDED.profile, workers.profile), state = EXCLUDED.state, "
@@ -386,7 +397,7 @@ int loom_store_pg_load_unfinished(loom_store_pg_t *s, loom_store_pg_recover_fn f
         "SELECT r.id, r.workflow_hash, r.workflow_name, r.state, r.inputs, r.sla_ms, "
         "r.predicted_ms, r.predicted_cost, " MS("r.submitted_at") ", " MS("r.started_at") ", "
         "w.yaml FROM runs r JOIN workflows w ON w.hash = r.workflow_hash "
-        "WHERE r.state NOT IN ('succeeded', 'failed', 'cancelled') "
+        "WHERE r.state NOT IN ('succeeded', 'failed', 'cancelled', 'timed_out') "
         "ORDER BY r.submitted_at, r.id", 0, NULL, err);
     if (!runs) {
         rc = LOOM_EDB;
@@ -501,4 +512,316 @@ int loom_store_pg_query_json(loom_store_pg_t *s, const char *name, const char *a
     }
     pthread_mutex_unlock(&s->read_mu);
     return rc;
+}
+
+/* ---- store.h vtable ------------------------------------------------------ */
+
+/* State of the vtable implementation: the PostgreSQL handle plus an
+ * in-memory store that serves reads (a cache; its errors are ignored). */
+typedef struct pgv {
+    loom_store_pg_t *pg;
+    loom_store_t *mem;
+    loom_map_t *wf_seen; /* workflow hashes already queued for writing */
+} pgv_t;
+
+static double ms_or_null(double v) { return v > 0 ? v : NAN; }
+
+/* "step" for index 0, "step#i" otherwise (foreach items, loop iterations). */
+static const char *task_key(const char *step, int index, char *buf, size_t n) {
+    if (index <= 0) return step;
+    snprintf(buf, n, "%s#%d", step, index);
+    return buf;
+}
+
+static int v_run_create(void *self, const loom_store_run_t *run, loom_err_t *err) {
+    pgv_t *v = self;
+    if (!run || !run->id) return loom_err_set(err, LOOM_EINVAL, "run without an id");
+    const char *yaml = run->workflow_yaml ? run->workflow_yaml : "";
+    char hash[LOOM_SHA256_HEX_LEN];
+    loom_sha256_hex(yaml, strlen(yaml), hash);
+    double sla = run->deadline_ms && run->created_ms ? (double)(run->deadline_ms - run->created_ms)
+                                                     : NAN;
+    if (!loom_map_has(v->wf_seen, hash)) {
+        int rc = loom_store_pg_put_workflow(v->pg, hash, run->workflow ? run->workflow : "", sla,
+                                            yaml, err);
+        if (rc) return rc;
+        if (loom_map_len(v->wf_seen) > 10000) {
+            loom_map_destroy(&v->wf_seen); /* a bound; re-sending is harmless */
+            v->wf_seen = loom_map_new(NULL);
+        }
+        if (v->wf_seen) loom_map_put(v->wf_seen, hash, (void *)1);
+    }
+    loom_store_pg_run_t r = {
+        .id = run->id, .workflow_hash = hash, .workflow_name = run->workflow ? run->workflow : "",
+        .state = loom_store_run_state_name(run->state), .inputs = run->inputs_json,
+        .outputs = run->outputs_json, .error = run->error, .sla_ms = sla, .predicted_ms = NAN,
+        .predicted_cost = NAN, .submitted_ms = run->created_ms ? run->created_ms : loom_wall_ms(),
+        .started_ms = run->started_ms, .finished_ms = run->finished_ms};
+    int rc = loom_store_pg_submit_run(v->pg, &r, NULL, NULL, err);
+    if (rc) return rc;
+    loom_store_run_create(v->mem, run, NULL);
+    return 0;
+}
+
+static int v_run_update(void *self, const loom_store_run_t *run, loom_err_t *err) {
+    pgv_t *v = self;
+    if (!run || !run->id) return loom_err_set(err, LOOM_EINVAL, "run without an id");
+    loom_store_pg_run_t r = {.id = run->id, .state = loom_store_run_state_name(run->state),
+                             .outputs = run->outputs_json, .error = run->error,
+                             .sla_ms = NAN, .predicted_ms = NAN, .predicted_cost = NAN,
+                             .started_ms = run->started_ms, .finished_ms = run->finished_ms};
+    if (loom_store_run_state_final(run->state) && !r.finished_ms) r.finished_ms = loom_wall_ms();
+    int rc = loom_store_pg_update_run(v->pg, &r, NULL, NULL, err);
+    if (rc) return rc;
+    loom_store_run_update(v->mem, run, NULL);
+    return 0;
+}
+
+static int v_task_put(void *self, const loom_store_task_t *t, loom_err_t *err) {
+    pgv_t *v = self;
+    if (!t || !t->run_id || !t->step_id) return loom_err_set(err, LOOM_EINVAL, "task without ids");
+    char key[256];
+    int final = loom_store_task_state_final(t->state);
+    loom_store_pg_task_t pt = {
+        .run_id = t->run_id, .task_id = task_key(t->step_id, t->index, key, sizeof key),
+        .step_id = t->step_id, .op = t->op, .state = loom_store_task_state_name(t->state),
+        .device_class = t->device, .worker_id = t->worker_id, .reason = t->reason,
+        .needs = t->needs_json, .output = t->output_json, .error = t->error,
+        .predicted_ms = ms_or_null(t->predicted_ms), .predicted_cost = ms_or_null(t->predicted_cost),
+        .actual_ms = final && t->started_ms && t->finished_ms
+                         ? (double)(t->finished_ms - t->started_ms) : NAN,
+        .cost = ms_or_null(t->cost), .attempts = t->attempt,
+        .started_ms = t->started_ms, .finished_ms = t->finished_ms};
+    int rc = loom_store_pg_put_task(v->pg, &pt, NULL, NULL, err);
+    if (rc) return rc;
+    loom_store_task_put(v->mem, t, NULL);
+    return 0;
+}
+
+static int v_event_append(void *self, const loom_store_event_t *ev, loom_err_t *err) {
+    pgv_t *v = self;
+    if (!ev || !ev->run_id || !ev->kind) return loom_err_set(err, LOOM_EINVAL, "event without run/kind");
+    char key[256];
+    const char *task = ev->step_id ? task_key(ev->step_id, ev->index, key, sizeof key) : NULL;
+    int rc = loom_store_pg_put_event(v->pg, ev->run_id, task, ev->kind, ev->detail_json, err);
+    if (rc) return rc;
+    loom_store_event_append(v->mem, ev, NULL);
+    return 0;
+}
+
+static int v_worker_put(void *self, const loom_store_worker_t *w, loom_err_t *err) {
+    pgv_t *v = self;
+    if (!w || !w->id) return loom_err_set(err, LOOM_EINVAL, "worker without an id");
+    loom_store_pg_worker_t pw = {.id = w->id, .device_class = w->kind ? w->kind : "cpu",
+                                 .device_name = w->model, .profile = w->profile_json,
+                                 .state = w->state, .slots = w->slots};
+    int rc = loom_store_pg_put_worker(v->pg, &pw, err);
+    if (rc == 0 && w->ts_ms)
+        rc = loom_store_pg_put_worker_sample(v->pg, w->id, w->ts_ms, w->busy, w->slots, err);
+    if (rc) return rc;
+    loom_store_worker_put(v->mem, w, NULL);
+    return 0;
+}
+
+static int v_run_list(void *self, const loom_store_filter_t *f, loom_store_run_fn fn, void *ud,
+                      loom_err_t *err) {
+    return loom_store_run_list(((pgv_t *)self)->mem, f, fn, ud, err);
+}
+
+/* run_get for a run no longer in memory: read it back from the database. */
+static int db_run_get(pgv_t *v, const char *id, loom_store_run_fn run_fn,
+                      loom_store_task_fn task_fn, void *ud, loom_err_t *err) {
+    loom_store_pg_t *s = v->pg;
+    const char *p[1] = {id};
+    pthread_mutex_lock(&s->read_mu);
+    int rc = 0;
+    PGresult *r = read_query(s,
+        "SELECT r.id, r.workflow_name, w.yaml, r.inputs, r.outputs, r.error, r.state, "
+        MS("r.submitted_at") ", " MS("r.started_at") ", " MS("r.finished_at") ", r.sla_ms, "
+        "coalesce(NOT s.met, false), (SELECT count(*) FROM tasks t WHERE t.run_id = r.id), "
+        "(SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.state = 'succeeded') "
+        "FROM runs r JOIN workflows w ON w.hash = r.workflow_hash "
+        "LEFT JOIN sla_outcomes s ON s.run_id = r.id WHERE r.id = $1", 1, p, err);
+    if (!r) {
+        rc = LOOM_EDB;
+        goto unlock;
+    }
+    if (PQntuples(r) != 1) {
+        rc = loom_err_set(err, LOOM_ENOTFOUND, "no run '%s'", id);
+        goto clear;
+    }
+    int st = loom_store_run_state_parse(val(r, 0, 6));
+    double sla = dval(r, 0, 10);
+    loom_store_run_t run = {.id = val(r, 0, 0), .workflow = val(r, 0, 1),
+                            .workflow_yaml = val(r, 0, 2), .inputs_json = val(r, 0, 3),
+                            .outputs_json = val(r, 0, 4), .error = val(r, 0, 5),
+                            .state = st < 0 ? LOOM_RUN_FAILED : (loom_run_state_t)st,
+                            .created_ms = tval(r, 0, 7), .started_ms = tval(r, 0, 8),
+                            .finished_ms = tval(r, 0, 9),
+                            .sla_missed = strcmp(val(r, 0, 11), "t") == 0,
+                            .tasks_total = (int)tval(r, 0, 12), .tasks_done = (int)tval(r, 0, 13)};
+    run.deadline_ms = isnan(sla) ? 0 : run.created_ms + (int64_t)sla;
+    if (run_fn && run_fn(ud, &run) != 0) goto clear;
+    if (task_fn) {
+        PGresult *tr = read_query(s,
+            "SELECT step_id, task_id, attempts, op, worker_id, device_class, state, "
+            MS("started_at") ", " MS("finished_at") ", output, error FROM tasks "
+            "WHERE run_id = $1 ORDER BY started_at NULLS LAST, task_id", 1, p, err);
+        if (!tr) {
+            rc = LOOM_EDB;
+            goto clear;
+        }
+        for (int i = 0; i < PQntuples(tr); i++) {
+            const char *hash = strchr(val(tr, i, 1), '#');
+            int ts = loom_store_task_state_parse(val(tr, i, 6));
+            loom_store_task_t t = {.run_id = id, .step_id = val(tr, i, 0),
+                                   .index = hash ? atoi(hash + 1) : 0,
+                                   .attempt = (int)tval(tr, i, 2), .op = val(tr, i, 3),
+                                   .worker_id = val(tr, i, 4), .device = val(tr, i, 5),
+                                   .state = ts < 0 ? LOOM_TASK_FAILED : (loom_task_state_t)ts,
+                                   .started_ms = tval(tr, i, 7), .finished_ms = tval(tr, i, 8),
+                                   .output_json = val(tr, i, 9), .error = val(tr, i, 10)};
+            if (task_fn(ud, &t) != 0) break;
+        }
+        PQclear(tr);
+    }
+clear:
+    PQclear(r);
+unlock:
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
+static int v_run_get(void *self, const char *id, loom_store_run_fn run_fn,
+                     loom_store_task_fn task_fn, void *ud, loom_err_t *err) {
+    pgv_t *v = self;
+    int rc = loom_store_run_get(v->mem, id, run_fn, task_fn, ud, err);
+    if (rc != LOOM_ENOTFOUND) return rc;
+    loom_err_clear(err);
+    return db_run_get(v, id, run_fn, task_fn, ud, err);
+}
+
+static int v_events(void *self, const char *run_id, int64_t after, loom_store_event_fn fn,
+                    void *ud, loom_err_t *err) {
+    return loom_store_events(((pgv_t *)self)->mem, run_id, after, fn, ud, err);
+}
+
+typedef struct {
+    loom_store_run_fn run_fn;
+    loom_store_task_fn task_fn;
+    void *ud;
+} recover_ctx_t;
+
+static int v_recovered(void *arg, const loom_store_pg_recovered_t *r) {
+    recover_ctx_t *c = arg;
+    int st = loom_store_run_state_parse(r->run.state);
+    int done = 0;
+    for (size_t i = 0; i < r->n_tasks; i++) done += strcmp(r->tasks[i].state, "succeeded") == 0;
+    loom_store_run_t run = {.id = r->run.id, .workflow = r->run.workflow_name,
+                            .workflow_yaml = r->workflow_yaml, .inputs_json = r->run.inputs,
+                            .state = st < 0 ? LOOM_RUN_PENDING : (loom_run_state_t)st,
+                            .created_ms = r->run.submitted_ms, .started_ms = r->run.started_ms,
+                            .tasks_total = (int)r->n_tasks, .tasks_done = done};
+    run.deadline_ms = isnan(r->run.sla_ms) ? 0 : run.created_ms + (int64_t)r->run.sla_ms;
+    if (c->run_fn && c->run_fn(c->ud, &run) != 0) return 1;
+    for (size_t i = 0; c->task_fn && i < r->n_tasks; i++) {
+        const loom_store_pg_task_t *t = &r->tasks[i];
+        if (strcmp(t->state, "succeeded") != 0) continue; /* only finished work is kept */
+        const char *hash = strchr(t->task_id, '#');
+        loom_store_task_t tk = {.run_id = run.id, .step_id = t->step_id,
+                                .index = hash ? atoi(hash + 1) : 0, .attempt = t->attempts,
+                                .op = t->op, .worker_id = t->worker_id, .device = t->device_class,
+                                .state = LOOM_TASK_SUCCEEDED, .started_ms = t->started_ms,
+                                .finished_ms = t->finished_ms, .output_json = t->output,
+                                .predicted_ms = isnan(t->predicted_ms) ? 0 : t->predicted_ms,
+                                .reason = t->reason, .needs_json = t->needs};
+        if (c->task_fn(c->ud, &tk) != 0) return 1;
+    }
+    return 0;
+}
+
+static int v_load_unfinished(void *self, loom_store_run_fn run_fn, loom_store_task_fn task_fn,
+                             void *ud, loom_err_t *err) {
+    recover_ctx_t c = {run_fn, task_fn, ud};
+    int rc = loom_store_pg_load_unfinished(((pgv_t *)self)->pg, v_recovered, &c, err);
+    return rc > 0 ? 0 : rc;
+}
+
+static int v_flush(void *self, loom_err_t *err) {
+    if (loom_store_pg_flush(((pgv_t *)self)->pg, 30000) != 0)
+        return loom_err_set(err, LOOM_ETIMEDOUT, "database writes still pending after 30 s");
+    return 0;
+}
+
+static void v_destroy(void *self) {
+    pgv_t *v = self;
+    if (!v) return;
+    loom_store_pg_destroy(&v->pg, 5000);
+    loom_store_destroy(&v->mem);
+    loom_map_destroy(&v->wf_seen);
+    free(v);
+}
+
+static int v_when_durable(void *self, void (*fn)(void *ud, int status), void *ud,
+                          loom_err_t *err) {
+    return loom_pgw_enqueue(((pgv_t *)self)->pg->writer, LOOM_PGW_BARRIER, NULL, 0, fn, ud, err);
+}
+static int v_poll_fd(void *self) { return loom_store_pg_fd(((pgv_t *)self)->pg); }
+static int v_poll(void *self) { return loom_store_pg_dispatch(((pgv_t *)self)->pg); }
+
+static const loom_store_ops_t pg_ops = {
+    .name = "pg",
+    .run_create = v_run_create,
+    .run_update = v_run_update,
+    .task_put = v_task_put,
+    .event_append = v_event_append,
+    .worker_put = v_worker_put,
+    .run_list = v_run_list,
+    .run_get = v_run_get,
+    .events = v_events,
+    .load_unfinished = v_load_unfinished,
+    .flush = v_flush,
+    .destroy = v_destroy,
+    .when_durable = v_when_durable,
+    .poll_fd = v_poll_fd,
+    .poll = v_poll,
+};
+
+loom_store_t *loom_store_pg_open(const loom_store_pg_opts_t *opts, loom_store_pg_t **raw,
+                                 loom_err_t *err) {
+    pgv_t *v = calloc(1, sizeof *v);
+    if (!v) {
+        loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        return NULL;
+    }
+    v->pg = loom_store_pg_new(opts, err);
+    if (!v->pg) goto fail;
+    v->mem = loom_store_mem_new(0, 0);
+    v->wf_seen = loom_map_new(NULL);
+    if (!v->mem || !v->wf_seen) {
+        loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    loom_store_t *s = loom_store_new(&pg_ops, v);
+    if (!s) {
+        loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        return NULL; /* loom_store_new destroyed v */
+    }
+    if (raw) *raw = v->pg;
+    return s;
+fail:
+    v_destroy(v);
+    return NULL;
+}
+
+void loom_store_pg_metrics_db(void *arg, loom_metrics_db_t *out) {
+    loom_store_pg_stats_t st;
+    loom_store_pg_get_stats(arg, &st);
+    out->connected = st.connected;
+    out->queued = st.queued;
+    out->queue_max = st.queue_max;
+    out->lag_ms = st.lag_ms;
+    out->committed = st.committed;
+    out->failed = st.failed;
+    out->reconnects = st.reconnects;
 }

@@ -27,6 +27,8 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "orchestrator/metrics.h"
+#include "orchestrator/store.h"
 
 typedef struct loom_store_pg loom_store_pg_t;
 
@@ -150,5 +152,19 @@ int loom_store_pg_query_json(loom_store_pg_t *s, const char *name, const char *a
                              loom_buf_t *out, loom_err_t *err);
 /* Names accepted by loom_store_pg_query_json, NULL-terminated. */
 extern const char *const loom_store_pg_query_names[];
+
+/* ---- store.h vtable ----------------------------------------------------- */
+/* Opens the PostgreSQL store behind store.h's interface (loomd --db).
+ * Writes go to PostgreSQL through the writer queue and to an in-memory
+ * store that answers run_list / run_get / events without a database round
+ * trip (run_get falls back to the database for runs no longer in memory).
+ * load_unfinished reads the database. *raw (may be NULL) receives the
+ * PostgreSQL handle for the HTTP endpoint, borrowed until the returned
+ * store is destroyed. */
+loom_store_t *loom_store_pg_open(const loom_store_pg_opts_t *opts, loom_store_pg_t **raw,
+                                 loom_err_t *err);
+
+/* A loom_metrics_db_fn: arg is a loom_store_pg_t. */
+void loom_store_pg_metrics_db(void *arg, loom_metrics_db_t *out);
 
 #endif

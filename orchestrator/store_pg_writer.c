@@ -119,13 +119,16 @@ static int send_batch(loom_pgw_t *w, op_t *first, size_t n) {
     if (!PQenterPipelineMode(c)) return SENT_CONN;
     if (!PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)) goto conn;
     op_t *o = first;
+    size_t sent = 0;
     for (size_t i = 0; i < n; i++, o = o->next) {
+        if (o->stmt == LOOM_PGW_BARRIER) continue;
+        sent++;
         const loom_pgw_stmt_t *st = &w->stmts[o->stmt];
         if (!PQsendQueryPrepared(c, st->name, st->nparams, o->params, NULL, NULL, 0)) goto conn;
     }
     if (!PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) goto conn;
     if (!PQpipelineSync(c)) goto conn;
-    for (size_t q = 0; q < n + 2; q++) {
+    for (size_t q = 0; q < sent + 2; q++) {
         PGresult *r = PQgetResult(c);
         if (!r) goto conn;
         if (!is_ok(r)) {
@@ -164,6 +167,10 @@ static size_t send_each(loom_pgw_t *w, op_t *first, size_t n) {
     op_t *o = first;
     size_t i = 0;
     for (; i < n; i++, o = o->next) {
+        if (o->stmt == LOOM_PGW_BARRIER) {
+            o->status = 0;
+            continue;
+        }
         const loom_pgw_stmt_t *st = &w->stmts[o->stmt];
         PGresult *r = PQexecPrepared(w->conn, st->name, st->nparams, o->params, NULL, NULL, 0);
         if (PQstatus(w->conn) != CONNECTION_OK) {
@@ -340,9 +347,9 @@ void loom_pgw_destroy(loom_pgw_t **pw, int flush_ms) {
 
 int loom_pgw_enqueue(loom_pgw_t *w, int stmt, const char *const *params, int admit,
                      loom_pgw_done_fn done, void *arg, loom_err_t *err) {
-    if (stmt < 0 || stmt >= w->nstmts)
+    if (stmt != LOOM_PGW_BARRIER && (stmt < 0 || stmt >= w->nstmts))
         return loom_err_set(err, LOOM_EINVAL, "unknown statement %d", stmt);
-    int np = w->stmts[stmt].nparams;
+    int np = stmt == LOOM_PGW_BARRIER ? 0 : w->stmts[stmt].nparams;
     size_t bytes = 0;
     for (int i = 0; i < np; i++)
         if (params[i]) bytes += strlen(params[i]) + 1;

@@ -28,6 +28,9 @@ typedef struct loom_pgw_stmt {
 } loom_pgw_stmt_t;
 
 #define LOOM_PGW_MAX_PARAMS 20
+/* A write with no SQL: its callback runs once every write queued before it
+ * is committed (a durability barrier). */
+#define LOOM_PGW_BARRIER (-1)
 
 /* stmts must stay valid for the writer's lifetime. Starts the thread; the
  * first connection is made by the thread. */
@@ -35,7 +38,7 @@ loom_pgw_t *loom_pgw_new(const char *url, const loom_pgw_stmt_t *stmts, int nstm
                          size_t queue_max, size_t batch_max, loom_err_t *err);
 void loom_pgw_destroy(loom_pgw_t **pw, int flush_ms);
 
-/* Queues stmts[stmt] with params (copied; NULL = SQL NULL). admit: refuse
+/* Queues stmts[stmt] (or LOOM_PGW_BARRIER, params NULL) with params (copied; NULL = SQL NULL). admit: refuse
  * with LOOM_ETOOBIG when the queue holds queue_max writes or more. */
 int loom_pgw_enqueue(loom_pgw_t *w, int stmt, const char *const *params, int admit,
                      loom_pgw_done_fn done, void *arg, loom_err_t *err);

@@ -19,6 +19,8 @@
 #define LOOM_METHOD_ASSIGN "loom.v1.Worker/Assign"
 #define LOOM_METHOD_DRAIN "loom.v1.Worker/Drain"
 #define LOOM_METHOD_CANCEL_TASK "loom.v1.Worker/CancelTask"
+#define LOOM_METHOD_ASSIGN_BATCH "loom.v1.Worker/AssignBatch"
+#define LOOM_METHOD_RESULT_BATCH "loom.v1.WorkerHub/ResultBatch"
 
 
 #endif

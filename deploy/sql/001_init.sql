@@ -18,7 +18,7 @@ CREATE TABLE workers (
     device_name   text NOT NULL DEFAULT '',
     slots         integer NOT NULL DEFAULT 1,
     profile       text,                      -- measured device profile (JSON text)
-    state         text NOT NULL DEFAULT 'up',-- up | down
+    state         text NOT NULL DEFAULT 'ready', -- ready | draining | dead
     registered_at timestamptz NOT NULL DEFAULT now(),
     last_seen     timestamptz NOT NULL DEFAULT now()
 );
@@ -36,7 +36,7 @@ CREATE TABLE runs (
     id              text PRIMARY KEY,
     workflow_hash   text NOT NULL REFERENCES workflows(hash),
     workflow_name   text NOT NULL,
-    state           text NOT NULL,           -- queued | running | succeeded | failed | cancelled
+    state           text NOT NULL,           -- pending | running | succeeded | failed | cancelled | timed_out
     inputs          text,                    -- JSON text as the client sent it
     outputs         text,                    -- JSON text
     error           text,
@@ -48,7 +48,7 @@ CREATE TABLE runs (
     finished_at     timestamptz
 );
 CREATE INDEX runs_unfinished ON runs (submitted_at)
-    WHERE state NOT IN ('succeeded', 'failed', 'cancelled');
+    WHERE state NOT IN ('succeeded', 'failed', 'cancelled', 'timed_out');
 CREATE INDEX runs_submitted ON runs (submitted_at);
 
 -- One row per task (a step, or a granular piece of one such as a prefill).
@@ -57,7 +57,7 @@ CREATE TABLE tasks (
     task_id         text NOT NULL,
     step_id         text NOT NULL,
     op              text NOT NULL DEFAULT '',
-    state           text NOT NULL,           -- pending | running | done | failed | skipped
+    state           text NOT NULL,           -- pending | ready | assigned | running | succeeded | failed | cancelled | timed_out | skipped
     device_class    text,                    -- where it ran (or is planned to)
     worker_id       text,
     reason          text,                    -- the plan's explanation for the placement

@@ -1,4 +1,20 @@
 # tests/mlir — MLIR lowering tests on real MLIR (one linked binary: linking
 # MLIR is heavy) plus golden-file checks of the loom dialect passes.
 MLIR_TEST_ARCHIVES := $(BUILD)/lib/libloom_mlir.a $(BUILD)/lib/libloom_common.a
-$(eval $(call TEST,mlir_kernels,tests/mlir/test_kernels.c,$(MLIR_TEST_ARCHIVES),-lcmocka $(MLIR_LDLIBS)))
+$(eval $(call TEST,mlir_unit,tests/mlir/test_kernels.c tests/mlir/test_lower.c,$(MLIR_TEST_ARCHIVES),-lcmocka $(MLIR_LDLIBS)))
+$(eval $(call SCRIPT_TEST,mlir_golden,tests/mlir/golden.sh))
+# GPU launch test: PTX from `loom kernel`, launched through the CUDA driver;
+# skips without a device. Links no MLIR (only the GPU unit reader).
+$(BUILD)/tests/mlir_gpu: $(BUILD)/bin/loom
+$(eval $(call TEST,mlir_gpu,tests/mlir/test_gpu.c,$(BUILD)/lib/libloom_cudrv.a $(BUILD)/lib/libloom_mlir.a $(BUILD)/lib/libloom_common.a,-ljansson -lm $(CUDRV_LDLIBS) $(COMMON_LDLIBS)))
+
+# make bench-mlir: lowering/partitioning a 100-step workflow, cached vs cold
+# kernel compiles, JIT code speed (bench/mlir_bench.c).
+$(BUILD)/bench/mlir_bench: $(call objs,bench/mlir_bench.c) $(MLIR_TEST_ARCHIVES)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,bench/mlir_bench.c) -Wl,--start-group $(MLIR_TEST_ARCHIVES) -Wl,--end-group $(MLIR_LDLIBS)
+.PHONY: bench-mlir
+bench-mlir: $(BUILD)/bench/mlir_bench
+	@echo "== bench-mlir: $(BUILD)/bench/mlir_bench"
+	@$(BUILD)/bench/mlir_bench
+BENCHES += bench-mlir

@@ -518,6 +518,8 @@ static int teardown(void **state)
     return 0;
 }
 
+int loom_test_lower_main(void); /* test_lower.c */
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -533,5 +535,6 @@ int main(void)
         cmocka_unit_test(test_user_kernel_diagnostic),
         cmocka_unit_test(test_bad_specs),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int failed = cmocka_run_group_tests_name("kernels", tests, setup, teardown);
+    return failed + loom_test_lower_main() ? 1 : 0;
 }

@@ -63,9 +63,9 @@ static __attribute__((unused)) void load_known_runs(loom_store_pg_t *s) {
     assert_int_equal(loom_store_pg_put_workflow(s, "ha", "wf-a", 1000, "name: wf-a\n", &err), 0);
     assert_int_equal(loom_store_pg_put_workflow(s, "hb", "wf-b", 500, "name: wf-b\n", &err), 0);
     const loom_store_pg_worker_t ws[] = {
-        {"w-cpu-1", "cpu", "EPYC", NULL, "up", 4},
-        {"w-gpu-1", "gpu", "H100", NULL, "up", 2},
-        {"w-npu-1", "npu", "NPU-1", NULL, "up", 1},
+        {"w-cpu-1", "cpu", "EPYC", NULL, "ready", 4},
+        {"w-gpu-1", "gpu", "H100", NULL, "ready", 2},
+        {"w-npu-1", "npu", "NPU-1", NULL, "ready", 1},
     };
     for (int i = 0; i < 3; i++) {
         assert_int_equal(loom_store_pg_put_worker(s, &ws[i], &err), 0);
@@ -82,15 +82,15 @@ static __attribute__((unused)) void load_known_runs(loom_store_pg_t *s) {
         r.sla_ms = !strcmp(runs[i].wf, "wf-a") ? 1000 : 500;
         assert_int_equal(loom_store_pg_submit_run(s, &r, NULL, NULL, &err), 0);
     }
-    task_full(s, "r1", "fetch", "tool.exec", "cpu", "done", 100, 120, 0.001, T0 + 10);
-    task_full(s, "r1", "answer", "llm.generate", "gpu", "done", 500, 400, 0.01, T0 + 200);
+    task_full(s, "r1", "fetch", "tool.exec", "cpu", "succeeded", 100, 120, 0.001, T0 + 10);
+    task_full(s, "r1", "answer", "llm.generate", "gpu", "succeeded", 500, 400, 0.01, T0 + 200);
     finish_run(s, "r1", "wf-a", 1000, T0, 800, "succeeded");
-    task_full(s, "r2", "fetch", "tool.exec", "cpu", "done", 100, 150, 0.001, T0 + 1800010);
-    task_full(s, "r2", "answer", "llm.generate", "gpu", "done", 500, 900, 0.02, T0 + 1800200);
+    task_full(s, "r2", "fetch", "tool.exec", "cpu", "succeeded", 100, 150, 0.001, T0 + 1800010);
+    task_full(s, "r2", "answer", "llm.generate", "gpu", "succeeded", 500, 900, 0.02, T0 + 1800200);
     finish_run(s, "r2", "wf-a", 1000, T0 + 1800000, 1200, "succeeded");
-    task_full(s, "r3", "embed", "embed", "npu", "done", 200, 250, 0.002, T0 + 3900010);
+    task_full(s, "r3", "embed", "embed", "npu", "succeeded", 200, 250, 0.002, T0 + 3900010);
     finish_run(s, "r3", "wf-b", 500, T0 + 3900000, 300, "succeeded");
-    task_full(s, "r4", "embed", "embed", "npu", "done", 200, 150, 0.002, T0 + 4200010);
+    task_full(s, "r4", "embed", "embed", "npu", "succeeded", 200, 150, 0.002, T0 + 4200010);
     task_full(s, "r4", "search", "vector.search", "cpu", "running", 50, NAN, NAN, T0 + 4200200);
     assert_int_equal(loom_store_pg_put_event(s, "r4", "search", "task.started", "{}", &err), 0);
     assert_int_equal(loom_store_pg_flush(s, 10000), 0);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "common/log.h"
 #include "orchestrator/store_pg.h"
@@ -139,9 +140,9 @@ static void test_ack_after_durable_and_bad_write_isolated(void **st) {
     /* a task of a run that does not exist violates the foreign key: only
      * that write fails, the others of the same batch commit */
     ack_t bad = {0}, good = {0};
-    loom_store_pg_task_t t = task_rec("nope", "x", "noop", "done");
+    loom_store_pg_task_t t = task_rec("nope", "x", "noop", "succeeded");
     assert_int_equal(loom_store_pg_put_task(s, &t, on_ack, &bad, &err), 0);
-    t = task_rec("r1", "a", "noop", "done");
+    t = task_rec("r1", "a", "noop", "succeeded");
     t.output = "{\"v\":1}";
     assert_int_equal(loom_store_pg_put_task(s, &t, on_ack, &good, &err), 0);
     assert_int_equal(loom_store_pg_flush(s, 10000), 0);
@@ -153,7 +154,7 @@ static void test_ack_after_durable_and_bad_write_isolated(void **st) {
     assert_int_equal(good.calls, 1);
     assert_int_equal(good.status, 0);
     char *rows = pgtest_rows(c, "SELECT run_id, task_id, state, output, attempts FROM tasks");
-    assert_string_equal(rows, "r1|a|done|{\"v\":1}|0\n");
+    assert_string_equal(rows, "r1|a|succeeded|{\"v\":1}|0\n");
     free(rows);
     /* a partial update keeps what it does not mention */
     t = task_rec("r1", "a", NULL, NULL);
@@ -161,7 +162,7 @@ static void test_ack_after_durable_and_bad_write_isolated(void **st) {
     assert_int_equal(loom_store_pg_put_task(s, &t, NULL, NULL, &err), 0);
     assert_int_equal(loom_store_pg_flush(s, 10000), 0);
     rows = pgtest_rows(c, "SELECT op, state, output, attempts FROM tasks");
-    assert_string_equal(rows, "noop|done|{\"v\":1}|2\n");
+    assert_string_equal(rows, "noop|succeeded|{\"v\":1}|2\n");
     free(rows);
     loom_store_pg_stats_t stt;
     loom_store_pg_get_stats(s, &stt);
@@ -210,7 +211,7 @@ static void test_outage_bound_and_nothing_lost(void **st) {
         int rc = loom_store_pg_submit_run(s, &r, on_ack, &acks[i], &err);
         if (rc == 0) {
             admitted++;
-            loom_store_pg_task_t t = task_rec(ids[i], "a", "noop", "done");
+            loom_store_pg_task_t t = task_rec(ids[i], "a", "noop", "succeeded");
             /* writes about admitted runs are always accepted */
             assert_int_equal(loom_store_pg_put_task(s, &t, NULL, NULL, &err), 0);
         } else {
@@ -293,10 +294,10 @@ static void test_views_known_runs(void **st) {
                 "embed|npu|2|0.25|0\nllm.generate|gpu|2|0.5|0.3\ntool.exec|cpu|2|0.35|0.35\n");
     expect_rows(c, "SELECT task_id, op, state, device_class, worker_id, reason, attempts "
                    "FROM v_step_placement WHERE run_id = 'r4' ORDER BY started_at",
-                "embed|embed|done|npu|w-npu-1|cheapest device meeting the SLA|1\n"
+                "embed|embed|succeeded|npu|w-npu-1|cheapest device meeting the SLA|1\n"
                 "search|vector.search|running|cpu|w-cpu-1|cheapest device meeting the SLA|1\n");
     expect_rows(c, "SELECT id, device_class, slots, state, busy_slots FROM v_fleet ORDER BY id",
-                "w-cpu-1|cpu|4|up|2\nw-gpu-1|gpu|2|up|1\nw-npu-1|npu|1|up|0\n");
+                "w-cpu-1|cpu|4|ready|2\nw-gpu-1|gpu|2|ready|1\nw-npu-1|npu|1|ready|0\n");
     expect_rows(c, "SELECT run_id, task_id, kind FROM v_run_events", "r4|search|task.started\n");
 
     /* the dashboard's JSON queries read the same views */
@@ -349,8 +350,176 @@ static void test_load_unfinished(void **st) {
     assert_int_equal(rc.runs, 1);
     assert_string_equal(rc.ids[0], "r4");
     assert_int_equal(rc.tasks[0], 2);
-    assert_string_equal(rc.first_task_state[0], "done"); /* "embed" sorts first */
+    assert_string_equal(rc.first_task_state[0], "succeeded"); /* "embed" sorts first */
     assert_string_equal(rc.yaml[0], "name: wf-b\n");
+    loom_store_pg_destroy(&s, 1000);
+}
+
+/* ---- the store.h vtable ------------------------------------------------- */
+
+static int durable_calls, durable_status;
+static void on_durable(void *ud, int status) {
+    (void)ud;
+    durable_calls++;
+    durable_status = status;
+}
+
+typedef struct {
+    int runs, tasks;
+    char run_id[32], state[16], step[32];
+    int64_t deadline, created;
+    int index;
+    char output[64];
+} seen_t;
+
+static int seen_run(void *ud, const loom_store_run_t *r) {
+    seen_t *s = ud;
+    s->runs++;
+    snprintf(s->run_id, sizeof s->run_id, "%s", r->id);
+    snprintf(s->state, sizeof s->state, "%s", loom_store_run_state_name(r->state));
+    s->deadline = r->deadline_ms;
+    s->created = r->created_ms;
+    return 0;
+}
+static int seen_task(void *ud, const loom_store_task_t *t) {
+    seen_t *s = ud;
+    s->tasks++;
+    snprintf(s->step, sizeof s->step, "%s", t->step_id);
+    s->index = t->index;
+    snprintf(s->output, sizeof s->output, "%s", t->output_json ? t->output_json : "");
+    return 0;
+}
+
+static void test_vtable(void **st) {
+    (void)st;
+    const char *u = fresh_db("vtable");
+    loom_err_t err = {0};
+    loom_store_pg_t *raw = NULL;
+    loom_store_t *s = loom_store_pg_open(&(loom_store_pg_opts_t){.url = u}, &raw, &err);
+    assert_non_null(s);
+    assert_non_null(raw);
+    assert_string_equal(loom_store_name(s), "pg");
+    assert_true(loom_store_poll_fd(s) >= 0);
+    int64_t t0 = 1767261600000LL;
+    loom_store_run_t run = {.id = "r-1", .workflow = "wf", .workflow_yaml = "name: wf\n",
+                            .inputs_json = "{}", .state = LOOM_RUN_PENDING, .created_ms = t0,
+                            .deadline_ms = t0 + 1000};
+    assert_int_equal(loom_store_run_create(s, &run, &err), 0);
+    assert_int_equal(loom_store_when_durable(s, on_durable, NULL, &err), 0);
+    /* a succeeded foreach item and a task still running */
+    loom_store_task_t t = {.run_id = "r-1", .step_id = "fan", .index = 2, .attempt = 1,
+                           .op = "tool.exec", .worker_id = "w1", .device = "cpu",
+                           .state = LOOM_TASK_SUCCEEDED, .started_ms = t0 + 10,
+                           .finished_ms = t0 + 60, .output_json = "{\"n\":2}",
+                           .predicted_ms = 40, .reason = "only cpu can run tool.exec"};
+    assert_int_equal(loom_store_task_put(s, &t, &err), 0);
+    loom_store_task_t t2 = {.run_id = "r-1", .step_id = "next", .attempt = 2, .op = "noop",
+                            .state = LOOM_TASK_RUNNING, .started_ms = t0 + 70};
+    assert_int_equal(loom_store_task_put(s, &t2, &err), 0);
+    loom_store_event_t ev = {.run_id = "r-1", .seq = 1, .ts_ms = t0, .kind = "run.started"};
+    assert_int_equal(loom_store_event_append(s, &ev, &err), 0);
+    loom_store_worker_t w = {.id = "w1", .kind = "cpu", .model = "EPYC", .state = "ready",
+                             .slots = 4, .busy = 1, .ts_ms = t0};
+    assert_int_equal(loom_store_worker_put(s, &w, &err), 0);
+    /* the durability callback runs from poll once the run row is committed */
+    for (int i = 0; i < 200 && !durable_calls; i++) {
+        usleep(10000);
+        loom_store_poll(s);
+    }
+    assert_int_equal(durable_calls, 1);
+    assert_int_equal(durable_status, 0);
+    assert_int_equal(loom_store_flush(s, &err), 0);
+
+    PGconn *c = pgtest_connect(u);
+    expect_rows(c, "SELECT id, workflow_name, state, sla_ms FROM runs", "r-1|wf|pending|1000\n");
+    expect_rows(c, "SELECT task_id, step_id, state, device_class, actual_ms, predicted_ms, attempts "
+                   "FROM tasks ORDER BY task_id",
+                "fan#2|fan|succeeded|cpu|50|40|1\nnext|next|running|-|-|-|2\n");
+    expect_rows(c, "SELECT device_class, slots, busy_slots FROM v_fleet", "cpu|4|1\n");
+
+    /* recovery: the unfinished run and only its succeeded task */
+    seen_t seen = {0};
+    assert_int_equal(loom_store_load_unfinished(s, seen_run, seen_task, &seen, &err), 0);
+    assert_int_equal(seen.runs, 1);
+    assert_string_equal(seen.run_id, "r-1");
+    assert_int_equal(seen.deadline - seen.created, 1000);
+    assert_int_equal(seen.tasks, 1);
+    assert_string_equal(seen.step, "fan");
+    assert_int_equal(seen.index, 2);
+    assert_string_equal(seen.output, "{\"n\":2}");
+
+    /* finishing the run records its SLA outcome (1200 ms > 1000 ms: missed) */
+    run.state = LOOM_RUN_SUCCEEDED;
+    run.started_ms = t0 + 5;
+    run.finished_ms = t0 + 1200;
+    run.outputs_json = "{\"ok\":true}";
+    assert_int_equal(loom_store_run_update(s, &run, &err), 0);
+    assert_int_equal(loom_store_flush(s, &err), 0);
+    expect_rows(c, "SELECT run_id, latency_ms, met FROM sla_outcomes", "r-1|1200|f\n");
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(loom_store_load_unfinished(s, seen_run, seen_task, &seen, &err), 0);
+    assert_int_equal(seen.runs, 0);
+
+    /* reads: from memory, and from the database in a fresh process */
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(loom_store_run_get(s, "r-1", seen_run, seen_task, &seen, &err), 0);
+    assert_string_equal(seen.state, "succeeded");
+    loom_store_destroy(&s);
+    s = loom_store_pg_open(&(loom_store_pg_opts_t){.url = u}, NULL, &err);
+    assert_non_null(s);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(loom_store_run_get(s, "r-1", seen_run, seen_task, &seen, &err), 0);
+    assert_string_equal(seen.state, "succeeded");
+    assert_int_equal(seen.tasks, 2);
+    assert_int_equal(loom_store_run_get(s, "nope", seen_run, NULL, &seen, &err), LOOM_ENOTFOUND);
+    loom_store_destroy(&s);
+    PQfinish(c);
+}
+
+/* Every query of the Grafana dashboard runs against the views (with
+ * Grafana's macros replaced) and reads only views. */
+static void test_grafana_queries(void **st) {
+    (void)st;
+    const char *u = fresh_db("grafana");
+    loom_err_t err = {0};
+    loom_store_pg_t *s = loom_store_pg_new(&(loom_store_pg_opts_t){.url = u}, &err);
+    assert_non_null(s);
+    load_known_runs(s);
+    json_error_t je;
+    json_t *d = json_load_file("deploy/grafana/loom.json", 0, &je);
+    assert_non_null(d);
+    PGconn *c = pgtest_connect(u);
+    size_t i, n = 0;
+    json_t *p;
+    json_array_foreach(json_object_get(d, "panels"), i, p) {
+        const char *sql = json_string_value(
+            json_object_get(json_array_get(json_object_get(p, "targets"), 0), "rawSql"));
+        assert_non_null(sql);
+        char q[2048], *o = q;
+        for (const char *x = sql; *x && o < q + sizeof q - 16;) {
+            if (strncmp(x, "$__timeFilter(", 14) == 0) {
+                o += sprintf(o, "true");
+                x = strchr(x, ')') + 1;
+            } else if (strncmp(x, "$run", 4) == 0) {
+                o += sprintf(o, "r1");
+                x += 4;
+            } else {
+                *o++ = *x++;
+            }
+        }
+        *o = 0;
+        assert_null(strstr(q, "FROM runs"));
+        assert_null(strstr(q, "FROM tasks"));
+        PGresult *r = PQexec(c, q);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) fprintf(stderr, "%s: %s", q, PQresultErrorMessage(r));
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_true(PQntuples(r) > 0); /* the known runs show up in every panel */
+        PQclear(r);
+        n++;
+    }
+    assert_true(n >= 8);
+    json_decref(d);
+    PQfinish(c);
     loom_store_pg_destroy(&s, 1000);
 }
 
@@ -374,6 +543,8 @@ int main(void) {
         cmocka_unit_test(test_ack_after_durable_and_bad_write_isolated),
         cmocka_unit_test(test_views_known_runs),
         cmocka_unit_test(test_load_unfinished),
+        cmocka_unit_test(test_vtable),
+        cmocka_unit_test(test_grafana_queries),
         cmocka_unit_test(test_bad_url),
         cmocka_unit_test(test_outage_bound_and_nothing_lost),
     };

@@ -22,13 +22,13 @@ SELECT r.id, r.workflow_name AS workflow, r.state, r.submitted_at,
 FROM runs r
 LEFT JOIN sla_outcomes s ON s.run_id = r.id
 LEFT JOIN (SELECT run_id, sum(cost) AS cost, count(*) AS n_tasks,
-                  count(*) FILTER (WHERE state = 'done') AS n_done
+                  count(*) FILTER (WHERE state = 'succeeded') AS n_done
            FROM tasks GROUP BY run_id) t ON t.run_id = r.id;
 
 -- Runs not yet finished (queued or running).
 CREATE VIEW v_live_runs AS
 SELECT * FROM v_recent_runs
-WHERE state NOT IN ('succeeded', 'failed', 'cancelled');
+WHERE state NOT IN ('succeeded', 'failed', 'cancelled', 'timed_out');
 
 CREATE VIEW v_sla_attainment_hourly AS
 SELECT workflow_name AS workflow, date_trunc('hour', at) AS hour,
@@ -69,7 +69,7 @@ FROM v_cost_per_run
 GROUP BY 1, 2;
 
 -- Current utilisation per device class: registered slots of workers that
--- are up, and busy slots from each worker's latest sample.
+-- are not dead, and busy slots from each worker's latest sample.
 CREATE VIEW v_device_utilisation AS
 SELECT w.device_class,
        count(*) AS workers,
@@ -79,7 +79,7 @@ SELECT w.device_class,
 FROM workers w
 LEFT JOIN LATERAL (SELECT busy_slots FROM worker_samples s
                    WHERE s.worker_id = w.id ORDER BY at DESC LIMIT 1) ls ON true
-WHERE w.state = 'up'
+WHERE w.state NOT IN ('dead', 'down')
 GROUP BY w.device_class;
 
 -- Utilisation over time: task busy time per device class and hour divided
@@ -98,7 +98,7 @@ SELECT run_id, task_id, step_id, op, device_class, predicted_ms, actual_ms,
        round(((actual_ms - predicted_ms) / nullif(predicted_ms, 0))::numeric, 4)::double precision AS rel_error,
        finished_at
 FROM tasks
-WHERE state = 'done' AND predicted_ms IS NOT NULL AND actual_ms IS NOT NULL;
+WHERE state = 'succeeded' AND predicted_ms IS NOT NULL AND actual_ms IS NOT NULL;
 
 CREATE VIEW v_cost_model_error_by_op AS
 SELECT op, device_class, count(*) AS tasks,

@@ -1,0 +1,159 @@
+/* runview.c — see runview.h. */
+#include "cli/runview.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "protocol/status.h"
+
+const char *loom_cli_endpoint(const char *flag)
+{
+    if (flag && *flag)
+        return flag;
+    const char *env = getenv("LOOM_ENDPOINT");
+    return env && *env ? env : LOOM_DEFAULT_ENDPOINT;
+}
+
+loom_client_t *loom_cli_connect(const char *cmd, const char *endpoint)
+{
+    loom_client_opts_t o = {.auth_token = getenv("LOOM_AUTH_TOKEN"), .client_name = "loom-cli/0.1"};
+    loom_err_t err;
+    loom_err_clear(&err);
+    loom_client_t *c = loom_client_new(endpoint, &o, &err);
+    if (!c) {
+        char buf[1200];
+        loom_err_format_long(&err, buf, sizeof buf);
+        fprintf(stderr, "loom %s: %s\n", cmd, buf);
+    }
+    return c;
+}
+
+int loom_cli_rpc_error(const char *cmd, const char *endpoint, int status, const loom_err_t *err)
+{
+    char buf[1600];
+    loom_err_format_long(err, buf, sizeof buf);
+    switch (status) {
+    case LOOM_STATUS_INVALID_ARGUMENT:
+    case LOOM_STATUS_NOT_FOUND:
+    case LOOM_STATUS_ALREADY_EXISTS:
+    case LOOM_STATUS_FAILED_PRECONDITION:
+    case LOOM_STATUS_OUT_OF_RANGE:
+    case LOOM_STATUS_PERMISSION_DENIED:
+    case LOOM_STATUS_UNAUTHENTICATED:
+        fprintf(stderr, "loom %s: error in your request (%s): %s\n", cmd, loom_status_name(status),
+                buf);
+        return LOOM_EXIT_FAIL;
+    case LOOM_STATUS_DEADLINE_EXCEEDED:
+    case LOOM_STATUS_UNAVAILABLE:
+        fprintf(stderr, "loom %s: loomd at %s did not answer (%s): %s\n", cmd, endpoint,
+                loom_status_name(status), buf);
+        fprintf(stderr, "  hint: is loomd running? set --endpoint or LOOM_ENDPOINT\n");
+        return LOOM_EXIT_SYSTEM;
+    default:
+        fprintf(stderr, "loom %s: Loom system error (%s): %s\n", cmd, loom_status_name(status), buf);
+        return LOOM_EXIT_SYSTEM;
+    }
+}
+
+const char *loom_cli_run_state(int s)
+{
+    static const char *const n[] = {"unknown", "queued", "running", "succeeded", "failed",
+                                    "cancelled"};
+    return s >= 0 && s <= 5 ? n[s] : "unknown";
+}
+
+const char *loom_cli_step_state(int s)
+{
+    static const char *const n[] = {"unknown", "pending", "ready", "running",
+                                    "succeeded", "failed", "skipped", "cancelled"};
+    return s >= 0 && s <= 7 ? n[s] : "unknown";
+}
+
+const char *loom_cli_device(int k)
+{
+    return k == 1 ? "cpu" : k == 2 ? "gpu" : k == 3 ? "npu" : "";
+}
+
+/* A JSON text field as a value (falls back to the string). */
+static json_t *jtext(const char *s)
+{
+    if (!s || !*s)
+        return json_null();
+    json_t *v = json_loads(s, JSON_DECODE_ANY, NULL);
+    return v ? v : json_string(s);
+}
+
+json_t *loom_cli_run_json(const Loom__V1__Run *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "run_id", json_string(r->run_id));
+    json_object_set_new(o, "workflow", json_string(r->workflow_name));
+    json_object_set_new(o, "state", json_string(loom_cli_run_state(r->state)));
+    json_object_set_new(o, "submitted_ms", json_integer(r->submitted_unix_ms));
+    json_object_set_new(o, "finished_ms", json_integer(r->finished_unix_ms));
+    json_object_set_new(o, "elapsed_ms", json_real(r->elapsed_ms));
+    json_object_set_new(o, "sla_ms", json_real(r->sla_latency_ms));
+    json_object_set_new(o, "sla_met", json_boolean(r->sla_met));
+    if (r->inputs_json && *r->inputs_json)
+        json_object_set_new(o, "inputs", jtext(r->inputs_json));
+    if (r->outputs_json && *r->outputs_json)
+        json_object_set_new(o, "outputs", jtext(r->outputs_json));
+    if (r->error)
+        json_object_set_new(o, "error", json_string(r->error->message));
+    if (r->n_steps) {
+        json_t *steps = json_array();
+        for (size_t i = 0; i < r->n_steps; i++) {
+            const Loom__V1__StepStatus *s = r->steps[i];
+            json_t *j = json_object();
+            json_object_set_new(j, "step", json_string(s->step_id));
+            json_object_set_new(j, "op", json_string(s->op));
+            json_object_set_new(j, "state", json_string(loom_cli_step_state(s->state)));
+            json_object_set_new(j, "attempt", json_integer(s->attempt));
+            json_object_set_new(j, "worker", json_string(s->worker_id));
+            json_object_set_new(j, "device", json_string(loom_cli_device(s->device_kind)));
+            json_object_set_new(j, "started_ms", json_integer(s->started_unix_ms));
+            json_object_set_new(j, "finished_ms", json_integer(s->finished_unix_ms));
+            json_object_set_new(j, "elapsed_ms", json_real(s->elapsed_ms));
+            if (s->output_json && *s->output_json && !s->output_truncated)
+                json_object_set_new(j, "output", jtext(s->output_json));
+            if (s->output_truncated)
+                json_object_set_new(j, "output_truncated", json_true());
+            if (s->error)
+                json_object_set_new(j, "error", json_string(s->error->message));
+            json_array_append_new(steps, j);
+        }
+        json_object_set_new(o, "steps", steps);
+    }
+    return o;
+}
+
+void loom_cli_print_run(FILE *f, const Loom__V1__Run *r, int steps)
+{
+    fprintf(f, "run %s  workflow %s  %s  %.0f ms", r->run_id, r->workflow_name,
+            loom_cli_run_state(r->state), r->elapsed_ms);
+    if (r->sla_latency_ms > 0)
+        fprintf(f, "  sla %.0f ms %s", r->sla_latency_ms, r->sla_met ? "met" : "MISSED");
+    fprintf(f, "\n");
+    if (r->error)
+        fprintf(f, "  error: %s\n", r->error->message);
+    if (!steps || !r->n_steps)
+        return;
+    int64_t t0 = r->submitted_unix_ms;
+    fprintf(f, "  %-28s %-14s %-10s %8s %8s  %-4s %s\n", "step", "op", "state", "start", "ms",
+            "dev", "worker");
+    for (size_t i = 0; i < r->n_steps; i++) {
+        const Loom__V1__StepStatus *s = r->steps[i];
+        char start[32] = "-";
+        if (s->started_unix_ms)
+            snprintf(start, sizeof start, "+%lld", (long long)(s->started_unix_ms - t0));
+        fprintf(f, "  %-28s %-14s %-10s %8s %8.0f  %-4s %s%s%s\n", s->step_id, s->op,
+                loom_cli_step_state(s->state), start, s->elapsed_ms,
+                loom_cli_device(s->device_kind), s->worker_id,
+                s->attempt > 1 ? "  attempt " : "", s->attempt > 1 ? "" : "");
+        if (s->attempt > 1)
+            fprintf(f, "  %-28s (attempt %u)\n", "", s->attempt);
+        if (s->error)
+            fprintf(f, "  %-28s error: %s\n", "", s->error->message);
+    }
+}

@@ -1,0 +1,32 @@
+/* runview.h — what the loomd-facing subcommands (run, status, runs,
+ * workers, cancel) share: connecting (--endpoint / $LOOM_ENDPOINT), telling
+ * the user's mistakes from the system's in RPC failures, and printing runs
+ * as text or JSON. */
+#ifndef LOOM_CLI_RUNVIEW_H
+#define LOOM_CLI_RUNVIEW_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "protocol/client.h"
+
+#define LOOM_DEFAULT_ENDPOINT "tcp://127.0.0.1:7400"
+
+/* Endpoint from the flag, else $LOOM_ENDPOINT, else the default. */
+const char *loom_cli_endpoint(const char *flag);
+/* Connects (auth token from $LOOM_AUTH_TOKEN). NULL after printing why. */
+loom_client_t *loom_cli_connect(const char *cmd, const char *endpoint);
+/* Prints an RPC failure as the user's problem or the system's and returns
+ * the exit code (LOOM_EXIT_FAIL or LOOM_EXIT_SYSTEM). */
+int loom_cli_rpc_error(const char *cmd, const char *endpoint, int status, const loom_err_t *err);
+
+const char *loom_cli_run_state(int s);   /* "running", "succeeded", ... */
+const char *loom_cli_step_state(int s);
+const char *loom_cli_device(int k);
+/* A run (with its steps when present) as a new JSON object. */
+json_t *loom_cli_run_json(const Loom__V1__Run *r);
+/* Human-readable summary; with steps, a per-step timeline. */
+void loom_cli_print_run(FILE *f, const Loom__V1__Run *r, int steps);
+
+#endif

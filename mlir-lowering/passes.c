@@ -1,0 +1,533 @@
+/* passes.c — the loom passes, in C on the MLIR C API (see lower.h):
+ * decompose-llm, annotate-targets, partition-devices, verify. Each walks the
+ * module's functions in order and builds new ops with generic op states, so
+ * the output is deterministic. */
+#include "mlir-lowering/lower_internal.h"
+
+#include <mlir-c/BuiltinAttributes.h>
+#include <mlir-c/BuiltinTypes.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Collects the ops of a function body that satisfy keep() into a fresh array
+ * (the passes mutate the body while they go). Caller frees. */
+static MlirOperation *body_ops(MlirOperation fn, size_t *n)
+{
+    MlirBlock b = mlirRegionGetFirstBlock(mlirOperationGetRegion(fn, 0));
+    size_t cap = 16, k = 0;
+    MlirOperation *v = malloc(cap * sizeof *v);
+    for (MlirOperation op = mlirBlockGetFirstOperation(b); v && !mlirOperationIsNull(op);
+         op = mlirOperationGetNextInBlock(op)) {
+        if (k == cap) {
+            MlirOperation *nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (!nv) {
+                free(v);
+                return NULL;
+            }
+            v = nv;
+        }
+        v[k++] = op;
+    }
+    *n = k;
+    return v;
+}
+
+static MlirOperation *module_funcs(loom_lowering_t *l, size_t *n)
+{
+    size_t cap = 8, k = 0;
+    MlirOperation *v = malloc(cap * sizeof *v);
+    for (MlirOperation op = mlirBlockGetFirstOperation(mlirModuleGetBody(l->mod));
+         v && !mlirOperationIsNull(op); op = mlirOperationGetNextInBlock(op)) {
+        if (!loom_op_is(op, "func.func"))
+            continue;
+        if (k == cap) {
+            MlirOperation *nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (!nv) {
+                free(v);
+                return NULL;
+            }
+            v = nv;
+        }
+        v[k++] = op;
+    }
+    *n = k;
+    return v;
+}
+
+static const loom_lower_wf_t *find_wf(loom_lowering_t *l, const char *name)
+{
+    for (size_t w = 0; w < l->nwf; w++)
+        if (strcmp(l->wfs[w].name, name) == 0)
+            return &l->wfs[w];
+    return NULL;
+}
+
+/* ---- decompose-llm ---------------------------------------------------- */
+
+static int decompose_one(loom_lowering_t *l, const char *wfname, MlirOperation g, loom_err_t *err)
+{
+    const loom_lower_node_t *p = loom_lower_node(l, wfname, g, "prefill");
+    const loom_lower_node_t *d = loom_lower_node(l, wfname, g, "decode");
+    if (!p || !d)
+        return loom_op_error(g, err, LOOM_EINVAL,
+                             "llm.generate does not name its plan's prefill and decode nodes");
+    if (!p->device || !d->device || strcmp(p->device, d->device) == 0)
+        return 0; /* one device runs the whole call */
+    const loom_lower_wf_t *wf = find_wf(l, wfname);
+    double xms = 0, xcost = 0;
+    for (size_t e = 0; wf && e < wf->nedges; e++)
+        if (wf->edges[e].kv && &wf->nodes[wf->edges[e].src] == p && &wf->nodes[wf->edges[e].dst] == d)
+            xms = wf->edges[e].pred_ms, xcost = wf->edges[e].pred_cost;
+
+    char step[256], model[256];
+    loom_op_str(g, "step", step, sizeof step);
+    loom_op_str(g, "model", model, sizeof model);
+    MlirLocation loc = mlirOperationGetLocation(g);
+    MlirBlock block = mlirOperationGetBlock(g);
+    intptr_t nops = mlirOperationGetNumOperands(g);
+    MlirValue *ops = malloc((size_t)(nops ? nops : 1) * sizeof *ops);
+    if (!ops)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    for (intptr_t i = 0; i < nops; i++)
+        ops[i] = mlirOperationGetOperand(g, i);
+    MlirType kv = loom_type(l, "!loom.kv"), text = loom_type(l, "!loom.text");
+
+    MlirNamedAttribute pa[] = {
+        loom_attr_str(l, "model", model),          loom_attr_str(l, "node", p->name),
+        loom_attr_f64(l, "budget_ms", p->budget_ms), loom_attr_f64(l, "pred_ms", p->pred_ms),
+        loom_attr_f64(l, "pred_cost", p->pred_cost), loom_attr_str(l, "step", step),
+        loom_attr_str(l, "target", ""),
+    };
+    MlirOperation pre = loom_op_create(l, "loom.llm.prefill", loc, nops, ops, 1, &kv, 7, pa);
+    mlirBlockInsertOwnedOperationBefore(block, g, pre);
+    MlirValue kvv = mlirOperationGetResult(pre, 0);
+
+    MlirNamedAttribute ta[] = {
+        loom_attr_str(l, "node", p->name), loom_attr_str(l, "to", d->device),
+        loom_attr_f64(l, "budget_ms", xms), loom_attr_f64(l, "pred_ms", xms),
+        loom_attr_f64(l, "pred_cost", xcost), loom_attr_str(l, "step", step),
+        loom_attr_str(l, "target", ""),
+    };
+    MlirOperation xfer = loom_op_create(l, "loom.kv.transfer", loc, 1, &kvv, 1, &kv, 7, ta);
+    mlirBlockInsertOwnedOperationBefore(block, g, xfer);
+    MlirValue moved = mlirOperationGetResult(xfer, 0);
+
+    MlirNamedAttribute da[] = {
+        loom_attr_str(l, "model", model),          loom_attr_str(l, "node", d->name),
+        loom_attr_f64(l, "budget_ms", d->budget_ms), loom_attr_f64(l, "pred_ms", d->pred_ms),
+        loom_attr_f64(l, "pred_cost", d->pred_cost), loom_attr_str(l, "step", step),
+        loom_attr_str(l, "target", ""),
+    };
+    MlirOperation dec = loom_op_create(l, "loom.llm.decode", loc, 1, &moved, 1, &text, 7, da);
+    mlirBlockInsertOwnedOperationBefore(block, g, dec);
+    mlirValueReplaceAllUsesOfWith(mlirOperationGetResult(g, 0), mlirOperationGetResult(dec, 0));
+    mlirOperationDestroy(g);
+    free(ops);
+    return 0;
+}
+
+int loom_pass_decompose(loom_lowering_t *l, loom_err_t *err)
+{
+    size_t nf = 0;
+    int rc = 0;
+    MlirOperation *fns = module_funcs(l, &nf);
+    if (!fns)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    for (size_t f = 0; f < nf && !rc; f++) {
+        char wf[256];
+        loom_op_str(fns[f], "loom.workflow", wf, sizeof wf);
+        size_t n = 0;
+        MlirOperation *ops = body_ops(fns[f], &n);
+        if (!ops) {
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            break;
+        }
+        for (size_t i = 0; i < n && !rc; i++)
+            if (loom_op_is(ops[i], "loom.llm.generate"))
+                rc = decompose_one(l, wf, ops[i], err);
+        free(ops);
+    }
+    free(fns);
+    return rc;
+}
+
+/* ---- annotate-targets ---------------------------------------------------- */
+
+int loom_pass_annotate(loom_lowering_t *l, loom_err_t *err)
+{
+    size_t nf = 0;
+    int rc = 0;
+    MlirOperation *fns = module_funcs(l, &nf);
+    if (!fns)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    for (size_t f = 0; f < nf && !rc; f++) {
+        char wf[256];
+        loom_op_str(fns[f], "loom.workflow", wf, sizeof wf);
+        size_t n = 0;
+        MlirOperation *ops = body_ops(fns[f], &n);
+        if (!ops) {
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            break;
+        }
+        for (size_t i = 0; i < n && !rc; i++) {
+            MlirOperation op = ops[i];
+            if (!loom_op_is_loom(op) || loom_op_is(op, "loom.send") || loom_op_is(op, "loom.recv"))
+                continue;
+            const char *attr = loom_op_is(op, "loom.llm.generate") ? "decode" : "node";
+            const loom_lower_node_t *node = loom_lower_node(l, wf, op, attr);
+            if (!node) {
+                rc = loom_op_error(op, err, LOOM_EINVAL, "op has no node of the plan (attribute '%s')", attr);
+                break;
+            }
+            if (!node->device || !node->device[0]) {
+                rc = loom_op_error(op, err, LOOM_EINVAL, "node '%s' has no device in the plan", node->name);
+                loom_err_hint(err, "run the placement first (loom plan) or pin the step to a device");
+                break;
+            }
+            loom_op_set_str(l, op, "target", node->device);
+        }
+        free(ops);
+    }
+    free(fns);
+    return rc;
+}
+
+/* ---- partition-devices ------------------------------------------------------ */
+
+typedef struct {
+    size_t ndev;
+    char **dev;               /* device names, order of first appearance */
+    MlirBlock *block;         /* one body per device */
+    size_t nops;
+    MlirOperation *ops;       /* the workflow function's ops */
+    MlirValue *map;           /* [op * ndev + dev] value of op's result on dev */
+    MlirValue *arg;           /* [dev] the %inputs argument on dev */
+} part_t;
+
+static int dev_index(const part_t *p, const char *name)
+{
+    for (size_t i = 0; i < p->ndev; i++)
+        if (strcmp(p->dev[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int op_index(const part_t *p, MlirOperation op)
+{
+    for (size_t i = 0; i < p->nops; i++)
+        if (p->ops[i].ptr == op.ptr)
+            return (int)i;
+    return -1;
+}
+
+static void op_target(MlirOperation op, char *out, size_t n) { loom_op_str(op, "target", out, n); }
+
+/* Value of v on device d; -1 op index means the %inputs argument. */
+static MlirValue mapped(const part_t *p, MlirValue v, int d)
+{
+    if (mlirValueIsABlockArgument(v))
+        return p->arg[d];
+    int i = op_index(p, mlirOpResultGetOwner(v));
+    return i < 0 ? (MlirValue){NULL} : p->map[(size_t)i * p->ndev + (size_t)d];
+}
+
+static int partition_func(loom_lowering_t *l, MlirOperation fn, loom_err_t *err)
+{
+    part_t p = {0};
+    int rc = 0;
+    char wf[256], t[256];
+    loom_op_str(fn, "loom.workflow", wf, sizeof wf);
+    double sla = loom_op_f64(fn, "loom.sla_ms");
+    p.ops = body_ops(fn, &p.nops);
+    if (!p.ops)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    p.dev = calloc(p.nops + 1, sizeof *p.dev);
+    if (!p.dev) {
+        rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p.nops; i++) {
+        if (!loom_op_is_loom(p.ops[i]))
+            continue;
+        op_target(p.ops[i], t, sizeof t);
+        if (!t[0]) {
+            rc = loom_op_error(p.ops[i], err, LOOM_EINVAL, "op has no target: run annotate-targets first");
+            goto out;
+        }
+        if (dev_index(&p, t) < 0 && !(p.dev[p.ndev++] = strdup(t))) {
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    p.block = calloc(p.ndev + 1, sizeof *p.block);
+    p.arg = calloc(p.ndev + 1, sizeof *p.arg);
+    p.map = calloc(p.nops * p.ndev + 1, sizeof *p.map);
+    if (!p.block || !p.arg || !p.map) {
+        rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        goto out;
+    }
+    MlirType text = loom_type(l, "!loom.text");
+    MlirLocation floc = mlirOperationGetLocation(fn);
+    for (size_t d = 0; d < p.ndev; d++) {
+        p.block[d] = mlirBlockCreate(1, &text, &floc);
+        p.arg[d] = mlirBlockGetArgument(p.block[d], 0);
+    }
+    MlirOperation ret = {NULL};
+    for (size_t i = 0; i < p.nops; i++) {
+        MlirOperation op = p.ops[i];
+        if (loom_op_is(op, "func.return")) {
+            ret = op;
+            continue;
+        }
+        if (!loom_op_is_loom(op)) {
+            rc = loom_op_error(op, err, LOOM_EINVAL, "only loom ops can be partitioned");
+            goto out;
+        }
+        op_target(op, t, sizeof t);
+        int d = dev_index(&p, t);
+        MlirOperation c = mlirOperationClone(op);
+        for (intptr_t k = 0; k < mlirOperationGetNumOperands(op); k++) {
+            MlirValue v = mapped(&p, mlirOperationGetOperand(op, k), d);
+            if (mlirValueIsNull(v)) { /* cannot happen: producers come first */
+                mlirOperationDestroy(c);
+                rc = loom_op_error(op, err, LOOM_EINTERNAL, "operand %ld has no value on %s", (long)k, t);
+                goto out;
+            }
+            mlirOperationSetOperand(c, k, v);
+        }
+        mlirBlockAppendOwnedOperation(p.block[d], c);
+        MlirValue r = mlirOperationGetResult(c, 0);
+        p.map[i * p.ndev + (size_t)d] = r;
+        /* Devices that consume the result elsewhere, in device order. */
+        char *needs = calloc(p.ndev + 1, 1);
+        if (!needs) {
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            goto out;
+        }
+        MlirValue orig = mlirOperationGetResult(op, 0);
+        for (MlirOpOperand u = mlirValueGetFirstUse(orig); !mlirOpOperandIsNull(u);
+             u = mlirOpOperandGetNextUse(u)) {
+            MlirOperation user = mlirOpOperandGetOwner(u);
+            if (!loom_op_is_loom(user))
+                continue;
+            char ut[256];
+            op_target(user, ut, sizeof ut);
+            int ud = dev_index(&p, ut);
+            if (ud >= 0 && ud != d)
+                needs[ud] = 1;
+        }
+        char step[256], chan[640];
+        loom_op_str(op, "step", step, sizeof step);
+        MlirStringRef opname = mlirIdentifierStr(mlirOperationGetName(op));
+        for (size_t e = 0; e < p.ndev; e++) {
+            if (!needs[e])
+                continue;
+            snprintf(chan, sizeof chan, "%s:%s/%.*s->%s", wf, step, (int)opname.length - 5,
+                     opname.data + 5, p.dev[e]);
+            MlirLocation loc = mlirOperationGetLocation(op);
+            MlirNamedAttribute sa[] = {loom_attr_str(l, "channel", chan), loom_attr_str(l, "target", t),
+                                       loom_attr_str(l, "to", p.dev[e])};
+            mlirBlockAppendOwnedOperation(p.block[d], loom_op_create(l, "loom.send", loc, 1, &r, 0, NULL, 3, sa));
+            MlirNamedAttribute ra[] = {loom_attr_str(l, "channel", chan), loom_attr_str(l, "from", t),
+                                       loom_attr_str(l, "target", p.dev[e])};
+            MlirType rt = mlirValueGetType(r);
+            MlirOperation recv = loom_op_create(l, "loom.recv", loc, 0, NULL, 1, &rt, 3, ra);
+            mlirBlockAppendOwnedOperation(p.block[e], recv);
+            p.map[i * p.ndev + e] = mlirOperationGetResult(recv, 0);
+        }
+        free(needs);
+    }
+    /* Each device function returns the workflow outputs it produces. */
+    MlirBlock modbody = mlirModuleGetBody(l->mod);
+    for (size_t d = 0; d < p.ndev; d++) {
+        intptr_t nret = 0, nr = mlirOperationIsNull(ret) ? 0 : mlirOperationGetNumOperands(ret);
+        MlirValue *rv = calloc((size_t)nr + 1, sizeof *rv);
+        MlirType *rtys = calloc((size_t)nr + 1, sizeof *rtys);
+        if (!rv || !rtys) {
+            free(rv), free(rtys);
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (intptr_t k = 0; k < nr; k++) {
+            MlirValue v = mlirOperationGetOperand(ret, k);
+            if (mlirValueIsABlockArgument(v))
+                continue;
+            op_target(mlirOpResultGetOwner(v), t, sizeof t);
+            if (dev_index(&p, t) == (int)d) {
+                rv[nret] = mapped(&p, v, (int)d);
+                rtys[nret] = mlirValueGetType(rv[nret]);
+                nret++;
+            }
+        }
+        mlirBlockAppendOwnedOperation(p.block[d], loom_op_create(l, "func.return", floc, nret, rv, 0, NULL, 0, NULL));
+        MlirRegion region = mlirRegionCreate();
+        mlirRegionAppendOwnedBlock(region, p.block[d]);
+        p.block[d] = (MlirBlock){NULL}; /* owned by the region now */
+        char name[600];
+        snprintf(name, sizeof name, "%s@%s", wf, p.dev[d]);
+        MlirType fty = mlirFunctionTypeGet(l->ctx, 1, &text, nret, rtys);
+        MlirNamedAttribute fa[] = {
+            loom_attr_str(l, "sym_name", name),
+            mlirNamedAttributeGet(mlirIdentifierGet(l->ctx, loom_sr("function_type")), mlirTypeAttrGet(fty)),
+            loom_attr_str(l, "loom.workflow", wf),
+            loom_attr_str(l, "loom.device", p.dev[d]),
+            loom_attr_f64(l, "loom.sla_ms", sla),
+        };
+        MlirOperationState st = mlirOperationStateGet(loom_sr("func.func"), floc);
+        mlirOperationStateAddAttributes(&st, 5, fa);
+        mlirOperationStateAddOwnedRegions(&st, 1, &region);
+        mlirBlockInsertOwnedOperationBefore(modbody, fn, mlirOperationCreate(&st));
+        free(rv), free(rtys);
+        if (l->nfuncs == l->capfuncs) {
+            size_t cap = l->capfuncs ? 2 * l->capfuncs : 8;
+            char **a = realloc(l->func_names, cap * sizeof *a), **b;
+            if (a)
+                l->func_names = a;
+            b = a ? realloc(l->func_devices, cap * sizeof *b) : NULL;
+            if (!a || !b) {
+                rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+                goto out;
+            }
+            l->func_devices = b;
+            l->capfuncs = cap;
+        }
+        l->func_names[l->nfuncs] = strdup(name);
+        l->func_devices[l->nfuncs++] = strdup(p.dev[d]);
+    }
+    mlirOperationDestroy(fn);
+out:
+    for (size_t d = 0; p.block && d < p.ndev; d++)
+        if (!mlirBlockIsNull(p.block[d]))
+            mlirBlockDestroy(p.block[d]);
+    for (size_t d = 0; p.dev && d < p.ndev; d++)
+        free(p.dev[d]);
+    free(p.dev), free(p.block), free(p.arg), free(p.map), free(p.ops);
+    return rc;
+}
+
+int loom_pass_partition(loom_lowering_t *l, loom_err_t *err)
+{
+    size_t nf = 0;
+    int rc = 0;
+    MlirOperation *fns = module_funcs(l, &nf);
+    if (!fns)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    for (size_t f = 0; f < nf && !rc; f++)
+        rc = partition_func(l, fns[f], err);
+    free(fns);
+    return rc;
+}
+
+/* ---- verify ------------------------------------------------------------------- */
+
+typedef struct {
+    char name[256];
+    MlirOperation send, recv;
+    int nsend, nrecv;
+} chan_t;
+
+static int check_channels(chan_t *ch, size_t n, loom_err_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        chan_t *c = &ch[i];
+        MlirOperation at = c->nsend ? c->send : c->recv;
+        if (c->nsend != 1 || c->nrecv != 1)
+            return loom_op_error(at, err, LOOM_EINVAL, "channel '%s' has %d send(s) and %d recv(s); want 1 and 1",
+                                 c->name, c->nsend, c->nrecv);
+        char to[256], from[256], st[256], rt[256];
+        loom_op_str(c->send, "to", to, sizeof to);
+        loom_op_str(c->send, "target", st, sizeof st);
+        loom_op_str(c->recv, "from", from, sizeof from);
+        loom_op_str(c->recv, "target", rt, sizeof rt);
+        if (strcmp(to, rt) != 0 || strcmp(from, st) != 0)
+            return loom_op_error(c->recv, err, LOOM_EINVAL,
+                                 "channel '%s': send %s->%s does not match recv %s->%s", c->name, st, to,
+                                 from, rt);
+        if (strcmp(st, rt) == 0)
+            return loom_op_error(c->send, err, LOOM_EINVAL, "channel '%s' does not cross devices", c->name);
+        if (!mlirTypeEqual(mlirValueGetType(mlirOperationGetOperand(c->send, 0)),
+                           mlirValueGetType(mlirOperationGetResult(c->recv, 0))))
+            return loom_op_error(c->recv, err, LOOM_EINVAL, "channel '%s': recv type differs from send type",
+                                 c->name);
+    }
+    return 0;
+}
+
+int loom_pass_verify(loom_lowering_t *l, loom_err_t *err)
+{
+    loom_mlir_diag_begin(l->m);
+    if (!mlirOperationVerify(mlirModuleGetOperation(l->mod)))
+        return loom_mlir_diag_fail(l->m, err, LOOM_EINVAL, "module does not verify", NULL);
+    size_t nf = 0, nch = 0, capch = 16;
+    int rc = 0;
+    MlirOperation *fns = module_funcs(l, &nf);
+    chan_t *ch = malloc(capch * sizeof *ch);
+    if (!fns || !ch) {
+        free(fns), free(ch);
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    }
+    for (size_t f = 0; f < nf && !rc; f++) {
+        char dev[256], wf[256];
+        loom_op_str(fns[f], "loom.device", dev, sizeof dev);
+        loom_op_str(fns[f], "loom.workflow", wf, sizeof wf);
+        size_t n = 0;
+        MlirOperation *ops = body_ops(fns[f], &n);
+        if (!ops) {
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            break;
+        }
+        for (size_t i = 0; i < n && !rc; i++) {
+            MlirOperation op = ops[i];
+            if (!loom_op_is_loom(op))
+                continue;
+            char t[256];
+            loom_op_str(op, "target", t, sizeof t);
+            if (!t[0]) {
+                rc = loom_op_error(op, err, LOOM_EINVAL, "op has no target device");
+                break;
+            }
+            if (dev[0] && strcmp(t, dev) != 0) {
+                rc = loom_op_error(op, err, LOOM_EINVAL, "op targets '%s' but is in the function of device '%s'",
+                                   t, dev);
+                break;
+            }
+            int is_send = loom_op_is(op, "loom.send");
+            if (!is_send && !loom_op_is(op, "loom.recv"))
+                continue;
+            if (!dev[0]) {
+                rc = loom_op_error(op, err, LOOM_EINVAL, "send/recv outside a device function");
+                break;
+            }
+            char name[256], key[256]; /* channels are unique across the module */
+            loom_op_str(op, "channel", name, sizeof name);
+            snprintf(key, sizeof key, "%s", name);
+            size_t c;
+            for (c = 0; c < nch && strcmp(ch[c].name, key) != 0; c++)
+                ;
+            if (c == nch) {
+                if (nch == capch) {
+                    chan_t *nc = realloc(ch, (capch *= 2) * sizeof *ch);
+                    if (!nc) {
+                        rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+                        break;
+                    }
+                    ch = nc;
+                }
+                memset(&ch[nch], 0, sizeof ch[nch]);
+                snprintf(ch[nch].name, sizeof ch[nch].name, "%s", key);
+                nch++;
+            }
+            if (is_send)
+                ch[c].send = op, ch[c].nsend++;
+            else
+                ch[c].recv = op, ch[c].nrecv++;
+        }
+        free(ops);
+    }
+    if (!rc)
+        rc = check_channels(ch, nch, err);
+    free(fns), free(ch);
+    return rc;
+}

@@ -1,0 +1,998 @@
+/* engine.c — see engine.h. Steps and scopes live here; rendering of
+ * inputs, events and store records are in stitch.c (engine_internal.h). */
+#include "orchestrator/engine_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+#define COMP "loomd"
+
+/* ---- small lists ---------------------------------------------------------- */
+
+static void list_add(loom_engine_t *e, int which, loom_task_t *t)
+{
+    t->list = which;
+    t->lprev = NULL;
+    t->lnext = e->lists[which];
+    if (t->lnext)
+        t->lnext->lprev = t;
+    e->lists[which] = t;
+}
+
+static void list_del(loom_engine_t *e, loom_task_t *t)
+{
+    if (!t->list)
+        return;
+    if (t->lprev)
+        t->lprev->lnext = t->lnext;
+    else
+        e->lists[t->list] = t->lnext;
+    if (t->lnext)
+        t->lnext->lprev = t->lprev;
+    t->lnext = t->lprev = NULL;
+    t->list = 0;
+}
+
+static void worker_detach(loom_task_t *t)
+{
+    loom_worker_rec_t *w = t->worker;
+    if (!w)
+        return;
+    if (t->wprev)
+        t->wprev->wnext = t->wnext;
+    else
+        w->tasks = t->wnext;
+    if (t->wnext)
+        t->wnext->wprev = t->wprev;
+    t->wnext = t->wprev = NULL;
+    w->inflight--;
+    t->worker = NULL;
+}
+
+static void worker_attach(loom_task_t *t, loom_worker_rec_t *w)
+{
+    t->worker = w;
+    t->wprev = NULL;
+    t->wnext = w->tasks;
+    if (w->tasks)
+        w->tasks->wprev = t;
+    w->tasks = t;
+    w->inflight++;
+}
+
+/* Unlinks a task from everything and frees it. */
+static void task_free(loom_engine_t *e, loom_task_t *t)
+{
+    loom_run_t *r = t->run;
+    loom_sched_remove(&e->ready, &t->qi);
+    list_del(e, t);
+    worker_detach(t);
+    if (t->rprev)
+        t->rprev->rnext = t->rnext;
+    else if (r->tasks == t)
+        r->tasks = t->rnext;
+    if (t->rnext)
+        t->rnext->rprev = t->rprev;
+    r->live_tasks--;
+    loom_map_del(e->tasks, t->id);
+    free(t->input);
+    free(t);
+}
+
+/* ---- runs ----------------------------------------------------------------- */
+
+static void scope_free(scope_t *sc);
+
+static void run_free(loom_run_t *r)
+{
+    scope_free(r->top);
+    loom_workflow_destroy(&r->wf);
+    json_decref(r->inputs);
+    free(r->yaml);
+    free(r->name);
+    free(r->error);
+    free(r->cp);
+    free(r->workflow_dir);
+    free(r);
+}
+
+/* Frees runs that became final during this engine call. */
+static void reap_runs(loom_engine_t *e)
+{
+    while (e->dead) {
+        loom_run_t *r = e->dead;
+        e->dead = r->dead_next;
+        run_free(r);
+    }
+}
+
+static void run_store_update(loom_engine_t *e, loom_run_t *r, const char *outputs)
+{
+    loom_store_run_t sr = {.id = r->id, .state = r->state, .created_ms = r->created_ms,
+                           .started_ms = r->started_ms, .finished_ms = r->finished_ms,
+                           .deadline_ms = r->deadline_ms, .sla_missed = r->sla_missed,
+                           .outputs_json = outputs, .error = r->error,
+                           .tasks_total = r->tasks_total, .tasks_done = r->tasks_done};
+    loom_err_t err;
+    if (loom_store_run_update(e->cfg.store, &sr, &err) != 0)
+        LOOM_WARN(COMP, "msg=\"store: run update failed\" run=%s err=\"%s\"", r->id, err.msg);
+}
+
+void engine_sla_check(loom_engine_t *e, loom_run_t *r, uint64_t now)
+{
+    if (!r->deadline_mono || r->sla_missed || now <= r->deadline_mono)
+        return;
+    r->sla_missed = 1;
+    char msg[160];
+    snprintf(msg, sizeof msg, "run passed its SLA of %.0f ms", r->sla_ms);
+    engine_emit(e, r, &(engine_ev_t){.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_SLA_MISSED,
+                                     .message = msg});
+    run_store_update(e, r, NULL);
+}
+
+/* Ends a run: cancels what still runs, emits the final event, and queues
+ * the run for freeing at the end of the current engine call. */
+void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, const char *error,
+                       const char *outputs)
+{
+    if (r->final)
+        return;
+    r->final = 1;
+    r->state = state;
+    r->finished_ms = loom_wall_ms();
+    if (error && !r->error)
+        r->error = strdup(error);
+    while (r->tasks) {
+        loom_task_t *t = r->tasks;
+        if (t->worker && e->cfg.cancel_task)
+            e->cfg.cancel_task(e->cfg.ud, t->worker, t,
+                               state == LOOM_RUN_CANCELLED ? "run cancelled" : "run failed");
+        task_free(e, t);
+    }
+    engine_sla_check(e, r, loom_clock_ms());
+    int kind = state == LOOM_RUN_SUCCEEDED   ? LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_FINISHED
+               : state == LOOM_RUN_CANCELLED ? LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_CANCELLED
+                                             : LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_FAILED;
+    run_store_update(e, r, outputs);
+    engine_emit(e, r, &(engine_ev_t){.kind = kind, .message = r->error, .output = outputs,
+                                     .final = 1, .error = r->error});
+    loom_map_del(e->runs, r->id);
+    e->stats.runs_finished++;
+    LOOM_INFO(COMP, "msg=\"run finished\" run=%s state=%s ms=%" PRId64 " sla_missed=%d%s%s", r->id,
+              loom_store_run_state_name(state), r->finished_ms - r->created_ms, r->sla_missed,
+              r->error ? " error=" : "", r->error ? r->error : "");
+    r->dead_next = e->dead;
+    e->dead = r;
+}
+
+/* ---- scopes --------------------------------------------------------------- */
+
+static void scope_free(scope_t *sc)
+{
+    if (!sc)
+        return;
+    for (size_t i = 0; i < sc->g->n_steps; i++) {
+        step_rt_t *st = &sc->st[i];
+        json_decref(st->output);
+        json_decref(st->items);
+        json_decref(st->results);
+        json_decref(st->prev);
+        scope_free(st->body);
+    }
+    free(sc->st);
+    free(sc->dep_off);
+    free(sc->dep_list);
+    free(sc);
+}
+
+/* Builds the runtime state of graph g (a fresh loop iteration or the top). */
+static scope_t *scope_new(loom_run_t *r, const loom_wf_graph_t *g, scope_t *parent, size_t owner,
+                          int iteration)
+{
+    scope_t *sc = calloc(1, sizeof *sc);
+    if (!sc)
+        return NULL;
+    sc->run = r;
+    sc->g = g;
+    sc->parent = parent;
+    sc->owner = owner;
+    sc->iteration = iteration;
+    sc->remaining = g->n_steps;
+    sc->st = calloc(g->n_steps ? g->n_steps : 1, sizeof *sc->st);
+    size_t edges = 0;
+    for (size_t i = 0; i < g->n_steps; i++)
+        edges += g->steps[i].n_deps;
+    sc->dep_off = calloc(g->n_steps + 1, sizeof *sc->dep_off);
+    sc->dep_list = calloc(edges ? edges : 1, sizeof *sc->dep_list);
+    if (!sc->st || !sc->dep_off || !sc->dep_list) {
+        scope_free(sc);
+        return NULL;
+    }
+    /* dependents as CSR: count, prefix-sum, fill */
+    for (size_t j = 0; j < g->n_steps; j++)
+        for (size_t k = 0; k < g->steps[j].n_deps; k++)
+            sc->dep_off[g->steps[j].deps[k].step + 1]++;
+    for (size_t i = 0; i < g->n_steps; i++)
+        sc->dep_off[i + 1] += sc->dep_off[i];
+    size_t *fill = calloc(g->n_steps ? g->n_steps : 1, sizeof *fill);
+    if (!fill) {
+        scope_free(sc);
+        return NULL;
+    }
+    for (size_t j = 0; j < g->n_steps; j++) {
+        const loom_wf_step_t *s = &g->steps[j];
+        sc->st[j].waiting = (int)s->n_deps;
+        for (size_t k = 0; k < s->n_deps; k++) {
+            size_t d = s->deps[k].step;
+            sc->dep_list[sc->dep_off[d] + fill[d]++] = j;
+        }
+    }
+    free(fill);
+    for (size_t i = 0; i < g->n_steps; i++) {
+        sc->st[i].consumers = (int)(sc->dep_off[i + 1] - sc->dep_off[i]);
+        if (g->steps[i].op == LOOM_OP_LOOP)
+            sc->has_loop = 1;
+        sc->st[i].state = LOOM_TASK_PENDING;
+    }
+    /* Body outputs are kept for `until:` and loop.prev; top-level ones
+     * referenced by workflow outputs are kept for the run's outputs. */
+    for (size_t i = 0; i < g->n_steps; i++)
+        sc->st[i].keep = parent != NULL || engine_output_refs_step(r->wf, g->steps[i].id);
+    return sc;
+}
+
+static void start_step(loom_engine_t *e, scope_t *sc, size_t i);
+static void finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
+                        const char *error);
+
+static void scope_start(loom_engine_t *e, scope_t *sc)
+{
+    if (sc->g->n_steps == 0) {
+        engine_scope_done(e, sc);
+        return;
+    }
+    for (size_t k = 0; k < sc->g->n_steps && !sc->run->final; k++) {
+        size_t i = sc->g->order[k];
+        if (sc->st[i].waiting == 0 && sc->st[i].state == LOOM_TASK_PENDING)
+            start_step(e, sc, i);
+    }
+}
+
+/* Full step id for events/store: "loop/body" inside loops. */
+void engine_step_path(const scope_t *sc, size_t i, char *buf, size_t n)
+{
+    if (sc->parent) {
+        char pre[256];
+        engine_step_path(sc->parent, sc->owner, pre, sizeof pre);
+        snprintf(buf, n, "%s/%s", pre, sc->g->steps[i].id);
+    } else {
+        snprintf(buf, n, "%s", sc->g->steps[i].id);
+    }
+}
+
+/* ---- tasks ------------------------------------------------------------------ */
+
+static int64_t prio_of(loom_run_t *r, scope_t *sc, size_t i)
+{
+    scope_t *top = sc;
+    size_t step = i;
+    while (top->parent) {
+        step = top->owner;
+        top = top->parent;
+    }
+    uint64_t dl = r->deadline_mono ? r->deadline_mono : r->start_mono + 24ull * 3600 * 1000;
+    return (int64_t)dl - (r->cp ? r->cp[step] : 0);
+}
+
+static loom_task_t *task_new(loom_engine_t *e, scope_t *sc, size_t i, int index, char *input,
+                             size_t input_len)
+{
+    loom_task_t *t = calloc(1, sizeof *t);
+    if (!t) {
+        free(input);
+        return NULL;
+    }
+    loom_run_t *r = sc->run;
+    t->qi.slot = SIZE_MAX;
+    snprintf(t->id, sizeof t->id, "%" PRIx64, ++e->next_task);
+    t->run = r;
+    t->scope = sc;
+    t->step = i;
+    t->index = index;
+    t->attempt = 1;
+    t->state = LOOM_TASK_READY;
+    t->op = loom_op_kind_name(sc->g->steps[i].op);
+    t->input = input;
+    t->input_len = input_len;
+    t->timeout_ms = sc->g->steps[i].timeout_ms;
+    t->ready_ms = loom_wall_ms();
+    t->qi.prio = prio_of(r, sc, i);
+    if (loom_map_put(e->tasks, t->id, t) != 0) {
+        free(input);
+        free(t);
+        return NULL;
+    }
+    t->rnext = r->tasks;
+    if (r->tasks)
+        r->tasks->rprev = t;
+    r->tasks = t;
+    r->live_tasks++;
+    r->tasks_total++;
+    sc->st[i].tasks_live++;
+    loom_sched_push(&e->ready, &t->qi);
+    return t;
+}
+
+static void fail_run_oom(loom_engine_t *e, loom_run_t *r)
+{
+    engine_run_finish(e, r, LOOM_RUN_FAILED, "loomd ran out of memory", NULL);
+}
+
+/* Releases step i of sc: skip, loop, fan out, or one task. */
+static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
+{
+    loom_run_t *r = sc->run;
+    const loom_wf_step_t *s = &sc->g->steps[i];
+    step_rt_t *st = &sc->st[i];
+    if (r->final || st->state != LOOM_TASK_PENDING)
+        return;
+    st->state = LOOM_TASK_READY;
+    st->started_ms = loom_wall_ms();
+    loom_err_t err;
+    loom_err_clear(&err);
+    if (s->when) {
+        bool truth = false;
+        rctx_t rc = {.run = r, .sc = sc};
+        if (loom_expr_eval_bool(s->when, engine_resolve, &rc, &truth, &err) != 0) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "when: of step '%s' failed: %s", s->id, err.msg);
+            finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
+            return;
+        }
+        if (!truth) {
+            finish_step(e, sc, i, LOOM_TASK_SKIPPED, NULL);
+            return;
+        }
+    }
+    if (s->op == LOOM_OP_LOOP) {
+        st->body = scope_new(r, s->body, sc, i, 0);
+        if (!st->body) {
+            fail_run_oom(e, r);
+            return;
+        }
+        engine_step_event(e, sc, i, NULL, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_STARTED,
+                          "loop iteration 0", NULL);
+        scope_start(e, st->body);
+        return;
+    }
+    if (s->foreach) {
+        json_t *items = NULL;
+        rctx_t rc = {.run = r, .sc = sc};
+        if (loom_value_render(s->foreach, engine_resolve, &rc, &items, &err) != 0 ||
+            !json_is_array(items)) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "foreach of step '%s' %s%s", s->id,
+                     items ? "is not a list" : "failed: ", items ? "" : err.msg);
+            json_decref(items);
+            finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
+            return;
+        }
+        st->items = items;
+        st->n_items = json_array_size(items);
+        st->results = json_array();
+        for (size_t k = 0; k < st->n_items; k++)
+            json_array_append_new(st->results, json_null());
+        st->is_foreach = 1;
+        if (st->n_items == 0) {
+            finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
+            return;
+        }
+        for (size_t k = 0; k < st->n_items && !r->final; k++) {
+            rctx_t ic = {.run = r, .sc = sc, .item = json_array_get(items, k), .has_item = 1};
+            char *in = NULL;
+            size_t len = 0;
+            if (engine_render_input(r, sc, i, &ic, &in, &len, &err) != 0) {
+                char msg[600];
+                snprintf(msg, sizeof msg, "input of step '%s' item %zu: %s", s->id, k, err.msg);
+                finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
+                return;
+            }
+            if (!task_new(e, sc, i, (int)k, in, len)) {
+                fail_run_oom(e, r);
+                return;
+            }
+        }
+        return;
+    }
+    char *in = NULL;
+    size_t len = 0;
+    rctx_t rc = {.run = r, .sc = sc};
+    if (engine_render_input(r, sc, i, &rc, &in, &len, &err) != 0) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "input of step '%s': %s", s->id, err.msg);
+        finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
+        return;
+    }
+    if (!task_new(e, sc, i, -1, in, len))
+        fail_run_oom(e, r);
+}
+
+/* Step i reached a final state: release dependents, free what nobody
+ * needs any more, and close the scope when it was the last step. */
+static void finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
+                        const char *error)
+{
+    loom_run_t *r = sc->run;
+    step_rt_t *st = &sc->st[i];
+    const loom_wf_step_t *s = &sc->g->steps[i];
+    if (r->final || loom_store_task_state_final(st->state))
+        return;
+    st->state = state;
+    st->finished_ms = loom_wall_ms();
+    if (state == LOOM_TASK_SUCCEEDED && st->is_foreach) {
+        st->output = st->results;
+        st->results = NULL;
+        json_decref(st->items);
+        st->items = NULL;
+    }
+    if (state == LOOM_TASK_SKIPPED) {
+        json_decref(st->output);
+        st->output = json_null();
+    }
+    engine_step_finished(e, sc, i, state, error);
+    if (r->final)
+        return;
+    if (state != LOOM_TASK_SUCCEEDED && state != LOOM_TASK_SKIPPED) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "step '%s' %s: %s", s->id, loom_store_task_state_name(state),
+                 error ? error : "no detail");
+        engine_run_finish(e, r, state == LOOM_TASK_CANCELLED ? LOOM_RUN_CANCELLED : LOOM_RUN_FAILED,
+                          msg, NULL);
+        return;
+    }
+    sc->remaining--;
+    /* Upstream outputs this step consumed may now be unneeded. */
+    for (size_t k = 0; k < s->n_deps; k++) {
+        step_rt_t *d = &sc->st[s->deps[k].step];
+        if (--d->consumers == 0 && !d->keep && !sc->has_loop) {
+            json_decref(d->output);
+            d->output = NULL;
+            d->freed = 1;
+        }
+    }
+    for (size_t k = sc->dep_off[i]; k < sc->dep_off[i + 1] && !r->final; k++) {
+        size_t j = sc->dep_list[k];
+        if (--sc->st[j].waiting == 0)
+            start_step(e, sc, j);
+    }
+    if (!r->final && sc->remaining == 0)
+        engine_scope_done(e, sc);
+}
+
+/* All steps of sc are final: finish the run, or the loop iteration. */
+void engine_scope_done(loom_engine_t *e, scope_t *sc)
+{
+    loom_run_t *r = sc->run;
+    if (r->final)
+        return;
+    if (!sc->parent) {
+        char *outputs = NULL;
+        loom_err_t err;
+        loom_err_clear(&err);
+        if (engine_render_outputs(r, &outputs, &err) != 0) {
+            char msg[700];
+            snprintf(msg, sizeof msg, "workflow outputs: %s", err.msg);
+            engine_run_finish(e, r, LOOM_RUN_FAILED, msg, NULL);
+        } else {
+            engine_run_finish(e, r, LOOM_RUN_SUCCEEDED, NULL, outputs);
+        }
+        free(outputs);
+        return;
+    }
+    /* A loop iteration ended. */
+    scope_t *parent = sc->parent;
+    size_t li = sc->owner;
+    const loom_wf_step_t *loop = &parent->g->steps[li];
+    step_rt_t *lst = &parent->st[li];
+    json_t *outs = json_object();
+    for (size_t k = 0; k < sc->g->n_steps; k++)
+        json_object_set(outs, sc->g->steps[k].id,
+                        sc->st[k].output ? sc->st[k].output : json_null());
+    int iterations = sc->iteration + 1;
+    bool done = loop->max_iterations > 0 && iterations >= loop->max_iterations;
+    if (loop->until) {
+        bool truth = false;
+        loom_err_t err;
+        loom_err_clear(&err);
+        rctx_t rc = {.run = r, .sc = sc};
+        if (loom_expr_eval_bool(loop->until, engine_resolve, &rc, &truth, &err) != 0) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "until: of loop '%s' failed: %s", loop->id, err.msg);
+            json_decref(outs);
+            finish_step(e, parent, li, LOOM_TASK_FAILED, msg);
+            return;
+        }
+        done = done || truth;
+    } else if (loop->max_iterations <= 0) {
+        done = true;
+    }
+    json_decref(lst->prev);
+    lst->prev = outs;
+    lst->iteration = iterations;
+    if (done) {
+        json_t *out = json_deep_copy(outs);
+        json_object_set_new(out, "iterations", json_integer(iterations));
+        json_decref(lst->output);
+        lst->output = out;
+        lst->body = NULL;
+        scope_free(sc);
+        finish_step(e, parent, li, LOOM_TASK_SUCCEEDED, NULL);
+        return;
+    }
+    scope_t *next = scope_new(r, sc->g, parent, li, iterations);
+    scope_free(sc);
+    lst->body = next;
+    if (!next) {
+        fail_run_oom(e, r);
+        return;
+    }
+    char msg[64];
+    snprintf(msg, sizeof msg, "loop iteration %d", iterations);
+    engine_step_event(e, parent, li, NULL, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS, msg,
+                      NULL);
+    scope_start(e, next);
+}
+
+/* ---- submit / cancel ------------------------------------------------------------ */
+
+loom_engine_t *loom_engine_new(const loom_engine_cfg_t *cfg)
+{
+    loom_engine_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->cfg = *cfg;
+    if (e->cfg.placement_timeout_ms <= 0)
+        e->cfg.placement_timeout_ms = 30000;
+    if (e->cfg.max_lost <= 0)
+        e->cfg.max_lost = 3;
+    if (e->cfg.backoff_ms <= 0)
+        e->cfg.backoff_ms = 100;
+    e->runs = loom_map_new(NULL);
+    e->tasks = loom_map_new(NULL);
+    e->idem = loom_map_new(free);
+    loom_sched_init(&e->ready);
+    e->boot = (uint32_t)(loom_wall_ms() / 1000);
+    if (!e->runs || !e->tasks || !e->idem) {
+        loom_engine_destroy(&e);
+        return NULL;
+    }
+    return e;
+}
+
+void loom_engine_destroy(loom_engine_t **pe)
+{
+    if (!pe || !*pe)
+        return;
+    loom_engine_t *e = *pe;
+    if (e->runs) {
+        size_t it = 0;
+        const char *k;
+        void *v;
+        loom_run_t **all = calloc(loom_map_len(e->runs) + 1, sizeof *all);
+        size_t n = 0;
+        while (all && loom_map_next(e->runs, &it, &k, &v))
+            all[n++] = v;
+        for (size_t i = 0; i < n; i++) {
+            while (all[i]->tasks)
+                task_free(e, all[i]->tasks);
+            run_free(all[i]);
+        }
+        free(all);
+    }
+    reap_runs(e);
+    loom_map_destroy(&e->runs);
+    loom_map_destroy(&e->tasks);
+    loom_map_destroy(&e->idem);
+    loom_sched_free(&e->ready);
+    if (e->cfg.placement.destroy)
+        e->cfg.placement.destroy(e->cfg.placement.self);
+    free(e);
+    *pe = NULL;
+}
+
+int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32], loom_err_t *err)
+{
+    if (s->idempotency_key && *s->idempotency_key) {
+        const char *prev = loom_map_get(e->idem, s->idempotency_key);
+        if (prev) {
+            snprintf(run_id, 32, "%s", prev);
+            return 0;
+        }
+    }
+    loom_run_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    int rc = engine_prepare_run(e, r, s, err);
+    if (rc != 0) {
+        run_free(r);
+        return rc;
+    }
+    snprintf(r->id, sizeof r->id, "r-%06x-%06" PRIx64, e->boot & 0xffffff, ++e->next_run);
+    r->top = scope_new(r, &r->wf->graph, NULL, 0, 0);
+    if (!r->top || loom_map_put(e->runs, r->id, r) != 0) {
+        run_free(r);
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    }
+    if (s->idempotency_key && *s->idempotency_key)
+        loom_map_put(e->idem, s->idempotency_key, strdup(r->id));
+    char *inputs = json_dumps(r->inputs, JSON_COMPACT);
+    loom_store_run_t sr = {.id = r->id, .workflow = r->wf->name, .workflow_yaml = r->yaml,
+                           .workflow_file = r->name, .inputs_json = inputs,
+                           .state = LOOM_RUN_RUNNING, .created_ms = r->created_ms,
+                           .started_ms = r->created_ms, .deadline_ms = r->deadline_ms};
+    if (loom_store_run_create(e->cfg.store, &sr, err) != 0)
+        LOOM_WARN(COMP, "msg=\"store: run create failed\" run=%s err=\"%s\"", r->id, err->msg);
+    free(inputs);
+    loom_err_clear(err);
+    e->stats.runs_submitted++;
+    snprintf(run_id, 32, "%s", r->id);
+    LOOM_DEBUG(COMP, "msg=\"run submitted\" run=%s workflow=%s steps=%zu sla_ms=%.0f", r->id,
+               r->wf->name, r->wf->graph.n_steps, r->sla_ms);
+    engine_emit(e, r, &(engine_ev_t){.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_QUEUED,
+                                     .message = r->wf->name});
+    scope_start(e, r->top);
+    reap_runs(e);
+    return 0;
+}
+
+int loom_engine_cancel(loom_engine_t *e, const char *run_id, const char *reason, int *state,
+                       loom_err_t *err)
+{
+    loom_run_t *r = run_id ? loom_map_get(e->runs, run_id) : NULL;
+    if (!r)
+        return loom_err_set(err, LOOM_ENOTFOUND, "no active run '%s'", run_id ? run_id : "");
+    char msg[300];
+    snprintf(msg, sizeof msg, "cancelled%s%s", reason && *reason ? ": " : "",
+             reason ? reason : "");
+    engine_run_finish(e, r, LOOM_RUN_CANCELLED, msg, NULL);
+    if (state)
+        *state = LOOM_RUN_CANCELLED;
+    reap_runs(e);
+    return 0;
+}
+
+/* ---- dispatch --------------------------------------------------------------------- */
+
+typedef struct {
+    loom_worker_rec_t *w;
+    loom_task_t **v;
+    size_t n, cap;
+} wbatch_t;
+
+void loom_engine_dispatch(loom_engine_t *e)
+{
+    if (!loom_sched_len(&e->ready))
+        return;
+    int capacity = loom_registry_free_capacity(e->cfg.reg);
+    if (capacity <= 0)
+        return;
+    wbatch_t b[64];
+    size_t nb = 0;
+    loom_task_t *blocked = NULL;
+    int nblocked = 0;
+    uint64_t now = loom_clock_ms();
+    while (capacity > 0 && nblocked < 64) {
+        loom_task_t *t = (loom_task_t *)loom_sched_pop(&e->ready);
+        if (!t)
+            break;
+        char sid[256];
+        engine_step_path(t->scope, t->step, sid, sizeof sid);
+        const loom_wf_step_t *s = &t->scope->g->steps[t->step];
+        loom_placement_req_t req = {.run_id = t->run->id, .step_id = sid, .op = t->op,
+                                    .model = s->model, .attempt = t->attempt,
+                                    .avoid_worker = t->last_worker[0] ? t->last_worker : NULL};
+        int never = 0;
+        loom_worker_rec_t *w = e->cfg.placement.pick(e->cfg.placement.self, &req, e->cfg.reg,
+                                                      &never);
+        if (!w) {
+            if (never) {
+                t->parked_since = now;
+                list_add(e, LIST_PARKED, t);
+                LOOM_DEBUG(COMP, "msg=\"no worker runs op; parked\" task=%s op=%s", t->id, t->op);
+            } else {
+                t->lnext = blocked;
+                blocked = t;
+                nblocked++;
+            }
+            continue;
+        }
+        size_t k = 0;
+        while (k < nb && b[k].w != w)
+            k++;
+        if (k == nb) {
+            if (nb == 64) { /* more workers than batch slots: flush later */
+                t->lnext = blocked;
+                blocked = t;
+                nblocked++;
+                continue;
+            }
+            b[nb++] = (wbatch_t){.w = w};
+        }
+        if (b[k].n == b[k].cap) {
+            size_t ncap = b[k].cap ? b[k].cap * 2 : 32;
+            loom_task_t **nv = realloc(b[k].v, ncap * sizeof *nv);
+            if (!nv) {
+                loom_sched_push(&e->ready, &t->qi);
+                break;
+            }
+            b[k].v = nv;
+            b[k].cap = ncap;
+        }
+        b[k].v[b[k].n++] = t;
+        worker_attach(t, w);
+        t->state = LOOM_TASK_ASSIGNED;
+        t->started_ms = loom_wall_ms();
+        if (t->timeout_ms > 0) {
+            t->deadline_mono = now + (uint64_t)t->timeout_ms;
+            list_add(e, LIST_TIMED, t);
+        }
+        capacity--;
+        e->stats.tasks_dispatched++;
+        engine_task_assigned(e, t);
+    }
+    while (blocked) {
+        loom_task_t *t = blocked;
+        blocked = t->lnext;
+        t->lnext = NULL;
+        loom_sched_push(&e->ready, &t->qi);
+    }
+    for (size_t k = 0; k < nb; k++) {
+        e->cfg.send_tasks(e->cfg.ud, b[k].w, b[k].v, b[k].n);
+        free(b[k].v);
+    }
+}
+
+/* ---- results ------------------------------------------------------------------------ */
+
+/* Re-queues t after a failure or a lost worker (delay_ms of backoff). */
+static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms)
+{
+    if (t->worker)
+        snprintf(t->last_worker, sizeof t->last_worker, "%s", t->worker->id);
+    worker_detach(t);
+    list_del(e, t);
+    t->attempt++;
+    t->state = LOOM_TASK_READY;
+    t->deadline_mono = 0;
+    if (delay_ms) {
+        t->not_before = loom_clock_ms() + delay_ms;
+        list_add(e, LIST_RETRY, t);
+    } else {
+        loom_sched_push(&e->ready, &t->qi);
+    }
+}
+
+/* A task attempt failed: retry or fail its step. */
+static void task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how, const char *error,
+                        int retryable)
+{
+    scope_t *sc = t->scope;
+    const loom_wf_step_t *s = &sc->g->steps[t->step];
+    t->tries++;
+    engine_task_attempt_failed(e, t, how, error);
+    if (retryable && t->tries <= s->retries) {
+        uint64_t delay = (uint64_t)e->cfg.backoff_ms << (t->tries - 1 < 6 ? t->tries - 1 : 6);
+        if (delay > 5000)
+            delay = 5000;
+        e->stats.tasks_retried++;
+        requeue(e, t, delay);
+        engine_task_retried(e, t, error);
+        return;
+    }
+    e->stats.tasks_failed++;
+    char msg[900];
+    if (t->index >= 0)
+        snprintf(msg, sizeof msg, "item %d: %s", t->index, error ? error : "failed");
+    else
+        snprintf(msg, sizeof msg, "%s", error ? error : "failed");
+    size_t i = t->step;
+    sc->st[i].tasks_live--;
+    task_free(e, t);
+    finish_step(e, sc, i, how, msg);
+}
+
+int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                       uint32_t attempt, int ok, const char *output, size_t len,
+                       const char *error, int retryable, double step_ms, loom_err_t *err)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (!t) {
+        e->stats.results_rejected++;
+        return loom_err_set(err, LOOM_ENOTFOUND, "result for unknown or finished task '%s'",
+                            task_id ? task_id : "");
+    }
+    if (t->worker != w) {
+        e->stats.results_rejected++;
+        return loom_err_set(err, LOOM_EPROTO,
+                            "worker %s sent a result for task %s, which it does not own", w->id,
+                            task_id);
+    }
+    if ((int)attempt != t->attempt) {
+        e->stats.results_rejected++;
+        return loom_err_set(err, LOOM_ENOTFOUND, "stale result for task %s (attempt %u, now %d)",
+                            task_id, attempt, t->attempt);
+    }
+    w->tasks_done++;
+    loom_run_t *r = t->run;
+    if (!ok) {
+        w->tasks_failed++;
+        task_failed(e, t, LOOM_TASK_FAILED, error && *error ? error : "task failed", retryable);
+        reap_runs(e);
+        return 0;
+    }
+    json_error_t je;
+    json_t *out = len ? json_loadb(output, len, JSON_DECODE_ANY, &je) : json_null();
+    if (!out) /* not JSON: keep it as a string so references still work */
+        out = json_stringn(output, len);
+    if (!out)
+        out = json_null();
+    scope_t *sc = t->scope;
+    size_t i = t->step;
+    step_rt_t *st = &sc->st[i];
+    e->stats.tasks_succeeded++;
+    r->tasks_done++;
+    engine_task_succeeded(e, t, output, len, step_ms);
+    if (t->index >= 0) {
+        json_array_set_new(st->results, (size_t)t->index, out);
+        st->n_done++;
+        st->tasks_live--;
+        task_free(e, t);
+        if (st->n_done == st->n_items)
+            finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
+    } else {
+        json_decref(st->output);
+        st->output = out;
+        st->tasks_live--;
+        task_free(e, t);
+        finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
+    }
+    reap_runs(e);
+    return 0;
+}
+
+void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                          uint32_t attempt, const char *text)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (!t || t->worker != w || (int)attempt != t->attempt)
+        return;
+    engine_task_progress(e, t, text);
+}
+
+void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w)
+{
+    while (w->tasks) {
+        loom_task_t *t = w->tasks;
+        loom_run_t *r = t->run;
+        e->stats.tasks_lost++;
+        t->lost++;
+        char msg[300];
+        snprintf(msg, sizeof msg, "worker %s was lost while running it", w->id);
+        engine_worker_lost_event(e, t, w);
+        if (t->lost > e->cfg.max_lost) {
+            worker_detach(t);
+            task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
+        } else {
+            requeue(e, t, 0);
+            engine_task_retried(e, t, msg);
+        }
+        (void)r;
+    }
+    reap_runs(e);
+}
+
+void loom_engine_workers_changed(loom_engine_t *e)
+{
+    while (e->lists[LIST_PARKED]) {
+        loom_task_t *t = e->lists[LIST_PARKED];
+        list_del(e, t);
+        t->parked_since = 0;
+        loom_sched_push(&e->ready, &t->qi);
+    }
+}
+
+int64_t loom_engine_tick(loom_engine_t *e)
+{
+    uint64_t now = loom_clock_ms();
+    uint64_t next = now + 50;
+    for (loom_task_t *t = e->lists[LIST_RETRY], *n; t; t = n) {
+        n = t->lnext;
+        if (t->not_before <= now) {
+            list_del(e, t);
+            loom_sched_push(&e->ready, &t->qi);
+        } else if (t->not_before < next) {
+            next = t->not_before;
+        }
+    }
+    for (loom_task_t *t = e->lists[LIST_TIMED], *n; t; t = n) {
+        n = t->lnext;
+        if (t->deadline_mono && t->deadline_mono <= now) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "timed out after %" PRId64 " ms (timeout_ms)", t->timeout_ms);
+            if (t->worker && e->cfg.cancel_task)
+                e->cfg.cancel_task(e->cfg.ud, t->worker, t, "timeout_ms passed");
+            list_del(e, t);
+            /* the slot frees at once; a late result is stale */
+            if (t->worker)
+                snprintf(t->last_worker, sizeof t->last_worker, "%s", t->worker->id);
+            worker_detach(t);
+            task_failed(e, t, LOOM_TASK_TIMED_OUT, msg, 1);
+            n = e->lists[LIST_TIMED]; /* the list may have changed under us */
+        } else if (t->deadline_mono && t->deadline_mono < next) {
+            next = t->deadline_mono;
+        }
+    }
+    for (loom_task_t *t = e->lists[LIST_PARKED], *n; t; t = n) {
+        n = t->lnext;
+        if (now - t->parked_since >= (uint64_t)e->cfg.placement_timeout_ms) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "no registered worker runs op '%s' (waited %" PRId64 " ms)",
+                     t->op, e->cfg.placement_timeout_ms);
+            list_del(e, t);
+            task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
+            n = e->lists[LIST_PARKED];
+        }
+    }
+    if (now >= e->next_sla_check) {
+        e->next_sla_check = now + 20;
+        size_t it = 0;
+        const char *k;
+        void *v;
+        while (loom_map_next(e->runs, &it, &k, &v))
+            engine_sla_check(e, v, now);
+    }
+    reap_runs(e);
+    return (int64_t)(next > now ? next - now : 0);
+}
+
+size_t loom_engine_active_runs(const loom_engine_t *e)
+{
+    return loom_map_len(e->runs);
+}
+
+loom_run_t *loom_engine_find_run(loom_engine_t *e, const char *run_id)
+{
+    return run_id ? loom_map_get(e->runs, run_id) : NULL;
+}
+
+const char *loom_run_id(const loom_run_t *r)
+{
+    return r->id;
+}
+
+uint64_t loom_run_last_seq(const loom_run_t *r)
+{
+    return r->seq;
+}
+
+void loom_engine_stats(const loom_engine_t *e, loom_engine_stats_t *out)
+{
+    *out = e->stats;
+    out->ready = loom_sched_len(&e->ready);
+    out->live_tasks = loom_map_len(e->tasks);
+}
+
+void loom_task_step_path(const loom_task_t *t, char *buf, size_t n)
+{
+    engine_step_path(t->scope, t->step, buf, n);
+}
+
+const char *loom_task_model(const loom_task_t *t)
+{
+    return t->scope->g->steps[t->step].model;
+}

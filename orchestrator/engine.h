@@ -1,0 +1,152 @@
+/* engine.h — runs and tasks: the state machines of loomd, free of sockets.
+ *
+ * A run is a parsed workflow plus its inputs. Steps are released when
+ * their dependencies are final; a released step is skipped (`when:`
+ * false), fans out (`foreach:` → one task per item, gathered in order),
+ * iterates (loop: body scope per iteration until `until:` holds or
+ * `max_iterations`), or becomes one task. A task's input is the step's
+ * op-specific fields rendered against inputs and upstream outputs
+ * (planner/expr.h); outputs are freed once no downstream step needs them.
+ *
+ * Task states: pending → ready (in the least-slack queue) → assigned
+ * (sent to a worker) → succeeded / failed / timed out / cancelled. A failed
+ * or timed-out task is retried with exponential backoff while the step has
+ * `retries:` left; a task whose worker is lost is re-queued (not counted as
+ * a retry). A step that fails for good fails its run and cancels the rest.
+ *
+ * The engine calls back into loomd to send task batches and cancels to
+ * workers and to publish run events; it writes runs, tasks and events to
+ * the store. Single-threaded: call everything from loomd's event loop. */
+#ifndef LOOM_ORCHESTRATOR_ENGINE_H
+#define LOOM_ORCHESTRATOR_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "loom/v1/rpc.pb-c.h"
+#include "orchestrator/placement.h"
+#include "orchestrator/registry.h"
+#include "orchestrator/sched.h"
+#include "orchestrator/store.h"
+
+typedef struct loom_engine loom_engine_t;
+typedef struct loom_run loom_run_t;
+
+/* A dispatchable unit. Read-only outside engine.c, except the worker
+ * list links, which the engine also owns. */
+typedef struct loom_task {
+    loom_sched_item_t qi;      /* ready-queue entry (first member) */
+    char id[24];               /* wire id: hex of a process-unique counter */
+    loom_run_t *run;
+    struct scope *scope;
+    size_t step;               /* index in scope's graph */
+    int index;                 /* foreach item, or -1 */
+    int attempt;               /* 1, 2, ... (retries and re-runs after a lost worker) */
+    int tries;                 /* attempts that failed (counted against retries:) */
+    int lost;                  /* times a worker died under it */
+    loom_task_state_t state;
+    const char *op;            /* borrowed from the workflow */
+    char *input;               /* rendered input JSON (owned) */
+    size_t input_len;
+    int64_t timeout_ms;        /* 0 = none */
+    uint64_t deadline_mono;    /* loom_clock_ms() when it times out; 0 = none */
+    uint64_t not_before;       /* retry backoff: not dispatched before (mono ms) */
+    uint64_t parked_since;     /* waiting for a capable worker (mono ms); 0 = not parked */
+    int64_t ready_ms, started_ms; /* wall clock */
+    char last_worker[128];     /* worker of the previous attempt ("" = none) */
+    loom_worker_rec_t *worker; /* while assigned */
+    struct loom_task *wnext, *wprev; /* in worker->tasks */
+    struct loom_task *rnext, *rprev; /* in the run's live tasks */
+    struct loom_task *lnext, *lprev; /* in one of the engine's timer lists */
+    int list;                  /* which timer list (0 = none) */
+} loom_task_t;
+
+typedef struct loom_engine_cfg {
+    loom_store_t *store;          /* borrowed */
+    loom_registry_t *reg;         /* borrowed */
+    loom_placement_t placement;
+    /* Sends n tasks to w in one message (the engine already marked them
+     * assigned). */
+    void (*send_tasks)(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n);
+    /* Tells w to stop task t (timeout, run cancelled). */
+    void (*cancel_task)(void *ud, loom_worker_rec_t *w, const loom_task_t *t, const char *reason);
+    /* A run event happened (already stored). final: the run reached a final
+     * state with this event. */
+    void (*on_event)(void *ud, loom_run_t *run, const Loom__V1__RunEvent *ev, int final);
+    void *ud;
+    int64_t placement_timeout_ms; /* fail a task no worker can run after this (default 30000) */
+    int max_lost;                 /* re-runs after lost workers before failing (default 3) */
+    int64_t backoff_ms;           /* first retry delay (default 100), doubles, max 5000 */
+} loom_engine_cfg_t;
+
+loom_engine_t *loom_engine_new(const loom_engine_cfg_t *cfg);
+void loom_engine_destroy(loom_engine_t **pe);
+
+typedef struct loom_submit {
+    const char *yaml;
+    size_t yaml_len;
+    const char *name;          /* file name for messages; its directory is tool.exec's default cwd when absolute */
+    const char *inputs_json;   /* object, or NULL/"" = {} */
+    double sla_latency_ms;     /* override; 0 = the workflow's */
+    const char *idempotency_key; /* may be NULL */
+} loom_submit_t;
+
+/* Parses, validates and starts a run. On success copies its id into
+ * run_id. Bad workflows/inputs: LOOM_EPARSE / LOOM_EINVAL with err naming
+ * file:line:col and field. */
+int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32], loom_err_t *err);
+
+/* Cancels an active run (its running tasks get cancel messages). Returns 0
+ * (and *state = its store state), or LOOM_ENOTFOUND when it is not active. */
+int loom_engine_cancel(loom_engine_t *e, const char *run_id, const char *reason, int *state,
+                       loom_err_t *err);
+
+/* Pops ready tasks by least slack and sends them, batched per worker. */
+void loom_engine_dispatch(loom_engine_t *e);
+
+/* A worker reported a result. LOOM_EPROTO when w does not own the task
+ * (err says why); stale attempts and unknown tasks return LOOM_ENOTFOUND.
+ * output is the JSON text (len bytes; NULL/0 = null). */
+int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                       uint32_t attempt, int ok, const char *output, size_t len,
+                       const char *error, int retryable, double step_ms, loom_err_t *err);
+
+/* Progress (streamed tokens) of a running task; published as an event. */
+void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                          uint32_t attempt, const char *text);
+
+/* w was lost: its tasks go back to the queue. */
+void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w);
+/* The set of workers changed: parked tasks get another chance. */
+void loom_engine_workers_changed(loom_engine_t *e);
+
+/* Timeouts, retry backoff, parked tasks, SLA misses. Returns the number of
+ * ms until it wants to be called again. */
+int64_t loom_engine_tick(loom_engine_t *e);
+
+/* Active (non-final) runs. */
+size_t loom_engine_active_runs(const loom_engine_t *e);
+loom_run_t *loom_engine_find_run(loom_engine_t *e, const char *run_id);
+const char *loom_run_id(const loom_run_t *r);
+uint64_t loom_run_last_seq(const loom_run_t *r);
+
+/* The task's step id as clients see it ("loop/body" inside loops). */
+void loom_task_step_path(const loom_task_t *t, char *buf, size_t n);
+/* The model resource name of its step (llm/embed ops), or NULL. */
+const char *loom_task_model(const loom_task_t *t);
+
+/* Counters for logs and the benchmark. */
+typedef struct loom_engine_stats {
+    uint64_t tasks_dispatched, tasks_succeeded, tasks_failed, tasks_retried, tasks_lost;
+    uint64_t results_rejected;  /* not owned / unknown / stale */
+    uint64_t runs_submitted, runs_finished;
+    size_t ready, live_tasks;
+} loom_engine_stats_t;
+void loom_engine_stats(const loom_engine_t *e, loom_engine_stats_t *out);
+
+/* Event kind names used in the store ("step.finished", ...) and back. */
+const char *loom_event_kind_name(int kind);
+int loom_event_kind_parse(const char *name);
+
+#endif

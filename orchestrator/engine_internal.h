@@ -1,0 +1,129 @@
+/* engine_internal.h — shared between engine.c (state machines) and
+ * stitch.c (rendering, events, store records). Not a public interface. */
+#ifndef LOOM_ORCHESTRATOR_ENGINE_INTERNAL_H
+#define LOOM_ORCHESTRATOR_ENGINE_INTERNAL_H
+
+#include <jansson.h>
+
+#include "common/map.h"
+#include "orchestrator/engine.h"
+#include "planner/expr.h"
+#include "planner/workflow.h"
+
+enum { LIST_NONE = 0, LIST_RETRY = 1, LIST_TIMED = 2, LIST_PARKED = 3, LIST_COUNT = 4 };
+
+/* Runtime state of one step in one scope. */
+typedef struct step_rt {
+    loom_task_state_t state;  /* PENDING, READY (released), then final */
+    int waiting;              /* dependencies not yet final */
+    int consumers;            /* dependents not yet final */
+    int keep;                 /* output needed after the dependents (outputs, loops) */
+    int freed;                /* output dropped because nobody needs it */
+    json_t *output;           /* once succeeded (null when skipped) */
+    int is_foreach;
+    json_t *items, *results;  /* foreach: the items and the gathered outputs */
+    size_t n_items, n_done;
+    int tasks_live;
+    int started_event;        /* STEP_STARTED sent */
+    int64_t started_ms, finished_ms;
+    /* loops */
+    struct scope *body;       /* the running iteration */
+    int iteration;            /* iterations completed */
+    json_t *prev;             /* previous iteration's outputs {id: output} */
+} step_rt_t;
+
+/* The steps of a graph being executed: the top level, or one loop iteration. */
+typedef struct scope {
+    struct loom_run *run;
+    const loom_wf_graph_t *g;
+    step_rt_t *st;
+    struct scope *parent;     /* NULL at the top */
+    size_t owner;             /* the loop step in parent */
+    int iteration;
+    size_t remaining;         /* steps not final */
+    size_t *dep_off, *dep_list; /* dependents (CSR) */
+    int has_loop;
+} scope_t;
+
+struct loom_run {
+    char id[32];
+    loom_workflow_t *wf;
+    char *yaml, *name, *workflow_dir;
+    json_t *inputs;
+    scope_t *top;
+    loom_run_state_t state;
+    int final;
+    int64_t created_ms, started_ms, finished_ms, deadline_ms;
+    uint64_t start_mono, deadline_mono;
+    double sla_ms;
+    int sla_missed;
+    int64_t *cp;              /* remaining critical path (ms) per top-level step */
+    uint64_t seq;             /* last event seq */
+    int tasks_total, tasks_done;
+    size_t live_tasks;
+    loom_task_t *tasks;       /* live tasks */
+    char *error;
+    struct loom_run *dead_next;
+};
+
+struct loom_engine {
+    loom_engine_cfg_t cfg;
+    loom_map_t *runs;         /* id -> active loom_run_t */
+    loom_map_t *tasks;        /* id -> live loom_task_t */
+    loom_map_t *idem;         /* idempotency key -> run id (owned strings) */
+    loom_sched_t ready;
+    loom_task_t *lists[LIST_COUNT];
+    loom_run_t *dead;         /* final runs to free at the end of the call */
+    uint64_t next_task, next_run, next_sla_check;
+    uint32_t boot;
+    loom_engine_stats_t stats;
+};
+
+/* Resolver context for planner/expr. */
+typedef struct rctx {
+    loom_run_t *run;
+    scope_t *sc;
+    json_t *item;
+    int has_item;
+} rctx_t;
+
+/* An event to publish (strings borrowed). */
+typedef struct engine_ev {
+    int kind;                 /* Loom__V1__RunEventKind */
+    const char *step_id, *task_id, *worker_id;
+    int attempt;
+    int step_state;           /* Loom__V1__StepState, 0 = none */
+    const char *message, *output, *error, *text, *device;
+    double step_ms;
+    int final;
+} engine_ev_t;
+
+/* stitch.c */
+json_t *engine_resolve(void *ctx, const loom_ref_t *ref, loom_err_t *err);
+int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char **out, size_t *len,
+                        loom_err_t *err);
+int engine_render_outputs(loom_run_t *r, char **out, loom_err_t *err);
+int engine_output_refs_step(const loom_workflow_t *wf, const char *step_id);
+int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, loom_err_t *err);
+void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev);
+void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_t *t, int kind,
+                       const char *message, const char *error);
+void engine_step_finished(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
+                          const char *error);
+void engine_task_assigned(loom_engine_t *e, loom_task_t *t);
+void engine_task_attempt_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
+                                const char *error);
+void engine_task_retried(loom_engine_t *e, loom_task_t *t, const char *why);
+void engine_task_succeeded(loom_engine_t *e, loom_task_t *t, const char *output, size_t len,
+                           double step_ms);
+void engine_task_progress(loom_engine_t *e, loom_task_t *t, const char *text);
+void engine_worker_lost_event(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w);
+
+/* engine.c */
+void engine_scope_done(loom_engine_t *e, scope_t *sc);
+void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, const char *error,
+                       const char *outputs);
+void engine_sla_check(loom_engine_t *e, loom_run_t *r, uint64_t now);
+void engine_step_path(const scope_t *sc, size_t i, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,211 @@
+/* main.c — loomd: flags / config file, signals, then the server loop. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "orchestrator/server.h"
+
+static volatile int stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static const char usage_text[] =
+    "usage: loomd [options]\n\n"
+    "The Loom orchestrator: accepts workflow runs from clients, dispatches their\n"
+    "tasks to registered workers, and tracks runs until they finish.\n\n"
+    "options:\n"
+    "  --client URL              client endpoint (default tcp://127.0.0.1:7400)\n"
+    "  --workers URL             worker endpoint (default tcp://127.0.0.1:7401)\n"
+    "  --config FILE             read options from FILE: lines 'key: value' with the\n"
+    "                            long option names (client, workers, heartbeat-ms, ...)\n"
+    "  --heartbeat-ms N          heartbeat interval asked of workers (default 1000)\n"
+    "  --heartbeat-timeout-ms N  a silent worker is lost after this (default 3x interval)\n"
+    "  --depth N                 tasks kept in flight per worker slot (default 16)\n"
+    "  --placement-timeout-ms N  fail tasks no worker can run after this (default 30000)\n"
+    "  --max-runs N              finished runs kept in memory (default 1000)\n"
+    "  --auth-token TOKEN        clients must send this token (or $LOOM_AUTH_TOKEN)\n"
+    "  --ready-file FILE         write the bound endpoints there once serving\n"
+    "  --log-level L             debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
+    "  --help                    this text\n";
+
+typedef struct {
+    loom_server_opts_t o;
+    const char *ready_file;
+    const char *log_level;
+} cfg_t;
+
+static char *keep(const char *s)
+{
+    return strdup(s);
+}
+
+/* Applies one option; returns 0, 1 (unknown), or 2 (bad value). */
+static int apply(cfg_t *c, const char *k, const char *v)
+{
+    char *end;
+    long n = 0;
+    int numeric = strstr(k, "-ms") || strcmp(k, "depth") == 0 || strcmp(k, "max-runs") == 0;
+    if (numeric) {
+        errno = 0;
+        n = strtol(v, &end, 10);
+        if (errno || *end || n <= 0 || n > 100000000)
+            return 2;
+    }
+    if (strcmp(k, "client") == 0)
+        c->o.client_endpoint = keep(v);
+    else if (strcmp(k, "workers") == 0)
+        c->o.worker_endpoint = keep(v);
+    else if (strcmp(k, "heartbeat-ms") == 0)
+        c->o.heartbeat_ms = (int)n;
+    else if (strcmp(k, "heartbeat-timeout-ms") == 0)
+        c->o.heartbeat_timeout_ms = (int)n;
+    else if (strcmp(k, "depth") == 0)
+        c->o.depth = (int)n;
+    else if (strcmp(k, "placement-timeout-ms") == 0)
+        c->o.placement_timeout_ms = n;
+    else if (strcmp(k, "max-runs") == 0)
+        c->o.max_finished_runs = (int)n;
+    else if (strcmp(k, "auth-token") == 0)
+        c->o.auth_token = keep(v);
+    else if (strcmp(k, "ready-file") == 0)
+        c->ready_file = keep(v);
+    else if (strcmp(k, "log-level") == 0)
+        c->log_level = keep(v);
+    else
+        return 1;
+    return 0;
+}
+
+static int load_config(cfg_t *c, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "loomd: cannot read config %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    int ln = 0, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        char *p = line + strspn(line, " \t");
+        p[strcspn(p, "\r\n")] = 0;
+        if (!*p || *p == '#')
+            continue;
+        char *colon = strchr(p, ':');
+        char *eq = strchr(p, '=');
+        char *sep = colon && (!eq || colon < eq) ? colon : eq;
+        /* "client: tcp://..." — the first ':' is the separator */
+        if (!sep) {
+            fprintf(stderr, "%s:%d: expected 'key: value'\n", path, ln);
+            bad = 1;
+            continue;
+        }
+        *sep = 0;
+        char *k = p, *v = sep + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        for (char *e = k + strlen(k); e > k && (e[-1] == ' ' || e[-1] == '\t');)
+            *--e = 0;
+        for (char *q = k; *q; q++)
+            if (*q == '_')
+                *q = '-';
+        if ((v[0] == '"' || v[0] == '\'') && strlen(v) >= 2 && v[strlen(v) - 1] == v[0]) {
+            v[strlen(v) - 1] = 0;
+            v++;
+        }
+        int rc = apply(c, k, v);
+        if (rc == 1) {
+            fprintf(stderr, "%s:%d: %s: unknown option (see loomd --help)\n", path, ln, k);
+            bad = 1;
+        } else if (rc == 2) {
+            fprintf(stderr, "%s:%d: %s: expected a positive integer, got '%s'\n", path, ln, k, v);
+            bad = 1;
+        }
+    }
+    fclose(f);
+    return bad ? -1 : 0;
+}
+
+static void on_ready(void *ud, const char *cep, const char *wep)
+{
+    const char *path = ud;
+    if (!path)
+        return;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f, "client=%s\nworkers=%s\n", cep, wep);
+    fclose(f);
+    rename(tmp, path);
+}
+
+int main(int argc, char **argv)
+{
+    cfg_t c = {0};
+    const char *tok = getenv("LOOM_AUTH_TOKEN");
+    if (tok && *tok)
+        c.o.auth_token = tok;
+    c.log_level = getenv("LOOM_LOG_LEVEL");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "loomd: %s '%s' (see --help)\n",
+                    strncmp(a, "--", 2) ? "unexpected argument" : "missing value for", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--config") == 0) {
+            if (load_config(&c, v) != 0)
+                return 2;
+            continue;
+        }
+        int rc = apply(&c, a + 2, v);
+        if (rc == 1) {
+            fprintf(stderr, "loomd: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+        if (rc == 2) {
+            fprintf(stderr, "loomd: %s: expected a positive integer, got '%s'\n", a, v);
+            return 2;
+        }
+    }
+    if (c.log_level) {
+        int l = loom_log_parse_level(c.log_level);
+        if (l < 0) {
+            fprintf(stderr, "loomd: unknown log level '%s' (debug|info|warn|error|off)\n",
+                    c.log_level);
+            return 2;
+        }
+        loom_log_set_level((loom_log_level_t)l);
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    c.o.on_ready = on_ready;
+    c.o.ud = (void *)c.ready_file;
+    loom_err_t err;
+    loom_err_clear(&err);
+    int rc = loom_server_run(&c.o, &stop, &err);
+    if (rc != 0) {
+        char buf[1500];
+        loom_err_format_long(&err, buf, sizeof buf);
+        fprintf(stderr, "loomd: %s\n", buf);
+        return 3;
+    }
+    return 0;
+}

@@ -1,0 +1,38 @@
+/* placement.h — the one interface that decides which worker runs a ready
+ * task. loomd calls pick() for each task it pops from the ready queue
+ * (least slack first). The default policy is least-loaded among the ready
+ * workers that list the task's op; the planner plugs its plan-driven
+ * policy in behind the same vtable (loom_placement_t). */
+#ifndef LOOM_ORCHESTRATOR_PLACEMENT_H
+#define LOOM_ORCHESTRATOR_PLACEMENT_H
+
+#include "orchestrator/registry.h"
+
+/* What placement may look at for a task (borrowed for the call). */
+typedef struct loom_placement_req {
+    const char *run_id;
+    const char *step_id;
+    const char *op;
+    const char *device_class; /* target class from a plan ("gpu", "H100"...); NULL = any */
+    const char *model;        /* model resource name for llm/embed ops; NULL otherwise */
+    int attempt;
+    const char *avoid_worker; /* the worker a previous attempt failed on; NULL = none */
+} loom_placement_req_t;
+
+typedef struct loom_placement {
+    const char *name;
+    /* Returns a ready worker with free capacity for req, or NULL when none
+     * is free now. Sets *never = 1 when no registered worker could ever run
+     * it (no one lists the op / class), so loomd can report that. */
+    loom_worker_rec_t *(*pick)(void *self, const loom_placement_req_t *req, loom_registry_t *reg,
+                               int *never);
+    void (*destroy)(void *self);
+    void *self;
+} loom_placement_t;
+
+/* The default: least in-flight/slots ratio among ready workers listing
+ * the op (and matching device_class when one is given: by kind or model
+ * prefix); prefers not to reuse avoid_worker when another is free. */
+loom_placement_t loom_placement_least_loaded(void);
+
+#endif

@@ -1,0 +1,204 @@
+/* registry.c — see registry.h. A small array of records: fleets are tens
+ * of workers, and placement scans them anyway. */
+#include "orchestrator/registry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+struct loom_registry {
+    loom_worker_rec_t **v;
+    size_t n, cap;
+    int depth;
+};
+
+loom_registry_t *loom_registry_new(int depth)
+{
+    loom_registry_t *r = calloc(1, sizeof *r);
+    if (r)
+        r->depth = depth > 0 ? depth : 1;
+    return r;
+}
+
+static void free_ops(loom_worker_rec_t *w)
+{
+    for (size_t i = 0; i < w->n_ops; i++)
+        free(w->ops[i]);
+    free(w->ops);
+    w->ops = NULL;
+    w->n_ops = 0;
+    free(w->profile_json);
+    w->profile_json = NULL;
+}
+
+void loom_registry_destroy(loom_registry_t **pr)
+{
+    if (!pr || !*pr)
+        return;
+    loom_registry_t *r = *pr;
+    for (size_t i = 0; i < r->n; i++) {
+        free_ops(r->v[i]);
+        free(r->v[i]);
+    }
+    free(r->v);
+    free(r);
+    *pr = NULL;
+}
+
+const char *loom_worker_state_name(loom_worker_state_t s)
+{
+    switch (s) {
+    case LOOM_WORKER_READY: return "ready";
+    case LOOM_WORKER_DRAINING: return "draining";
+    case LOOM_WORKER_LOST: return "lost";
+    }
+    return "unknown";
+}
+
+loom_worker_rec_t *loom_registry_by_id(loom_registry_t *r, const char *id)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->v[i]->id, id) == 0)
+            return r->v[i];
+    return NULL;
+}
+
+loom_worker_rec_t *loom_registry_by_peer(loom_registry_t *r, const uint8_t *peer, size_t len)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i]->peer_len == len && memcmp(r->v[i]->peer, peer, len) == 0 &&
+            r->v[i]->state != LOOM_WORKER_LOST)
+            return r->v[i];
+    return NULL;
+}
+
+loom_worker_rec_t *loom_registry_register(loom_registry_t *r, const char *id, const uint8_t *peer,
+                                          size_t peer_len, const char *kind, const char *model,
+                                          const char *arch, int cores, uint64_t memory,
+                                          double gflops, double gbps, double price, int slots,
+                                          const char *const *ops, size_t n_ops,
+                                          const char *profile_json, int *was_known)
+{
+    loom_worker_rec_t *w = loom_registry_by_id(r, id);
+    *was_known = w && w->state != LOOM_WORKER_LOST;
+    if (!w) {
+        if (r->n == r->cap) {
+            size_t ncap = r->cap ? r->cap * 2 : 8;
+            loom_worker_rec_t **n = realloc(r->v, ncap * sizeof *n);
+            if (!n)
+                return NULL;
+            r->v = n;
+            r->cap = ncap;
+        }
+        if (!(w = calloc(1, sizeof *w)))
+            return NULL;
+        r->v[r->n++] = w;
+        snprintf(w->id, sizeof w->id, "%s", id);
+        w->registered_ms = loom_wall_ms();
+    }
+    free_ops(w);
+    if (peer_len > sizeof w->peer)
+        peer_len = sizeof w->peer;
+    memcpy(w->peer, peer, peer_len);
+    w->peer_len = peer_len;
+    w->state = LOOM_WORKER_READY;
+    snprintf(w->kind, sizeof w->kind, "%s", kind ? kind : "cpu");
+    snprintf(w->model, sizeof w->model, "%s", model ? model : "");
+    snprintf(w->arch, sizeof w->arch, "%s", arch ? arch : "");
+    w->cores = cores;
+    w->memory_bytes = memory;
+    w->gflops = gflops;
+    w->gbps = gbps;
+    w->price_per_hour = price;
+    w->slots = slots > 0 ? slots : 1;
+    w->max_inflight = w->slots * r->depth;
+    w->ops = calloc(n_ops ? n_ops : 1, sizeof *w->ops);
+    for (size_t i = 0; w->ops && i < n_ops; i++)
+        if ((w->ops[i] = strdup(ops[i])))
+            w->n_ops++;
+    w->profile_json = profile_json ? strdup(profile_json) : NULL;
+    loom_registry_touch(r, w);
+    return w;
+}
+
+void loom_registry_touch(loom_registry_t *r, loom_worker_rec_t *w)
+{
+    (void)r;
+    w->last_seen_ms = loom_wall_ms();
+    w->last_seen_mono = loom_clock_ms();
+}
+
+int loom_registry_reap(loom_registry_t *r, uint64_t timeout_ms,
+                       void (*fn)(void *ud, loom_worker_rec_t *w), void *ud)
+{
+    uint64_t now = loom_clock_ms();
+    int lost = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        loom_worker_rec_t *w = r->v[i];
+        if (w->state == LOOM_WORKER_LOST || now - w->last_seen_mono < timeout_ms)
+            continue;
+        w->state = LOOM_WORKER_LOST;
+        lost++;
+        LOOM_WARN("loomd", "msg=\"worker lost: no heartbeat\" id=%s silent_ms=%llu inflight=%d",
+                  w->id, (unsigned long long)(now - w->last_seen_mono), w->inflight);
+        if (fn)
+            fn(ud, w);
+    }
+    return lost;
+}
+
+void loom_registry_forget_lost(loom_registry_t *r, uint64_t after_ms)
+{
+    uint64_t now = loom_clock_ms();
+    for (size_t i = 0; i < r->n;) {
+        loom_worker_rec_t *w = r->v[i];
+        if (w->state == LOOM_WORKER_LOST && !w->tasks && now - w->last_seen_mono > after_ms) {
+            free_ops(w);
+            free(w);
+            memmove(&r->v[i], &r->v[i + 1], (r->n - i - 1) * sizeof *r->v);
+            r->n--;
+        } else {
+            i++;
+        }
+    }
+}
+
+int loom_worker_runs(const loom_worker_rec_t *w, const char *op)
+{
+    if (w->state != LOOM_WORKER_READY)
+        return 0;
+    for (size_t i = 0; i < w->n_ops; i++)
+        if (strcmp(w->ops[i], op) == 0)
+            return 1;
+    return 0;
+}
+
+int loom_registry_any_runs(loom_registry_t *r, const char *op)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (loom_worker_runs(r->v[i], op))
+            return 1;
+    return 0;
+}
+
+size_t loom_registry_count(const loom_registry_t *r)
+{
+    return r->n;
+}
+
+loom_worker_rec_t *loom_registry_at(loom_registry_t *r, size_t i)
+{
+    return i < r->n ? r->v[i] : NULL;
+}
+
+int loom_registry_free_capacity(const loom_registry_t *r)
+{
+    int free_ = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i]->state == LOOM_WORKER_READY && r->v[i]->inflight < r->v[i]->max_inflight)
+            free_ += r->v[i]->max_inflight - r->v[i]->inflight;
+    return free_;
+}

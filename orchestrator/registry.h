@@ -1,0 +1,91 @@
+/* registry.h — the workers loomd knows: registration with a device
+ * profile, heartbeats, death after missed heartbeats, drain, and the
+ * in-flight count placement uses. Single-threaded (loomd's event loop).
+ *
+ * Worker records are transparent so placement policies can read them;
+ * only registry.c and the task code in engine.c modify them. */
+#ifndef LOOM_ORCHESTRATOR_REGISTRY_H
+#define LOOM_ORCHESTRATOR_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef enum {
+    LOOM_WORKER_READY = 1,
+    LOOM_WORKER_DRAINING = 2,
+    LOOM_WORKER_LOST = 3,
+} loom_worker_state_t;
+
+struct loom_task;
+
+typedef struct loom_worker_rec {
+    char id[128];
+    uint8_t peer[256];          /* ZeroMQ routing id of its DEALER */
+    size_t peer_len;
+    loom_worker_state_t state;
+    /* profile (copied at registration) */
+    char kind[16];              /* "cpu", "gpu", "npu" */
+    char model[128];
+    char arch[64];
+    int cores;
+    uint64_t memory_bytes;
+    double gflops, gbps, price_per_hour;
+    int slots;
+    char **ops;                 /* supported op names (owned) */
+    size_t n_ops;
+    char *profile_json;         /* the whole profile as JSON, for the store/CLI */
+    /* live state */
+    int inflight;               /* tasks assigned and not finished */
+    int max_inflight;           /* slots * depth: what loomd keeps queued on it */
+    int64_t registered_ms, last_seen_ms; /* wall clock */
+    uint64_t last_seen_mono;    /* loom_clock_ms() of the last message */
+    uint64_t tasks_done, tasks_failed;
+    double load;
+    uint64_t beats;             /* heartbeats received */
+    int send_failed;            /* the socket refused a message to it: treat as lost */
+    struct loom_task *tasks;    /* assigned tasks (intrusive list via task->wnext) */
+} loom_worker_rec_t;
+
+typedef struct loom_registry loom_registry_t;
+
+/* depth: tasks kept in flight per slot (>= 1). */
+loom_registry_t *loom_registry_new(int depth);
+void loom_registry_destroy(loom_registry_t **pr);
+
+/* Adds or refreshes a worker by id (a re-registering worker replaces its
+ * old record's peer and profile; *was_known says whether it existed and was
+ * not lost). ops are copied. Returns the record (borrowed) or NULL on OOM. */
+loom_worker_rec_t *loom_registry_register(loom_registry_t *r, const char *id, const uint8_t *peer,
+                                          size_t peer_len, const char *kind, const char *model,
+                                          const char *arch, int cores, uint64_t memory,
+                                          double gflops, double gbps, double price, int slots,
+                                          const char *const *ops, size_t n_ops,
+                                          const char *profile_json, int *was_known);
+/* Lookups (borrowed; NULL when unknown). */
+loom_worker_rec_t *loom_registry_by_peer(loom_registry_t *r, const uint8_t *peer, size_t len);
+loom_worker_rec_t *loom_registry_by_id(loom_registry_t *r, const char *id);
+/* Marks a message seen from w now. */
+void loom_registry_touch(loom_registry_t *r, loom_worker_rec_t *w);
+/* Workers whose last message is older than timeout_ms become LOST; each is
+ * passed to fn (to re-queue its tasks). Returns how many were lost. */
+int loom_registry_reap(loom_registry_t *r, uint64_t timeout_ms,
+                       void (*fn)(void *ud, loom_worker_rec_t *w), void *ud);
+/* Lost workers are dropped from the registry after this long. */
+void loom_registry_forget_lost(loom_registry_t *r, uint64_t after_ms);
+
+/* 1 when w is ready and lists op. */
+int loom_worker_runs(const loom_worker_rec_t *w, const char *op);
+/* 1 when some non-lost worker lists op. */
+int loom_registry_any_runs(loom_registry_t *r, const char *op);
+
+size_t loom_registry_count(const loom_registry_t *r);
+/* i-th record (registration order), NULL past the end. */
+loom_worker_rec_t *loom_registry_at(loom_registry_t *r, size_t i);
+/* Total free in-flight capacity over ready workers. */
+int loom_registry_free_capacity(const loom_registry_t *r);
+
+const char *loom_worker_state_name(loom_worker_state_t s);
+
+#endif

@@ -1,0 +1,531 @@
+/* rpc_client.c — loomd's client API (service loom.v1.Loom): Submit, Watch,
+ * Get, List, Cancel, ListWorkers, Health. Reads go to the store, so they
+ * answer the same for active and finished runs; Submit and Cancel go to
+ * the engine. Errors distinguish the caller's problem (INVALID_ARGUMENT,
+ * NOT_FOUND) from loomd's (INTERNAL, UNAVAILABLE). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/arena.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "orchestrator/server_internal.h"
+#include "protocol/methods.h"
+
+#define COMP "loomd"
+#define MAX_STEP_OUTPUT (64 * 1024) /* Get truncates step outputs past this */
+
+static Loom__V1__RunState run_state_pb(int s)
+{
+    switch (s) {
+    case LOOM_RUN_PENDING: return LOOM__V1__RUN_STATE__RUN_QUEUED;
+    case LOOM_RUN_RUNNING: return LOOM__V1__RUN_STATE__RUN_RUNNING;
+    case LOOM_RUN_SUCCEEDED: return LOOM__V1__RUN_STATE__RUN_SUCCEEDED;
+    case LOOM_RUN_CANCELLED: return LOOM__V1__RUN_STATE__RUN_CANCELLED;
+    default: return LOOM__V1__RUN_STATE__RUN_FAILED;
+    }
+}
+
+static Loom__V1__StepState step_state_pb(int s)
+{
+    switch (s) {
+    case LOOM_TASK_PENDING: return LOOM__V1__STEP_STATE__STEP_PENDING;
+    case LOOM_TASK_READY: return LOOM__V1__STEP_STATE__STEP_READY;
+    case LOOM_TASK_ASSIGNED:
+    case LOOM_TASK_RUNNING: return LOOM__V1__STEP_STATE__STEP_RUNNING;
+    case LOOM_TASK_SUCCEEDED: return LOOM__V1__STEP_STATE__STEP_SUCCEEDED;
+    case LOOM_TASK_SKIPPED: return LOOM__V1__STEP_STATE__STEP_SKIPPED;
+    case LOOM_TASK_CANCELLED: return LOOM__V1__STEP_STATE__STEP_CANCELLED;
+    default: return LOOM__V1__STEP_STATE__STEP_FAILED;
+    }
+}
+
+static Loom__V1__DeviceKind device_pb(const char *k)
+{
+    if (!k)
+        return LOOM__V1__DEVICE_KIND__DEVICE_KIND_UNSPECIFIED;
+    if (strcmp(k, "gpu") == 0)
+        return LOOM__V1__DEVICE_KIND__DEVICE_KIND_GPU;
+    if (strcmp(k, "npu") == 0)
+        return LOOM__V1__DEVICE_KIND__DEVICE_KIND_NPU;
+    return LOOM__V1__DEVICE_KIND__DEVICE_KIND_CPU;
+}
+
+static char *adup(loom_arena_t *a, const char *s)
+{
+    return loom_arena_strdup(a, s ? s : "");
+}
+
+/* ---- building Run messages from store records ---------------------------------- */
+
+typedef struct {
+    loom_arena_t *a;
+    Loom__V1__Run *run;      /* Get: the one run */
+    Loom__V1__Run **runs;    /* List */
+    size_t n, cap;
+    Loom__V1__StepStatus **steps;
+    size_t nsteps, capsteps;
+} build_t;
+
+static Loom__V1__Run *run_pb(loom_arena_t *a, const loom_store_run_t *r, int full)
+{
+    Loom__V1__Run *p = loom_arena_calloc(a, 1, sizeof *p);
+    loom__v1__run__init(p);
+    p->run_id = adup(a, r->id);
+    p->workflow_name = adup(a, r->workflow);
+    p->state = run_state_pb(r->state);
+    p->submitted_unix_ms = r->created_ms;
+    p->started_unix_ms = r->started_ms;
+    p->finished_unix_ms = r->finished_ms;
+    p->sla_latency_ms = r->deadline_ms ? (double)(r->deadline_ms - r->created_ms) : 0;
+    int64_t end = r->finished_ms ? r->finished_ms : loom_wall_ms();
+    p->elapsed_ms = (double)(end - r->created_ms);
+    p->sla_met = !r->sla_missed;
+    if (full) {
+        p->inputs_json = adup(a, r->inputs_json);
+        p->outputs_json = adup(a, r->outputs_json);
+    }
+    if (r->error && r->error[0]) {
+        Loom__V1__Error *e = loom_arena_calloc(a, 1, sizeof *e);
+        loom__v1__error__init(e);
+        e->code = LOOM__V1__STATUS_CODE__UNKNOWN;
+        e->message = adup(a, r->error);
+        p->error = e;
+    }
+    return p;
+}
+
+static int on_get_run(void *ud, const loom_store_run_t *r)
+{
+    build_t *b = ud;
+    b->run = run_pb(b->a, r, 1);
+    return 0;
+}
+
+static int on_get_task(void *ud, const loom_store_task_t *t)
+{
+    build_t *b = ud;
+    if (b->nsteps == b->capsteps) {
+        size_t ncap = b->capsteps ? b->capsteps * 2 : 16;
+        Loom__V1__StepStatus **n = loom_arena_alloc(b->a, ncap * sizeof *n);
+        if (!n)
+            return 1;
+        if (b->nsteps)
+            memcpy(n, b->steps, b->nsteps * sizeof *n);
+        b->steps = n;
+        b->capsteps = ncap;
+    }
+    Loom__V1__StepStatus *s = loom_arena_calloc(b->a, 1, sizeof *s);
+    loom__v1__step_status__init(s);
+    if (t->index > 0)
+        s->step_id = loom_arena_sprintf(b->a, "%s#%d", t->step_id, t->index);
+    else
+        s->step_id = adup(b->a, t->step_id);
+    s->op = adup(b->a, t->op);
+    s->state = step_state_pb(t->state);
+    s->attempt = (uint32_t)t->attempt;
+    s->worker_id = adup(b->a, t->worker_id);
+    s->device_kind = device_pb(t->device);
+    s->started_unix_ms = t->started_ms;
+    s->finished_unix_ms = t->finished_ms;
+    if (t->started_ms)
+        s->elapsed_ms = (double)((t->finished_ms ? t->finished_ms : loom_wall_ms()) - t->started_ms);
+    if (t->output_json) {
+        size_t len = strlen(t->output_json);
+        s->output_truncated = len > MAX_STEP_OUTPUT;
+        s->output_json = loom_arena_strndup(b->a, t->output_json,
+                                            len > MAX_STEP_OUTPUT ? MAX_STEP_OUTPUT : len);
+    } else {
+        s->output_json = "";
+    }
+    if (t->error) {
+        Loom__V1__Error *e = loom_arena_calloc(b->a, 1, sizeof *e);
+        loom__v1__error__init(e);
+        e->code = LOOM__V1__STATUS_CODE__UNKNOWN;
+        e->message = adup(b->a, t->error);
+        s->error = e;
+    }
+    b->steps[b->nsteps++] = s;
+    return 0;
+}
+
+static int step_cmp(const void *a, const void *b)
+{
+    const Loom__V1__StepStatus *x = *(Loom__V1__StepStatus *const *)a;
+    const Loom__V1__StepStatus *y = *(Loom__V1__StepStatus *const *)b;
+    int64_t sx = x->started_unix_ms ? x->started_unix_ms : INT64_MAX;
+    int64_t sy = y->started_unix_ms ? y->started_unix_ms : INT64_MAX;
+    if (sx != sy)
+        return sx < sy ? -1 : 1;
+    return strcmp(x->step_id, y->step_id);
+}
+
+static void rpc_get(srv_t *s, loom_msg_t *m)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    Loom__V1__GetRequest *rq = NULL;
+    loom_err_t err;
+    if (loom_msg_unpack(m, &loom__v1__get_request__descriptor, NULL, (ProtobufCMessage **)&rq,
+                        &err) != LOOM_STATUS_OK) {
+        loom_rpc_reply_err(s->csrv, o, &err);
+        return;
+    }
+    build_t b = {.a = loom_arena_new(0)};
+    int rc = loom_store_run_get(s->store, rq->run_id, on_get_run, on_get_task, &b, &err);
+    if (rc != 0 || !b.run) {
+        if (rc == LOOM_ENOTFOUND)
+            loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", rq->run_id);
+        else
+            loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
+    } else {
+        qsort(b.steps, b.nsteps, sizeof *b.steps, step_cmp);
+        b.run->n_steps = b.nsteps;
+        b.run->steps = b.steps;
+        Loom__V1__GetReply rep = LOOM__V1__GET_REPLY__INIT;
+        rep.run = b.run;
+        loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
+    }
+    loom_arena_destroy(&b.a);
+    loom_pb_free(rq);
+}
+
+static int on_list_run(void *ud, const loom_store_run_t *r)
+{
+    build_t *b = ud;
+    if (b->n == b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 32;
+        Loom__V1__Run **n = loom_arena_alloc(b->a, ncap * sizeof *n);
+        if (!n)
+            return 1;
+        if (b->n)
+            memcpy(n, b->runs, b->n * sizeof *n);
+        b->runs = n;
+        b->cap = ncap;
+    }
+    b->runs[b->n++] = run_pb(b->a, r, 0);
+    return 0;
+}
+
+static void rpc_list(srv_t *s, loom_msg_t *m)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    Loom__V1__ListRequest *rq = NULL;
+    loom_err_t err;
+    if (loom_msg_unpack(m, &loom__v1__list_request__descriptor, NULL, (ProtobufCMessage **)&rq,
+                        &err) != LOOM_STATUS_OK) {
+        loom_rpc_reply_err(s->csrv, o, &err);
+        return;
+    }
+    int state = -1;
+    switch (rq->state) {
+    case LOOM__V1__RUN_STATE__RUN_QUEUED: state = LOOM_RUN_PENDING; break;
+    case LOOM__V1__RUN_STATE__RUN_RUNNING: state = LOOM_RUN_RUNNING; break;
+    case LOOM__V1__RUN_STATE__RUN_SUCCEEDED: state = LOOM_RUN_SUCCEEDED; break;
+    case LOOM__V1__RUN_STATE__RUN_FAILED: state = LOOM_RUN_FAILED; break;
+    case LOOM__V1__RUN_STATE__RUN_CANCELLED: state = LOOM_RUN_CANCELLED; break;
+    default: break;
+    }
+    loom_store_filter_t f = {.state = state,
+                             .workflow = rq->workflow_name && rq->workflow_name[0]
+                                             ? rq->workflow_name
+                                             : NULL,
+                             .limit = rq->limit ? (int)(rq->limit > 1000 ? 1000 : rq->limit) : 50};
+    build_t b = {.a = loom_arena_new(0)};
+    if (loom_store_run_list(s->store, &f, on_list_run, &b, &err) != 0) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
+    } else {
+        Loom__V1__ListReply rep = LOOM__V1__LIST_REPLY__INIT;
+        rep.n_runs = b.n;
+        rep.runs = b.runs;
+        loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
+    }
+    loom_arena_destroy(&b.a);
+    loom_pb_free(rq);
+}
+
+/* ---- Submit / Cancel --------------------------------------------------------------- */
+
+static void rpc_submit(srv_t *s, loom_msg_t *m)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    Loom__V1__SubmitRequest *rq = NULL;
+    loom_err_t err;
+    loom_err_clear(&err);
+    if (loom_msg_unpack(m, &loom__v1__submit_request__descriptor, NULL, (ProtobufCMessage **)&rq,
+                        &err) != LOOM_STATUS_OK) {
+        loom_rpc_reply_err(s->csrv, o, &err);
+        return;
+    }
+    loom_submit_t sub = {.yaml = rq->workflow_yaml,
+                         .yaml_len = rq->workflow_yaml ? strlen(rq->workflow_yaml) : 0,
+                         .name = rq->workflow_name, .inputs_json = rq->inputs_json,
+                         .sla_latency_ms = rq->sla_latency_ms,
+                         .idempotency_key = rq->idempotency_key};
+    char id[32];
+    int rc = loom_engine_submit(s->eng, &sub, id, &err);
+    if (rc != 0) {
+        if (!err.code)
+            err.code = rc;
+        loom_rpc_reply_err(s->csrv, o, &err);
+    } else {
+        Loom__V1__SubmitReply rep = LOOM__V1__SUBMIT_REPLY__INIT;
+        rep.run_id = id;
+        loom_run_t *r = loom_engine_find_run(s->eng, id);
+        rep.state = r ? LOOM__V1__RUN_STATE__RUN_RUNNING : LOOM__V1__RUN_STATE__RUN_SUCCEEDED;
+        if (!r) { /* finished already (e.g. nothing to run): report the real state */
+            build_t b = {.a = loom_arena_new(0)};
+            if (loom_store_run_get(s->store, id, on_get_run, NULL, &b, &err) == 0 && b.run)
+                rep.state = b.run->state;
+            loom_arena_destroy(&b.a);
+        }
+        loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
+    }
+    loom_pb_free(rq);
+}
+
+static void rpc_cancel(srv_t *s, loom_msg_t *m)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    Loom__V1__CancelRequest *rq = NULL;
+    loom_err_t err;
+    if (loom_msg_unpack(m, &loom__v1__cancel_request__descriptor, NULL, (ProtobufCMessage **)&rq,
+                        &err) != LOOM_STATUS_OK) {
+        loom_rpc_reply_err(s->csrv, o, &err);
+        return;
+    }
+    Loom__V1__CancelReply rep = LOOM__V1__CANCEL_REPLY__INIT;
+    int state = 0;
+    if (loom_engine_cancel(s->eng, rq->run_id, rq->reason, &state, &err) == 0) {
+        rep.state = LOOM__V1__RUN_STATE__RUN_CANCELLED;
+        LOOM_INFO(COMP, "msg=\"run cancelled by client\" run=%s", rq->run_id);
+        loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
+    } else {
+        build_t b = {.a = loom_arena_new(0)};
+        if (loom_store_run_get(s->store, rq->run_id, on_get_run, NULL, &b, &err) == 0 && b.run) {
+            rep.state = b.run->state; /* already final: say which */
+            loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
+        } else {
+            loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", rq->run_id);
+        }
+        loom_arena_destroy(&b.a);
+    }
+    loom_pb_free(rq);
+}
+
+/* ---- Watch ---------------------------------------------------------------------------- */
+
+typedef struct {
+    srv_t *s;
+    const loom_origin_t *o;
+    int include_progress, failed;
+} replay_t;
+
+static int on_replay(void *ud, const loom_store_event_t *se)
+{
+    replay_t *rp = ud;
+    Loom__V1__RunEvent ev = LOOM__V1__RUN_EVENT__INIT;
+    Loom__V1__Error perr = LOOM__V1__ERROR__INIT;
+    ev.seq = (uint64_t)se->seq;
+    ev.run_id = (char *)se->run_id;
+    ev.time_unix_ms = se->ts_ms;
+    int kind = loom_event_kind_parse(se->kind);
+    ev.kind = kind > 0 ? kind : 0;
+    if (ev.kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS && !rp->include_progress)
+        return 0;
+    ev.step_id = (char *)(se->step_id ? se->step_id : "");
+    ev.attempt = (uint32_t)se->attempt;
+    json_t *d = se->detail_json ? json_loads(se->detail_json, 0, NULL) : NULL;
+#define STR(k) (json_string_value(json_object_get(d, k)) ? (char *)json_string_value(json_object_get(d, k)) : "")
+    ev.message = STR("message");
+    ev.worker_id = STR("worker");
+    ev.task_id = STR("task");
+    ev.output_json = STR("output_json");
+    if (json_object_get(d, "error")) {
+        perr.code = LOOM__V1__STATUS_CODE__UNKNOWN;
+        perr.message = STR("error");
+        ev.error = &perr;
+    }
+    const char *dev = json_string_value(json_object_get(d, "device"));
+    ev.device_kind = dev ? device_pb(dev) : 0;
+#undef STR
+    ev.run_state = (Loom__V1__RunState)json_integer_value(json_object_get(d, "run_state"));
+    ev.step_state = (Loom__V1__StepState)json_integer_value(json_object_get(d, "step_state"));
+    ev.elapsed_ms = json_number_value(json_object_get(d, "elapsed_ms"));
+    ev.step_ms = json_number_value(json_object_get(d, "step_ms"));
+    ev.sla_latency_ms = json_number_value(json_object_get(d, "sla_ms"));
+    loom_err_t err;
+    int rc = loom_rpc_stream_send(rp->s->csrv, rp->o, (const ProtobufCMessage *)&ev, &err);
+    json_decref(d);
+    if (rc != 0) {
+        rp->failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void rpc_watch(srv_t *s, loom_msg_t *m)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    Loom__V1__WatchRequest *rq = NULL;
+    loom_err_t err;
+    if (loom_msg_unpack(m, &loom__v1__watch_request__descriptor, NULL, (ProtobufCMessage **)&rq,
+                        &err) != LOOM_STATUS_OK) {
+        loom_rpc_reply_err(s->csrv, o, &err);
+        return;
+    }
+    replay_t rp = {.s = s, .o = o, .include_progress = rq->include_progress};
+    int rc = loom_store_events(s->store, rq->run_id, (int64_t)rq->after_seq, on_replay, &rp, &err);
+    if (rc == LOOM_ENOTFOUND) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", rq->run_id);
+    } else if (rc != 0) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
+    } else if (!rp.failed) {
+        if (loom_engine_find_run(s->eng, rq->run_id)) {
+            watcher_t *w = calloc(1, sizeof *w);
+            if (w) {
+                snprintf(w->run_id, sizeof w->run_id, "%s", rq->run_id);
+                w->origin = *o;
+                w->include_progress = rq->include_progress;
+                w->next = s->watchers;
+                s->watchers = w;
+                s->n_watchers++;
+            } else {
+                loom_rpc_stream_end(s->csrv, o, LOOM_STATUS_RESOURCE_EXHAUSTED, "out of memory",
+                                    &err);
+            }
+        } else {
+            loom_rpc_stream_end(s->csrv, o, LOOM_STATUS_OK, NULL, &err);
+        }
+    }
+    loom_pb_free(rq);
+}
+
+static void watch_cancelled(srv_t *s, const loom_origin_t *o)
+{
+    for (watcher_t **pp = &s->watchers; *pp; pp = &(*pp)->next) {
+        watcher_t *w = *pp;
+        if (w->origin.request_id == o->request_id && w->origin.peer_len == o->peer_len &&
+            memcmp(w->origin.peer, o->peer, o->peer_len) == 0) {
+            loom_err_t err;
+            loom_rpc_stream_end(s->csrv, &w->origin, LOOM_STATUS_CANCELLED, "cancelled by client",
+                                &err);
+            *pp = w->next;
+            s->n_watchers--;
+            free(w);
+            return;
+        }
+    }
+}
+
+/* ---- workers / health ------------------------------------------------------------------- */
+
+static void rpc_list_workers(srv_t *s, loom_msg_t *m)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    Loom__V1__ListWorkersRequest *rq = NULL;
+    loom_err_t err;
+    if (loom_msg_unpack(m, &loom__v1__list_workers_request__descriptor, NULL,
+                        (ProtobufCMessage **)&rq, &err) != LOOM_STATUS_OK) {
+        loom_rpc_reply_err(s->csrv, o, &err);
+        return;
+    }
+    size_t n = loom_registry_count(s->reg);
+    Loom__V1__WorkerInfo *infos = calloc(n ? n : 1, sizeof *infos);
+    Loom__V1__WorkerInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    Loom__V1__DeviceProfile *profs = calloc(n ? n : 1, sizeof *profs);
+    size_t k = 0;
+    for (size_t i = 0; infos && ptrs && profs && i < n; i++) {
+        loom_worker_rec_t *w = loom_registry_at(s->reg, i);
+        if (w->state == LOOM_WORKER_LOST && !rq->include_lost)
+            continue;
+        if (rq->kind && device_pb(w->kind) != rq->kind)
+            continue;
+        Loom__V1__DeviceProfile *p = &profs[k];
+        loom__v1__device_profile__init(p);
+        p->kind = device_pb(w->kind);
+        p->model_name = w->model;
+        p->arch = w->arch;
+        p->compute_units = (uint32_t)w->cores;
+        p->memory_bytes = w->memory_bytes;
+        p->measured_gflops = w->gflops;
+        p->measured_gbps = w->gbps;
+        p->price_per_hour_usd = w->price_per_hour;
+        p->task_slots = (uint32_t)w->slots;
+        p->n_supported_ops = w->n_ops;
+        p->supported_ops = w->ops;
+        Loom__V1__WorkerInfo *wi = &infos[k];
+        loom__v1__worker_info__init(wi);
+        wi->worker_id = w->id;
+        wi->profile = p;
+        wi->state = w->state == LOOM_WORKER_READY      ? LOOM__V1__WORKER_STATE__WORKER_READY
+                    : w->state == LOOM_WORKER_DRAINING ? LOOM__V1__WORKER_STATE__WORKER_DRAINING
+                                                       : LOOM__V1__WORKER_STATE__WORKER_LOST;
+        wi->registered_unix_ms = w->registered_ms;
+        wi->last_heartbeat_unix_ms = w->last_seen_ms;
+        wi->running_tasks = (uint32_t)w->inflight;
+        wi->free_slots = w->inflight < w->slots ? (uint32_t)(w->slots - w->inflight) : 0;
+        wi->load = w->load;
+        wi->tasks_done = w->tasks_done;
+        wi->tasks_failed = w->tasks_failed;
+        ptrs[k++] = wi;
+    }
+    Loom__V1__ListWorkersReply rep = LOOM__V1__LIST_WORKERS_REPLY__INIT;
+    rep.n_workers = k;
+    rep.workers = ptrs;
+    loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
+    free(infos);
+    free(ptrs);
+    free(profs);
+    loom_pb_free(rq);
+}
+
+static void rpc_health(srv_t *s, loom_msg_t *m)
+{
+    Loom__V1__HealthReply rep = LOOM__V1__HEALTH_REPLY__INIT;
+    rep.status = "SERVING";
+    rep.version = "0.1";
+    rep.uptime_ms = (uint64_t)(loom_wall_ms() - s->started_ms);
+    uint32_t ready = 0;
+    for (size_t i = 0; i < loom_registry_count(s->reg); i++)
+        ready += loom_registry_at(s->reg, i)->state == LOOM_WORKER_READY;
+    rep.workers = ready;
+    rep.active_runs = (uint32_t)loom_engine_active_runs(s->eng);
+    rep.protocol_version = 1;
+    loom_err_t err;
+    loom_rpc_reply(s->csrv, loom_msg_origin(m), (const ProtobufCMessage *)&rep, &err);
+}
+
+void server_on_client_msg(srv_t *s, loom_msg_t *m)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    if (loom_msg_is_cancel(m)) {
+        watch_cancelled(s, o);
+        return;
+    }
+    if (loom_msg_is_reply(m))
+        return;
+    const char *method = loom_msg_method(m);
+    if (strcmp(method, LOOM_METHOD_SUBMIT) == 0)
+        rpc_submit(s, m);
+    else if (strcmp(method, LOOM_METHOD_WATCH) == 0)
+        rpc_watch(s, m);
+    else if (strcmp(method, LOOM_METHOD_GET) == 0)
+        rpc_get(s, m);
+    else if (strcmp(method, LOOM_METHOD_LIST) == 0)
+        rpc_list(s, m);
+    else if (strcmp(method, LOOM_METHOD_CANCEL) == 0)
+        rpc_cancel(s, m);
+    else if (strcmp(method, LOOM_METHOD_LIST_WORKERS) == 0)
+        rpc_list_workers(s, m);
+    else if (strcmp(method, LOOM_METHOD_HEALTH) == 0)
+        rpc_health(s, m);
+    else if (strcmp(method, LOOM_METHOD_PLAN) == 0)
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_UNIMPLEMENTED,
+                              "loomd does not plan yet; use 'loom plan' on the workflow file");
+    else if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY))
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_UNIMPLEMENTED, "no method '%s'", method);
+}

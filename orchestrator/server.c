@@ -1,0 +1,470 @@
+/* server.c — see server.h. Client RPCs (rpc_client.c builds the replies
+ * that read the store) and the worker protocol meet the engine here. */
+#include "orchestrator/server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include <zmq.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "loom/v1/worker.pb-c.h"
+#include "orchestrator/engine.h"
+#include "orchestrator/server_internal.h"
+#include "protocol/methods.h"
+
+#define COMP "loomd"
+
+/* ---- watchers (server-streaming Watch) -------------------------------------- */
+
+static void watcher_remove(srv_t *s, watcher_t *w)
+{
+    watcher_t **pp = &s->watchers;
+    while (*pp && *pp != w)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = w->next;
+    s->n_watchers--;
+    free(w);
+}
+
+static void on_event(void *ud, loom_run_t *run, const Loom__V1__RunEvent *ev, int final)
+{
+    srv_t *s = ud;
+    if (!s->n_watchers)
+        return;
+    const char *id = loom_run_id(run);
+    for (watcher_t *w = s->watchers, *n; w; w = n) {
+        n = w->next;
+        if (strcmp(w->run_id, id) != 0)
+            continue;
+        if (ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS && !w->include_progress)
+            continue;
+        loom_err_t err;
+        if (loom_rpc_stream_send(s->csrv, &w->origin, (const ProtobufCMessage *)ev, &err) != 0) {
+            watcher_remove(s, w);
+            continue;
+        }
+        if (final) {
+            loom_rpc_stream_end(s->csrv, &w->origin, LOOM_STATUS_OK, NULL, &err);
+            watcher_remove(s, w);
+        }
+    }
+}
+
+/* ---- engine callbacks: tasks to workers ------------------------------------------ */
+
+static void send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n)
+{
+    srv_t *s = ud;
+    Loom__V1__AssignRequest *reqs = calloc(n, sizeof *reqs);
+    Loom__V1__AssignRequest **ptrs = calloc(n, sizeof *ptrs);
+    char (*sids)[256] = calloc(n, sizeof *sids);
+    if (!reqs || !ptrs || !sids) {
+        free(reqs), free(ptrs), free(sids);
+        w->send_failed = 1;
+        return;
+    }
+    int64_t now = loom_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        loom_task_t *t = tasks[i];
+        loom__v1__assign_request__init(&reqs[i]);
+        loom_task_step_path(t, sids[i], sizeof sids[i]);
+        reqs[i].task_id = t->id;
+        reqs[i].run_id = (char *)loom_run_id(t->run);
+        reqs[i].step_id = sids[i];
+        reqs[i].op = (char *)t->op;
+        reqs[i].input_json = t->input ? t->input : "";
+        reqs[i].attempt = (uint32_t)t->attempt;
+        reqs[i].deadline_unix_ms = t->timeout_ms > 0 ? now + t->timeout_ms : 0;
+        const char *model = loom_task_model(t);
+        reqs[i].model = (char *)(model ? model : "");
+        ptrs[i] = &reqs[i];
+    }
+    Loom__V1__AssignBatchRequest b = LOOM__V1__ASSIGN_BATCH_REQUEST__INIT;
+    b.n_tasks = n;
+    b.tasks = ptrs;
+    loom_err_t err;
+    uint64_t rid;
+    if (loom_rpc_call_peer(s->wsrv, w->peer, w->peer_len, LOOM_METHOD_ASSIGN_BATCH,
+                           (const ProtobufCMessage *)&b, 0, LOOM_FLAG_ONEWAY, &rid, &err) != 0) {
+        LOOM_WARN(COMP, "msg=\"cannot send tasks to worker; treating it as lost\" worker=%s err=\"%s\"",
+                  w->id, err.msg);
+        w->send_failed = 1;
+    }
+    free(reqs);
+    free(ptrs);
+    free(sids);
+}
+
+static void cancel_task(void *ud, loom_worker_rec_t *w, const loom_task_t *t, const char *reason)
+{
+    srv_t *s = ud;
+    if (w->state == LOOM_WORKER_LOST)
+        return;
+    Loom__V1__CancelTaskRequest c = LOOM__V1__CANCEL_TASK_REQUEST__INIT;
+    c.task_id = (char *)t->id;
+    c.attempt = (uint32_t)t->attempt;
+    c.reason = (char *)reason;
+    loom_err_t err;
+    uint64_t rid;
+    loom_rpc_call_peer(s->wsrv, w->peer, w->peer_len, LOOM_METHOD_CANCEL_TASK,
+                       (const ProtobufCMessage *)&c, 0, LOOM_FLAG_ONEWAY, &rid, &err);
+}
+
+/* ---- worker protocol ------------------------------------------------------------------ */
+
+static void store_worker(srv_t *s, loom_worker_rec_t *w)
+{
+    loom_store_worker_t rec = {.id = w->id, .kind = w->kind, .model = w->model,
+                               .state = loom_worker_state_name(w->state),
+                               .profile_json = w->profile_json, .slots = w->slots,
+                               .busy = w->inflight, .ts_ms = loom_wall_ms(),
+                               .tasks_done = w->tasks_done, .tasks_failed = w->tasks_failed};
+    loom_err_t err;
+    loom_store_worker_put(s->store, &rec, &err);
+}
+
+static const char *kind_name(Loom__V1__DeviceKind k)
+{
+    switch (k) {
+    case LOOM__V1__DEVICE_KIND__DEVICE_KIND_GPU: return "gpu";
+    case LOOM__V1__DEVICE_KIND__DEVICE_KIND_NPU: return "npu";
+    default: return "cpu";
+    }
+}
+
+static void on_register(srv_t *s, loom_msg_t *m)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    Loom__V1__RegisterRequest *rq = NULL;
+    loom_err_t err;
+    if (loom_msg_unpack(m, &loom__v1__register_request__descriptor, NULL,
+                        (ProtobufCMessage **)&rq, &err) != LOOM_STATUS_OK) {
+        loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_INVALID_ARGUMENT, "Register: %s", err.msg);
+        return;
+    }
+    Loom__V1__DeviceProfile *p = rq->profile;
+    if (!p || p->task_slots == 0 || p->task_slots > 4096) {
+        loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_INVALID_ARGUMENT,
+                              "Register: profile with task_slots between 1 and 4096 required");
+        loom_pb_free(rq);
+        return;
+    }
+    char id[128];
+    if (rq->worker_id && rq->worker_id[0] && strlen(rq->worker_id) < sizeof id)
+        snprintf(id, sizeof id, "%s", rq->worker_id);
+    else
+        snprintf(id, sizeof id, "w-%" PRIu64, ++s->next_worker);
+    /* A worker re-registering from a new connection restarted: whatever
+     * it ran before is gone. */
+    loom_worker_rec_t *old = loom_registry_by_id(s->reg, id);
+    if (old && old->tasks &&
+        (old->peer_len != o->peer_len || memcmp(old->peer, o->peer, o->peer_len) != 0))
+        loom_engine_worker_lost(s->eng, old);
+    json_t *pj = json_pack("{sssssssisIsfsfsfsi}", "kind", kind_name(p->kind), "model",
+                           p->model_name ? p->model_name : "", "arch", p->arch ? p->arch : "",
+                           "compute_units", (int)p->compute_units, "memory_bytes",
+                           (json_int_t)p->memory_bytes, "gflops", p->measured_gflops, "gbps",
+                           p->measured_gbps, "price_per_hour", p->price_per_hour_usd,
+                           "task_slots", (int)p->task_slots);
+    json_t *ops = json_array();
+    for (size_t i = 0; i < p->n_supported_ops; i++)
+        json_array_append_new(ops, json_string(p->supported_ops[i]));
+    json_object_set_new(pj, "ops", ops);
+    json_object_set_new(pj, "hostname", json_string(p->hostname ? p->hostname : ""));
+    char *pjs = json_dumps(pj, JSON_COMPACT);
+    json_decref(pj);
+    int known = 0;
+    loom_worker_rec_t *w = loom_registry_register(
+        s->reg, id, o->peer, o->peer_len, kind_name(p->kind), p->model_name, p->arch,
+        (int)p->compute_units, p->memory_bytes, p->measured_gflops, p->measured_gbps,
+        p->price_per_hour_usd, (int)p->task_slots, (const char *const *)p->supported_ops,
+        p->n_supported_ops, pjs, &known);
+    free(pjs);
+    if (!w) {
+        loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        loom_pb_free(rq);
+        return;
+    }
+    LOOM_INFO(COMP, "msg=\"worker registered\" id=%s kind=%s model=\"%s\" slots=%d ops=%zu gflops=%.1f gbps=%.1f",
+              w->id, w->kind, w->model, w->slots, w->n_ops, w->gflops, w->gbps);
+    Loom__V1__RegisterReply rep = LOOM__V1__REGISTER_REPLY__INIT;
+    rep.worker_id = w->id;
+    rep.heartbeat_interval_ms = (uint32_t)s->opts.heartbeat_ms;
+    rep.heartbeat_timeout_ms = (uint32_t)s->opts.heartbeat_timeout_ms;
+    loom_rpc_reply(s->wsrv, o, (const ProtobufCMessage *)&rep, &err);
+    store_worker(s, w);
+    loom_engine_workers_changed(s->eng);
+    loom_pb_free(rq);
+}
+
+static void on_heartbeat(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    Loom__V1__HeartbeatRequest *h = NULL;
+    loom_err_t err;
+    if (loom_msg_unpack(m, &loom__v1__heartbeat_request__descriptor, NULL,
+                        (ProtobufCMessage **)&h, &err) != LOOM_STATUS_OK) {
+        loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_INVALID_ARGUMENT, "Heartbeat: %s", err.msg);
+        return;
+    }
+    Loom__V1__HeartbeatReply rep = LOOM__V1__HEARTBEAT_REPLY__INIT;
+    rep.known = w != NULL;
+    if (w) {
+        w->load = h->load;
+        if (h->draining && w->state == LOOM_WORKER_READY)
+            w->state = LOOM_WORKER_DRAINING;
+        if (++w->beats % 10 == 1)
+            store_worker(s, w);
+    }
+    if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY))
+        loom_rpc_reply(s->wsrv, o, (const ProtobufCMessage *)&rep, &err);
+    loom_pb_free(h);
+}
+
+static void one_result(srv_t *s, loom_worker_rec_t *w, const Loom__V1__ResultRequest *r)
+{
+    loom_err_t err;
+    loom_err_clear(&err);
+    const char *out = r->output_json;
+    size_t len = out ? strlen(out) : 0;
+    if (!len && r->output.len) { /* binary output: keep it as text for references */
+        out = (const char *)r->output.data;
+        len = r->output.len;
+    }
+    double ms = r->timings ? r->timings->compute_ms : 0;
+    int rc = loom_engine_result(s->eng, w, r->task_id, r->attempt, r->ok, out, len,
+                                r->error && r->error->message ? r->error->message : NULL,
+                                r->error ? r->error->retryable : 1, ms, &err);
+    if (rc == LOOM_EPROTO)
+        LOOM_WARN(COMP, "msg=\"result rejected\" worker=%s task=%s reason=\"%s\"", w->id,
+                  r->task_id ? r->task_id : "", err.msg);
+    else if (rc != 0)
+        LOOM_DEBUG(COMP, "msg=\"result ignored\" worker=%s reason=\"%s\"", w->id, err.msg);
+}
+
+static void on_results(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w, int batch)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    loom_err_t err;
+    if (!w) {
+        LOOM_WARN(COMP, "msg=\"result from an unregistered peer ignored\"");
+        if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY))
+            loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_FAILED_PRECONDITION,
+                                  "register before sending results");
+        return;
+    }
+    if (batch) {
+        Loom__V1__ResultBatchRequest *b = NULL;
+        if (loom_msg_unpack(m, &loom__v1__result_batch_request__descriptor, NULL,
+                            (ProtobufCMessage **)&b, &err) != LOOM_STATUS_OK) {
+            LOOM_WARN(COMP, "msg=\"undecodable ResultBatch\" worker=%s err=\"%s\"", w->id, err.msg);
+            return;
+        }
+        for (size_t i = 0; i < b->n_results; i++)
+            one_result(s, w, b->results[i]);
+        loom_pb_free(b);
+        return;
+    }
+    Loom__V1__ResultRequest *r = NULL;
+    if (loom_msg_unpack(m, &loom__v1__result_request__descriptor, NULL, (ProtobufCMessage **)&r,
+                        &err) != LOOM_STATUS_OK) {
+        loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_INVALID_ARGUMENT, "Result: %s", err.msg);
+        return;
+    }
+    uint64_t before = 0;
+    loom_engine_stats_t st;
+    loom_engine_stats(s->eng, &st);
+    before = st.results_rejected;
+    one_result(s, w, r);
+    loom_engine_stats(s->eng, &st);
+    Loom__V1__ResultReply rep = LOOM__V1__RESULT_REPLY__INIT;
+    rep.accepted = st.results_rejected == before;
+    if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY))
+        loom_rpc_reply(s->wsrv, o, (const ProtobufCMessage *)&rep, &err);
+    loom_pb_free(r);
+}
+
+static void on_progress(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
+{
+    Loom__V1__ProgressRequest *p = NULL;
+    loom_err_t err;
+    if (!w || loom_msg_unpack(m, &loom__v1__progress_request__descriptor, NULL,
+                              (ProtobufCMessage **)&p, &err) != LOOM_STATUS_OK)
+        return;
+    loom_engine_progress(s->eng, w, p->task_id, p->attempt,
+                         p->text && p->text[0] ? p->text : p->message);
+    if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY)) {
+        Loom__V1__ProgressReply rep = LOOM__V1__PROGRESS_REPLY__INIT;
+        loom_rpc_reply(s->wsrv, loom_msg_origin(m), (const ProtobufCMessage *)&rep, &err);
+    }
+    loom_pb_free(p);
+}
+
+static void on_worker_msg(srv_t *s, loom_msg_t *m)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    loom_worker_rec_t *w = loom_registry_by_peer(s->reg, o->peer, o->peer_len);
+    if (w)
+        loom_registry_touch(s->reg, w);
+    if (loom_msg_is_reply(m) || loom_msg_is_cancel(m))
+        return; /* acks of our one-way calls, if a worker sends them */
+    const char *method = loom_msg_method(m);
+    if (strcmp(method, LOOM_METHOD_RESULT_BATCH) == 0)
+        on_results(s, m, w, 1);
+    else if (strcmp(method, LOOM_METHOD_HEARTBEAT) == 0)
+        on_heartbeat(s, m, w);
+    else if (strcmp(method, LOOM_METHOD_REGISTER) == 0)
+        on_register(s, m);
+    else if (strcmp(method, LOOM_METHOD_RESULT) == 0)
+        on_results(s, m, w, 0);
+    else if (strcmp(method, LOOM_METHOD_PROGRESS) == 0)
+        on_progress(s, m, w);
+    else if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY))
+        loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_UNIMPLEMENTED,
+                              "loomd's worker endpoint has no method '%s'", method);
+}
+
+static void worker_lost(void *ud, loom_worker_rec_t *w)
+{
+    srv_t *s = ud;
+    store_worker(s, w);
+    loom_engine_worker_lost(s->eng, w);
+}
+
+/* Workers whose socket refused our messages are treated as lost. */
+static void reap_send_failures(srv_t *s)
+{
+    for (size_t i = 0; i < loom_registry_count(s->reg); i++) {
+        loom_worker_rec_t *w = loom_registry_at(s->reg, i);
+        if (w->send_failed && w->state != LOOM_WORKER_LOST) {
+            w->send_failed = 0;
+            w->state = LOOM_WORKER_LOST;
+            worker_lost(s, w);
+        }
+    }
+}
+
+/* ---- the loop ----------------------------------------------------------------------- */
+
+static void drain_socket(srv_t *s, loom_rpc_server_t *srv, int is_worker)
+{
+    for (int n = 0; n < 10000; n++) {
+        loom_msg_t *m = NULL;
+        loom_err_t err;
+        int rc = loom_rpc_server_recv(srv, &m, &err);
+        if (rc != 1)
+            break;
+        if (is_worker)
+            on_worker_msg(s, m);
+        else
+            server_on_client_msg(s, m);
+        loom_msg_destroy(&m);
+        /* keep dispatch flowing during long bursts of results */
+        if (is_worker && (n & 63) == 63)
+            loom_engine_dispatch(s->eng);
+    }
+}
+
+int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err_t *err)
+{
+    srv_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    int rc = 0;
+    s->opts = *opts;
+    if (!s->opts.client_endpoint)
+        s->opts.client_endpoint = "tcp://127.0.0.1:7400";
+    if (!s->opts.worker_endpoint)
+        s->opts.worker_endpoint = "tcp://127.0.0.1:7401";
+    if (s->opts.heartbeat_ms <= 0)
+        s->opts.heartbeat_ms = 1000;
+    if (s->opts.heartbeat_timeout_ms <= 0)
+        s->opts.heartbeat_timeout_ms = 3 * s->opts.heartbeat_ms;
+    if (s->opts.depth <= 0)
+        s->opts.depth = 16;
+    s->store = opts->store;
+    if (!s->store) {
+        s->own_store = loom_store_mem_new(opts->max_finished_runs, 0);
+        s->store = s->own_store;
+    }
+    s->reg = loom_registry_new(s->opts.depth);
+    s->zctx = zmq_ctx_new();
+    if (!s->store || !s->reg || !s->zctx) {
+        rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        goto out;
+    }
+    loom_rpc_server_opts_t co = {.auth_token = opts->auth_token, .sndhwm = 100000};
+    loom_rpc_server_opts_t wo = {.sndhwm = 1000000};
+    s->csrv = loom_rpc_server_new(s->zctx, s->opts.client_endpoint, &co, err);
+    if (!s->csrv) {
+        rc = err->code ? err->code : LOOM_EIO;
+        goto out;
+    }
+    s->wsrv = loom_rpc_server_new(s->zctx, s->opts.worker_endpoint, &wo, err);
+    if (!s->wsrv) {
+        rc = err->code ? err->code : LOOM_EIO;
+        goto out;
+    }
+    loom_engine_cfg_t ec = {.store = s->store, .reg = s->reg,
+                            .placement = loom_placement_least_loaded(),
+                            .send_tasks = send_tasks, .cancel_task = cancel_task,
+                            .on_event = on_event, .ud = s,
+                            .placement_timeout_ms = opts->placement_timeout_ms};
+    s->eng = loom_engine_new(&ec);
+    if (!s->eng) {
+        rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        goto out;
+    }
+    s->started_ms = loom_wall_ms();
+    LOOM_INFO(COMP, "msg=\"loomd serving\" clients=%s workers=%s store=%s heartbeat_ms=%d",
+              loom_rpc_server_endpoint(s->csrv), loom_rpc_server_endpoint(s->wsrv),
+              loom_store_name(s->store), s->opts.heartbeat_ms);
+    if (opts->on_ready)
+        opts->on_ready(opts->ud, loom_rpc_server_endpoint(s->csrv),
+                       loom_rpc_server_endpoint(s->wsrv));
+    uint64_t next_reap = 0;
+    while (!*stop) {
+        int64_t wait = loom_engine_tick(s->eng);
+        zmq_pollitem_t items[2] = {{loom_rpc_server_socket(s->wsrv), 0, ZMQ_POLLIN, 0},
+                                   {loom_rpc_server_socket(s->csrv), 0, ZMQ_POLLIN, 0}};
+        if (wait > 100)
+            wait = 100;
+        if (zmq_poll(items, 2, (long)wait) < 0 && zmq_errno() != EINTR) {
+            rc = loom_err_set(err, LOOM_EIO, "zmq_poll: %s", zmq_strerror(zmq_errno()));
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN)
+            drain_socket(s, s->wsrv, 1);
+        if (items[1].revents & ZMQ_POLLIN)
+            drain_socket(s, s->csrv, 0);
+        loom_engine_dispatch(s->eng);
+        reap_send_failures(s);
+        uint64_t now = loom_clock_ms();
+        if (now >= next_reap) {
+            next_reap = now + (uint64_t)(s->opts.heartbeat_ms / 4 + 1);
+            if (loom_registry_reap(s->reg, (uint64_t)s->opts.heartbeat_timeout_ms, worker_lost,
+                                   s) > 0)
+                loom_engine_dispatch(s->eng);
+            loom_registry_forget_lost(s->reg, 600000);
+        }
+    }
+    LOOM_INFO(COMP, "msg=\"loomd stopping\" active_runs=%zu", loom_engine_active_runs(s->eng));
+out:
+    while (s->watchers)
+        watcher_remove(s, s->watchers);
+    loom_engine_destroy(&s->eng);
+    loom_rpc_server_destroy(&s->csrv);
+    loom_rpc_server_destroy(&s->wsrv);
+    loom_registry_destroy(&s->reg);
+    if (s->zctx)
+        zmq_ctx_term(s->zctx);
+    loom_store_destroy(&s->own_store);
+    free(s);
+    return rc;
+}

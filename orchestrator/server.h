@@ -1,0 +1,32 @@
+/* server.h — loomd's event loop: the client ROUTER (rpc.proto), the worker
+ * ROUTER (worker.proto), the engine, the registry and the store, driven by
+ * one zmq_poll loop on one thread (no locks on the hot path). */
+#ifndef LOOM_ORCHESTRATOR_SERVER_H
+#define LOOM_ORCHESTRATOR_SERVER_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "orchestrator/store.h"
+
+typedef struct loom_server_opts {
+    const char *client_endpoint;  /* default tcp://127.0.0.1:7400 */
+    const char *worker_endpoint;  /* default tcp://127.0.0.1:7401 */
+    int heartbeat_ms;             /* interval asked of workers (default 1000) */
+    int heartbeat_timeout_ms;     /* silence after which a worker is lost (default 3000) */
+    int depth;                    /* tasks in flight per worker slot (default 16) */
+    int64_t placement_timeout_ms; /* fail tasks no worker can run after this (default 30000) */
+    const char *auth_token;       /* clients must send it when set */
+    int max_finished_runs;        /* in-memory store bound (default 1000) */
+    loom_store_t *store;          /* borrowed; NULL = an in-memory store owned by the server */
+    /* Written once bound (may be NULL): the endpoints actually bound, so
+     * callers can pass port 0 / "*" and learn the port. */
+    void (*on_ready)(void *ud, const char *client_ep, const char *worker_ep);
+    void *ud;
+} loom_server_opts_t;
+
+/* Runs until *stop becomes non-zero (set from a signal handler). Returns 0,
+ * or a negative LOOM_E* when the sockets cannot be bound. */
+int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err_t *err);
+
+#endif

@@ -1,0 +1,644 @@
+/* stitch.c — the engine's data plumbing: resolving `${...}` references
+ * against inputs and upstream outputs, rendering task inputs and workflow
+ * outputs, validating run inputs, and turning state changes into run
+ * events and store records. */
+#include "orchestrator/engine_internal.h"
+
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+#define COMP "loomd"
+
+/* ---- references ------------------------------------------------------------ */
+
+/* The innermost loop iteration sc belongs to (NULL at the top level). */
+static scope_t *loop_scope(scope_t *sc)
+{
+    return sc && sc->parent ? sc : NULL;
+}
+
+json_t *engine_resolve(void *ctx, const loom_ref_t *ref, loom_err_t *err)
+{
+    rctx_t *rc = ctx;
+    loom_run_t *r = rc->run;
+    switch (ref->kind) {
+    case LOOM_REF_INPUT: {
+        json_t *v = json_object_get(r->inputs, ref->name);
+        return v ? json_incref(v) : json_null();
+    }
+    case LOOM_REF_STEP:
+        for (scope_t *s = rc->sc; s; s = s->parent) {
+            const loom_wf_step_t *st = loom_wf_graph_find(s->g, ref->name);
+            if (!st)
+                continue;
+            step_rt_t *rt = &s->st[st->index];
+            if (rt->state == LOOM_TASK_SKIPPED)
+                return json_null();
+            if (rt->state != LOOM_TASK_SUCCEEDED || !rt->output) {
+                loom_err_set(err, LOOM_EINTERNAL, "output of step '%s' is not available (%s)",
+                             ref->name,
+                             rt->freed ? "already freed" : loom_store_task_state_name(rt->state));
+                return NULL;
+            }
+            return json_incref(rt->output);
+        }
+        loom_err_set(err, LOOM_ENOTFOUND, "unknown step '%s'", ref->name);
+        return NULL;
+    case LOOM_REF_LOOP_ITERATION: {
+        scope_t *ls = loop_scope(rc->sc);
+        return json_integer(ls ? ls->iteration : 0);
+    }
+    case LOOM_REF_LOOP_PREV: {
+        scope_t *ls = loop_scope(rc->sc);
+        if (!ls)
+            return json_null();
+        json_t *prev = ls->parent->st[ls->owner].prev;
+        json_t *v = prev ? json_object_get(prev, ref->name) : NULL;
+        return v ? json_incref(v) : json_null();
+    }
+    case LOOM_REF_ITEM:
+        if (!rc->has_item) {
+            loom_err_set(err, LOOM_EINVAL, "${item} used outside a foreach step");
+            return NULL;
+        }
+        return json_incref(rc->item);
+    }
+    loom_err_set(err, LOOM_EINTERNAL, "unknown reference kind %d", (int)ref->kind);
+    return NULL;
+}
+
+/* Step fields that steer the engine rather than the op. */
+static int control_key(const char *k)
+{
+    static const char *const keys[] = {"op", "needs", "when", "foreach", "retries", "timeout_ms",
+                                       "expect", "steps", "body", "until", "max_iterations",
+                                       "description", "id"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (strcmp(k, keys[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static json_t *model_json(const loom_wf_model_t *m)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(m->name));
+    if (m->path)
+        json_object_set_new(o, "path", json_string(m->path));
+    if (m->arch)
+        json_object_set_new(o, "arch", json_string(m->arch));
+    if (m->dtype)
+        json_object_set_new(o, "dtype", json_string(m->dtype));
+    return o;
+}
+
+int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char **out, size_t *len,
+                        loom_err_t *err)
+{
+    const loom_wf_step_t *s = &sc->g->steps[i];
+    json_t *in = json_object();
+    if (!in)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    const loom_value_t *node = s->node;
+    for (size_t k = 0; node && node->kind == LOOM_VALUE_MAP && k < node->len; k++) {
+        const loom_value_entry_t *en = &node->entries[k];
+        if (control_key(en->key))
+            continue;
+        json_t *v = NULL;
+        int rc_ = loom_value_render(en->value, engine_resolve, rc, &v, err);
+        if (rc_ != 0) {
+            json_decref(in);
+            if (!err->field[0])
+                loom_err_field(err, "steps.%s.%s", s->id, en->key);
+            return rc_;
+        }
+        json_object_set_new(in, en->key, v);
+    }
+    if (s->op == LOOM_OP_TOOL_EXEC && r->workflow_dir && !json_object_get(in, "cwd"))
+        json_object_set_new(in, "workflow_dir", json_string(r->workflow_dir));
+    if (s->model) {
+        const loom_wf_model_t *m = loom_workflow_model(r->wf, s->model);
+        if (m)
+            json_object_set_new(in, "model_resource", model_json(m));
+    }
+    if (s->index_name) {
+        const loom_wf_index_t *ix = loom_workflow_index(r->wf, s->index_name);
+        if (ix) {
+            json_t *o = json_object();
+            json_object_set_new(o, "name", json_string(ix->name));
+            if (ix->path)
+                json_object_set_new(o, "path", json_string(ix->path));
+            json_object_set_new(o, "dim", json_integer(ix->dim));
+            if (ix->metric)
+                json_object_set_new(o, "metric", json_string(ix->metric));
+            json_object_set_new(in, "index_resource", o);
+        }
+    }
+    *out = json_dumps(in, JSON_COMPACT);
+    json_decref(in);
+    if (!*out)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    *len = strlen(*out);
+    return 0;
+}
+
+int engine_render_outputs(loom_run_t *r, char **out, loom_err_t *err)
+{
+    json_t *o = json_object();
+    rctx_t rc = {.run = r, .sc = r->top};
+    for (size_t k = 0; k < r->wf->n_outputs; k++) {
+        json_t *v = NULL;
+        int rc_ = loom_value_render(r->wf->outputs[k].value, engine_resolve, &rc, &v, err);
+        if (rc_ != 0) {
+            json_decref(o);
+            loom_err_field(err, "outputs.%s", r->wf->outputs[k].name);
+            return rc_;
+        }
+        json_object_set_new(o, r->wf->outputs[k].name, v);
+    }
+    *out = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return *out ? 0 : loom_err_set(err, LOOM_ENOMEM, "out of memory");
+}
+
+static int value_refs_step(const loom_value_t *v, const char *id)
+{
+    if (!v)
+        return 0;
+    if (v->tpl) {
+        for (size_t i = 0; i < loom_template_n_refs(v->tpl); i++) {
+            const loom_ref_t *ref = loom_template_ref(v->tpl, i);
+            if (ref->kind == LOOM_REF_STEP && strcmp(ref->name, id) == 0)
+                return 1;
+        }
+    }
+    if (v->kind == LOOM_VALUE_SEQ)
+        for (size_t i = 0; i < v->len; i++)
+            if (value_refs_step(v->items[i], id))
+                return 1;
+    if (v->kind == LOOM_VALUE_MAP)
+        for (size_t i = 0; i < v->len; i++)
+            if (value_refs_step(v->entries[i].value, id))
+                return 1;
+    return 0;
+}
+
+int engine_output_refs_step(const loom_workflow_t *wf, const char *step_id)
+{
+    for (size_t k = 0; k < wf->n_outputs; k++)
+        if (value_refs_step(wf->outputs[k].value, step_id))
+            return 1;
+    return 0;
+}
+
+/* ---- run preparation ------------------------------------------------------ */
+
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "a list";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+/* Checks v against the declared type; converts scalars given for string
+ * inputs (the CLI sends `--input n=42` as a number). Returns the value to
+ * keep (new reference) or NULL when it does not fit. */
+static json_t *coerce(loom_wf_type_t t, json_t *v)
+{
+    switch (t) {
+    case LOOM_WF_TYPE_ANY: return json_incref(v);
+    case LOOM_WF_TYPE_STRING:
+        if (json_is_string(v))
+            return json_incref(v);
+        if (json_is_number(v) || json_is_boolean(v)) {
+            char *s = json_dumps(v, JSON_ENCODE_ANY);
+            json_t *str = s ? json_string(s) : NULL;
+            free(s);
+            return str;
+        }
+        return NULL;
+    case LOOM_WF_TYPE_INT: return json_is_integer(v) ? json_incref(v) : NULL;
+    case LOOM_WF_TYPE_NUMBER: return json_is_number(v) ? json_incref(v) : NULL;
+    case LOOM_WF_TYPE_BOOL: return json_is_boolean(v) ? json_incref(v) : NULL;
+    case LOOM_WF_TYPE_LIST: return json_is_array(v) ? json_incref(v) : NULL;
+    case LOOM_WF_TYPE_OBJECT: return json_is_object(v) ? json_incref(v) : NULL;
+    }
+    return NULL;
+}
+
+static int64_t estimate_ms(const loom_wf_step_t *s)
+{
+    if (s->expect.latency_ms >= 0)
+        return (int64_t)s->expect.latency_ms;
+    switch (s->op) {
+    case LOOM_OP_LLM_GENERATE: return 2000;
+    case LOOM_OP_LLM_PREFILL: return 300;
+    case LOOM_OP_LLM_DECODE: return 1500;
+    case LOOM_OP_EMBED: return 50;
+    case LOOM_OP_VECTOR_SEARCH: return 20;
+    case LOOM_OP_TOOL_EXEC: return 50;
+    case LOOM_OP_TOOL_HTTP: return 200;
+    case LOOM_OP_COMPUTE: return 20;
+    case LOOM_OP_SLEEP: return 10;
+    case LOOM_OP_LOOP: {
+        int64_t body = 0;
+        for (size_t i = 0; s->body && i < s->body->n_steps; i++)
+            body += estimate_ms(&s->body->steps[i]);
+        double it = s->expect.iterations >= 0 ? s->expect.iterations
+                                               : (s->max_iterations > 0 ? s->max_iterations : 1);
+        return (int64_t)(body * it);
+    }
+    default: return 0;
+    }
+}
+
+int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, loom_err_t *err)
+{
+    (void)e;
+    const char *name = s->name && *s->name ? s->name : "workflow.yaml";
+    if (!s->yaml || !s->yaml_len)
+        return loom_err_set(err, LOOM_EINVAL, "empty workflow document");
+    loom_diags_t d = LOOM_DIAGS_INIT;
+    int rc = loom_workflow_parse(name, s->yaml, s->yaml_len, &r->wf, &d);
+    if (rc != 0) {
+        if (d.len) {
+            *err = d.items[0];
+            if (d.len + d.dropped > 1 && !err->detail[0])
+                loom_err_detail(err, "%zu more error(s); run 'loom validate %s' to see all",
+                                d.len + d.dropped - 1, name);
+        } else {
+            loom_err_set(err, rc, "workflow %s could not be parsed", name);
+        }
+        loom_diags_free(&d);
+        return rc ? rc : LOOM_EPARSE;
+    }
+    loom_diags_free(&d);
+    r->yaml = strndup(s->yaml, s->yaml_len);
+    r->name = strdup(name);
+    if (name[0] == '/') {
+        char *tmp = strdup(name);
+        if (tmp)
+            r->workflow_dir = strdup(dirname(tmp));
+        free(tmp);
+    }
+    /* inputs */
+    json_t *given = NULL;
+    if (s->inputs_json && *s->inputs_json) {
+        json_error_t je;
+        given = json_loads(s->inputs_json, 0, &je);
+        if (!given || !json_is_object(given)) {
+            json_decref(given);
+            loom_err_set(err, LOOM_EINVAL, "inputs must be a JSON object%s%s",
+                         given ? "" : ": ", given ? "" : je.text);
+            loom_err_field(err, "inputs");
+            return LOOM_EINVAL;
+        }
+    } else {
+        given = json_object();
+    }
+    r->inputs = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(given, k, v) {
+        if (!loom_workflow_input(r->wf, k)) {
+            loom_err_set(err, LOOM_EINVAL, "unknown input '%s'", k);
+            loom_err_at(err, name, 0, 0);
+            loom_err_field(err, "inputs.%s", k);
+            char hint[200] = "";
+            size_t n = 0;
+            for (size_t i = 0; i < r->wf->n_inputs && n < sizeof hint - 40; i++)
+                n += (size_t)snprintf(hint + n, sizeof hint - n, "%s%s", i ? ", " : "",
+                                      r->wf->inputs[i].name);
+            loom_err_hint(err, "the workflow's inputs are: %s", n ? hint : "(none)");
+            json_decref(given);
+            return LOOM_EINVAL;
+        }
+    }
+    for (size_t i = 0; i < r->wf->n_inputs; i++) {
+        const loom_wf_input_t *in = &r->wf->inputs[i];
+        json_t *val = json_object_get(given, in->name), *kept = NULL;
+        if (val) {
+            if (!(kept = coerce(in->type, val))) {
+                loom_err_set(err, LOOM_EINVAL, "input '%s' must be %s, got %s", in->name,
+                             loom_wf_type_name(in->type), json_type_name(val));
+                loom_err_at(err, name, in->line, in->col);
+                loom_err_field(err, "inputs.%s", in->name);
+                json_decref(given);
+                return LOOM_EINVAL;
+            }
+        } else if (in->default_value) {
+            kept = loom_value_to_json(in->default_value);
+        } else if (in->required) {
+            loom_err_set(err, LOOM_EINVAL, "missing required input '%s'", in->name);
+            loom_err_at(err, name, in->line, in->col);
+            loom_err_field(err, "inputs.%s", in->name);
+            loom_err_hint(err, "pass it with --input %s=VALUE", in->name);
+            json_decref(given);
+            return LOOM_EINVAL;
+        } else {
+            kept = json_null();
+        }
+        json_object_set_new(r->inputs, in->name, kept);
+    }
+    json_decref(given);
+    /* SLA and the remaining critical path of each top-level step */
+    r->sla_ms = s->sla_latency_ms > 0 ? s->sla_latency_ms
+                : r->wf->sla.set      ? (double)r->wf->sla.latency_ms
+                                      : 0;
+    r->created_ms = r->started_ms = loom_wall_ms();
+    r->start_mono = loom_clock_ms();
+    if (r->sla_ms > 0) {
+        r->deadline_mono = r->start_mono + (uint64_t)r->sla_ms;
+        r->deadline_ms = r->created_ms + (int64_t)r->sla_ms;
+    }
+    r->state = LOOM_RUN_RUNNING;
+    const loom_wf_graph_t *g = &r->wf->graph;
+    r->cp = calloc(g->n_steps ? g->n_steps : 1, sizeof *r->cp);
+    if (!r->cp || !r->yaml || !r->name)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    /* reverse topological order: cp = own estimate + the longest dependent */
+    for (size_t k = g->n_steps; k-- > 0;) {
+        size_t i = g->order[k];
+        int64_t longest = 0;
+        for (size_t j = 0; j < g->n_steps; j++)
+            for (size_t q = 0; q < g->steps[j].n_deps; q++)
+                if (g->steps[j].deps[q].step == i && r->cp[j] > longest)
+                    longest = r->cp[j];
+        r->cp[i] = estimate_ms(&g->steps[i]) + longest;
+    }
+    return 0;
+}
+
+/* ---- events and store records ------------------------------------------------- */
+
+static Loom__V1__RunState run_state_pb(loom_run_state_t s)
+{
+    switch (s) {
+    case LOOM_RUN_PENDING: return LOOM__V1__RUN_STATE__RUN_QUEUED;
+    case LOOM_RUN_RUNNING: return LOOM__V1__RUN_STATE__RUN_RUNNING;
+    case LOOM_RUN_SUCCEEDED: return LOOM__V1__RUN_STATE__RUN_SUCCEEDED;
+    case LOOM_RUN_CANCELLED: return LOOM__V1__RUN_STATE__RUN_CANCELLED;
+    default: return LOOM__V1__RUN_STATE__RUN_FAILED;
+    }
+}
+
+static int step_state_pb(loom_task_state_t s)
+{
+    switch (s) {
+    case LOOM_TASK_PENDING: return LOOM__V1__STEP_STATE__STEP_PENDING;
+    case LOOM_TASK_READY: return LOOM__V1__STEP_STATE__STEP_READY;
+    case LOOM_TASK_ASSIGNED:
+    case LOOM_TASK_RUNNING: return LOOM__V1__STEP_STATE__STEP_RUNNING;
+    case LOOM_TASK_SUCCEEDED: return LOOM__V1__STEP_STATE__STEP_SUCCEEDED;
+    case LOOM_TASK_SKIPPED: return LOOM__V1__STEP_STATE__STEP_SKIPPED;
+    case LOOM_TASK_CANCELLED: return LOOM__V1__STEP_STATE__STEP_CANCELLED;
+    default: return LOOM__V1__STEP_STATE__STEP_FAILED;
+    }
+}
+
+static const char *const kind_names[] = {
+    "unspecified", "run.queued", "run.planned", "run.replanned", "step.started",
+    "step.progress", "step.finished", "step.failed", "step.retried", "step.skipped",
+    "sla.at_risk", "sla.missed", "worker.lost", "run.finished", "run.failed", "run.cancelled"};
+
+const char *loom_event_kind_name(int kind)
+{
+    return kind >= 0 && kind < (int)(sizeof kind_names / sizeof *kind_names) ? kind_names[kind]
+                                                                             : "unknown";
+}
+
+int loom_event_kind_parse(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof kind_names / sizeof *kind_names; i++)
+        if (strcmp(name, kind_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
+{
+    Loom__V1__RunEvent pe = LOOM__V1__RUN_EVENT__INIT;
+    Loom__V1__Error perr = LOOM__V1__ERROR__INIT;
+    pe.seq = ++r->seq;
+    pe.run_id = r->id;
+    pe.time_unix_ms = loom_wall_ms();
+    pe.kind = ev->kind;
+    pe.step_id = (char *)(ev->step_id ? ev->step_id : "");
+    pe.task_id = (char *)(ev->task_id ? ev->task_id : "");
+    pe.worker_id = (char *)(ev->worker_id ? ev->worker_id : "");
+    pe.attempt = (uint32_t)ev->attempt;
+    pe.run_state = run_state_pb(r->state);
+    pe.step_state = ev->step_state;
+    pe.message = (char *)(ev->message ? ev->message : "");
+    pe.output_json = (char *)(ev->output ? ev->output : "");
+    pe.elapsed_ms = (double)(pe.time_unix_ms - r->created_ms);
+    pe.sla_latency_ms = r->sla_ms;
+    pe.text = (char *)(ev->text ? ev->text : "");
+    pe.step_ms = ev->step_ms;
+    if (ev->error) {
+        perr.code = LOOM__V1__STATUS_CODE__UNKNOWN;
+        perr.message = (char *)ev->error;
+        pe.error = &perr;
+    }
+    if (ev->device)
+        pe.device_kind = strcmp(ev->device, "gpu") == 0   ? LOOM__V1__DEVICE_KIND__DEVICE_KIND_GPU
+                         : strcmp(ev->device, "npu") == 0 ? LOOM__V1__DEVICE_KIND__DEVICE_KIND_NPU
+                                                          : LOOM__V1__DEVICE_KIND__DEVICE_KIND_CPU;
+    /* Progress is streamed to watchers only; everything else is stored. */
+    if (ev->kind != LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS || !ev->text) {
+        json_t *d = json_object();
+        if (ev->message)
+            json_object_set_new(d, "message", json_string(ev->message));
+        if (ev->worker_id)
+            json_object_set_new(d, "worker", json_string(ev->worker_id));
+        if (ev->task_id)
+            json_object_set_new(d, "task", json_string(ev->task_id));
+        if (ev->output)
+            json_object_set_new(d, "output_json", json_string(ev->output));
+        if (ev->error)
+            json_object_set_new(d, "error", json_string(ev->error));
+        if (ev->device)
+            json_object_set_new(d, "device", json_string(ev->device));
+        json_object_set_new(d, "run_state", json_integer(pe.run_state));
+        if (ev->step_state)
+            json_object_set_new(d, "step_state", json_integer(ev->step_state));
+        json_object_set_new(d, "elapsed_ms", json_real(pe.elapsed_ms));
+        if (ev->step_ms > 0)
+            json_object_set_new(d, "step_ms", json_real(ev->step_ms));
+        if (r->sla_ms > 0)
+            json_object_set_new(d, "sla_ms", json_real(r->sla_ms));
+        char *dj = json_dumps(d, JSON_COMPACT);
+        json_decref(d);
+        loom_store_event_t se = {.run_id = r->id, .seq = (int64_t)pe.seq,
+                                 .ts_ms = pe.time_unix_ms, .kind = loom_event_kind_name(ev->kind),
+                                 .step_id = ev->step_id, .attempt = ev->attempt,
+                                 .detail_json = dj};
+        loom_err_t err;
+        if (loom_store_event_append(e->cfg.store, &se, &err) != 0)
+            LOOM_WARN(COMP, "msg=\"store: event append failed\" run=%s err=\"%s\"", r->id, err.msg);
+        free(dj);
+    }
+    if (e->cfg.on_event)
+        e->cfg.on_event(e->cfg.ud, r, &pe, ev->final);
+}
+
+static int task_index(const scope_t *sc, const loom_task_t *t)
+{
+    return sc->parent ? sc->iteration : (t && t->index >= 0 ? 0 : 0);
+}
+
+static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_t *t,
+                       loom_task_state_t state, const char *output, const char *error)
+{
+    char sid[256];
+    engine_step_path(sc, i, sid, sizeof sid);
+    step_rt_t *st = &sc->st[i];
+    loom_store_task_t rec = {
+        .run_id = sc->run->id, .step_id = sid, .index = task_index(sc, t),
+        .attempt = t && !st->is_foreach ? t->attempt : 1,
+        .op = loom_op_kind_name(sc->g->steps[i].op),
+        .worker_id = t && t->worker ? t->worker->id : NULL,
+        .device = t && t->worker ? t->worker->kind : NULL, .state = state,
+        .ready_ms = t ? t->ready_ms : st->started_ms,
+        .started_ms = t ? t->started_ms : st->started_ms,
+        .finished_ms = loom_store_task_state_final(state) ? loom_wall_ms() : 0,
+        .output_json = output, .error = error};
+    loom_err_t err;
+    if (loom_store_task_put(e->cfg.store, &rec, &err) != 0)
+        LOOM_WARN(COMP, "msg=\"store: task put failed\" run=%s step=%s err=\"%s\"", sc->run->id,
+                  sid, err.msg);
+}
+
+void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_t *t, int kind,
+                       const char *message, const char *error)
+{
+    char sid[256];
+    engine_step_path(sc, i, sid, sizeof sid);
+    engine_ev_t ev = {.kind = kind, .step_id = sid, .message = message, .error = error,
+                      .step_state = step_state_pb(sc->st[i].state)};
+    if (t) {
+        ev.task_id = t->id;
+        ev.attempt = t->attempt;
+        if (t->worker) {
+            ev.worker_id = t->worker->id;
+            ev.device = t->worker->kind;
+        }
+    }
+    engine_emit(e, sc->run, &ev);
+}
+
+void engine_step_finished(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
+                          const char *error)
+{
+    step_rt_t *st = &sc->st[i];
+    char sid[256];
+    engine_step_path(sc, i, sid, sizeof sid);
+    char *out = state == LOOM_TASK_SUCCEEDED && st->output
+                    ? json_dumps(st->output, JSON_COMPACT | JSON_ENCODE_ANY)
+                    : NULL;
+    int kind = state == LOOM_TASK_SUCCEEDED ? LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_FINISHED
+               : state == LOOM_TASK_SKIPPED ? LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_SKIPPED
+                                            : LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_FAILED;
+    /* Foreach steps and loops have no single task: record the step. Plain
+     * steps were recorded per attempt as they ran. */
+    if (st->is_foreach || sc->g->steps[i].op == LOOM_OP_LOOP || state == LOOM_TASK_SKIPPED ||
+        !st->started_event)
+        store_task(e, sc, i, NULL, state, out, error);
+    char msg[160] = "";
+    if (st->is_foreach)
+        snprintf(msg, sizeof msg, "%zu item(s)", st->n_items);
+    else if (sc->g->steps[i].op == LOOM_OP_LOOP)
+        snprintf(msg, sizeof msg, "%d iteration(s)", st->iteration);
+    else if (state == LOOM_TASK_SKIPPED)
+        snprintf(msg, sizeof msg, "when: was false");
+    engine_ev_t ev = {.kind = kind, .step_id = sid, .message = msg[0] ? msg : NULL,
+                      .output = out, .error = error, .step_state = step_state_pb(state),
+                      .step_ms = (double)(st->finished_ms - st->started_ms)};
+    engine_emit(e, sc->run, &ev);
+    free(out);
+}
+
+void engine_task_assigned(loom_engine_t *e, loom_task_t *t)
+{
+    scope_t *sc = t->scope;
+    step_rt_t *st = &sc->st[t->step];
+    if (!st->is_foreach)
+        store_task(e, sc, t->step, t, LOOM_TASK_RUNNING, NULL, NULL);
+    if (!st->started_event || (!st->is_foreach && t->attempt > 1)) {
+        if (!st->started_event && st->is_foreach)
+            store_task(e, sc, t->step, t, LOOM_TASK_RUNNING, NULL, NULL);
+        st->started_event = 1;
+        char msg[64] = "";
+        if (st->is_foreach)
+            snprintf(msg, sizeof msg, "fan-out of %zu", st->n_items);
+        engine_step_event(e, sc, t->step, t, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_STARTED,
+                          msg[0] ? msg : NULL, NULL);
+    }
+}
+
+void engine_task_attempt_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
+                                const char *error)
+{
+    scope_t *sc = t->scope;
+    if (!sc->st[t->step].is_foreach)
+        store_task(e, sc, t->step, t, how, NULL, error);
+}
+
+void engine_task_retried(loom_engine_t *e, loom_task_t *t, const char *why)
+{
+    char msg[700];
+    snprintf(msg, sizeof msg, "attempt %d%s%s", t->attempt, why ? " after: " : "", why ? why : "");
+    engine_step_event(e, t->scope, t->step, t, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_RETRIED,
+                      msg, NULL);
+}
+
+void engine_task_succeeded(loom_engine_t *e, loom_task_t *t, const char *output, size_t len,
+                           double step_ms)
+{
+    (void)step_ms;
+    scope_t *sc = t->scope;
+    if (sc->st[t->step].is_foreach)
+        return;
+    char *copy = NULL;
+    if (output && len) {
+        copy = strndup(output, len);
+    }
+    store_task(e, sc, t->step, t, LOOM_TASK_SUCCEEDED, copy ? copy : "null", NULL);
+    free(copy);
+}
+
+void engine_task_progress(loom_engine_t *e, loom_task_t *t, const char *text)
+{
+    char sid[256];
+    engine_step_path(t->scope, t->step, sid, sizeof sid);
+    engine_ev_t ev = {.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS, .step_id = sid,
+                      .task_id = t->id, .attempt = t->attempt, .text = text,
+                      .worker_id = t->worker ? t->worker->id : NULL,
+                      .step_state = LOOM__V1__STEP_STATE__STEP_RUNNING};
+    engine_emit(e, t->run, &ev);
+}
+
+void engine_worker_lost_event(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
+{
+    char sid[256], msg[300];
+    engine_step_path(t->scope, t->step, sid, sizeof sid);
+    snprintf(msg, sizeof msg, "worker %s stopped heartbeating while running task %s", w->id,
+             t->id);
+    engine_ev_t ev = {.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_WORKER_LOST, .step_id = sid,
+                      .task_id = t->id, .attempt = t->attempt, .worker_id = w->id,
+                      .message = msg};
+    engine_emit(e, t->run, &ev);
+}

@@ -1,0 +1,5 @@
+# tests/llm — LLM tests: C unit tests, and the CPU backend against the NumPy
+# reference on generated GGUF models (gen_gguf.py, reference.py).
+$(eval $(call TEST,llm_units,tests/llm/test_llm_units.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
+$(eval $(call SCRIPT_TEST,llm_reference,tests/llm/test_llm_reference.sh))
+$(BUILD)/tests/llm_reference: $(BUILD)/bin/loom

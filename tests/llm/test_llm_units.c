@@ -1,0 +1,265 @@
+/* test_llm_units.c — GGUF reader robustness (truncation at every byte, bad
+ * magic/version/types/offsets/shapes, random corruption), number formats,
+ * the KV cache object, the sampler and the thread pool. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/buf.h"
+#include "workers/common/gguf.h"
+#include "workers/common/kvcache.h"
+#include "workers/cpu/llm_pool.h"
+#include "workers/cpu/llm_sample.h"
+
+/* ---- a tiny GGUF builder ---- */
+static void put(loom_buf_t *b, const void *p, size_t n) { assert_int_equal(loom_buf_append(b, p, n), 0); }
+static void u32(loom_buf_t *b, uint32_t v) { put(b, &v, 4); }
+static void u64(loom_buf_t *b, uint64_t v) { put(b, &v, 8); }
+static void str(loom_buf_t *b, const char *s) { u64(b, strlen(s)); put(b, s, strlen(s)); }
+
+typedef struct spec {
+    uint32_t magic, version, kv_type, t_type;
+    uint64_t ne0, ne1, off2;
+} spec_t;
+
+static const spec_t GOOD = {0x46554747u, 3, 4 /* u32 */, 0 /* F32 */, 32, 2, 256};
+
+/* Two tensors: "a" [ne0, ne1] of t_type at 0, "b" [32] F32 at off2. */
+static void build(loom_buf_t *b, spec_t s) {
+    loom_buf_reset(b);
+    u32(b, s.magic); u32(b, s.version); u64(b, 2); u64(b, 3);
+    str(b, "general.architecture"); u32(b, 8); str(b, "llama");
+    str(b, "llama.block_count"); u32(b, s.kv_type); u32(b, 7);
+    str(b, "tokenizer.ggml.tokens"); u32(b, 9); u32(b, 8); u64(b, 2); str(b, "<s>"); str(b, "hi");
+    str(b, "a"); u32(b, 2); u64(b, s.ne0); u64(b, s.ne1); u32(b, s.t_type); u64(b, 0);
+    str(b, "b"); u32(b, 1); u64(b, 32); u32(b, 0); u64(b, s.off2);
+    while (b->len % 32) put(b, "", 1);
+    float f[64 + 32];
+    for (int i = 0; i < 96; i++) f[i] = (float)i;
+    put(b, f, 64 * 4);
+    while (b->len % 32) put(b, "", 1);
+    size_t data0 = b->len - 256;
+    while (b->len < data0 + 256) put(b, "", 1);
+    put(b, f + 64, 32 * 4);
+}
+
+static void test_gguf_valid(void **st) {
+    (void)st;
+    loom_buf_t b = LOOM_BUF_INIT;
+    build(&b, GOOD);
+    loom_gguf_t *g;
+    loom_err_t e = {0};
+    assert_int_equal(loom_gguf_open_mem(b.data, b.len, "good.gguf", &g, &e), 0);
+    uint32_t v;
+    assert_int_equal(loom_gguf_get_u32(g, "llama.block_count", &v, &e), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(loom_gguf_get_u32(g, "missing", &v, &e), LOOM_ENOTFOUND);
+    const char *s; size_t n;
+    assert_int_equal(loom_gguf_get_str(g, "general.architecture", &s, &n, &e), 0);
+    assert_int_equal(n, 5);
+    assert_memory_equal(s, "llama", 5);
+    assert_int_equal(loom_gguf_get_u32(g, "general.architecture", &v, &e), LOOM_EINVAL);
+    assert_int_equal(loom_gguf_arr_str(g, "tokenizer.ggml.tokens", 1, &s, &n), 0);
+    assert_memory_equal(s, "hi", 2);
+    const loom_gguf_tensor_t *t = loom_gguf_find_tensor(g, "a");
+    assert_non_null(t);
+    assert_int_equal(t->ne[0], 32);
+    assert_int_equal(t->ne[1], 2);
+    assert_float_equal(((const float *)t->data)[63], 63.0f, 0);
+    t = loom_gguf_find_tensor(g, "b");
+    assert_float_equal(((const float *)t->data)[0], 64.0f, 0);
+    loom_gguf_destroy(&g);
+    loom_gguf_destroy(&g); /* twice is safe */
+    loom_buf_free(&b);
+}
+
+static void expect_error(spec_t s, const char *needle) {
+    loom_buf_t b = LOOM_BUF_INIT;
+    build(&b, s);
+    loom_gguf_t *g = NULL;
+    loom_err_t e = {0};
+    int rc = loom_gguf_open_mem(b.data, b.len, "bad.gguf", &g, &e);
+    if (rc != LOOM_EPARSE || !strstr(e.msg, needle)) fail_msg("want error containing \"%s\", got %d \"%s\"", needle, rc, e.msg);
+    assert_null(g);
+    assert_string_equal(e.file, "bad.gguf");
+    loom_buf_free(&b);
+}
+
+static void test_gguf_bad(void **st) {
+    (void)st;
+    spec_t s;
+    s = GOOD; s.magic = 0x12345678; expect_error(s, "bad magic");
+    s = GOOD; s.version = 2; expect_error(s, "unsupported GGUF version");
+    s = GOOD; s.kv_type = 77; expect_error(s, "unknown metadata value type");
+    s = GOOD; s.t_type = 13; expect_error(s, "unknown or unsupported tensor type");
+    s = GOOD; s.t_type = 8; s.ne0 = 33; expect_error(s, "not a multiple of the block size");
+    s = GOOD; s.ne1 = 1ull << 20; expect_error(s, "outside the file");
+    s = GOOD; s.ne1 = 1ull << 39; expect_error(s, "too many elements");
+    s = GOOD; s.ne0 = 1ull << 62; s.ne1 = 1ull << 62; expect_error(s, "overflows");
+    s = GOOD; s.ne0 = 0; expect_error(s, "zero");
+    s = GOOD; s.off2 = 100; expect_error(s, "not aligned");
+    s = GOOD; s.off2 = 224; expect_error(s, "overlaps");
+    s = GOOD; s.off2 = 1ull << 60; expect_error(s, "outside the file");
+}
+
+static void test_gguf_truncated_everywhere(void **st) {
+    (void)st;
+    loom_buf_t b = LOOM_BUF_INIT;
+    build(&b, GOOD);
+    for (size_t n = 0; n < b.len; n++) {
+        char *copy = malloc(n ? n : 1); /* exact-size copy so ASan sees overreads */
+        memcpy(copy, b.data, n);
+        loom_gguf_t *g = NULL;
+        loom_err_t e = {0};
+        int rc = loom_gguf_open_mem(copy, n, "cut.gguf", &g, &e);
+        if (rc != LOOM_EPARSE || !e.msg[0]) fail_msg("truncated at %zu: rc %d msg \"%s\"", n, rc, e.msg);
+        free(copy);
+    }
+    loom_buf_free(&b);
+}
+
+static void test_gguf_random_corruption(void **st) {
+    (void)st;
+    loom_buf_t b = LOOM_BUF_INIT;
+    build(&b, GOOD);
+    srand(1);
+    int ok = 0, err = 0;
+    for (int it = 0; it < 3000; it++) {
+        char *copy = malloc(b.len);
+        memcpy(copy, b.data, b.len);
+        for (int k = 0; k < 1 + it % 4; k++) copy[rand() % b.len] = (char)rand();
+        loom_gguf_t *g = NULL;
+        loom_err_t e = {0};
+        int rc = loom_gguf_open_mem(copy, b.len, "flip.gguf", &g, &e);
+        if (rc == 0) {
+            ok++;
+            for (size_t i = 0; i < loom_gguf_n_tensors(g); i++) { /* every tensor is inside the buffer */
+                const loom_gguf_tensor_t *t = loom_gguf_tensor(g, i);
+                assert_true((const char *)t->data >= copy && (const char *)t->data + t->nbytes <= copy + b.len);
+            }
+            loom_gguf_destroy(&g);
+        } else {
+            err++;
+            assert_true(e.msg[0] != 0);
+        }
+        free(copy);
+    }
+    assert_true(ok > 0 && err > 0);
+    loom_buf_free(&b);
+}
+
+static void test_gguf_open_errors(void **st) {
+    (void)st;
+    loom_gguf_t *g;
+    loom_err_t e = {0};
+    assert_int_equal(loom_gguf_open("/nonexistent/model.gguf", &g, &e), LOOM_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "/nonexistent/model.gguf"));
+    assert_int_not_equal(loom_gguf_open("/", &g, &e), 0);
+}
+
+static void test_fp16(void **st) {
+    (void)st;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue; /* NaN payloads */
+        float f = loom_fp16_to_fp32((uint16_t)h);
+        assert_int_equal(loom_fp32_to_fp16(f), h);
+    }
+    assert_float_equal(loom_fp16_to_fp32(loom_fp32_to_fp16(0.1f)), 0.0999755859375f, 0);
+    assert_float_equal(loom_bf16_to_fp32(0x3f80), 1.0f, 0);
+}
+
+static void test_kvcache(void **st) {
+    (void)st;
+    uint8_t h[32] = {1, 2, 3};
+    loom_kvcache_t *k, *k2;
+    loom_err_t e = {0};
+    assert_int_equal(loom_kvcache_new(h, 2, 2, 4, 3, 10, &k, &e), 0);
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < 3 * 8; i++) { loom_kvcache_k(k, l)[i] = (float)(l * 100 + i); loom_kvcache_v(k, l)[i] = -(float)i; }
+    loom_kvcache_tokens(k)[2] = 9;
+    loom_kvcache_logits(k)[4] = 1.5f;
+    loom_buf_t b = LOOM_BUF_INIT;
+    assert_int_equal(loom_kvcache_serialize(k, &b, &e), 0);
+    assert_int_equal(loom_kvcache_parse(b.data, b.len, &k2, &e), 0);
+    assert_int_equal(loom_kvcache_n_tokens(k2), 3);
+    assert_memory_equal(loom_kvcache_k(k2, 1), loom_kvcache_k(k, 1), 3 * 8 * 4);
+    assert_int_equal(loom_kvcache_tokens(k2)[2], 9);
+    assert_float_equal(loom_kvcache_logits(k2)[4], 1.5f, 0);
+    assert_int_equal(loom_kvcache_check(k2, h, 2, 2, 4, 10, &e), 0);
+    uint8_t other[32] = {0};
+    assert_int_equal(loom_kvcache_check(k2, other, 2, 2, 4, 10, &e), LOOM_EINVAL);
+    assert_non_null(strstr(e.msg, "different model"));
+    loom_kvcache_destroy(&k2);
+    for (size_t n = 0; n < b.len; n += 7) /* truncated */
+        assert_int_equal(loom_kvcache_parse(b.data, n, &k2, &e), LOOM_EPARSE);
+    for (size_t i = 0; i < b.len; i += 5) { /* any flipped byte is caught */
+        b.data[i] ^= 0x40;
+        assert_int_not_equal(loom_kvcache_parse(b.data, b.len, &k2, &e), 0);
+        b.data[i] ^= 0x40;
+    }
+    b.data[8] = 9;
+    assert_int_equal(loom_kvcache_parse(b.data, b.len, &k2, &e), LOOM_EPARSE);
+    assert_non_null(strstr(e.msg, "version"));
+    loom_buf_free(&b);
+    loom_kvcache_destroy(&k);
+}
+
+static void test_sampler(void **st) {
+    (void)st;
+    float l[6] = {0.1f, 2.0f, 1.9f, -1.0f, 0.0f, 1.0f};
+    loom_llm_sampling_t g = {0};
+    loom_llm_sampler_t *s = loom_llm_sampler_new(&g, 6);
+    assert_int_equal(loom_llm_sample(s, l), 1);
+    loom_llm_sampler_destroy(&s);
+    loom_llm_sampling_t p = {.temperature = 1.0f, .top_k = 1, .seed = 3};
+    s = loom_llm_sampler_new(&p, 6);
+    assert_int_equal(loom_llm_sample(s, l), 1);
+    loom_llm_sampler_destroy(&s);
+    p = (loom_llm_sampling_t){.temperature = 1.0f, .top_p = 0.01f, .seed = 3};
+    s = loom_llm_sampler_new(&p, 6);
+    assert_int_equal(loom_llm_sample(s, l), 1);
+    loom_llm_sampler_destroy(&s);
+    /* same seed, same draws; top_k=2 only ever picks 1 or 2 */
+    p = (loom_llm_sampling_t){.temperature = 1.0f, .top_k = 2, .seed = 42};
+    loom_llm_sampler_t *a = loom_llm_sampler_new(&p, 6), *b = loom_llm_sampler_new(&p, 6);
+    int seen[6] = {0};
+    for (int i = 0; i < 200; i++) {
+        int32_t x = loom_llm_sample(a, l);
+        assert_int_equal(x, loom_llm_sample(b, l));
+        seen[x]++;
+    }
+    assert_true(seen[1] > 0 && seen[2] > 0 && seen[1] + seen[2] == 200);
+    loom_llm_sampler_destroy(&a);
+    loom_llm_sampler_destroy(&b);
+}
+
+static void add_task(void *ctx, int i) { __atomic_fetch_add((long *)ctx, i, __ATOMIC_RELAXED); }
+
+static void test_pool(void **st) {
+    (void)st;
+    loom_llm_pool_t *p = loom_llm_pool_new(3);
+    assert_non_null(p);
+    for (int r = 0; r < 200; r++) {
+        long sum = 0;
+        loom_llm_pool_run(p, 1000, add_task, &sum);
+        assert_int_equal(sum, 999 * 1000 / 2);
+    }
+    loom_llm_pool_destroy(&p);
+    assert_null(p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gguf_valid),          cmocka_unit_test(test_gguf_bad),
+        cmocka_unit_test(test_gguf_truncated_everywhere), cmocka_unit_test(test_gguf_random_corruption),
+        cmocka_unit_test(test_gguf_open_errors),    cmocka_unit_test(test_fp16),
+        cmocka_unit_test(test_kvcache),             cmocka_unit_test(test_sampler),
+        cmocka_unit_test(test_pool),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

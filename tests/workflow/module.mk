@@ -1,0 +1,8 @@
+# tests/workflow — workflow YAML parser, expressions and templates (cmocka),
+# and `loom validate` against examples/ and examples/broken/ (byte for byte).
+WORKFLOW_TEST_LIBS := $(BUILD)/lib/libloom_planner.a $(BUILD)/lib/libloom_common.a
+$(eval $(call TEST,unit_workflow,tests/workflow/test_workflow.c,$(WORKFLOW_TEST_LIBS),-lcmocka $(PLANNER_LDLIBS) $(COMMON_LDLIBS)))
+$(eval $(call TEST,unit_expr,tests/workflow/test_expr.c,$(WORKFLOW_TEST_LIBS),-lcmocka $(PLANNER_LDLIBS) $(COMMON_LDLIBS)))
+$(eval $(call SCRIPT_TEST,workflow_examples,tests/workflow/broken_examples.sh))
+# The broken-examples test runs the CLI.
+$(BUILD)/tests/workflow_examples: $(BUILD)/bin/loom

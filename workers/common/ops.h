@@ -1,0 +1,17 @@
+/* ops.h — op handlers shared by every worker kind (see backend.h for the
+ * handler contract). Each is thread-safe and polls loom_op_cancelled(). */
+#ifndef LOOM_WORKERS_OPS_H
+#define LOOM_WORKERS_OPS_H
+
+#include "workers/common/backend.h"
+
+/* tool.exec: run a program (argv, never a shell); see op_exec.c. */
+int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *input, loom_op_output_t *out,
+                      loom_err_t *err);
+/* tool.http: an HTTP request through libcurl; see op_http.c. */
+int loom_op_tool_http(void *ud, loom_op_ctx_t *ctx, const json_t *input, loom_op_output_t *out,
+                      loom_err_t *err);
+/* Registers tool.exec and tool.http. */
+int loom_ops_add_tools(loom_ops_t *ops);
+
+#endif

@@ -1,0 +1,917 @@
+/* worker.c — see worker.h.
+ *
+ * Threads: one I/O thread owns the DEALER socket and all protocol work;
+ * N slot threads take tasks from a queue and run handlers. Finished tasks
+ * and progress chunks go back through a mutex-protected outbox plus an
+ * eventfd that the I/O thread polls next to the socket, so nothing but
+ * the I/O thread ever touches ZeroMQ. Results are sent in batches: after
+ * draining everything readable, the I/O thread sends one ResultBatch. */
+#include "workers/common/worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "loom/v1/envelope.pb-c.h"
+#include "loom/v1/worker.pb-c.h"
+
+#define COMP "worker"
+#define MAX_FRAME (64u << 20) /* refuse inbound frames larger than this */
+
+struct loom_op_ctx {
+    struct loom_op_ctx *next; /* queue / outbox / running list link */
+    struct loom_op_ctx *rnext, *rprev;
+    char *task_id, *op, *input_json;
+    size_t input_len;
+    uint32_t attempt;
+    int64_t deadline_ms; /* wall clock; 0 = none */
+    loom_op_fn fn;
+    void *ud;
+    int flags;
+    atomic_int cancelled;
+    int64_t received_ms, started_ms, finished_ms;
+    /* result */
+    int ok, code, permanent;
+    char *error;
+    char *output; /* JSON text or bytes */
+    size_t output_len;
+    int output_is_json;
+    /* progress chunk (when is_progress) */
+    int is_progress;
+    uint64_t seq;
+    atomic_uint_fast64_t progress_seq;
+    struct worker *w;
+};
+
+typedef struct worker {
+    const loom_backend_t *backend;
+    void *bself;
+    loom_ops_t *ops;
+    loom_device_profile_t profile;
+    char id[256];
+    void *zctx, *sock;
+    int efd;
+    int slots;
+    int hb_ms, hb_timeout_ms;
+    volatile int *stop;
+    int registered, draining;
+    uint64_t next_req;
+    uint64_t register_req;
+    /* slot pool */
+    pthread_t *threads;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    loom_op_ctx_t *qhead, *qtail;
+    int quit;
+    pthread_mutex_t serial_mu;
+    /* outbox (slot threads -> I/O thread) */
+    pthread_mutex_t omu;
+    loom_op_ctx_t *ohead, *otail;
+    /* owned by the I/O thread */
+    loom_op_ctx_t *running; /* assigned and not yet reported */
+    int nrunning;
+    Loom__V1__ResultRequest **batch;
+    loom_op_ctx_t **batch_tasks;
+    size_t nbatch, capbatch;
+    uint64_t done, failed;
+} worker_t;
+
+static volatile sig_atomic_t got_signal;
+
+/* ---- handler-facing context API --------------------------------------- */
+
+int loom_op_cancelled(const loom_op_ctx_t *ctx)
+{
+    if (atomic_load(&((loom_op_ctx_t *)ctx)->cancelled))
+        return 1;
+    return ctx->deadline_ms && loom_wall_ms() >= ctx->deadline_ms;
+}
+
+int64_t loom_op_remaining_ms(const loom_op_ctx_t *ctx)
+{
+    if (!ctx->deadline_ms)
+        return INT64_MAX;
+    int64_t left = ctx->deadline_ms - loom_wall_ms();
+    return left > 0 ? left : 0;
+}
+
+const char *loom_op_task_id(const loom_op_ctx_t *ctx)
+{
+    return ctx->task_id;
+}
+
+int loom_op_attempt(const loom_op_ctx_t *ctx)
+{
+    return (int)ctx->attempt;
+}
+
+static void outbox_push(worker_t *w, loom_op_ctx_t *t)
+{
+    t->next = NULL;
+    pthread_mutex_lock(&w->omu);
+    if (w->otail)
+        w->otail->next = t;
+    else
+        w->ohead = t;
+    w->otail = t;
+    pthread_mutex_unlock(&w->omu);
+    uint64_t one = 1;
+    ssize_t n = write(w->efd, &one, sizeof one);
+    (void)n;
+}
+
+int loom_op_progress(loom_op_ctx_t *ctx, const char *data, size_t n)
+{
+    loom_op_ctx_t *p = calloc(1, sizeof *p);
+    if (!p || !(p->task_id = strdup(ctx->task_id)) || !(p->output = malloc(n + 1))) {
+        if (p)
+            free(p->task_id);
+        free(p);
+        return LOOM_ENOMEM;
+    }
+    memcpy(p->output, data, n);
+    p->output[n] = 0;
+    p->output_len = n;
+    p->attempt = ctx->attempt;
+    p->is_progress = 1;
+    p->seq = atomic_fetch_add(&ctx->progress_seq, 1) + 1;
+    outbox_push(ctx->w, p);
+    return 0;
+}
+
+static void task_free(loom_op_ctx_t *t)
+{
+    if (!t)
+        return;
+    free(t->task_id);
+    free(t->op);
+    free(t->input_json);
+    free(t->error);
+    free(t->output);
+    free(t);
+}
+
+/* ---- running a task ------------------------------------------------------ */
+
+/* Runs the handler and records ok/output or the error in t. */
+static void execute(worker_t *w, loom_op_ctx_t *t)
+{
+    t->started_ms = loom_wall_ms();
+    loom_err_t err;
+    loom_err_clear(&err);
+    loom_op_output_t out = {0};
+    json_t *input = NULL;
+    int rc;
+    if (loom_op_cancelled(t)) {
+        rc = loom_err_set(&err, atomic_load(&t->cancelled) ? LOOM_ECANCELLED : LOOM_ETIMEDOUT,
+                          "task %s before it started",
+                          atomic_load(&t->cancelled) ? "cancelled" : "timed out");
+    } else {
+        json_error_t jerr;
+        input = t->input_len ? json_loadb(t->input_json, t->input_len,
+                                          JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr)
+                             : json_object();
+        if (!input) {
+            rc = loom_err_set(&err, LOOM_EPARSE, "task input is not JSON: %s (line %d)",
+                              jerr.text, jerr.line);
+            out.permanent = 1;
+        } else {
+            if (t->flags & LOOM_OP_SERIAL)
+                pthread_mutex_lock(&w->serial_mu);
+            rc = t->fn(t->ud, t, input, &out, &err);
+            if (t->flags & LOOM_OP_SERIAL)
+                pthread_mutex_unlock(&w->serial_mu);
+        }
+    }
+    if (rc == 0 && loom_op_cancelled(t) && atomic_load(&t->cancelled))
+        rc = loom_err_set(&err, LOOM_ECANCELLED, "task cancelled");
+    t->finished_ms = loom_wall_ms();
+    if (rc == 0) {
+        t->ok = 1;
+        if (out.json) {
+            t->output = json_dumps(out.json, JSON_COMPACT | JSON_ENCODE_ANY);
+            t->output_len = t->output ? strlen(t->output) : 0;
+            t->output_is_json = 1;
+            if (!t->output) {
+                t->ok = 0;
+                t->code = LOOM_ENOMEM;
+                t->error = strdup("output could not be serialised");
+            }
+        } else {
+            t->output = loom_buf_detach(&out.bytes, &t->output_len);
+        }
+    } else {
+        t->ok = 0;
+        t->code = rc;
+        t->permanent = out.permanent;
+        char msg[1100];
+        loom_err_format(&err, msg, sizeof msg);
+        if (!msg[0])
+            snprintf(msg, sizeof msg, "op %s failed: %s", t->op, loom_err_name(rc));
+        t->error = strdup(msg);
+    }
+    json_decref(out.json);
+    loom_buf_free(&out.bytes);
+    json_decref(input);
+}
+
+static void *slot_main(void *arg)
+{
+    worker_t *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->qmu);
+        while (!w->qhead && !w->quit)
+            pthread_cond_wait(&w->qcv, &w->qmu);
+        if (w->quit && !w->qhead) {
+            pthread_mutex_unlock(&w->qmu);
+            return NULL;
+        }
+        loom_op_ctx_t *t = w->qhead;
+        w->qhead = t->next;
+        if (!w->qhead)
+            w->qtail = NULL;
+        pthread_mutex_unlock(&w->qmu);
+        execute(w, t);
+        outbox_push(w, t);
+    }
+}
+
+/* ---- wire helpers ---------------------------------------------------------- */
+
+static int send_msg(worker_t *w, const char *method, uint64_t req_id, uint32_t flags,
+                    const ProtobufCMessage *payload)
+{
+    Loom__V1__Envelope env = LOOM__V1__ENVELOPE__INIT;
+    env.version = 1;
+    env.request_id = req_id;
+    env.method = (char *)method;
+    env.flags = flags;
+    uint8_t hdr[512];
+    size_t hlen = loom__v1__envelope__get_packed_size(&env);
+    if (hlen > sizeof hdr)
+        return LOOM_ETOOBIG;
+    loom__v1__envelope__pack(&env, hdr);
+    if (zmq_send(w->sock, hdr, hlen, payload ? ZMQ_SNDMORE : 0) < 0)
+        return LOOM_EIO;
+    if (!payload)
+        return 0;
+    size_t plen = protobuf_c_message_get_packed_size(payload);
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, plen) != 0)
+        return LOOM_ENOMEM;
+    protobuf_c_message_pack(payload, zmq_msg_data(&m));
+    if (zmq_msg_send(&m, w->sock, 0) < 0) {
+        zmq_msg_close(&m);
+        return LOOM_EIO;
+    }
+    return 0;
+}
+
+static void build_profile(worker_t *w, Loom__V1__DeviceProfile *p, char ***names)
+{
+    const loom_device_profile_t *d = &w->profile;
+    p->kind = strcmp(d->kind, "gpu") == 0   ? LOOM__V1__DEVICE_KIND__DEVICE_KIND_GPU
+              : strcmp(d->kind, "npu") == 0 ? LOOM__V1__DEVICE_KIND__DEVICE_KIND_NPU
+                                            : LOOM__V1__DEVICE_KIND__DEVICE_KIND_CPU;
+    p->model_name = (char *)(d->model ? d->model : "");
+    p->arch = (char *)(d->arch ? d->arch : "");
+    p->compute_units = (uint32_t)d->cores;
+    p->memory_bytes = d->memory_bytes;
+    p->measured_gflops = d->gflops;
+    p->measured_gbps = d->gbps;
+    p->price_per_hour_usd = d->price_per_hour;
+    p->task_slots = (uint32_t)w->slots;
+    size_t n = loom_ops_count(w->ops);
+    *names = calloc(n ? n : 1, sizeof **names);
+    for (size_t i = 0; *names && i < n; i++)
+        (*names)[i] = (char *)loom_ops_name(w->ops, i);
+    p->n_supported_ops = *names ? n : 0;
+    p->supported_ops = *names;
+    static char host[256];
+    if (!host[0])
+        gethostname(host, sizeof host - 1);
+    p->hostname = host;
+}
+
+static int send_register(worker_t *w)
+{
+    Loom__V1__RegisterRequest r = LOOM__V1__REGISTER_REQUEST__INIT;
+    Loom__V1__DeviceProfile p = LOOM__V1__DEVICE_PROFILE__INIT;
+    char **names = NULL;
+    build_profile(w, &p, &names);
+    r.worker_id = w->id;
+    r.profile = &p;
+    r.version = "0.1";
+    r.pid = (uint32_t)getpid();
+    w->register_req = ++w->next_req;
+    int rc = send_msg(w, "loom.v1.WorkerHub/Register", w->register_req, 0,
+                      (const ProtobufCMessage *)&r);
+    free(names);
+    return rc;
+}
+
+static void send_heartbeat(worker_t *w)
+{
+    Loom__V1__HeartbeatRequest h = LOOM__V1__HEARTBEAT_REQUEST__INIT;
+    h.worker_id = w->id;
+    h.running_tasks = (uint32_t)w->nrunning;
+    h.free_slots = w->nrunning < w->slots ? (uint32_t)(w->slots - w->nrunning) : 0;
+    h.load = w->slots ? (double)w->nrunning / w->slots : 0;
+    h.draining = w->draining;
+    h.time_unix_ms = loom_wall_ms();
+    char *ids[64];
+    size_t n = 0;
+    for (loom_op_ctx_t *t = w->running; t && n < 64; t = t->rnext)
+        ids[n++] = t->task_id;
+    h.n_running_task_ids = n;
+    h.running_task_ids = ids;
+    send_msg(w, "loom.v1.WorkerHub/Heartbeat", ++w->next_req, 0, (const ProtobufCMessage *)&h);
+}
+
+/* ---- results --------------------------------------------------------------- */
+
+static void running_remove(worker_t *w, loom_op_ctx_t *t)
+{
+    if (t->rprev)
+        t->rprev->rnext = t->rnext;
+    else if (w->running == t)
+        w->running = t->rnext;
+    if (t->rnext)
+        t->rnext->rprev = t->rprev;
+    t->rnext = t->rprev = NULL;
+    w->nrunning--;
+}
+
+static Loom__V1__StatusCode status_of(int code)
+{
+    switch (code) {
+    case LOOM_ECANCELLED: return LOOM__V1__STATUS_CODE__CANCELLED;
+    case LOOM_ETIMEDOUT: return LOOM__V1__STATUS_CODE__DEADLINE_EXCEEDED;
+    case LOOM_EINVAL:
+    case LOOM_EPARSE: return LOOM__V1__STATUS_CODE__INVALID_ARGUMENT;
+    case LOOM_ENOTFOUND: return LOOM__V1__STATUS_CODE__NOT_FOUND;
+    case LOOM_ETOOBIG: return LOOM__V1__STATUS_CODE__RESOURCE_EXHAUSTED;
+    case LOOM_EUNAVAIL: return LOOM__V1__STATUS_CODE__UNAVAILABLE;
+    case LOOM_EINTERNAL: return LOOM__V1__STATUS_CODE__INTERNAL;
+    default: return LOOM__V1__STATUS_CODE__UNKNOWN;
+    }
+}
+
+/* Queues the finished task t into the outgoing batch (t is freed after
+ * the batch is sent). */
+static void batch_add(worker_t *w, loom_op_ctx_t *t)
+{
+    if (w->nbatch == w->capbatch) {
+        size_t ncap = w->capbatch ? w->capbatch * 2 : 64;
+        void *a = realloc(w->batch, ncap * sizeof *w->batch);
+        void *b = a ? realloc(w->batch_tasks, ncap * sizeof *w->batch_tasks) : NULL;
+        if (a)
+            w->batch = a;
+        if (!a || !b) {
+            LOOM_ERROR(COMP, "msg=\"out of memory, result dropped\" task=%s", t->task_id);
+            task_free(t);
+            return;
+        }
+        w->batch_tasks = b;
+        w->capbatch = ncap;
+    }
+    Loom__V1__ResultRequest *r = calloc(1, sizeof *r + sizeof(Loom__V1__Timings) +
+                                                sizeof(Loom__V1__Error));
+    if (!r) {
+        task_free(t);
+        return;
+    }
+    loom__v1__result_request__init(r);
+    Loom__V1__Timings *tm = (Loom__V1__Timings *)(r + 1);
+    loom__v1__timings__init(tm);
+    r->task_id = t->task_id;
+    r->attempt = t->attempt;
+    r->worker_id = w->id;
+    r->ok = t->ok;
+    tm->received_unix_ms = t->received_ms;
+    tm->started_unix_ms = t->started_ms;
+    tm->finished_unix_ms = t->finished_ms;
+    tm->queue_ms = (double)(t->started_ms - t->received_ms);
+    tm->compute_ms = (double)(t->finished_ms - t->started_ms);
+    tm->bytes_in = (double)t->input_len;
+    tm->bytes_out = (double)t->output_len;
+    r->timings = tm;
+    if (t->ok) {
+        if (t->output_is_json) {
+            r->output_json = t->output ? t->output : "null";
+        } else {
+            r->output_json = "";
+            r->output.data = (uint8_t *)t->output;
+            r->output.len = t->output_len;
+        }
+    } else {
+        Loom__V1__Error *e = (Loom__V1__Error *)(tm + 1);
+        loom__v1__error__init(e);
+        e->code = status_of(t->code);
+        e->message = t->error ? t->error : "failed";
+        e->retryable = !t->permanent && t->code != LOOM_ECANCELLED;
+        r->error = e;
+        w->failed++;
+    }
+    w->done++;
+    w->batch[w->nbatch] = r;
+    w->batch_tasks[w->nbatch] = t;
+    w->nbatch++;
+}
+
+static void batch_flush(worker_t *w)
+{
+    if (!w->nbatch)
+        return;
+    Loom__V1__ResultBatchRequest b = LOOM__V1__RESULT_BATCH_REQUEST__INIT;
+    b.n_results = w->nbatch;
+    b.results = w->batch;
+    if (send_msg(w, "loom.v1.WorkerHub/ResultBatch", 0, LOOM__V1__FLAG__FLAG_ONEWAY,
+                 (const ProtobufCMessage *)&b) != 0)
+        LOOM_WARN(COMP, "msg=\"sending results failed\" n=%zu err=\"%s\"", w->nbatch,
+                  zmq_strerror(zmq_errno()));
+    for (size_t i = 0; i < w->nbatch; i++) {
+        free(w->batch[i]);
+        task_free(w->batch_tasks[i]);
+    }
+    w->nbatch = 0;
+}
+
+static void drain_outbox(worker_t *w)
+{
+    uint64_t v;
+    ssize_t n = read(w->efd, &v, sizeof v);
+    (void)n;
+    pthread_mutex_lock(&w->omu);
+    loom_op_ctx_t *t = w->ohead;
+    w->ohead = w->otail = NULL;
+    pthread_mutex_unlock(&w->omu);
+    while (t) {
+        loom_op_ctx_t *next = t->next;
+        if (t->is_progress) {
+            Loom__V1__ProgressRequest p = LOOM__V1__PROGRESS_REQUEST__INIT;
+            p.task_id = t->task_id;
+            p.attempt = t->attempt;
+            p.worker_id = w->id;
+            p.seq = t->seq;
+            p.text = t->output;
+            send_msg(w, "loom.v1.WorkerHub/Progress", 0, LOOM__V1__FLAG__FLAG_ONEWAY,
+                     (const ProtobufCMessage *)&p);
+            task_free(t);
+        } else {
+            running_remove(w, t);
+            batch_add(w, t);
+        }
+        t = next;
+    }
+}
+
+/* ---- assignments ------------------------------------------------------------- */
+
+static void fail_now(worker_t *w, loom_op_ctx_t *t, int code, int permanent, const char *fmt,
+                     ...) __attribute__((format(printf, 5, 6)));
+static void fail_now(worker_t *w, loom_op_ctx_t *t, int code, int permanent, const char *fmt,
+                     ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    t->ok = 0;
+    t->code = code;
+    t->permanent = permanent;
+    t->error = strdup(msg);
+    t->started_ms = t->finished_ms = loom_wall_ms();
+    batch_add(w, t);
+}
+
+static void assign_one(worker_t *w, const Loom__V1__AssignRequest *a)
+{
+    loom_op_ctx_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return;
+    t->w = w;
+    t->task_id = strdup(a->task_id ? a->task_id : "");
+    t->op = strdup(a->op ? a->op : "");
+    t->input_len = a->input_json ? strlen(a->input_json) : 0;
+    t->input_json = t->input_len ? strdup(a->input_json) : NULL;
+    t->attempt = a->attempt;
+    t->deadline_ms = a->deadline_unix_ms;
+    t->received_ms = loom_wall_ms();
+    if (!t->task_id || !t->op || (t->input_len && !t->input_json)) {
+        task_free(t);
+        return;
+    }
+    if (w->draining) {
+        fail_now(w, t, LOOM_EUNAVAIL, 0, "worker %s is draining", w->id);
+        return;
+    }
+    if (loom_ops_find(w->ops, t->op, &t->fn, &t->ud, &t->flags) != 0) {
+        char list[512] = "";
+        size_t len = 0;
+        for (size_t i = 0; i < loom_ops_count(w->ops) && len < sizeof list - 70; i++)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
+                                    loom_ops_name(w->ops, i));
+        fail_now(w, t, LOOM_ENOTFOUND, 0, "unknown op '%s' on worker %s (it runs: %s)", t->op,
+                 w->id, list);
+        return;
+    }
+    t->rnext = w->running;
+    if (w->running)
+        w->running->rprev = t;
+    w->running = t;
+    w->nrunning++;
+    if (t->flags & LOOM_OP_INLINE) {
+        execute(w, t);
+        running_remove(w, t);
+        batch_add(w, t);
+        return;
+    }
+    pthread_mutex_lock(&w->qmu);
+    t->next = NULL;
+    if (w->qtail)
+        w->qtail->next = t;
+    else
+        w->qhead = t;
+    w->qtail = t;
+    pthread_cond_signal(&w->qcv);
+    pthread_mutex_unlock(&w->qmu);
+}
+
+static void cancel_task(worker_t *w, const char *task_id, uint32_t attempt, int *found)
+{
+    *found = 0;
+    for (loom_op_ctx_t *t = w->running; t; t = t->rnext)
+        if (strcmp(t->task_id, task_id) == 0 && (!attempt || attempt == t->attempt)) {
+            atomic_store(&t->cancelled, 1);
+            *found = 1;
+        }
+}
+
+/* Handles one inbound message (header + optional payload). */
+static void handle(worker_t *w, const uint8_t *hdr, size_t hlen, const uint8_t *pl, size_t plen)
+{
+    Loom__V1__Envelope *env = loom__v1__envelope__unpack(NULL, hlen, hdr);
+    if (!env) {
+        LOOM_WARN(COMP, "msg=\"undecodable envelope from loomd, ignored\" bytes=%zu", hlen);
+        return;
+    }
+    const char *m = env->method ? env->method : "";
+    int is_reply = (env->flags & LOOM__V1__FLAG__FLAG_REPLY) != 0;
+    if (env->version != 1) {
+        LOOM_WARN(COMP, "msg=\"wrong protocol version from loomd\" version=%u", env->version);
+    } else if (is_reply && env->request_id == w->register_req) {
+        Loom__V1__RegisterReply *r =
+            env->status == 0 ? loom__v1__register_reply__unpack(NULL, plen, pl) : NULL;
+        if (r) {
+            if (r->worker_id && r->worker_id[0])
+                snprintf(w->id, sizeof w->id, "%s", r->worker_id);
+            if (r->heartbeat_interval_ms && !w->hb_ms)
+                w->hb_ms = (int)r->heartbeat_interval_ms;
+            w->registered = 1;
+            LOOM_INFO(COMP, "msg=\"registered\" id=%s slots=%d ops=%zu", w->id, w->slots,
+                      loom_ops_count(w->ops));
+            loom__v1__register_reply__free_unpacked(r, NULL);
+        } else {
+            LOOM_ERROR(COMP, "msg=\"registration refused\" status=%d reason=\"%s\"", env->status,
+                       env->status_message ? env->status_message : "");
+        }
+    } else if (is_reply && strcmp(m, "loom.v1.WorkerHub/Heartbeat") == 0) {
+        Loom__V1__HeartbeatReply *r = loom__v1__heartbeat_reply__unpack(NULL, plen, pl);
+        if (r && !r->known && w->registered) {
+            LOOM_WARN(COMP, "msg=\"loomd does not know this worker; registering again\"");
+            w->registered = 0;
+            send_register(w);
+        }
+        if (r)
+            loom__v1__heartbeat_reply__free_unpacked(r, NULL);
+    } else if (is_reply) {
+        /* replies to one-way-ish messages: nothing to do */
+    } else if (strcmp(m, "loom.v1.Worker/AssignBatch") == 0) {
+        Loom__V1__AssignBatchRequest *b = loom__v1__assign_batch_request__unpack(NULL, plen, pl);
+        if (!b)
+            LOOM_WARN(COMP, "msg=\"undecodable AssignBatch ignored\" bytes=%zu", plen);
+        for (size_t i = 0; b && i < b->n_tasks; i++)
+            assign_one(w, b->tasks[i]);
+        if (b)
+            loom__v1__assign_batch_request__free_unpacked(b, NULL);
+    } else if (strcmp(m, "loom.v1.Worker/Assign") == 0) {
+        Loom__V1__AssignRequest *a = loom__v1__assign_request__unpack(NULL, plen, pl);
+        Loom__V1__AssignReply rep = LOOM__V1__ASSIGN_REPLY__INIT;
+        rep.accepted = a != NULL && !w->draining;
+        if (a) {
+            assign_one(w, a);
+            loom__v1__assign_request__free_unpacked(a, NULL);
+        }
+        if (!(env->flags & LOOM__V1__FLAG__FLAG_ONEWAY))
+            send_msg(w, m, env->request_id, LOOM__V1__FLAG__FLAG_REPLY,
+                     (const ProtobufCMessage *)&rep);
+    } else if (strcmp(m, "loom.v1.Worker/CancelTask") == 0) {
+        Loom__V1__CancelTaskRequest *c = loom__v1__cancel_task_request__unpack(NULL, plen, pl);
+        Loom__V1__CancelTaskReply rep = LOOM__V1__CANCEL_TASK_REPLY__INIT;
+        int found = 0;
+        if (c && c->task_id) {
+            cancel_task(w, c->task_id, c->attempt, &found);
+            LOOM_INFO(COMP, "msg=\"cancel\" task=%s found=%d reason=\"%s\"", c->task_id, found,
+                      c->reason ? c->reason : "");
+        }
+        rep.found = found;
+        if (c)
+            loom__v1__cancel_task_request__free_unpacked(c, NULL);
+        if (!(env->flags & LOOM__V1__FLAG__FLAG_ONEWAY))
+            send_msg(w, m, env->request_id, LOOM__V1__FLAG__FLAG_REPLY,
+                     (const ProtobufCMessage *)&rep);
+    } else if (strcmp(m, "loom.v1.Worker/Drain") == 0) {
+        w->draining = 1;
+        LOOM_INFO(COMP, "msg=\"draining\" running=%d", w->nrunning);
+        Loom__V1__DrainReply rep = LOOM__V1__DRAIN_REPLY__INIT;
+        rep.running_tasks = (uint32_t)w->nrunning;
+        if (!(env->flags & LOOM__V1__FLAG__FLAG_ONEWAY))
+            send_msg(w, m, env->request_id, LOOM__V1__FLAG__FLAG_REPLY,
+                     (const ProtobufCMessage *)&rep);
+    } else {
+        LOOM_WARN(COMP, "msg=\"unknown method from loomd\" method=%s", m);
+    }
+    loom__v1__envelope__free_unpacked(env, NULL);
+}
+
+/* Reads every message readable now (bounded) and handles it. */
+static void read_socket(worker_t *w)
+{
+    for (int n = 0; n < 4096; n++) {
+        zmq_msg_t f[3];
+        int nf = 0, more = 1, bad = 0;
+        while (more) {
+            zmq_msg_t tmp;
+            zmq_msg_init(&tmp);
+            if (zmq_msg_recv(&tmp, w->sock, nf == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+                zmq_msg_close(&tmp);
+                if (nf == 0)
+                    return;
+                bad = 1;
+                break;
+            }
+            more = zmq_msg_more(&tmp);
+            if (nf < 3 && zmq_msg_size(&tmp) <= MAX_FRAME)
+                f[nf++] = tmp;
+            else {
+                bad = 1;
+                zmq_msg_close(&tmp);
+            }
+        }
+        if (!bad && nf >= 1)
+            handle(w, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]),
+                   nf > 1 ? zmq_msg_data(&f[1]) : (const uint8_t *)"",
+                   nf > 1 ? zmq_msg_size(&f[1]) : 0);
+        else
+            LOOM_WARN(COMP, "msg=\"malformed message from loomd ignored\" frames=%d", nf);
+        for (int i = 0; i < nf; i++)
+            zmq_msg_close(&f[i]);
+    }
+}
+
+/* ---- life cycle --------------------------------------------------------------- */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    got_signal = 1;
+}
+
+int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worker_opts_t *opts,
+                    volatile int *stop, loom_err_t *err)
+{
+    int rc = 0;
+    worker_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    w->backend = backend;
+    w->bself = bself;
+    w->stop = stop;
+    w->efd = -1;
+    pthread_mutex_init(&w->qmu, NULL);
+    pthread_cond_init(&w->qcv, NULL);
+    pthread_mutex_init(&w->omu, NULL);
+    pthread_mutex_init(&w->serial_mu, NULL);
+    if (!(w->ops = loom_ops_new())) {
+        rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        goto free_worker;
+    }
+    if ((rc = backend->profile(bself, &w->profile, err)) != 0)
+        goto free_ops;
+    if ((rc = loom_ops_add_basic(w->ops)) != 0 || (rc = backend->add_ops(bself, w->ops, err)) != 0) {
+        if (!err || !err->msg[0])
+            loom_err_set(err, rc, "registering ops failed");
+        goto free_ops;
+    }
+    if (opts->price_per_hour > 0)
+        w->profile.price_per_hour = opts->price_per_hour;
+    w->slots = opts->slots > 0 ? opts->slots : w->profile.slots > 0 ? w->profile.slots
+                                              : w->profile.cores > 0 ? w->profile.cores
+                                                                     : 1;
+    w->hb_ms = opts->heartbeat_ms;
+    if (opts->worker_id && opts->worker_id[0]) {
+        snprintf(w->id, sizeof w->id, "%s", opts->worker_id);
+    } else {
+        char host[128] = "host";
+        gethostname(host, sizeof host - 1);
+        snprintf(w->id, sizeof w->id, "%s/%s/%d", host, w->profile.kind, (int)getpid());
+    }
+    const char *ep = opts->endpoint ? opts->endpoint : "tcp://127.0.0.1:7401";
+    if ((w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        rc = loom_err_set(err, LOOM_EIO, "eventfd: %s", strerror(errno));
+        goto free_ops;
+    }
+    w->zctx = zmq_ctx_new();
+    w->sock = w->zctx ? zmq_socket(w->zctx, ZMQ_DEALER) : NULL;
+    if (!w->sock) {
+        rc = loom_err_set(err, LOOM_EIO, "zmq socket: %s", zmq_strerror(zmq_errno()));
+        goto close_zmq;
+    }
+    int zero = 0, hwm = 1000000, ivl = 100;
+    zmq_setsockopt(w->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(w->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(w->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    if (zmq_connect(w->sock, ep) != 0) {
+        rc = loom_err_set(err, LOOM_EINVAL, "cannot connect to %s: %s", ep,
+                          zmq_strerror(zmq_errno()));
+        loom_err_hint(err, "endpoints look like tcp://127.0.0.1:7401");
+        goto close_zmq;
+    }
+    w->threads = calloc((size_t)w->slots, sizeof *w->threads);
+    int started = 0;
+    for (; w->threads && started < w->slots; started++)
+        if (pthread_create(&w->threads[started], NULL, slot_main, w) != 0)
+            break;
+    if (started == 0) {
+        rc = loom_err_set(err, LOOM_EIO, "cannot start slot threads");
+        goto close_zmq;
+    }
+    LOOM_INFO(COMP, "msg=\"worker starting\" id=%s endpoint=%s kind=%s model=\"%s\" slots=%d", w->id,
+              ep, w->profile.kind, w->profile.model ? w->profile.model : "", w->slots);
+    send_register(w);
+    uint64_t next_hb = loom_clock_ms() + 1000, next_reg = loom_clock_ms() + 1000;
+    while (!*stop && !got_signal) {
+        uint64_t now = loom_clock_ms();
+        uint64_t due = w->registered ? next_hb : next_reg;
+        long timeout = due > now ? (long)(due - now) : 0;
+        zmq_pollitem_t items[2] = {{w->sock, 0, ZMQ_POLLIN, 0}, {NULL, w->efd, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, timeout > 200 ? 200 : timeout) < 0 && zmq_errno() != EINTR)
+            break;
+        if (items[0].revents & ZMQ_POLLIN)
+            read_socket(w);
+        if (items[1].revents & ZMQ_POLLIN)
+            drain_outbox(w);
+        batch_flush(w);
+        now = loom_clock_ms();
+        if (!w->registered && now >= next_reg) {
+            LOOM_DEBUG(COMP, "msg=\"no reply to Register yet; retrying\"");
+            send_register(w);
+            next_reg = now + 1000;
+        } else if (w->registered && now >= next_hb) {
+            send_heartbeat(w);
+            next_hb = now + (uint64_t)(w->hb_ms > 0 ? w->hb_ms : 1000);
+        }
+    }
+    LOOM_INFO(COMP, "msg=\"worker stopping\" id=%s done=%" PRIu64 " failed=%" PRIu64, w->id,
+              w->done, w->failed);
+    /* Stop slots: cancel what runs so handlers return promptly. */
+    for (loom_op_ctx_t *t = w->running; t; t = t->rnext)
+        atomic_store(&t->cancelled, 1);
+    pthread_mutex_lock(&w->qmu);
+    w->quit = 1;
+    pthread_cond_broadcast(&w->qcv);
+    pthread_mutex_unlock(&w->qmu);
+    for (int i = 0; i < started; i++)
+        pthread_join(w->threads[i], NULL);
+    drain_outbox(w);
+    batch_flush(w);
+close_zmq:
+    free(w->threads);
+    if (w->sock)
+        zmq_close(w->sock);
+    if (w->zctx)
+        zmq_ctx_term(w->zctx);
+    if (w->efd >= 0)
+        close(w->efd);
+free_ops:
+    loom_ops_destroy(&w->ops);
+free_worker:
+    for (loom_op_ctx_t *t = w->qhead, *n; t; t = n) {
+        n = t->next;
+        task_free(t);
+    }
+    free(w->batch);
+    free(w->batch_tasks);
+    free(w);
+    return rc;
+}
+
+static void usage(FILE *f, const char *prog, const char *kind)
+{
+    fprintf(f,
+            "usage: %s [options]\n\n"
+            "Loom %s worker: registers its measured device profile with loomd and runs\n"
+            "the tasks loomd assigns to it.\n\n"
+            "options:\n"
+            "  --endpoint URL     loomd's worker endpoint (default tcp://127.0.0.1:7401,\n"
+            "                     or $LOOM_WORKER_ENDPOINT)\n"
+            "  --id ID            worker id to propose (default host/kind/pid)\n"
+            "  --slots N          tasks run at once (default: cores)\n"
+            "  --heartbeat-ms N   heartbeat interval (default: loomd's, 1000)\n"
+            "  --price USD        price per hour of this device, for the planner\n"
+            "  --log-level L      debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
+            "  --help             this text\n",
+            prog, kind);
+}
+
+int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
+{
+    loom_worker_opts_t o = {0};
+    o.endpoint = getenv("LOOM_WORKER_ENDPOINT");
+    const char *lvl = getenv("LOOM_LOG_LEVEL");
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0;
+    if (!rest)
+        return 3;
+    rest[nrest++] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout, argv[0], backend->name);
+            free(rest);
+            return 0;
+        }
+#define TAKE(name) (strcmp(a, name) == 0 && v && (i++, 1))
+        if (TAKE("--endpoint"))
+            o.endpoint = v;
+        else if (TAKE("--id"))
+            o.worker_id = v;
+        else if (TAKE("--slots"))
+            o.slots = atoi(v);
+        else if (TAKE("--heartbeat-ms"))
+            o.heartbeat_ms = atoi(v);
+        else if (TAKE("--price"))
+            o.price_per_hour = atof(v);
+        else if (TAKE("--log-level"))
+            lvl = v;
+        else
+            rest[nrest++] = argv[i];
+#undef TAKE
+    }
+    if (lvl) {
+        int l = loom_log_parse_level(lvl);
+        if (l < 0) {
+            fprintf(stderr, "%s: unknown log level '%s' (debug|info|warn|error|off)\n", argv[0],
+                    lvl);
+            free(rest);
+            return 2;
+        }
+        loom_log_set_level((loom_log_level_t)l);
+    }
+    if (o.slots < 0 || o.slots > 1024) {
+        fprintf(stderr, "%s: --slots must be between 1 and 1024\n", argv[0]);
+        free(rest);
+        return 2;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    loom_err_t err;
+    loom_err_clear(&err);
+    void *self = NULL;
+    int rc = backend->init ? backend->init(&self, nrest, rest, &err) : 0;
+    free(rest);
+    if (rc != 0) {
+        char buf[1500];
+        loom_err_format_long(&err, buf, sizeof buf);
+        fprintf(stderr, "%s: %s\n", argv[0], buf);
+        return rc == LOOM_EINVAL ? 2 : 3;
+    }
+    volatile int stop = 0;
+    rc = loom_worker_run(backend, self, &o, &stop, &err);
+    if (backend->destroy)
+        backend->destroy(self);
+    if (rc != 0) {
+        char buf[1500];
+        loom_err_format_long(&err, buf, sizeof buf);
+        fprintf(stderr, "%s: %s\n", argv[0], buf);
+        return 3;
+    }
+    return 0;
+}
