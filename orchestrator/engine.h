@@ -54,6 +54,7 @@ typedef struct loom_task {
     uint64_t not_before;       /* retry backoff: not dispatched before (mono ms) */
     uint64_t parked_since;     /* waiting for a capable worker (mono ms); 0 = not parked */
     int64_t ready_ms, started_ms; /* wall clock */
+    uint64_t ready_ns;         /* loom_clock_ns() when it last became ready (latency) */
     char last_worker[128];     /* worker of the previous attempt ("" = none) */
     loom_worker_rec_t *worker; /* while assigned */
     struct loom_task *wnext, *wprev; /* in worker->tasks */

@@ -369,16 +369,21 @@ int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, 
     r->cp = calloc(g->n_steps ? g->n_steps : 1, sizeof *r->cp);
     if (!r->cp || !r->yaml || !r->name)
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-    /* reverse topological order: cp = own estimate + the longest dependent */
+    /* reverse topological order: cp = own estimate + the longest dependent.
+     * Walking each step's deps pushes its cp down to them (O(edges)). */
+    int64_t *longest = calloc(g->n_steps ? g->n_steps : 1, sizeof *longest);
+    if (!longest)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     for (size_t k = g->n_steps; k-- > 0;) {
-        size_t i = g->order[k];
-        int64_t longest = 0;
-        for (size_t j = 0; j < g->n_steps; j++)
-            for (size_t q = 0; q < g->steps[j].n_deps; q++)
-                if (g->steps[j].deps[q].step == i && r->cp[j] > longest)
-                    longest = r->cp[j];
-        r->cp[i] = estimate_ms(&g->steps[i]) + longest;
+        size_t j = g->order[k];
+        r->cp[j] = estimate_ms(&g->steps[j]) + longest[j];
+        for (size_t q = 0; q < g->steps[j].n_deps; q++) {
+            size_t d = g->steps[j].deps[q].step;
+            if (r->cp[j] > longest[d])
+                longest[d] = r->cp[j];
+        }
     }
+    free(longest);
     return 0;
 }
 
