@@ -201,6 +201,15 @@ int loom_cmd_run(int argc, char **argv)
     rq.workflow_name = (char *)name;
     rq.inputs_json = inputs_s;
     rq.sla_latency_ms = sla_ms;
+    /* tools with relative paths run from where the user typed the command */
+    char cwd[PATH_MAX];
+    Loom__V1__Metadata label = LOOM__V1__METADATA__INIT, *labels[1] = {&label};
+    if (getcwd(cwd, sizeof cwd)) {
+        label.key = "cwd";
+        label.value = cwd;
+        rq.n_labels = 1;
+        rq.labels = labels;
+    }
     Loom__V1__SubmitReply *rep = NULL;
     loom_err_t err;
     loom_err_clear(&err);

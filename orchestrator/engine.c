@@ -148,11 +148,12 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
     r->finished_ms = loom_wall_ms();
     if (error && !r->error)
         r->error = strdup(error);
+    const char *why = state == LOOM_RUN_CANCELLED ? "run cancelled" : "run failed";
     while (r->tasks) {
         loom_task_t *t = r->tasks;
         if (t->worker && e->cfg.cancel_task)
-            e->cfg.cancel_task(e->cfg.ud, t->worker, t,
-                               state == LOOM_RUN_CANCELLED ? "run cancelled" : "run failed");
+            e->cfg.cancel_task(e->cfg.ud, t->worker, t, why);
+        engine_task_cancelled(e, t, why);
         task_free(e, t);
     }
     engine_sla_check(e, r, loom_clock_ms());

@@ -28,6 +28,7 @@ typedef struct step_rt {
     size_t n_items, n_done;
     int tasks_live;
     int started_event;        /* STEP_STARTED sent */
+    int cancel_recorded;      /* foreach: the cancelled step was recorded */
     int64_t started_ms, finished_ms;
     /* loops */
     struct scope *body;       /* the running iteration */
@@ -121,6 +122,7 @@ void engine_task_retried(loom_engine_t *e, loom_task_t *t, const char *why);
 void engine_task_succeeded(loom_engine_t *e, loom_task_t *t, const char *output, size_t len,
                            double step_ms);
 void engine_task_progress(loom_engine_t *e, loom_task_t *t, const char *text);
+void engine_task_cancelled(loom_engine_t *e, loom_task_t *t, const char *why);
 void engine_worker_lost_event(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w);
 
 /* engine.c */

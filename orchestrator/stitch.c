@@ -5,7 +5,6 @@
 #include "orchestrator/engine_internal.h"
 
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +120,7 @@ int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char *
         json_object_set_new(in, en->key, v);
     }
     if (s->op == LOOM_OP_TOOL_EXEC && r->workflow_dir && !json_object_get(in, "cwd"))
-        json_object_set_new(in, "workflow_dir", json_string(r->workflow_dir));
+        json_object_set_new(in, "cwd", json_string(r->workflow_dir));
     if (s->model) {
         const loom_wf_model_t *m = loom_workflow_model(r->wf, s->model);
         if (m)
@@ -288,12 +287,8 @@ int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, 
     loom_diags_free(&d);
     r->yaml = strndup(s->yaml, s->yaml_len);
     r->name = strdup(name);
-    if (name[0] == '/') {
-        char *tmp = strdup(name);
-        if (tmp)
-            r->workflow_dir = strdup(dirname(tmp));
-        free(tmp);
-    }
+    if (s->cwd && s->cwd[0] == '/')
+        r->workflow_dir = strdup(s->cwd);
     /* inputs */
     json_t *given = NULL;
     if (s->inputs_json && *s->inputs_json) {
@@ -646,4 +641,17 @@ void engine_worker_lost_event(loom_engine_t *e, loom_task_t *t, loom_worker_rec_
                       .task_id = t->id, .attempt = t->attempt, .worker_id = w->id,
                       .message = msg};
     engine_emit(e, t->run, &ev);
+}
+
+void engine_task_cancelled(loom_engine_t *e, loom_task_t *t, const char *why)
+{
+    scope_t *sc = t->scope;
+    step_rt_t *st = &sc->st[t->step];
+    if (st->is_foreach) {
+        if (!st->cancel_recorded)
+            store_task(e, sc, t->step, NULL, LOOM_TASK_CANCELLED, NULL, why);
+        st->cancel_recorded = 1;
+    } else {
+        store_task(e, sc, t->step, t, LOOM_TASK_CANCELLED, NULL, why);
+    }
 }
