@@ -865,6 +865,21 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
         return loom_err_set(err, LOOM_ENOTFOUND, "result for unknown or finished task '%s'",
                             task_id ? task_id : "");
     }
+    if (t->worker != w && strcmp(t->last_worker, w->id) == 0 && (int)attempt == t->attempt - 1 &&
+        t->state != LOOM_TASK_SUCCEEDED) {
+        /* A worker declared lost finished the previous attempt after all:
+         * take its result (the work is done) and stop the new attempt,
+         * rather than running the step's side effects twice. */
+        LOOM_INFO(COMP, "msg=\"late result from a lost worker accepted\" task=%s worker=%s", t->id,
+                  w->id);
+        if (t->worker && e->cfg.cancel_task)
+            e->cfg.cancel_task(e->cfg.ud, t->worker, t, "an earlier attempt finished");
+        worker_detach(t);
+        list_del(e, t);
+        loom_sched_remove(&e->ready, &t->qi);
+        t->attempt = (int)attempt;
+        worker_attach(t, w);
+    }
     if (t->worker != w) {
         e->stats.results_rejected++;
         return loom_err_set(err, LOOM_EPROTO,
