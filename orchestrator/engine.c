@@ -99,6 +99,7 @@ static void run_free(loom_run_t *r)
     free(r->error);
     free(r->cp);
     free(r->workflow_dir);
+    free(r->client_cwd);
     free(r);
 }
 

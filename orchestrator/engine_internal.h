@@ -52,7 +52,7 @@ typedef struct scope {
 struct loom_run {
     char id[32];
     loom_workflow_t *wf;
-    char *yaml, *name, *workflow_dir;
+    char *yaml, *name, *workflow_dir, *client_cwd;
     json_t *inputs;
     scope_t *top;
     loom_run_state_t state;

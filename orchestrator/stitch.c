@@ -119,8 +119,11 @@ int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char *
         }
         json_object_set_new(in, en->key, v);
     }
-    if (s->op == LOOM_OP_TOOL_EXEC && r->workflow_dir && !json_object_get(in, "cwd"))
-        json_object_set_new(in, "cwd", json_string(r->workflow_dir));
+    if (s->op == LOOM_OP_TOOL_EXEC && r->client_cwd && !json_object_get(in, "cwd"))
+        json_object_set_new(in, "cwd", json_string(r->client_cwd));
+    if ((s->op == LOOM_OP_COMPUTE || s->op == LOOM_OP_VECTOR_SEARCH) && r->workflow_dir &&
+        !json_object_get(in, "cwd"))
+        json_object_set_new(in, "workflow_dir", json_string(r->workflow_dir));
     if (s->model) {
         const loom_wf_model_t *m = loom_workflow_model(r->wf, s->model);
         if (m)
@@ -288,7 +291,11 @@ int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, 
     r->yaml = strndup(s->yaml, s->yaml_len);
     r->name = strdup(name);
     if (s->cwd && s->cwd[0] == '/')
-        r->workflow_dir = strdup(s->cwd);
+        r->client_cwd = strdup(s->cwd);
+    if (name[0] == '/') { /* compute/vector.search resolve artifacts from here */
+        const char *slash = strrchr(name, '/');
+        r->workflow_dir = strndup(name, slash > name ? (size_t)(slash - name) : 1);
+    }
     /* inputs */
     json_t *given = NULL;
     if (s->inputs_json && *s->inputs_json) {
