@@ -18,6 +18,8 @@ trap 'rm -rf "$tmp"' EXIT
 # case name | loom plan arguments
 cases=(
   "support-rag|examples/support-rag.yaml"
+  "react-agent|examples/react-agent.yaml"
+  "research-fanout|examples/research-fanout.yaml"
   "paper|examples/paper/workflow.yaml --fleet examples/paper/fleet.yaml --profile examples/paper/profile.yaml"
 )
 for c in "${cases[@]}"; do
