@@ -21,3 +21,6 @@ bench-llm: $(BUILD)/bench/bench_llm $(BUILD)/bench-llm/tinyllama-Q8_0.gguf $(BUI
 	$(BUILD)/bench/bench_llm $(BUILD)/bench-llm/tinyllama-Q8_0.gguf 0 64 16
 	$(BUILD)/bench/bench_llm $(BUILD)/bench-llm/tinyllama-F16.gguf 0 64 8
 BENCHES += bench-llm
+
+# libFuzzer target (fuzz build only; see tests/fuzz/README.md).
+$(eval $(call FUZZ,fuzz_gguf,tests/fuzz/fuzz_gguf.c,$(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_common.a,$(WORKER_LDLIBS) $(COMMON_LDLIBS)))
