@@ -225,7 +225,7 @@ static void plan_text(const loom_cli_planned_t *P, int explain, double mc50, dou
     else if (loom_plan_feasible(pl))
         printf("verdict: MEETS SLA (%.1f ms slack; sampled p%g %.1f ms%s)\n", P->opts.sla_ms - loom_plan_target_ms(pl),
                P->opts.percentile * 100, loom_plan_mc_target_ms(pl),
-               loom_plan_mc_rounds(pl) ? ", after tightening the search to what sampling showed" : "");
+               loom_plan_mc_rounds(pl) ? ", after calibrating the plan to what sampling showed" : "");
     else
         printf("verdict: NO PLACEMENT MEETS THE SLA: the fastest placement (above) misses it by %.1f ms\n",
                loom_plan_miss_ms(pl));
