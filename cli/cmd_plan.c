@@ -222,10 +222,12 @@ static void plan_text(const loom_cli_planned_t *P, int explain, double mc50, dou
         printf("verdict: meets the SLA by the moment model (%.1f ms slack) but NOT by sampling: p%g %.1f ms "
                "(no placement found that does)\n", P->opts.sla_ms - loom_plan_target_ms(pl),
                P->opts.percentile * 100, loom_plan_mc_target_ms(pl));
-    else if (loom_plan_feasible(pl))
+    else if (loom_plan_feasible(pl) && loom_plan_mc_target_ms(pl) >= 0)
         printf("verdict: MEETS SLA (%.1f ms slack; sampled p%g %.1f ms%s)\n", P->opts.sla_ms - loom_plan_target_ms(pl),
                P->opts.percentile * 100, loom_plan_mc_target_ms(pl),
                loom_plan_mc_rounds(pl) ? ", after calibrating the plan to what sampling showed" : "");
+    else if (loom_plan_feasible(pl))
+        printf("verdict: MEETS SLA (%.1f ms slack)\n", P->opts.sla_ms - loom_plan_target_ms(pl));
     else
         printf("verdict: NO PLACEMENT MEETS THE SLA: the fastest placement (above) misses it by %.1f ms\n",
                loom_plan_miss_ms(pl));

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # loomd with --placement planner, real CPU workers on loopback registering
 # different prices: every step of a run goes where the plan says (the
-# cheap worker), the run's events show the plan, and killing the planned
-# worker mid-run triggers a re-plan (REPLANNED event saying why) after which
-# the run still completes on the remaining worker.
+# cheap worker), the run's events show the plan, a run that falls behind its
+# plan is re-planned, and killing the planned worker mid-run triggers a
+# re-plan (REPLANNED event saying why) after which the run still completes
+# on the remaining worker.
 . "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
 WF="$ROOT/tests/planner/workflows/plan_follow.yaml"
 start_loomd --placement planner --heartbeat-ms 250 --heartbeat-timeout-ms 2500
@@ -19,7 +20,14 @@ n=$(grep -c "started on cheap" "$TMP/run1.err")
 grep -q "started on dear" "$TMP/run1.err" && fail "a step ran on the dear worker: $(cat "$TMP/run1.err")"
 echo "ok   run 1: 4/4 steps on the planned (cheap) worker"
 
-# 2. kill the planned worker while its first step sleeps: re-plan, finish on dear
+# 2. a step far slower than planned (3 s where the plan expects 50 ms, over a
+#    tenth of the 20 s SLA): the next step triggers a re-plan that says why
+"$BIN/loom" run "$WF" --input ms=3000 >"$TMP/run0.out" 2>"$TMP/run0.err" || fail "slow run failed: $(cat "$TMP/run0.err")"
+grep -q "re-planned: run is [0-9]* ms behind its plan at second" "$TMP/run0.err" \
+  || fail "no REPLANNED event for the lagging run: $(cat "$TMP/run0.err")"
+echo "ok   slow run: re-planned because it fell behind its plan"
+
+# 3. kill the planned worker while its first step sleeps: re-plan, finish on dear
 "$BIN/loom" run "$WF" --input ms=1500 --timeout-ms 30000 >"$TMP/run2.out" 2>"$TMP/run2.err" &
 RUN_PID=$!
 for _ in $(seq 200); do grep -q "first.*started on cheap" "$TMP/run2.err" && break; sleep 0.05; done
