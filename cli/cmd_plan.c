@@ -17,7 +17,7 @@ static const char usage_text[] =
     "usage: loom plan FILE [--fleet F | --catalog C] [--profile P] [--json] [--explain]\n"
     "                 [--baseline homogeneous:DEVICE|homogeneous:all] [--sla MS]\n"
     "                 [--percentile P] [--method auto|exact|heuristic] [--mc N]\n"
-    "                 [--emit mlir [--after PASS]]\n"
+    "                 [--emit mlir [--after PASS]] [--live [--endpoint URL]]\n"
     "Places each granular op of workflow FILE on a device class so that the run\n"
     "meets its end-to-end SLA (at its percentile) at the lowest cost.\n"
     "\n"
@@ -34,6 +34,8 @@ static const char usage_text[] =
     "  --emit mlir     print the plan lowered to the loom MLIR dialect instead\n"
     "  --after PASS    ... as it is after PASS: emit, decompose-llm, annotate-targets,\n"
     "                  partition-devices, verify (default)\n"
+    "  --live          ask loomd (--endpoint URL, $LOOM_ENDPOINT) to plan on its live\n"
+    "                  workers (or on --fleet F, sent along) without running the workflow\n"
     "  --json          machine-readable output\n"
     "The planner samples its plan (Monte Carlo) and, when the sampled percentile misses\n"
     "the SLA, searches again with a tighter SLA; the verdict reports both figures.\n"
@@ -252,6 +254,8 @@ static void plan_text(const loom_cli_planned_t *P, int explain, double mc50, dou
 }
 
 int loom_cli_plan_emit_mlir(const loom_cli_planned_t *P, const char *after, int json); /* plan_mlir.c */
+int loom_cli_plan_live(const char *file, const char *fleet_path, const char *endpoint, double sla_ms,
+                       int json); /* plan_live.c */
 
 int loom_cmd_plan(int argc, char **argv)
 {
@@ -260,6 +264,8 @@ int loom_cmd_plan(int argc, char **argv)
     const char *file = NULL, *fleet_path = NULL, *cat_path = NULL, *prof_path = NULL, *baseline = NULL;
     int json = 0, explain = 0, mc = 4000;
     const char *emit = NULL, *after = NULL; /* --emit mlir [--after PASS] (mlir-lowering) */
+    const char *endpoint = NULL;
+    int live = 0;
     double sla = 0, pct = 0;
     loom_place_method_t method = LOOM_PLACE_AUTO;
     for (int i = 1; i < argc; i++) {
@@ -273,6 +279,10 @@ int loom_cmd_plan(int argc, char **argv)
             after = argv[++i];
         else if (!strcmp(a, "--explain"))
             explain = 1;
+        else if (!strcmp(a, "--live"))
+            live = 1;
+        else if (!strcmp(a, "--endpoint") && has)
+            endpoint = argv[++i];
         else if (!strcmp(a, "--fleet") && has)
             fleet_path = argv[++i];
         else if (!strcmp(a, "--catalog") && has)
@@ -307,6 +317,13 @@ int loom_cmd_plan(int argc, char **argv)
     if (!file) {
         fprintf(stderr, "loom plan: no workflow file given\n%s", usage_text);
         return LOOM_EXIT_USAGE;
+    }
+    if (live) {
+        if (emit || cat_path || prof_path || baseline) {
+            fprintf(stderr, "loom plan: --live takes only --fleet, --sla, --json and --endpoint\n");
+            return LOOM_EXIT_USAGE;
+        }
+        return loom_cli_plan_live(file, fleet_path, endpoint, sla, json);
     }
     if ((emit && strcmp(emit, "mlir") != 0) || (after && !emit)) {
         fprintf(stderr, "loom plan: --emit takes 'mlir'; --after needs --emit mlir\n");

@@ -12,6 +12,21 @@ start_worker dear --price 30 --slots 4
 start_worker cheap --price 0.2 --slots 4
 CHEAP_PID=$WORKER_PID
 
+# 0. the Plan RPC: loomd plans on its live workers (and on a fleet sent along)
+"$BIN/loom" plan "$WF" --live --json >"$TMP/live.json" 2>"$TMP/live.err" || fail "plan --live failed: $(cat "$TMP/live.err")"
+python3 - "$TMP/live.json" <<'PY' || fail "unexpected live plan: $(cat "$TMP/live.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["meets_sla"], d
+assert [p["worker"] for p in d["placements"]] == ["cheap"] * 4, d["placements"]
+assert d["sla_latency_ms"] == 20000, d
+PY
+printf 'version: 1\ncatalog: %s/examples/catalog.yaml\ndevices:\n  - {class: L4, count: 2}\n  - {class: EPYC-9654, count: 1, ownership: owned}\n' "$ROOT" >"$TMP/fleet.yaml"
+"$BIN/loom" plan "$WF" --live --fleet "$TMP/fleet.yaml" --json >"$TMP/live2.json" 2>"$TMP/live2.err" || fail "plan --live --fleet failed: $(cat "$TMP/live2.err")"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {p["device_model"] for p in d["placements"]} <= {"L4","EPYC-9654"}, d' "$TMP/live2.json" \
+  || fail "fleet plan: $(cat "$TMP/live2.json")"
+echo "ok   Plan RPC: live workers and a fleet sent along"
+
 # 1. all steps on the cheap worker, as planned
 "$BIN/loom" run "$WF" --input ms=50 >"$TMP/run1.out" 2>"$TMP/run1.err" || fail "run 1 failed: $(cat "$TMP/run1.err")"
 grep -q "planned:.*first->cheap" "$TMP/run1.err" || fail "no PLANNED event naming cheap: $(cat "$TMP/run1.err")"
@@ -30,7 +45,7 @@ echo "ok   slow run: re-planned because it fell behind its plan"
 # 3. kill the planned worker while its first step sleeps: re-plan, finish on dear
 "$BIN/loom" run "$WF" --input ms=1500 --timeout-ms 30000 >"$TMP/run2.out" 2>"$TMP/run2.err" &
 RUN_PID=$!
-for _ in $(seq 200); do grep -q "first.*started on cheap" "$TMP/run2.err" && break; sleep 0.05; done
+for _ in $(seq 200); do grep -q "first.*started on cheap" "$TMP/run2.err" 2>/dev/null && break; sleep 0.05; done
 grep -q "first.*started on cheap" "$TMP/run2.err" || fail "run 2 did not start on cheap: $(cat "$TMP/run2.err")"
 kill -9 "$CHEAP_PID"
 wait "$RUN_PID"; rc=$?
