@@ -1078,3 +1078,20 @@ const char *loom_task_model(const loom_task_t *t)
 {
     return t->scope->g->steps[t->step].model;
 }
+
+/* Wrappers for recover.c. */
+scope_t *engine_scope_new(loom_run_t *r)
+{
+    return scope_new(r, &r->wf->graph, NULL, 0, 0);
+}
+
+void engine_scope_start(loom_engine_t *e, scope_t *sc)
+{
+    scope_start(e, sc);
+    reap_runs(e);
+}
+
+void engine_run_free(loom_run_t *r)
+{
+    run_free(r);
+}

@@ -100,6 +100,13 @@ typedef struct loom_submit {
  * file:line:col and field. */
 int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32], loom_err_t *err);
 
+/* After a restart: rebuilds every run the store reports unfinished, marks
+ * its top-level steps that already succeeded (with their stored outputs)
+ * as done, and dispatches only what is left. *n (may be NULL) receives how
+ * many runs were recovered. Runs whose workflow no longer parses are marked
+ * failed. */
+int loom_engine_recover(loom_engine_t *e, int *n, loom_err_t *err);
+
 /* Cancels an active run (its running tasks get cancel messages). Returns 0
  * (and *state = its store state), or LOOM_ENOTFOUND when it is not active. */
 int loom_engine_cancel(loom_engine_t *e, const char *run_id, const char *reason, int *state,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/arena.h"
 #include "common/log.h"
 #include "orchestrator/server.h"
 
@@ -43,9 +44,13 @@ typedef struct {
     const char *log_level;
 } cfg_t;
 
+/* Option strings live until exit in one arena (config-file values are
+ * read into a temporary line buffer). */
+static loom_arena_t *strings;
+
 static char *keep(const char *s)
 {
-    return strdup(s);
+    return loom_arena_strdup(strings, s);
 }
 
 /* Applies one option; returns 0, 1 (unknown), or 2 (bad value). */
@@ -155,6 +160,9 @@ static void on_ready(void *ud, const char *cep, const char *wep)
 int main(int argc, char **argv)
 {
     cfg_t c = {0};
+    strings = loom_arena_new(0);
+    if (!strings)
+        return 3;
     const char *tok = getenv("LOOM_AUTH_TOKEN");
     if (tok && *tok)
         c.o.auth_token = tok;
@@ -205,6 +213,7 @@ int main(int argc, char **argv)
     loom_err_t err;
     loom_err_clear(&err);
     int rc = loom_server_run(&c.o, &stop, &err);
+    loom_arena_destroy(&strings);
     if (rc != 0) {
         char buf[1500];
         loom_err_format_long(&err, buf, sizeof buf);

@@ -429,6 +429,12 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
         goto out;
     }
+    int recovered = 0;
+    if (loom_engine_recover(s->eng, &recovered, err) != 0)
+        LOOM_WARN(COMP, "msg=\"recovering unfinished runs failed\" err=\"%s\"", err->msg);
+    else if (recovered)
+        LOOM_INFO(COMP, "msg=\"unfinished runs recovered\" runs=%d", recovered);
+    loom_err_clear(err);
     s->started_ms = loom_wall_ms();
     LOOM_INFO(COMP, "msg=\"loomd serving\" clients=%s workers=%s store=%s heartbeat_ms=%d",
               loom_rpc_server_endpoint(s->csrv), loom_rpc_server_endpoint(s->wsrv),
