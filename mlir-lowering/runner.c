@@ -262,12 +262,55 @@ static int shape_of(const json_t *args, const char *name, int want_rank, long sh
     return 0;
 }
 
+/* The m x n shape of softmax/rmsnorm's x: a list of rows, or a flat list
+ * (row-major) whose shape is args.m x args.n, or one row when m and n are
+ * absent. *flat tells the caller to return y flat too (same shape as x). */
+static int shape_rows(const json_t *args, long shape[2], int *flat, loom_err_t *err)
+{
+    int rank;
+    const json_t *v = json_object_get(args, "x"), *jm = json_object_get(args, "m"), *jn = json_object_get(args, "n");
+    if (!v)
+        return loom_err_set(err, LOOM_EINVAL, "args.x is missing");
+    if (json_shape(v, shape, &rank) != 0)
+        return loom_err_set(err, LOOM_EINVAL,
+                            "args.x must be a non-empty list of numbers or of equal-length lists of numbers");
+    *flat = rank == 1;
+    long count = rank == 1 ? shape[0] : shape[0] * shape[1];
+    if (jm || jn) {
+        if (!json_is_integer(jm) || !json_is_integer(jn) || json_integer_value(jm) < 1 ||
+            json_integer_value(jn) < 1)
+            return loom_err_set(err, LOOM_EINVAL, "args.m and args.n (the shape of args.x) must both be positive integers");
+        long m = (long)json_integer_value(jm), n = (long)json_integer_value(jn);
+        if (m > MAX_ELEMS || n > MAX_ELEMS || m * n > MAX_ELEMS)
+            return loom_err_set(err, LOOM_ETOOBIG, "args.m x args.n (%ldx%ld) is too large", m, n);
+        if (count != m * n || (rank == 2 && (shape[0] != m || shape[1] != n)))
+            return loom_err_set(err, LOOM_EINVAL, "args.x has %ld elements (%s) but args.m x args.n is %ldx%ld", count,
+                                rank == 1 ? "flat" : "rows", m, n);
+        shape[0] = m, shape[1] = n;
+    } else if (rank == 1) {
+        shape[1] = shape[0], shape[0] = 1;
+    }
+    if (shape[0] > MAX_ELEMS || shape[1] > MAX_ELEMS || count > MAX_ELEMS)
+        return loom_err_set(err, LOOM_ETOOBIG, "args.x is too large");
+    return 0;
+}
+
+/* [[...], ...] -> [...] (row-major); takes ownership of rows. */
+static json_t *json_flatten(json_t *rows)
+{
+    json_t *out = json_array(), *row, *x;
+    size_t i, j;
+    json_array_foreach(rows, i, row) json_array_foreach(row, j, x) json_array_append(out, x);
+    json_decref(rows);
+    return out;
+}
+
 static int builtin(loom_kernel_runner_t *r, loom_kernel_kind_t kind, const json_t *args, json_t **out,
                    loom_err_t *err)
 {
     loom_kernel_spec_t s = {.kind = kind, .k = 1, .topk = 4, .eps = 1e-5f};
     long sa[2], sb[2];
-    int rc = 0;
+    int rc = 0, flat = 0;
     static const char *outs[][4] = {
         [LOOM_KERNEL_MATMUL] = {"c"}, [LOOM_KERNEL_SOFTMAX] = {"y"}, [LOOM_KERNEL_RMSNORM] = {"y"},
         [LOOM_KERNEL_VSEARCH] = {"scores", "idx", "top"}, [LOOM_KERNEL_QMATMUL] = {"c", "acc"},
@@ -284,7 +327,7 @@ static int builtin(loom_kernel_runner_t *r, loom_kernel_kind_t kind, const json_
         break;
     case LOOM_KERNEL_SOFTMAX:
     case LOOM_KERNEL_RMSNORM:
-        if ((rc = shape_of(args, "x", 2, sa, err)))
+        if ((rc = shape_rows(args, sa, &flat, err)))
             return rc;
         s.m = (int)sa[0], s.n = (int)sa[1];
         if (json_is_number(json_object_get(args, "eps")))
@@ -332,7 +375,9 @@ static int builtin(loom_kernel_runner_t *r, loom_kernel_kind_t kind, const json_
         for (int k = 0; k < 4 && names[k]; k++) {
             int i = arg_index(&sig, names[k]);
             if (i >= 0)
-                json_object_set_new(o, sig.args[i].name, json_from(&sig.args[i], bufs[i]));
+                json_object_set_new(o, sig.args[i].name, flat && !strcmp(names[k], "y")
+                                                              ? json_flatten(json_from(&sig.args[i], bufs[i]))
+                                                              : json_from(&sig.args[i], bufs[i]));
         }
         if (s.kind == LOOM_KERNEL_QMATMUL) {
             json_object_set_new(o, "scale_a", json_real(*(float *)bufs[arg_index(&sig, "sa")]));

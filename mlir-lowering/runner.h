@@ -7,7 +7,9 @@
  * compute input:  {"kernel": NAME | "path/k.mlir", "args": {...}}
  *   built-ins take their buffers by name, 2-D ones as nested arrays (the
  *   shape is read from them): matmul {a, b}; softmax {x}; rmsnorm {x, w,
- *   eps?}; vector.search {d, q, topk?}. A .mlir kernel takes "argN" (or
+ *   eps?}; vector.search {d, q, topk?}. softmax/rmsnorm's x may also be a
+ *   flat list: row-major with shape {m, n} when args m and n are given,
+ *   else one row; y then comes back flat too. A .mlir kernel takes "argN" (or
  *   "inputs": [buf0, buf1, ...]) for its memref arguments, missing ones
  *   are zero. Relative paths resolve against "workflow_dir" when given.
  * compute output: the kernel's result buffers by name (a .mlir kernel: all

@@ -31,11 +31,10 @@ assert s["react/act#1"]["state"] == "skipped", s     # when: false on the finish
 PY
 
 # 2. research fan-out: needs the compute kernel on a CPU worker
-if "$BIN/loom-worker-cpu" --ops compute --help >/dev/null 2>&1 &&
-   start_worker compute --ops compute,tool.exec 2>/dev/null; then
-  (cd "$ROOT" && "$BIN/loom" run examples/research-fanout.yaml --input "topic=LLM serving" --json) \
-    >"$TMP/research.json" 2>"$TMP/research.log"
-  python3 - "$TMP/research.json" <<'PY' || fail "research-fanout: $(cat "$TMP/research.log") $(cat "$TMP/research.json")"
+start_worker compute --ops compute,tool.exec
+(cd "$ROOT" && "$BIN/loom" run examples/research-fanout.yaml --input "topic=LLM serving" --json) \
+  >"$TMP/research.json" 2>"$TMP/research.log" || fail "research-fanout failed: $(cat "$TMP/research.log") $(cat "$TMP/research.json")"
+python3 - "$TMP/research.json" <<'PY' || fail "research-fanout: $(cat "$TMP/research.log") $(cat "$TMP/research.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
 s = {x["step"]: x for x in d["steps"]}
@@ -47,19 +46,17 @@ assert len(qs) == 4, qs
 assert [h["question"] for h in s["search"]["output"]] == qs, s["search"]["output"]
 assert [a["answer"] for a in s["answer"]["output"]] == ["From the passages: " + q for q in qs]
 assert len(s["weigh"]["output"]) == 4, s["weigh"]
-if d["state"] == "succeeded":
-    w = s["weights"]["output"]
-    flat = [v for row in w for v in (row if isinstance(row, list) else [row])] if isinstance(w, list) else w
-    assert abs(sum(flat) - 1.0) < 1e-3, w             # softmax of the confidences
-    assert d["outputs"]["answers"] == s["answer"]["output"]
-    print("research-fanout: succeeded")
-else:
-    # Known mismatch between the example and the compute op (not loomd's):
-    # collect.py prints a flat list, softmax wants rows. Report it loudly.
-    assert s["weights"]["state"] == "failed", d
-    print("KNOWN ISSUE research-fanout: weights:", s["weights"].get("error"))
+assert d["state"] == "succeeded", d
+w = s["weights"]
+assert w["state"] == "succeeded", w
+y = w["output"]["y"]                                  # softmax of the flat confidence list
+assert len(y) == 4 and abs(sum(y) - 1.0) < 1e-5, w
+conf = s["weigh"]["output"]
+import math
+e = [math.exp(c) for c in conf]
+assert all(abs(a - b / sum(e)) < 1e-5 for a, b in zip(y, e)), (y, conf)
+assert d["outputs"]["answers"] == s["answer"]["output"]
+assert s["summarise"]["state"] == "succeeded", s["summarise"]
+print("research-fanout: succeeded")
 PY
-else
-  echo "note: no compute op on loom-worker-cpu; research-fanout not run"
-fi
 echo ok

@@ -155,6 +155,39 @@ static void test_compute_other_builtins_and_user_kernel(void **state)
     json_decref(in);
 }
 
+/* A flat x with an explicit shape {m, n} (what a workflow gathers with a
+ * tool, e.g. examples/research-fanout.yaml) is row-major; y comes back in
+ * the same (flat) shape. Without m/n a flat x is one row. */
+static void test_softmax_flat_with_shape(void **state)
+{
+    (void)state;
+    loom_err_t err = {0};
+    json_t *out = NULL;
+    json_t *in = json_loads("{\"kernel\": \"softmax\", \"args\": {\"x\": [1, 2, 3, 0, 0, 0], \"m\": 2, \"n\": 3}}",
+                            0, NULL);
+    int rc = loom_kernel_runner_compute(CPU, in, &out, &err);
+    if (rc)
+        print_error("%s\n", err.msg);
+    assert_int_equal(rc, 0);
+    json_t *y = json_object_get(out, "y");
+    assert_int_equal(json_array_size(y), 6);
+    double row0 = 0, e = exp(1) + exp(2) + exp(3);
+    for (int i = 0; i < 3; i++)
+        row0 += json_real_value(json_array_get(y, i));
+    assert_true(fabs(row0 - 1.0) < 1e-5);
+    assert_true(fabs(json_real_value(json_array_get(y, 2)) - exp(3) / e) < 1e-5);
+    assert_true(fabs(json_real_value(json_array_get(y, 4)) - 1.0 / 3) < 1e-6);
+    json_decref(out);
+    json_decref(in);
+    in = json_loads("{\"kernel\": \"softmax\", \"args\": {\"x\": [0.5, 0.5, 0.5, 0.5]}}", 0, NULL);
+    assert_int_equal(loom_kernel_runner_compute(CPU, in, &out, &err), 0);
+    y = json_object_get(out, "y");
+    assert_int_equal(json_array_size(y), 4);
+    assert_true(fabs(json_real_value(json_array_get(y, 3)) - 0.25) < 1e-6);
+    json_decref(out);
+    json_decref(in);
+}
+
 static void test_bad_inputs(void **state)
 {
     (void)state;
@@ -168,7 +201,12 @@ static void test_bad_inputs(void **state)
         "{\"kernel\": \"matmul\", \"args\": {\"a\": [[1,2],[3]], \"b\": [[1],[2]]}}",
         "{\"kernel\": \"matmul\", \"args\": {\"a\": [[1,\"x\"]], \"b\": [[1],[2]]}}",
         "{\"kernel\": \"matmul\", \"args\": {\"a\": [], \"b\": [[1]]}}",
-        "{\"kernel\": \"softmax\", \"args\": {\"x\": [1, 2]}}",
+        "{\"kernel\": \"softmax\", \"args\": {\"x\": [1, 2], \"m\": 2, \"n\": 2}}",
+        "{\"kernel\": \"softmax\", \"args\": {\"x\": [1, 2], \"m\": \"1\", \"n\": 2}}",
+        "{\"kernel\": \"softmax\", \"args\": {\"x\": [1, 2], \"n\": 2}}",
+        "{\"kernel\": \"softmax\", \"args\": {\"x\": [[1, 2]], \"m\": 2, \"n\": 1}}",
+        "{\"kernel\": \"softmax\", \"args\": {\"x\": [1, 2], \"m\": 0, \"n\": 0}}",
+        "{\"kernel\": \"softmax\", \"args\": {\"x\": [1, 2], \"m\": 4194304, \"n\": 4194304}}",
         "{\"kernel\": \"qmatmul\"}",
         "{\"kernel\": \"/nonexistent/k.mlir\"}",
         "{\"kernel\": \"tests/mlir/kernels/bad_types.mlir\"}",
@@ -226,6 +264,7 @@ int loom_test_runner_main(void)
         cmocka_unit_test(test_compute_matmul_npu_int8_exact),
         cmocka_unit_test(test_vector_search),
         cmocka_unit_test(test_compute_other_builtins_and_user_kernel),
+        cmocka_unit_test(test_softmax_flat_with_shape),
         cmocka_unit_test(test_bad_inputs),
     };
     return cmocka_run_group_tests_name("runner", tests, setup, teardown);
