@@ -24,9 +24,9 @@
 #include "common/log.h"
 #include "loom/v1/envelope.pb-c.h"
 #include "loom/v1/worker.pb-c.h"
+#include "protocol/envelope.h"
 
 #define COMP "worker"
-#define MAX_FRAME (64u << 20) /* refuse inbound frames larger than this */
 
 struct loom_op_ctx {
     struct loom_op_ctx *next; /* queue / outbox / running list link */
@@ -69,6 +69,7 @@ typedef struct worker {
     uint64_t next_req;
     uint64_t register_req;
     uint64_t next_hb;       /* loom_clock_ms() of the next heartbeat */
+    uint64_t last_rx;       /* loom_clock_ms() of the last message from loomd */
     /* slot pool */
     pthread_t *threads;
     pthread_mutex_t qmu;
@@ -263,8 +264,14 @@ static int send_msg(worker_t *w, const char *method, uint64_t req_id, uint32_t f
     if (hlen > sizeof hdr)
         return LOOM_ETOOBIG;
     loom__v1__envelope__pack(&env, hdr);
-    if (zmq_send(w->sock, hdr, hlen, payload ? ZMQ_SNDMORE : 0) < 0)
-        return LOOM_EIO;
+    /* never block: a DEALER with no connection left (libzmq dropped loomd
+     * and does not reconnect, see the silence check in the I/O loop)
+     * would block the I/O thread forever */
+    if (zmq_send(w->sock, hdr, hlen, ZMQ_DONTWAIT | (payload ? ZMQ_SNDMORE : 0)) < 0) {
+        LOOM_DEBUG(COMP, "msg=\"message to loomd dropped\" method=%s error=\"%s\"", method,
+                   zmq_strerror(zmq_errno()));
+        return zmq_errno() == EAGAIN ? LOOM_EUNAVAIL : LOOM_EIO;
+    }
     if (!payload)
         return 0;
     size_t plen = protobuf_c_message_get_packed_size(payload);
@@ -272,7 +279,7 @@ static int send_msg(worker_t *w, const char *method, uint64_t req_id, uint32_t f
     if (zmq_msg_init_size(&m, plen) != 0)
         return LOOM_ENOMEM;
     protobuf_c_message_pack(payload, zmq_msg_data(&m));
-    if (zmq_msg_send(&m, w->sock, 0) < 0) {
+    if (zmq_msg_send(&m, w->sock, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&m);
         return LOOM_EIO;
     }
@@ -562,21 +569,32 @@ static void cancel_task(worker_t *w, const char *task_id, uint32_t attempt, int 
         }
 }
 
-/* Handles one inbound message (header + optional payload). */
-static void handle(worker_t *w, const uint8_t *hdr, size_t hlen, const uint8_t *pl, size_t plen)
+/* Decodes msg's payload as desc through the protocol library's bounded
+ * allocator (so a hostile frame cannot make the worker allocate without
+ * bound); NULL, logged, when it does not decode. Free with loom_pb_free(). */
+static void *unpack(const loom_msg_t *msg, const ProtobufCMessageDescriptor *desc)
 {
-    Loom__V1__Envelope *env = loom__v1__envelope__unpack(NULL, hlen, hdr);
-    if (!env) {
-        LOOM_WARN(COMP, "msg=\"undecodable envelope from loomd, ignored\" bytes=%zu", hlen);
-        return;
+    ProtobufCMessage *out = NULL;
+    loom_err_t err = {0};
+    if (loom_msg_unpack(msg, desc, NULL, &out, &err) != LOOM_STATUS_OK) {
+        LOOM_WARN(COMP, "msg=\"undecodable payload from loomd ignored\" method=%s type=%s error=\"%s\"",
+                  loom_msg_method(msg), desc->name, err.msg);
+        return NULL;
     }
-    const char *m = env->method ? env->method : "";
-    int is_reply = (env->flags & LOOM__V1__FLAG__FLAG_REPLY) != 0;
-    if (env->version != 1) {
-        LOOM_WARN(COMP, "msg=\"wrong protocol version from loomd\" version=%u", env->version);
-    } else if (is_reply && env->request_id == w->register_req) {
-        Loom__V1__RegisterReply *r =
-            env->status == 0 ? loom__v1__register_reply__unpack(NULL, plen, pl) : NULL;
+    return out;
+}
+
+/* Handles one well-formed inbound message (loom_msg_recv checked frame
+ * counts, sizes and the protocol version). */
+static void handle(worker_t *w, const loom_msg_t *msg)
+{
+    const char *m = loom_msg_method(msg);
+    int is_reply = loom_msg_is_reply(msg);
+    uint64_t req = loom_msg_request_id(msg);
+    uint32_t flags = loom_msg_flags(msg);
+    if (is_reply && req == w->register_req) {
+        int st = loom_msg_reply_status(msg);
+        Loom__V1__RegisterReply *r = st == 0 ? unpack(msg, &loom__v1__register_reply__descriptor) : NULL;
         if (r) {
             if (r->worker_id && r->worker_id[0])
                 snprintf(w->id, sizeof w->id, "%s", r->worker_id);
@@ -586,43 +604,38 @@ static void handle(worker_t *w, const uint8_t *hdr, size_t hlen, const uint8_t *
             w->next_hb = 0; /* heartbeat at once, then every hb_ms */
             LOOM_INFO(COMP, "msg=\"registered\" id=%s slots=%d ops=%zu", w->id, w->slots,
                       loom_ops_count(w->ops));
-            loom__v1__register_reply__free_unpacked(r, NULL);
+            loom_pb_free(r);
         } else {
-            LOOM_ERROR(COMP, "msg=\"registration refused\" status=%d reason=\"%s\"", env->status,
-                       env->status_message ? env->status_message : "");
+            LOOM_ERROR(COMP, "msg=\"registration refused\" status=%d reason=\"%s\"", st,
+                       loom_msg_reply_message(msg));
         }
     } else if (is_reply && strcmp(m, "loom.v1.WorkerHub/Heartbeat") == 0) {
-        Loom__V1__HeartbeatReply *r = loom__v1__heartbeat_reply__unpack(NULL, plen, pl);
+        Loom__V1__HeartbeatReply *r = unpack(msg, &loom__v1__heartbeat_reply__descriptor);
         if (r && !r->known && w->registered) {
             LOOM_WARN(COMP, "msg=\"loomd does not know this worker; registering again\"");
             w->registered = 0;
             send_register(w);
         }
-        if (r)
-            loom__v1__heartbeat_reply__free_unpacked(r, NULL);
+        loom_pb_free(r);
     } else if (is_reply) {
         /* replies to one-way-ish messages: nothing to do */
     } else if (strcmp(m, "loom.v1.Worker/AssignBatch") == 0) {
-        Loom__V1__AssignBatchRequest *b = loom__v1__assign_batch_request__unpack(NULL, plen, pl);
-        if (!b)
-            LOOM_WARN(COMP, "msg=\"undecodable AssignBatch ignored\" bytes=%zu", plen);
+        Loom__V1__AssignBatchRequest *b = unpack(msg, &loom__v1__assign_batch_request__descriptor);
         for (size_t i = 0; b && i < b->n_tasks; i++)
             assign_one(w, b->tasks[i]);
-        if (b)
-            loom__v1__assign_batch_request__free_unpacked(b, NULL);
+        loom_pb_free(b);
     } else if (strcmp(m, "loom.v1.Worker/Assign") == 0) {
-        Loom__V1__AssignRequest *a = loom__v1__assign_request__unpack(NULL, plen, pl);
+        Loom__V1__AssignRequest *a = unpack(msg, &loom__v1__assign_request__descriptor);
         Loom__V1__AssignReply rep = LOOM__V1__ASSIGN_REPLY__INIT;
         rep.accepted = a != NULL && !w->draining;
         if (a) {
             assign_one(w, a);
-            loom__v1__assign_request__free_unpacked(a, NULL);
+            loom_pb_free(a);
         }
-        if (!(env->flags & LOOM__V1__FLAG__FLAG_ONEWAY))
-            send_msg(w, m, env->request_id, LOOM__V1__FLAG__FLAG_REPLY,
-                     (const ProtobufCMessage *)&rep);
+        if (!(flags & LOOM__V1__FLAG__FLAG_ONEWAY))
+            send_msg(w, m, req, LOOM__V1__FLAG__FLAG_REPLY, (const ProtobufCMessage *)&rep);
     } else if (strcmp(m, "loom.v1.Worker/CancelTask") == 0) {
-        Loom__V1__CancelTaskRequest *c = loom__v1__cancel_task_request__unpack(NULL, plen, pl);
+        Loom__V1__CancelTaskRequest *c = unpack(msg, &loom__v1__cancel_task_request__descriptor);
         Loom__V1__CancelTaskReply rep = LOOM__V1__CANCEL_TASK_REPLY__INIT;
         int found = 0;
         if (c && c->task_id) {
@@ -631,57 +644,48 @@ static void handle(worker_t *w, const uint8_t *hdr, size_t hlen, const uint8_t *
                       c->reason ? c->reason : "");
         }
         rep.found = found;
-        if (c)
-            loom__v1__cancel_task_request__free_unpacked(c, NULL);
-        if (!(env->flags & LOOM__V1__FLAG__FLAG_ONEWAY))
-            send_msg(w, m, env->request_id, LOOM__V1__FLAG__FLAG_REPLY,
-                     (const ProtobufCMessage *)&rep);
+        loom_pb_free(c);
+        if (!(flags & LOOM__V1__FLAG__FLAG_ONEWAY))
+            send_msg(w, m, req, LOOM__V1__FLAG__FLAG_REPLY, (const ProtobufCMessage *)&rep);
     } else if (strcmp(m, "loom.v1.Worker/Drain") == 0) {
         w->draining = 1;
         LOOM_INFO(COMP, "msg=\"draining\" running=%d", w->nrunning);
         Loom__V1__DrainReply rep = LOOM__V1__DRAIN_REPLY__INIT;
         rep.running_tasks = (uint32_t)w->nrunning;
-        if (!(env->flags & LOOM__V1__FLAG__FLAG_ONEWAY))
-            send_msg(w, m, env->request_id, LOOM__V1__FLAG__FLAG_REPLY,
-                     (const ProtobufCMessage *)&rep);
+        if (!(flags & LOOM__V1__FLAG__FLAG_ONEWAY))
+            send_msg(w, m, req, LOOM__V1__FLAG__FLAG_REPLY, (const ProtobufCMessage *)&rep);
     } else {
         LOOM_WARN(COMP, "msg=\"unknown method from loomd\" method=%s", m);
     }
-    loom__v1__envelope__free_unpacked(env, NULL);
 }
 
-/* Reads every message readable now (bounded) and handles it. */
+/* Reads every message readable now (bounded) through the protocol
+ * library (protocol/envelope.h: frame count and size limits, bounded
+ * header decoding, version check) and handles the well-formed ones; a
+ * malformed one is logged with the library's reason and dropped. */
 static void read_socket(worker_t *w)
 {
     for (int n = 0; n < 4096; n++) {
-        zmq_msg_t f[3];
-        int nf = 0, more = 1, bad = 0;
-        while (more) {
-            zmq_msg_t tmp;
-            zmq_msg_init(&tmp);
-            if (zmq_msg_recv(&tmp, w->sock, nf == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-                zmq_msg_close(&tmp);
-                if (nf == 0)
-                    return;
-                bad = 1;
-                break;
-            }
-            more = zmq_msg_more(&tmp);
-            if (nf < 3 && zmq_msg_size(&tmp) <= MAX_FRAME)
-                f[nf++] = tmp;
-            else {
-                bad = 1;
-                zmq_msg_close(&tmp);
-            }
+        loom_msg_t *msg = NULL;
+        loom_err_t err = {0};
+        int rc = loom_msg_recv(w->sock, 0, NULL, ZMQ_DONTWAIT, &msg, &err);
+        if (rc <= 0) {
+            if (rc < 0)
+                LOOM_WARN(COMP, "msg=\"receive from loomd failed\" error=\"%s\"", err.msg);
+            return;
         }
-        if (!bad && nf >= 1)
-            handle(w, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]),
-                   nf > 1 ? zmq_msg_data(&f[1]) : (const uint8_t *)"",
-                   nf > 1 ? zmq_msg_size(&f[1]) : 0);
+        if (!msg) {
+            LOOM_ERROR(COMP, "msg=\"out of memory decoding a message from loomd\"");
+            return;
+        }
+        int st = loom_msg_status(msg);
+        w->last_rx = loom_clock_ms();
+        if (st == LOOM_STATUS_OK)
+            handle(w, msg);
         else
-            LOOM_WARN(COMP, "msg=\"malformed message from loomd ignored\" frames=%d", nf);
-        for (int i = 0; i < nf; i++)
-            zmq_msg_close(&f[i]);
+            LOOM_WARN(COMP, "msg=\"malformed message from loomd ignored\" status=%s method=%s error=\"%s\"",
+                      loom_status_name(st), loom_msg_method(msg), loom_msg_error(msg));
+        loom_msg_destroy(&msg);
     }
 }
 
@@ -774,8 +778,11 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         rc = loom_err_set(err, LOOM_EIO, "zmq socket: %s", zmq_strerror(zmq_errno()));
         goto close_zmq;
     }
-    int zero = 0, hwm = 1000000, ivl = 100;
-    zmq_setsockopt(w->sock, ZMQ_LINGER, &zero, sizeof zero);
+    /* linger 0 and ZMQ_MAXMSGSIZE from the protocol limits: libzmq drops a
+     * peer announcing a frame far above them before allocating it */
+    if ((rc = loom_socket_setup(w->sock, NULL, err)) != 0)
+        goto close_zmq;
+    int hwm = 1000000, ivl = 100;
     zmq_setsockopt(w->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(w->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
@@ -798,6 +805,7 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
               ep, w->profile.kind, w->profile.model ? w->profile.model : "", w->slots);
     send_register(w);
     uint64_t next_reg = loom_clock_ms() + 1000;
+    w->last_rx = loom_clock_ms();
     uint64_t drain_until = 0;
     while (!*stop) {
         if (got_signal == 1 && !drain_until) {
@@ -827,6 +835,18 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         now = loom_clock_ms();
         if (!w->registered && now >= next_reg) {
             LOOM_DEBUG(COMP, "msg=\"no reply to Register yet; retrying\"");
+            send_register(w);
+            next_reg = now + 1000;
+        } else if (w->registered && now - w->last_rx > (uint64_t)(w->hb_ms > 600 ? 5 * w->hb_ms : 3000)) {
+            /* Heartbeats are answered: silence means the connection is
+             * gone for good (libzmq does not reconnect after it dropped a
+             * peer for a frame over ZMQ_MAXMSGSIZE). Reconnect, register. */
+            LOOM_WARN(COMP, "msg=\"no reply from loomd; reconnecting\" silent_ms=%" PRIu64, now - w->last_rx);
+            zmq_disconnect(w->sock, ep);
+            if (zmq_connect(w->sock, ep) != 0)
+                LOOM_ERROR(COMP, "msg=\"reconnect failed\" endpoint=%s error=\"%s\"", ep, zmq_strerror(zmq_errno()));
+            w->registered = 0;
+            w->last_rx = now;
             send_register(w);
             next_reg = now + 1000;
         } else if (w->registered && now >= w->next_hb) {
