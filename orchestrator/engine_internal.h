@@ -64,6 +64,7 @@ struct loom_run {
     loom_task_t *tasks;       /* live tasks */
     char *error;
     struct loom_run *dead_next;
+    loom_map_t *recovered;    /* during loom_engine_resume only: step id -> output JSON */
 };
 
 struct loom_engine {

@@ -19,6 +19,7 @@ typedef struct loom_server_opts {
     const char *auth_token;       /* clients must send it when set */
     int max_finished_runs;        /* in-memory store bound (default 1000) */
     loom_store_t *store;          /* borrowed; NULL = an in-memory store owned by the server */
+    struct loom_metrics *metrics; /* borrowed; NULL = none (see metrics.h, loomd --http) */
     /* Written once bound (may be NULL): the endpoints actually bound, so
      * callers can pass port 0 / "*" and learn the port. */
     void (*on_ready)(void *ud, const char *client_ep, const char *worker_ep);
