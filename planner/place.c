@@ -4,6 +4,7 @@
 #include "planner/place.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,6 +34,9 @@ typedef struct {
     double *nmu, *nvar;      /* node moments for the current assignment */
     double *fmu, *fvar;      /* forward: worst path ending at v (including v) */
     double *tmu, *tvar;      /* backward: worst path after v (excluding v) */
+    double *mu_vk, *var_vk;  /* node moments per (node, device), precomputed */
+    double *usd_vk;          /* expected $ per (node, device) */
+    double *ep;              /* per edge: probability it carries data */
     uint64_t evals;
 } ctx_t;
 
@@ -71,7 +75,7 @@ void loom_place_opts_init(loom_place_opts_t *o)
 
 /* Mean and variance of a node's latency contribution on device k, from its
  * per-execution mean/sd, branch probability and iteration count. */
-static void node_moments(const ctx_t *x, int v, int k, double *mu, double *var)
+static void compute_moments(const ctx_t *x, int v, int k, double *mu, double *var)
 {
     const loom_gnode_t *nd = loom_graph_node(x->g, v);
     double m = loom_cost_ms(x->c, v, k), s = loom_cost_sd_ms(x->c, v, k);
@@ -88,16 +92,28 @@ static void node_moments(const ctx_t *x, int v, int k, double *mu, double *var)
         *var = 0;
 }
 
-static double edge_p(const ctx_t *x, const loom_gedge_t *e)
+static inline void node_moments(const ctx_t *x, int v, int k, double *mu, double *var)
 {
-    double a = loom_graph_node(x->g, e->src)->prob, b = loom_graph_node(x->g, e->dst)->prob;
-    return a < b ? a : b;
+    size_t i = (size_t)v * x->K + (size_t)k;
+    *mu = x->mu_vk[i];
+    *var = x->var_vk[i];
 }
 
-static double node_usd(const ctx_t *x, int v, int k)
+static inline double edge_p(const ctx_t *x, const loom_gedge_t *e)
 {
-    const loom_gnode_t *nd = loom_graph_node(x->g, v);
-    return nd->prob * nd->iters_mean * loom_cost_usd(x->c, v, k);
+    return x->ep[e - loom_graph_edge(x->g, 0)];
+}
+
+static inline double node_usd(const ctx_t *x, int v, int k) { return x->usd_vk[(size_t)v * x->K + (size_t)k]; }
+
+/* Transfer time/cost of edge e (index ei) between devices; 0 when co-located. */
+static inline double xms(const ctx_t *x, int ei, int ka, int kb)
+{
+    return ka == kb ? 0 : loom_cost_xfer_ms(x->c, ei, ka, kb);
+}
+static inline double xusd(const ctx_t *x, int ei, int ka, int kb)
+{
+    return ka == kb ? 0 : loom_cost_xfer_usd(x->c, ei, ka, kb);
 }
 
 static double score(const ctx_t *x, double mu, double var) { return mu + x->z * sqrt(var); }
@@ -115,7 +131,7 @@ static double sweep(ctx_t *x, const int *a, double *mean_out)
         const int *in = loom_graph_in(x->g, v, &ni);
         for (size_t j = 0; j < ni; j++) {
             const loom_gedge_t *e = loom_graph_edge(x->g, in[j]);
-            double m = x->fmu[e->src] + edge_p(x, e) * loom_cost_xfer_ms(x->c, in[j], a[e->src], a[v]);
+            double m = x->fmu[e->src] + edge_p(x, e) * xms(x, in[j], a[e->src], a[v]);
             double s = score(x, m, x->fvar[e->src]);
             if (s > bs) {
                 bs = s;
@@ -135,7 +151,7 @@ static double sweep(ctx_t *x, const int *a, double *mean_out)
         for (size_t j = 0; j < no; j++) {
             const loom_gedge_t *e = loom_graph_edge(x->g, out[j]);
             int w = e->dst;
-            double m = edge_p(x, e) * loom_cost_xfer_ms(x->c, out[j], a[v], a[w]) + x->nmu[w] + x->tmu[w];
+            double m = edge_p(x, e) * xms(x, out[j], a[v], a[w]) + x->nmu[w] + x->tmu[w];
             double vv = x->nvar[w] + x->tvar[w];
             double s = score(x, m, vv);
             if (s > bs) {
@@ -169,7 +185,24 @@ static double total_cost(const ctx_t *x, const int *a)
         s += node_usd(x, (int)v, a[v]);
     for (size_t e = 0; e < x->ne; e++) {
         const loom_gedge_t *ed = loom_graph_edge(x->g, (int)e);
-        s += edge_p(x, ed) * loom_cost_xfer_usd(x->c, (int)e, a[ed->src], a[ed->dst]);
+        s += edge_p(x, ed) * xusd(x, (int)e, a[ed->src], a[ed->dst]);
+    }
+    return s;
+}
+
+/* Transfer cost of the edges at v under assignment a. */
+static double adj_usd(const ctx_t *x, const int *a, int v)
+{
+    double s = 0;
+    size_t ni, no;
+    const int *in = loom_graph_in(x->g, v, &ni), *out = loom_graph_out(x->g, v, &no);
+    for (size_t j = 0; j < ni; j++) {
+        const loom_gedge_t *e = loom_graph_edge(x->g, in[j]);
+        s += edge_p(x, e) * xusd(x, in[j], a[e->src], a[v]);
+    }
+    for (size_t j = 0; j < no; j++) {
+        const loom_gedge_t *e = loom_graph_edge(x->g, out[j]);
+        s += edge_p(x, e) * xusd(x, out[j], a[v], a[e->dst]);
     }
     return s;
 }
@@ -182,13 +215,13 @@ static double move_dcost(const ctx_t *x, const int *a, int v, int k)
     const int *in = loom_graph_in(x->g, v, &ni), *out = loom_graph_out(x->g, v, &no);
     for (size_t j = 0; j < ni; j++) {
         const loom_gedge_t *e = loom_graph_edge(x->g, in[j]);
-        d += edge_p(x, e) * (loom_cost_xfer_usd(x->c, in[j], a[e->src], k) -
-                             loom_cost_xfer_usd(x->c, in[j], a[e->src], a[v]));
+        d += edge_p(x, e) * (xusd(x, in[j], a[e->src], k) -
+                             xusd(x, in[j], a[e->src], a[v]));
     }
     for (size_t j = 0; j < no; j++) {
         const loom_gedge_t *e = loom_graph_edge(x->g, out[j]);
-        d += edge_p(x, e) * (loom_cost_xfer_usd(x->c, out[j], k, a[e->dst]) -
-                             loom_cost_xfer_usd(x->c, out[j], a[v], a[e->dst]));
+        d += edge_p(x, e) * (xusd(x, out[j], k, a[e->dst]) -
+                             xusd(x, out[j], a[v], a[e->dst]));
     }
     return d;
 }
@@ -204,7 +237,7 @@ static double move_through(const ctx_t *x, const int *a, int v, int k)
     const int *in = loom_graph_in(x->g, v, &ni), *out = loom_graph_out(x->g, v, &no);
     for (size_t j = 0; j < ni; j++) {
         const loom_gedge_t *e = loom_graph_edge(x->g, in[j]);
-        double m = x->fmu[e->src] + edge_p(x, e) * loom_cost_xfer_ms(x->c, in[j], a[e->src], k);
+        double m = x->fmu[e->src] + edge_p(x, e) * xms(x, in[j], a[e->src], k);
         double s = score(x, m, x->fvar[e->src]);
         if (s > bs) {
             bs = s;
@@ -216,7 +249,7 @@ static double move_through(const ctx_t *x, const int *a, int v, int k)
     for (size_t j = 0; j < no; j++) {
         const loom_gedge_t *e = loom_graph_edge(x->g, out[j]);
         int w = e->dst;
-        double m = edge_p(x, e) * loom_cost_xfer_ms(x->c, out[j], k, a[w]) + x->nmu[w] + x->tmu[w];
+        double m = edge_p(x, e) * xms(x, out[j], k, a[w]) + x->nmu[w] + x->tmu[w];
         double vv = x->nvar[w] + x->tvar[w];
         double s = score(x, m, vv);
         if (s > os) {
@@ -249,13 +282,36 @@ static int ctx_init(ctx_t *x, const loom_graph_t *g, const loom_cost_t *c, doubl
     x->fvar = calloc(n, sizeof(double));
     x->tmu = calloc(n, sizeof(double));
     x->tvar = calloc(n, sizeof(double));
-    if (!x->nmu || !x->nvar || !x->fmu || !x->fvar || !x->tmu || !x->tvar)
+    size_t nk = x->n * x->K + 1;
+    x->mu_vk = malloc(nk * sizeof(double));
+    x->var_vk = malloc(nk * sizeof(double));
+    x->usd_vk = malloc(nk * sizeof(double));
+    x->ep = malloc((x->ne + 1) * sizeof(double));
+    if (!x->nmu || !x->nvar || !x->fmu || !x->fvar || !x->tmu || !x->tvar || !x->mu_vk || !x->var_vk ||
+        !x->usd_vk || !x->ep)
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    for (size_t v = 0; v < x->n; v++) {
+        const loom_gnode_t *nd = loom_graph_node(g, (int)v);
+        for (size_t k = 0; k < x->K; k++) {
+            size_t i = v * x->K + k;
+            compute_moments(x, (int)v, (int)k, &x->mu_vk[i], &x->var_vk[i]);
+            x->usd_vk[i] = nd->prob * nd->iters_mean * loom_cost_usd(c, (int)v, (int)k);
+        }
+    }
+    for (size_t e = 0; e < x->ne; e++) {
+        const loom_gedge_t *ed = loom_graph_edge(g, (int)e);
+        double a = loom_graph_node(g, ed->src)->prob, b = loom_graph_node(g, ed->dst)->prob;
+        x->ep[e] = a < b ? a : b;
+    }
     return 0;
 }
 
 static void ctx_free(ctx_t *x)
 {
+    free(x->mu_vk);
+    free(x->var_vk);
+    free(x->usd_vk);
+    free(x->ep);
     free(x->nmu);
     free(x->nvar);
     free(x->fmu);
@@ -343,15 +399,25 @@ static int cand_cmp(const void *pa, const void *pb)
  * mean model; a sweep after each batch refreshes slacks. */
 static void relax(ctx_t *x, int *a, cand_t *cand, int passes)
 {
+    /* Optimistic passes check each move against its own slack only and undo
+     * the newest half of the batch until the SLA holds again; when a whole
+     * batch has to go, passes turn conservative (one shared budget). */
+    int optimistic = 1;
+    int *log_v = malloc((x->n + 1) * sizeof(int)), *log_k = malloc((x->n + 1) * sizeof(int));
+    if (!log_v || !log_k)
+        optimistic = 0;
     for (int pass = 0; pass < passes; pass++) {
         double tgt = sweep(x, a, NULL);
         if (x->sla > 0 && tgt > x->sla + EPS)
-            return;
+            break;
         size_t nc = 0;
         for (size_t v = 0; v < x->n; v++) {
-            double best = 0;
+            double best = 0, adj = adj_usd(x, a, (int)v), here = node_usd(x, (int)v, a[v]);
             for (size_t k = 0; k < x->K; k++)
-                if ((int)k != a[v] && loom_cost_fits(x->c, (int)v, (int)k)) {
+                /* a move can save at most the node's cost difference plus the
+                 * transfers it has now: skip the ones that cannot save */
+                if ((int)k != a[v] && node_usd(x, (int)v, (int)k) < here + adj &&
+                    loom_cost_fits(x->c, (int)v, (int)k)) {
                     double d = -move_dcost(x, a, (int)v, (int)k);
                     if (d > best)
                         best = d;
@@ -360,7 +426,7 @@ static void relax(ctx_t *x, int *a, cand_t *cand, int passes)
                 cand[nc++] = (cand_t){(int)v, best};
         }
         if (!nc)
-            return;
+            break;
         qsort(cand, nc, sizeof *cand, cand_cmp);
         double used = 0, minslack = INFINITY;
         int moved = 0;
@@ -369,9 +435,10 @@ static void relax(ctx_t *x, int *a, cand_t *cand, int passes)
             double th = through(x, v);
             double slack = x->sla > 0 ? x->sla - th : INFINITY;
             int bk = -1;
-            double bdc = -1e-15, binc = 0;
+            double bdc = -1e-15, binc = 0, adj = adj_usd(x, a, v), here = node_usd(x, v, a[v]);
+            double lim = optimistic ? slack : (slack < minslack ? slack : minslack) - used;
             for (size_t k = 0; k < x->K; k++) {
-                if ((int)k == a[v] || !loom_cost_fits(x->c, v, (int)k))
+                if ((int)k == a[v] || node_usd(x, v, (int)k) >= here + adj || !loom_cost_fits(x->c, v, (int)k))
                     continue;
                 double dc = move_dcost(x, a, v, (int)k);
                 if (dc >= bdc)
@@ -379,14 +446,17 @@ static void relax(ctx_t *x, int *a, cand_t *cand, int passes)
                 double inc = move_through(x, a, v, (int)k) - th;
                 if (inc < 0)
                     inc = 0;
-                double lim = slack < minslack ? slack : minslack;
-                if (used + inc <= lim + EPS) {
+                if (inc <= lim + EPS) {
                     bdc = dc;
                     bk = (int)k;
                     binc = inc;
                 }
             }
             if (bk >= 0) {
+                if (optimistic) {
+                    log_v[moved] = v;
+                    log_k[moved] = a[v];
+                }
                 a[v] = bk;
                 used += binc;
                 if (binc > 0 && slack < minslack)
@@ -394,13 +464,31 @@ static void relax(ctx_t *x, int *a, cand_t *cand, int passes)
                 moved++;
             }
         }
+        if (getenv("LOOM_PLACE_DEBUG"))
+            fprintf(stderr, "relax pass %d (%s): %d moves, cost %.6g, evals %llu\n", pass,
+                    optimistic ? "optimistic" : "conservative", moved, total_cost(x, a),
+                    (unsigned long long)x->evals);
         if (!moved)
-            return;
-        /* The moment model is not additive: verify, repair if needed. */
+            break;
         double nt = sweep(x, a, NULL);
+        if (optimistic && x->sla > 0 && nt > x->sla + EPS) {
+            int m = moved;
+            while (m > 0 && nt > x->sla + EPS) {
+                int h = (m + 1) / 2;
+                for (int i = m - 1; i >= m - h; i--)
+                    a[log_v[i]] = log_k[i];
+                m -= h;
+                nt = sweep(x, a, NULL);
+            }
+            if (m == 0)
+                optimistic = 0;
+        }
+        /* The moment model is not additive: verify, repair if needed. */
         if (x->sla > 0 && nt > x->sla + EPS)
             repair(x, a, x->sla, x->n * x->K);
     }
+    free(log_v);
+    free(log_k);
 }
 
 static void fill_best(const ctx_t *x, int *a, int fastest)
@@ -450,8 +538,12 @@ static int heuristic(ctx_t *x, int *out, int minimize_latency)
     int fa = ta <= x->sla + EPS, fs = ts <= x->sla + EPS;
     if (fa)
         relax(x, A, cand, 50);
-    if (fs)
+    /* On large graphs the cheap start, once repaired, is the better one in
+     * practice; relaxing the fast start too doubles the time for nothing. */
+    if (fs && !(fa && n > 500))
         relax(x, S, cand, 50);
+    else if (fs)
+        fs = 0;
     double ca = fa && sweep(x, A, NULL) <= x->sla + EPS ? total_cost(x, A) : INFINITY;
     double cs = fs && sweep(x, S, NULL) <= x->sla + EPS ? total_cost(x, S) : INFINITY;
     if (isfinite(ca) || isfinite(cs)) {
@@ -517,8 +609,8 @@ static void bnb(bnb_t *b, size_t d, double partial, double lb_lat)
         double c = partial + node_usd(x, v, k), fin = 0;
         for (size_t j = 0; j < ni; j++) {
             const loom_gedge_t *e = loom_graph_edge(x->g, in[j]);
-            c += edge_p(x, e) * loom_cost_xfer_usd(x->c, in[j], b->a[e->src], k);
-            double f = b->fmean[e->src] + edge_p(x, e) * loom_cost_xfer_ms(x->c, in[j], b->a[e->src], k);
+            c += edge_p(x, e) * xusd(x, in[j], b->a[e->src], k);
+            double f = b->fmean[e->src] + edge_p(x, e) * xms(x, in[j], b->a[e->src], k);
             if (f > fin)
                 fin = f;
         }

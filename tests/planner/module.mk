@@ -2,3 +2,12 @@
 # decomposition, and the `loom plan/tco/simulate` commands.
 PLANNER_TEST_LIBS := $(BUILD)/lib/libloom_planner.a $(BUILD)/lib/libloom_common.a
 $(eval $(call TEST,unit_planner_place,tests/planner/test_place.c,$(PLANNER_TEST_LIBS),-lcmocka $(PLANNER_LDLIBS) $(COMMON_LDLIBS)))
+$(eval $(call SCRIPT_TEST,planner_cli,tests/planner/test_cli.sh))
+
+# Benchmarks (make bench-planner): see bench/planner_bench.c. Defined here
+# because bench/module.mk belongs to the dispatch benchmark.
+$(eval $(call PROG,bench_planner,bench/planner_bench.c,$(PLANNER_TEST_LIBS),$(PLANNER_LDLIBS) $(COMMON_LDLIBS)))
+.PHONY: bench-planner
+bench-planner: $(BUILD)/bin/bench_planner
+	$(BUILD)/bin/bench_planner examples/catalog.yaml 1000000
+BENCHES += bench-planner
