@@ -17,6 +17,7 @@ int loom_cmd_tco(int argc, char **argv);
 int loom_cmd_simulate(int argc, char **argv);
 int loom_cmd_kernel(int argc, char **argv);
 int loom_cmd_llm(int argc, char **argv);
+int loom_cmd_index(int argc, char **argv);
 
 static const loom_cli_cmd_t commands[] = {
     {"validate", "check workflow files and print their DAG", loom_cmd_validate},
@@ -30,6 +31,7 @@ static const loom_cli_cmd_t commands[] = {
     {"simulate", "discrete-event simulation of a fleet serving a workload", loom_cmd_simulate},
     {"kernel", "compile a compute kernel for cpu, gpu (PTX) or npu and show the artifact", loom_cmd_kernel},
     {"llm", "run a GGUF model locally (info, generate, embed, prefill/decode)", loom_cmd_llm},
+    {"index", "build or inspect a vector index for vector.search steps", loom_cmd_index},
 };
 
 static void usage(FILE *f)

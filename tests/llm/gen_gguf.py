@@ -269,6 +269,7 @@ def rand(rng, shape, scale, fast):
 
 def write_llama(args, w, rng):
     dim, layers, heads, kvh, ffn, ctx = SHAPES[args.shape]
+    ctx = args.ctx or ctx
     tokens, scores, types = spm_vocab()
     if args.shape != "tiny":
         while len(tokens) < 32000:  # real vocabulary size, unused filler tokens
@@ -302,9 +303,13 @@ def write_llama(args, w, rng):
     w.add("tokenizer.ggml.eos_token_id", T_U32, 2)
     w.add("tokenizer.ggml.unknown_token_id", T_U32, 0)
     w.add("tokenizer.ggml.add_bos_token", T_BOOL, True)
+    # TinyLlama / Zephyr's template
     w.add("tokenizer.chat_template", T_STR,
-          "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+          "{% for message in messages %}\n{% if message['role'] == 'user' %}\n"
+          "{{ '<|user|>\\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n"
+          "{{ '<|system|>\\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n"
+          "{{ '<|assistant|>\\n'  + message['content'] + eos_token }}\n{% endif %}\n"
+          "{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}")
     t = args.type
     hd = dim // heads
     sc = 1.0 / np.sqrt(dim)
@@ -404,6 +409,7 @@ def main():
     ap.add_argument("--rope-base", type=float, default=10000.0)
     ap.add_argument("--rope-linear", type=float, default=1.0, help="linear RoPE scaling factor")
     ap.add_argument("--pooling", choices=["mean", "cls"], default="mean")
+    ap.add_argument("--ctx", type=int, default=0, help="context length (llama; default: the shape's)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--fast", action="store_true", help="uniform random weights (bench models)")
     ap.add_argument("-o", "--out", required=True)

@@ -5,14 +5,17 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "common/buf.h"
 #include "workers/common/gguf.h"
 #include "workers/common/kvcache.h"
+#include "workers/common/vindex.h"
 #include "workers/cpu/llm_pool.h"
 #include "workers/cpu/llm_sample.h"
 
@@ -238,6 +241,51 @@ static void test_sampler(void **st) {
     loom_llm_sampler_destroy(&b);
 }
 
+static void test_vindex(void **st) {
+    (void)st;
+    char path[] = "/tmp/loom-vindex-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    float vec[3 * 4] = {1, 0, 0, 0, 0, 2, 0, 0, 1, 1, 0, 0};
+    const char *pl[3] = {"{\"id\":\"a\"}", "{\"id\":\"b\"}", "{\"id\":\"c\"}"};
+    size_t lens[3] = {10, 10, 10};
+    uint8_t h[32] = {7};
+    loom_err_t e = {0};
+    assert_int_equal(loom_vindex_write(path, 4, 3, vec, pl, lens, h, &e), 0);
+    loom_vindex_t *v;
+    assert_int_equal(loom_vindex_open(path, &v, &e), 0);
+    assert_int_equal(loom_vindex_count(v), 3);
+    float q[4] = {0, 3, 0, 0};
+    loom_vindex_hit_t hits[2];
+    assert_int_equal(loom_vindex_search(v, q, 4, 2, hits, &e), 2);
+    assert_int_equal(hits[0].id, 1);
+    assert_float_equal(hits[0].score, 1.0f, 1e-6);
+    assert_int_equal(hits[1].id, 2);
+    assert_float_equal(hits[1].score, 0.70710678f, 1e-6);
+    size_t len;
+    assert_memory_equal(loom_vindex_payload(v, 2, &len), "{\"id\":\"c\"}", 10);
+    assert_int_equal(loom_vindex_search(v, q, 3, 2, hits, &e), LOOM_EINVAL);
+    /* corrupt copies: every truncation and byte flip is a clear error */
+    FILE *f = fopen(path, "rb");
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    loom_vindex_t *w;
+    for (size_t k = 0; k < n; k++) {
+        assert_int_equal(loom_vindex_open_mem(buf, k, "cut.index", &w, &e), LOOM_EPARSE);
+        buf[k] ^= 1;
+        assert_int_not_equal(loom_vindex_open_mem(buf, n, "flip.index", &w, &e), 0);
+        assert_true(e.msg[0] != 0);
+        buf[k] ^= 1;
+    }
+    assert_int_equal(loom_vindex_open_mem(buf, n, "ok.index", &w, &e), 0);
+    loom_vindex_destroy(&w);
+    loom_vindex_destroy(&v);
+    unlink(path);
+    assert_int_equal(loom_vindex_open("/nonexistent.index", &v, &e), LOOM_ENOTFOUND);
+}
+
 static void add_task(void *ctx, int i) { __atomic_fetch_add((long *)ctx, i, __ATOMIC_RELAXED); }
 
 static void test_pool(void **st) {
@@ -259,7 +307,7 @@ int main(void) {
         cmocka_unit_test(test_gguf_truncated_everywhere), cmocka_unit_test(test_gguf_random_corruption),
         cmocka_unit_test(test_gguf_open_errors),    cmocka_unit_test(test_fp16),
         cmocka_unit_test(test_kvcache),             cmocka_unit_test(test_sampler),
-        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_pool),                cmocka_unit_test(test_vindex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -191,3 +191,48 @@ oom:
     loom_buf_free(&o);
     return LOOM_ENOMEM;
 }
+
+int loom_llm_embed_text(const loom_llm_model_t *m, loom_llm_cpu_t *c, const char *text, int truncate, float *out,
+                        loom_err_t *e) {
+    int32_t *ids;
+    size_t n;
+    int rc = loom_llm_tokenize(m, text, &ids, &n, e);
+    if (rc) return rc;
+    int ctx = loom_llm_cpu_n_ctx(c);
+    if (truncate && n > (size_t)ctx) {
+        int32_t last = ids[n - 1];
+        n = (size_t)ctx;
+        if (m->tok && loom_tokenizer_is_eog(m->tok, last)) ids[n - 1] = last; /* keep the closing [SEP] */
+    }
+    rc = loom_llm_cpu_embed(c, ids, (int)n, out, e);
+    free(ids);
+    return rc;
+}
+
+int loom_llm_chat_format(const loom_llm_model_t *m, const char *system, const char *prompt, loom_buf_t *out) {
+    const char *t = m->tok ? loom_tokenizer_chat_template(m->tok) : NULL;
+    int has_sys = system && *system;
+    if (t && strstr(t, "<|im_start|>")) {
+        if (has_sys) loom_buf_printf(out, "<|im_start|>system\n%s<|im_end|>\n", system);
+        return loom_buf_printf(out, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", prompt);
+    }
+    if (t && strstr(t, "<|start_header_id|>")) {
+        if (has_sys) loom_buf_printf(out, "<|start_header_id|>system<|end_header_id|>\n\n%s<|eot_id|>", system);
+        return loom_buf_printf(out, "<|start_header_id|>user<|end_header_id|>\n\n%s<|eot_id|>"
+                                    "<|start_header_id|>assistant<|end_header_id|>\n\n", prompt);
+    }
+    if (t && strstr(t, "<|user|>")) {
+        if (has_sys) loom_buf_printf(out, "<|system|>\n%s</s>\n", system);
+        return loom_buf_printf(out, "<|user|>\n%s</s>\n<|assistant|>\n", prompt);
+    }
+    if (t && strstr(t, "<start_of_turn>")) {
+        return loom_buf_printf(out, "<start_of_turn>user\n%s%s%s<end_of_turn>\n<start_of_turn>model\n",
+                               has_sys ? system : "", has_sys ? "\n\n" : "", prompt);
+    }
+    if (t && strstr(t, "[INST]")) {
+        if (has_sys) return loom_buf_printf(out, "[INST] <<SYS>>\n%s\n<</SYS>>\n\n%s [/INST]", system, prompt);
+        return loom_buf_printf(out, "[INST] %s [/INST]", prompt);
+    }
+    if (has_sys) return loom_buf_printf(out, "%s\n\n%s", system, prompt);
+    return loom_buf_puts(out, prompt);
+}

@@ -67,6 +67,18 @@ int loom_llm_prefill(const loom_llm_model_t *m, loom_llm_backend_t *b, const int
 int loom_llm_decode(const loom_llm_model_t *m, loom_llm_backend_t *b, loom_kvcache_t *kv,
                     const loom_llm_gen_params_t *p, loom_buf_t *text, loom_llm_gen_result_t *r, loom_err_t *e);
 
+/* Tokenises text (BOS/CLS and EOS/SEP as the model asks) and writes the
+ * pooled, L2-normalised embedding (m->dim floats) to out. Texts longer than
+ * the context are an error (LOOM_ETOOBIG) unless truncate is set. */
+int loom_llm_embed_text(const loom_llm_model_t *m, loom_llm_cpu_t *c, const char *text, int truncate, float *out,
+                        loom_err_t *e);
+
+/* Formats a system + user message with the model's chat template. The
+ * common template families are recognised from tokenizer.chat_template
+ * (ChatML, Llama 3, Llama 2 [INST], Zephyr/TinyLlama <|user|>, Gemma);
+ * other or missing templates get "system\n\nprompt". system may be NULL. */
+int loom_llm_chat_format(const loom_llm_model_t *m, const char *system, const char *prompt, loom_buf_t *out);
+
 /* Replaces invalid UTF-8 in b (random or byte-level models can emit broken
  * sequences) with U+FFFD so the text can go into JSON. */
 int loom_llm_utf8_sanitize(loom_buf_t *b);
