@@ -459,7 +459,8 @@ static void finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state
         return;
     if (state != LOOM_TASK_SUCCEEDED && state != LOOM_TASK_SKIPPED) {
         char msg[1024];
-        snprintf(msg, sizeof msg, "step '%s' %s: %s", s->id, loom_store_task_state_name(state),
+        snprintf(msg, sizeof msg, "step '%s' %s: %s", s->id,
+                 state == LOOM_TASK_TIMED_OUT ? "timed out" : loom_store_task_state_name(state),
                  error ? error : "no detail");
         engine_run_finish(e, r, state == LOOM_TASK_CANCELLED ? LOOM_RUN_CANCELLED : LOOM_RUN_FAILED,
                           msg, NULL);

@@ -58,3 +58,10 @@ start_worker() {
 jget() {
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps($2) if not isinstance($2,str) else $2)" "$1"
 }
+
+# alive PID — true while PID runs (zombies count as dead: in containers
+# without an init that reaps, killed orphans linger as zombies).
+alive() {
+  local s; s=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [ -n "$s" ] && [ "${s#Z}" = "$s" ]
+}

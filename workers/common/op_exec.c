@@ -1,7 +1,8 @@
 /* op_exec.c — the tool.exec op: run a program, never through a shell.
  *
  * Input (rendered by loomd):
- *   argv        [string, ...]   required; argv[0] is looked up in PATH
+ *   argv        [string, ...]   required; argv[0] is looked up in PATH;
+ *                               non-string items are passed as compact JSON
  *   stdin       string or any JSON value (serialised), optional
  *   env         {NAME: value}   variables to set
  *   env_allow   [NAME, ...]     worker variables passed through (default:
@@ -22,7 +23,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,62 @@ static void tail_add(char *tail, size_t *tlen, const char *d, size_t n)
     *tlen += n;
 }
 
+/* fork + exec (not posix_spawn: the child needs prctl). The child leads
+ * its own process group (so a timeout can kill everything it started) and
+ * dies with its parent thread's process (PR_SET_PDEATHSIG), so a worker
+ * killed with -9 does not leave its tools running. Only async-signal-safe
+ * calls between fork and exec. Returns 0 or the errno of the failed exec. */
+static int spawn(char **argv, char **envp, const char *cwd, int in, int out, int err, pid_t *ppid)
+{
+    int ep[2];
+    if (pipe2(ep, O_CLOEXEC) != 0)
+        return errno;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(ep[0]);
+        close(ep[1]);
+        return e;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || (cwd && chdir(cwd) != 0)) {
+            int e = errno;
+            ssize_t w = write(ep[1], &e, sizeof e);
+            (void)w;
+            _exit(127);
+        }
+        execvpe(argv[0], argv, envp);
+        int e = errno;
+        ssize_t w = write(ep[1], &e, sizeof e);
+        (void)w;
+        _exit(127);
+    }
+    close(ep[1]);
+    int e = 0;
+    ssize_t n;
+    while ((n = read(ep[0], &e, sizeof e)) < 0 && errno == EINTR)
+        ;
+    close(ep[0]);
+    if (n == (ssize_t)sizeof e) {
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        return e ? e : EIO;
+    }
+    *ppid = pid;
+    return 0;
+}
+
 int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_output_t *out,
                       loom_err_t *err)
 {
@@ -168,12 +225,12 @@ int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     size_t stdin_len = 0;
     for (size_t i = 0; i < json_array_size(jargv); i++) {
         json_t *a = json_array_get(jargv, i);
+        /* Strings go as they are; other values (numbers, objects from
+         * upstream outputs, null) as compact JSON text. */
         char *s = json_is_string(a) ? strdup(json_string_value(a))
-                  : (json_is_number(a) || json_is_boolean(a)) ? json_dumps(a, JSON_ENCODE_ANY)
-                                                               : NULL;
+                                    : json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY);
         if (!s) {
-            rc = bad(out, err, "argv", "argv items must be strings");
-            loom_err_field(err, "argv[%zu]", i);
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
             goto done;
         }
         if ((rc = strv_push(&argv, s)) != 0)
@@ -213,31 +270,9 @@ int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
         rc = loom_err_set(err, LOOM_EIO, "tool.exec: pipe: %s", strerror(errno));
         goto close_pipes;
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
-    if (jcwd)
-        posix_spawn_file_actions_addchdir_np(&fa, json_string_value(jcwd));
-    posix_spawnattr_setpgroup(&attr, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    sigset_t deflt;
-    sigemptyset(&deflt);
-    sigaddset(&deflt, SIGPIPE);
-    sigaddset(&deflt, SIGINT);
-    sigaddset(&deflt, SIGTERM);
-    posix_spawnattr_setsigdefault(&attr, &deflt);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
-    pid_t pid;
-    int serr = posix_spawnp(&pid, argv.v[0], &fa, &attr, argv.v, env.v ? env.v : (char *[]){NULL});
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    pid_t pid = -1;
+    int serr = spawn(argv.v, env.v ? env.v : (char *[]){NULL},
+                     jcwd ? json_string_value(jcwd) : NULL, pin[0], pout[1], perr[1], &pid);
     close(pin[0]), pin[0] = -1;
     close(pout[1]), pout[1] = -1;
     close(perr[1]), perr[1] = -1;
