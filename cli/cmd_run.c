@@ -114,6 +114,11 @@ static void progress_line(const Loom__V1__RunEvent *ev, int tty)
     case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_WORKER_LOST:
         snprintf(line, sizeof line, "  ! %-24s %s", step, ev->message ? ev->message : "worker lost");
         break;
+    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_PLANNED:
+    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_REPLANNED:
+        snprintf(line, sizeof line, "  %s %s", ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_PLANNED ? "◆ planned:" : "◆ re-planned:",
+                 ev->message ? ev->message : "");
+        break;
     case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_SLA_MISSED:
         snprintf(line, sizeof line, "  ! SLA missed: %s", ev->message ? ev->message : "");
         break;

@@ -161,6 +161,8 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
     run_store_update(e, r, outputs);
     engine_emit(e, r, &(engine_ev_t){.kind = kind, .message = r->error, .output = outputs,
                                      .final = 1, .error = r->error});
+    if (e->cfg.placement.run_done)
+        e->cfg.placement.run_done(e->cfg.placement.self, r->id);
     loom_map_del(e->runs, r->id);
     e->stats.runs_finished++;
     LOOM_INFO(COMP, "msg=\"run finished\" run=%s state=%s ms=%" PRId64 " sla_missed=%d%s%s", r->id,
@@ -748,6 +750,18 @@ typedef struct {
     size_t n, cap;
 } wbatch_t;
 
+/* A plan-driven placement policy planned or re-planned a run: publish it. */
+static void placement_note(void *ud, const char *run_id, int replanned, const char *message)
+{
+    loom_engine_t *e = ud;
+    loom_run_t *r = loom_map_get(e->runs, run_id);
+    if (!r || r->final)
+        return;
+    engine_emit(e, r, &(engine_ev_t){.kind = replanned ? LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_REPLANNED
+                                                       : LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_PLANNED,
+                                     .message = message});
+}
+
 void loom_engine_dispatch(loom_engine_t *e)
 {
     if (!loom_sched_len(&e->ready))
@@ -769,7 +783,10 @@ void loom_engine_dispatch(loom_engine_t *e)
         const loom_wf_step_t *s = &t->scope->g->steps[t->step];
         loom_placement_req_t req = {.run_id = t->run->id, .step_id = sid, .op = t->op,
                                     .model = s->model, .attempt = t->attempt,
-                                    .avoid_worker = t->last_worker[0] ? t->last_worker : NULL};
+                                    .avoid_worker = t->last_worker[0] ? t->last_worker : NULL,
+                                    .workflow = t->run->wf, .sla_ms = t->run->sla_ms,
+                                    .elapsed_ms = (double)(now - t->run->start_mono),
+                                    .note = placement_note, .note_ud = e};
         int never = 0;
         loom_worker_rec_t *w = e->cfg.placement.pick(e->cfg.placement.self, &req, e->cfg.reg,
                                                       &never);

@@ -32,6 +32,8 @@ static const char usage_text[] =
     "  --heartbeat-timeout-ms N  a silent worker is lost after this (default 3x interval)\n"
     "  --depth N                 tasks kept in flight per worker slot (default 16)\n"
     "  --placement-timeout-ms N  fail tasks no worker can run after this (default 30000)\n"
+    "  --placement POLICY        least-loaded (default) or planner: plan each run against\n"
+    "                            the live workers (measured speed, price) and follow the plan\n"
     "  --max-runs N              finished runs kept in memory (default 1000)\n"
     "  --auth-token TOKEN        clients must send this token (or $LOOM_AUTH_TOKEN)\n"
     "  --ready-file FILE         write the bound endpoints there once serving\n"
@@ -79,6 +81,8 @@ static int apply(cfg_t *c, const char *k, const char *v)
         c->o.heartbeat_timeout_ms = (int)n;
     else if (strcmp(k, "depth") == 0)
         c->o.depth = (int)n;
+    else if (strcmp(k, "placement") == 0)
+        c->o.placement = keep(v);
     else if (strcmp(k, "placement-timeout-ms") == 0)
         c->o.placement_timeout_ms = n;
     else if (strcmp(k, "max-runs") == 0)

@@ -17,6 +17,14 @@ typedef struct loom_placement_req {
     const char *model;        /* model resource name for llm/embed ops; NULL otherwise */
     int attempt;
     const char *avoid_worker; /* the worker a previous attempt failed on; NULL = none */
+    /* For plan-driven policies (may be NULL / 0): */
+    const struct loom_workflow *workflow; /* the run's parsed workflow */
+    double sla_ms;            /* the run's SLA; 0 = none */
+    double elapsed_ms;        /* since the run started */
+    /* Reports a plan or re-plan of the run; loomd publishes it as a PLANNED
+     * (replanned = 0) or REPLANNED event with message as its text. */
+    void (*note)(void *note_ud, const char *run_id, int replanned, const char *message);
+    void *note_ud;
 } loom_placement_req_t;
 
 typedef struct loom_placement {
@@ -27,6 +35,9 @@ typedef struct loom_placement {
     loom_worker_rec_t *(*pick)(void *self, const loom_placement_req_t *req, loom_registry_t *reg,
                                int *never);
     void (*destroy)(void *self);
+    /* Optional: the run reached a final state (the policy may drop what it
+     * kept about it). */
+    void (*run_done)(void *self, const char *run_id);
     void *self;
 } loom_placement_t;
 
@@ -34,5 +45,13 @@ typedef struct loom_placement {
  * the op (and matching device_class when one is given: by kind or model
  * prefix); prefers not to reuse avoid_worker when another is free. */
 loom_placement_t loom_placement_least_loaded(void);
+
+/* The planner's policy (placement_planner.c): each run is planned against
+ * the live registry (every ready worker is a device class with its measured
+ * GFLOP/s, GB/s, memory and price; planner/place.h) on its first dispatch,
+ * its tasks go to the planned workers, and the run is re-planned when a
+ * planned worker is gone or the run falls behind its plan. Steps it cannot
+ * plan fall back to least-loaded. Returns a policy with self == NULL on OOM. */
+loom_placement_t loom_placement_planner(void);
 
 #endif

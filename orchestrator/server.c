@@ -560,8 +560,14 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         rc = err->code ? err->code : LOOM_EIO;
         goto out;
     }
+    int use_planner = opts->placement && strcmp(opts->placement, "planner") == 0;
+    if (opts->placement && !use_planner && strcmp(opts->placement, "least-loaded") != 0) {
+        rc = loom_err_set(err, LOOM_EINVAL, "unknown placement policy '%s' (planner or least-loaded)",
+                          opts->placement);
+        goto out;
+    }
     loom_engine_cfg_t ec = {.store = s->store, .reg = s->reg,
-                            .placement = loom_placement_least_loaded(),
+                            .placement = use_planner ? loom_placement_planner() : loom_placement_least_loaded(),
                             .send_tasks = send_tasks, .cancel_task = cancel_task,
                             .on_event = on_event, .ud = s,
                             .placement_timeout_ms = opts->placement_timeout_ms};

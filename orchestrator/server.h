@@ -16,6 +16,7 @@ typedef struct loom_server_opts {
     int heartbeat_timeout_ms;     /* silence after which a worker is lost (default 3000) */
     int depth;                    /* tasks in flight per worker slot (default 16) */
     int64_t placement_timeout_ms; /* fail tasks no worker can run after this (default 30000) */
+    const char *placement;        /* "least-loaded" (default) or "planner" */
     const char *auth_token;       /* clients must send it when set */
     int max_finished_runs;        /* in-memory store bound (default 1000) */
     loom_store_t *store;          /* borrowed; NULL = an in-memory store owned by the server */

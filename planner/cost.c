@@ -206,6 +206,17 @@ const char *loom_cost_device_name(const loom_cost_t *c, int k)
     return e ? loom_catalog_class(loom_fleet_catalog(c->f), e->cls)->name : "?";
 }
 
+void loom_cost_forbid(loom_cost_t *c, int i, int k)
+{
+    if (i < 0 || (size_t)i >= c->n || k < 0 || (size_t)k >= c->K)
+        return;
+    size_t x = (size_t)i * c->K + k;
+    c->ms[x] = INFINITY;
+    c->usd[x] = INFINITY;
+    c->sd[x] = 0;
+    c->bound[x] = B_NOFIT;
+}
+
 int loom_cost_fits(const loom_cost_t *c, int i, int k) { return isfinite(c->ms[(size_t)i * c->K + k]); }
 double loom_cost_ms(const loom_cost_t *c, int i, int k) { return c->ms[(size_t)i * c->K + k]; }
 double loom_cost_sd_ms(const loom_cost_t *c, int i, int k) { return c->sd[(size_t)i * c->K + k]; }

@@ -58,6 +58,10 @@ loom_cost_src_t loom_cost_source(const loom_cost_t *c, int node, int k);
 /* Which roofline resource bounds the op: "compute", "memory", "fixed", "profile". */
 const char *loom_cost_bound(const loom_cost_t *c, int node, int k);
 
+/* Marks device k unusable for node (e.g. the worker behind it does not
+ * list the op): afterwards loom_cost_fits() is 0 there. */
+void loom_cost_forbid(loom_cost_t *c, int node, int k);
+
 /* Edge idx from device ka to kb (0 when ka == kb: co-located). */
 double loom_cost_xfer_ms(const loom_cost_t *c, int edge, int ka, int kb);
 double loom_cost_xfer_usd(const loom_cost_t *c, int edge, int ka, int kb);

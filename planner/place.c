@@ -18,6 +18,7 @@ struct loom_plan {
     double z;
     int *assign;
     unsigned char *crit;
+    double *start;
     double cost, mean, target, miss, gap, elapsed_ms;
     int feasible;
     const char *method;
@@ -738,7 +739,8 @@ static loom_plan_t *plan_alloc(const loom_graph_t *g, const loom_cost_t *c, cons
     size_t n = loom_graph_nodes(g) + 1;
     p->assign = calloc(n, sizeof(int));
     p->crit = calloc(n, 1);
-    if (!p->assign || !p->crit) {
+    p->start = calloc(n, sizeof(double));
+    if (!p->assign || !p->crit || !p->start) {
         loom_plan_destroy(&p);
         return NULL;
     }
@@ -759,8 +761,10 @@ static void plan_finish(loom_plan_t *p, ctx_t *x)
 {
     p->target = sweep(x, p->assign, &p->mean);
     p->cost = total_cost(x, p->assign);
-    for (size_t v = 0; v < x->n; v++)
+    for (size_t v = 0; v < x->n; v++) {
         p->crit[v] = through(x, (int)v) >= p->target - 1e-6 * (1 + p->target);
+        p->start[v] = x->fmu[v] - x->nmu[v];
+    }
     double sla = p->opts.sla_ms;
     p->feasible = sla <= 0 || p->target <= sla + EPS;
     p->miss = p->feasible ? 0 : p->target - sla;
@@ -900,6 +904,7 @@ void loom_plan_destroy(loom_plan_t **pp)
         return;
     free((*pp)->assign);
     free((*pp)->crit);
+    free((*pp)->start);
     free(*pp);
     *pp = NULL;
 }
@@ -916,6 +921,7 @@ double loom_plan_gap(const loom_plan_t *p) { return p->gap; }
 uint64_t loom_plan_searched(const loom_plan_t *p) { return p->searched; }
 double loom_plan_elapsed_ms(const loom_plan_t *p) { return p->elapsed_ms; }
 int loom_plan_critical(const loom_plan_t *p, int node) { return p->crit[node]; }
+double loom_plan_start_ms(const loom_plan_t *p, int node) { return p->start[node]; }
 
 int loom_plan_runner_up(const loom_plan_t *p, int node, double *cost_usd, double *target_ms, int *feasible)
 {

@@ -77,6 +77,9 @@ const char *loom_plan_method(const loom_plan_t *p);    /* "exact", "exact-budget
 double loom_plan_gap(const loom_plan_t *p);            /* relative gap; 0 proven optimal; <0 unknown */
 uint64_t loom_plan_searched(const loom_plan_t *p);     /* B&B nodes or heuristic evaluations */
 double loom_plan_elapsed_ms(const loom_plan_t *p);     /* planner CPU time */
+/* Mean start of node (ms after the run starts) under the model: the mean
+ * of its worst incoming path (transfers included). */
+double loom_plan_start_ms(const loom_plan_t *p, int node);
 /* 1 when node is on the (model's) critical path. */
 int loom_plan_critical(const loom_plan_t *p, int node);
 

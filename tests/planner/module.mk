@@ -11,3 +11,4 @@ $(eval $(call PROG,bench_planner,bench/planner_bench.c,$(PLANNER_TEST_LIBS),$(PL
 bench-planner: $(BUILD)/bin/bench_planner
 	$(BUILD)/bin/bench_planner examples/catalog.yaml 1000000
 BENCHES += bench-planner
+$(eval $(call SCRIPT_TEST,planner_loomd,tests/planner/test_loomd_plan.sh))
