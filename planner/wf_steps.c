@@ -204,6 +204,7 @@ typedef enum {
     F_BODY,
     F_EXPR,
     F_STEP_ID,
+    F_BOUND,      /* a literal integer >= 1 (loop bounds must be static) */
 } ftype_t;
 
 typedef struct fspec {
@@ -239,7 +240,7 @@ static const fspec_t f_noop[] = {{NULL, 0, false}};
 static const fspec_t f_sleep[] = {{"ms", F_INT_NONNEG, true}, {NULL, 0, false}};
 static const fspec_t f_echo[] = {{"value", F_ANY, true}, {NULL, 0, false}};
 static const fspec_t f_loop[] = {
-    {"body", F_BODY, true}, {"until", F_EXPR, false}, {"max_iterations", F_INT_POS, true}, {NULL, 0, false}};
+    {"body", F_BODY, true}, {"until", F_EXPR, false}, {"max_iterations", F_BOUND, true}, {NULL, 0, false}};
 
 static const fspec_t *const op_fields[LOOM_OP__COUNT] = {
     [LOOM_OP_LLM_GENERATE] = f_generate, [LOOM_OP_LLM_PREFILL] = f_prefill, [LOOM_OP_LLM_DECODE] = f_decode,
@@ -390,6 +391,9 @@ static void check_field(wf_ctx_t *C, loom_wf_step_t *s, const fspec_t *f, const 
     case F_INT_NONNEG:
         if (!is_single_ref(C, v, field))
             wf_get_int(C, v, field, f->type == F_INT ? INT64_MIN : f->type == F_INT_POS ? 1 : 0, INT64_MAX, &iv);
+        break;
+    case F_BOUND: /* no references: the planner needs the bound before the run */
+        wf_get_int(C, v, field, 1, INT64_MAX, &iv);
         break;
     case F_NUM_NONNEG:
     case F_PROB:

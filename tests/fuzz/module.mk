@@ -12,6 +12,7 @@ FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined
 FUZZ_MAKE = $(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SAN="$(FUZZ_SAN)" OPT="-O1 -g"
 
 $(eval $(call FUZZ,fuzz_envelope,tests/fuzz/fuzz_envelope.c,$(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a,$(PROTOCOL_LDLIBS) $(COMMON_LDLIBS)))
+$(eval $(call FUZZ,fuzz_workflow,tests/fuzz/fuzz_workflow.c,$(BUILD)/lib/libloom_planner.a $(BUILD)/lib/libloom_common.a,$(PLANNER_LDLIBS) $(COMMON_LDLIBS)))
 
 # Builds every fuzzer (run in the fuzz build: use `make fuzz` or the smoke
 # test). FUZZERS is expanded in the recipe, after every module.mk was read,

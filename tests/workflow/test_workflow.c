@@ -269,6 +269,8 @@ static void step_validation_messages(void **state)
     CASE("steps:\n  a: {op: compute, kernel: lib/k.cu}\n", "kernel file 'lib/k.cu' must end in .mlir");
     CASE("steps:\n  a: {op: loop, max_iterations: 0, body: {b: {op: noop}}}\n",
          "steps.a.max_iterations: must be a positive integer, got 0");
+    CASE("inputs: {n: int}\nsteps:\n  a: {op: loop, max_iterations: \"${inputs.n}\", body: {b: {op: noop}}}\n",
+         "steps.a.max_iterations: expected a positive integer, got string '${inputs.n}'");
     CASE("steps:\n  a: {op: loop, max_iterations: 2, body: []}\n", "steps.a.body: expected a mapping from step ids");
     CASE("steps:\n  a: {op: loop, max_iterations: 2, body: {b: {op: noop}}, expect: {iterations: 5}}\n",
          "expected iterations (5) exceed max_iterations (2)");
