@@ -24,9 +24,7 @@
 #include "workers/common/backend.h"
 #include "workers/common/kvcache.h"
 #include "workers/common/vindex.h"
-#include "workers/cpu/llm_engine.h"
-
-int loom_cpu_llm_add_ops(loom_ops_t *ops, loom_err_t *err);
+#include "workers/cpu/llm_ops.h"
 
 static struct {
     pthread_mutex_t mu;       /* the maps */
@@ -34,7 +32,40 @@ static struct {
     loom_map_t *models;       /* path -> loom_llm_model_t */
     loom_map_t *indexes;      /* path -> loom_vindex_t */
     loom_llm_pool_t *pool;
-} G = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL};
+    const loom_llm_factory_t *f;
+} G = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL, NULL};
+
+static int cpu_create(void *ud, const loom_llm_model_t *m, int n_ctx, loom_llm_backend_t *b, void **handle,
+                      loom_err_t *e) {
+    (void)ud;
+    loom_llm_cpu_t *c;
+    int rc = loom_llm_cpu_new(m, G.pool, n_ctx, &c, e);
+    if (rc) return rc;
+    loom_llm_backend_cpu(c, b);
+    *handle = c;
+    return 0;
+}
+static void cpu_destroy(void *ud, void *handle) {
+    (void)ud;
+    loom_llm_cpu_t *c = handle;
+    loom_llm_cpu_destroy(&c);
+}
+static const loom_llm_factory_t CPU_FACTORY = {"cpu", cpu_create, cpu_destroy, NULL};
+
+void loom_llm_loaded_models(char *out, size_t n) {
+    size_t it = 0, used = 0;
+    const char *k;
+    void *v;
+    out[0] = 0;
+    pthread_mutex_lock(&G.mu);
+    while (G.models && loom_map_next(G.models, &it, &k, &v)) {
+        const loom_llm_model_t *m = v;
+        int w = snprintf(out + used, n - used, "%s%s", used ? "," : "", m->name);
+        if (w < 0 || (size_t)w >= n - used) break;
+        used += (size_t)w;
+    }
+    pthread_mutex_unlock(&G.mu);
+}
 
 static void free_model(void *p) { loom_llm_model_t *m = p; loom_llm_model_destroy(&m); }
 static void free_index(void *p) { loom_vindex_t *v = p; loom_vindex_destroy(&v); }
@@ -226,14 +257,13 @@ static int op_generate(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_o
     loom_buf_t text = LOOM_BUF_INIT;
     loom_llm_gen_result_t r = {0};
     pthread_mutex_lock(&G.compute);
-    loom_llm_cpu_t *c = NULL;
-    rc = loom_llm_cpu_new(m, G.pool, ctx_len(m, n, g.p.max_tokens), &c, e);
+    void *h = NULL;
+    loom_llm_backend_t b;
+    rc = G.f->create(G.f->ud, m, ctx_len(m, n, g.p.max_tokens), &b, &h, e);
     if (!rc) {
-        loom_llm_backend_t b;
-        loom_llm_backend_cpu(c, &b);
         rc = loom_llm_generate(m, &b, ids, n, &g.p, &text, &r, e);
+        G.f->destroy(G.f->ud, h);
     }
-    loom_llm_cpu_destroy(&c);
     pthread_mutex_unlock(&G.compute);
     if (!rc) rc = finish_text(&text, &r, m, ctx, out, e);
     free(r.tokens);
@@ -252,21 +282,20 @@ static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     loom_kvcache_t *kv = NULL;
     double secs = 0;
     pthread_mutex_lock(&G.compute);
-    loom_llm_cpu_t *c = NULL;
-    rc = loom_llm_cpu_new(m, G.pool, ctx_len(m, n, 1), &c, e);
+    void *h = NULL;
+    loom_llm_backend_t b;
+    rc = G.f->create(G.f->ud, m, ctx_len(m, n, 1), &b, &h, e);
     if (!rc) {
-        loom_llm_backend_t b;
-        loom_llm_backend_cpu(c, &b);
         rc = loom_llm_prefill(m, &b, ids, n, &kv, &secs, e);
+        G.f->destroy(G.f->ud, h);
     }
-    loom_llm_cpu_destroy(&c);
     pthread_mutex_unlock(&G.compute);
     free(ids);
     if (rc) return rc;
     char hex[65];
     loom_hex(m->hash, 32, hex);
     json_t *o = json_pack("{s:s, s:i, s:s, s:f, s:s}", "format", "loom-kv-v1", "prompt_tokens", (int)n, "model_hash", hex,
-                          "prefill_s", secs, "backend", "cpu");
+                          "prefill_s", secs, "backend", G.f->name);
     const char *kv_path = json_string_value(json_object_get(in, "kv_path"));
     if (kv_path) {
         rc = loom_kvcache_save(kv, kv_path, e);
@@ -342,14 +371,13 @@ static int op_decode(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_out
     loom_buf_t text = LOOM_BUF_INIT;
     loom_llm_gen_result_t r = {0};
     pthread_mutex_lock(&G.compute);
-    loom_llm_cpu_t *c = NULL;
-    rc = loom_llm_cpu_new(m, G.pool, ctx_len(m, (size_t)loom_kvcache_n_tokens(kv), g.p.max_tokens), &c, e);
+    void *h = NULL;
+    loom_llm_backend_t b;
+    rc = G.f->create(G.f->ud, m, ctx_len(m, (size_t)loom_kvcache_n_tokens(kv), g.p.max_tokens), &b, &h, e);
     if (!rc) {
-        loom_llm_backend_t b;
-        loom_llm_backend_cpu(c, &b);
         rc = loom_llm_decode(m, &b, kv, &g.p, &text, &r, e);
+        G.f->destroy(G.f->ud, h);
     }
-    loom_llm_cpu_destroy(&c);
     pthread_mutex_unlock(&G.compute);
     loom_kvcache_destroy(&kv);
     if (!rc) rc = finish_text(&text, &r, m, ctx, out, e);
@@ -445,8 +473,11 @@ static int op_search(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_out
     return 0;
 }
 
-int loom_cpu_llm_add_ops(loom_ops_t *ops, loom_err_t *err) {
+int loom_cpu_llm_add_ops(loom_ops_t *ops, loom_err_t *err) { return loom_llm_add_ops(ops, NULL, err); }
+
+int loom_llm_add_ops(loom_ops_t *ops, const loom_llm_factory_t *f, loom_err_t *err) {
     pthread_mutex_lock(&G.mu);
+    G.f = f ? f : &CPU_FACTORY;
     if (!G.models) G.models = loom_map_new(free_model);
     if (!G.indexes) G.indexes = loom_map_new(free_index);
     if (!G.pool) {
@@ -479,6 +510,9 @@ int loom_cpu_llm_add_ops(loom_ops_t *ops, loom_err_t *err) {
         }
         s = end ? end + 1 : NULL;
     }
-    LOOM_INFO("llm", "msg=\"LLM ops ready\" simd=%s threads=%d", loom_llm_simd_name(), loom_llm_pool_size(G.pool));
+    char names[512];
+    loom_llm_loaded_models(names, sizeof names);
+    LOOM_INFO("llm", "msg=\"LLM ops ready\" backend=%s simd=%s threads=%d models=\"%s\"", G.f->name,
+              loom_llm_simd_name(), loom_llm_pool_size(G.pool), names);
     return 0;
 }
