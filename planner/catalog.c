@@ -266,11 +266,9 @@ static int load_device(loom_catalog_t *c, loom_yfile_t *y, int m, size_t i, loom
     return 0;
 }
 
-loom_catalog_t *loom_catalog_load(const char *path, loom_err_t *err)
+/* Builds the object from a parsed document; always destroys y. */
+static loom_catalog_t *from_yfile(loom_yfile_t *y, const char *path, loom_err_t *err)
 {
-    loom_yfile_t *y = loom_yfile_load(path, err);
-    if (!y)
-        return NULL;
     loom_catalog_t *c = loom_catalog_new();
     int root = loom_yfile_root(y);
     if (!c) {
@@ -311,4 +309,16 @@ fail:
     loom_catalog_destroy(&c);
     loom_yfile_destroy(&y);
     return NULL;
+}
+
+loom_catalog_t *loom_catalog_load(const char *path, loom_err_t *err)
+{
+    loom_yfile_t *y = loom_yfile_load(path, err);
+    return y ? from_yfile(y, path, err) : NULL;
+}
+
+loom_catalog_t *loom_catalog_parse(const char *name, const char *text, size_t len, loom_err_t *err)
+{
+    loom_yfile_t *y = loom_yfile_parse(name, text, len, err);
+    return y ? from_yfile(y, name, err) : NULL;
 }

@@ -61,6 +61,8 @@ typedef struct loom_catalog loom_catalog_t;
  * file:line:col and the field (e.g. devices[3].tflops.fp16). Every numeric
  * figure must have a source entry. */
 loom_catalog_t *loom_catalog_load(const char *path, loom_err_t *err);
+/* Same from memory; name is used as the file in messages. */
+loom_catalog_t *loom_catalog_parse(const char *name, const char *text, size_t len, loom_err_t *err);
 /* An empty catalog to fill programmatically (tests, benchmarks). */
 loom_catalog_t *loom_catalog_new(void);
 void loom_catalog_destroy(loom_catalog_t **pc);

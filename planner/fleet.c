@@ -116,11 +116,9 @@ static void resolve(const char *base, const char *rel, char *out, size_t n)
     snprintf(out, n, "%s/%s", dirname(tmp), rel);
 }
 
-loom_fleet_t *loom_fleet_load(const char *path, const loom_catalog_t *cat, loom_err_t *err)
+/* Builds the object from a parsed document; always destroys y. */
+static loom_fleet_t *from_yfile(loom_yfile_t *y, const char *path, const loom_catalog_t *cat, loom_err_t *err)
 {
-    loom_yfile_t *y = loom_yfile_load(path, err);
-    if (!y)
-        return NULL;
     loom_fleet_t *f = NULL;
     int root = loom_yfile_root(y);
     if (!loom_yfile_is_map(y, root)) {
@@ -211,4 +209,16 @@ fail:
     loom_fleet_destroy(&f);
     loom_yfile_destroy(&y);
     return NULL;
+}
+
+loom_fleet_t *loom_fleet_load(const char *path, const loom_catalog_t *cat, loom_err_t *err)
+{
+    loom_yfile_t *y = loom_yfile_load(path, err);
+    return y ? from_yfile(y, path, cat, err) : NULL;
+}
+
+loom_fleet_t *loom_fleet_parse(const char *name, const char *text, size_t len, const loom_catalog_t *cat, loom_err_t *err)
+{
+    loom_yfile_t *y = loom_yfile_parse(name, text, len, err);
+    return y ? from_yfile(y, name, cat, err) : NULL;
 }

@@ -31,6 +31,9 @@ typedef struct loom_fleet loom_fleet_t;
  * (and owned by the fleet); otherwise cat is borrowed and must outlive the
  * fleet. Caller owns the result. */
 loom_fleet_t *loom_fleet_load(const char *path, const loom_catalog_t *cat, loom_err_t *err);
+/* Same from memory (a relative catalog: key resolves against name's directory). */
+loom_fleet_t *loom_fleet_parse(const char *name, const char *text, size_t len, const loom_catalog_t *cat,
+                               loom_err_t *err);
 /* An empty fleet over a borrowed catalog. */
 loom_fleet_t *loom_fleet_new(const loom_catalog_t *cat);
 /* Every class of the catalog, `count` rented devices each (for --catalog). */

@@ -131,11 +131,10 @@ static int read_measure(loom_yfile_t *y, int m, const char *f, loom_measure_t *o
     return 0;
 }
 
-loom_profile_t *loom_profile_load(const char *path, loom_err_t *err)
+/* Builds the object from a parsed document; always destroys y. */
+static loom_profile_t *from_yfile(loom_yfile_t *y, const char *path, loom_err_t *err)
 {
-    loom_yfile_t *y = loom_yfile_load(path, err);
-    if (!y)
-        return NULL;
+    (void)path; /* messages take the name from y */
     loom_profile_t *p = loom_profile_new();
     int root = loom_yfile_root(y);
     char f[64];
@@ -202,4 +201,16 @@ fail:
     loom_profile_destroy(&p);
     loom_yfile_destroy(&y);
     return NULL;
+}
+
+loom_profile_t *loom_profile_load(const char *path, loom_err_t *err)
+{
+    loom_yfile_t *y = loom_yfile_load(path, err);
+    return y ? from_yfile(y, path, err) : NULL;
+}
+
+loom_profile_t *loom_profile_parse(const char *name, const char *text, size_t len, loom_err_t *err)
+{
+    loom_yfile_t *y = loom_yfile_parse(name, text, len, err);
+    return y ? from_yfile(y, name, err) : NULL;
 }

@@ -16,6 +16,8 @@
 #ifndef LOOM_PLANNER_PROFILE_H
 #define LOOM_PLANNER_PROFILE_H
 
+#include <stddef.h>
+
 #include "common/err.h"
 #include "planner/graph.h"
 
@@ -30,6 +32,8 @@ typedef struct loom_measure {
 } loom_measure_t;
 
 loom_profile_t *loom_profile_load(const char *path, loom_err_t *err);
+/* Same from memory; name is used as the file in messages. */
+loom_profile_t *loom_profile_parse(const char *name, const char *text, size_t len, loom_err_t *err);
 loom_profile_t *loom_profile_new(void);
 void loom_profile_destroy(loom_profile_t **pp);
 

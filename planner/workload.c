@@ -37,11 +37,9 @@ void loom_workload_destroy(loom_workload_t **pw)
     *pw = NULL;
 }
 
-loom_workload_t *loom_workload_load(const char *path, loom_err_t *err)
+/* Builds the object from a parsed document; always destroys y. */
+static loom_workload_t *from_yfile(loom_yfile_t *y, const char *path, loom_err_t *err)
 {
-    loom_yfile_t *y = loom_yfile_load(path, err);
-    if (!y)
-        return NULL;
     loom_workload_t *w = calloc(1, sizeof *w);
     int root = loom_yfile_root(y);
     if (!w || !(w->path = strdup(path))) {
@@ -114,4 +112,16 @@ fail:
     loom_workload_destroy(&w);
     loom_yfile_destroy(&y);
     return NULL;
+}
+
+loom_workload_t *loom_workload_load(const char *path, loom_err_t *err)
+{
+    loom_yfile_t *y = loom_yfile_load(path, err);
+    return y ? from_yfile(y, path, err) : NULL;
+}
+
+loom_workload_t *loom_workload_parse(const char *name, const char *text, size_t len, loom_err_t *err)
+{
+    loom_yfile_t *y = loom_yfile_parse(name, text, len, err);
+    return y ? from_yfile(y, name, err) : NULL;
 }

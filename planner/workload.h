@@ -35,6 +35,8 @@ typedef struct loom_workload {
 
 /* Caller owns the result (loom_workload_destroy). */
 loom_workload_t *loom_workload_load(const char *path, loom_err_t *err);
+/* Same from memory; relative paths resolve against name's directory. */
+loom_workload_t *loom_workload_parse(const char *name, const char *text, size_t len, loom_err_t *err);
 void loom_workload_destroy(loom_workload_t **pw);
 
 #endif

@@ -12,3 +12,5 @@ bench-planner: $(BUILD)/bin/bench_planner
 	$(BUILD)/bin/bench_planner examples/catalog.yaml 1000000
 BENCHES += bench-planner
 $(eval $(call SCRIPT_TEST,planner_loomd,tests/planner/test_loomd_plan.sh))
+# libFuzzer target for the catalog/fleet/profile/workload loaders (fuzz build only; see tests/fuzz/README.md).
+$(eval $(call FUZZ,fuzz_planner,tests/planner/fuzz_planner.c,$(BUILD)/lib/libloom_planner.a $(BUILD)/lib/libloom_common.a,$(PLANNER_LDLIBS) $(COMMON_LDLIBS)))
