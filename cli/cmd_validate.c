@@ -39,10 +39,15 @@ static void print_graph(const loom_wf_graph_t *g, int indent)
         if (s->op == LOOM_OP_LOOP)
             snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " max=%d%s", s->max_iterations,
                      s->until ? " until" : "");
-        printf("%*sL%d  %-20s %-14s%s", indent, "", s->level, s->id, loom_op_kind_name(s->op), extra);
-        for (size_t d = 0; d < s->n_deps; d++)
-            printf("%s%s", d ? ", " : "  <- ", g->steps[s->deps[d].step].id);
-        printf("\n");
+        char line[1024];
+        int n = snprintf(line, sizeof line, "%*sL%d  %-20s %-14s%s", indent, "", s->level, s->id,
+                         loom_op_kind_name(s->op), extra);
+        for (size_t d = 0; d < s->n_deps && n > 0 && (size_t)n < sizeof line; d++)
+            n += snprintf(line + n, sizeof line - (size_t)n, "%s%s", d ? ", " : "  <- ", g->steps[s->deps[d].step].id);
+        size_t len = strlen(line);
+        while (len && line[len - 1] == ' ')
+            line[--len] = 0;
+        printf("%s\n", line);
         if (s->body)
             print_graph(s->body, indent + 4);
     }

@@ -54,19 +54,23 @@ int loom_decompose_model(const loom_workflow_t *wf, const char *name, loom_model
     const loom_wf_model_t *m = name ? loom_workflow_model(wf, name) : NULL;
     if (!m)
         return LOOM_ENOTFOUND;
+    memset(s, 0, sizeof *s);
     int p = m->dtype ? loom_prec_parse(m->dtype) : -1;
+    int quant = 0;
     if (p < 0) {
-        /* Quantised GGUF types (q4_0, q4_k, ...) compute in int8/fp16 but
-         * store fewer bytes; model them as int8 weights. */
-        if (m->dtype && (m->dtype[0] == 'q' || m->dtype[0] == 'Q'))
+        /* Quantised GGUF types (q4_0, q8_0, q4_k, ...) compute in int8/fp16
+         * and keep an f16 KV cache. */
+        if (m->dtype && (m->dtype[0] == 'q' || m->dtype[0] == 'Q')) {
             p = LOOM_PREC_INT8;
-        else {
+            quant = 1;
+        } else {
             p = LOOM_PREC_FP16;
             note(notes, "model %s: dtype %s unknown, assumed fp16", name, m->dtype ? m->dtype : "(none)");
         }
     }
     s->prec = (loom_prec_t)p;
-    s->dtype_bytes = loom_prec_bytes(s->prec);
+    s->dtype_bytes = quant && m->dtype[1] == '4' ? 0.5625 : quant ? 1.0625 : loom_prec_bytes(s->prec);
+    s->kv_bytes = quant ? 2 : loom_prec_bytes(s->prec);
     s->layers = (double)m->layers;
     s->hidden = (double)m->hidden;
     s->heads = (double)m->heads;
@@ -74,8 +78,7 @@ int loom_decompose_model(const loom_workflow_t *wf, const char *name, loom_model
     s->head_dim = (double)(m->head_dim ? m->head_dim : (m->heads ? m->hidden / m->heads : 0));
     s->params = (double)m->params;
     if (s->layers <= 0 || s->hidden <= 0 || s->heads <= 0) {
-        note(notes, "model %s: no shape (layers/hidden/heads) in resources; assumed a Llama-3-8B shape "
-                    "(GGUF headers are not read by the planner yet)", name);
+        note(notes, "model %s: no shape (layers/hidden/heads); assumed a Llama-3-8B shape", name);
         s->layers = 32;
         s->hidden = 4096;
         s->heads = 32;
@@ -219,7 +222,7 @@ static int add_step(dctx_t *C, const loom_wf_step_t *s, const char *prefix, doub
         if (s->expect.prompt_tokens < 0)
             note(C->notes, "step %s: no expect.prompt_tokens, assumed %d", id, DEF_PROMPT_TOKENS);
         double wbytes = m.params * m.dtype_bytes;
-        double kv_tok = loom_kv_bytes((int)m.layers, (int)m.kv_heads, (int)m.head_dim, m.dtype_bytes, 1);
+        double kv_tok = loom_kv_bytes((int)m.layers, (int)m.kv_heads, (int)m.head_dim, m.kv_bytes, 1);
         double kv_in = kv_tok * tin, kv_all = kv_tok * (tin + tout);
         /* prefill: 2 x params FLOPs per token + attention (2 x layers x T^2 x hidden) */
         snprintf(name, sizeof name, "%s.prefill", full);

@@ -25,20 +25,22 @@ typedef struct loom_decompose_notes {
     size_t len;
 } loom_decompose_notes_t;
 
+/* Model shape used for sizing (from `resources.models`). */
+typedef struct loom_model_shape {
+    double params, layers, hidden, heads, kv_heads, head_dim;
+    loom_prec_t prec;   /* precision the model computes in */
+    double dtype_bytes; /* bytes per weight (0.56 for Q4_0, 1.06 for Q8_0, 2 for bf16) */
+    double kv_bytes;    /* bytes per KV-cache element (quantised weights keep an f16 cache) */
+} loom_model_shape_t;
+
 /* Builds the graph (caller owns; topo order computed). notes may be NULL. */
 int loom_decompose(const loom_workflow_t *wf, loom_graph_t **out, loom_decompose_notes_t *notes,
                    loom_err_t *err);
 void loom_decompose_notes_free(loom_decompose_notes_t *n);
 
-/* Model shape used for sizing (from `resources.models`). */
-typedef struct loom_model_shape {
-    double params, layers, hidden, heads, kv_heads, head_dim;
-    loom_prec_t prec;
-    double dtype_bytes; /* bytes per weight / KV element */
-} loom_model_shape_t;
-
-/* Fills s from wf's model `name`; returns 0, or LOOM_ENOTFOUND. Missing
- * figures are defaulted (and noted when notes is not NULL). */
+/* Fills s from wf's model `name` (resources.models; the workflow validator
+ * requires layers, hidden and heads there, so no model file is read);
+ * returns 0, or LOOM_ENOTFOUND. Defaults are noted when notes is not NULL. */
 int loom_decompose_model(const loom_workflow_t *wf, const char *name, loom_model_shape_t *s,
                          loom_decompose_notes_t *notes);
 

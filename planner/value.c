@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "common/buf.h"
+#include "common/map.h"
 
 #define MAX_DEPTH 64
 
@@ -347,10 +348,14 @@ static int build_map(builder_t *B, const char *path, int depth, loom_value_t *v)
 {
     entvec_t ev_ = {0};
     yaml_event_t ev;
+    loom_map_t *index = NULL;
     int rc = 0;
     for (;;) {
         if (next_event(B, &ev))
-            return LOOM_EPARSE;
+            {
+                rc = LOOM_EPARSE;
+                goto out_index;
+            }
         if (ev.type == YAML_MAPPING_END_EVENT) {
             yaml_event_delete(&ev);
             break;
@@ -361,7 +366,10 @@ static int build_map(builder_t *B, const char *path, int depth, loom_value_t *v)
             key = loom_arena_strndup(B->a, (const char *)ev.data.scalar.value, ev.data.scalar.length);
             if (!key) {
                 yaml_event_delete(&ev);
-                return LOOM_ENOMEM;
+                {
+                rc = LOOM_ENOMEM;
+                goto out_index;
+            }
             }
             yaml_event_delete(&ev);
         } else {
@@ -370,21 +378,29 @@ static int build_map(builder_t *B, const char *path, int depth, loom_value_t *v)
             loom_value_t *junk = NULL;
             rc = build(B, &ev, path, depth + 1, &junk);
             if (rc)
-                return rc;
+                goto out_index;
             key = NULL;
         }
         if (next_event(B, &ev))
-            return LOOM_EPARSE;
+            {
+                rc = LOOM_EPARSE;
+                goto out_index;
+            }
         loom_value_t *val = NULL;
         rc = build(B, &ev, key ? child_path(B, path, key, 0) : path, depth + 1, &val);
         if (rc)
-            return rc;
+            goto out_index;
         if (!key)
             continue;
         const loom_value_entry_t *dup = NULL;
-        for (size_t i = 0; i < ev_.n && !dup; i++)
-            if (strcmp(ev_.v[i].key, key) == 0)
-                dup = &ev_.v[i];
+        if (index) { /* large mapping: hashed lookup (index maps key -> entry number + 1) */
+            uintptr_t k = (uintptr_t)loom_map_get(index, key);
+            dup = k ? &ev_.v[k - 1] : NULL;
+        } else {
+            for (size_t i = 0; i < ev_.n && !dup; i++)
+                if (strcmp(ev_.v[i].key, key) == 0)
+                    dup = &ev_.v[i];
+        }
         if (dup) {
             report(B, kline, kcol, path, "duplicate key '%s' (first defined at line %d)", key, dup->line);
             continue;
@@ -393,14 +409,30 @@ static int build_map(builder_t *B, const char *path, int depth, loom_value_t *v)
             size_t cap = ev_.cap ? ev_.cap * 2 : 8;
             loom_value_entry_t *nv = loom_arena_alloc(B->a, cap * sizeof *nv);
             if (!nv)
-                return LOOM_ENOMEM;
+                {
+                rc = LOOM_ENOMEM;
+                goto out_index;
+            }
             if (ev_.n)
                 memcpy(nv, ev_.v, ev_.n * sizeof *nv);
             ev_.v = nv;
             ev_.cap = cap;
         }
         ev_.v[ev_.n++] = (loom_value_entry_t){key, kline, kcol, val};
+        if (!index && ev_.n == 32) { /* switch to hashing: duplicate checks stay linear overall */
+            index = loom_map_new(NULL);
+            for (size_t i = 0; index && i < ev_.n; i++)
+                if (loom_map_put(index, ev_.v[i].key, (void *)(uintptr_t)(i + 1)))
+                    loom_map_destroy(&index);
+        } else if (index && loom_map_put(index, key, (void *)(uintptr_t)ev_.n)) {
+            rc = LOOM_ENOMEM;
+            break;
+        }
     }
+out_index:
+    loom_map_destroy(&index);
+    if (rc)
+        return rc;
     v->kind = LOOM_VALUE_MAP;
     v->entries = ev_.v;
     v->len = ev_.n;

@@ -15,10 +15,12 @@
 
 #include "planner/catalog.h"
 #include "planner/cost.h"
+#include "planner/decompose.h"
 #include "planner/fleet.h"
 #include "planner/graph.h"
 #include "planner/place.h"
 #include "planner/profile.h"
+#include "planner/workflow.h"
 
 /* ---- the paper's worked example ----------------------------------------- */
 
@@ -165,6 +167,75 @@ static void kv_bytes_real_models(void **state)
     assert_float_equal(loom_kv_bytes(32, 32, 128, 2, 1), 524288.0, 0);
     assert_float_equal(loom_kv_bytes(80, 8, 128, 2, 1), 327680.0, 0);
     assert_float_equal(loom_prec_bytes((loom_prec_t)loom_prec_parse("bf16")), 2, 0);
+}
+
+
+/* ---- decomposition of real example workflows ------------------------------ */
+
+static loom_graph_t *decompose_file(const char *path, loom_workflow_t **wf)
+{
+    loom_diags_t d = LOOM_DIAGS_INIT;
+    assert_int_equal(loom_workflow_load(path, wf, &d), 0);
+    loom_diags_free(&d);
+    loom_graph_t *g = NULL;
+    loom_err_t err = {0};
+    assert_int_equal(loom_decompose(*wf, &g, NULL, &err), 0);
+    assert_non_null(loom_graph_order(g));
+    return g;
+}
+
+static const loom_gedge_t *kv_edge(const loom_graph_t *g, const char *from)
+{
+    int src = loom_graph_find(g, from);
+    assert_true(src >= 0);
+    for (size_t e = 0; e < loom_graph_edges(g); e++) {
+        const loom_gedge_t *ed = loom_graph_edge(g, (int)e);
+        if (ed->src == src && ed->kind == LOOM_GEDGE_KV)
+            return ed;
+    }
+    fail_msg("no KV edge from %s", from);
+    return NULL;
+}
+
+static void decompose_examples(void **state)
+{
+    (void)state;
+    loom_workflow_t *wf = NULL;
+    /* The paper's call: Llama-3-8B bf16, 1000 prompt tokens -> KV edge of
+     * 2 x 32 x 8 x 128 x 2 B x 1000 = 131,072,000 B. */
+    loom_graph_t *g = decompose_file("examples/paper/workflow.yaml", &wf);
+    assert_int_equal(loom_graph_nodes(g), 2);
+    const loom_gedge_t *kv = kv_edge(g, "answer.prefill");
+    assert_float_equal(kv->bytes, 131072000.0, 0);
+    assert_int_equal(kv->dst, loom_graph_find(g, "answer.decode"));
+    const loom_gnode_t *pre = loom_graph_node(g, kv->src), *dec = loom_graph_node(g, kv->dst);
+    assert_float_equal(pre->tokens, 1000, 0);
+    assert_float_equal(dec->tokens, 500, 0);
+    /* prefill: 2 x params x T + 2 x layers x T^2 x hidden */
+    assert_float_equal(pre->flops, 2 * 8.03e9 * 1000 + 2 * 32 * 1000.0 * 1000 * 4096, 1e3);
+    assert_int_equal(pre->prec, LOOM_PREC_FP16);
+    loom_graph_destroy(&g);
+    loom_workflow_destroy(&wf);
+
+    /* ReAct loop: a q4 Qwen-7B (28 layers, 4 KV heads, head_dim 128, f16 cache),
+     * 600 prompt tokens -> 2 x 28 x 4 x 128 x 2 x 600 = 34,406,400 B; the body
+     * runs 3 of at most 6 iterations; act runs with probability 0.7. */
+    g = decompose_file("examples/react-agent.yaml", &wf);
+    kv = kv_edge(g, "react.think.prefill");
+    assert_float_equal(kv->bytes, 34406400.0, 0);
+    const loom_gnode_t *act = loom_graph_node(g, loom_graph_find(g, "react.act"));
+    assert_non_null(act);
+    assert_int_equal(act->op, LOOM_GOP_TOOL_EXEC);
+    assert_float_equal(act->prob, 0.7, 1e-12);
+    assert_float_equal(act->iters_mean, 3, 1e-12);
+    assert_float_equal(act->iters_max, 6, 1e-12);
+    assert_float_equal(act->fixed_ms, 40, 1e-9);
+    assert_true(loom_graph_find(g, "react.begin") >= 0 && loom_graph_find(g, "react.end") >= 0);
+    const loom_gnode_t *think = loom_graph_node(g, loom_graph_find(g, "react.think.prefill"));
+    assert_int_equal(think->prec, LOOM_PREC_INT8);
+    assert_float_equal(think->shared_bytes, 7.62e9 * 0.5625, 1);
+    loom_graph_destroy(&g);
+    loom_workflow_destroy(&wf);
 }
 
 /* ---- exact vs heuristic ------------------------------------------------ */
@@ -407,6 +478,7 @@ int main(void)
         cmocka_unit_test(paper_sla100_infeasible_fastest),
         cmocka_unit_test(paper_sla200_picks_c),
         cmocka_unit_test(kv_bytes_real_models),
+        cmocka_unit_test(decompose_examples),
         cmocka_unit_test(exact_vs_heuristic_random),
         cmocka_unit_test(loaders_reject_garbage),
         cmocka_unit_test(catalog_example_is_complete),

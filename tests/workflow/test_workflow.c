@@ -215,6 +215,17 @@ static void yaml_level_errors(void **state)
     expect_error("- 1\n- 2\n", "t.yaml:1:1: a workflow must be a mapping");
     expect_error("version: 1\nname: x\nsteps: {a: {op: noop}}\n? [1, 2]\n: 3\n",
                  "t.yaml:4:3: mapping keys must be plain strings");
+    /* large mappings switch to a hashed duplicate check */
+    loom_buf_t big = LOOM_BUF_INIT;
+    loom_buf_puts(&big, "version: 1\nname: x\nsteps:\n");
+    for (int i = 0; i < 50; i++)
+        loom_buf_printf(&big, "  s%d: {op: noop}\n", i);
+    loom_buf_puts(&big, "  s40: {op: noop}\n  s3: {op: noop}\n");
+    char *got = parse_errors(big.data);
+    assert_string_equal(got, "t.yaml:54:3: steps: duplicate key 's40' (first defined at line 44)\n"
+                             "t.yaml:55:3: steps: duplicate key 's3' (first defined at line 7)");
+    free(got);
+    loom_buf_free(&big);
     /* nesting is bounded (the builder recurses) */
     char deep[400] = "version: 1\nname: x\nsteps: {a: {op: echo, value: ";
     size_t n = strlen(deep);
