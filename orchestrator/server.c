@@ -580,11 +580,11 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
     LOOM_INFO(COMP, "msg=\"loomd serving\" clients=%s workers=%s store=%s heartbeat_ms=%d",
               loom_rpc_server_endpoint(s->csrv), loom_rpc_server_endpoint(s->wsrv),
               loom_store_name(s->store), s->opts.heartbeat_ms);
+    server_recover(s); /* before "ready": clients then see recovered runs */
     if (opts->on_ready)
         opts->on_ready(opts->ud, loom_rpc_server_endpoint(s->csrv),
                        loom_rpc_server_endpoint(s->wsrv));
     uint64_t next_reap = 0, next_metrics = 0;
-    server_recover(s);
     while (!*stop) {
         int64_t wait = loom_engine_tick(s->eng);
         zmq_pollitem_t items[3] = {{loom_rpc_server_socket(s->wsrv), 0, ZMQ_POLLIN, 0},
