@@ -17,7 +17,7 @@ static const char usage_text[] =
     "usage: loom plan FILE [--fleet F | --catalog C] [--profile P] [--json] [--explain]\n"
     "                 [--baseline homogeneous:DEVICE|homogeneous:all] [--sla MS]\n"
     "                 [--percentile P] [--method auto|exact|heuristic] [--mc N]\n"
-    "                 [--emit mlir [--after PASS]]\n"
+    "                 [--emit mlir [--after PASS]] [--live [--endpoint URL]]\n"
     "Places each granular op of workflow FILE on a device class so that the run\n"
     "meets its end-to-end SLA (at its percentile) at the lowest cost.\n"
     "\n"
@@ -34,8 +34,13 @@ static const char usage_text[] =
     "  --emit mlir     print the plan lowered to the loom MLIR dialect instead\n"
     "  --after PASS    ... as it is after PASS: emit, decompose-llm, annotate-targets,\n"
     "                  partition-devices, verify (default)\n"
+    "  --live          ask loomd (--endpoint URL, $LOOM_ENDPOINT) to plan on its live\n"
+    "                  workers (or on --fleet F, sent along) without running the workflow\n"
     "  --json          machine-readable output\n"
-    "Exit: 0 meets the SLA, 4 no placement meets it (fastest shown), 1 bad input, 2 usage.\n";
+    "The planner samples its plan (Monte Carlo) and, when the sampled percentile misses\n"
+    "the SLA, searches again with a tighter SLA; the verdict reports both figures.\n"
+    "Exit: 0 meets the SLA, 4 no placement meets it (fastest shown, or the sampled\n"
+    "percentile misses), 1 bad input, 2 usage.\n";
 
 typedef struct {
     const char *name;
@@ -141,6 +146,11 @@ static json_t *plan_json(const loom_cli_planned_t *P, int explain, double mc50, 
         loom_plan_target_ms(pl), "meets_sla", loom_plan_feasible(pl), "miss_ms", loom_plan_miss_ms(pl), "method",
         loom_plan_method(pl), "gap", loom_plan_gap(pl), "searched", (json_int_t)loom_plan_searched(pl),
         "planner_ms", loom_plan_elapsed_ms(pl), "notes", notes);
+    if (loom_plan_mc_target_ms(pl) >= 0)
+        json_object_set_new(root, "calibration",
+                            json_pack("{s:f, s:i, s:b}", "target_ms", loom_plan_mc_target_ms(pl), "rounds",
+                                      loom_plan_mc_rounds(pl), "meets_sla",
+                                      P->opts.sla_ms <= 0 || loom_plan_mc_target_ms(pl) <= P->opts.sla_ms + 1e-9));
     if (mc > 0)
         json_object_set_new(root, "monte_carlo", json_pack("{s:i, s:f, s:f, s:f}", "samples", mc, "p50_ms", mc50,
                                                            "target_ms", mcp, "attainment", attain));
@@ -210,6 +220,14 @@ static void plan_text(const loom_cli_planned_t *P, int explain, double mc50, dou
     printf("\ncost per run: $%.4g ($%.4g per 1k runs)\n", loom_plan_cost_usd(pl), 1000 * loom_plan_cost_usd(pl));
     if (P->opts.sla_ms <= 0)
         printf("verdict: no SLA given (cheapest placement)\n");
+    else if (loom_plan_feasible(pl) && loom_plan_mc_target_ms(pl) > P->opts.sla_ms + 1e-9)
+        printf("verdict: meets the SLA by the moment model (%.1f ms slack) but NOT by sampling: p%g %.1f ms "
+               "(no placement found that does)\n", P->opts.sla_ms - loom_plan_target_ms(pl),
+               P->opts.percentile * 100, loom_plan_mc_target_ms(pl));
+    else if (loom_plan_feasible(pl) && loom_plan_mc_target_ms(pl) >= 0)
+        printf("verdict: MEETS SLA (%.1f ms slack; sampled p%g %.1f ms%s)\n", P->opts.sla_ms - loom_plan_target_ms(pl),
+               P->opts.percentile * 100, loom_plan_mc_target_ms(pl),
+               loom_plan_mc_rounds(pl) ? ", after calibrating the plan to what sampling showed" : "");
     else if (loom_plan_feasible(pl))
         printf("verdict: MEETS SLA (%.1f ms slack)\n", P->opts.sla_ms - loom_plan_target_ms(pl));
     else
@@ -236,6 +254,8 @@ static void plan_text(const loom_cli_planned_t *P, int explain, double mc50, dou
 }
 
 int loom_cli_plan_emit_mlir(const loom_cli_planned_t *P, const char *after, int json); /* plan_mlir.c */
+int loom_cli_plan_live(const char *file, const char *fleet_path, const char *endpoint, double sla_ms,
+                       int json); /* plan_live.c */
 
 int loom_cmd_plan(int argc, char **argv)
 {
@@ -244,6 +264,8 @@ int loom_cmd_plan(int argc, char **argv)
     const char *file = NULL, *fleet_path = NULL, *cat_path = NULL, *prof_path = NULL, *baseline = NULL;
     int json = 0, explain = 0, mc = 4000;
     const char *emit = NULL, *after = NULL; /* --emit mlir [--after PASS] (mlir-lowering) */
+    const char *endpoint = NULL;
+    int live = 0;
     double sla = 0, pct = 0;
     loom_place_method_t method = LOOM_PLACE_AUTO;
     for (int i = 1; i < argc; i++) {
@@ -257,6 +279,10 @@ int loom_cmd_plan(int argc, char **argv)
             after = argv[++i];
         else if (!strcmp(a, "--explain"))
             explain = 1;
+        else if (!strcmp(a, "--live"))
+            live = 1;
+        else if (!strcmp(a, "--endpoint") && has)
+            endpoint = argv[++i];
         else if (!strcmp(a, "--fleet") && has)
             fleet_path = argv[++i];
         else if (!strcmp(a, "--catalog") && has)
@@ -291,6 +317,13 @@ int loom_cmd_plan(int argc, char **argv)
     if (!file) {
         fprintf(stderr, "loom plan: no workflow file given\n%s", usage_text);
         return LOOM_EXIT_USAGE;
+    }
+    if (live) {
+        if (emit || cat_path || prof_path || baseline) {
+            fprintf(stderr, "loom plan: --live takes only --fleet, --sla, --json and --endpoint\n");
+            return LOOM_EXIT_USAGE;
+        }
+        return loom_cli_plan_live(file, fleet_path, endpoint, sla, json);
     }
     if ((emit && strcmp(emit, "mlir") != 0) || (after && !emit)) {
         fprintf(stderr, "loom plan: --emit takes 'mlir'; --after needs --emit mlir\n");
@@ -360,7 +393,9 @@ int loom_cmd_plan(int argc, char **argv)
         plan_text(&P, explain, mc50, mcp, attain, mc, bl, nbl, fname);
     }
     free(bl);
-    rc = loom_plan_feasible(P.plan) ? LOOM_EXIT_OK : LOOM_EXIT_SLA;
+    rc = loom_plan_feasible(P.plan) && !(P.opts.sla_ms > 0 && loom_plan_mc_target_ms(P.plan) > P.opts.sla_ms + 1e-9)
+             ? LOOM_EXIT_OK
+             : LOOM_EXIT_SLA;
 out:
     loom_cli_planned_free(&P);
     loom_profile_destroy(&prof);

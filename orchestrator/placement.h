@@ -54,4 +54,16 @@ loom_placement_t loom_placement_least_loaded(void);
  * plan fall back to least-loaded. Returns a policy with self == NULL on OOM. */
 loom_placement_t loom_placement_planner(void);
 
+/* Serves the Plan RPC (placement_planner.c): decomposes and places the
+ * workflow text without running it, on the live ready workers when
+ * fleet_yaml is NULL or empty, else on that fleet (whose catalog: key is a
+ * path on loomd's machine). sla_ms > 0 overrides the workflow's SLA;
+ * objective: 0 = the workflow's, 1 = cost, 2 = latency. On success *out is
+ * the caller's (free with loom_placement_plan_free). */
+struct Loom__V1__Plan;
+int loom_placement_plan_request(loom_registry_t *reg, const char *yaml, const char *name, double sla_ms,
+                                int objective, const char *fleet_yaml, struct Loom__V1__Plan **out,
+                                loom_err_t *err);
+void loom_placement_plan_free(struct Loom__V1__Plan *p);
+
 #endif

@@ -27,6 +27,7 @@
 #include "planner/graph.h"
 #include "planner/place.h"
 #include "planner/workflow.h"
+#include "loom/v1/rpc.pb-c.h"
 
 #define COMP "placement"
 #define MAX_PLANS 4096 /* plans kept for runs that never reported run_done */
@@ -341,4 +342,153 @@ loom_placement_t loom_placement_planner(void)
     }
     return (loom_placement_t){.name = "planner", .pick = pick_planned, .destroy = destroy, .run_done = run_done,
                               .self = p};
+}
+
+/* ---- the Plan RPC ------------------------------------------------------- */
+
+void loom_placement_plan_free(struct Loom__V1__Plan *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_placements; i++) {
+        Loom__V1__Placement *pl = p->placements[i];
+        if (!pl)
+            continue;
+        free(pl->step_id);
+        free(pl->op);
+        free(pl->device_model);
+        free(pl->worker_id);
+        free(pl->target);
+        free(pl);
+    }
+    free(p->placements);
+    for (size_t i = 0; i < p->n_notes; i++)
+        free(p->notes[i]);
+    free(p->notes);
+    free(p);
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+int loom_placement_plan_request(loom_registry_t *reg, const char *yaml, const char *name, double sla_ms,
+                                int objective, const char *fleet_yaml, struct Loom__V1__Plan **out,
+                                loom_err_t *err)
+{
+    *out = NULL;
+    if (!yaml || !*yaml)
+        return loom_err_set(err, LOOM_EINVAL, "workflow_yaml is empty");
+    loom_diags_t d = LOOM_DIAGS_INIT;
+    loom_workflow_t *wf = NULL;
+    int rc = loom_workflow_parse(name && *name ? name : "workflow.yaml", yaml, strlen(yaml), &wf, &d);
+    if (rc < 0) {
+        if (d.len)
+            *err = d.items[0];
+        else
+            loom_err_set(err, rc, "invalid workflow");
+        loom_diags_free(&d);
+        return rc < 0 ? rc : LOOM_EPARSE;
+    }
+    loom_diags_free(&d);
+    rplan_t rp = {.wf = wf};
+    loom_decompose_notes_t notes = {0};
+    int live = !fleet_yaml || !*fleet_yaml;
+    double sla = sla_ms > 0 ? sla_ms : wf->sla.set ? (double)wf->sla.latency_ms : 0;
+    if ((rc = loom_decompose(wf, &rp.g, &notes, err)) < 0)
+        goto done;
+    if (live) {
+        if ((rc = plan_run(&rp, reg, NULL, sla, err)) < 0)
+            goto done;
+    } else {
+        rp.fleet = loom_fleet_parse("request-fleet.yaml", fleet_yaml, strlen(fleet_yaml), NULL, err);
+        if (!rp.fleet) {
+            rc = err->code ? err->code : LOOM_EPARSE;
+            goto done;
+        }
+        rp.cost = loom_cost_new(rp.g, rp.fleet, NULL, err);
+        if (!rp.cost) {
+            rc = err->code ? err->code : LOOM_ENOMEM;
+            goto done;
+        }
+    }
+    if (!rp.plan || objective) {
+        loom_place_opts_t o;
+        loom_place_opts_init(&o);
+        o.sla_ms = sla;
+        o.percentile = wf->sla.set ? wf->sla.percentile / 100 : 0.5;
+        o.minimize_latency = objective == 2 || (objective == 0 && wf->sla.set &&
+                                                 wf->sla.objective == LOOM_WF_OBJECTIVE_LATENCY);
+        loom_plan_destroy(&rp.plan);
+        if ((rc = loom_place(rp.g, rp.cost, &o, &rp.plan, err)) < 0)
+            goto done;
+    }
+    Loom__V1__Plan *pb = calloc(1, sizeof *pb);
+    size_t n = loom_graph_nodes(rp.g);
+    if (pb)
+        loom__v1__plan__init(pb);
+    if (!pb || !(pb->placements = calloc(n + 1, sizeof *pb->placements)) ||
+        !(pb->notes = calloc(notes.len + 2, sizeof *pb->notes))) {
+        loom_placement_plan_free(pb);
+        rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        goto done;
+    }
+    const loom_catalog_t *cat = loom_fleet_catalog(rp.fleet);
+    for (size_t v = 0; v < n; v++) {
+        const loom_gnode_t *nd = loom_graph_node(rp.g, (int)v);
+        int k = loom_plan_device(rp.plan, (int)v);
+        const loom_devclass_t *dc = loom_catalog_class(cat, loom_fleet_entry(rp.fleet, k)->cls);
+        Loom__V1__Placement *pl = calloc(1, sizeof *pl);
+        if (!pl) {
+            loom_placement_plan_free(pb);
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            goto done;
+        }
+        loom__v1__placement__init(pl);
+        pb->placements[pb->n_placements++] = pl;
+        pl->step_id = dup_or_empty(nd->name);
+        for (char *c = pl->step_id; *c; c++)
+            if (*c == '.')
+                *c = '/';
+        pl->op = dup_or_empty(loom_gop_name(nd->op));
+        pl->device_kind = !strcmp(dc->kind, "gpu")   ? LOOM__V1__DEVICE_KIND__DEVICE_KIND_GPU
+                          : !strcmp(dc->kind, "npu") ? LOOM__V1__DEVICE_KIND__DEVICE_KIND_NPU
+                                                     : LOOM__V1__DEVICE_KIND__DEVICE_KIND_CPU;
+        pl->device_model = dup_or_empty(live ? dc->vendor : dc->name);
+        pl->worker_id = dup_or_empty(live ? dc->name : "");
+        pl->predicted_start_ms = loom_plan_start_ms(rp.plan, (int)v);
+        pl->predicted_ms = loom_cost_ms(rp.cost, (int)v, k);
+        pl->predicted_cost_usd = nd->prob * nd->iters_mean * loom_cost_usd(rp.cost, (int)v, k);
+        pl->on_critical_path = loom_plan_critical(rp.plan, (int)v);
+        pl->target = dup_or_empty("");
+        if (!pl->step_id || !pl->op || !pl->device_model || !pl->worker_id || !pl->target) {
+            loom_placement_plan_free(pb);
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    pb->predicted_latency_ms = loom_plan_target_ms(rp.plan);
+    pb->predicted_cost_usd = loom_plan_cost_usd(rp.plan);
+    pb->sla_latency_ms = sla;
+    pb->meets_sla = loom_plan_feasible(rp.plan) && !(sla > 0 && loom_plan_mc_target_ms(rp.plan) > sla);
+    pb->objective = objective ? objective
+                    : wf->sla.set && wf->sla.objective == LOOM_WF_OBJECTIVE_LATENCY ? 2 : 1;
+    pb->version = 1;
+    char msg[1024];
+    rp.version = 1;
+    rp.sla_ms = sla;
+    summary(&rp, live ? "live workers" : "fleet from the request", msg, sizeof msg);
+    if ((pb->notes[pb->n_notes] = strdup(msg)))
+        pb->n_notes++;
+    for (size_t i = 0; i < notes.len; i++)
+        if ((pb->notes[pb->n_notes] = strdup(notes.items[i])))
+            pb->n_notes++;
+    *out = pb;
+    rc = 0;
+done:
+    loom_decompose_notes_free(&notes);
+    rplan_free_parts(&rp);
+    loom_workflow_destroy(&wf);
+    return rc;
 }

@@ -536,6 +536,35 @@ static void rpc_health(srv_t *s, loom_msg_t *m)
     loom_rpc_reply(s->csrv, loom_msg_origin(m), (const ProtobufCMessage *)&rep, &err);
 }
 
+/* Plan: place a workflow on the live workers (or a given fleet) without
+ * running it (orchestrator/placement_planner.c). */
+static void rpc_plan(srv_t *s, loom_msg_t *m)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    Loom__V1__PlanRequest *rq = NULL;
+    loom_err_t err;
+    loom_err_clear(&err);
+    if (loom_msg_unpack(m, &loom__v1__plan_request__descriptor, NULL, (ProtobufCMessage **)&rq, &err) !=
+        LOOM_STATUS_OK) {
+        loom_rpc_reply_err(s->csrv, o, &err);
+        return;
+    }
+    Loom__V1__Plan *plan = NULL;
+    int rc = loom_placement_plan_request(s->reg, rq->workflow_yaml, rq->workflow_name, rq->sla_latency_ms,
+                                         (int)rq->objective, rq->fleet_yaml, &plan, &err);
+    if (rc != 0) {
+        if (!err.code)
+            err.code = rc;
+        loom_rpc_reply_err(s->csrv, o, &err);
+    } else {
+        Loom__V1__PlanReply rep = LOOM__V1__PLAN_REPLY__INIT;
+        rep.plan = plan;
+        loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
+        loom_placement_plan_free(plan);
+    }
+    loom_pb_free(rq);
+}
+
 void server_on_client_msg(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
@@ -561,8 +590,7 @@ void server_on_client_msg(srv_t *s, loom_msg_t *m)
     else if (strcmp(method, LOOM_METHOD_HEALTH) == 0)
         rpc_health(s, m);
     else if (strcmp(method, LOOM_METHOD_PLAN) == 0)
-        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_UNIMPLEMENTED,
-                              "loomd does not plan yet; use 'loom plan' on the workflow file");
+        rpc_plan(s, m);
     else if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY))
         loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_UNIMPLEMENTED, "no method '%s'", method);
 }

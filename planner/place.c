@@ -19,8 +19,8 @@ struct loom_plan {
     int *assign;
     unsigned char *crit;
     double *start;
-    double cost, mean, target, miss, gap, elapsed_ms;
-    int feasible;
+    double cost, mean, target, miss, gap, elapsed_ms, mc_target;
+    int feasible, mc_rounds;
     const char *method;
     uint64_t searched;
 };
@@ -731,6 +731,166 @@ done:
 
 /* ---- plans ----------------------------------------------------------------- */
 
+static void plan_finish(loom_plan_t *p, ctx_t *x);
+static int mc_run(const loom_plan_t *p, int samples, uint64_t seed, double pct, double sla_ms, double *p50_ms,
+                  double *pct_ms, double *attain, double *tail);
+
+/* One search (heuristic, then exact when asked) into p->assign under x->sla. */
+static int search(ctx_t *x, loom_plan_t *p, int use_exact, uint64_t budget, int minlat, uint64_t *searched,
+                  double *root_lb, loom_err_t *err)
+{
+    uint64_t e0 = x->evals;
+    /* The heuristic always runs: it is the incumbent for the exact search. */
+    int hfound = heuristic(x, p->assign, minlat);
+    double hobj;
+    {
+        double tg = sweep(x, p->assign, NULL);
+        hobj = minlat ? tg : (hfound ? total_cost(x, p->assign) : INFINITY);
+    }
+    p->method = "heuristic";
+    p->gap = -1;
+    if (use_exact) {
+        int complete = 0;
+        uint64_t bn = 0;
+        int *ex = calloc(x->n + 1, sizeof(int));
+        if (!ex)
+            return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        int found = exact(x, ex, minlat, budget, hobj, hfound || minlat ? p->assign : NULL, &complete, &bn,
+                          root_lb);
+        *searched += bn;
+        if (found)
+            memcpy(p->assign, ex, x->n * sizeof(int));
+        p->method = complete ? "exact" : "exact-budget";
+        if (complete && (found || minlat))
+            p->gap = 0;
+        if (!found && !minlat && complete) {
+            /* Proven infeasible: find the fastest placement exactly. */
+            int c2 = 0;
+            uint64_t bn2 = 0;
+            double lb2;
+            exact(x, p->assign, 1, budget, sweep(x, p->assign, NULL), p->assign, &c2, &bn2, &lb2);
+            *searched += bn2;
+        }
+        free(ex);
+    }
+    *searched += x->evals - e0;
+    return 0;
+}
+
+/* Monte Carlo calibration (see place.h). p has been finished under x->sla. */
+static int calibrate(ctx_t *x, loom_plan_t *p, int use_exact, uint64_t budget, uint64_t *searched, loom_err_t *err)
+{
+    int samples = p->opts.mc_samples == 0 ? 2000 : p->opts.mc_samples;
+    double sla = p->opts.sla_ms;
+    if (samples < 0 || p->opts.minimize_latency || sla <= 0 || !p->feasible || x->n > 5000)
+        return 0;
+    double mct = 0;
+    if (loom_plan_mc(p, samples, 7, p->opts.percentile, 0, NULL, &mct, NULL) < 0)
+        return 0;
+    p->mc_target = mct;
+    if (mct <= sla + EPS)
+        return 0;
+    int *first = malloc((x->n + 1) * sizeof(int));
+    double *tail = malloc((x->n + 1) * sizeof(double));
+    if (!first || !tail) {
+        free(first);
+        free(tail);
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    }
+    memcpy(first, p->assign, x->n * sizeof(int));
+    const char *first_method = p->method;
+    double first_gap = p->gap, first_mct = mct, sla_eff = sla;
+    int ok = 0, rounds = 0;
+    /* 1. Tail repair: move the op most often on the critical path of the
+     *    sampled runs that miss the SLA to a faster device (best time saved
+     *    per extra dollar, weighted by that count), while the model still
+     *    holds the SLA; re-sample; at most 8 moves. */
+    for (int mv = 0; mv < 8 && !ok; mv++) {
+        mc_run(p, samples, 7, p->opts.percentile, sla, NULL, &mct, NULL, tail);
+        if (mct <= sla + EPS) {
+            ok = 1;
+            break;
+        }
+        int bv = -1, bk = -1;
+        double bscore = 0;
+        for (size_t v = 0; v < x->n; v++) {
+            if (tail[v] <= 0)
+                continue;
+            double here = loom_cost_ms(x->c, (int)v, p->assign[v]);
+            for (size_t k = 0; k < x->K; k++) {
+                double t = loom_cost_ms(x->c, (int)v, (int)k);
+                if ((int)k == p->assign[v] || !isfinite(t) || t >= here)
+                    continue;
+                double dc = move_dcost(x, p->assign, (int)v, (int)k);
+                double sc = tail[v] * (here - t) / (dc > 1e-12 ? dc : 1e-12);
+                if (sc > bscore) {
+                    bscore = sc;
+                    bv = (int)v;
+                    bk = (int)k;
+                }
+            }
+        }
+        if (bv < 0)
+            break;
+        int old = p->assign[bv];
+        p->assign[bv] = bk;
+        if (sweep(x, p->assign, NULL) > sla + EPS) { /* the model disagrees: stop */
+            p->assign[bv] = old;
+            break;
+        }
+        rounds++;
+    }
+    if (ok) {
+        plan_finish(p, x);
+        p->mc_target = mct;
+        p->mc_rounds = rounds;
+        p->method = "heuristic+sampled";
+        p->gap = -1;
+        free(first);
+        free(tail);
+        return 0;
+    }
+    memcpy(p->assign, first, x->n * sizeof(int));
+    mct = first_mct;
+    rounds = 0;
+    /* 2. Tightening: search again under a tighter SLA. */
+    while (rounds < 4 && !ok) {
+        rounds++;
+        sla_eff -= (mct - sla) + 0.002 * sla;
+        if (sla_eff <= 0)
+            break;
+        x->sla = sla_eff;
+        double lb = 0;
+        int rc = search(x, p, use_exact, budget, 0, searched, &lb, err);
+        if (rc < 0) {
+            free(first);
+            x->sla = sla;
+            return rc;
+        }
+        if (sweep(x, p->assign, NULL) > sla_eff + EPS)
+            break; /* nothing meets the tightened SLA */
+        x->sla = sla;
+        plan_finish(p, x);
+        loom_plan_mc(p, samples, 7, p->opts.percentile, 0, NULL, &mct, NULL);
+        ok = mct <= sla + EPS;
+    }
+    x->sla = sla;
+    if (ok) {
+        p->mc_target = mct;
+        p->mc_rounds = rounds;
+    } else { /* keep the first plan; its sampled figure says it misses */
+        memcpy(p->assign, first, x->n * sizeof(int));
+        p->method = first_method;
+        p->gap = first_gap;
+        plan_finish(p, x);
+        p->mc_target = first_mct;
+        p->mc_rounds = rounds;
+    }
+    free(first);
+    free(tail);
+    return 0;
+}
+
 static loom_plan_t *plan_alloc(const loom_graph_t *g, const loom_cost_t *c, const loom_place_opts_t *o)
 {
     loom_plan_t *p = calloc(1, sizeof *p);
@@ -754,6 +914,7 @@ static loom_plan_t *plan_alloc(const loom_graph_t *g, const loom_cost_t *c, cons
         p->opts.percentile = 0.5;
     p->z = loom_place_z(p->opts.percentile);
     p->gap = -1;
+    p->mc_target = -1;
     return p;
 }
 
@@ -805,43 +966,13 @@ int loom_place(const loom_graph_t *g, const loom_cost_t *c, const loom_place_opt
     int use_exact = p->opts.method == LOOM_PLACE_EXACT ||
                     (p->opts.method == LOOM_PLACE_AUTO && x.n <= (size_t)exact_max);
     int minlat = p->opts.minimize_latency;
-    /* The heuristic always runs: it is the incumbent for the exact search. */
-    int hfound = heuristic(&x, p->assign, minlat);
-    double hobj;
-    {
-        double tg = sweep(&x, p->assign, NULL);
-        hobj = minlat ? tg : (hfound ? total_cost(&x, p->assign) : INFINITY);
-    }
-    uint64_t searched = x.evals;
-    p->method = "heuristic";
+    uint64_t searched = 0;
     double root_lb = 0;
-    if (use_exact) {
-        int complete = 0;
-        uint64_t bn = 0;
-        int *ex = calloc(x.n + 1, sizeof(int));
-        if (!ex) {
-            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
-            goto fail;
-        }
-        int found = exact(&x, ex, minlat, budget, hobj, hfound || minlat ? p->assign : NULL, &complete, &bn,
-                          &root_lb);
-        searched += bn;
-        if (found)
-            memcpy(p->assign, ex, x.n * sizeof(int));
-        p->method = complete ? "exact" : "exact-budget";
-        if (complete && (found || minlat))
-            p->gap = 0;
-        if (!found && !minlat && complete) {
-            /* Proven infeasible: find the fastest placement exactly. */
-            int c2 = 0;
-            uint64_t bn2 = 0;
-            double lb2;
-            exact(&x, p->assign, 1, budget, sweep(&x, p->assign, NULL), p->assign, &c2, &bn2, &lb2);
-            searched += bn2;
-        }
-        free(ex);
-    }
+    if ((rc = search(&x, p, use_exact, budget, minlat, &searched, &root_lb, err)) < 0)
+        goto fail;
     plan_finish(p, &x);
+    if ((rc = calibrate(&x, p, use_exact, budget, &searched, err)) < 0)
+        goto fail;
     if (p->gap < 0 && !minlat && p->feasible) {
         if (!use_exact) {
             /* Lower bound ignoring the SLA and transfers: each op on its cheapest device. */
@@ -921,6 +1052,8 @@ double loom_plan_gap(const loom_plan_t *p) { return p->gap; }
 uint64_t loom_plan_searched(const loom_plan_t *p) { return p->searched; }
 double loom_plan_elapsed_ms(const loom_plan_t *p) { return p->elapsed_ms; }
 int loom_plan_critical(const loom_plan_t *p, int node) { return p->crit[node]; }
+double loom_plan_mc_target_ms(const loom_plan_t *p) { return p->mc_target; }
+int loom_plan_mc_rounds(const loom_plan_t *p) { return p->mc_rounds; }
 double loom_plan_start_ms(const loom_plan_t *p, int node) { return p->start[node]; }
 
 int loom_plan_runner_up(const loom_plan_t *p, int node, double *cost_usd, double *target_ms, int *feasible)
@@ -978,8 +1111,11 @@ static int dbl_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int loom_plan_mc(const loom_plan_t *p, int samples, uint64_t seed, double pct, double sla_ms,
-                 double *p50_ms, double *pct_ms, double *attain)
+/* Samples the plan. tail (may be NULL, n entries) counts, over samples
+ * slower than sla_ms, how often each node was on that sample's critical
+ * path. */
+static int mc_run(const loom_plan_t *p, int samples, uint64_t seed, double pct, double sla_ms, double *p50_ms,
+                  double *pct_ms, double *attain, double *tail)
 {
     size_t n = loom_graph_nodes(p->g);
     const int *topo = loom_graph_order(p->g);
@@ -987,16 +1123,21 @@ int loom_plan_mc(const loom_plan_t *p, int samples, uint64_t seed, double pct, d
         return LOOM_EINVAL;
     double *fin = malloc((n + 1) * sizeof(double)), *lat = malloc((size_t)samples * sizeof(double));
     unsigned char *ran = malloc(n + 1);
-    if (!fin || !lat || !ran) {
+    int *pred = malloc((n + 1) * sizeof(int));
+    if (!fin || !lat || !ran || !pred) {
         free(fin);
         free(lat);
         free(ran);
+        free(pred);
         return LOOM_ENOMEM;
     }
+    if (tail)
+        memset(tail, 0, n * sizeof(double));
     uint64_t s = seed ? seed : 1;
     size_t ok = 0;
     for (int r = 0; r < samples; r++) {
         double end = 0;
+        int last = -1;
         for (size_t t = 0; t < n; t++) {
             int v = topo[t];
             const loom_gnode_t *nd = loom_graph_node(p->g, v);
@@ -1004,11 +1145,14 @@ int loom_plan_mc(const loom_plan_t *p, int samples, uint64_t seed, double pct, d
             size_t ni;
             const int *in = loom_graph_in(p->g, v, &ni);
             double start = 0;
+            pred[v] = -1;
             for (size_t j = 0; j < ni; j++) {
                 const loom_gedge_t *e = loom_graph_edge(p->g, in[j]);
                 double f = fin[e->src] + (ran[e->src] ? loom_cost_xfer_ms(p->c, in[j], p->assign[e->src], k) : 0);
-                if (f > start)
+                if (f > start) {
                     start = f;
+                    pred[v] = e->src;
+                }
             }
             ran[v] = rng_unit(&s) < nd->prob;
             double dur = 0;
@@ -1025,10 +1169,16 @@ int loom_plan_mc(const loom_plan_t *p, int samples, uint64_t seed, double pct, d
                     dur += m > 0 ? m * exp(sqrt(s2) * rng_normal(&s) - s2 / 2) : 0;
             }
             fin[v] = start + dur;
-            if (fin[v] > end)
+            if (fin[v] > end) {
                 end = fin[v];
+                last = v;
+            }
         }
         lat[r] = end;
+        if (tail && sla_ms > 0 && end > sla_ms + EPS)
+            for (int v = last; v >= 0; v = pred[v])
+                if (ran[v])
+                    tail[v] += 1;
         ok += sla_ms <= 0 || end <= sla_ms + EPS;
     }
     qsort(lat, (size_t)samples, sizeof(double), dbl_cmp);
@@ -1041,5 +1191,12 @@ int loom_plan_mc(const loom_plan_t *p, int samples, uint64_t seed, double pct, d
     free(fin);
     free(lat);
     free(ran);
+    free(pred);
     return 0;
+}
+
+int loom_plan_mc(const loom_plan_t *p, int samples, uint64_t seed, double pct, double sla_ms,
+                 double *p50_ms, double *pct_ms, double *attain)
+{
+    return mc_run(p, samples, seed, pct, sla_ms, p50_ms, pct_ms, attain, NULL);
 }

@@ -21,6 +21,14 @@
  * best. The plan says which method produced it and the optimality gap when
  * known (0 for a completed exact search).
  *
+ * Monte Carlo calibration (graphs up to 5000 ops): the moment model can
+ * underestimate the tail of branchy graphs, so a plan that meets the SLA is
+ * sampled (loom_plan_mc); when the sampled percentile misses the SLA, the
+ * search is repeated with the SLA tightened by the difference (up to four
+ * rounds) and the cheapest plan whose sampled percentile meets the SLA is
+ * kept. If none does, the first plan is kept and loom_plan_mc_target_ms()
+ * shows the sampled figure above the SLA.
+ *
  * When nothing meets the SLA the plan is the fastest placement found,
  * feasible = 0 and miss_ms says by how much it misses. */
 #ifndef LOOM_PLANNER_PLACE_H
@@ -46,6 +54,7 @@ typedef struct loom_place_opts {
     int exact_max_nodes;    /* AUTO uses exact up to this many nodes (0 = 16) */
     uint64_t node_budget;   /* B&B search nodes (0 = 2,000,000) */
     int minimize_latency;   /* objective: latency instead of cost (SLA ignored) */
+    int mc_samples;         /* Monte Carlo calibration samples (0 = 2000, < 0 = off); see below */
 } loom_place_opts_t;
 
 /* Default options: sla 0, percentile 0.5, AUTO. */
@@ -77,6 +86,10 @@ const char *loom_plan_method(const loom_plan_t *p);    /* "exact", "exact-budget
 double loom_plan_gap(const loom_plan_t *p);            /* relative gap; 0 proven optimal; <0 unknown */
 uint64_t loom_plan_searched(const loom_plan_t *p);     /* B&B nodes or heuristic evaluations */
 double loom_plan_elapsed_ms(const loom_plan_t *p);     /* planner CPU time */
+/* Sampled latency at the percentile from the calibration (-1 when not
+ * sampled), and how many tightening rounds it took (0 = none needed). */
+double loom_plan_mc_target_ms(const loom_plan_t *p);
+int loom_plan_mc_rounds(const loom_plan_t *p);
 /* Mean start of node (ms after the run starts) under the model: the mean
  * of its worst incoming path (transfers included). */
 double loom_plan_start_ms(const loom_plan_t *p, int node);

@@ -70,7 +70,11 @@ static int plan_candidate(const loom_catalog_t *cat, const loom_fleet_t *owned, 
     int ok = 0;
     loom_cost_t *cost = loom_cost_new(w->g, f, NULL, err);
     loom_plan_t *p = NULL;
-    if (cost && loom_place(w->g, cost, &w->opts, &p, NULL) == 0 && loom_plan_feasible(p)) {
+    loom_place_opts_t o = w->opts;
+    if (o.mc_samples == 0)
+        o.mc_samples = 500; /* hundreds of candidates: a coarser calibration */
+    if (cost && loom_place(w->g, cost, &o, &p, NULL) == 0 && loom_plan_feasible(p) &&
+        !(o.sla_ms > 0 && loom_plan_mc_target_ms(p) > o.sla_ms)) {
         for (size_t v = 0; v < loom_graph_nodes(w->g); v++) {
             const loom_gnode_t *nd = loom_graph_node(w->g, (int)v);
             int k = loom_plan_device(p, (int)v);

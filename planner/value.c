@@ -307,14 +307,39 @@ static void resolve_plain(loom_value_t *v)
     v->f = strtod(s, NULL);
 }
 
-static int build(builder_t *B, yaml_event_t *ev, const char *path, int depth, loom_value_t **out);
+/* The field path of the node being built, as a chain on the C stack; it
+ * is only formatted ("steps.a.argv[1]") when an error is reported. */
+typedef struct pathlink {
+    const struct pathlink *parent;
+    const char *key; /* NULL: a list index */
+    size_t index;
+} pathlink_t;
 
-static char *child_path(builder_t *B, const char *path, const char *key, size_t index)
+static size_t format_path(const pathlink_t *p, char *buf, size_t n)
 {
-    if (key)
-        return *path ? loom_arena_sprintf(B->a, "%s.%s", path, key) : loom_arena_strdup(B->a, key);
-    return loom_arena_sprintf(B->a, "%s[%zu]", path, index);
+    if (!p)
+        return 0;
+    size_t len = format_path(p->parent, buf, n);
+    int k = p->key ? snprintf(buf + len, n - len, "%s%s", len ? "." : "", p->key)
+                   : snprintf(buf + len, n - len, "[%zu]", p->index);
+    len += k > 0 ? (size_t)k : 0;
+    return len < n ? len : n - 1;
 }
+
+static void report_at(builder_t *B, int line, int col, const pathlink_t *path, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void report_at(builder_t *B, int line, int col, const pathlink_t *path, const char *fmt, ...)
+{
+    char field[256] = "", msg[512];
+    format_path(path, field, sizeof field);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    report(B, line, col, field, "%s", msg);
+}
+
+static int build(builder_t *B, yaml_event_t *ev, const pathlink_t *path, int depth, loom_value_t **out);
 
 static int build_scalar(builder_t *B, yaml_event_t *ev, loom_value_t *v)
 {
@@ -344,7 +369,7 @@ typedef struct entvec {
     size_t n, cap;
 } entvec_t;
 
-static int build_map(builder_t *B, const char *path, int depth, loom_value_t *v)
+static int build_map(builder_t *B, const pathlink_t *path, int depth, loom_value_t *v)
 {
     entvec_t ev_ = {0};
     yaml_event_t ev;
@@ -374,7 +399,7 @@ static int build_map(builder_t *B, const char *path, int depth, loom_value_t *v)
             yaml_event_delete(&ev);
         } else {
             /* Build and drop the complex key so the stream stays in step. */
-            report(B, kline, kcol, path, "mapping keys must be plain strings");
+            report_at(B, kline, kcol, path, "mapping keys must be plain strings");
             loom_value_t *junk = NULL;
             rc = build(B, &ev, path, depth + 1, &junk);
             if (rc)
@@ -387,7 +412,8 @@ static int build_map(builder_t *B, const char *path, int depth, loom_value_t *v)
                 goto out_index;
             }
         loom_value_t *val = NULL;
-        rc = build(B, &ev, key ? child_path(B, path, key, 0) : path, depth + 1, &val);
+        pathlink_t child = {path, key, 0};
+        rc = build(B, &ev, key ? &child : path, depth + 1, &val);
         if (rc)
             goto out_index;
         if (!key)
@@ -402,7 +428,7 @@ static int build_map(builder_t *B, const char *path, int depth, loom_value_t *v)
                     dup = &ev_.v[i];
         }
         if (dup) {
-            report(B, kline, kcol, path, "duplicate key '%s' (first defined at line %d)", key, dup->line);
+            report_at(B, kline, kcol, path, "duplicate key '%s' (first defined at line %d)", key, dup->line);
             continue;
         }
         if (ev_.n == ev_.cap) {
@@ -439,7 +465,7 @@ out_index:
     return 0;
 }
 
-static int build_seq(builder_t *B, const char *path, int depth, loom_value_t *v)
+static int build_seq(builder_t *B, const pathlink_t *path, int depth, loom_value_t *v)
 {
     const loom_value_t **items = NULL;
     size_t n = 0, cap = 0;
@@ -452,7 +478,8 @@ static int build_seq(builder_t *B, const char *path, int depth, loom_value_t *v)
             break;
         }
         loom_value_t *item = NULL;
-        int rc = build(B, &ev, child_path(B, path, NULL, n), depth + 1, &item);
+        pathlink_t child = {path, NULL, n};
+        int rc = build(B, &ev, &child, depth + 1, &item);
         if (rc)
             return rc;
         if (n == cap) {
@@ -473,11 +500,11 @@ static int build_seq(builder_t *B, const char *path, int depth, loom_value_t *v)
 }
 
 /* Builds the node that starts with *ev (consumed and deleted here). */
-static int build(builder_t *B, yaml_event_t *ev, const char *path, int depth, loom_value_t **out)
+static int build(builder_t *B, yaml_event_t *ev, const pathlink_t *path, int depth, loom_value_t **out)
 {
     int rc = 0;
     loom_value_t *v = loom_arena_calloc(B->a, 1, sizeof *v);
-    if (!v || !path) {
+    if (!v) {
         yaml_event_delete(ev);
         return LOOM_ENOMEM;
     }
@@ -485,7 +512,7 @@ static int build(builder_t *B, yaml_event_t *ev, const char *path, int depth, lo
     v->col = (int)ev->start_mark.column + 1;
     *out = v;
     if (depth > MAX_DEPTH && (ev->type == YAML_MAPPING_START_EVENT || ev->type == YAML_SEQUENCE_START_EVENT)) {
-        report(B, v->line, v->col, path, "nesting deeper than %d levels", MAX_DEPTH);
+        report_at(B, v->line, v->col, path, "nesting deeper than %d levels", MAX_DEPTH);
         yaml_event_delete(ev);
         return LOOM_EPARSE;
     }
@@ -494,12 +521,12 @@ static int build(builder_t *B, yaml_event_t *ev, const char *path, int depth, lo
     case YAML_MAPPING_START_EVENT: rc = build_map(B, path, depth, v); break;
     case YAML_SEQUENCE_START_EVENT: rc = build_seq(B, path, depth, v); break;
     case YAML_ALIAS_EVENT:
-        report(B, v->line, v->col, path, "YAML aliases (*%s) are not supported; write the value out",
+        report_at(B, v->line, v->col, path, "YAML aliases (*%s) are not supported; write the value out",
                (const char *)ev->data.alias.anchor);
         v->kind = LOOM_VALUE_NULL; /* keep going: the rest may hold more errors */
         break;
     default:
-        report(B, v->line, v->col, path, "unexpected YAML event");
+        report_at(B, v->line, v->col, path, "unexpected YAML event");
         rc = LOOM_EPARSE;
         break;
     }
@@ -537,7 +564,7 @@ int loom_value_parse_yaml(loom_arena_t *arena, const char *file, const char *tex
         rc = LOOM_EPARSE;
         goto out_parser;
     }
-    rc = build(&B, &ev, "", 0, &doc);
+    rc = build(&B, &ev, NULL, 0, &doc);
     if (rc)
         goto out_parser;
     if (next_event(&B, &ev)) { /* document end */

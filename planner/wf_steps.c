@@ -205,6 +205,8 @@ typedef enum {
     F_EXPR,
     F_STEP_ID,
     F_BOUND,      /* a literal integer >= 1 (loop bounds must be static) */
+    F_PARSE,      /* tool.exec: auto | json | text */
+    F_FAIL_ON,    /* tool.http: 4xx5xx | 5xx | never */
 } ftype_t;
 
 typedef struct fspec {
@@ -217,7 +219,7 @@ static const fspec_t f_generate[] = {
     {"model", F_MODEL, true}, {"prompt", F_STR, false}, {"system", F_STR, false},
     {"messages", F_MESSAGES, false}, {"max_tokens", F_INT_POS, false}, {"temperature", F_NUM_NONNEG, false},
     {"top_p", F_PROB, false}, {"top_k", F_INT_NONNEG, false}, {"stop", F_STR_LIST, false},
-    {"seed", F_INT, false}, {"format", F_FORMAT, false}, {NULL, 0, false}};
+    {"seed", F_INT, false}, {"format", F_FORMAT, false}, {"raw", F_BOOL, false}, {NULL, 0, false}};
 static const fspec_t f_prefill[] = {
     {"model", F_MODEL, true}, {"prompt", F_STR, true}, {"system", F_STR, false}, {NULL, 0, false}};
 static const fspec_t f_decode[] = {
@@ -225,19 +227,21 @@ static const fspec_t f_decode[] = {
     {"temperature", F_NUM_NONNEG, false}, {"top_p", F_PROB, false}, {"top_k", F_INT_NONNEG, false},
     {"stop", F_STR_LIST, false}, {"seed", F_INT, false}, {NULL, 0, false}};
 static const fspec_t f_embed[] = {
-    {"model", F_MODEL, true}, {"input", F_STR_OR_LIST, true}, {"normalize", F_BOOL, false}, {NULL, 0, false}};
+    {"model", F_MODEL, true}, {"input", F_STR_OR_LIST, true}, {"normalize", F_BOOL, false},
+    {"truncate", F_BOOL, false}, {NULL, 0, false}};
 static const fspec_t f_search[] = {
     {"index", F_INDEX, true}, {"query", F_ANY, true}, {"k", F_INT_POS, false},
     {"min_score", F_NUM_NONNEG, false}, {NULL, 0, false}};
 static const fspec_t f_exec[] = {
-    {"argv", F_ARGV, true}, {"stdin", F_STR, false}, {"env", F_STR_MAP, false}, {"cwd", F_STR, false},
-    {"max_output_bytes", F_INT_POS, false}, {NULL, 0, false}};
+    {"argv", F_ARGV, true}, {"stdin", F_ANY, false}, {"env", F_STR_MAP, false}, {"env_allow", F_STR_LIST, false},
+    {"cwd", F_STR, false}, {"max_output_bytes", F_INT_POS, false}, {"parse", F_PARSE, false}, {NULL, 0, false}};
 static const fspec_t f_http[] = {
     {"method", F_METHOD, false}, {"url", F_STR, true}, {"headers", F_STR_MAP, false},
-    {"body", F_ANY, false}, {"max_output_bytes", F_INT_POS, false}, {NULL, 0, false}};
+    {"body", F_ANY, false}, {"max_output_bytes", F_INT_POS, false}, {"fail_on", F_FAIL_ON, false},
+    {NULL, 0, false}};
 static const fspec_t f_compute[] = {{"kernel", F_KERNEL, true}, {"args", F_ANY, false}, {NULL, 0, false}};
 static const fspec_t f_noop[] = {{NULL, 0, false}};
-static const fspec_t f_sleep[] = {{"ms", F_INT_NONNEG, true}, {NULL, 0, false}};
+static const fspec_t f_sleep[] = {{"ms", F_INT_NONNEG, true}, {"fail", F_STR, false}, {NULL, 0, false}};
 static const fspec_t f_echo[] = {{"value", F_ANY, true}, {NULL, 0, false}};
 static const fspec_t f_loop[] = {
     {"body", F_BODY, true}, {"until", F_EXPR, false}, {"max_iterations", F_BOUND, true}, {NULL, 0, false}};
@@ -255,6 +259,8 @@ static const char *const expect_fields[] = {"latency_ms", "p95_ms", "prompt_toke
                                             "probability", "iterations", "items", NULL};
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", NULL};
 static const char *const formats[] = {"text", "json", NULL};
+static const char *const parses[] = {"auto", "json", "text", NULL};
+static const char *const fail_ons[] = {"4xx5xx", "5xx", "never", NULL};
 /* The builtin compute kernels (mirrors mlir-lowering/kernels.h, which the
  * planner cannot depend on). */
 static const char *const builtin_kernels[] = {"matmul", "softmax", "rmsnorm", "vector.search", "qmatmul", NULL};
@@ -408,6 +414,8 @@ static void check_field(wf_ctx_t *C, loom_wf_step_t *s, const fspec_t *f, const 
     case F_INDEX: check_resource_name(C, v, field, false, s); break;
     case F_METHOD: wf_get_enum(C, v, field, methods, "HTTP method"); break;
     case F_FORMAT: wf_get_enum(C, v, field, formats, "format"); break;
+    case F_PARSE: wf_get_enum(C, v, field, parses, "parse mode"); break;
+    case F_FAIL_ON: wf_get_enum(C, v, field, fail_ons, "fail_on value"); break;
     case F_KERNEL: check_kernel(C, v, field); break;
     case F_MESSAGES:
         if (v->kind != LOOM_VALUE_SEQ || v->len == 0) {

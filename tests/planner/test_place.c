@@ -238,6 +238,90 @@ static void decompose_examples(void **state)
     loom_workflow_destroy(&wf);
 }
 
+
+/* ---- Monte Carlo calibration --------------------------------------------- */
+
+/* A rare slow branch (p = 0.1, 0.9 s on the cheap device) beside an LLM
+ * call: the moment model
+ * spreads the branch into a normal tail and underestimates the p95, so the
+ * cheapest plan that "meets" the SLA by the model misses it by sampling.
+ * The calibration must then find a plan that meets it by sampling too. */
+static void calibration_tightens_when_sampling_misses(void **state)
+{
+    (void)state;
+    loom_err_t err = {0};
+    loom_catalog_t *cat = loom_catalog_load("examples/catalog.yaml", &err);
+    assert_non_null(cat);
+    loom_fleet_t *f = loom_fleet_new(cat);
+    loom_fleet_add(f, loom_catalog_find(cat, "H100-SXM"), 1, 0, -1, NULL);
+    loom_fleet_add(f, loom_catalog_find(cat, "A100-40G"), 1, 1, -1, NULL);
+    loom_graph_t *g = loom_graph_new("branchy");
+    loom_gnode_t n;
+    double w = 8.03e9 * 2, kv = 131072;
+    loom_gnode_init(&n, LOOM_GOP_PREFILL, "llm.prefill");
+    n.flops = 2 * 8.03e9 * 1000;
+    n.bytes = n.shared_bytes = w;
+    n.mem_bytes = w + kv * 1200;
+    int pre = loom_graph_add_node(g, &n, NULL);
+    loom_gnode_init(&n, LOOM_GOP_DECODE, "llm.decode");
+    n.tokens = 40;
+    n.flops = 2 * 8.03e9 * 40;
+    n.shared_bytes = w * 40;
+    n.bytes = n.shared_bytes + kv * 1020 * 40;
+    n.mem_bytes = w + kv * 1200;
+    int dec = loom_graph_add_node(g, &n, NULL);
+    loom_gnode_init(&n, LOOM_GOP_COMPUTE, "rare");
+    n.prec = LOOM_PREC_FP32;
+    n.flops = 1.05e13; /* ~0.9 s on an A100, ~0.26 s on an H100 */
+    n.bytes = 1e8;
+    n.mem_bytes = 1e8;
+    n.prob = 0.1;
+    int rare = loom_graph_add_node(g, &n, NULL);
+    loom_gnode_init(&n, LOOM_GOP_NOOP, "join");
+    int join = loom_graph_add_node(g, &n, NULL);
+    loom_graph_add_edge(g, pre, dec, LOOM_GEDGE_KV, kv * 1000, NULL);
+    loom_graph_add_edge(g, dec, join, LOOM_GEDGE_DATA, 4096, NULL);
+    loom_graph_add_edge(g, rare, join, LOOM_GEDGE_DATA, 4096, NULL);
+    assert_non_null(loom_graph_topo(g, NULL));
+    loom_cost_t *c = loom_cost_new(g, f, NULL, &err);
+    assert_non_null(c);
+
+    loom_place_opts_t o;
+    loom_place_opts_init(&o);
+    o.percentile = 0.95;
+    o.mc_samples = -1;
+    loom_plan_t *cheap = NULL, *cal = NULL;
+    assert_int_equal(loom_place(g, c, &o, &cheap, NULL), 0); /* no SLA: the cheapest */
+    double model = loom_plan_target_ms(cheap), sampled = 0;
+    assert_int_equal(loom_plan_mc(cheap, 2000, 7, 0.95, 0, NULL, &sampled, NULL), 0);
+    printf("cheapest plan: model p95 %.1f ms, sampled p95 %.1f ms, $%.3g\n", model, sampled,
+           loom_plan_cost_usd(cheap));
+    assert_true(sampled > model + 5); /* the moment model underestimates this tail */
+
+    o.sla_ms = (model + sampled) / 2; /* met by the model, missed by sampling */
+    o.mc_samples = 0;
+    assert_int_equal(loom_place(g, c, &o, &cal, NULL), 0);
+    printf("calibrated (SLA %.1f ms): model p95 %.1f ms, sampled p95 %.1f ms, %d round(s), $%.3g\n", o.sla_ms,
+           loom_plan_target_ms(cal), loom_plan_mc_target_ms(cal), loom_plan_mc_rounds(cal), loom_plan_cost_usd(cal));
+    assert_true(loom_plan_mc_rounds(cal) >= 1);
+    assert_true(loom_plan_mc_target_ms(cal) >= 0);
+    /* Sampling shows the rare op is what makes runs slow: it alone moves to
+     * the fast device; the LLM ops stay on the cheap one. */
+    assert_true(loom_plan_mc_target_ms(cal) <= o.sla_ms);
+    assert_true(loom_plan_feasible(cal));
+    assert_true(loom_plan_cost_usd(cal) > loom_plan_cost_usd(cheap)); /* paid for the tail */
+    int h100 = loom_fleet_find(f, "H100-SXM"), a100 = loom_fleet_find(f, "A100-40G");
+    assert_int_equal(loom_plan_device(cal, rare), h100);
+    assert_int_equal(loom_plan_device(cal, pre), a100);
+    assert_int_equal(loom_plan_device(cal, dec), a100);
+    loom_plan_destroy(&cheap);
+    loom_plan_destroy(&cal);
+    loom_cost_destroy(&c);
+    loom_graph_destroy(&g);
+    loom_fleet_destroy(&f);
+    loom_catalog_destroy(&cat);
+}
+
 /* ---- exact vs heuristic ------------------------------------------------ */
 
 static uint64_t rs = 0x1234567;
@@ -310,6 +394,7 @@ static void exact_vs_heuristic_random(void **state)
         loom_place_opts_t o;
         loom_place_opts_init(&o);
         o.percentile = urand() < 0.5 ? 0.5 : 0.95;
+        o.mc_samples = -1; /* compare the searches, not the calibration */
         o.minimize_latency = 1;
         loom_plan_t *fast = NULL, *cheap = NULL, *ex = NULL, *he = NULL;
         int rc = loom_place(g, c, &o, &fast, &err);
@@ -479,6 +564,7 @@ int main(void)
         cmocka_unit_test(paper_sla200_picks_c),
         cmocka_unit_test(kv_bytes_real_models),
         cmocka_unit_test(decompose_examples),
+        cmocka_unit_test(calibration_tightens_when_sampling_misses),
         cmocka_unit_test(exact_vs_heuristic_random),
         cmocka_unit_test(loaders_reject_garbage),
         cmocka_unit_test(catalog_example_is_complete),
