@@ -115,8 +115,7 @@ int loom_cmd_kernel(int argc, char **argv)
     loom_kernel_kind_t kind;
     int rc = LOOM_EXIT_FAIL;
     if (loom_kernel_kind_parse(kernel, &kind) == 0) {
-        loom_kernel_spec_t s = {.kind = kind, .m = m, .n = n, .k = k, .topk = topk, .eps = (float)eps,
-                                .scale_a = 1.0f / 64, .scale_b = 1.0f / 64};
+        loom_kernel_spec_t s = {.kind = kind, .m = m, .n = n, .k = k, .topk = topk, .eps = (float)eps};
         if (t == LOOM_TARGET_NPU && kind == LOOM_KERNEL_MATMUL)
             s.kind = LOOM_KERNEL_QMATMUL; /* the NPU computes in int8 */
         if (t == LOOM_TARGET_GPU && kind == LOOM_KERNEL_VSEARCH)

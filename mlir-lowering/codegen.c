@@ -100,7 +100,7 @@ static int sig_from_func(MlirOperation fn, loom_kernel_sig_t *sig, const char *f
     for (intptr_t i = 0; i < nin; i++) {
         MlirType t = mlirFunctionTypeGetInput(ft, i);
         loom_kernel_arg_t *a = &sig->args[sig->nargs++];
-        snprintf(a->name, sizeof a->name, "arg%ld", (long)i);
+        snprintf(a->name, sizeof a->name, "arg%d", (int)i);
         if (!mlirTypeIsAMemRef(t) || !mlirShapedTypeHasStaticShape(t) ||
             mlirShapedTypeGetRank(t) < 1 || mlirShapedTypeGetRank(t) > 2)
             return loom_err_set(err, LOOM_EINVAL,

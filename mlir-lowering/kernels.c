@@ -87,8 +87,6 @@ static int check_spec(const loom_kernel_spec_t *s, loom_err_t *err)
     if (s->kind == LOOM_KERNEL_VSEARCH && !s->scores_only && (s->topk < 1 || s->topk > 4096))
         return loom_err_set(err, LOOM_EINVAL, "kernel vector.search: topk=%d must be 1..4096",
                             s->topk);
-    if (s->kind == LOOM_KERNEL_QMATMUL && !(s->scale_a > 0 && s->scale_b > 0))
-        return loom_err_set(err, LOOM_EINVAL, "kernel qmatmul: scales must be > 0");
     if (s->kind == LOOM_KERNEL_RMSNORM && !(s->eps >= 0))
         return loom_err_set(err, LOOM_EINVAL, "kernel rmsnorm: eps must be >= 0");
     return 0;
@@ -235,15 +233,15 @@ static void gen_vsearch(loom_buf_t *b, const loom_kernel_spec_t *s)
 static void gen_qmatmul(loom_buf_t *b, const loom_kernel_spec_t *s)
 {
     int m = s->m, n = s->n, k = s->k;
-    float deq = s->scale_a * s->scale_b;
     /* q = clamp(roundeven(x / scale), -127, 127) as i8: symmetric per-tensor
-     * quantisation; the integer matmul sign-extends i8 into i32. */
+     * quantisation with the scale a run-time input (memref<1xf32>), so one
+     * compiled kernel serves any data; the integer matmul sign-extends i8
+     * into i32; dequantisation multiplies by scale_a * scale_b. */
     static const char quant[] =
-        "  linalg.generic {indexing_maps = [" MAP2 ", " MAP2 "],\n"
+        "  linalg.generic {indexing_maps = [" MAP2 ", affine_map<(i, j) -> (0)>, " MAP2 "],\n"
         "                  iterator_types = [\"parallel\", \"parallel\"]}\n"
-        "      ins(%%%s : memref<%dx%dxf32>) outs(%%%s : memref<%dx%dxi8>) {\n"
-        "    ^bb0(%%v: f32, %%o: i8):\n"
-        "      %%sc = arith.constant 0x%08X : f32\n"
+        "      ins(%%%s, %%%s : memref<%dx%dxf32>, memref<1xf32>) outs(%%%s : memref<%dx%dxi8>) {\n"
+        "    ^bb0(%%v: f32, %%sc: f32, %%o: i8):\n"
         "      %%lo = arith.constant -127.0 : f32\n"
         "      %%hi = arith.constant 127.0 : f32\n"
         "      %%d = arith.divf %%v, %%sc : f32\n"
@@ -253,23 +251,24 @@ static void gen_qmatmul(loom_buf_t *b, const loom_kernel_spec_t *s)
         "      %%q = arith.fptosi %%c2 : f32 to i8\n"
         "      linalg.yield %%q : i8\n"
         "  }\n";
-    loom_buf_printf(b, quant, "a", m, k, "qa", m, k, fbits(s->scale_a));
-    loom_buf_printf(b, quant, "b", k, n, "qb", k, n, fbits(s->scale_b));
+    loom_buf_printf(b, quant, "a", "sa", m, k, "qa", m, k);
+    loom_buf_printf(b, quant, "b", "sb", k, n, "qb", k, n);
     loom_buf_printf(b,
         "  %%zero = arith.constant 0 : i32\n"
         "  linalg.fill ins(%%zero : i32) outs(%%acc : memref<%dx%dxi32>)\n"
         "  linalg.matmul ins(%%qa, %%qb : memref<%dx%dxi8>, memref<%dx%dxi8>)\n"
         "                outs(%%acc : memref<%dx%dxi32>)\n"
-        "  linalg.generic {indexing_maps = [" MAP2 ", " MAP2 "],\n"
+        "  linalg.generic {indexing_maps = [" MAP2 ", affine_map<(i, j) -> (0)>, affine_map<(i, j) -> (0)>, " MAP2 "],\n"
         "                  iterator_types = [\"parallel\", \"parallel\"]}\n"
-        "      ins(%%acc : memref<%dx%dxi32>) outs(%%c : memref<%dx%dxf32>) {\n"
-        "    ^bb0(%%v: i32, %%o: f32):\n"
-        "      %%s = arith.constant 0x%08X : f32\n"
+        "      ins(%%acc, %%sa, %%sb : memref<%dx%dxi32>, memref<1xf32>, memref<1xf32>)\n"
+        "      outs(%%c : memref<%dx%dxf32>) {\n"
+        "    ^bb0(%%v: i32, %%x: f32, %%y: f32, %%o: f32):\n"
+        "      %%s = arith.mulf %%x, %%y : f32\n"
         "      %%f = arith.sitofp %%v : i32 to f32\n"
         "      %%r = arith.mulf %%f, %%s : f32\n"
         "      linalg.yield %%r : f32\n"
         "  }\n",
-        m, n, m, k, k, n, m, n, m, n, m, n, fbits(deq));
+        m, n, m, k, k, n, m, n, m, n, m, n);
 }
 
 int loom_kernel_source(const loom_kernel_spec_t *spec, int emit_c_interface, loom_buf_t *src,
@@ -310,6 +309,8 @@ int loom_kernel_source(const loom_kernel_spec_t *spec, int emit_c_interface, loo
     case LOOM_KERNEL_QMATMUL:
         add_arg(sig, "a", LOOM_ELEM_F32, 1, s.m, s.k);
         add_arg(sig, "b", LOOM_ELEM_F32, 1, s.k, s.n);
+        add_arg(sig, "sa", LOOM_ELEM_F32, 1, 1, 0);
+        add_arg(sig, "sb", LOOM_ELEM_F32, 1, 1, 0);
         add_arg(sig, "qa", LOOM_ELEM_I8, 0, s.m, s.k);
         add_arg(sig, "qb", LOOM_ELEM_I8, 0, s.k, s.n);
         add_arg(sig, "acc", LOOM_ELEM_I32, 0, s.m, s.n);

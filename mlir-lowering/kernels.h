@@ -17,8 +17,9 @@ typedef enum {
     LOOM_KERNEL_SOFTMAX,    /* Y[m,n] = row-wise softmax of X[m,n] */
     LOOM_KERNEL_RMSNORM,    /* Y[m,n] = X / sqrt(mean(X^2, row) + eps) * W[n] */
     LOOM_KERNEL_VSEARCH,    /* scores[n] = D[n,k] . q[k]; top-k (index, score) */
-    LOOM_KERNEL_QMATMUL,    /* NPU int8: quantise A,B per tensor, i32 matmul,
-                               dequantise; the integer accumulators are an output */
+    LOOM_KERNEL_QMATMUL,    /* NPU int8: quantise A,B per tensor (scales sa, sb are
+                               inputs), i32 matmul, dequantise; the int8 operands
+                               and i32 accumulators are outputs too */
 } loom_kernel_kind_t;
 
 typedef struct {
@@ -26,13 +27,12 @@ typedef struct {
     int m, n, k;         /* see the kinds above; all >= 1 */
     int topk;            /* VSEARCH: results wanted (>= 1) */
     float eps;           /* RMSNORM */
-    float scale_a, scale_b; /* QMATMUL: quantisation steps of A and B (> 0) */
     int scores_only;     /* VSEARCH: omit top-k (the GPU variant: scoring only) */
 } loom_kernel_spec_t;
 
 typedef enum { LOOM_ELEM_F32 = 1, LOOM_ELEM_I32, LOOM_ELEM_I8 } loom_elem_t;
 
-#define LOOM_KERNEL_MAX_ARGS 8
+#define LOOM_KERNEL_MAX_ARGS 10
 typedef struct {
     char name[16];     /* "a", "b", "c", "scores", ... */
     loom_elem_t elem;

@@ -9,7 +9,7 @@ CFLAGS_mlir-lowering_ := -isystem $(MLIR_LLVM_INCDIR)
 MLIR_SRCS := $(wildcard mlir-lowering/*.c)
 $(eval $(call LIB,mlir,$(MLIR_SRCS)))
 MLIR_LDLIBS := -L$(MLIR_LLVM_LIBDIR) -Wl,--start-group $(wildcard $(MLIR_LLVM_LIBDIR)/libMLIRCAPI*.a) \
-  -Wl,--end-group -lMLIR -lLLVM-19 -lstdc++ -lm -Wl,-rpath,$(MLIR_LLVM_LIBDIR) $(COMMON_LDLIBS)
+  -Wl,--end-group -lMLIR -lLLVM-19 -lstdc++ -lm -ljansson -Wl,-rpath,$(MLIR_LLVM_LIBDIR) $(COMMON_LDLIBS)
 
 # The IRDL text is compiled into the library as a C string.
 $(BUILD)/gen/mlir-lowering/loom_irdl.h: mlir-lowering/loom.irdl.mlir

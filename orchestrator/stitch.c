@@ -120,7 +120,8 @@ int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char *
         }
         json_object_set_new(in, en->key, v);
     }
-    if (s->op == LOOM_OP_TOOL_EXEC && r->workflow_dir && !json_object_get(in, "cwd"))
+    if ((s->op == LOOM_OP_TOOL_EXEC || s->op == LOOM_OP_COMPUTE || s->op == LOOM_OP_VECTOR_SEARCH) &&
+        r->workflow_dir && !json_object_get(in, "cwd"))
         json_object_set_new(in, "workflow_dir", json_string(r->workflow_dir));
     if (s->model) {
         const loom_wf_model_t *m = loom_workflow_model(r->wf, s->model);

@@ -1,45 +1,15 @@
-/* place.c — see place.h. Three parts: the latency/cost evaluator (moment
- * DP over the topological order), the exact branch and bound, and the
- * greedy heuristic (repair towards the SLA, relax towards lower cost). */
+/* place.c — see place.h. The latency/cost evaluator (moment DP over the
+ * topological order), the greedy heuristic (repair towards the SLA, relax
+ * towards lower cost), the Monte Carlo calibration and the plan object.
+ * The exact search is in place_exact.c, sampling in place_mc.c. */
 #include "planner/place.h"
+#include "planner/place_internal.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define EPS 1e-9
-
-struct loom_plan {
-    const loom_graph_t *g;
-    const loom_cost_t *c;
-    loom_place_opts_t opts;
-    double z;
-    int *assign;
-    unsigned char *crit;
-    double *start;
-    double cost, mean, target, miss, gap, elapsed_ms, mc_target;
-    int feasible, mc_rounds;
-    const char *method;
-    uint64_t searched;
-};
-
-/* Working state shared by the evaluator and the searches. */
-typedef struct {
-    const loom_graph_t *g;
-    const loom_cost_t *c;
-    const int *topo;
-    size_t n, ne, K;
-    double z, sla;
-    double *nmu, *nvar;      /* node moments for the current assignment */
-    double *fmu, *fvar;      /* forward: worst path ending at v (including v) */
-    double *tmu, *tvar;      /* backward: worst path after v (excluding v) */
-    double *mu_vk, *var_vk;  /* node moments per (node, device), precomputed */
-    double *usd_vk;          /* expected $ per (node, device) */
-    double *ep;              /* per edge: probability it carries data */
-    uint64_t evals;
-} ctx_t;
 
 /* ---- inverse normal CDF (Acklam's rational approximation) ---------------- */
 double loom_place_z(double p)
@@ -93,35 +63,10 @@ static void compute_moments(const ctx_t *x, int v, int k, double *mu, double *va
         *var = 0;
 }
 
-static inline void node_moments(const ctx_t *x, int v, int k, double *mu, double *var)
-{
-    size_t i = (size_t)v * x->K + (size_t)k;
-    *mu = x->mu_vk[i];
-    *var = x->var_vk[i];
-}
-
-static inline double edge_p(const ctx_t *x, const loom_gedge_t *e)
-{
-    return x->ep[e - loom_graph_edge(x->g, 0)];
-}
-
-static inline double node_usd(const ctx_t *x, int v, int k) { return x->usd_vk[(size_t)v * x->K + (size_t)k]; }
-
-/* Transfer time/cost of edge e (index ei) between devices; 0 when co-located. */
-static inline double xms(const ctx_t *x, int ei, int ka, int kb)
-{
-    return ka == kb ? 0 : loom_cost_xfer_ms(x->c, ei, ka, kb);
-}
-static inline double xusd(const ctx_t *x, int ei, int ka, int kb)
-{
-    return ka == kb ? 0 : loom_cost_xfer_usd(x->c, ei, ka, kb);
-}
-
-static double score(const ctx_t *x, double mu, double var) { return mu + x->z * sqrt(var); }
 
 /* Forward and backward DP for assignment a. Returns the target latency
  * (max over nodes of through-score) and the mean of that path. */
-static double sweep(ctx_t *x, const int *a, double *mean_out)
+double place_sweep(ctx_t *x, const int *a, double *mean_out)
 {
     x->evals++;
     for (size_t t = 0; t < x->n; t++) {
@@ -327,7 +272,7 @@ void loom_place_eval(const loom_graph_t *g, const loom_cost_t *c, const int *ass
     ctx_t x;
     if (ctx_init(&x, g, c, z, 0, NULL) == 0) {
         double mean;
-        double t = sweep(&x, assign, &mean);
+        double t = place_sweep(&x, assign, &mean);
         if (cost_usd)
             *cost_usd = total_cost(&x, assign);
         if (mean_ms)
@@ -344,7 +289,7 @@ void loom_place_eval(const loom_graph_t *g, const loom_cost_t *c, const int *ass
  * until the target is within `sla` or no move helps. Returns the target. */
 static double repair(ctx_t *x, int *a, double sla, size_t max_iter)
 {
-    double tgt = sweep(x, a, NULL);
+    double tgt = place_sweep(x, a, NULL);
     for (size_t it = 0; it < max_iter && tgt > sla + EPS; it++) {
         int bv = -1, bk = -1;
         double bratio = -1, bgain = 0;
@@ -372,10 +317,10 @@ static double repair(ctx_t *x, int *a, double sla, size_t max_iter)
             break;
         int old = a[bv];
         a[bv] = bk;
-        double nt = sweep(x, a, NULL);
+        double nt = place_sweep(x, a, NULL);
         if (nt >= tgt - 1e-12) { /* the local estimate lied (path shifted): undo, stop */
             a[bv] = old;
-            tgt = sweep(x, a, NULL);
+            tgt = place_sweep(x, a, NULL);
             break;
         }
         tgt = nt;
@@ -408,7 +353,7 @@ static void relax(ctx_t *x, int *a, cand_t *cand, int passes)
     if (!log_v || !log_k)
         optimistic = 0;
     for (int pass = 0; pass < passes; pass++) {
-        double tgt = sweep(x, a, NULL);
+        double tgt = place_sweep(x, a, NULL);
         if (x->sla > 0 && tgt > x->sla + EPS)
             break;
         size_t nc = 0;
@@ -471,7 +416,7 @@ static void relax(ctx_t *x, int *a, cand_t *cand, int passes)
                     (unsigned long long)x->evals);
         if (!moved)
             break;
-        double nt = sweep(x, a, NULL);
+        double nt = place_sweep(x, a, NULL);
         if (optimistic && x->sla > 0 && nt > x->sla + EPS) {
             int m = moved;
             while (m > 0 && nt > x->sla + EPS) {
@@ -479,7 +424,7 @@ static void relax(ctx_t *x, int *a, cand_t *cand, int passes)
                 for (int i = m - 1; i >= m - h; i--)
                     a[log_v[i]] = log_k[i];
                 m -= h;
-                nt = sweep(x, a, NULL);
+                nt = place_sweep(x, a, NULL);
             }
             if (m == 0)
                 optimistic = 0;
@@ -545,8 +490,8 @@ static int heuristic(ctx_t *x, int *out, int minimize_latency)
         relax(x, S, cand, 50);
     else if (fs)
         fs = 0;
-    double ca = fa && sweep(x, A, NULL) <= x->sla + EPS ? total_cost(x, A) : INFINITY;
-    double cs = fs && sweep(x, S, NULL) <= x->sla + EPS ? total_cost(x, S) : INFINITY;
+    double ca = fa && place_sweep(x, A, NULL) <= x->sla + EPS ? total_cost(x, A) : INFINITY;
+    double cs = fs && place_sweep(x, S, NULL) <= x->sla + EPS ? total_cost(x, S) : INFINITY;
     if (isfinite(ca) || isfinite(cs)) {
         memcpy(out, ca <= cs ? A : S, n * sizeof(int));
         ok = 1;
@@ -562,178 +507,9 @@ done:
     return ok;
 }
 
-/* ---- exact branch and bound --------------------------------------------- */
-
-typedef struct {
-    ctx_t *x;
-    int *a, *best;
-    int **order;        /* per node: devices sorted by cost (or time) */
-    int *norder;
-    double *suffix_min; /* min remaining node cost from depth d */
-    double *tmin;       /* longest min-time path after v */
-    double *fmean;      /* mean finish of assigned nodes */
-    double best_obj;
-    uint64_t nodes, budget;
-    int minimize_latency, found, stopped;
-} bnb_t;
-
-static void bnb(bnb_t *b, size_t d, double partial, double lb_lat)
-{
-    ctx_t *x = b->x;
-    if (b->stopped)
-        return;
-    if (++b->nodes > b->budget) {
-        b->stopped = 1;
-        return;
-    }
-    if (d == x->n) {
-        double tgt = sweep(x, b->a, NULL);
-        if (b->minimize_latency) {
-            if (tgt < b->best_obj - 1e-12) {
-                b->best_obj = tgt;
-                memcpy(b->best, b->a, x->n * sizeof(int));
-                b->found = 1;
-            }
-        } else if ((x->sla <= 0 || tgt <= x->sla + EPS) && partial < b->best_obj - 1e-15) {
-            b->best_obj = partial;
-            memcpy(b->best, b->a, x->n * sizeof(int));
-            b->found = 1;
-        }
-        return;
-    }
-    int v = x->topo[d];
-    size_t ni;
-    const int *in = loom_graph_in(x->g, v, &ni);
-    for (int oi = 0; oi < b->norder[v]; oi++) {
-        int k = b->order[v][oi];
-        b->a[v] = k;
-        double c = partial + node_usd(x, v, k), fin = 0;
-        for (size_t j = 0; j < ni; j++) {
-            const loom_gedge_t *e = loom_graph_edge(x->g, in[j]);
-            c += edge_p(x, e) * xusd(x, in[j], b->a[e->src], k);
-            double f = b->fmean[e->src] + edge_p(x, e) * xms(x, in[j], b->a[e->src], k);
-            if (f > fin)
-                fin = f;
-        }
-        double mu, var;
-        node_moments(x, v, k, &mu, &var);
-        b->fmean[v] = fin + mu;
-        double lb = b->fmean[v] + b->tmin[v];
-        if (lb < lb_lat)
-            lb = lb_lat;
-        if (b->minimize_latency) {
-            if (lb >= b->best_obj - 1e-12)
-                continue;
-        } else {
-            if (c + b->suffix_min[d + 1] >= b->best_obj - 1e-15)
-                continue; /* sorted by cost: later devices can still be cheaper with transfers */
-            if (x->sla > 0 && lb > x->sla + EPS)
-                continue;
-        }
-        bnb(b, d + 1, c, lb);
-        if (b->stopped)
-            return;
-    }
-}
-
-typedef struct {
-    const ctx_t *x;
-    int v, by_time;
-} sort_ctx_t;
-
-static _Thread_local sort_ctx_t sort_ctx;
-
-static int dev_cmp(const void *pa, const void *pb)
-{
-    int ka = *(const int *)pa, kb = *(const int *)pb;
-    double a = sort_ctx.by_time ? loom_cost_ms(sort_ctx.x->c, sort_ctx.v, ka) : node_usd(sort_ctx.x, sort_ctx.v, ka);
-    double b = sort_ctx.by_time ? loom_cost_ms(sort_ctx.x->c, sort_ctx.v, kb) : node_usd(sort_ctx.x, sort_ctx.v, kb);
-    return a < b ? -1 : a > b ? 1 : ka - kb;
-}
-
-/* Returns 1 found / 0 none; *complete says whether the search finished.
- * init_obj / init: a known solution (incumbent) or INFINITY / NULL. */
-static int exact(ctx_t *x, int *out, int minimize_latency, uint64_t budget, double init_obj,
-                 const int *init, int *complete, uint64_t *searched, double *root_lb)
-{
-    size_t n = x->n, K = x->K;
-    bnb_t b = {.x = x, .minimize_latency = minimize_latency, .budget = budget, .best_obj = init_obj};
-    b.a = calloc(n + 1, sizeof(int));
-    b.best = calloc(n + 1, sizeof(int));
-    b.order = calloc(n + 1, sizeof(int *));
-    b.norder = calloc(n + 1, sizeof(int));
-    b.suffix_min = calloc(n + 2, sizeof(double));
-    b.tmin = calloc(n + 1, sizeof(double));
-    b.fmean = calloc(n + 1, sizeof(double));
-    int *pool = calloc(n * K + 1, sizeof(int));
-    int found = 0;
-    if (!b.a || !b.best || !b.order || !b.norder || !b.suffix_min || !b.tmin || !b.fmean || !pool)
-        goto done;
-    if (init) {
-        memcpy(b.best, init, n * sizeof(int));
-        b.found = 1;
-    }
-    double *minmu = b.fmean; /* reuse as scratch before the search */
-    for (size_t v = 0; v < n; v++) {
-        b.order[v] = pool + v * K;
-        double mc = INFINITY;
-        minmu[v] = INFINITY;
-        for (size_t k = 0; k < K; k++) {
-            if (!loom_cost_fits(x->c, (int)v, (int)k))
-                continue;
-            b.order[v][b.norder[v]++] = (int)k;
-            double mu, var, cu = node_usd(x, (int)v, (int)k);
-            node_moments(x, (int)v, (int)k, &mu, &var);
-            if (cu < mc)
-                mc = cu;
-            if (mu < minmu[v])
-                minmu[v] = mu;
-        }
-        sort_ctx = (sort_ctx_t){x, (int)v, minimize_latency};
-        qsort(b.order[v], (size_t)b.norder[v], sizeof(int), dev_cmp);
-        b.tmin[v] = mc; /* temporarily: min node cost */
-    }
-    for (size_t d = n; d-- > 0;)
-        b.suffix_min[d] = b.suffix_min[d + 1] + b.tmin[x->topo[d]];
-    *root_lb = b.suffix_min[0];
-    /* tmin[v] = longest path after v with every later node at its fastest. */
-    for (size_t t = n; t-- > 0;) {
-        int v = x->topo[t];
-        size_t no;
-        const int *o = loom_graph_out(x->g, v, &no);
-        double best = 0;
-        for (size_t j = 0; j < no; j++) {
-            int w = loom_graph_edge(x->g, o[j])->dst;
-            double s = minmu[w] + b.tmin[w];
-            if (s > best)
-                best = s;
-        }
-        b.tmin[v] = best;
-    }
-    memset(b.fmean, 0, (n + 1) * sizeof(double));
-    bnb(&b, 0, 0, 0);
-    found = b.found;
-    if (found)
-        memcpy(out, b.best, n * sizeof(int));
-done:
-    *complete = !b.stopped;
-    *searched = b.nodes;
-    free(b.a);
-    free(b.best);
-    free(b.order);
-    free(b.norder);
-    free(b.suffix_min);
-    free(b.tmin);
-    free(b.fmean);
-    free(pool);
-    return found;
-}
-
 /* ---- plans ----------------------------------------------------------------- */
 
 static void plan_finish(loom_plan_t *p, ctx_t *x);
-static int mc_run(const loom_plan_t *p, int samples, uint64_t seed, double pct, double sla_ms, double *p50_ms,
-                  double *pct_ms, double *attain, double *tail);
 
 /* One search (heuristic, then exact when asked) into p->assign under x->sla. */
 static int search(ctx_t *x, loom_plan_t *p, int use_exact, uint64_t budget, int minlat, uint64_t *searched,
@@ -744,7 +520,7 @@ static int search(ctx_t *x, loom_plan_t *p, int use_exact, uint64_t budget, int 
     int hfound = heuristic(x, p->assign, minlat);
     double hobj;
     {
-        double tg = sweep(x, p->assign, NULL);
+        double tg = place_sweep(x, p->assign, NULL);
         hobj = minlat ? tg : (hfound ? total_cost(x, p->assign) : INFINITY);
     }
     p->method = "heuristic";
@@ -755,7 +531,7 @@ static int search(ctx_t *x, loom_plan_t *p, int use_exact, uint64_t budget, int 
         int *ex = calloc(x->n + 1, sizeof(int));
         if (!ex)
             return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-        int found = exact(x, ex, minlat, budget, hobj, hfound || minlat ? p->assign : NULL, &complete, &bn,
+        int found = place_exact(x, ex, minlat, budget, hobj, hfound || minlat ? p->assign : NULL, &complete, &bn,
                           root_lb);
         *searched += bn;
         if (found)
@@ -768,7 +544,7 @@ static int search(ctx_t *x, loom_plan_t *p, int use_exact, uint64_t budget, int 
             int c2 = 0;
             uint64_t bn2 = 0;
             double lb2;
-            exact(x, p->assign, 1, budget, sweep(x, p->assign, NULL), p->assign, &c2, &bn2, &lb2);
+            place_exact(x, p->assign, 1, budget, place_sweep(x, p->assign, NULL), p->assign, &c2, &bn2, &lb2);
             *searched += bn2;
         }
         free(ex);
@@ -806,7 +582,7 @@ static int calibrate(ctx_t *x, loom_plan_t *p, int use_exact, uint64_t budget, u
      *    per extra dollar, weighted by that count), while the model still
      *    holds the SLA; re-sample; at most 8 moves. */
     for (int mv = 0; mv < 8 && !ok; mv++) {
-        mc_run(p, samples, 7, p->opts.percentile, sla, NULL, &mct, NULL, tail);
+        place_mc_run(p, samples, 7, p->opts.percentile, sla, NULL, &mct, NULL, tail);
         if (mct <= sla + EPS) {
             ok = 1;
             break;
@@ -834,7 +610,7 @@ static int calibrate(ctx_t *x, loom_plan_t *p, int use_exact, uint64_t budget, u
             break;
         int old = p->assign[bv];
         p->assign[bv] = bk;
-        if (sweep(x, p->assign, NULL) > sla + EPS) { /* the model disagrees: stop */
+        if (place_sweep(x, p->assign, NULL) > sla + EPS) { /* the model disagrees: stop */
             p->assign[bv] = old;
             break;
         }
@@ -867,7 +643,7 @@ static int calibrate(ctx_t *x, loom_plan_t *p, int use_exact, uint64_t budget, u
             x->sla = sla;
             return rc;
         }
-        if (sweep(x, p->assign, NULL) > sla_eff + EPS)
+        if (place_sweep(x, p->assign, NULL) > sla_eff + EPS)
             break; /* nothing meets the tightened SLA */
         x->sla = sla;
         plan_finish(p, x);
@@ -920,7 +696,7 @@ static loom_plan_t *plan_alloc(const loom_graph_t *g, const loom_cost_t *c, cons
 
 static void plan_finish(loom_plan_t *p, ctx_t *x)
 {
-    p->target = sweep(x, p->assign, &p->mean);
+    p->target = place_sweep(x, p->assign, &p->mean);
     p->cost = total_cost(x, p->assign);
     for (size_t v = 0; v < x->n; v++) {
         p->crit[v] = through(x, (int)v) >= p->target - 1e-6 * (1 + p->target);
@@ -1086,117 +862,4 @@ int loom_plan_runner_up(const loom_plan_t *p, int node, double *cost_usd, double
         *feasible = bfeas;
     }
     return best;
-}
-
-/* ---- Monte Carlo -------------------------------------------------------- */
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double rng_unit(uint64_t *s) { return ((rng_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-
-static double rng_normal(uint64_t *s)
-{
-    return sqrt(-2 * log(rng_unit(s))) * cos(6.283185307179586 * rng_unit(s));
-}
-
-static int dbl_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Samples the plan. tail (may be NULL, n entries) counts, over samples
- * slower than sla_ms, how often each node was on that sample's critical
- * path. */
-static int mc_run(const loom_plan_t *p, int samples, uint64_t seed, double pct, double sla_ms, double *p50_ms,
-                  double *pct_ms, double *attain, double *tail)
-{
-    size_t n = loom_graph_nodes(p->g);
-    const int *topo = loom_graph_order(p->g);
-    if (samples < 1 || !topo)
-        return LOOM_EINVAL;
-    double *fin = malloc((n + 1) * sizeof(double)), *lat = malloc((size_t)samples * sizeof(double));
-    unsigned char *ran = malloc(n + 1);
-    int *pred = malloc((n + 1) * sizeof(int));
-    if (!fin || !lat || !ran || !pred) {
-        free(fin);
-        free(lat);
-        free(ran);
-        free(pred);
-        return LOOM_ENOMEM;
-    }
-    if (tail)
-        memset(tail, 0, n * sizeof(double));
-    uint64_t s = seed ? seed : 1;
-    size_t ok = 0;
-    for (int r = 0; r < samples; r++) {
-        double end = 0;
-        int last = -1;
-        for (size_t t = 0; t < n; t++) {
-            int v = topo[t];
-            const loom_gnode_t *nd = loom_graph_node(p->g, v);
-            int k = p->assign[v];
-            size_t ni;
-            const int *in = loom_graph_in(p->g, v, &ni);
-            double start = 0;
-            pred[v] = -1;
-            for (size_t j = 0; j < ni; j++) {
-                const loom_gedge_t *e = loom_graph_edge(p->g, in[j]);
-                double f = fin[e->src] + (ran[e->src] ? loom_cost_xfer_ms(p->c, in[j], p->assign[e->src], k) : 0);
-                if (f > start) {
-                    start = f;
-                    pred[v] = e->src;
-                }
-            }
-            ran[v] = rng_unit(&s) < nd->prob;
-            double dur = 0;
-            if (ran[v]) {
-                int iters = 1;
-                if (nd->iters_max > 1 && nd->iters_mean > 1) {
-                    double q = (nd->iters_mean - 1) / (nd->iters_max - 1);
-                    for (int i = 1; i < (int)nd->iters_max; i++)
-                        iters += rng_unit(&s) < q;
-                }
-                double m = loom_cost_ms(p->c, v, k), sd = loom_cost_sd_ms(p->c, v, k);
-                double cv = m > 0 ? sd / m : 0, s2 = log(1 + cv * cv);
-                for (int i = 0; i < iters; i++)
-                    dur += m > 0 ? m * exp(sqrt(s2) * rng_normal(&s) - s2 / 2) : 0;
-            }
-            fin[v] = start + dur;
-            if (fin[v] > end) {
-                end = fin[v];
-                last = v;
-            }
-        }
-        lat[r] = end;
-        if (tail && sla_ms > 0 && end > sla_ms + EPS)
-            for (int v = last; v >= 0; v = pred[v])
-                if (ran[v])
-                    tail[v] += 1;
-        ok += sla_ms <= 0 || end <= sla_ms + EPS;
-    }
-    qsort(lat, (size_t)samples, sizeof(double), dbl_cmp);
-    if (p50_ms)
-        *p50_ms = lat[(size_t)(0.5 * (samples - 1))];
-    if (pct_ms)
-        *pct_ms = lat[(size_t)(pct * (samples - 1) + 0.5)];
-    if (attain)
-        *attain = (double)ok / samples;
-    free(fin);
-    free(lat);
-    free(ran);
-    free(pred);
-    return 0;
-}
-
-int loom_plan_mc(const loom_plan_t *p, int samples, uint64_t seed, double pct, double sla_ms,
-                 double *p50_ms, double *pct_ms, double *attain)
-{
-    return mc_run(p, samples, seed, pct, sla_ms, p50_ms, pct_ms, attain, NULL);
 }

@@ -13,9 +13,12 @@
 #include "common/log.h"
 #include "protocol/rpc_server.h"
 
-/* Messages kept for a stream or for the worker inbox before the oldest
- * are dropped: a slow reader cannot make the client grow without bound. */
+/* Messages queued for a stream (arriving while the caller is busy in
+ * another call) or in the worker inbox are bounded in count and bytes: a
+ * stream that overflows ends with RESOURCE_EXHAUSTED (never a silent gap),
+ * an inbox request that does not fit is answered RESOURCE_EXHAUSTED. */
 #define QUEUE_MAX 4096
+#define QUEUE_BYTES (64u * 1024 * 1024)
 
 typedef struct node {
     loom_msg_t *m;
@@ -24,8 +27,15 @@ typedef struct node {
 
 typedef struct queue {
     node_t *head, *tail;
-    size_t len;
+    size_t len, bytes;
 } queue_t;
+
+static size_t msg_bytes(const loom_msg_t *m)
+{
+    size_t n;
+    loom_msg_payload(m, &n);
+    return n + 256;
+}
 
 struct loom_stream {
     loom_client_t *c;
@@ -54,22 +64,16 @@ struct loom_client {
     queue_t inbox; /* requests from the server (worker side) */
 };
 
-static void q_push(queue_t *q, loom_msg_t *m)
+/* Appends m (taking ownership) or returns -1 when the queue is full (m is
+ * left to the caller). */
+static int q_push(queue_t *q, loom_msg_t *m)
 {
+    size_t b = msg_bytes(m);
+    if (q->len >= QUEUE_MAX || q->bytes + b > QUEUE_BYTES)
+        return -1;
     node_t *n = malloc(sizeof *n);
-    if (!n) {
-        loom_msg_destroy(&m);
-        return;
-    }
-    if (q->len >= QUEUE_MAX) { /* drop the oldest */
-        node_t *h = q->head;
-        q->head = h->next;
-        if (!q->head)
-            q->tail = NULL;
-        loom_msg_destroy(&h->m);
-        free(h);
-        q->len--;
-    }
+    if (!n)
+        return -1;
     n->m = m;
     n->next = NULL;
     if (q->tail)
@@ -78,6 +82,8 @@ static void q_push(queue_t *q, loom_msg_t *m)
         q->head = n;
     q->tail = n;
     q->len++;
+    q->bytes += b;
+    return 0;
 }
 
 static loom_msg_t *q_pop(queue_t *q)
@@ -90,6 +96,7 @@ static loom_msg_t *q_pop(queue_t *q)
         q->tail = NULL;
     q->len--;
     loom_msg_t *m = h->m;
+    q->bytes -= msg_bytes(m);
     free(h);
     return m;
 }
@@ -217,7 +224,8 @@ static int send_request(loom_client_t *c, uint64_t id, const char *method,
     s.meta_values = vals;
     s.n_meta = n;
     s.payload = req;
-    /* Blocking send: a DEALER queues up to its HWM even when not connected. */
+    /* A DEALER queues up to its HWM even before the connection is up; a
+     * full queue fails at once (UNAVAILABLE) rather than blocking. */
     return loom_msg_send(c->sock, &s, ZMQ_DONTWAIT, err);
 }
 
@@ -225,6 +233,8 @@ static void send_cancel(loom_client_t *c, uint64_t id, const char *method)
 {
     send_request(c, id, method, NULL, 0, LOOM_FLAG_CANCEL, NULL);
 }
+
+static void stream_end(loom_stream_t *s, int status, const char *msg);
 
 static loom_stream_t *find_stream(loom_client_t *c, uint64_t id)
 {
@@ -266,7 +276,12 @@ static int pump(loom_client_t *c, int64_t wait_ms, loom_err_t *err)
         if (c->unary_id && id == c->unary_id && !c->unary_reply) {
             c->unary_reply = m;
         } else if ((s = find_stream(c, id)) && s->status < 0) {
-            q_push(&s->q, m);
+            if (q_push(&s->q, m) != 0) {
+                loom_msg_destroy(&m);
+                send_cancel(c, id, s->method);
+                stream_end(s, LOOM_STATUS_RESOURCE_EXHAUSTED,
+                           "the client fell behind: too many stream items queued");
+            }
         } else {
             LOOM_DEBUG("client", "msg=\"dropped late reply\" request_id=%llu",
                        (unsigned long long)id);
@@ -274,7 +289,12 @@ static int pump(loom_client_t *c, int64_t wait_ms, loom_err_t *err)
         }
         return 1;
     }
-    q_push(&c->inbox, m); /* a request or cancel from the server */
+    if (q_push(&c->inbox, m) != 0) { /* a request or cancel from the server */
+        if (!(loom_msg_flags(m) & (LOOM_FLAG_ONEWAY | LOOM_FLAG_CANCEL)))
+            loom_rpc_send_reply(c->sock, loom_msg_origin(m), 0, LOOM_STATUS_RESOURCE_EXHAUSTED,
+                                "worker inbox full", NULL, NULL, NULL);
+        loom_msg_destroy(&m);
+    }
     return 1;
 }
 

@@ -19,8 +19,10 @@
 struct loom_msg {
     loom_origin_t origin;
     Loom__V1__Envelope *env; /* NULL when the header did not decode */
-    uint8_t *payload;        /* malloc'd copy; NULL when none */
+    uint8_t *payload;        /* malloc'd copy, or the data of zpayload; NULL when none */
     size_t payload_len;
+    int has_zpayload;        /* payload lives in zpayload (zero-copy from loom_msg_recv) */
+    zmq_msg_t zpayload;
     int status;              /* decode outcome */
     char error[256];
 };
@@ -120,8 +122,11 @@ static int fail(loom_msg_t *m, loom_err_t *err, int status, const char *fmt, ...
     return status;
 }
 
+/* copy_payload: 0 = leave m->payload NULL and let the caller attach the
+ * frame it keeps (loom_msg_recv moves the zmq_msg_t: no copy). */
 static int decode_frames(const loom_frame_t *frames, size_t n_kept, size_t n_total, int routed,
-                         const loom_limits_t *lim, loom_msg_t **out, loom_err_t *err)
+                         const loom_limits_t *lim, int copy_payload, loom_msg_t **out,
+                         loom_err_t *err)
 {
     loom_limits_t tmp;
     lim = limits_or_default(lim, &tmp);
@@ -182,6 +187,11 @@ static int decode_frames(const loom_frame_t *frames, size_t n_kept, size_t n_tot
                         lim->max_payload);
         if (i + 1 >= n_kept)
             return fail(m, err, LOOM_STATUS_INTERNAL, "payload frame was not kept");
+        m->payload_len = pl->len;
+        if (!copy_payload) {
+            m->status = LOOM_STATUS_OK;
+            return LOOM_STATUS_OK;
+        }
         m->payload = malloc(pl->len ? pl->len : 1);
         if (!m->payload)
             return fail(m, err, LOOM_STATUS_RESOURCE_EXHAUSTED, "out of memory for payload");
@@ -196,7 +206,7 @@ static int decode_frames(const loom_frame_t *frames, size_t n_kept, size_t n_tot
 int loom_msg_decode(const loom_frame_t *frames, size_t n, int routed, const loom_limits_t *lim,
                     loom_msg_t **out, loom_err_t *err)
 {
-    return decode_frames(frames, n, n, routed, lim, out, err);
+    return decode_frames(frames, n, n, routed, lim, 1, out, err);
 }
 
 int loom_msg_recv(void *sock, int routed, const loom_limits_t *lim, int zmq_flags,
@@ -233,7 +243,15 @@ int loom_msg_recv(void *sock, int routed, const loom_limits_t *lim, int zmq_flag
             kept++;
         }
     }
-    decode_frames(frames, kept, total, routed, lim, out, err);
+    int st = decode_frames(frames, kept, total, routed, lim, 0, out, err);
+    size_t pl_index = routed ? 2 : 1;
+    if (*out && st == LOOM_STATUS_OK && total == pl_index + 1) {
+        /* Well formed with a payload: hand the frame over without copying. */
+        zmq_msg_init(&(*out)->zpayload);
+        zmq_msg_move(&(*out)->zpayload, &parts[pl_index]);
+        (*out)->has_zpayload = 1;
+        (*out)->payload = zmq_msg_data(&(*out)->zpayload);
+    }
     for (size_t k = 0; k < kept; k++)
         zmq_msg_close(&parts[k]);
     return *out ? 1 : loom_err_set(err, LOOM_ENOMEM, "out of memory receiving a message");
@@ -245,7 +263,10 @@ void loom_msg_destroy(loom_msg_t **pm)
         return;
     loom_msg_t *m = *pm;
     loom_pb_free(m->env);
-    free(m->payload);
+    if (m->has_zpayload)
+        zmq_msg_close(&m->zpayload);
+    else
+        free(m->payload);
     free(m);
     *pm = NULL;
 }

@@ -1,7 +1,7 @@
 # tests/mlir — MLIR lowering tests on real MLIR (one linked binary: linking
 # MLIR is heavy) plus golden-file checks of the loom dialect passes.
 MLIR_TEST_ARCHIVES := $(BUILD)/lib/libloom_mlir.a $(BUILD)/lib/libloom_common.a
-$(eval $(call TEST,mlir_unit,tests/mlir/test_kernels.c tests/mlir/test_lower.c,$(MLIR_TEST_ARCHIVES),-lcmocka $(MLIR_LDLIBS)))
+$(eval $(call TEST,mlir_unit,tests/mlir/test_kernels.c tests/mlir/test_lower.c tests/mlir/test_runner.c,$(MLIR_TEST_ARCHIVES),-lcmocka $(MLIR_LDLIBS)))
 $(eval $(call SCRIPT_TEST,mlir_golden,tests/mlir/golden.sh))
 # GPU launch test: PTX from `loom kernel`, launched through the CUDA driver;
 # skips without a device. Links no MLIR (only the GPU unit reader).
@@ -18,3 +18,5 @@ bench-mlir: $(BUILD)/bench/mlir_bench
 	@echo "== bench-mlir: $(BUILD)/bench/mlir_bench"
 	@$(BUILD)/bench/mlir_bench
 BENCHES += bench-mlir
+$(BUILD)/tests/mlir_worker_kernels: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom-worker-npu
+$(eval $(call SCRIPT_TEST,mlir_worker_kernels,tests/mlir/test_worker_kernels.sh))

@@ -289,15 +289,15 @@ static void test_npu_qmatmul_exact(void **state)
             acc[i * n + j] = s;
             c[i * n + j] = (float)s * (sa * sb);
         }
-    loom_kernel_spec_t s = {.kind = LOOM_KERNEL_QMATMUL, .m = m, .n = n, .k = k,
-                            .scale_a = sa, .scale_b = sb};
+    loom_kernel_spec_t s = {.kind = LOOM_KERNEL_QMATMUL, .m = m, .n = n, .k = k};
     run_t r = {0};
-    void *in[] = {a, b};
+    float sav[1] = {sa}, sbv[1] = {sb};
+    void *in[] = {a, b, sav, sbv};
     run_kernel(&s, &r, in);
-    assert_memory_equal(r.buf[2], qa, sizeof qa);
-    assert_memory_equal(r.buf[3], qb, sizeof qb);
-    assert_memory_equal(r.buf[4], acc, sizeof acc);
-    assert_memory_equal(r.buf[5], c, sizeof c); /* bit-exact */
+    assert_memory_equal(r.buf[4], qa, sizeof qa);
+    assert_memory_equal(r.buf[5], qb, sizeof qb);
+    assert_memory_equal(r.buf[6], acc, sizeof acc);
+    assert_memory_equal(r.buf[7], c, sizeof c); /* bit-exact */
     run_free(&r);
 }
 
@@ -494,8 +494,6 @@ static void test_bad_specs(void **state)
     assert_int_equal(loom_kernel_source(&s, 0, &src, &sig, &err), LOOM_EINVAL);
     s = (loom_kernel_spec_t){.kind = LOOM_KERNEL_VSEARCH, .m = 1, .n = 4, .k = 4, .topk = 0};
     assert_int_equal(loom_kernel_source(&s, 0, &src, &sig, &err), LOOM_EINVAL);
-    s = (loom_kernel_spec_t){.kind = LOOM_KERNEL_QMATMUL, .m = 1, .n = 4, .k = 4};
-    assert_int_equal(loom_kernel_source(&s, 0, &src, &sig, &err), LOOM_EINVAL);
     loom_gpu_unit_t u;
     assert_int_equal(loom_codegen_ptx(M, "x", 1, "k", "gfx90a", &u, &err), LOOM_EINVAL);
     loom_buf_free(&src);
@@ -518,7 +516,8 @@ static int teardown(void **state)
     return 0;
 }
 
-int loom_test_lower_main(void); /* test_lower.c */
+int loom_test_lower_main(void);  /* test_lower.c */
+int loom_test_runner_main(void); /* test_runner.c */
 
 int main(void)
 {
@@ -536,5 +535,7 @@ int main(void)
         cmocka_unit_test(test_bad_specs),
     };
     int failed = cmocka_run_group_tests_name("kernels", tests, setup, teardown);
-    return failed + loom_test_lower_main() ? 1 : 0;
+    failed += loom_test_lower_main();
+    failed += loom_test_runner_main();
+    return failed ? 1 : 0;
 }

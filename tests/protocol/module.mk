@@ -15,3 +15,12 @@ $(BUILD)/tests/protocol_rpc: $(BUILD)/tests/loom-test-server
 
 $(eval $(call SCRIPT_TEST,protocol_python,tests/protocol/test_python.sh))
 $(BUILD)/tests/protocol_python: $(PROTO_PY) $(BUILD)/tests/loom-test-server
+
+# bench-rpc: Loom RPC vs raw ZeroMQ in the same run (make bench).
+$(BUILD)/bench/bench_rpc: $(call objs,bench/bench_rpc.c) $(PROTO_TEST_ARCHIVES)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,bench/bench_rpc.c) -Wl,--start-group $(PROTO_TEST_ARCHIVES) -Wl,--end-group $(PROTO_TEST_LDLIBS)
+.PHONY: bench-rpc
+bench-rpc: $(BUILD)/bench/bench_rpc
+	$(BUILD)/bench/bench_rpc
+BENCHES += bench-rpc

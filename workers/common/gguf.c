@@ -314,12 +314,12 @@ static int parse(loom_gguf_t *g, loom_err_t *e) {
         snprintf(field, sizeof field, "tensors[%zu] (%s).offset", (size_t)i, t->name);
         if (offs[i] % align) { free(offs); return fail(&c, field, "tensor offset is not aligned in %s", field); }
         if (offs[i] > g->size - data_start || t->nbytes > g->size - data_start - offs[i]) {
-            free(offs);
             loom_err_set(e, LOOM_EPARSE, "tensor data lies outside the file (truncated?) in %s", field);
             loom_err_at(e, g->name, 0, 0);
             loom_err_field(e, "%s", field);
             loom_err_detail(e, "data at %zu + %llu, %zu bytes; file has %zu bytes", data_start,
                             (unsigned long long)offs[i], t->nbytes, g->size);
+            free(offs);
             return LOOM_EPARSE;
         }
         t->data = g->base + data_start + offs[i];

@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "workers/common/ops.h"
 #include "workers/common/worker.h"
+#include "workers/cpu/op_kernel.h"
 
 /* Defined by the LLM engine when linked in (workers/cpu/llm_*.c). */
 int loom_cpu_llm_add_ops(loom_ops_t *ops, loom_err_t *err) __attribute__((weak));
@@ -141,9 +142,11 @@ static int cpu_add_ops(void *self, loom_ops_t *ops, loom_err_t *err)
     int rc = loom_ops_add_tools(ops);
     if (rc)
         return loom_err_set(err, rc, "registering tool ops failed");
-    if (loom_cpu_llm_add_ops)
-        return loom_cpu_llm_add_ops(ops, err);
-    return 0;
+    if (loom_cpu_llm_add_ops && (rc = loom_cpu_llm_add_ops(ops, err)) != 0)
+        return rc;
+    /* compute and vector.search on JIT-compiled kernels (last: a search on
+     * a .vindex file is handed on to the LLM engine's vector.search). */
+    return loom_kernel_ops_add(ops, LOOM_TARGET_CPU, err);
 }
 
 static void cpu_destroy(void *self)

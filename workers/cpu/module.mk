@@ -1,7 +1,8 @@
 # workers/cpu — loom-worker-cpu: the CPU backend (tools, and the LLM engine
-# when its llm_*.c files are present) over workers/common.
+# when its llm_*.c files are present) over workers/common. compute and
+# vector.search (op_kernel.c) run JIT-compiled kernels: MLIR is linked in.
 WORKER_CPU_SRCS := $(wildcard workers/cpu/*.c)
-$(eval $(call PROG,loom-worker-cpu,$(WORKER_CPU_SRCS),$(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a,$(WORKER_LDLIBS) $(PROTOCOL_LDLIBS) $(COMMON_LDLIBS) -lm))
+$(eval $(call PROG,loom-worker-cpu,$(WORKER_CPU_SRCS),$(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_mlir.a $(BUILD)/lib/libloom_common.a,$(WORKER_LDLIBS) $(PROTOCOL_LDLIBS) $(MLIR_LDLIBS) $(COMMON_LDLIBS) -lm))
 
 # --- LLM (llm engineer): libloom_llm.a (model loading, CPU forward,
 # sampling, generation loop shared with the GPU backend). `loom llm` in

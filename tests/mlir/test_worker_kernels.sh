@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Real loomd + loom-worker-cpu on loopback: a workflow's compute steps (a
+# built-in matmul and a user .mlir kernel) and its vector.search step run as
+# JIT-compiled kernels in the CPU worker; then loom-worker-npu registers as
+# an emulated NPU and runs the matmul in int8 (exact for these small ints).
+. "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
+WF="$ROOT/tests/mlir/workflows/compute.yaml"
+"$BIN/loom" validate "$WF" >/dev/null || fail "compute.yaml does not validate"
+
+start_loomd
+start_worker w1
+"$BIN/loom" run "$WF" --input 'q=[1, 0.1, 0]' --json >"$TMP/cpu.json" 2>"$TMP/run.log" \
+  || fail "run on the CPU worker failed: $(cat "$TMP/run.log")"
+python3 - "$TMP/cpu.json" <<'PY' || fail "unexpected CPU outputs: $(cat "$TMP/cpu.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["state"] == "succeeded", d["state"]
+o = d["outputs"]
+assert o["product"] == [[4, 5], [10, 11]], o["product"]
+assert o["target"] == "cpu", o["target"]
+assert o["doubled"] == [2.5, 4.5, 6.5, 8.5, 10.5, 12.5, 14.5, 16.5], o["doubled"]
+assert [h["id"] for h in o["hits"]] == ["refunds", "returns"], o["hits"]
+assert abs(o["hits"][0]["score"] - 1.0) < 1e-6, o["hits"]
+PY
+echo "ok   CPU worker ran matmul, a user .mlir kernel and vector.search from compiled units"
+
+# The NPU worker (emulation) on a second loomd of its own.
+start_loomd
+(cd "$ROOT" && exec "$BIN/loom-worker-npu" --endpoint "$WORKER_EP" --id npu1) >"$TMP/npu1.log" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 100); do
+  "$BIN/loom" workers --json 2>/dev/null | grep -q '"id": "npu1"' && break
+  sleep 0.05
+done
+"$BIN/loom" workers --json >"$TMP/workers.json" 2>&1 || fail "loom workers failed"
+grep -q 'emulation' "$TMP/workers.json" || fail "NPU worker does not say it is an emulation: $(cat "$TMP/workers.json")"
+"$BIN/loom" run "$WF" --input 'q=[0, 0, 1]' --json >"$TMP/npu.json" 2>"$TMP/run2.log" \
+  || fail "run on the NPU worker failed: $(cat "$TMP/run2.log")"
+python3 - "$TMP/npu.json" <<'PY' || fail "unexpected NPU outputs: $(cat "$TMP/npu.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["state"] == "succeeded", d["state"]
+o = d["outputs"]
+# int8: a scales by 6/127, b by 1/127; these products dequantise to within 5%.
+for got, want in zip(sum(o["product"], []), [4, 5, 10, 11]):
+    assert abs(got - want) <= 0.05 * want, o["product"]
+assert o["target"] == "npu", o["target"]
+assert [h["id"] for h in o["hits"]] == ["warranty", "refunds"], o["hits"]
+PY
+echo "ok   NPU worker (emulation) ran the int8 matmul"
