@@ -26,6 +26,7 @@ static const char usage_text[] =
     "  --timeout-ms N       stop waiting after N ms (the run continues; exit 3)\n"
     "  --no-wait            print the run id and return at once\n"
     "  --quiet              no progress lines\n"
+    "  --explain            with loomd --placement planner: print each plan's placements\n"
     "  --json               print the finished run (outputs, steps) as JSON\n"
     "  --endpoint URL       loomd's client endpoint (default $LOOM_ENDPOINT or\n"
     "                       tcp://127.0.0.1:7400)\n\n"
@@ -82,6 +83,8 @@ static int add_input(json_t *inputs, const char *kv)
     return 0;
 }
 
+static int explain_plans; /* --explain: print the placements of PLANNED/REPLANNED events */
+
 static void progress_line(const Loom__V1__RunEvent *ev, int tty)
 {
     const char *step = ev->step_id && *ev->step_id ? ev->step_id : "";
@@ -118,7 +121,14 @@ static void progress_line(const Loom__V1__RunEvent *ev, int tty)
     case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_REPLANNED:
         snprintf(line, sizeof line, "  %s %s", ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_PLANNED ? "◆ planned:" : "◆ re-planned:",
                  ev->message ? ev->message : "");
-        break;
+        fprintf(stderr, "%s\n", line);
+        for (size_t i = 0; explain_plans && ev->plan && i < ev->plan->n_placements; i++) {
+            const Loom__V1__Placement *x = ev->plan->placements[i];
+            fprintf(stderr, "      %-26s %-14s on %-16s start %8.1f ms  %8.2f ms  $%.4g%s\n", x->step_id, x->op,
+                    x->worker_id && *x->worker_id ? x->worker_id : x->device_model, x->predicted_start_ms,
+                    x->predicted_ms, x->predicted_cost_usd, x->on_critical_path ? "  critical" : "");
+        }
+        return;
     case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_SLA_MISSED:
         snprintf(line, sizeof line, "  ! SLA missed: %s", ev->message ? ev->message : "");
         break;
@@ -147,6 +157,8 @@ int loom_cmd_run(int argc, char **argv)
             no_wait = 1;
         else if (strcmp(a, "--quiet") == 0)
             quiet = 1;
+        else if (strcmp(a, "--explain") == 0)
+            explain_plans = 1;
         else if ((strcmp(a, "--input") == 0 || strcmp(a, "-i") == 0) && v) {
             if (add_input(inputs, v) != 0)
                 goto out;

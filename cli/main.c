@@ -7,6 +7,7 @@
 /* Each subcommand lives in cli/cmd_<name>.c. Keep this table sorted by
  * the order users meet them. */
 int loom_cmd_validate(int argc, char **argv);
+int loom_cmd_keygen(int argc, char **argv);
 int loom_cmd_plan(int argc, char **argv);
 int loom_cmd_run(int argc, char **argv);
 int loom_cmd_status(int argc, char **argv);
@@ -32,6 +33,7 @@ static const loom_cli_cmd_t commands[] = {
     {"kernel", "compile a compute kernel for cpu, gpu (PTX) or npu and show the artifact", loom_cmd_kernel},
     {"llm", "run a GGUF model locally (info, generate, embed, prefill/decode)", loom_cmd_llm},
     {"index", "build or inspect a vector index for vector.search steps", loom_cmd_index},
+    {"keygen", "new auth secret and CURVE keys; mint or verify auth tokens", loom_cmd_keygen},
 };
 
 static void usage(FILE *f)

@@ -751,7 +751,8 @@ typedef struct {
 } wbatch_t;
 
 /* A plan-driven placement policy planned or re-planned a run: publish it. */
-static void placement_note(void *ud, const char *run_id, int replanned, const char *message)
+static void placement_note(void *ud, const char *run_id, int replanned, const char *message,
+                           const struct Loom__V1__Plan *plan)
 {
     loom_engine_t *e = ud;
     loom_run_t *r = loom_map_get(e->runs, run_id);
@@ -759,7 +760,7 @@ static void placement_note(void *ud, const char *run_id, int replanned, const ch
         return;
     engine_emit(e, r, &(engine_ev_t){.kind = replanned ? LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_REPLANNED
                                                        : LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_PLANNED,
-                                     .message = message});
+                                     .message = message, .plan = plan});
 }
 
 void loom_engine_dispatch(loom_engine_t *e)

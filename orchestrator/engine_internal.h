@@ -95,6 +95,7 @@ typedef struct engine_ev {
     int attempt;
     int step_state;           /* Loom__V1__StepState, 0 = none */
     const char *message, *output, *error, *text, *device;
+    const Loom__V1__Plan *plan; /* PLANNED / REPLANNED (borrowed) */
     double step_ms;
     int final;
 } engine_ev_t;

@@ -8,6 +8,8 @@
 
 #include "orchestrator/registry.h"
 
+struct Loom__V1__Plan;
+
 /* What placement may look at for a task (borrowed for the call). */
 typedef struct loom_placement_req {
     const char *run_id;
@@ -22,8 +24,10 @@ typedef struct loom_placement_req {
     double sla_ms;            /* the run's SLA; 0 = none */
     double elapsed_ms;        /* since the run started */
     /* Reports a plan or re-plan of the run; loomd publishes it as a PLANNED
-     * (replanned = 0) or REPLANNED event with message as its text. */
-    void (*note)(void *note_ud, const char *run_id, int replanned, const char *message);
+     * (replanned = 0) or REPLANNED event with message as its text and plan
+     * (may be NULL; borrowed for the call) as its Plan. */
+    void (*note)(void *note_ud, const char *run_id, int replanned, const char *message,
+                 const struct Loom__V1__Plan *plan);
     void *note_ud;
 } loom_placement_req_t;
 
@@ -60,7 +64,6 @@ loom_placement_t loom_placement_planner(void);
  * path on loomd's machine). sla_ms > 0 overrides the workflow's SLA;
  * objective: 0 = the workflow's, 1 = cost, 2 = latency. On success *out is
  * the caller's (free with loom_placement_plan_free). */
-struct Loom__V1__Plan;
 int loom_placement_plan_request(loom_registry_t *reg, const char *yaml, const char *name, double sla_ms,
                                 int objective, const char *fleet_yaml, struct Loom__V1__Plan **out,
                                 loom_err_t *err);

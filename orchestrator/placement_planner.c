@@ -230,10 +230,16 @@ static void evict_some(policy_t *p)
     }
 }
 
-static void note(const loom_placement_req_t *req, int replanned, const char *msg)
+static Loom__V1__Plan *plan_pb(const rplan_t *rp, int live, const char *lead, const loom_decompose_notes_t *notes);
+void loom_placement_plan_free(struct Loom__V1__Plan *p);
+
+static void note(const loom_placement_req_t *req, const rplan_t *rp, int replanned, const char *msg)
 {
-    if (req->note)
-        req->note(req->note_ud, req->run_id, replanned, msg);
+    if (req->note) {
+        Loom__V1__Plan *pb = rp && rp->plan ? plan_pb(rp, 1, NULL, NULL) : NULL;
+        req->note(req->note_ud, req->run_id, replanned, msg, pb);
+        loom_placement_plan_free(pb);
+    }
     LOOM_INFO(COMP, "msg=\"%s\" run=%s detail=\"%.300s\"", replanned ? "re-planned" : "planned", req->run_id, msg);
 }
 
@@ -265,11 +271,11 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
         rp->created = loom_clock_ms();
         if (plan_run(rp, reg, NULL, req->sla_ms, &err) < 0) {
             snprintf(msg, sizeof msg, "not planned (%s): least-loaded placement", err.msg);
-            note(req, 0, msg);
+            note(req, rp, 0, msg);
             rplan_drop_plan(rp);
         } else {
             summary(rp, NULL, msg, sizeof msg);
-            note(req, 0, msg);
+            note(req, rp, 0, msg);
         }
     }
     if (!rp->plan)
@@ -298,13 +304,13 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
             sla = 1;
         if (plan_run(rp, reg, w && w->state == LOOM_WORKER_READY ? NULL : exclude, sla, &err) < 0) {
             snprintf(msg, sizeof msg, "%s; re-plan failed (%s): least-loaded placement", why, err.msg);
-            note(req, 1, msg);
+            note(req, rp, 1, msg);
             rplan_drop_plan(rp);
             return fallback(req, reg, never);
         }
         rp->lag_base = lag > 0 ? lag : 0;
         summary(rp, why, msg, sizeof msg);
-        note(req, 1, msg);
+        note(req, rp, 1, msg);
         v = node_for_step(rp, req->step_id);
         if (v < 0)
             return fallback(req, reg, never);
@@ -373,6 +379,68 @@ static char *dup_or_empty(const char *s)
     return strdup(s ? s : "");
 }
 
+/* The Plan message for rp (caller frees with loom_placement_plan_free);
+ * NULL on OOM. lead starts the first note. */
+static Loom__V1__Plan *plan_pb(const rplan_t *rp, int live, const char *lead, const loom_decompose_notes_t *notes)
+{
+    Loom__V1__Plan *pb = calloc(1, sizeof *pb);
+    size_t n = loom_graph_nodes(rp->g);
+    if (pb)
+        loom__v1__plan__init(pb);
+    if (!pb || !(pb->placements = calloc(n + 1, sizeof *pb->placements)) ||
+        !(pb->notes = calloc((notes ? notes->len : 0) + 2, sizeof *pb->notes))) {
+        loom_placement_plan_free(pb);
+        return NULL;
+    }
+    const loom_catalog_t *cat = loom_fleet_catalog(rp->fleet);
+    for (size_t v = 0; v < n; v++) {
+        const loom_gnode_t *nd = loom_graph_node(rp->g, (int)v);
+        int k = loom_plan_device(rp->plan, (int)v);
+        const loom_devclass_t *dc = loom_catalog_class(cat, loom_fleet_entry(rp->fleet, k)->cls);
+        Loom__V1__Placement *pl = calloc(1, sizeof *pl);
+        if (!pl) {
+            loom_placement_plan_free(pb);
+            return NULL;
+        }
+        loom__v1__placement__init(pl);
+        pb->placements[pb->n_placements++] = pl;
+        pl->step_id = dup_or_empty(nd->name);
+        for (char *c = pl->step_id; *c; c++)
+            if (*c == '.')
+                *c = '/';
+        pl->op = dup_or_empty(loom_gop_name(nd->op));
+        pl->device_kind = !strcmp(dc->kind, "gpu")   ? LOOM__V1__DEVICE_KIND__DEVICE_KIND_GPU
+                          : !strcmp(dc->kind, "npu") ? LOOM__V1__DEVICE_KIND__DEVICE_KIND_NPU
+                                                     : LOOM__V1__DEVICE_KIND__DEVICE_KIND_CPU;
+        pl->device_model = dup_or_empty(live ? dc->vendor : dc->name);
+        pl->worker_id = dup_or_empty(live ? dc->name : "");
+        pl->predicted_start_ms = loom_plan_start_ms(rp->plan, (int)v);
+        pl->predicted_ms = loom_cost_ms(rp->cost, (int)v, k);
+        pl->predicted_cost_usd = nd->prob * nd->iters_mean * loom_cost_usd(rp->cost, (int)v, k);
+        pl->on_critical_path = loom_plan_critical(rp->plan, (int)v);
+        pl->target = dup_or_empty("");
+        if (!pl->step_id || !pl->op || !pl->device_model || !pl->worker_id || !pl->target) {
+            loom_placement_plan_free(pb);
+            return NULL;
+        }
+    }
+    pb->predicted_latency_ms = loom_plan_target_ms(rp->plan);
+    pb->predicted_cost_usd = loom_plan_cost_usd(rp->plan);
+    double sla = rp->sla_ms;
+    pb->sla_latency_ms = sla;
+    pb->meets_sla = loom_plan_feasible(rp->plan) && !(sla > 0 && loom_plan_mc_target_ms(rp->plan) > sla);
+    pb->objective = rp->wf->sla.set && rp->wf->sla.objective == LOOM_WF_OBJECTIVE_LATENCY ? 2 : 1;
+    pb->version = rp->version;
+    char msg[1024];
+    summary(rp, lead, msg, sizeof msg);
+    if ((pb->notes[pb->n_notes] = strdup(msg)))
+        pb->n_notes++;
+    for (size_t i = 0; notes && i < notes->len; i++)
+        if ((pb->notes[pb->n_notes] = strdup(notes->items[i])))
+            pb->n_notes++;
+    return pb;
+}
+
 int loom_placement_plan_request(loom_registry_t *reg, const char *yaml, const char *name, double sla_ms,
                                 int objective, const char *fleet_yaml, struct Loom__V1__Plan **out,
                                 loom_err_t *err)
@@ -424,66 +492,15 @@ int loom_placement_plan_request(loom_registry_t *reg, const char *yaml, const ch
         if ((rc = loom_place(rp.g, rp.cost, &o, &rp.plan, err)) < 0)
             goto done;
     }
-    Loom__V1__Plan *pb = calloc(1, sizeof *pb);
-    size_t n = loom_graph_nodes(rp.g);
-    if (pb)
-        loom__v1__plan__init(pb);
-    if (!pb || !(pb->placements = calloc(n + 1, sizeof *pb->placements)) ||
-        !(pb->notes = calloc(notes.len + 2, sizeof *pb->notes))) {
-        loom_placement_plan_free(pb);
+    rp.version = 1;
+    rp.sla_ms = sla;
+    Loom__V1__Plan *pb = plan_pb(&rp, live, live ? "live workers" : "fleet from the request", &notes);
+    if (!pb) {
         rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
         goto done;
     }
-    const loom_catalog_t *cat = loom_fleet_catalog(rp.fleet);
-    for (size_t v = 0; v < n; v++) {
-        const loom_gnode_t *nd = loom_graph_node(rp.g, (int)v);
-        int k = loom_plan_device(rp.plan, (int)v);
-        const loom_devclass_t *dc = loom_catalog_class(cat, loom_fleet_entry(rp.fleet, k)->cls);
-        Loom__V1__Placement *pl = calloc(1, sizeof *pl);
-        if (!pl) {
-            loom_placement_plan_free(pb);
-            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
-            goto done;
-        }
-        loom__v1__placement__init(pl);
-        pb->placements[pb->n_placements++] = pl;
-        pl->step_id = dup_or_empty(nd->name);
-        for (char *c = pl->step_id; *c; c++)
-            if (*c == '.')
-                *c = '/';
-        pl->op = dup_or_empty(loom_gop_name(nd->op));
-        pl->device_kind = !strcmp(dc->kind, "gpu")   ? LOOM__V1__DEVICE_KIND__DEVICE_KIND_GPU
-                          : !strcmp(dc->kind, "npu") ? LOOM__V1__DEVICE_KIND__DEVICE_KIND_NPU
-                                                     : LOOM__V1__DEVICE_KIND__DEVICE_KIND_CPU;
-        pl->device_model = dup_or_empty(live ? dc->vendor : dc->name);
-        pl->worker_id = dup_or_empty(live ? dc->name : "");
-        pl->predicted_start_ms = loom_plan_start_ms(rp.plan, (int)v);
-        pl->predicted_ms = loom_cost_ms(rp.cost, (int)v, k);
-        pl->predicted_cost_usd = nd->prob * nd->iters_mean * loom_cost_usd(rp.cost, (int)v, k);
-        pl->on_critical_path = loom_plan_critical(rp.plan, (int)v);
-        pl->target = dup_or_empty("");
-        if (!pl->step_id || !pl->op || !pl->device_model || !pl->worker_id || !pl->target) {
-            loom_placement_plan_free(pb);
-            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
-            goto done;
-        }
-    }
-    pb->predicted_latency_ms = loom_plan_target_ms(rp.plan);
-    pb->predicted_cost_usd = loom_plan_cost_usd(rp.plan);
-    pb->sla_latency_ms = sla;
-    pb->meets_sla = loom_plan_feasible(rp.plan) && !(sla > 0 && loom_plan_mc_target_ms(rp.plan) > sla);
-    pb->objective = objective ? objective
-                    : wf->sla.set && wf->sla.objective == LOOM_WF_OBJECTIVE_LATENCY ? 2 : 1;
-    pb->version = 1;
-    char msg[1024];
-    rp.version = 1;
-    rp.sla_ms = sla;
-    summary(&rp, live ? "live workers" : "fleet from the request", msg, sizeof msg);
-    if ((pb->notes[pb->n_notes] = strdup(msg)))
-        pb->n_notes++;
-    for (size_t i = 0; i < notes.len; i++)
-        if ((pb->notes[pb->n_notes] = strdup(notes.items[i])))
-            pb->n_notes++;
+    if (objective)
+        pb->objective = objective;
     *out = pb;
     rc = 0;
 done:

@@ -394,8 +394,27 @@ static int on_replay(void *ud, const loom_store_event_t *se)
     ev.elapsed_ms = json_number_value(json_object_get(d, "elapsed_ms"));
     ev.step_ms = json_number_value(json_object_get(d, "step_ms"));
     ev.sla_latency_ms = json_number_value(json_object_get(d, "sla_ms"));
+    /* PLANNED / REPLANNED: the stored Plan (hex of its protobuf encoding) */
+    const char *hex = json_string_value(json_object_get(d, "plan_pb"));
+    Loom__V1__Plan *plan = NULL;
+    if (hex) {
+        size_t n = strlen(hex) / 2;
+        uint8_t *bin = malloc(n + 1);
+        int ok = bin != NULL;
+        for (size_t i = 0; ok && i < n; i++) {
+            unsigned v;
+            ok = sscanf(hex + 2 * i, "%2x", &v) == 1;
+            bin[i] = (uint8_t)v;
+        }
+        if (ok)
+            plan = loom__v1__plan__unpack(NULL, n, bin);
+        free(bin);
+        ev.plan = plan;
+    }
     loom_err_t err;
     int rc = loom_rpc_stream_send(rp->s->csrv, rp->o, (const ProtobufCMessage *)&ev, &err);
+    if (plan)
+        loom__v1__plan__free_unpacked(plan, NULL);
     json_decref(d);
     if (rc != 0) {
         rp->failed = 1;

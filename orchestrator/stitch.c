@@ -449,6 +449,7 @@ void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
     pe.sla_latency_ms = r->sla_ms;
     pe.text = (char *)(ev->text ? ev->text : "");
     pe.step_ms = ev->step_ms;
+    pe.plan = (Loom__V1__Plan *)ev->plan;
     if (ev->error) {
         perr.code = LOOM__V1__STATUS_CODE__UNKNOWN;
         perr.message = (char *)ev->error;
@@ -473,6 +474,20 @@ void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
             json_object_set_new(d, "error", json_string(ev->error));
         if (ev->device)
             json_object_set_new(d, "device", json_string(ev->device));
+        if (ev->plan) { /* the Plan, protobuf-packed and hex-encoded, so replays can send it again */
+            size_t n = loom__v1__plan__get_packed_size(ev->plan);
+            uint8_t *bin = malloc(n + 1);
+            char *hex = malloc(2 * n + 1);
+            if (bin && hex) {
+                loom__v1__plan__pack(ev->plan, bin);
+                for (size_t i = 0; i < n; i++)
+                    snprintf(hex + 2 * i, 3, "%02x", bin[i]);
+                hex[2 * n] = 0;
+                json_object_set_new(d, "plan_pb", json_string(hex));
+            }
+            free(bin);
+            free(hex);
+        }
         json_object_set_new(d, "run_state", json_integer(pe.run_state));
         if (ev->step_state)
             json_object_set_new(d, "step_state", json_integer(ev->step_state));

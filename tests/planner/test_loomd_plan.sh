@@ -27,8 +27,9 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {p["device_m
   || fail "fleet plan: $(cat "$TMP/live2.json")"
 echo "ok   Plan RPC: live workers and a fleet sent along"
 
-# 1. all steps on the cheap worker, as planned
-"$BIN/loom" run "$WF" --input ms=50 >"$TMP/run1.out" 2>"$TMP/run1.err" || fail "run 1 failed: $(cat "$TMP/run1.err")"
+# 1. all steps on the cheap worker, as planned; --explain shows the plan's placements
+"$BIN/loom" run "$WF" --input ms=50 --explain >"$TMP/run1.out" 2>"$TMP/run1.err" || fail "run 1 failed: $(cat "$TMP/run1.err")"
+grep -q "^ *last *noop *on cheap *start" "$TMP/run1.err" || fail "--explain did not print the placements: $(cat "$TMP/run1.err")"
 grep -q "planned:.*first->cheap" "$TMP/run1.err" || fail "no PLANNED event naming cheap: $(cat "$TMP/run1.err")"
 n=$(grep -c "started on cheap" "$TMP/run1.err")
 [ "$n" -eq 4 ] || fail "expected 4 steps on cheap, got $n: $(cat "$TMP/run1.err")"

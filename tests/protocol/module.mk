@@ -24,3 +24,6 @@ $(BUILD)/bench/bench_rpc: $(call objs,bench/bench_rpc.c) $(PROTO_TEST_ARCHIVES)
 bench-rpc: $(BUILD)/bench/bench_rpc
 	$(BUILD)/bench/bench_rpc
 BENCHES += bench-rpc
+
+$(eval $(call SCRIPT_TEST,protocol_keygen,tests/protocol/test_keygen.sh))
+$(BUILD)/tests/protocol_keygen: $(PROTO_PY) $(BUILD)/tests/loom-test-server $(BUILD)/bin/loom
