@@ -16,6 +16,9 @@ struct loom_kernel_runner {
     loom_target_kind_t target;
     loom_mlir_t *m;
     loom_artifact_cache_t *cache;
+    char arch[16];           /* GPU */
+    loom_gpu_exec_fn exec;   /* GPU */
+    void *exec_ud;
 };
 
 loom_kernel_runner_t *loom_kernel_runner_new(loom_target_kind_t target, const char *cache_dir,
@@ -30,6 +33,23 @@ loom_kernel_runner_t *loom_kernel_runner_new(loom_target_kind_t target, const ch
     if (!(r->m = loom_mlir_new(err)) || !(r->cache = loom_artifact_cache_new(r->m, cache_dir, err))) {
         loom_kernel_runner_destroy(&r);
         return NULL;
+    }
+    return r;
+}
+
+loom_kernel_runner_t *loom_kernel_runner_new_gpu(const char *arch, loom_gpu_exec_fn exec, void *ud,
+                                                 const char *cache_dir, loom_err_t *err)
+{
+    if (!arch || strncmp(arch, "sm_", 3) != 0 || strlen(arch) >= 16 || !exec) {
+        loom_err_set(err, LOOM_EINVAL, "GPU runner needs an sm_XX arch and an executor");
+        return NULL;
+    }
+    loom_kernel_runner_t *r = loom_kernel_runner_new(LOOM_TARGET_CPU, cache_dir, err);
+    if (r) {
+        r->target = LOOM_TARGET_GPU;
+        snprintf(r->arch, sizeof r->arch, "%s", arch);
+        r->exec = exec;
+        r->exec_ud = ud;
     }
     return r;
 }
@@ -123,12 +143,33 @@ static json_t *json_from(const loom_kernel_arg_t *a, const void *buf)
 /* ---- compiled call --------------------------------------------------------- */
 
 /* Compiles (or finds) src and calls it with bufs. */
+static int call_gpu(loom_kernel_runner_t *r, const loom_artifact_t *a, void **bufs, loom_err_t *err)
+{
+    loom_gpu_unit_t u;
+    size_t bytes[LOOM_KERNEL_MAX_ARGS];
+    int out[LOOM_KERNEL_MAX_ARGS];
+    int rc = loom_gpu_unit_read(a->payload, a->len, &u, err);
+    if (rc)
+        return rc;
+    for (int i = 0; i < a->sig.nargs; i++) {
+        bytes[i] = loom_kernel_arg_bytes(&a->sig.args[i]);
+        /* A user kernel may write any argument (its signature marks all as
+         * inputs): bring every buffer back; built-ins skip their inputs. */
+        out[i] = !a->sig.args[i].is_input || strncmp(a->sig.args[i].name, "arg", 3) == 0;
+    }
+    rc = r->exec(r->exec_ud, &u, (void *const *)bufs, bytes, out, a->sig.nargs, err);
+    loom_gpu_unit_free(&u);
+    return rc;
+}
+
 static int call(loom_kernel_runner_t *r, const char *src, size_t n, const char *name,
                 const loom_kernel_sig_t *sig, void **bufs, const loom_artifact_t **art, loom_err_t *err)
 {
     int hit;
     loom_jit_t *j;
-    int rc = loom_artifact_compile(r->cache, src, n, name, r->target, NULL, sig, art, &hit, err);
+    int rc = loom_artifact_compile(r->cache, src, n, name, r->target, r->arch, sig, art, &hit, err);
+    if (!rc && r->target == LOOM_TARGET_GPU)
+        return call_gpu(r, *art, bufs, err);
     if (!rc)
         rc = loom_artifact_jit(r->cache, *art, &j, err);
     if (!rc)
@@ -169,6 +210,42 @@ static float q_scale(const float *x, size_t n)
     for (size_t i = 0; i < n; i++)
         mx = fmaxf(mx, fabsf(x[i]));
     return mx > 0 ? mx / 127.0f : 1.0f;
+}
+
+/* GPU vector.search: the kernel scored; pick the top k here, with the
+ * CPU kernel's rule (best first, ties to the lower index). Appends the idx
+ * and top buffers to sig/bufs. */
+static int host_topk(loom_kernel_sig_t *sig, void **bufs, int k, loom_err_t *err)
+{
+    const float *sc = bufs[2];
+    long n = sig->args[2].shape[0];
+    int32_t *idx = calloc((size_t)k, sizeof *idx);
+    float *top = calloc((size_t)k, sizeof *top);
+    if (!idx || !top || sig->nargs + 2 > LOOM_KERNEL_MAX_ARGS) {
+        free(idx), free(top);
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    }
+    for (int t = 0; t < k; t++) {
+        float best = -INFINITY;
+        int32_t bi = -1;
+        for (long i = 0; i < n; i++) {
+            int taken = 0;
+            for (int u = 0; u < t && !taken; u++)
+                taken = idx[u] == (int32_t)i;
+            if (!taken && sc[i] > best)
+                best = sc[i], bi = (int32_t)i;
+        }
+        idx[t] = bi, top[t] = best;
+    }
+    loom_kernel_arg_t a = {.elem = LOOM_ELEM_I32, .rank = 1, .shape = {k, 0}};
+    snprintf(a.name, sizeof a.name, "idx");
+    sig->args[sig->nargs] = a;
+    bufs[sig->nargs++] = idx;
+    a.elem = LOOM_ELEM_F32;
+    snprintf(a.name, sizeof a.name, "top");
+    sig->args[sig->nargs] = a;
+    bufs[sig->nargs++] = top;
+    return 0;
 }
 
 static int shape_of(const json_t *args, const char *name, int want_rank, long shape[2], loom_err_t *err)
@@ -219,6 +296,7 @@ static int builtin(loom_kernel_runner_t *r, loom_kernel_kind_t kind, const json_
         s.m = 1, s.n = (int)sa[0], s.k = (int)sa[1];
         if (json_is_integer(json_object_get(args, "topk")))
             s.topk = (int)json_integer_value(json_object_get(args, "topk"));
+        s.scores_only = r->target == LOOM_TARGET_GPU; /* top-k is selected on the host */
         break;
     default:
         return loom_err_set(err, LOOM_EINVAL, "kernel %s cannot be called directly", loom_kernel_kind_name(kind));
@@ -246,6 +324,8 @@ static int builtin(loom_kernel_runner_t *r, loom_kernel_kind_t kind, const json_
     }
     if (!rc)
         rc = call(r, src.data, src.len, loom_kernel_kind_name(s.kind), &sig, bufs, &art, err);
+    if (!rc && s.kind == LOOM_KERNEL_VSEARCH && s.scores_only)
+        rc = host_topk(&sig, bufs, s.topk, err);
     if (!rc) {
         json_t *o = json_object();
         const char *const *names = outs[s.kind];

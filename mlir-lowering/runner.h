@@ -33,6 +33,17 @@ typedef struct loom_kernel_runner loom_kernel_runner_t;
  * cache (NULL: memory only). */
 loom_kernel_runner_t *loom_kernel_runner_new(loom_target_kind_t target, const char *cache_dir,
                                              loom_err_t *err);
+
+/* Runs a compiled GPU unit: uploads bufs (bytes each), launches, downloads
+ * the buffers with is_output set. The GPU worker passes its CUDA driver
+ * handle (workers/gpu/cudrv.h) as ud. */
+typedef int (*loom_gpu_exec_fn)(void *ud, const loom_gpu_unit_t *u, void *const *bufs, const size_t *bytes,
+                                const int *is_output, int n, loom_err_t *err);
+
+/* GPU target: kernels are compiled to PTX for arch ("sm_90") and run by
+ * exec; vector.search scores on the GPU and selects the top k on the host. */
+loom_kernel_runner_t *loom_kernel_runner_new_gpu(const char *arch, loom_gpu_exec_fn exec, void *ud,
+                                                 const char *cache_dir, loom_err_t *err);
 void loom_kernel_runner_destroy(loom_kernel_runner_t **pr);
 
 /* *out: caller owns. Bad input is LOOM_EINVAL naming the field; a kernel

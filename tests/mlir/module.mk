@@ -3,10 +3,11 @@
 MLIR_TEST_ARCHIVES := $(BUILD)/lib/libloom_mlir.a $(BUILD)/lib/libloom_common.a
 $(eval $(call TEST,mlir_unit,tests/mlir/test_kernels.c tests/mlir/test_lower.c tests/mlir/test_runner.c,$(MLIR_TEST_ARCHIVES),-lcmocka $(MLIR_LDLIBS)))
 $(eval $(call SCRIPT_TEST,mlir_golden,tests/mlir/golden.sh))
-# GPU launch test: PTX from `loom kernel`, launched through the CUDA driver;
-# skips without a device. Links no MLIR (only the GPU unit reader).
+# GPU launch test: PTX from `loom kernel`, launched through the CUDA driver,
+# then the GPU worker's compute path (runner + driver); skips without a
+# device. The second (and last) MLIR-linked test binary.
 $(BUILD)/tests/mlir_gpu: $(BUILD)/bin/loom
-$(eval $(call TEST,mlir_gpu,tests/mlir/test_gpu.c,$(BUILD)/lib/libloom_cudrv.a $(BUILD)/lib/libloom_mlir.a $(BUILD)/lib/libloom_common.a,-ljansson -lm $(CUDRV_LDLIBS) $(COMMON_LDLIBS)))
+$(eval $(call TEST,mlir_gpu,tests/mlir/test_gpu.c,$(BUILD)/lib/libloom_cudrv.a $(MLIR_TEST_ARCHIVES),$(MLIR_LDLIBS) $(CUDRV_LDLIBS)))
 
 # make bench-mlir: lowering/partitioning a 100-step workflow, cached vs cold
 # kernel compiles, JIT code speed (bench/mlir_bench.c).

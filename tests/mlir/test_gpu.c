@@ -3,8 +3,11 @@
  * through the CUDA driver API (workers/gpu/cudrv.h) and compares with the
  * C reference the CPU JIT is tested against (test_kernels.c), within 1e-4
  * relative (the GPU lowering uses approximate exp/rsqrt instructions).
+ * Then the GPU worker's compute path: a JSON compute task through the
+ * kernel runner with the driver as executor (workers/gpu/op_kernel_gpu.c).
  * Skips (exit 77) when no CUDA device is visible. */
 #include "mlir-lowering/gpu_unit.h"
+#include "mlir-lowering/runner.h"
 #include "workers/gpu/cudrv.h"
 
 #include <jansson.h>
@@ -32,6 +35,12 @@ static void check(const char *what, const float *got, const float *want, size_t 
             return;
         }
     printf("ok   %s (%zu values)\n", what, n);
+}
+
+static int exec_unit(void *ud, const loom_gpu_unit_t *u, void *const *bufs, const size_t *bytes,
+                     const int *is_output, int n, loom_err_t *err)
+{
+    return loom_cudrv_run_unit(ud, u, bufs, bytes, is_output, n, err);
 }
 
 /* Runs `loom kernel NAME --target gpu --arch A --shape S --emit code --json`. */
@@ -177,6 +186,37 @@ int main(void)
     json_decref(a);
     for (int i = 0; i < n; i++)
         free(buf[i]);
+    /* The compute op's path: JSON task -> artifact (PTX) -> driver. */
+    loom_kernel_runner_t *r = loom_kernel_runner_new_gpu(arch, exec_unit, d, NULL, &err);
+    if (!r) {
+        fprintf(stderr, "FAIL GPU runner: %s\n", err.msg);
+        return 1;
+    }
+    json_t *task = json_loads("{\"kernel\": \"matmul\", \"args\": {\"a\": [[1, 2, 3], [4, 5, 6]],"
+                              " \"b\": [[1, 0], [0, 1], [1, 1]]}}", 0, NULL), *res = NULL;
+    if (loom_kernel_runner_compute(r, task, &res, &err) != 0) {
+        fprintf(stderr, "FAIL compute task on the GPU: %s\n", err.msg);
+        failures++;
+    } else {
+        float want[4] = {4, 5, 10, 11}, got[4];
+        for (int i = 0; i < 4; i++)
+            got[i] = (float)json_number_value(json_array_get(json_array_get(json_object_get(res, "c"), (size_t)i / 2), (size_t)i % 2));
+        check("compute task (runner -> PTX -> driver)", got, want, 4);
+    }
+    json_decref(res);
+    json_decref(task);
+    task = json_loads("{\"query\": [0, 0, 1], \"k\": 1, \"documents\": [[1, 0, 0], [0, 0.9, 0.1], [0, 0, 1]]}",
+                      0, NULL);
+    if (loom_kernel_runner_vsearch(r, task, &res, &err) != 0 ||
+        json_integer_value(json_object_get(json_array_get(json_object_get(res, "hits"), 0), "index")) != 2) {
+        fprintf(stderr, "FAIL vector.search on the GPU: %s\n", err.msg);
+        failures++;
+    } else {
+        printf("ok   vector.search (GPU scores, host top-k)\n");
+    }
+    json_decref(res);
+    json_decref(task);
+    loom_kernel_runner_destroy(&r);
     loom_cudrv_close(&d);
     return failures ? 1 : 0;
 }

@@ -12,6 +12,7 @@
 #include "workers/common/worker.h"
 #include "workers/cpu/llm_ops.h"
 #include "workers/gpu/llm_cuda.h"
+#include "workers/gpu/op_kernel_gpu.h"
 
 typedef struct gpu {
     loom_cuda_info_t info;
@@ -84,7 +85,8 @@ static int gpu_add_ops(void *self, loom_ops_t *ops, loom_err_t *err) {
     (void)self;
     int rc = loom_ops_add_basic(ops);
     if (rc) return loom_err_set(err, rc, "registering basic ops failed");
-    return loom_llm_add_ops(ops, &FACTORY, err);
+    if ((rc = loom_llm_add_ops(ops, &FACTORY, err))) return rc;
+    return loom_gpu_kernel_ops_add(ops, 0, err); /* compute: PTX from mlir-lowering, driver API */
 }
 
 static void gpu_destroy(void *self) {

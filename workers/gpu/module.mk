@@ -25,4 +25,6 @@ $(BUILD)/lib/libloom_llmcuda.a: $(LLMCUDA_OBJS)
 LIBS += $(BUILD)/lib/libloom_llmcuda.a
 LLMCUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ -lm
 LLMCUDA_ARCHIVES := $(BUILD)/lib/libloom_llmcuda.a $(BUILD)/lib/libloom_llm.a
-$(eval $(call PROG,loom-worker-gpu,workers/gpu/main.c,$(LLMCUDA_ARCHIVES) $(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a,$(LLMCUDA_LDLIBS) -ljansson $(WORKER_LDLIBS) $(PROTOCOL_LDLIBS) $(COMMON_LDLIBS)))
+# compute on the GPU (op_kernel_gpu.c, mlir engineer): PTX compiled by
+# mlir-lowering and launched through cudrv, so MLIR is linked in too.
+$(eval $(call PROG,loom-worker-gpu,workers/gpu/main.c workers/gpu/op_kernel_gpu.c,$(LLMCUDA_ARCHIVES) $(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_cudrv.a $(BUILD)/lib/libloom_mlir.a $(BUILD)/lib/libloom_common.a,$(LLMCUDA_LDLIBS) -ljansson $(WORKER_LDLIBS) $(PROTOCOL_LDLIBS) $(MLIR_LDLIBS) $(CUDRV_LDLIBS) $(COMMON_LDLIBS)))
