@@ -21,7 +21,7 @@ static const char usage_text[] =
     "Runs a workflow on loomd and waits for it.\n\n"
     "  --input NAME=VALUE   a workflow input; VALUE is JSON when it parses as JSON,\n"
     "                       else a string; NAME=@PATH reads the string from a file\n"
-    "  --inputs JSON        all inputs as one JSON object\n"
+    "  --inputs JSON        all inputs as one JSON object (@PATH: read from a file)\n"
     "  --sla-ms N           override the workflow's sla.latency_ms\n"
     "  --timeout-ms N       stop waiting after N ms (the run continues; exit 3)\n"
     "  --no-wait            print the run id and return at once\n"
@@ -164,7 +164,7 @@ int loom_cmd_run(int argc, char **argv)
                 goto out;
             i++;
         } else if (strcmp(a, "--inputs") == 0 && v) {
-            json_t *all = json_loads(v, 0, NULL);
+            json_t *all = v[0] == '@' ? json_load_file(v + 1, 0, NULL) : json_loads(v, 0, NULL);
             if (!json_is_object(all)) {
                 fprintf(stderr, "loom run: --inputs must be a JSON object\n");
                 json_decref(all);
@@ -218,6 +218,15 @@ int loom_cmd_run(int argc, char **argv)
     rq.workflow_name = (char *)name;
     rq.inputs_json = inputs_s;
     rq.sla_latency_ms = sla_ms;
+    /* tools with relative paths run from where the user typed the command */
+    char cwd[PATH_MAX];
+    Loom__V1__Metadata label = LOOM__V1__METADATA__INIT, *labels[1] = {&label};
+    if (getcwd(cwd, sizeof cwd)) {
+        label.key = "cwd";
+        label.value = cwd;
+        rq.n_labels = 1;
+        rq.labels = labels;
+    }
     Loom__V1__SubmitReply *rep = NULL;
     loom_err_t err;
     loom_err_clear(&err);

@@ -142,7 +142,13 @@ void loom_cli_print_run(FILE *f, const Loom__V1__Run *r, int steps)
     int64_t t0 = r->submitted_unix_ms;
     fprintf(f, "  %-28s %-14s %-10s %8s %8s  %-4s %s\n", "step", "op", "state", "start", "ms",
             "dev", "worker");
+    size_t shown = r->n_steps > 40 ? 30 : r->n_steps;
     for (size_t i = 0; i < r->n_steps; i++) {
+        if (i == shown) {
+            fprintf(f, "  ... %zu more steps (loom status %s --json shows all)\n", r->n_steps - shown,
+                    r->run_id);
+            break;
+        }
         const Loom__V1__StepStatus *s = r->steps[i];
         char start[32] = "-";
         if (s->started_unix_ms)

@@ -3,6 +3,7 @@
 #include "orchestrator/engine_internal.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,7 @@ static void run_free(loom_run_t *r)
     free(r->error);
     free(r->cp);
     free(r->workflow_dir);
+    free(r->client_cwd);
     free(r);
 }
 
@@ -147,11 +149,12 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
     r->finished_ms = loom_wall_ms();
     if (error && !r->error)
         r->error = strdup(error);
+    const char *why = state == LOOM_RUN_CANCELLED ? "run cancelled" : "run failed";
     while (r->tasks) {
         loom_task_t *t = r->tasks;
         if (t->worker && e->cfg.cancel_task)
-            e->cfg.cancel_task(e->cfg.ud, t->worker, t,
-                               state == LOOM_RUN_CANCELLED ? "run cancelled" : "run failed");
+            e->cfg.cancel_task(e->cfg.ud, t->worker, t, why);
+        engine_task_cancelled(e, t, why);
         task_free(e, t);
     }
     engine_sla_check(e, r, loom_clock_ms());
@@ -159,8 +162,11 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
                : state == LOOM_RUN_CANCELLED ? LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_CANCELLED
                                              : LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_FAILED;
     run_store_update(e, r, outputs);
-    engine_emit(e, r, &(engine_ev_t){.kind = kind, .message = r->error, .output = outputs,
-                                     .final = 1, .error = r->error});
+    char summary[200];
+    snprintf(summary, sizeof summary, "%d task(s); task latency p50 %.0f us, p99 %.0f us",
+             r->tasks_done, engine_lat_quantile(r, 0.5), engine_lat_quantile(r, 0.99));
+    engine_emit(e, r, &(engine_ev_t){.kind = kind, .message = r->error ? r->error : summary,
+                                     .output = outputs, .final = 1, .error = r->error});
     if (e->cfg.placement.run_done)
         e->cfg.placement.run_done(e->cfg.placement.self, r->id);
     loom_map_del(e->runs, r->id);
@@ -170,6 +176,30 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
               r->error ? " error=" : "", r->error ? r->error : "");
     r->dead_next = e->dead;
     e->dead = r;
+}
+
+void engine_lat_add(loom_run_t *r, uint64_t ns)
+{
+    double us = (double)ns / 1000.0;
+    int b = us <= 1 ? 0 : (int)(log10(us) * 8.0);
+    if (b >= LAT_BUCKETS)
+        b = LAT_BUCKETS - 1;
+    r->lat_hist[b]++;
+}
+
+double engine_lat_quantile(const loom_run_t *r, double q)
+{
+    uint64_t total = 0, acc = 0;
+    for (int b = 0; b < LAT_BUCKETS; b++)
+        total += r->lat_hist[b];
+    if (!total)
+        return 0;
+    for (int b = 0; b < LAT_BUCKETS; b++) {
+        acc += r->lat_hist[b];
+        if ((double)acc >= q * (double)total)
+            return pow(10.0, (b + 0.5) / 8.0); /* bucket midpoint (geometric) */
+    }
+    return pow(10.0, LAT_BUCKETS / 8.0);
 }
 
 /* ---- scopes --------------------------------------------------------------- */
@@ -313,6 +343,7 @@ static loom_task_t *task_new(loom_engine_t *e, scope_t *sc, size_t i, int index,
     t->input_len = input_len;
     t->timeout_ms = sc->g->steps[i].timeout_ms;
     t->ready_ms = loom_wall_ms();
+    t->ready_ns = loom_clock_ns();
     t->qi.prio = prio_of(r, sc, i);
     if (loom_map_put(e->tasks, t->id, t) != 0) {
         free(input);
@@ -861,6 +892,7 @@ static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms)
     t->attempt++;
     t->state = LOOM_TASK_READY;
     t->deadline_mono = 0;
+    t->ready_ns = loom_clock_ns() + delay_ms * 1000000ull;
     if (delay_ms) {
         t->not_before = loom_clock_ms() + delay_ms;
         list_add(e, LIST_RETRY, t);
@@ -908,6 +940,21 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
         return loom_err_set(err, LOOM_ENOTFOUND, "result for unknown or finished task '%s'",
                             task_id ? task_id : "");
     }
+    if (t->worker != w && strcmp(t->last_worker, w->id) == 0 && (int)attempt == t->attempt - 1 &&
+        t->state != LOOM_TASK_SUCCEEDED) {
+        /* A worker declared lost finished the previous attempt after all:
+         * take its result (the work is done) and stop the new attempt,
+         * rather than running the step's side effects twice. */
+        LOOM_INFO(COMP, "msg=\"late result from a lost worker accepted\" task=%s worker=%s", t->id,
+                  w->id);
+        if (t->worker && e->cfg.cancel_task)
+            e->cfg.cancel_task(e->cfg.ud, t->worker, t, "an earlier attempt finished");
+        worker_detach(t);
+        list_del(e, t);
+        loom_sched_remove(&e->ready, &t->qi);
+        t->attempt = (int)attempt;
+        worker_attach(t, w);
+    }
     if (t->worker != w) {
         e->stats.results_rejected++;
         return loom_err_set(err, LOOM_EPROTO,
@@ -938,6 +985,7 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
     step_rt_t *st = &sc->st[i];
     e->stats.tasks_succeeded++;
     r->tasks_done++;
+    engine_lat_add(r, loom_clock_ns() - t->ready_ns);
     engine_task_succeeded(e, t, output, len, step_ms);
     if (t->index >= 0) {
         json_array_set_new(st->results, (size_t)t->index, out);

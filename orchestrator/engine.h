@@ -55,6 +55,7 @@ typedef struct loom_task {
     uint64_t not_before;       /* retry backoff: not dispatched before (mono ms) */
     uint64_t parked_since;     /* waiting for a capable worker (mono ms); 0 = not parked */
     int64_t ready_ms, started_ms; /* wall clock */
+    uint64_t ready_ns;         /* loom_clock_ns() when it last became ready (latency) */
     char last_worker[128];     /* worker of the previous attempt ("" = none) */
     loom_worker_rec_t *worker; /* while assigned */
     struct loom_task *wnext, *wprev; /* in worker->tasks */
@@ -87,10 +88,12 @@ void loom_engine_destroy(loom_engine_t **pe);
 typedef struct loom_submit {
     const char *yaml;
     size_t yaml_len;
-    const char *name;          /* file name for messages; its directory is tool.exec's default cwd when absolute */
+    const char *name;          /* file name for messages */
     const char *inputs_json;   /* object, or NULL/"" = {} */
     double sla_latency_ms;     /* override; 0 = the workflow's */
     const char *idempotency_key; /* may be NULL */
+    const char *cwd;           /* the client's working directory (absolute): tool.exec's
+                                * default cwd, so relative tool paths work as typed; may be NULL */
 } loom_submit_t;
 
 /* Parses, validates and starts a run. On success copies its id into

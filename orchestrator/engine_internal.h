@@ -10,6 +10,9 @@
 #include "planner/expr.h"
 #include "planner/workflow.h"
 
+/* Task latency histogram: 8 buckets per power of 10 from 1 us to 100 s. */
+#define LAT_BUCKETS 72
+
 enum { LIST_NONE = 0, LIST_RETRY = 1, LIST_TIMED = 2, LIST_PARKED = 3, LIST_COUNT = 4 };
 
 /* Runtime state of one step in one scope. */
@@ -25,6 +28,7 @@ typedef struct step_rt {
     size_t n_items, n_done;
     int tasks_live;
     int started_event;        /* STEP_STARTED sent */
+    int cancel_recorded;      /* foreach: the cancelled step was recorded */
     int64_t started_ms, finished_ms;
     /* loops */
     struct scope *body;       /* the running iteration */
@@ -48,7 +52,7 @@ typedef struct scope {
 struct loom_run {
     char id[32];
     loom_workflow_t *wf;
-    char *yaml, *name, *workflow_dir;
+    char *yaml, *name, *workflow_dir, *client_cwd;
     json_t *inputs;
     scope_t *top;
     loom_run_state_t state;
@@ -63,6 +67,7 @@ struct loom_run {
     size_t live_tasks;
     loom_task_t *tasks;       /* live tasks */
     char *error;
+    uint32_t lat_hist[LAT_BUCKETS]; /* task latency (ready -> result), log buckets */
     struct loom_run *dead_next;
     loom_map_t *recovered;    /* during loom_engine_resume only: step id -> output JSON */
 };
@@ -119,9 +124,13 @@ void engine_task_retried(loom_engine_t *e, loom_task_t *t, const char *why);
 void engine_task_succeeded(loom_engine_t *e, loom_task_t *t, const char *output, size_t len,
                            double step_ms);
 void engine_task_progress(loom_engine_t *e, loom_task_t *t, const char *text);
+void engine_task_cancelled(loom_engine_t *e, loom_task_t *t, const char *why);
 void engine_worker_lost_event(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w);
 
 /* engine.c */
+void engine_lat_add(loom_run_t *r, uint64_t ns);
+/* Latency (us) below which fraction q of the run's tasks finished. */
+double engine_lat_quantile(const loom_run_t *r, double q);
 void engine_scope_done(loom_engine_t *e, scope_t *sc);
 void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, const char *error,
                        const char *outputs);

@@ -75,6 +75,14 @@ loom_worker_rec_t *loom_registry_by_peer(loom_registry_t *r, const uint8_t *peer
     return NULL;
 }
 
+loom_worker_rec_t *loom_registry_by_peer_any(loom_registry_t *r, const uint8_t *peer, size_t len)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i]->peer_len == len && memcmp(r->v[i]->peer, peer, len) == 0)
+            return r->v[i];
+    return NULL;
+}
+
 loom_worker_rec_t *loom_registry_register(loom_registry_t *r, const char *id, const uint8_t *peer,
                                           size_t peer_len, const char *kind, const char *model,
                                           const char *arch, int cores, uint64_t memory,

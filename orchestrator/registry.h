@@ -66,6 +66,9 @@ loom_worker_rec_t *loom_registry_register(loom_registry_t *r, const char *id, co
 /* Lookups (borrowed; NULL when unknown). */
 loom_worker_rec_t *loom_registry_by_peer(loom_registry_t *r, const uint8_t *peer, size_t len);
 loom_worker_rec_t *loom_registry_by_id(loom_registry_t *r, const char *id);
+/* Like by_peer but also finds a worker already declared lost (its late
+ * results may still be the first word on a task). */
+loom_worker_rec_t *loom_registry_by_peer_any(loom_registry_t *r, const uint8_t *peer, size_t len);
 /* Marks a message seen from w now. */
 void loom_registry_touch(loom_registry_t *r, loom_worker_rec_t *w);
 /* Workers whose last message is older than timeout_ms become LOST; each is

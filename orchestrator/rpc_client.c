@@ -301,6 +301,9 @@ static void rpc_submit(srv_t *s, loom_msg_t *m)
                          .name = rq->workflow_name, .inputs_json = rq->inputs_json,
                          .sla_latency_ms = rq->sla_latency_ms,
                          .idempotency_key = rq->idempotency_key};
+    for (size_t i = 0; i < rq->n_labels; i++)
+        if (rq->labels[i]->key && strcmp(rq->labels[i]->key, "cwd") == 0)
+            sub.cwd = rq->labels[i]->value;
     char id[32];
     int rc = loom_engine_submit(s->eng, &sub, id, &err);
     if (rc != 0) {

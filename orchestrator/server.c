@@ -307,6 +307,8 @@ static void on_results(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w, int batch)
 {
     const loom_origin_t *o = loom_msg_origin(m);
     loom_err_t err;
+    if (!w) /* declared lost, but its results may still be the first */
+        w = loom_registry_by_peer_any(s->reg, o->peer, o->peer_len);
     if (!w) {
         LOOM_WARN(COMP, "msg=\"result from an unregistered peer ignored\"");
         if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY))

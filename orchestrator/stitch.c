@@ -5,7 +5,6 @@
 #include "orchestrator/engine_internal.h"
 
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,8 +119,10 @@ int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char *
         }
         json_object_set_new(in, en->key, v);
     }
-    if ((s->op == LOOM_OP_TOOL_EXEC || s->op == LOOM_OP_COMPUTE || s->op == LOOM_OP_VECTOR_SEARCH) &&
-        r->workflow_dir && !json_object_get(in, "cwd"))
+    if (s->op == LOOM_OP_TOOL_EXEC && r->client_cwd && !json_object_get(in, "cwd"))
+        json_object_set_new(in, "cwd", json_string(r->client_cwd));
+    if ((s->op == LOOM_OP_COMPUTE || s->op == LOOM_OP_VECTOR_SEARCH) && r->workflow_dir &&
+        !json_object_get(in, "cwd"))
         json_object_set_new(in, "workflow_dir", json_string(r->workflow_dir));
     if (s->model) {
         const loom_wf_model_t *m = loom_workflow_model(r->wf, s->model);
@@ -289,11 +290,11 @@ int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, 
     loom_diags_free(&d);
     r->yaml = strndup(s->yaml, s->yaml_len);
     r->name = strdup(name);
-    if (name[0] == '/') {
-        char *tmp = strdup(name);
-        if (tmp)
-            r->workflow_dir = strdup(dirname(tmp));
-        free(tmp);
+    if (s->cwd && s->cwd[0] == '/')
+        r->client_cwd = strdup(s->cwd);
+    if (name[0] == '/') { /* compute/vector.search resolve artifacts from here */
+        const char *slash = strrchr(name, '/');
+        r->workflow_dir = strndup(name, slash > name ? (size_t)(slash - name) : 1);
     }
     /* inputs */
     json_t *given = NULL;
@@ -370,16 +371,21 @@ int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, 
     r->cp = calloc(g->n_steps ? g->n_steps : 1, sizeof *r->cp);
     if (!r->cp || !r->yaml || !r->name)
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-    /* reverse topological order: cp = own estimate + the longest dependent */
+    /* reverse topological order: cp = own estimate + the longest dependent.
+     * Walking each step's deps pushes its cp down to them (O(edges)). */
+    int64_t *longest = calloc(g->n_steps ? g->n_steps : 1, sizeof *longest);
+    if (!longest)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     for (size_t k = g->n_steps; k-- > 0;) {
-        size_t i = g->order[k];
-        int64_t longest = 0;
-        for (size_t j = 0; j < g->n_steps; j++)
-            for (size_t q = 0; q < g->steps[j].n_deps; q++)
-                if (g->steps[j].deps[q].step == i && r->cp[j] > longest)
-                    longest = r->cp[j];
-        r->cp[i] = estimate_ms(&g->steps[i]) + longest;
+        size_t j = g->order[k];
+        r->cp[j] = estimate_ms(&g->steps[j]) + longest[j];
+        for (size_t q = 0; q < g->steps[j].n_deps; q++) {
+            size_t d = g->steps[j].deps[q].step;
+            if (r->cp[j] > longest[d])
+                longest[d] = r->cp[j];
+        }
     }
+    free(longest);
     return 0;
 }
 
@@ -657,4 +663,17 @@ void engine_worker_lost_event(loom_engine_t *e, loom_task_t *t, loom_worker_rec_
                       .task_id = t->id, .attempt = t->attempt, .worker_id = w->id,
                       .message = msg};
     engine_emit(e, t->run, &ev);
+}
+
+void engine_task_cancelled(loom_engine_t *e, loom_task_t *t, const char *why)
+{
+    scope_t *sc = t->scope;
+    step_rt_t *st = &sc->st[t->step];
+    if (st->is_foreach) {
+        if (!st->cancel_recorded)
+            store_task(e, sc, t->step, NULL, LOOM_TASK_CANCELLED, NULL, why);
+        st->cancel_recorded = 1;
+    } else {
+        store_task(e, sc, t->step, t, LOOM_TASK_CANCELLED, NULL, why);
+    }
 }

@@ -7,8 +7,8 @@
  *   env         {NAME: value}   variables to set
  *   env_allow   [NAME, ...]     worker variables passed through (default:
  *                               PATH HOME LANG LC_ALL TZ TMPDIR)
- *   cwd         string          working directory (default: the workflow's
- *                               directory when loomd sends `workflow_dir`)
+ *   cwd         string          working directory (loomd fills in the submitting
+ *                               client's directory unless the step sets one)
  *   timeout_ms  int             kill the process group after this long
  *   max_output_bytes int        stdout cap (default 16 MiB); past it the
  *                               process group is killed and the task fails
@@ -249,8 +249,6 @@ int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
         stdin_len = stdin_data ? strlen(stdin_data) : 0;
     }
     json_t *jcwd = json_object_get(in, "cwd");
-    if (!jcwd)
-        jcwd = json_object_get(in, "workflow_dir");
     if (jcwd && !json_is_string(jcwd)) {
         rc = bad(out, err, "cwd", "cwd must be a string");
         goto done;

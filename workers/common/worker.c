@@ -67,6 +67,7 @@ typedef struct worker {
     int registered, draining;
     uint64_t next_req;
     uint64_t register_req;
+    uint64_t next_hb;       /* loom_clock_ms() of the next heartbeat */
     /* slot pool */
     pthread_t *threads;
     pthread_mutex_t qmu;
@@ -580,6 +581,7 @@ static void handle(worker_t *w, const uint8_t *hdr, size_t hlen, const uint8_t *
             if (r->heartbeat_interval_ms && !w->hb_ms)
                 w->hb_ms = (int)r->heartbeat_interval_ms;
             w->registered = 1;
+            w->next_hb = 0; /* heartbeat at once, then every hb_ms */
             LOOM_INFO(COMP, "msg=\"registered\" id=%s slots=%d ops=%zu", w->id, w->slots,
                       loom_ops_count(w->ops));
             loom__v1__register_reply__free_unpacked(r, NULL);
@@ -762,10 +764,10 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
     LOOM_INFO(COMP, "msg=\"worker starting\" id=%s endpoint=%s kind=%s model=\"%s\" slots=%d", w->id,
               ep, w->profile.kind, w->profile.model ? w->profile.model : "", w->slots);
     send_register(w);
-    uint64_t next_hb = loom_clock_ms() + 1000, next_reg = loom_clock_ms() + 1000;
+    uint64_t next_reg = loom_clock_ms() + 1000;
     while (!*stop && !got_signal) {
         uint64_t now = loom_clock_ms();
-        uint64_t due = w->registered ? next_hb : next_reg;
+        uint64_t due = w->registered ? w->next_hb : next_reg;
         long timeout = due > now ? (long)(due - now) : 0;
         zmq_pollitem_t items[2] = {{w->sock, 0, ZMQ_POLLIN, 0}, {NULL, w->efd, ZMQ_POLLIN, 0}};
         if (zmq_poll(items, 2, timeout > 200 ? 200 : timeout) < 0 && zmq_errno() != EINTR)
@@ -780,9 +782,9 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
             LOOM_DEBUG(COMP, "msg=\"no reply to Register yet; retrying\"");
             send_register(w);
             next_reg = now + 1000;
-        } else if (w->registered && now >= next_hb) {
+        } else if (w->registered && now >= w->next_hb) {
             send_heartbeat(w);
-            next_hb = now + (uint64_t)(w->hb_ms > 0 ? w->hb_ms : 1000);
+            w->next_hb = now + (uint64_t)(w->hb_ms > 0 ? w->hb_ms : 1000);
         }
     }
     LOOM_INFO(COMP, "msg=\"worker stopping\" id=%s done=%" PRIu64 " failed=%" PRIu64, w->id,

@@ -1,0 +1,464 @@
+/* Unit tests for loomd's state machines and scheduler without sockets:
+ * the engine (orchestrator/engine.h) runs against the in-memory store, a
+ * registry with hand-registered workers and the default placement; the
+ * test plays the workers by capturing dispatched tasks and feeding back
+ * results. Also the least-slack ready queue (orchestrator/sched.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "orchestrator/engine.h"
+#include "orchestrator/sched.h"
+
+/* ---- harness ------------------------------------------------------------------ */
+
+#define MAXT 256
+
+typedef struct {
+    loom_store_t *store;
+    loom_registry_t *reg;
+    loom_engine_t *eng;
+    loom_task_t *sent[MAXT]; /* dispatched, not yet answered */
+    loom_worker_rec_t *sent_to[MAXT];
+    int nsent;
+    int cancels;
+    char last_cancel[64];
+    int finals;
+    int kinds[64];
+    int nkinds;
+} h_t;
+
+static void h_send(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n)
+{
+    h_t *h = ud;
+    for (size_t i = 0; i < n && h->nsent < MAXT; i++) {
+        h->sent_to[h->nsent] = w;
+        h->sent[h->nsent++] = tasks[i];
+    }
+}
+
+static void h_cancel(void *ud, loom_worker_rec_t *w, const loom_task_t *t, const char *reason)
+{
+    (void)w;
+    h_t *h = ud;
+    h->cancels++;
+    snprintf(h->last_cancel, sizeof h->last_cancel, "%s", reason);
+    (void)t;
+}
+
+static void h_event(void *ud, loom_run_t *run, const Loom__V1__RunEvent *ev, int final)
+{
+    (void)run;
+    h_t *h = ud;
+    if (h->nkinds < 64)
+        h->kinds[h->nkinds++] = ev->kind;
+    h->finals += final;
+}
+
+static loom_worker_rec_t *add_worker(h_t *h, const char *id, int slots)
+{
+    const char *ops[] = {"noop", "echo", "tool.exec", "sleep"};
+    int known;
+    return loom_registry_register(h->reg, id, (const uint8_t *)id, strlen(id), "cpu", "test", "",
+                                  slots, 0, 0, 0, 0, slots, ops, 4, NULL, &known);
+}
+
+static h_t *h_new(int depth)
+{
+    h_t *h = calloc(1, sizeof *h);
+    h->store = loom_store_mem_new(0, 0);
+    h->reg = loom_registry_new(depth);
+    loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
+                           .placement = loom_placement_least_loaded(), .send_tasks = h_send,
+                           .cancel_task = h_cancel, .on_event = h_event, .ud = h,
+                           .backoff_ms = 1, .placement_timeout_ms = 50};
+    h->eng = loom_engine_new(&c);
+    return h;
+}
+
+static void h_free(h_t *h)
+{
+    loom_engine_destroy(&h->eng);
+    loom_registry_destroy(&h->reg);
+    loom_store_destroy(&h->store);
+    free(h);
+}
+
+static int submit(h_t *h, const char *yaml, const char *inputs, double sla, char id[32])
+{
+    loom_submit_t s = {.yaml = yaml, .yaml_len = strlen(yaml), .name = "t.yaml",
+                       .inputs_json = inputs, .sla_latency_ms = sla};
+    loom_err_t err;
+    loom_err_clear(&err);
+    int rc = loom_engine_submit(h->eng, &s, id, &err);
+    if (rc)
+        fprintf(stderr, "submit: %s\n", err.msg);
+    return rc;
+}
+
+/* Answers the i-th dispatched task and removes it from the list. */
+static int answer(h_t *h, int i, int ok, const char *out, int retryable)
+{
+    loom_task_t *t = h->sent[i];
+    loom_worker_rec_t *w = h->sent_to[i];
+    char id[24];
+    snprintf(id, sizeof id, "%s", t->id);
+    int attempt = t->attempt;
+    memmove(&h->sent[i], &h->sent[i + 1], (size_t)(h->nsent - i - 1) * sizeof *h->sent);
+    memmove(&h->sent_to[i], &h->sent_to[i + 1], (size_t)(h->nsent - i - 1) * sizeof *h->sent_to);
+    h->nsent--;
+    loom_err_t err;
+    return loom_engine_result(h->eng, w, id, (uint32_t)attempt, ok, out, out ? strlen(out) : 0,
+                              ok ? NULL : "boom", retryable, 0, &err);
+}
+
+typedef struct {
+    int state;
+    char outputs[512];
+    char error[512];
+    int steps;
+} view_t;
+
+static int on_run(void *ud, const loom_store_run_t *r)
+{
+    view_t *v = ud;
+    v->state = r->state;
+    snprintf(v->outputs, sizeof v->outputs, "%s", r->outputs_json ? r->outputs_json : "");
+    snprintf(v->error, sizeof v->error, "%s", r->error ? r->error : "");
+    return 0;
+}
+
+static view_t view(h_t *h, const char *id)
+{
+    view_t v = {0};
+    loom_err_t err;
+    loom_store_run_get(h->store, id, on_run, NULL, &v, &err);
+    return v;
+}
+
+static char *step_id(loom_task_t *t)
+{
+    static char buf[128];
+    loom_task_step_path(t, buf, sizeof buf);
+    return buf;
+}
+
+/* ---- scheduler ---------------------------------------------------------------- */
+
+static void sched_orders_by_priority_then_fifo(void **state)
+{
+    (void)state;
+    loom_sched_t s;
+    loom_sched_init(&s);
+    loom_sched_item_t it[100];
+    for (int i = 0; i < 100; i++) {
+        it[i].prio = (i * 37) % 10; /* many equal priorities */
+        it[i].slot = SIZE_MAX;
+        assert_int_equal(loom_sched_push(&s, &it[i]), 0);
+    }
+    loom_sched_remove(&s, &it[50]);
+    assert_false(loom_sched_queued(&it[50]));
+    int64_t last = -1;
+    uint64_t last_seq = 0;
+    int n = 0;
+    for (loom_sched_item_t *p; (p = loom_sched_pop(&s)); n++) {
+        assert_true(p->prio >= last);
+        if (p->prio == last)
+            assert_true(p->seq > last_seq); /* FIFO among equals */
+        last = p->prio;
+        last_seq = p->seq;
+        assert_ptr_not_equal(p, &it[50]);
+    }
+    assert_int_equal(n, 99);
+    loom_sched_free(&s);
+}
+
+/* ---- engine -------------------------------------------------------------------- */
+
+static const char *chain_yaml = "version: 1\nname: chain\ninputs:\n  x: int\nsteps:\n"
+                                "  a:\n    op: echo\n    value: ${inputs.x}\n"
+                                "  b:\n    op: echo\n    value: \"got ${steps.a.output.value}\"\n"
+                                "outputs:\n  b: ${steps.b.output.value}\n";
+
+static void dependencies_release_in_order_and_stitch(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    add_worker(h, "w1", 2);
+    char id[32];
+    assert_int_equal(submit(h, chain_yaml, "{\"x\": 41}", 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    assert_string_equal(step_id(h->sent[0]), "a");
+    assert_string_equal(h->sent[0]->input, "{\"value\":41}");
+    assert_int_equal(answer(h, 0, 1, "{\"value\":41}", 1), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    assert_string_equal(step_id(h->sent[0]), "b");
+    assert_string_equal(h->sent[0]->input, "{\"value\":\"got 41\"}");
+    assert_int_equal(answer(h, 0, 1, "{\"value\":\"got 41\"}", 1), 0);
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_SUCCEEDED);
+    assert_string_equal(v.outputs, "{\"b\":\"got 41\"}");
+    assert_int_equal(h->finals, 1);
+    assert_int_equal(loom_engine_active_runs(h->eng), 0);
+    h_free(h);
+}
+
+static void bad_inputs_are_the_users_error(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    char id[32];
+    loom_submit_t s = {.yaml = chain_yaml, .yaml_len = strlen(chain_yaml), .name = "t.yaml",
+                       .inputs_json = "{\"x\": \"nope\"}"};
+    loom_err_t err;
+    assert_int_equal(loom_engine_submit(h->eng, &s, id, &err), LOOM_EINVAL);
+    assert_non_null(strstr(err.msg, "input 'x' must be int"));
+    assert_string_equal(err.field, "inputs.x");
+    s.inputs_json = "{}";
+    assert_int_equal(loom_engine_submit(h->eng, &s, id, &err), LOOM_EINVAL);
+    assert_non_null(strstr(err.msg, "missing required input 'x'"));
+    s.yaml = "version: 1\nname: x\nsteps:\n  a:\n    op: nosuch\n";
+    s.yaml_len = strlen(s.yaml);
+    assert_int_not_equal(loom_engine_submit(h->eng, &s, id, &err), 0);
+    assert_int_equal(err.line, 5);
+    h_free(h);
+}
+
+static void retries_back_off_then_fail_the_run(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    add_worker(h, "w1", 2);
+    const char *y = "version: 1\nname: r\nsteps:\n  a:\n    op: noop\n    retries: 1\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    assert_int_equal(answer(h, 0, 0, NULL, 1), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 0); /* backing off */
+    loom_sleep_ms(3);
+    loom_engine_tick(h->eng);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    assert_int_equal(h->sent[0]->attempt, 2);
+    assert_int_equal(answer(h, 0, 0, NULL, 1), 0);
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_FAILED);
+    assert_non_null(strstr(v.error, "step 'a' failed: boom"));
+    h_free(h);
+}
+
+static void permanent_failures_are_not_retried(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    add_worker(h, "w1", 2);
+    const char *y = "version: 1\nname: r\nsteps:\n  a:\n    op: noop\n    retries: 3\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(answer(h, 0, 0, NULL, 0), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_FAILED);
+    h_free(h);
+}
+
+static void results_from_the_wrong_worker_or_attempt_are_rejected(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    add_worker(h, "w1", 1);
+    loom_worker_rec_t *w2 = add_worker(h, "w2", 1);
+    const char *y = "version: 1\nname: r\nsteps:\n  a:\n    op: noop\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    loom_task_t *t = h->sent[0];
+    loom_worker_rec_t *owner = h->sent_to[0], *other = owner == w2 ? loom_registry_by_id(h->reg, "w1") : w2;
+    loom_err_t err;
+    assert_int_equal(loom_engine_result(h->eng, other, t->id, 1, 1, "1", 1, NULL, 1, 0, &err),
+                     LOOM_EPROTO);
+    assert_non_null(strstr(err.msg, "does not own"));
+    assert_int_equal(loom_engine_result(h->eng, owner, t->id, 7, 1, "1", 1, NULL, 1, 0, &err),
+                     LOOM_ENOTFOUND);
+    assert_int_equal(loom_engine_result(h->eng, owner, "ffff", 1, 1, "1", 1, NULL, 1, 0, &err),
+                     LOOM_ENOTFOUND);
+    assert_int_equal(view(h, id).state, LOOM_RUN_RUNNING);
+    assert_int_equal(answer(h, 0, 1, "1", 1), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+    h_free(h);
+}
+
+static void a_lost_worker_s_task_runs_elsewhere(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    loom_worker_rec_t *w1 = add_worker(h, "w1", 1);
+    const char *y = "version: 1\nname: r\nsteps:\n  a:\n    op: noop\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_ptr_equal(h->sent_to[0], w1);
+    h->nsent = 0;
+    loom_worker_rec_t *w2 = add_worker(h, "w2", 1);
+    w1->state = LOOM_WORKER_LOST;
+    loom_engine_worker_lost(h->eng, w1);
+    assert_int_equal(w1->inflight, 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    assert_ptr_equal(h->sent_to[0], w2);
+    assert_int_equal(h->sent[0]->attempt, 2);
+    assert_int_equal(answer(h, 0, 1, "null", 1), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+    h_free(h);
+}
+
+static void least_slack_goes_first(void **state)
+{
+    (void)state;
+    h_t *h = h_new(1);
+    add_worker(h, "w1", 1); /* one slot: the queue order decides */
+    const char *y = "version: 1\nname: s\nsteps:\n  a:\n    op: noop\n";
+    char busy[32], loose[32], tight[32];
+    assert_int_equal(submit(h, y, NULL, 0, busy), 0);
+    loom_engine_dispatch(h->eng); /* occupies the slot */
+    assert_int_equal(submit(h, y, NULL, 60000, loose), 0);
+    assert_int_equal(submit(h, y, NULL, 500, tight), 0);
+    assert_int_equal(answer(h, 0, 1, "null", 1), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    assert_string_equal(loom_run_id(h->sent[0]->run), tight);
+    h_free(h);
+}
+
+static void foreach_gathers_in_item_order_and_when_skips(void **state)
+{
+    (void)state;
+    h_t *h = h_new(8);
+    add_worker(h, "w1", 4);
+    const char *y = "version: 1\nname: f\ninputs:\n  xs: list\nsteps:\n"
+                    "  each:\n    op: echo\n    foreach: ${inputs.xs}\n    value: ${item}\n"
+                    "  never:\n    op: echo\n    when: ${inputs.xs} == 1\n    value: 1\n"
+                    "  after:\n    op: echo\n    value: ${steps.never.output}\n"
+                    "outputs:\n  each: ${steps.each.output}\n  after: ${steps.after.output.value}\n";
+    char id[32];
+    assert_int_equal(submit(h, y, "{\"xs\": [10, 20, 30]}", 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 4); /* 3 items + after (never was skipped) */
+    for (int i = h->nsent - 1; i >= 0; i--) { /* answer in reverse order */
+        char out[64];
+        snprintf(out, sizeof out, "%s", h->sent[i]->input);
+        assert_int_equal(answer(h, i, 1, out, 1), 0);
+    }
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_SUCCEEDED);
+    assert_string_equal(v.outputs,
+                        "{\"each\":[{\"value\":10},{\"value\":20},{\"value\":30}],\"after\":null}");
+    h_free(h);
+}
+
+static void cancel_reaches_running_tasks(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    add_worker(h, "w1", 2);
+    char id[32];
+    assert_int_equal(submit(h, chain_yaml, "{\"x\": 1}", 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    int st = 0;
+    loom_err_t err;
+    assert_int_equal(loom_engine_cancel(h->eng, id, "test", &st, &err), 0);
+    assert_int_equal(h->cancels, 1);
+    assert_string_equal(h->last_cancel, "run cancelled");
+    assert_int_equal(view(h, id).state, LOOM_RUN_CANCELLED);
+    assert_int_equal(loom_engine_cancel(h->eng, id, "again", &st, &err), LOOM_ENOTFOUND);
+    assert_int_equal(loom_registry_by_id(h->reg, "w1")->inflight, 0);
+    h_free(h);
+}
+
+static void timeouts_cancel_and_fail(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    add_worker(h, "w1", 2);
+    const char *y = "version: 1\nname: t\nsteps:\n  a:\n    op: sleep\n    ms: 100\n    timeout_ms: 5\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    loom_sleep_ms(10);
+    loom_engine_tick(h->eng);
+    assert_int_equal(h->cancels, 1);
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_FAILED);
+    assert_non_null(strstr(v.error, "timed out"));
+    h_free(h);
+}
+
+static void no_capable_worker_fails_after_the_placement_timeout(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    add_worker(h, "w1", 2);
+    const char *y = "version: 1\nname: t\nsteps:\n  a:\n    op: tool.http\n    url: http://127.0.0.1:1/\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 0);
+    loom_sleep_ms(60);
+    loom_engine_tick(h->eng);
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_FAILED);
+    assert_non_null(strstr(v.error, "no registered worker runs op 'tool.http'"));
+    h_free(h);
+}
+
+static void sla_miss_is_marked(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    add_worker(h, "w1", 2);
+    const char *y = "version: 1\nname: s\nsteps:\n  a:\n    op: noop\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 5, id), 0);
+    loom_engine_dispatch(h->eng);
+    loom_sleep_ms(30);
+    loom_engine_tick(h->eng);
+    int missed = 0;
+    for (int i = 0; i < h->nkinds; i++)
+        missed |= h->kinds[i] == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_SLA_MISSED;
+    assert_true(missed);
+    assert_int_equal(answer(h, 0, 1, "null", 1), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+    h_free(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(sched_orders_by_priority_then_fifo),
+        cmocka_unit_test(dependencies_release_in_order_and_stitch),
+        cmocka_unit_test(bad_inputs_are_the_users_error),
+        cmocka_unit_test(retries_back_off_then_fail_the_run),
+        cmocka_unit_test(permanent_failures_are_not_retried),
+        cmocka_unit_test(results_from_the_wrong_worker_or_attempt_are_rejected),
+        cmocka_unit_test(a_lost_worker_s_task_runs_elsewhere),
+        cmocka_unit_test(least_slack_goes_first),
+        cmocka_unit_test(foreach_gathers_in_item_order_and_when_skips),
+        cmocka_unit_test(cancel_reaches_running_tasks),
+        cmocka_unit_test(timeouts_cancel_and_fail),
+        cmocka_unit_test(no_capable_worker_fails_after_the_placement_timeout),
+        cmocka_unit_test(sla_miss_is_marked),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
