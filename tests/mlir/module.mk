@@ -21,3 +21,7 @@ bench-mlir: $(BUILD)/bench/mlir_bench
 BENCHES += bench-mlir
 $(BUILD)/tests/mlir_worker_kernels: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom-worker-npu
 $(eval $(call SCRIPT_TEST,mlir_worker_kernels,tests/mlir/test_worker_kernels.sh))
+
+# libFuzzer target for the GPU unit reader (fuzz build only; seeds in
+# tests/fuzz/corpus/fuzz_gpu_unit/). Built from the reader's source alone.
+$(eval $(call FUZZ,fuzz_gpu_unit,tests/mlir/fuzz_gpu_unit.c mlir-lowering/gpu_unit.c,$(BUILD)/lib/libloom_common.a,$(COMMON_LDLIBS)))
