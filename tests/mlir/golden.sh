@@ -18,6 +18,8 @@ trap 'rm -rf "$tmp"' EXIT
 # case name | loom plan arguments
 cases=(
   "support-rag|examples/support-rag.yaml"
+  "react-agent|examples/react-agent.yaml"
+  "research-fanout|examples/research-fanout.yaml"
   "paper|examples/paper/workflow.yaml --fleet examples/paper/fleet.yaml --profile examples/paper/profile.yaml"
 )
 for c in "${cases[@]}"; do
@@ -77,5 +79,19 @@ if [ $rc -eq 1 ] && grep -q "tests/mlir/kernels/bad_types.mlir:6:19:" "$tmp/err"
   echo "ok   bad kernel: $(head -1 "$tmp/err")"
 else
   echo "FAIL bad kernel: exit $rc"; cat "$tmp/err"; fail=1
+fi
+# A workflow whose compute kernel does not verify fails to lower, located
+# in the kernel file; the good one lowers.
+"$LOOM" plan tests/mlir/workflows/bad-kernel.yaml --emit mlir >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "bad_types.mlir:6:19: steps.crunch.kernel:" "$tmp/err"; then
+  echo "ok   plan with a bad kernel: $(head -1 "$tmp/err")"
+else
+  echo "FAIL plan with a bad kernel: exit $rc"; cat "$tmp/err"; fail=1
+fi
+if "$LOOM" plan tests/mlir/workflows/compute.yaml --emit mlir >"$tmp/x" 2>"$tmp/err"; then
+  echo "ok   plan with a good .mlir kernel lowers"
+else
+  echo "FAIL compute.yaml does not lower"; cat "$tmp/err"; fail=1
 fi
 exit $fail
