@@ -106,6 +106,12 @@ static void run_free(loom_run_t *r)
 /* Frees runs that became final during this engine call. */
 static void reap_runs(loom_engine_t *e)
 {
+    /* Scopes first: they point into their run's workflow. */
+    while (e->dead_scopes) {
+        scope_t *sc = e->dead_scopes;
+        e->dead_scopes = sc->dead_next;
+        scope_free(sc);
+    }
     while (e->dead) {
         loom_run_t *r = e->dead;
         e->dead = r->dead_next;
@@ -288,7 +294,7 @@ static void scope_start(loom_engine_t *e, scope_t *sc)
         engine_scope_done(e, sc);
         return;
     }
-    for (size_t k = 0; k < sc->g->n_steps && !sc->run->final; k++) {
+    for (size_t k = 0; k < sc->g->n_steps && !sc->run->final && !sc->done; k++) {
         size_t i = sc->g->order[k];
         if (sc->st[i].waiting == 0 && sc->st[i].state == LOOM_TASK_PENDING)
             start_step(e, sc, i);
@@ -509,20 +515,29 @@ static void finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state
             d->freed = 1;
         }
     }
-    for (size_t k = sc->dep_off[i]; k < sc->dep_off[i + 1] && !r->final; k++) {
+    for (size_t k = sc->dep_off[i]; k < sc->dep_off[i + 1] && !r->final && !sc->done; k++) {
         size_t j = sc->dep_list[k];
         if (--sc->st[j].waiting == 0)
             start_step(e, sc, j);
     }
-    if (!r->final && sc->remaining == 0)
+    if (!r->final && !sc->done && sc->remaining == 0)
         engine_scope_done(e, sc);
+}
+
+/* A finished loop iteration: callers up the stack may still be iterating
+ * over it, so it is freed at the end of the engine call. */
+static void retire(loom_engine_t *e, scope_t *sc)
+{
+    sc->done = 1;
+    sc->dead_next = e->dead_scopes;
+    e->dead_scopes = sc;
 }
 
 /* All steps of sc are final: finish the run, or the loop iteration. */
 void engine_scope_done(loom_engine_t *e, scope_t *sc)
 {
     loom_run_t *r = sc->run;
-    if (r->final)
+    if (r->final || sc->done)
         return;
     if (!sc->parent) {
         char *outputs = NULL;
@@ -574,12 +589,12 @@ void engine_scope_done(loom_engine_t *e, scope_t *sc)
         json_decref(lst->output);
         lst->output = out;
         lst->body = NULL;
-        scope_free(sc);
+        retire(e, sc);
         finish_step(e, parent, li, LOOM_TASK_SUCCEEDED, NULL);
         return;
     }
     scope_t *next = scope_new(r, sc->g, parent, li, iterations);
-    scope_free(sc);
+    retire(e, sc);
     lst->body = next;
     if (!next) {
         fail_run_oom(e, r);

@@ -47,6 +47,8 @@ typedef struct scope {
     size_t remaining;         /* steps not final */
     size_t *dep_off, *dep_list; /* dependents (CSR) */
     int has_loop;
+    int done;                 /* all steps final; the scope is being retired */
+    struct scope *dead_next;  /* retired scopes, freed at the end of the engine call */
 } scope_t;
 
 struct loom_run {
@@ -80,6 +82,7 @@ struct loom_engine {
     loom_sched_t ready;
     loom_task_t *lists[LIST_COUNT];
     loom_run_t *dead;         /* final runs to free at the end of the call */
+    scope_t *dead_scopes;     /* finished loop iterations, likewise */
     uint64_t next_task, next_run, next_sla_check;
     uint32_t boot;
     loom_engine_stats_t stats;

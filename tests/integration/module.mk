@@ -4,3 +4,11 @@ INTEG_TESTS := $(sort $(wildcard tests/integration/test_*.sh))
 $(foreach t,$(INTEG_TESTS),$(eval $(call SCRIPT_TEST,integ_$(patsubst test_%.sh,%,$(notdir $(t))),$(t))))
 # test_hostile.sh speaks the wire protocol from Python (generated modules).
 $(BUILD)/tests/integ_hostile: $(PROTO_PY)
+
+# A FAKE llm.generate worker for the example-workflow test (a helper, not a
+# test): real worker skeleton, scripted answers; see fake_llm_worker.c.
+FAKE_LLM_ARCHIVES := $(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a
+$(BUILD)/tests/fake-llm-worker: $(call objs,tests/integration/fake_llm_worker.c) $(FAKE_LLM_ARCHIVES)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,tests/integration/fake_llm_worker.c) -Wl,--start-group $(FAKE_LLM_ARCHIVES) -Wl,--end-group $(WORKER_LDLIBS) $(PROTOCOL_LDLIBS) $(COMMON_LDLIBS) -lm
+$(BUILD)/tests/integ_examples_fake_llm: $(BUILD)/tests/fake-llm-worker

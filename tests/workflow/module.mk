@@ -17,3 +17,4 @@ bench-workflow: $(BUILD)/bench/workflow_bench
 	@echo "== bench-workflow: $(BUILD)/bench/workflow_bench"
 	@$(BUILD)/bench/workflow_bench
 BENCHES += bench-workflow
+$(eval $(call SCRIPT_TEST,workflow_tools,tests/workflow/test_tools.sh))

@@ -691,6 +691,35 @@ static void on_signal(int sig)
     got_signal = 1;
 }
 
+/* Keeps only the ops named in list (comma-separated); an unknown name is
+ * an error so a typo does not silently offer nothing. */
+static int restrict_ops(worker_t *w, const char *list, loom_err_t *err)
+{
+    loom_ops_t *keep = loom_ops_new();
+    char *copy = strdup(list);
+    int rc = keep && copy ? 0 : loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    for (char *save = NULL, *name = copy ? strtok_r(copy, ", ", &save) : NULL; !rc && name;
+         name = strtok_r(NULL, ", ", &save)) {
+        loom_op_fn fn;
+        void *ud;
+        int flags;
+        if (loom_ops_find(w->ops, name, &fn, &ud, &flags) != 0) {
+            rc = loom_err_set(err, LOOM_EINVAL, "--ops: this worker has no op '%s'", name);
+            loom_err_hint(err, "run without --ops to offer all of them");
+        } else {
+            rc = loom_ops_add(keep, name, fn, ud, flags);
+        }
+    }
+    free(copy);
+    if (rc) {
+        loom_ops_destroy(&keep);
+        return rc;
+    }
+    loom_ops_destroy(&w->ops);
+    w->ops = keep;
+    return 0;
+}
+
 int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worker_opts_t *opts,
                     volatile int *stop, loom_err_t *err)
 {
@@ -717,6 +746,8 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
             loom_err_set(err, rc, "registering ops failed");
         goto free_ops;
     }
+    if (opts->only_ops && *opts->only_ops && (rc = restrict_ops(w, opts->only_ops, err)) != 0)
+        goto free_ops;
     if (opts->price_per_hour > 0)
         w->profile.price_per_hour = opts->price_per_hour;
     w->slots = opts->slots > 0 ? opts->slots : w->profile.slots > 0 ? w->profile.slots
@@ -834,6 +865,7 @@ static void usage(FILE *f, const char *prog, const char *kind)
             "  --slots N          tasks run at once (default: cores)\n"
             "  --heartbeat-ms N   heartbeat interval (default: loomd's, 1000)\n"
             "  --price USD        price per hour of this device, for the planner\n"
+            "  --ops LIST         offer only these ops (comma-separated), e.g. tool.exec,echo\n"
             "  --log-level L      debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
             "  --help             this text\n",
             prog, kind);
@@ -868,6 +900,8 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
             o.heartbeat_ms = atoi(v);
         else if (TAKE("--price"))
             o.price_per_hour = atof(v);
+        else if (TAKE("--ops"))
+            o.only_ops = v;
         else if (TAKE("--log-level"))
             lvl = v;
         else

@@ -22,6 +22,7 @@ typedef struct loom_worker_opts {
     int slots;              /* concurrent tasks; 0 = the profile's (or cores) */
     int heartbeat_ms;       /* 0 = what loomd asks for (default 1000) */
     double price_per_hour;  /* overrides the profile's when > 0 */
+    const char *only_ops;   /* comma-separated allow-list of ops to offer; NULL = all */
 } loom_worker_opts_t;
 
 /* Parses the common flags (--endpoint, --id, --slots, --heartbeat-ms,
