@@ -14,7 +14,9 @@ ORCHESTRATOR_LDLIBS += -lpq  # store_pg.c (PostgreSQL store)
 LOOMD_ARCHIVES := $(BUILD)/lib/libloom_orchestrator.a $(BUILD)/lib/libloom_planner.a \
                   $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a
 LOOMD_LDLIBS := -ljansson -lpq -lyaml -lglpk -lprotobuf-c -lzmq -lcrypto -lm
-$(eval $(call PROG,loomd,orchestrator/main.c,$(LOOMD_ARCHIVES),$(LOOMD_LDLIBS)))
+# plan_lower.c (mlir engineer) lowers each planned run; named as a source
+# because placement_planner.c only references it weakly.
+$(eval $(call PROG,loomd,orchestrator/main.c mlir-lowering/plan_lower.c,$(LOOMD_ARCHIVES) $(BUILD)/lib/libloom_mlir.a,$(LOOMD_LDLIBS) $(MLIR_LDLIBS)))
 
 # The CLI's run/status/runs/workers/cancel talk to loomd through the client library.
 CLI_ARCHIVES += $(BUILD)/lib/libloom_client.a $(BUILD)/lib/libloom_protocol.a

@@ -233,6 +233,26 @@ static void evict_some(policy_t *p)
 static Loom__V1__Plan *plan_pb(const rplan_t *rp, int live, const char *lead, const loom_decompose_notes_t *notes);
 void loom_placement_plan_free(struct Loom__V1__Plan *p);
 
+/* loomd links the MLIR lowering (mlir-lowering/plan_lower.c, weak here so
+ * other programs using this library need no MLIR): each plan is lowered to
+ * per-device functions, cached by the plan's hash, and the PLANNED message
+ * says so. Best effort: a plan that does not lower is still followed. */
+int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_graph_t *g, const loom_cost_t *c,
+                    const loom_plan_t *plan, char *summary, size_t n, loom_err_t *err) __attribute__((weak));
+
+static void lowered(const loom_placement_req_t *req, const rplan_t *rp, char *msg, size_t n)
+{
+    char s[256];
+    loom_err_t e = {0};
+    size_t len = strlen(msg);
+    if (!loom_plan_lower || !rp->plan)
+        return;
+    if (loom_plan_lower(req->run_id, rp->wf, rp->g, rp->cost, rp->plan, s, sizeof s, &e) == 0)
+        snprintf(msg + len, n > len ? n - len : 0, "; %s", s);
+    else
+        LOOM_WARN(COMP, "msg=\"plan not lowered\" run=%s error=\"%s\"", req->run_id, e.msg);
+}
+
 static void note(const loom_placement_req_t *req, const rplan_t *rp, int replanned, const char *msg)
 {
     if (req->note) {
@@ -275,6 +295,7 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
             rplan_drop_plan(rp);
         } else {
             summary(rp, NULL, msg, sizeof msg);
+            lowered(req, rp, msg, sizeof msg);
             note(req, rp, 0, msg);
         }
     }
@@ -310,6 +331,7 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
         }
         rp->lag_base = lag > 0 ? lag : 0;
         summary(rp, why, msg, sizeof msg);
+        lowered(req, rp, msg, sizeof msg);
         note(req, rp, 1, msg);
         v = node_for_step(rp, req->step_id);
         if (v < 0)

@@ -1,0 +1,121 @@
+/* plan_lower.c — loomd's cached lowering of planned runs (plan_lower.h). */
+#include "mlir-lowering/plan_lower.h"
+
+#include "common/arena.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/map.h"
+#include "common/sha.h"
+#include "mlir-lowering/from_plan.h"
+#include "mlir-lowering/lower.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CACHED 256 /* plans kept; the cache is emptied past this */
+
+typedef struct {
+    char *module;   /* verified module text */
+    char summary[192];
+} lowered_t;
+
+static loom_mlir_t *ctx;
+static loom_map_t *cache; /* plan hash (hex) -> lowered_t */
+
+static void lowered_free(void *p)
+{
+    lowered_t *l = p;
+    if (l)
+        free(l->module);
+    free(l);
+}
+
+/* The plan's content: every node's op, step, model and device, every edge,
+ * the predicted figures; the same plan hashes the same in any process. */
+static int plan_hash(const loom_lower_wf_t *in, char out[LOOM_SHA256_HEX_LEN])
+{
+    loom_buf_t b = LOOM_BUF_INIT;
+    int rc = loom_buf_printf(&b, "%s\n%s\n%.17g\n", in->name, in->file ? in->file : "", in->sla_ms);
+    for (size_t i = 0; i < in->nnodes && !rc; i++) {
+        const loom_lower_node_t *n = &in->nodes[i];
+        rc = loom_buf_printf(&b, "n %s|%s|%s|%s|%s|%s|%s|%d|%.17g|%.17g|%.17g|%d|%d|%d\n", n->name, n->op,
+                             n->step ? n->step : "", n->model ? n->model : "", n->device ? n->device : "",
+                             n->kernel ? n->kernel : "", n->index ? n->index : "", n->topk, n->budget_ms,
+                             n->pred_ms, n->pred_cost, n->line, n->col, n->output);
+    }
+    for (size_t e = 0; e < in->nedges && !rc; e++)
+        rc = loom_buf_printf(&b, "e %d %d %d %.17g %.17g\n", in->edges[e].src, in->edges[e].dst, in->edges[e].kv,
+                             in->edges[e].pred_ms, in->edges[e].pred_cost);
+    if (!rc)
+        rc = loom_sha256_hex(b.data, b.len, out);
+    loom_buf_free(&b);
+    return rc;
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t k = 0;
+    for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle))
+        k++;
+    return k;
+}
+
+int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_graph_t *g, const loom_cost_t *c,
+                    const loom_plan_t *plan, char *summary, size_t n, loom_err_t *err)
+{
+    if (!ctx && !(ctx = loom_mlir_new(err)))
+        return err ? err->code : LOOM_EINTERNAL;
+    if (!cache && !(cache = loom_map_new(lowered_free)))
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    loom_arena_t *arena = loom_arena_new(0);
+    loom_lower_wf_t in;
+    char hash[LOOM_SHA256_HEX_LEN];
+    int rc = arena ? loom_lower_from_plan(wf, g, c, plan, arena, &in, err) : loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    if (!rc && plan_hash(&in, hash) != 0)
+        rc = loom_err_set(err, LOOM_EINTERNAL, "hashing the plan failed");
+    if (rc) {
+        loom_arena_destroy(&arena);
+        return rc;
+    }
+    lowered_t *l = loom_map_get(cache, hash);
+    int hit = l != NULL;
+    if (!l) {
+        loom_buf_t out = LOOM_BUF_INIT;
+        rc = loom_lower_text(ctx, &in, 1, LOOM_PASS_VERIFY, &out, err);
+        if (!rc && !(l = calloc(1, sizeof *l)))
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        if (rc) {
+            loom_buf_free(&out);
+            loom_arena_destroy(&arena);
+            return rc;
+        }
+        l->module = loom_buf_detach(&out, NULL);
+        snprintf(l->summary, sizeof l->summary, "lowered to %zu device functions, %zu send/recv pairs, module %.12s",
+                 count(l->module, "func.func @"), count(l->module, "\"loom.send\""), hash);
+        if (loom_map_len(cache) >= MAX_CACHED) {
+            loom_map_destroy(&cache);
+            cache = loom_map_new(lowered_free);
+        }
+        if (!cache || loom_map_put(cache, hash, l) != 0) {
+            lowered_free(l);
+            loom_arena_destroy(&arena);
+            return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        }
+    }
+    snprintf(summary, n, "%s%s", l->summary, hit ? " (cached)" : "");
+    LOOM_INFO("mlir", "msg=\"plan lowered\" run=%s workflow=%s detail=\"%s\"", run_id ? run_id : "-", wf->name, summary);
+    loom_arena_destroy(&arena);
+    return 0;
+}
+
+const char *loom_plan_lowered_module(const char *hash_prefix)
+{
+    size_t it = 0, n = hash_prefix ? strlen(hash_prefix) : 0;
+    const char *key;
+    void *v;
+    while (cache && n && loom_map_next(cache, &it, &key, &v))
+        if (strncmp(key, hash_prefix, n) == 0)
+            return ((lowered_t *)v)->module;
+    return NULL;
+}

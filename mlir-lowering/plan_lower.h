@@ -1,0 +1,30 @@
+/* plan_lower.h — loomd's lowering of each planned run: the plan (granular
+ * graph + placement + predictions) goes through emit and every pass to the
+ * verified per-device module, cached by the plan's content hash so a
+ * re-plan that lands on the same placement, or another run of the same
+ * workflow on the same fleet, is not lowered twice. */
+#ifndef LOOM_MLIR_PLAN_LOWER_H
+#define LOOM_MLIR_PLAN_LOWER_H
+
+#include "common/err.h"
+#include "planner/cost.h"
+#include "planner/graph.h"
+#include "planner/place.h"
+#include "planner/workflow.h"
+
+#include <stddef.h>
+
+/* Lowers the plan of run `run_id` and writes a one-line summary into
+ * summary ("lowered to 3 device functions, 2 send/recv pairs, module
+ * 1a2b3c4d5e6f (cached)"). Keeps one MLIR context and the cache for the
+ * process; not thread-safe (loomd calls it from its event loop). Returns 0
+ * or a negative LOOM_E* with err; callers treat a failure as "not lowered"
+ * and carry on. */
+int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_graph_t *g, const loom_cost_t *c,
+                    const loom_plan_t *plan, char *summary, size_t n, loom_err_t *err);
+
+/* The verified module text of a lowered plan by its hash prefix as printed
+ * in the summary (borrowed; NULL when unknown). */
+const char *loom_plan_lowered_module(const char *hash_prefix);
+
+#endif
