@@ -19,13 +19,14 @@
 #include "protocol/client.h"
 #include "protocol/rpc_server.h"
 
+#define REPS 5
+
 typedef struct srv_arg {
     void *ctx;
     char endpoint[128];
     int loom;            /* 1 = loom rpc server, 0 = raw echo */
     int stream_items;    /* items per Watch / raw stream request */
     volatile int ready, stop;
-    pthread_mutex_t mu;
 } srv_arg_t;
 
 static void *raw_server(void *p)
@@ -101,10 +102,16 @@ static void *loom_server(void *p)
                 for (int i = 0; i < a->stream_items; i++) {
                     ev.seq = (uint64_t)i + 1;
                     ev.elapsed_ms = i;
-                    while (loom_rpc_stream_send(srv, &to, &ev.base, NULL) != 0)
+                    loom_err_t e;
+                    /* Queue full: wait for the client to read (a real
+                     * server would drop a peer that is gone instead). */
+                    while (loom_rpc_stream_send(srv, &to, &ev.base, &e) != 0 && !a->stop)
                         loom_sleep_ms(0);
                 }
-                loom_rpc_stream_end(srv, &to, LOOM_STATUS_OK, NULL, NULL);
+                /* The end must not be lost to a full queue (HWM) either. */
+                for (int tries = 0; tries < 100000; tries++)
+                    if (loom_rpc_stream_end(srv, &to, LOOM_STATUS_OK, NULL, NULL) == 0)
+                        break;
             }
             loom_msg_destroy(&m);
         }
@@ -249,25 +256,32 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    int n_small = quick ? 2000 : 20000, n_big = quick ? 300 : 3000, items = quick ? 20000 : 200000;
+    int n_small = quick ? 1000 : 5000, n_big = quick ? 200 : 1000, items = quick ? 20000 : 100000;
     void *ctx = zmq_ctx_new();
-    srv_arg_t a = {.ctx = ctx, .stream_items = items};
-    pthread_t t;
-    double r[3][2];
-    for (int loom = 0; loom <= 1; loom++) {
-        a.loom = loom;
-        start(&a, &t);
-        if (loom) {
-            r[0][1] = loom_unary(ctx, a.endpoint, n_small, 0);
-            r[1][1] = loom_unary(ctx, a.endpoint, n_big, 64 * 1024);
-            r[2][1] = loom_stream(ctx, a.endpoint, items);
-        } else {
-            r[0][0] = raw_unary(ctx, a.endpoint, n_small, 24);
-            r[1][0] = raw_unary(ctx, a.endpoint, n_big, 64 * 1024);
-            r[2][0] = raw_stream(ctx, a.endpoint);
-        }
-        stop_srv(&a, t);
+    /* Both servers run side by side; each case alternates raw and Loom and
+     * keeps the best of REPS rounds, so a burst of load on the shared
+     * machine hurts both sides alike and rarely decides the ratio. */
+    srv_arg_t raw = {.ctx = ctx, .stream_items = items, .loom = 0};
+    srv_arg_t lm = {.ctx = ctx, .stream_items = items, .loom = 1};
+    pthread_t traw, tlm;
+    start(&raw, &traw);
+    start(&lm, &tlm);
+    double r[3][2] = {{0}};
+    for (int rep = 0; rep < REPS; rep++) {
+        double v[3][2];
+        v[0][0] = raw_unary(ctx, raw.endpoint, n_small, 24);
+        v[0][1] = loom_unary(ctx, lm.endpoint, n_small, 0);
+        v[1][0] = raw_unary(ctx, raw.endpoint, n_big, 64 * 1024);
+        v[1][1] = loom_unary(ctx, lm.endpoint, n_big, 64 * 1024);
+        v[2][0] = raw_stream(ctx, raw.endpoint);
+        v[2][1] = loom_stream(ctx, lm.endpoint, items);
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 2; j++)
+                if (v[i][j] > r[i][j])
+                    r[i][j] = v[i][j];
     }
+    stop_srv(&raw, traw);
+    stop_srv(&lm, tlm);
     const char *names[3] = {"unary small (Health)", "unary 64 KiB (Submit)", "stream (Watch RunEvent)"};
     const char *keys[3] = {"unary_small", "unary_64k", "stream"};
     if (json) {
@@ -277,7 +291,7 @@ int main(int argc, char **argv)
                    keys[i], r[i][1], r[i][0], r[i][1] / r[i][0]);
         printf("}\n");
     } else {
-        printf("bench-rpc: Loom RPC vs raw ZeroMQ DEALER/ROUTER, loopback TCP, same process shape\n");
+        printf("bench-rpc: Loom RPC vs raw ZeroMQ DEALER/ROUTER, loopback TCP, best of %d rounds\n", REPS);
         printf("%-26s %14s %14s %8s %12s\n", "case", "loom /s", "raw zmq /s", "ratio", "loom us/op");
         for (int i = 0; i < 3; i++)
             printf("%-26s %14.0f %14.0f %8.2f %12.1f\n", names[i], r[i][1], r[i][0],

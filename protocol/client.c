@@ -249,19 +249,28 @@ static loom_stream_t *find_stream(loom_client_t *c, uint64_t id)
  * message was read, 0 on timeout, LOOM_EIO on failure. */
 static int pump(loom_client_t *c, int64_t wait_ms, loom_err_t *err)
 {
-    zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
-    int rc = zmq_poll(&it, 1, wait_ms < 0 ? -1 : (long)wait_ms);
-    if (rc < 0) {
-        if (errno == EINTR)
-            return 0;
-        return loom_err_set(err, LOOM_EIO, "zmq_poll: %s", zmq_strerror(errno));
-    }
-    if (rc == 0)
-        return 0;
+    /* Try a non-blocking read first: when messages are already queued (a
+     * stream in full flow) this saves a poll per message. */
     loom_msg_t *m = NULL;
-    rc = loom_msg_recv(c->sock, 0, &c->limits, ZMQ_DONTWAIT, &m, err);
-    if (rc <= 0)
+    int rc = loom_msg_recv(c->sock, 0, &c->limits, ZMQ_DONTWAIT, &m, err);
+    if (rc < 0)
         return rc;
+    if (rc == 0) {
+        if (wait_ms == 0)
+            return 0;
+        zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
+        rc = zmq_poll(&it, 1, wait_ms < 0 ? -1 : (long)wait_ms);
+        if (rc < 0) {
+            if (errno == EINTR)
+                return 0;
+            return loom_err_set(err, LOOM_EIO, "zmq_poll: %s", zmq_strerror(errno));
+        }
+        if (rc == 0)
+            return 0;
+        rc = loom_msg_recv(c->sock, 0, &c->limits, ZMQ_DONTWAIT, &m, err);
+        if (rc <= 0)
+            return rc;
+    }
     uint64_t id = loom_msg_request_id(m);
     int valid = loom_msg_status(m) == LOOM_STATUS_OK;
     if (!valid && !loom_msg_envelope(m)) {
