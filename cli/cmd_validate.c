@@ -12,7 +12,11 @@
 
 #include <jansson.h>
 
+#include "planner/catalog.h"
+#include "planner/fleet.h"
+#include "planner/profile.h"
 #include "planner/workflow.h"
+#include "planner/workload.h"
 
 static const char usage_text[] =
     "usage: loom validate [--json] FILE...\n"
@@ -21,7 +25,11 @@ static const char usage_text[] =
     "otherwise each error as file:line:col: field: message (exit 1).\n"
     "\n"
     "  --json   print one JSON document with the result of every file\n"
-    "  --quiet  print only errors\n";
+    "  --quiet  print only errors\n"
+    "\n"
+    "The planner's own files are recognised by their top-level keys and checked\n"
+    "with their loaders: hardware catalogs (devices:, links:), fleets (catalog:,\n"
+    "devices:), measured profiles (ops:) and workloads (workflows:).\n";
 
 /* ---- text output ------------------------------------------------------------ */
 
@@ -103,8 +111,8 @@ static json_t *graph_json(const loom_wf_graph_t *g)
 
 static json_t *ok_json(const loom_workflow_t *wf)
 {
-    json_t *o = json_pack("{s:s, s:b, s:s, s:i, s:s, s:i}", "file", wf->file, "ok", 1, "name", wf->name, "version",
-                          wf->version, "sha256", wf->sha256, "levels", wf->graph.n_levels);
+    json_t *o = json_pack("{s:s, s:b, s:s, s:s, s:i, s:s, s:i}", "file", wf->file, "ok", 1, "kind", "workflow", "name",
+                          wf->name, "version", wf->version, "sha256", wf->sha256, "levels", wf->graph.n_levels);
     if (!o)
         return NULL;
     if (wf->sla.set)
@@ -142,8 +150,86 @@ static json_t *errors_json(const char *file, const loom_diags_t *d)
         if (o)
             json_array_append_new(errs, o);
     }
-    return json_pack("{s:s, s:b, s:o, s:I}", "file", file, "ok", 0, "errors", errs, "more_errors",
-                     (json_int_t)d->dropped);
+    return json_pack("{s:s, s:b, s:s, s:o, s:I}", "file", file, "ok", 0, "kind", "workflow", "errors", errs,
+                     "more_errors", (json_int_t)d->dropped);
+}
+
+/* ---- the planner's other files ------------------------------------------- */
+
+typedef enum { KIND_WORKFLOW, KIND_CATALOG, KIND_FLEET, KIND_PROFILE, KIND_WORKLOAD } file_kind_t;
+
+static const char *const kind_names[] = {"workflow", "catalog", "fleet", "profile", "workload"};
+
+static bool has_top_key(const char *text, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *p = text; p; p = strchr(p, '\n')) {
+        if (*p == '\n')
+            p++;
+        if (strncmp(p, key, n) == 0 && p[n] == ':')
+            return true;
+    }
+    return false;
+}
+
+/* Guesses the kind from top-level keys; anything unrecognised is treated
+ * as a workflow so that its errors are the workflow loader's. */
+static file_kind_t sniff(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return KIND_WORKFLOW;
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    if (has_top_key(buf, "steps"))
+        return KIND_WORKFLOW;
+    if (has_top_key(buf, "workflows"))
+        return KIND_WORKLOAD;
+    if (has_top_key(buf, "ops") || has_top_key(buf, "transfers"))
+        return KIND_PROFILE;
+    if (has_top_key(buf, "catalog") && has_top_key(buf, "devices"))
+        return KIND_FLEET;
+    if (has_top_key(buf, "devices") || has_top_key(buf, "links"))
+        return KIND_CATALOG;
+    return KIND_WORKFLOW;
+}
+
+/* Loads a planner file of the given kind; 0 when valid, else err is set. */
+static int check_other(file_kind_t kind, const char *path, loom_err_t *err)
+{
+    void *obj = NULL;
+    switch (kind) {
+    case KIND_CATALOG: {
+        loom_catalog_t *c = loom_catalog_load(path, err);
+        obj = c;
+        loom_catalog_destroy(&c);
+        break;
+    }
+    case KIND_FLEET: {
+        loom_fleet_t *f = loom_fleet_load(path, NULL, err);
+        obj = f;
+        loom_fleet_destroy(&f);
+        break;
+    }
+    case KIND_PROFILE: {
+        loom_profile_t *p = loom_profile_load(path, err);
+        obj = p;
+        loom_profile_destroy(&p);
+        break;
+    }
+    case KIND_WORKLOAD: {
+        loom_workload_t *w = loom_workload_load(path, err);
+        obj = w;
+        loom_workload_destroy(&w);
+        break;
+    }
+    case KIND_WORKFLOW: break;
+    }
+    if (!obj && !err->code)
+        loom_err_set(err, LOOM_EINVAL, "invalid %s file", kind_names[kind]);
+    return obj ? 0 : -1;
 }
 
 int loom_cmd_validate(int argc, char **argv)
@@ -167,7 +253,7 @@ int loom_cmd_validate(int argc, char **argv)
         }
     }
     if (!nfiles) {
-        fprintf(stderr, "loom validate: no workflow file given\n%s", usage_text);
+        fprintf(stderr, "loom validate: no file given\n%s", usage_text);
         return LOOM_EXIT_USAGE;
     }
     int rc = LOOM_EXIT_OK;
@@ -180,6 +266,28 @@ int loom_cmd_validate(int argc, char **argv)
         }
         if (opts && argv[i][0] == '-' && argv[i][1])
             continue;
+        file_kind_t kind = sniff(argv[i]);
+        if (kind != KIND_WORKFLOW) {
+            loom_err_t err;
+            loom_err_clear(&err);
+            int bad = check_other(kind, argv[i], &err);
+            if (bad)
+                rc = LOOM_EXIT_FAIL;
+            if (json) {
+                loom_diags_t one = {&err, bad ? 1 : 0, 1, 0};
+                json_t *o = bad ? errors_json(argv[i], &one) : json_pack("{s:s, s:b}", "file", argv[i], "ok", 1);
+                if (o)
+                    json_object_set_new(o, "kind", json_string(kind_names[kind]));
+                json_array_append_new(results, o);
+            } else if (!bad && !quiet) {
+                printf("%s: ok (%s)\n", argv[i], kind_names[kind]);
+            } else if (bad) {
+                char buf[2048];
+                loom_err_format_long(&err, buf, sizeof buf);
+                fprintf(stderr, "%s\n", buf);
+            }
+            continue;
+        }
         loom_diags_t d = LOOM_DIAGS_INIT;
         loom_workflow_t *wf = NULL;
         if (loom_workflow_load(argv[i], &wf, &d) != 0)

@@ -20,7 +20,11 @@
  * oversized), the expired (deadline passed) and the unauthenticated itself,
  * so the application only sees well-formed, authorised, live messages.
  * Replies address a loom_origin_t: copy it out of the request to keep
- * streaming after the request message is destroyed. */
+ * streaming after the request message is destroyed.
+ *
+ * Cancels and replies are not authenticated (only requests carry a
+ * token): match them on the peer's routing id AND the request id, so that
+ * a peer can only cancel or answer what concerns it. */
 #ifndef LOOM_PROTOCOL_RPC_SERVER_H
 #define LOOM_PROTOCOL_RPC_SERVER_H
 

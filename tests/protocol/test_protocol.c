@@ -409,6 +409,23 @@ static void loom_rpcs_roundtrip(void **state)
     loom_client_destroy(&c);
 }
 
+/* A reply over the client's own payload limit fails with a status, not a crash or a hang. */
+static void oversized_reply_is_refused_by_client(void **state)
+{
+    (void)state;
+    loom_client_opts_t o = {.limits = {.max_header = 4096, .max_payload = 16, .max_decoded = 4096}};
+    loom_err_t err;
+    loom_client_t *c = loom_client_new(plain.endpoint, &o, &err);
+    assert_non_null(c);
+    Loom__V1__GetRequest gr = LOOM__V1__GET_REQUEST__INIT;
+    gr.run_id = "run-big";
+    Loom__V1__GetReply *grp = NULL;
+    assert_int_equal(loom_client_get(c, &gr, 5000, &grp, &err), LOOM_STATUS_RESOURCE_EXHAUSTED);
+    assert_null(grp);
+    assert_non_null(strstr(err.msg, "exceeds the limit of 16"));
+    loom_client_destroy(&c);
+}
+
 /* ---- streaming, cancel, deadlines -------------------------------------------------- */
 
 static void watch_streams_until_end(void **state)
@@ -870,6 +887,7 @@ int main(void)
         cmocka_unit_test(decoded_size_is_bounded),
         cmocka_unit_test(auth_tokens),
         cmocka_unit_test(loom_rpcs_roundtrip),
+        cmocka_unit_test(oversized_reply_is_refused_by_client),
         cmocka_unit_test(watch_streams_until_end),
         cmocka_unit_test(watch_cancel_reaches_server),
         cmocka_unit_test(deadlines_are_honoured),
