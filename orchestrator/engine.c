@@ -384,16 +384,6 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
     st->started_ms = loom_wall_ms();
     loom_err_t err;
     loom_err_clear(&err);
-    if (r->recovered && !sc->parent) { /* recovery: completed before the restart */
-        const char *out = loom_map_get(r->recovered, s->id);
-        json_t *v = out ? json_loads(out, JSON_DECODE_ANY, NULL) : NULL;
-        if (v) {
-            json_decref(st->output);
-            st->output = v;
-            finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
-            return;
-        }
-    }
     if (s->when) {
         bool truth = false;
         rctx_t rc = {.run = r, .sc = sc};
@@ -713,61 +703,6 @@ int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32]
     engine_emit(e, r, &(engine_ev_t){.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_QUEUED,
                                      .message = r->wf->name});
     scope_start(e, r->top);
-    reap_runs(e);
-    return 0;
-}
-
-int loom_engine_resume(loom_engine_t *e, const loom_store_run_t *run, loom_map_t *done,
-                       loom_err_t *err)
-{
-    if (!run || !run->id || !run->workflow_yaml)
-        return loom_err_set(err, LOOM_EINVAL, "recovered run without id or workflow");
-    if (loom_map_get(e->runs, run->id))
-        return loom_err_set(err, LOOM_EEXIST, "run '%s' is already active", run->id);
-    loom_run_t *r = calloc(1, sizeof *r);
-    if (!r)
-        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-    double sla = run->deadline_ms && run->created_ms ? (double)(run->deadline_ms - run->created_ms)
-                                                     : 0;
-    loom_submit_t sub = {.yaml = run->workflow_yaml, .yaml_len = strlen(run->workflow_yaml),
-                         .name = run->workflow_file ? run->workflow_file : run->workflow,
-                         .inputs_json = run->inputs_json, .sla_latency_ms = sla};
-    int rc = engine_prepare_run(e, r, &sub, err);
-    if (rc != 0) {
-        run_free(r);
-        return rc;
-    }
-    snprintf(r->id, sizeof r->id, "%s", run->id);
-    if (run->created_ms) { /* keep the original clock */
-        int64_t age = loom_wall_ms() - run->created_ms;
-        if (age < 0)
-            age = 0;
-        r->created_ms = r->started_ms = run->created_ms;
-        r->start_mono = r->start_mono > (uint64_t)age ? r->start_mono - (uint64_t)age : 1;
-        if (r->deadline_mono) {
-            r->deadline_ms = r->created_ms + (int64_t)r->sla_ms;
-            r->deadline_mono = r->start_mono + (uint64_t)r->sla_ms;
-        }
-    }
-    r->top = scope_new(r, &r->wf->graph, NULL, 0, 0);
-    if (!r->top || loom_map_put(e->runs, r->id, r) != 0) {
-        run_free(r);
-        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-    }
-    char *inputs = json_dumps(r->inputs, JSON_COMPACT);
-    loom_store_run_t sr = {.id = r->id, .workflow = r->wf->name, .workflow_yaml = r->yaml,
-                           .workflow_file = r->name, .inputs_json = inputs,
-                           .state = LOOM_RUN_RUNNING, .created_ms = r->created_ms,
-                           .started_ms = r->created_ms, .deadline_ms = r->deadline_ms};
-    loom_store_run_create(e->cfg.store, &sr, NULL); /* durable already; refreshes caches */
-    free(inputs);
-    LOOM_INFO(COMP, "msg=\"run recovered\" run=%s workflow=%s steps_done=%zu", r->id,
-              r->wf->name, done ? loom_map_len(done) : 0);
-    engine_emit(e, r, &(engine_ev_t){.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_QUEUED,
-                                     .message = "recovered after a restart"});
-    r->recovered = done;
-    scope_start(e, r->top);
-    r->recovered = NULL; /* r may already be final (then freed by reap_runs below) */
     reap_runs(e);
     return 0;
 }
@@ -1150,4 +1085,21 @@ void loom_task_step_path(const loom_task_t *t, char *buf, size_t n)
 const char *loom_task_model(const loom_task_t *t)
 {
     return t->scope->g->steps[t->step].model;
+}
+
+/* Wrappers for recover.c. */
+scope_t *engine_scope_new(loom_run_t *r)
+{
+    return scope_new(r, &r->wf->graph, NULL, 0, 0);
+}
+
+void engine_scope_start(loom_engine_t *e, scope_t *sc)
+{
+    scope_start(e, sc);
+    reap_runs(e);
+}
+
+void engine_run_free(loom_run_t *r)
+{
+    run_free(r);
 }

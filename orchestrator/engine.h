@@ -101,15 +101,12 @@ typedef struct loom_submit {
  * file:line:col and field. */
 int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32], loom_err_t *err);
 
-/* Recovery after a restart (store engineer's hook): re-creates an unfinished
- * run read back by loom_store_load_unfinished under its original id and
- * creation time (the SLA deadline does not restart). Top-level steps whose
- * id is a key of done (step id -> output JSON text, borrowed for the call)
- * complete with that output instead of being dispatched again; every other
- * step, including ones that were running at the crash, runs anew.
- * LOOM_EEXIST when the run is already active. */
-int loom_engine_resume(loom_engine_t *e, const loom_store_run_t *run, loom_map_t *done,
-                       loom_err_t *err);
+/* After a restart: rebuilds every run the store reports unfinished, marks
+ * its top-level steps that already succeeded (with their stored outputs)
+ * as done, and dispatches only what is left. *n (may be NULL) receives how
+ * many runs were recovered. Runs whose workflow no longer parses are marked
+ * failed. */
+int loom_engine_recover(loom_engine_t *e, int *n, loom_err_t *err);
 
 /* Cancels an active run (its running tasks get cancel messages). Returns 0
  * (and *state = its store state), or LOOM_ENOTFOUND when it is not active. */

@@ -71,7 +71,6 @@ struct loom_run {
     char *error;
     uint32_t lat_hist[LAT_BUCKETS]; /* task latency (ready -> result), log buckets */
     struct loom_run *dead_next;
-    loom_map_t *recovered;    /* during loom_engine_resume only: step id -> output JSON */
 };
 
 struct loom_engine {
@@ -139,5 +138,8 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
                        const char *outputs);
 void engine_sla_check(loom_engine_t *e, loom_run_t *r, uint64_t now);
 void engine_step_path(const scope_t *sc, size_t i, char *buf, size_t n);
+scope_t *engine_scope_new(loom_run_t *r);
+void engine_scope_start(loom_engine_t *e, scope_t *sc);
+void engine_run_free(loom_run_t *r);
 
 #endif

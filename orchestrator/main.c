@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/arena.h"
 #include "common/log.h"
 #include "orchestrator/http.h"
 #include "orchestrator/metrics.h"
@@ -53,9 +54,13 @@ typedef struct {
     long db_queue;
 } cfg_t;
 
+/* Option strings live until exit in one arena (config-file values are
+ * read into a temporary line buffer). */
+static loom_arena_t *strings;
+
 static char *keep(const char *s)
 {
-    return strdup(s);
+    return loom_arena_strdup(strings, s);
 }
 
 /* Applies one option; returns 0, 1 (unknown), or 2 (bad value). */
@@ -172,6 +177,9 @@ static void on_ready(void *ud, const char *cep, const char *wep)
 int main(int argc, char **argv)
 {
     cfg_t c = {0};
+    strings = loom_arena_new(0);
+    if (!strings)
+        return 3;
     const char *tok = getenv("LOOM_AUTH_TOKEN");
     if (tok && *tok)
         c.o.auth_token = tok;
@@ -250,6 +258,7 @@ int main(int argc, char **argv)
     loom_http_destroy(&http);
     loom_store_destroy(&pg_store);
     loom_metrics_destroy(&metrics);
+    loom_arena_destroy(&strings);
     if (rc != 0) {
         char buf[1500];
         loom_err_format_long(&err, buf, sizeof buf);
@@ -261,6 +270,7 @@ fail:
     loom_http_destroy(&http);
     loom_store_destroy(&pg_store);
     loom_metrics_destroy(&metrics);
+    loom_arena_destroy(&strings);
     {
         char buf[1500];
         loom_err_format_long(&err, buf, sizeof buf);

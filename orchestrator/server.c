@@ -407,7 +407,7 @@ static void reap_send_failures(srv_t *s)
     }
 }
 
-/* ---- metrics and recovery (store engineer) -------------------------------------------- */
+/* ---- metrics (store engineer) -------------------------------------------- */
 
 static void server_sync_metrics(srv_t *s)
 {
@@ -426,79 +426,6 @@ static void server_sync_metrics(srv_t *s)
     loom_metrics_set_workers(s->opts.metrics, "cpu", n[0]);
     loom_metrics_set_workers(s->opts.metrics, "gpu", n[1]);
     loom_metrics_set_workers(s->opts.metrics, "npu", n[2]);
-}
-
-/* Unfinished runs read back from the store, resumed after it is read. */
-typedef struct rec_run {
-    struct rec_run *next;
-    loom_store_run_t run;
-    char *id, *workflow, *yaml, *file, *inputs;
-    loom_map_t *done; /* step id -> output JSON (owned strings) */
-} rec_run_t;
-
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static int on_recovered_run(void *ud, const loom_store_run_t *run)
-{
-    rec_run_t **list = ud;
-    rec_run_t *r = calloc(1, sizeof *r);
-    if (!r)
-        return 1;
-    r->run = *run;
-    r->run.id = r->id = dup_or_null(run->id);
-    r->run.workflow = r->workflow = dup_or_null(run->workflow);
-    r->run.workflow_yaml = r->yaml = dup_or_null(run->workflow_yaml);
-    r->run.workflow_file = r->file = dup_or_null(run->workflow_file);
-    r->run.inputs_json = r->inputs = dup_or_null(run->inputs_json);
-    r->run.outputs_json = r->run.error = NULL;
-    r->done = loom_map_new(free);
-    r->next = *list;
-    *list = r;
-    return 0;
-}
-
-static int on_recovered_task(void *ud, const loom_store_task_t *t)
-{
-    rec_run_t *r = *(rec_run_t **)ud;
-    if (r && r->done && t->state == LOOM_TASK_SUCCEEDED && t->index == 0 && t->step_id &&
-        r->id && strcmp(t->run_id, r->id) == 0)
-        loom_map_put(r->done, t->step_id, strdup(t->output_json ? t->output_json : "null"));
-    return 0;
-}
-
-static void server_recover(srv_t *s)
-{
-    rec_run_t *list = NULL;
-    loom_err_t err;
-    loom_err_clear(&err);
-    if (loom_store_load_unfinished(s->store, on_recovered_run, on_recovered_task, &list, &err) != 0)
-        LOOM_ERROR(COMP, "msg=\"cannot read unfinished runs\" err=\"%s\"", err.msg);
-    /* the list is newest first; resume oldest first */
-    rec_run_t *rev = NULL;
-    while (list) {
-        rec_run_t *n = list->next;
-        list->next = rev;
-        rev = list;
-        list = n;
-    }
-    int n = 0;
-    while (rev) {
-        rec_run_t *r = rev;
-        rev = r->next;
-        loom_err_clear(&err);
-        if (loom_engine_resume(s->eng, &r->run, r->done, &err) == 0)
-            n++;
-        else
-            LOOM_ERROR(COMP, "msg=\"cannot resume run\" run=%s err=\"%s\"", r->id, err.msg);
-        loom_map_destroy(&r->done);
-        free(r->id), free(r->workflow), free(r->yaml), free(r->file), free(r->inputs);
-        free(r);
-    }
-    if (n)
-        LOOM_INFO(COMP, "msg=\"recovered unfinished runs\" count=%d", n);
 }
 
 /* ---- the loop ----------------------------------------------------------------------- */
@@ -578,11 +505,16 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
         goto out;
     }
+    int recovered = 0;
+    if (loom_engine_recover(s->eng, &recovered, err) != 0)
+        LOOM_WARN(COMP, "msg=\"recovering unfinished runs failed\" err=\"%s\"", err->msg);
+    else if (recovered)
+        LOOM_INFO(COMP, "msg=\"unfinished runs recovered\" runs=%d", recovered);
+    loom_err_clear(err);
     s->started_ms = loom_wall_ms();
     LOOM_INFO(COMP, "msg=\"loomd serving\" clients=%s workers=%s store=%s heartbeat_ms=%d",
               loom_rpc_server_endpoint(s->csrv), loom_rpc_server_endpoint(s->wsrv),
               loom_store_name(s->store), s->opts.heartbeat_ms);
-    server_recover(s); /* before "ready": clients then see recovered runs */
     if (opts->on_ready)
         opts->on_ready(opts->ud, loom_rpc_server_endpoint(s->csrv),
                        loom_rpc_server_endpoint(s->wsrv));

@@ -443,6 +443,73 @@ static void sla_miss_is_marked(void **state)
     h_free(h);
 }
 
+static void a_restarted_engine_recovers_unfinished_runs(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    add_worker(h, "w1", 2);
+    char id[32];
+    assert_int_equal(submit(h, chain_yaml, "{\"x\": 5}", 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(answer(h, 0, 1, "{\"value\":5}", 1), 0); /* a done, b in flight */
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    /* "crash": a new engine over the same store */
+    loom_engine_destroy(&h->eng);
+    h->nsent = 0;
+    loom_registry_destroy(&h->reg);
+    h->reg = loom_registry_new(4);
+    add_worker(h, "w1", 2);
+    loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
+                           .placement = loom_placement_least_loaded(), .send_tasks = h_send,
+                           .cancel_task = h_cancel, .on_event = h_event, .ud = h, .backoff_ms = 1};
+    h->eng = loom_engine_new(&c);
+    int n = 0;
+    loom_err_t err;
+    assert_int_equal(loom_engine_recover(h->eng, &n, &err), 0);
+    assert_int_equal(n, 1);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1); /* only b: a's success was recorded */
+    assert_string_equal(step_id(h->sent[0]), "b");
+    assert_string_equal(h->sent[0]->input, "{\"value\":\"got 5\"}");
+    assert_string_equal(loom_run_id(h->sent[0]->run), id);
+    assert_int_equal(answer(h, 0, 1, "{\"value\":\"got 5\"}", 1), 0);
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_SUCCEEDED);
+    assert_string_equal(v.outputs, "{\"b\":\"got 5\"}");
+    n = -1;
+    assert_int_equal(loom_engine_recover(h->eng, &n, &err), 0);
+    assert_int_equal(n, 0);
+    h_free(h);
+}
+
+static void loops_iterate_and_stop(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    add_worker(h, "w1", 2);
+    const char *y = "version: 1\nname: l\nsteps:\n  lp:\n    op: loop\n    max_iterations: 5\n"
+                    "    until: ${steps.b.output.value} == 3\n    body:\n"
+                    "      a:\n        op: echo\n        value: ${loop.iteration}\n"
+                    "      b:\n        op: echo\n        value: ${steps.a.output.value}\n"
+                    "      c:\n        op: echo\n        when: ${steps.b.output.value} > 100\n        value: 0\n"
+                    "outputs:\n  n: ${steps.lp.output.iterations}\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    for (int guard = 0; guard < 50; guard++) {
+        loom_engine_dispatch(h->eng);
+        if (!h->nsent)
+            break;
+        char out[64];
+        snprintf(out, sizeof out, "%s", h->sent[0]->input);
+        assert_int_equal(answer(h, 0, 1, out, 1), 0);
+    }
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_SUCCEEDED);
+    assert_string_equal(v.outputs, "{\"n\":4}");
+    h_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +526,8 @@ int main(void)
         cmocka_unit_test(timeouts_cancel_and_fail),
         cmocka_unit_test(no_capable_worker_fails_after_the_placement_timeout),
         cmocka_unit_test(sla_miss_is_marked),
+        cmocka_unit_test(a_restarted_engine_recovers_unfinished_runs),
+        cmocka_unit_test(loops_iterate_and_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,7 @@ wait_for 30 "SELECT state FROM runs WHERE id = '$id'" succeeded
 q "SELECT outputs FROM runs WHERE id = '$id'" | grep -q '"one-two-three"' || fail "outputs: $(q "SELECT outputs FROM runs WHERE id = '$id'")"
 [ "$(q "SELECT string_agg(task_id || ':' || state, ',' ORDER BY task_id) FROM v_step_placement WHERE run_id = '$id'")" = "s1:succeeded,s2:succeeded,s3:succeeded" ] || fail "tasks: $(q "SELECT * FROM tasks WHERE run_id = '$id'")"
 [ "$(q "SELECT worker_id FROM tasks WHERE run_id = '$id' AND task_id = 's1'")" = w1 ] || fail "s1 was recomputed"
-[ "$(q "SELECT count(*) FROM v_run_events WHERE run_id = '$id' AND detail LIKE '%recovered after a restart%'")" = 1 ] || fail "no recovery event"
+[ "$(q "SELECT count(*) FROM v_run_events WHERE run_id = '$id' AND detail LIKE '%recovered after a loomd restart%'")" = 1 ] || fail "no recovery event"
 [ "$(q "SELECT count(*) FROM sla_outcomes WHERE run_id = '$id'")" = 1 ] || fail "no SLA outcome"
 "$BIN/loom" status "$id" | grep -q succeeded || fail "loom status after recovery"
 echo ok
