@@ -6,3 +6,21 @@ $(BUILD)/tests/llm_reference: $(BUILD)/bin/loom
 $(eval $(call SCRIPT_TEST,llm_workflow,tests/llm/test_llm_workflow.sh))
 $(BUILD)/tests/llm_workflow: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu
 $(eval $(call TEST,llm_gpu,tests/llm/test_llm_gpu.c,$(LLMCUDA_ARCHIVES) $(LLM_ARCHIVES),$(LLMCUDA_LDLIBS) $(LLM_LDLIBS)))
+
+# make bench-llm: TinyLlama-1.1B-shaped models (Q8_0, F16) generated into
+# $(BUILD)/bench-llm/ on first use (1.2 and 2.2 GB; never committed).
+$(BUILD)/bench/bench_llm: $(call objs,tests/llm/bench_llm.c) $(LLMCUDA_ARCHIVES) $(LLM_ARCHIVES)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,tests/llm/bench_llm.c) -Wl,--start-group $(LLMCUDA_ARCHIVES) $(LLM_ARCHIVES) -Wl,--end-group $(LLMCUDA_LDLIBS) $(LLM_LDLIBS)
+$(BUILD)/bench-llm/tinyllama-%.gguf: tests/llm/gen_gguf.py
+	@mkdir -p $(@D)
+	/usr/bin/python3 tests/llm/gen_gguf.py --shape tinyllama --type $* --fast -o $@
+.PHONY: bench-llm
+bench-llm: $(BUILD)/bench/bench_llm $(BUILD)/bench-llm/tinyllama-Q8_0.gguf $(BUILD)/bench-llm/tinyllama-F16.gguf
+	@echo "== bench-llm: TinyLlama-1.1B shape, random weights, $$(nproc) cores"
+	$(BUILD)/bench/bench_llm $(BUILD)/bench-llm/tinyllama-Q8_0.gguf 0 64 16
+	$(BUILD)/bench/bench_llm $(BUILD)/bench-llm/tinyllama-F16.gguf 0 64 8
+BENCHES += bench-llm
+
+# libFuzzer target (fuzz build only; see tests/fuzz/README.md).
+$(eval $(call FUZZ,fuzz_gguf,tests/fuzz/fuzz_gguf.c,$(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_common.a,$(WORKER_LDLIBS) $(COMMON_LDLIBS)))

@@ -312,17 +312,18 @@ static int parse(loom_gguf_t *g, loom_err_t *e) {
         loom_gguf_tensor_t *t = &g->t[i];
         char field[320];
         snprintf(field, sizeof field, "tensors[%zu] (%s).offset", (size_t)i, t->name);
-        if (offs[i] % align) { free(offs); return fail(&c, field, "tensor offset is not aligned in %s", field); }
-        if (offs[i] > g->size - data_start || t->nbytes > g->size - data_start - offs[i]) {
+        uint64_t off = offs[i];
+        if (off % align) { free(offs); return fail(&c, field, "tensor offset is not aligned in %s", field); }
+        if (off > g->size - data_start || t->nbytes > g->size - data_start - off) {
+            free(offs);
             loom_err_set(e, LOOM_EPARSE, "tensor data lies outside the file (truncated?) in %s", field);
             loom_err_at(e, g->name, 0, 0);
             loom_err_field(e, "%s", field);
             loom_err_detail(e, "data at %zu + %llu, %zu bytes; file has %zu bytes", data_start,
-                            (unsigned long long)offs[i], t->nbytes, g->size);
-            free(offs);
+                            (unsigned long long)off, t->nbytes, g->size);
             return LOOM_EPARSE;
         }
-        t->data = g->base + data_start + offs[i];
+        t->data = g->base + data_start + off;
         for (uint64_t j = 0; j < i; j++)
             if (!strcmp(g->t[j].name, t->name)) { free(offs); return fail(&c, field, "duplicate tensor name in %s", field); }
     }

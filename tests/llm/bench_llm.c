@@ -1,0 +1,119 @@
+/* bench_llm.c — prefill and decode tokens/s of the CPU backend on a model
+ * file, next to this machine's memory read bandwidth measured in the same
+ * run (all threads streaming a buffer far larger than the caches).
+ * Decode reads every weight once per token, so
+ *   efficiency = decode tok/s x bytes read per token / measured bandwidth.
+ * With a CUDA device visible the GPU backend is measured too, against the
+ * device's copy bandwidth.
+ * usage: bench_llm MODEL.gguf [threads] [prompt_tokens] [decode_tokens] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "workers/cpu/llm_engine.h"
+#include "workers/gpu/llm_cuda.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+typedef struct rd { const uint64_t *p; size_t n; int parts; uint64_t sums[256]; } rd_t;
+
+static void rd_task(void *ctx, int i) {
+    rd_t *r = ctx;
+    size_t a = r->n / r->parts * i, b = i == r->parts - 1 ? r->n : r->n / r->parts * (i + 1);
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t k = a; k + 4 <= b; k += 4) { s0 += r->p[k]; s1 += r->p[k + 1]; s2 += r->p[k + 2]; s3 += r->p[k + 3]; }
+    r->sums[i] = s0 + s1 + s2 + s3;
+}
+
+/* Best of 5 passes over 1 GiB, GB/s. */
+static double read_bandwidth(loom_llm_pool_t *pool) {
+    size_t bytes = (size_t)1 << 30;
+    uint64_t *buf = malloc(bytes);
+    if (!buf) return 0;
+    memset(buf, 1, bytes);
+    rd_t r = {buf, bytes / 8, loom_llm_pool_size(pool), {0}};
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now();
+        loom_llm_pool_run(pool, r.parts, rd_task, &r);
+        double gbps = bytes / (now() - t0) / 1e9;
+        if (gbps > best) best = gbps;
+    }
+    volatile uint64_t sink = r.sums[0];
+    (void)sink;
+    free(buf);
+    return best;
+}
+
+static int bench(const char *label, const loom_llm_model_t *m, loom_llm_backend_t *b, int np, int nd, double gbps) {
+    loom_err_t e = {0};
+    int32_t *ids = malloc((size_t)(np + nd) * sizeof *ids);
+    float *logits = malloc((size_t)m->n_vocab * sizeof *logits);
+    for (int i = 0; i < np; i++) ids[i] = 1 + (i * 7919) % (m->n_vocab - 1);
+    if (b->eval(b->ctx, ids, 8, 0, logits, &e)) { printf("error: %s\n", e.msg); return 1; } /* warm-up */
+    double t0 = now();
+    if (b->eval(b->ctx, ids, np, 0, logits, &e)) { printf("error: %s\n", e.msg); return 1; }
+    double tp = now() - t0;
+    t0 = now();
+    for (int i = 0; i < nd; i++) {
+        int32_t t = loom_llm_argmax(logits, m->n_vocab);
+        if (b->eval(b->ctx, &t, 1, np + i, logits, &e)) { printf("error: %s\n", e.msg); return 1; }
+    }
+    double td = now() - t0;
+    double bpt = (double)loom_llm_model_bytes_per_token(m);
+    double dec = nd / td, eff = dec * bpt / (gbps * 1e9);
+    printf("%-5s %-5s prefill %7.1f tok/s (%d tokens, %.2f s)  decode %6.2f tok/s (%d tokens)  "
+           "%.3f GB/token  bandwidth %.1f GB/s  efficiency %.0f%%\n",
+           label, loom_ggml_type_name(m->wtype), np / tp, np, tp, dec, nd, bpt / 1e9, gbps, eff * 100);
+    printf("{\"bench\":\"llm\",\"backend\":\"%s\",\"model\":\"%s\",\"type\":\"%s\",\"prefill_tok_s\":%.2f,"
+           "\"decode_tok_s\":%.3f,\"bytes_per_token\":%.0f,\"bandwidth_gbps\":%.2f,\"efficiency\":%.3f}\n",
+           label, m->name, loom_ggml_type_name(m->wtype), np / tp, dec, bpt, gbps, eff);
+    free(ids);
+    free(logits);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help")) {
+        fprintf(stderr, "usage: bench_llm MODEL.gguf [threads] [prompt_tokens] [decode_tokens]\n");
+        return argc < 2 ? 2 : 0;
+    }
+    int threads = argc > 2 ? atoi(argv[2]) : 0, np = argc > 3 ? atoi(argv[3]) : 64, nd = argc > 4 ? atoi(argv[4]) : 16;
+    loom_err_t e = {0};
+    loom_llm_model_t *m;
+    if (loom_llm_model_load(argv[1], &m, &e)) { fprintf(stderr, "bench_llm: %s\n", e.msg); return 1; }
+    loom_llm_pool_t *pool = loom_llm_pool_new(threads);
+    double gbps = read_bandwidth(pool);
+    double load[3] = {0};
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) { if (fscanf(la, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1; fclose(la); }
+    printf("cpu: %d threads, simd %s, measured read bandwidth %.1f GB/s, load average %.1f (figures are noisy when the "
+           "machine is shared)\n", loom_llm_pool_size(pool), loom_llm_simd_name(), gbps, load[0]);
+    loom_llm_cpu_t *cpu;
+    if (loom_llm_cpu_new(m, pool, np + nd + 8, &cpu, &e)) { fprintf(stderr, "bench_llm: %s\n", e.msg); return 1; }
+    loom_llm_backend_t b;
+    loom_llm_backend_cpu(cpu, &b);
+    int rc = bench("cpu", m, &b, np, nd, gbps);
+    loom_llm_cpu_destroy(&cpu);
+    loom_cuda_info_t info;
+    if (loom_llm_cuda_probe(0, &info, &e) == 0) {
+        double g = loom_llm_cuda_measure_gbps();
+        printf("gpu: %s (%s), measured copy bandwidth %.0f GB/s (peak %.0f)\n", info.name, info.arch, g, info.peak_gbps);
+        loom_llm_cuda_t *gc;
+        if (loom_llm_cuda_new(m, np + nd + 8, &gc, &e) == 0) {
+            loom_llm_backend_cuda(gc, &b);
+            rc |= bench("cuda", m, &b, np * 8, nd * 8, g);
+            loom_llm_cuda_destroy(&gc);
+        } else printf("gpu: %s\n", e.msg);
+    } else {
+        printf("gpu: not measured (%s)\n", e.msg);
+    }
+    loom_llm_pool_destroy(&pool);
+    loom_llm_model_destroy(&m);
+    return rc;
+}
