@@ -36,6 +36,7 @@ static const char usage_text[] =
     "  --placement POLICY        least-loaded (default) or planner: plan each run against\n"
     "                            the live workers (measured speed, price) and follow the plan\n"
     "  --max-runs N              finished runs kept in memory (default 1000)\n"
+    "  --max-active-runs N       refuse submissions beyond N running runs (default 10000)\n"
     "  --auth-token TOKEN        clients must send this token (or $LOOM_AUTH_TOKEN)\n"
     "  --ready-file FILE         write the bound endpoints there once serving\n"
     "  --db URL                  keep runs in PostgreSQL (postgresql://...; or $LOOM_DB):\n"
@@ -68,7 +69,7 @@ static int apply(cfg_t *c, const char *k, const char *v)
 {
     char *end;
     long n = 0;
-    int numeric = strstr(k, "-ms") || strcmp(k, "depth") == 0 || strcmp(k, "max-runs") == 0 ||
+    int numeric = strstr(k, "-ms") || strcmp(k, "depth") == 0 || strncmp(k, "max-", 4) == 0 ||
                   strcmp(k, "db-queue") == 0;
     if (numeric) {
         errno = 0;
@@ -92,6 +93,8 @@ static int apply(cfg_t *c, const char *k, const char *v)
         c->o.placement_timeout_ms = n;
     else if (strcmp(k, "max-runs") == 0)
         c->o.max_finished_runs = (int)n;
+    else if (strcmp(k, "max-active-runs") == 0)
+        c->o.max_active_runs = (int)n;
     else if (strcmp(k, "auth-token") == 0)
         c->o.auth_token = keep(v);
     else if (strcmp(k, "ready-file") == 0)

@@ -19,6 +19,7 @@
 
 #define COMP "loomd"
 #define MAX_STEP_OUTPUT (64 * 1024) /* Get truncates step outputs past this */
+#define MAX_WATCHERS 10000          /* open Watch streams, all clients together */
 
 static Loom__V1__RunState run_state_pb(int s)
 {
@@ -296,6 +297,13 @@ static void rpc_submit(srv_t *s, loom_msg_t *m)
         loom_rpc_reply_err(s->csrv, o, &err);
         return;
     }
+    if (loom_engine_active_runs(s->eng) >= (size_t)s->opts.max_active_runs) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_RESOURCE_EXHAUSTED,
+                              "loomd already runs %zu runs (--max-active-runs); retry later",
+                              loom_engine_active_runs(s->eng));
+        loom_pb_free(rq);
+        return;
+    }
     loom_submit_t sub = {.yaml = rq->workflow_yaml,
                          .yaml_len = rq->workflow_yaml ? strlen(rq->workflow_yaml) : 0,
                          .name = rq->workflow_name, .inputs_json = rq->inputs_json,
@@ -443,7 +451,10 @@ static void rpc_watch(srv_t *s, loom_msg_t *m)
     } else if (rc != 0) {
         loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
     } else if (!rp.failed) {
-        if (loom_engine_find_run(s->eng, rq->run_id)) {
+        if (loom_engine_find_run(s->eng, rq->run_id) && s->n_watchers >= MAX_WATCHERS) {
+            loom_rpc_stream_end(s->csrv, o, LOOM_STATUS_RESOURCE_EXHAUSTED,
+                                "too many open Watch streams; retry later", &err);
+        } else if (loom_engine_find_run(s->eng, rq->run_id)) {
             watcher_t *w = calloc(1, sizeof *w);
             if (w) {
                 snprintf(w->run_id, sizeof w->run_id, "%s", rq->run_id);

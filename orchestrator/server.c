@@ -466,6 +466,8 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         s->opts.heartbeat_timeout_ms = 3 * s->opts.heartbeat_ms;
     if (s->opts.depth <= 0)
         s->opts.depth = 16;
+    if (s->opts.max_active_runs <= 0)
+        s->opts.max_active_runs = 10000;
     s->store = opts->store;
     if (!s->store) {
         s->own_store = loom_store_mem_new(opts->max_finished_runs, 0);
