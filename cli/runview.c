@@ -31,8 +31,20 @@ loom_client_t *loom_cli_connect(const char *cmd, const char *endpoint)
 
 int loom_cli_rpc_error(const char *cmd, const char *endpoint, int status, const loom_err_t *err)
 {
+    /* The server's message may already carry "STATUS: " and the location;
+     * print each once. */
+    loom_err_t e = *err;
+    const char *name = loom_status_name(status);
+    size_t nl = strlen(name);
+    if (strncmp(e.msg, name, nl) == 0 && e.msg[nl] == ':' && e.msg[nl + 1] == ' ')
+        memmove(e.msg, e.msg + nl + 2, strlen(e.msg + nl + 2) + 1);
+    if ((e.file[0] && strstr(e.msg, e.file)) || (e.field[0] && strstr(e.msg, e.field))) {
+        e.file[0] = 0;
+        e.line = e.col = 0;
+        e.field[0] = 0;
+    }
     char buf[1600];
-    loom_err_format_long(err, buf, sizeof buf);
+    loom_err_format_long(&e, buf, sizeof buf);
     switch (status) {
     case LOOM_STATUS_INVALID_ARGUMENT:
     case LOOM_STATUS_NOT_FOUND:
