@@ -209,30 +209,53 @@ int loom_llm_embed_text(const loom_llm_model_t *m, loom_llm_cpu_t *c, const char
     return rc;
 }
 
-int loom_llm_chat_format(const loom_llm_model_t *m, const char *system, const char *prompt, loom_buf_t *out) {
+int loom_llm_chat_format_msgs(const loom_llm_model_t *m, const char *const *roles, const char *const *contents,
+                              size_t n, loom_buf_t *out) {
     const char *t = m->tok ? loom_tokenizer_chat_template(m->tok) : NULL;
+    int rc = 0;
+    enum { PLAIN, CHATML, LLAMA3, ZEPHYR, GEMMA, INST } fam = PLAIN;
+    if (t && strstr(t, "<|im_start|>")) fam = CHATML;
+    else if (t && strstr(t, "<|start_header_id|>")) fam = LLAMA3;
+    else if (t && strstr(t, "<|user|>")) fam = ZEPHYR;
+    else if (t && strstr(t, "<start_of_turn>")) fam = GEMMA;
+    else if (t && strstr(t, "[INST]")) fam = INST;
+    const char *sys = NULL; /* Gemma and Llama 2 fold the system message into the next user turn */
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *r = roles[i], *c = contents[i];
+        int is_sys = !strcmp(r, "system"), is_asst = !strcmp(r, "assistant");
+        if (!is_sys && !is_asst && strcmp(r, "user")) r = "user"; /* tool output reads as a user turn */
+        switch (fam) {
+        case CHATML: rc = loom_buf_printf(out, "<|im_start|>%s\n%s<|im_end|>\n", r, c); break;
+        case LLAMA3: rc = loom_buf_printf(out, "<|start_header_id|>%s<|end_header_id|>\n\n%s<|eot_id|>", r, c); break;
+        case ZEPHYR: rc = loom_buf_printf(out, "<|%s|>\n%s</s>\n", r, c); break;
+        case GEMMA:
+            if (is_sys) { sys = c; break; }
+            rc = loom_buf_printf(out, "<start_of_turn>%s\n%s%s%s<end_of_turn>\n", is_asst ? "model" : "user",
+                                 sys && !is_asst ? sys : "", sys && !is_asst ? "\n\n" : "", c);
+            if (!is_asst) sys = NULL;
+            break;
+        case INST:
+            if (is_sys) { sys = c; break; }
+            if (is_asst) { rc = loom_buf_printf(out, " %s </s>", c); break; }
+            if (sys) rc = loom_buf_printf(out, "[INST] <<SYS>>\n%s\n<</SYS>>\n\n%s [/INST]", sys, c);
+            else rc = loom_buf_printf(out, "[INST] %s [/INST]", c);
+            sys = NULL;
+            break;
+        default: rc = loom_buf_printf(out, "%s%s", out->len ? "\n\n" : "", c);
+        }
+    }
+    if (rc) return rc;
+    switch (fam) {
+    case CHATML: return loom_buf_puts(out, "<|im_start|>assistant\n");
+    case LLAMA3: return loom_buf_puts(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    case ZEPHYR: return loom_buf_puts(out, "<|assistant|>\n");
+    case GEMMA: return loom_buf_puts(out, "<start_of_turn>model\n");
+    default: return 0;
+    }
+}
+
+int loom_llm_chat_format(const loom_llm_model_t *m, const char *system, const char *prompt, loom_buf_t *out) {
+    const char *roles[2] = {"system", "user"}, *contents[2] = {system, prompt};
     int has_sys = system && *system;
-    if (t && strstr(t, "<|im_start|>")) {
-        if (has_sys) loom_buf_printf(out, "<|im_start|>system\n%s<|im_end|>\n", system);
-        return loom_buf_printf(out, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", prompt);
-    }
-    if (t && strstr(t, "<|start_header_id|>")) {
-        if (has_sys) loom_buf_printf(out, "<|start_header_id|>system<|end_header_id|>\n\n%s<|eot_id|>", system);
-        return loom_buf_printf(out, "<|start_header_id|>user<|end_header_id|>\n\n%s<|eot_id|>"
-                                    "<|start_header_id|>assistant<|end_header_id|>\n\n", prompt);
-    }
-    if (t && strstr(t, "<|user|>")) {
-        if (has_sys) loom_buf_printf(out, "<|system|>\n%s</s>\n", system);
-        return loom_buf_printf(out, "<|user|>\n%s</s>\n<|assistant|>\n", prompt);
-    }
-    if (t && strstr(t, "<start_of_turn>")) {
-        return loom_buf_printf(out, "<start_of_turn>user\n%s%s%s<end_of_turn>\n<start_of_turn>model\n",
-                               has_sys ? system : "", has_sys ? "\n\n" : "", prompt);
-    }
-    if (t && strstr(t, "[INST]")) {
-        if (has_sys) return loom_buf_printf(out, "[INST] <<SYS>>\n%s\n<</SYS>>\n\n%s [/INST]", system, prompt);
-        return loom_buf_printf(out, "[INST] %s [/INST]", prompt);
-    }
-    if (has_sys) return loom_buf_printf(out, "%s\n\n%s", system, prompt);
-    return loom_buf_puts(out, prompt);
+    return loom_llm_chat_format_msgs(m, roles + !has_sys, contents + !has_sys, has_sys ? 2 : 1, out);
 }

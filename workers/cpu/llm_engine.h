@@ -78,6 +78,10 @@ int loom_llm_embed_text(const loom_llm_model_t *m, loom_llm_cpu_t *c, const char
  * (ChatML, Llama 3, Llama 2 [INST], Zephyr/TinyLlama <|user|>, Gemma);
  * other or missing templates get "system\n\nprompt". system may be NULL. */
 int loom_llm_chat_format(const loom_llm_model_t *m, const char *system, const char *prompt, loom_buf_t *out);
+/* Same for a conversation: roles "system", "user", "assistant" ("tool" and
+ * others read as user turns), ends with the assistant's turn opening. */
+int loom_llm_chat_format_msgs(const loom_llm_model_t *m, const char *const *roles, const char *const *contents,
+                              size_t n, loom_buf_t *out);
 
 /* Replaces invalid UTF-8 in b (random or byte-level models can emit broken
  * sequences) with U+FFFD so the text can go into JSON. */

@@ -194,16 +194,42 @@ static int parse_gen(const json_t *in, gen_in_t *g, loom_err_t *e) {
     return 0;
 }
 
-/* Prompt ids: chat-formatted system + prompt unless raw is true. */
+/* "messages": [{role, content}, ...] in the model's chat format. */
+static int format_messages(const loom_llm_model_t *m, const json_t *msgs, loom_buf_t *b, loom_err_t *e) {
+    size_t n = json_array_size(msgs), i;
+    const char **roles = calloc(n + 1, sizeof *roles), **contents = calloc(n + 1, sizeof *contents);
+    int rc = 0;
+    json_t *v;
+    if (!roles || !contents) rc = loom_err_set(e, LOOM_ENOMEM, "out of memory");
+    json_array_foreach(msgs, i, v) {
+        if (rc) break;
+        roles[i] = json_string_value(json_object_get(v, "role"));
+        contents[i] = json_string_value(json_object_get(v, "content"));
+        if (!roles[i] || !contents[i]) {
+            rc = loom_err_set(e, LOOM_EINVAL, "messages[%zu] needs string \"role\" and \"content\"", i);
+            loom_err_field(e, "messages[%zu]", i);
+        }
+    }
+    if (!rc) rc = loom_llm_chat_format_msgs(m, roles, contents, n, b);
+    free(roles);
+    free(contents);
+    return rc;
+}
+
+/* Prompt ids: chat-formatted messages, or system + prompt, unless raw. */
 static int prompt_ids(const loom_llm_model_t *m, const json_t *in, int32_t **ids, size_t *n, loom_err_t *e) {
     const char *prompt = json_string_value(json_object_get(in, "prompt"));
-    if (!prompt) {
-        loom_err_set(e, LOOM_EINVAL, "task input needs \"prompt\" (a string)");
+    json_t *msgs = json_object_get(in, "messages");
+    if (!prompt && !(json_is_array(msgs) && json_array_size(msgs) > 0)) {
+        loom_err_set(e, LOOM_EINVAL, "task input needs \"prompt\" (a string) or \"messages\"");
         loom_err_field(e, "prompt");
         return LOOM_EINVAL;
     }
     loom_buf_t b = LOOM_BUF_INIT;
-    if (json_is_true(json_object_get(in, "raw"))) loom_buf_puts(&b, prompt);
+    if (!prompt) {
+        int rc = format_messages(m, msgs, &b, e);
+        if (rc) { loom_buf_free(&b); return rc; }
+    } else if (json_is_true(json_object_get(in, "raw"))) loom_buf_puts(&b, prompt);
     else loom_llm_chat_format(m, json_string_value(json_object_get(in, "system")), prompt, &b);
     int rc = loom_llm_tokenize(m, b.data ? b.data : "", ids, n, e);
     LOOM_DEBUG("llm", "msg=\"prompt\" tokens=%zu text=%.*s", *n, (int)(b.len > 2000 ? 2000 : b.len), b.data ? b.data : "");
