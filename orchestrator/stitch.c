@@ -121,7 +121,7 @@ int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char *
     }
     if (s->op == LOOM_OP_TOOL_EXEC && r->client_cwd && !json_object_get(in, "cwd"))
         json_object_set_new(in, "cwd", json_string(r->client_cwd));
-    if ((s->op == LOOM_OP_COMPUTE || s->op == LOOM_OP_VECTOR_SEARCH) && r->workflow_dir &&
+    if ((s->op == LOOM_OP_COMPUTE || s->op == LOOM_OP_VECTOR_SEARCH || s->model) && r->workflow_dir &&
         !json_object_get(in, "cwd"))
         json_object_set_new(in, "workflow_dir", json_string(r->workflow_dir));
     if (s->model) {

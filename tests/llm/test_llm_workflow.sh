@@ -55,6 +55,40 @@ want = json.load(open(sys.argv[2]))["text"]
 assert o["category"] == want, (o["category"], want)
 print("ok: category %r, sources %s" % (o["category"], [r["doc"]["id"] for r in src]))
 PY
+# messages: [system, user] is the same conversation as system + prompt; the
+# model path is relative to the workflow file.
+cat >"$TMP/msgs.yaml" <<YAML
+version: 1
+name: msgs
+sla: {latency_ms: 20000}
+resources:
+  models:
+    chat: {path: chat.gguf, arch: llama, layers: 2, hidden: 64, heads: 4, kv_heads: 2, vocab: 405, context: 2048, dtype: q8_0}
+steps:
+  a:
+    op: llm.generate
+    model: chat
+    system: Be brief.
+    prompt: What is the capital of France?
+    max_tokens: 12
+  b:
+    op: llm.generate
+    model: chat
+    messages:
+      - {role: system, content: Be brief.}
+      - {role: user, content: What is the capital of France?}
+    max_tokens: 12
+outputs:
+  a: \${steps.a.output}
+  b: \${steps.b.output}
+YAML
+"$BIN/loom" run "$TMP/msgs.yaml" --json >"$TMP/msgs.json" 2>"$TMP/msgs.log" || fail "messages run: $(cat "$TMP/msgs.log" "$TMP/msgs.json")"
+"$PY" - "$TMP/msgs.json" <<'PY' || fail "messages != system+prompt: $(cat "$TMP/msgs.json")"
+import json, sys
+o = json.load(open(sys.argv[1]))["outputs"]
+assert o["a"] == o["b"] and o["a"], o
+print("ok: messages == system + prompt")
+PY
 # A missing model fails the task with a clear message; the worker stays up.
 cat >"$TMP/bad.yaml" <<YAML
 version: 1

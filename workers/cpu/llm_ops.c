@@ -5,11 +5,13 @@
  * Models are loaded on first use and kept (mapped) for the worker's life;
  * so are vector indexes. A task names its model by
  *   model_path: FILE.gguf                          explicit path, or
- *   model: NAME  resolved through  resources.models.NAME.path in the input,
- *                the worker's LOOM_MODELS="NAME=PATH,..." environment, or
- *                taken as a path when it contains '/' or ends in .gguf.
- * Indexes likewise (index_path / index / LOOM_INDEXES). Relative paths are
- * relative to the worker's working directory. One compute lock serialises
+ *   model: NAME  resolved through the worker's LOOM_MODELS="NAME=PATH,..."
+ *                environment, the workflow's resources.models.NAME.path
+ *                (loomd forwards it as model_resource), or taken as a path
+ *                when it contains '/' or ends in .gguf.
+ * Indexes likewise (index_path / index / LOOM_INDEXES / index_resource).
+ * Relative paths are relative to the workflow's directory when loomd sends
+ * workflow_dir, else to the worker's working directory. One compute lock serialises
  * model work: a forward already uses every core through the thread pool. */
 #include <pthread.h>
 #include <stdio.h>
@@ -94,7 +96,11 @@ static void set_path(const json_t *in, const char *p, char *out, size_t n) {
     else snprintf(out, n, "%s", p);
 }
 
-/* Resolves kind ("models"/"indexes") name or path from the task input. */
+/* Resolves a model or index: an explicit path, then the worker's own
+ * name -> file map (LOOM_MODELS / LOOM_INDEXES: the operator's word wins),
+ * then the workflow's resources.<kind>.<name>.path as loomd forwards it
+ * (model_resource / index_resource), then the name itself when it looks
+ * like a path. */
 static int resolve(const json_t *in, const char *kind, const char *pathkey, const char *namekey, const char *envvar,
                    const char *ext, char *out, size_t n, loom_err_t *e) {
     const char *p = json_string_value(json_object_get(in, pathkey));
@@ -105,15 +111,17 @@ static int resolve(const json_t *in, const char *kind, const char *pathkey, cons
         loom_err_field(e, "%s", namekey);
         return LOOM_EINVAL;
     }
-    json_t *res = json_object_get(json_object_get(json_object_get(in, "resources"), kind), name);
-    const char *rp = json_string_value(json_object_get(res, "path"));
-    if (rp) { set_path(in, rp, out, n); return 0; }
     if (env_lookup(envvar, name, out, n)) return 0;
+    const char *fwd = !strcmp(kind, "models") ? "model_resource" : "index_resource";
+    const char *rp = json_string_value(json_object_get(json_object_get(in, fwd), "path"));
+    if (!rp) rp = json_string_value(json_object_get(json_object_get(json_object_get(json_object_get(in, "resources"), kind), name), "path"));
+    if (rp) { set_path(in, rp, out, n); return 0; }
     size_t l = strlen(name), el = strlen(ext);
     if (strchr(name, '/') || (l > el && !strcmp(name + l - el, ext))) { set_path(in, name, out, n); return 0; }
     loom_err_set(e, LOOM_ENOTFOUND, "unknown %s \"%s\"", !strcmp(kind, "models") ? "model" : "index", name);
     loom_err_field(e, "%s", namekey);
-    loom_err_hint(e, "give %s, or start the worker with %s=%s=/path/to/file%s", pathkey, envvar, name, ext);
+    loom_err_hint(e, "declare it with a path under resources.%s, give %s, or start the worker with %s=%s=/path/to/file%s",
+                  kind, pathkey, envvar, name, ext);
     return LOOM_ENOTFOUND;
 }
 
