@@ -955,6 +955,26 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
     return 0;
 }
 
+int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                        uint32_t attempt, const char *why, loom_err_t *err)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (!t || t->worker != w || (int)attempt != t->attempt) {
+        e->stats.results_rejected++;
+        return loom_err_set(err, t && t->worker != w ? LOOM_EPROTO : LOOM_ENOTFOUND,
+                            "refusal for a task worker %s does not hold", w->id);
+    }
+    if (++t->lost > e->cfg.max_lost + 3) {
+        worker_detach(t);
+        task_failed(e, t, LOOM_TASK_FAILED, why ? why : "refused by every worker", 0);
+    } else {
+        requeue(e, t, 10);
+        engine_task_retried(e, t, why);
+    }
+    reap_runs(e);
+    return 0;
+}
+
 void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                           uint32_t attempt, const char *text)
 {

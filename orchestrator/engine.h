@@ -123,6 +123,12 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
                        uint32_t attempt, int ok, const char *output, size_t len,
                        const char *error, int retryable, double step_ms, loom_err_t *err);
 
+/* w refused a task it owns (draining, no capacity): it goes back to the
+ * queue for another worker without counting against retries. Same
+ * ownership checks as loom_engine_result. */
+int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                        uint32_t attempt, const char *why, loom_err_t *err);
+
 /* Progress (streamed tokens) of a running task; published as an event. */
 void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                           uint32_t attempt, const char *text);

@@ -293,7 +293,12 @@ static void one_result(srv_t *s, loom_worker_rec_t *w, const Loom__V1__ResultReq
         len = r->output.len;
     }
     double ms = r->timings ? r->timings->compute_ms : 0;
-    int rc = loom_engine_result(s->eng, w, r->task_id, r->attempt, r->ok, out, len,
+    int rc;
+    /* FAILED_PRECONDITION: the worker did not run it (draining) */
+    if (!r->ok && r->error && r->error->code == LOOM__V1__STATUS_CODE__FAILED_PRECONDITION)
+        rc = loom_engine_refused(s->eng, w, r->task_id, r->attempt, r->error->message, &err);
+    else
+        rc = loom_engine_result(s->eng, w, r->task_id, r->attempt, r->ok, out, len,
                                 r->error && r->error->message ? r->error->message : NULL,
                                 r->error ? r->error->retryable : 1, ms, &err);
     if (rc == LOOM_EPROTO)

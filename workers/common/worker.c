@@ -42,6 +42,7 @@ struct loom_op_ctx {
     int64_t received_ms, started_ms, finished_ms;
     /* result */
     int ok, code, permanent;
+    int refused; /* not run at all (draining): loomd re-queues it elsewhere */
     char *error;
     char *output; /* JSON text or bytes */
     size_t output_len;
@@ -418,7 +419,7 @@ static void batch_add(worker_t *w, loom_op_ctx_t *t)
     } else {
         Loom__V1__Error *e = (Loom__V1__Error *)(tm + 1);
         loom__v1__error__init(e);
-        e->code = status_of(t->code);
+        e->code = t->refused ? LOOM__V1__STATUS_CODE__FAILED_PRECONDITION : status_of(t->code);
         e->message = t->error ? t->error : "failed";
         e->retryable = !t->permanent && t->code != LOOM_ECANCELLED;
         r->error = e;
@@ -515,6 +516,7 @@ static void assign_one(worker_t *w, const Loom__V1__AssignRequest *a)
         return;
     }
     if (w->draining) {
+        t->refused = 1;
         fail_now(w, t, LOOM_EUNAVAIL, 0, "worker %s is draining", w->id);
         return;
     }
@@ -688,7 +690,7 @@ static void read_socket(worker_t *w)
 static void on_signal(int sig)
 {
     (void)sig;
-    got_signal = 1;
+    got_signal = got_signal ? 2 : 1;
 }
 
 /* Keeps only the ops named in list (comma-separated); an unknown name is
@@ -796,7 +798,21 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
               ep, w->profile.kind, w->profile.model ? w->profile.model : "", w->slots);
     send_register(w);
     uint64_t next_reg = loom_clock_ms() + 1000;
-    while (!*stop && !got_signal) {
+    uint64_t drain_until = 0;
+    while (!*stop) {
+        if (got_signal == 1 && !drain_until) {
+            /* First SIGINT/SIGTERM: drain. Refuse new tasks, tell loomd at
+             * once, let running ones finish (up to 30 s); a second signal
+             * stops now. */
+            got_signal = 0;
+            w->draining = 1;
+            drain_until = loom_clock_ms() + 30000;
+            LOOM_INFO(COMP, "msg=\"draining before exit\" running=%d", w->nrunning);
+            if (w->registered)
+                send_heartbeat(w);
+        }
+        if (got_signal || (drain_until && (w->nrunning == 0 || loom_clock_ms() >= drain_until)))
+            break;
         uint64_t now = loom_clock_ms();
         uint64_t due = w->registered ? w->next_hb : next_reg;
         long timeout = due > now ? (long)(due - now) : 0;
