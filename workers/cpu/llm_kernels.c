@@ -156,6 +156,62 @@ AVX2 static float dot_q4_avx2(const uint8_t *w, const void *xv, int n) {
 }
 #endif
 
+/* 4 activations against one weight row: the row is loaded (and unpacked)
+ * once per block for four tokens, which is what makes prefill matrix-matrix
+ * work rather than four matrix-vector products. */
+typedef void (*dot4_fn)(const uint8_t *w, const void *const x[4], int n, float out[4]);
+static dot4_fn dot4_tab[31];
+
+#ifdef HAVE_X86
+AVX2 static void dot4_q8_avx2(const uint8_t *w, const void *const xv[4], int n, float out[4]) {
+    const uint8_t *x0 = xv[0], *x1 = xv[1], *x2 = xv[2], *x3 = xv[3];
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int b = 0; b < n / 32; b++, w += 34) {
+        __m256i qw = _mm256_loadu_si256((const __m256i *)(const void *)(w + 2));
+        float dw = h2f_avx(w);
+        size_t o = (size_t)b * 34;
+        a0 = q8dot_block(qw, x0 + o, dw * h2f_avx(x0 + o), a0);
+        a1 = q8dot_block(qw, x1 + o, dw * h2f_avx(x1 + o), a1);
+        a2 = q8dot_block(qw, x2 + o, dw * h2f_avx(x2 + o), a2);
+        a3 = q8dot_block(qw, x3 + o, dw * h2f_avx(x3 + o), a3);
+    }
+    out[0] = hsum8(a0); out[1] = hsum8(a1); out[2] = hsum8(a2); out[3] = hsum8(a3);
+}
+AVX2 static void dot4_q4_avx2(const uint8_t *w, const void *const xv[4], int n, float out[4]) {
+    const uint8_t *x0 = xv[0], *x1 = xv[1], *x2 = xv[2], *x3 = xv[3];
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), off = _mm256_set1_epi8(8);
+    for (int b = 0; b < n / 32; b++, w += 18) {
+        __m128i raw = _mm_loadu_si128((const __m128i *)(const void *)(w + 2));
+        __m256i q = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4), off);
+        float dw = h2f_avx(w);
+        size_t o = (size_t)b * 34;
+        a0 = q8dot_block(q, x0 + o, dw * h2f_avx(x0 + o), a0);
+        a1 = q8dot_block(q, x1 + o, dw * h2f_avx(x1 + o), a1);
+        a2 = q8dot_block(q, x2 + o, dw * h2f_avx(x2 + o), a2);
+        a3 = q8dot_block(q, x3 + o, dw * h2f_avx(x3 + o), a3);
+    }
+    out[0] = hsum8(a0); out[1] = hsum8(a1); out[2] = hsum8(a2); out[3] = hsum8(a3);
+}
+AVX2 static void dot4_f16_avx2(const uint8_t *w, const void *const xv[4], int n, float out[4]) {
+    const float *x0 = xv[0], *x1 = xv[1], *x2 = xv[2], *x3 = xv[3];
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(w + 2 * i)));
+        a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + i), a0);
+        a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + i), a1);
+        a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x2 + i), a2);
+        a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x3 + i), a3);
+    }
+    out[0] = hsum8(a0); out[1] = hsum8(a1); out[2] = hsum8(a2); out[3] = hsum8(a3);
+    for (; i < n; i++) {
+        float wf = h2f(w + 2 * i);
+        out[0] += wf * x0[i]; out[1] += wf * x1[i]; out[2] += wf * x2[i]; out[3] += wf * x3[i];
+    }
+}
+#endif
+
 static void init_once(void) {
     dot_tab[LOOM_GGML_F32] = dot_f32_c;
     dot_tab[LOOM_GGML_F16] = dot_f16_c;
@@ -172,6 +228,9 @@ static void init_once(void) {
         dot_tab[LOOM_GGML_BF16] = dot_bf16_avx2;
         dot_tab[LOOM_GGML_Q8_0] = dot_q8_avx2;
         dot_tab[LOOM_GGML_Q4_0] = dot_q4_avx2;
+        dot4_tab[LOOM_GGML_Q8_0] = dot4_q8_avx2;
+        dot4_tab[LOOM_GGML_Q4_0] = dot4_q4_avx2;
+        dot4_tab[LOOM_GGML_F16] = dot4_f16_avx2;
         simd_name = "avx2";
     }
 #endif
@@ -210,6 +269,7 @@ typedef struct mm_job {
     int T, chunk;
     float *Y;
     dot_fn dot;
+    dot4_fn dot4;
 } mm_job_t;
 
 static void mm_task(void *ctx, int c) {
@@ -219,7 +279,16 @@ static void mm_task(void *ctx, int c) {
     const uint8_t *base = j->W->data;
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = base + (size_t)r * j->W->row_bytes;
-        for (int t = 0; t < j->T; t++)
+        int t = 0;
+        if (j->dot4)
+            for (; t + 4 <= j->T; t += 4) {
+                const void *x[4] = {j->x + (size_t)t * j->xstride, j->x + (size_t)(t + 1) * j->xstride,
+                                    j->x + (size_t)(t + 2) * j->xstride, j->x + (size_t)(t + 3) * j->xstride};
+                float o[4];
+                j->dot4(w, x, j->W->cols, o);
+                for (int k = 0; k < 4; k++) j->Y[(size_t)(t + k) * j->W->rows + r] = o[k];
+            }
+        for (; t < j->T; t++)
             j->Y[(size_t)t * j->W->rows + r] = j->dot(w, j->x + (size_t)t * j->xstride, j->W->cols);
     }
 }
@@ -227,7 +296,7 @@ static void mm_task(void *ctx, int c) {
 void loom_llm_matmul(loom_llm_pool_t *pool, const loom_llm_weight_t *W, const float *X, int T, float *Y,
                      void *scratch) {
     loom_llm_kernels_init();
-    mm_job_t j = {W, (const uint8_t *)X, (size_t)W->cols * 4, T, 0, Y, dot_tab[W->type]};
+    mm_job_t j = {W, (const uint8_t *)X, (size_t)W->cols * 4, T, 0, Y, dot_tab[W->type], T >= 4 ? dot4_tab[W->type] : NULL};
     if (is_quant(W->type)) {
         size_t qrow = (size_t)(W->cols / 32) * 34;
         for (int t = 0; t < T; t++)
