@@ -107,6 +107,17 @@ static void mm(loom_llm_cpu_t *c, const loom_llm_weight_t *W, const float *X, in
         for (int t = 0; t < T; t++) loom_llm_axpy(Y + (size_t)t * W->rows, 1.0f, bias, W->rows);
 }
 
+/* Q, K and V of one layer in one pass over the pool. */
+static void mm3(loom_llm_cpu_t *c, const loom_llm_layer_t *L, const float *X, int T) {
+    const loom_llm_weight_t *ws[3] = {&L->wq, &L->wk, &L->wv};
+    float *ys[3] = {c->q, c->k, c->v};
+    const float *bs[3] = {L->bq, L->bk, L->bv};
+    loom_llm_matmul_n(c->pool, ws, 3, X, T, ys, c->mmq);
+    for (int i = 0; i < 3; i++)
+        if (bs[i])
+            for (int t = 0; t < T; t++) loom_llm_axpy(ys[i] + (size_t)t * ws[i]->rows, 1.0f, bs[i], ws[i]->rows);
+}
+
 static void rope(const loom_llm_cpu_t *c, float *v, int pos) {
     const loom_llm_model_t *m = c->m;
     float p = (float)pos * m->rope_freq_scale;
@@ -157,9 +168,7 @@ static int eval_batch(loom_llm_cpu_t *c, const int32_t *tok, int T, int pos0, fl
         const loom_llm_layer_t *L = &m->layers[l];
         for (int t = 0; t < T; t++)
             loom_llm_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->attn_norm, dim, m->eps);
-        mm(c, &L->wq, c->xb, T, c->q, L->bq);
-        mm(c, &L->wk, c->xb, T, c->k, L->bk);
-        mm(c, &L->wv, c->xb, T, c->v, L->bv);
+        mm3(c, L, c->xb, T);
         float *Kc = loom_llm_cpu_k(c, l), *Vc = loom_llm_cpu_v(c, l);
         for (int t = 0; t < T; t++) {
             for (int h = 0; h < m->n_heads; h++) rope(c, c->q + (size_t)t * qd + (size_t)h * m->head_dim, pos0 + t);
@@ -173,8 +182,11 @@ static int eval_batch(loom_llm_cpu_t *c, const int32_t *tok, int T, int pos0, fl
         for (size_t i = 0; i < (size_t)T * dim; i++) c->x[i] += c->xb[i];
         for (int t = 0; t < T; t++)
             loom_llm_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->ffn_norm, dim, m->eps);
-        mm(c, &L->w_gate, c->xb, T, c->hb, NULL);
-        mm(c, &L->w_up, c->xb, T, c->hb2, NULL);
+        {
+            const loom_llm_weight_t *ws[2] = {&L->w_gate, &L->w_up};
+            float *ys[2] = {c->hb, c->hb2};
+            loom_llm_matmul_n(c->pool, ws, 2, c->xb, T, ys, c->mmq);
+        }
         for (size_t i = 0; i < (size_t)T * m->ffn; i++) c->hb[i] = silu(c->hb[i]) * c->hb2[i];
         mm(c, &L->w_down, c->hb, T, c->xb, NULL);
         for (size_t i = 0; i < (size_t)T * dim; i++) c->x[i] += c->xb[i];

@@ -262,55 +262,84 @@ size_t loom_llm_matmul_scratch(const loom_llm_weight_t *W, int T) {
     return is_quant(W->type) ? (size_t)T * (size_t)(W->cols / 32) * 34 : 0;
 }
 
-typedef struct mm_job {
+typedef struct mm_part {
     const loom_llm_weight_t *W;
     const uint8_t *x;
     size_t xstride;
-    int T, chunk;
     float *Y;
     dot_fn dot;
     dot4_fn dot4;
+    int chunk, first; /* rows per chunk, index of this matrix's first chunk */
+} mm_part_t;
+
+typedef struct mm_job {
+    mm_part_t p[4];
+    int n, T;
 } mm_job_t;
 
 static void mm_task(void *ctx, int c) {
     const mm_job_t *j = ctx;
-    int r0 = c * j->chunk, r1 = r0 + j->chunk;
-    if (r1 > j->W->rows) r1 = j->W->rows;
-    const uint8_t *base = j->W->data;
+    int k = 0;
+    while (k + 1 < j->n && c >= j->p[k + 1].first) k++;
+    const mm_part_t *m = &j->p[k];
+    int r0 = (c - m->first) * m->chunk, r1 = r0 + m->chunk;
+    if (r1 > m->W->rows) r1 = m->W->rows;
+    const uint8_t *base = m->W->data;
     for (int r = r0; r < r1; r++) {
-        const uint8_t *w = base + (size_t)r * j->W->row_bytes;
+        const uint8_t *w = base + (size_t)r * m->W->row_bytes;
         int t = 0;
-        if (j->dot4)
+        if (m->dot4)
             for (; t + 4 <= j->T; t += 4) {
-                const void *x[4] = {j->x + (size_t)t * j->xstride, j->x + (size_t)(t + 1) * j->xstride,
-                                    j->x + (size_t)(t + 2) * j->xstride, j->x + (size_t)(t + 3) * j->xstride};
+                const void *x[4] = {m->x + (size_t)t * m->xstride, m->x + (size_t)(t + 1) * m->xstride,
+                                    m->x + (size_t)(t + 2) * m->xstride, m->x + (size_t)(t + 3) * m->xstride};
                 float o[4];
-                j->dot4(w, x, j->W->cols, o);
-                for (int k = 0; k < 4; k++) j->Y[(size_t)(t + k) * j->W->rows + r] = o[k];
+                m->dot4(w, x, m->W->cols, o);
+                for (int q = 0; q < 4; q++) m->Y[(size_t)(t + q) * m->W->rows + r] = o[q];
             }
         for (; t < j->T; t++)
-            j->Y[(size_t)t * j->W->rows + r] = j->dot(w, j->x + (size_t)t * j->xstride, j->W->cols);
+            m->Y[(size_t)t * m->W->rows + r] = m->dot(w, m->x + (size_t)t * m->xstride, m->W->cols);
     }
+}
+
+void loom_llm_matmul_n(loom_llm_pool_t *pool, const loom_llm_weight_t *const *W, int n, const float *X, int T,
+                       float *const *Y, void *scratch) {
+    loom_llm_kernels_init();
+    mm_job_t j;
+    j.n = n > 4 ? 4 : n;
+    j.T = T;
+    int cols = W[0]->cols, quantised = 0;
+    size_t qrow = (size_t)(cols / 32) * 34;
+    for (int i = 0; i < j.n; i++) quantised |= is_quant(W[i]->type);
+    if (quantised) /* one Q8_0 copy of the activation serves every quantised matrix */
+        for (int t = 0; t < T; t++) loom_llm_quantize_q8(X + (size_t)t * cols, (uint8_t *)scratch + t * qrow, cols);
+    int nt = pool ? loom_llm_pool_size(pool) : 1, total = 0, all_rows = 0;
+    for (int i = 0; i < j.n; i++) all_rows += W[i]->rows;
+    for (int i = 0; i < j.n; i++) {
+        mm_part_t *m = &j.p[i];
+        int q = is_quant(W[i]->type);
+        m->W = W[i];
+        m->x = q ? scratch : (const uint8_t *)X;
+        m->xstride = q ? qrow : (size_t)cols * 4;
+        m->Y = Y[i];
+        m->dot = dot_tab[W[i]->type];
+        m->dot4 = T >= 4 ? dot4_tab[W[i]->type] : NULL;
+        /* about 8 chunks per thread over all matrices, in proportion to rows */
+        int chunks = (int)((long long)nt * 8 * W[i]->rows / all_rows);
+        if (chunks < 1) chunks = 1;
+        if (chunks > W[i]->rows) chunks = W[i]->rows;
+        m->chunk = (W[i]->rows + chunks - 1) / chunks;
+        m->first = total;
+        total += (W[i]->rows + m->chunk - 1) / m->chunk;
+    }
+    if (pool) loom_llm_pool_run(pool, total, mm_task, &j);
+    else for (int c = 0; c < total; c++) mm_task(&j, c);
 }
 
 void loom_llm_matmul(loom_llm_pool_t *pool, const loom_llm_weight_t *W, const float *X, int T, float *Y,
                      void *scratch) {
-    loom_llm_kernels_init();
-    mm_job_t j = {W, (const uint8_t *)X, (size_t)W->cols * 4, T, 0, Y, dot_tab[W->type], T >= 4 ? dot4_tab[W->type] : NULL};
-    if (is_quant(W->type)) {
-        size_t qrow = (size_t)(W->cols / 32) * 34;
-        for (int t = 0; t < T; t++)
-            loom_llm_quantize_q8(X + (size_t)t * W->cols, (uint8_t *)scratch + t * qrow, W->cols);
-        j.x = scratch;
-        j.xstride = qrow;
-    }
-    int nt = pool ? loom_llm_pool_size(pool) : 1;
-    int chunks = nt * 8;
-    if (chunks > W->rows) chunks = W->rows;
-    j.chunk = (W->rows + chunks - 1) / chunks;
-    chunks = (W->rows + j.chunk - 1) / j.chunk;
-    if (pool) loom_llm_pool_run(pool, chunks, mm_task, &j);
-    else for (int c = 0; c < chunks; c++) mm_task(&j, c);
+    const loom_llm_weight_t *ws[1] = {W};
+    float *ys[1] = {Y};
+    loom_llm_matmul_n(pool, ws, 1, X, T, ys, scratch);
 }
 
 void loom_llm_weight_row(const loom_llm_weight_t *W, int r, float *out) {

@@ -37,6 +37,10 @@ float loom_llm_dot(int wtype, const void *wrow, const void *x, int n);
 size_t loom_llm_matmul_scratch(const loom_llm_weight_t *W, int T);
 void loom_llm_matmul(loom_llm_pool_t *pool, const loom_llm_weight_t *W, const float *X, int T, float *Y,
                      void *scratch);
+/* Several matrices over the same input X (equal cols, at most 4), in one
+ * pass of the pool: Q/K/V, or gate/up. Y[i] is T x W[i]->rows. */
+void loom_llm_matmul_n(loom_llm_pool_t *pool, const loom_llm_weight_t *const *W, int n, const float *X, int T,
+                       float *const *Y, void *scratch);
 /* Row r of W as floats (embedding lookups). */
 void loom_llm_weight_row(const loom_llm_weight_t *W, int r, float *out);
 
