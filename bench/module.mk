@@ -6,3 +6,10 @@ $(eval $(call PROG,bench-dispatch,bench/dispatch.c,$(BUILD)/lib/libloom_client.a
 bench-dispatch: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom $(BUILD)/bin/bench-dispatch
 	BUILD=$(BUILD) ./bench/dispatch.sh
 BENCHES += bench-dispatch
+
+# bench-dispatch-pg: the same benchmark with loomd's in-memory store vs the
+# PostgreSQL store (loomd --db on a throwaway cluster), same run (bench/dispatch_pg.sh).
+.PHONY: bench-dispatch-pg
+bench-dispatch-pg: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom $(BUILD)/bin/bench-dispatch
+	BUILD=$(BUILD) ./bench/dispatch_pg.sh
+BENCHES += bench-dispatch-pg

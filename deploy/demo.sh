@@ -3,22 +3,37 @@
 # var/), runs the support-triage workflow (deploy/demo/triage.yaml, tools
 # from examples/tools/) with live per-step progress, prints its outputs and
 # per-step timeline, then stops the daemons (also on Ctrl-C or failure).
+# loomd keeps its runs in a throwaway PostgreSQL under var/pg and serves the
+# dashboard (URL printed); KEEP=1 leaves everything running afterwards.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=build/bin
 mkdir -p var
 PIDS=()
 stop() {
+  if [ "${KEEP:-0}" = 1 ]; then
+    echo "== KEEP=1: loomd, workers and PostgreSQL keep running (dashboard ${DASH:-none})."
+    echo "   stop them with: kill ${PIDS[*]}; deploy/pg.sh stop var/pg"
+    return
+  fi
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
+  [ -n "${DB_URL:-}" ] && deploy/pg.sh stop var/pg >/dev/null 2>&1
 }
 trap stop EXIT INT TERM
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export LOOM_ENDPOINT="tcp://127.0.0.1:$(port)"
 WORKERS="tcp://127.0.0.1:$(port)"
+# A throwaway PostgreSQL in var/pg (deploy/pg.sh) holds runs, tasks and the
+# dashboard's views; without one the demo falls back to the in-memory store.
+STORE_FLAGS=()
+DB_URL=$(deploy/pg.sh start var/pg 2>var/pg.log) || DB_URL=""
+HTTP="127.0.0.1:$(port)"
+DASH="http://$HTTP/"
+if [ -n "$DB_URL" ]; then STORE_FLAGS=(--db "$DB_URL"); else echo "demo: PostgreSQL did not start (var/pg.log); using the in-memory store"; fi
 rm -f var/loomd.ready
 "$BIN/loomd" --client "$LOOM_ENDPOINT" --workers "$WORKERS" --ready-file var/loomd.ready \
-  >var/loomd.log 2>&1 &
+  "${STORE_FLAGS[@]}" --http "$HTTP" >var/loomd.log 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do [ -f var/loomd.ready ] && break; sleep 0.05; done
 [ -f var/loomd.ready ] || { echo "demo: loomd did not start, see var/loomd.log" >&2; exit 3; }
@@ -30,12 +45,18 @@ for _ in $(seq 100); do
   [ "$("$BIN/loom" workers --json 2>/dev/null | grep -c '"id"')" = 2 ] && break
   sleep 0.1
 done
+echo "== dashboard: $DASH   (metrics: ${DASH}metrics; database: ${DB_URL:-none})"
 echo "== loomd on $LOOM_ENDPOINT, workers (logs in var/):"
 "$BIN/loom" workers
 echo
 echo "== loom run deploy/demo/triage.yaml --input ticket=T-1001"
 "$BIN/loom" run deploy/demo/triage.yaml --input ticket=T-1001
 rc=$?
+if [ -n "$DB_URL" ]; then
+  echo
+  echo "== from PostgreSQL (view v_step_placement): where each step ran"
+  psql "$DB_URL" -XqP pager=off -c "SELECT task_id, op, state, device_class, worker_id, actual_ms FROM v_step_placement ORDER BY started_at" 2>/dev/null
+fi
 echo
 echo "== exit status $rc (0 succeeded, 1 failed, 4 SLA missed, 3 system error)"
 exit $rc

@@ -684,9 +684,17 @@ int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32]
                            .workflow_file = r->name, .inputs_json = inputs,
                            .state = LOOM_RUN_RUNNING, .created_ms = r->created_ms,
                            .started_ms = r->created_ms, .deadline_ms = r->deadline_ms};
-    if (loom_store_run_create(e->cfg.store, &sr, err) != 0)
-        LOOM_WARN(COMP, "msg=\"store: run create failed\" run=%s err=\"%s\"", r->id, err->msg);
+    int src = loom_store_run_create(e->cfg.store, &sr, err);
     free(inputs);
+    if (src == LOOM_ETOOBIG) { /* the store cannot buffer more: refuse, do not lose it */
+        loom_map_del(e->runs, r->id);
+        if (s->idempotency_key && *s->idempotency_key)
+            loom_map_del(e->idem, s->idempotency_key);
+        run_free(r);
+        return src;
+    }
+    if (src != 0)
+        LOOM_WARN(COMP, "msg=\"store: run create failed\" run=%s err=\"%s\"", r->id, err->msg);
     loom_err_clear(err);
     e->stats.runs_submitted++;
     snprintf(run_id, 32, "%s", r->id);

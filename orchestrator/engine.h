@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/map.h"
 #include "loom/v1/rpc.pb-c.h"
 #include "orchestrator/placement.h"
 #include "orchestrator/registry.h"

@@ -7,7 +7,10 @@
 
 #include "common/arena.h"
 #include "common/log.h"
+#include "orchestrator/http.h"
+#include "orchestrator/metrics.h"
 #include "orchestrator/server.h"
+#include "orchestrator/store_pg.h"
 
 static volatile int stop;
 
@@ -36,6 +39,11 @@ static const char usage_text[] =
     "  --max-active-runs N       refuse submissions beyond N running runs (default 10000)\n"
     "  --auth-token TOKEN        clients must send this token (or $LOOM_AUTH_TOKEN)\n"
     "  --ready-file FILE         write the bound endpoints there once serving\n"
+    "  --db URL                  keep runs in PostgreSQL (postgresql://...; or $LOOM_DB):\n"
+    "                            migrates the schema, resumes unfinished runs at start\n"
+    "  --db-queue N              writes buffered while the database is slow or down\n"
+    "                            before new submissions are refused (default 65536)\n"
+    "  --http HOST:PORT          serve the dashboard, /metrics and /healthz there\n"
     "  --log-level L             debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
     "  --help                    this text\n";
 
@@ -43,6 +51,8 @@ typedef struct {
     loom_server_opts_t o;
     const char *ready_file;
     const char *log_level;
+    const char *db, *http; /* store engineer: PostgreSQL store, dashboard */
+    long db_queue;
 } cfg_t;
 
 /* Option strings live until exit in one arena (config-file values are
@@ -59,7 +69,8 @@ static int apply(cfg_t *c, const char *k, const char *v)
 {
     char *end;
     long n = 0;
-    int numeric = strstr(k, "-ms") || strcmp(k, "depth") == 0 || strncmp(k, "max-", 4) == 0;
+    int numeric = strstr(k, "-ms") || strcmp(k, "depth") == 0 || strncmp(k, "max-", 4) == 0 ||
+                  strcmp(k, "db-queue") == 0;
     if (numeric) {
         errno = 0;
         n = strtol(v, &end, 10);
@@ -90,6 +101,12 @@ static int apply(cfg_t *c, const char *k, const char *v)
         c->ready_file = keep(v);
     else if (strcmp(k, "log-level") == 0)
         c->log_level = keep(v);
+    else if (strcmp(k, "db") == 0)
+        c->db = keep(v);
+    else if (strcmp(k, "db-queue") == 0)
+        c->db_queue = n;
+    else if (strcmp(k, "http") == 0)
+        c->http = keep(v);
     else
         return 1;
     return 0;
@@ -170,6 +187,9 @@ int main(int argc, char **argv)
     if (tok && *tok)
         c.o.auth_token = tok;
     c.log_level = getenv("LOOM_LOG_LEVEL");
+    const char *db_env = getenv("LOOM_DB");
+    if (db_env && *db_env)
+        c.db = db_env;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -215,7 +235,32 @@ int main(int argc, char **argv)
     c.o.ud = (void *)c.ready_file;
     loom_err_t err;
     loom_err_clear(&err);
-    int rc = loom_server_run(&c.o, &stop, &err);
+    /* Optional PostgreSQL store and HTTP endpoint (store engineer). */
+    loom_store_t *pg_store = NULL;
+    loom_store_pg_t *pg = NULL;
+    loom_metrics_t *metrics = loom_metrics_new();
+    loom_http_t *http = NULL;
+    int rc = 0;
+    if (c.db) {
+        pg_store = loom_store_pg_open(&(loom_store_pg_opts_t){.url = c.db,
+                                                              .queue_max = (size_t)c.db_queue},
+                                      &pg, &err);
+        if (!pg_store)
+            goto fail;
+        c.o.store = pg_store;
+        loom_metrics_set_db_source(metrics, loom_store_pg_metrics_db, pg);
+    }
+    c.o.metrics = metrics;
+    if (c.http) {
+        http = loom_http_new(&(loom_http_opts_t){.listen = c.http, .metrics = metrics, .pg = pg},
+                             &err);
+        if (!http)
+            goto fail;
+    }
+    rc = loom_server_run(&c.o, &stop, &err);
+    loom_http_destroy(&http);
+    loom_store_destroy(&pg_store);
+    loom_metrics_destroy(&metrics);
     loom_arena_destroy(&strings);
     if (rc != 0) {
         char buf[1500];
@@ -224,4 +269,15 @@ int main(int argc, char **argv)
         return 3;
     }
     return 0;
+fail:
+    loom_http_destroy(&http);
+    loom_store_destroy(&pg_store);
+    loom_metrics_destroy(&metrics);
+    loom_arena_destroy(&strings);
+    {
+        char buf[1500];
+        loom_err_format_long(&err, buf, sizeof buf);
+        fprintf(stderr, "loomd: %s\n", buf);
+    }
+    return 3;
 }

@@ -80,6 +80,16 @@ void loom_metrics_set_workers(loom_metrics_t *m, const char *dc, int64_t n) {
     atomic_store(&m->workers[index_of(classes, NCLASSES, dc, NCLASSES - 1)], n);
 }
 
+void loom_metrics_sync_engine(loom_metrics_t *m, uint64_t runs_submitted,
+                              uint64_t tasks_succeeded, uint64_t tasks_failed,
+                              int64_t queue_depth, int64_t runs_active) {
+    atomic_store(&m->runs_submitted, runs_submitted);
+    atomic_store(&m->tasks_finished[0], tasks_succeeded);
+    atomic_store(&m->tasks_finished[1], tasks_failed);
+    atomic_store(&m->queue_depth, queue_depth);
+    atomic_store(&m->runs_active, runs_active);
+}
+
 void loom_metrics_set_db_source(loom_metrics_t *m, loom_metrics_db_fn fn, void *arg) {
     pthread_mutex_lock(&m->db_mu);
     m->db_fn = fn;

@@ -47,6 +47,12 @@ void loom_metrics_set_runs_active(loom_metrics_t *m, int64_t runs);
 /* device_class: cpu | gpu | npu (others are counted as "other"). */
 void loom_metrics_set_workers(loom_metrics_t *m, const char *device_class, int64_t n);
 
+/* Sets the counters the engine keeps itself (totals since start) and the
+ * queue / active-run gauges; loomd calls it a few times a second. */
+void loom_metrics_sync_engine(loom_metrics_t *m, uint64_t runs_submitted,
+                              uint64_t tasks_succeeded, uint64_t tasks_failed,
+                              int64_t queue_depth, int64_t runs_active);
+
 /* Without a source, the db_* families are not exposed and health ignores
  * the database. fn runs on the rendering thread. */
 void loom_metrics_set_db_source(loom_metrics_t *m, loom_metrics_db_fn fn, void *arg);

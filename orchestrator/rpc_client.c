@@ -13,6 +13,7 @@
 #include "common/arena.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "orchestrator/metrics.h"
 #include "orchestrator/server_internal.h"
 #include "protocol/methods.h"
 
@@ -250,6 +251,41 @@ static void rpc_list(srv_t *s, loom_msg_t *m)
 
 /* ---- Submit / Cancel --------------------------------------------------------------- */
 
+static void submit_reply(srv_t *s, const loom_origin_t *o, const char *id)
+{
+    loom_err_t err;
+    Loom__V1__SubmitReply rep = LOOM__V1__SUBMIT_REPLY__INIT;
+    rep.run_id = (char *)id;
+    loom_run_t *r = loom_engine_find_run(s->eng, id);
+    rep.state = r ? LOOM__V1__RUN_STATE__RUN_RUNNING : LOOM__V1__RUN_STATE__RUN_SUCCEEDED;
+    if (!r) { /* finished already (e.g. nothing to run): report the real state */
+        build_t b = {.a = loom_arena_new(0)};
+        if (loom_store_run_get(s->store, id, on_get_run, NULL, &b, &err) == 0 && b.run)
+            rep.state = b.run->state;
+        loom_arena_destroy(&b.a);
+    }
+    loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
+}
+
+/* The client is acknowledged once the run's row is durable (store.h's
+ * when_durable; at once with the in-memory store). */
+typedef struct submit_ack {
+    srv_t *s;
+    loom_origin_t origin;
+    char id[32];
+} submit_ack_t;
+
+static void on_submit_durable(void *ud, int status)
+{
+    submit_ack_t *a = ud;
+    if (status == 0)
+        submit_reply(a->s, &a->origin, a->id);
+    else
+        loom_rpc_reply_status(a->s->csrv, &a->origin, LOOM_STATUS_UNAVAILABLE,
+                              "run %s was accepted but could not be stored", a->id);
+    free(a);
+}
+
 static void rpc_submit(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
@@ -281,19 +317,20 @@ static void rpc_submit(srv_t *s, loom_msg_t *m)
     if (rc != 0) {
         if (!err.code)
             err.code = rc;
+        if (rc == LOOM_ETOOBIG && s->opts.metrics)
+            loom_metrics_submission_refused(s->opts.metrics);
         loom_rpc_reply_err(s->csrv, o, &err);
     } else {
-        Loom__V1__SubmitReply rep = LOOM__V1__SUBMIT_REPLY__INIT;
-        rep.run_id = id;
-        loom_run_t *r = loom_engine_find_run(s->eng, id);
-        rep.state = r ? LOOM__V1__RUN_STATE__RUN_RUNNING : LOOM__V1__RUN_STATE__RUN_SUCCEEDED;
-        if (!r) { /* finished already (e.g. nothing to run): report the real state */
-            build_t b = {.a = loom_arena_new(0)};
-            if (loom_store_run_get(s->store, id, on_get_run, NULL, &b, &err) == 0 && b.run)
-                rep.state = b.run->state;
-            loom_arena_destroy(&b.a);
+        submit_ack_t *a = malloc(sizeof *a);
+        if (a) {
+            a->s = s;
+            a->origin = *o;
+            snprintf(a->id, sizeof a->id, "%s", id);
         }
-        loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
+        if (!a || loom_store_when_durable(s->store, on_submit_durable, a, &err) != 0) {
+            free(a);
+            submit_reply(s, o, id);
+        }
     }
     loom_pb_free(rq);
 }

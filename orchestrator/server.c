@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "loom/v1/worker.pb-c.h"
 #include "orchestrator/engine.h"
+#include "orchestrator/metrics.h"
 #include "orchestrator/server_internal.h"
 #include "protocol/methods.h"
 
@@ -32,12 +33,9 @@ static void watcher_remove(srv_t *s, watcher_t *w)
     free(w);
 }
 
-static void on_event(void *ud, loom_run_t *run, const Loom__V1__RunEvent *ev, int final)
+/* Sends ev to the watchers of run id (ending their streams when final). */
+static void deliver(srv_t *s, const char *id, const Loom__V1__RunEvent *ev, int final)
 {
-    srv_t *s = ud;
-    if (!s->n_watchers)
-        return;
-    const char *id = loom_run_id(run);
     for (watcher_t *w = s->watchers, *n; w; w = n) {
         n = w->next;
         if (strcmp(w->run_id, id) != 0)
@@ -56,6 +54,60 @@ static void on_event(void *ud, loom_run_t *run, const Loom__V1__RunEvent *ev, in
     }
 }
 
+/* A final event waits until the run's final state is durable (store.h's
+ * when_durable): watchers are told a run finished only once it is stored. */
+typedef struct final_ev {
+    srv_t *s;
+    char run_id[64];
+    size_t len;
+    uint8_t buf[];
+} final_ev_t;
+
+static void on_final_durable(void *ud, int status)
+{
+    final_ev_t *f = ud;
+    if (status != 0)
+        LOOM_WARN(COMP, "msg=\"final state of a run could not be stored\" run=%s", f->run_id);
+    Loom__V1__RunEvent *ev = loom__v1__run_event__unpack(NULL, f->len, f->buf);
+    if (ev) {
+        deliver(f->s, f->run_id, ev, 1);
+        loom__v1__run_event__free_unpacked(ev, NULL);
+    }
+    free(f);
+}
+
+static void on_event(void *ud, loom_run_t *run, const Loom__V1__RunEvent *ev, int final)
+{
+    srv_t *s = ud;
+    if (s->opts.metrics) {
+        if (ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_SLA_MISSED)
+            loom_metrics_sla_missed(s->opts.metrics);
+        if (final)
+            loom_metrics_run_finished(
+                s->opts.metrics,
+                ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_FINISHED    ? "succeeded"
+                : ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_CANCELLED ? "cancelled"
+                                                                                : "failed");
+    }
+    if (!s->n_watchers)
+        return;
+    const char *id = loom_run_id(run);
+    if (final && loom_store_poll_fd(s->store) >= 0) {
+        size_t len = loom__v1__run_event__get_packed_size(ev);
+        final_ev_t *f = malloc(sizeof *f + len);
+        loom_err_t err;
+        if (f) {
+            f->s = s;
+            snprintf(f->run_id, sizeof f->run_id, "%s", id);
+            f->len = loom__v1__run_event__pack(ev, f->buf);
+            if (loom_store_when_durable(s->store, on_final_durable, f, &err) == 0)
+                return;
+            free(f);
+        }
+    }
+    deliver(s, id, ev, final);
+}
+
 /* ---- engine callbacks: tasks to workers ------------------------------------------ */
 
 static void send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n)
@@ -72,6 +124,9 @@ static void send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size
     int64_t now = loom_wall_ms();
     for (size_t i = 0; i < n; i++) {
         loom_task_t *t = tasks[i];
+        if (s->opts.metrics)
+            loom_metrics_task_dispatched(s->opts.metrics,
+                                         t->ready_ms ? (double)(now - t->ready_ms) / 1000.0 : 0);
         loom__v1__assign_request__init(&reqs[i]);
         loom_task_step_path(t, sids[i], sizeof sids[i]);
         reqs[i].task_id = t->id;
@@ -357,6 +412,27 @@ static void reap_send_failures(srv_t *s)
     }
 }
 
+/* ---- metrics (store engineer) -------------------------------------------- */
+
+static void server_sync_metrics(srv_t *s)
+{
+    loom_engine_stats_t st;
+    loom_engine_stats(s->eng, &st);
+    loom_metrics_sync_engine(s->opts.metrics, st.runs_submitted, st.tasks_succeeded,
+                             st.tasks_failed, (int64_t)st.ready,
+                             (int64_t)loom_engine_active_runs(s->eng));
+    int64_t n[3] = {0, 0, 0};
+    for (size_t i = 0; i < loom_registry_count(s->reg); i++) {
+        loom_worker_rec_t *w = loom_registry_at(s->reg, i);
+        if (w->state == LOOM_WORKER_LOST)
+            continue;
+        n[strcmp(w->kind, "gpu") == 0 ? 1 : strcmp(w->kind, "npu") == 0 ? 2 : 0]++;
+    }
+    loom_metrics_set_workers(s->opts.metrics, "cpu", n[0]);
+    loom_metrics_set_workers(s->opts.metrics, "gpu", n[1]);
+    loom_metrics_set_workers(s->opts.metrics, "npu", n[2]);
+}
+
 /* ---- the loop ----------------------------------------------------------------------- */
 
 static void drain_socket(srv_t *s, loom_rpc_server_t *srv, int is_worker)
@@ -449,14 +525,15 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
     if (opts->on_ready)
         opts->on_ready(opts->ud, loom_rpc_server_endpoint(s->csrv),
                        loom_rpc_server_endpoint(s->wsrv));
-    uint64_t next_reap = 0;
+    uint64_t next_reap = 0, next_metrics = 0;
     while (!*stop) {
         int64_t wait = loom_engine_tick(s->eng);
-        zmq_pollitem_t items[2] = {{loom_rpc_server_socket(s->wsrv), 0, ZMQ_POLLIN, 0},
-                                   {loom_rpc_server_socket(s->csrv), 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[3] = {{loom_rpc_server_socket(s->wsrv), 0, ZMQ_POLLIN, 0},
+                                   {loom_rpc_server_socket(s->csrv), 0, ZMQ_POLLIN, 0},
+                                   {NULL, loom_store_poll_fd(s->store), ZMQ_POLLIN, 0}};
         if (wait > 100)
             wait = 100;
-        if (zmq_poll(items, 2, (long)wait) < 0 && zmq_errno() != EINTR) {
+        if (zmq_poll(items, items[2].fd >= 0 ? 3 : 2, (long)wait) < 0 && zmq_errno() != EINTR) {
             rc = loom_err_set(err, LOOM_EIO, "zmq_poll: %s", zmq_strerror(zmq_errno()));
             break;
         }
@@ -464,6 +541,8 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
             drain_socket(s, s->wsrv, 1);
         if (items[1].revents & ZMQ_POLLIN)
             drain_socket(s, s->csrv, 0);
+        if (items[2].fd >= 0 && (items[2].revents & ZMQ_POLLIN))
+            loom_store_poll(s->store); /* durability callbacks: acks, final events */
         loom_engine_dispatch(s->eng);
         reap_send_failures(s);
         uint64_t now = loom_clock_ms();
@@ -474,8 +553,16 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
                 loom_engine_dispatch(s->eng);
             loom_registry_forget_lost(s->reg, 600000);
         }
+        if (s->opts.metrics && now >= next_metrics) {
+            next_metrics = now + 200;
+            server_sync_metrics(s);
+        }
     }
     LOOM_INFO(COMP, "msg=\"loomd stopping\" active_runs=%zu", loom_engine_active_runs(s->eng));
+    /* Run what waits on durability while the server is still alive. */
+    loom_store_flush(s->store, err);
+    loom_store_poll(s->store);
+    loom_err_clear(err);
 out:
     while (s->watchers)
         watcher_remove(s, s->watchers);

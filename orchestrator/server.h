@@ -21,6 +21,7 @@ typedef struct loom_server_opts {
     int max_finished_runs;        /* in-memory store bound (default 1000) */
     int max_active_runs;          /* Submit answers RESOURCE_EXHAUSTED past this (default 10000) */
     loom_store_t *store;          /* borrowed; NULL = an in-memory store owned by the server */
+    struct loom_metrics *metrics; /* borrowed; NULL = none (see metrics.h, loomd --http) */
     /* Written once bound (may be NULL): the endpoints actually bound, so
      * callers can pass port 0 / "*" and learn the port. */
     void (*on_ready)(void *ud, const char *client_ep, const char *worker_ep);

@@ -4,3 +4,5 @@ PG_TEST_ARCHIVES := $(BUILD)/lib/libloom_orchestrator.a $(BUILD)/lib/libloom_com
 PG_TEST_LIBS := $(ORCHESTRATOR_LDLIBS) -lpq -lcmocka $(COMMON_LDLIBS) -lm
 $(eval $(call TEST,pg_store,tests/pg/test_store_pg.c,$(PG_TEST_ARCHIVES),$(PG_TEST_LIBS)))
 $(eval $(call TEST,pg_http,tests/pg/test_http.c,$(PG_TEST_ARCHIVES),$(PG_TEST_LIBS)))
+$(eval $(call SCRIPT_TEST,pg_crash_recovery,tests/pg/test_crash_recovery.sh))
+$(eval $(call SCRIPT_TEST,pg_db_outage,tests/pg/test_db_outage.sh))
