@@ -42,7 +42,8 @@ run_one() {
 echo "bench-dispatch-pg: $(nproc) cores, noop tasks, N=$N independent, M=$M chained"
 run_one memory
 run_one postgresql --db "$DB"
-echo "rows written: $(psql "$DB" -XAtqc 'SELECT (SELECT count(*) FROM runs) || " runs, " || (SELECT count(*) FROM tasks) || " task rows, " || (SELECT count(*) FROM events) || " events"')"
+rows=$(psql "$DB" -XAtqc "SELECT (SELECT count(*) FROM runs) || ' runs, ' || (SELECT count(*) FROM tasks) || ' task rows, ' || (SELECT count(*) FROM events) || ' events'")
+echo "rows written by the PostgreSQL run: $rows"
 get() { sed -n "s/^RESULT $2=//p" "$TMP/$1.out" | head -1; }
 echo "ratio (postgresql / memory, tasks per second; target >= 0.50):"
 for k in ind_one ind_many chain_one chain_many; do
