@@ -75,7 +75,8 @@ function drawDag(steps) {
     depth.set(t.task_id, v);
     return v;
   };
-  steps.forEach(t => d(t, new Set()));
+  if (steps.some(t => needs(t).length)) steps.forEach(t => d(t, new Set()));
+  else steps.forEach((t, i) => depth.set(t.task_id, i)); // no dependency data: start order
   const layers = [];
   steps.forEach(t => { const k = depth.get(t.task_id); (layers[k] = layers[k] || []).push(t); });
   const NW = 150, NH = 46, GX = 60, GY = 16;
@@ -91,7 +92,7 @@ function drawDag(steps) {
   for (const t of steps) {
     const [x, y] = pos.get(t.task_id);
     const g = svg('g', { class: 'node', 'data-task': t.task_id, 'data-device': t.device_class || '' });
-    g.append(svg('rect', { x, y, width: NW, height: NH, rx: 6, fill: COLORS[t.device_class] || '#bbb', opacity: t.state === 'done' ? 1 : 0.55 }));
+    g.append(svg('rect', { x, y, width: NW, height: NH, rx: 6, fill: COLORS[t.device_class] || '#bbb', opacity: t.state === 'succeeded' ? 1 : 0.55 }));
     g.append(svg('text', { x: x + 8, y: y + 18, fill: '#fff', 'font-weight': 600, 'font-size': 12 }, t.task_id));
     const timing = t.actual_ms != null ? num(t.actual_ms, 0) + ' ms' : t.state;
     g.append(svg('text', { x: x + 8, y: y + 36, fill: '#fff', 'font-size': 11 }, (t.device_class || '?') + ' · ' + timing));

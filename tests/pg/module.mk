@@ -6,3 +6,4 @@ $(eval $(call TEST,pg_store,tests/pg/test_store_pg.c,$(PG_TEST_ARCHIVES),$(PG_TE
 $(eval $(call TEST,pg_http,tests/pg/test_http.c,$(PG_TEST_ARCHIVES),$(PG_TEST_LIBS)))
 $(eval $(call SCRIPT_TEST,pg_crash_recovery,tests/pg/test_crash_recovery.sh))
 $(eval $(call SCRIPT_TEST,pg_db_outage,tests/pg/test_db_outage.sh))
+$(eval $(call SCRIPT_TEST,pg_dashboard_loomd,tests/pg/test_dashboard_loomd.sh))
