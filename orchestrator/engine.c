@@ -880,6 +880,41 @@ static void task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
     finish_step(e, sc, i, how, msg);
 }
 
+/* An llm.generate/llm.decode step with `format: json` outputs the parsed
+ * JSON (planner/README.md's op reference); the LLM engine returns the
+ * model's text. Parses it (one ``` fence around it is allowed). Returns a
+ * new value, or NULL with why in msg (ASCII only: the model's bytes are
+ * not copied verbatim). */
+static json_t *model_json(const loom_wf_step_t *ws, const json_t *text, char *msg, size_t n)
+{
+    if (!json_is_string(text) || (ws->op != LOOM_OP_LLM_GENERATE && ws->op != LOOM_OP_LLM_DECODE))
+        return NULL;
+    const loom_value_t *f = loom_wf_step_field(ws, "format");
+    if (!f || !f->str || strcmp(f->str, "json") != 0)
+        return NULL;
+    const char *p = json_string_value(text), *end = p + json_string_length(text);
+    while (p < end && strchr(" \t\r\n", *p))
+        p++;
+    if (end - p >= 3 && strncmp(p, "```", 3) == 0) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+        while (end > p && strchr(" \t\r\n", end[-1]))
+            end--;
+        if (end - p >= 3 && strncmp(end - 3, "```", 3) == 0)
+            end -= 3;
+    }
+    json_error_t je;
+    json_t *v = json_loadb(p, (size_t)(end - p), JSON_DECODE_ANY, &je);
+    if (!v) {
+        snprintf(msg, n, "step '%s' has format: json but the model's output (%zu bytes) is not JSON: %s at byte %d",
+                 ws->id, json_string_length(text), je.text, je.position);
+        for (char *c = msg; *c; c++)
+            if ((unsigned char)*c >= 0x80 || (unsigned char)*c < 0x20)
+                *c = '?';
+    }
+    return v;
+}
+
 int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                        uint32_t attempt, int ok, const char *output, size_t len,
                        const char *error, int retryable, double step_ms, loom_err_t *err)
@@ -930,6 +965,18 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
         out = json_stringn(output, len);
     if (!out)
         out = json_null();
+    char why[400] = "";
+    json_t *parsed = model_json(&t->scope->g->steps[t->step], out, why, sizeof why);
+    if (parsed) {
+        json_decref(out);
+        out = parsed;
+    } else if (why[0]) { /* a retry may sample a better answer: retryable */
+        json_decref(out);
+        w->tasks_failed++;
+        task_failed(e, t, LOOM_TASK_FAILED, why, 1);
+        reap_runs(e);
+        return 0;
+    }
     scope_t *sc = t->scope;
     size_t i = t->step;
     step_rt_t *st = &sc->st[i];
