@@ -70,6 +70,7 @@ typedef struct worker {
     uint64_t register_req;
     uint64_t next_hb;       /* loom_clock_ms() of the next heartbeat */
     uint64_t last_rx;       /* loom_clock_ms() of the last message from loomd */
+    int hb_unanswered;      /* heartbeats sent since that message */
     /* slot pool */
     pthread_t *threads;
     pthread_mutex_t qmu;
@@ -691,6 +692,7 @@ static void read_socket(worker_t *w)
         }
         int st = loom_msg_status(msg);
         w->last_rx = loom_clock_ms();
+        w->hb_unanswered = 0;
         if (st == LOOM_STATUS_OK)
             handle(w, msg);
         else
@@ -849,8 +851,10 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
             LOOM_DEBUG(COMP, "msg=\"no reply to Register yet; retrying\"");
             send_register(w);
             next_reg = now + 1000;
-        } else if (w->registered && now - w->last_rx > (uint64_t)(w->hb_ms > 600 ? 5 * w->hb_ms : 3000)) {
-            /* Heartbeats are answered: silence means the connection is
+        } else if (w->registered && w->hb_unanswered >= 5 &&
+                   now - w->last_rx > (uint64_t)(w->hb_ms > 600 ? 5 * w->hb_ms : 3000)) {
+            /* Heartbeats are answered: five unanswered ones (not an I/O stall
+             * of this thread) mean the connection is
              * gone for good (libzmq does not reconnect after it dropped a
              * peer for a frame over ZMQ_MAXMSGSIZE). Reconnect, register. */
             LOOM_WARN(COMP, "msg=\"no reply from loomd; reconnecting\" silent_ms=%" PRIu64, now - w->last_rx);
@@ -859,10 +863,12 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
                 LOOM_ERROR(COMP, "msg=\"reconnect failed\" endpoint=%s error=\"%s\"", ep, zmq_strerror(zmq_errno()));
             w->registered = 0;
             w->last_rx = now;
+            w->hb_unanswered = 0;
             send_register(w);
             next_reg = now + 1000;
         } else if (w->registered && now >= w->next_hb) {
             send_heartbeat(w);
+            w->hb_unanswered++;
             w->next_hb = now + (uint64_t)(w->hb_ms > 0 ? w->hb_ms : 1000);
         }
     }
