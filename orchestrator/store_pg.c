@@ -196,7 +196,11 @@ static const loom_pgw_stmt_t stmts[ST__COUNT] = {
          * per batch however many transitions it went through */
         2},
     [ST_EVENT] = {"loom_event",
-        "INSERT INTO events (run_id, task_id, kind, detail) VALUES ($1, $2, $3, $4)", 4},
+        "INSERT INTO events (run_id, task_id, kind, detail) VALUES ($1, $2, $3, $4)", 4, 0,
+        /* every event of a batch in one INSERT, ids in queue order */
+        "INSERT INTO events (run_id, task_id, kind, detail) SELECT r, t, k, d "
+        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
+        "AS u(r, t, k, d, n) ORDER BY n"},
     [ST_WORKER] = {"loom_worker",
         "INSERT INTO workers (id, device_class, device_name, slots, profile, state, last_seen) "
         "VALUES ($1, $2, coalesce($3, ''), coalesce($4::int, 1), $5, coalesce($6, 'ready'), now()) "

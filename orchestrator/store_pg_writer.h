@@ -11,7 +11,8 @@
  * server rejects (a constraint violation) is replayed one write per
  * transaction to isolate and report the bad write. Within a batch, writes of
  * a statement with merge_keys (below) that target the same row are
- * coalesced into one statement. */
+ * coalesced into one statement, and the writes of an append statement
+ * (array_sql) are sent as one multi-row INSERT. */
 #ifndef LOOM_ORCHESTRATOR_STORE_PG_WRITER_H
 #define LOOM_ORCHESTRATOR_STORE_PG_WRITER_H
 
@@ -35,6 +36,12 @@ typedef struct loom_pgw_stmt {
      * in order, in one write. Every coalesced write still gets its verdict
      * (callback) when the batch commits. 0: every write is sent. */
     int merge_keys;
+    /* Non-NULL: the statement is a pure append (an INSERT of new rows that
+     * nothing else in the batch depends on). All its writes in a batch are
+     * then sent as this one statement, at the position of the last of
+     * them, whose $k is a text[] of the k-th params of those writes in
+     * queue order (NULL elements for NULL params). */
+    const char *array_sql;
 } loom_pgw_stmt_t;
 
 #define LOOM_PGW_MAX_PARAMS 20

@@ -176,8 +176,9 @@ static void test_ack_after_durable_and_bad_write_isolated(void **st) {
 
 /* Several transitions of one task queued behind a blocked batch end up in
  * the same batch: the writer sends one task write (the final state, with
- * what each transition set), keeps every event row, and still acknowledges
- * each write once committed. A second task's writes are not mixed in. */
+ * what each transition set), keeps every event row (in order, sent as one
+ * INSERT), and still acknowledges each write once committed. A second
+ * task's writes are not mixed in. */
 static void test_batch_coalesces_task_updates(void **st) {
     (void)st;
     const char *u = fresh_db("coalesce");
@@ -226,6 +227,10 @@ static void test_batch_coalesces_task_updates(void **st) {
     t.finished_ms = 1767261602000;
     assert_int_equal(loom_store_pg_put_task(s, &t, on_ack, &acks[3], &err), 0);
     assert_int_equal(loom_store_pg_put_event(s, "r1", "a", "task_finished", "ok", &err), 0);
+    /* the batch's events go as one INSERT of arrays: text that needs
+     * quoting in an array literal, the word NULL and real NULLs survive */
+    assert_int_equal(loom_store_pg_put_event(s, "r1", NULL, "note", "q\"{a,b}\\ NULL\n", &err), 0);
+    assert_int_equal(loom_store_pg_put_event(s, "r1", NULL, "NULL", NULL, &err), 0);
     loom_store_pg_stats_t before;
     loom_store_pg_get_stats(s, &before);
     assert_int_equal(before.coalesced, 0);
@@ -253,8 +258,10 @@ static void test_batch_coalesces_task_updates(void **st) {
     assert_string_equal(rows, "a|s|noop|succeeded|cpu|w1|1|{\"v\":7}|12.5|1767261601|1767261602\n"
                               "b|b|noop|pending|-|-|0|-|-|-|-\n");
     free(rows);
-    rows = pgtest_rows(c, "SELECT task_id, kind, detail FROM events ORDER BY id");
-    assert_string_equal(rows, "a|task_started|w1\na|task_finished|ok\n");
+    rows = pgtest_rows(c, "SELECT task_id, kind, detail IS NULL, replace(detail, E'\\n', '/') "
+                          "FROM events ORDER BY id");
+    assert_string_equal(rows, "a|task_started|f|w1\na|task_finished|f|ok\n"
+                              "-|note|f|q\"{a,b}\\ NULL/\n-|NULL|t|-\n");
     free(rows);
     loom_store_pg_destroy(&s, 1000);
     PQfinish(c);
