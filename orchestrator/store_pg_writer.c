@@ -193,12 +193,13 @@ static int plan_batch(const loom_pgw_stmt_t *stmts, int nstmts, op_t *first, siz
         if (o->stmt == LOOM_PGW_BARRIER || stmts[o->stmt].merge_keys <= 0) continue;
         const loom_pgw_stmt_t *st = &stmts[o->stmt];
         loom_buf_reset(&key);
-        loom_buf_printf(&key, "%d", o->stmt);
+        int bad = loom_buf_printf(&key, "%d", o->stmt) != 0;
         /* length-prefixed, so no key text can collide with another */
         for (int k = 0; k < st->merge_keys; k++)
-            if (o->params[k]) loom_buf_printf(&key, "|%zu:%s", strlen(o->params[k]), o->params[k]);
-            else loom_buf_puts(&key, "|-");
-        if (!key.data) {
+            bad |= (o->params[k] ? loom_buf_printf(&key, "|%zu:%s", strlen(o->params[k]),
+                                                   o->params[k])
+                                 : loom_buf_puts(&key, "|-")) != 0;
+        if (bad || !key.data) {
             rc = -1;
             break;
         }
