@@ -9,7 +9,7 @@ PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "skip: python3-numpy is not installed"; exit 77; }
 "$PY" "$HERE/gen_gguf.py" --arch llama --type Q8_0 --ctx 2048 -o "$TMP/chat.gguf" || fail "gen llama"
 start_loomd
-start_worker wp --ops llm.prefill
+start_worker wp --ops llm.prefill,echo
 start_worker wd --ops llm.decode
 start_worker wg --ops llm.generate
 cat >"$TMP/split.yaml" <<YAML
@@ -77,4 +77,28 @@ for w in ("wp", "wd", "wg"):
 print("ok: every worker advertises %s" % sys.argv[2])
 PY
 "$BIN/loom" workers | grep "^wd " | grep -q -- "$NAME" || fail "loom workers table lacks the model: $("$BIN/loom" workers)"
+# A decode step whose prefill step is not llm.prefill fails that task with
+# a clear error; loomd and the workers stay up.
+cat >"$TMP/bad.yaml" <<YAML
+version: 1
+name: bad-split
+sla: {latency_ms: 10000}
+resources:
+  models:
+    chat: {path: chat.gguf, arch: llama, layers: 2, hidden: 64, heads: 4, kv_heads: 2, vocab: 405, context: 2048, dtype: q8_0}
+steps:
+  notkv:
+    op: echo
+    value: just a string
+  dec:
+    op: llm.decode
+    model: chat
+    prefill: notkv
+outputs:
+  text: \${steps.dec.output}
+YAML
+if "$BIN/loom" run "$TMP/bad.yaml" --json >"$TMP/bad.json" 2>&1; then fail "decode of a non-KV step succeeded"; fi
+grep -qE "KV cache|llm.prefill.s output" "$TMP/bad.json" || fail "no clear error for a non-KV prefill step: $(cat "$TMP/bad.json")"
+kill -0 "$LOOMD_PID" || fail "loomd died"
+"$BIN/loom" workers --json | grep -q '"id": "wd"' || fail "worker wd gone"
 echo ok
