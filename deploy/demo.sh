@@ -2,7 +2,11 @@
 # `make demo`: starts loomd and two CPU workers in the background (logs in
 # var/), runs the support-triage workflow (deploy/demo/triage.yaml, tools
 # from examples/tools/) with live per-step progress, prints its outputs and
-# per-step timeline, then stops the daemons (also on Ctrl-C or failure).
+# per-step timeline; then the RAG example (examples/support-rag.yaml) with
+# models generated on the spot (tests/llm/gen_gguf.py: random weights, real
+# vocabulary; nothing can be downloaded here) and an index built by `loom
+# index build` from examples/data/support-kb.jsonl. Stops the daemons at the
+# end (also on Ctrl-C or failure).
 # loomd keeps its runs in a throwaway PostgreSQL under var/pg and serves the
 # dashboard (URL printed); KEEP=1 leaves everything running afterwards.
 set -uo pipefail
@@ -37,6 +41,20 @@ rm -f var/loomd.ready
 PIDS+=($!)
 for _ in $(seq 100); do [ -f var/loomd.ready ] && break; sleep 0.05; done
 [ -f var/loomd.ready ] || { echo "demo: loomd did not start, see var/loomd.log" >&2; exit 3; }
+# The RAG example's models and index: generated small GGUF files (random
+# weights, so the answer text is noise) and a vector index built from them.
+PY=/usr/bin/python3
+mkdir -p var/demo
+RAG=0
+if "$PY" -c 'import numpy' 2>/dev/null &&
+   "$PY" tests/llm/gen_gguf.py --arch llama --type Q8_0 --ctx 2048 -o var/demo/chat.gguf >var/demo/gen.log 2>&1 &&
+   "$PY" tests/llm/gen_gguf.py --arch bert --type F16 -o var/demo/embed.gguf >>var/demo/gen.log 2>&1 &&
+   "$BIN/loom" index build examples/data/support-kb.jsonl --model var/demo/embed.gguf -o var/demo/kb.index >var/demo/index.log 2>&1; then
+  RAG=1
+  export LOOM_MODELS="minilm=var/demo/embed.gguf,qwen=var/demo/chat.gguf" LOOM_INDEXES="kb=var/demo/kb.index"
+else
+  echo "demo: could not generate the RAG example's models (var/demo/*.log); skipping that part"
+fi
 for w in 1 2; do
   "$BIN/loom-worker-cpu" --endpoint "$WORKERS" --id "demo-cpu-$w" >"var/worker-$w.log" 2>&1 &
   PIDS+=($!)
@@ -52,6 +70,13 @@ echo
 echo "== loom run deploy/demo/triage.yaml --input ticket=T-1001"
 "$BIN/loom" run deploy/demo/triage.yaml --input ticket=T-1001
 rc=$?
+if [ $rc -eq 0 ] && [ $RAG = 1 ]; then
+  echo
+  echo "== loom run examples/support-rag.yaml (generated models: the answer text is noise; point"
+  echo "   resources.models at a real GGUF file for real answers, see README)"
+  "$BIN/loom" run examples/support-rag.yaml --input "question=How do I export my data?" --input ticket_id=T-1002 --input top_k=2
+  rc=$?
+fi
 if [ -n "$DB_URL" ]; then
   echo
   echo "== from PostgreSQL (view v_step_placement): where each step ran"

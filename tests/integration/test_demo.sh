@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo` end to end: deploy/demo.sh starts loomd and two workers, runs
-# the support-triage workflow and must print its report and exit 0.
+# the support-triage workflow (report printed) and the RAG example on
+# generated models (all steps succeed), and must exit 0.
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -8,4 +9,6 @@ timeout 60 "$ROOT/deploy/demo.sh" >"$out" 2>&1; rc=$?
 [ $rc -eq 0 ] || { cat "$out"; echo "FAIL: demo exited $rc"; exit 1; }
 grep -q '"daily_api_budget": 864000' "$out" || { cat "$out"; echo "FAIL: no report"; exit 1; }
 grep -q 'high priority pro customer acme' "$out" || { cat "$out"; echo "FAIL: no escalation"; exit 1; }
+grep -q 'workflow support-rag  succeeded' "$out" || { cat "$out"; echo "FAIL: RAG example did not succeed"; exit 1; }
+grep -q '"KB-' "$out" || { cat "$out"; echo "FAIL: RAG sources missing"; exit 1; }
 echo ok
