@@ -64,21 +64,35 @@ int loom_cmd_workers(int argc, char **argv)
                                "slots", p ? (int)p->task_slots : 0, "running",
                                (int)w->running_tasks, "tasks_done", (json_int_t)w->tasks_done,
                                "tasks_failed", (json_int_t)w->tasks_failed, "ops", ops));
+            json_t *o = json_array_get(arr, json_array_size(arr) - 1), *models = json_array();
+            for (size_t k = 0; k < w->n_loaded_models; k++)
+                json_array_append_new(models, json_string(w->loaded_models[k]));
+            json_object_set_new(o, "free_memory_bytes", json_integer((json_int_t)w->free_memory_bytes));
+            json_object_set_new(o, "models", models);
         }
         char *s = json_dumps(arr, JSON_INDENT(2));
         printf("%s\n", s);
         free(s);
         json_decref(arr);
     } else {
-        printf("%-28s %-8s %-4s %5s %9s %8s %7s %8s  %s\n", "worker", "state", "kind", "slots",
-               "GFLOP/s", "GB/s", "running", "done", "model");
+        printf("%-28s %-8s %-4s %5s %9s %8s %7s %8s %9s  %-24s %s\n", "worker", "state", "kind",
+               "slots", "GFLOP/s", "GB/s", "running", "done", "free_GiB", "loaded_models", "model");
         for (size_t i = 0; i < rep->n_workers; i++) {
             const Loom__V1__WorkerInfo *w = rep->workers[i];
             const Loom__V1__DeviceProfile *p = w->profile;
-            printf("%-28s %-8s %-4s %5u %9.1f %8.1f %7u %8llu  %s\n", w->worker_id,
+            char models[256] = "-";
+            for (size_t k = 0, used = 0; k < w->n_loaded_models && used < sizeof models; k++) {
+                int n = snprintf(models + used, sizeof models - used, "%s%s", k ? "," : "",
+                                 w->loaded_models[k]);
+                if (n < 0)
+                    break;
+                used += (size_t)n;
+            }
+            printf("%-28s %-8s %-4s %5u %9.1f %8.1f %7u %8llu %9.1f  %-24s %s\n", w->worker_id,
                    wstate(w->state), p ? loom_cli_device(p->kind) : "", p ? p->task_slots : 0,
                    p ? p->measured_gflops : 0, p ? p->measured_gbps : 0, w->running_tasks,
-                   (unsigned long long)w->tasks_done, p ? p->model_name : "");
+                   (unsigned long long)w->tasks_done, (double)w->free_memory_bytes / (1 << 30), models,
+                   p ? p->model_name : "");
         }
     }
     loom_pb_free(rep);

@@ -23,8 +23,35 @@ loom_registry_t *loom_registry_new(int depth)
     return r;
 }
 
+static void free_models(loom_worker_rec_t *w)
+{
+    for (size_t i = 0; i < w->n_models; i++)
+        free(w->models[i]);
+    free(w->models);
+    w->models = NULL;
+    w->n_models = 0;
+}
+
+int loom_registry_set_models(loom_worker_rec_t *w, char *const *names, size_t n)
+{
+    free_models(w);
+    if (!n)
+        return 0;
+    if (!(w->models = calloc(n, sizeof *w->models)))
+        return LOOM_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (!(w->models[i] = strdup(names[i] ? names[i] : ""))) {
+            free_models(w);
+            return LOOM_ENOMEM;
+        }
+        w->n_models++;
+    }
+    return 0;
+}
+
 static void free_ops(loom_worker_rec_t *w)
 {
+    free_models(w);
     for (size_t i = 0; i < w->n_ops; i++)
         free(w->ops[i]);
     free(w->ops);

@@ -44,6 +44,9 @@ typedef struct loom_worker_rec {
     uint64_t tasks_done, tasks_failed;
     double load;
     uint64_t beats;             /* heartbeats received */
+    uint64_t free_memory_bytes; /* from the last heartbeat */
+    char **models;              /* models resident, from the last heartbeat (owned) */
+    size_t n_models;
     int send_failed;            /* the socket refused a message to it: treat as lost */
     struct loom_task *tasks;    /* assigned tasks (intrusive list via task->wnext) */
 } loom_worker_rec_t;
@@ -69,6 +72,9 @@ loom_worker_rec_t *loom_registry_by_id(loom_registry_t *r, const char *id);
 /* Like by_peer but also finds a worker already declared lost (its late
  * results may still be the first word on a task). */
 loom_worker_rec_t *loom_registry_by_peer_any(loom_registry_t *r, const uint8_t *peer, size_t len);
+/* Replaces w's resident model names (copied; heartbeats carry them).
+ * Returns 0 or LOOM_ENOMEM (then w keeps no names). */
+int loom_registry_set_models(loom_worker_rec_t *w, char *const *names, size_t n);
 /* Marks a message seen from w now. */
 void loom_registry_touch(loom_registry_t *r, loom_worker_rec_t *w);
 /* Workers whose last message is older than timeout_ms become LOST; each is

@@ -541,6 +541,9 @@ static void rpc_list_workers(srv_t *s, loom_msg_t *m)
         wi->load = w->load;
         wi->tasks_done = w->tasks_done;
         wi->tasks_failed = w->tasks_failed;
+        wi->free_memory_bytes = w->free_memory_bytes;
+        wi->n_loaded_models = w->n_models;
+        wi->loaded_models = w->models;
         ptrs[k++] = wi;
     }
     Loom__V1__ListWorkersReply rep = LOOM__V1__LIST_WORKERS_REPLY__INIT;

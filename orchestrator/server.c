@@ -272,6 +272,8 @@ static void on_heartbeat(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
     rep.known = w != NULL;
     if (w) {
         w->load = h->load;
+        w->free_memory_bytes = h->free_memory_bytes;
+        loom_registry_set_models(w, h->loaded_models, h->n_loaded_models > 64 ? 64 : h->n_loaded_models);
         if (h->draining && w->state == LOOM_WORKER_READY)
             w->state = LOOM_WORKER_DRAINING;
         if (++w->beats % 10 == 1)

@@ -119,6 +119,27 @@ int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char *
         }
         json_object_set_new(in, en->key, v);
     }
+    /* llm.decode names its prefill step (the validator made that step a
+     * dependency): hand the worker that step's output, the KV cache. */
+    if (s->op == LOOM_OP_LLM_DECODE && json_is_string(json_object_get(in, "prefill"))) {
+        char *name = strdup(json_string_value(json_object_get(in, "prefill")));
+        loom_ref_t ref = {.kind = LOOM_REF_STEP, .name = name};
+        json_t *kv = name ? engine_resolve(rc, &ref, err) : NULL;
+        int oom = !name;
+        free(name);
+        if (!kv || !json_is_object(kv)) {
+            if (kv)
+                loom_err_set(err, LOOM_EINVAL, "prefill step of '%s' produced no KV cache object", s->id);
+            else if (oom)
+                loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            json_decref(kv);
+            json_decref(in);
+            if (!err->field[0])
+                loom_err_field(err, "steps.%s.prefill", s->id);
+            return err->code ? err->code : LOOM_EINTERNAL;
+        }
+        json_object_set_new(in, "prefill", kv);
+    }
     if (s->op == LOOM_OP_TOOL_EXEC && r->client_cwd && !json_object_get(in, "cwd"))
         json_object_set_new(in, "cwd", json_string(r->client_cwd));
     if ((s->op == LOOM_OP_COMPUTE || s->op == LOOM_OP_VECTOR_SEARCH || s->model) && r->workflow_dir &&

@@ -4,8 +4,8 @@
 # by `loom index build`, tool.exec, and both llm.generate steps (llama) run
 # on the CPU worker; the classify answer equals `loom llm generate` on the
 # same chat-formatted prompt. A bad model path fails the task, not the worker.
-# (prefill -> decode split through loomd waits for loomd to hand a decode
-# step its prefill step's output; the split itself is tested in
+# (the prefill -> decode split through loomd is tested in
+# llm_split_workflow; the split on its own in
 # llm_reference.)
 . "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
 HERE="$ROOT/tests/llm"

@@ -15,7 +15,28 @@ typedef struct {
 struct loom_ops {
     op_t *v;
     size_t n, cap;
+    loom_ops_models_fn models; /* NULL: the worker loads no models */
 };
+
+void loom_ops_set_models_fn(loom_ops_t *ops, loom_ops_models_fn fn)
+{
+    if (ops)
+        ops->models = fn;
+}
+
+loom_ops_models_fn loom_ops_get_models_fn(const loom_ops_t *ops)
+{
+    return ops ? ops->models : NULL;
+}
+
+void loom_ops_models(const loom_ops_t *ops, char *out, size_t n)
+{
+    if (!out || !n)
+        return;
+    out[0] = 0;
+    if (ops && ops->models)
+        ops->models(out, n);
+}
 
 loom_ops_t *loom_ops_new(void)
 {

@@ -80,6 +80,16 @@ size_t loom_ops_count(const loom_ops_t *ops);
 /* i-th op name in registration order (borrowed), NULL past the end. */
 const char *loom_ops_name(const loom_ops_t *ops, size_t i);
 
+/* Models resident in the worker, for heartbeats: a backend that loads
+ * models (the LLM ops) registers fn, which writes their names comma-separated
+ * into out (at most n bytes, NUL-terminated; "" when none). fn is called from
+ * the worker's I/O thread while handlers run, so it must be thread-safe. */
+typedef void (*loom_ops_models_fn)(char *out, size_t n);
+void loom_ops_set_models_fn(loom_ops_t *ops, loom_ops_models_fn fn);
+loom_ops_models_fn loom_ops_get_models_fn(const loom_ops_t *ops);
+/* Writes the resident model names into out ("" without a models fn). */
+void loom_ops_models(const loom_ops_t *ops, char *out, size_t n);
+
 /* Registers the ops every worker has: noop, echo, sleep (ops_basic.c). */
 int loom_ops_add_basic(loom_ops_t *ops);
 

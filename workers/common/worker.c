@@ -331,6 +331,17 @@ static void send_heartbeat(worker_t *w)
     h.load = w->slots ? (double)w->nrunning / w->slots : 0;
     h.draining = w->draining;
     h.time_unix_ms = loom_wall_ms();
+    /* free host memory, and the models the backend holds (comma-separated
+     * names split in place into the repeated field) */
+    long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    h.free_memory_bytes = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+    char models[2048], *mv[32];
+    size_t nm = 0;
+    loom_ops_models(w->ops, models, sizeof models);
+    for (char *save = NULL, *p = strtok_r(models, ",", &save); p && nm < 32; p = strtok_r(NULL, ",", &save))
+        mv[nm++] = p;
+    h.n_loaded_models = nm;
+    h.loaded_models = mv;
     char *ids[64];
     size_t n = 0;
     for (loom_op_ctx_t *t = w->running; t && n < 64; t = t->rnext)
@@ -717,6 +728,7 @@ static int restrict_ops(worker_t *w, const char *list, loom_err_t *err)
         loom_ops_destroy(&keep);
         return rc;
     }
+    loom_ops_set_models_fn(keep, loom_ops_get_models_fn(w->ops)); /* still advertised */
     loom_ops_destroy(&w->ops);
     w->ops = keep;
     return 0;

@@ -527,6 +527,7 @@ int loom_llm_add_ops(loom_ops_t *ops, const loom_llm_factory_t *f, loom_err_t *e
         (rc = loom_ops_add(ops, "embed", op_embed, NULL, 0)) ||
         (rc = loom_ops_add(ops, "vector.search", op_search, NULL, 0)))
         return loom_err_set(err, rc, "registering LLM ops failed");
+    loom_ops_set_models_fn(ops, loom_llm_loaded_models); /* advertised in heartbeats */
     /* Preload the models the worker was told about, so the first task does
      * not pay for mapping them and bad paths show up at start. */
     const char *s = getenv("LOOM_MODELS");
