@@ -54,19 +54,38 @@ static void cpu_destroy(void *ud, void *handle) {
 }
 static const loom_llm_factory_t CPU_FACTORY = {"cpu", cpu_create, cpu_destroy, NULL};
 
-void loom_llm_loaded_models(char *out, size_t n) {
+/* The loaded models' names, kept apart from G.mu: heartbeats read them from
+ * the worker's I/O thread, which must not wait while G.mu is held for a
+ * model load (seconds for a large model: loomd would declare the worker
+ * lost). Written with G.mu held, after each load. */
+static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
+static char names_str[2048];
+
+static void refresh_names(void) {
+    char buf[sizeof names_str];
     size_t it = 0, used = 0;
     const char *k;
     void *v;
-    out[0] = 0;
-    pthread_mutex_lock(&G.mu);
+    buf[0] = 0;
     while (G.models && loom_map_next(G.models, &it, &k, &v)) {
         const loom_llm_model_t *m = v;
-        int w = snprintf(out + used, n - used, "%s%s", used ? "," : "", m->name);
-        if (w < 0 || (size_t)w >= n - used) break;
+        int w = snprintf(buf + used, sizeof buf - used, "%s%s", used ? "," : "", m->name);
+        if (w < 0 || (size_t)w >= sizeof buf - used) { buf[used] = 0; break; }
         used += (size_t)w;
     }
-    pthread_mutex_unlock(&G.mu);
+    pthread_mutex_lock(&names_mu);
+    memcpy(names_str, buf, sizeof buf);
+    pthread_mutex_unlock(&names_mu);
+}
+
+void loom_llm_loaded_models(char *out, size_t n) {
+    if (!out || !n) return;
+    pthread_mutex_lock(&names_mu);
+    size_t l = strnlen(names_str, sizeof names_str);
+    if (l >= n) l = n - 1; /* truncated: heartbeats carry what fits */
+    memcpy(out, names_str, l);
+    out[l] = 0;
+    pthread_mutex_unlock(&names_mu);
 }
 
 static void free_model(void *p) { loom_llm_model_t *m = p; loom_llm_model_destroy(&m); }
@@ -134,6 +153,7 @@ static int get_model(const json_t *in, loom_llm_model_t **out, loom_err_t *e) {
     if (!m) {
         rc = loom_llm_model_load(path, &m, e);
         if (!rc && (rc = loom_map_put(G.models, path, m))) { loom_llm_model_destroy(&m); loom_err_set(e, rc, "out of memory"); }
+        if (!rc) refresh_names();
         if (!rc) LOOM_INFO("llm", "msg=\"model loaded\" path=%s name=\"%s\" weights=%s layers=%d", path, m->name,
                            loom_ggml_type_name(m->wtype), m->n_layers);
     }
