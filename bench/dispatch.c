@@ -12,7 +12,16 @@
  * end. Per-task latency (ready in loomd → result back in loomd) comes from
  * each run's final event ("p50 X us, p99 Y us"); for many runs the median
  * of the runs' p50 and p99 is shown. Prints one "RESULT key=value" line per
- * figure for the script. */
+ * figure for the script.
+ *
+ * CLIENTS (6th argument, default 1): the many-runs shapes submit and watch
+ * each wave from that many threads, each with its own client (a client is
+ * not thread-safe). bench/dispatch_pg.sh uses 8 for both of its loomd runs
+ * (in-memory and --db), so the comparison stays fair: with one blocking
+ * client every Submit waits for its own commit in series, whereas real
+ * deployments have many concurrent clients whose submits loomd's database
+ * writer commits together in one transaction (group commit). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +30,9 @@
 #include "common/clock.h"
 #include "protocol/client.h"
 
-static loom_client_t *cli;
+static loom_client_t *cli;   /* the main thread's client */
+static const char *endpoint; /* for the many-runs threads' own clients */
+static int nclients = 1;
 
 static void die(const char *what, const loom_err_t *err)
 {
@@ -59,7 +70,7 @@ static char *items_json(int n)
     return loom_buf_detach(&b, NULL);
 }
 
-static void submit(const char *yaml, const char *inputs, char *id, size_t n)
+static void submit_on(loom_client_t *c, const char *yaml, const char *inputs, char *id, size_t n)
 {
     Loom__V1__SubmitRequest rq = LOOM__V1__SUBMIT_REQUEST__INIT;
     rq.workflow_yaml = (char *)yaml;
@@ -67,20 +78,20 @@ static void submit(const char *yaml, const char *inputs, char *id, size_t n)
     rq.inputs_json = (char *)(inputs ? inputs : "{}");
     Loom__V1__SubmitReply *rep = NULL;
     loom_err_t err;
-    if (loom_client_submit(cli, &rq, 30000, &rep, &err) != LOOM_STATUS_OK)
+    if (loom_client_submit(c, &rq, 30000, &rep, &err) != LOOM_STATUS_OK)
         die("submit", &err);
     snprintf(id, n, "%s", rep->run_id);
     loom_pb_free(rep);
 }
 
 /* Follows a run to its end; returns its p50/p99 (us) from the final event. */
-static void wait_run(const char *id, double *p50, double *p99)
+static void wait_run_on(loom_client_t *c, const char *id, double *p50, double *p99)
 {
     Loom__V1__WatchRequest wr = LOOM__V1__WATCH_REQUEST__INIT;
     wr.run_id = (char *)id;
     loom_stream_t *s = NULL;
     loom_err_t err;
-    if (loom_client_watch(cli, &wr, 600000, &s, &err) != LOOM_STATUS_OK)
+    if (loom_client_watch(c, &wr, 600000, &s, &err) != LOOM_STATUS_OK)
         die("watch", &err);
     *p50 = *p99 = 0;
     for (;;) {
@@ -103,6 +114,16 @@ static void wait_run(const char *id, double *p50, double *p99)
         loom_pb_free(it);
     }
     loom_stream_destroy(&s);
+}
+
+static void submit(const char *yaml, const char *inputs, char *id, size_t n)
+{
+    submit_on(cli, yaml, inputs, id, n);
+}
+
+static void wait_run(const char *id, double *p50, double *p99)
+{
+    wait_run_on(cli, id, p50, p99);
 }
 
 static int cmpd(const void *a, const void *b)
@@ -141,23 +162,62 @@ static void report(const char *key, const char *label, long tasks, double secs, 
     fflush(stdout);
 }
 
-/* runs copies of (yaml, inputs) with at most `wave` in flight at once */
+/* One thread's share of a wave: runs first, first + step, ... < end. */
+typedef struct share {
+    loom_client_t *c;
+    const char *yaml, *inputs;
+    int first, end, step;
+    char (*ids)[64];
+    double *p50, *p99;
+} share_t;
+
+static void *share_main(void *arg)
+{
+    share_t *sh = arg;
+    for (int i = sh->first; i < sh->end; i += sh->step)
+        submit_on(sh->c, sh->yaml, sh->inputs, sh->ids[i], sizeof sh->ids[i]);
+    for (int i = sh->first; i < sh->end; i += sh->step)
+        wait_run_on(sh->c, sh->ids[i], &sh->p50[i], &sh->p99[i]);
+    return NULL;
+}
+
+/* runs copies of (yaml, inputs) with at most `wave` in flight at once; each
+ * wave is submitted and watched by nclients threads (own clients) */
 static void many(const char *yaml, const char *inputs, int runs, int per_run, int wave,
                  const char *key, const char *label)
 {
-    char (*ids)[64] = calloc((size_t)wave, sizeof *ids);
+    char (*ids)[64] = calloc((size_t)runs, sizeof *ids);
     double *p50 = calloc((size_t)runs, sizeof *p50), *p99 = calloc((size_t)runs, sizeof *p99);
+    loom_client_t **cs = calloc((size_t)nclients, sizeof *cs);
+    share_t *sh = calloc((size_t)nclients, sizeof *sh);
+    pthread_t *th = calloc((size_t)nclients, sizeof *th);
+    if (!ids || !p50 || !p99 || !cs || !sh || !th)
+        die("out of memory", NULL);
+    for (int k = 0; k < nclients; k++) {
+        loom_err_t err;
+        cs[k] = k == 0 ? cli : loom_client_new(endpoint, NULL, &err);
+        if (!cs[k])
+            die("connect", &err);
+    }
     uint64_t t0 = loom_clock_ns();
     for (int done = 0; done < runs;) {
         int n = runs - done < wave ? runs - done : wave;
-        for (int i = 0; i < n; i++)
-            submit(yaml, inputs, ids[i], sizeof ids[i]);
-        for (int i = 0; i < n; i++)
-            wait_run(ids[i], &p50[done + i], &p99[done + i]);
+        for (int k = 0; k < nclients; k++) {
+            sh[k] = (share_t){cs[k], yaml, inputs, done + k, done + n, nclients, ids, p50, p99};
+            if (pthread_create(&th[k], NULL, share_main, &sh[k]) != 0)
+                die("cannot start a client thread", NULL);
+        }
+        for (int k = 0; k < nclients; k++)
+            pthread_join(th[k], NULL);
         done += n;
     }
     double secs = (double)(loom_clock_ns() - t0) / 1e9;
     report(key, label, (long)runs * per_run, secs, median(p50, runs), median(p99, runs));
+    for (int k = 1; k < nclients; k++)
+        loom_client_destroy(&cs[k]);
+    free(cs);
+    free(sh);
+    free(th);
     free(ids);
     free(p50);
     free(p99);
@@ -166,13 +226,19 @@ static void many(const char *yaml, const char *inputs, int runs, int per_run, in
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench-dispatch ENDPOINT LOOMD_PID [N_INDEPENDENT] [N_CHAIN] [N_MEMORY]\n");
+        fprintf(stderr, "usage: bench-dispatch ENDPOINT LOOMD_PID [N_INDEPENDENT] [N_CHAIN] [N_MEMORY] [CLIENTS]\n");
         return 2;
     }
     int pid = atoi(argv[2]);
     int n = argc > 3 ? atoi(argv[3]) : 100000;
     int m = argc > 4 ? atoi(argv[4]) : 10000;
     long mem = argc > 5 ? atol(argv[5]) : 1000000;
+    nclients = argc > 6 ? atoi(argv[6]) : 1;
+    if (nclients < 1 || nclients > 64) {
+        fprintf(stderr, "bench-dispatch: CLIENTS must be 1..64, got %s\n", argv[6]);
+        return 2;
+    }
+    endpoint = argv[1];
     loom_err_t err;
     cli = loom_client_new(argv[1], NULL, &err);
     if (!cli)

@@ -191,9 +191,16 @@ static const loom_pgw_stmt_t stmts[ST__COUNT] = {
         "actual_ms = coalesce($12, t.actual_ms), cost = coalesce($13, t.cost), "
         "attempts = coalesce($14::int, t.attempts), output = coalesce($15, t.output), "
         "error = coalesce($16, t.error), started_at = coalesce(" TS(17) ", t.started_at), "
-        "finished_at = coalesce(" TS(18) ", t.finished_at)", 18},
+        "finished_at = coalesce(" TS(18) ", t.finished_at)", 18,
+        /* keyed by (run_id, task_id), NULL keeps: one row write per task
+         * per batch however many transitions it went through */
+        2},
     [ST_EVENT] = {"loom_event",
-        "INSERT INTO events (run_id, task_id, kind, detail) VALUES ($1, $2, $3, $4)", 4},
+        "INSERT INTO events (run_id, task_id, kind, detail) VALUES ($1, $2, $3, $4)", 4, 0,
+        /* every event of a batch in one INSERT, ids in queue order */
+        "INSERT INTO events (run_id, task_id, kind, detail) SELECT r, t, k, d "
+        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
+        "AS u(r, t, k, d, n) ORDER BY n"},
     [ST_WORKER] = {"loom_worker",
         "INSERT INTO workers (id, device_class, device_name, slots, profile, state, last_seen) "
         "VALUES ($1, $2, coalesce($3, ''), coalesce($4::int, 1), $5, coalesce($6, 'ready'), now()) "
@@ -352,6 +359,7 @@ void loom_store_pg_get_stats(loom_store_pg_t *s, loom_store_pg_stats_t *out) {
     out->failed = w.failed;
     out->batches = w.batches;
     out->reconnects = w.reconnects;
+    out->coalesced = w.coalesced;
 }
 
 /* ---- reads -------------------------------------------------------------- */

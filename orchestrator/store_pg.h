@@ -75,6 +75,8 @@ typedef struct loom_store_pg_stats {
     uint64_t failed;     /* writes the database rejected */
     uint64_t batches;
     uint64_t reconnects; /* successful connections after the first */
+    uint64_t coalesced;  /* task writes folded into a later write of the
+                          * same task in one batch (not sent on their own) */
 } loom_store_pg_stats_t;
 
 /* Applies deploy/sql migrations (embedded at build time) and re-creates the

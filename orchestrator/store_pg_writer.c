@@ -11,8 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/map.h"
 
 typedef struct op {
     struct op *next;
@@ -43,7 +45,7 @@ struct loom_pgw {
     int stop;
 
     int connected, ever_connected;
-    uint64_t committed, failed, batches, reconnects;
+    uint64_t committed, failed, batches, reconnects, coalesced;
 
     PGconn *conn; /* writer thread only */
 };
@@ -112,19 +114,154 @@ static int is_ok(PGresult *r) {
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
-/* Sends BEGIN; ops; COMMIT as one pipeline and reads every result. */
+/* The coalescing plan of one batch: for write i, skip[i] is SEND (send
+ * stmts[].sql with params[i]: its own, or merged with the earlier writes of
+ * its row), FOLDED (covered by a later write) or SEND_ARRAY (send
+ * stmts[].array_sql with params[i]: text[] literals of the column values of
+ * every write of that statement in the batch). */
+enum { SEND = 0, FOLDED = 1, SEND_ARRAY = 2 };
+typedef struct plan {
+    unsigned char *skip;
+    const char *(*params)[LOOM_PGW_MAX_PARAMS];
+    size_t folded;
+    loom_buf_t *arrays; /* nstmts * LOOM_PGW_MAX_PARAMS, owned */
+    int narrays;
+} plan_t;
+
+/* Appends s as one element of a PostgreSQL array literal. */
+static void array_elem(loom_buf_t *b, const char *s) {
+    loom_buf_putc(b, b->len ? ',' : '{');
+    if (!s) {
+        loom_buf_puts(b, "NULL");
+        return;
+    }
+    loom_buf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') loom_buf_putc(b, '\\');
+        loom_buf_putc(b, *s);
+    }
+    loom_buf_putc(b, '"');
+}
+
+/* Groups the writes of each statement with an array_sql into one SEND_ARRAY
+ * write at the position of the last of them. Returns 0 or -1 (out of
+ * memory: the caller then sends every write as it is). */
+static int plan_arrays(const loom_pgw_stmt_t *stmts, int nstmts, op_t *first, size_t n,
+                       plan_t *pl) {
+    for (int st = 0; st < nstmts; st++) {
+        if (!stmts[st].array_sql) continue;
+        size_t count = 0, lastw = 0;
+        op_t *o = first;
+        for (size_t i = 0; i < n; i++, o = o->next)
+            if (o->stmt == st) count++, lastw = i;
+        if (count < 2) continue;
+        if (!pl->arrays) {
+            pl->narrays = nstmts * LOOM_PGW_MAX_PARAMS;
+            pl->arrays = calloc((size_t)pl->narrays, sizeof *pl->arrays);
+            if (!pl->arrays) return -1;
+        }
+        loom_buf_t *arr = &pl->arrays[st * LOOM_PGW_MAX_PARAMS];
+        o = first;
+        for (size_t i = 0; i < n; i++, o = o->next) {
+            if (o->stmt != st) continue;
+            for (int k = 0; k < stmts[st].nparams; k++) array_elem(&arr[k], o->params[k]);
+            pl->skip[i] = i == lastw ? SEND_ARRAY : FOLDED;
+        }
+        for (int k = 0; k < stmts[st].nparams; k++) {
+            if (loom_buf_putc(&arr[k], '}') != 0 || !arr[k].data) return -1;
+            pl->params[lastw][k] = arr[k].data;
+        }
+    }
+    return 0;
+}
+
+/* Builds the plan for the n writes from first (see merge_keys in the
+ * header). Returns 0, or -1 when out of memory (then nothing is merged). */
+static int plan_batch(const loom_pgw_stmt_t *stmts, int nstmts, op_t *first, size_t n,
+                      plan_t *pl) {
+    pl->folded = 0;
+    pl->arrays = NULL;
+    pl->narrays = 0;
+    pl->skip = calloc(n ? n : 1, 1);
+    pl->params = malloc((n ? n : 1) * sizeof *pl->params);
+    loom_map_t *last = loom_map_new(NULL); /* row key -> 1 + index of its latest write */
+    loom_buf_t key = LOOM_BUF_INIT;
+    int rc = (pl->skip && pl->params && last) ? 0 : -1;
+    op_t *o = first;
+    for (size_t i = 0; i < n && rc == 0; i++, o = o->next) {
+        memcpy(pl->params[i], o->params, sizeof o->params);
+        if (o->stmt == LOOM_PGW_BARRIER || stmts[o->stmt].merge_keys <= 0) continue;
+        const loom_pgw_stmt_t *st = &stmts[o->stmt];
+        loom_buf_reset(&key);
+        int bad = loom_buf_printf(&key, "%d", o->stmt) != 0;
+        /* length-prefixed, so no key text can collide with another */
+        for (int k = 0; k < st->merge_keys; k++)
+            bad |= (o->params[k] ? loom_buf_printf(&key, "|%zu:%s", strlen(o->params[k]),
+                                                   o->params[k])
+                                 : loom_buf_puts(&key, "|-")) != 0;
+        if (bad || !key.data) {
+            rc = -1;
+            break;
+        }
+        size_t prev = (size_t)(uintptr_t)loom_map_get(last, key.data);
+        if (prev) {
+            for (int j = 0; j < st->nparams; j++)
+                if (!pl->params[i][j]) pl->params[i][j] = pl->params[prev - 1][j];
+            pl->skip[prev - 1] = FOLDED;
+            pl->folded++;
+        }
+        if (loom_map_put(last, key.data, (void *)(uintptr_t)(i + 1)) != 0) rc = -1;
+    }
+    loom_buf_free(&key);
+    loom_map_destroy(&last);
+    if (rc == 0) rc = plan_arrays(stmts, nstmts, first, n, pl);
+    if (rc != 0 && pl->skip && pl->params) {
+        /* fall back to sending every write as it is */
+        memset(pl->skip, 0, n ? n : 1);
+        o = first;
+        for (size_t i = 0; i < n; i++, o = o->next)
+            memcpy(pl->params[i], o->params, sizeof o->params);
+        pl->folded = 0;
+        rc = 0;
+    }
+    return rc;
+}
+
+static void plan_free(plan_t *pl) {
+    for (int i = 0; i < pl->narrays; i++) loom_buf_free(&pl->arrays[i]);
+    free(pl->arrays);
+    free(pl->skip);
+    free(pl->params);
+}
+
+/* Sends BEGIN; ops; COMMIT as one pipeline and reads every result. Writes
+ * of one row are coalesced first (plan_batch). */
 static int send_batch(loom_pgw_t *w, op_t *first, size_t n) {
     PGconn *c = w->conn;
     int data_err = 0;
-    if (!PQenterPipelineMode(c)) return SENT_CONN;
+    plan_t pl;
+    if (plan_batch(w->stmts, w->nstmts, first, n, &pl) != 0) {
+        plan_free(&pl);
+        return SENT_CONN; /* out of memory: retried like a lost connection */
+    }
+    if (!PQenterPipelineMode(c)) {
+        plan_free(&pl);
+        return SENT_CONN;
+    }
     if (!PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)) goto conn;
     op_t *o = first;
     size_t sent = 0;
     for (size_t i = 0; i < n; i++, o = o->next) {
-        if (o->stmt == LOOM_PGW_BARRIER) continue;
+        if (o->stmt == LOOM_PGW_BARRIER || pl.skip[i] == FOLDED) continue;
         sent++;
         const loom_pgw_stmt_t *st = &w->stmts[o->stmt];
-        if (!PQsendQueryPrepared(c, st->name, st->nparams, o->params, NULL, NULL, 0)) goto conn;
+        if (pl.skip[i] == SEND_ARRAY) {
+            if (!PQsendQueryParams(c, st->array_sql, st->nparams, NULL, pl.params[i], NULL, NULL,
+                                   0))
+                goto conn;
+        } else if (!PQsendQueryPrepared(c, st->name, st->nparams, pl.params[i], NULL, NULL, 0)) {
+            goto conn;
+        }
     }
     if (!PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) goto conn;
     if (!PQpipelineSync(c)) goto conn;
@@ -154,9 +291,16 @@ static int send_batch(loom_pgw_t *w, op_t *first, size_t n) {
         PGresult *rb = PQexec(c, "ROLLBACK");
         PQclear(rb);
     }
-    if (PQstatus(c) != CONNECTION_OK) return SENT_CONN;
+    if (PQstatus(c) != CONNECTION_OK) goto conn;
+    if (!data_err) {
+        pthread_mutex_lock(&w->mu);
+        w->coalesced += pl.folded;
+        pthread_mutex_unlock(&w->mu);
+    }
+    plan_free(&pl);
     return data_err ? SENT_DATA : SENT_OK;
 conn:
+    plan_free(&pl);
     return SENT_CONN;
 }
 
@@ -445,5 +589,6 @@ void loom_pgw_get_stats(loom_pgw_t *w, loom_pgw_stats_t *out) {
     out->failed = w->failed;
     out->batches = w->batches;
     out->reconnects = w->reconnects;
+    out->coalesced = w->coalesced;
     pthread_mutex_unlock(&w->mu);
 }

@@ -9,7 +9,10 @@
  * the same batch again. Statements are idempotent upserts, so a batch whose
  * COMMIT result was lost in flight can be replayed safely. A batch the
  * server rejects (a constraint violation) is replayed one write per
- * transaction to isolate and report the bad write. */
+ * transaction to isolate and report the bad write. Within a batch, writes of
+ * a statement with merge_keys (below) that target the same row are
+ * coalesced into one statement, and the writes of an append statement
+ * (array_sql) are sent as one multi-row INSERT. */
 #ifndef LOOM_ORCHESTRATOR_STORE_PG_WRITER_H
 #define LOOM_ORCHESTRATOR_STORE_PG_WRITER_H
 
@@ -25,6 +28,20 @@ typedef struct loom_pgw_stmt {
     const char *name; /* prepared statement name */
     const char *sql;  /* parameterised ($1..$n) */
     int nparams;
+    /* > 0: the statement is an upsert keyed by its first merge_keys params
+     * in which a NULL param keeps the stored value. Several writes of one
+     * key in the same batch are then coalesced into one statement (at the
+     * position of the last one) whose params are, per param, the latest
+     * non-NULL value: the row ends up exactly as if each had been applied
+     * in order, in one write. Every coalesced write still gets its verdict
+     * (callback) when the batch commits. 0: every write is sent. */
+    int merge_keys;
+    /* Non-NULL: the statement is a pure append (an INSERT of new rows that
+     * nothing else in the batch depends on). All its writes in a batch are
+     * then sent as this one statement, at the position of the last of
+     * them, whose $k is a text[] of the k-th params of those writes in
+     * queue order (NULL elements for NULL params). */
+    const char *array_sql;
 } loom_pgw_stmt_t;
 
 #define LOOM_PGW_MAX_PARAMS 20
@@ -52,6 +69,7 @@ typedef struct loom_pgw_stats {
     size_t queued, queue_max;
     double lag_ms;
     uint64_t committed, failed, batches, reconnects;
+    uint64_t coalesced; /* writes folded into a later write of the same row */
 } loom_pgw_stats_t;
 void loom_pgw_get_stats(loom_pgw_t *w, loom_pgw_stats_t *out);
 

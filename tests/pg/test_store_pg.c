@@ -1,7 +1,7 @@
 /* test_store_pg.c — the PostgreSQL store against a real PostgreSQL 15
  * started by deploy/pg.sh: migrations (from empty, twice, four at once),
  * the batching writer (durability callbacks, a rejected write isolated from
- * its batch), the queue bound while the server is down and no write lost
+ * its batch, several writes of one task coalesced into one), the queue bound while the server is down and no write lost
  * across a restart, recovery reads, and every view's rows for a known set
  * of runs. */
 #include <math.h>
@@ -171,6 +171,99 @@ static void test_ack_after_durable_and_bad_write_isolated(void **st) {
     assert_int_equal(stt.connected, 1);
     loom_store_pg_destroy(&s, 1000);
     loom_store_pg_destroy(&s, 1000); /* safe twice */
+    PQfinish(c);
+}
+
+/* Several transitions of one task queued behind a blocked batch end up in
+ * the same batch: the writer sends one task write (the final state, with
+ * what each transition set), keeps every event row (in order, sent as one
+ * INSERT), and still acknowledges each write once committed. A second
+ * task's writes are not mixed in. */
+static void test_batch_coalesces_task_updates(void **st) {
+    (void)st;
+    const char *u = fresh_db("coalesce");
+    loom_err_t err = {0};
+    loom_store_pg_t *s = loom_store_pg_new(&(loom_store_pg_opts_t){.url = u}, &err);
+    assert_non_null(s);
+    PGconn *c = pgtest_connect(u);
+    assert_int_equal(loom_store_pg_put_workflow(s, "h1", "wf", 100, "name: wf\n", &err), 0);
+    loom_store_pg_run_t r = run_rec("r1", "h1", "wf", "running", 1767261600000);
+    assert_int_equal(loom_store_pg_submit_run(s, &r, NULL, NULL, &err), 0);
+    assert_int_equal(loom_store_pg_flush(s, 10000), 0);
+
+    /* hold the next batch on a lock so the task writes queue up behind it */
+    PGconn *lk = pgtest_connect(u);
+    PQclear(PQexec(lk, "BEGIN"));
+    PGresult *res = PQexec(lk, "LOCK TABLE workers IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    loom_store_pg_worker_t wk = {.id = "w1", .device_class = "cpu", .slots = 1};
+    assert_int_equal(loom_store_pg_put_worker(s, &wk, &err), 0);
+    int waiting = 0;
+    for (int i = 0; i < 200 && !waiting; i++) {
+        waiting = pgtest_count(c, "SELECT count(*) FROM pg_locks WHERE NOT granted") > 0;
+        if (!waiting) usleep(25000);
+    }
+    assert_true(waiting);
+
+    ack_t acks[5] = {0};
+    loom_store_pg_task_t t = task_rec("r1", "a", "noop", "pending");
+    t.step_id = "s";
+    t.attempts = 0;
+    assert_int_equal(loom_store_pg_put_task(s, &t, on_ack, &acks[0], &err), 0);
+    t = task_rec("r1", "a", NULL, "running");
+    t.worker_id = "w1";
+    t.device_class = "cpu";
+    t.started_ms = 1767261601000;
+    t.attempts = 1;
+    assert_int_equal(loom_store_pg_put_task(s, &t, on_ack, &acks[1], &err), 0);
+    assert_int_equal(loom_store_pg_put_event(s, "r1", "a", "task_started", "w1", &err), 0);
+    /* another task in between: its own row, not merged with task a */
+    t = task_rec("r1", "b", "noop", "pending");
+    assert_int_equal(loom_store_pg_put_task(s, &t, on_ack, &acks[2], &err), 0);
+    t = task_rec("r1", "a", NULL, "succeeded");
+    t.output = "{\"v\":7}";
+    t.actual_ms = 12.5;
+    t.finished_ms = 1767261602000;
+    assert_int_equal(loom_store_pg_put_task(s, &t, on_ack, &acks[3], &err), 0);
+    assert_int_equal(loom_store_pg_put_event(s, "r1", "a", "task_finished", "ok", &err), 0);
+    /* the batch's events go as one INSERT of arrays: text that needs
+     * quoting in an array literal, the word NULL and real NULLs survive */
+    assert_int_equal(loom_store_pg_put_event(s, "r1", NULL, "note", "q\"{a,b}\\ NULL\n", &err), 0);
+    assert_int_equal(loom_store_pg_put_event(s, "r1", NULL, "NULL", NULL, &err), 0);
+    loom_store_pg_stats_t before;
+    loom_store_pg_get_stats(s, &before);
+    assert_int_equal(before.coalesced, 0);
+
+    PQclear(PQexec(lk, "COMMIT"));
+    PQfinish(lk);
+    assert_int_equal(loom_store_pg_flush(s, 10000), 0);
+    for (int i = 0; i < 4; i++) {
+        if (i == 2) continue;
+        assert_int_equal(acks[i].calls, 1);
+        assert_int_equal(acks[i].status, 0);
+    }
+    assert_int_equal(acks[2].calls, 1);
+    loom_store_pg_stats_t stt;
+    loom_store_pg_get_stats(s, &stt);
+    /* the blocked batch held only the worker write (it was sent before
+     * the task writes were queued), so the next batch had all three writes
+     * of task a: two were folded into the last */
+    assert_int_equal(stt.coalesced, 2);
+    assert_int_equal(stt.failed, 0);
+    char *rows = pgtest_rows(c, "SELECT task_id, step_id, op, state, device_class, worker_id, "
+                                "attempts, output, actual_ms, "
+                                "extract(epoch FROM started_at)::bigint, "
+                                "extract(epoch FROM finished_at)::bigint FROM tasks ORDER BY 1");
+    assert_string_equal(rows, "a|s|noop|succeeded|cpu|w1|1|{\"v\":7}|12.5|1767261601|1767261602\n"
+                              "b|b|noop|pending|-|-|0|-|-|-|-\n");
+    free(rows);
+    rows = pgtest_rows(c, "SELECT task_id, kind, detail IS NULL, replace(detail, E'\\n', '/') "
+                          "FROM events ORDER BY id");
+    assert_string_equal(rows, "a|task_started|f|w1\na|task_finished|f|ok\n"
+                              "-|note|f|q\"{a,b}\\ NULL/\n-|NULL|t|-\n");
+    free(rows);
+    loom_store_pg_destroy(&s, 1000);
     PQfinish(c);
 }
 
@@ -541,6 +634,7 @@ int main(void) {
         cmocka_unit_test(test_migrate_empty_and_again),
         cmocka_unit_test(test_migrate_concurrently),
         cmocka_unit_test(test_ack_after_durable_and_bad_write_isolated),
+        cmocka_unit_test(test_batch_coalesces_task_updates),
         cmocka_unit_test(test_views_known_runs),
         cmocka_unit_test(test_load_unfinished),
         cmocka_unit_test(test_vtable),
