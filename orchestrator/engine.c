@@ -82,6 +82,7 @@ static void task_free(loom_engine_t *e, loom_task_t *t)
     r->live_tasks--;
     loom_map_del(e->tasks, t->id);
     free(t->input);
+    free(t->reason);
     free(t);
 }
 
@@ -769,6 +770,8 @@ void loom_engine_dispatch(loom_engine_t *e)
                                     .workflow = t->run->wf, .sla_ms = t->run->sla_ms,
                                     .elapsed_ms = (double)(now - t->run->start_mono),
                                     .note = placement_note, .note_ud = e};
+        loom_placement_why_t why = {0};
+        req.why = &why;
         int never = 0;
         loom_worker_rec_t *w = e->cfg.placement.pick(e->cfg.placement.self, &req, e->cfg.reg,
                                                       &never);
@@ -808,6 +811,10 @@ void loom_engine_dispatch(loom_engine_t *e)
         }
         b[k].v[b[k].n++] = t;
         worker_attach(t, w);
+        t->predicted_ms = why.predicted_ms;
+        t->predicted_cost = why.predicted_cost;
+        free(t->reason);
+        t->reason = why.reason[0] ? strdup(why.reason) : NULL; /* NULL: default reason */
         t->state = LOOM_TASK_ASSIGNED;
         t->started_ms = loom_wall_ms();
         if (t->timeout_ms > 0) {

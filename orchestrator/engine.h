@@ -58,6 +58,8 @@ typedef struct loom_task {
     uint64_t ready_ns;         /* loom_clock_ns() when it last became ready (latency) */
     char last_worker[128];     /* worker of the previous attempt ("" = none) */
     loom_worker_rec_t *worker; /* while assigned */
+    double predicted_ms, predicted_cost; /* placement's prediction for this attempt; 0 = none */
+    char *reason;              /* placement's reason for this attempt (owned); NULL = least-loaded */
     struct loom_task *wnext, *wprev; /* in worker->tasks */
     struct loom_task *rnext, *rprev; /* in the run's live tasks */
     struct loom_task *lnext, *lprev; /* in one of the engine's timer lists */

@@ -10,6 +10,16 @@
 
 struct Loom__V1__Plan;
 
+/* What a policy says about the worker it picked (filled by pick when the
+ * caller passes one): the prediction for this task on it and why it was
+ * chosen. Left zero / "" when the policy has nothing to say (least-loaded:
+ * loomd then records its own "least-loaded ..." reason). */
+typedef struct loom_placement_why {
+    double predicted_ms;   /* 0 = no prediction */
+    double predicted_cost; /* USD for this task on the chosen worker; 0 = none */
+    char reason[320];
+} loom_placement_why_t;
+
 /* What placement may look at for a task (borrowed for the call). */
 typedef struct loom_placement_req {
     const char *run_id;
@@ -29,6 +39,7 @@ typedef struct loom_placement_req {
     void (*note)(void *note_ud, const char *run_id, int replanned, const char *message,
                  const struct Loom__V1__Plan *plan);
     void *note_ud;
+    loom_placement_why_t *why; /* out, may be NULL: see loom_placement_why_t */
 } loom_placement_req_t;
 
 typedef struct loom_placement {

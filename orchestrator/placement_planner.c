@@ -263,6 +263,32 @@ static void note(const loom_placement_req_t *req, const rplan_t *rp, int replann
     LOOM_INFO(COMP, "msg=\"%s\" run=%s detail=\"%.300s\"", replanned ? "re-planned" : "planned", req->run_id, msg);
 }
 
+/* Fills why (may be NULL) with the plan's prediction for node v on the
+ * worker it chose, and its reason: the chosen worker and its class, and
+ * the runner-up with what the run would cost there. */
+static void explain(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why)
+{
+    if (!why)
+        return;
+    int k = loom_plan_device(rp->plan, v);
+    why->predicted_ms = loom_cost_ms(rp->cost, v, k);
+    why->predicted_cost = loom_cost_usd(rp->cost, v, k);
+    double ru_cost = 0, ru_ms = 0;
+    int ru_ok = 0;
+    int ru = loom_plan_runner_up(rp->plan, v, &ru_cost, &ru_ms, &ru_ok);
+    int n = snprintf(why->reason, sizeof why->reason,
+                     "planned: %s worker %s (%s, $%.4g/h), predicted %.1f ms $%.3g; plan $%.3g/run %.0f ms",
+                     w->kind, w->id, w->model[0] ? w->model : w->kind, w->price_per_hour, why->predicted_ms,
+                     why->predicted_cost, loom_plan_cost_usd(rp->plan), loom_plan_target_ms(rp->plan));
+    if (n <= 0 || (size_t)n >= sizeof why->reason)
+        return;
+    if (ru >= 0)
+        snprintf(why->reason + n, sizeof why->reason - (size_t)n, "; runner-up %s: $%.3g/run %.0f ms%s",
+                 loom_cost_device_name(rp->cost, ru), ru_cost, ru_ms, ru_ok ? "" : " (misses SLA)");
+    else
+        snprintf(why->reason + n, sizeof why->reason - (size_t)n, "; no runner-up");
+}
+
 static loom_worker_rec_t *fallback(const loom_placement_req_t *req, loom_registry_t *reg, int *never)
 {
     loom_placement_t ll = loom_placement_least_loaded();
@@ -342,6 +368,7 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
     }
     if (w->inflight >= w->max_inflight)
         return NULL; /* the planned worker is busy: wait for it */
+    explain(rp, v, w, req->why);
     return w;
 }
 

@@ -543,26 +543,67 @@ static int task_index(const scope_t *sc, const loom_task_t *t)
     return sc->parent ? sc->iteration : (t && t->index >= 0 ? 0 : 0);
 }
 
+/* The step ids step i of sc waits for, as a JSON array (caller frees;
+ * NULL on OOM), for the store's DAG edges. */
+static char *needs_json(scope_t *sc, size_t i)
+{
+    const loom_wf_step_t *s = &sc->g->steps[i];
+    json_t *a = json_array();
+    if (!a)
+        return NULL;
+    for (size_t k = 0; k < s->n_deps; k++) {
+        char did[256];
+        engine_step_path(sc, s->deps[k].step, did, sizeof did);
+        json_array_append_new(a, json_string(did));
+    }
+    char *out = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return out;
+}
+
 static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_t *t,
                        loom_task_state_t state, const char *output, const char *error)
 {
     char sid[256];
     engine_step_path(sc, i, sid, sizeof sid);
     step_rt_t *st = &sc->st[i];
+    const char *op = loom_op_kind_name(sc->g->steps[i].op);
+    int64_t finished = loom_store_task_state_final(state) ? loom_wall_ms() : 0;
+    /* Why it ran where it ran: the policy's reason, else least-loaded's. */
+    char dflt[200];
+    const char *reason = NULL;
+    if (t && t->worker) {
+        reason = t->reason;
+        if (!reason) {
+            snprintf(dflt, sizeof dflt, "least-loaded worker of a kind that runs %s (%s worker %s)",
+                     op, t->worker->kind, t->worker->id);
+            reason = dflt;
+        }
+    }
+    /* Actual cost: wall time on the worker x its registered price. */
+    double cost = 0;
+    if (finished && t && t->worker && t->started_ms > 0 && finished >= t->started_ms &&
+        t->worker->price_per_hour > 0)
+        cost = (double)(finished - t->started_ms) / 3600000.0 * t->worker->price_per_hour;
+    char *needs = needs_json(sc, i);
     loom_store_task_t rec = {
         .run_id = sc->run->id, .step_id = sid, .index = task_index(sc, t),
         .attempt = t && !st->is_foreach ? t->attempt : 1,
-        .op = loom_op_kind_name(sc->g->steps[i].op),
+        .op = op,
         .worker_id = t && t->worker ? t->worker->id : NULL,
         .device = t && t->worker ? t->worker->kind : NULL, .state = state,
         .ready_ms = t ? t->ready_ms : st->started_ms,
         .started_ms = t ? t->started_ms : st->started_ms,
-        .finished_ms = loom_store_task_state_final(state) ? loom_wall_ms() : 0,
-        .output_json = output, .error = error};
+        .finished_ms = finished,
+        .output_json = output, .error = error,
+        .predicted_ms = t && !st->is_foreach ? t->predicted_ms : 0,
+        .predicted_cost = t && !st->is_foreach ? t->predicted_cost : 0,
+        .cost = st->is_foreach ? 0 : cost, .reason = reason, .needs_json = needs};
     loom_err_t err;
     if (loom_store_task_put(e->cfg.store, &rec, &err) != 0)
         LOOM_WARN(COMP, "msg=\"store: task put failed\" run=%s step=%s err=\"%s\"", sc->run->id,
                   sid, err.msg);
+    free(needs);
 }
 
 void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_t *t, int kind,

@@ -7,3 +7,4 @@ $(eval $(call TEST,pg_http,tests/pg/test_http.c,$(PG_TEST_ARCHIVES),$(PG_TEST_LI
 $(eval $(call SCRIPT_TEST,pg_crash_recovery,tests/pg/test_crash_recovery.sh))
 $(eval $(call SCRIPT_TEST,pg_db_outage,tests/pg/test_db_outage.sh))
 $(eval $(call SCRIPT_TEST,pg_dashboard_loomd,tests/pg/test_dashboard_loomd.sh))
+$(eval $(call SCRIPT_TEST,pg_cost_fields,tests/pg/test_cost_fields.sh))
