@@ -15,26 +15,12 @@ int loom_cmd_cancel(int argc, char **argv)
 {
     if (loom_cli_wants_help(argc, argv, usage_text))
         return LOOM_EXIT_OK;
-    const char *run = NULL, *endpoint = NULL, *reason = "cancelled with loom cancel";
-    int json_out = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json_out = 1;
-        else if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc)
-            endpoint = argv[++i];
-        else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc)
-            reason = argv[++i];
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "loom cancel: unknown option '%s'\n", argv[i]);
-            return LOOM_EXIT_USAGE;
-        } else if (!run)
-            run = argv[i];
-    }
-    if (!run) {
-        fprintf(stderr, "usage: loom cancel RUN\n");
-        return LOOM_EXIT_USAGE;
-    }
-    endpoint = loom_cli_endpoint(endpoint);
+    loom_cli_run_args_t a = {.opt_val = "cancelled with loom cancel"};
+    int rc = loom_cli_parse_run_args("cancel", argc, argv, "--reason", 0, "usage: loom cancel RUN", &a);
+    if (rc != LOOM_EXIT_OK)
+        return rc;
+    const char *run = a.run, *endpoint = a.endpoint, *reason = a.opt_val;
+    int json_out = a.json;
     loom_client_t *c = loom_cli_connect("cancel", endpoint);
     if (!c)
         return LOOM_EXIT_SYSTEM;

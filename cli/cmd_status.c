@@ -15,28 +15,12 @@ int loom_cmd_status(int argc, char **argv)
 {
     if (loom_cli_wants_help(argc, argv, usage_text))
         return LOOM_EXIT_OK;
-    const char *run = NULL, *endpoint = NULL;
-    int json_out = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json_out = 1;
-        else if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc)
-            endpoint = argv[++i];
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "loom status: unknown option '%s'\n", argv[i]);
-            return LOOM_EXIT_USAGE;
-        } else if (!run)
-            run = argv[i];
-        else {
-            fprintf(stderr, "loom status: one run at a time\n");
-            return LOOM_EXIT_USAGE;
-        }
-    }
-    if (!run) {
-        fprintf(stderr, "usage: loom status RUN [--json]\n");
-        return LOOM_EXIT_USAGE;
-    }
-    endpoint = loom_cli_endpoint(endpoint);
+    loom_cli_run_args_t a = {0};
+    int rc = loom_cli_parse_run_args("status", argc, argv, NULL, 1, "usage: loom status RUN [--json]", &a);
+    if (rc != LOOM_EXIT_OK)
+        return rc;
+    const char *run = a.run, *endpoint = a.endpoint;
+    int json_out = a.json;
     loom_client_t *c = loom_cli_connect("status", endpoint);
     if (!c)
         return LOOM_EXIT_SYSTEM;

@@ -68,6 +68,37 @@ int loom_cli_rpc_error(const char *cmd, const char *endpoint, int status, const 
     }
 }
 
+int loom_cli_parse_run_args(const char *cmd, int argc, char **argv, const char *opt, int one_run,
+                            const char *usage, loom_cli_run_args_t *out)
+{
+    out->run = NULL;
+    out->json = 0;
+    const char *endpoint = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            out->json = 1;
+        else if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc)
+            endpoint = argv[++i];
+        else if (opt && strcmp(argv[i], opt) == 0 && i + 1 < argc)
+            out->opt_val = argv[++i];
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "loom %s: unknown option '%s'\n", cmd, argv[i]);
+            return LOOM_EXIT_USAGE;
+        } else if (!out->run)
+            out->run = argv[i];
+        else if (one_run) {
+            fprintf(stderr, "loom %s: one run at a time\n", cmd);
+            return LOOM_EXIT_USAGE;
+        }
+    }
+    if (!out->run) {
+        fprintf(stderr, "%s\n", usage);
+        return LOOM_EXIT_USAGE;
+    }
+    out->endpoint = loom_cli_endpoint(endpoint);
+    return LOOM_EXIT_OK;
+}
+
 const char *loom_cli_run_state(int s)
 {
     static const char *const n[] = {"unknown", "queued", "running", "succeeded", "failed",

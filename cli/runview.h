@@ -21,6 +21,21 @@ loom_client_t *loom_cli_connect(const char *cmd, const char *endpoint);
  * the exit code (LOOM_EXIT_FAIL or LOOM_EXIT_SYSTEM). */
 int loom_cli_rpc_error(const char *cmd, const char *endpoint, int status, const loom_err_t *err);
 
+/* The arguments of `loom CMD RUN [--json] [--endpoint URL] [OPT VALUE]`.
+ * Pointers point into argv (borrowed). */
+typedef struct {
+    const char *run;      /* the RUN argument */
+    const char *endpoint; /* resolved with loom_cli_endpoint() */
+    const char *opt_val;  /* value of the extra option, untouched when absent */
+    int json;             /* --json given */
+} loom_cli_run_args_t;
+/* Parses argv[1..] for cmd. opt is one extra option taking a value (NULL
+ * for none); one_run rejects a second RUN (else later ones are ignored).
+ * Returns LOOM_EXIT_OK, or LOOM_EXIT_USAGE after printing why; usage is
+ * the line printed when RUN is missing. */
+int loom_cli_parse_run_args(const char *cmd, int argc, char **argv, const char *opt, int one_run,
+                            const char *usage, loom_cli_run_args_t *out);
+
 const char *loom_cli_run_state(int s);   /* "running", "succeeded", ... */
 const char *loom_cli_step_state(int s);
 const char *loom_cli_device(int k);
