@@ -382,11 +382,7 @@ int loom_cmd_plan(int argc, char **argv)
     if (json) {
         json_t *j = plan_json(&P, explain, mc50, mcp, attain, mc, bl, nbl);
         json_object_set_new(j, "fleet", json_string(fleet_path ? fleet_path : cat_path ? cat_path : LOOM_DEFAULT_CATALOG));
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-        if (s)
-            puts(s);
-        free(s);
-        json_decref(j);
+        loom_cli_print_json(j);
     } else {
         char fname[512];
         snprintf(fname, sizeof fname, "%s", fleet_path ? fleet_path : cat_path ? cat_path : LOOM_DEFAULT_CATALOG);

@@ -74,9 +74,11 @@ int loom_cmd_simulate(int argc, char **argv)
         fprintf(stderr, "loom simulate: --plan must be auto or homogeneous:CLASS\n");
         return LOOM_EXIT_USAGE;
     }
-    loom_err_t err = {0};
     int rc = LOOM_EXIT_FAIL;
-    loom_workload_t *wl = loom_workload_load(file, &err);
+    loom_workload_t *wl = loom_cli_load_workload("simulate", file, &rc);
+    if (!wl)
+        return rc;
+    loom_err_t err = {0};
     loom_catalog_t *cat = NULL;
     loom_fleet_t *fleet = NULL;
     loom_profile_t *prof = NULL;
@@ -84,10 +86,6 @@ int loom_cmd_simulate(int argc, char **argv)
     loom_sim_workflow_t *sw = NULL;
     int **assign = NULL;
     loom_sim_result_t *res = NULL;
-    if (!wl) {
-        loom_cli_print_err("simulate", &err);
-        return err.code == LOOM_EIO ? LOOM_EXIT_SYSTEM : LOOM_EXIT_FAIL;
-    }
     if (loom_cli_load_fleet(fleet_path, NULL, &cat, &fleet, &err) < 0) {
         loom_cli_print_err("simulate", &err);
         goto out;
@@ -156,11 +154,7 @@ int loom_cmd_simulate(int argc, char **argv)
                               "usd_per_1k_runs", res->usd_per_1k_runs, "sim_seconds", res->sim_seconds, "events",
                               (json_int_t)res->events, "wall_ms", res->wall_ms, "workflows", wfs, "devices", devs,
                               "meets_slas", all_ok);
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-        if (s)
-            puts(s);
-        free(s);
-        json_decref(j);
+        loom_cli_print_json(j);
     } else {
         printf("simulate %s on %s (%zu devices), plan %s: %.0f s of arrivals\n", file, fleet_path,
                loom_fleet_devices(fleet), plan_mode, so.seconds);

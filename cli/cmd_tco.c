@@ -62,18 +62,16 @@ int loom_cmd_tco(int argc, char **argv)
         fprintf(stderr, "loom tco: --utilization must be in (0, 1]\n");
         return LOOM_EXIT_USAGE;
     }
-    loom_err_t err = {0};
     int rc = LOOM_EXIT_FAIL;
-    loom_workload_t *wl = loom_workload_load(file, &err);
+    loom_workload_t *wl = loom_cli_load_workload("tco", file, &rc);
+    if (!wl)
+        return rc;
+    loom_err_t err = {0};
     loom_catalog_t *cat = NULL;
     loom_fleet_t *owned = NULL;
     loom_cli_planned_t *P = NULL;
     loom_tco_workflow_t *tw = NULL;
     loom_tco_result_t *res = NULL;
-    if (!wl) {
-        loom_cli_print_err("tco", &err);
-        return err.code == LOOM_EIO ? LOOM_EXIT_SYSTEM : LOOM_EXIT_FAIL;
-    }
     cat = loom_catalog_load(cat_path ? cat_path : wl->catalog ? wl->catalog : LOOM_DEFAULT_CATALOG, &err);
     if (!cat) {
         loom_cli_print_err("tco", &err);
@@ -142,11 +140,7 @@ int loom_cmd_tco(int argc, char **argv)
                               "usd_per_1k_runs", res->usd_per_1k_runs, "runs_per_s", res->runs_per_s, "classes",
                               cls, "workflows", wfs, "candidates", (json_int_t)res->candidates, "solve_ms",
                               res->solve_ms, "ilp_ms", res->ilp_ms);
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-        if (s)
-            puts(s);
-        free(s);
-        json_decref(j);
+        loom_cli_print_json(j);
     } else {
         printf("tco %s: %zu workflows, %.1f runs/s, utilisation target %.0f%%\n", file, wl->n, res->runs_per_s,
                to.utilization * 100);

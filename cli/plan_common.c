@@ -1,5 +1,6 @@
 /* plan_common.c — see plan_common.h. */
 #include "cli/plan_common.h"
+#include "cli/cli.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,26 @@ void loom_cli_print_err(const char *cmd, const loom_err_t *err)
     char buf[2048];
     loom_err_format_long(err, buf, sizeof buf);
     fprintf(stderr, "loom %s: %s\n", cmd, buf);
+}
+
+loom_workload_t *loom_cli_load_workload(const char *cmd, const char *path, int *exit_code)
+{
+    loom_err_t err = {0};
+    loom_workload_t *wl = loom_workload_load(path, &err);
+    if (!wl) {
+        loom_cli_print_err(cmd, &err);
+        *exit_code = err.code == LOOM_EIO ? LOOM_EXIT_SYSTEM : LOOM_EXIT_FAIL;
+    }
+    return wl;
+}
+
+void loom_cli_print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    if (s)
+        puts(s);
+    free(s);
+    json_decref(j);
 }
 
 int loom_cli_load_fleet(const char *fleet_path, const char *catalog_path, loom_catalog_t **cat_out,

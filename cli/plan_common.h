@@ -6,6 +6,8 @@
 
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "common/err.h"
 #include "planner/catalog.h"
 #include "planner/cost.h"
@@ -15,6 +17,7 @@
 #include "planner/place.h"
 #include "planner/profile.h"
 #include "planner/workflow.h"
+#include "planner/workload.h"
 
 /* The default catalog when neither --fleet nor --catalog is given. */
 #define LOOM_DEFAULT_CATALOG "examples/catalog.yaml"
@@ -47,5 +50,15 @@ void loom_cli_planned_free(loom_cli_planned_t *p);
 
 /* Prints err in the long form to stderr, prefixed by "loom CMD: ". */
 void loom_cli_print_err(const char *cmd, const loom_err_t *err);
+
+/* Loads the workload file path for `loom CMD`. On failure prints why,
+ * sets *exit_code (LOOM_EXIT_SYSTEM on I/O errors, else LOOM_EXIT_FAIL) and
+ * returns NULL; on success *exit_code is untouched. Caller owns the result
+ * (loom_workload_destroy). */
+loom_workload_t *loom_cli_load_workload(const char *cmd, const char *path, int *exit_code);
+
+/* Prints j to stdout as indented JSON (reals with 10 digits) and drops the
+ * caller's reference to j. */
+void loom_cli_print_json(json_t *j);
 
 #endif
