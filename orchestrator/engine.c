@@ -1,5 +1,7 @@
 /* engine.c — see engine.h. Steps and scopes live here; rendering of
- * inputs, events and store records are in stitch.c (engine_internal.h). */
+ * inputs, events and store records are in stitch.c, task outcomes
+ * (results, refusals, retries, lost workers) in engine_results.c
+ * (engine_internal.h). */
 #include "orchestrator/engine_internal.h"
 
 #include <inttypes.h>
@@ -15,7 +17,7 @@
 
 /* ---- small lists ---------------------------------------------------------- */
 
-static void list_add(loom_engine_t *e, int which, loom_task_t *t)
+void engine_list_add(loom_engine_t *e, int which, loom_task_t *t)
 {
     t->list = which;
     t->lprev = NULL;
@@ -25,7 +27,7 @@ static void list_add(loom_engine_t *e, int which, loom_task_t *t)
     e->lists[which] = t;
 }
 
-static void list_del(loom_engine_t *e, loom_task_t *t)
+void engine_list_del(loom_engine_t *e, loom_task_t *t)
 {
     if (!t->list)
         return;
@@ -39,7 +41,7 @@ static void list_del(loom_engine_t *e, loom_task_t *t)
     t->list = 0;
 }
 
-static void worker_detach(loom_task_t *t)
+void engine_worker_detach(loom_task_t *t)
 {
     loom_worker_rec_t *w = t->worker;
     if (!w)
@@ -55,7 +57,7 @@ static void worker_detach(loom_task_t *t)
     t->worker = NULL;
 }
 
-static void worker_attach(loom_task_t *t, loom_worker_rec_t *w)
+void engine_worker_attach(loom_task_t *t, loom_worker_rec_t *w)
 {
     t->worker = w;
     t->wprev = NULL;
@@ -67,12 +69,12 @@ static void worker_attach(loom_task_t *t, loom_worker_rec_t *w)
 }
 
 /* Unlinks a task from everything and frees it. */
-static void task_free(loom_engine_t *e, loom_task_t *t)
+void engine_task_free(loom_engine_t *e, loom_task_t *t)
 {
     loom_run_t *r = t->run;
     loom_sched_remove(&e->ready, &t->qi);
-    list_del(e, t);
-    worker_detach(t);
+    engine_list_del(e, t);
+    engine_worker_detach(t);
     if (t->rprev)
         t->rprev->rnext = t->rnext;
     else if (r->tasks == t)
@@ -105,7 +107,7 @@ static void run_free(loom_run_t *r)
 }
 
 /* Frees runs that became final during this engine call. */
-static void reap_runs(loom_engine_t *e)
+void engine_reap_runs(loom_engine_t *e)
 {
     /* Scopes first: they point into their run's workflow. */
     while (e->dead_scopes) {
@@ -162,7 +164,7 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
         if (t->worker && e->cfg.cancel_task)
             e->cfg.cancel_task(e->cfg.ud, t->worker, t, why);
         engine_task_cancelled(e, t, why);
-        task_free(e, t);
+        engine_task_free(e, t);
     }
     engine_sla_check(e, r, loom_clock_ms());
     int kind = state == LOOM_RUN_SUCCEEDED   ? LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_FINISHED
@@ -286,8 +288,6 @@ static scope_t *scope_new(loom_run_t *r, const loom_wf_graph_t *g, scope_t *pare
 }
 
 static void start_step(loom_engine_t *e, scope_t *sc, size_t i);
-static void finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
-                        const char *error);
 
 static void scope_start(loom_engine_t *e, scope_t *sc)
 {
@@ -391,11 +391,11 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
         if (loom_expr_eval_bool(s->when, engine_resolve, &rc, &truth, &err) != 0) {
             char msg[600];
             snprintf(msg, sizeof msg, "when: of step '%s' failed: %s", s->id, err.msg);
-            finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
+            engine_finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
             return;
         }
         if (!truth) {
-            finish_step(e, sc, i, LOOM_TASK_SKIPPED, NULL);
+            engine_finish_step(e, sc, i, LOOM_TASK_SKIPPED, NULL);
             return;
         }
     }
@@ -419,7 +419,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
             snprintf(msg, sizeof msg, "foreach of step '%s' %s%s", s->id,
                      items ? "is not a list" : "failed: ", items ? "" : err.msg);
             json_decref(items);
-            finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
+            engine_finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
             return;
         }
         st->items = items;
@@ -429,7 +429,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
             json_array_append_new(st->results, json_null());
         st->is_foreach = 1;
         if (st->n_items == 0) {
-            finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
+            engine_finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
             return;
         }
         for (size_t k = 0; k < st->n_items && !r->final; k++) {
@@ -439,7 +439,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
             if (engine_render_input(r, sc, i, &ic, &in, &len, &err) != 0) {
                 char msg[600];
                 snprintf(msg, sizeof msg, "input of step '%s' item %zu: %s", s->id, k, err.msg);
-                finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
+                engine_finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
                 return;
             }
             if (!task_new(e, sc, i, (int)k, in, len)) {
@@ -455,7 +455,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
     if (engine_render_input(r, sc, i, &rc, &in, &len, &err) != 0) {
         char msg[600];
         snprintf(msg, sizeof msg, "input of step '%s': %s", s->id, err.msg);
-        finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
+        engine_finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
         return;
     }
     if (!task_new(e, sc, i, -1, in, len))
@@ -464,7 +464,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
 
 /* Step i reached a final state: release dependents, free what nobody
  * needs any more, and close the scope when it was the last step. */
-static void finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
+void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
                         const char *error)
 {
     loom_run_t *r = sc->run;
@@ -564,7 +564,7 @@ void engine_scope_done(loom_engine_t *e, scope_t *sc)
             char msg[600];
             snprintf(msg, sizeof msg, "until: of loop '%s' failed: %s", loop->id, err.msg);
             json_decref(outs);
-            finish_step(e, parent, li, LOOM_TASK_FAILED, msg);
+            engine_finish_step(e, parent, li, LOOM_TASK_FAILED, msg);
             return;
         }
         done = done || truth;
@@ -581,7 +581,7 @@ void engine_scope_done(loom_engine_t *e, scope_t *sc)
         lst->output = out;
         lst->body = NULL;
         retire(e, sc);
-        finish_step(e, parent, li, LOOM_TASK_SUCCEEDED, NULL);
+        engine_finish_step(e, parent, li, LOOM_TASK_SUCCEEDED, NULL);
         return;
     }
     scope_t *next = scope_new(r, sc->g, parent, li, iterations);
@@ -639,12 +639,12 @@ void loom_engine_destroy(loom_engine_t **pe)
             all[n++] = v;
         for (size_t i = 0; i < n; i++) {
             while (all[i]->tasks)
-                task_free(e, all[i]->tasks);
+                engine_task_free(e, all[i]->tasks);
             run_free(all[i]);
         }
         free(all);
     }
-    reap_runs(e);
+    engine_reap_runs(e);
     loom_map_destroy(&e->runs);
     loom_map_destroy(&e->tasks);
     loom_map_destroy(&e->idem);
@@ -704,7 +704,7 @@ int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32]
     engine_emit(e, r, &(engine_ev_t){.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_QUEUED,
                                      .message = r->wf->name});
     scope_start(e, r->top);
-    reap_runs(e);
+    engine_reap_runs(e);
     return 0;
 }
 
@@ -720,7 +720,7 @@ int loom_engine_cancel(loom_engine_t *e, const char *run_id, const char *reason,
     engine_run_finish(e, r, LOOM_RUN_CANCELLED, msg, NULL);
     if (state)
         *state = LOOM_RUN_CANCELLED;
-    reap_runs(e);
+    engine_reap_runs(e);
     return 0;
 }
 
@@ -778,7 +778,7 @@ void loom_engine_dispatch(loom_engine_t *e)
         if (!w) {
             if (never) {
                 t->parked_since = now;
-                list_add(e, LIST_PARKED, t);
+                engine_list_add(e, LIST_PARKED, t);
                 LOOM_DEBUG(COMP, "msg=\"no worker runs op; parked\" task=%s op=%s", t->id, t->op);
             } else {
                 t->lnext = blocked;
@@ -810,7 +810,7 @@ void loom_engine_dispatch(loom_engine_t *e)
             b[k].cap = ncap;
         }
         b[k].v[b[k].n++] = t;
-        worker_attach(t, w);
+        engine_worker_attach(t, w);
         t->predicted_ms = why.predicted_ms;
         t->predicted_cost = why.predicted_cost;
         free(t->reason);
@@ -819,7 +819,7 @@ void loom_engine_dispatch(loom_engine_t *e)
         t->started_ms = loom_wall_ms();
         if (t->timeout_ms > 0) {
             t->deadline_mono = now + (uint64_t)t->timeout_ms;
-            list_add(e, LIST_TIMED, t);
+            engine_list_add(e, LIST_TIMED, t);
         }
         capacity--;
         e->stats.tasks_dispatched++;
@@ -837,239 +837,6 @@ void loom_engine_dispatch(loom_engine_t *e)
     }
 }
 
-/* ---- results ------------------------------------------------------------------------ */
-
-/* Re-queues t after a failure or a lost worker (delay_ms of backoff). */
-static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms)
-{
-    if (t->worker)
-        snprintf(t->last_worker, sizeof t->last_worker, "%s", t->worker->id);
-    worker_detach(t);
-    list_del(e, t);
-    t->attempt++;
-    t->state = LOOM_TASK_READY;
-    t->deadline_mono = 0;
-    t->ready_ns = loom_clock_ns() + delay_ms * 1000000ull;
-    if (delay_ms) {
-        t->not_before = loom_clock_ms() + delay_ms;
-        list_add(e, LIST_RETRY, t);
-    } else {
-        loom_sched_push(&e->ready, &t->qi);
-    }
-}
-
-/* A task attempt failed: retry or fail its step. */
-static void task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how, const char *error,
-                        int retryable)
-{
-    scope_t *sc = t->scope;
-    const loom_wf_step_t *s = &sc->g->steps[t->step];
-    t->tries++;
-    engine_task_attempt_failed(e, t, how, error);
-    if (retryable && t->tries <= s->retries) {
-        uint64_t delay = (uint64_t)e->cfg.backoff_ms << (t->tries - 1 < 6 ? t->tries - 1 : 6);
-        if (delay > 5000)
-            delay = 5000;
-        e->stats.tasks_retried++;
-        requeue(e, t, delay);
-        engine_task_retried(e, t, error);
-        return;
-    }
-    e->stats.tasks_failed++;
-    char msg[900];
-    if (t->index >= 0)
-        snprintf(msg, sizeof msg, "item %d: %s", t->index, error ? error : "failed");
-    else
-        snprintf(msg, sizeof msg, "%s", error ? error : "failed");
-    size_t i = t->step;
-    sc->st[i].tasks_live--;
-    task_free(e, t);
-    finish_step(e, sc, i, how, msg);
-}
-
-/* An llm.generate/llm.decode step with `format: json` outputs the parsed
- * JSON (planner/README.md's op reference); the LLM engine returns the
- * model's text. Parses it (one ``` fence around it is allowed). Returns a
- * new value, or NULL with why in msg (ASCII only: the model's bytes are
- * not copied verbatim). */
-static json_t *model_json(const loom_wf_step_t *ws, const json_t *text, char *msg, size_t n)
-{
-    if (!json_is_string(text) || (ws->op != LOOM_OP_LLM_GENERATE && ws->op != LOOM_OP_LLM_DECODE))
-        return NULL;
-    const loom_value_t *f = loom_wf_step_field(ws, "format");
-    if (!f || !f->str || strcmp(f->str, "json") != 0)
-        return NULL;
-    const char *p = json_string_value(text), *end = p + json_string_length(text);
-    while (p < end && strchr(" \t\r\n", *p))
-        p++;
-    if (end - p >= 3 && strncmp(p, "```", 3) == 0) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        p = nl ? nl + 1 : end;
-        while (end > p && strchr(" \t\r\n", end[-1]))
-            end--;
-        if (end - p >= 3 && strncmp(end - 3, "```", 3) == 0)
-            end -= 3;
-    }
-    json_error_t je;
-    json_t *v = json_loadb(p, (size_t)(end - p), JSON_DECODE_ANY, &je);
-    if (!v) {
-        snprintf(msg, n, "step '%s' has format: json but the model's output (%zu bytes) is not JSON: %s at byte %d",
-                 ws->id, json_string_length(text), je.text, je.position);
-        for (char *c = msg; *c; c++)
-            if ((unsigned char)*c >= 0x80 || (unsigned char)*c < 0x20)
-                *c = '?';
-    }
-    return v;
-}
-
-int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
-                       uint32_t attempt, int ok, const char *output, size_t len,
-                       const char *error, int retryable, double step_ms, loom_err_t *err)
-{
-    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
-    if (!t) {
-        e->stats.results_rejected++;
-        return loom_err_set(err, LOOM_ENOTFOUND, "result for unknown or finished task '%s'",
-                            task_id ? task_id : "");
-    }
-    if (t->worker != w && strcmp(t->last_worker, w->id) == 0 && (int)attempt == t->attempt - 1 &&
-        t->state != LOOM_TASK_SUCCEEDED) {
-        /* A worker declared lost finished the previous attempt after all:
-         * take its result (the work is done) and stop the new attempt,
-         * rather than running the step's side effects twice. */
-        LOOM_INFO(COMP, "msg=\"late result from a lost worker accepted\" task=%s worker=%s", t->id,
-                  w->id);
-        if (t->worker && e->cfg.cancel_task)
-            e->cfg.cancel_task(e->cfg.ud, t->worker, t, "an earlier attempt finished");
-        worker_detach(t);
-        list_del(e, t);
-        loom_sched_remove(&e->ready, &t->qi);
-        t->attempt = (int)attempt;
-        worker_attach(t, w);
-    }
-    if (t->worker != w) {
-        e->stats.results_rejected++;
-        return loom_err_set(err, LOOM_EPROTO,
-                            "worker %s sent a result for task %s, which it does not own", w->id,
-                            task_id);
-    }
-    if ((int)attempt != t->attempt) {
-        e->stats.results_rejected++;
-        return loom_err_set(err, LOOM_ENOTFOUND, "stale result for task %s (attempt %u, now %d)",
-                            task_id, attempt, t->attempt);
-    }
-    w->tasks_done++;
-    loom_run_t *r = t->run;
-    if (!ok) {
-        w->tasks_failed++;
-        task_failed(e, t, LOOM_TASK_FAILED, error && *error ? error : "task failed", retryable);
-        reap_runs(e);
-        return 0;
-    }
-    json_error_t je;
-    json_t *out = len ? json_loadb(output, len, JSON_DECODE_ANY, &je) : json_null();
-    if (!out) /* not JSON: keep it as a string so references still work */
-        out = json_stringn(output, len);
-    if (!out)
-        out = json_null();
-    char why[400] = "";
-    json_t *parsed = model_json(&t->scope->g->steps[t->step], out, why, sizeof why);
-    if (parsed) {
-        json_decref(out);
-        out = parsed;
-    } else if (why[0]) { /* a retry may sample a better answer: retryable */
-        json_decref(out);
-        w->tasks_failed++;
-        task_failed(e, t, LOOM_TASK_FAILED, why, 1);
-        reap_runs(e);
-        return 0;
-    }
-    scope_t *sc = t->scope;
-    size_t i = t->step;
-    step_rt_t *st = &sc->st[i];
-    e->stats.tasks_succeeded++;
-    r->tasks_done++;
-    engine_lat_add(r, loom_clock_ns() - t->ready_ns);
-    engine_task_succeeded(e, t, output, len, step_ms);
-    if (t->index >= 0) {
-        json_array_set_new(st->results, (size_t)t->index, out);
-        st->n_done++;
-        st->tasks_live--;
-        task_free(e, t);
-        if (st->n_done == st->n_items)
-            finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
-    } else {
-        json_decref(st->output);
-        st->output = out;
-        st->tasks_live--;
-        task_free(e, t);
-        finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
-    }
-    reap_runs(e);
-    return 0;
-}
-
-int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
-                        uint32_t attempt, const char *why, loom_err_t *err)
-{
-    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
-    if (!t || t->worker != w || (int)attempt != t->attempt) {
-        e->stats.results_rejected++;
-        return loom_err_set(err, t && t->worker != w ? LOOM_EPROTO : LOOM_ENOTFOUND,
-                            "refusal for a task worker %s does not hold", w->id);
-    }
-    if (++t->lost > e->cfg.max_lost + 3) {
-        worker_detach(t);
-        task_failed(e, t, LOOM_TASK_FAILED, why ? why : "refused by every worker", 0);
-    } else {
-        requeue(e, t, 10);
-        engine_task_retried(e, t, why);
-    }
-    reap_runs(e);
-    return 0;
-}
-
-void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
-                          uint32_t attempt, const char *text)
-{
-    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
-    if (!t || t->worker != w || (int)attempt != t->attempt)
-        return;
-    engine_task_progress(e, t, text);
-}
-
-void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w)
-{
-    while (w->tasks) {
-        loom_task_t *t = w->tasks;
-        loom_run_t *r = t->run;
-        e->stats.tasks_lost++;
-        t->lost++;
-        char msg[300];
-        snprintf(msg, sizeof msg, "worker %s was lost while running it", w->id);
-        engine_worker_lost_event(e, t, w);
-        if (t->lost > e->cfg.max_lost) {
-            worker_detach(t);
-            task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
-        } else {
-            requeue(e, t, 0);
-            engine_task_retried(e, t, msg);
-        }
-        (void)r;
-    }
-    reap_runs(e);
-}
-
-void loom_engine_workers_changed(loom_engine_t *e)
-{
-    while (e->lists[LIST_PARKED]) {
-        loom_task_t *t = e->lists[LIST_PARKED];
-        list_del(e, t);
-        t->parked_since = 0;
-        loom_sched_push(&e->ready, &t->qi);
-    }
-}
-
 int64_t loom_engine_tick(loom_engine_t *e)
 {
     uint64_t now = loom_clock_ms();
@@ -1077,7 +844,7 @@ int64_t loom_engine_tick(loom_engine_t *e)
     for (loom_task_t *t = e->lists[LIST_RETRY], *n; t; t = n) {
         n = t->lnext;
         if (t->not_before <= now) {
-            list_del(e, t);
+            engine_list_del(e, t);
             loom_sched_push(&e->ready, &t->qi);
         } else if (t->not_before < next) {
             next = t->not_before;
@@ -1090,12 +857,12 @@ int64_t loom_engine_tick(loom_engine_t *e)
             snprintf(msg, sizeof msg, "timed out after %" PRId64 " ms (timeout_ms)", t->timeout_ms);
             if (t->worker && e->cfg.cancel_task)
                 e->cfg.cancel_task(e->cfg.ud, t->worker, t, "timeout_ms passed");
-            list_del(e, t);
+            engine_list_del(e, t);
             /* the slot frees at once; a late result is stale */
             if (t->worker)
                 snprintf(t->last_worker, sizeof t->last_worker, "%s", t->worker->id);
-            worker_detach(t);
-            task_failed(e, t, LOOM_TASK_TIMED_OUT, msg, 1);
+            engine_worker_detach(t);
+            engine_task_failed(e, t, LOOM_TASK_TIMED_OUT, msg, 1);
             n = e->lists[LIST_TIMED]; /* the list may have changed under us */
         } else if (t->deadline_mono && t->deadline_mono < next) {
             next = t->deadline_mono;
@@ -1107,8 +874,8 @@ int64_t loom_engine_tick(loom_engine_t *e)
             char msg[300];
             snprintf(msg, sizeof msg, "no registered worker runs op '%s' (waited %" PRId64 " ms)",
                      t->op, e->cfg.placement_timeout_ms);
-            list_del(e, t);
-            task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
+            engine_list_del(e, t);
+            engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
             n = e->lists[LIST_PARKED];
         }
     }
@@ -1120,7 +887,7 @@ int64_t loom_engine_tick(loom_engine_t *e)
         while (loom_map_next(e->runs, &it, &k, &v))
             engine_sla_check(e, v, now);
     }
-    reap_runs(e);
+    engine_reap_runs(e);
     return (int64_t)(next > now ? next - now : 0);
 }
 
@@ -1170,7 +937,7 @@ scope_t *engine_scope_new(loom_run_t *r)
 void engine_scope_start(loom_engine_t *e, scope_t *sc)
 {
     scope_start(e, sc);
-    reap_runs(e);
+    engine_reap_runs(e);
 }
 
 void engine_run_free(loom_run_t *r)

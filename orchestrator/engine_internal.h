@@ -1,5 +1,6 @@
-/* engine_internal.h — shared between engine.c (state machines) and
- * stitch.c (rendering, events, store records). Not a public interface. */
+/* engine_internal.h — shared between engine.c (state machines),
+ * engine_results.c (task outcomes) and stitch.c (rendering, events, store
+ * records). Not a public interface. */
 #ifndef LOOM_ORCHESTRATOR_ENGINE_INTERNAL_H
 #define LOOM_ORCHESTRATOR_ENGINE_INTERNAL_H
 
@@ -141,5 +142,21 @@ void engine_step_path(const scope_t *sc, size_t i, char *buf, size_t n);
 scope_t *engine_scope_new(loom_run_t *r);
 void engine_scope_start(loom_engine_t *e, scope_t *sc);
 void engine_run_free(loom_run_t *r);
+
+/* engine.c helpers used by engine_results.c: the retry/timed/parked task
+ * lists, worker bookkeeping, freeing tasks and finished runs, and a step's
+ * final state (which releases its dependents). */
+void engine_list_add(loom_engine_t *e, int which, loom_task_t *t);
+void engine_list_del(loom_engine_t *e, loom_task_t *t);
+void engine_worker_detach(loom_task_t *t);
+void engine_worker_attach(loom_task_t *t, loom_worker_rec_t *w);
+void engine_task_free(loom_engine_t *e, loom_task_t *t);
+void engine_reap_runs(loom_engine_t *e);
+void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
+                        const char *error);
+/* engine_results.c: a failed attempt of t; retried with backoff while
+ * retryable and attempts remain, else the step ends in state how. */
+void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how, const char *error,
+                        int retryable);
 
 #endif

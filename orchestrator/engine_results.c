@@ -1,0 +1,249 @@
+/* engine_results.c — how task outcomes come back into the engine's state
+ * machines: results (with model-output checks), refusals, progress, lost
+ * workers, retries with backoff (engine_task_failed, also used by the
+ * timeouts in loom_engine_tick). Steps and scopes are in engine.c. */
+#include "orchestrator/engine_internal.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+#define COMP "loomd"
+
+/* ---- results ------------------------------------------------------------------------ */
+
+/* Re-queues t after a failure or a lost worker (delay_ms of backoff). */
+static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms)
+{
+    if (t->worker)
+        snprintf(t->last_worker, sizeof t->last_worker, "%s", t->worker->id);
+    engine_worker_detach(t);
+    engine_list_del(e, t);
+    t->attempt++;
+    t->state = LOOM_TASK_READY;
+    t->deadline_mono = 0;
+    t->ready_ns = loom_clock_ns() + delay_ms * 1000000ull;
+    if (delay_ms) {
+        t->not_before = loom_clock_ms() + delay_ms;
+        engine_list_add(e, LIST_RETRY, t);
+    } else {
+        loom_sched_push(&e->ready, &t->qi);
+    }
+}
+
+/* A task attempt failed: retry or fail its step. */
+void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how, const char *error,
+                        int retryable)
+{
+    scope_t *sc = t->scope;
+    const loom_wf_step_t *s = &sc->g->steps[t->step];
+    t->tries++;
+    engine_task_attempt_failed(e, t, how, error);
+    if (retryable && t->tries <= s->retries) {
+        uint64_t delay = (uint64_t)e->cfg.backoff_ms << (t->tries - 1 < 6 ? t->tries - 1 : 6);
+        if (delay > 5000)
+            delay = 5000;
+        e->stats.tasks_retried++;
+        requeue(e, t, delay);
+        engine_task_retried(e, t, error);
+        return;
+    }
+    e->stats.tasks_failed++;
+    char msg[900];
+    if (t->index >= 0)
+        snprintf(msg, sizeof msg, "item %d: %s", t->index, error ? error : "failed");
+    else
+        snprintf(msg, sizeof msg, "%s", error ? error : "failed");
+    size_t i = t->step;
+    sc->st[i].tasks_live--;
+    engine_task_free(e, t);
+    engine_finish_step(e, sc, i, how, msg);
+}
+
+/* An llm.generate/llm.decode step with `format: json` outputs the parsed
+ * JSON (planner/README.md's op reference); the LLM engine returns the
+ * model's text. Parses it (one ``` fence around it is allowed). Returns a
+ * new value, or NULL with why in msg (ASCII only: the model's bytes are
+ * not copied verbatim). */
+static json_t *model_json(const loom_wf_step_t *ws, const json_t *text, char *msg, size_t n)
+{
+    if (!json_is_string(text) || (ws->op != LOOM_OP_LLM_GENERATE && ws->op != LOOM_OP_LLM_DECODE))
+        return NULL;
+    const loom_value_t *f = loom_wf_step_field(ws, "format");
+    if (!f || !f->str || strcmp(f->str, "json") != 0)
+        return NULL;
+    const char *p = json_string_value(text), *end = p + json_string_length(text);
+    while (p < end && strchr(" \t\r\n", *p))
+        p++;
+    if (end - p >= 3 && strncmp(p, "```", 3) == 0) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+        while (end > p && strchr(" \t\r\n", end[-1]))
+            end--;
+        if (end - p >= 3 && strncmp(end - 3, "```", 3) == 0)
+            end -= 3;
+    }
+    json_error_t je;
+    json_t *v = json_loadb(p, (size_t)(end - p), JSON_DECODE_ANY, &je);
+    if (!v) {
+        snprintf(msg, n, "step '%s' has format: json but the model's output (%zu bytes) is not JSON: %s at byte %d",
+                 ws->id, json_string_length(text), je.text, je.position);
+        for (char *c = msg; *c; c++)
+            if ((unsigned char)*c >= 0x80 || (unsigned char)*c < 0x20)
+                *c = '?';
+    }
+    return v;
+}
+
+int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                       uint32_t attempt, int ok, const char *output, size_t len,
+                       const char *error, int retryable, double step_ms, loom_err_t *err)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (!t) {
+        e->stats.results_rejected++;
+        return loom_err_set(err, LOOM_ENOTFOUND, "result for unknown or finished task '%s'",
+                            task_id ? task_id : "");
+    }
+    if (t->worker != w && strcmp(t->last_worker, w->id) == 0 && (int)attempt == t->attempt - 1 &&
+        t->state != LOOM_TASK_SUCCEEDED) {
+        /* A worker declared lost finished the previous attempt after all:
+         * take its result (the work is done) and stop the new attempt,
+         * rather than running the step's side effects twice. */
+        LOOM_INFO(COMP, "msg=\"late result from a lost worker accepted\" task=%s worker=%s", t->id,
+                  w->id);
+        if (t->worker && e->cfg.cancel_task)
+            e->cfg.cancel_task(e->cfg.ud, t->worker, t, "an earlier attempt finished");
+        engine_worker_detach(t);
+        engine_list_del(e, t);
+        loom_sched_remove(&e->ready, &t->qi);
+        t->attempt = (int)attempt;
+        engine_worker_attach(t, w);
+    }
+    if (t->worker != w) {
+        e->stats.results_rejected++;
+        return loom_err_set(err, LOOM_EPROTO,
+                            "worker %s sent a result for task %s, which it does not own", w->id,
+                            task_id);
+    }
+    if ((int)attempt != t->attempt) {
+        e->stats.results_rejected++;
+        return loom_err_set(err, LOOM_ENOTFOUND, "stale result for task %s (attempt %u, now %d)",
+                            task_id, attempt, t->attempt);
+    }
+    w->tasks_done++;
+    loom_run_t *r = t->run;
+    if (!ok) {
+        w->tasks_failed++;
+        engine_task_failed(e, t, LOOM_TASK_FAILED, error && *error ? error : "task failed", retryable);
+        engine_reap_runs(e);
+        return 0;
+    }
+    json_error_t je;
+    json_t *out = len ? json_loadb(output, len, JSON_DECODE_ANY, &je) : json_null();
+    if (!out) /* not JSON: keep it as a string so references still work */
+        out = json_stringn(output, len);
+    if (!out)
+        out = json_null();
+    char why[400] = "";
+    json_t *parsed = model_json(&t->scope->g->steps[t->step], out, why, sizeof why);
+    if (parsed) {
+        json_decref(out);
+        out = parsed;
+    } else if (why[0]) { /* a retry may sample a better answer: retryable */
+        json_decref(out);
+        w->tasks_failed++;
+        engine_task_failed(e, t, LOOM_TASK_FAILED, why, 1);
+        engine_reap_runs(e);
+        return 0;
+    }
+    scope_t *sc = t->scope;
+    size_t i = t->step;
+    step_rt_t *st = &sc->st[i];
+    e->stats.tasks_succeeded++;
+    r->tasks_done++;
+    engine_lat_add(r, loom_clock_ns() - t->ready_ns);
+    engine_task_succeeded(e, t, output, len, step_ms);
+    if (t->index >= 0) {
+        json_array_set_new(st->results, (size_t)t->index, out);
+        st->n_done++;
+        st->tasks_live--;
+        engine_task_free(e, t);
+        if (st->n_done == st->n_items)
+            engine_finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
+    } else {
+        json_decref(st->output);
+        st->output = out;
+        st->tasks_live--;
+        engine_task_free(e, t);
+        engine_finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
+    }
+    engine_reap_runs(e);
+    return 0;
+}
+
+int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                        uint32_t attempt, const char *why, loom_err_t *err)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (!t || t->worker != w || (int)attempt != t->attempt) {
+        e->stats.results_rejected++;
+        return loom_err_set(err, t && t->worker != w ? LOOM_EPROTO : LOOM_ENOTFOUND,
+                            "refusal for a task worker %s does not hold", w->id);
+    }
+    if (++t->lost > e->cfg.max_lost + 3) {
+        engine_worker_detach(t);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, why ? why : "refused by every worker", 0);
+    } else {
+        requeue(e, t, 10);
+        engine_task_retried(e, t, why);
+    }
+    engine_reap_runs(e);
+    return 0;
+}
+
+void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                          uint32_t attempt, const char *text)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (!t || t->worker != w || (int)attempt != t->attempt)
+        return;
+    engine_task_progress(e, t, text);
+}
+
+void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w)
+{
+    while (w->tasks) {
+        loom_task_t *t = w->tasks;
+        loom_run_t *r = t->run;
+        e->stats.tasks_lost++;
+        t->lost++;
+        char msg[300];
+        snprintf(msg, sizeof msg, "worker %s was lost while running it", w->id);
+        engine_worker_lost_event(e, t, w);
+        if (t->lost > e->cfg.max_lost) {
+            engine_worker_detach(t);
+            engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
+        } else {
+            requeue(e, t, 0);
+            engine_task_retried(e, t, msg);
+        }
+        (void)r;
+    }
+    engine_reap_runs(e);
+}
+
+void loom_engine_workers_changed(loom_engine_t *e)
+{
+    while (e->lists[LIST_PARKED]) {
+        loom_task_t *t = e->lists[LIST_PARKED];
+        engine_list_del(e, t);
+        t->parked_since = 0;
+        loom_sched_push(&e->ready, &t->qi);
+    }
+}
