@@ -128,7 +128,12 @@ static int decompose_one(loom_lowering_t *l, const char *wfname, MlirOperation g
     return 0;
 }
 
-int loom_pass_decompose(loom_lowering_t *l, loom_err_t *err)
+/* Calls visit(l, workflow name, op) for each op of each workflow function's
+ * body, in order, until one returns non-zero. The op list of a function is
+ * taken before its first visit, so a visitor may replace the op it is given. */
+typedef int (*op_visit_fn)(loom_lowering_t *l, const char *wf, MlirOperation op, loom_err_t *err);
+
+static int each_body_op(loom_lowering_t *l, op_visit_fn visit, loom_err_t *err)
 {
     size_t nf = 0;
     int rc = 0;
@@ -145,53 +150,45 @@ int loom_pass_decompose(loom_lowering_t *l, loom_err_t *err)
             break;
         }
         for (size_t i = 0; i < n && !rc; i++)
-            if (loom_op_is(ops[i], "loom.llm.generate"))
-                rc = decompose_one(l, wf, ops[i], err);
+            rc = visit(l, wf, ops[i], err);
         free(ops);
     }
     free(fns);
     return rc;
 }
 
+static int decompose_visit(loom_lowering_t *l, const char *wf, MlirOperation op, loom_err_t *err)
+{
+    return loom_op_is(op, "loom.llm.generate") ? decompose_one(l, wf, op, err) : 0;
+}
+
+int loom_pass_decompose(loom_lowering_t *l, loom_err_t *err)
+{
+    return each_body_op(l, decompose_visit, err);
+}
+
 /* ---- annotate-targets ---------------------------------------------------- */
+
+static int annotate_visit(loom_lowering_t *l, const char *wf, MlirOperation op, loom_err_t *err)
+{
+    if (!loom_op_is_loom(op) || loom_op_is(op, "loom.send") || loom_op_is(op, "loom.recv"))
+        return 0;
+    const char *attr = loom_op_is(op, "loom.llm.generate") ? "decode" : "node";
+    const loom_lower_node_t *node = loom_lower_node(l, wf, op, attr);
+    if (!node)
+        return loom_op_error(op, err, LOOM_EINVAL, "op has no node of the plan (attribute '%s')", attr);
+    if (!node->device || !node->device[0]) {
+        int rc = loom_op_error(op, err, LOOM_EINVAL, "node '%s' has no device in the plan", node->name);
+        loom_err_hint(err, "run the placement first (loom plan) or pin the step to a device");
+        return rc;
+    }
+    loom_op_set_str(l, op, "target", node->device);
+    return 0;
+}
 
 int loom_pass_annotate(loom_lowering_t *l, loom_err_t *err)
 {
-    size_t nf = 0;
-    int rc = 0;
-    MlirOperation *fns = module_funcs(l, &nf);
-    if (!fns)
-        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-    for (size_t f = 0; f < nf && !rc; f++) {
-        char wf[256];
-        loom_op_str(fns[f], "loom.workflow", wf, sizeof wf);
-        size_t n = 0;
-        MlirOperation *ops = body_ops(fns[f], &n);
-        if (!ops) {
-            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
-            break;
-        }
-        for (size_t i = 0; i < n && !rc; i++) {
-            MlirOperation op = ops[i];
-            if (!loom_op_is_loom(op) || loom_op_is(op, "loom.send") || loom_op_is(op, "loom.recv"))
-                continue;
-            const char *attr = loom_op_is(op, "loom.llm.generate") ? "decode" : "node";
-            const loom_lower_node_t *node = loom_lower_node(l, wf, op, attr);
-            if (!node) {
-                rc = loom_op_error(op, err, LOOM_EINVAL, "op has no node of the plan (attribute '%s')", attr);
-                break;
-            }
-            if (!node->device || !node->device[0]) {
-                rc = loom_op_error(op, err, LOOM_EINVAL, "node '%s' has no device in the plan", node->name);
-                loom_err_hint(err, "run the placement first (loom plan) or pin the step to a device");
-                break;
-            }
-            loom_op_set_str(l, op, "target", node->device);
-        }
-        free(ops);
-    }
-    free(fns);
-    return rc;
+    return each_body_op(l, annotate_visit, err);
 }
 
 /* ---- partition-devices ------------------------------------------------------ */
