@@ -81,6 +81,24 @@ $(BUILD)/fuzz/$(1): $(call objs,$(2)) $(3)
 FUZZERS += $(BUILD)/fuzz/$(1)
 endef
 
+# ---- packages first ----------------------------------------------------------
+# Module files evaluate installed files while make reads them ($(wildcard) of
+# the MLIR archives, pkg-config, llvm-config). On a fresh machine those would
+# expand to nothing before install-deps.sh ran, so install missing packages
+# here, before any module is read, for every goal that builds (not for clean,
+# deps or help). Exported so sub-makes skip the check; the check itself is
+# one dpkg query when everything is present.
+NO_DEPS_GOALS := clean deps help
+ifneq ($(LOOM_DEPS_CHECKED),1)
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+LOOM_DEPS_LOG := $(shell ./deploy/install-deps.sh 1>&2)
+ifneq ($(.SHELLSTATUS),0)
+$(error deploy/install-deps.sh failed (status $(.SHELLSTATUS)); run 'make deps' to see why)
+endif
+endif
+endif
+export LOOM_DEPS_CHECKED := 1
+
 .DEFAULT_GOAL := all
 # Libraries and daemons first, then the CLI (links them all), then tests and
 # benchmarks (which may use any variable the modules above defined).
@@ -106,8 +124,9 @@ all: $(LIBS) $(BINS)
 deps:
 	./deploy/install-deps.sh
 
+# Kept for scripts that name it: the packages were checked while make read
+# its makefiles (see "packages first" above).
 check-deps:
-	@./deploy/install-deps.sh
 
 test: check-deps
 	@$(MAKE) --no-print-directory all $(TESTS)
@@ -128,3 +147,7 @@ clean:
 
 demo: check-deps all
 	@./deploy/demo.sh
+
+.PHONY: help
+help:
+	@sed -n '3,/^$$/s/^# \{0,1\}//p' Makefile
