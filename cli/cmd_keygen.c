@@ -1,6 +1,7 @@
 /* cmd_keygen.c — `loom keygen`: secrets and tokens for loomd's auth.
  *
  *   loom keygen [--json]            a new auth secret + a CURVE key pair
+ *   loom keygen --dir DIR [--name NAME]   key files in the layout loomd reads
  *   loom keygen --token --subject S [--ttl SECONDS] [--secret S | --secret-file F]
  *   loom keygen --verify TOKEN [--secret S | --secret-file F]
  *
@@ -8,23 +9,33 @@
  * printed (64 hex digits), so any language can mint or check tokens. */
 #include "cli/cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
 #include "common/sha.h"
 #include "protocol/auth.h"
+#include "protocol/keys.h"
 
 static const char usage_text[] =
     "usage: loom keygen [--json]\n"
+    "       loom keygen --dir DIR [--name NAME]\n"
     "       loom keygen --token --subject NAME [--ttl SECONDS] [--secret S | --secret-file F] [--json]\n"
     "       loom keygen --verify TOKEN [--secret S | --secret-file F] [--json]\n"
     "\n"
     "Without options: prints a new random auth secret (64 hex digits) and a\n"
     "ZeroMQ CURVE key pair (Z85) for encrypting loomd's endpoints.\n"
+    "--dir DIR writes loomd's files for secure mode (loomd --keys DIR): DIR/loomd.key,\n"
+    "DIR/loomd.pub, DIR/auth.secret and an empty allow-list DIR/workers/.\n"
+    "--dir DIR --name NAME writes a worker's or client's key pair DIR/NAME.key and\n"
+    "DIR/NAME.pub; admit it by copying NAME.pub into loomd's workers/ (or clients/).\n"
     "--token mints a signed bearer token loom1.<subject>.<expiry>.<hmac> for the\n"
     "'authorization' metadata (TTL 0 = never expires; default 30 days).\n"
     "--verify checks a token: exit 0 when valid, 1 when not (the reason is printed).\n"
@@ -57,12 +68,65 @@ static int read_secret(const char *arg, const char *file, char *out, size_t n)
     return 0;
 }
 
+/* `--dir DIR [--name NAME]`: the files of protocol/keys.h's layout. */
+static int write_layout(const char *dir, const char *name, int json)
+{
+    loom_err_t err;
+    loom_err_clear(&err);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "loom keygen: cannot create %s: %s\n", dir, strerror(errno));
+        return LOOM_EXIT_SYSTEM;
+    }
+    char pub[41], path[4096];
+    if (loom_key_write_pair(dir, name ? name : "loomd", pub, &err) != 0) {
+        char buf[1200];
+        loom_err_format_long(&err, buf, sizeof buf);
+        fprintf(stderr, "loom keygen: %s\n", buf);
+        return err.code == LOOM_EEXIST ? LOOM_EXIT_FAIL : LOOM_EXIT_SYSTEM;
+    }
+    if (!name) {
+        uint8_t raw[32];
+        char hex[65];
+        snprintf(path, sizeof path, "%s/auth.secret", dir);
+        int fd = loom_random_bytes(raw, sizeof raw) == 0
+                     ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+                     : -1;
+        loom_hex(raw, sizeof raw, hex);
+        hex[64] = '\n';
+        int ok = fd >= 0 && write(fd, hex, 65) == 65;
+        if (fd >= 0)
+            ok = close(fd) == 0 && ok;
+        snprintf(path, sizeof path, "%s/workers", dir);
+        if (!ok || (mkdir(path, 0755) != 0 && errno != EEXIST)) {
+            fprintf(stderr, "loom keygen: cannot write %s/auth.secret or %s: %s\n", dir, path,
+                    strerror(errno));
+            return LOOM_EXIT_SYSTEM;
+        }
+    }
+    const char *n = name ? name : "loomd";
+    if (json)
+        printf("{\"key_file\": \"%s/%s.key\", \"public_key_file\": \"%s/%s.pub\", "
+               "\"public_key\": \"%s\"}\n",
+               dir, n, dir, n, pub);
+    else if (name)
+        printf("wrote %s/%s.key (key pair, keep it on that host) and %s/%s.pub\n"
+               "admit it: copy %s/%s.pub into loomd's workers/ (or clients/) folder\n",
+               dir, n, dir, n, dir, n);
+    else
+        printf("wrote %s/loomd.key, %s/loomd.pub (give to workers and clients), %s/auth.secret "
+               "(token secret) and %s/workers/ (admitted worker keys)\n"
+               "start: loomd --keys %s\n",
+               dir, dir, dir, dir, dir);
+    return LOOM_EXIT_OK;
+}
+
 int loom_cmd_keygen(int argc, char **argv)
 {
     if (loom_cli_wants_help(argc, argv, usage_text))
         return LOOM_EXIT_OK;
     int json = 0, token = 0;
     const char *subject = NULL, *secret_arg = NULL, *secret_file = NULL, *verify = NULL;
+    const char *dir = NULL, *name = NULL;
     long long ttl = 30LL * 24 * 3600;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
@@ -84,11 +148,21 @@ int loom_cmd_keygen(int argc, char **argv)
             secret_file = argv[++i];
         else if (strcmp(argv[i], "--verify") == 0 && i + 1 < argc)
             verify = argv[++i];
+        else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
         else {
             fprintf(stderr, "loom keygen: unknown option '%s'\n\n%s", argv[i], usage_text);
             return LOOM_EXIT_USAGE;
         }
     }
+    if (name && (!dir || !*name || strchr(name, '/') || name[0] == '.')) {
+        fprintf(stderr, "loom keygen: --name wants --dir and a plain file name, got '%s'\n", name);
+        return LOOM_EXIT_USAGE;
+    }
+    if (dir)
+        return write_layout(dir, name, json);
     char secret[512];
     loom_err_t err;
     loom_err_clear(&err);

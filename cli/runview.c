@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "protocol/keys.h"
 #include "protocol/status.h"
 
 const char *loom_cli_endpoint(const char *flag)
@@ -15,12 +16,37 @@ const char *loom_cli_endpoint(const char *flag)
     return env && *env ? env : LOOM_DEFAULT_ENDPOINT;
 }
 
+/* CURVE from the environment: $LOOM_SERVER_KEY (loomd's public key, Z85
+ * or loomd.pub) and, for a loomd with a client allow-list, $LOOM_CLIENT_KEY
+ * (this client's NAME.key). */
+static int curve_from_env(loom_client_opts_t *o, char server[41], char pub[41], char sec[41],
+                          loom_err_t *err)
+{
+    const char *sk = getenv("LOOM_SERVER_KEY"), *ck = getenv("LOOM_CLIENT_KEY");
+    if (!sk || !*sk)
+        return 0;
+    int rc = loom_key_read_public(sk, server, err);
+    if (!rc && ck && *ck)
+        rc = loom_key_read_pair(ck, pub, sec, err);
+    if (rc)
+        return rc;
+    o->server_public_key = server;
+    if (ck && *ck) {
+        o->client_public_key = pub;
+        o->client_secret_key = sec;
+    }
+    return 0;
+}
+
 loom_client_t *loom_cli_connect(const char *cmd, const char *endpoint)
 {
     loom_client_opts_t o = {.auth_token = getenv("LOOM_AUTH_TOKEN"), .client_name = "loom-cli/0.1"};
     loom_err_t err;
     loom_err_clear(&err);
-    loom_client_t *c = loom_client_new(endpoint, &o, &err);
+    char server[41], pub[41], sec[41];
+    loom_client_t *c = curve_from_env(&o, server, pub, sec, &err) == 0
+                           ? loom_client_new(endpoint, &o, &err)
+                           : NULL;
     if (!c) {
         char buf[1200];
         loom_err_format_long(&err, buf, sizeof buf);

@@ -15,7 +15,8 @@
 
 /* Endpoint from the flag, else $LOOM_ENDPOINT, else the default. */
 const char *loom_cli_endpoint(const char *flag);
-/* Connects (auth token from $LOOM_AUTH_TOKEN). NULL after printing why. */
+/* Connects (auth token from $LOOM_AUTH_TOKEN; CURVE with $LOOM_SERVER_KEY and
+ * $LOOM_CLIENT_KEY, see docs/SECURITY.md). NULL after printing why. */
 loom_client_t *loom_cli_connect(const char *cmd, const char *endpoint);
 /* Prints an RPC failure as the user's problem or the system's and returns
  * the exit code (LOOM_EXIT_FAIL or LOOM_EXIT_SYSTEM). */

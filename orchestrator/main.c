@@ -5,19 +5,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "common/arena.h"
 #include "common/log.h"
 #include "orchestrator/http.h"
 #include "orchestrator/metrics.h"
 #include "orchestrator/server.h"
 #include "orchestrator/store_pg.h"
+#include "protocol/keys.h"
 
-static volatile int stop;
+static volatile int stop, reload;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop = 1;
+    if (sig == SIGHUP)
+        reload = 1; /* re-read the key allow-lists */
+    else
+        stop = 1;
 }
 
 static const char usage_text[] =
@@ -38,6 +43,11 @@ static const char usage_text[] =
     "  --max-runs N              finished runs kept in memory (default 1000)\n"
     "  --max-active-runs N       refuse submissions beyond N running runs (default 10000)\n"
     "  --auth-token TOKEN        clients must send this token (or $LOOM_AUTH_TOKEN)\n"
+    "  --keys DIR                secure mode (docs/SECURITY.md): CURVE on both ports with\n"
+    "                            DIR/loomd.key; workers must present a key from\n"
+    "                            DIR/workers/*.pub, clients one from DIR/clients/*.pub\n"
+    "                            when that folder exists (`loom keygen --dir DIR` makes\n"
+    "                            them); SIGHUP or a change of the folder re-reads them\n"
     "  --ready-file FILE         write the bound endpoints there once serving\n"
     "  --db URL                  keep runs in PostgreSQL (postgresql://...; or $LOOM_DB):\n"
     "                            migrates the schema, resumes unfinished runs at start\n"
@@ -52,6 +62,7 @@ typedef struct {
     const char *ready_file;
     const char *log_level;
     const char *db, *http; /* store engineer: PostgreSQL store, dashboard */
+    const char *keys;      /* secure mode: loomd's key folder (protocol/keys.h) */
     long db_queue;
 } cfg_t;
 
@@ -97,6 +108,8 @@ static int apply(cfg_t *c, const char *k, const char *v)
         c->o.max_active_runs = (int)n;
     else if (strcmp(k, "auth-token") == 0)
         c->o.auth_token = keep(v);
+    else if (strcmp(k, "keys") == 0)
+        c->keys = keep(v);
     else if (strcmp(k, "ready-file") == 0)
         c->ready_file = keep(v);
     else if (strcmp(k, "log-level") == 0)
@@ -160,6 +173,26 @@ static int load_config(cfg_t *c, const char *path)
     }
     fclose(f);
     return bad ? -1 : 0;
+}
+
+/* Secure mode: the server key pair and the allow-list folders (keys.h). */
+static int load_keys(cfg_t *c, loom_err_t *err)
+{
+    char path[4096], pub[41], sec[41];
+    snprintf(path, sizeof path, "%s/loomd.key", c->keys);
+    int rc = loom_key_read_pair(path, pub, sec, err);
+    if (rc) {
+        loom_err_hint(err, "`loom keygen --dir %s` creates loomd's keys", c->keys);
+        return rc;
+    }
+    c->o.curve_secret_key = keep(sec);
+    snprintf(path, sizeof path, "%s/workers", c->keys);
+    c->o.workers_keys_dir = keep(path);
+    snprintf(path, sizeof path, "%s/clients", c->keys);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        c->o.clients_keys_dir = keep(path);
+    return 0;
 }
 
 static void on_ready(void *ud, const char *cep, const char *wep)
@@ -230,7 +263,9 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    c.o.reload = &reload;
     c.o.on_ready = on_ready;
     c.o.ud = (void *)c.ready_file;
     loom_err_t err;
@@ -241,6 +276,8 @@ int main(int argc, char **argv)
     loom_metrics_t *metrics = loom_metrics_new();
     loom_http_t *http = NULL;
     int rc = 0;
+    if (c.keys && load_keys(&c, &err) != 0)
+        goto fail;
     if (c.db) {
         pg_store = loom_store_pg_open(&(loom_store_pg_opts_t){.url = c.db,
                                                               .queue_max = (size_t)c.db_queue},

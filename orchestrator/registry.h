@@ -48,6 +48,8 @@ typedef struct loom_worker_rec {
     char **models;              /* models resident, from the last heartbeat (owned) */
     size_t n_models;
     int send_failed;            /* the socket refused a message to it: treat as lost */
+    char key[41];               /* CURVE public key it registered with ("" in plain mode) */
+    int revoked;                /* its key left the allow-list: nothing it sends counts */
     struct loom_task *tasks;    /* assigned tasks (intrusive list via task->wnext) */
 } loom_worker_rec_t;
 

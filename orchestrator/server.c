@@ -193,6 +193,58 @@ static const char *kind_name(Loom__V1__DeviceKind k)
     }
 }
 
+static void worker_lost(void *ud, loom_worker_rec_t *w);
+
+/* CURVE mode: a worker id belongs to the key that first registered it (a
+ * restarted worker with the same key gets its id back; another key is
+ * refused), and the key must still be on the allow-list. Returns 0 to go
+ * on, -1 after refusing. */
+static int admit_worker(srv_t *s, const loom_origin_t *o, const char *id, const char *key)
+{
+    char name[64];
+    if (!key[0] || !loom_zap_admitted(s->zap, LOOM_ZAP_WORKERS, key, name)) {
+        LOOM_WARN(COMP, "msg=\"worker refused: key not admitted\" id=%s key=%s", id, key[0] ? key : "-");
+        loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_PERMISSION_DENIED,
+                              "this worker's CURVE key is not on loomd's allow-list");
+        return -1;
+    }
+    const char *bound = loom_map_get(s->worker_keys, id);
+    if (bound && strcmp(bound, key) != 0) {
+        LOOM_WARN(COMP, "msg=\"worker refused: id bound to another key\" id=%s key=%s bound_key=%s",
+                  id, key, bound);
+        loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_PERMISSION_DENIED,
+                              "worker id '%s' is bound to another key", id);
+        return -1;
+    }
+    if (!bound) {
+        char *copy = strdup(key);
+        if (!copy || loom_map_put(s->worker_keys, id, copy) != 0) {
+            free(copy);
+            loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            return -1;
+        }
+        LOOM_INFO(COMP, "msg=\"worker id bound to key\" id=%s key=%s name=%s", id, key, name);
+    }
+    return 0;
+}
+
+/* CURVE mode, after the allow-lists were re-read: workers whose key left
+ * the list are dropped (their tasks go elsewhere) and ignored from now on. */
+static void revoke_workers(srv_t *s)
+{
+    for (size_t i = 0; i < loom_registry_count(s->reg); i++) {
+        loom_worker_rec_t *w = loom_registry_at(s->reg, i);
+        if (w->revoked || !w->key[0] || loom_zap_admitted(s->zap, LOOM_ZAP_WORKERS, w->key, NULL))
+            continue;
+        LOOM_WARN(COMP, "msg=\"worker key revoked; dropping the worker\" id=%s key=%s", w->id, w->key);
+        w->revoked = 1;
+        if (w->state != LOOM_WORKER_LOST) {
+            w->state = LOOM_WORKER_LOST;
+            worker_lost(s, w);
+        }
+    }
+}
+
 static void on_register(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
@@ -215,6 +267,11 @@ static void on_register(srv_t *s, loom_msg_t *m)
         snprintf(id, sizeof id, "%s", rq->worker_id);
     else
         snprintf(id, sizeof id, "w-%" PRIu64, ++s->next_worker);
+    const char *key = loom_msg_peer_key(m);
+    if (s->zap && admit_worker(s, o, id, key) != 0) {
+        loom_pb_free(rq);
+        return;
+    }
     /* A worker re-registering from a new connection restarted: whatever
      * it ran before is gone. */
     loom_worker_rec_t *old = loom_registry_by_id(s->reg, id);
@@ -246,8 +303,10 @@ static void on_register(srv_t *s, loom_msg_t *m)
         loom_pb_free(rq);
         return;
     }
-    LOOM_INFO(COMP, "msg=\"worker registered\" id=%s kind=%s model=\"%s\" slots=%d ops=%zu gflops=%.1f gbps=%.1f",
-              w->id, w->kind, w->model, w->slots, w->n_ops, w->gflops, w->gbps);
+    snprintf(w->key, sizeof w->key, "%s", key);
+    w->revoked = 0;
+    LOOM_INFO(COMP, "msg=\"worker registered\" id=%s kind=%s model=\"%s\" slots=%d ops=%zu gflops=%.1f gbps=%.1f key=%s",
+              w->id, w->kind, w->model, w->slots, w->n_ops, w->gflops, w->gbps, key[0] ? key : "-");
     Loom__V1__RegisterReply rep = LOOM__V1__REGISTER_REPLY__INIT;
     rep.worker_id = w->id;
     rep.heartbeat_interval_ms = (uint32_t)s->opts.heartbeat_ms;
@@ -376,6 +435,11 @@ static void on_worker_msg(srv_t *s, loom_msg_t *m)
     loom_worker_rec_t *w = loom_registry_by_peer(s->reg, o->peer, o->peer_len);
     if (w)
         loom_registry_touch(s->reg, w);
+    if (s->zap) {
+        loom_worker_rec_t *any = w ? w : loom_registry_by_peer_any(s->reg, o->peer, o->peer_len);
+        if (any && any->revoked && strcmp(loom_msg_method(m), LOOM_METHOD_REGISTER) != 0)
+            return; /* its key was revoked: it must register again (and is refused) */
+    }
     if (loom_msg_is_reply(m) || loom_msg_is_cancel(m))
         return; /* acks of our one-way calls, if a worker sends them */
     const char *method = loom_msg_method(m);
@@ -435,6 +499,18 @@ static void server_sync_metrics(srv_t *s)
     loom_metrics_set_workers(s->opts.metrics, "npu", n[2]);
 }
 
+/* 1 for endpoints only this host can reach (loopback, ipc, inproc). */
+static int endpoint_is_local(const char *ep)
+{
+    if (strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)
+        return 1;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return 0;
+    const char *h = ep + 6;
+    return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
+           strncmp(h, "[::1]:", 6) == 0;
+}
+
 /* ---- the loop ----------------------------------------------------------------------- */
 
 static void drain_socket(srv_t *s, loom_rpc_server_t *srv, int is_worker)
@@ -486,8 +562,19 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
         goto out;
     }
-    loom_rpc_server_opts_t co = {.auth_token = opts->auth_token, .sndhwm = 100000};
-    loom_rpc_server_opts_t wo = {.sndhwm = 1000000};
+    if (opts->curve_secret_key) {
+        s->zap = loom_zap_new(s->zctx, opts->workers_keys_dir, opts->clients_keys_dir, err);
+        s->worker_keys = loom_map_new(free);
+        if (!s->zap || !s->worker_keys) {
+            rc = err->code ? err->code : LOOM_ENOMEM;
+            goto out;
+        }
+    }
+    loom_rpc_server_opts_t co = {.auth_token = opts->auth_token, .sndhwm = 100000,
+                                 .curve_secret_key = opts->curve_secret_key,
+                                 .zap_domain = LOOM_ZAP_CLIENTS};
+    loom_rpc_server_opts_t wo = {.sndhwm = 1000000, .curve_secret_key = opts->curve_secret_key,
+                                 .zap_domain = LOOM_ZAP_WORKERS};
     s->csrv = loom_rpc_server_new(s->zctx, s->opts.client_endpoint, &co, err);
     if (!s->csrv) {
         rc = err->code ? err->code : LOOM_EIO;
@@ -521,21 +608,39 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         LOOM_INFO(COMP, "msg=\"unfinished runs recovered\" runs=%d", recovered);
     loom_err_clear(err);
     s->started_ms = loom_wall_ms();
-    LOOM_INFO(COMP, "msg=\"loomd serving\" clients=%s workers=%s store=%s heartbeat_ms=%d",
+    LOOM_INFO(COMP, "msg=\"loomd serving\" clients=%s workers=%s store=%s heartbeat_ms=%d security=%s",
               loom_rpc_server_endpoint(s->csrv), loom_rpc_server_endpoint(s->wsrv),
-              loom_store_name(s->store), s->opts.heartbeat_ms);
+              loom_store_name(s->store), s->opts.heartbeat_ms, s->zap ? "curve" : "plain");
+    if (!s->zap)
+        for (int i = 0; i < 2; i++) {
+            const char *ep = loom_rpc_server_endpoint(i ? s->wsrv : s->csrv);
+            if (!endpoint_is_local(ep))
+                LOOM_WARN(COMP, "msg=\"listening on a non-loopback address without CURVE: anyone "
+                                "who reaches it can %s; start loomd with --keys DIR (docs/SECURITY.md)\" "
+                                "endpoint=%s",
+                          i ? "register a worker and receive task inputs" : "submit and read runs", ep);
+        }
     if (opts->on_ready)
         opts->on_ready(opts->ud, loom_rpc_server_endpoint(s->csrv),
                        loom_rpc_server_endpoint(s->wsrv));
     uint64_t next_reap = 0, next_metrics = 0;
     while (!*stop) {
         int64_t wait = loom_engine_tick(s->eng);
-        zmq_pollitem_t items[3] = {{loom_rpc_server_socket(s->wsrv), 0, ZMQ_POLLIN, 0},
+        zmq_pollitem_t items[4] = {{loom_rpc_server_socket(s->wsrv), 0, ZMQ_POLLIN, 0},
                                    {loom_rpc_server_socket(s->csrv), 0, ZMQ_POLLIN, 0},
-                                   {NULL, loom_store_poll_fd(s->store), ZMQ_POLLIN, 0}};
+                                   {NULL, loom_store_poll_fd(s->store), ZMQ_POLLIN, 0},
+                                   {s->zap ? loom_zap_socket(s->zap) : NULL, -1, ZMQ_POLLIN, 0}};
         if (wait > 100)
             wait = 100;
-        if (zmq_poll(items, items[2].fd >= 0 ? 3 : 2, (long)wait) < 0 && zmq_errno() != EINTR) {
+        int nitems = 2;
+        if (items[2].fd >= 0)
+            nitems = 3;
+        if (s->zap) { /* the ZAP socket goes last; keep the store's slot when absent */
+            if (nitems == 2)
+                items[2] = items[3];
+            nitems++;
+        }
+        if (zmq_poll(items, nitems, (long)wait) < 0 && zmq_errno() != EINTR) {
             rc = loom_err_set(err, LOOM_EIO, "zmq_poll: %s", zmq_strerror(zmq_errno()));
             break;
         }
@@ -543,13 +648,23 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
             drain_socket(s, s->wsrv, 1);
         if (items[1].revents & ZMQ_POLLIN)
             drain_socket(s, s->csrv, 0);
-        if (items[2].fd >= 0 && (items[2].revents & ZMQ_POLLIN))
+        if (items[2].socket == NULL && items[2].fd >= 0 && (items[2].revents & ZMQ_POLLIN))
             loom_store_poll(s->store); /* durability callbacks: acks, final events */
+        if (s->zap)
+            loom_zap_handle(s->zap); /* CURVE handshakes waiting for a verdict */
         loom_engine_dispatch(s->eng);
         reap_send_failures(s);
         uint64_t now = loom_clock_ms();
         if (now >= next_reap) {
             next_reap = now + (uint64_t)(s->opts.heartbeat_ms / 4 + 1);
+            if (s->zap) {
+                if (s->opts.reload && *s->opts.reload) {
+                    *s->opts.reload = 0;
+                    loom_zap_reload(s->zap);
+                }
+                if (loom_zap_refresh(s->zap))
+                    revoke_workers(s);
+            }
             if (loom_registry_reap(s->reg, (uint64_t)s->opts.heartbeat_timeout_ms, worker_lost,
                                    s) > 0)
                 loom_engine_dispatch(s->eng);
@@ -572,6 +687,8 @@ out:
     loom_rpc_server_destroy(&s->csrv);
     loom_rpc_server_destroy(&s->wsrv);
     loom_registry_destroy(&s->reg);
+    loom_zap_destroy(&s->zap);
+    loom_map_destroy(&s->worker_keys);
     if (s->zctx)
         zmq_ctx_term(s->zctx);
     loom_store_destroy(&s->own_store);

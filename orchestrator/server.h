@@ -18,6 +18,13 @@ typedef struct loom_server_opts {
     int64_t placement_timeout_ms; /* fail tasks no worker can run after this (default 30000) */
     const char *placement;        /* "least-loaded" (default) or "planner" */
     const char *auth_token;       /* clients must send it when set */
+    /* CURVE (orchestrator/zap.h): loomd's secret key (Z85) encrypts both
+     * ports; workers must present a key from workers_keys_dir, clients one
+     * from clients_keys_dir (NULL = any key). NULL key = plain mode. */
+    const char *curve_secret_key;
+    const char *workers_keys_dir;
+    const char *clients_keys_dir;
+    volatile int *reload;         /* set (e.g. on SIGHUP) to re-read the allow-lists */
     int max_finished_runs;        /* in-memory store bound (default 1000) */
     int max_active_runs;          /* Submit answers RESOURCE_EXHAUSTED past this (default 10000) */
     loom_store_t *store;          /* borrowed; NULL = an in-memory store owned by the server */

@@ -3,9 +3,11 @@
 #ifndef LOOM_ORCHESTRATOR_SERVER_INTERNAL_H
 #define LOOM_ORCHESTRATOR_SERVER_INTERNAL_H
 
+#include "common/map.h"
 #include "orchestrator/engine.h"
 #include "orchestrator/registry.h"
 #include "orchestrator/server.h"
+#include "orchestrator/zap.h"
 #include "protocol/rpc_server.h"
 
 /* A client following a run (Watch). */
@@ -26,6 +28,8 @@ typedef struct srv {
     watcher_t *watchers;
     size_t n_watchers;
     uint64_t next_worker;
+    loom_zap_t *zap;              /* CURVE mode: the ZAP handler; NULL in plain mode */
+    loom_map_t *worker_keys;      /* CURVE mode: worker id -> the key that first registered it */
     int64_t started_ms;
 } srv_t;
 

@@ -153,7 +153,14 @@ loom_client_t *loom_client_new(const char *endpoint, const loom_client_opts_t *o
             loom_err_set(err, LOOM_EINVAL, "CURVE server key must be 40 Z85 characters");
             goto fail_sock;
         }
-        if (zmq_curve_keypair(pub, sec) != 0 ||
+        if (opts->client_public_key && opts->client_secret_key) {
+            snprintf(pub, sizeof pub, "%s", opts->client_public_key);
+            snprintf(sec, sizeof sec, "%s", opts->client_secret_key);
+        } else if (zmq_curve_keypair(pub, sec) != 0) {
+            loom_err_set(err, LOOM_EINVAL, "cannot make a CURVE key pair: %s", zmq_strerror(errno));
+            goto fail_sock;
+        }
+        if (
             zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, opts->server_public_key, 41) != 0 ||
             zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 41) != 0 ||
             zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sec, 41) != 0) {

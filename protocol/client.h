@@ -35,6 +35,8 @@ typedef struct loom_stream loom_stream_t;
 typedef struct loom_client_opts {
     const char *auth_token;        /* sent as metadata "authorization"; NULL = none */
     const char *server_public_key; /* Z85 CURVE public key of the server (40 chars): encrypt */
+    const char *client_public_key; /* Z85 key pair of this client (for a server with a client */
+    const char *client_secret_key; /* allow-list); NULL = a fresh pair per connection */
     loom_limits_t limits;          /* all-zero = defaults */
     void *zctx;                    /* a zmq context to share; NULL = the client owns one */
     const char *client_name;       /* sent as metadata "x-client" (e.g. "loom-cli/0.1"); may be NULL */

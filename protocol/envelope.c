@@ -25,6 +25,7 @@ struct loom_msg {
     zmq_msg_t zpayload;
     int status;              /* decode outcome */
     char error[256];
+    char peer_key[41];       /* the sender's CURVE public key (ZAP User-Id), "" in plain mode */
 };
 
 void loom_limits_default(loom_limits_t *l)
@@ -244,6 +245,14 @@ int loom_msg_recv(void *sock, int routed, const loom_limits_t *lim, int zmq_flag
         }
     }
     int st = decode_frames(frames, kept, total, routed, lim, 0, out, err);
+    if (*out && routed && kept > 0) {
+        /* set by loomd's ZAP handler (orchestrator/zap.c) on CURVE sockets */
+        const char *uid = zmq_msg_gets(&parts[0], "User-Id");
+        if (!uid && kept > 1)
+            uid = zmq_msg_gets(&parts[1], "User-Id");
+        if (uid && strlen(uid) < sizeof (*out)->peer_key)
+            strcpy((*out)->peer_key, uid);
+    }
     size_t pl_index = routed ? 2 : 1;
     if (*out && st == LOOM_STATUS_OK && total == pl_index + 1) {
         /* Well formed with a payload: hand the frame over without copying. */
@@ -275,6 +284,7 @@ void loom_msg_destroy(loom_msg_t **pm)
 
 int loom_msg_status(const loom_msg_t *m) { return m->status; }
 const char *loom_msg_error(const loom_msg_t *m) { return m->error; }
+const char *loom_msg_peer_key(const loom_msg_t *m) { return m->peer_key; }
 const loom_origin_t *loom_msg_origin(const loom_msg_t *m) { return &m->origin; }
 const Loom__V1__Envelope *loom_msg_envelope(const loom_msg_t *m) { return m->env; }
 const char *loom_msg_method(const loom_msg_t *m) { return m->origin.method; }

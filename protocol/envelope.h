@@ -100,6 +100,9 @@ int loom_msg_status(const loom_msg_t *m);
 /* Why it is malformed ("" when OK). Borrowed from m. */
 const char *loom_msg_error(const loom_msg_t *m);
 
+/* The sender's CURVE public key (Z85) as loomd's ZAP handler admitted it;
+ * "" on plain sockets. Borrowed from m. */
+const char *loom_msg_peer_key(const loom_msg_t *m);
 /* Who sent it. Borrowed from m. */
 const loom_origin_t *loom_msg_origin(const loom_msg_t *m);
 /* The decoded header (NULL when the header did not decode). Borrowed from m. */

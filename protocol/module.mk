@@ -26,7 +26,7 @@ $(BUILD)/gen/py/loom/v1/%_pb2.py: protocol/loom/v1/%.proto
 	@mkdir -p $(BUILD)/gen/py
 	protoc -Iprotocol --python_out=$(BUILD)/gen/py $<
 
-PROTOCOL_SRCS := protocol/status.c protocol/envelope.c protocol/rpc_server.c protocol/auth.c
+PROTOCOL_SRCS := protocol/status.c protocol/envelope.c protocol/rpc_server.c protocol/auth.c protocol/keys.c
 $(eval $(call LIB,protocol,$(PROTOCOL_SRCS) $(PROTO_GEN_C)))
 PROTOCOL_LDLIBS := -lprotobuf-c -lzmq
 

@@ -74,6 +74,11 @@ loom_rpc_server_t *loom_rpc_server_new(void *zctx, const char *endpoint,
             goto fail_socket;
         }
     }
+    if (opts->zap_domain &&
+        zmq_setsockopt(s->sock, ZMQ_ZAP_DOMAIN, opts->zap_domain, strlen(opts->zap_domain)) != 0) {
+        loom_err_set(err, LOOM_EINVAL, "cannot set the ZAP domain: %s", zmq_strerror(errno));
+        goto fail_socket;
+    }
     if (zmq_bind(s->sock, endpoint) != 0) {
         loom_err_set(err, LOOM_EIO, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
         loom_err_hint(err, "is another loomd already listening there?");

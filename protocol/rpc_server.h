@@ -48,6 +48,7 @@ typedef struct loom_rpc_server_opts {
     loom_rpc_auth_fn auth;         /* if set: called for every request (after auth_token) */
     void *auth_ud;
     const char *curve_secret_key;  /* Z85 server secret key (40 chars): enable CURVE encryption */
+    const char *zap_domain;        /* ZAP domain of this socket (the handler tells sockets apart) */
     int sndhwm;                    /* 0 = libzmq default (1000 messages per peer) */
 } loom_rpc_server_opts_t;
 

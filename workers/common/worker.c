@@ -25,6 +25,7 @@
 #include "loom/v1/envelope.pb-c.h"
 #include "loom/v1/worker.pb-c.h"
 #include "protocol/envelope.h"
+#include "protocol/keys.h"
 
 #define COMP "worker"
 
@@ -740,6 +741,33 @@ static int restrict_ops(worker_t *w, const char *list, loom_err_t *err)
     return 0;
 }
 
+/* CURVE: encrypt to loomd's public key and authenticate with our own key
+ * pair, which loomd's allow-list must hold. */
+static int setup_curve(void *sock, const loom_worker_opts_t *opts, loom_err_t *err)
+{
+    if (!opts->server_key && !opts->key_file)
+        return 0;
+    if (!opts->server_key || !opts->key_file) {
+        loom_err_set(err, LOOM_EINVAL, "CURVE needs both --server-key (loomd.pub) and --key (this "
+                                       "worker's NAME.key)");
+        loom_err_hint(err, "`loom keygen --dir DIR --name NAME` makes NAME.key and NAME.pub; copy "
+                           "NAME.pub into loomd's workers/ folder");
+        return LOOM_EINVAL;
+    }
+    char server[41], pub[41], sec[41];
+    int rc = loom_key_read_public(opts->server_key, server, err);
+    if (!rc)
+        rc = loom_key_read_pair(opts->key_file, pub, sec, err);
+    if (rc)
+        return rc;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, 41) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, 41) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, 41) != 0)
+        return loom_err_set(err, LOOM_EINVAL, "cannot enable CURVE: %s", zmq_strerror(zmq_errno()));
+    LOOM_INFO(COMP, "msg=\"CURVE on\" key=%s server_key=%s", pub, server);
+    return 0;
+}
+
 int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worker_opts_t *opts,
                     volatile int *stop, loom_err_t *err)
 {
@@ -796,6 +824,8 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
      * peer announcing a frame far above them before allocating it */
     if ((rc = loom_socket_setup(w->sock, NULL, err)) != 0)
         goto close_zmq;
+    if ((rc = setup_curve(w->sock, opts, err)) != 0)
+        goto close_zmq;
     int hwm = 1000000, ivl = 100;
     zmq_setsockopt(w->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(w->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
@@ -819,6 +849,7 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
               ep, w->profile.kind, w->profile.model ? w->profile.model : "", w->slots);
     send_register(w);
     uint64_t next_reg = loom_clock_ms() + 1000;
+    int reg_tries = 0;
     w->last_rx = loom_clock_ms();
     uint64_t drain_until = 0;
     while (!*stop) {
@@ -848,6 +879,13 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         batch_flush(w);
         now = loom_clock_ms();
         if (!w->registered && now >= next_reg) {
+            if (++reg_tries % 30 == 10)
+                LOOM_WARN(COMP, "msg=\"no answer from loomd to Register yet; still trying\" "
+                                "endpoint=%s tries=%d curve=%s%s",
+                          ep, reg_tries, opts->key_file ? "on" : "off",
+                          opts->key_file ? " hint=\"is this worker's .pub in loomd's workers/ "
+                                           "folder, and --server-key loomd's public key?\""
+                                         : "");
             LOOM_DEBUG(COMP, "msg=\"no reply to Register yet; retrying\"");
             send_register(w);
             next_reg = now + 1000;
@@ -920,6 +958,9 @@ static void usage(FILE *f, const char *prog, const char *kind)
             "  --heartbeat-ms N   heartbeat interval (default: loomd's, 1000)\n"
             "  --price USD        price per hour of this device, for the planner\n"
             "  --ops LIST         offer only these ops (comma-separated), e.g. tool.exec,echo\n"
+            "  --server-key KEY   CURVE: loomd's public key (Z85 or loomd.pub; $LOOM_SERVER_KEY)\n"
+            "  --key FILE         CURVE: this worker's key pair (NAME.key; $LOOM_WORKER_KEY);\n"
+            "                     loomd admits it when NAME.pub is in its workers/ folder\n"
             "  --log-level L      debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
             "  --help             this text\n",
             prog, kind);
@@ -929,6 +970,8 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
 {
     loom_worker_opts_t o = {0};
     o.endpoint = getenv("LOOM_WORKER_ENDPOINT");
+    o.server_key = getenv("LOOM_SERVER_KEY");
+    o.key_file = getenv("LOOM_WORKER_KEY");
     const char *lvl = getenv("LOOM_LOG_LEVEL");
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
     int nrest = 0;
@@ -956,12 +999,20 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
             o.price_per_hour = atof(v);
         else if (TAKE("--ops"))
             o.only_ops = v;
+        else if (TAKE("--server-key"))
+            o.server_key = v;
+        else if (TAKE("--key"))
+            o.key_file = v;
         else if (TAKE("--log-level"))
             lvl = v;
         else
             rest[nrest++] = argv[i];
 #undef TAKE
     }
+    if (o.server_key && !*o.server_key)
+        o.server_key = NULL;
+    if (o.key_file && !*o.key_file)
+        o.key_file = NULL;
     if (lvl) {
         int l = loom_log_parse_level(lvl);
         if (l < 0) {

@@ -23,6 +23,10 @@ typedef struct loom_worker_opts {
     int heartbeat_ms;       /* 0 = what loomd asks for (default 1000) */
     double price_per_hour;  /* overrides the profile's when > 0 */
     const char *only_ops;   /* comma-separated allow-list of ops to offer; NULL = all */
+    /* CURVE (docs/SECURITY.md): loomd's public key (Z85 or a .pub file) and
+     * this worker's key pair file (NAME.key, protocol/keys.h). Both or none. */
+    const char *server_key;
+    const char *key_file;
 } loom_worker_opts_t;
 
 /* Parses the common flags (--endpoint, --id, --slots, --heartbeat-ms,
