@@ -5,7 +5,12 @@
 # default 10000), MEM (tasks for the memory check, default 1000000),
 # DASK_N / DASK_M (Dask's shapes; default N/10 and M/10 because Dask needs
 # minutes for the full ones on 2 cores — rates are per task either way;
-# DASK_N=$N DASK_M=$M runs the full shapes).
+# DASK_N=$N DASK_M=$M runs the full shapes), CURVE_N (independent tasks
+# for the secure-mode comparison, default N), CURVE_ROUNDS (default 3).
+# Secure mode: a second loomd with --keys (CURVE on both ports, admitted
+# worker keys, signed tokens) and two workers of its own; the independent
+# shapes alternate between the two loomds and the ratio secure / plain is
+# printed per round and as the median (target >= 0.7).
 set -u
 BUILD=${BUILD:-build}
 N=${N:-100000}; M=${M:-10000}; MEM=${MEM:-1000000}
@@ -39,3 +44,39 @@ for k in ind_one ind_many chain_one chain_many; do
   [ -n "$l" ] && [ -n "$d" ] && awk -v k=$k -v l=$l -v d=$d 'BEGIN{printf "  %-12s %10.0f vs %8.0f   %6.0fx\n", k, l, d, l/d}'
 done
 awk -v p=$(get chain_one_p50_us) 'BEGIN{printf "chained round trip p50: %.0f us (target <= 100 us)\n", p}'
+
+# --- secure mode (CURVE + ZAP + tokens) vs plain, same run, alternating
+CURVE_N=${CURVE_N:-$N}; CURVE_ROUNDS=${CURVE_ROUNDS:-3}
+K="$TMP/keys"
+"$BUILD/bin/loom" keygen --dir "$K" >/dev/null
+SCEP="tcp://127.0.0.1:$(port)"; SWEP="tcp://127.0.0.1:$(port)"
+"$BUILD/bin/loomd" --keys "$K" --client "$SCEP" --workers "$SWEP" --log-level warn \
+  --ready-file "$TMP/sready" >"$TMP/sloomd.log" 2>&1 &
+SLOOMD=$!; PIDS+=($SLOOMD)
+for _ in $(seq 100); do [ -f "$TMP/sready" ] && break; sleep 0.05; done
+for w in 1 2; do
+  "$BUILD/bin/loom" keygen --dir "$TMP" --name "sw$w" >/dev/null && cp "$TMP/sw$w.pub" "$K/workers/"
+  "$BUILD/bin/loom-worker-cpu" --endpoint "$SWEP" --id "secure-w$w" --log-level warn \
+    --server-key "$K/loomd.pub" --key "$TMP/sw$w.key" >"$TMP/sw$w.log" 2>&1 &
+  PIDS+=($!)
+done
+TOKEN=$("$BUILD/bin/loom" keygen --token --subject bench --secret-file "$K/auth.secret")
+for _ in $(seq 200); do
+  [ "$(LOOM_ENDPOINT=$SCEP LOOM_SERVER_KEY="$K/loomd.pub" LOOM_AUTH_TOKEN=$TOKEN "$BUILD/bin/loom" workers --json 2>/dev/null | grep -c '"id"')" = 2 ] && break
+  sleep 0.1
+done
+echo "secure mode (loomd --keys: CURVE on both ports, worker allow-list, HMAC tokens) vs plain,"
+echo "independent shapes, $CURVE_N tasks, $CURVE_ROUNDS alternating rounds:"
+for r in $(seq "$CURVE_ROUNDS"); do
+  "$BUILD/bin/bench-dispatch" "$CEP" 0 "$CURVE_N" 0 0 >"$TMP/p$r.out"
+  LOOM_SERVER_KEY="$K/loomd.pub" LOOM_AUTH_TOKEN=$TOKEN \
+    "$BUILD/bin/bench-dispatch" "$SCEP" 0 "$CURVE_N" 0 0 >"$TMP/s$r.out"
+  for k in ind_one ind_many; do
+    p=$(sed -n "s/^RESULT ${k}_rate=//p" "$TMP/p$r.out"); c=$(sed -n "s/^RESULT ${k}_rate=//p" "$TMP/s$r.out")
+    awk -v r=$r -v k=$k -v p=$p -v c=$c 'BEGIN{printf "  round %d %-9s plain %9.0f  secure %9.0f tasks/s  ratio %.2f\n", r, k, p, c, c/p}'
+    echo "$k $(awk -v p=$p -v c=$c 'BEGIN{print c/p}')" >>"$TMP/ratios"
+  done
+done
+for k in ind_one ind_many; do
+  sort -g <(sed -n "s/^$k //p" "$TMP/ratios") | awk -v k=$k '{a[NR]=$1} END{printf "secure / plain %-9s median %.2f (range %.2f-%.2f; target >= 0.7)\n", k, a[int((NR+1)/2)], a[1], a[NR]}'
+done

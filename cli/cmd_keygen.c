@@ -2,7 +2,7 @@
  *
  *   loom keygen [--json]            a new auth secret + a CURVE key pair
  *   loom keygen --dir DIR [--name NAME]   key files in the layout loomd reads
- *   loom keygen --token --subject S [--ttl SECONDS] [--secret S | --secret-file F]
+ *   loom keygen --token --subject S [--tenant T] [--role R] [--ttl SECONDS] [--secret S | --secret-file F]
  *   loom keygen --verify TOKEN [--secret S | --secret-file F]
  *
  * The secret is used as text: the HMAC key is the secret string exactly as
@@ -27,7 +27,8 @@
 static const char usage_text[] =
     "usage: loom keygen [--json]\n"
     "       loom keygen --dir DIR [--name NAME]\n"
-    "       loom keygen --token --subject NAME [--ttl SECONDS] [--secret S | --secret-file F] [--json]\n"
+    "       loom keygen --token --subject NAME [--tenant T] [--role user|admin] [--ttl SECONDS]\n"
+    "                   [--secret S | --secret-file F] [--json]\n"
     "       loom keygen --verify TOKEN [--secret S | --secret-file F] [--json]\n"
     "\n"
     "Without options: prints a new random auth secret (64 hex digits) and a\n"
@@ -36,8 +37,9 @@ static const char usage_text[] =
     "DIR/loomd.pub, DIR/auth.secret and an empty allow-list DIR/workers/.\n"
     "--dir DIR --name NAME writes a worker's or client's key pair DIR/NAME.key and\n"
     "DIR/NAME.pub; admit it by copying NAME.pub into loomd's workers/ (or clients/).\n"
-    "--token mints a signed bearer token loom1.<subject>.<expiry>.<hmac> for the\n"
-    "'authorization' metadata (TTL 0 = never expires; default 30 days).\n"
+    "--token mints a signed bearer token loom2.<subject>.<tenant>.<role>.<expiry>.<hmac>\n"
+    "for the 'authorization' metadata (TTL 0 = never expires; default 30 days; tenant\n"
+    "'default', role 'user': sees its tenant's runs; 'admin' sees every tenant).\n"
     "--verify checks a token: exit 0 when valid, 1 when not (the reason is printed).\n"
     "The secret comes from --secret, --secret-file (first line) or $LOOM_AUTH_SECRET.\n";
 
@@ -126,7 +128,7 @@ int loom_cmd_keygen(int argc, char **argv)
         return LOOM_EXIT_OK;
     int json = 0, token = 0;
     const char *subject = NULL, *secret_arg = NULL, *secret_file = NULL, *verify = NULL;
-    const char *dir = NULL, *name = NULL;
+    const char *dir = NULL, *name = NULL, *tenant = NULL, *role = NULL;
     long long ttl = 30LL * 24 * 3600;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
@@ -152,6 +154,10 @@ int loom_cmd_keygen(int argc, char **argv)
             dir = argv[++i];
         else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
             name = argv[++i];
+        else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
+            tenant = argv[++i];
+        else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
+            role = argv[++i];
         else {
             fprintf(stderr, "loom keygen: unknown option '%s'\n\n%s", argv[i], usage_text);
             return LOOM_EXIT_USAGE;
@@ -169,16 +175,18 @@ int loom_cmd_keygen(int argc, char **argv)
     if (verify) {
         if (read_secret(secret_arg, secret_file, secret, sizeof secret) != 0)
             return LOOM_EXIT_USAGE;
-        char subj[LOOM_AUTH_MAX_SUBJECT + 1] = "";
-        int rc = loom_auth_token_verify((const uint8_t *)secret, strlen(secret), verify,
-                                        (int64_t)time(NULL), subj, &err);
+        loom_principal_t who = {0};
+        int rc = loom_auth_token_check((const uint8_t *)secret, strlen(secret), verify,
+                                       (int64_t)time(NULL), &who, &err);
         if (json)
-            printf("{\"valid\": %s, \"subject\": \"%s\", \"error\": \"%s\"}\n", rc ? "false" : "true",
-                   subj, rc ? err.msg : "");
+            printf("{\"valid\": %s, \"subject\": \"%s\", \"tenant\": \"%s\", \"role\": \"%s\", "
+                   "\"expires_unix\": %lld, \"error\": \"%s\"}\n",
+                   rc ? "false" : "true", who.subject, who.tenant, who.role,
+                   (long long)who.expiry_unix_s, rc ? err.msg : "");
         else if (rc)
             fprintf(stderr, "loom keygen: invalid token: %s\n", err.msg);
         else
-            printf("valid token for '%s'\n", subj);
+            printf("valid token for '%s' (tenant %s, role %s)\n", who.subject, who.tenant, who.role);
         return rc ? LOOM_EXIT_FAIL : LOOM_EXIT_OK;
     }
     if (token) {
@@ -190,16 +198,18 @@ int loom_cmd_keygen(int argc, char **argv)
             return LOOM_EXIT_USAGE;
         long long expiry = ttl ? (long long)time(NULL) + ttl : 0;
         char tok[LOOM_AUTH_TOKEN_MAX];
-        if (loom_auth_token_make((const uint8_t *)secret, strlen(secret), subject, expiry, tok,
-                                 sizeof tok, &err) != 0) {
+        if (loom_auth_token_mint((const uint8_t *)secret, strlen(secret), subject, tenant, role,
+                                 expiry, tok, sizeof tok, &err) != 0) {
             fprintf(stderr, "loom keygen: %s\n", err.msg);
-            loom_err_hint(&err, "subjects are 1-64 characters of [A-Za-z0-9_-]");
+            loom_err_hint(&err, "subjects and tenants are 1-64 characters of [A-Za-z0-9_-]; "
+                                "roles are user and admin");
             fprintf(stderr, "  hint: %s\n", err.hint);
             return LOOM_EXIT_USAGE;
         }
         if (json)
-            printf("{\"token\": \"%s\", \"subject\": \"%s\", \"expires_unix\": %lld}\n", tok, subject,
-                   expiry);
+            printf("{\"token\": \"%s\", \"subject\": \"%s\", \"tenant\": \"%s\", \"role\": \"%s\", "
+                   "\"expires_unix\": %lld}\n",
+                   tok, subject, tenant ? tenant : "default", role ? role : "user", expiry);
         else
             printf("%s\n", tok);
         return LOOM_EXIT_OK;

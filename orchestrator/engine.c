@@ -3,6 +3,7 @@
  * (results, refusals, retries, lost workers) in engine_results.c
  * (engine_internal.h). */
 #include "orchestrator/engine_internal.h"
+#include "orchestrator/secret_inputs.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -103,6 +104,8 @@ static void run_free(loom_run_t *r)
     free(r->cp);
     free(r->workflow_dir);
     free(r->client_cwd);
+    free(r->tenant);
+    loom_redact_free(r->secrets, r->n_secrets);
     free(r);
 }
 
@@ -680,11 +683,12 @@ int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32]
     }
     if (s->idempotency_key && *s->idempotency_key)
         loom_map_put(e->idem, s->idempotency_key, strdup(r->id));
-    char *inputs = json_dumps(r->inputs, JSON_COMPACT);
+    char *inputs = loom_redact_inputs_json(r->wf, r->inputs); /* secret inputs: "***" */
     loom_store_run_t sr = {.id = r->id, .workflow = r->wf->name, .workflow_yaml = r->yaml,
                            .workflow_file = r->name, .inputs_json = inputs,
                            .state = LOOM_RUN_RUNNING, .created_ms = r->created_ms,
-                           .started_ms = r->created_ms, .deadline_ms = r->deadline_ms};
+                           .started_ms = r->created_ms, .deadline_ms = r->deadline_ms,
+                           .tenant = r->tenant};
     int src = loom_store_run_create(e->cfg.store, &sr, err);
     free(inputs);
     if (src == LOOM_ETOOBIG) { /* the store cannot buffer more: refuse, do not lose it */

@@ -96,6 +96,8 @@ typedef struct loom_submit {
     const char *idempotency_key; /* may be NULL */
     const char *cwd;           /* the client's working directory (absolute): tool.exec's
                                 * default cwd, so relative tool paths work as typed; may be NULL */
+    const char *tenant;        /* whose run (NULL = "default"); Get/List/Watch/Cancel of
+                                * other tenants are refused unless the caller is admin */
 } loom_submit_t;
 
 /* Parses, validates and starts a run. On success copies its id into

@@ -56,6 +56,9 @@ struct loom_run {
     char id[32];
     loom_workflow_t *wf;
     char *yaml, *name, *workflow_dir, *client_cwd;
+    char *tenant;               /* whose run: the submitter's token tenant ("default") */
+    char **secrets;             /* values of secret inputs, redacted from what is written */
+    size_t n_secrets;
     json_t *inputs;
     scope_t *top;
     loom_run_state_t state;

@@ -3,6 +3,7 @@
  * workers, retries with backoff (engine_task_failed, also used by the
  * timeouts in loom_engine_tick). Steps and scopes are in engine.c. */
 #include "orchestrator/engine_internal.h"
+#include "orchestrator/secret_inputs.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -100,6 +101,10 @@ static json_t *model_json(const loom_wf_step_t *ws, const json_t *text, char *ms
     return v;
 }
 
+static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t *t, int ok,
+                            const char *output, size_t len, const char *error, int retryable,
+                            double step_ms);
+
 int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                        uint32_t attempt, int ok, const char *output, size_t len,
                        const char *error, int retryable, double step_ms, loom_err_t *err)
@@ -136,13 +141,36 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
         return loom_err_set(err, LOOM_ENOTFOUND, "stale result for task %s (attempt %u, now %d)",
                             task_id, attempt, t->attempt);
     }
+    /* secret inputs echoed by a tool or a model never reach the store */
+    loom_run_t *r = t->run;
+    char *red_out = NULL, *red_err = NULL;
+    if (r->n_secrets) {
+        size_t n;
+        if ((red_out = loom_redact_text(output, len, r->secrets, r->n_secrets, &n))) {
+            output = red_out;
+            len = n;
+        }
+        if (error && (red_err = loom_redact_text(error, strlen(error), r->secrets, r->n_secrets, &n)))
+            error = red_err;
+    }
+    result_accepted(e, w, t, ok, output, len, error, retryable, step_ms);
+    free(red_out);
+    free(red_err);
+    return 0;
+}
+
+/* An owned result of the current attempt: into the state machines. */
+static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t *t, int ok,
+                            const char *output, size_t len, const char *error, int retryable,
+                            double step_ms)
+{
     w->tasks_done++;
     loom_run_t *r = t->run;
     if (!ok) {
         w->tasks_failed++;
         engine_task_failed(e, t, LOOM_TASK_FAILED, error && *error ? error : "task failed", retryable);
         engine_reap_runs(e);
-        return 0;
+        return;
     }
     json_error_t je;
     json_t *out = len ? json_loadb(output, len, JSON_DECODE_ANY, &je) : json_null();
@@ -160,7 +188,7 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
         w->tasks_failed++;
         engine_task_failed(e, t, LOOM_TASK_FAILED, why, 1);
         engine_reap_runs(e);
-        return 0;
+        return;
     }
     scope_t *sc = t->scope;
     size_t i = t->step;
@@ -184,7 +212,7 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
         engine_finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
     }
     engine_reap_runs(e);
-    return 0;
+    return;
 }
 
 int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
@@ -213,7 +241,12 @@ void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *ta
     loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
     if (!t || t->worker != w || (int)attempt != t->attempt)
         return;
-    engine_task_progress(e, t, text);
+    loom_run_t *r = t->run;
+    char *red = r->n_secrets && text ? loom_redact_text(text, strlen(text), r->secrets,
+                                                        r->n_secrets, NULL)
+                                     : NULL;
+    engine_task_progress(e, t, red ? red : text);
+    free(red);
 }
 
 void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w)

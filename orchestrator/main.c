@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/arena.h"
 #include "common/log.h"
@@ -43,6 +44,10 @@ static const char usage_text[] =
     "  --max-runs N              finished runs kept in memory (default 1000)\n"
     "  --max-active-runs N       refuse submissions beyond N running runs (default 10000)\n"
     "  --auth-token TOKEN        clients must send this token (or $LOOM_AUTH_TOKEN)\n"
+    "  --auth-secret FILE        clients must send tokens from `loom keygen --token`\n"
+    "                            signed with a secret in FILE (one per line, two while\n"
+    "                            rotating); default DIR/auth.secret with --keys DIR\n"
+    "  --tenant-ops FILE         lines 'tenant: op, op': what each named tenant may run\n"
     "  --keys DIR                secure mode (docs/SECURITY.md): CURVE on both ports with\n"
     "                            DIR/loomd.key; workers must present a key from\n"
     "                            DIR/workers/*.pub, clients one from DIR/clients/*.pub\n"
@@ -63,6 +68,7 @@ typedef struct {
     const char *log_level;
     const char *db, *http; /* store engineer: PostgreSQL store, dashboard */
     const char *keys;      /* secure mode: loomd's key folder (protocol/keys.h) */
+    const char *auth_secret; /* token secrets file */
     long db_queue;
 } cfg_t;
 
@@ -110,6 +116,10 @@ static int apply(cfg_t *c, const char *k, const char *v)
         c->o.auth_token = keep(v);
     else if (strcmp(k, "keys") == 0)
         c->keys = keep(v);
+    else if (strcmp(k, "tenant-ops") == 0)
+        c->o.tenant_ops = keep(v);
+    else if (strcmp(k, "auth-secret") == 0)
+        c->auth_secret = keep(v);
     else if (strcmp(k, "ready-file") == 0)
         c->ready_file = keep(v);
     else if (strcmp(k, "log-level") == 0)
@@ -186,6 +196,9 @@ static int load_keys(cfg_t *c, loom_err_t *err)
         return rc;
     }
     c->o.curve_secret_key = keep(sec);
+    snprintf(path, sizeof path, "%s/auth.secret", c->keys);
+    if (!c->auth_secret && access(path, F_OK) == 0)
+        c->auth_secret = keep(path);
     snprintf(path, sizeof path, "%s/workers", c->keys);
     c->o.workers_keys_dir = keep(path);
     snprintf(path, sizeof path, "%s/clients", c->keys);
@@ -278,6 +291,12 @@ int main(int argc, char **argv)
     int rc = 0;
     if (c.keys && load_keys(&c, &err) != 0)
         goto fail;
+    static loom_auth_keyring_t ring;
+    if (c.auth_secret) {
+        if (loom_auth_keyring_load(&ring, c.auth_secret, &err) != 0)
+            goto fail;
+        c.o.auth_keyring = &ring;
+    }
     if (c.db) {
         pg_store = loom_store_pg_open(&(loom_store_pg_opts_t){.url = c.db,
                                                               .queue_max = (size_t)c.db_queue},

@@ -34,6 +34,7 @@ static void rec_clear(rec_t *c)
     free((char *)c->run.workflow_yaml);
     free((char *)c->run.workflow_file);
     free((char *)c->run.inputs_json);
+    free((char *)c->run.tenant);
     while (c->done) {
         done_step_t *d = c->done;
         c->done = d->next;
@@ -79,11 +80,18 @@ static void restore(rec_t *c)
     if (!r)
         return;
     loom_submit_t s = {.yaml = sr->workflow_yaml, .yaml_len = strlen(sr->workflow_yaml),
-                       .name = sr->workflow_file, .inputs_json = sr->inputs_json};
+                       .name = sr->workflow_file, .inputs_json = sr->inputs_json,
+                       .tenant = sr->tenant};
     if (engine_prepare_run(e, r, &s, &err) != 0) {
         char why[600];
         snprintf(why, sizeof why, "loomd restarted and could not rebuild the run: %s", err.msg);
         fail_stored(e, sr, why);
+        engine_run_free(r);
+        return;
+    }
+    if (r->n_secrets) { /* stored as "***": the values are gone with the old loomd */
+        fail_stored(e, sr, "loomd restarted and the run has secret inputs, which are never "
+                           "stored; submit it again");
         engine_run_free(r);
         return;
     }
@@ -154,6 +162,7 @@ static int on_run(void *ud, const loom_store_run_t *run)
     c->run.workflow_yaml = run->workflow_yaml ? strdup(run->workflow_yaml) : NULL;
     c->run.workflow_file = run->workflow_file ? strdup(run->workflow_file) : NULL;
     c->run.inputs_json = run->inputs_json ? strdup(run->inputs_json) : NULL;
+    c->run.tenant = run->tenant ? strdup(run->tenant) : NULL;
     c->run.workflow = c->run.outputs_json = c->run.error = NULL;
     c->have = 1;
     return 0;

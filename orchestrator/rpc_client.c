@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "orchestrator/metrics.h"
 #include "orchestrator/server_internal.h"
+#include "planner/workflow.h"
 #include "protocol/methods.h"
 
 #define COMP "loomd"
@@ -60,6 +61,149 @@ static Loom__V1__DeviceKind device_pb(const char *k)
 static char *adup(loom_arena_t *a, const char *s)
 {
     return loom_arena_strdup(a, s ? s : "");
+}
+
+/* ---- tenants ---------------------------------------------------------------------------
+ * A token's tenant owns the runs it submits; role "user" sees only its
+ * tenant's runs, role "admin" (and the static --auth-token) sees all. loomd
+ * without tokens has one tenant, "default", and no restriction. */
+
+/* The tenant the caller is restricted to; NULL = every tenant. */
+static const char *caller_scope(const loom_msg_t *m)
+{
+    const loom_principal_t *p = loom_msg_principal(m);
+    return p && strcmp(p->role, "admin") != 0 ? p->tenant : NULL;
+}
+
+static int on_tenant(void *ud, const loom_store_run_t *r)
+{
+    snprintf(ud, 65, "%s", r->tenant ? r->tenant : "default");
+    return 0;
+}
+
+/* 0 when the caller may read or cancel run_id; otherwise answers
+ * NOT_FOUND or PERMISSION_DENIED (logged) and returns -1. */
+static int check_run_access(srv_t *s, const loom_msg_t *m, const char *run_id)
+{
+    const char *scope = caller_scope(m);
+    if (!scope)
+        return 0;
+    const loom_origin_t *o = loom_msg_origin(m);
+    char tenant[65] = "";
+    loom_err_t err;
+    int rc = loom_store_run_get(s->store, run_id ? run_id : "", on_tenant, NULL, tenant, &err);
+    if (rc == LOOM_ENOTFOUND) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", run_id ? run_id : "");
+        return -1;
+    }
+    if (rc != 0) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
+        return -1;
+    }
+    if (strcmp(tenant, scope) == 0)
+        return 0;
+    const loom_principal_t *p = loom_msg_principal(m);
+    LOOM_WARN(COMP, "msg=\"request refused: PERMISSION_DENIED\" method=\"%s\" run=%s subject=%s "
+                    "tenant=%s run_tenant=%s",
+              loom_msg_method(m), run_id, p->subject, p->tenant, tenant);
+    loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_PERMISSION_DENIED,
+                          "run '%s' belongs to another tenant", run_id);
+    return -1;
+}
+
+/* ---- per-tenant op limits (loomd --tenant-ops FILE) ---------------------------------- */
+
+/* Lines "tenant: op, op, ..." ('#' comments): that tenant may only submit
+ * workflows whose steps (loop bodies included) use those ops; tenants not
+ * named are not limited. */
+int server_load_tenant_ops(srv_t *s, const char *path, loom_err_t *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return loom_err_set(err, LOOM_EIO, "cannot read --tenant-ops file %s", path);
+    if (!(s->tenant_ops = loom_map_new(free))) {
+        fclose(f);
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    }
+    char line[4096];
+    int ln = 0, rc = 0;
+    while (!rc && fgets(line, sizeof line, f)) {
+        ln++;
+        char *p = line + strspn(line, " \t");
+        p[strcspn(p, "\r\n#")] = '\0';
+        if (!*p)
+            continue;
+        char *colon = strchr(p, ':');
+        if (!colon) {
+            rc = loom_err_set(err, LOOM_EINVAL, "%s:%d: expected 'tenant: op, op, ...'", path, ln);
+            break;
+        }
+        *colon = '\0';
+        p[strcspn(p, " \t")] = '\0';
+        char *ops = colon + 1 + strspn(colon + 1, " \t");
+        char *copy = strdup(ops);
+        if (!copy || loom_map_put(s->tenant_ops, p, copy) != 0) {
+            free(copy);
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static int op_listed(const char *list, const char *op)
+{
+    size_t n = strlen(op);
+    for (const char *p = list; *p;) {
+        p += strspn(p, ", \t");
+        size_t len = strcspn(p, ", \t");
+        if (len == n && strncmp(p, op, n) == 0)
+            return 1;
+        p += len;
+    }
+    return 0;
+}
+
+static const loom_wf_step_t *first_refused(const loom_wf_graph_t *g, const char *allowed)
+{
+    for (size_t i = 0; i < g->n_steps; i++) {
+        const loom_wf_step_t *st = &g->steps[i];
+        if (!op_listed(allowed, loom_op_kind_name(st->op)))
+            return st;
+        const loom_wf_step_t *in = st->body ? first_refused(st->body, allowed) : NULL;
+        if (in)
+            return in;
+    }
+    return NULL;
+}
+
+/* 0 when the caller's tenant may run every op of the workflow; else
+ * answers PERMISSION_DENIED naming the step, the op and the policy. */
+static int check_tenant_ops(srv_t *s, const loom_msg_t *m, const char *tenant,
+                            const Loom__V1__SubmitRequest *rq)
+{
+    const char *allowed = s->tenant_ops ? loom_map_get(s->tenant_ops, tenant) : NULL;
+    if (!allowed || !rq->workflow_yaml)
+        return 0;
+    loom_workflow_t *wf = NULL;
+    loom_diags_t d = LOOM_DIAGS_INIT;
+    const char *name = rq->workflow_name && *rq->workflow_name ? rq->workflow_name : "workflow.yaml";
+    int rc = loom_workflow_parse(name, rq->workflow_yaml, strlen(rq->workflow_yaml), &wf, &d);
+    loom_diags_free(&d);
+    if (rc != 0)
+        return 0; /* the engine reports the parse errors */
+    const loom_wf_step_t *st = first_refused(&wf->graph, allowed);
+    if (st) {
+        LOOM_WARN(COMP, "msg=\"request refused: PERMISSION_DENIED\" method=\"%s\" tenant=%s "
+                        "step=%s op=%s policy=tenant-ops",
+                  loom_msg_method(m), tenant, st->id, loom_op_kind_name(st->op));
+        loom_rpc_reply_status(s->csrv, loom_msg_origin(m), LOOM_STATUS_PERMISSION_DENIED,
+                              "%s:%d: step '%s': tenant '%s' may not run op '%s' (loomd "
+                              "--tenant-ops allows: %s)",
+                              name, st->line, st->id, tenant, loom_op_kind_name(st->op), allowed);
+    }
+    loom_workflow_destroy(&wf);
+    return st ? -1 : 0;
 }
 
 /* ---- building Run messages from store records ---------------------------------- */
@@ -176,6 +320,10 @@ static void rpc_get(srv_t *s, loom_msg_t *m)
         loom_rpc_reply_err(s->csrv, o, &err);
         return;
     }
+    if (check_run_access(s, m, rq->run_id) != 0) {
+        loom_pb_free(rq);
+        return;
+    }
     build_t b = {.a = loom_arena_new(0)};
     int rc = loom_store_run_get(s->store, rq->run_id, on_get_run, on_get_task, &b, &err);
     if (rc != 0 || !b.run) {
@@ -235,6 +383,7 @@ static void rpc_list(srv_t *s, loom_msg_t *m)
                              .workflow = rq->workflow_name && rq->workflow_name[0]
                                              ? rq->workflow_name
                                              : NULL,
+                             .tenant = caller_scope(m),
                              .limit = rq->limit ? (int)(rq->limit > 1000 ? 1000 : rq->limit) : 50};
     build_t b = {.a = loom_arena_new(0)};
     if (loom_store_run_list(s->store, &f, on_list_run, &b, &err) != 0) {
@@ -312,6 +461,17 @@ static void rpc_submit(srv_t *s, loom_msg_t *m)
     for (size_t i = 0; i < rq->n_labels; i++)
         if (rq->labels[i]->key && strcmp(rq->labels[i]->key, "cwd") == 0)
             sub.cwd = rq->labels[i]->value;
+    const loom_principal_t *who = loom_msg_principal(m);
+    sub.tenant = who ? who->tenant : "default";
+    if (check_tenant_ops(s, m, sub.tenant, rq) != 0) {
+        loom_pb_free(rq);
+        return;
+    }
+    char idem[600]; /* idempotency keys are per tenant */
+    if (rq->idempotency_key && *rq->idempotency_key) {
+        snprintf(idem, sizeof idem, "%s/%s", sub.tenant, rq->idempotency_key);
+        sub.idempotency_key = idem;
+    }
     char id[32];
     int rc = loom_engine_submit(s->eng, &sub, id, &err);
     if (rc != 0) {
@@ -343,6 +503,10 @@ static void rpc_cancel(srv_t *s, loom_msg_t *m)
     if (loom_msg_unpack(m, &loom__v1__cancel_request__descriptor, NULL, (ProtobufCMessage **)&rq,
                         &err) != LOOM_STATUS_OK) {
         loom_rpc_reply_err(s->csrv, o, &err);
+        return;
+    }
+    if (check_run_access(s, m, rq->run_id) != 0) {
+        loom_pb_free(rq);
         return;
     }
     Loom__V1__CancelReply rep = LOOM__V1__CANCEL_REPLY__INIT;
@@ -442,6 +606,10 @@ static void rpc_watch(srv_t *s, loom_msg_t *m)
     if (loom_msg_unpack(m, &loom__v1__watch_request__descriptor, NULL, (ProtobufCMessage **)&rq,
                         &err) != LOOM_STATUS_OK) {
         loom_rpc_reply_err(s->csrv, o, &err);
+        return;
+    }
+    if (check_run_access(s, m, rq->run_id) != 0) {
+        loom_pb_free(rq);
         return;
     }
     replay_t rp = {.s = s, .o = o, .include_progress = rq->include_progress};

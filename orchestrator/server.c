@@ -570,7 +570,13 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
             goto out;
         }
     }
+    if (opts->tenant_ops && server_load_tenant_ops(s, opts->tenant_ops, err) != 0) {
+        rc = err->code ? err->code : LOOM_EINVAL;
+        goto out;
+    }
     loom_rpc_server_opts_t co = {.auth_token = opts->auth_token, .sndhwm = 100000,
+                                 .auth = opts->auth_keyring ? loom_auth_check : NULL,
+                                 .auth_ud = (void *)opts->auth_keyring,
                                  .curve_secret_key = opts->curve_secret_key,
                                  .zap_domain = LOOM_ZAP_CLIENTS};
     loom_rpc_server_opts_t wo = {.sndhwm = 1000000, .curve_secret_key = opts->curve_secret_key,
@@ -611,6 +617,8 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
     LOOM_INFO(COMP, "msg=\"loomd serving\" clients=%s workers=%s store=%s heartbeat_ms=%d security=%s",
               loom_rpc_server_endpoint(s->csrv), loom_rpc_server_endpoint(s->wsrv),
               loom_store_name(s->store), s->opts.heartbeat_ms, s->zap ? "curve" : "plain");
+    if (opts->auth_keyring)
+        LOOM_INFO(COMP, "msg=\"clients need signed tokens\" secrets=%d", opts->auth_keyring->n);
     if (!s->zap)
         for (int i = 0; i < 2; i++) {
             const char *ep = loom_rpc_server_endpoint(i ? s->wsrv : s->csrv);
@@ -689,6 +697,7 @@ out:
     loom_registry_destroy(&s->reg);
     loom_zap_destroy(&s->zap);
     loom_map_destroy(&s->worker_keys);
+    loom_map_destroy(&s->tenant_ops);
     if (s->zctx)
         zmq_ctx_term(s->zctx);
     loom_store_destroy(&s->own_store);

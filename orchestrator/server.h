@@ -8,6 +8,7 @@
 
 #include "common/err.h"
 #include "orchestrator/store.h"
+#include "protocol/auth.h"
 
 typedef struct loom_server_opts {
     const char *client_endpoint;  /* default tcp://127.0.0.1:7400 */
@@ -17,13 +18,18 @@ typedef struct loom_server_opts {
     int depth;                    /* tasks in flight per worker slot (default 16) */
     int64_t placement_timeout_ms; /* fail tasks no worker can run after this (default 30000) */
     const char *placement;        /* "least-loaded" (default) or "planner" */
-    const char *auth_token;       /* clients must send it when set */
+    const char *auth_token;       /* accepted from clients (as an admin) when set */
+    /* HMAC tokens (protocol/auth.h, `loom keygen --token`): clients must
+     * present one signed by a secret of the ring; its tenant owns the runs
+     * it submits. NULL (and no auth_token) = no client authentication. */
+    const loom_auth_keyring_t *auth_keyring;
     /* CURVE (orchestrator/zap.h): loomd's secret key (Z85) encrypts both
      * ports; workers must present a key from workers_keys_dir, clients one
      * from clients_keys_dir (NULL = any key). NULL key = plain mode. */
     const char *curve_secret_key;
     const char *workers_keys_dir;
     const char *clients_keys_dir;
+    const char *tenant_ops;       /* file "tenant: op, op" limiting the ops a tenant may submit */
     volatile int *reload;         /* set (e.g. on SIGHUP) to re-read the allow-lists */
     int max_finished_runs;        /* in-memory store bound (default 1000) */
     int max_active_runs;          /* Submit answers RESOURCE_EXHAUSTED past this (default 10000) */

@@ -30,9 +30,12 @@ typedef struct srv {
     uint64_t next_worker;
     loom_zap_t *zap;              /* CURVE mode: the ZAP handler; NULL in plain mode */
     loom_map_t *worker_keys;      /* CURVE mode: worker id -> the key that first registered it */
+    loom_map_t *tenant_ops;       /* --tenant-ops: tenant -> "op, op, ..." it may run; NULL = all */
     int64_t started_ms;
 } srv_t;
 
+/* rpc_client.c: reads loomd --tenant-ops FILE into s->tenant_ops. */
+int server_load_tenant_ops(srv_t *s, const char *path, loom_err_t *err);
 /* rpc_client.c: handles one message from the client socket. */
 void server_on_client_msg(srv_t *s, loom_msg_t *m);
 

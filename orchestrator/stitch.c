@@ -3,6 +3,7 @@
  * outputs, validating run inputs, and turning state changes into run
  * events and store records. */
 #include "orchestrator/engine_internal.h"
+#include "orchestrator/secret_inputs.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -67,6 +68,8 @@ json_t *engine_resolve(void *ctx, const loom_ref_t *ref, loom_err_t *err)
             return NULL;
         }
         return json_incref(rc->item);
+    case LOOM_REF_SECRET: /* stays a reference: only the worker has the value */
+        return json_sprintf("${secrets.%s}", ref->name);
     }
     loom_err_set(err, LOOM_EINTERNAL, "unknown reference kind %d", (int)ref->kind);
     return NULL;
@@ -313,6 +316,7 @@ int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, 
     r->name = strdup(name);
     if (s->cwd && s->cwd[0] == '/')
         r->client_cwd = strdup(s->cwd);
+    r->tenant = strdup(s->tenant && *s->tenant ? s->tenant : "default");
     if (name[0] == '/') { /* compute/vector.search resolve artifacts from here */
         const char *slash = strrchr(name, '/');
         r->workflow_dir = strndup(name, slash > name ? (size_t)(slash - name) : 1);
@@ -377,6 +381,7 @@ int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, 
         json_object_set_new(r->inputs, in->name, kept);
     }
     json_decref(given);
+    r->secrets = loom_redact_collect(r->wf, r->inputs, &r->n_secrets);
     /* SLA and the remaining critical path of each top-level step */
     r->sla_ms = s->sla_latency_ms > 0 ? s->sla_latency_ms
                 : r->wf->sla.set      ? (double)r->wf->sla.latency_ms

@@ -72,6 +72,7 @@ typedef struct loom_store_run {
     const char *inputs_json;   /* object of inputs */
     const char *outputs_json;  /* object of outputs once succeeded */
     const char *error;         /* why it failed, human-readable */
+    const char *tenant;        /* whose run (the token's tenant; "default" without tokens) */
     loom_run_state_t state;
     int64_t created_ms;        /* wall clock, ms since the epoch; 0 = unset */
     int64_t started_ms;
@@ -132,6 +133,7 @@ typedef struct loom_store_worker {
 typedef struct loom_store_filter {
     int state;                 /* a loom_run_state_t, or -1 for any */
     const char *workflow;
+    const char *tenant;        /* only this tenant's runs */
     int limit;                 /* 0 = implementation default (100) */
 } loom_store_filter_t;
 

@@ -99,7 +99,7 @@ static void run_free(mrun_t *r)
     }
     free(r->events);
     const char **strs[] = {&r->r.id, &r->r.workflow, &r->r.workflow_yaml, &r->r.workflow_file,
-                           &r->r.inputs_json, &r->r.outputs_json, &r->r.error};
+                           &r->r.inputs_json, &r->r.outputs_json, &r->r.error, &r->r.tenant};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free((char *)*strs[i]);
     free(r);
@@ -189,6 +189,7 @@ static int mem_run_create(void *self, const loom_store_run_t *run, loom_err_t *e
     r->r.inputs_json = dup(run->inputs_json);
     r->r.outputs_json = dup(run->outputs_json);
     r->r.error = dup(run->error);
+    r->r.tenant = dup(run->tenant);
     r->tasks = loom_map_new(task_free);
     if (!r->r.id || !r->tasks || loom_map_put(m->runs, run->id, r) != 0) {
         run_free(r);
@@ -319,6 +320,8 @@ static int mem_run_list(void *self, const loom_store_filter_t *f, loom_store_run
     int limit = f && f->limit > 0 ? f->limit : 100, n = 0;
     for (mrun_t *r = m->head; r && n < limit; r = r->next) {
         if (f && f->state >= 0 && (int)r->r.state != f->state)
+            continue;
+        if (f && f->tenant && (!r->r.tenant || strcmp(f->tenant, r->r.tenant) != 0))
             continue;
         if (f && f->workflow && (!r->r.workflow || strcmp(f->workflow, r->r.workflow) != 0))
             continue;

@@ -159,8 +159,9 @@ static const loom_pgw_stmt_t stmts[ST__COUNT] = {
         "ON CONFLICT (hash) DO NOTHING", 4},
     [ST_RUN_INSERT] = {"loom_run_insert",
         "INSERT INTO runs (id, workflow_hash, workflow_name, state, inputs, sla_ms, "
-        "predicted_ms, predicted_cost, submitted_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " TS(9) ") ON CONFLICT (id) DO NOTHING", 9},
+        "predicted_ms, predicted_cost, submitted_at, tenant) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " TS(9) ", coalesce($10, 'default')) "
+        "ON CONFLICT (id) DO NOTHING", 10},
     /* Updates the run and, when it reaches a final state, records its SLA
      * outcome from the stored submission time and SLA in the same statement. */
     [ST_RUN_UPDATE] = {"loom_run_update",
@@ -286,7 +287,7 @@ int loom_store_pg_submit_run(loom_store_pg_t *s, const loom_store_pg_run_t *r,
     numbufs_t nb;
     const char *p[] = {r->id, r->workflow_hash, r->workflow_name, r->state ? r->state : "queued",
                        r->inputs, dbl(&nb, 5, r->sla_ms), dbl(&nb, 6, r->predicted_ms),
-                       dbl(&nb, 7, r->predicted_cost), tms(&nb, 8, r->submitted_ms)};
+                       dbl(&nb, 7, r->predicted_cost), tms(&nb, 8, r->submitted_ms), r->tenant};
     return loom_pgw_enqueue(s->writer, ST_RUN_INSERT, p, 1, done, arg, err);
 }
 
@@ -404,7 +405,7 @@ int loom_store_pg_load_unfinished(loom_store_pg_t *s, loom_store_pg_recover_fn f
     PGresult *runs = read_query(s,
         "SELECT r.id, r.workflow_hash, r.workflow_name, r.state, r.inputs, r.sla_ms, "
         "r.predicted_ms, r.predicted_cost, " MS("r.submitted_at") ", " MS("r.started_at") ", "
-        "w.yaml FROM runs r JOIN workflows w ON w.hash = r.workflow_hash "
+        "w.yaml, r.tenant FROM runs r JOIN workflows w ON w.hash = r.workflow_hash "
         "WHERE r.state NOT IN ('succeeded', 'failed', 'cancelled', 'timed_out') "
         "ORDER BY r.submitted_at, r.id", 0, NULL, err);
     if (!runs) {
@@ -426,6 +427,7 @@ int loom_store_pg_load_unfinished(loom_store_pg_t *s, loom_store_pg_recover_fn f
         r->started_ms = tval(runs, i, 9);
         r->finished_ms = 0;
         rec.workflow_yaml = val(runs, i, 10);
+        r->tenant = val(runs, i, 11);
         const char *p[1] = {r->id};
         PGresult *tr = read_query(s,
             "SELECT task_id, step_id, op, state, device_class, worker_id, reason, needs, "
@@ -564,7 +566,7 @@ static int v_run_create(void *self, const loom_store_run_t *run, loom_err_t *err
         .state = loom_store_run_state_name(run->state), .inputs = run->inputs_json,
         .outputs = run->outputs_json, .error = run->error, .sla_ms = sla, .predicted_ms = NAN,
         .predicted_cost = NAN, .submitted_ms = run->created_ms ? run->created_ms : loom_wall_ms(),
-        .started_ms = run->started_ms, .finished_ms = run->finished_ms};
+        .started_ms = run->started_ms, .finished_ms = run->finished_ms, .tenant = run->tenant};
     int rc = loom_store_pg_submit_run(v->pg, &r, NULL, NULL, err);
     if (rc) return rc;
     loom_store_run_create(v->mem, run, NULL);
@@ -647,8 +649,8 @@ static int db_run_get(pgv_t *v, const char *id, loom_store_run_fn run_fn,
         "SELECT r.id, r.workflow_name, w.yaml, r.inputs, r.outputs, r.error, r.state, "
         MS("r.submitted_at") ", " MS("r.started_at") ", " MS("r.finished_at") ", r.sla_ms, "
         "coalesce(NOT s.met, false), (SELECT count(*) FROM tasks t WHERE t.run_id = r.id), "
-        "(SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.state = 'succeeded') "
-        "FROM runs r JOIN workflows w ON w.hash = r.workflow_hash "
+        "(SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.state = 'succeeded'), "
+        "r.tenant FROM runs r JOIN workflows w ON w.hash = r.workflow_hash "
         "LEFT JOIN sla_outcomes s ON s.run_id = r.id WHERE r.id = $1", 1, p, err);
     if (!r) {
         rc = LOOM_EDB;
@@ -667,7 +669,8 @@ static int db_run_get(pgv_t *v, const char *id, loom_store_run_fn run_fn,
                             .created_ms = tval(r, 0, 7), .started_ms = tval(r, 0, 8),
                             .finished_ms = tval(r, 0, 9),
                             .sla_missed = strcmp(val(r, 0, 11), "t") == 0,
-                            .tasks_total = (int)tval(r, 0, 12), .tasks_done = (int)tval(r, 0, 13)};
+                            .tasks_total = (int)tval(r, 0, 12), .tasks_done = (int)tval(r, 0, 13),
+                            .tenant = val(r, 0, 14)};
     run.deadline_ms = isnan(sla) ? 0 : run.created_ms + (int64_t)sla;
     if (run_fn && run_fn(ud, &run) != 0) goto clear;
     if (task_fn) {
@@ -729,7 +732,8 @@ static int v_recovered(void *arg, const loom_store_pg_recovered_t *r) {
                             .workflow_yaml = r->workflow_yaml, .inputs_json = r->run.inputs,
                             .state = st < 0 ? LOOM_RUN_PENDING : (loom_run_state_t)st,
                             .created_ms = r->run.submitted_ms, .started_ms = r->run.started_ms,
-                            .tasks_total = (int)r->n_tasks, .tasks_done = done};
+                            .tasks_total = (int)r->n_tasks, .tasks_done = done,
+                            .tenant = r->run.tenant};
     run.deadline_ms = isnan(r->run.sla_ms) ? 0 : run.created_ms + (int64_t)r->run.sla_ms;
     if (c->run_fn && c->run_fn(c->ud, &run) != 0) return 1;
     for (size_t i = 0; c->task_fn && i < r->n_tasks; i++) {

@@ -160,9 +160,17 @@ static int parse_ref(loom_arena_t *a, const char *text, size_t b, size_t e, loom
     } else if (seg_is(&segs[0], "item")) {
         r->kind = LOOM_REF_ITEM;
         first_path = 1;
+    } else if (seg_is(&segs[0], "secrets")) {
+        if (n != 2 || !segs[1].s)
+            return fail(perr, n < 2 ? e : segs[n > 2 ? 2 : 1].off,
+                        "expected ${secrets.<name>} (a secret is a string: no path after it)");
+        r->kind = LOOM_REF_SECRET;
+        r->name = loom_arena_strndup(a, segs[1].s, segs[1].len);
+        r->name_off = segs[1].off;
+        first_path = 2;
     } else {
         return fail(perr, segs[0].off,
-                    "unknown reference '%.*s' (expected inputs, steps, loop or item)",
+                    "unknown reference '%.*s' (expected inputs, steps, loop, item or secrets)",
                     (int)segs[0].len, segs[0].s);
     }
     if ((r->kind != LOOM_REF_LOOP_ITERATION && r->kind != LOOM_REF_ITEM) && !r->name)
@@ -226,6 +234,7 @@ size_t loom_ref_format(const loom_ref_t *ref, char *buf, size_t n)
     case LOOM_REF_LOOP_ITERATION: PUT("loop.iteration"); break;
     case LOOM_REF_LOOP_PREV: PUT("loop.prev.%s.output", ref->name); break;
     case LOOM_REF_ITEM: PUT("item"); break;
+    case LOOM_REF_SECRET: PUT("secrets.%s", ref->name); break;
     }
     for (size_t i = 0; i < ref->n_path; i++) {
         if (ref->path[i].key)

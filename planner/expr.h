@@ -33,6 +33,9 @@ typedef enum {
     LOOM_REF_LOOP_ITERATION,/* loop.iteration (0-based) */
     LOOM_REF_LOOP_PREV,     /* loop.prev.<id>.output: previous iteration's output, null on iteration 0 */
     LOOM_REF_ITEM,          /* item: the current foreach element */
+    LOOM_REF_SECRET,        /* secrets.<name>: a value only the worker knows; loomd
+                             * renders the reference as written and the worker
+                             * substitutes it (workers/common/secrets.h) */
 } loom_ref_kind_t;
 
 /* One step of a JSON path: .key or [index]. */

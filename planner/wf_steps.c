@@ -123,6 +123,14 @@ static void check_ref(wf_ctx_t *C, const loom_ref_t *r, const loom_value_t *v, c
             wf_report(C, line, col, field, "'item' is only defined in a step with foreach:");
         return;
     }
+    case LOOM_REF_SECRET:
+        for (size_t i = 0; i < C->wf->n_secrets; i++)
+            if (!strcmp(C->wf->secrets[i], r->name))
+                return;
+        loom_err_t *e = wf_report(C, line, col, field, "unknown secret '%s'", r->name);
+        if (e)
+            loom_err_hint(e, "declare it under secrets: (the worker supplies the value)");
+        return;
     }
 }
 

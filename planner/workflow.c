@@ -242,7 +242,7 @@ int wf_get_enum(wf_ctx_t *C, const loom_value_t *v, const char *field, const cha
 /* ---- sections ------------------------------------------------------------------- */
 
 static const char *const top_fields[] = {"version", "name", "description", "sla", "inputs",
-                                         "steps", "outputs", "resources", NULL};
+                                         "steps", "outputs", "resources", "secrets", NULL};
 
 static bool want_map(wf_ctx_t *C, const loom_value_t *v, const char *field, const char *what)
 {
@@ -303,7 +303,7 @@ static bool type_matches(loom_wf_type_t t, const loom_value_t *v)
 
 static void check_inputs(wf_ctx_t *C, const loom_value_t *v)
 {
-    static const char *const known[] = {"type", "default", "required", "description", NULL};
+    static const char *const known[] = {"type", "default", "required", "description", "secret", NULL};
     static const char *const types[] = {"any", "string", "int", "number", "bool", "list", "object", NULL};
     if (!want_map(C, v, "inputs", "a mapping from input names to types"))
         return;
@@ -329,7 +329,7 @@ static void check_inputs(wf_ctx_t *C, const loom_value_t *v)
             continue;
         }
         if (iv->kind != LOOM_VALUE_MAP) {
-            wf_bad_type(C, iv, fi, "a type name or a mapping (type, default, required, description)");
+            wf_bad_type(C, iv, fi, "a type name or a mapping (type, default, required, description, secret)");
             continue;
         }
         const loom_value_t *req = NULL;
@@ -350,8 +350,13 @@ static void check_inputs(wf_ctx_t *C, const loom_value_t *v)
                     wf_bad_type(C, f->value, ff, "a string");
                 else
                     in->description = f->value->str;
+            } else if (!strcmp(f->key, "secret")) {
+                if (f->value->kind != LOOM_VALUE_BOOL)
+                    wf_bad_type(C, f->value, ff, "true or false");
+                else
+                    in->secret = f->value->b;
             } else {
-                wf_unknown_field(C, f, fi, NULL, known, 4);
+                wf_unknown_field(C, f, fi, NULL, known, 5);
             }
         }
         in->required = req && req->kind == LOOM_VALUE_BOOL ? req->b : !in->default_value;
@@ -359,6 +364,26 @@ static void check_inputs(wf_ctx_t *C, const loom_value_t *v)
             wf_report(C, in->default_value->line, in->default_value->col, wf_join(C, fi, "default"),
                    "default does not match type %s: got %s", loom_wf_type_name(in->type),
                    wf_describe(C, in->default_value));
+    }
+}
+
+/* secrets: [NAME, ...] — values the worker supplies (${secrets.NAME}). */
+static void check_secrets(wf_ctx_t *C, const loom_value_t *v)
+{
+    if (v->kind != LOOM_VALUE_SEQ) {
+        wf_bad_type(C, v, "secrets", "a list of secret names");
+        return;
+    }
+    C->wf->secrets = loom_arena_calloc(C->a, v->len ? v->len : 1, sizeof *C->wf->secrets);
+    if (!C->wf->secrets)
+        return;
+    for (size_t i = 0; i < v->len; i++) {
+        const loom_value_t *it = v->items[i];
+        const char *fi = loom_arena_sprintf(C->a, "secrets[%zu]", i);
+        if (it->kind != LOOM_VALUE_STRING || !wf_is_ident(it->str))
+            wf_report(C, it->line, it->col, fi, "a secret name is letters, digits, '_' and '-'");
+        else
+            C->wf->secrets[C->wf->n_secrets++] = it->str;
     }
 }
 
@@ -543,7 +568,7 @@ static void check_document(wf_ctx_t *C, const loom_value_t *root)
         for (size_t k = 0; top_fields[k] && !ok; k++)
             ok = !strcmp(root->entries[i].key, top_fields[k]);
         if (!ok)
-            wf_unknown_field(C, &root->entries[i], "", NULL, top_fields, 8);
+            wf_unknown_field(C, &root->entries[i], "", NULL, top_fields, 9);
     }
     const loom_value_t *v = loom_value_get(root, "version");
     if (!v) {
@@ -578,6 +603,8 @@ static void check_document(wf_ctx_t *C, const loom_value_t *root)
         check_inputs(C, v);
     if ((v = loom_value_get(root, "resources")))
         check_resources(C, v);
+    if ((v = loom_value_get(root, "secrets")))
+        check_secrets(C, v);
     v = loom_value_get(root, "steps");
     if (!v) {
         wf_report(C, root->line, root->col, NULL, "missing required field 'steps'");

@@ -78,6 +78,7 @@ typedef struct loom_wf_input {
     const loom_value_t *default_value; /* NULL when none */
     bool required;            /* true unless a default is given or required: false */
     const char *description;  /* NULL when none */
+    bool secret;              /* secret: true — never stored or shown (orchestrator/redact.h) */
     int line, col;
 } loom_wf_input_t;
 
@@ -168,6 +169,8 @@ typedef struct loom_workflow {
     loom_wf_model_t *models;
     size_t n_indexes;
     loom_wf_index_t *indexes;
+    size_t n_secrets;         /* secrets: names the worker resolves (${secrets.NAME}) */
+    const char **secrets;
     const loom_value_t *root; /* the whole document */
     loom_arena_t *arena;      /* owns everything above */
 } loom_workflow_t;

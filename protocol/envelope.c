@@ -26,6 +26,8 @@ struct loom_msg {
     int status;              /* decode outcome */
     char error[256];
     char peer_key[41];       /* the sender's CURVE public key (ZAP User-Id), "" in plain mode */
+    int has_principal;
+    loom_principal_t principal; /* set by the server's auth check */
 };
 
 void loom_limits_default(loom_limits_t *l)
@@ -285,6 +287,14 @@ void loom_msg_destroy(loom_msg_t **pm)
 int loom_msg_status(const loom_msg_t *m) { return m->status; }
 const char *loom_msg_error(const loom_msg_t *m) { return m->error; }
 const char *loom_msg_peer_key(const loom_msg_t *m) { return m->peer_key; }
+const loom_principal_t *loom_msg_principal(const loom_msg_t *m) { return m->has_principal ? &m->principal : NULL; }
+
+void loom_msg_set_principal(loom_msg_t *m, const loom_principal_t *p)
+{
+    m->has_principal = p != NULL;
+    if (p)
+        m->principal = *p;
+}
 const loom_origin_t *loom_msg_origin(const loom_msg_t *m) { return &m->origin; }
 const Loom__V1__Envelope *loom_msg_envelope(const loom_msg_t *m) { return m->env; }
 const char *loom_msg_method(const loom_msg_t *m) { return m->origin.method; }

@@ -100,6 +100,20 @@ int loom_msg_status(const loom_msg_t *m);
 /* Why it is malformed ("" when OK). Borrowed from m. */
 const char *loom_msg_error(const loom_msg_t *m);
 
+/* Who a request comes from, once the server authenticated it (auth.h):
+ * the token's subject, tenant and role ("admin" sees every tenant). */
+typedef struct loom_principal {
+    char subject[65];
+    char tenant[65];
+    char role[16];
+    int64_t expiry_unix_s; /* 0 = never */
+} loom_principal_t;
+
+/* The authenticated principal of a request; NULL when the server checks
+ * no tokens. Borrowed from m. */
+const loom_principal_t *loom_msg_principal(const loom_msg_t *m);
+void loom_msg_set_principal(loom_msg_t *m, const loom_principal_t *p);
+
 /* The sender's CURVE public key (Z85) as loomd's ZAP handler admitted it;
  * "" on plain sockets. Borrowed from m. */
 const char *loom_msg_peer_key(const loom_msg_t *m);

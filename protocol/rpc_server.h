@@ -37,15 +37,17 @@
 typedef struct loom_rpc_server loom_rpc_server_t;
 
 /* Verifies a request's "authorization" metadata value (NULL when absent).
- * Returns 0 to accept; otherwise fill err (its message is sent back with
+ * Returns 0 to accept and fills who (attached to the message:
+ * loom_msg_principal); otherwise fill err (its message is sent back with
  * UNAUTHENTICATED). */
 typedef int (*loom_rpc_auth_fn)(void *ud, const char *token, const loom_msg_t *m,
-                                loom_err_t *err);
+                                loom_principal_t *who, loom_err_t *err);
 
 typedef struct loom_rpc_server_opts {
     loom_limits_t limits;          /* all-zero = defaults (envelope.h) */
-    const char *auth_token;        /* if set: requests must carry exactly this token */
-    loom_rpc_auth_fn auth;         /* if set: called for every request (after auth_token) */
+    const char *auth_token;        /* if set: this token is accepted (as tenant "default",
+                                    * role "admin": the operator's shared token) */
+    loom_rpc_auth_fn auth;         /* if set: called for requests without auth_token */
     void *auth_ud;
     const char *curve_secret_key;  /* Z85 server secret key (40 chars): enable CURVE encryption */
     const char *zap_domain;        /* ZAP domain of this socket (the handler tells sockets apart) */

@@ -4,6 +4,7 @@ INTEG_TESTS := $(sort $(wildcard tests/integration/test_*.sh))
 $(foreach t,$(INTEG_TESTS),$(eval $(call SCRIPT_TEST,integ_$(patsubst test_%.sh,%,$(notdir $(t))),$(t))))
 # test_hostile.sh speaks the wire protocol from Python (generated modules).
 $(BUILD)/tests/integ_hostile: $(PROTO_PY)
+$(BUILD)/tests/integ_multihost: $(PROTO_PY)
 
 # A FAKE llm.generate worker for the example-workflow test (a helper, not a
 # test): real worker skeleton, scripted answers; see fake_llm_worker.c.

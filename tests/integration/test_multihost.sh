@@ -14,7 +14,10 @@
 #     gets nothing;
 #   - a second admitted key cannot take over an existing worker id; the
 #     same key reconnecting after a restart gets its id back;
-#   - removing a key from the allow-list drops that worker without a restart.
+#   - removing a key from the allow-list drops that worker without a restart;
+#   - tenants: a team-b token cannot Get, List, Watch or Cancel a team-a run
+#     (PERMISSION_DENIED, logged), the owner and an admin can; expired,
+#     forged and missing tokens get UNAUTHENTICATED (logged).
 # Skips (77) where `ip netns` is not permitted.
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 . "$(dirname "$(readlink -f "$0")")/netns.sh"
@@ -33,7 +36,22 @@ cp "$TMP/w1/w1.pub" "$TMP/w2/w2.pub" "$K/workers/"
 
 WF="$ROOT/tests/integration/workflows/secure.yaml"
 CEP=tcp://10.77.3.1:7400
-cli() { on cl env LOOM_ENDPOINT=$CEP LOOM_SERVER_KEY="$K/loomd.pub" "$BIN/loom" "$@"; }
+# Tokens (loomd --keys reads $K/auth.secret): an admin, two tenants, one
+# expired (minted from Python: any language can), one forged (alice's with
+# another tenant written in).
+tok() { "$BIN/loom" keygen --token --secret-file "$K/auth.secret" "$@"; }
+ADMIN=$(tok --subject ops --role admin) && ALICE=$(tok --subject alice --tenant team-a) &&
+  BOB=$(tok --subject bob --tenant team-b) || fail "minting tokens"
+EXPIRED=$(/usr/bin/python3 -c 'import hashlib, hmac, sys
+s = open(sys.argv[1]).readline().strip(); h = "loom2.alice.team-a.user.1000"
+print(h + "." + hmac.new(s.encode(), h.encode(), hashlib.sha256).hexdigest())' "$K/auth.secret")
+FORGED=${ALICE/team-a/team-b}
+as() { local t=$1; shift; on cl env LOOM_ENDPOINT=$CEP LOOM_SERVER_KEY="$K/loomd.pub" LOOM_AUTH_TOKEN="$t" "$BIN/loom" "$@"; }
+cli() { as "$ADMIN" "$@"; }
+probe() { # TOKEN RUN -> JSON of Get/List/Watch/Cancel statuses
+  on cl env PYTHONPATH="$ROOT/$BUILD/gen/py" /usr/bin/python3 "$ROOT/tests/integration/tenant_probe.py" \
+    $CEP "$K/loomd.pub" "$1" "$2"
+}
 
 on_bg hub "$TMP/loomd.log" "$BIN/loomd" --keys "$K" --client 'tcp://*:7400' --workers 'tcp://*:7401' \
   --ready-file "$TMP/ready" --heartbeat-ms 300
@@ -69,7 +87,7 @@ PROMPT="prompt-$(head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 on_bg hub "$TMP/sniff.log" /usr/bin/python3 "$ROOT/tests/integration/sniff.py" "$TMP/cap.bin" "$TMP/cap.ready" h1 h3
 SNIFF=$BG_PID
 for _ in $(seq 100); do [ -f "$TMP/cap.ready" ] && break; sleep 0.05; done
-cli run "$WF" --input api_key="$SECRET" --input prompt="$PROMPT" --json >"$TMP/run.json" 2>"$TMP/run.err" ||
+as "$ALICE" run "$WF" --input api_key="$SECRET" --input prompt="$PROMPT" --json >"$TMP/run.json" 2>"$TMP/run.err" ||
   fail "secure run failed: $(cat "$TMP/run.err")"
 kill -TERM $SNIFF; wait $SNIFF
 /usr/bin/python3 - "$TMP/run.json" "$SECRET" "$PROMPT" <<'PY' || fail "secure run: $(cat "$TMP/run.json")"
@@ -87,6 +105,41 @@ for w in rogue naked; do
   [ -z "$(worker_state $w)" ] || fail "unadmitted worker $w registered"
   grep -q 'msg="registered"' "$TMP/$w.log" && fail "unadmitted worker $w was told it registered"
 done
+
+# --- tenants: bob (team-b) cannot Get, List, Watch or Cancel alice's run;
+# alice and an admin can; expired, forged and missing tokens are refused
+RUN_A=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$TMP/run.json")
+probe "$BOB" "$RUN_A" >"$TMP/p-bob.json" || fail "probe bob"
+probe "$ALICE" "$RUN_A" >"$TMP/p-alice.json" || fail "probe alice"
+probe "$ADMIN" "$RUN_A" >"$TMP/p-admin.json" || fail "probe admin"
+probe "$EXPIRED" "$RUN_A" >"$TMP/p-expired.json" || fail "probe expired"
+probe "$FORGED" "$RUN_A" >"$TMP/p-forged.json" || fail "probe forged"
+probe - "$RUN_A" >"$TMP/p-none.json" || fail "probe without token"
+/usr/bin/python3 - "$TMP" <<'PY' || fail "tenant checks: $(cat "$TMP"/p-*.json)"
+import json, sys
+p = {n: json.load(open(f"{sys.argv[1]}/p-{n}.json")) for n in ("bob", "alice", "admin", "expired", "forged", "none")}
+b = p["bob"]
+assert b["get"] == b["watch"] == b["cancel"] == "PERMISSION_DENIED", b
+assert b["list"] == "OK" and b["listed"] is False, b
+a = p["alice"]
+assert a["get"] == a["watch"] == a["list"] == "OK" and a["listed"] is True, a
+assert a["cancel"] == "OK", a                      # already finished: says so
+assert p["admin"]["get"] == "OK" and p["admin"]["listed"] is True, p["admin"]
+for n in ("expired", "forged", "none"):
+    assert set(p[n].values()) == {"UNAUTHENTICATED"}, (n, p[n])
+PY
+as "$ALICE" status "$RUN_A" --json | grep -q '"state": "succeeded"' || fail "bob's cancel changed alice's run"
+grep -q 'request refused: PERMISSION_DENIED.*subject=bob tenant=team-b run_tenant=team-a' "$TMP/loomd.log" ||
+  fail "wrong-tenant access not logged"
+grep -q 'request refused: UNAUTHENTICATED' "$TMP/loomd.log" || fail "refused tokens not logged"
+# a running run of bob's: alice cannot cancel it, bob can
+printf 'version: 1\nname: slow\nsteps:\n  nap: {op: sleep, ms: 60000}\n' >"$TMP/slow.yaml"
+RUN_B=$(as "$BOB" run "$TMP/slow.yaml" --no-wait 2>"$TMP/slow.err") || fail "slow run: $(cat "$TMP/slow.err")"
+RUN_B=$(echo "$RUN_B" | grep -o 'r-[0-9a-f-]*' | head -1)
+as "$ALICE" cancel "$RUN_B" >"$TMP/cancel-a.out" 2>&1 && fail "alice cancelled bob's run"
+grep -q PERMISSION_DENIED "$TMP/cancel-a.out" || fail "alice's cancel: $(cat "$TMP/cancel-a.out")"
+as "$BOB" status "$RUN_B" --json | grep -q '"state": "running"' || fail "bob's run stopped"
+as "$BOB" cancel "$RUN_B" >/dev/null || fail "bob cannot cancel his own run"
 
 # --- a client without loomd's public key gets nothing
 on cl env LOOM_ENDPOINT=$CEP timeout 5 "$BIN/loom" runs --json >"$TMP/plain-cli.out" 2>&1

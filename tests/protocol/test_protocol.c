@@ -292,6 +292,74 @@ static void auth_tokens(void **state)
     assert_int_equal(loom_auth_token_make(key, 6, "bad subject", 0, tok, sizeof tok, &err), LOOM_EINVAL);
 }
 
+/* loom2 tokens carry tenant and role, all under the signature; garbage
+ * is malformed, never accepted; a keyring of two secrets (rotation)
+ * accepts tokens of either and nothing else. */
+static void auth_tokens_tenant_role_rotation(void **state)
+{
+    (void)state;
+    const uint8_t key[] = "s3cret";
+    char tok[LOOM_AUTH_TOKEN_MAX];
+    loom_principal_t who;
+    loom_err_t err;
+    assert_int_equal(loom_auth_token_mint(key, 6, "alice", "team-a", "admin", 2000000000, tok,
+                                          sizeof tok, &err), 0);
+    assert_int_equal(loom_auth_token_check(key, 6, tok, 1700000000, &who, &err), 0);
+    assert_string_equal(who.subject, "alice");
+    assert_string_equal(who.tenant, "team-a");
+    assert_string_equal(who.role, "admin");
+    assert_int_equal(who.expiry_unix_s, 2000000000);
+    char forged[LOOM_AUTH_TOKEN_MAX];
+    strcpy(forged, tok);
+    strstr(forged, "team-a")[5] = 'b'; /* another tenant, same signature */
+    assert_int_equal(loom_auth_token_check(key, 6, forged, 0, &who, &err), LOOM_EPROTO);
+    strcpy(forged, tok);
+    memcpy(strstr(forged, "admin"), "user.", 5); /* shifts the fields: malformed or forged */
+    assert_int_not_equal(loom_auth_token_check(key, 6, forged, 0, &who, &err), 0);
+    assert_int_equal(loom_auth_token_mint(key, 6, "a", "t", "root", 0, tok, sizeof tok, &err), LOOM_EINVAL);
+    assert_int_equal(loom_auth_token_mint(key, 6, "a", "t.x", "user", 0, tok, sizeof tok, &err), LOOM_EINVAL);
+    char big[1200];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    memcpy(big, "loom2.", 6);
+    const char *garbage[] = {"loom2.", "loom2.a.b.user.0.", "loom2.a.b.root.0.00",
+                             "loom2.a.b.user.x.0000000000000000000000000000000000000000000000000000000000000000",
+                             "loom2.a.b.user.0.0000000000000000000000000000000000000000000000000000000000000000.x",
+                             "loom2..b.user.0.0000000000000000000000000000000000000000000000000000000000000000",
+                             "", "....", big, NULL};
+    for (int i = 0; garbage[i]; i++)
+        assert_int_equal(loom_auth_token_check(key, 6, garbage[i], 0, &who, &err), LOOM_EINVAL);
+    assert_int_equal(loom_auth_token_check(key, 6, NULL, 0, &who, &err), LOOM_EINVAL);
+    /* rotation: the file holds the old and the new secret */
+    char path[] = "/tmp/loom-ring-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char text[] = "# current, then next\nold-secret\n\nnew-secret\n";
+    assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    loom_auth_keyring_t ring;
+    assert_int_equal(loom_auth_keyring_load(&ring, path, &err), 0);
+    assert_int_equal(ring.n, 2);
+    const char *secrets[] = {"old-secret", "new-secret", "third"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(loom_auth_token_mint((const uint8_t *)secrets[i], strlen(secrets[i]), "bob",
+                                              NULL, NULL, 0, tok, sizeof tok, &err), 0);
+        int rc = loom_auth_check(&ring, tok, NULL, &who, &err);
+        assert_int_equal(rc, i < 2 ? 0 : LOOM_EPROTO);
+        if (i < 2)
+            assert_string_equal(who.tenant, "default");
+    }
+    FILE *f = fopen(path, "a");
+    fputs("third\n", f);
+    fclose(f);
+    assert_int_equal(loom_auth_keyring_load(&ring, path, &err), LOOM_EINVAL); /* three secrets */
+    f = fopen(path, "w");
+    fclose(f);
+    assert_int_equal(loom_auth_keyring_load(&ring, path, &err), LOOM_EINVAL); /* none */
+    unlink(path);
+    assert_int_equal(loom_auth_keyring_load(&ring, path, &err), LOOM_EIO);
+}
+
 /* ---- every RPC of rpc.proto through the client ---------------------------------- */
 
 static void loom_rpcs_roundtrip(void **state)
@@ -886,6 +954,7 @@ int main(void)
         cmocka_unit_test(envelope_rejects_malformed),
         cmocka_unit_test(decoded_size_is_bounded),
         cmocka_unit_test(auth_tokens),
+        cmocka_unit_test(auth_tokens_tenant_role_rotation),
         cmocka_unit_test(loom_rpcs_roundtrip),
         cmocka_unit_test(oversized_reply_is_refused_by_client),
         cmocka_unit_test(watch_streams_until_end),

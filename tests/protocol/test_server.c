@@ -500,13 +500,14 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    loom_auth_secret_t sec;
+    loom_auth_keyring_t ring = {0};
     opts.auth_token = token;
     if (secret) {
-        sec.key = (const uint8_t *)secret;
-        sec.len = strlen(secret);
+        ring.keys[0].key = (const uint8_t *)secret;
+        ring.keys[0].len = strlen(secret);
+        ring.n = 1;
         opts.auth = loom_auth_check;
-        opts.auth_ud = &sec;
+        opts.auth_ud = &ring;
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);

@@ -25,6 +25,7 @@ static json_t *resolve(void *ctx, const loom_ref_t *r, loom_err_t *err)
     case LOOM_REF_LOOP_PREV: v = json_object_get(json_object_get(env, "prev"), r->name); break;
     case LOOM_REF_LOOP_ITERATION: v = json_object_get(env, "iteration"); break;
     case LOOM_REF_ITEM: v = json_object_get(env, "item"); break;
+    case LOOM_REF_SECRET: v = json_object_get(json_object_get(env, "secrets"), r->name); break;
     }
     if (!v) {
         loom_err_set(err, LOOM_ENOTFOUND, "test resolver: '%s' not set", r->name ? r->name : "?");
@@ -75,6 +76,12 @@ static void template_refs_are_parsed(void **state)
     assert_int_equal(r2->kind, LOOM_REF_LOOP_PREV);
     assert_string_equal(r2->name, "think");
     assert_null(loom_template_single_ref(t));
+    /* ${secrets.NAME}: a name and nothing after it */
+    assert_int_equal(loom_template_parse(a, "Bearer ${secrets.tok}", 21, &t, &pe), 0);
+    assert_int_equal(loom_template_ref(t, 0)->kind, LOOM_REF_SECRET);
+    assert_string_equal(loom_template_ref(t, 0)->name, "tok");
+    loom_ref_format(loom_template_ref(t, 0), buf, sizeof buf);
+    assert_string_equal(buf, "secrets.tok");
     /* no ${ at all: no template */
     assert_int_equal(loom_template_parse(a, "plain $ text {x}", 16, &t, &pe), 0);
     assert_null(t);
@@ -100,6 +107,8 @@ static void template_parse_errors_have_offsets(void **state)
         {"${steps.a.output..x}", 17, "unexpected '.'"},
         {"${loop.iter}", 7, "expected loop.iteration"},
         {"${inputs.a b}", 10, "unexpected ' ' in reference"},
+        {"${secrets}", 9, "expected ${secrets.<name>}"},
+        {"${secrets.a.b}", 12, "no path after it"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         loom_arena_t *a = loom_arena_new(0);

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "workers/common/policy.h"
 
 extern char **environ;
 
@@ -235,6 +236,18 @@ int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
         }
         if ((rc = strv_push(&argv, s)) != 0)
             goto done;
+    }
+    char exe[4096]; /* the worker's --allow-exec policy (policy.h) */
+    if ((rc = loom_policy_check_exec(argv.v[0], exe, sizeof exe, err)) != 0) {
+        out->permanent = 1;
+        goto done;
+    }
+    if (strcmp(exe, argv.v[0]) != 0) {
+        free(argv.v[0]);
+        if (!(argv.v[0] = strdup(exe))) {
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            goto done;
+        }
     }
     if ((rc = build_env(in, &env, out, err)) != 0)
         goto done;

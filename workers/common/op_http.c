@@ -15,6 +15,8 @@
 #include "workers/common/ops.h"
 
 #include <curl/curl.h>
+
+#include "workers/common/policy.h"
 #include <pthread.h>
 #include <string.h>
 
@@ -92,6 +94,10 @@ int loom_op_tool_http(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     const char *url = json_string_value(json_object_get(in, "url"));
     if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
         return bad(out, err, "url", "url must be an http:// or https:// URL");
+    if (loom_policy_check_url(url, err) != 0) { /* the worker's --allow-hosts */
+        out->permanent = 1;
+        return LOOM_EINVAL;
+    }
     json_t *jbody = json_object_get(in, "body");
     const char *method = json_string_value(json_object_get(in, "method"));
     if (!method)

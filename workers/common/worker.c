@@ -26,6 +26,8 @@
 #include "loom/v1/worker.pb-c.h"
 #include "protocol/envelope.h"
 #include "protocol/keys.h"
+#include "workers/common/policy.h"
+#include "workers/common/secrets.h"
 
 #define COMP "worker"
 
@@ -135,6 +137,17 @@ static void outbox_push(worker_t *w, loom_op_ctx_t *t)
     (void)n;
 }
 
+/* Worker-side secrets (secrets.h) never leave the worker: *text (len
+ * bytes, NUL-terminated) gets "***" in their place. */
+static void redact(char **text, size_t *len)
+{
+    char *r = *text && loom_secrets_count() ? loom_secrets_redact(*text, *len, len) : NULL;
+    if (r) {
+        free(*text);
+        *text = r;
+    }
+}
+
 int loom_op_progress(loom_op_ctx_t *ctx, const char *data, size_t n)
 {
     loom_op_ctx_t *p = calloc(1, sizeof *p);
@@ -147,6 +160,7 @@ int loom_op_progress(loom_op_ctx_t *ctx, const char *data, size_t n)
     memcpy(p->output, data, n);
     p->output[n] = 0;
     p->output_len = n;
+    redact(&p->output, &p->output_len);
     p->attempt = ctx->attempt;
     p->is_progress = 1;
     p->seq = atomic_fetch_add(&ctx->progress_seq, 1) + 1;
@@ -190,6 +204,9 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
             rc = loom_err_set(&err, LOOM_EPARSE, "task input is not JSON: %s (line %d)",
                               jerr.text, jerr.line);
             out.permanent = 1;
+        } else if (t->input_len && memmem(t->input_json, t->input_len, "${secrets.", 10) &&
+                   (rc = loom_secrets_substitute(&input, &err)) != 0) {
+            out.permanent = 1; /* a secret this worker does not have */
         } else {
             if (t->flags & LOOM_OP_SERIAL)
                 pthread_mutex_lock(&w->serial_mu);
@@ -224,6 +241,11 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
         if (!msg[0])
             snprintf(msg, sizeof msg, "op %s failed: %s", t->op, loom_err_name(rc));
         t->error = strdup(msg);
+    }
+    redact(&t->output, &t->output_len);
+    if (t->error) {
+        size_t elen = strlen(t->error);
+        redact(&t->error, &elen);
     }
     json_decref(out.json);
     loom_buf_free(&out.bytes);
@@ -958,6 +980,12 @@ static void usage(FILE *f, const char *prog, const char *kind)
             "  --heartbeat-ms N   heartbeat interval (default: loomd's, 1000)\n"
             "  --price USD        price per hour of this device, for the planner\n"
             "  --ops LIST         offer only these ops (comma-separated), e.g. tool.exec,echo\n"
+            "  --allow-exec LIST  tool.exec runs only these programs (names looked up in the\n"
+            "                     worker's PATH, or absolute paths), e.g. python3,/usr/bin/jq\n"
+            "  --allow-hosts LIST tool.http reaches only these hosts (.example.com: the domain\n"
+            "                     and its subdomains)\n"
+            "  --secret NAME=FILE a value for ${secrets.NAME} in workflows (repeatable; also\n"
+            "                     $LOOM_SECRET_NAME); replaced by *** in whatever goes back\n"
             "  --server-key KEY   CURVE: loomd's public key (Z85 or loomd.pub; $LOOM_SERVER_KEY)\n"
             "  --key FILE         CURVE: this worker's key pair (NAME.key; $LOOM_WORKER_KEY);\n"
             "                     loomd admits it when NAME.pub is in its workers/ folder\n"
@@ -972,6 +1000,7 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
     o.endpoint = getenv("LOOM_WORKER_ENDPOINT");
     o.server_key = getenv("LOOM_SERVER_KEY");
     o.key_file = getenv("LOOM_WORKER_KEY");
+    const char *allow_exec = NULL, *allow_hosts = NULL; /* policy.h */
     const char *lvl = getenv("LOOM_LOG_LEVEL");
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
     int nrest = 0;
@@ -1001,6 +1030,18 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
             o.only_ops = v;
         else if (TAKE("--server-key"))
             o.server_key = v;
+        else if (TAKE("--allow-exec"))
+            allow_exec = v;
+        else if (TAKE("--secret")) {
+            loom_err_t serr;
+            if (loom_secrets_add_file(v, &serr) != 0) {
+                fprintf(stderr, "%s: %s\n", argv[0], serr.msg);
+                free(rest);
+                return 2;
+            }
+        }
+        else if (TAKE("--allow-hosts"))
+            allow_hosts = v;
         else if (TAKE("--key"))
             o.key_file = v;
         else if (TAKE("--log-level"))
@@ -1035,6 +1076,14 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     loom_err_t err;
     loom_err_clear(&err);
+    if (loom_policy_set(allow_exec, allow_hosts, &err) != 0 || loom_secrets_add_env(&err) != 0) {
+        fprintf(stderr, "%s: %s\n", argv[0], err.msg);
+        free(rest);
+        return 2;
+    }
+    if (allow_exec || allow_hosts)
+        LOOM_INFO(COMP, "msg=\"tool policy\" allow_exec=\"%s\" allow_hosts=\"%s\"",
+                  allow_exec ? allow_exec : "*", allow_hosts ? allow_hosts : "*");
     void *self = NULL;
     int rc = backend->init ? backend->init(&self, nrest, rest, &err) : 0;
     free(rest);

@@ -18,7 +18,8 @@ SELECT r.id, r.workflow_name AS workflow, r.state, r.submitted_at,
        coalesce(t.cost, 0) AS cost,
        coalesce(t.n_tasks, 0) AS n_tasks,
        coalesce(t.n_done, 0) AS n_done,
-       r.error
+       r.error,
+       r.tenant
 FROM runs r
 LEFT JOIN sla_outcomes s ON s.run_id = r.id
 LEFT JOIN (SELECT run_id, sum(cost) AS cost, count(*) AS n_tasks,
@@ -52,7 +53,8 @@ GROUP BY 1;
 CREATE VIEW v_cost_per_run AS
 SELECT r.id AS run_id, r.workflow_name AS workflow, r.state, r.submitted_at,
        coalesce(sum(t.cost), 0) AS cost,
-       r.predicted_cost
+       r.predicted_cost,
+       r.tenant
 FROM runs r LEFT JOIN tasks t ON t.run_id = r.id
 GROUP BY r.id;
 
@@ -109,12 +111,14 @@ GROUP BY 1, 2;
 
 -- Where each step ran and why (the plan's explanation), with timing.
 CREATE VIEW v_step_placement AS
-SELECT run_id, task_id, step_id, op, state, device_class, worker_id, reason,
-       needs, predicted_ms, actual_ms, cost, attempts, started_at, finished_at
-FROM tasks;
+SELECT t.run_id, t.task_id, t.step_id, t.op, t.state, t.device_class, t.worker_id, t.reason,
+       t.needs, t.predicted_ms, t.actual_ms, t.cost, t.attempts, t.started_at, t.finished_at,
+       r.tenant
+FROM tasks t JOIN runs r ON r.id = t.run_id;
 
 CREATE VIEW v_run_events AS
-SELECT id, run_id, task_id, at, kind, detail FROM events;
+SELECT e.id, e.run_id, e.task_id, e.at, e.kind, e.detail, r.tenant
+FROM events e JOIN runs r ON r.id = e.run_id;
 
 CREATE VIEW v_fleet AS
 SELECT w.id, w.device_class, w.device_name, w.slots, w.state, w.last_seen,

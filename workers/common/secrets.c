@@ -1,0 +1,173 @@
+/* secrets.c — worker-side secrets (see secrets.h). */
+#include "workers/common/secrets.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/redact.h"
+
+#define MAX_SECRETS 256
+#define MAX_SECRET_BYTES (64 * 1024)
+
+extern char **environ;
+
+static char *names[MAX_SECRETS], *values[MAX_SECRETS];
+static size_t count;
+
+static int add(const char *name, size_t name_len, char *value, loom_err_t *err)
+{
+    if (count == MAX_SECRETS) {
+        free(value);
+        return loom_err_set(err, LOOM_EINVAL, "more than %d secrets", MAX_SECRETS);
+    }
+    for (size_t i = 0; i < name_len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-')) {
+            free(value);
+            return loom_err_set(err, LOOM_EINVAL, "secret name '%.*s': letters, digits, '_', '-'",
+                                (int)name_len, name);
+        }
+    }
+    if (!name_len || !(names[count] = strndup(name, name_len))) {
+        free(value);
+        return loom_err_set(err, LOOM_EINVAL, "empty secret name");
+    }
+    values[count++] = value;
+    return 0;
+}
+
+int loom_secrets_add_file(const char *spec, loom_err_t *err)
+{
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec || !eq[1])
+        return loom_err_set(err, LOOM_EINVAL, "--secret wants NAME=FILE, got '%s'", spec);
+    FILE *f = fopen(eq + 1, "r");
+    if (!f)
+        return loom_err_set(err, LOOM_EIO, "--secret %.*s: cannot read %s: %s", (int)(eq - spec),
+                            spec, eq + 1, strerror(errno));
+    char *buf = malloc(MAX_SECRET_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, MAX_SECRET_BYTES + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > MAX_SECRET_BYTES) {
+        free(buf);
+        return loom_err_set(err, LOOM_EINVAL, "--secret %s: larger than %d bytes", spec,
+                            MAX_SECRET_BYTES);
+    }
+    if (n && buf[n - 1] == '\n')
+        n--;
+    buf[n] = '\0';
+    return add(spec, (size_t)(eq - spec), buf, err);
+}
+
+int loom_secrets_add_env(loom_err_t *err)
+{
+    static const char prefix[] = "LOOM_SECRET_";
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, prefix, sizeof prefix - 1) != 0)
+            continue;
+        const char *name = *e + sizeof prefix - 1, *eq = strchr(name, '=');
+        char *value = eq ? strdup(eq + 1) : NULL;
+        if (!value)
+            continue;
+        int rc = add(name, (size_t)(eq - name), value, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+size_t loom_secrets_count(void) { return count; }
+
+static const char *lookup(const char *name, size_t n)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strlen(names[i]) == n && strncmp(names[i], name, n) == 0)
+            return values[i];
+    return NULL;
+}
+
+/* s with each ${secrets.NAME} replaced; NULL + err when one is unknown. */
+static char *substitute_str(const char *s, loom_err_t *err, int *changed)
+{
+    static const char open[] = "${secrets.";
+    loom_buf_t b = LOOM_BUF_INIT;
+    const char *p = s, *h;
+    while ((h = strstr(p, open))) {
+        const char *name = h + sizeof open - 1, *close = strchr(name, '}');
+        if (!close)
+            break;
+        const char *v = lookup(name, (size_t)(close - name));
+        if (!v) {
+            loom_err_set(err, LOOM_ENOTFOUND,
+                         "secret '%.*s' is not configured on this worker", (int)(close - name), name);
+            loom_err_hint(err, "start the worker with --secret %.*s=FILE or LOOM_SECRET_%.*s=VALUE",
+                          (int)(close - name), name, (int)(close - name), name);
+            loom_buf_free(&b);
+            return NULL;
+        }
+        loom_buf_append(&b, p, (size_t)(h - p));
+        loom_buf_puts(&b, v);
+        p = close + 1;
+        *changed = 1;
+    }
+    loom_buf_puts(&b, p);
+    return loom_buf_detach(&b, NULL);
+}
+
+static int walk(json_t **v, loom_err_t *err)
+{
+    if (json_is_string(*v)) {
+        if (!strstr(json_string_value(*v), "${secrets."))
+            return 0;
+        int changed = 0;
+        char *s = substitute_str(json_string_value(*v), err, &changed);
+        if (!s)
+            return LOOM_ENOTFOUND;
+        json_t *n = changed ? json_string(s) : NULL;
+        free(s);
+        if (n) {
+            json_decref(*v);
+            *v = n;
+        }
+        return 0;
+    }
+    if (json_is_array(*v)) {
+        for (size_t i = 0; i < json_array_size(*v); i++) {
+            json_t *it = json_incref(json_array_get(*v, i));
+            int rc = walk(&it, err);
+            if (!rc)
+                json_array_set(*v, i, it);
+            json_decref(it);
+            if (rc)
+                return rc;
+        }
+    } else if (json_is_object(*v)) {
+        const char *k;
+        json_t *it;
+        void *tmp;
+        json_object_foreach_safe(*v, tmp, k, it) {
+            json_t *c = json_incref(it);
+            int rc = walk(&c, err);
+            if (!rc)
+                json_object_set(*v, k, c);
+            json_decref(c);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int loom_secrets_substitute(json_t **input, loom_err_t *err)
+{
+    return walk(input, err);
+}
+
+char *loom_secrets_redact(const char *text, size_t len, size_t *out_len)
+{
+    return count ? loom_redact_text(text, len, values, count, out_len) : NULL;
+}
