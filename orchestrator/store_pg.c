@@ -505,16 +505,45 @@ const char *const loom_store_pg_query_names[] = {
     "recent_runs", "live_runs", "sla", "sla_hourly", "cost_workflow", "cost_hourly",
     "utilisation", "cost_model_error", "fleet", "run_steps", "run_events", NULL};
 
+/* The per-run and run-list queries restricted to one tenant (their views
+ * carry runs.tenant); the fleet-wide aggregates have no such form. */
+static const struct { const char *name, *sql; } tenant_queries[] = {
+    {"recent_runs", JSON_OF("SELECT * FROM v_recent_runs WHERE tenant = $1 "
+                            "ORDER BY submitted_at DESC, id LIMIT 50")},
+    {"live_runs", JSON_OF("SELECT * FROM v_live_runs WHERE tenant = $1 ORDER BY submitted_at, id")},
+    {"run_steps", JSON_OF("SELECT * FROM v_step_placement WHERE tenant = $1 AND run_id = $2 "
+                          "ORDER BY started_at NULLS LAST, task_id")},
+    {"run_events", JSON_OF("SELECT * FROM v_run_events WHERE tenant = $1 AND run_id = $2 ORDER BY id")},
+};
+
 int loom_store_pg_query_json(loom_store_pg_t *s, const char *name, const char *arg,
                              loom_buf_t *out, loom_err_t *err) {
+    return loom_store_pg_query_json_tenant(s, name, arg, NULL, out, err);
+}
+
+int loom_store_pg_query_json_tenant(loom_store_pg_t *s, const char *name, const char *arg,
+                                    const char *tenant, loom_buf_t *out, loom_err_t *err) {
     size_t i = 0;
     while (i < NQUERIES && strcmp(queries[i].name, name) != 0) i++;
     if (i == NQUERIES) return loom_err_set(err, LOOM_ENOTFOUND, "unknown query '%s'", name);
     if (queries[i].takes_arg && !arg)
         return loom_err_set(err, LOOM_EINVAL, "query '%s' needs an argument", name);
-    const char *p[1] = {arg};
+    const char *sql = queries[i].sql;
+    const char *p[2] = {arg, NULL};
+    int np = queries[i].takes_arg;
+    if (tenant) {
+        size_t k = 0, nt = sizeof tenant_queries / sizeof tenant_queries[0];
+        while (k < nt && strcmp(tenant_queries[k].name, name) != 0) k++;
+        if (k == nt)
+            return loom_err_set(err, LOOM_EPROTO, "'%s' spans every tenant: it needs the admin role",
+                                name);
+        sql = tenant_queries[k].sql;
+        p[0] = tenant;
+        p[1] = arg;
+        np++;
+    }
     pthread_mutex_lock(&s->read_mu);
-    PGresult *r = read_query(s, queries[i].sql, queries[i].takes_arg, p, err);
+    PGresult *r = read_query(s, sql, np, p, err);
     int rc = LOOM_EDB;
     if (r) {
         rc = PQntuples(r) == 1 ? loom_buf_puts(out, PQgetvalue(r, 0, 0)) : LOOM_EINTERNAL;

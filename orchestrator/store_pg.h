@@ -153,6 +153,11 @@ int loom_store_pg_load_unfinished(loom_store_pg_t *s, loom_store_pg_recover_fn f
  * LOOM_ENOTFOUND for an unknown name. */
 int loom_store_pg_query_json(loom_store_pg_t *s, const char *name, const char *arg,
                              loom_buf_t *out, loom_err_t *err);
+/* The same, restricted to tenant's runs (NULL = every tenant): the run
+ * lists and per-run queries only; others fail with LOOM_EPROTO (they span
+ * every tenant: admin only). */
+int loom_store_pg_query_json_tenant(loom_store_pg_t *s, const char *name, const char *arg,
+                                    const char *tenant, loom_buf_t *out, loom_err_t *err);
 /* Names accepted by loom_store_pg_query_json, NULL-terminated. */
 extern const char *const loom_store_pg_query_names[];
 

@@ -5,10 +5,26 @@
 const COLORS = { cpu: '#4e79a7', gpu: '#59a14f', npu: '#f28e2b' };
 let selectedRun = null;
 
+// loomd in secure mode answers 401 without a bearer token (docs/SECURITY.md):
+// ask for one once, keep it in this browser's localStorage, send it on every
+// request; a token that stops working (expired, rotated) is asked for again.
+let token = localStorage.getItem('loom-token') || '';
 async function get(path) {
-  const r = await fetch(path, { cache: 'no-store' });
-  if (!r.ok && r.status !== 503) throw new Error(path + ': ' + r.status);
-  return r.json();
+  for (let tries = 0; ; tries++) {
+    const used = token;
+    const headers = used ? { Authorization: 'Bearer ' + used } : {};
+    const r = await fetch(path, { cache: 'no-store', headers });
+    if (r.status === 401 && token !== used) continue; // another request asked meanwhile
+    if (r.status === 401 && tries < 2) {
+      const t = window.prompt('This loomd needs a token (loom keygen --token ...):', '');
+      if (t === null) throw new Error(path + ': 401 (no token given)');
+      token = t.trim();
+      localStorage.setItem('loom-token', token);
+      continue;
+    }
+    if (!r.ok && r.status !== 503) throw new Error(path + ': ' + r.status);
+    return r.json();
+  }
 }
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
