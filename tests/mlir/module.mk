@@ -13,7 +13,7 @@ $(eval $(call TEST,mlir_gpu,tests/mlir/test_gpu.c,$(BUILD)/lib/libloom_cudrv.a $
 # kernel compiles, JIT code speed (bench/mlir_bench.c).
 $(BUILD)/bench/mlir_bench: $(call objs,bench/mlir_bench.c) $(MLIR_TEST_ARCHIVES)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,bench/mlir_bench.c) -Wl,--start-group $(MLIR_TEST_ARCHIVES) -Wl,--end-group $(MLIR_LDLIBS)
+	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,bench/mlir_bench.c) -Wl,--start-group $(MLIR_TEST_ARCHIVES) -Wl,--end-group $(MLIR_LDLIBS) -lopenblas
 .PHONY: bench-mlir
 bench-mlir: $(BUILD)/bench/mlir_bench
 	@echo "== bench-mlir: $(BUILD)/bench/mlir_bench"
