@@ -3,6 +3,8 @@
 MLIR_TEST_ARCHIVES := $(BUILD)/lib/libloom_mlir.a $(BUILD)/lib/libloom_common.a
 $(eval $(call TEST,mlir_unit,tests/mlir/test_kernels.c tests/mlir/test_lower.c tests/mlir/test_runner.c,$(MLIR_TEST_ARCHIVES),-lcmocka $(MLIR_LDLIBS)))
 $(eval $(call SCRIPT_TEST,mlir_golden,tests/mlir/golden.sh))
+$(eval $(call SCRIPT_TEST,mlir_kernels_numpy,tests/mlir/test_kernels_numpy.sh))
+$(BUILD)/tests/mlir_kernels_numpy: $(BUILD)/bin/loom
 # GPU launch test: PTX from `loom kernel`, launched through the CUDA driver,
 # then the GPU worker's compute path (runner + driver); skips without a
 # device. The second (and last) MLIR-linked test binary.
