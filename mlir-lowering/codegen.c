@@ -352,6 +352,8 @@ int loom_codegen_llvm(loom_mlir_t *m, const char *src, size_t n, const char *fil
 /* ---- GPU ---------------------------------------------------------------- */
 
 typedef struct {
+    loom_mlir_t *m;
+    const char *filename;
     loom_gpu_unit_t *u;
     char names[LOOM_GPU_MAX_LAUNCHES][64]; /* gpu.binary symbol per module */
     int rc;
@@ -366,8 +368,24 @@ static int module_index(gpu_walk_t *w, MlirStringRef name)
     return -1;
 }
 
+/* Views that keep the base pointer: with the bare-pointer convention a
+ * kernel receives the base buffer's pointer and rebuilds the view from its
+ * static type (shape, strides, static offset), so a launch operand that is
+ * a view of a kernel argument is that argument's buffer. */
+static int is_pointer_view(MlirOperation op)
+{
+    static const char *const views[] = {"memref.expand_shape", "memref.collapse_shape", "memref.subview",
+                                        "memref.reinterpret_cast", "memref.cast"};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++)
+        if (op_is(op, views[i]))
+            return 1;
+    return 0;
+}
+
 static int const_value(MlirValue v, loom_karg_t *k)
 {
+    while (!mlirValueIsABlockArgument(v) && is_pointer_view(mlirOpResultGetOwner(v)))
+        v = mlirOperationGetOperand(mlirOpResultGetOwner(v), 0);
     if (mlirValueIsABlockArgument(v)) {
         k->kind = LOOM_KARG_BUFFER;
         k->index = mlirBlockArgumentGetArgNumber(v);
@@ -465,9 +483,13 @@ static MlirWalkResult collect_launches(MlirOperation op, void *user)
     u->nlaunches++;
     return MlirWalkResultAdvance;
 bad:
-    w->rc = loom_err_set(w->err, LOOM_EINTERNAL,
-                         "GPU lowering produced a launch Loom cannot describe (non-constant "
-                         "grid or argument)");
+    /* Located at the launch, i.e. at the user's op it was made from. */
+    loom_mlir_diag_begin(w->m);
+    mlirEmitError(mlirOperationGetLocation(op),
+                  "GPU lowering produced a launch Loom cannot describe (a grid size, or an "
+                  "argument that is neither a constant nor a view of a kernel buffer with a "
+                  "static offset)");
+    w->rc = loom_mlir_diag_fail(w->m, w->err, LOOM_EINVAL, "lowering to PTX", w->filename);
     return MlirWalkResultInterrupt;
 }
 
@@ -487,7 +509,7 @@ int loom_codegen_ptx(loom_mlir_t *m, const char *src, size_t n, const char *file
     rc = loom_mlir_run_pipeline(m, mod, loom_codegen_pipeline(LOOM_TARGET_GPU, arch, pipe, sizeof pipe),
                                 "lowering to PTX", filename, err);
     if (!rc) {
-        gpu_walk_t w = {.u = u, .err = err};
+        gpu_walk_t w = {.m = m, .filename = filename, .u = u, .err = err};
         snprintf(u->arch, sizeof u->arch, "%s", arch);
         mlirOperationWalk(mlirModuleGetOperation(mod), collect_binaries, &w, MlirWalkPreOrder);
         if (!w.rc)
