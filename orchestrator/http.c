@@ -37,6 +37,7 @@ struct loom_http {
     int fd, port;
     loom_metrics_t *metrics;
     loom_store_pg_t *pg;
+    loom_http_auth_t auth;
 };
 
 /* One request, kept by MHD between calls of the access handler. */
@@ -46,6 +47,8 @@ typedef struct http_req {
     const char *method, *path; /* owned by MHD for the request's lifetime */
     int head;                  /* HEAD: MHD drops the body itself */
     int refused;               /* a reply was queued before the body arrived */
+    loom_principal_t who;      /* set by http_admit (http_auth.h) */
+    char why[300];             /* why http_admit refused it */
     loom_buf_t body;
 } http_req_t;
 
@@ -71,6 +74,8 @@ static enum MHD_Result reply(http_req_t *rq, unsigned code, const char *type, co
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (code == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"loomd\"");
     enum MHD_Result ok = MHD_queue_response(rq->conn, code, r);
     MHD_destroy_response(r);
     return ok;
@@ -105,6 +110,12 @@ static unsigned http_admit(http_req_t *rq, const char **why) {
     if (strcmp(rq->method, "GET") != 0 && !rq->head) {
         *why = "only GET and HEAD";
         return MHD_HTTP_METHOD_NOT_ALLOWED;
+    }
+    const char *bearer = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Authorization");
+    if (loom_http_authorize(&rq->h->auth, rq->path, bearer, &rq->who, rq->why, sizeof rq->why) != 200) {
+        LOOM_WARN("http", "msg=\"request refused: 401\" path=\"%s\" why=\"%s\"", rq->path, rq->why);
+        *why = rq->why;
+        return MHD_HTTP_UNAUTHORIZED;
     }
     return 0;
 }
@@ -164,10 +175,13 @@ static enum MHD_Result route_view(http_req_t *rq) {
     if (has < 0) return reply_error(rq, 400, "bad run id");
     loom_buf_t b = LOOM_BUF_INIT;
     loom_err_t err = {0};
-    int rc = loom_store_pg_query_json(rq->h->pg, rq->path + 5, has ? run : NULL, &b, &err);
+    const char *tenant = strcmp(rq->who.role, "admin") == 0 ? NULL : rq->who.tenant;
+    int rc = loom_store_pg_query_json_tenant(rq->h->pg, rq->path + 5, has ? run : NULL, tenant, &b,
+                                             &err);
     if (rc == 0) return reply_buf(rq, 200, "application/json", &b);
     loom_buf_free(&b);
-    return reply_error(rq, rc == LOOM_ENOTFOUND ? 404 : rc == LOOM_EINVAL ? 400 : 503, err.msg);
+    return reply_error(rq, rc == LOOM_ENOTFOUND ? 404 : rc == LOOM_EINVAL ? 400
+                           : rc == LOOM_EPROTO ? 403 : 503, err.msg);
 }
 
 static enum MHD_Result route_asset(http_req_t *rq) {
@@ -268,6 +282,7 @@ loom_http_t *loom_http_new(const loom_http_opts_t *o, loom_err_t *err) {
     h->fd = -1;
     h->metrics = o->metrics;
     h->pg = o->pg;
+    h->auth = o->auth;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;

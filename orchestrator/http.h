@@ -17,11 +17,15 @@
  * head bounded by 16 KiB of connection memory (414/431 beyond), a body by
  * 1 MiB (413). Every request passes one admission check (http_admit in
  * http.c) before it is routed; malformed requests get a 4xx or are closed,
- * never a crash. */
+ * never a crash. With token secrets (loomd --auth-secret/--keys) every
+ * route but /healthz needs "Authorization: Bearer <token>" (401 otherwise,
+ * logged) and a non-admin token sees only its tenant's runs in /api
+ * (403 for the fleet-wide views); loomd --http-open lifts that. */
 #ifndef LOOM_ORCHESTRATOR_HTTP_H
 #define LOOM_ORCHESTRATOR_HTTP_H
 
 #include "common/err.h"
+#include "orchestrator/http_auth.h"
 #include "orchestrator/metrics.h"
 #include "orchestrator/store_pg.h"
 
@@ -31,6 +35,7 @@ typedef struct loom_http_opts {
     const char *listen;       /* "HOST:PORT"; PORT 0 picks a free one */
     loom_metrics_t *metrics;  /* required; borrowed for the server's lifetime */
     loom_store_pg_t *pg;      /* optional; borrowed; enables /api/<query> */
+    loom_http_auth_t auth;    /* bearer tokens (http_auth.h); all-zero = open */
 } loom_http_opts_t;
 
 /* Binds and starts the server thread. NULL with err set when the address

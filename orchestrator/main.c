@@ -58,7 +58,10 @@ static const char usage_text[] =
     "                            migrates the schema, resumes unfinished runs at start\n"
     "  --db-queue N              writes buffered while the database is slow or down\n"
     "                            before new submissions are refused (default 65536)\n"
-    "  --http HOST:PORT          serve the dashboard, /metrics and /healthz there\n"
+    "  --http HOST:PORT          serve the dashboard, /metrics and /healthz there; with\n"
+    "                            tokens (--auth-secret, --keys) all but /healthz need\n"
+    "                            'Authorization: Bearer <token>'\n"
+    "  --http-open yes           serve them without tokens anyway\n"
     "  --log-level L             debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
     "  --help                    this text\n";
 
@@ -69,6 +72,7 @@ typedef struct {
     const char *db, *http; /* store engineer: PostgreSQL store, dashboard */
     const char *keys;      /* secure mode: loomd's key folder (protocol/keys.h) */
     const char *auth_secret; /* token secrets file */
+    int http_open;           /* --http-open yes: no tokens on the HTTP side */
     long db_queue;
 } cfg_t;
 
@@ -118,7 +122,11 @@ static int apply(cfg_t *c, const char *k, const char *v)
         c->keys = keep(v);
     else if (strcmp(k, "tenant-ops") == 0)
         c->o.tenant_ops = keep(v);
-    else if (strcmp(k, "auth-secret") == 0)
+    else if (strcmp(k, "http-open") == 0) {
+        if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+            return 2;
+        c->http_open = strcmp(v, "yes") == 0;
+    } else if (strcmp(k, "auth-secret") == 0)
         c->auth_secret = keep(v);
     else if (strcmp(k, "ready-file") == 0)
         c->ready_file = keep(v);
@@ -177,7 +185,7 @@ static int load_config(cfg_t *c, const char *path)
             fprintf(stderr, "%s:%d: %s: unknown option (see loomd --help)\n", path, ln, k);
             bad = 1;
         } else if (rc == 2) {
-            fprintf(stderr, "%s:%d: %s: expected a positive integer, got '%s'\n", path, ln, k, v);
+            fprintf(stderr, "%s:%d: %s: expected %s, got '%s'\n", path, ln, k, strcmp(k, "http-open") ? "a positive integer" : "yes or no", v);
             bad = 1;
         }
     }
@@ -259,7 +267,7 @@ int main(int argc, char **argv)
             return 2;
         }
         if (rc == 2) {
-            fprintf(stderr, "loomd: %s: expected a positive integer, got '%s'\n", a, v);
+            fprintf(stderr, "loomd: %s: expected %s, got '%s'\n", a, strcmp(a, "--http-open") ? "a positive integer" : "yes or no", v);
             return 2;
         }
     }
@@ -308,8 +316,12 @@ int main(int argc, char **argv)
     }
     c.o.metrics = metrics;
     if (c.http) {
-        http = loom_http_new(&(loom_http_opts_t){.listen = c.http, .metrics = metrics, .pg = pg},
-                             &err);
+        loom_http_opts_t ho = {.listen = c.http, .metrics = metrics, .pg = pg,
+                               .auth = {.keyring = c.o.auth_keyring, .static_token = c.o.auth_token,
+                                        .open = c.http_open}};
+        if (c.http_open && (c.o.auth_keyring || c.o.auth_token))
+            LOOM_WARN("loomd", "msg=\"--http-open: the dashboard, /api and /metrics answer without a token\"");
+        http = loom_http_new(&ho, &err);
         if (!http)
             goto fail;
     }

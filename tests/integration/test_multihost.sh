@@ -17,7 +17,9 @@
 #   - removing a key from the allow-list drops that worker without a restart;
 #   - tenants: a team-b token cannot Get, List, Watch or Cancel a team-a run
 #     (PERMISSION_DENIED, logged), the owner and an admin can; expired,
-#     forged and missing tokens get UNAUTHENTICATED (logged).
+#     forged and missing tokens get UNAUTHENTICATED (logged);
+#   - the dashboard, /api and /metrics answer 401 (WWW-Authenticate: Bearer)
+#     without a valid token, /healthz stays open.
 # Skips (77) where `ip netns` is not permitted.
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 . "$(dirname "$(readlink -f "$0")")/netns.sh"
@@ -54,7 +56,7 @@ probe() { # TOKEN RUN -> JSON of Get/List/Watch/Cancel statuses
 }
 
 on_bg hub "$TMP/loomd.log" "$BIN/loomd" --keys "$K" --client 'tcp://*:7400' --workers 'tcp://*:7401' \
-  --ready-file "$TMP/ready" --heartbeat-ms 300
+  --ready-file "$TMP/ready" --heartbeat-ms 300 --http 0.0.0.0:7480
 for _ in $(seq 200); do [ -f "$TMP/ready" ] && break; sleep 0.05; done
 [ -f "$TMP/ready" ] || fail "loomd did not start"
 
@@ -140,6 +142,17 @@ as "$ALICE" cancel "$RUN_B" >"$TMP/cancel-a.out" 2>&1 && fail "alice cancelled b
 grep -q PERMISSION_DENIED "$TMP/cancel-a.out" || fail "alice's cancel: $(cat "$TMP/cancel-a.out")"
 as "$BOB" status "$RUN_B" --json | grep -q '"state": "running"' || fail "bob's run stopped"
 as "$BOB" cancel "$RUN_B" >/dev/null || fail "bob cannot cancel his own run"
+
+# --- the HTTP side: 401 without a token (dashboard, /api, /metrics), /healthz open
+code() { on cl curl -s -o /dev/null -w '%{http_code}' "$@"; }
+for p in / /api/summary /metrics /api/recent_runs; do
+  [ "$(code "http://10.77.3.1:7480$p")" = 401 ] || fail "HTTP $p answered without a token"
+done
+[ "$(code -H "Authorization: Bearer $FORGED" http://10.77.3.1:7480/metrics)" = 401 ] || fail "HTTP took a forged token"
+[ "$(code http://10.77.3.1:7480/healthz)" = 200 ] || fail "/healthz is not open"
+[ "$(code -H "Authorization: Bearer $ALICE" http://10.77.3.1:7480/metrics)" = 200 ] || fail "HTTP refused a valid token"
+[ "$(code -H "Authorization: Bearer $ADMIN" http://10.77.3.1:7480/)" = 200 ] || fail "the dashboard refused an admin"
+on cl curl -s -D - -o /dev/null http://10.77.3.1:7480/ | grep -qi '^WWW-Authenticate: Bearer' || fail "401 without WWW-Authenticate"
 
 # --- a client without loomd's public key gets nothing
 on cl env LOOM_ENDPOINT=$CEP timeout 5 "$BIN/loom" runs --json >"$TMP/plain-cli.out" 2>&1
