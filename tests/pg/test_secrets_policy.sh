@@ -6,7 +6,9 @@
 #     really used the value (its digest matches), and neither value is in
 #     PostgreSQL (runs, tasks, events), `loom status`, or any log; an
 #     error message carrying a secret is redacted too;
-#   - runs carry the token's tenant in PostgreSQL and v_recent_runs;
+#   - runs carry the token's tenant in PostgreSQL and v_recent_runs; the
+#     dashboard's /api shows a user only its tenant's runs (fleet-wide
+#     views need the admin role);
 #   - the worker's --allow-exec / --allow-hosts refuse a step at once with
 #     an error naming the policy; loomd --tenant-ops refuses a workflow
 #     using an op the tenant may not run (PERMISSION_DENIED, naming it).
@@ -17,7 +19,9 @@ ADMIN=$(tok --subject ops --role admin); ALICE=$(tok --subject alice --tenant te
 CAROL=$(tok --subject carol --tenant team-c)
 printf 'team-c: echo, noop\n' >"$TMP/tenant-ops"
 export LOOM_AUTH_TOKEN=$ADMIN
-start_loomd --db "$DB_URL" --auth-secret "$TMP/keys/auth.secret" --tenant-ops "$TMP/tenant-ops"
+HTTP_PORT=$(free_port)
+start_loomd --db "$DB_URL" --auth-secret "$TMP/keys/auth.secret" --tenant-ops "$TMP/tenant-ops" \
+  --http 127.0.0.1:$HTTP_PORT
 TOKEN_VALUE="tok-$(head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 KEY_VALUE="key-$(head -c8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf '%s\n' "$TOKEN_VALUE" >"$TMP/token.secret"
@@ -51,6 +55,16 @@ done
 [ "$(q "SELECT inputs::jsonb->>'api_key' FROM runs WHERE id = '$id'")" = '***' ] || fail "stored input not redacted"
 [ "$(q "SELECT tenant FROM runs WHERE id = '$id'")" = team-a ] || fail "runs.tenant"
 [ "$(q "SELECT tenant FROM v_recent_runs WHERE id = '$id'")" = team-a ] || fail "v_recent_runs.tenant"
+
+# the dashboard's views: a user sees its tenant's runs only, fleet-wide views need admin
+BOB=$(tok --subject bob --tenant team-b)
+api() { curl -s -H "Authorization: Bearer $1" "http://127.0.0.1:$HTTP_PORT/api/$2"; }
+api "$ALICE" recent_runs | grep -q "\"$id\"" || fail "alice does not see her run in /api/recent_runs"
+api "$BOB" recent_runs | grep -q "\"$id\"" && fail "bob sees alice's run in /api/recent_runs"
+api "$BOB" "run_steps?run=$id" | grep -q echo_input && fail "bob reads the steps of alice's run"
+api "$ADMIN" recent_runs | grep -q "\"$id\"" || fail "admin does not see every tenant"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BOB" "http://127.0.0.1:$HTTP_PORT/api/fleet")" = 403 ] ||
+  fail "a user read a fleet-wide view"
 
 # tool policy on the worker: refused at once (attempt 1 of 3), naming the flag
 printf 'version: 1\nname: pol\nsteps:\n  rm:\n    op: tool.exec\n    argv: [rm, -rf, /nonexistent]\n    retries: 2\n' >"$TMP/exec.yaml"
