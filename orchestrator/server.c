@@ -578,9 +578,9 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
                                  .auth = opts->auth_keyring ? loom_auth_check : NULL,
                                  .auth_ud = (void *)opts->auth_keyring,
                                  .curve_secret_key = opts->curve_secret_key,
-                                 .zap_domain = LOOM_ZAP_CLIENTS};
+                                 .zap_domain = s->zap ? LOOM_ZAP_CLIENTS : NULL};
     loom_rpc_server_opts_t wo = {.sndhwm = 1000000, .curve_secret_key = opts->curve_secret_key,
-                                 .zap_domain = LOOM_ZAP_WORKERS};
+                                 .zap_domain = s->zap ? LOOM_ZAP_WORKERS : NULL};
     s->csrv = loom_rpc_server_new(s->zctx, s->opts.client_endpoint, &co, err);
     if (!s->csrv) {
         rc = err->code ? err->code : LOOM_EIO;
