@@ -72,14 +72,19 @@ json_t *engine_resolve(void *ctx, const loom_ref_t *ref, loom_err_t *err)
     return NULL;
 }
 
-/* Step fields that steer the engine rather than the op. */
-static int control_key(const char *k)
+/* Step fields that steer the engine rather than the op. A loop's body,
+ * until and max_iterations steer the engine too, but only on a loop: on
+ * other ops those names are the op's own (tool.http's `body`). */
+static int control_key(loom_op_kind_t op, const char *k)
 {
     static const char *const keys[] = {"op", "needs", "when", "foreach", "retries", "timeout_ms",
-                                       "expect", "steps", "body", "until", "max_iterations",
-                                       "description", "id"};
+                                       "expect", "description", "id"};
+    static const char *const loop_keys[] = {"steps", "body", "until", "max_iterations"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcmp(k, keys[i]) == 0)
+            return 1;
+    for (size_t i = 0; op == LOOM_OP_LOOP && i < sizeof loop_keys / sizeof *loop_keys; i++)
+        if (strcmp(k, loop_keys[i]) == 0)
             return 1;
     return 0;
 }
@@ -107,7 +112,7 @@ int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char *
     const loom_value_t *node = s->node;
     for (size_t k = 0; node && node->kind == LOOM_VALUE_MAP && k < node->len; k++) {
         const loom_value_entry_t *en = &node->entries[k];
-        if (control_key(en->key))
+        if (control_key(s->op, en->key))
             continue;
         json_t *v = NULL;
         int rc_ = loom_value_render(en->value, engine_resolve, rc, &v, err);

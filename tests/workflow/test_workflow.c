@@ -277,6 +277,11 @@ static void step_validation_messages(void **state)
     CASE("steps:\n  a: {op: tool.exec, argv: [ls, [x]]}\n", "steps.a.argv[1]: expected a string, got a list");
     CASE("steps:\n  a: {op: tool.exec, argv: [ls], env: {A: [1]}}\n", "steps.a.env.A: expected a string");
     CASE("steps:\n  a: {op: tool.http}\n", "missing required field 'url' for op tool.http");
+    CASE("steps:\n  a: {op: tool.http, url: http://h/, expect_status: [200, 6xx]}\n",
+         "steps.a.expect_status[1]: expected a status code (100-599) or a class like \"2xx\"");
+    CASE("steps:\n  a: {op: tool.http, url: http://h/, expect_status: 99}\n",
+         "steps.a.expect_status: expected a status code (100-599)");
+    CASE("steps:\n  a: {op: tool.http, url: http://h/, method: FETCH}\n", "steps.a.method:");
     CASE("steps:\n  a: {op: compute, kernel: lib/k.cu}\n", "kernel file 'lib/k.cu' must end in .mlir");
     CASE("steps:\n  a: {op: loop, max_iterations: 0, body: {b: {op: noop}}}\n",
          "steps.a.max_iterations: must be a positive integer, got 0");
