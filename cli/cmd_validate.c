@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "cli/mcp_spec.h"
 #include "planner/catalog.h"
 #include "planner/fleet.h"
 #include "planner/profile.h"
@@ -26,10 +27,16 @@ static const char usage_text[] =
     "\n"
     "  --json   print one JSON document with the result of every file\n"
     "  --quiet  print only errors\n"
+    "  --offline  do not contact the MCP servers of tool.mcp steps\n"
     "\n"
     "The planner's own files are recognised by their top-level keys and checked\n"
     "with their loaders: hardware catalogs (devices:, links:), fleets (catalog:,\n"
-    "devices:), measured profiles (ops:) and workloads (workflows:).\n";
+    "devices:), measured profiles (ops:) and workloads (workflows:).\n"
+    "\n"
+    "tool.mcp steps are checked against their server when it can be reached\n"
+    "(a stdio server in resources.tools is started for the check): the tool\n"
+    "must exist and literal arguments must match its input schema. An\n"
+    "unreachable server is a warning.\n";
 
 /* ---- text output ------------------------------------------------------------ */
 
@@ -236,7 +243,7 @@ int loom_cmd_validate(int argc, char **argv)
 {
     if (loom_cli_wants_help(argc, argv, usage_text))
         return LOOM_EXIT_OK;
-    bool json = false, quiet = false, opts = true;
+    bool json = false, quiet = false, opts = true, offline = false;
     int nfiles = 0;
     for (int i = 1; i < argc; i++) {
         if (opts && !strcmp(argv[i], "--")) {
@@ -245,6 +252,8 @@ int loom_cmd_validate(int argc, char **argv)
             json = true;
         } else if (opts && (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))) {
             quiet = true;
+        } else if (opts && !strcmp(argv[i], "--offline")) {
+            offline = true;
         } else if (opts && argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "loom validate: unknown option '%s'\n%s", argv[i], usage_text);
             return LOOM_EXIT_USAGE;
@@ -292,6 +301,10 @@ int loom_cmd_validate(int argc, char **argv)
         loom_workflow_t *wf = NULL;
         if (loom_workflow_load(argv[i], &wf, &d) != 0)
             rc = LOOM_EXIT_FAIL;
+        if (wf && !offline && loom_cli_mcp_check(wf, 15000, quiet || json, &d) > 0) {
+            loom_workflow_destroy(&wf);
+            rc = LOOM_EXIT_FAIL;
+        }
         if (json)
             json_array_append_new(results, wf ? ok_json(wf) : errors_json(argv[i], &d));
         else if (wf && !quiet)

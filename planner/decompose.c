@@ -290,6 +290,7 @@ static int add_step(dctx_t *C, const loom_wf_step_t *s, const char *prefix, doub
     }
     case LOOM_OP_TOOL_EXEC:
     case LOOM_OP_TOOL_HTTP:
+    case LOOM_OP_TOOL_MCP: /* an external call like tool.http: latency, not FLOPs */
         base_node(&n, s->op == LOOM_OP_TOOL_EXEC ? LOOM_GOP_TOOL_EXEC : LOOM_GOP_TOOL_HTTP, full, s, im, ix, C);
         tool_latency(s, s->op == LOOM_OP_TOOL_EXEC ? DEF_TOOL_EXEC_MS : DEF_TOOL_HTTP_MS, &n, C);
         break;

@@ -240,6 +240,8 @@ static const fspec_t f_http[] = {
     {"method", F_METHOD, false}, {"url", F_STR, true}, {"headers", F_STR_MAP, false},
     {"body", F_ANY, false}, {"max_output_bytes", F_INT_POS, false}, {"fail_on", F_FAIL_ON, false},
     {"expect_status", F_STATUS, false}, {"parse", F_PARSE, false}, {NULL, 0, false}};
+static const fspec_t f_mcp[] = {
+    {"server", F_STR, true}, {"tool", F_STR, true}, {"arguments", F_ANY, false}, {NULL, 0, false}};
 static const fspec_t f_compute[] = {{"kernel", F_KERNEL, true}, {"args", F_ANY, false}, {NULL, 0, false}};
 static const fspec_t f_noop[] = {{NULL, 0, false}};
 static const fspec_t f_sleep[] = {{"ms", F_INT_NONNEG, true}, {"fail", F_STR, false}, {NULL, 0, false}};
@@ -252,6 +254,7 @@ static const fspec_t *const op_fields[LOOM_OP__COUNT] = {
     [LOOM_OP_EMBED] = f_embed,           [LOOM_OP_VECTOR_SEARCH] = f_search, [LOOM_OP_TOOL_EXEC] = f_exec,
     [LOOM_OP_TOOL_HTTP] = f_http,        [LOOM_OP_COMPUTE] = f_compute,     [LOOM_OP_NOOP] = f_noop,
     [LOOM_OP_SLEEP] = f_sleep,           [LOOM_OP_ECHO] = f_echo,           [LOOM_OP_LOOP] = f_loop,
+    [LOOM_OP_TOOL_MCP] = f_mcp,
 };
 
 static const char *const common_fields[] = {"op", "needs", "when", "foreach", "retries", "timeout_ms",

@@ -290,5 +290,7 @@ int loom_ops_add_tools(loom_ops_t *ops)
     int rc = loom_ops_add(ops, "tool.exec", loom_op_tool_exec, NULL, 0);
     if (!rc)
         rc = loom_ops_add(ops, "tool.http", loom_op_tool_http, NULL, 0);
+    if (!rc)
+        rc = loom_ops_add(ops, "tool.mcp", loom_op_tool_mcp, NULL, 0);
     return rc;
 }

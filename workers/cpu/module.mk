@@ -12,4 +12,4 @@ $(eval $(call LIB,llm,$(LLM_SRCS)))
 LLM_ARCHIVES := $(BUILD)/lib/libloom_llm.a $(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_common.a
 LLM_LDLIBS := -lm -ljansson $(COMMON_LDLIBS)
 CLI_ARCHIVES += $(BUILD)/lib/libloom_llm.a $(BUILD)/lib/libloom_worker.a
-CLI_LDLIBS += -lm -ljansson
+CLI_LDLIBS += -lm -ljansson -lcurl
