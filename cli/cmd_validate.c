@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "cli/mcp_spec.h"
+#include "cli/model_files.h"
 #include "planner/catalog.h"
 #include "planner/fleet.h"
 #include "planner/profile.h"
@@ -301,6 +302,10 @@ int loom_cmd_validate(int argc, char **argv)
         loom_workflow_t *wf = NULL;
         if (loom_workflow_load(argv[i], &wf, &d) != 0)
             rc = LOOM_EXIT_FAIL;
+        if (wf && loom_cli_models_from_files(wf, quiet || json, &d) > 0) {
+            loom_workflow_destroy(&wf);
+            rc = LOOM_EXIT_FAIL;
+        }
         if (wf && !offline && loom_cli_mcp_check(wf, 15000, quiet || json, &d) > 0) {
             loom_workflow_destroy(&wf);
             rc = LOOM_EXIT_FAIL;
