@@ -208,6 +208,7 @@ typedef enum {
     F_PARSE,      /* tool.exec: auto | json | text */
     F_FAIL_ON,    /* tool.http: 4xx5xx | 5xx | never */
     F_STATUS,     /* tool.http: a status code, a class like "2xx", or a list of them */
+    F_SCHEMA,     /* llm.generate: a JSON Schema (a mapping, no templates) */
 } ftype_t;
 
 typedef struct fspec {
@@ -220,7 +221,8 @@ static const fspec_t f_generate[] = {
     {"model", F_MODEL, true}, {"prompt", F_STR, false}, {"system", F_STR, false},
     {"messages", F_MESSAGES, false}, {"max_tokens", F_INT_POS, false}, {"temperature", F_NUM_NONNEG, false},
     {"top_p", F_PROB, false}, {"top_k", F_INT_NONNEG, false}, {"stop", F_STR_LIST, false},
-    {"seed", F_INT, false}, {"format", F_FORMAT, false}, {"raw", F_BOOL, false}, {NULL, 0, false}};
+    {"seed", F_INT, false}, {"format", F_FORMAT, false}, {"schema", F_SCHEMA, false}, {"raw", F_BOOL, false},
+    {NULL, 0, false}};
 static const fspec_t f_prefill[] = {
     {"model", F_MODEL, true}, {"prompt", F_STR, true}, {"system", F_STR, false}, {NULL, 0, false}};
 static const fspec_t f_decode[] = {
@@ -444,6 +446,10 @@ static void check_field(wf_ctx_t *C, loom_wf_step_t *s, const fspec_t *f, const 
     case F_PARSE: wf_get_enum(C, v, field, parses, "parse mode"); break;
     case F_FAIL_ON: wf_get_enum(C, v, field, fail_ons, "fail_on value"); break;
     case F_STATUS: check_statuses(C, v, field); break;
+    case F_SCHEMA:
+        if (v->kind != LOOM_VALUE_MAP)
+            wf_bad_type(C, v, field, "a JSON Schema mapping (type, properties, required, items, enum)");
+        break;
     case F_KERNEL: check_kernel(C, v, field); break;
     case F_MESSAGES:
         if (v->kind != LOOM_VALUE_SEQ || v->len == 0) {
