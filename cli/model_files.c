@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "workers/common/gguf.h"
+#include "llm/gguf.h"
 
 static int64_t u32(const loom_gguf_t *g, const char *arch, const char *key)
 {
