@@ -8,7 +8,7 @@ $(eval $(call LIB,llm,$(LLM_SRCS)))
 # KV caches travel by reference through the worker's object store
 # (workers/common/objstore.c: ZeroMQ, objects.proto in libloom_protocol.a).
 LLM_ARCHIVES := $(BUILD)/lib/libloom_llm.a $(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a
-LLM_LDLIBS := -lm -ljansson -lzmq -lprotobuf-c $(COMMON_LDLIBS)
+LLM_LDLIBS := -lm -ljansson -lzmq -lprotobuf-c -lxxhash $(COMMON_LDLIBS)
 CLI_ARCHIVES += $(BUILD)/lib/libloom_llm.a $(BUILD)/lib/libloom_worker.a
 CLI_LDLIBS += -lm -ljansson
 

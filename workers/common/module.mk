@@ -4,4 +4,4 @@
 # system libraries to WORKER_LDLIBS.
 WORKER_SRCS := $(wildcard workers/common/*.c)
 $(eval $(call LIB,worker,$(WORKER_SRCS)))
-WORKER_LDLIBS += -ljansson -lcurl -lzmq -lprotobuf-c
+WORKER_LDLIBS += -ljansson -lcurl -lzmq -lprotobuf-c -lxxhash

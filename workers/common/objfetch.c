@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
 #include <zmq.h>
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/sha.h"
 #include "loom/v1/objects.pb-c.h"
 
 #define COMP "objects"
@@ -35,14 +35,19 @@ static void make_ctx(void) { zctx = zmq_ctx_new(); }
 
 static double now_s(void) { return (double)loom_clock_ms() / 1000.0; }
 
-static int check_digest(loom_sha256_t *h, const loom_objref_t *r, loom_err_t *e) {
-    uint8_t dg[32];
-    char hex[65];
-    if (loom_sha256_final(h, dg)) return loom_err_set(e, LOOM_EIO, "SHA-256 failed");
-    loom_hex(dg, 32, hex);
-    if (strcmp(hex, r->id))
-        return loom_err_set(e, LOOM_EPARSE, "checksum mismatch: object %.16s… arrived as %.16s…", r->id, hex);
+static int check_digest(XXH3_state_t *h, const loom_objref_t *r, loom_err_t *e) {
+    char hex[33];
+    loom_objstore_checksum_hex(XXH3_128bits_digest(h), hex);
+    if (strcmp(hex, r->checksum))
+        return loom_err_set(e, LOOM_EPARSE, "checksum mismatch: object %.16s… (XXH3-128 %.12s…) arrived as %.12s…",
+                            r->id, r->checksum, hex);
     return 0;
+}
+
+static XXH3_state_t *hash_new(void) {
+    XXH3_state_t *h = XXH3_createState();
+    if (h) XXH3_128bits_reset(h);
+    return h;
 }
 
 /* Same-host path: 1 when it applied (rc in *rc), 0 when the file is not
@@ -56,7 +61,7 @@ static int same_host(const loom_objref_t *r, uint8_t *buf, int *rc, loom_err_t *
         close(fd);
         return 0;
     }
-    loom_sha256_t *h = loom_sha256_new();
+    XXH3_state_t *h = hash_new();
     size_t got = 0;
     *rc = h ? 0 : loom_err_set(e, LOOM_ENOMEM, "out of memory");
     while (!*rc && got < r->size) {
@@ -64,12 +69,12 @@ static int same_host(const loom_objref_t *r, uint8_t *buf, int *rc, loom_err_t *
         ssize_t k = read(fd, buf + got, want);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) { *rc = loom_err_set(e, LOOM_EIO, "cannot read %s: %s", r->path, k ? strerror(errno) : "short file"); break; }
-        loom_sha256_update(h, buf + got, (size_t)k);
+        XXH3_128bits_update(h, buf + got, (size_t)k);
         got += (size_t)k;
     }
     close(fd);
     if (!*rc) *rc = check_digest(h, r, e);
-    loom_sha256_destroy(&h);
+    XXH3_freeState(h);
     return 1;
 }
 
@@ -86,7 +91,7 @@ static int send_req(void *s, const loom_objref_t *r, uint64_t seq, uint64_t off,
 
 /* Receives one answer: header frame + data written straight into buf. */
 static int recv_chunk(void *s, const loom_objref_t *r, uint64_t seq, uint64_t off, uint32_t len, uint8_t *buf,
-                      loom_sha256_t *h, loom_err_t *e) {
+                      XXH3_state_t *h, loom_err_t *e) {
     uint8_t hb[1024];
     int hl = zmq_recv(s, hb, sizeof hb, 0);
     if (hl < 0) return loom_err_set(e, LOOM_EIO, "receiving from %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
@@ -110,7 +115,7 @@ static int recv_chunk(void *s, const loom_objref_t *r, uint64_t seq, uint64_t of
         int k = zmq_recv(s, buf + off, len, 0);
         zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
         if (k != (int)len || more) rc = loom_err_set(e, LOOM_EPROTO, "chunk at %llu has %d bytes, not %u", (unsigned long long)off, k, len);
-        else loom_sha256_update(h, buf + off, len);
+        else XXH3_128bits_update(h, buf + off, len);
     }
     while (more) { /* drop the rest of a bad message */
         char junk[64];
@@ -134,7 +139,7 @@ static int network(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     int rc = 0;
-    loom_sha256_t *h = loom_sha256_new();
+    XXH3_state_t *h = hash_new();
     if (!h) { rc = loom_err_set(e, LOOM_ENOMEM, "out of memory"); goto out; }
     if (zmq_connect(s, r->endpoint)) {
         rc = loom_err_set(e, LOOM_EUNAVAIL, "cannot connect to %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
@@ -170,7 +175,7 @@ static int network(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_
     *chunks = recvd;
     if (!rc) rc = check_digest(h, r, e);
 out:
-    loom_sha256_destroy(&h);
+    XXH3_freeState(h);
     zmq_close(s);
     return rc;
 }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
 #include <zmq.h>
 
 #include "common/log.h"
@@ -30,6 +31,7 @@
 typedef struct entry {
     struct entry *prev, *next; /* storage order: head = oldest */
     char id[65];
+    char checksum[33];
     uint64_t size;
     void *map;                 /* read-only mapping of the file (NULL when size 0) */
 } entry_t;
@@ -285,6 +287,7 @@ static void unlink_entry(entry_t *x) {
 static void fill_ref(const entry_t *x, const char *worker, const char *media, loom_objref_t *ref) {
     memset(ref, 0, sizeof *ref);
     memcpy(ref->id, x->id, sizeof ref->id);
+    memcpy(ref->checksum, x->checksum, sizeof ref->checksum);
     ref->size = x->size;
     fmt(ref->worker, sizeof ref->worker, "%s", worker ? worker : "");
     fmt(ref->endpoint, sizeof ref->endpoint, "%s", S.endpoint);
@@ -344,6 +347,7 @@ int loom_objstore_put(const void *data, size_t n, const char *worker, const char
     }
     if (!(x = calloc(1, sizeof *x))) { rc = loom_err_set(e, LOOM_ENOMEM, "out of memory"); goto out; }
     memcpy(x->id, id, sizeof id);
+    loom_objstore_checksum_hex(XXH3_128bits(data, n), x->checksum);
     x->size = n;
     char path[PATH_MAX];
     fmt(path, sizeof path, "%s/%s", S.dir, id);
@@ -399,10 +403,16 @@ uint64_t loom_objstore_bytes(void) {
 
 /* ---- references in JSON ---------------------------------------------------- */
 
+void loom_objstore_checksum_hex(XXH128_hash_t h, char out[33]) {
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, h);
+    loom_hex(c.digest, 16, out);
+}
+
 json_t *loom_objref_to_json(const loom_objref_t *r) {
-    return json_pack("{s:{s:s, s:I, s:s, s:s, s:s, s:s, s:s}}", "$object", "id", r->id, "size", (json_int_t)r->size,
-                     "worker", r->worker, "endpoint", r->endpoint, "host", r->host, "path", r->path, "media",
-                     r->media);
+    return json_pack("{s:{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s}}", "$object", "id", r->id, "size",
+                     (json_int_t)r->size, "checksum", r->checksum, "worker", r->worker, "endpoint", r->endpoint,
+                     "host", r->host, "path", r->path, "media", r->media);
 }
 
 int loom_objref_is(const json_t *j) { return json_is_object(json_object_get(j, "$object")); }
@@ -428,7 +438,8 @@ int loom_objref_from_json(const json_t *j, loom_objref_t *r, loom_err_t *e) {
         return LOOM_EINVAL;
     }
     int rc;
-    if ((rc = str_field(o, "id", r->id, sizeof r->id, 1, e)) || (rc = str_field(o, "worker", r->worker, sizeof r->worker, 0, e)) ||
+    if ((rc = str_field(o, "id", r->id, sizeof r->id, 1, e)) ||
+        (rc = str_field(o, "checksum", r->checksum, sizeof r->checksum, 1, e)) || (rc = str_field(o, "worker", r->worker, sizeof r->worker, 0, e)) ||
         (rc = str_field(o, "endpoint", r->endpoint, sizeof r->endpoint, 0, e)) ||
         (rc = str_field(o, "host", r->host, sizeof r->host, 0, e)) ||
         (rc = str_field(o, "path", r->path, sizeof r->path, 0, e)) ||
@@ -437,6 +448,11 @@ int loom_objref_from_json(const json_t *j, loom_objref_t *r, loom_err_t *e) {
     if (strlen(r->id) != 64 || strspn(r->id, "0123456789abcdef") != 64) {
         loom_err_set(e, LOOM_EINVAL, "object reference: \"id\" must be 64 lowercase hex digits (SHA-256)");
         loom_err_field(e, "$object.id");
+        return LOOM_EINVAL;
+    }
+    if (strlen(r->checksum) != 32 || strspn(r->checksum, "0123456789abcdef") != 32) {
+        loom_err_set(e, LOOM_EINVAL, "object reference: \"checksum\" must be 32 lowercase hex digits (XXH3-128)");
+        loom_err_field(e, "$object.checksum");
         return LOOM_EINVAL;
     }
     const json_t *s = json_object_get(o, "size");

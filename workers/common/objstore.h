@@ -24,14 +24,19 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <xxhash.h>
 
 #include "common/err.h"
 
 /* A reference to an object: what loomd and the store see instead of the
- * bytes. In task JSON: {"$object": {"id", "size", "worker", "endpoint",
- * "host", "path", "media"}}. */
+ * bytes. In task JSON: {"$object": {"id", "size", "checksum", "worker",
+ * "endpoint", "host", "path", "media"}}. The id names the content (SHA-256,
+ * computed once by the producer); the consumer verifies the much cheaper
+ * XXH3-128 checksum at link speed. It catches corruption, not forgery: peers
+ * are to be authenticated by the channel (CURVE, as the worker port). */
 typedef struct loom_objref {
-    char id[65];          /* hex SHA-256 of the bytes: also the checksum */
+    char id[65];          /* hex SHA-256 of the bytes (content address) */
+    char checksum[33];    /* hex XXH3-128 of the bytes: what a consumer verifies */
     uint64_t size;
     char worker[128];     /* producing worker's id ("" when unknown) */
     char endpoint[256];   /* its object endpoint, tcp://host:port */
@@ -50,6 +55,9 @@ int loom_objstore_drop(const char *id);
 /* The object endpoint ("" before the first put) and the bytes stored. */
 const char *loom_objstore_endpoint(void);
 uint64_t loom_objstore_bytes(void);
+
+/* Hex form of an XXH3-128 checksum (objfetch verifies with it). */
+void loom_objstore_checksum_hex(XXH128_hash_t h, char out[33]);
 
 /* This host's identity (kernel boot id), "" when unknown. Borrowed. */
 const char *loom_objstore_host_id(void);
