@@ -11,6 +11,7 @@ PKGS=(
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libmicrohttpd-dev wrk                  # HTTP endpoint; make bench-http
   libglpk-dev glpk-utils libcmocka-dev libjansson-dev
+  libxxhash-dev                          # XXH3 transfer checksums (worker object store)
   libmlir-19-dev mlir-19-tools llvm-19-dev
   libopenblas-dev                        # bench-mlir peer (single-threaded sgemm)
   postgresql-15 postgresql-client-15
@@ -22,6 +23,9 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# node + npm run the real MCP servers the tests use (deploy/install-npm.sh);
+# a node from elsewhere (NodeSource ships its own npm) is fine too.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "install-deps: installing ${missing[*]}" >&2

@@ -66,7 +66,7 @@ void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
     engine_finish_step(e, sc, i, how, msg);
 }
 
-/* An llm.generate/llm.decode step with `format: json` outputs the parsed
+/* An llm.generate/llm.decode step with `format: json` or `schema:` outputs the parsed
  * JSON (planner/README.md's op reference); the LLM engine returns the
  * model's text. Parses it (one ``` fence around it is allowed). Returns a
  * new value, or NULL with why in msg (ASCII only: the model's bytes are
@@ -76,7 +76,7 @@ static json_t *model_json(const loom_wf_step_t *ws, const json_t *text, char *ms
     if (!json_is_string(text) || (ws->op != LOOM_OP_LLM_GENERATE && ws->op != LOOM_OP_LLM_DECODE))
         return NULL;
     const loom_value_t *f = loom_wf_step_field(ws, "format");
-    if (!f || !f->str || strcmp(f->str, "json") != 0)
+    if ((!f || !f->str || strcmp(f->str, "json") != 0) && !loom_wf_step_field(ws, "schema"))
         return NULL;
     const char *p = json_string_value(text), *end = p + json_string_length(text);
     while (p < end && strchr(" \t\r\n", *p))
@@ -247,6 +247,20 @@ void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *ta
                                      : NULL;
     engine_task_progress(e, t, red ? red : text);
     free(red);
+}
+
+void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                               uint32_t attempt, const char *message)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (!t || t->worker != w || (int)attempt != t->attempt)
+        return;
+    char sid[256];
+    engine_step_path(t->scope, t->step, sid, sizeof sid);
+    engine_ev_t ev = {.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS, .step_id = sid,
+                      .task_id = t->id, .attempt = t->attempt, .message = message,
+                      .worker_id = w->id, .step_state = LOOM__V1__STEP_STATE__STEP_RUNNING};
+    engine_emit(e, t->run, &ev);
 }
 
 void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w)
