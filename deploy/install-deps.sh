@@ -10,6 +10,7 @@ PKGS=(
   libzmq3-dev libyaml-dev libssl-dev libpq-dev libcurl4-openssl-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libglpk-dev glpk-utils libcmocka-dev libjansson-dev
+  libsystemd-dev systemd                 # sd_notify; systemd-analyze verify (units test)
   libmlir-19-dev mlir-19-tools llvm-19-dev
   postgresql-15 postgresql-client-15
   python3 python3-numpy python3-distributed python3-zmq python3-protobuf
