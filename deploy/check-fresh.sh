@@ -24,7 +24,7 @@ ROOT=${FRESH_ROOT:-/var/tmp/loom-fresh}
 MIRROR=${FRESH_MIRROR:-http://deb.debian.org/debian}
 GOALS=${FRESH_GOALS:-demo test}
 JOBS=${FRESH_JOBS:-2}
-REV=${FRESH_REV:-HEAD}
+REV=$(git rev-parse "${FRESH_REV:-HEAD}")
 
 case "${1:-}" in -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 [ "$(id -u)" = 0 ] || { echo "check-fresh: needs root (debootstrap, chroot): sudo make check-fresh" >&2; exit 2; }
@@ -59,9 +59,9 @@ printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
 chmod 755 "$ROOT/usr/sbin/policy-rc.d"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 
-echo "== clean clone of $(git rev-parse --short "$REV") into /root/loom"
+echo "== clean clone of ${REV:0:7} into /root/loom"
 git clone -q --no-hardlinks "$SRC" "$ROOT/root/loom"
-git -C "$ROOT/root/loom" checkout -q --detach "$(git rev-parse "$REV")"
+git -C "$ROOT/root/loom" checkout -q --detach "$REV"
 
 ok=1
 for goal in $GOALS; do
@@ -88,7 +88,7 @@ for goal in $GOALS; do
 done
 
 echo
-echo "== check-fresh $([ $ok = 1 ] && echo passed || echo FAILED) at $(git rev-parse --short "$REV") on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== check-fresh $([ $ok = 1 ] && echo passed || echo FAILED) at ${REV:0:7} on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for x in "${TIMES[@]}"; do echo "   $x"; done
 echo "   total: $(mmss $(($(now) - T0)))"
 [ "${FRESH_KEEP:-0}" = 1 ] || rm -rf "$ROOT"

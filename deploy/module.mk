@@ -22,7 +22,7 @@ $(BUILD)/obj/orchestrator/http.o: $(BUILD)/gen/dashboard_assets.inc
 
 # ---- make install ------------------------------------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=/tmp/pkg] [SYSCONFDIR=...]
-#   PREFIX/bin               loomd, loom, loom-worker-{cpu,gpu,npu}
+#   PREFIX/bin               loomd, loom, loom-worker-{cpu,gpu,npu} (gpu: with CUDA)
 #   PREFIX/share/loom        catalog.yaml, sql/ (migrations + views, also
 #                            embedded in loomd), examples/, grafana/, deploy.md
 #   SYSCONFDIR/loom          example configs (*.conf, loomd.env); existing
@@ -35,13 +35,14 @@ BINDIR     ?= $(PREFIX)/bin
 DATADIR    ?= $(PREFIX)/share/loom
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
-INSTALL_BINS := loomd loom loom-worker-cpu loom-worker-gpu loom-worker-npu
+# loom-worker-gpu only when it was built (with the CUDA toolkit; workers/gpu).
+INSTALL_BINS = loomd loom loom-worker-cpu $(if $(HAVE_CUDA),loom-worker-gpu) loom-worker-npu
 UNIT_SUBST := sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g'
 
 .PHONY: install uninstall
-install: $(addprefix $(BUILD)/bin/,$(INSTALL_BINS))
+install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql/views $(DESTDIR)$(SYSCONFDIR)/loom $(DESTDIR)$(UNITDIR)
-	install -m 755 $^ $(DESTDIR)$(BINDIR)/
+	install -m 755 $(addprefix $(BUILD)/bin/,$(INSTALL_BINS)) $(DESTDIR)$(BINDIR)/
 	install -m 644 examples/catalog.yaml $(DESTDIR)$(DATADIR)/catalog.yaml
 	install -m 644 deploy/sql/[0-9]*.sql $(DESTDIR)$(DATADIR)/sql/
 	install -m 644 deploy/sql/views/*.sql $(DESTDIR)$(DATADIR)/sql/views/

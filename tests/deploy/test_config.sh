@@ -7,6 +7,7 @@
 # nothing started; garbage and unreadable files fail cleanly.
 . "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
 for k in cpu gpu npu; do
+  [ -x "$BIN/loom-worker-$k" ] || { echo "loom-worker-$k not built (gpu: no CUDA toolkit)"; continue; }
   "$BIN/loom-worker-$k" --config "$ROOT/deploy/config/worker-$k.conf" --help >/dev/null 2>"$TMP/err" ||
     fail "deploy/config/worker-$k.conf rejected: $(cat "$TMP/err")"
 done

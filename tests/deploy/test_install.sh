@@ -12,7 +12,8 @@ PREFIX=/opt/loom
 make -s --no-print-directory -C "$ROOT" BUILD="$BUILD" install DESTDIR="$DEST" PREFIX="$PREFIX" \
   >"$TMP/install.log" 2>&1 || fail "make install failed: $(tail -20 "$TMP/install.log")"
 T="$DEST$PREFIX"
-for f in bin/loomd bin/loom bin/loom-worker-cpu bin/loom-worker-gpu bin/loom-worker-npu \
+GPU=; [ -x "$BUILD/bin/loom-worker-gpu" ] && GPU=bin/loom-worker-gpu   # built with CUDA only
+for f in bin/loomd bin/loom bin/loom-worker-cpu $GPU bin/loom-worker-npu \
          share/loom/catalog.yaml share/loom/sql/001_init.sql share/loom/sql/views/views.sql \
          etc/loom/loomd.conf etc/loom/worker-cpu.conf etc/loom/loomd.env \
          lib/systemd/system/loomd.service lib/systemd/system/loom-worker@.service; do
