@@ -89,7 +89,7 @@ endef
 # here, before any module is read, for every goal that builds (not for clean,
 # deps or help). Exported so sub-makes skip the check; the check itself is
 # one dpkg query when everything is present.
-NO_DEPS_GOALS := clean deps help check-fresh
+NO_DEPS_GOALS := clean deps help check-fresh uninstall
 ifneq ($(LOOM_DEPS_CHECKED),1)
 ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 LOOM_DEPS_LOG := $(shell ./deploy/install-deps.sh 1>&2)
