@@ -9,20 +9,18 @@ PKGS=(
   build-essential pkg-config git
   libzmq3-dev libyaml-dev libssl-dev libpq-dev libcurl4-openssl-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
-  libmicrohttpd-dev wrk                  # HTTP endpoint; make bench-http
+  libmicrohttpd-dev                      # HTTP endpoint
   libglpk-dev glpk-utils libcmocka-dev libjansson-dev
   libsystemd-dev                         # sd_notify (Type=notify units)
   libmlir-19-dev mlir-19-tools llvm-19-dev
-<<<<<<< HEAD
   python3 python3-zmq python3-protobuf
 )
 # Needed by the tests, the demo and the benchmarks only; LOOM_DEPS=build
 # (e.g. a container image build, deploy/Containerfile) leaves them out.
 TEST_PKGS=(
   clang-19 libclang-rt-19-dev            # libFuzzer + sanitizers
-=======
+  wrk                                    # make bench-http
   libopenblas-dev                        # bench-mlir peer (single-threaded sgemm)
->>>>>>> main
   postgresql-15 postgresql-client-15
   python3-numpy python3-distributed
   python3-kubernetes python3-yaml        # Kubernetes manifest validation (deploy/k8s/validate.py)
