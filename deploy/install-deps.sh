@@ -20,6 +20,7 @@ PKGS=(
 TEST_PKGS=(
   clang-19 libclang-rt-19-dev            # libFuzzer + sanitizers
   wrk                                    # make bench-http
+  curl                                   # tests fetch /healthz, dashboards, local HTTP
   libopenblas-dev                        # bench-mlir peer (single-threaded sgemm)
   postgresql-15 postgresql-client-15
   python3-numpy python3-distributed

@@ -9,7 +9,7 @@
 . "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
 DEST="$TMP/dest"
 PREFIX=/opt/loom
-make -s --no-print-directory -C "$ROOT" BUILD="$BUILD" install DESTDIR="$DEST" PREFIX="$PREFIX" \
+env -u MAKEFLAGS -u MAKELEVEL make -s --no-print-directory -C "$ROOT" BUILD="$BUILD" install DESTDIR="$DEST" PREFIX="$PREFIX" \
   >"$TMP/install.log" 2>&1 || fail "make install failed: $(tail -20 "$TMP/install.log")"
 T="$DEST$PREFIX"
 GPU=; [ -x "$BUILD/bin/loom-worker-gpu" ] && GPU=bin/loom-worker-gpu   # built with CUDA only
@@ -24,7 +24,7 @@ grep -q "^ExecStart=$PREFIX/bin/loomd --config $PREFIX/etc/loom/loomd.conf" \
   "$T/lib/systemd/system/loomd.service" || fail "unit paths not filled in"
 # A user edit of a config survives a second install.
 echo "# edited" >>"$T/etc/loom/loomd.conf"
-make -s --no-print-directory -C "$ROOT" BUILD="$BUILD" install DESTDIR="$DEST" PREFIX="$PREFIX" \
+env -u MAKEFLAGS -u MAKELEVEL make -s --no-print-directory -C "$ROOT" BUILD="$BUILD" install DESTDIR="$DEST" PREFIX="$PREFIX" \
   >>"$TMP/install.log" 2>&1 || fail "second make install failed"
 grep -q "^# edited" "$T/etc/loom/loomd.conf" || fail "reinstall overwrote an edited config"
 

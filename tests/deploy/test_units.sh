@@ -8,7 +8,7 @@
 . "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
 command -v systemd-analyze >/dev/null || { echo "SKIP: systemd-analyze not installed (deploy/install-deps.sh installs systemd)"; exit 77; }
 P="$TMP/prefix"
-make -s --no-print-directory -C "$ROOT" BUILD="$BUILD" install PREFIX="$P" >"$TMP/install.log" 2>&1 ||
+env -u MAKEFLAGS -u MAKELEVEL make -s --no-print-directory -C "$ROOT" BUILD="$BUILD" install PREFIX="$P" >"$TMP/install.log" 2>&1 ||
   fail "make install failed: $(tail -20 "$TMP/install.log")"
 U="$P/lib/systemd/system"
 verify() { systemd-analyze verify --man=no "$@" 2>&1; }
