@@ -8,6 +8,7 @@
 #   make asan       tests under AddressSanitizer + UBSan (separate build dir)
 #   make fuzz       libFuzzer targets, longer runs (clang-19)
 #   make deps       install the Debian packages (deploy/install-deps.sh)
+#   make install    PREFIX=/usr/local DESTDIR= (see deploy/README.md)
 #   make check-fresh  make demo + make test in a fresh Debian 12 chroot (root, slow)
 
 BUILD   ?= build
