@@ -12,6 +12,7 @@ PKGS=(
   libmicrohttpd-dev                      # HTTP endpoint
   libglpk-dev glpk-utils libcmocka-dev libjansson-dev
   libsystemd-dev                         # sd_notify (Type=notify units)
+  libxxhash-dev                          # XXH3 transfer checksums (worker object store)
   libmlir-19-dev mlir-19-tools llvm-19-dev
   python3 python3-zmq python3-protobuf
 )
