@@ -4,7 +4,9 @@
  *   argv        [string, ...]   required; argv[0] is looked up in PATH;
  *                               non-string items are passed as compact JSON
  *   stdin       string or any JSON value (serialised), optional
- *   env         {NAME: value}   variables to set
+ *   env         {NAME: value}   variables to set (LOOM_TASK_KEY is always set:
+ *                               the step instance's idempotency key, the same
+ *                               on every attempt; see worker.proto task_key)
  *   env_allow   [NAME, ...]     worker variables passed through (default:
  *                               PATH HOME LANG LC_ALL TZ TMPDIR)
  *   cwd         string          working directory (loomd fills in the submitting
@@ -87,8 +89,13 @@ static int env_has(const strv_t *env, const char *name)
     return 0;
 }
 
-static int build_env(const json_t *in, strv_t *env, loom_op_output_t *out, loom_err_t *err)
+static int build_env(const json_t *in, const char *task_key, strv_t *env, loom_op_output_t *out,
+                     loom_err_t *err)
 {
+    /* the step instance's idempotency key, the same for every attempt */
+    char *key = NULL;
+    if (asprintf(&key, "LOOM_TASK_KEY=%s", task_key) < 0 || strv_push(env, key) != 0)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     json_t *set = json_object_get(in, "env");
     if (set && !json_is_object(set))
         return bad(out, err, "env", "env must be an object of strings");
@@ -236,7 +243,7 @@ int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
         if ((rc = strv_push(&argv, s)) != 0)
             goto done;
     }
-    if ((rc = build_env(in, &env, out, err)) != 0)
+    if ((rc = build_env(in, loom_op_task_key(ctx), &env, out, err)) != 0)
         goto done;
     json_t *jstdin = json_object_get(in, "stdin");
     if (json_is_string(jstdin)) {
