@@ -594,9 +594,9 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         LOOM_INFO(COMP, "msg=\"unfinished runs recovered\" runs=%d", recovered);
     loom_err_clear(err);
     s->started_ms = loom_wall_ms();
-    LOOM_INFO(COMP, "msg=\"loomd serving\" clients=%s workers=%s store=%s heartbeat_ms=%d",
+    LOOM_INFO(COMP, "msg=\"loomd serving\" clients=%s workers=%s store=%s heartbeat_ms=%d epoch=%s",
               loom_rpc_server_endpoint(s->csrv), loom_rpc_server_endpoint(s->wsrv),
-              loom_store_name(s->store), s->opts.heartbeat_ms);
+              loom_store_name(s->store), s->opts.heartbeat_ms, s->epoch);
     if (opts->on_ready)
         opts->on_ready(opts->ud, loom_rpc_server_endpoint(s->csrv),
                        loom_rpc_server_endpoint(s->wsrv));
