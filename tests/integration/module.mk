@@ -18,3 +18,9 @@ $(BUILD)/tests/integ_churn_workers: $(PROTO_PY)
 .PHONY: soak
 soak: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(PROTO_PY)
 	BUILD=$(BUILD) ./tests/soak.sh
+
+# test_mcp.sh runs real MCP servers from npm (deploy/npm/package.json),
+# installed into var/npm; without npm or the registry the test skips.
+$(BUILD)/tests/integ_mcp: var/npm/.installed
+var/npm/.installed: deploy/npm/package.json deploy/install-npm.sh
+	@./deploy/install-npm.sh || echo "warning: deploy/install-npm.sh failed; MCP tests will skip" >&2
