@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/version.h"
+
 /* Each subcommand lives in cli/cmd_<name>.c. Keep this table sorted by
  * the order users meet them. */
 int loom_cmd_validate(int argc, char **argv);
@@ -44,7 +46,8 @@ static void usage(FILE *f)
                "Loom plans and runs AI-agent workflows on mixed hardware.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nRun 'loom <command> --help' for a command's options.\n");
+    fprintf(f, "\nRun 'loom <command> --help' for a command's options, 'loom --version' for the\n"
+               "version.\n");
 }
 
 int loom_cli_wants_help(int argc, char **argv, const char *text)
@@ -68,6 +71,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
+        return LOOM_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("loom %s\n", LOOM_VERSION);
         return LOOM_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -32,6 +32,7 @@ typedef struct srv {
     loom_map_t *worker_keys;      /* CURVE mode: worker id -> the key that first registered it */
     loom_map_t *tenant_ops;       /* --tenant-ops: tenant -> "op, op, ..." it may run; NULL = all */
     int64_t started_ms;
+    char epoch[16];           /* RegisterReply/HeartbeatReply.epoch */
 } srv_t;
 
 /* rpc_client.c: reads loomd --tenant-ops FILE into s->tenant_ops. */

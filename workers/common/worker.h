@@ -27,6 +27,7 @@ typedef struct loom_worker_opts {
      * this worker's key pair file (NAME.key, protocol/keys.h). Both or none. */
     const char *server_key;
     const char *key_file;
+    long long outbox_bytes; /* finished results kept for loomd to ask again (default 32 MiB) */
 } loom_worker_opts_t;
 
 /* Parses the common flags (--endpoint, --id, --slots, --heartbeat-ms,
