@@ -174,7 +174,8 @@ int loom_cmd_run(int argc, char **argv)
             json_decref(all);
             i++;
         } else if (strcmp(a, "--sla-ms") == 0 && v) {
-            sla_ms = atof(v);
+            if (loom_cli_parse_sla_ms("run", "--sla-ms", v, &sla_ms) < 0)
+                goto out;
             i++;
         } else if (strcmp(a, "--timeout-ms") == 0 && v) {
             timeout_ms = atol(v);
