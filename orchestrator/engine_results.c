@@ -110,7 +110,9 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
         return loom_err_set(err, LOOM_ENOTFOUND, "result for unknown or finished task '%s'",
                             task_id ? task_id : "");
     }
-    if (t->worker != w && strcmp(t->last_worker, w->id) == 0 && (int)attempt == t->attempt - 1 &&
+    /* (only a success: the failure of an attempt already given up, e.g. the
+     * "cancelled" answer to a timeout's cancel, is stale) */
+    if (ok && t->worker != w && strcmp(t->last_worker, w->id) == 0 && (int)attempt == t->attempt - 1 &&
         t->state != LOOM_TASK_SUCCEEDED) {
         /* A worker declared lost finished the previous attempt after all:
          * take its result (the work is done) and stop the new attempt,
