@@ -64,7 +64,7 @@ typedef struct {
 } policy_t;
 
 #define CALIB_ALPHA 0.3   /* weight of the newest measurement */
-#define MAX_CALIB 65536   /* entries kept (then the table restarts) */
+#define MAX_CALIB 65536   /* entries kept (no new keys beyond it) */
 
 /* Drops the plan and the fleet it was made on (keeps the graph). */
 static void rplan_drop_plan(rplan_t *rp)
