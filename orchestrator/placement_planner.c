@@ -55,6 +55,7 @@ typedef struct rplan {
  * execution time over the uncalibrated model's prediction, smoothed. */
 typedef struct {
     double ratio;   /* EWMA of measured / model */
+    double used;    /* what plans use: follows ratio only when it moved by more than CALIB_BAND */
     uint64_t n;
 } calib_t;
 
@@ -64,6 +65,11 @@ typedef struct {
 } policy_t;
 
 #define CALIB_ALPHA 0.3   /* weight of the newest measurement */
+/* Plans follow the measured ratio only when it left [used / BAND, used x
+ * BAND]: noise then does not change every plan (so repeated runs keep the
+ * same plan and hit the lowering cache) while real errors (the 100 ms tool
+ * default, a worker 5x slower than its self-benchmark) still correct. */
+#define CALIB_BAND 1.5
 #define MAX_CALIB 65536   /* entries kept (no new keys beyond it) */
 
 /* Drops the plan and the fleet it was made on (keeps the graph). */
@@ -211,7 +217,7 @@ static loom_profile_t *calib_profile(const policy_t *p, const rplan_t *rp)
             }
         }
         const calib_t *c = v;
-        loom_measure_t m = {.latency_ms = -1, .cost_usd = -1, .scale = c->ratio, .cv = -1};
+        loom_measure_t m = {.latency_ms = -1, .cost_usd = -1, .scale = c->used, .cv = -1};
         if (!(m.scale > 0) || !f[1] || !f[2])
             continue;
         if (key[0] == 'O') {
@@ -679,6 +685,8 @@ static void calib_update(policy_t *p, const char *key, double ratio)
     }
     c->ratio = c->n ? (1 - CALIB_ALPHA) * c->ratio + CALIB_ALPHA * ratio : ratio;
     c->n++;
+    if (!(c->used > 0) || c->ratio > c->used * CALIB_BAND || c->ratio < c->used / CALIB_BAND)
+        c->used = c->ratio;
 }
 
 static void observe(void *self, const char *run_id, const char *step_id, const char *op,
