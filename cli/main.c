@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/version.h"
+
 /* Each subcommand lives in cli/cmd_<name>.c. Keep this table sorted by
  * the order users meet them. */
 int loom_cmd_validate(int argc, char **argv);
@@ -46,7 +48,8 @@ static void usage(FILE *f)
                "Loom plans and runs AI-agent workflows on mixed hardware.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nRun 'loom <command> --help' for a command's options.\n");
+    fprintf(f, "\nRun 'loom <command> --help' for a command's options, 'loom --version' for the\n"
+               "version.\n");
 }
 
 int loom_cli_parse_sla_ms(const char *cmd, const char *flag, const char *text, double *out)
@@ -84,6 +87,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
+        return LOOM_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("loom %s\n", LOOM_VERSION);
         return LOOM_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
