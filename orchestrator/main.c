@@ -36,6 +36,9 @@ static const char usage_text[] =
     "  --placement POLICY        least-loaded (default) or planner: plan each run against\n"
     "                            the live workers (measured speed, price) and follow the plan\n"
     "  --max-runs N              finished runs kept in memory (default 1000)\n"
+    "  --max-finished-bytes N    ... and at most this many bytes of them, oldest\n"
+    "                            dropped first (evicted to the database with --db;\n"
+    "                            default 134217728 = 128 MiB)\n"
     "  --max-active-runs N       refuse submissions beyond N running runs (default 10000)\n"
     "  --auth-token TOKEN        clients must send this token (or $LOOM_AUTH_TOKEN)\n"
     "  --ready-file FILE         write the bound endpoints there once serving\n"
@@ -68,13 +71,14 @@ static char *keep(const char *s)
 static int apply(cfg_t *c, const char *k, const char *v)
 {
     char *end;
-    long n = 0;
+    long long n = 0;
     int numeric = strstr(k, "-ms") || strcmp(k, "depth") == 0 || strncmp(k, "max-", 4) == 0 ||
                   strcmp(k, "db-queue") == 0;
     if (numeric) {
         errno = 0;
-        n = strtol(v, &end, 10);
-        if (errno || *end || n <= 0 || n > 100000000)
+        n = strtoll(v, &end, 10);
+        long long max = strcmp(k, "max-finished-bytes") == 0 ? 1ll << 40 : 100000000;
+        if (errno || *end || n <= 0 || n > max)
             return 2;
     }
     if (strcmp(k, "client") == 0)
@@ -93,6 +97,8 @@ static int apply(cfg_t *c, const char *k, const char *v)
         c->o.placement_timeout_ms = n;
     else if (strcmp(k, "max-runs") == 0)
         c->o.max_finished_runs = (int)n;
+    else if (strcmp(k, "max-finished-bytes") == 0)
+        c->o.max_finished_bytes = (size_t)n;
     else if (strcmp(k, "max-active-runs") == 0)
         c->o.max_active_runs = (int)n;
     else if (strcmp(k, "auth-token") == 0)
@@ -243,7 +249,8 @@ int main(int argc, char **argv)
     int rc = 0;
     if (c.db) {
         pg_store = loom_store_pg_open(&(loom_store_pg_opts_t){.url = c.db,
-                                                              .queue_max = (size_t)c.db_queue},
+                                                              .queue_max = (size_t)c.db_queue,
+                                                              .max_finished_bytes = c.o.max_finished_bytes},
                                       &pg, &err);
         if (!pg_store)
             goto fail;

@@ -154,9 +154,12 @@ static int plan_run(rplan_t *rp, loom_registry_t *reg, const char *exclude, doub
     rp->cost = loom_cost_new(rp->g, rp->fleet, NULL, err);
     if (!rp->cost)
         return err->code ? err->code : LOOM_ENOMEM;
-    /* A worker can only run ops it lists. */
+    /* A worker can only run ops it lists. A loop's own nodes (begin/end:
+     * iteration control) run in loomd and fit anywhere. */
     for (size_t v = 0; v < loom_graph_nodes(rp->g); v++) {
         const char *op = step_op(&rp->wf->graph, loom_graph_node(rp->g, (int)v)->step);
+        if (op && strcmp(op, loom_op_kind_name(LOOM_OP_LOOP)) == 0)
+            continue;
         for (size_t k = 0; k < loom_fleet_entries(rp->fleet); k++) {
             loom_worker_rec_t *w = loom_registry_by_id(reg, loom_cost_device_name(rp->cost, (int)k));
             if (!w || (op && !loom_worker_runs(w, op)))
