@@ -92,7 +92,7 @@ void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
 }
 
 /* An llm.generate/llm.decode step with `format: json` or `schema:` outputs the parsed
- * JSON (planner/README.md's op reference); the LLM engine returns the
+ * JSON (docs/WORKFLOWS.md's op reference); the LLM engine returns the
  * model's text. Parses it (one ``` fence around it is allowed). Returns a
  * new value, or NULL with why in msg (ASCII only: the model's bytes are
  * not copied verbatim). */
@@ -196,6 +196,11 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
     step_rt_t *st = &sc->st[i];
     e->stats.tasks_succeeded++;
     r->tasks_done++;
+    if (e->cfg.placement.observe && step_ms > 0) {
+        char sid[256];
+        engine_step_path(sc, i, sid, sizeof sid);
+        e->cfg.placement.observe(e->cfg.placement.self, r->id, sid, t->op, w, t->predicted_ms, step_ms);
+    }
     engine_lat_add(r, loom_clock_ns() - t->ready_ns);
     engine_task_succeeded(e, t, output, len, step_ms);
     note_last_attempt(t);
