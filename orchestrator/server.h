@@ -32,6 +32,7 @@ typedef struct loom_server_opts {
     const char *tenant_ops;       /* file "tenant: op, op" limiting the ops a tenant may submit */
     volatile int *reload;         /* set (e.g. on SIGHUP) to re-read the allow-lists */
     int max_finished_runs;        /* in-memory store bound (default 1000) */
+    size_t max_finished_bytes;    /* ... in bytes (0 = LOOM_STORE_MEM_DEFAULT_BYTES) */
     int max_active_runs;          /* Submit answers RESOURCE_EXHAUSTED past this (default 10000) */
     loom_store_t *store;          /* borrowed; NULL = an in-memory store owned by the server */
     struct loom_metrics *metrics; /* borrowed; NULL = none (see metrics.h, loomd --http) */
