@@ -35,7 +35,7 @@ static int ensure(loom_llm_cpu_t *c, int T, int want_logits, loom_err_t *e) {
     c->x = malloc(t * m->dim * 4); c->xb = malloc(t * m->dim * 4);
     c->q = malloc(t * qd * 4); c->k = malloc(t * c->kvw * 4); c->v = malloc(t * c->kvw * 4);
     c->att = malloc(t * qd * 4); c->hb = malloc(t * m->ffn * 4); c->hb2 = malloc(t * m->ffn * 4);
-    c->mmq_size = t * (big / 32 + 1) * 34;
+    c->mmq_size = loom_llm_matmul_scratch((int)big, T);
     c->mmq = malloc(c->mmq_size);
     c->lg = malloc(t * (size_t)m->n_vocab * 4);
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb || !c->hb2 || !c->mmq || !c->lg) {
@@ -146,14 +146,13 @@ static void att_task(void *ctx, int i) {
     int n = j->causal ? j->pos0 + t + 1 : j->nkv;
     const float *q = j->c->q + (size_t)t * H * hd + (size_t)h * hd;
     float *o = j->c->att + (size_t)t * H * hd + (size_t)h * hd;
-    float *s = malloc((size_t)n * sizeof *s);
+    float *s = loom_llm_thread_scratch((size_t)n * sizeof *s);
     if (!s) { memset(o, 0, (size_t)hd * 4); return; }
     float scale = 1.0f / sqrtf((float)hd);
     for (int p = 0; p < n; p++) s[p] = loom_llm_dot_f32(q, j->K + (size_t)p * j->c->kvw + (size_t)kvh * hd, hd) * scale;
     loom_llm_softmax(s, n);
     memset(o, 0, (size_t)hd * 4);
     for (int p = 0; p < n; p++) loom_llm_axpy(o, s[p], j->V + (size_t)p * j->c->kvw + (size_t)kvh * hd, hd);
-    free(s);
 }
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
