@@ -6,6 +6,7 @@
 
 #include <mlir-c/BuiltinAttributes.h>
 #include <mlir-c/BuiltinTypes.h>
+#include <mlir-c/Diagnostics.h>
 #include <mlir-c/Dialect/GPU.h>
 #include <mlir-c/ExecutionEngine.h>
 
@@ -32,10 +33,14 @@ int loom_target_parse(const char *s, loom_target_kind_t *out)
 }
 
 /* Loops, then everything to the LLVM dialect. The NPU reference backend runs
- * the same host pipeline on its int8 kernels. */
+ * the same host pipeline on its int8 kernels. Math ops with an LLVM intrinsic
+ * (exp, log, sqrt, fma, ...) become intrinsics; the rest (tanh, erf, atan,
+ * cbrt, ...) become calls to libm, which the JIT resolves in the worker's
+ * process and an object file links against. */
 #define CPU_PIPELINE                                                                          \
     "builtin.module(func.func(convert-linalg-to-loops),lower-affine,convert-scf-to-cf,"       \
-    "convert-math-to-llvm,expand-strided-metadata,finalize-memref-to-llvm,"                   \
+    "convert-math-to-llvm,convert-math-to-libm,expand-strided-metadata,"                      \
+    "finalize-memref-to-llvm,"                                                                \
     "convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"    \
     "reconcile-unrealized-casts)"
 
@@ -154,6 +159,54 @@ int loom_codegen_signature(loom_mlir_t *m, const char *src, size_t n, const char
 
 /* ---- CPU / NPU -------------------------------------------------------- */
 
+/* Partial conversions leave what they cannot lower in place. Anything not in
+ * the LLVM dialect after the pipeline would only fail later, at JIT time, in
+ * a worker; refuse it now at the op's location in the user's file. */
+static MlirWalkResult find_non_llvm(MlirOperation op, void *user)
+{
+    MlirOperation *bad = user;
+    MlirStringRef name = mlirIdentifierStr(mlirOperationGetName(op));
+    if ((name.length > 5 && memcmp(name.data, "llvm.", 5) == 0) || op_is(op, "builtin.module"))
+        return MlirWalkResultAdvance;
+    *bad = op;
+    return MlirWalkResultInterrupt;
+}
+
+static int check_all_llvm(loom_mlir_t *m, MlirModule mod, const char *filename, loom_err_t *err)
+{
+    MlirOperation bad = {NULL};
+    mlirOperationWalk(mlirModuleGetOperation(mod), find_non_llvm, &bad, MlirWalkPreOrder);
+    if (mlirOperationIsNull(bad))
+        return 0;
+    MlirStringRef name = mlirIdentifierStr(mlirOperationGetName(bad));
+    char msg[256];
+    snprintf(msg, sizeof msg, "'%.*s' has no lowering for the CPU/NPU targets", (int)name.length,
+             name.data);
+    loom_mlir_diag_begin(m);
+    mlirEmitError(mlirOperationGetLocation(bad), msg);
+    return loom_mlir_diag_fail(m, err, LOOM_EINVAL, "lowering to LLVM", filename);
+}
+
+/* JIT-compiles the kernel once and resolves its entry point, so an external
+ * symbol that does not exist (a libm function the process lacks) is an error
+ * of `loom kernel` / `loom validate`, not of the first task that runs it. */
+static int check_jit_links(loom_mlir_t *m, MlirModule mod, const char *fn, const char *filename,
+                           loom_err_t *err)
+{
+    loom_mlir_diag_begin(m);
+    MlirExecutionEngine e = mlirExecutionEngineCreate(mod, 2, 0, NULL, false);
+    if (mlirExecutionEngineIsNull(e))
+        return loom_mlir_diag_fail(m, err, LOOM_EINTERNAL, "JIT check", filename);
+    void *entry = mlirExecutionEngineLookupPacked(e, loom_sr(fn));
+    mlirExecutionEngineDestroy(e);
+    if (!entry)
+        return loom_err_set(err, LOOM_EINVAL,
+                            "%s: JIT check: kernel @%s does not link (an external function it "
+                            "calls does not exist in this process)",
+                            filename, fn);
+    return 0;
+}
+
 int loom_codegen_llvm(loom_mlir_t *m, const char *src, size_t n, const char *filename,
                       loom_buf_t *out, loom_err_t *err)
 {
@@ -162,6 +215,9 @@ int loom_codegen_llvm(loom_mlir_t *m, const char *src, size_t n, const char *fil
     int rc = parse_kernel(m, src, n, filename, &mod, &fn, err);
     if (rc)
         return rc;
+    char fn_name[sizeof ((loom_kernel_sig_t *)0)->func];
+    copy_sr(mlirStringAttrGetValue(mlirOperationGetAttributeByName(fn, loom_sr("sym_name"))), fn_name,
+            sizeof fn_name);
     /* Every function gets the C interface the JIT's packed call uses. */
     MlirAttribute unit = mlirUnitAttrGet(loom_mlir_context(m));
     for (MlirOperation op = mlirBlockGetFirstOperation(mlirModuleGetBody(mod));
@@ -170,7 +226,11 @@ int loom_codegen_llvm(loom_mlir_t *m, const char *src, size_t n, const char *fil
             mlirOperationSetDiscardableAttributeByName(op, loom_sr("llvm.emit_c_interface"), unit);
     char pipe[1024];
     rc = loom_mlir_run_pipeline(m, mod, loom_codegen_pipeline(LOOM_TARGET_CPU, NULL, pipe, sizeof pipe),
-                                "lowering to LLVM", err);
+                                "lowering to LLVM", filename, err);
+    if (!rc)
+        rc = check_all_llvm(m, mod, filename, err);
+    if (!rc)
+        rc = check_jit_links(m, mod, fn_name, filename, err);
     if (!rc && loom_mlir_print(mlirModuleGetOperation(mod), out))
         rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
     mlirModuleDestroy(mod);
@@ -313,7 +373,7 @@ int loom_codegen_ptx(loom_mlir_t *m, const char *src, size_t n, const char *file
         return rc;
     char pipe[1024];
     rc = loom_mlir_run_pipeline(m, mod, loom_codegen_pipeline(LOOM_TARGET_GPU, arch, pipe, sizeof pipe),
-                                "lowering to PTX", err);
+                                "lowering to PTX", filename, err);
     if (!rc) {
         gpu_walk_t w = {.u = u, .err = err};
         snprintf(u->arch, sizeof u->arch, "%s", arch);

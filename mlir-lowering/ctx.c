@@ -247,7 +247,7 @@ static void to_err_buf(MlirStringRef s, void *user)
 }
 
 int loom_mlir_run_pipeline(loom_mlir_t *m, MlirModule mod, const char *pipeline,
-                           const char *what, loom_err_t *err)
+                           const char *what, const char *filename, loom_err_t *err)
 {
     loom_mlir_diag_begin(m);
     MlirPassManager pm = mlirPassManagerCreate(m->ctx);
@@ -260,7 +260,7 @@ int loom_mlir_run_pipeline(loom_mlir_t *m, MlirModule mod, const char *pipeline,
         goto out_pm;
     }
     if (mlirLogicalResultIsFailure(mlirPassManagerRunOnOp(pm, mlirModuleGetOperation(mod))))
-        rc = loom_mlir_diag_fail(m, err, LOOM_EINTERNAL, what, NULL);
+        rc = loom_mlir_diag_fail(m, err, LOOM_EINTERNAL, what, filename);
 out_pm:
     loom_buf_free(&perr);
     mlirPassManagerDestroy(pm);

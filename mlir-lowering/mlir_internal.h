@@ -25,10 +25,11 @@ int loom_mlir_diag_fail(loom_mlir_t *m, loom_err_t *err, int code, const char *w
 int loom_mlir_parse(loom_mlir_t *m, const char *text, size_t n, const char *filename,
                     MlirModule *out, loom_err_t *err);
 
-/* Runs a textual pass pipeline ("builtin.module(...)") on the module.
- * LOOM_EINTERNAL with MLIR's diagnostic when a pass fails. */
+/* Runs a textual pass pipeline ("builtin.module(...)") on the module parsed
+ * from `filename`. LOOM_EINTERNAL with MLIR's diagnostic, located in
+ * filename, when a pass fails. */
 int loom_mlir_run_pipeline(loom_mlir_t *m, MlirModule mod, const char *pipeline,
-                           const char *what, loom_err_t *err);
+                           const char *what, const char *filename, loom_err_t *err);
 
 /* Appends the textual form of op to out. Returns 0 or LOOM_ENOMEM. */
 int loom_mlir_print(MlirOperation op, loom_buf_t *out);

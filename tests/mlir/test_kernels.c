@@ -3,7 +3,8 @@
  * plain C reference on random inputs (exact for integers, 1e-5 relative for
  * floats); PTX for sm_70/80/89/90 is produced and assembled by ptxas; the
  * NPU int8 kernel equals a quantised C reference exactly; a user kernel that
- * does not verify fails with MLIR's diagnostic and its location. */
+ * does not verify fails with MLIR's diagnostic and its location; math ops
+ * lower to intrinsics or libm calls. */
 #include "mlir-lowering/codegen.h"
 #include "mlir-lowering/ctx.h"
 #include "mlir-lowering/kernels.h"
@@ -484,6 +485,77 @@ static void test_user_kernel_diagnostic(void **state)
     assert_non_null(strstr(err.msg, "static"));
 }
 
+/* Math ops without an LLVM intrinsic (tanh, erf) lower to libm calls on the
+ * CPU/NPU targets: a tanh-GELU plus an erf term, JIT-run, matches C's libm.
+ * An op with no lowering at all is refused at compile time, located in the
+ * user's file, instead of failing later at JIT time in a worker. */
+static void test_user_kernel_math(void **state)
+{
+    (void)state;
+    static const char gelu[] =
+        "func.func @gelu(%x: memref<64xf32>, %y: memref<64xf32>) {\n"
+        "  linalg.generic {indexing_maps = [affine_map<(i) -> (i)>, affine_map<(i) -> (i)>],\n"
+        "                  iterator_types = [\"parallel\"]}\n"
+        "      ins(%x : memref<64xf32>) outs(%y : memref<64xf32>) {\n"
+        "    ^bb0(%v: f32, %o: f32):\n"
+        "      %c = arith.constant 0.7978845608 : f32\n"
+        "      %a = arith.constant 0.044715 : f32\n"
+        "      %h = arith.constant 0.5 : f32\n"
+        "      %one = arith.constant 1.0 : f32\n"
+        "      %v2 = arith.mulf %v, %v : f32\n"
+        "      %v3 = arith.mulf %v2, %v : f32\n"
+        "      %t0 = arith.mulf %v3, %a : f32\n"
+        "      %t1 = arith.addf %v, %t0 : f32\n"
+        "      %t2 = arith.mulf %t1, %c : f32\n"
+        "      %th = math.tanh %t2 : f32\n"
+        "      %t3 = arith.addf %th, %one : f32\n"
+        "      %t4 = arith.mulf %t3, %h : f32\n"
+        "      %g = arith.mulf %t4, %v : f32\n"
+        "      %e = math.erf %v : f32\n"
+        "      %r = arith.addf %g, %e : f32\n"
+        "      linalg.yield %r : f32\n"
+        "  }\n  return\n}\n";
+    loom_kernel_sig_t sig;
+    loom_err_t err = {0};
+    loom_buf_t llvm = LOOM_BUF_INIT;
+    loom_jit_t *j = NULL;
+    assert_int_equal(loom_codegen_signature(M, gelu, strlen(gelu), "gelu.mlir", &sig, &err), 0);
+    int rc = loom_codegen_llvm(M, gelu, strlen(gelu), "gelu.mlir", &llvm, &err);
+    if (rc)
+        print_error("%s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_null(strstr(llvm.data, "math."));
+    assert_int_equal(loom_jit_new(M, llvm.data, llvm.len, &j, &err), 0);
+    float x[64], y[64], want[64];
+    for (int i = 0; i < 64; i++)
+        x[i] = 4.0f * frand();
+    for (int i = 0; i < 64; i++) {
+        double v = x[i], t = tanh(0.7978845608 * (v + 0.044715 * v * v * v));
+        want[i] = (float)(0.5 * (1.0 + t) * v + erf(v));
+    }
+    void *bufs[] = {x, y};
+    assert_int_equal(loom_jit_call(j, &sig, bufs, &err), 0);
+    assert_close(y, want, 64, "gelu+erf");
+    loom_jit_destroy(&j);
+    loom_buf_free(&llvm);
+
+    static const char ipowi[] =
+        "func.func @p(%x: memref<8xi32>, %y: memref<8xi32>) {\n"
+        "  linalg.generic {indexing_maps = [affine_map<(i) -> (i)>, affine_map<(i) -> (i)>],\n"
+        "                  iterator_types = [\"parallel\"]}\n"
+        "      ins(%x : memref<8xi32>) outs(%y : memref<8xi32>) {\n"
+        "    ^bb0(%v: i32, %o: i32):\n"
+        "      %r = math.ipowi %v, %v : i32\n"
+        "      linalg.yield %r : i32\n"
+        "  }\n  return\n}\n";
+    err = (loom_err_t){0};
+    assert_int_not_equal(loom_codegen_llvm(M, ipowi, strlen(ipowi), "k/pow.mlir", &llvm, &err), 0);
+    assert_string_equal(err.file, "k/pow.mlir");
+    assert_int_equal(err.line, 6);
+    assert_non_null(strstr(err.msg, "math.ipowi"));
+    loom_buf_free(&llvm);
+}
+
 static void test_bad_specs(void **state)
 {
     (void)state;
@@ -532,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_gpu_ptx_all_archs),
         cmocka_unit_test(test_gpu_unit_garbage),
         cmocka_unit_test(test_user_kernel_diagnostic),
+        cmocka_unit_test(test_user_kernel_math),
         cmocka_unit_test(test_bad_specs),
     };
     int failed = cmocka_run_group_tests_name("kernels", tests, setup, teardown);
