@@ -35,7 +35,9 @@
 enum { RM = 4,        /* weight rows per panel */
        RN_F = 6,      /* tokens per float micro-kernel call */
        RN_Q = 4,      /* tokens per int8 micro-kernel call */
-       TB = 32,       /* tokens per block: their activations stay in L2 */
+       TB = 30,       /* tokens per block: their activations stay in L2 */
+       KC_F = 512,    /* values per K slice: panel + activation slices stay */
+       KC_Q = 1024,   /*   in L1 across a block's token groups */
        QPAIR = 192 }; /* panel bytes per row per 64 values (int8) */
 
 static inline uint16_t u16at(const uint8_t *p) {
@@ -46,23 +48,39 @@ static inline uint16_t u16at(const uint8_t *p) {
 
 /* ---- activation conversion ---- */
 
-/* Q8X: quantise each block exactly as the portable loom_llm_quantize_q8. */
-static void to_q8x(const float *x, void *dst, int n) {
+/* roundf (halves away from zero) exactly: trunc, then one more step away
+ * from zero when the dropped part is at least one half. */
+AVX512 static INLINE __m512i round_away(__m512 v) {
+    __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    __m512i q = _mm512_cvttps_epi32(t);
+    __m512i s = _mm512_srai_epi32(_mm512_castps_si512(v), 31); /* -1 or 0 */
+    return _mm512_mask_add_epi32(q, up, q, _mm512_or_si512(s, _mm512_set1_epi32(1)));
+}
+
+/* Q8X: each block quantised exactly as the portable loom_llm_quantize_q8
+ * (same scale, same fp16 rounding, same roundf). */
+AVX512 static void to_q8x(const float *x, void *dst, int n) {
     int nb = n / 32;
     uint8_t *o = dst;
     for (int b = 0; b < nb + (nb & 1); b++) {
         uint8_t *q = o + (size_t)(b / 2) * 128 + (b & 1) * 32;
         float *s = (float *)(void *)(o + (size_t)(b / 2) * 128 + 64) + (b & 1) * 8;
-        float d = 0;
-        if (b < nb) {
-            uint8_t blk[34];
-            loom_llm_quantize_q8(x + (size_t)b * 32, blk, 32);
-            for (int j = 0; j < 32; j++) q[j] = (uint8_t)((int8_t)blk[2 + j] + 128);
-            d = loom_fp16_to_fp32(u16at(blk));
-        } else {
+        if (b == nb) {
             memset(q, 128, 32);
+            _mm256_storeu_ps(s, _mm256_setzero_ps());
+            continue;
         }
-        for (int j = 0; j < 8; j++) s[j] = d;
+        __m512 v0 = _mm512_loadu_ps(x + (size_t)b * 32), v1 = _mm512_loadu_ps(x + (size_t)b * 32 + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0;
+        __m512 vid = _mm512_set1_ps(id);
+        __m512i off = _mm512_set1_epi32(128);
+        __m128i q0 = _mm512_cvtepi32_epi8(_mm512_add_epi32(round_away(_mm512_mul_ps(v0, vid)), off));
+        __m128i q1 = _mm512_cvtepi32_epi8(_mm512_add_epi32(round_away(_mm512_mul_ps(v1, vid)), off));
+        _mm_storeu_si128((__m128i *)(void *)q, q0);
+        _mm_storeu_si128((__m128i *)(void *)(q + 16), q1);
+        _mm256_storeu_ps(s, _mm256_set1_ps(_cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT))));
     }
 }
 
@@ -258,13 +276,18 @@ AVX512 static void pack_f(const loom_llm_weight_t *W, int r, int rm, float *p) {
     }
 }
 
-AVX512 static INLINE void mk_f(const float *p, int K, const float *x, size_t xs, int rn, float *out) {
+/* acc[RM][rn] over one K slice of kc values: started from zero (first) or
+ * from io, then either stored back to io or, on the last slice, summed
+ * into out[i * RN_F + j]. */
+AVX512 static INLINE void mk_f(const float *p, int kc, const float *x, size_t xs, int rn, __m512 *io, int first,
+                               float *out) {
     __m512 acc[RM][RN_F];
 #pragma GCC unroll 8
     for (int i = 0; i < RM; i++)
 #pragma GCC unroll 8
-        for (int j = 0; j < RN_F; j++) acc[i][j] = _mm512_setzero_ps();
-    for (int k = 0; k < K; k += 16, p += RM * 16) {
+        for (int j = 0; j < RN_F; j++)
+            if (j < rn) acc[i][j] = first ? _mm512_setzero_ps() : io[i * RN_F + j];
+    for (int k = 0; k < kc; k += 16, p += RM * 16) {
         __m512 w0 = _mm512_load_ps(p), w1 = _mm512_load_ps(p + 16), w2 = _mm512_load_ps(p + 32),
                w3 = _mm512_load_ps(p + 48);
 #pragma GCC unroll 8
@@ -281,13 +304,18 @@ AVX512 static INLINE void mk_f(const float *p, int K, const float *x, size_t xs,
     for (int i = 0; i < RM; i++)
 #pragma GCC unroll 8
         for (int j = 0; j < RN_F; j++)
-            if (j < rn) out[i * RN_F + j] = _mm512_reduce_add_ps(acc[i][j]);
+            if (j < rn) {
+                if (out) out[i * RN_F + j] = _mm512_reduce_add_ps(acc[i][j]);
+                else io[i * RN_F + j] = acc[i][j];
+            }
 }
 
 AVX512 static void gemm_f(const loom_llm_weight_t *W, int r0, int r1, const uint8_t *x, size_t xstride, int T,
                           float *Y, size_t ldy) {
     int K = W->cols;
-    float *p = loom_llm_thread_scratch((size_t)RM * K * 4);
+    enum { NG = (TB + RN_F - 1) / RN_F }; /* token groups per block */
+    __m512 *io = loom_llm_thread_scratch((size_t)RM * K * 4 + (size_t)NG * RM * RN_F * 64);
+    float *p = (float *)(io + NG * RM * RN_F);
     size_t xs = xstride / 4;
     float o[RM * RN_F];
     for (int t0 = 0; t0 < T; t0 += TB) {
@@ -295,18 +323,24 @@ AVX512 static void gemm_f(const loom_llm_weight_t *W, int r0, int r1, const uint
         for (int r = r0; r < r1; r += RM) {
             int rm = r1 - r < RM ? r1 - r : RM;
             pack_f(W, r, rm, p);
-            for (int t = t0; t < t1; t += RN_F) {
-                int rn = t1 - t < RN_F ? t1 - t : RN_F;
-                const float *xt = (const float *)(const void *)(x + (size_t)t * xstride);
-                switch (rn) {
-                case 6: mk_f(p, K, xt, xs, 6, o); break;
-                case 5: mk_f(p, K, xt, xs, 5, o); break;
-                case 4: mk_f(p, K, xt, xs, 4, o); break;
-                case 3: mk_f(p, K, xt, xs, 3, o); break;
-                case 2: mk_f(p, K, xt, xs, 2, o); break;
-                default: mk_f(p, K, xt, xs, 1, o); break;
+            for (int k0 = 0; k0 < K; k0 += KC_F) {
+                int kc = K - k0 < KC_F ? K - k0 : KC_F, last = k0 + kc == K;
+                const float *pk = p + (size_t)k0 * RM;
+                for (int t = t0, g = 0; t < t1; t += RN_F, g++) {
+                    int rn = t1 - t < RN_F ? t1 - t : RN_F;
+                    const float *xt = (const float *)(const void *)(x + (size_t)t * xstride) + k0;
+                    __m512 *a = io + g * RM * RN_F;
+                    float *out = last ? o : NULL;
+                    switch (rn) {
+                    case 6: mk_f(pk, kc, xt, xs, 6, a, k0 == 0, out); break;
+                    case 5: mk_f(pk, kc, xt, xs, 5, a, k0 == 0, out); break;
+                    case 4: mk_f(pk, kc, xt, xs, 4, a, k0 == 0, out); break;
+                    case 3: mk_f(pk, kc, xt, xs, 3, a, k0 == 0, out); break;
+                    case 2: mk_f(pk, kc, xt, xs, 2, a, k0 == 0, out); break;
+                    default: mk_f(pk, kc, xt, xs, 1, a, k0 == 0, out); break;
+                    }
+                    if (last) store_tile(Y, ldy, r, rm, t, rn, o, RN_F);
                 }
-                store_tile(Y, ldy, r, rm, t, rn, o, RN_F);
             }
         }
     }
@@ -398,12 +432,15 @@ AVX512 static void pack_q(const loom_llm_weight_t *W, int r, int rm, uint8_t *p)
     }
 }
 
-AVX512 static INLINE void mk_q(const uint8_t *p, int np, const uint8_t *x, size_t xs, int rn, float *out) {
+/* As mk_f, over np pairs of 32-value blocks. */
+AVX512 static INLINE void mk_q(const uint8_t *p, int np, const uint8_t *x, size_t xs, int rn, __m512 *io, int first,
+                               float *out) {
     __m512 acc[RM][RN_Q];
 #pragma GCC unroll 8
     for (int i = 0; i < RM; i++)
 #pragma GCC unroll 8
-        for (int j = 0; j < RN_Q; j++) acc[i][j] = _mm512_setzero_ps();
+        for (int j = 0; j < RN_Q; j++)
+            if (j < rn) acc[i][j] = first ? _mm512_setzero_ps() : io[i * RN_Q + j];
     for (int k = 0; k < np; k++, p += RM * QPAIR, x += 128) {
         __m512i xu[RN_Q];
         __m512 sx[RN_Q];
@@ -429,29 +466,40 @@ AVX512 static INLINE void mk_q(const uint8_t *p, int np, const uint8_t *x, size_
     for (int i = 0; i < RM; i++)
 #pragma GCC unroll 8
         for (int j = 0; j < RN_Q; j++)
-            if (j < rn) out[i * RN_Q + j] = _mm512_reduce_add_ps(acc[i][j]);
+            if (j < rn) {
+                if (out) out[i * RN_Q + j] = _mm512_reduce_add_ps(acc[i][j]);
+                else io[i * RN_Q + j] = acc[i][j];
+            }
 }
 
 AVX512 static void gemm_q(const loom_llm_weight_t *W, int r0, int r1, const uint8_t *x, size_t xstride, int T,
                           float *Y, size_t ldy) {
     int np = (W->cols / 32 + 1) / 2;
-    uint8_t *p = loom_llm_thread_scratch((size_t)np * RM * QPAIR);
+    enum { NG = (TB + RN_Q - 1) / RN_Q, KP = KC_Q / 64 };
+    __m512 *io = loom_llm_thread_scratch((size_t)np * RM * QPAIR + (size_t)NG * RM * RN_Q * 64);
+    uint8_t *p = (uint8_t *)(io + NG * RM * RN_Q);
     float o[RM * RN_Q];
     for (int t0 = 0; t0 < T; t0 += TB) {
         int t1 = t0 + TB < T ? t0 + TB : T;
         for (int r = r0; r < r1; r += RM) {
             int rm = r1 - r < RM ? r1 - r : RM;
             pack_q(W, r, rm, p);
-            for (int t = t0; t < t1; t += RN_Q) {
-                int rn = t1 - t < RN_Q ? t1 - t : RN_Q;
-                const uint8_t *xt = x + (size_t)t * xstride;
-                switch (rn) {
-                case 4: mk_q(p, np, xt, xstride, 4, o); break;
-                case 3: mk_q(p, np, xt, xstride, 3, o); break;
-                case 2: mk_q(p, np, xt, xstride, 2, o); break;
-                default: mk_q(p, np, xt, xstride, 1, o); break;
+            for (int k0 = 0; k0 < np; k0 += KP) {
+                int kp = np - k0 < KP ? np - k0 : KP, last = k0 + kp == np;
+                const uint8_t *pk = p + (size_t)k0 * RM * QPAIR;
+                for (int t = t0, g = 0; t < t1; t += RN_Q, g++) {
+                    int rn = t1 - t < RN_Q ? t1 - t : RN_Q;
+                    const uint8_t *xt = x + (size_t)t * xstride + (size_t)k0 * 128;
+                    __m512 *a = io + g * RM * RN_Q;
+                    float *out = last ? o : NULL;
+                    switch (rn) {
+                    case 4: mk_q(pk, kp, xt, xstride, 4, a, k0 == 0, out); break;
+                    case 3: mk_q(pk, kp, xt, xstride, 3, a, k0 == 0, out); break;
+                    case 2: mk_q(pk, kp, xt, xstride, 2, a, k0 == 0, out); break;
+                    default: mk_q(pk, kp, xt, xstride, 1, a, k0 == 0, out); break;
+                    }
+                    if (last) store_tile(Y, ldy, r, rm, t, rn, o, RN_Q);
                 }
-                store_tile(Y, ldy, r, rm, t, rn, o, RN_Q);
             }
         }
     }
