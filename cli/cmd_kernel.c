@@ -6,6 +6,7 @@
 #include "common/buf.h"
 #include "mlir-lowering/artifact.h"
 #include "mlir-lowering/kernels.h"
+#include "mlir-lowering/runner.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@ int loom_cmd_kernel(int argc, char **argv);
 static const char usage_text[] =
     "usage: loom kernel KERNEL [--target cpu|gpu|npu] [--arch sm_XX] [--shape M,N,K]\n"
     "                   [--topk K] [--eps E] [--cache DIR] [--emit code|source] [--object FILE] [--json]\n"
+    "       loom kernel KERNEL --run ARGS.json [--target cpu|npu] [--cache DIR]\n"
     "Compiles a compute kernel and prints its artifact (SHA-256 content address,\n"
     "entry function, buffers). KERNEL is a built-in (matmul, softmax, rmsnorm,\n"
     "vector.search, qmatmul) or a .mlir file with one func.func on static memrefs.\n"
@@ -30,6 +32,10 @@ static const char usage_text[] =
     "  --emit code     print the generated code; --emit source: the kernel's MLIR\n"
     "  --object FILE   CPU/NPU: also write an ELF object file (ahead-of-time use)\n"
     "  --json          machine-readable output\n"
+    "  --run ARGS      compile and run the kernel here on the buffers in the JSON file ARGS\n"
+    "                  ('-': stdin; the `args` of a compute step: matmul {a, b}, softmax {x},\n"
+    "                  rmsnorm {x, w, eps?}, a .mlir kernel {arg0, arg1, ...}); prints the\n"
+    "                  result buffers as JSON (CPU or NPU target; GPU kernels run in loom-worker-gpu)\n"
     "Exit: 0 compiled, 1 the kernel does not verify or lower (file:line:col: message), 2 usage.\n";
 
 static void print_err(const loom_err_t *e)
@@ -64,11 +70,50 @@ static const char *elem_name(loom_elem_t e)
     return e == LOOM_ELEM_F32 ? "f32" : e == LOOM_ELEM_I32 ? "i32" : "i8";
 }
 
+/* --run: the same path a worker's compute op takes (mlir-lowering/runner.c),
+ * on buffers from a JSON file. */
+static int run_kernel(const char *kernel, loom_target_kind_t t, const char *args_path, const char *cache_dir)
+{
+    if (t == LOOM_TARGET_GPU) {
+        fprintf(stderr, "loom kernel: --run needs --target cpu or npu (GPU kernels run in loom-worker-gpu)\n");
+        return LOOM_EXIT_USAGE;
+    }
+    json_error_t je;
+    json_t *args = !strcmp(args_path, "-") ? json_loadf(stdin, 0, &je) : json_load_file(args_path, 0, &je);
+    if (!args) {
+        fprintf(stderr, "loom kernel: %s:%d:%d: %s\n", args_path, je.line, je.column, je.text);
+        return LOOM_EXIT_USAGE;
+    }
+    if (!json_is_object(args)) {
+        fprintf(stderr, "loom kernel: %s: the arguments must be a JSON object of buffers\n", args_path);
+        json_decref(args);
+        return LOOM_EXIT_USAGE;
+    }
+    loom_err_t err = {0};
+    json_t *out = NULL, *in = json_pack("{s:s, s:o}", "kernel", kernel, "args", args);
+    loom_kernel_runner_t *r = loom_kernel_runner_new(t, cache_dir, &err);
+    int rc = LOOM_EXIT_OK;
+    if (!r || loom_kernel_runner_compute(r, in, &out, &err) != 0) {
+        print_err(&err);
+        rc = r ? LOOM_EXIT_FAIL : LOOM_EXIT_SYSTEM;
+    } else {
+        char *s = json_dumps(out, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+        if (s)
+            puts(s);
+        free(s);
+    }
+    json_decref(out);
+    json_decref(in);
+    loom_kernel_runner_destroy(&r);
+    return rc;
+}
+
 int loom_cmd_kernel(int argc, char **argv)
 {
     if (loom_cli_wants_help(argc, argv, usage_text))
         return LOOM_EXIT_OK;
-    const char *kernel = NULL, *tname = "cpu", *arch = "sm_90", *cache_dir = NULL, *emit = NULL, *obj = NULL;
+    const char *kernel = NULL, *tname = "cpu", *arch = "sm_90", *cache_dir = NULL, *emit = NULL, *obj = NULL,
+               *run = NULL;
     int json = 0, m = 4, n = 64, k = 64, topk = 4;
     double eps = 1e-5;
     for (int i = 1; i < argc; i++) {
@@ -86,6 +131,8 @@ int loom_cmd_kernel(int argc, char **argv)
             emit = argv[++i];
         else if (!strcmp(a, "--object") && has)
             obj = argv[++i];
+        else if (!strcmp(a, "--run") && has)
+            run = argv[++i];
         else if (!strcmp(a, "--topk") && has)
             topk = atoi(argv[++i]);
         else if (!strcmp(a, "--eps") && has)
@@ -106,6 +153,8 @@ int loom_cmd_kernel(int argc, char **argv)
         fprintf(stderr, "loom kernel: %s\n%s", !kernel ? "no kernel given" : "bad --target or --emit", usage_text);
         return LOOM_EXIT_USAGE;
     }
+    if (run)
+        return run_kernel(kernel, t, run, cache_dir);
     loom_err_t err = {0};
     loom_buf_t src = LOOM_BUF_INIT;
     loom_kernel_sig_t sig, *sigp = NULL;

@@ -9,8 +9,10 @@ PKGS=(
   clang-19 libclang-rt-19-dev            # libFuzzer + sanitizers
   libzmq3-dev libyaml-dev libssl-dev libpq-dev libcurl4-openssl-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+  libmicrohttpd-dev wrk                  # HTTP endpoint; make bench-http
   libglpk-dev glpk-utils libcmocka-dev libjansson-dev
   libmlir-19-dev mlir-19-tools llvm-19-dev
+  libopenblas-dev                        # bench-mlir peer (single-threaded sgemm)
   postgresql-15 postgresql-client-15
   python3 python3-numpy python3-distributed python3-zmq python3-protobuf
   chromium prometheus

@@ -89,7 +89,9 @@ int loom_artifact_key(const char *src, size_t n, loom_target_kind_t t, const cha
     char pipe[1024];
     const char *tn = loom_target_name(t);
     const char *ar = t == LOOM_TARGET_GPU && arch ? arch : "";
+    char script[4096];
     loom_codegen_pipeline(t, ar, pipe, sizeof pipe);
+    loom_codegen_transform(t, script, sizeof script);
     loom_sha256_t *h = loom_sha256_new();
     uint8_t d[LOOM_SHA256_LEN];
     if (!h)
@@ -98,6 +100,7 @@ int loom_artifact_key(const char *src, size_t n, loom_target_kind_t t, const cha
     rc = rc ? rc : loom_sha256_update(h, tn, strlen(tn) + 1);
     rc = rc ? rc : loom_sha256_update(h, ar, strlen(ar) + 1);
     rc = rc ? rc : loom_sha256_update(h, pipe, strlen(pipe) + 1);
+    rc = rc ? rc : loom_sha256_update(h, script, strlen(script) + 1);
     rc = rc ? rc : loom_sha256_update(h, src, n);
     rc = rc ? rc : loom_sha256_final(h, d);
     loom_sha256_destroy(&h);

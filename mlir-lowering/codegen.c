@@ -8,6 +8,7 @@
 #include <mlir-c/BuiltinTypes.h>
 #include <mlir-c/Diagnostics.h>
 #include <mlir-c/Dialect/GPU.h>
+#include <mlir-c/Dialect/Transform/Interpreter.h>
 #include <mlir-c/ExecutionEngine.h>
 
 #include <stdint.h>
@@ -32,13 +33,20 @@ int loom_target_parse(const char *s, loom_target_kind_t *out)
     return LOOM_ENOTFOUND;
 }
 
+static int op_is(MlirOperation op, const char *name)
+{
+    MlirStringRef s = mlirIdentifierStr(mlirOperationGetName(op));
+    return s.length == strlen(name) && memcmp(s.data, name, s.length) == 0;
+}
+
 /* Loops, then everything to the LLVM dialect. The NPU reference backend runs
  * the same host pipeline on its int8 kernels. Math ops with an LLVM intrinsic
  * (exp, log, sqrt, fma, ...) become intrinsics; the rest (tanh, erf, atan,
  * cbrt, ...) become calls to libm, which the JIT resolves in the worker's
  * process and an object file links against. */
 #define CPU_PIPELINE                                                                          \
-    "builtin.module(func.func(convert-linalg-to-loops),lower-affine,convert-scf-to-cf,"       \
+    "builtin.module(func.func(convert-linalg-to-loops),convert-vector-to-scf,lower-affine,"   \
+    "convert-scf-to-cf,convert-vector-to-llvm,"                                               \
     "convert-math-to-llvm,convert-math-to-libm,expand-strided-metadata,"                      \
     "finalize-memref-to-llvm,"                                                                \
     "convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"    \
@@ -55,6 +63,114 @@ int loom_target_parse(const char *s, loom_target_kind_t *out)
     "gpu.module(convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1}),"                       \
     "reconcile-unrealized-casts,gpu-module-to-binary{format=isa})"
 
+/* Register-blocked matmul for the CPU/NPU targets, as a transform-dialect
+ * script run before the pipeline: every linalg.matmul is tiled into
+ * TM x TN blocks of C, each block's K loop vectorised one k at a time, the
+ * C block hoisted out of the
+ * K loop into registers (accumulator promotion; subviews folded first so the
+ * hoisting can prove the block is not otherwise touched), and the
+ * contraction lowered to broadcast-FMA outer products: one row of B loaded
+ * per k, TM broadcasts of A, TM vector FMAs. TM x TN fits the vector
+ * register file of the host: 8 x 32 floats with AVX-512 (16 zmm
+ * accumulators), 4 x 16 with AVX2 (8 ymm), halved until they divide every
+ * matmul's M and N (masked vectorisation of ragged edges made the pattern
+ * rewrites run for minutes in MLIR 19); a matmul whose N is not a multiple
+ * of 8 keeps the plain loops. */
+#define MATMUL_TRANSFORM_FMT                                                                  \
+    "module attributes {transform.with_named_sequence} {\n"                                   \
+    "transform.named_sequence @__transform_main(%%root: !transform.any_op {transform.readonly}) {\n" \
+    "  %%mm = transform.structured.match ops{[\"linalg.matmul\"]} in %%root"                   \
+    " : (!transform.any_op) -> !transform.any_op\n"                                           \
+    "  %%t, %%l0, %%l1 = transform.structured.tile_using_for %%mm tile_sizes [%d, %d, 0]"      \
+    " : (!transform.any_op) -> (!transform.any_op, !transform.any_op, !transform.any_op)\n"   \
+    "  %%tk, %%l2 = transform.structured.tile_using_for %%t tile_sizes [0, 0, 1]"              \
+    " : (!transform.any_op) -> (!transform.any_op, !transform.any_op)\n"                      \
+    "  transform.structured.vectorize %%tk : !transform.any_op\n"                              \
+    "  %%f = transform.structured.match ops{[\"func.func\"]} in %%root"                       \
+    " : (!transform.any_op) -> !transform.any_op\n"                                           \
+    "  transform.apply_patterns to %%f {\n"                                                    \
+    "    transform.apply_patterns.vector.reduction_to_contract\n"                              \
+    "    transform.apply_patterns.vector.transfer_permutation_patterns\n"                      \
+    "    transform.apply_patterns.memref.fold_memref_alias_ops\n"                              \
+    "    transform.apply_patterns.canonicalization\n"                                          \
+    "  } : !transform.any_op\n"                                                                \
+    "  transform.apply_cse to %%f : !transform.any_op\n"                                       \
+    "  %%h = transform.structured.hoist_redundant_vector_transfers %%f"                         \
+    " : (!transform.any_op) -> !transform.any_op\n"                                           \
+    "  transform.apply_patterns to %%h {\n"                                                    \
+    "    transform.apply_patterns.vector.lower_contraction lowering_strategy = \"outerproduct\"\n" \
+    "    transform.apply_patterns.vector.lower_outerproduct\n"                                 \
+    "    transform.apply_patterns.vector.transfer_permutation_patterns\n"                      \
+    "    transform.apply_patterns.vector.lower_transfer max_transfer_rank = 1\n"               \
+    "    transform.apply_patterns.vector.lower_broadcast\n"                                    \
+    "    transform.apply_patterns.vector.lower_shape_cast\n"                                   \
+    "    transform.apply_patterns.canonicalization\n"                                          \
+    "  } : !transform.any_op\n"                                                                \
+    "  transform.yield\n"                                                                      \
+    "}\n}\n"
+
+const char *loom_codegen_transform(loom_target_kind_t t, char *buf, size_t n)
+{
+    if (t == LOOM_TARGET_GPU) {
+        snprintf(buf, n, "%s", "");
+        return buf;
+    }
+    int avx512 = __builtin_cpu_supports("avx512f");
+    snprintf(buf, n, MATMUL_TRANSFORM_FMT, avx512 ? 8 : 4, avx512 ? 32 : 16);
+    return buf;
+}
+
+typedef struct {
+    int count, tm, tn; /* matmuls seen; tile sizes that divide all of them */
+} matmul_walk_t;
+
+static MlirWalkResult size_matmul_tiles(MlirOperation op, void *user)
+{
+    matmul_walk_t *w = user;
+    if (!op_is(op, "linalg.matmul") || mlirOperationGetNumOperands(op) != 3)
+        return MlirWalkResultAdvance;
+    MlirType c = mlirValueGetType(mlirOperationGetOperand(op, 2));
+    w->count++;
+    if (!mlirTypeIsAMemRef(c) || !mlirShapedTypeHasStaticShape(c) || mlirShapedTypeGetRank(c) != 2) {
+        w->tn = 0;
+        return MlirWalkResultInterrupt;
+    }
+    int64_t rows = mlirShapedTypeGetDimSize(c, 0), cols = mlirShapedTypeGetDimSize(c, 1);
+    while (w->tm > 1 && rows % w->tm)
+        w->tm /= 2;
+    while (w->tn >= 8 && cols % w->tn)
+        w->tn /= 2;
+    if (w->tn < 8)
+        w->tn = 0;
+    return w->tn ? MlirWalkResultAdvance : MlirWalkResultInterrupt;
+}
+
+/* Applies the CPU transform script to the kernel's module when it has a
+ * linalg.matmul (the interpreter costs milliseconds). */
+static int apply_cpu_transform(loom_mlir_t *m, MlirModule mod, const char *filename, loom_err_t *err)
+{
+    int avx512 = __builtin_cpu_supports("avx512f");
+    matmul_walk_t w = {0, avx512 ? 8 : 4, avx512 ? 32 : 16};
+    mlirOperationWalk(mlirModuleGetOperation(mod), size_matmul_tiles, &w, MlirWalkPreOrder);
+    if (!w.count || !w.tn)
+        return 0;
+    char script[4096];
+    snprintf(script, sizeof script, MATMUL_TRANSFORM_FMT, w.tm, w.tn);
+    MlirModule tmod;
+    int rc = loom_mlir_parse(m, script, strlen(script), "<matmul transform>", &tmod, err);
+    if (rc)
+        return rc;
+    MlirOperation entry = mlirBlockGetFirstOperation(mlirModuleGetBody(tmod));
+    MlirTransformOptions opts = mlirTransformOptionsCreate();
+    loom_mlir_diag_begin(m);
+    if (mlirLogicalResultIsFailure(mlirTransformApplyNamedSequence(
+            mlirModuleGetOperation(mod), entry, mlirModuleGetOperation(tmod), opts)))
+        rc = loom_mlir_diag_fail(m, err, LOOM_EINTERNAL, "tiling and vectorising a matmul", filename);
+    mlirTransformOptionsDestroy(opts);
+    mlirModuleDestroy(tmod);
+    return rc;
+}
+
 const char *loom_codegen_pipeline(loom_target_kind_t t, const char *arch, char *buf, size_t n)
 {
     if (t == LOOM_TARGET_GPU)
@@ -65,12 +181,6 @@ const char *loom_codegen_pipeline(loom_target_kind_t t, const char *arch, char *
 }
 
 /* ---- module inspection ------------------------------------------------ */
-
-static int op_is(MlirOperation op, const char *name)
-{
-    MlirStringRef s = mlirIdentifierStr(mlirOperationGetName(op));
-    return s.length == strlen(name) && memcmp(s.data, name, s.length) == 0;
-}
 
 static MlirOperation first_func(MlirModule mod)
 {
@@ -225,8 +335,10 @@ int loom_codegen_llvm(loom_mlir_t *m, const char *src, size_t n, const char *fil
         if (op_is(op, "func.func"))
             mlirOperationSetDiscardableAttributeByName(op, loom_sr("llvm.emit_c_interface"), unit);
     char pipe[1024];
-    rc = loom_mlir_run_pipeline(m, mod, loom_codegen_pipeline(LOOM_TARGET_CPU, NULL, pipe, sizeof pipe),
-                                "lowering to LLVM", filename, err);
+    rc = apply_cpu_transform(m, mod, filename, err);
+    if (!rc)
+        rc = loom_mlir_run_pipeline(m, mod, loom_codegen_pipeline(LOOM_TARGET_CPU, NULL, pipe, sizeof pipe),
+                                    "lowering to LLVM", filename, err);
     if (!rc)
         rc = check_all_llvm(m, mod, filename, err);
     if (!rc)
@@ -240,6 +352,8 @@ int loom_codegen_llvm(loom_mlir_t *m, const char *src, size_t n, const char *fil
 /* ---- GPU ---------------------------------------------------------------- */
 
 typedef struct {
+    loom_mlir_t *m;
+    const char *filename;
     loom_gpu_unit_t *u;
     char names[LOOM_GPU_MAX_LAUNCHES][64]; /* gpu.binary symbol per module */
     int rc;
@@ -254,8 +368,24 @@ static int module_index(gpu_walk_t *w, MlirStringRef name)
     return -1;
 }
 
+/* Views that keep the base pointer: with the bare-pointer convention a
+ * kernel receives the base buffer's pointer and rebuilds the view from its
+ * static type (shape, strides, static offset), so a launch operand that is
+ * a view of a kernel argument is that argument's buffer. */
+static int is_pointer_view(MlirOperation op)
+{
+    static const char *const views[] = {"memref.expand_shape", "memref.collapse_shape", "memref.subview",
+                                        "memref.reinterpret_cast", "memref.cast"};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++)
+        if (op_is(op, views[i]))
+            return 1;
+    return 0;
+}
+
 static int const_value(MlirValue v, loom_karg_t *k)
 {
+    while (!mlirValueIsABlockArgument(v) && is_pointer_view(mlirOpResultGetOwner(v)))
+        v = mlirOperationGetOperand(mlirOpResultGetOwner(v), 0);
     if (mlirValueIsABlockArgument(v)) {
         k->kind = LOOM_KARG_BUFFER;
         k->index = mlirBlockArgumentGetArgNumber(v);
@@ -353,9 +483,13 @@ static MlirWalkResult collect_launches(MlirOperation op, void *user)
     u->nlaunches++;
     return MlirWalkResultAdvance;
 bad:
-    w->rc = loom_err_set(w->err, LOOM_EINTERNAL,
-                         "GPU lowering produced a launch Loom cannot describe (non-constant "
-                         "grid or argument)");
+    /* Located at the launch, i.e. at the user's op it was made from. */
+    loom_mlir_diag_begin(w->m);
+    mlirEmitError(mlirOperationGetLocation(op),
+                  "GPU lowering produced a launch Loom cannot describe (a grid size, or an "
+                  "argument that is neither a constant nor a view of a kernel buffer with a "
+                  "static offset)");
+    w->rc = loom_mlir_diag_fail(w->m, w->err, LOOM_EINVAL, "lowering to PTX", w->filename);
     return MlirWalkResultInterrupt;
 }
 
@@ -375,7 +509,7 @@ int loom_codegen_ptx(loom_mlir_t *m, const char *src, size_t n, const char *file
     rc = loom_mlir_run_pipeline(m, mod, loom_codegen_pipeline(LOOM_TARGET_GPU, arch, pipe, sizeof pipe),
                                 "lowering to PTX", filename, err);
     if (!rc) {
-        gpu_walk_t w = {.u = u, .err = err};
+        gpu_walk_t w = {.m = m, .filename = filename, .u = u, .err = err};
         snprintf(u->arch, sizeof u->arch, "%s", arch);
         mlirOperationWalk(mlirModuleGetOperation(mod), collect_binaries, &w, MlirWalkPreOrder);
         if (!w.rc)

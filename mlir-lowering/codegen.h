@@ -26,6 +26,11 @@ int loom_target_parse(const char *s, loom_target_kind_t *out);
  * ignored). Writes into buf; returns buf. */
 const char *loom_codegen_pipeline(loom_target_kind_t t, const char *arch, char *buf, size_t n);
 
+/* The transform-dialect script run before the CPU/NPU pipeline (register-
+ * blocked, vectorised matmul sized for this host's vector width; "" for
+ * GPU). Part of an artifact's cache key. Writes into buf; returns buf. */
+const char *loom_codegen_transform(loom_target_kind_t t, char *buf, size_t n);
+
 /* Reads the signature of the first func.func in src (memref arguments with
  * static shapes and f32/i32/i8 elements). A kernel that does not parse or
  * verify is LOOM_EPARSE with MLIR's diagnostic located in `filename`. */

@@ -1,17 +1,19 @@
-/* http.c — the dashboard / metrics / health endpoint. See http.h. */
+/* http.c — loomd's HTTP endpoint on libmicrohttpd. See http.h.
+ *
+ * libmicrohttpd owns the sockets: HTTP/1.1 parsing, keep-alive, pipelining,
+ * chunked bodies, timeouts and connection limits. This file binds the
+ * listening socket (so `PORT 0` and error messages stay ours), admits each
+ * request in one place (http_admit) and routes it. */
 #include "orchestrator/http.h"
 
 #include <errno.h>
+#include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -21,16 +23,31 @@
  * orchestrator/dashboard/ by orchestrator/dashboard/embed.sh. */
 #include "dashboard_assets.inc"
 
-#define MAX_REQUEST 8192
-#define IO_TIMEOUT_S 5
+/* Limits. A request head must fit the per-connection memory pool (MHD
+ * answers 414/431 otherwise); a request body is bounded separately. */
+#define CONN_MEMORY (16 * 1024)
+#define MAX_BODY (1 << 20)
+#define MAX_CONNECTIONS 4000
+#define IDLE_TIMEOUT_S 30
+#define LISTEN_BACKLOG 1024
+#define POOL_THREADS 2
 
 struct loom_http {
-    int fd, stop_fd, port;
-    pthread_t thread;
-    int started;
+    struct MHD_Daemon *d;
+    int fd, port;
     loom_metrics_t *metrics;
     loom_store_pg_t *pg;
 };
+
+/* One request, kept by MHD between calls of the access handler. */
+typedef struct http_req {
+    loom_http_t *h;
+    struct MHD_Connection *conn;
+    const char *method, *path; /* owned by MHD for the request's lifetime */
+    int head;                  /* HEAD: MHD drops the body itself */
+    int refused;               /* a reply was queued before the body arrived */
+    loom_buf_t body;
+} http_req_t;
 
 static int parse_listen(const char *s, char *host, size_t hn, char *port, size_t pn) {
     const char *colon = s ? strrchr(s, ':') : NULL;
@@ -46,193 +63,191 @@ static int parse_listen(const char *s, char *host, size_t hn, char *port, size_t
 
 /* ---- responses ---------------------------------------------------------- */
 
-static void send_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR) continue;
-            return; /* client went away or timed out: nothing to do */
-        }
-        p += w;
-        n -= (size_t)w;
-    }
+static enum MHD_Result reply(http_req_t *rq, unsigned code, const char *type, const void *data,
+                             size_t len) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result ok = MHD_queue_response(rq->conn, code, r);
+    MHD_destroy_response(r);
+    return ok;
 }
 
-static const char *reason_of(int code) {
-    switch (code) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Error";
-    }
+static enum MHD_Result reply_buf(http_req_t *rq, unsigned code, const char *type,
+                                 loom_buf_t *b) {
+    enum MHD_Result ok = reply(rq, code, type, b->data ? b->data : "", b->len);
+    loom_buf_free(b);
+    return ok;
 }
 
-static void respond(int fd, int code, const char *type, const char *body, size_t len, int head) {
-    char hdr[512];
-    int n = snprintf(hdr, sizeof hdr,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
-                     "Connection: close\r\n\r\n",
-                     code, reason_of(code), type, len);
-    send_all(fd, hdr, (size_t)n);
-    if (!head && len) send_all(fd, body, len);
-}
-
-static void respond_json_error(int fd, int code, const char *msg, int head) {
+static enum MHD_Result reply_error(http_req_t *rq, unsigned code, const char *msg) {
     loom_buf_t b = LOOM_BUF_INIT;
     loom_buf_puts(&b, "{\"error\":");
     loom_buf_json_str(&b, msg, strlen(msg));
-    loom_buf_puts(&b, "}");
-    respond(fd, code, "application/json", b.data, b.len, head);
-    loom_buf_free(&b);
+    loom_buf_puts(&b, "}\n");
+    return reply_buf(rq, code, "application/json", &b);
 }
 
-/* ---- routing ------------------------------------------------------------ */
+/* ---- admission ----------------------------------------------------------- */
 
-/* Extracts ?run=<id> (ids are plain tokens; anything else is refused). */
-static int query_run(const char *query, char *out, size_t n) {
-    out[0] = 0;
-    if (!query) return 0;
-    for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-        if (strncmp(p, "run=", 4) != 0) continue;
-        p += 4;
-        size_t len = strcspn(p, "&");
-        if (len == 0 || len >= n) return -1;
-        for (size_t i = 0; i < len; i++) {
-            char c = p[i];
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '-' || c == '_' || c == '.' || c == ':'))
-                return -1;
-        }
-        memcpy(out, p, len);
-        out[len] = 0;
-        return 1;
+/* The one place a request is let in or turned away, called once per request
+ * as soon as its head has arrived (before any body is read). Returns 0 to
+ * admit, or an HTTP status with *why set. Authentication (bearer tokens)
+ * belongs here so every route, present and future, is covered. */
+static unsigned http_admit(http_req_t *rq, const char **why) {
+    if (rq->path[0] != '/') {
+        *why = "malformed request target";
+        return MHD_HTTP_BAD_REQUEST;
+    }
+    if (strcmp(rq->method, "GET") != 0 && !rq->head) {
+        *why = "only GET and HEAD";
+        return MHD_HTTP_METHOD_NOT_ALLOWED;
     }
     return 0;
 }
 
-static void route(loom_http_t *h, int fd, const char *path, const char *query, int head) {
-    if (strcmp(path, "/healthz") == 0) {
-        char why[128];
-        int ok = loom_metrics_healthy(h->metrics, why, sizeof why);
-        loom_buf_t b = LOOM_BUF_INIT;
-        loom_buf_printf(&b, "{\"status\":\"%s\"", ok ? "ok" : "degraded");
-        if (!ok) {
-            loom_buf_puts(&b, ",\"reason\":");
-            loom_buf_json_str(&b, why, strlen(why));
-        }
-        loom_buf_puts(&b, "}\n");
-        respond(fd, ok ? 200 : 503, "application/json", b.data, b.len, head);
-        loom_buf_free(&b);
-        return;
+/* ---- routes -------------------------------------------------------------- */
+
+/* ?run=<id>: 1 and the id, 0 when absent, -1 when not a plain token. */
+static int query_run(http_req_t *rq, char *out, size_t n) {
+    const char *v = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "run");
+    out[0] = 0;
+    if (!v) return 0;
+    size_t len = strlen(v);
+    if (len == 0 || len >= n) return -1;
+    for (size_t i = 0; i < len; i++) {
+        char c = v[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':'))
+            return -1;
     }
-    if (strcmp(path, "/metrics") == 0) {
-        loom_buf_t b = LOOM_BUF_INIT;
-        if (loom_metrics_render(h->metrics, &b) == 0)
-            respond(fd, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, head);
-        else
-            respond_json_error(fd, 500, "out of memory", head);
-        loom_buf_free(&b);
-        return;
+    memcpy(out, v, len + 1);
+    return 1;
+}
+
+static enum MHD_Result route_healthz(http_req_t *rq) {
+    char why[128];
+    int ok = loom_metrics_healthy(rq->h->metrics, why, sizeof why);
+    loom_buf_t b = LOOM_BUF_INIT;
+    loom_buf_printf(&b, "{\"status\":\"%s\"", ok ? "ok" : "degraded");
+    if (!ok) {
+        loom_buf_puts(&b, ",\"reason\":");
+        loom_buf_json_str(&b, why, strlen(why));
     }
-    if (strcmp(path, "/api/summary") == 0) {
-        loom_buf_t b = LOOM_BUF_INIT;
-        loom_metrics_summary_json(h->metrics, &b);
-        respond(fd, 200, "application/json", b.data, b.len, head);
+    loom_buf_puts(&b, "}\n");
+    return reply_buf(rq, ok ? 200 : 503, "application/json", &b);
+}
+
+static enum MHD_Result route_metrics(http_req_t *rq) {
+    loom_buf_t b = LOOM_BUF_INIT;
+    if (loom_metrics_render(rq->h->metrics, &b) != 0) {
         loom_buf_free(&b);
-        return;
+        return reply_error(rq, 500, "out of memory");
     }
-    if (strncmp(path, "/api/", 5) == 0) {
-        if (!h->pg) {
-            respond_json_error(fd, 503, "no database: start loomd with --db to see history", head);
-            return;
-        }
-        char run[128];
-        int has = query_run(query, run, sizeof run);
-        if (has < 0) {
-            respond_json_error(fd, 400, "bad run id", head);
-            return;
-        }
-        loom_buf_t b = LOOM_BUF_INIT;
-        loom_err_t err = {0};
-        int rc = loom_store_pg_query_json(h->pg, path + 5, has ? run : NULL, &b, &err);
-        if (rc == 0)
-            respond(fd, 200, "application/json", b.data, b.len, head);
-        else
-            respond_json_error(fd, rc == LOOM_ENOTFOUND ? 404 : rc == LOOM_EINVAL ? 400 : 503,
-                               err.msg, head);
-        loom_buf_free(&b);
-        return;
-    }
-    const char *name = strcmp(path, "/") == 0 ? "index.html"
-                       : strncmp(path, "/static/", 8) == 0 ? path + 8 : NULL;
+    return reply_buf(rq, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
+}
+
+static enum MHD_Result route_summary(http_req_t *rq) {
+    loom_buf_t b = LOOM_BUF_INIT;
+    loom_metrics_summary_json(rq->h->metrics, &b);
+    return reply_buf(rq, 200, "application/json", &b);
+}
+
+/* /api/<view query>[?run=<id>]: rows of a PostgreSQL view. */
+static enum MHD_Result route_view(http_req_t *rq) {
+    if (!rq->h->pg) return reply_error(rq, 503, "no database: start loomd with --db to see history");
+    char run[128];
+    int has = query_run(rq, run, sizeof run);
+    if (has < 0) return reply_error(rq, 400, "bad run id");
+    loom_buf_t b = LOOM_BUF_INIT;
+    loom_err_t err = {0};
+    int rc = loom_store_pg_query_json(rq->h->pg, rq->path + 5, has ? run : NULL, &b, &err);
+    if (rc == 0) return reply_buf(rq, 200, "application/json", &b);
+    loom_buf_free(&b);
+    return reply_error(rq, rc == LOOM_ENOTFOUND ? 404 : rc == LOOM_EINVAL ? 400 : 503, err.msg);
+}
+
+static enum MHD_Result route_asset(http_req_t *rq) {
+    const char *name = strcmp(rq->path, "/") == 0                ? "index.html"
+                       : strncmp(rq->path, "/static/", 8) == 0 ? rq->path + 8
+                                                                 : NULL;
     for (size_t i = 0; name && i < sizeof assets / sizeof assets[0]; i++)
-        if (strcmp(assets[i].name, name) == 0) {
-            respond(fd, 200, assets[i].type, assets[i].data, assets[i].len, head);
-            return;
-        }
-    respond_json_error(fd, 404, "not found", head);
+        if (strcmp(assets[i].name, name) == 0)
+            return reply(rq, 200, assets[i].type, assets[i].data, assets[i].len);
+    return reply_error(rq, 404, "not found");
 }
 
-/* Reads one request head and answers it. */
-static void serve(loom_http_t *h, int fd) {
-    struct timeval tv = {IO_TIMEOUT_S, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    char req[MAX_REQUEST + 1];
-    size_t len = 0;
-    while (len < MAX_REQUEST) {
-        ssize_t r = recv(fd, req + len, MAX_REQUEST - len, 0);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return; /* closed or timed out before a full head */
-        len += (size_t)r;
-        req[len] = 0;
-        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n")) break;
-    }
-    req[len] = 0;
-    if (!strstr(req, "\r\n\r\n") && !strstr(req, "\n\n")) {
-        respond_json_error(fd, 413, "request head too large", 0);
-        return;
-    }
-    char method[8], target[1024], version[16];
-    if (sscanf(req, "%7s %1023s %15s", method, target, version) != 3 ||
-        strncmp(version, "HTTP/1.", 7) != 0 || target[0] != '/') {
-        respond_json_error(fd, 400, "malformed request line", 0);
-        return;
-    }
-    int head = strcmp(method, "HEAD") == 0;
-    if (!head && strcmp(method, "GET") != 0) {
-        respond_json_error(fd, 405, "only GET and HEAD", 0);
-        return;
-    }
-    char *query = strchr(target, '?');
-    if (query) *query++ = 0;
-    route(h, fd, target, query, head);
+static enum MHD_Result route(http_req_t *rq) {
+    const char *p = rq->path;
+    if (strcmp(p, "/healthz") == 0) return route_healthz(rq);
+    if (strcmp(p, "/metrics") == 0) return route_metrics(rq);
+    if (strcmp(p, "/api/summary") == 0) return route_summary(rq);
+    if (strncmp(p, "/api/", 5) == 0) return route_view(rq);
+    return route_asset(rq);
 }
 
-static void *http_main(void *arg) {
-    loom_http_t *h = arg;
-    for (;;) {
-        struct pollfd p[2] = {{h->fd, POLLIN, 0}, {h->stop_fd, POLLIN, 0}};
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR) continue;
-            LOOM_ERROR("http", "msg=\"poll failed\" error=\"%s\"", strerror(errno));
-            break;
+/* ---- libmicrohttpd callbacks --------------------------------------------- */
+
+/* Called with the head (upload_size 0, *req_cls NULL), then once per body
+ * chunk, then once more with *upload_size 0 when the body is complete. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **req_cls) {
+    (void)version;
+    http_req_t *rq = *req_cls;
+    if (!rq) {
+        if (!(rq = calloc(1, sizeof *rq))) return MHD_NO;
+        *req_cls = rq;
+        rq->h = cls;
+        rq->conn = conn;
+        rq->method = method;
+        rq->path = url;
+        rq->head = strcmp(method, "HEAD") == 0;
+        const char *why = NULL;
+        unsigned code = http_admit(rq, &why);
+        if (code) {
+            rq->refused = 1;
+            return reply_error(rq, code, why);
         }
-        if (p[1].revents) break;
-        if (!(p[0].revents & POLLIN)) continue;
-        int c = accept4(h->fd, NULL, NULL, SOCK_CLOEXEC);
-        if (c < 0) continue; /* EAGAIN, ECONNABORTED, EMFILE: try again later */
-        serve(h, c);
-        shutdown(c, SHUT_WR);
-        close(c);
+        return MHD_YES;
     }
-    return NULL;
+    if (*upload_size) {
+        if (!rq->refused && rq->body.len + *upload_size > MAX_BODY) {
+            rq->refused = 1;
+            *upload_size = 0;
+            return reply_error(rq, 413, "request body too large");
+        }
+        if (!rq->refused && loom_buf_append(&rq->body, upload_data, *upload_size) != 0)
+            return MHD_NO;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (rq->refused) return MHD_YES;
+    return route(rq);
 }
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode why) {
+    (void)cls, (void)conn, (void)why;
+    http_req_t *rq = *req_cls;
+    if (!rq) return;
+    loom_buf_free(&rq->body);
+    free(rq);
+    *req_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = 0;
+    LOOM_DEBUG("http", "msg=\"%s\"", msg);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
 
 loom_http_t *loom_http_new(const loom_http_opts_t *o, loom_err_t *err) {
     char host[256], port[16];
@@ -250,7 +265,7 @@ loom_http_t *loom_http_new(const loom_http_opts_t *o, loom_err_t *err) {
         loom_err_set(err, LOOM_ENOMEM, "out of memory");
         return NULL;
     }
-    h->fd = h->stop_fd = -1;
+    h->fd = -1;
     h->metrics = o->metrics;
     h->pg = o->pg;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -265,7 +280,7 @@ loom_http_t *loom_http_new(const loom_http_opts_t *o, loom_err_t *err) {
     h->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     if (h->fd < 0 || setsockopt(h->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(h->fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(h->fd, 64) < 0) {
+        bind(h->fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(h->fd, LISTEN_BACKLOG) < 0) {
         loom_err_set(err, LOOM_EIO, "cannot listen on %s: %s", o->listen, strerror(errno));
         freeaddrinfo(ai);
         goto fail;
@@ -276,12 +291,22 @@ loom_http_t *loom_http_new(const loom_http_opts_t *o, loom_err_t *err) {
     getsockname(h->fd, (struct sockaddr *)&ss, &sl);
     h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);
-    h->stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (h->stop_fd < 0 || pthread_create(&h->thread, NULL, http_main, h) != 0) {
-        loom_err_set(err, LOOM_EIO, "cannot start the HTTP thread");
+    /* poll, not epoll: with libmicrohttpd 0.9.75's edge-triggered epoll a
+     * client that half-closes right after its request sometimes waited for
+     * the idle timeout instead of getting the response and EOF. */
+    h->d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
+            MHD_ALLOW_SUSPEND_RESUME,
+        0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, h->fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_END);
+    if (!h->d) {
+        loom_err_set(err, LOOM_EIO, "cannot start the HTTP server on %s", o->listen);
         goto fail;
     }
-    h->started = 1;
+    h->fd = -1; /* the daemon owns (and closes) the listening socket now */
     LOOM_INFO("http", "msg=\"dashboard listening\" url=http://%s:%d/", host, h->port);
     return h;
 fail:
@@ -294,14 +319,8 @@ int loom_http_port(const loom_http_t *h) { return h->port; }
 void loom_http_destroy(loom_http_t **ph) {
     if (!ph || !*ph) return;
     loom_http_t *h = *ph;
-    if (h->started) {
-        uint64_t one = 1;
-        ssize_t w = write(h->stop_fd, &one, sizeof one);
-        (void)w;
-        pthread_join(h->thread, NULL);
-    }
+    if (h->d) MHD_stop_daemon(h->d);
     if (h->fd >= 0) close(h->fd);
-    if (h->stop_fd >= 0) close(h->stop_fd);
     free(h);
     *ph = NULL;
 }

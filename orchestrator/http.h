@@ -9,10 +9,15 @@
  *   GET /api/<query>[?run=<id>]  rows of a view as JSON (store_pg.h's
  *                         loom_store_pg_query_json); 503 without a database
  *
- * It runs on its own thread so a slow client or a slow database query never
- * delays dispatch; it only reads metrics (atomics) and the store's reader
- * connection. One request per connection (Connection: close), requests
- * bounded to 8 KiB and 5 s; anything else gets a 4xx, never a crash. */
+ * Served by libmicrohttpd on threads of its own (a small pool polling all
+ * connections), so a slow client or a slow database query never delays
+ * dispatch; it only reads metrics (atomics) and the store's reader
+ * connection. HTTP/1.1 keep-alive and pipelining, many concurrent
+ * connections (up to 4000), idle connections closed after 30 s, a request
+ * head bounded by 16 KiB of connection memory (414/431 beyond), a body by
+ * 1 MiB (413). Every request passes one admission check (http_admit in
+ * http.c) before it is routed; malformed requests get a 4xx or are closed,
+ * never a crash. */
 #ifndef LOOM_ORCHESTRATOR_HTTP_H
 #define LOOM_ORCHESTRATOR_HTTP_H
 

@@ -7,13 +7,14 @@ ORCHESTRATOR_SRCS := $(filter-out orchestrator/main.c,$(wildcard orchestrator/*.
 $(eval $(call LIB,orchestrator,$(ORCHESTRATOR_SRCS)))
 ORCHESTRATOR_LDLIBS += -ljansson -lm
 ORCHESTRATOR_LDLIBS += -lpq  # store_pg.c (PostgreSQL store)
+ORCHESTRATOR_LDLIBS += -lmicrohttpd  # http.c (dashboard, /metrics, gateway)
 
 # loomd links the planner (workflow parser), protocol and common libraries.
 # Their names are spelled out because orchestrator/module.mk is included
 # before planner/ and protocol/ define their variables.
 LOOMD_ARCHIVES := $(BUILD)/lib/libloom_orchestrator.a $(BUILD)/lib/libloom_planner.a \
                   $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a
-LOOMD_LDLIBS := -ljansson -lpq -lyaml -lglpk -lprotobuf-c -lzmq -lcrypto -lm
+LOOMD_LDLIBS := -ljansson -lpq -lmicrohttpd -lyaml -lglpk -lprotobuf-c -lzmq -lcrypto -lm
 # plan_lower.c (mlir engineer) lowers each planned run; named as a source
 # because placement_planner.c only references it weakly.
 $(eval $(call PROG,loomd,orchestrator/main.c mlir-lowering/plan_lower.c,$(LOOMD_ARCHIVES) $(BUILD)/lib/libloom_mlir.a,$(LOOMD_LDLIBS) $(MLIR_LDLIBS)))

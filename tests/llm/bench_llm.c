@@ -23,8 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "workers/cpu/llm_engine.h"
-#include "workers/gpu/llm_cuda.h"
+#include "llm/llm_engine.h"
+#include "llm/cuda/llm_cuda.h"
 
 extern char **environ;
 

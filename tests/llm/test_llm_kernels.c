@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#include "workers/common/gguf.h"
-#include "workers/cpu/llm_kernels.h"
+#include "llm/gguf.h"
+#include "llm/cpu/llm_kernels.h"
 
 static uint32_t rng = 12345;
 static float frand(void) {

@@ -3,6 +3,8 @@
 MLIR_TEST_ARCHIVES := $(BUILD)/lib/libloom_mlir.a $(BUILD)/lib/libloom_common.a
 $(eval $(call TEST,mlir_unit,tests/mlir/test_kernels.c tests/mlir/test_lower.c tests/mlir/test_runner.c,$(MLIR_TEST_ARCHIVES),-lcmocka $(MLIR_LDLIBS)))
 $(eval $(call SCRIPT_TEST,mlir_golden,tests/mlir/golden.sh))
+$(eval $(call SCRIPT_TEST,mlir_kernels_numpy,tests/mlir/test_kernels_numpy.sh))
+$(BUILD)/tests/mlir_kernels_numpy: $(BUILD)/bin/loom
 # GPU launch test: PTX from `loom kernel`, launched through the CUDA driver,
 # then the GPU worker's compute path (runner + driver); skips without a
 # device. The second (and last) MLIR-linked test binary.
@@ -13,7 +15,7 @@ $(eval $(call TEST,mlir_gpu,tests/mlir/test_gpu.c,$(BUILD)/lib/libloom_cudrv.a $
 # kernel compiles, JIT code speed (bench/mlir_bench.c).
 $(BUILD)/bench/mlir_bench: $(call objs,bench/mlir_bench.c) $(MLIR_TEST_ARCHIVES)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,bench/mlir_bench.c) -Wl,--start-group $(MLIR_TEST_ARCHIVES) -Wl,--end-group $(MLIR_LDLIBS)
+	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,bench/mlir_bench.c) -Wl,--start-group $(MLIR_TEST_ARCHIVES) -Wl,--end-group $(MLIR_LDLIBS) -lopenblas
 .PHONY: bench-mlir
 bench-mlir: $(BUILD)/bench/mlir_bench
 	@echo "== bench-mlir: $(BUILD)/bench/mlir_bench"
