@@ -2,8 +2,10 @@
 
 # bench-dispatch: loomd + 2 CPU workers vs Dask distributed (bench/dispatch.sh).
 $(eval $(call PROG,bench-dispatch,bench/dispatch.c,$(BUILD)/lib/libloom_client.a $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a,$(PROTOCOL_LDLIBS) $(COMMON_LDLIBS)))
+# zmq_rtt: the raw ZeroMQ round trip bench-dispatch compares chained steps with.
+$(eval $(call PROG,zmq_rtt,bench/zmq_rtt.c,$(BUILD)/lib/libloom_common.a,-lzmq $(COMMON_LDLIBS)))
 .PHONY: bench-dispatch
-bench-dispatch: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom $(BUILD)/bin/bench-dispatch
+bench-dispatch: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom $(BUILD)/bin/bench-dispatch $(BUILD)/bin/zmq_rtt
 	BUILD=$(BUILD) ./bench/dispatch.sh
 BENCHES += bench-dispatch
 
@@ -13,3 +15,19 @@ BENCHES += bench-dispatch
 bench-dispatch-pg: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom $(BUILD)/bin/bench-dispatch
 	BUILD=$(BUILD) ./bench/dispatch_pg.sh
 BENCHES += bench-dispatch-pg
+
+# bench-kv: KV cache transfer between two processes (worker object store:
+# network and same-host paths) next to raw ZeroMQ and memcpy in the same run.
+$(eval $(call PROG,bench-kv,bench/kv_bench.c,$(LLM_ARCHIVES),$(LLM_LDLIBS)))
+.PHONY: bench-kv
+bench-kv: $(BUILD)/bin/bench-kv $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom
+	$(BUILD)/bin/bench-kv 5 512 4096 32768
+	BUILD=$(BUILD) ./bench/kv_rss.sh 2048 256
+BENCHES += bench-kv
+
+# bench-memory: loomd's RSS after ten runs of 100,000 noop steps, next to
+# the documented bound (bench/memory.py).
+.PHONY: bench-memory
+bench-memory: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/gen/py/loom/v1/rpc_pb2.py
+	BUILD=$(BUILD) /usr/bin/python3 ./bench/memory.py
+BENCHES += bench-memory

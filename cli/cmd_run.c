@@ -23,6 +23,9 @@ static const char usage_text[] =
     "                       else a string; NAME=@PATH reads the string from a file\n"
     "  --inputs JSON        all inputs as one JSON object (@PATH: read from a file)\n"
     "  --sla-ms N           override the workflow's sla.latency_ms\n"
+    "  --allow-sla-miss     run even when loomd finds no placement on its workers that\n"
+    "                       meets the SLA, or no worker for an op (the run is then\n"
+    "                       refused without this flag, exit 4)\n"
     "  --timeout-ms N       stop waiting after N ms (the run continues; exit 3)\n"
     "  --no-wait            print the run id and return at once\n"
     "  --quiet              no progress lines\n"
@@ -31,7 +34,7 @@ static const char usage_text[] =
     "  --endpoint URL       loomd's client endpoint (default $LOOM_ENDPOINT or\n"
     "                       tcp://127.0.0.1:7400)\n\n"
     "exit status: 0 succeeded, 1 failed or cancelled (or bad input), 4 succeeded\n"
-    "but missed its SLA, 3 Loom system error\n";
+    "but missed its SLA or was refused because it cannot meet it, 3 Loom system error\n";
 
 static int read_file(const char *path, loom_buf_t *b)
 {
@@ -143,7 +146,7 @@ int loom_cmd_run(int argc, char **argv)
     if (loom_cli_wants_help(argc, argv, usage_text))
         return LOOM_EXIT_OK;
     const char *file = NULL, *endpoint = NULL;
-    int json_out = 0, no_wait = 0, quiet = 0;
+    int json_out = 0, no_wait = 0, quiet = 0, allow_miss = 0;
     double sla_ms = 0;
     long timeout_ms = 0;
     json_t *inputs = json_object();
@@ -157,6 +160,8 @@ int loom_cmd_run(int argc, char **argv)
             no_wait = 1;
         else if (strcmp(a, "--quiet") == 0)
             quiet = 1;
+        else if (strcmp(a, "--allow-sla-miss") == 0)
+            allow_miss = 1;
         else if (strcmp(a, "--explain") == 0)
             explain_plans = 1;
         else if ((strcmp(a, "--input") == 0 || strcmp(a, "-i") == 0) && v) {
@@ -174,7 +179,8 @@ int loom_cmd_run(int argc, char **argv)
             json_decref(all);
             i++;
         } else if (strcmp(a, "--sla-ms") == 0 && v) {
-            sla_ms = atof(v);
+            if (loom_cli_parse_sla_ms("run", "--sla-ms", v, &sla_ms) < 0)
+                goto out;
             i++;
         } else if (strcmp(a, "--timeout-ms") == 0 && v) {
             timeout_ms = atol(v);
@@ -220,12 +226,17 @@ int loom_cmd_run(int argc, char **argv)
     rq.sla_latency_ms = sla_ms;
     /* tools with relative paths run from where the user typed the command */
     char cwd[PATH_MAX];
-    Loom__V1__Metadata label = LOOM__V1__METADATA__INIT, *labels[1] = {&label};
+    Loom__V1__Metadata label = LOOM__V1__METADATA__INIT, allow = LOOM__V1__METADATA__INIT, *labels[2];
+    rq.labels = labels;
     if (getcwd(cwd, sizeof cwd)) {
         label.key = "cwd";
         label.value = cwd;
-        rq.n_labels = 1;
-        rq.labels = labels;
+        labels[rq.n_labels++] = &label;
+    }
+    if (allow_miss) { /* admission: run even if no placement fits */
+        allow.key = "allow_sla_miss";
+        allow.value = "true";
+        labels[rq.n_labels++] = &allow;
     }
     Loom__V1__SubmitReply *rep = NULL;
     loom_err_t err;
@@ -235,6 +246,8 @@ int loom_cmd_run(int argc, char **argv)
     loom_buf_free(&yaml);
     if (st != LOOM_STATUS_OK) {
         rc = loom_cli_rpc_error("run", endpoint, st, &err);
+        if (err.code == LOOM_EINFEASIBLE || st == LOOM_STATUS_FAILED_PRECONDITION)
+            rc = LOOM_EXIT_SLA; /* refused at admission: no placement fits */
         loom_client_destroy(&c);
         goto out;
     }

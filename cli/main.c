@@ -1,8 +1,12 @@
 /* main.c — `loom` entry point: dispatches to the subcommand table. */
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/version.h"
 
 /* Each subcommand lives in cli/cmd_<name>.c. Keep this table sorted by
  * the order users meet them. */
@@ -44,7 +48,22 @@ static void usage(FILE *f)
                "Loom plans and runs AI-agent workflows on mixed hardware.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nRun 'loom <command> --help' for a command's options.\n");
+    fprintf(f, "\nRun 'loom <command> --help' for a command's options, 'loom --version' for the\n"
+               "version.\n");
+}
+
+int loom_cli_parse_sla_ms(const char *cmd, const char *flag, const char *text, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < 1 || v > 1000000000LL) {
+        fprintf(stderr, "loom %s: %s takes a whole number of milliseconds >= 1 (like sla.latency_ms), not '%s'\n",
+                cmd, flag, text);
+        return -1;
+    }
+    *out = (double)v;
+    return 0;
 }
 
 int loom_cli_wants_help(int argc, char **argv, const char *text)
@@ -68,6 +87,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
+        return LOOM_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("loom %s\n", LOOM_VERSION);
         return LOOM_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -127,7 +128,7 @@ static void run_store_update(loom_engine_t *e, loom_run_t *r, const char *output
     loom_store_run_t sr = {.id = r->id, .state = r->state, .created_ms = r->created_ms,
                            .started_ms = r->started_ms, .finished_ms = r->finished_ms,
                            .deadline_ms = r->deadline_ms, .sla_missed = r->sla_missed,
-                           .outputs_json = outputs, .error = r->error,
+                           .outputs_json = outputs, .error = r->error, .error_code = r->error_code,
                            .tasks_total = r->tasks_total, .tasks_done = r->tasks_done};
     loom_err_t err;
     if (loom_store_run_update(e->cfg.store, &sr, &err) != 0)
@@ -158,6 +159,10 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
     r->finished_ms = loom_wall_ms();
     if (error && !r->error)
         r->error = strdup(error);
+    if (state == LOOM_RUN_CANCELLED)
+        r->error_code = LOOM__V1__STATUS_CODE__CANCELLED;
+    else if (state == LOOM_RUN_FAILED && !r->error_code) /* outputs, out of memory */
+        r->error_code = LOOM__V1__STATUS_CODE__INTERNAL;
     const char *why = state == LOOM_RUN_CANCELLED ? "run cancelled" : "run failed";
     while (r->tasks) {
         loom_task_t *t = r->tasks;
@@ -175,7 +180,8 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
     snprintf(summary, sizeof summary, "%d task(s); task latency p50 %.0f us, p99 %.0f us",
              r->tasks_done, engine_lat_quantile(r, 0.5), engine_lat_quantile(r, 0.99));
     engine_emit(e, r, &(engine_ev_t){.kind = kind, .message = r->error ? r->error : summary,
-                                     .output = outputs, .final = 1, .error = r->error});
+                                     .output = outputs, .final = 1, .error = r->error,
+                                     .error_code = r->error_code});
     if (e->cfg.placement.run_done)
         e->cfg.placement.run_done(e->cfg.placement.self, r->id);
     loom_map_del(e->runs, r->id);
@@ -314,6 +320,29 @@ void engine_step_path(const scope_t *sc, size_t i, char *buf, size_t n)
     }
 }
 
+/* Step path with loop iterations ("refine#2/draft"): unlike the step id
+ * clients see, it tells iterations apart. */
+static void key_path(const scope_t *sc, size_t i, char *buf, size_t n)
+{
+    if (sc->parent) {
+        char pre[256];
+        key_path(sc->parent, sc->owner, pre, sizeof pre);
+        snprintf(buf, n, "%s#%d/%s", pre, sc->iteration, sc->g->steps[i].id);
+    } else {
+        snprintf(buf, n, "%s", sc->g->steps[i].id);
+    }
+}
+
+void loom_task_key(const loom_task_t *t, char *buf, size_t n)
+{
+    char path[300];
+    key_path(t->scope, t->step, path, sizeof path);
+    if (t->index >= 0)
+        snprintf(buf, n, "%s:%s[%d]", t->run->id, path, t->index);
+    else
+        snprintf(buf, n, "%s:%s", t->run->id, path);
+}
+
 /* ---- tasks ------------------------------------------------------------------ */
 
 static int64_t prio_of(loom_run_t *r, scope_t *sc, size_t i)
@@ -338,7 +367,9 @@ static loom_task_t *task_new(loom_engine_t *e, scope_t *sc, size_t i, int index,
     }
     loom_run_t *r = sc->run;
     t->qi.slot = SIZE_MAX;
-    snprintf(t->id, sizeof t->id, "%" PRIx64, ++e->next_task);
+    /* unique across loomd restarts too (workers may still hold tasks of
+     * an earlier loomd, see engine_adopt.c) */
+    snprintf(t->id, sizeof t->id, "%x.%" PRIx64, e->epoch, ++e->next_task);
     t->run = r;
     t->scope = sc;
     t->step = i;
@@ -492,6 +523,7 @@ void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state
         snprintf(msg, sizeof msg, "step '%s' %s: %s", s->id,
                  state == LOOM_TASK_TIMED_OUT ? "timed out" : loom_store_task_state_name(state),
                  error ? error : "no detail");
+        r->error_code = st->error_code;
         engine_run_finish(e, r, state == LOOM_TASK_CANCELLED ? LOOM_RUN_CANCELLED : LOOM_RUN_FAILED,
                           msg, NULL);
         return;
@@ -612,11 +644,17 @@ loom_engine_t *loom_engine_new(const loom_engine_cfg_t *cfg)
         e->cfg.max_lost = 3;
     if (e->cfg.backoff_ms <= 0)
         e->cfg.backoff_ms = 100;
+    if (e->cfg.adopt_grace_ms <= 0)
+        e->cfg.adopt_grace_ms = 3000;
     e->runs = loom_map_new(NULL);
     e->tasks = loom_map_new(NULL);
     e->idem = loom_map_new(free);
     loom_sched_init(&e->ready);
     e->boot = (uint32_t)(loom_wall_ms() / 1000);
+    /* this process's epoch: differs between restarts, even within a second */
+    static uint32_t engines; /* several engines in one process (tests) */
+    e->epoch = (uint32_t)((uint64_t)loom_wall_ms() * 2654435761u) ^ ((uint32_t)getpid() << 8) ^
+               (++engines * 0x9e3779b9u);
     if (!e->runs || !e->tasks || !e->idem) {
         loom_engine_destroy(&e);
         return NULL;
@@ -655,6 +693,54 @@ void loom_engine_destroy(loom_engine_t **pe)
     *pe = NULL;
 }
 
+/* First op of graph g (loop bodies included) that no ready worker runs;
+ * sets *step to its step. NULL when every op has a worker. */
+static const char *op_without_worker(const loom_wf_graph_t *g, loom_registry_t *reg, const char **step)
+{
+    for (size_t i = 0; i < g->n_steps; i++) {
+        const loom_wf_step_t *st = &g->steps[i];
+        if (st->op == LOOM_OP_LOOP) {
+            const char *op = st->body ? op_without_worker(st->body, reg, step) : NULL;
+            if (op)
+                return op;
+            continue;
+        }
+        const char *op = loom_op_kind_name(st->op);
+        int served = 0;
+        for (size_t k = 0, n = loom_registry_count(reg); k < n && !served; k++)
+            served = loom_worker_runs(loom_registry_at(reg, k), op);
+        if (!served) {
+            *step = st->id;
+            return op;
+        }
+    }
+    return NULL;
+}
+
+/* Admission (see loom_engine_submit): 0 or LOOM_EINFEASIBLE with err. */
+static int admit(loom_engine_t *e, loom_run_t *r, int allow_miss, loom_err_t *err)
+{
+    size_t ready = 0;
+    for (size_t k = 0, n = loom_registry_count(e->cfg.reg); k < n; k++)
+        ready += loom_registry_at(e->cfg.reg, k)->state == LOOM_WORKER_READY;
+    if (!ready)
+        return 0; /* workers may still be starting: the run waits for one */
+    const char *step = NULL, *op = op_without_worker(&r->wf->graph, e->cfg.reg, &step);
+    if (op && !allow_miss) {
+        loom_err_set(err, LOOM_EINFEASIBLE, "no registered worker runs op '%s' (step '%s'); refused", op,
+                     step);
+        loom_err_hint(err, "start a worker that serves %s, or pass --allow-sla-miss to queue the run anyway",
+                      op);
+        return LOOM_EINFEASIBLE;
+    }
+    if (!e->cfg.placement.admit)
+        return 0;
+    /* no note: the run has no events yet; the policy announces its plan
+     * when the run's first task is placed */
+    loom_placement_req_t req = {.run_id = r->id, .workflow = r->wf, .sla_ms = r->sla_ms};
+    return e->cfg.placement.admit(e->cfg.placement.self, &req, e->cfg.reg, allow_miss, err);
+}
+
 int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32], loom_err_t *err)
 {
     if (s->idempotency_key && *s->idempotency_key) {
@@ -677,6 +763,14 @@ int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32]
     if (!r->top || loom_map_put(e->runs, r->id, r) != 0) {
         run_free(r);
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    }
+    if ((rc = admit(e, r, s->allow_sla_miss, err)) != 0) {
+        loom_map_del(e->runs, r->id);
+        if (e->cfg.placement.run_done)
+            e->cfg.placement.run_done(e->cfg.placement.self, r->id);
+        LOOM_INFO(COMP, "msg=\"run refused\" run=%s workflow=%s why=\"%s\"", r->id, r->wf->name, err->msg);
+        run_free(r);
+        return rc;
     }
     if (s->idempotency_key && *s->idempotency_key)
         loom_map_put(e->idem, s->idempotency_key, strdup(r->id));
@@ -767,6 +861,7 @@ void loom_engine_dispatch(loom_engine_t *e)
         loom_placement_req_t req = {.run_id = t->run->id, .step_id = sid, .op = t->op,
                                     .model = s->model, .attempt = t->attempt,
                                     .avoid_worker = t->last_worker[0] ? t->last_worker : NULL,
+                                    .needs_slot = t->timeout_ms > 0,
                                     .workflow = t->run->wf, .sla_ms = t->run->sla_ms,
                                     .elapsed_ms = (double)(now - t->run->start_mono),
                                     .note = placement_note, .note_ud = e};
@@ -854,7 +949,9 @@ int64_t loom_engine_tick(loom_engine_t *e)
         n = t->lnext;
         if (t->deadline_mono && t->deadline_mono <= now) {
             char msg[200];
-            snprintf(msg, sizeof msg, "timed out after %" PRId64 " ms (timeout_ms)", t->timeout_ms);
+            snprintf(msg, sizeof msg,
+                     "timed out after %" PRId64 " ms of execution (timeout_ms; queued %" PRId64 " ms before)",
+                     t->timeout_ms, t->started_ms - t->ready_ms);
             if (t->worker && e->cfg.cancel_task)
                 e->cfg.cancel_task(e->cfg.ud, t->worker, t, "timeout_ms passed");
             engine_list_del(e, t);
@@ -862,7 +959,7 @@ int64_t loom_engine_tick(loom_engine_t *e)
             if (t->worker)
                 snprintf(t->last_worker, sizeof t->last_worker, "%s", t->worker->id);
             engine_worker_detach(t);
-            engine_task_failed(e, t, LOOM_TASK_TIMED_OUT, msg, 1);
+            engine_task_failed(e, t, LOOM_TASK_TIMED_OUT, msg, 1, 0);
             n = e->lists[LIST_TIMED]; /* the list may have changed under us */
         } else if (t->deadline_mono && t->deadline_mono < next) {
             next = t->deadline_mono;
@@ -875,7 +972,7 @@ int64_t loom_engine_tick(loom_engine_t *e)
             snprintf(msg, sizeof msg, "no registered worker runs op '%s' (waited %" PRId64 " ms)",
                      t->op, e->cfg.placement_timeout_ms);
             engine_list_del(e, t);
-            engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
+            engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__UNAVAILABLE);
             n = e->lists[LIST_PARKED];
         }
     }
@@ -904,6 +1001,16 @@ loom_run_t *loom_engine_find_run(loom_engine_t *e, const char *run_id)
 const char *loom_run_id(const loom_run_t *r)
 {
     return r->id;
+}
+
+const loom_workflow_t *loom_run_workflow(const loom_run_t *r)
+{
+    return r->wf;
+}
+
+uint32_t loom_engine_epoch(const loom_engine_t *e)
+{
+    return e->epoch;
 }
 
 uint64_t loom_run_last_seq(const loom_run_t *r)

@@ -45,7 +45,9 @@ typedef struct loom_task {
     int index;                 /* foreach item, or -1 */
     int attempt;               /* 1, 2, ... (retries and re-runs after a lost worker) */
     int tries;                 /* attempts that failed (counted against retries:) */
-    int lost;                  /* times a worker died under it */
+    int lost;                  /* times a worker died under it after it started */
+    int started;               /* the worker said this attempt began executing (Started) */
+    int requeued;              /* times re-queued from a lost worker before it started */
     loom_task_state_t state;
     const char *op;            /* borrowed from the workflow */
     char *input;               /* rendered input JSON (owned) */
@@ -60,6 +62,8 @@ typedef struct loom_task {
     loom_worker_rec_t *worker; /* while assigned */
     double predicted_ms, predicted_cost; /* placement's prediction for this attempt; 0 = none */
     char *reason;              /* placement's reason for this attempt (owned); NULL = least-loaded */
+    char utf8_tail[4];         /* progress: a character cut at the end of the last chunk */
+    int n_utf8_tail;
     struct loom_task *wnext, *wprev; /* in worker->tasks */
     struct loom_task *rnext, *rprev; /* in the run's live tasks */
     struct loom_task *lnext, *lprev; /* in one of the engine's timer lists */
@@ -82,6 +86,8 @@ typedef struct loom_engine_cfg {
     int64_t placement_timeout_ms; /* fail a task no worker can run after this (default 30000) */
     int max_lost;                 /* re-runs after lost workers before failing (default 3) */
     int64_t backoff_ms;           /* first retry delay (default 100), doubles, max 5000 */
+    int64_t adopt_grace_ms;       /* after recovery, hold recovered tasks this long so workers
+                                   * that still run them can re-register and keep them (default 3000) */
 } loom_engine_cfg_t;
 
 loom_engine_t *loom_engine_new(const loom_engine_cfg_t *cfg);
@@ -96,11 +102,17 @@ typedef struct loom_submit {
     const char *idempotency_key; /* may be NULL */
     const char *cwd;           /* the client's working directory (absolute): tool.exec's
                                 * default cwd, so relative tool paths work as typed; may be NULL */
+    int allow_sla_miss;        /* run even when admission finds no placement that fits */
 } loom_submit_t;
 
 /* Parses, validates and starts a run. On success copies its id into
  * run_id. Bad workflows/inputs: LOOM_EPARSE / LOOM_EINVAL with err naming
- * file:line:col and field. */
+ * file:line:col and field. Admission (unless s->allow_sla_miss): when
+ * workers are registered but none of the ready ones runs one of the
+ * workflow's ops, or the placement policy finds no placement on them that
+ * meets the SLA, the run is refused with LOOM_EINFEASIBLE and the reason
+ * (nothing is stored). With no ready worker at all the run is accepted and
+ * waits for one. */
 int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32], loom_err_t *err);
 
 /* After a restart: rebuilds every run the store reports unfinished, marks
@@ -120,10 +132,12 @@ void loom_engine_dispatch(loom_engine_t *e);
 
 /* A worker reported a result. LOOM_EPROTO when w does not own the task
  * (err says why); stale attempts and unknown tasks return LOOM_ENOTFOUND.
- * output is the JSON text (len bytes; NULL/0 = null). */
+ * output is the JSON text (len bytes; NULL/0 = null). code: the failure's
+ * Loom__V1__StatusCode as the worker gave it (0 = none). */
 int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                        uint32_t attempt, int ok, const char *output, size_t len,
-                       const char *error, int retryable, double step_ms, loom_err_t *err);
+                       const char *error, int retryable, int code, double step_ms,
+                       loom_err_t *err);
 
 /* w refused a task it owns (draining, no capacity): it goes back to the
  * queue for another worker without counting against retries. Same
@@ -134,9 +148,52 @@ int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task
 /* Progress (streamed tokens) of a running task; published as an event. */
 void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                           uint32_t attempt, const char *text);
+/* A worker's note about a running task (e.g. "KV transfer failed: ...;
+ * prefill re-run here"): a progress event with a message, stored with the
+ * run's events (streamed text is not). */
+void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                               uint32_t attempt, const char *message);
 
-/* w was lost: its tasks go back to the queue. */
+/* w said these tasks began executing (WorkerHub.Started); tasks it does
+ * not own or other attempts are ignored. */
+void loom_engine_started(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                         uint32_t attempt);
+
+/* w was lost: its tasks go back to the queue. A task that had started
+ * counts as an attempt (at most max_lost of them); one that was only
+ * queued on w is re-queued under the same attempt. */
 void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w);
+
+/* ---- reconciliation when a worker (re-)registers (engine_adopt.c) ---- */
+
+typedef enum {
+    LOOM_HELD_QUEUED = 1,   /* received, not started */
+    LOOM_HELD_RUNNING = 2,  /* executing */
+    LOOM_HELD_FINISHED = 3, /* finished; the worker can send the result again */
+} loom_held_state_t;
+
+typedef struct loom_held_task {
+    const char *task_id, *task_key;
+    uint32_t attempt;
+    loom_held_state_t state;
+} loom_held_task_t;
+
+typedef enum {
+    LOOM_ADOPT_DROP = 0,   /* the worker discards it (no run, no report) */
+    LOOM_ADOPT_KEEP = 1,   /* the worker keeps running it for loomd */
+    LOOM_ADOPT_RESEND = 2, /* the worker sends its result again */
+} loom_adopt_t;
+
+/* w registered (again) holding held[0..n). Tasks loomd had on w that w no
+ * longer holds are lost (as loom_engine_worker_lost); each held task is
+ * matched to a live task by id or, after a loomd restart, by task key,
+ * and adopted onto w when that runs it at most once (decision[i] says what
+ * w does with it). */
+void loom_engine_reconcile(loom_engine_t *e, loom_worker_rec_t *w, const loom_held_task_t *held,
+                           size_t n, loom_adopt_t *decision);
+
+/* The task's stable key (see worker.proto AssignRequest.task_key). */
+void loom_task_key(const loom_task_t *t, char *buf, size_t n);
 /* The set of workers changed: parked tasks get another chance. */
 void loom_engine_workers_changed(loom_engine_t *e);
 
@@ -148,7 +205,11 @@ int64_t loom_engine_tick(loom_engine_t *e);
 size_t loom_engine_active_runs(const loom_engine_t *e);
 loom_run_t *loom_engine_find_run(loom_engine_t *e, const char *run_id);
 const char *loom_run_id(const loom_run_t *r);
+/* The run's parsed workflow (borrowed, valid while the run is active). */
+const struct loom_workflow *loom_run_workflow(const loom_run_t *r);
 uint64_t loom_run_last_seq(const loom_run_t *r);
+/* This loomd process's epoch (changes on every restart). */
+uint32_t loom_engine_epoch(const loom_engine_t *e);
 
 /* The task's step id as clients see it ("loop/body" inside loops). */
 void loom_task_step_path(const loom_task_t *t, char *buf, size_t n);

@@ -17,14 +17,18 @@
 
 /* ---- results ------------------------------------------------------------------------ */
 
-/* Re-queues t after a failure or a lost worker (delay_ms of backoff). */
-static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms)
+/* Re-queues t after a failure or a lost worker (delay_ms of backoff);
+ * next_attempt: 1 when the attempt ran (or may have), 0 when it never
+ * started (the same attempt is tried elsewhere). */
+static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms, int next_attempt)
 {
     if (t->worker)
         snprintf(t->last_worker, sizeof t->last_worker, "%s", t->worker->id);
     engine_worker_detach(t);
     engine_list_del(e, t);
-    t->attempt++;
+    if (next_attempt)
+        t->attempt++;
+    t->started = 0;
     t->state = LOOM_TASK_READY;
     t->deadline_mono = 0;
     t->ready_ns = loom_clock_ns() + delay_ms * 1000000ull;
@@ -37,8 +41,28 @@ static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms)
 }
 
 /* A task attempt failed: retry or fail its step. */
+int engine_error_code(loom_task_state_t state, int code)
+{
+    if (state == LOOM_TASK_TIMED_OUT)
+        return LOOM__V1__STATUS_CODE__DEADLINE_EXCEEDED;
+    if (state == LOOM_TASK_CANCELLED)
+        return LOOM__V1__STATUS_CODE__CANCELLED;
+    return code > 0 ? code : LOOM__V1__STATUS_CODE__UNKNOWN;
+}
+
+/* What the Started/Get/events report about the attempt that ended step i. */
+static void note_last_attempt(loom_task_t *t)
+{
+    step_rt_t *st = &t->scope->st[t->step];
+    if (st->is_foreach)
+        return;
+    snprintf(st->last_task, sizeof st->last_task, "%s", t->id);
+    snprintf(st->last_worker, sizeof st->last_worker, "%s", t->worker ? t->worker->id : t->last_worker);
+    st->last_attempt = t->attempt;
+}
+
 void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how, const char *error,
-                        int retryable)
+                        int retryable, int code)
 {
     scope_t *sc = t->scope;
     const loom_wf_step_t *s = &sc->g->steps[t->step];
@@ -49,7 +73,7 @@ void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
         if (delay > 5000)
             delay = 5000;
         e->stats.tasks_retried++;
-        requeue(e, t, delay);
+        requeue(e, t, delay, 1);
         engine_task_retried(e, t, error);
         return;
     }
@@ -61,12 +85,14 @@ void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
         snprintf(msg, sizeof msg, "%s", error ? error : "failed");
     size_t i = t->step;
     sc->st[i].tasks_live--;
+    sc->st[i].error_code = engine_error_code(how, code);
+    note_last_attempt(t);
     engine_task_free(e, t);
     engine_finish_step(e, sc, i, how, msg);
 }
 
 /* An llm.generate/llm.decode step with `format: json` or `schema:` outputs the parsed
- * JSON (planner/README.md's op reference); the LLM engine returns the
+ * JSON (docs/WORKFLOWS.md's op reference); the LLM engine returns the
  * model's text. Parses it (one ``` fence around it is allowed). Returns a
  * new value, or NULL with why in msg (ASCII only: the model's bytes are
  * not copied verbatim). */
@@ -102,7 +128,8 @@ static json_t *model_json(const loom_wf_step_t *ws, const json_t *text, char *ms
 
 int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                        uint32_t attempt, int ok, const char *output, size_t len,
-                       const char *error, int retryable, double step_ms, loom_err_t *err)
+                       const char *error, int retryable, int code, double step_ms,
+                       loom_err_t *err)
 {
     loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
     if (!t) {
@@ -110,11 +137,12 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
         return loom_err_set(err, LOOM_ENOTFOUND, "result for unknown or finished task '%s'",
                             task_id ? task_id : "");
     }
-    if (t->worker != w && strcmp(t->last_worker, w->id) == 0 && (int)attempt == t->attempt - 1 &&
-        t->state != LOOM_TASK_SUCCEEDED) {
-        /* A worker declared lost finished the previous attempt after all:
+    if (ok && strcmp(t->last_worker, w->id) == 0 && (int)attempt <= t->attempt &&
+        !(t->worker == w && (int)attempt == t->attempt) && t->state != LOOM_TASK_SUCCEEDED) {
+        /* A worker declared lost finished an earlier attempt after all:
          * take its result (the work is done) and stop the new attempt,
-         * rather than running the step's side effects twice. */
+         * rather than running the step's side effects twice. (A late
+         * failure is ignored: the current attempt goes on.) */
         LOOM_INFO(COMP, "msg=\"late result from a lost worker accepted\" task=%s worker=%s", t->id,
                   w->id);
         if (t->worker && e->cfg.cancel_task)
@@ -140,7 +168,8 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
     loom_run_t *r = t->run;
     if (!ok) {
         w->tasks_failed++;
-        engine_task_failed(e, t, LOOM_TASK_FAILED, error && *error ? error : "task failed", retryable);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, error && *error ? error : "task failed", retryable,
+                           code);
         engine_reap_runs(e);
         return 0;
     }
@@ -158,7 +187,7 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
     } else if (why[0]) { /* a retry may sample a better answer: retryable */
         json_decref(out);
         w->tasks_failed++;
-        engine_task_failed(e, t, LOOM_TASK_FAILED, why, 1);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, why, 1, LOOM__V1__STATUS_CODE__INVALID_ARGUMENT);
         engine_reap_runs(e);
         return 0;
     }
@@ -167,8 +196,14 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
     step_rt_t *st = &sc->st[i];
     e->stats.tasks_succeeded++;
     r->tasks_done++;
+    if (e->cfg.placement.observe && step_ms > 0) {
+        char sid[256];
+        engine_step_path(sc, i, sid, sizeof sid);
+        e->cfg.placement.observe(e->cfg.placement.self, r->id, sid, t->op, w, t->predicted_ms, step_ms);
+    }
     engine_lat_add(r, loom_clock_ns() - t->ready_ns);
     engine_task_succeeded(e, t, output, len, step_ms);
+    note_last_attempt(t);
     if (t->index >= 0) {
         json_array_set_new(st->results, (size_t)t->index, out);
         st->n_done++;
@@ -198,9 +233,10 @@ int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task
     }
     if (++t->lost > e->cfg.max_lost + 3) {
         engine_worker_detach(t);
-        engine_task_failed(e, t, LOOM_TASK_FAILED, why ? why : "refused by every worker", 0);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, why ? why : "refused by every worker", 0,
+                           LOOM__V1__STATUS_CODE__UNAVAILABLE);
     } else {
-        requeue(e, t, 10);
+        requeue(e, t, 10, 0);
         engine_task_retried(e, t, why);
     }
     engine_reap_runs(e);
@@ -216,25 +252,63 @@ void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *ta
     engine_task_progress(e, t, text);
 }
 
+void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                               uint32_t attempt, const char *message)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (!t || t->worker != w || (int)attempt != t->attempt)
+        return;
+    char sid[256];
+    engine_step_path(t->scope, t->step, sid, sizeof sid);
+    engine_ev_t ev = {.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS, .step_id = sid,
+                      .task_id = t->id, .attempt = t->attempt, .message = message,
+                      .worker_id = w->id, .step_state = LOOM__V1__STEP_STATE__STEP_RUNNING};
+    engine_emit(e, t->run, &ev);
+}
+
+void loom_engine_started(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                         uint32_t attempt)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (t && t->worker == w && (int)attempt == t->attempt)
+        t->started = 1;
+}
+
+/* Re-queues beyond this many of a task that never started mean it is
+ * what kills its workers before they can say it started: fail it. */
+#define MAX_UNSTARTED_REQUEUES 20
+
+void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
+{
+    e->stats.tasks_lost++;
+    char msg[300];
+    if (!t->started) { /* only queued there: no side effect, no attempt used */
+        if (++t->requeued <= MAX_UNSTARTED_REQUEUES) {
+            requeue(e, t, 0, 0);
+            return;
+        }
+        snprintf(msg, sizeof msg, "its workers were lost %d times before it could start (last: %s)",
+                 t->requeued, w->id);
+        engine_worker_detach(t);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__UNAVAILABLE);
+        return;
+    }
+    t->lost++;
+    snprintf(msg, sizeof msg, "worker %s was lost while running it", w->id);
+    engine_worker_lost_event(e, t, w);
+    if (t->lost > e->cfg.max_lost) {
+        engine_worker_detach(t);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__UNAVAILABLE);
+    } else {
+        requeue(e, t, 0, 1);
+        engine_task_retried(e, t, msg);
+    }
+}
+
 void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w)
 {
-    while (w->tasks) {
-        loom_task_t *t = w->tasks;
-        loom_run_t *r = t->run;
-        e->stats.tasks_lost++;
-        t->lost++;
-        char msg[300];
-        snprintf(msg, sizeof msg, "worker %s was lost while running it", w->id);
-        engine_worker_lost_event(e, t, w);
-        if (t->lost > e->cfg.max_lost) {
-            engine_worker_detach(t);
-            engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
-        } else {
-            requeue(e, t, 0);
-            engine_task_retried(e, t, msg);
-        }
-        (void)r;
-    }
+    while (w->tasks)
+        engine_task_lost(e, w->tasks, w);
     engine_reap_runs(e);
 }
 

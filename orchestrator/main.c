@@ -1,12 +1,14 @@
 /* main.c — loomd: flags / config file, signals, then the server loop. */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/arena.h"
+#include "common/config.h"
 #include "common/log.h"
+#include "common/notify.h"
+#include "common/version.h"
 #include "orchestrator/http.h"
 #include "orchestrator/metrics.h"
 #include "orchestrator/server.h"
@@ -28,14 +30,20 @@ static const char usage_text[] =
     "  --client URL              client endpoint (default tcp://127.0.0.1:7400)\n"
     "  --workers URL             worker endpoint (default tcp://127.0.0.1:7401)\n"
     "  --config FILE             read options from FILE: lines 'key: value' with the\n"
-    "                            long option names (client, workers, heartbeat-ms, ...)\n"
+    "                            long option names (client, workers, heartbeat-ms, ...);\n"
+    "                            later options override earlier ones\n"
     "  --heartbeat-ms N          heartbeat interval asked of workers (default 1000)\n"
     "  --heartbeat-timeout-ms N  a silent worker is lost after this (default 3x interval)\n"
     "  --depth N                 tasks kept in flight per worker slot (default 16)\n"
     "  --placement-timeout-ms N  fail tasks no worker can run after this (default 30000)\n"
-    "  --placement POLICY        least-loaded (default) or planner: plan each run against\n"
-    "                            the live workers (measured speed, price) and follow the plan\n"
+    "  --placement POLICY        planner (default): plan each run against the live workers\n"
+    "                            (measured speed, price, calibrated by measured task times),\n"
+    "                            refuse runs no placement fits, follow the plan, spread load;\n"
+    "                            or least-loaded (no planning, no admission check of the SLA)\n"
     "  --max-runs N              finished runs kept in memory (default 1000)\n"
+    "  --max-finished-bytes N    ... and at most this many bytes of them, oldest\n"
+    "                            dropped first (evicted to the database with --db;\n"
+    "                            default 134217728 = 128 MiB)\n"
     "  --max-active-runs N       refuse submissions beyond N running runs (default 10000)\n"
     "  --auth-token TOKEN        clients must send this token (or $LOOM_AUTH_TOKEN)\n"
     "  --ready-file FILE         write the bound endpoints there once serving\n"
@@ -45,7 +53,8 @@ static const char usage_text[] =
     "                            before new submissions are refused (default 65536)\n"
     "  --http HOST:PORT          serve the dashboard, /metrics and /healthz there\n"
     "  --log-level L             debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
-    "  --help                    this text\n";
+    "  --help                    this text\n"
+    "  --version                 print the version\n";
 
 typedef struct {
     loom_server_opts_t o;
@@ -64,19 +73,17 @@ static char *keep(const char *s)
     return loom_arena_strdup(strings, s);
 }
 
-/* Applies one option; returns 0, 1 (unknown), or 2 (bad value). */
-static int apply(cfg_t *c, const char *k, const char *v)
+/* Applies one option (a long option name without "--", or a config file
+ * key); returns 0, or -1 with why[] filled. */
+static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n)
 {
-    char *end;
+    cfg_t *c = ud;
     long n = 0;
     int numeric = strstr(k, "-ms") || strcmp(k, "depth") == 0 || strncmp(k, "max-", 4) == 0 ||
                   strcmp(k, "db-queue") == 0;
-    if (numeric) {
-        errno = 0;
-        n = strtol(v, &end, 10);
-        if (errno || *end || n <= 0 || n > 100000000)
-            return 2;
-    }
+    long max = strcmp(k, "max-finished-bytes") == 0 ? 1L << 40 : 100000000;
+    if (numeric && loom_config_positive(v, max, &n, why, why_n) != 0)
+        return -1;
     if (strcmp(k, "client") == 0)
         c->o.client_endpoint = keep(v);
     else if (strcmp(k, "workers") == 0)
@@ -93,6 +100,8 @@ static int apply(cfg_t *c, const char *k, const char *v)
         c->o.placement_timeout_ms = n;
     else if (strcmp(k, "max-runs") == 0)
         c->o.max_finished_runs = (int)n;
+    else if (strcmp(k, "max-finished-bytes") == 0)
+        c->o.max_finished_bytes = (size_t)n;
     else if (strcmp(k, "max-active-runs") == 0)
         c->o.max_active_runs = (int)n;
     else if (strcmp(k, "auth-token") == 0)
@@ -107,63 +116,16 @@ static int apply(cfg_t *c, const char *k, const char *v)
         c->db_queue = n;
     else if (strcmp(k, "http") == 0)
         c->http = keep(v);
-    else
-        return 1;
-    return 0;
-}
-
-static int load_config(cfg_t *c, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "loomd: cannot read config %s: %s\n", path, strerror(errno));
+    else {
+        snprintf(why, why_n, "unknown option (see loomd --help)");
         return -1;
     }
-    char line[1024];
-    int ln = 0, bad = 0;
-    while (fgets(line, sizeof line, f)) {
-        ln++;
-        char *p = line + strspn(line, " \t");
-        p[strcspn(p, "\r\n")] = 0;
-        if (!*p || *p == '#')
-            continue;
-        char *colon = strchr(p, ':');
-        char *eq = strchr(p, '=');
-        char *sep = colon && (!eq || colon < eq) ? colon : eq;
-        /* "client: tcp://..." — the first ':' is the separator */
-        if (!sep) {
-            fprintf(stderr, "%s:%d: expected 'key: value'\n", path, ln);
-            bad = 1;
-            continue;
-        }
-        *sep = 0;
-        char *k = p, *v = sep + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        for (char *e = k + strlen(k); e > k && (e[-1] == ' ' || e[-1] == '\t');)
-            *--e = 0;
-        for (char *q = k; *q; q++)
-            if (*q == '_')
-                *q = '-';
-        if ((v[0] == '"' || v[0] == '\'') && strlen(v) >= 2 && v[strlen(v) - 1] == v[0]) {
-            v[strlen(v) - 1] = 0;
-            v++;
-        }
-        int rc = apply(c, k, v);
-        if (rc == 1) {
-            fprintf(stderr, "%s:%d: %s: unknown option (see loomd --help)\n", path, ln, k);
-            bad = 1;
-        } else if (rc == 2) {
-            fprintf(stderr, "%s:%d: %s: expected a positive integer, got '%s'\n", path, ln, k, v);
-            bad = 1;
-        }
-    }
-    fclose(f);
-    return bad ? -1 : 0;
+    return 0;
 }
 
 static void on_ready(void *ud, const char *cep, const char *wep)
 {
+    loom_notify("READY=1\nSTATUS=serving clients on %s, workers on %s", cep, wep);
     const char *path = ud;
     if (!path)
         return;
@@ -196,6 +158,10 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         }
+        if (strcmp(a, "--version") == 0) {
+            printf("loomd %s\n", LOOM_VERSION);
+            return 0;
+        }
         if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
             fprintf(stderr, "loomd: %s '%s' (see --help)\n",
                     strncmp(a, "--", 2) ? "unexpected argument" : "missing value for", a);
@@ -203,17 +169,13 @@ int main(int argc, char **argv)
         }
         const char *v = argv[++i];
         if (strcmp(a, "--config") == 0) {
-            if (load_config(&c, v) != 0)
+            if (loom_config_load(v, apply, &c) != 0)
                 return 2;
             continue;
         }
-        int rc = apply(&c, a + 2, v);
-        if (rc == 1) {
-            fprintf(stderr, "loomd: unknown option '%s' (see --help)\n", a);
-            return 2;
-        }
-        if (rc == 2) {
-            fprintf(stderr, "loomd: %s: expected a positive integer, got '%s'\n", a, v);
+        char why[512];
+        if (apply(&c, a + 2, v, why, sizeof why) != 0) {
+            fprintf(stderr, "loomd: %s: %s\n", a, why);
             return 2;
         }
     }
@@ -243,7 +205,8 @@ int main(int argc, char **argv)
     int rc = 0;
     if (c.db) {
         pg_store = loom_store_pg_open(&(loom_store_pg_opts_t){.url = c.db,
-                                                              .queue_max = (size_t)c.db_queue},
+                                                              .queue_max = (size_t)c.db_queue,
+                                                              .max_finished_bytes = c.o.max_finished_bytes},
                                       &pg, &err);
         if (!pg_store)
             goto fail;
@@ -258,6 +221,7 @@ int main(int argc, char **argv)
             goto fail;
     }
     rc = loom_server_run(&c.o, &stop, &err);
+    loom_notify("STOPPING=1");
     loom_http_destroy(&http);
     loom_store_destroy(&pg_store);
     loom_metrics_destroy(&metrics);

@@ -14,6 +14,7 @@ typedef struct watcher {
     char run_id[64];
     loom_origin_t origin;
     int include_progress;
+    int64_t deadline_ms;      /* the request's deadline (unix ms; 0 = none) */
 } watcher_t;
 
 typedef struct srv {
@@ -27,6 +28,7 @@ typedef struct srv {
     size_t n_watchers;
     uint64_t next_worker;
     int64_t started_ms;
+    char epoch[16];           /* RegisterReply/HeartbeatReply.epoch */
 } srv_t;
 
 /* rpc_client.c: handles one message from the client socket. */

@@ -27,3 +27,6 @@ BENCHES += bench-rpc
 
 $(eval $(call SCRIPT_TEST,protocol_keygen,tests/protocol/test_keygen.sh))
 $(BUILD)/tests/protocol_keygen: $(PROTO_PY) $(BUILD)/tests/loom-test-server $(BUILD)/bin/loom
+
+$(eval $(call SCRIPT_TEST,protocol_conformance,tests/protocol/test_conformance.sh))
+$(BUILD)/tests/protocol_conformance: $(PROTO_PY) $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu
