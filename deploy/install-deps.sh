@@ -9,12 +9,13 @@ PKGS=(
   clang-19 libclang-rt-19-dev            # libFuzzer + sanitizers
   libzmq3-dev libyaml-dev libssl-dev libpq-dev libcurl4-openssl-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
-  libmicrohttpd-dev wrk                  # HTTP endpoint; make bench-http
+  libmicrohttpd-dev wrk curl             # HTTP endpoint and gateway; its tests; make bench-http
   libglpk-dev glpk-utils libcmocka-dev libjansson-dev
   libmlir-19-dev mlir-19-tools llvm-19-dev
   libopenblas-dev                        # bench-mlir peer (single-threaded sgemm)
   postgresql-15 postgresql-client-15
   python3 python3-numpy python3-distributed python3-zmq python3-protobuf
+  python3-pip python3-setuptools python3-venv   # the Python SDK (clients/python) and its test
   chromium prometheus
 )
 

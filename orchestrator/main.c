@@ -43,7 +43,8 @@ static const char usage_text[] =
     "                            migrates the schema, resumes unfinished runs at start\n"
     "  --db-queue N              writes buffered while the database is slow or down\n"
     "                            before new submissions are refused (default 65536)\n"
-    "  --http HOST:PORT          serve the dashboard, /metrics and /healthz there\n"
+    "  --http HOST:PORT          serve the dashboard, /metrics, /healthz and the HTTP/JSON\n"
+    "                            API (/v1/..., docs/HTTP_API.md) there\n"
     "  --log-level L             debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
     "  --help                    this text\n";
 
@@ -162,9 +163,17 @@ static int load_config(cfg_t *c, const char *path)
     return bad ? -1 : 0;
 }
 
+/* Where on_ready reports the bound endpoints. */
+typedef struct {
+    const char *ready_file;
+    loom_http_t *http; /* its gateway calls the client endpoint */
+} ready_t;
+
 static void on_ready(void *ud, const char *cep, const char *wep)
 {
-    const char *path = ud;
+    ready_t *r = ud;
+    loom_http_set_rpc_endpoint(r->http, cep);
+    const char *path = r->ready_file;
     if (!path)
         return;
     char tmp[4096];
@@ -231,8 +240,9 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    ready_t ready = {.ready_file = c.ready_file};
     c.o.on_ready = on_ready;
-    c.o.ud = (void *)c.ready_file;
+    c.o.ud = &ready;
     loom_err_t err;
     loom_err_clear(&err);
     /* Optional PostgreSQL store and HTTP endpoint (store engineer). */
@@ -256,6 +266,7 @@ int main(int argc, char **argv)
                              &err);
         if (!http)
             goto fail;
+        ready.http = http;
     }
     rc = loom_server_run(&c.o, &stop, &err);
     loom_http_destroy(&http);
