@@ -20,7 +20,7 @@
 #include "cli/cli.h"
 #include "common/sha.h"
 #include "workers/common/vindex.h"
-#include "workers/cpu/llm_engine.h"
+#include "llm/llm_engine.h"
 
 int loom_cmd_index(int argc, char **argv);
 

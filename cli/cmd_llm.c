@@ -15,9 +15,9 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/sha.h"
-#include "workers/common/kvcache.h"
-#include "workers/cpu/llm_cpu.h"
-#include "workers/cpu/llm_engine.h"
+#include "llm/kvcache.h"
+#include "llm/cpu/llm_cpu.h"
+#include "llm/llm_engine.h"
 
 static const char *USAGE =
     "usage: loom llm COMMAND MODEL.gguf [options]\n"

@@ -12,6 +12,9 @@
 
 #include <jansson.h>
 
+#include "common/buf.h"
+#include "mlir-lowering/codegen.h"
+#include "mlir-lowering/ctx.h"
 #include "planner/catalog.h"
 #include "planner/fleet.h"
 #include "planner/profile.h"
@@ -27,9 +30,64 @@ static const char usage_text[] =
     "  --json   print one JSON document with the result of every file\n"
     "  --quiet  print only errors\n"
     "\n"
+    "A compute step's .mlir kernel is compiled for the CPU as well (verified,\n"
+    "lowered, JIT-linked), so its errors appear here at the kernel's file:line:col.\n"
+    "\n"
     "The planner's own files are recognised by their top-level keys and checked\n"
     "with their loaders: hardware catalogs (devices:, links:), fleets (catalog:,\n"
     "devices:), measured profiles (ops:) and workloads (workflows:).\n";
+
+/* ---- compute kernels ------------------------------------------------------- */
+
+/* Every compute step's .mlir kernel is compiled for the CPU (lowered to the
+ * LLVM dialect and JIT-linked: codegen.c), so a kernel that would fail in a
+ * worker fails here, at its own file:line:col, with the step's field. One
+ * MLIR context per process, made on the first kernel. Returns errors added. */
+static int check_graph_kernels(const loom_workflow_t *wf, const loom_wf_graph_t *g, loom_mlir_t **m,
+                               loom_diags_t *d)
+{
+    int bad = 0;
+    for (size_t i = 0; i < g->n_steps; i++) {
+        const loom_wf_step_t *s = &g->steps[i];
+        if (s->body)
+            bad += check_graph_kernels(wf, s->body, m, d);
+        const loom_value_t *k = s->op == LOOM_OP_COMPUTE && s->node ? loom_value_get(s->node, "kernel") : NULL;
+        size_t len = k && k->kind == LOOM_VALUE_STRING && !k->tpl ? strlen(k->str) : 0;
+        if (len < 5 || strcmp(k->str + len - 5, ".mlir") != 0)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s%s%s", k->str[0] == '/' ? "" : wf->dir, k->str[0] == '/' ? "" : "/", k->str);
+        loom_err_t err, *e = &err;
+        loom_err_clear(e);
+        FILE *f = fopen(path, "rb");
+        loom_buf_t src = LOOM_BUF_INIT, out = LOOM_BUF_INIT;
+        int rc;
+        if (!f) {
+            rc = loom_err_set(e, LOOM_ENOTFOUND, "kernel file %s cannot be read", path);
+            loom_err_at(e, wf->file, k->line, k->col);
+        } else {
+            char chunk[16384];
+            size_t n;
+            while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+                loom_buf_append(&src, chunk, n);
+            fclose(f);
+            if (!*m && !(*m = loom_mlir_new(e)))
+                rc = LOOM_EINTERNAL;
+            else
+                rc = loom_codegen_llvm(*m, src.data ? src.data : "", src.len, path, &out, e);
+        }
+        loom_buf_free(&src);
+        loom_buf_free(&out);
+        if (rc) {
+            loom_err_field(e, "steps.%s.kernel", s->id);
+            loom_err_t *slot = loom_diags_add(d);
+            if (slot)
+                *slot = err;
+            bad++;
+        }
+    }
+    return bad;
+}
 
 /* ---- text output ------------------------------------------------------------ */
 
@@ -257,6 +315,7 @@ int loom_cmd_validate(int argc, char **argv)
         return LOOM_EXIT_USAGE;
     }
     int rc = LOOM_EXIT_OK;
+    loom_mlir_t *mlir = NULL;
     json_t *results = json ? json_array() : NULL;
     opts = true;
     for (int i = 1; i < argc; i++) {
@@ -292,6 +351,10 @@ int loom_cmd_validate(int argc, char **argv)
         loom_workflow_t *wf = NULL;
         if (loom_workflow_load(argv[i], &wf, &d) != 0)
             rc = LOOM_EXIT_FAIL;
+        else if (check_graph_kernels(wf, &wf->graph, &mlir, &d) > 0) {
+            loom_workflow_destroy(&wf);
+            rc = LOOM_EXIT_FAIL;
+        }
         if (json)
             json_array_append_new(results, wf ? ok_json(wf) : errors_json(argv[i], &d));
         else if (wf && !quiet)
@@ -301,6 +364,7 @@ int loom_cmd_validate(int argc, char **argv)
         loom_workflow_destroy(&wf);
         loom_diags_free(&d);
     }
+    loom_mlir_destroy(&mlir);
     if (json) {
         json_t *doc = json_pack("{s:b, s:o}", "ok", rc == LOOM_EXIT_OK, "files", results);
         char *s = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;

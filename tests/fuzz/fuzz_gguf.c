@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "workers/common/gguf.h"
-#include "workers/common/kvcache.h"
-#include "workers/common/tokenizer.h"
+#include "llm/gguf.h"
+#include "llm/kvcache.h"
+#include "llm/tokenizer.h"
 #include "workers/common/vindex.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "workers/cpu/llm_engine.h"
-#include "workers/gpu/llm_cuda.h"
+#include "llm/llm_engine.h"
+#include "llm/cuda/llm_cuda.h"
 
 static double now(void) {
     struct timespec t;

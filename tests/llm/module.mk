@@ -23,6 +23,6 @@ bench-llm: $(BUILD)/bench/bench_llm $(BUILD)/bench-llm/tinyllama-Q8_0.gguf $(BUI
 BENCHES += bench-llm
 
 # libFuzzer target (fuzz build only; see tests/fuzz/README.md).
-$(eval $(call FUZZ,fuzz_gguf,tests/fuzz/fuzz_gguf.c,$(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_common.a,$(WORKER_LDLIBS) $(COMMON_LDLIBS)))
+$(eval $(call FUZZ,fuzz_gguf,tests/fuzz/fuzz_gguf.c,$(LLM_ARCHIVES),$(LLM_LDLIBS) $(WORKER_LDLIBS)))
 $(eval $(call SCRIPT_TEST,llm_split_workflow,tests/llm/test_llm_split_workflow.sh))
 $(BUILD)/tests/llm_split_workflow: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu

@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "workers/common/kvcache.h"
-#include "workers/cpu/llm_engine.h"
-#include "workers/gpu/llm_cuda.h"
+#include "llm/kvcache.h"
+#include "llm/llm_engine.h"
+#include "llm/cuda/llm_cuda.h"
 
 static int failures;
 #define CHECK(c, ...) do { if (!(c)) { printf("FAIL: " __VA_ARGS__); printf("\n"); failures++; } } while (0)

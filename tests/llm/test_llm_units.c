@@ -13,11 +13,11 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
-#include "workers/common/gguf.h"
-#include "workers/common/kvcache.h"
+#include "llm/gguf.h"
+#include "llm/kvcache.h"
 #include "workers/common/vindex.h"
-#include "workers/cpu/llm_pool.h"
-#include "workers/cpu/llm_sample.h"
+#include "llm/cpu/llm_pool.h"
+#include "llm/llm_sample.h"
 
 /* ---- a tiny GGUF builder ---- */
 static void put(loom_buf_t *b, const void *p, size_t n) { assert_int_equal(loom_buf_append(b, p, n), 0); }

@@ -89,6 +89,20 @@ if [ $rc -eq 1 ] && grep -q "bad_types.mlir:6:19: steps.crunch.kernel:" "$tmp/er
 else
   echo "FAIL plan with a bad kernel: exit $rc"; cat "$tmp/err"; fail=1
 fi
+# `loom validate` compiles the kernels too: the same located error, exit 1;
+# the good workflow validates.
+"$LOOM" validate tests/mlir/workflows/bad-kernel.yaml >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "bad_types.mlir:6:19: steps.crunch.kernel:" "$tmp/err"; then
+  echo "ok   validate with a bad kernel: $(head -1 "$tmp/err")"
+else
+  echo "FAIL validate with a bad kernel: exit $rc"; cat "$tmp/err"; fail=1
+fi
+if "$LOOM" validate --quiet tests/mlir/workflows/compute.yaml 2>"$tmp/err"; then
+  echo "ok   validate with good .mlir kernels"
+else
+  echo "FAIL validate compute.yaml"; cat "$tmp/err"; fail=1
+fi
 if "$LOOM" plan tests/mlir/workflows/compute.yaml --emit mlir >"$tmp/x" 2>"$tmp/err"; then
   echo "ok   plan with a good .mlir kernel lowers"
 else

@@ -2,9 +2,8 @@
  *
  * At start it measures the machine (cores, memory, a ~0.2 s calibration of
  * GFLOP/s and memory GB/s) so the planner's cost model sees this host's
- * real figures, then serves noop/echo/sleep, tool.exec and tool.http. The
- * LLM engine (workers/cpu/llm_*.c) registers its ops through the weak hook
- * loom_cpu_llm_add_ops when it is linked in. */
+ * real figures, then serves noop/echo/sleep, tool.exec and tool.http, and
+ * the LLM ops on the LLM engine's CPU backend (llm/). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +11,10 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "llm/llm_ops.h"
 #include "workers/common/ops.h"
 #include "workers/common/worker.h"
 #include "workers/cpu/op_kernel.h"
-
-/* Defined by the LLM engine when linked in (workers/cpu/llm_*.c). */
-int loom_cpu_llm_add_ops(loom_ops_t *ops, loom_err_t *err) __attribute__((weak));
 
 typedef struct {
     char model[256];
@@ -142,7 +139,7 @@ static int cpu_add_ops(void *self, loom_ops_t *ops, loom_err_t *err)
     int rc = loom_ops_add_tools(ops);
     if (rc)
         return loom_err_set(err, rc, "registering tool ops failed");
-    if (loom_cpu_llm_add_ops && (rc = loom_cpu_llm_add_ops(ops, err)) != 0)
+    if ((rc = loom_llm_add_ops(ops, loom_llm_backend_find("cpu"), err)) != 0)
         return rc;
     /* compute and vector.search on JIT-compiled kernels (last: a search on
      * a .vindex file is handed on to the LLM engine's vector.search). */

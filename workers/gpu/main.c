@@ -1,6 +1,7 @@
 /* main.c — loom-worker-gpu: the GPU worker. At start it finds its CUDA
  * device (name, sm_XX, memory, measured bandwidth) and registers the LLM ops
- * on the CUDA backend; with no device it exits with a clear message.
+ * on the CUDA backend of the engine's table (llm/llm_backend.h); with no
+ * device it exits with a clear message.
  * `loom-worker-gpu --probe [--json]` only prints the device and exits (0 when
  * one is visible, 3 when not). */
 #include <stdio.h>
@@ -8,59 +9,26 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/map.h"
 #include "workers/common/worker.h"
-#include "workers/cpu/llm_ops.h"
-#include "workers/gpu/llm_cuda.h"
+#include "llm/llm_ops.h"
+#include "llm/cuda/llm_cuda.h"
 #include "workers/gpu/op_kernel_gpu.h"
 
 typedef struct gpu {
     loom_cuda_info_t info;
     char model[300];
     double gbps;
-    loom_map_t *ctx; /* model path -> loom_llm_cuda_t, weights kept on the device */
 } gpu_t;
-
-static void free_ctx(void *p) {
-    loom_llm_cuda_t *c = p;
-    loom_llm_cuda_destroy(&c);
-}
-
-/* One device context per model, made on first use and kept: uploading the
- * weights is the expensive part. Tasks are serialised by the ops' lock. */
-static int cuda_create(void *ud, const loom_llm_model_t *m, int n_ctx, loom_llm_backend_t *b, void **handle,
-                       loom_err_t *e) {
-    gpu_t *g = ud;
-    loom_llm_cuda_t *c = loom_map_get(g->ctx, m->path);
-    if (!c) {
-        int ctx = m->n_ctx > 32768 ? 32768 : m->n_ctx;
-        int rc = loom_llm_cuda_new(m, ctx, &c, e);
-        if (rc) return rc;
-        if (loom_map_put(g->ctx, m->path, c)) { loom_llm_cuda_destroy(&c); return loom_err_set(e, LOOM_ENOMEM, "out of memory"); }
-        LOOM_INFO("llm", "msg=\"model on device\" name=\"%s\" device=\"%s\" context=%d", m->name, g->info.name, ctx);
-    }
-    loom_llm_backend_cuda(c, b);
-    if (n_ctx > b->n_ctx) {
-        loom_err_set(e, LOOM_ETOOBIG, "sequence of %d tokens exceeds the device context of %d", n_ctx, b->n_ctx);
-        return LOOM_ETOOBIG;
-    }
-    *handle = c;
-    return 0;
-}
-static void cuda_destroy(void *ud, void *handle) { (void)ud; (void)handle; }
-
-static loom_llm_factory_t FACTORY = {"cuda", cuda_create, cuda_destroy, NULL};
 
 static int gpu_init(void **self, int argc, char **argv, loom_err_t *err) {
     for (int i = 1; i < argc; i++)
         return loom_err_set(err, LOOM_EINVAL, "unknown option '%s' (see --help)", argv[i]);
     gpu_t *g = calloc(1, sizeof *g);
-    if (!g || !(g->ctx = loom_map_new(free_ctx))) { free(g); return loom_err_set(err, LOOM_ENOMEM, "out of memory"); }
+    if (!g) return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     int rc = loom_llm_cuda_probe(0, &g->info, err);
-    if (rc) { loom_map_destroy(&g->ctx); free(g); return rc; }
+    if (rc) { free(g); return rc; }
     g->gbps = loom_llm_cuda_measure_gbps();
     snprintf(g->model, sizeof g->model, "%s", g->info.name);
-    FACTORY.ud = g;
     *self = g;
     return 0;
 }
@@ -85,14 +53,13 @@ static int gpu_add_ops(void *self, loom_ops_t *ops, loom_err_t *err) {
     (void)self;
     int rc = loom_ops_add_basic(ops);
     if (rc) return loom_err_set(err, rc, "registering basic ops failed");
-    if ((rc = loom_llm_add_ops(ops, &FACTORY, err))) return rc;
+    if ((rc = loom_llm_add_ops(ops, loom_llm_backend_find("cuda"), err))) return rc;
     return loom_gpu_kernel_ops_add(ops, 0, err); /* compute: PTX from mlir-lowering, driver API */
 }
 
 static void gpu_destroy(void *self) {
     gpu_t *g = self;
     if (!g) return;
-    loom_map_destroy(&g->ctx);
     free(g);
 }
 

@@ -1,0 +1,290 @@
+/* llm_cpu.c — llama and bert forwards on the CPU kernels. */
+#include "llm/cpu/llm_cpu.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct loom_llm_cpu {
+    const loom_llm_model_t *m;
+    loom_llm_pool_t *pool;
+    int n_ctx, kvw;
+    float *kcache, *vcache;     /* layers x n_ctx x kvw */
+    /* scratch for a batch of up to cap tokens */
+    int cap;
+    float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *lg;
+    void *mmq;
+    size_t mmq_size;
+    float *inv_freq;            /* n_rot / 2 */
+};
+
+static void free_scratch(loom_llm_cpu_t *c) {
+    float **p[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2, &c->lg};
+    for (size_t i = 0; i < sizeof p / sizeof *p; i++) { free(*p[i]); *p[i] = NULL; }
+    free(c->mmq);
+    c->mmq = NULL;
+    c->cap = 0;
+}
+
+static int ensure(loom_llm_cpu_t *c, int T, int want_logits, loom_err_t *e) {
+    const loom_llm_model_t *m = c->m;
+    if (T <= c->cap && (!want_logits || c->lg)) return 0;
+    free_scratch(c);
+    size_t t = (size_t)T, qd = (size_t)m->n_heads * m->head_dim;
+    size_t big = (size_t)(m->ffn > m->dim ? m->ffn : m->dim);
+    c->x = malloc(t * m->dim * 4); c->xb = malloc(t * m->dim * 4);
+    c->q = malloc(t * qd * 4); c->k = malloc(t * c->kvw * 4); c->v = malloc(t * c->kvw * 4);
+    c->att = malloc(t * qd * 4); c->hb = malloc(t * m->ffn * 4); c->hb2 = malloc(t * m->ffn * 4);
+    c->mmq_size = t * (big / 32 + 1) * 34;
+    c->mmq = malloc(c->mmq_size);
+    c->lg = malloc(t * (size_t)m->n_vocab * 4);
+    if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb || !c->hb2 || !c->mmq || !c->lg) {
+        free_scratch(c);
+        return loom_err_set(e, LOOM_ENOMEM, "out of memory for a batch of %d tokens", T);
+    }
+    c->cap = T;
+    return 0;
+}
+
+int loom_llm_cpu_new(const loom_llm_model_t *m, loom_llm_pool_t *pool, int n_ctx, loom_llm_cpu_t **out,
+                     loom_err_t *e) {
+    *out = NULL;
+    loom_llm_cpu_t *c = calloc(1, sizeof *c);
+    if (!c) return loom_err_set(e, LOOM_ENOMEM, "out of memory");
+    c->m = m;
+    c->pool = pool;
+    c->n_ctx = n_ctx > 0 && n_ctx < m->n_ctx ? n_ctx : m->n_ctx;
+    c->kvw = m->n_kv_heads * m->head_dim;
+    if (m->arch == LOOM_LLM_ARCH_LLAMA) {
+        size_t n = (size_t)m->n_layers * c->n_ctx * c->kvw;
+        c->kcache = malloc(n * 4);
+        c->vcache = malloc(n * 4);
+        c->inv_freq = malloc((size_t)(m->n_rot / 2 + 1) * 4);
+        if (!c->kcache || !c->vcache || !c->inv_freq) {
+            loom_llm_cpu_destroy(&c);
+            return loom_err_set(e, LOOM_ENOMEM, "out of memory for a KV cache of %d positions", n_ctx);
+        }
+        for (int i = 0; i < m->n_rot / 2; i++) {
+            double f = pow((double)m->rope_base, -2.0 * i / m->n_rot);
+            if (m->rope_freqs) f /= m->rope_freqs[i];
+            c->inv_freq[i] = (float)f;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+void loom_llm_cpu_destroy(loom_llm_cpu_t **pc) {
+    if (!pc || !*pc) return;
+    loom_llm_cpu_t *c = *pc;
+    free_scratch(c);
+    free(c->kcache); free(c->vcache); free(c->inv_freq);
+    free(c);
+    *pc = NULL;
+}
+
+int loom_llm_cpu_n_ctx(const loom_llm_cpu_t *c) { return c->n_ctx; }
+float *loom_llm_cpu_k(loom_llm_cpu_t *c, int l) { return c->kcache + (size_t)l * c->n_ctx * c->kvw; }
+float *loom_llm_cpu_v(loom_llm_cpu_t *c, int l) { return c->vcache + (size_t)l * c->n_ctx * c->kvw; }
+
+int loom_llm_cpu_kv_copy(loom_llm_cpu_t *c, int layer, int n, float *k, float *v, int to_cache, loom_err_t *e) {
+    if (!c->kcache || layer < 0 || layer >= c->m->n_layers) return loom_err_set(e, LOOM_EINVAL, "no KV cache layer %d", layer);
+    if (n < 0 || n > c->n_ctx) return loom_err_set(e, LOOM_ETOOBIG, "KV cache of %d tokens exceeds the context of %d", n, c->n_ctx);
+    size_t bytes = (size_t)n * c->kvw * 4;
+    if (to_cache) {
+        memcpy(loom_llm_cpu_k(c, layer), k, bytes);
+        memcpy(loom_llm_cpu_v(c, layer), v, bytes);
+    } else {
+        memcpy(k, loom_llm_cpu_k(c, layer), bytes);
+        memcpy(v, loom_llm_cpu_v(c, layer), bytes);
+    }
+    return 0;
+}
+
+static void mm(loom_llm_cpu_t *c, const loom_llm_weight_t *W, const float *X, int T, float *Y, const float *bias) {
+    loom_llm_matmul(c->pool, W, X, T, Y, c->mmq);
+    if (bias)
+        for (int t = 0; t < T; t++) loom_llm_axpy(Y + (size_t)t * W->rows, 1.0f, bias, W->rows);
+}
+
+/* Q, K and V of one layer in one pass over the pool. */
+static void mm3(loom_llm_cpu_t *c, const loom_llm_layer_t *L, const float *X, int T) {
+    const loom_llm_weight_t *ws[3] = {&L->wq, &L->wk, &L->wv};
+    float *ys[3] = {c->q, c->k, c->v};
+    const float *bs[3] = {L->bq, L->bk, L->bv};
+    loom_llm_matmul_n(c->pool, ws, 3, X, T, ys, c->mmq);
+    for (int i = 0; i < 3; i++)
+        if (bs[i])
+            for (int t = 0; t < T; t++) loom_llm_axpy(ys[i] + (size_t)t * ws[i]->rows, 1.0f, bs[i], ws[i]->rows);
+}
+
+static void rope(const loom_llm_cpu_t *c, float *v, int pos) {
+    const loom_llm_model_t *m = c->m;
+    float p = (float)pos * m->rope_freq_scale;
+    int half = m->n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        float th = p * c->inv_freq[i], cs = cosf(th), sn = sinf(th);
+        int a = m->rope_neox ? i : 2 * i, b = m->rope_neox ? i + half : 2 * i + 1;
+        float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cs - x1 * sn;
+        v[b] = x0 * sn + x1 * cs;
+    }
+}
+
+typedef struct att_job {
+    loom_llm_cpu_t *c;
+    int T, pos0, layer, causal;
+    const float *K, *V; /* rows of stride kvw */
+    int nkv;            /* rows available when not causal */
+} att_job_t;
+
+static void att_task(void *ctx, int i) {
+    const att_job_t *j = ctx;
+    const loom_llm_model_t *m = j->c->m;
+    int hd = m->head_dim, H = m->n_heads, t = i / H, h = i % H;
+    int kvh = h / (H / m->n_kv_heads);
+    int n = j->causal ? j->pos0 + t + 1 : j->nkv;
+    const float *q = j->c->q + (size_t)t * H * hd + (size_t)h * hd;
+    float *o = j->c->att + (size_t)t * H * hd + (size_t)h * hd;
+    float *s = malloc((size_t)n * sizeof *s);
+    if (!s) { memset(o, 0, (size_t)hd * 4); return; }
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int p = 0; p < n; p++) s[p] = loom_llm_dot_f32(q, j->K + (size_t)p * j->c->kvw + (size_t)kvh * hd, hd) * scale;
+    loom_llm_softmax(s, n);
+    memset(o, 0, (size_t)hd * 4);
+    for (int p = 0; p < n; p++) loom_llm_axpy(o, s[p], j->V + (size_t)p * j->c->kvw + (size_t)kvh * hd, hd);
+    free(s);
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+static int eval_batch(loom_llm_cpu_t *c, const int32_t *tok, int T, int pos0, float *all_logits, loom_err_t *e) {
+    const loom_llm_model_t *m = c->m;
+    int dim = m->dim, qd = m->n_heads * m->head_dim, kvw = c->kvw;
+    int rc = ensure(c, T, all_logits != NULL, e);
+    if (rc) return rc;
+    for (int t = 0; t < T; t++) loom_llm_weight_row(&m->tok_embd, tok[t], c->x + (size_t)t * dim);
+    for (int l = 0; l < m->n_layers; l++) {
+        const loom_llm_layer_t *L = &m->layers[l];
+        for (int t = 0; t < T; t++)
+            loom_llm_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->attn_norm, dim, m->eps);
+        mm3(c, L, c->xb, T);
+        float *Kc = loom_llm_cpu_k(c, l), *Vc = loom_llm_cpu_v(c, l);
+        for (int t = 0; t < T; t++) {
+            for (int h = 0; h < m->n_heads; h++) rope(c, c->q + (size_t)t * qd + (size_t)h * m->head_dim, pos0 + t);
+            for (int h = 0; h < m->n_kv_heads; h++) rope(c, c->k + (size_t)t * kvw + (size_t)h * m->head_dim, pos0 + t);
+            memcpy(Kc + (size_t)(pos0 + t) * kvw, c->k + (size_t)t * kvw, (size_t)kvw * 4);
+            memcpy(Vc + (size_t)(pos0 + t) * kvw, c->v + (size_t)t * kvw, (size_t)kvw * 4);
+        }
+        att_job_t j = {c, T, pos0, l, 1, Kc, Vc, 0};
+        loom_llm_pool_run(c->pool, T * m->n_heads, att_task, &j);
+        mm(c, &L->wo, c->att, T, c->xb, L->bo);
+        for (size_t i = 0; i < (size_t)T * dim; i++) c->x[i] += c->xb[i];
+        for (int t = 0; t < T; t++)
+            loom_llm_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->ffn_norm, dim, m->eps);
+        {
+            const loom_llm_weight_t *ws[2] = {&L->w_gate, &L->w_up};
+            float *ys[2] = {c->hb, c->hb2};
+            loom_llm_matmul_n(c->pool, ws, 2, c->xb, T, ys, c->mmq);
+        }
+        for (size_t i = 0; i < (size_t)T * m->ffn; i++) c->hb[i] = silu(c->hb[i]) * c->hb2[i];
+        mm(c, &L->w_down, c->hb, T, c->xb, NULL);
+        for (size_t i = 0; i < (size_t)T * dim; i++) c->x[i] += c->xb[i];
+    }
+    return 0;
+}
+
+int loom_llm_cpu_eval(loom_llm_cpu_t *c, const int32_t *tok, int n, int pos0, float *logits, float *all_logits,
+                      loom_err_t *e) {
+    const loom_llm_model_t *m = c->m;
+    if (m->arch != LOOM_LLM_ARCH_LLAMA) return loom_err_set(e, LOOM_EINVAL, "model %s is an encoder: use embed", m->name);
+    if (n <= 0) return loom_err_set(e, LOOM_EINVAL, "nothing to evaluate (0 tokens)");
+    if (pos0 < 0 || n > c->n_ctx - pos0) {
+        loom_err_set(e, LOOM_ETOOBIG, "sequence of %d tokens exceeds the context of %d", pos0 + n, c->n_ctx);
+        loom_err_hint(e, "shorten the prompt or lower max_tokens");
+        return LOOM_ETOOBIG;
+    }
+    for (int i = 0; i < n; i++)
+        if (tok[i] < 0 || tok[i] >= m->n_vocab) return loom_err_set(e, LOOM_EINVAL, "token id %d is outside the vocabulary", tok[i]);
+    int dim = m->dim, V = m->n_vocab;
+    for (int b = 0; b < n; b += LOOM_LLM_CPU_BATCH) {
+        int T = n - b < LOOM_LLM_CPU_BATCH ? n - b : LOOM_LLM_CPU_BATCH;
+        int rc = eval_batch(c, tok + b, T, pos0 + b, all_logits, e);
+        if (rc) return rc;
+        /* output head: every row when asked for all logits, else the last */
+        int first = all_logits ? 0 : (b + T == n ? T - 1 : T);
+        int rows = T - first;
+        if (rows <= 0) continue;
+        for (int t = first; t < T; t++)
+            loom_llm_rmsnorm(c->xb + (size_t)(t - first) * dim, c->x + (size_t)t * dim, m->output_norm, dim, m->eps);
+        mm(c, &m->output, c->xb, rows, c->lg, NULL);
+        if (all_logits) memcpy(all_logits + (size_t)b * V, c->lg, (size_t)rows * V * 4);
+        if (logits && b + T == n) memcpy(logits, c->lg + (size_t)(rows - 1) * V, (size_t)V * 4);
+    }
+    return 0;
+}
+
+static float gelu(float x) { return 0.5f * x * (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x))); }
+
+int loom_llm_cpu_embed(loom_llm_cpu_t *c, const int32_t *tok, int n, float *out, loom_err_t *e) {
+    const loom_llm_model_t *m = c->m;
+    if (m->arch != LOOM_LLM_ARCH_BERT) return loom_err_set(e, LOOM_EINVAL, "model %s is not an embedding model", m->name);
+    if (n <= 0) return loom_err_set(e, LOOM_EINVAL, "nothing to embed (0 tokens)");
+    if (n > c->n_ctx) {
+        loom_err_set(e, LOOM_ETOOBIG, "text of %d tokens exceeds the context of %d", n, c->n_ctx);
+        loom_err_hint(e, "split the document into shorter chunks");
+        return LOOM_ETOOBIG;
+    }
+    for (int i = 0; i < n; i++)
+        if (tok[i] < 0 || tok[i] >= m->n_vocab) return loom_err_set(e, LOOM_EINVAL, "token id %d is outside the vocabulary", tok[i]);
+    int rc = ensure(c, n, 0, e);
+    if (rc) return rc;
+    int d = m->dim, T = n;
+    float *row = malloc((size_t)d * 4 * 2);
+    if (!row) return loom_err_set(e, LOOM_ENOMEM, "out of memory");
+    for (int t = 0; t < T; t++) {
+        float *x = c->x + (size_t)t * d;
+        loom_llm_weight_row(&m->tok_embd, tok[t], x);
+        loom_llm_weight_row(&m->type_embd, 0, row);
+        loom_llm_weight_row(&m->pos_embd, t, row + d);
+        for (int i = 0; i < d; i++) x[i] += row[i] + row[d + i];
+        loom_llm_layernorm(x, x, m->embd_norm_w, m->embd_norm_b, d, m->eps);
+    }
+    free(row);
+    for (int l = 0; l < m->n_layers; l++) {
+        const loom_llm_layer_t *L = &m->layers[l];
+        mm(c, &L->wq, c->x, T, c->q, L->bq);
+        mm(c, &L->wk, c->x, T, c->k, L->bk);
+        mm(c, &L->wv, c->x, T, c->v, L->bv);
+        att_job_t j = {c, T, 0, l, 0, c->k, c->v, T};
+        loom_llm_pool_run(c->pool, T * m->n_heads, att_task, &j);
+        mm(c, &L->wo, c->att, T, c->xb, L->bo);
+        for (int t = 0; t < T; t++) {
+            float *x = c->x + (size_t)t * d, *o = c->xb + (size_t)t * d;
+            for (int i = 0; i < d; i++) x[i] += o[i];
+            loom_llm_layernorm(x, x, L->ln1_w, L->ln1_b, d, m->eps);
+        }
+        mm(c, &L->w_up, c->x, T, c->hb, L->b_up);
+        for (size_t i = 0; i < (size_t)T * m->ffn; i++) c->hb[i] = gelu(c->hb[i]);
+        mm(c, &L->w_down, c->hb, T, c->xb, L->b_down);
+        for (int t = 0; t < T; t++) {
+            float *x = c->x + (size_t)t * d, *o = c->xb + (size_t)t * d;
+            for (int i = 0; i < d; i++) x[i] += o[i];
+            loom_llm_layernorm(x, x, L->ln2_w, L->ln2_b, d, m->eps);
+        }
+    }
+    if (m->pooling == LOOM_LLM_POOL_CLS) {
+        memcpy(out, c->x, (size_t)d * 4);
+    } else {
+        for (int i = 0; i < d; i++) {
+            double s = 0;
+            for (int t = 0; t < T; t++) s += c->x[(size_t)t * d + i];
+            out[i] = (float)(s / T);
+        }
+    }
+    double nn = 0;
+    for (int i = 0; i < d; i++) nn += (double)out[i] * out[i];
+    float inv = nn > 0 ? (float)(1.0 / sqrt(nn)) : 0;
+    for (int i = 0; i < d; i++) out[i] *= inv;
+    return 0;
+}

@@ -1,0 +1,56 @@
+/* kvcache.h — the KV cache as a portable object: what `llm.prefill` returns
+ * and `llm.decode` continues from, on any backend.
+ *
+ * Binary layout v1 (little-endian):
+ *   0  "LOOMKV\0\0"          8-byte magic
+ *   8  u32 version (1)       12 u32 dtype (0 = f32)
+ *  16  u8[32] model hash     (loom_gguf_model_hash of the model it belongs to)
+ *  48  u32 n_layers, n_kv_heads, head_dim, n_tokens, n_vocab, reserved (0)
+ *  72  i32 tokens[n_tokens]  the sequence so far (prompt + generated)
+ *      f32 logits[n_vocab]   logits after the last token (the next step's input)
+ *      per layer: f32 K[n_tokens][n_kv_heads*head_dim], then V likewise
+ * end  u8[32] SHA-256 of every byte before it
+ * Position i of the cache holds token i; RoPE is already applied to K. */
+#ifndef LOOM_LLM_KVCACHE_H
+#define LOOM_LLM_KVCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+#define LOOM_KVCACHE_VERSION 1
+enum { LOOM_KV_F32 = 0 };
+
+typedef struct loom_kvcache loom_kvcache_t;
+
+/* Allocates a zeroed cache. *out is the caller's. */
+int loom_kvcache_new(const uint8_t hash[32], int n_layers, int n_kv_heads, int head_dim, int n_tokens,
+                     int n_vocab, loom_kvcache_t **out, loom_err_t *e);
+void loom_kvcache_destroy(loom_kvcache_t **pk);
+
+int loom_kvcache_n_layers(const loom_kvcache_t *k);
+int loom_kvcache_n_kv_heads(const loom_kvcache_t *k);
+int loom_kvcache_head_dim(const loom_kvcache_t *k);
+int loom_kvcache_n_tokens(const loom_kvcache_t *k);
+int loom_kvcache_n_vocab(const loom_kvcache_t *k);
+const uint8_t *loom_kvcache_hash(const loom_kvcache_t *k);
+/* Borrowed, writable views into the object. */
+int32_t *loom_kvcache_tokens(loom_kvcache_t *k);
+float *loom_kvcache_logits(loom_kvcache_t *k);
+float *loom_kvcache_k(loom_kvcache_t *k, int layer); /* n_tokens x (n_kv_heads*head_dim) */
+float *loom_kvcache_v(loom_kvcache_t *k, int layer);
+
+/* Appends the binary form to out. */
+int loom_kvcache_serialize(const loom_kvcache_t *k, loom_buf_t *out, loom_err_t *e);
+/* Validates (magic, version, sizes, checksum) and copies. */
+int loom_kvcache_parse(const void *data, size_t n, loom_kvcache_t **out, loom_err_t *e);
+/* LOOM_EINVAL with a clear message unless k belongs to this model shape. */
+int loom_kvcache_check(const loom_kvcache_t *k, const uint8_t hash[32], int n_layers, int n_kv_heads,
+                       int head_dim, int n_vocab, loom_err_t *e);
+/* Files: write atomically (tmp + rename) / read whole. */
+int loom_kvcache_save(const loom_kvcache_t *k, const char *path, loom_err_t *e);
+int loom_kvcache_load(const char *path, loom_kvcache_t **out, loom_err_t *e);
+
+#endif
