@@ -13,3 +13,10 @@ BENCHES += bench-dispatch
 bench-dispatch-pg: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom $(BUILD)/bin/bench-dispatch
 	BUILD=$(BUILD) ./bench/dispatch_pg.sh
 BENCHES += bench-dispatch-pg
+
+# bench-http: the HTTP/JSON gateway: small REST calls/s with wrk next to the
+# HTTP layer alone, and 1,000 concurrent SSE watchers (bench/http.sh).
+.PHONY: bench-http
+bench-http: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom
+	BUILD=$(BUILD) ./bench/http.sh
+BENCHES += bench-http

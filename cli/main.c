@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/runview.h"
+#include "common/version.h"
+
 /* Each subcommand lives in cli/cmd_<name>.c. Keep this table sorted by
  * the order users meet them. */
 int loom_cmd_validate(int argc, char **argv);
@@ -11,6 +14,8 @@ int loom_cmd_keygen(int argc, char **argv);
 int loom_cmd_plan(int argc, char **argv);
 int loom_cmd_run(int argc, char **argv);
 int loom_cmd_status(int argc, char **argv);
+int loom_cmd_watch(int argc, char **argv);
+int loom_cmd_logs(int argc, char **argv);
 int loom_cmd_runs(int argc, char **argv);
 int loom_cmd_workers(int argc, char **argv);
 int loom_cmd_cancel(int argc, char **argv);
@@ -25,6 +30,8 @@ static const loom_cli_cmd_t commands[] = {
     {"plan", "place a workflow's ops on a fleet at least cost within its SLA", loom_cmd_plan},
     {"run", "run a workflow on loomd and wait for its outputs", loom_cmd_run},
     {"status", "show a run and its per-step timeline", loom_cmd_status},
+    {"watch", "follow a run to its end (e.g. one started with --no-wait)", loom_cmd_watch},
+    {"logs", "one step of a run: output, error, attempts; --follow streams its tokens", loom_cmd_logs},
     {"runs", "list runs", loom_cmd_runs},
     {"workers", "list the workers registered with loomd", loom_cmd_workers},
     {"cancel", "cancel a run", loom_cmd_cancel},
@@ -42,7 +49,7 @@ static void usage(FILE *f)
                "Loom plans and runs AI-agent workflows on mixed hardware.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nRun 'loom <command> --help' for a command's options.\n");
+    fprintf(f, "\nRun 'loom <command> --help' for a command's options; 'loom --version'.\n");
 }
 
 int loom_cli_wants_help(int argc, char **argv, const char *text)
@@ -64,10 +71,17 @@ int main(int argc, char **argv)
         usage(stderr);
         return LOOM_EXIT_USAGE;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        fputs(LOOM_VERSION_LINE("loom"), stdout);
+        return LOOM_EXIT_OK;
+    }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
         return LOOM_EXIT_OK;
     }
+    for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            loom_cli_json_errors = 1; /* errors as JSON too (cli/runview.h) */
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);

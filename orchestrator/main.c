@@ -7,6 +7,7 @@
 
 #include "common/arena.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "orchestrator/http.h"
 #include "orchestrator/metrics.h"
 #include "orchestrator/server.h"
@@ -46,6 +47,7 @@ static const char usage_text[] =
     "  --http HOST:PORT          serve the dashboard, /metrics, /healthz and the HTTP/JSON\n"
     "                            API (/v1/..., docs/HTTP_API.md) there\n"
     "  --log-level L             debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
+    "  --version                 print the version\n"
     "  --help                    this text\n";
 
 typedef struct {
@@ -205,9 +207,20 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         }
-        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
+        if (strcmp(a, "--version") == 0) {
+            fputs(LOOM_VERSION_LINE("loomd"), stdout);
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "loomd: unexpected argument '%s' (see --help)\n", a);
+            return 2;
+        }
+        if (i + 1 >= argc) {
+            /* name an unknown option as such, not as one missing its value */
+            cfg_t probe = c;
+            int known = strcmp(a, "--config") == 0 || apply(&probe, a + 2, "1") != 1;
             fprintf(stderr, "loomd: %s '%s' (see --help)\n",
-                    strncmp(a, "--", 2) ? "unexpected argument" : "missing value for", a);
+                    known ? "missing value for" : "unknown option", a);
             return 2;
         }
         const char *v = argv[++i];

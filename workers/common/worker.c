@@ -22,6 +22,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "loom/v1/envelope.pb-c.h"
 #include "loom/v1/worker.pb-c.h"
 #include "protocol/envelope.h"
@@ -321,7 +322,7 @@ static int send_register(worker_t *w)
     build_profile(w, &p, &names);
     r.worker_id = w->id;
     r.profile = &p;
-    r.version = "0.1";
+    r.version = LOOM_VERSION;
     r.pid = (uint32_t)getpid();
     w->register_req = ++w->next_req;
     int rc = send_msg(w, "loom.v1.WorkerHub/Register", w->register_req, 0,
@@ -921,6 +922,7 @@ static void usage(FILE *f, const char *prog, const char *kind)
             "  --price USD        price per hour of this device, for the planner\n"
             "  --ops LIST         offer only these ops (comma-separated), e.g. tool.exec,echo\n"
             "  --log-level L      debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
+            "  --version          print the version\n"
             "  --help             this text\n",
             prog, kind);
 }
@@ -940,6 +942,12 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout, argv[0], backend->name);
+            free(rest);
+            return 0;
+        }
+        if (strcmp(a, "--version") == 0) {
+            const char *slash = strrchr(argv[0], '/');
+            printf("%s %s (protocol 1)\n", slash ? slash + 1 : argv[0], LOOM_VERSION);
             free(rest);
             return 0;
         }
