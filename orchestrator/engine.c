@@ -906,6 +906,11 @@ const char *loom_run_id(const loom_run_t *r)
     return r->id;
 }
 
+const char *loom_run_workflow(const loom_run_t *r)
+{
+    return r->wf && r->wf->name ? r->wf->name : r->name ? r->name : "";
+}
+
 uint64_t loom_run_last_seq(const loom_run_t *r)
 {
     return r->seq;

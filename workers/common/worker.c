@@ -48,6 +48,7 @@ struct loom_op_ctx {
     char *output; /* JSON text or bytes */
     size_t output_len;
     int output_is_json;
+    uint64_t tokens_in, tokens_out; /* LLM ops */
     /* progress chunk (when is_progress) */
     int is_progress;
     uint64_t seq;
@@ -203,6 +204,8 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
     t->finished_ms = loom_wall_ms();
     if (rc == 0) {
         t->ok = 1;
+        t->tokens_in = out.tokens_in;
+        t->tokens_out = out.tokens_out;
         if (out.json) {
             t->output = json_dumps(out.json, JSON_COMPACT | JSON_ENCODE_ANY);
             t->output_len = t->output ? strlen(t->output) : 0;
@@ -427,6 +430,8 @@ static void batch_add(worker_t *w, loom_op_ctx_t *t)
     tm->compute_ms = (double)(t->finished_ms - t->started_ms);
     tm->bytes_in = (double)t->input_len;
     tm->bytes_out = (double)t->output_len;
+    tm->tokens_in = t->tokens_in;
+    tm->tokens_out = t->tokens_out;
     r->timings = tm;
     if (t->ok) {
         if (t->output_is_json) {
