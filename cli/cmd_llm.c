@@ -19,6 +19,7 @@
 #include "llm/kvcache.h"
 #include "llm/cpu/llm_cpu.h"
 #include "llm/llm_engine.h"
+#include "llm/llm_grammar.h"
 
 static const char *USAGE =
     "usage: loom llm COMMAND MODEL.gguf [options]\n"
@@ -47,11 +48,13 @@ static const char *USAGE =
     "  -o, --out FILE            output file (logits, prefill)\n"
     "  -t, --threads N           CPU threads (default: all cores)\n"
     "  -c, --ctx N               context length (default: the model's)\n"
+    "      --format json         constrain the output to one JSON value\n"
+    "      --schema S            ... of this JSON Schema (a file, or inline JSON)\n"
     "      --json                machine-readable output\n"
     "  -h, --help\n";
 
 typedef struct opts {
-    const char *prompt, *ids, *out, *kv;
+    const char *prompt, *ids, *out, *kv, *format, *schema;
     int max_tokens, threads, ctx, json;
     loom_llm_sampling_t s;
     const char *stop[16];
@@ -179,7 +182,8 @@ int loom_cmd_llm(int argc, char **argv) {
         {"prompt", 1, 0, 'p'}, {"ids", 1, 0, 'i'}, {"max-tokens", 1, 0, 'n'}, {"temp", 1, 0, 1},
         {"top-k", 1, 0, 2},    {"top-p", 1, 0, 3}, {"seed", 1, 0, 4},       {"stop", 1, 0, 5},
         {"kv", 1, 0, 6},       {"out", 1, 0, 'o'}, {"threads", 1, 0, 't'},  {"ctx", 1, 0, 'c'},
-        {"json", 0, 0, 7},     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"json", 0, 0, 7},     {"help", 0, 0, 'h'}, {"format", 1, 0, 8},    {"schema", 1, 0, 9},
+        {0, 0, 0, 0}};
     opts_t o = {.max_tokens = 32};
     int c;
     optind = 1;
@@ -198,6 +202,8 @@ int loom_cmd_llm(int argc, char **argv) {
         case 't': o.threads = atoi(optarg); break;
         case 'c': o.ctx = atoi(optarg); break;
         case 7: o.json = 1; break;
+        case 8: o.format = optarg; break;
+        case 9: o.schema = optarg; break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: fputs(USAGE, stderr); return 2;
         }
@@ -237,6 +243,24 @@ int loom_cmd_llm(int argc, char **argv) {
     loom_llm_gen_params_t gp = {.max_tokens = o.max_tokens, .sampling = o.s, .stop = o.stop, .n_stop = o.n_stop,
                                 .on_token = o.json ? NULL : on_tok};
     loom_llm_gen_result_t r = {0};
+    loom_llm_grammar_t *grammar = NULL;
+    if (o.format || o.schema) {
+        json_error_t je;
+        json_t *schema = !o.schema ? NULL : o.schema[0] == '{' ? json_loads(o.schema, 0, &je) : json_load_file(o.schema, 0, &je);
+        if ((o.format && strcmp(o.format, "json")) || (o.schema && !schema) || strcmp(cmd, "generate")) {
+            fprintf(stderr, "loom llm: %s\n", o.schema && !schema ? je.text
+                                               : strcmp(cmd, "generate") ? "--format and --schema are for generate"
+                                                                         : "--format takes json");
+            json_decref(schema);
+            rc = 2;
+            goto done;
+        }
+        int grc = loom_llm_grammar_new(m, schema, &grammar, &e);
+        json_decref(schema);
+        if (grc) { rc = die(&e); goto done; }
+        gp.constrain = loom_llm_grammar_sample;
+        gp.constrain_ud = grammar;
+    }
     if (!strcmp(cmd, "embed")) {
         float *v = malloc((size_t)m->dim * sizeof *v);
         if (!v || loom_llm_cpu_embed(cpu, ids, (int)n, v, &e)) { free(v); rc = v ? die(&e) : 1; goto done; }
@@ -257,7 +281,9 @@ int loom_cmd_llm(int argc, char **argv) {
         }
         free(all);
     } else if (!strcmp(cmd, "generate")) {
-        if (loom_llm_generate(m, &b, ids, n, &gp, &text, &r, &e)) { rc = die(&e); goto done; }
+        int grc = loom_llm_generate(m, &b, ids, n, &gp, &text, &r, &e);
+        loom_llm_grammar_destroy(&grammar);
+        if (grc) { rc = die(&e); goto done; }
         print_result(&o, &text, &r, "cpu");
         free(r.tokens);
     } else if (!strcmp(cmd, "prefill")) {

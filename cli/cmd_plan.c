@@ -76,7 +76,7 @@ static baseline_t homogeneous(const loom_cli_planned_t *P, int k)
 
 static const char *why(const loom_cli_planned_t *P, int v, int k, int ru, int ru_feasible)
 {
-    static char buf[256];
+    static char buf[320];
     const loom_plan_t *pl = P->plan;
     if (ru < 0)
         return "the only device it fits on";
@@ -85,12 +85,21 @@ static const char *why(const loom_cli_planned_t *P, int v, int k, int ru, int ru
     if (P->opts.minimize_latency)
         return "objective is latency";
     double uk = loom_cost_usd(P->cost, v, k), ur = loom_cost_usd(P->cost, v, ru);
+    /* Name both sides and their prices: an endpoint is priced per token,
+     * an owned or rented device by the time it is held. */
+    char here[96], there[96];
+    snprintf(here, sizeof here, "$%.3g on %s%s, %.0f ms", uk, loom_cost_device_name(P->cost, k),
+             !strcmp(loom_cost_bound(P->cost, v, k), "per-token") ? " (per token)" : "", loom_cost_ms(P->cost, v, k));
+    snprintf(there, sizeof there, "$%.3g on %s%s, %.0f ms", ur, loom_cost_device_name(P->cost, ru),
+             !strcmp(loom_cost_bound(P->cost, v, ru), "per-token") ? " (per token)" : "",
+             loom_cost_ms(P->cost, v, ru));
     if (!ru_feasible)
-        snprintf(buf, sizeof buf, "every other device misses the SLA");
+        snprintf(buf, sizeof buf, "every other device misses the SLA (%s; runner-up %s)", here, there);
     else if (uk <= ur)
-        snprintf(buf, sizeof buf, "cheapest that keeps the SLA");
+        snprintf(buf, sizeof buf, "cheapest that keeps the SLA (%s; runner-up %s)", here, there);
     else
-        snprintf(buf, sizeof buf, "op costs more here but saves transfers or time elsewhere");
+        snprintf(buf, sizeof buf, "op costs more here but saves transfers or time elsewhere (%s; runner-up %s)",
+                 here, there);
     return buf;
 }
 

@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include "cli/mcp_spec.h"
+#include "cli/model_files.h"
 #include "common/buf.h"
 #include "mlir-lowering/codegen.h"
 #include "mlir-lowering/ctx.h"
@@ -29,13 +31,19 @@ static const char usage_text[] =
     "\n"
     "  --json   print one JSON document with the result of every file\n"
     "  --quiet  print only errors\n"
+    "  --offline  do not contact the MCP servers of tool.mcp steps\n"
     "\n"
     "A compute step's .mlir kernel is compiled for the CPU as well (verified,\n"
     "lowered, JIT-linked), so its errors appear here at the kernel's file:line:col.\n"
     "\n"
     "The planner's own files are recognised by their top-level keys and checked\n"
     "with their loaders: hardware catalogs (devices:, links:), fleets (catalog:,\n"
-    "devices:), measured profiles (ops:) and workloads (workflows:).\n";
+    "devices:), measured profiles (ops:) and workloads (workflows:).\n"
+    "\n"
+    "tool.mcp steps are checked against their server when it can be reached\n"
+    "(a stdio server in resources.tools is started for the check): the tool\n"
+    "must exist and literal arguments must match its input schema. An\n"
+    "unreachable server is a warning.\n";
 
 /* ---- compute kernels ------------------------------------------------------- */
 
@@ -294,7 +302,7 @@ int loom_cmd_validate(int argc, char **argv)
 {
     if (loom_cli_wants_help(argc, argv, usage_text))
         return LOOM_EXIT_OK;
-    bool json = false, quiet = false, opts = true;
+    bool json = false, quiet = false, opts = true, offline = false;
     int nfiles = 0;
     for (int i = 1; i < argc; i++) {
         if (opts && !strcmp(argv[i], "--")) {
@@ -303,6 +311,8 @@ int loom_cmd_validate(int argc, char **argv)
             json = true;
         } else if (opts && (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))) {
             quiet = true;
+        } else if (opts && !strcmp(argv[i], "--offline")) {
+            offline = true;
         } else if (opts && argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "loom validate: unknown option '%s'\n%s", argv[i], usage_text);
             return LOOM_EXIT_USAGE;
@@ -352,6 +362,14 @@ int loom_cmd_validate(int argc, char **argv)
         if (loom_workflow_load(argv[i], &wf, &d) != 0)
             rc = LOOM_EXIT_FAIL;
         else if (check_graph_kernels(wf, &wf->graph, &mlir, &d) > 0) {
+            loom_workflow_destroy(&wf);
+            rc = LOOM_EXIT_FAIL;
+        }
+        if (wf && loom_cli_models_from_files(wf, quiet || json, &d) > 0) {
+            loom_workflow_destroy(&wf);
+            rc = LOOM_EXIT_FAIL;
+        }
+        if (wf && !offline && loom_cli_mcp_check(wf, 15000, quiet || json, &d) > 0) {
             loom_workflow_destroy(&wf);
             rc = LOOM_EXIT_FAIL;
         }

@@ -24,6 +24,7 @@ int loom_cmd_simulate(int argc, char **argv);
 int loom_cmd_kernel(int argc, char **argv);
 int loom_cmd_llm(int argc, char **argv);
 int loom_cmd_index(int argc, char **argv);
+int loom_cmd_tools(int argc, char **argv);
 
 static const loom_cli_cmd_t commands[] = {
     {"validate", "check workflow files and print their DAG", loom_cmd_validate},
@@ -40,6 +41,7 @@ static const loom_cli_cmd_t commands[] = {
     {"kernel", "compile a compute kernel for cpu, gpu (PTX) or npu and show the artifact", loom_cmd_kernel},
     {"llm", "run a GGUF model locally (info, generate, embed, prefill/decode)", loom_cmd_llm},
     {"index", "build or inspect a vector index for vector.search steps", loom_cmd_index},
+    {"tools", "list an MCP server's tools or call one (what tool.mcp steps can use)", loom_cmd_tools},
     {"keygen", "new auth secret and CURVE keys; mint or verify auth tokens", loom_cmd_keygen},
 };
 

@@ -1,6 +1,7 @@
 /* plan_common.c — see plan_common.h. */
 #include "cli/plan_common.h"
 #include "cli/cli.h"
+#include "cli/model_files.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,9 @@ int loom_cli_plan_file(const char *path, const loom_fleet_t *fleet, const loom_p
     memset(out, 0, sizeof *out);
     loom_diags_t diags = LOOM_DIAGS_INIT;
     int rc = loom_workflow_load(path, &out->wf, &diags);
+    /* Shapes from the model files where this machine can read them. */
+    if (rc >= 0 && loom_cli_models_from_files(out->wf, errf == NULL, &diags) > 0)
+        rc = LOOM_EINVAL;
     if (rc < 0) {
         char buf[2048];
         for (size_t i = 0; errf && i < diags.len; i++) {

@@ -70,12 +70,15 @@ echo
 echo "== loom run deploy/demo/triage.yaml --input ticket=T-1001"
 "$BIN/loom" run deploy/demo/triage.yaml --input ticket=T-1001
 rc=$?
-if [ $rc -eq 0 ] && [ $RAG = 1 ]; then
+# A missed SLA (exit 4: succeeded, but late, e.g. on a loaded machine) does
+# not stop the tour; the final status is the worst of the two runs.
+if { [ $rc -eq 0 ] || [ $rc -eq 4 ]; } && [ $RAG = 1 ]; then
   echo
   echo "== loom run examples/support-rag.yaml (generated models: the answer text is noise; point"
   echo "   resources.models at a real GGUF file for real answers, see README)"
   "$BIN/loom" run examples/support-rag.yaml --input "question=How do I export my data?" --input ticket_id=T-1002 --input top_k=2
-  rc=$?
+  rag=$?
+  [ $rag -eq 0 ] || rc=$rag
 fi
 if [ -n "$DB_URL" ]; then
   echo

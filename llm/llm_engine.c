@@ -77,7 +77,7 @@ static int run_decode(const loom_llm_model_t *m, loom_llm_backend_t *b, int n_to
     int rc = 0, ng = 0;
     r->finish_reason = "length";
     for (;;) {
-        int32_t tok = loom_llm_sample(s, logits);
+        int32_t tok = p->constrain ? p->constrain(p->constrain_ud, s, logits, max - ng) : loom_llm_sample(s, logits);
         if (loom_tokenizer_is_eog(m->tok, tok)) { r->finish_reason = "eos"; break; }
         gen[ng++] = tok;
         size_t before = text->len;

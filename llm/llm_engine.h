@@ -46,6 +46,11 @@ typedef struct loom_llm_gen_params {
     size_t n_stop;
     loom_llm_token_cb on_token;   /* may be NULL */
     void *cb_ctx;
+    /* Constrained decoding (llm_grammar.h): when set, picks every token in
+     * place of the sampler alone (it may mask logits); tokens_left counts
+     * the one being picked. */
+    int32_t (*constrain)(void *ud, loom_llm_sampler_t *s, float *logits, int tokens_left);
+    void *constrain_ud;
 } loom_llm_gen_params_t;
 
 typedef struct loom_llm_gen_result {

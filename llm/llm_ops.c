@@ -26,6 +26,7 @@
 #include "workers/common/backend.h"
 #include "llm/kvcache.h"
 #include "workers/common/vindex.h"
+#include "llm/llm_grammar.h"
 #include "llm/llm_ops.h"
 
 static struct {
@@ -174,7 +175,20 @@ static int num(const json_t *in, const char *k, double dflt, double lo, double h
 typedef struct gen_in {
     loom_llm_gen_params_t p;
     const char *stop[16];
+    loom_llm_grammar_t *grammar; /* format: json / schema: (caller destroys) */
 } gen_in_t;
+
+/* format: json or schema: constrain decoding to JSON (of the schema). */
+static int constrain(const json_t *in, const loom_llm_model_t *m, gen_in_t *g, loom_err_t *e) {
+    const json_t *schema = json_object_get(in, "schema");
+    const char *format = json_string_value(json_object_get(in, "format"));
+    if (!json_is_object(schema) && !(format && !strcmp(format, "json"))) return 0;
+    int rc = loom_llm_grammar_new(m, json_is_object(schema) ? schema : NULL, &g->grammar, e);
+    if (rc) { loom_err_field(e, "schema"); return rc; }
+    g->p.constrain = loom_llm_grammar_sample;
+    g->p.constrain_ud = g->grammar;
+    return 0;
+}
 
 static int parse_gen(const json_t *in, gen_in_t *g, loom_err_t *e) {
     double mt, t, k, tp, seed;
@@ -286,7 +300,9 @@ static int op_generate(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_o
     int32_t *ids = NULL;
     size_t n;
     int rc;
-    if ((rc = get_model(in, &m, e)) || (rc = parse_gen(in, &g, e)) || (rc = prompt_ids(m, in, &ids, &n, e))) {
+    if ((rc = get_model(in, &m, e)) || (rc = parse_gen(in, &g, e)) || (rc = constrain(in, m, &g, e)) ||
+        (rc = prompt_ids(m, in, &ids, &n, e))) {
+        loom_llm_grammar_destroy(&g.grammar);
         out->permanent = rc != LOOM_ENOMEM;
         return rc;
     }
@@ -304,6 +320,7 @@ static int op_generate(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_o
     }
     pthread_mutex_unlock(&G.compute);
     if (!rc) rc = finish_text(&text, &r, m, ctx, out, e);
+    loom_llm_grammar_destroy(&g.grammar);
     free(r.tokens);
     free(ids);
     loom_buf_free(&text);
@@ -400,7 +417,9 @@ static int op_decode(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_out
     gen_in_t g;
     loom_kvcache_t *kv = NULL;
     int rc;
-    if ((rc = get_model(in, &m, e)) || (rc = parse_gen(in, &g, e)) || (rc = kv_from_input(in, &kv, e))) {
+    if ((rc = get_model(in, &m, e)) || (rc = parse_gen(in, &g, e)) || (rc = constrain(in, m, &g, e)) ||
+        (rc = kv_from_input(in, &kv, e))) {
+        loom_llm_grammar_destroy(&g.grammar);
         out->permanent = 1;
         return rc;
     }
@@ -418,6 +437,7 @@ static int op_decode(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_out
     }
     pthread_mutex_unlock(&G.compute);
     loom_kvcache_destroy(&kv);
+    loom_llm_grammar_destroy(&g.grammar);
     if (!rc) rc = finish_text(&text, &r, m, ctx, out, e);
     free(r.tokens);
     loom_buf_free(&text);

@@ -65,7 +65,7 @@ void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
     engine_finish_step(e, sc, i, how, msg);
 }
 
-/* An llm.generate/llm.decode step with `format: json` outputs the parsed
+/* An llm.generate/llm.decode step with `format: json` or `schema:` outputs the parsed
  * JSON (planner/README.md's op reference); the LLM engine returns the
  * model's text. Parses it (one ``` fence around it is allowed). Returns a
  * new value, or NULL with why in msg (ASCII only: the model's bytes are
@@ -75,7 +75,7 @@ static json_t *model_json(const loom_wf_step_t *ws, const json_t *text, char *ms
     if (!json_is_string(text) || (ws->op != LOOM_OP_LLM_GENERATE && ws->op != LOOM_OP_LLM_DECODE))
         return NULL;
     const loom_value_t *f = loom_wf_step_field(ws, "format");
-    if (!f || !f->str || strcmp(f->str, "json") != 0)
+    if ((!f || !f->str || strcmp(f->str, "json") != 0) && !loom_wf_step_field(ws, "schema"))
         return NULL;
     const char *p = json_string_value(text), *end = p + json_string_length(text);
     while (p < end && strchr(" \t\r\n", *p))

@@ -72,14 +72,19 @@ json_t *engine_resolve(void *ctx, const loom_ref_t *ref, loom_err_t *err)
     return NULL;
 }
 
-/* Step fields that steer the engine rather than the op. */
-static int control_key(const char *k)
+/* Step fields that steer the engine rather than the op. A loop's body,
+ * until and max_iterations steer the engine too, but only on a loop: on
+ * other ops those names are the op's own (tool.http's `body`). */
+static int control_key(loom_op_kind_t op, const char *k)
 {
     static const char *const keys[] = {"op", "needs", "when", "foreach", "retries", "timeout_ms",
-                                       "expect", "steps", "body", "until", "max_iterations",
-                                       "description", "id"};
+                                       "expect", "description", "id"};
+    static const char *const loop_keys[] = {"steps", "body", "until", "max_iterations"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcmp(k, keys[i]) == 0)
+            return 1;
+    for (size_t i = 0; op == LOOM_OP_LOOP && i < sizeof loop_keys / sizeof *loop_keys; i++)
+        if (strcmp(k, loop_keys[i]) == 0)
             return 1;
     return 0;
 }
@@ -94,6 +99,19 @@ static json_t *model_json(const loom_wf_model_t *m)
         json_object_set_new(o, "arch", json_string(m->arch));
     if (m->dtype)
         json_object_set_new(o, "dtype", json_string(m->dtype));
+    if (m->endpoint) {
+        json_object_set_new(o, "endpoint", json_string(m->endpoint));
+        if (m->remote_model)
+            json_object_set_new(o, "model", json_string(m->remote_model));
+        if (m->api_key_secret)
+            json_object_set_new(o, "api_key_secret", json_string(m->api_key_secret));
+        if (m->max_concurrency > 0)
+            json_object_set_new(o, "max_concurrency", json_integer(m->max_concurrency));
+        if (m->timeout_ms > 0)
+            json_object_set_new(o, "timeout_ms", json_integer(m->timeout_ms));
+        if (m->retries >= 0)
+            json_object_set_new(o, "retries", json_integer(m->retries));
+    }
     return o;
 }
 
@@ -107,7 +125,7 @@ int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char *
     const loom_value_t *node = s->node;
     for (size_t k = 0; node && node->kind == LOOM_VALUE_MAP && k < node->len; k++) {
         const loom_value_entry_t *en = &node->entries[k];
-        if (control_key(en->key))
+        if (control_key(s->op, en->key))
             continue;
         json_t *v = NULL;
         int rc_ = loom_value_render(en->value, engine_resolve, rc, &v, err);
@@ -149,6 +167,33 @@ int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char *
         const loom_wf_model_t *m = loom_workflow_model(r->wf, s->model);
         if (m)
             json_object_set_new(in, "model_resource", model_json(m));
+    }
+    if (s->op == LOOM_OP_TOOL_MCP) {
+        /* A server the workflow declares travels with the task; relative
+         * paths of a stdio server resolve against the workflow's directory
+         * (or the client's, like tool.exec). Names a worker configured
+         * itself travel bare. */
+        const loom_wf_tool_t *t = loom_workflow_tool(r->wf, json_string_value(json_object_get(in, "server")));
+        json_t *spec = NULL;
+        if (t && loom_value_render(t->node, engine_resolve, rc, &spec, err) != 0) {
+            json_decref(in);
+            loom_err_field(err, "resources.tools.%s", t->name);
+            return err->code;
+        }
+        const char *dir = r->workflow_dir ? r->workflow_dir : r->client_cwd;
+        if (spec && json_object_get(spec, "command") && dir) {
+            const char *cwd = json_string_value(json_object_get(spec, "cwd"));
+            if (!cwd)
+                json_object_set_new(spec, "cwd", json_string(dir));
+            else if (cwd[0] != '/') {
+                char *full = NULL;
+                if (asprintf(&full, "%s/%s", dir, cwd) > 0)
+                    json_object_set_new(spec, "cwd", json_string(full));
+                free(full);
+            }
+        }
+        if (spec)
+            json_object_set_new(in, "server_spec", spec);
     }
     if (s->index_name) {
         const loom_wf_index_t *ix = loom_workflow_index(r->wf, s->index_name);
@@ -273,7 +318,8 @@ static int64_t estimate_ms(const loom_wf_step_t *s)
     case LOOM_OP_EMBED: return 50;
     case LOOM_OP_VECTOR_SEARCH: return 20;
     case LOOM_OP_TOOL_EXEC: return 50;
-    case LOOM_OP_TOOL_HTTP: return 200;
+    case LOOM_OP_TOOL_HTTP:
+    case LOOM_OP_TOOL_MCP: return 200;
     case LOOM_OP_COMPUTE: return 20;
     case LOOM_OP_SLEEP: return 10;
     case LOOM_OP_LOOP: {

@@ -32,6 +32,26 @@ struct loom_catalog {
 /* Figures that must carry a source line. */
 static const char *const figures[] = {"mem_gb", "mem_bw_gbs", "tflops", "power_w",
                                       "purchase_usd", "hourly_usd", "link"};
+static const char *const ep_figures[] = {"usd_per_mtok_in", "usd_per_mtok_out", "ttft_ms",
+                                         "prefill_tok_per_s", "tok_per_s"};
+
+int loom_devclass_is_endpoint(const loom_devclass_t *d)
+{
+    return d && d->kind && strcmp(d->kind, "endpoint") == 0;
+}
+
+int loom_devclass_serves(const loom_devclass_t *d, const char *model)
+{
+    size_t n = model ? strlen(model) : 0;
+    for (const char *p = d->serves; p && n && *p;) {
+        const char *c = strchr(p, ',');
+        size_t l = c ? (size_t)(c - p) : strlen(p);
+        if (l == n && !strncmp(p, model, n))
+            return 1;
+        p = c ? c + 1 : p + l;
+    }
+    return 0;
+}
 
 loom_catalog_t *loom_catalog_new(void)
 {
@@ -83,7 +103,7 @@ int loom_catalog_add_class(loom_catalog_t *c, const loom_devclass_t *d, loom_err
         return loom_err_set(err, LOOM_EINVAL, "device class without a name");
     if (loom_catalog_find(c, d->name) >= 0)
         return loom_err_set(err, LOOM_EEXIST, "duplicate device class %s", d->name);
-    if (!(d->mem_gb > 0) || !(d->mem_bw_gbs > 0) || d->power_w < 0 || d->hourly_usd < 0 ||
+    if (((!(d->mem_gb > 0) || !(d->mem_bw_gbs > 0)) && !loom_devclass_is_endpoint(d)) || d->power_w < 0 || d->hourly_usd < 0 ||
         d->purchase_usd < 0)
         return loom_err_set(err, LOOM_EINVAL, "device class %s: mem_gb and mem_bw_gbs must be > 0, "
                             "prices and power >= 0", d->name);
@@ -106,6 +126,7 @@ int loom_catalog_add_class(loom_catalog_t *c, const loom_devclass_t *d, loom_err
     o->name = loom_arena_strdup(c->arena, d->name);
     o->vendor = loom_arena_strdup(c->arena, d->vendor ? d->vendor : "");
     o->kind = loom_arena_strdup(c->arena, d->kind ? d->kind : "gpu");
+    o->serves = d->serves ? loom_arena_strdup(c->arena, d->serves) : NULL;
     if (o->eff_compute <= 0 || o->eff_compute > 1)
         o->eff_compute = 0.6;
     if (o->eff_memory <= 0 || o->eff_memory > 1)
@@ -184,6 +205,75 @@ static int load_links(loom_catalog_t *c, loom_yfile_t *y, int seq, loom_err_t *e
     return 0;
 }
 
+/* Every figure of class idx needs an entry in the device's source: map. */
+static int load_sources(loom_catalog_t *c, loom_yfile_t *y, int m, int idx, const char *f,
+                        const char *const *figs, size_t nfigs, loom_err_t *err)
+{
+    char f2[128];
+    int src = loom_yfile_get(y, m, "source");
+    snprintf(f2, sizeof f2, "%s.source", f);
+    if (!loom_yfile_is_map(y, src))
+        return loom_yfile_error(y, err, src ? src : m, f2,
+                                "every device needs a source: mapping (figure -> where it comes from)");
+    sources_t *s = &c->src[idx];
+    for (size_t k = 0; k < loom_yfile_len(y, src) && s->n < MAX_FIG; k++) {
+        const char *fig = loom_yfile_str(y, loom_yfile_key(y, src, k));
+        const char *txt = loom_yfile_str(y, loom_yfile_val(y, src, k));
+        if (!fig || !txt || !*txt)
+            return loom_yfile_error(y, err, loom_yfile_key(y, src, k), f2, "source entries are figure: text");
+        s->fig[s->n] = loom_arena_strdup(c->arena, fig);
+        s->text[s->n] = loom_arena_strdup(c->arena, txt);
+        s->n++;
+    }
+    for (size_t k = 0; k < nfigs; k++)
+        if (!loom_catalog_source(c, idx, figs[k]))
+            return loom_yfile_error(y, err, src, f2, "no source for figure '%s'", figs[k]);
+    return 0;
+}
+
+/* A rented model API: per-token prices and a latency profile. */
+static int load_endpoint(loom_catalog_t *c, loom_yfile_t *y, int m, const char *f, loom_err_t *err)
+{
+    char f2[128], serves[1024] = "";
+    loom_devclass_t d = {0};
+    const char *link = NULL;
+    loom_yfile_text(y, m, "name", f, 1, &d.name, err);
+    d.kind = "endpoint";
+#define NUM(key, dst, req)                                                                    \
+    (snprintf(f2, sizeof f2, "%s.%s", f, key), loom_yfile_num(y, m, key, f2, req, dst, err))
+    if (loom_yfile_text(y, m, "vendor", f, 1, &d.vendor, err) || NUM("usd_per_mtok_in", &d.usd_per_mtok_in, 1) ||
+        NUM("usd_per_mtok_out", &d.usd_per_mtok_out, 1) || NUM("ttft_ms", &d.ttft_ms, 1) ||
+        NUM("prefill_tok_per_s", &d.prefill_tok_per_s, 1) || NUM("tok_per_s", &d.tok_per_s, 1) ||
+        loom_yfile_text(y, m, "link", f, 1, &link, err))
+        return LOOM_EPARSE;
+#undef NUM
+    if (d.usd_per_mtok_in < 0 || d.usd_per_mtok_out < 0 || d.ttft_ms < 0 || d.prefill_tok_per_s <= 0 ||
+        d.tok_per_s <= 0)
+        return loom_yfile_error(y, err, m, f, "prices and ttft_ms must be >= 0, token rates > 0");
+    d.link = find_link(c, link);
+    if (d.link < 0)
+        return loom_yfile_error(y, err, loom_yfile_get(y, m, "link"), f,
+                                "unknown link '%s' (define it under links:)", link);
+    int sv = loom_yfile_get(y, m, "serves");
+    if (sv && !loom_yfile_is_seq(y, sv))
+        return loom_yfile_error(y, err, sv, f, "serves must be a list of workflow model names");
+    for (size_t k = 0; sv && k < loom_yfile_len(y, sv); k++) {
+        const char *name = loom_yfile_str(y, loom_yfile_item(y, sv, k));
+        if (!name || strchr(name, ','))
+            return loom_yfile_error(y, err, loom_yfile_item(y, sv, k), f, "serves: model names without commas");
+        snprintf(serves + strlen(serves), sizeof serves - strlen(serves), "%s%s", k ? "," : "", name);
+    }
+    d.serves = serves[0] ? serves : NULL;
+    d.eff_compute = d.eff_memory = 1;
+    d.launch_us = 1;
+    d.line = loom_yfile_line(y, m);
+    loom_err_t e2 = {0};
+    int idx = loom_catalog_add_class(c, &d, &e2);
+    if (idx < 0)
+        return loom_yfile_error(y, err, m, f, "%s", e2.msg);
+    return load_sources(c, y, m, idx, f, ep_figures, sizeof ep_figures / sizeof ep_figures[0], err);
+}
+
 static int load_device(loom_catalog_t *c, loom_yfile_t *y, int m, size_t i, loom_err_t *err)
 {
     char f[96], f2[128];
@@ -197,6 +287,11 @@ static int load_device(loom_catalog_t *c, loom_yfile_t *y, int m, size_t i, loom
     snprintf(f, sizeof f, "devices[%s]", d.name);
 #define NUM(key, dst, req)                                                                    \
     (snprintf(f2, sizeof f2, "%s.%s", f, key), loom_yfile_num(y, m, key, f2, req, dst, err))
+    const char *kind = NULL;
+    if (loom_yfile_text(y, m, "kind", f, 1, &kind, err))
+        return LOOM_EPARSE;
+    if (!strcmp(kind, "endpoint"))
+        return load_endpoint(c, y, m, f, err);
     if (loom_yfile_text(y, m, "vendor", f, 1, &d.vendor, err) ||
         loom_yfile_text(y, m, "kind", f, 1, &d.kind, err) || NUM("mem_gb", &d.mem_gb, 1) ||
         NUM("mem_bw_gbs", &d.mem_bw_gbs, 1) || NUM("power_w", &d.power_w, 1) ||
@@ -210,7 +305,7 @@ static int load_device(loom_catalog_t *c, loom_yfile_t *y, int m, size_t i, loom
         kind_ok |= strcmp(d.kind, kinds[k]) == 0;
     if (!kind_ok)
         return loom_yfile_error(y, err, loom_yfile_get(y, m, "kind"), f,
-                                "kind must be gpu, cpu, npu or accel, not '%s'", d.kind);
+                                "kind must be gpu, cpu, npu, accel or endpoint, not '%s'", d.kind);
     d.link = find_link(c, link);
     if (d.link < 0)
         return loom_yfile_error(y, err, loom_yfile_get(y, m, "link"), f,
@@ -244,26 +339,7 @@ static int load_device(loom_catalog_t *c, loom_yfile_t *y, int m, size_t i, loom
     int idx = loom_catalog_add_class(c, &d, &e2);
     if (idx < 0)
         return loom_yfile_error(y, err, m, f, "%s", e2.msg);
-    /* Every figure needs a source. */
-    int src = loom_yfile_get(y, m, "source");
-    snprintf(f2, sizeof f2, "%s.source", f);
-    if (!loom_yfile_is_map(y, src))
-        return loom_yfile_error(y, err, src ? src : m, f2,
-                                "every device needs a source: mapping (figure -> where it comes from)");
-    sources_t *s = &c->src[idx];
-    for (size_t k = 0; k < loom_yfile_len(y, src) && s->n < MAX_FIG; k++) {
-        const char *fig = loom_yfile_str(y, loom_yfile_key(y, src, k));
-        const char *txt = loom_yfile_str(y, loom_yfile_val(y, src, k));
-        if (!fig || !txt || !*txt)
-            return loom_yfile_error(y, err, loom_yfile_key(y, src, k), f2, "source entries are figure: text");
-        s->fig[s->n] = loom_arena_strdup(c->arena, fig);
-        s->text[s->n] = loom_arena_strdup(c->arena, txt);
-        s->n++;
-    }
-    for (size_t k = 0; k < sizeof figures / sizeof figures[0]; k++)
-        if (!loom_catalog_source(c, idx, figures[k]))
-            return loom_yfile_error(y, err, src, f2, "no source for figure '%s'", figures[k]);
-    return 0;
+    return load_sources(c, y, m, idx, f, figures, sizeof figures / sizeof figures[0], err);
 }
 
 /* Builds the object from a parsed document; always destroys y. */

@@ -22,7 +22,25 @@
  *       efficiency: {compute: 0.6, memory: 0.8}   # optional, achievable fraction
  *       source: {mem_bw_gbs: "...", tflops: "...", ...}   # one per figure
  *
- * A missing tflops precision means "not supported" (0). */
+ * A missing tflops precision means "not supported" (0).
+ *
+ * A rented model API (an OpenAI-compatible endpoint) is a class of kind
+ * `endpoint`, priced per token with a measured latency profile instead of
+ * memory, FLOP/s and hourly figures:
+ *     - name: api-qwen-7b
+ *       vendor: Together
+ *       kind: endpoint
+ *       serves: [chat]                # workflow model names it can serve
+ *       usd_per_mtok_in: 0.30         # per million prompt tokens
+ *       usd_per_mtok_out: 0.30        # per million output tokens
+ *       ttft_ms: 350                  # time to first token (short prompt)
+ *       prefill_tok_per_s: 4000       # prompt tokens/s past the first token
+ *       tok_per_s: 80                 # output tokens/s per request
+ *       link: eth10
+ *       source: {...}                 # one per figure, as for devices
+ * It runs only llm/embed ops of models it serves (listed in `serves`, or
+ * declared with an `endpoint` in the workflow); a prefill there cannot
+ * hand its KV cache to another device. */
 #ifndef LOOM_PLANNER_CATALOG_H
 #define LOOM_PLANNER_CATALOG_H
 
@@ -53,7 +71,16 @@ typedef struct loom_devclass {
     double eff_compute;          /* achievable fraction of peak compute (0,1] */
     double eff_memory;           /* achievable fraction of peak bandwidth (0,1] */
     int line;                    /* line in the catalog file (for messages) */
+    /* kind "endpoint" only (0 otherwise): per-token prices and latency */
+    double usd_per_mtok_in, usd_per_mtok_out;
+    double ttft_ms, prefill_tok_per_s, tok_per_s;
+    const char *serves;          /* comma-separated model names; NULL: only endpoint models */
 } loom_devclass_t;
+
+/* 1 when d is a rented model API (kind "endpoint"). */
+int loom_devclass_is_endpoint(const loom_devclass_t *d);
+/* 1 when endpoint class d lists model (by workflow model name) in serves. */
+int loom_devclass_serves(const loom_devclass_t *d, const char *model);
 
 typedef struct loom_catalog loom_catalog_t;
 

@@ -24,10 +24,38 @@ struct loom_cost {
     double *bw_Bps, *lat_ms, *usd_gb, *rate_s;
     /* profile transfer overrides: [kind][ka][kb], latency < 0 = none */
     double *px_ms, *px_usd;
+    unsigned char *endpoint; /* per device: a rented model API */
 };
 
-static const char *const bound_names[] = {"compute", "memory", "fixed", "profile", "no-fit"};
-enum { B_COMPUTE, B_MEMORY, B_FIXED, B_PROFILE, B_NOFIT };
+static const char *const bound_names[] = {"compute", "memory", "fixed", "profile", "no-fit", "per-token"};
+enum { B_COMPUTE, B_MEMORY, B_FIXED, B_PROFILE, B_NOFIT, B_TOKENS };
+
+/* Can node nd run on class d at all, as far as where its model lives goes?
+ * Endpoint classes run only llm/embed ops of models they serve; owned
+ * devices do not run models that exist only behind an endpoint. */
+static int model_runs_on(const loom_gnode_t *nd, const loom_devclass_t *d)
+{
+    int llm = nd->op == LOOM_GOP_PREFILL || nd->op == LOOM_GOP_DECODE || nd->op == LOOM_GOP_EMBED;
+    if (loom_devclass_is_endpoint(d))
+        return llm && (nd->model_endpoint || loom_devclass_serves(d, nd->model));
+    return !llm || nd->model_local || !nd->model_endpoint;
+}
+
+/* A rented model API: time from its latency profile, price per token. */
+static void per_token(const loom_gnode_t *nd, const loom_devclass_t *d, double *ms, double *busy_s,
+                      double *usd)
+{
+    double t = nd->tokens > 0 ? nd->tokens : 1;
+    if (nd->op == LOOM_GOP_DECODE) {
+        *ms = t / d->tok_per_s * 1000.0;
+        *usd = t * d->usd_per_mtok_out / 1e6;
+    } else { /* prefill, embed: the first token's wait, then the prompt's rate */
+        *ms = d->ttft_ms + t / d->prefill_tok_per_s * 1000.0;
+        *usd = t * d->usd_per_mtok_in / 1e6;
+    }
+    *ms += nd->fixed_ms;
+    *busy_s = *ms / 1000.0;
+}
 
 static double batch_for(const loom_gnode_t *nd, double B)
 {
@@ -93,7 +121,8 @@ loom_cost_t *loom_cost_new(const loom_graph_t *g, const loom_fleet_t *f, const l
     c->rate_s = malloc(kk * sizeof(double));
     c->px_ms = malloc(2 * kk * sizeof(double));
     c->px_usd = malloc(2 * kk * sizeof(double));
-    if (!c->ms || !c->sd || !c->usd || !c->busy || !c->src || !c->bound || !c->bw_Bps || !c->lat_ms ||
+    c->endpoint = calloc(c->K + 1, 1);
+    if (!c->endpoint || !c->ms || !c->sd || !c->usd || !c->busy || !c->src || !c->bound || !c->bw_Bps || !c->lat_ms ||
         !c->usd_gb || !c->rate_s || !c->px_ms || !c->px_usd) {
         loom_cost_destroy(&c);
         loom_err_set(err, LOOM_ENOMEM, "out of memory");
@@ -110,6 +139,7 @@ loom_cost_t *loom_cost_new(const loom_graph_t *g, const loom_fleet_t *f, const l
         const loom_fleet_entry_t *ek = loom_fleet_entry(f, (int)k);
         const loom_devclass_t *dk = loom_catalog_class(cat, ek->cls);
         const loom_link_t *lk = loom_catalog_link(cat, dk->link);
+        c->endpoint[k] = (unsigned char)loom_devclass_is_endpoint(dk);
         for (size_t j = 0; j < c->K; j++) {
             const loom_fleet_entry_t *ej = loom_fleet_entry(f, (int)j);
             const loom_devclass_t *dj = loom_catalog_class(cat, ej->cls);
@@ -136,13 +166,17 @@ loom_cost_t *loom_cost_new(const loom_graph_t *g, const loom_fleet_t *f, const l
             const loom_devclass_t *d = loom_catalog_class(cat, ek->cls);
             double rate = loom_fleet_usd_per_s(f, (int)k);
             size_t x = i * c->K + k;
-            double ms, busy;
+            double ms, busy, usd = -1;
             int bound;
-            analytic(nd, d, rate, B, &ms, &busy, &bound);
+            if (c->endpoint[k]) {
+                per_token(nd, d, &ms, &busy, &usd);
+                bound = B_TOKENS;
+            } else {
+                analytic(nd, d, rate, B, &ms, &busy, &bound);
+            }
             double cv = loom_gop_is_external(nd->op) ? nd->fixed_cv : DEFAULT_CV;
             c->src[x] = LOOM_COST_ROOFLINE;
             const loom_measure_t *m = loom_profile_op(prof, nd->op, d->name, nd->step);
-            double usd = -1;
             if (m && m->latency_ms >= 0) {
                 double b = loom_gop_is_external(nd->op) ? HOST_SLOTS : batch_for(nd, B);
                 ms = m->latency_ms;
@@ -158,7 +192,9 @@ loom_cost_t *loom_cost_new(const loom_graph_t *g, const loom_fleet_t *f, const l
             }
             if (m && m->cv >= 0)
                 cv = m->cv;
-            int fits = loom_gop_is_external(nd->op) || nd->mem_bytes <= d->mem_gb * 1e9 * MEM_USABLE;
+            int fits = loom_gop_is_external(nd->op) || c->endpoint[k] || nd->mem_bytes <= d->mem_gb * 1e9 * MEM_USABLE;
+            if (!model_runs_on(nd, d))
+                fits = 0;
             if (nd->pinned_class >= 0 && nd->pinned_class != ek->cls)
                 fits = 0;
             if (!fits || !isfinite(ms)) {
@@ -192,6 +228,7 @@ void loom_cost_destroy(loom_cost_t **pc)
     free(c->rate_s);
     free(c->px_ms);
     free(c->px_usd);
+    free(c->endpoint);
     free(c);
     *pc = NULL;
 }
@@ -236,6 +273,8 @@ double loom_cost_xfer_ms(const loom_cost_t *c, int edge, int ka, int kb)
     if (ka == kb)
         return 0;
     const loom_gedge_t *e = loom_graph_edge(c->g, edge);
+    if (e->kind == LOOM_GEDGE_KV && (c->endpoint[ka] || c->endpoint[kb]))
+        return INFINITY; /* an API keeps its KV cache to itself */
     size_t x = (size_t)ka * c->K + kb, kk = c->K * c->K + 1;
     double p = c->px_ms[e->kind * kk + x];
     if (p >= 0)
@@ -248,6 +287,8 @@ double loom_cost_xfer_usd(const loom_cost_t *c, int edge, int ka, int kb)
     if (ka == kb)
         return 0;
     const loom_gedge_t *e = loom_graph_edge(c->g, edge);
+    if (e->kind == LOOM_GEDGE_KV && (c->endpoint[ka] || c->endpoint[kb]))
+        return INFINITY;
     size_t x = (size_t)ka * c->K + kb, kk = c->K * c->K + 1;
     double p = c->px_usd[e->kind * kk + x];
     if (p >= 0)

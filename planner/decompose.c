@@ -92,6 +92,15 @@ int loom_decompose_model(const loom_workflow_t *wf, const char *name, loom_model
     return 0;
 }
 
+/* Where node n's model can run: its file (owned devices) and/or its
+ * endpoint (endpoint classes). */
+static void model_where(const loom_workflow_t *wf, const char *name, loom_gnode_t *n)
+{
+    const loom_wf_model_t *m = loom_workflow_model(wf, name);
+    n->model_local = !m || m->path != NULL;
+    n->model_endpoint = m && m->endpoint != NULL;
+}
+
 typedef struct {
     const loom_workflow_t *wf;
     loom_graph_t *g;
@@ -228,6 +237,7 @@ static int add_step(dctx_t *C, const loom_wf_step_t *s, const char *prefix, doub
         snprintf(name, sizeof name, "%s.prefill", full);
         base_node(&n, LOOM_GOP_PREFILL, name, s, im, ix, C);
         n.model = s->model;
+        model_where(C->wf, s->model, &n);
         n.prec = m.prec;
         n.tokens = tin * items;
         n.flops = (2 * m.params * tin + 2 * m.layers * tin * tin * m.hidden) * items;
@@ -240,6 +250,7 @@ static int add_step(dctx_t *C, const loom_wf_step_t *s, const char *prefix, doub
         snprintf(name, sizeof name, "%s.decode", full);
         base_node(&n, LOOM_GOP_DECODE, name, s, im, ix, C);
         n.model = s->model;
+        model_where(C->wf, s->model, &n);
         n.prec = m.prec;
         n.tokens = tout;
         n.flops = 2 * m.params * tout * items;
@@ -266,6 +277,7 @@ static int add_step(dctx_t *C, const loom_wf_step_t *s, const char *prefix, doub
         double t = expect_or(s->expect.prompt_tokens, DEF_EMBED_TOKENS);
         base_node(&n, LOOM_GOP_EMBED, full, s, im, ix, C);
         n.model = s->model;
+        model_where(C->wf, s->model, &n);
         n.prec = m.prec;
         n.tokens = t * items;
         n.flops = 2 * m.params * t * items;
@@ -290,6 +302,7 @@ static int add_step(dctx_t *C, const loom_wf_step_t *s, const char *prefix, doub
     }
     case LOOM_OP_TOOL_EXEC:
     case LOOM_OP_TOOL_HTTP:
+    case LOOM_OP_TOOL_MCP: /* an external call like tool.http: latency, not FLOPs */
         base_node(&n, s->op == LOOM_OP_TOOL_EXEC ? LOOM_GOP_TOOL_EXEC : LOOM_GOP_TOOL_HTTP, full, s, im, ix, C);
         tool_latency(s, s->op == LOOM_OP_TOOL_EXEC ? DEF_TOOL_EXEC_MS : DEF_TOOL_HTTP_MS, &n, C);
         break;

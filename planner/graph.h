@@ -84,6 +84,10 @@ typedef struct loom_gnode {
     double iters_mean;     /* mean iterations (loops: until/max_iterations), >= 1 */
     double iters_max;      /* upper bound of iterations, >= iters_mean */
     int pinned_class;      /* catalog class index it must run on, or -1 */
+    /* llm/embed ops: where the model is available. Both 0 (graphs built by
+     * hand) means a local file only. */
+    int model_local;       /* a GGUF file: owned devices can run it */
+    int model_endpoint;    /* an endpoint: endpoint classes can run it */
 } loom_gnode_t;
 
 typedef struct loom_gedge {

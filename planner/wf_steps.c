@@ -207,6 +207,8 @@ typedef enum {
     F_BOUND,      /* a literal integer >= 1 (loop bounds must be static) */
     F_PARSE,      /* tool.exec: auto | json | text */
     F_FAIL_ON,    /* tool.http: 4xx5xx | 5xx | never */
+    F_STATUS,     /* tool.http: a status code, a class like "2xx", or a list of them */
+    F_SCHEMA,     /* llm.generate: a JSON Schema (a mapping, no templates) */
 } ftype_t;
 
 typedef struct fspec {
@@ -219,7 +221,8 @@ static const fspec_t f_generate[] = {
     {"model", F_MODEL, true}, {"prompt", F_STR, false}, {"system", F_STR, false},
     {"messages", F_MESSAGES, false}, {"max_tokens", F_INT_POS, false}, {"temperature", F_NUM_NONNEG, false},
     {"top_p", F_PROB, false}, {"top_k", F_INT_NONNEG, false}, {"stop", F_STR_LIST, false},
-    {"seed", F_INT, false}, {"format", F_FORMAT, false}, {"raw", F_BOOL, false}, {NULL, 0, false}};
+    {"seed", F_INT, false}, {"format", F_FORMAT, false}, {"schema", F_SCHEMA, false}, {"raw", F_BOOL, false},
+    {NULL, 0, false}};
 static const fspec_t f_prefill[] = {
     {"model", F_MODEL, true}, {"prompt", F_STR, true}, {"system", F_STR, false}, {NULL, 0, false}};
 static const fspec_t f_decode[] = {
@@ -238,7 +241,9 @@ static const fspec_t f_exec[] = {
 static const fspec_t f_http[] = {
     {"method", F_METHOD, false}, {"url", F_STR, true}, {"headers", F_STR_MAP, false},
     {"body", F_ANY, false}, {"max_output_bytes", F_INT_POS, false}, {"fail_on", F_FAIL_ON, false},
-    {NULL, 0, false}};
+    {"expect_status", F_STATUS, false}, {"parse", F_PARSE, false}, {NULL, 0, false}};
+static const fspec_t f_mcp[] = {
+    {"server", F_STR, true}, {"tool", F_STR, true}, {"arguments", F_ANY, false}, {NULL, 0, false}};
 static const fspec_t f_compute[] = {{"kernel", F_KERNEL, true}, {"args", F_ANY, false}, {NULL, 0, false}};
 static const fspec_t f_noop[] = {{NULL, 0, false}};
 static const fspec_t f_sleep[] = {{"ms", F_INT_NONNEG, true}, {"fail", F_STR, false}, {NULL, 0, false}};
@@ -251,6 +256,7 @@ static const fspec_t *const op_fields[LOOM_OP__COUNT] = {
     [LOOM_OP_EMBED] = f_embed,           [LOOM_OP_VECTOR_SEARCH] = f_search, [LOOM_OP_TOOL_EXEC] = f_exec,
     [LOOM_OP_TOOL_HTTP] = f_http,        [LOOM_OP_COMPUTE] = f_compute,     [LOOM_OP_NOOP] = f_noop,
     [LOOM_OP_SLEEP] = f_sleep,           [LOOM_OP_ECHO] = f_echo,           [LOOM_OP_LOOP] = f_loop,
+    [LOOM_OP_TOOL_MCP] = f_mcp,
 };
 
 static const char *const common_fields[] = {"op", "needs", "when", "foreach", "retries", "timeout_ms",
@@ -264,6 +270,29 @@ static const char *const fail_ons[] = {"4xx5xx", "5xx", "never", NULL};
 /* The builtin compute kernels (mirrors mlir-lowering/kernels.h, which the
  * planner cannot depend on). */
 static const char *const builtin_kernels[] = {"matmul", "softmax", "rmsnorm", "vector.search", "qmatmul", NULL};
+
+/* tool.http's expect_status: 200, "2xx", or a non-empty list of those. */
+static void check_statuses(wf_ctx_t *C, const loom_value_t *v, const char *field)
+{
+    const loom_value_t *one = v;
+    size_t n = 1;
+    if (v->kind == LOOM_VALUE_SEQ) {
+        n = v->len;
+        if (n == 0)
+            wf_bad_type(C, v, field, "a status code, a class like \"2xx\", or a list of them");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v->kind == LOOM_VALUE_SEQ)
+            one = v->items[i];
+        const char *s = one->kind == LOOM_VALUE_STRING ? one->str : NULL;
+        bool ok = (one->kind == LOOM_VALUE_INT && one->i >= 100 && one->i <= 599) ||
+                  (s && strlen(s) == 3 && s[0] >= '1' && s[0] <= '5' && (s[1] == 'x' || s[1] == 'X') &&
+                   (s[2] == 'x' || s[2] == 'X'));
+        if (!ok)
+            wf_bad_type(C, one, v->kind == LOOM_VALUE_SEQ ? wf_idx(C, field, i) : field,
+                        "a status code (100-599) or a class like \"2xx\"");
+    }
+}
 
 static bool is_scalar_text(const loom_value_t *v)
 {
@@ -416,6 +445,11 @@ static void check_field(wf_ctx_t *C, loom_wf_step_t *s, const fspec_t *f, const 
     case F_FORMAT: wf_get_enum(C, v, field, formats, "format"); break;
     case F_PARSE: wf_get_enum(C, v, field, parses, "parse mode"); break;
     case F_FAIL_ON: wf_get_enum(C, v, field, fail_ons, "fail_on value"); break;
+    case F_STATUS: check_statuses(C, v, field); break;
+    case F_SCHEMA:
+        if (v->kind != LOOM_VALUE_MAP)
+            wf_bad_type(C, v, field, "a JSON Schema mapping (type, properties, required, items, enum)");
+        break;
     case F_KERNEL: check_kernel(C, v, field); break;
     case F_MESSAGES:
         if (v->kind != LOOM_VALUE_SEQ || v->len == 0) {

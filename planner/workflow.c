@@ -34,6 +34,7 @@ const char *const wf_op_names[LOOM_OP__COUNT] = {
     [LOOM_OP_TOOL_HTTP] = "tool.http",       [LOOM_OP_COMPUTE] = "compute",
     [LOOM_OP_NOOP] = "noop",                 [LOOM_OP_SLEEP] = "sleep",
     [LOOM_OP_ECHO] = "echo",                 [LOOM_OP_LOOP] = "loop",
+    [LOOM_OP_TOOL_MCP] = "tool.mcp",
 };
 
 const char *loom_op_kind_name(loom_op_kind_t op)
@@ -391,7 +392,8 @@ static int64_t shape_int(wf_ctx_t *C, const loom_value_t *m, const char *key, co
 static void check_models(wf_ctx_t *C, const loom_value_t *v)
 {
     static const char *const known[] = {"path", "arch", "params", "layers", "hidden", "heads", "kv_heads",
-                                        "head_dim", "vocab", "context", "dtype", NULL};
+                                        "head_dim", "vocab", "context", "dtype", "endpoint", "model",
+                                        "api_key_secret", "max_concurrency", "retries", "timeout_ms", NULL};
     static const char *const dtypes[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
                                          "q4_k", "q5_k", "q6_k", "int8", NULL};
     if (!want_map(C, v, "resources.models", "a mapping from model names to models"))
@@ -414,22 +416,54 @@ static void check_models(wf_ctx_t *C, const loom_value_t *v)
             for (size_t j = 0; known[j] && !ok; j++)
                 ok = !strcmp(known[j], mv->entries[k].key);
             if (!ok)
-                wf_unknown_field(C, &mv->entries[k], fi, NULL, known, 11);
+                wf_unknown_field(C, &mv->entries[k], fi, NULL, known, 17);
         }
-        m->path = req_string(C, mv, "path", fi, e);
-        m->arch = req_string(C, mv, "arch", fi, e);
-        m->layers = shape_int(C, mv, "layers", fi, e, true);
-        m->hidden = shape_int(C, mv, "hidden", fi, e, true);
-        m->heads = shape_int(C, mv, "heads", fi, e, true);
-        m->vocab = shape_int(C, mv, "vocab", fi, e, true);
-        m->context = shape_int(C, mv, "context", fi, e, true);
+        /* A model is a GGUF file (path) or an OpenAI-compatible endpoint;
+         * the shape is optional (the file's header holds it; an endpoint's
+         * cost is per token). */
+        const loom_value_t *ep = loom_value_get(mv, "endpoint"), *pv = loom_value_get(mv, "path");
+        if (ep) {
+            if (wf_get_string(C, ep, wf_join(C, fi, "endpoint"), &m->endpoint) && strncmp(m->endpoint, "http://", 7) &&
+                strncmp(m->endpoint, "https://", 8))
+                wf_report(C, ep->line, ep->col, wf_join(C, fi, "endpoint"),
+                          "endpoint must be an http:// or https:// URL (e.g. http://host:8000/v1)");
+            const loom_value_t *x;
+            if ((x = loom_value_get(mv, "model")))
+                wf_get_string(C, x, wf_join(C, fi, "model"), &m->remote_model);
+            if ((x = loom_value_get(mv, "api_key_secret")))
+                wf_get_string(C, x, wf_join(C, fi, "api_key_secret"), &m->api_key_secret);
+            m->max_concurrency = shape_int(C, mv, "max_concurrency", fi, e, false);
+            m->timeout_ms = shape_int(C, mv, "timeout_ms", fi, e, false);
+            if ((x = loom_value_get(mv, "retries")))
+                wf_get_int(C, x, wf_join(C, fi, "retries"), 0, 100, &m->retries);
+            else
+                m->retries = -1;
+        } else {
+            static const char *const ep_only[] = {"model", "api_key_secret", "max_concurrency", "retries",
+                                                  "timeout_ms", NULL};
+            for (size_t j = 0; ep_only[j]; j++) {
+                const loom_value_t *x = loom_value_get(mv, ep_only[j]);
+                if (x)
+                    wf_report(C, x->line, x->col, wf_join(C, fi, ep_only[j]), "%s is for endpoint models", ep_only[j]);
+            }
+        }
+        if (!ep && !pv)
+            wf_report(C, e->line, e->col, fi, "a model needs path (a GGUF file) or endpoint (an OpenAI-compatible server)");
+        if (pv)
+            wf_get_string(C, pv, wf_join(C, fi, "path"), &m->path);
+        const loom_value_t *av = loom_value_get(mv, "arch");
+        if (av)
+            wf_get_string(C, av, wf_join(C, fi, "arch"), &m->arch);
+        m->layers = shape_int(C, mv, "layers", fi, e, false);
+        m->hidden = shape_int(C, mv, "hidden", fi, e, false);
+        m->heads = shape_int(C, mv, "heads", fi, e, false);
+        m->vocab = shape_int(C, mv, "vocab", fi, e, false);
+        m->context = shape_int(C, mv, "context", fi, e, false);
         m->kv_heads = shape_int(C, mv, "kv_heads", fi, e, false);
         m->head_dim = shape_int(C, mv, "head_dim", fi, e, false);
         m->params = shape_int(C, mv, "params", fi, e, false);
         const loom_value_t *dt = loom_value_get(mv, "dtype");
-        if (!dt)
-            wf_report(C, e->line, e->col, fi, "missing required field 'dtype'");
-        else if (wf_get_enum(C, dt, wf_join(C, fi, "dtype"), dtypes, "dtype") >= 0)
+        if (dt && wf_get_enum(C, dt, wf_join(C, fi, "dtype"), dtypes, "dtype") >= 0)
             m->dtype = dt->str;
         if (!m->kv_heads)
             m->kv_heads = m->heads;
@@ -493,19 +527,99 @@ static void check_indexes(wf_ctx_t *C, const loom_value_t *v)
     }
 }
 
+static void check_str_list(wf_ctx_t *C, const loom_value_t *v, const char *field)
+{
+    if (v->kind != LOOM_VALUE_SEQ) {
+        wf_bad_type(C, v, field, "a list of strings");
+        return;
+    }
+    for (size_t i = 0; i < v->len; i++)
+        if (v->items[i]->kind != LOOM_VALUE_STRING && v->items[i]->kind != LOOM_VALUE_INT &&
+            v->items[i]->kind != LOOM_VALUE_FLOAT)
+            wf_bad_type(C, v->items[i], wf_idx(C, field, i), "a string");
+}
+
+static void check_str_map(wf_ctx_t *C, const loom_value_t *v, const char *field)
+{
+    if (!want_map(C, v, field, "a mapping of names to strings"))
+        return;
+    for (size_t i = 0; i < v->len; i++)
+        if (v->entries[i].value->kind == LOOM_VALUE_MAP || v->entries[i].value->kind == LOOM_VALUE_SEQ ||
+            v->entries[i].value->kind == LOOM_VALUE_NULL)
+            wf_bad_type(C, v->entries[i].value, wf_join(C, field, v->entries[i].key), "a string");
+}
+
+/* resources.tools: MCP servers, {command, args, env, cwd} or {url, headers}. */
+static void check_tools(wf_ctx_t *C, const loom_value_t *v)
+{
+    static const char *const known[] = {"command", "args", "env", "cwd", "url", "headers", NULL};
+    if (!want_map(C, v, "resources.tools", "a mapping from tool server names to MCP servers"))
+        return;
+    C->wf->tools = loom_arena_calloc(C->a, v->len ? v->len : 1, sizeof *C->wf->tools);
+    if (!C->wf->tools)
+        return;
+    for (size_t i = 0; i < v->len; i++) {
+        const loom_value_entry_t *e = &v->entries[i];
+        const char *fi = wf_join(C, "resources.tools", e->key);
+        loom_wf_tool_t *t = &C->wf->tools[C->wf->n_tools++];
+        t->name = e->key;
+        t->node = e->value;
+        t->line = e->line;
+        t->col = e->col;
+        if (!want_map(C, e->value, fi, "an MCP server ({command, args} or {url})"))
+            continue;
+        const loom_value_t *tv = e->value;
+        for (size_t k = 0; k < tv->len; k++) {
+            bool ok = false;
+            for (size_t j = 0; known[j] && !ok; j++)
+                ok = !strcmp(known[j], tv->entries[k].key);
+            if (!ok)
+                wf_unknown_field(C, &tv->entries[k], fi, NULL, known, 6);
+        }
+        const loom_value_t *cmd = loom_value_get(tv, "command"), *url = loom_value_get(tv, "url");
+        const char *s;
+        if (!cmd == !url) {
+            wf_report(C, e->line, e->col, fi, "an MCP server needs exactly one of command (stdio) or url (HTTP)");
+            continue;
+        }
+        if (cmd)
+            wf_get_string(C, cmd, wf_join(C, fi, "command"), &s);
+        if (url && wf_get_string(C, url, wf_join(C, fi, "url"), &s) && strncmp(s, "http://", 7) &&
+            strncmp(s, "https://", 8))
+            wf_report(C, url->line, url->col, wf_join(C, fi, "url"), "url must start with http:// or https://");
+        const loom_value_t *x;
+        if ((x = loom_value_get(tv, "args")))
+            check_str_list(C, x, wf_join(C, fi, "args"));
+        if ((x = loom_value_get(tv, "env")))
+            check_str_map(C, x, wf_join(C, fi, "env"));
+        if ((x = loom_value_get(tv, "headers")))
+            check_str_map(C, x, wf_join(C, fi, "headers"));
+        if ((x = loom_value_get(tv, "cwd")))
+            wf_get_string(C, x, wf_join(C, fi, "cwd"), &s);
+        if (url && (loom_value_get(tv, "args") || loom_value_get(tv, "env") || loom_value_get(tv, "cwd")))
+            wf_report(C, e->line, e->col, fi, "args, env and cwd are for stdio servers (command), not url");
+        if (cmd && loom_value_get(tv, "headers"))
+            wf_report(C, e->line, e->col, fi, "headers are for HTTP servers (url), not command");
+    }
+}
+
 static void check_resources(wf_ctx_t *C, const loom_value_t *v)
 {
-    static const char *const known[] = {"models", "indexes", NULL};
-    if (!want_map(C, v, "resources", "a mapping (models, indexes)"))
+    static const char *const known[] = {"models", "indexes", "tools", NULL};
+    if (!want_map(C, v, "resources", "a mapping (models, indexes, tools)"))
         return;
     const loom_value_t *m = loom_value_get(v, "models"), *x = loom_value_get(v, "indexes");
+    const loom_value_t *t = loom_value_get(v, "tools");
     if (m)
         check_models(C, m);
     if (x)
         check_indexes(C, x);
+    if (t)
+        check_tools(C, t);
     for (size_t i = 0; i < v->len; i++)
-        if (strcmp(v->entries[i].key, "models") && strcmp(v->entries[i].key, "indexes"))
-            wf_unknown_field(C, &v->entries[i], "resources", NULL, known, 2);
+        if (strcmp(v->entries[i].key, "models") && strcmp(v->entries[i].key, "indexes") &&
+            strcmp(v->entries[i].key, "tools"))
+            wf_unknown_field(C, &v->entries[i], "resources", NULL, known, 3);
 }
 
 static void check_outputs(wf_ctx_t *C, const loom_value_t *v)
@@ -755,6 +869,14 @@ const loom_wf_index_t *loom_workflow_index(const loom_workflow_t *wf, const char
     for (size_t i = 0; wf && name && i < wf->n_indexes; i++)
         if (strcmp(wf->indexes[i].name, name) == 0)
             return &wf->indexes[i];
+    return NULL;
+}
+
+const loom_wf_tool_t *loom_workflow_tool(const loom_workflow_t *wf, const char *name)
+{
+    for (size_t i = 0; wf && name && i < wf->n_tools; i++)
+        if (strcmp(wf->tools[i].name, name) == 0)
+            return &wf->tools[i];
     return NULL;
 }
 

@@ -38,6 +38,7 @@ typedef enum {
     LOOM_OP_SLEEP,
     LOOM_OP_ECHO,
     LOOM_OP_LOOP,
+    LOOM_OP_TOOL_MCP,
     LOOM_OP__COUNT
 } loom_op_kind_t;
 
@@ -89,10 +90,23 @@ typedef struct loom_wf_output {
 
 typedef struct loom_wf_model {
     const char *name, *path, *arch, *dtype;
+    /* An OpenAI-compatible endpoint instead of (or besides) a file: base
+     * URL, the server's model name (default: name), the secret holding its
+     * API key; limits (0 / -1 when not given). */
+    const char *endpoint, *remote_model, *api_key_secret;
+    int64_t max_concurrency, timeout_ms, retries;
     int64_t params;           /* estimated from the shape when not given */
     int64_t layers, hidden, heads, kv_heads, head_dim, vocab, context;
     int line, col;
 } loom_wf_model_t;
+
+/* An MCP server under resources.tools: {command, args, env, cwd} (stdio) or
+ * {url, headers} (Streamable HTTP); node is that mapping, validated. */
+typedef struct loom_wf_tool {
+    const char *name;
+    const loom_value_t *node;
+    int line, col;
+} loom_wf_tool_t;
 
 typedef struct loom_wf_index {
     const char *name, *path;
@@ -168,6 +182,8 @@ typedef struct loom_workflow {
     loom_wf_model_t *models;
     size_t n_indexes;
     loom_wf_index_t *indexes;
+    size_t n_tools;
+    loom_wf_tool_t *tools;
     const loom_value_t *root; /* the whole document */
     loom_arena_t *arena;      /* owns everything above */
 } loom_workflow_t;
@@ -188,6 +204,7 @@ const loom_wf_step_t *loom_workflow_step(const loom_workflow_t *wf, const char *
 const loom_wf_input_t *loom_workflow_input(const loom_workflow_t *wf, const char *name);
 const loom_wf_model_t *loom_workflow_model(const loom_workflow_t *wf, const char *name);
 const loom_wf_index_t *loom_workflow_index(const loom_workflow_t *wf, const char *name);
+const loom_wf_tool_t *loom_workflow_tool(const loom_workflow_t *wf, const char *name);
 /* An op-specific field of a step (loom_value_get on step->node). */
 const loom_value_t *loom_wf_step_field(const loom_wf_step_t *s, const char *key);
 

@@ -12,3 +12,9 @@ $(BUILD)/tests/fake-llm-worker: $(call objs,tests/integration/fake_llm_worker.c)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,tests/integration/fake_llm_worker.c) -Wl,--start-group $(FAKE_LLM_ARCHIVES) -Wl,--end-group $(WORKER_LDLIBS) $(PROTOCOL_LDLIBS) $(COMMON_LDLIBS) -lm
 $(BUILD)/tests/integ_examples_fake_llm: $(BUILD)/tests/fake-llm-worker
+
+# test_mcp.sh runs real MCP servers from npm (deploy/npm/package.json),
+# installed into var/npm; without npm or the registry the test skips.
+$(BUILD)/tests/integ_mcp: var/npm/.installed
+var/npm/.installed: deploy/npm/package.json deploy/install-npm.sh
+	@./deploy/install-npm.sh || echo "warning: deploy/install-npm.sh failed; MCP tests will skip" >&2

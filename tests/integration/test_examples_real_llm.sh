@@ -6,12 +6,11 @@
 # states and that the engine produced tokens, never text:
 #  - support-rag succeeds end to end (embed, vector.search over an index
 #    built by `loom index build`, tool.exec, both llm.generate steps);
-#  - react-agent and research-fanout ask the model for JSON (format: json);
-#    the engine's text is not JSON, so their first LLM step fails with a
-#    clear error naming the step, and nothing downstream of it runs.
-# The paths behind those JSON answers (the ReAct loop with when:, the
-# fan-out, the softmax kernel) are covered with scripted answers by
-# test_examples_fake_llm.sh.
+#  - react-agent and research-fanout ask for JSON of a schema (schema:);
+#    decoding is constrained to it (workers/cpu/llm_grammar.c), so even a
+#    random model's answers are schema-valid JSON and both workflows run
+#    end to end (the ReAct loop with when:, the fan-out, the softmax
+#    kernel), RUNS times each (default 2; `RUNS=20` for the long check).
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "skip: python3-numpy is not installed"; exit 77; }
@@ -36,9 +35,14 @@ run_example() { # NAME ARGS... -> $TMP/NAME.json, exit status in $TMP/NAME.rc
   echo $? >"$TMP/$name.rc"
 }
 run_example support-rag --input "question=How do I export my data?" --input ticket_id=T-1002 --input top_k=2
-run_example react-agent --input "task=What is 600 * 24?"
-run_example research-fanout --input "topic=LLM serving"
-"$PY" - "$TMP" <<'PY' || fail "unexpected results (see above)"
+RUNS=${RUNS:-2}
+for i in $(seq "$RUNS"); do
+  run_example react-agent --input "task=What is 600 * 24? (run $i)"
+  mv "$TMP/react-agent.json" "$TMP/react-agent-$i.json"; mv "$TMP/react-agent.rc" "$TMP/react-agent-$i.rc"
+  run_example research-fanout --input "topic=LLM serving, part $i"
+  mv "$TMP/research-fanout.json" "$TMP/research-fanout-$i.json"; mv "$TMP/research-fanout.rc" "$TMP/research-fanout-$i.rc"
+done
+"$PY" - "$TMP" "$RUNS" <<'PY' || fail "unexpected results (see above)"
 import json, os, sys
 tmp = sys.argv[1]
 def load(name):
@@ -47,7 +51,7 @@ def load(name):
     return d, rc, {s["step"]: s for s in d["steps"]}
 
 d, rc, s = load("support-rag")
-assert rc == 0 and d["state"] == "succeeded", (rc, d)
+assert rc in (0, 4) and d["state"] == "succeeded", (rc, d)  # 4: late (SLA missed) on a loaded machine
 for k in ("embed_question", "retrieve", "lookup_ticket", "classify", "answer"):
     assert s[k]["state"] == "succeeded", s[k]
 o = d["outputs"]
@@ -55,24 +59,27 @@ assert isinstance(o["answer"], str) and o["answer"], o      # the engine produce
 assert isinstance(o["category"], str) and o["category"], o
 assert [r["doc"]["id"][:3] for r in o["sources"]] == ["KB-", "KB-"], o["sources"]
 
-not_json = "has format: json but the model's output"
-d, rc, s = load("react-agent")
-assert rc == 1 and d["state"] == "failed", (rc, d["state"])
-think = s["react/think"] if "react/think" in s else s["react/think#0"]
-assert think["state"] == "failed" and not_json in think["error"] and "'think'" in think["error"], think
-assert all(v["state"] != "succeeded" for k, v in s.items() if k.startswith("react/act")), s
-assert "report" not in s or s["report"]["state"] in ("pending", "skipped", "cancelled"), s.get("report")
-
-d, rc, s = load("research-fanout")
-assert rc == 1 and d["state"] == "failed", (rc, d["state"])
-assert s["plan"]["state"] == "failed" and not_json in s["plan"]["error"] and "'plan'" in s["plan"]["error"], s["plan"]
-for k in ("search", "answer", "weigh", "weights", "summarise"):
-    assert k not in s or s[k]["state"] != "succeeded", s[k]
-print("examples on the real CPU LLM engine: support-rag succeeded; react-agent, research-fanout failed at their format: json step as expected")
+for i in range(1, int(sys.argv[2]) + 1):
+    d, rc, s = load("react-agent-%d" % i)
+    assert rc in (0, 4) and d["state"] == "succeeded", (i, rc, d.get("error"))  # 4: SLA missed on a loaded machine
+    r = d["outputs"]["report"]["value"]
+    assert isinstance(d["outputs"]["answer"], str) and isinstance(r["last_thought"], str), d["outputs"]
+    assert len(d["outputs"]["answer"]) <= 120 and len(r["last_thought"]) <= 200, d["outputs"]
+    d, rc, s = load("research-fanout-%d" % i)
+    assert rc in (0, 4) and d["state"] == "succeeded", (i, rc, d.get("error"))  # 4: SLA missed on a loaded machine
+    o = d["outputs"]
+    assert isinstance(o["questions"], list) and len(o["questions"]) == 4, o["questions"]
+    assert all(isinstance(q, str) and len(q) <= 120 for q in o["questions"]), o["questions"]
+    assert len(o["answers"]) == 4, o["answers"]
+    for a in o["answers"]:
+        assert set(a) == {"answer", "confidence"} and isinstance(a["answer"], str), a
+        assert isinstance(a["confidence"], (int, float)) and 0 <= a["confidence"] <= 1, a
+    assert isinstance(o["summary"], str) and o["summary"], o
+print("examples on the real CPU LLM engine: support-rag, and react-agent and research-fanout %s times each with schema-valid JSON" % sys.argv[2])
 PY
-# the engine generated tokens for every LLM call (support-rag: 2; react, plan: 1 each)
+# the engine generated tokens for every LLM call (support-rag: 2; per run react >= 1, research 6)
 n=$(cat "$TMP"/w1.log "$TMP"/w2.log | grep 'msg="generated"' | grep -c -v 'tokens=0 ')
-[ "$n" -ge 4 ] || fail "expected >= 4 generations with tokens, got $n: $(grep -h generated "$TMP"/w*.log)"
+[ "$n" -ge $((2 + 7 * RUNS)) ] || fail "expected >= $((2 + 7 * RUNS)) generations with tokens, got $n: $(grep -h generated "$TMP"/w*.log)"
 kill -0 "$WORKER_PID" || fail "a worker died"
 "$BIN/loom" workers >/dev/null || fail "loomd stopped serving"
 echo ok

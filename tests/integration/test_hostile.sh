@@ -17,7 +17,8 @@ grep -q "replies: [1-9]" "$TMP/garbage.txt" || fail "loomd answered no malformed
 "$BIN/loom" run "$ROOT/tests/integration/workflows/hostile.yaml" --input dir="$TMP" --json \
   >"$TMP/out.json" 2>"$TMP/run.log" &
 runner=$!
-for _ in $(seq 100); do [ -e "$TMP/slow.started" ] && break; sleep 0.02; done
+for _ in $(seq 1500); do [ -e "$TMP/slow.started" ] && break; sleep 0.02; done
+[ -e "$TMP/slow.started" ] || fail "the honest task did not start within 30 s"
 $PY "$HERE/hostile.py" foreign "$WORKER_EP" 1 >"$TMP/foreign.txt" 2>&1 ||
   fail "foreign results were accepted or not answered: $(cat "$TMP/foreign.txt")"
 wait $runner || fail "the honest run failed: $(cat "$TMP/run.log")"

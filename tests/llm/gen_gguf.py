@@ -27,6 +27,9 @@ ALIGN = 32
 T_U8, T_I8, T_U16, T_I16, T_U32, T_I32, T_F32, T_BOOL, T_STR, T_ARR, T_U64, T_I64, T_F64 = range(13)
 # ggml tensor types
 GGML = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 8, "BF16": 30}
+# general.file_type is llama.cpp's llama_ftype (LLAMA_FTYPE_MOSTLY_*), not a
+# tensor type: Q8_0 is 7 there (8 would be Q5_0), BF16 is 32.
+FTYPE = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7, "BF16": 32}
 
 CORPUS = """
 The quick brown fox jumps over the lazy dog. A workflow runs steps on many
@@ -281,7 +284,7 @@ def write_llama(args, w, rng):
     w.add("general.architecture", T_STR, arch)
     w.add("general.name", T_STR, "loom-test-llama-%s-%s" % (args.shape, args.type))
     w.add("general.alignment", T_U32, ALIGN)
-    w.add("general.file_type", T_U32, GGML[args.type])
+    w.add("general.file_type", T_U32, FTYPE[args.type])
     w.add(arch + ".context_length", T_U32, ctx)
     w.add(arch + ".embedding_length", T_U32, dim)
     w.add(arch + ".block_count", T_U32, layers)

@@ -18,3 +18,4 @@ bench-workflow: $(BUILD)/bench/workflow_bench
 	@$(BUILD)/bench/workflow_bench
 BENCHES += bench-workflow
 $(eval $(call SCRIPT_TEST,workflow_tools,tests/workflow/test_tools.sh))
+$(eval $(call SCRIPT_TEST,workflow_model_files,tests/workflow/test_model_files.sh))

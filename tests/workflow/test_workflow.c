@@ -277,6 +277,11 @@ static void step_validation_messages(void **state)
     CASE("steps:\n  a: {op: tool.exec, argv: [ls, [x]]}\n", "steps.a.argv[1]: expected a string, got a list");
     CASE("steps:\n  a: {op: tool.exec, argv: [ls], env: {A: [1]}}\n", "steps.a.env.A: expected a string");
     CASE("steps:\n  a: {op: tool.http}\n", "missing required field 'url' for op tool.http");
+    CASE("steps:\n  a: {op: tool.http, url: http://h/, expect_status: [200, 6xx]}\n",
+         "steps.a.expect_status[1]: expected a status code (100-599) or a class like \"2xx\"");
+    CASE("steps:\n  a: {op: tool.http, url: http://h/, expect_status: 99}\n",
+         "steps.a.expect_status: expected a status code (100-599)");
+    CASE("steps:\n  a: {op: tool.http, url: http://h/, method: FETCH}\n", "steps.a.method:");
     CASE("steps:\n  a: {op: compute, kernel: lib/k.cu}\n", "kernel file 'lib/k.cu' must end in .mlir");
     CASE("steps:\n  a: {op: loop, max_iterations: 0, body: {b: {op: noop}}}\n",
          "steps.a.max_iterations: must be a positive integer, got 0");
@@ -303,7 +308,17 @@ static void step_validation_messages(void **state)
     CASE("resources: {models: {m: {path: p, arch: a, layers: 1, hidden: 8, heads: 3, kv_heads: 2, vocab: 4, "
          "context: 8, dtype: f16}}}\nsteps:\n  a: {op: noop}\n",
          "heads (3) must be a multiple of kv_heads (2)");
-    CASE("resources: {models: {m: {path: p}}}\nsteps:\n  a: {op: noop}\n", "missing required field 'layers'");
+    CASE("resources: {models: {m: {arch: llama}}}\nsteps:\n  a: {op: noop}\n",
+         "resources.models.m: a model needs path (a GGUF file) or endpoint");
+    CASE("resources: {models: {m: {endpoint: 'ftp://h/v1'}}}\nsteps:\n  a: {op: noop}\n",
+         "resources.models.m.endpoint: endpoint must be an http:// or https:// URL");
+    CASE("resources: {models: {m: {path: p, api_key_secret: K}}}\nsteps:\n  a: {op: noop}\n",
+         "resources.models.m.api_key_secret: api_key_secret is for endpoint models");
+    CASE("resources: {tools: {t: {command: x, url: 'http://h/mcp'}}}\nsteps:\n  a: {op: noop}\n",
+         "resources.tools.t: an MCP server needs exactly one of command (stdio) or url (HTTP)");
+    CASE("resources: {tools: {t: {command: x, args: [a, [b]]}}}\nsteps:\n  a: {op: noop}\n",
+         "resources.tools.t.args[1]: expected a string");
+    CASE("steps:\n  a: {op: tool.mcp, server: s}\n", "missing required field 'tool' for op tool.mcp");
     CASE("steps:\n  l:\n    op: loop\n    max_iterations: 2\n    body:\n      b: {op: echo, value: \"${loop.prev.c.output}\"}\n",
          "unknown step 'c' in loop 'l'");
     CASE("steps:\n  l:\n    op: loop\n    max_iterations: 2\n    body:\n      b: {op: noop}\n  l2:\n    op: loop\n"

@@ -23,7 +23,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,44 +30,11 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "workers/common/spawn.h"
 
-extern char **environ;
 
 #define DEFAULT_CAP (16u << 20)
 #define TAIL 2048
-
-static const char *const default_allow[] = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"};
-
-typedef struct {
-    char **v;
-    size_t n, cap;
-} strv_t;
-
-static int strv_push(strv_t *s, char *str)
-{
-    if (!str)
-        return LOOM_ENOMEM;
-    if (s->n + 2 > s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 16;
-        char **n = realloc(s->v, ncap * sizeof *n);
-        if (!n) {
-            free(str);
-            return LOOM_ENOMEM;
-        }
-        s->v = n;
-        s->cap = ncap;
-    }
-    s->v[s->n++] = str;
-    s->v[s->n] = NULL;
-    return 0;
-}
-
-static void strv_free(strv_t *s)
-{
-    for (size_t i = 0; i < s->n; i++)
-        free(s->v[i]);
-    free(s->v);
-}
 
 static int bad(loom_op_output_t *out, loom_err_t *err, const char *field, const char *msg)
 {
@@ -76,59 +42,6 @@ static int bad(loom_op_output_t *out, loom_err_t *err, const char *field, const 
     loom_err_set(err, LOOM_EINVAL, "tool.exec: %s", msg);
     loom_err_field(err, "%s", field);
     return LOOM_EINVAL;
-}
-
-static int env_has(const strv_t *env, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < env->n; i++)
-        if (strncmp(env->v[i], name, n) == 0 && env->v[i][n] == '=')
-            return 1;
-    return 0;
-}
-
-static int build_env(const json_t *in, strv_t *env, loom_op_output_t *out, loom_err_t *err)
-{
-    json_t *set = json_object_get(in, "env");
-    if (set && !json_is_object(set))
-        return bad(out, err, "env", "env must be an object of strings");
-    const char *k;
-    json_t *v;
-    json_object_foreach(set, k, v) {
-        char *s = NULL;
-        if (strchr(k, '=') || !*k)
-            return bad(out, err, "env", "bad variable name in env");
-        if (json_is_string(v)) {
-            if (asprintf(&s, "%s=%s", k, json_string_value(v)) < 0)
-                s = NULL;
-        } else if (json_is_number(v) || json_is_boolean(v)) {
-            char *t = json_dumps(v, JSON_ENCODE_ANY);
-            if (t && asprintf(&s, "%s=%s", k, t) < 0)
-                s = NULL;
-            free(t);
-        } else
-            return bad(out, err, "env", "env values must be strings");
-        if (strv_push(env, s) != 0)
-            return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-    }
-    json_t *allow = json_object_get(in, "env_allow");
-    if (allow && !json_is_array(allow))
-        return bad(out, err, "env_allow", "env_allow must be a list of names");
-    size_t n = allow ? json_array_size(allow) : sizeof default_allow / sizeof *default_allow;
-    for (size_t i = 0; i < n; i++) {
-        const char *name = allow ? json_string_value(json_array_get(allow, i)) : default_allow[i];
-        if (!name)
-            return bad(out, err, "env_allow", "env_allow must be a list of names");
-        const char *val = getenv(name);
-        if (!val || env_has(env, name))
-            continue;
-        char *s = NULL;
-        if (asprintf(&s, "%s=%s", name, val) < 0)
-            s = NULL;
-        if (strv_push(env, s) != 0)
-            return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-    }
-    return 0;
 }
 
 static void kill_group(pid_t pid)
@@ -154,62 +67,6 @@ static void tail_add(char *tail, size_t *tlen, const char *d, size_t n)
     *tlen += n;
 }
 
-/* fork + exec (not posix_spawn: the child needs prctl). The child leads
- * its own process group (so a timeout can kill everything it started) and
- * dies with its parent thread's process (PR_SET_PDEATHSIG), so a worker
- * killed with -9 does not leave its tools running. Only async-signal-safe
- * calls between fork and exec. Returns 0 or the errno of the failed exec. */
-static int spawn(char **argv, char **envp, const char *cwd, int in, int out, int err, pid_t *ppid)
-{
-    int ep[2];
-    if (pipe2(ep, O_CLOEXEC) != 0)
-        return errno;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close(ep[0]);
-        close(ep[1]);
-        return e;
-    }
-    if (pid == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || (cwd && chdir(cwd) != 0)) {
-            int e = errno;
-            ssize_t w = write(ep[1], &e, sizeof e);
-            (void)w;
-            _exit(127);
-        }
-        execvpe(argv[0], argv, envp);
-        int e = errno;
-        ssize_t w = write(ep[1], &e, sizeof e);
-        (void)w;
-        _exit(127);
-    }
-    close(ep[1]);
-    int e = 0;
-    ssize_t n;
-    while ((n = read(ep[0], &e, sizeof e)) < 0 && errno == EINTR)
-        ;
-    close(ep[0]);
-    if (n == (ssize_t)sizeof e) {
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        return e ? e : EIO;
-    }
-    *ppid = pid;
-    return 0;
-}
-
 int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_output_t *out,
                       loom_err_t *err)
 {
@@ -219,7 +76,7 @@ int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     json_t *jargv = json_object_get(in, "argv");
     if (!json_is_array(jargv) || json_array_size(jargv) == 0)
         return bad(out, err, "argv", "argv must be a non-empty list of strings");
-    strv_t argv = {0}, env = {0};
+    loom_strv_t argv = {0}, env = {0};
     int rc = 0;
     char *stdin_data = NULL;
     size_t stdin_len = 0;
@@ -233,11 +90,15 @@ int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
             rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
             goto done;
         }
-        if ((rc = strv_push(&argv, s)) != 0)
+        if ((rc = loom_strv_push(&argv, s)) != 0)
             goto done;
     }
-    if ((rc = build_env(in, &env, out, err)) != 0)
+    rc = loom_spawn_env("tool.exec", json_object_get(in, "env"), json_object_get(in, "env_allow"),
+                        &env, err);
+    if (rc != 0) {
+        out->permanent = rc == LOOM_EINVAL;
         goto done;
+    }
     json_t *jstdin = json_object_get(in, "stdin");
     if (json_is_string(jstdin)) {
         stdin_len = json_string_length(jstdin);
@@ -269,7 +130,7 @@ int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
         goto close_pipes;
     }
     pid_t pid = -1;
-    int serr = spawn(argv.v, env.v ? env.v : (char *[]){NULL},
+    int serr = loom_spawn(argv.v, env.v ? env.v : (char *[]){NULL},
                      jcwd ? json_string_value(jcwd) : NULL, pin[0], pout[1], perr[1], &pid);
     close(pin[0]), pin[0] = -1;
     close(pout[1]), pout[1] = -1;
@@ -405,7 +266,7 @@ close_pipes:
     }
 done:
     free(stdin_data);
-    strv_free(&argv);
-    strv_free(&env);
+    loom_strv_free(&argv);
+    loom_strv_free(&env);
     return rc;
 }

@@ -4,19 +4,29 @@
  *   url         string              required (http/https only)
  *   method      string              default GET (POST when body is set)
  *   headers     {Name: value}       optional
- *   body        string or JSON      a JSON value is sent as JSON
- *   timeout_ms  int                 whole-request timeout (default 30000)
+ *   body        string or JSON      a string is sent as is (text/plain
+ *                                   unless headers set Content-Type), any
+ *                                   other value as JSON (application/json)
+ *   timeout_ms  int                 whole-request limit; the task's own
+ *                                   deadline (the step's timeout_ms) caps
+ *                                   it; default 30000
  *   max_output_bytes int            response cap (default 16 MiB)
- *   fail_on     "4xx5xx"|"5xx"|"never"   which statuses fail the task
- *                                   (default "4xx5xx"; 5xx and 429 are
- *                                   retryable, other 4xx are not)
- * Output: {"status": N, "headers": {...}, "body": <JSON when the response
- * parses as JSON, else the text>}. */
+ *   expect_status [200, "2xx", ...] statuses that succeed; any other fails
+ *   fail_on     "4xx5xx"|"5xx"|"never"   without expect_status: which
+ *                                   statuses fail (default "4xx5xx")
+ *                                   A failing 5xx or 429 is retryable,
+ *                                   anything else is not.
+ *   parse       "auto"|"json"|"text"   auto: JSON when the body parses;
+ *                                   json: a body that is not JSON fails
+ * Output: {"status": N, "headers": {...}, "body": <JSON or text>}; a HEAD
+ * answer has body null. */
 #include "workers/common/ops.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #define DEFAULT_CAP (16u << 20)
 
@@ -76,6 +86,39 @@ static int bad(loom_op_output_t *out, loom_err_t *err, const char *field, const 
     return LOOM_EINVAL;
 }
 
+/* Does status match one entry of expect_status (an integer code or a class
+ * like "2xx")? */
+static int status_expected(const json_t *want, long status)
+{
+    size_t i;
+    json_t *w;
+    json_array_foreach(want, i, w) {
+        if (json_is_integer(w) && json_integer_value(w) == status)
+            return 1;
+        const char *c = json_string_value(w);
+        if (c && strlen(c) == 3 && c[0] == '0' + status / 100 && (c[1] == 'x' || c[1] == 'X'))
+            return 1;
+    }
+    return 0;
+}
+
+static int check_expect_status(const json_t *want)
+{
+    size_t i;
+    json_t *w;
+    if (!json_is_array(want) || json_array_size(want) == 0)
+        return 0;
+    json_array_foreach(want, i, w) {
+        const char *c = json_string_value(w);
+        if (json_is_integer(w) && json_integer_value(w) >= 100 && json_integer_value(w) <= 599)
+            continue;
+        if (c && strlen(c) == 3 && c[0] >= '1' && c[0] <= '5' && strcasecmp(c + 1, "xx") == 0)
+            continue;
+        return 0;
+    }
+    return 1;
+}
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
 {
@@ -97,7 +140,20 @@ int loom_op_tool_http(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     if (!method)
         method = jbody && !json_is_null(jbody) ? "POST" : "GET";
     json_t *jto = json_object_get(in, "timeout_ms");
-    long timeout_ms = json_is_integer(jto) ? (long)json_integer_value(jto) : 30000;
+    int64_t left = loom_op_remaining_ms(ctx);
+    long timeout_ms = json_is_integer(jto) && json_integer_value(jto) > 0
+                          ? (long)json_integer_value(jto)
+                          : left < INT64_MAX ? (long)(left > 0 ? left : 1) : 30000;
+    if (left < timeout_ms)
+        timeout_ms = (long)(left > 0 ? left : 1);
+    json_t *want = json_object_get(in, "expect_status");
+    if (json_is_integer(want) || json_is_string(want))
+        want = json_pack("[O]", want);
+    else
+        json_incref(want);
+    const char *parse = json_string_value(json_object_get(in, "parse"));
+    if (!parse)
+        parse = "auto";
     json_t *jcap = json_object_get(in, "max_output_bytes");
     const char *fail_on = json_string_value(json_object_get(in, "fail_on"));
     if (!fail_on)
@@ -110,7 +166,20 @@ int loom_op_tool_http(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     loom_buf_init(&r.body, 0);
     char *body = NULL;
     struct curl_slist *hdrs = NULL;
-    int rc = 0, json_body = 0;
+    int rc = 0, json_body = 0, head = strcasecmp(method, "HEAD") == 0;
+    if (want && !check_expect_status(want)) {
+        rc = bad(out, err, "expect_status",
+                 "expect_status must be a status code (100-599), a class like \"2xx\", or a list of them");
+        goto done;
+    }
+    if (strcmp(parse, "auto") != 0 && strcmp(parse, "json") != 0 && strcmp(parse, "text") != 0) {
+        rc = bad(out, err, "parse", "parse must be auto, json or text");
+        goto done;
+    }
+    if (head && jbody && !json_is_null(jbody)) {
+        rc = bad(out, err, "body", "a HEAD request has no body");
+        goto done;
+    }
     if (json_is_string(jbody))
         body = strdup(json_string_value(jbody));
     else if (jbody && !json_is_null(jbody)) {
@@ -136,8 +205,9 @@ int loom_op_tool_http(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
         if (strcasecmp(k, "content-type") == 0)
             has_ct = 1;
     }
-    if (json_body && !has_ct)
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    if (body && !has_ct)
+        hdrs = curl_slist_append(hdrs, json_body ? "Content-Type: application/json"
+                                                 : "Content-Type: text/plain; charset=utf-8");
     CURL *c = curl_easy_init();
     if (!c) {
         rc = loom_err_set(err, LOOM_ENOMEM, "tool.http: curl_easy_init failed");
@@ -156,8 +226,12 @@ int loom_op_tool_http(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &r);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    if (body)
+    if (head)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    }
     CURLcode cc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -174,14 +248,27 @@ int loom_op_tool_http(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     } else if (cc != CURLE_OK) {
         rc = loom_err_set(err, LOOM_EUNAVAIL, "tool.http: %s %s: %s", method, url,
                           curl_easy_strerror(cc));
-    } else if ((status >= 500 && strcmp(fail_on, "never") != 0) ||
-               (status >= 400 && status < 500 && strcmp(fail_on, "4xx5xx") == 0)) {
-        out->permanent = status >= 400 && status < 500 && status != 429;
-        rc = loom_err_set(err, LOOM_EIO, "tool.http: %s %s answered %ld: %.200s", method, url,
-                          status, r.body.data ? r.body.data : "");
+    } else if (want ? !status_expected(want, status)
+                    : (status >= 500 && strcmp(fail_on, "never") != 0) ||
+                          (status >= 400 && status < 500 && strcmp(fail_on, "4xx5xx") == 0)) {
+        out->permanent = !(status >= 500 || status == 429);
+        rc = loom_err_set(err, LOOM_EIO, "tool.http: %s %s answered %ld%s: %.200s", method, url,
+                          status, want ? " (not in expect_status)" : "",
+                          r.body.data ? r.body.data : "");
     } else {
         json_error_t je;
-        json_t *b = r.body.len ? json_loadb(r.body.data, r.body.len, JSON_DECODE_ANY, &je) : NULL;
+        json_t *b = head ? json_null()
+                    : r.body.len && strcmp(parse, "text") != 0
+                        ? json_loadb(r.body.data, r.body.len, JSON_DECODE_ANY, &je)
+                        : NULL;
+        if (!b && strcmp(parse, "json") == 0) {
+            out->permanent = 1;
+            rc = loom_err_set(err, LOOM_EPARSE,
+                              "tool.http: %s %s answered %ld with a body that is not JSON (%s at byte %d)",
+                              method, url, status, r.body.len ? je.text : "empty body",
+                              r.body.len ? je.position : 0);
+            goto done;
+        }
         if (!b)
             b = json_stringn(r.body.data ? r.body.data : "", r.body.len);
         if (!b)
@@ -190,6 +277,7 @@ int loom_op_tool_http(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
                               "body", b);
     }
 done:
+    json_decref(want);
     curl_slist_free_all(hdrs);
     free(body);
     loom_buf_free(&r.body);
@@ -202,5 +290,7 @@ int loom_ops_add_tools(loom_ops_t *ops)
     int rc = loom_ops_add(ops, "tool.exec", loom_op_tool_exec, NULL, 0);
     if (!rc)
         rc = loom_ops_add(ops, "tool.http", loom_op_tool_http, NULL, 0);
+    if (!rc)
+        rc = loom_ops_add(ops, "tool.mcp", loom_op_tool_mcp, NULL, 0);
     return rc;
 }

@@ -11,7 +11,14 @@ int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *input, loom_op
 /* tool.http: an HTTP request through libcurl; see op_http.c. */
 int loom_op_tool_http(void *ud, loom_op_ctx_t *ctx, const json_t *input, loom_op_output_t *out,
                       loom_err_t *err);
-/* Registers tool.exec and tool.http. */
+/* tool.mcp: a tool call on an MCP server; see op_mcp.c. */
+int loom_op_tool_mcp(void *ud, loom_op_ctx_t *ctx, const json_t *input, loom_op_output_t *out,
+                     loom_err_t *err);
+/* Registers tool.exec, tool.http and tool.mcp. */
 int loom_ops_add_tools(loom_ops_t *ops);
+/* Wraps llm.generate and embed (registered before, or not at all) so that
+ * tasks for models with an `endpoint` go to that OpenAI-compatible server;
+ * see op_endpoint.c. */
+int loom_ops_add_endpoints(loom_ops_t *ops);
 
 #endif

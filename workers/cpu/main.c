@@ -141,6 +141,8 @@ static int cpu_add_ops(void *self, loom_ops_t *ops, loom_err_t *err)
         return loom_err_set(err, rc, "registering tool ops failed");
     if ((rc = loom_llm_add_ops(ops, loom_llm_backend_find("cpu"), err)) != 0)
         return rc;
+    if ((rc = loom_ops_add_endpoints(ops)) != 0)
+        return loom_err_set(err, rc, "registering model endpoint ops failed");
     /* compute and vector.search on JIT-compiled kernels (last: a search on
      * a .vindex file is handed on to the LLM engine's vector.search). */
     return loom_kernel_ops_add(ops, LOOM_TARGET_CPU, err);
