@@ -20,3 +20,12 @@ BENCHES += bench-dispatch-pg
 bench-http: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom
 	BUILD=$(BUILD) ./bench/http.sh
 BENCHES += bench-http
+
+# bench-kv: KV cache transfer between two processes (worker object store:
+# network and same-host paths) next to raw ZeroMQ and memcpy in the same run.
+$(eval $(call PROG,bench-kv,bench/kv_bench.c,$(LLM_ARCHIVES),$(LLM_LDLIBS)))
+.PHONY: bench-kv
+bench-kv: $(BUILD)/bin/bench-kv $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom
+	$(BUILD)/bin/bench-kv 5 512 4096 32768
+	BUILD=$(BUILD) ./bench/kv_rss.sh 2048 256
+BENCHES += bench-kv

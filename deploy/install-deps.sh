@@ -11,6 +11,7 @@ PKGS=(
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libmicrohttpd-dev wrk curl             # HTTP endpoint and gateway; its tests; make bench-http
   libglpk-dev glpk-utils libcmocka-dev libjansson-dev
+  libxxhash-dev                          # XXH3 transfer checksums (worker object store)
   libmlir-19-dev mlir-19-tools llvm-19-dev
   libopenblas-dev                        # bench-mlir peer (single-threaded sgemm)
   postgresql-15 postgresql-client-15

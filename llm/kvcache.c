@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/sha.h"
+#include "llm/gguf.h"
 
 #define HDR 72
 static const char MAGIC[8] = {'L', 'O', 'O', 'M', 'K', 'V', 0, 0};
@@ -21,14 +22,30 @@ struct loom_kvcache {
 
 static size_t width(const loom_kvcache_t *k) { return (size_t)k->n_kv_heads * k->head_dim; }
 
-/* Payload bytes after the header; 0 on overflow or out-of-range shape. */
-static size_t payload(uint64_t layers, uint64_t kvh, uint64_t hd, uint64_t nt, uint64_t nv) {
+static size_t dtype_size(int dtype) { return dtype == LOOM_KV_F16 ? 2 : 4; }
+
+int loom_kvcache_dtype_from_name(const char *name) {
+    if (!name) return -1;
+    if (!strcmp(name, "f32")) return LOOM_KV_F32;
+    if (!strcmp(name, "f16")) return LOOM_KV_F16;
+    return -1;
+}
+
+const char *loom_kvcache_dtype_name(int dtype) { return dtype == LOOM_KV_F16 ? "f16" : "f32"; }
+
+/* Payload bytes after the header with K/V elements of es bytes; 0 on
+ * overflow or out-of-range shape. */
+static size_t payload_as(uint64_t layers, uint64_t kvh, uint64_t hd, uint64_t nt, uint64_t nv, uint64_t es) {
     if (layers > 4096 || kvh > 4096 || hd > 4096 || nt > (1u << 24) || nv > (1u << 24)) return 0;
     uint64_t kvn = layers * 2 * kvh * hd;
     if (kvn && nt > (UINT64_MAX / 8) / kvn) return 0;
-    uint64_t n = nt * 4 + nv * 4 + kvn * nt * 4;
+    uint64_t n = nt * 4 + nv * 4 + kvn * nt * es;
     if (n > ((uint64_t)1 << 40)) return 0;
     return (size_t)n;
+}
+
+static size_t payload(uint64_t layers, uint64_t kvh, uint64_t hd, uint64_t nt, uint64_t nv) {
+    return payload_as(layers, kvh, hd, nt, nv, 4);
 }
 
 int loom_kvcache_new(const uint8_t hash[32], int n_layers, int n_kv_heads, int head_dim, int n_tokens,
@@ -75,20 +92,36 @@ static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 int loom_kvcache_serialize(const loom_kvcache_t *k, loom_buf_t *out, loom_err_t *e) {
+    return loom_kvcache_serialize_as(k, LOOM_KV_F32, out, e);
+}
+
+int loom_kvcache_serialize_as(const loom_kvcache_t *k, int dtype, loom_buf_t *out, loom_err_t *e) {
+    if (dtype != LOOM_KV_F32 && dtype != LOOM_KV_F16) return loom_err_set(e, LOOM_EINVAL, "unknown KV dtype %d", dtype);
     uint8_t h[HDR] = {0};
     memcpy(h, MAGIC, 8);
     put32(h + 8, LOOM_KVCACHE_VERSION);
-    put32(h + 12, LOOM_KV_F32);
+    put32(h + 12, (uint32_t)dtype);
     memcpy(h + 16, k->hash, 32);
     put32(h + 48, (uint32_t)k->n_layers); put32(h + 52, (uint32_t)k->n_kv_heads);
     put32(h + 56, (uint32_t)k->head_dim); put32(h + 60, (uint32_t)k->n_tokens);
     put32(h + 64, (uint32_t)k->n_vocab);
     size_t start = out->len;
-    size_t kvbytes = (size_t)k->n_layers * 2 * width(k) * k->n_tokens * 4;
+    size_t nkv = (size_t)k->n_layers * 2 * width(k) * k->n_tokens, kvbytes = nkv * dtype_size(dtype);
     if (loom_buf_reserve(out, HDR + (size_t)k->n_tokens * 4 + (size_t)k->n_vocab * 4 + kvbytes + 32) ||
         loom_buf_append(out, h, HDR) || loom_buf_append(out, k->tokens, (size_t)k->n_tokens * 4) ||
-        loom_buf_append(out, k->logits, (size_t)k->n_vocab * 4) || loom_buf_append(out, k->kv, kvbytes))
+        loom_buf_append(out, k->logits, (size_t)k->n_vocab * 4))
         return loom_err_set(e, LOOM_ENOMEM, "out of memory serialising the KV cache");
+    if (dtype == LOOM_KV_F32) {
+        if (loom_buf_append(out, k->kv, kvbytes)) return loom_err_set(e, LOOM_ENOMEM, "out of memory serialising the KV cache");
+    } else { /* reserved above: convert in place at the end of out */
+        uint16_t *d = (uint16_t *)(void *)(out->data + out->len);
+        for (size_t i = 0; i < nkv; i++) {
+            uint16_t v = loom_fp32_to_fp16(k->kv[i]);
+            memcpy(d + i, &v, 2);
+        }
+        out->len += kvbytes;
+        out->data[out->len] = 0;
+    }
     uint8_t sum[32];
     loom_sha256(out->data + start, out->len - start, sum);
     if (loom_buf_append(out, sum, 32)) return loom_err_set(e, LOOM_ENOMEM, "out of memory serialising the KV cache");
@@ -109,9 +142,10 @@ int loom_kvcache_parse(const void *data, size_t n, loom_kvcache_t **out, loom_er
         loom_err_set(e, LOOM_EPARSE, "unsupported KV cache version %u (this build reads %d)", get32(p + 8), LOOM_KVCACHE_VERSION);
         return LOOM_EPARSE;
     }
-    if (get32(p + 12) != LOOM_KV_F32) return bad(e, "unknown dtype");
+    uint32_t dt = get32(p + 12);
+    if (dt != LOOM_KV_F32 && dt != LOOM_KV_F16) return bad(e, "unknown dtype");
     uint32_t L = get32(p + 48), H = get32(p + 52), D = get32(p + 56), T = get32(p + 60), V = get32(p + 64);
-    size_t pl = payload(L, H, D, T, V);
+    size_t pl = payload_as(L, H, D, T, V, dtype_size((int)dt));
     if (!L || !H || !D || !V || !pl) return bad(e, "shape out of range");
     if (n != HDR + pl + 32) return bad(e, "size does not match the header (truncated or padded)");
     uint8_t sum[32];
@@ -123,7 +157,14 @@ int loom_kvcache_parse(const void *data, size_t n, loom_kvcache_t **out, loom_er
     const uint8_t *q = p + HDR;
     memcpy(k->tokens, q, (size_t)T * 4); q += (size_t)T * 4;
     memcpy(k->logits, q, (size_t)V * 4); q += (size_t)V * 4;
-    memcpy(k->kv, q, (size_t)L * 2 * H * D * T * 4);
+    size_t nkv = (size_t)L * 2 * H * D * T;
+    if (dt == LOOM_KV_F32) memcpy(k->kv, q, nkv * 4);
+    else /* layout translation: f16 on the wire, f32 in memory */
+        for (size_t i = 0; i < nkv; i++) {
+            uint16_t v;
+            memcpy(&v, q + 2 * i, 2);
+            k->kv[i] = loom_fp16_to_fp32(v);
+        }
     for (uint32_t i = 0; i < T; i++)
         if (k->tokens[i] < 0 || (uint32_t)k->tokens[i] >= V) { loom_kvcache_destroy(&k); return bad(e, "token id out of range"); }
     *out = k;

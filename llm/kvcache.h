@@ -3,12 +3,12 @@
  *
  * Binary layout v1 (little-endian):
  *   0  "LOOMKV\0\0"          8-byte magic
- *   8  u32 version (1)       12 u32 dtype (0 = f32)
+ *   8  u32 version (1)       12 u32 dtype of K/V (0 = f32, 1 = f16)
  *  16  u8[32] model hash     (loom_gguf_model_hash of the model it belongs to)
  *  48  u32 n_layers, n_kv_heads, head_dim, n_tokens, n_vocab, reserved (0)
  *  72  i32 tokens[n_tokens]  the sequence so far (prompt + generated)
  *      f32 logits[n_vocab]   logits after the last token (the next step's input)
- *      per layer: f32 K[n_tokens][n_kv_heads*head_dim], then V likewise
+ *      per layer: K[n_tokens][n_kv_heads*head_dim], then V likewise (dtype)
  * end  u8[32] SHA-256 of every byte before it
  * Position i of the cache holds token i; RoPE is already applied to K. */
 #ifndef LOOM_LLM_KVCACHE_H
@@ -21,7 +21,13 @@
 #include "common/err.h"
 
 #define LOOM_KVCACHE_VERSION 1
-enum { LOOM_KV_F32 = 0 };
+/* Wire dtypes of K/V. In memory a cache is always f32 (what the CPU backend
+ * and the backends' kv_write take); an f16 object halves the bytes moved
+ * and is widened on receipt (layout translation). */
+enum { LOOM_KV_F32 = 0, LOOM_KV_F16 = 1 };
+/* "f32" / "f16" <-> LOOM_KV_*; -1 for an unknown name. */
+int loom_kvcache_dtype_from_name(const char *name);
+const char *loom_kvcache_dtype_name(int dtype);
 
 typedef struct loom_kvcache loom_kvcache_t;
 
@@ -42,9 +48,12 @@ float *loom_kvcache_logits(loom_kvcache_t *k);
 float *loom_kvcache_k(loom_kvcache_t *k, int layer); /* n_tokens x (n_kv_heads*head_dim) */
 float *loom_kvcache_v(loom_kvcache_t *k, int layer);
 
-/* Appends the binary form to out. */
+/* Appends the binary form to out (K/V as f32). */
 int loom_kvcache_serialize(const loom_kvcache_t *k, loom_buf_t *out, loom_err_t *e);
-/* Validates (magic, version, sizes, checksum) and copies. */
+/* Same with K/V in dtype (LOOM_KV_F32 or LOOM_KV_F16: rounded to nearest). */
+int loom_kvcache_serialize_as(const loom_kvcache_t *k, int dtype, loom_buf_t *out, loom_err_t *e);
+/* Validates (magic, version, dtype, sizes, checksum) and copies, widening
+ * f16 K/V to f32. */
 int loom_kvcache_parse(const void *data, size_t n, loom_kvcache_t **out, loom_err_t *e);
 /* LOOM_EINVAL with a clear message unless k belongs to this model shape. */
 int loom_kvcache_check(const loom_kvcache_t *k, const uint8_t hash[32], int n_layers, int n_kv_heads,

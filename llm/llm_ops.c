@@ -27,7 +27,9 @@
 #include "llm/kvcache.h"
 #include "workers/common/vindex.h"
 #include "llm/llm_grammar.h"
+#include "llm/llm_kvref.h"
 #include "llm/llm_ops.h"
+#include "workers/common/objstore.h"
 
 static struct {
     pthread_mutex_t mu;       /* the maps */
@@ -345,16 +347,34 @@ static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
         G.f->destroy(G.f->ud, h);
     }
     pthread_mutex_unlock(&G.compute);
-    free(ids);
-    if (rc) return rc;
+    if (rc) { free(ids); return rc; }
     char hex[65];
     loom_hex(m->hash, 32, hex);
     json_t *o = json_pack("{s:s, s:i, s:s, s:f, s:s}", "format", "loom-kv-v1", "prompt_tokens", (int)n, "model_hash", hex,
                           "prefill_s", secs, "backend", G.f->name);
     const char *kv_path = json_string_value(json_object_get(in, "kv_path"));
-    if (kv_path) {
+    const char *transfer = json_string_value(json_object_get(in, "kv_transfer"));
+    const char *dtname = json_string_value(json_object_get(in, "kv_dtype"));
+    int dtype = loom_kvcache_dtype_from_name(dtname ? dtname : "f32");
+    if (dtype < 0 || (transfer && strcmp(transfer, "reference") && strcmp(transfer, "inline"))) {
+        rc = loom_err_set(e, LOOM_EINVAL, dtype < 0 ? "\"kv_dtype\" must be \"f32\" or \"f16\""
+                                                    : "\"kv_transfer\" must be \"reference\" or \"inline\"");
+        loom_err_field(e, dtype < 0 ? "kv_dtype" : "kv_transfer");
+        out->permanent = 1;
+    } else if (kv_path) {
         rc = loom_kvcache_save(kv, kv_path, e);
         json_object_set_new(o, "kv_path", json_string(kv_path));
+    } else if (!transfer || !strcmp(transfer, "reference")) {
+        /* By reference (the default): the bytes stay here and the decode
+         * worker fetches them; the prompt's ids ride along so it can
+         * re-run the prefill if the transfer fails. */
+        json_t *ref = NULL, *toks = json_array();
+        rc = loom_llm_kv_publish(kv, dtype, loom_op_worker_id(ctx), &ref, e);
+        for (size_t i = 0; !rc && toks && i < n; i++) json_array_append_new(toks, json_integer(ids[i]));
+        json_object_set_new(o, "kv", ref);
+        json_object_set_new(o, "tokens", toks);
+        json_object_set_new(o, "kv_dtype", json_string(loom_kvcache_dtype_name(dtype)));
+        json_object_set_new(o, "kv_layout", json_string(LOOM_KV_LAYOUT));
     } else {
         loom_buf_t bin = LOOM_BUF_INIT;
         rc = loom_kvcache_serialize(kv, &bin, e);
@@ -368,6 +388,7 @@ static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
         loom_buf_free(&bin);
     }
     loom_kvcache_destroy(&kv);
+    free(ids);
     LOOM_INFO("llm", "msg=\"prefilled\" task=%s model=\"%s\" prompt_tokens=%zu prefill_s=%.3f", loom_op_task_id(ctx),
               m->name, n, secs);
     if (rc) { json_decref(o); return rc; }
@@ -375,7 +396,12 @@ static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     return 0;
 }
 
-static int kv_from_input(const json_t *in, loom_kvcache_t **kv, loom_err_t *e) {
+/* The KV cache of a decode task: a file, inline base64, or a reference to
+ * fetch. For a reference *kv stays NULL and *ref / *pre are set (borrowed
+ * from in): the caller fetches, and falls back on pre's "tokens". */
+static int kv_from_input(const json_t *in, loom_kvcache_t **kv, const json_t **ref, const json_t **pre_out,
+                         loom_err_t *e) {
+    *ref = *pre_out = NULL;
     const char *p = json_string_value(json_object_get(in, "kv_path"));
     if (p) return loom_kvcache_load(p, kv, e);
     json_t *kvj = json_object_get(in, "kv");
@@ -387,10 +413,16 @@ static int kv_from_input(const json_t *in, loom_kvcache_t **kv, loom_err_t *e) {
         loom_err_hint(e, "loomd must pass the prefill step's output (an object with \"kv\" or \"kv_path\")");
         return LOOM_EINVAL;
     }
-    if (json_is_object(kvj)) { /* the whole llm.prefill output */
+    if (json_is_object(kvj) && !loom_objref_is(kvj)) { /* the whole llm.prefill output */
         p = json_string_value(json_object_get(kvj, "kv_path"));
         if (p) return loom_kvcache_load(p, kv, e);
+        *pre_out = kvj;
         kvj = json_object_get(kvj, "kv");
+    }
+    if (loom_objref_is(kvj)) {
+        *ref = kvj;
+        if (!*pre_out) *pre_out = in;
+        return 0;
     }
     const char *b64 = json_string_value(kvj);
     if (!b64) {
@@ -411,15 +443,73 @@ static int kv_from_input(const json_t *in, loom_kvcache_t **kv, loom_err_t *e) {
     return rc;
 }
 
+/* The prompt ids a prefill output carries for the fallback ("tokens"). */
+static int fallback_ids(const json_t *pre, const loom_llm_model_t *m, int32_t **ids, size_t *n, loom_err_t *e) {
+    const json_t *t = json_object_get(pre, "tokens");
+    size_t len = json_array_size(t), i;
+    if (!json_is_array(t) || !len || len >= (size_t)m->n_ctx) {
+        loom_err_set(e, LOOM_EINVAL, "the prefill output has no usable \"tokens\" to recompute the KV cache from");
+        loom_err_field(e, "prefill.tokens");
+        return LOOM_EINVAL;
+    }
+    if (!(*ids = malloc(len * sizeof **ids))) return loom_err_set(e, LOOM_ENOMEM, "out of memory");
+    const json_t *v;
+    json_array_foreach(t, i, v) {
+        json_int_t x = json_integer_value(v);
+        if (!json_is_integer(v) || x < 0 || x >= m->n_vocab) {
+            free(*ids);
+            *ids = NULL;
+            loom_err_set(e, LOOM_EINVAL, "prefill.tokens[%zu] is not a token id of model %s", i, m->name);
+            loom_err_field(e, "prefill.tokens[%zu]", i);
+            return LOOM_EINVAL;
+        }
+        (*ids)[i] = (int32_t)x;
+    }
+    *n = len;
+    return 0;
+}
+
+/* Fetches a referenced KV cache; on any failure prepares the fallback
+ * (re-running the prefill here from the prompt ids), and records either
+ * outcome as a note (an event in the run's history). */
+static int fetch_kv(loom_op_ctx_t *ctx, const loom_llm_model_t *m, const json_t *ref, const json_t *pre,
+                    loom_kvcache_t **kv, int32_t **ids, size_t *n, loom_err_t *e) {
+    loom_objfetch_stats_t st = {0};
+    loom_err_t fe = {0};
+    const char *from = json_string_value(json_object_get(json_object_get(ref, "$object"), "worker"));
+    from = from && *from ? from : "?";
+    if (!loom_llm_kv_fetch(ref, NULL, kv, &st, &fe)) {
+        json_int_t size = json_integer_value(json_object_get(json_object_get(ref, "$object"), "size"));
+        LOOM_INFO("llm", "msg=\"kv received\" task=%s from=%s path=%s bytes=%lld ms=%.1f", loom_op_task_id(ctx), from,
+                  st.path, (long long)size, st.seconds * 1e3);
+        loom_op_note(ctx, "KV cache from worker %s (%s path): %lld bytes in %.1f ms, checksum verified", from, st.path,
+                     (long long)size, st.seconds * 1e3);
+        return 0;
+    }
+    int rc = fallback_ids(pre, m, ids, n, e);
+    if (rc) {
+        loom_err_detail(e, "KV transfer from worker %s failed: %s", from, fe.msg);
+        return rc;
+    }
+    LOOM_WARN("llm", "msg=\"kv transfer failed; re-running the prefill here\" task=%s from=%s error=\"%s\" tokens=%zu",
+              loom_op_task_id(ctx), from, fe.msg, *n);
+    loom_op_note(ctx, "KV transfer from worker %s failed (%s); re-ran the prefill of %zu tokens here", from, fe.msg, *n);
+    return 0;
+}
+
 static int op_decode(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_output_t *out, loom_err_t *e) {
     (void)ud;
     loom_llm_model_t *m;
     gen_in_t g;
     loom_kvcache_t *kv = NULL;
+    const json_t *ref = NULL, *pre = NULL;
+    int32_t *ids = NULL; /* set when the KV cache must be recomputed here */
+    size_t n = 0;
     int rc;
     if ((rc = get_model(in, &m, e)) || (rc = parse_gen(in, &g, e)) || (rc = constrain(in, m, &g, e)) ||
-        (rc = kv_from_input(in, &kv, e))) {
+        (rc = kv_from_input(in, &kv, &ref, &pre, e)) || (ref && (rc = fetch_kv(ctx, m, ref, pre, &kv, &ids, &n, e)))) {
         loom_llm_grammar_destroy(&g.grammar);
+        loom_kvcache_destroy(&kv);
         out->permanent = 1;
         return rc;
     }
@@ -430,12 +520,16 @@ static int op_decode(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_out
     pthread_mutex_lock(&G.compute);
     void *h = NULL;
     loom_llm_backend_t b;
-    rc = G.f->create(G.f->ud, m, ctx_len(m, (size_t)loom_kvcache_n_tokens(kv), g.p.max_tokens), &b, &h, e);
+    size_t have = kv ? (size_t)loom_kvcache_n_tokens(kv) : n;
+    rc = G.f->create(G.f->ud, m, ctx_len(m, have, g.p.max_tokens), &b, &h, e);
     if (!rc) {
-        rc = loom_llm_decode(m, &b, kv, &g.p, &text, &r, e);
+        double secs;
+        if (!kv) rc = loom_llm_prefill(m, &b, ids, n, &kv, &secs, e); /* the fallback */
+        if (!rc) rc = loom_llm_decode(m, &b, kv, &g.p, &text, &r, e);
         G.f->destroy(G.f->ud, h);
     }
     pthread_mutex_unlock(&G.compute);
+    free(ids);
     loom_kvcache_destroy(&kv);
     loom_llm_grammar_destroy(&g.grammar);
     if (!rc) rc = finish_text(&text, &r, m, ctx, out, e);

@@ -5,8 +5,10 @@
 # `loom llm` in cli/cmd_llm.c runs the engine from the command line.
 LLM_SRCS := $(wildcard llm/*.c llm/cpu/*.c)
 $(eval $(call LIB,llm,$(LLM_SRCS)))
-LLM_ARCHIVES := $(BUILD)/lib/libloom_llm.a $(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_common.a
-LLM_LDLIBS := -lm -ljansson $(COMMON_LDLIBS)
+# KV caches travel by reference through the worker's object store
+# (workers/common/objstore.c: ZeroMQ, objects.proto in libloom_protocol.a).
+LLM_ARCHIVES := $(BUILD)/lib/libloom_llm.a $(BUILD)/lib/libloom_worker.a $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a
+LLM_LDLIBS := -lm -ljansson -lzmq -lprotobuf-c -lxxhash $(COMMON_LDLIBS)
 CLI_ARCHIVES += $(BUILD)/lib/libloom_llm.a $(BUILD)/lib/libloom_worker.a
 CLI_LDLIBS += -lm -ljansson
 

@@ -134,6 +134,11 @@ int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task
 /* Progress (streamed tokens) of a running task; published as an event. */
 void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                           uint32_t attempt, const char *text);
+/* A worker's note about a running task (e.g. "KV transfer failed: ...;
+ * prefill re-run here"): a progress event with a message, stored with the
+ * run's events (streamed text is not). */
+void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                               uint32_t attempt, const char *message);
 
 /* w was lost: its tasks go back to the queue. */
 void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w);

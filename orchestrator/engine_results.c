@@ -216,6 +216,20 @@ void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *ta
     engine_task_progress(e, t, text);
 }
 
+void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                               uint32_t attempt, const char *message)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (!t || t->worker != w || (int)attempt != t->attempt)
+        return;
+    char sid[256];
+    engine_step_path(t->scope, t->step, sid, sizeof sid);
+    engine_ev_t ev = {.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS, .step_id = sid,
+                      .task_id = t->id, .attempt = t->attempt, .message = message,
+                      .worker_id = w->id, .step_state = LOOM__V1__STEP_STATE__STEP_RUNNING};
+    engine_emit(e, t->run, &ev);
+}
+
 void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w)
 {
     while (w->tasks) {

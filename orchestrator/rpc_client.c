@@ -370,7 +370,7 @@ static void rpc_cancel(srv_t *s, loom_msg_t *m)
 typedef struct {
     srv_t *s;
     const loom_origin_t *o;
-    int include_progress, failed;
+    int failed;
 } replay_t;
 
 static int on_replay(void *ud, const loom_store_event_t *se)
@@ -383,8 +383,8 @@ static int on_replay(void *ud, const loom_store_event_t *se)
     ev.time_unix_ms = se->ts_ms;
     int kind = loom_event_kind_parse(se->kind);
     ev.kind = kind > 0 ? kind : 0;
-    if (ev.kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS && !rp->include_progress)
-        return 0;
+    /* Stored progress events are notes (streamed tokens are never stored):
+     * replayed like any other event. */
     ev.step_id = (char *)(se->step_id ? se->step_id : "");
     ev.attempt = (uint32_t)se->attempt;
     json_t *d = se->detail_json ? json_loads(se->detail_json, 0, NULL) : NULL;
@@ -445,7 +445,7 @@ static void rpc_watch(srv_t *s, loom_msg_t *m)
         loom_rpc_reply_err(s->csrv, o, &err);
         return;
     }
-    replay_t rp = {.s = s, .o = o, .include_progress = rq->include_progress};
+    replay_t rp = {.s = s, .o = o};
     int rc = loom_store_events(s->store, rq->run_id, (int64_t)rq->after_seq, on_replay, &rp, &err);
     if (rc == LOOM_ENOTFOUND) {
         loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", rq->run_id);

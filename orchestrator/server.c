@@ -40,7 +40,10 @@ static void deliver(srv_t *s, const char *id, const Loom__V1__RunEvent *ev, int 
         n = w->next;
         if (strcmp(w->run_id, id) != 0)
             continue;
-        if (ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS && !w->include_progress)
+        /* Streamed tokens only when asked; progress notes (a message, no
+         * text: loop progress, KV transfer outcomes) always. */
+        if (ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS && ev->text && ev->text[0] &&
+            !w->include_progress)
             continue;
         loom_err_t err;
         if (loom_rpc_stream_send(s->csrv, &w->origin, (const ProtobufCMessage *)ev, &err) != 0) {
@@ -367,8 +370,10 @@ static void on_progress(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
     if (!w || loom_msg_unpack(m, &loom__v1__progress_request__descriptor, NULL,
                               (ProtobufCMessage **)&p, &err) != LOOM_STATUS_OK)
         return;
-    loom_engine_progress(s->eng, w, p->task_id, p->attempt,
-                         p->text && p->text[0] ? p->text : p->message);
+    if (p->text && p->text[0])
+        loom_engine_progress(s->eng, w, p->task_id, p->attempt, p->text);
+    else if (p->message && p->message[0])
+        loom_engine_progress_note(s->eng, w, p->task_id, p->attempt, p->message);
     if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY)) {
         Loom__V1__ProgressReply rep = LOOM__V1__PROGRESS_REPLY__INIT;
         loom_rpc_reply(s->wsrv, loom_msg_origin(m), (const ProtobufCMessage *)&rep, &err);

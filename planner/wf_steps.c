@@ -224,7 +224,10 @@ static const fspec_t f_generate[] = {
     {"seed", F_INT, false}, {"format", F_FORMAT, false}, {"schema", F_SCHEMA, false}, {"raw", F_BOOL, false},
     {NULL, 0, false}};
 static const fspec_t f_prefill[] = {
-    {"model", F_MODEL, true}, {"prompt", F_STR, true}, {"system", F_STR, false}, {NULL, 0, false}};
+    {"model", F_MODEL, true}, {"prompt", F_STR, true}, {"system", F_STR, false}, {"raw", F_BOOL, false},
+    {"kv_transfer", F_STR, false}, /* reference (default) | inline: how the KV cache travels */
+    {"kv_dtype", F_STR, false},    /* f32 (default) | f16: its dtype on the wire */
+    {NULL, 0, false}};
 static const fspec_t f_decode[] = {
     {"model", F_MODEL, true}, {"prefill", F_STEP_ID, true}, {"max_tokens", F_INT_POS, false},
     {"temperature", F_NUM_NONNEG, false}, {"top_p", F_PROB, false}, {"top_k", F_INT_NONNEG, false},

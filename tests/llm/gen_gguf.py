@@ -261,6 +261,9 @@ SHAPES = {
     # name: dim, layers, heads, kv heads, ffn, ctx
     "tiny": (64, 2, 4, 2, 160, 256),
     "tinyllama": (2048, 22, 32, 4, 5632, 2048),
+    # TinyLlama's KV shape (22 layers x 4 KV heads x 64: 44 KiB per token)
+    # on a thin model, so bench-kv can prefill thousands of tokens quickly.
+    "tinyllama-kv": (256, 22, 4, 4, 512, 8192),
 }
 
 

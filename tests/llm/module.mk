@@ -1,6 +1,7 @@
 # tests/llm — LLM tests: C unit tests, and the CPU backend against the NumPy
 # reference on generated GGUF models (gen_gguf.py, reference.py).
 $(eval $(call TEST,llm_units,tests/llm/test_llm_units.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
+$(eval $(call TEST,llm_kv_transfer,tests/llm/test_kv_transfer.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
 $(eval $(call SCRIPT_TEST,llm_reference,tests/llm/test_llm_reference.sh))
 $(BUILD)/tests/llm_reference: $(BUILD)/bin/loom
 $(eval $(call SCRIPT_TEST,llm_workflow,tests/llm/test_llm_workflow.sh))
@@ -26,3 +27,5 @@ BENCHES += bench-llm
 $(eval $(call FUZZ,fuzz_gguf,tests/fuzz/fuzz_gguf.c,$(LLM_ARCHIVES),$(LLM_LDLIBS) $(WORKER_LDLIBS)))
 $(eval $(call SCRIPT_TEST,llm_split_workflow,tests/llm/test_llm_split_workflow.sh))
 $(BUILD)/tests/llm_split_workflow: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu
+$(eval $(call SCRIPT_TEST,llm_kv_handoff,tests/llm/test_kv_handoff.sh))
+$(BUILD)/tests/llm_kv_handoff: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # llm.prefill -> llm.decode split inside a workflow on real loomd + two real
 # loom-worker-cpu workers: --ops makes prefill run on wp and decode on wd, so
-# the KV cache travels as the prefill step's output through loomd. The
+# the KV cache goes from wp to wd (by reference: test_kv_handoff.sh). The
 # decoded text (greedy) equals an unsplit llm.generate of the same prompt.
 . "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
 HERE="$ROOT/tests/llm"

@@ -32,8 +32,11 @@ start_worker w2
 mkdir -p "$TMP/wf" && cp "$ROOT/examples/support-rag.yaml" "$TMP/wf/"
 ln -s "$ROOT/examples" "$TMP/wf/examples"; ln -s "$ROOT/examples/tools" "$TMP/wf/tools"
 Q="How do I export my data?"
+# Exit 4 = succeeded but missed the 2.5 s SLA (a loaded machine): still a run.
 "$BIN/loom" run "$TMP/wf/support-rag.yaml" --input "question=$Q" --input ticket_id=T-1002 --input top_k=2 \
-  --json >"$TMP/out.json" 2>"$TMP/run.log" || fail "run failed: $(cat "$TMP/run.log") $(cat "$TMP/out.json")"
+  --json >"$TMP/out.json" 2>"$TMP/run.log"
+rc=$?
+[ $rc -eq 0 ] || [ $rc -eq 4 ] || fail "run failed (exit $rc): $(cat "$TMP/run.log") $(cat "$TMP/out.json")"
 # The same classify prompt through `loom llm` (same code, same model, greedy).
 P=$("$PY" -c 'import sys; print("<|system|>\nClassify the customer'"'"'s question. Answer with one word - billing, bug or howto.</s>\n<|user|>\n" + sys.argv[1] + "</s>\n<|assistant|>\n", end="x")' "$Q")
 "$BIN/loom" llm generate "$TMP/chat.gguf" -n 4 --json -p "${P%x}" \

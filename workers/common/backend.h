@@ -107,6 +107,12 @@ int64_t loom_op_remaining_ms(const loom_op_ctx_t *ctx);
 int loom_op_progress(loom_op_ctx_t *ctx, const char *data, size_t n);
 /* Identity of the task, for logs (borrowed). */
 const char *loom_op_task_id(const loom_op_ctx_t *ctx);
+/* A status note about the task (not streamed output), e.g. why a KV cache
+ * was recomputed: loomd records it as a progress event with a message,
+ * which is stored with the run's events. */
+int loom_op_note(loom_op_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The id loomd knows this worker by (borrowed). */
+const char *loom_op_worker_id(const loom_op_ctx_t *ctx);
 int loom_op_attempt(const loom_op_ctx_t *ctx);
 
 /* A device backend. The worker calls init once, then profile, then

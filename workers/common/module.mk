@@ -5,5 +5,5 @@
 # mcp.c (libcurl).
 WORKER_SRCS := $(wildcard workers/common/*.c)
 $(eval $(call LIB,worker,$(WORKER_SRCS)))
-WORKER_LDLIBS += -ljansson -lcurl -lzmq -lprotobuf-c
+WORKER_LDLIBS += -ljansson -lcurl -lzmq -lprotobuf-c -lxxhash
 CLI_LDLIBS += -lcurl

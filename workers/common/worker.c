@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,7 @@ struct loom_op_ctx {
     size_t output_len;
     int output_is_json;
     uint64_t tokens_in, tokens_out; /* LLM ops */
-    /* progress chunk (when is_progress) */
+    /* progress chunk (is_progress 1: streamed text, 2: a note) */
     int is_progress;
     uint64_t seq;
     atomic_uint_fast64_t progress_seq;
@@ -136,7 +137,7 @@ static void outbox_push(worker_t *w, loom_op_ctx_t *t)
     (void)n;
 }
 
-int loom_op_progress(loom_op_ctx_t *ctx, const char *data, size_t n)
+static int progress(loom_op_ctx_t *ctx, const char *data, size_t n, int kind)
 {
     loom_op_ctx_t *p = calloc(1, sizeof *p);
     if (!p || !(p->task_id = strdup(ctx->task_id)) || !(p->output = malloc(n + 1))) {
@@ -149,10 +150,30 @@ int loom_op_progress(loom_op_ctx_t *ctx, const char *data, size_t n)
     p->output[n] = 0;
     p->output_len = n;
     p->attempt = ctx->attempt;
-    p->is_progress = 1;
+    p->is_progress = kind;
     p->seq = atomic_fetch_add(&ctx->progress_seq, 1) + 1;
     outbox_push(ctx->w, p);
     return 0;
+}
+
+int loom_op_progress(loom_op_ctx_t *ctx, const char *data, size_t n)
+{
+    return progress(ctx, data, n, 1);
+}
+
+int loom_op_note(loom_op_ctx_t *ctx, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return progress(ctx, msg, n < 0 ? 0 : (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1, 2);
+}
+
+const char *loom_op_worker_id(const loom_op_ctx_t *ctx)
+{
+    return ctx->w->id;
 }
 
 static void task_free(loom_op_ctx_t *t)
@@ -491,7 +512,10 @@ static void drain_outbox(worker_t *w)
             p.attempt = t->attempt;
             p.worker_id = w->id;
             p.seq = t->seq;
-            p.text = t->output;
+            if (t->is_progress == 2)
+                p.message = t->output; /* a note: stored as an event */
+            else
+                p.text = t->output;
             send_msg(w, "loom.v1.WorkerHub/Progress", 0, LOOM__V1__FLAG__FLAG_ONEWAY,
                      (const ProtobufCMessage *)&p);
             task_free(t);

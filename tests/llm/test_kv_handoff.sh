@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# KV hand-off between two real loom-worker-cpu processes under real loomd:
+# llm.prefill runs on wp, llm.decode on a decode worker, and the KV cache
+# goes worker to worker by reference (loomd only sees {"$object": ...}).
+# Split generation must equal unsplit llm.generate, greedy and seeded, on
+#   1. the same-host path (the producer's shared-memory file),
+#   2. the network path (decode worker with LOOM_OBJECT_SAME_HOST=0: chunked
+#      ZeroMQ from wp's object endpoint),
+#   3. the fallback: wp is killed after its prefill and before the decode
+#      fetches; the decode worker re-runs the prefill and says so in an event.
+. "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
+HERE="$ROOT/tests/llm"
+PY=/usr/bin/python3
+"$PY" -c 'import numpy' 2>/dev/null || { echo "skip: python3-numpy is not installed"; exit 77; }
+"$PY" "$HERE/gen_gguf.py" --arch llama --type Q8_0 --ctx 2048 -o "$TMP/chat.gguf" || fail "gen llama"
+export LOOM_OBJECT_DIR="$TMP/objects"
+start_loomd
+start_worker wp --ops llm.prefill; pid_wp=$WORKER_PID
+start_worker wd --ops llm.decode; pid_wd=$WORKER_PID
+start_worker wg --ops llm.generate,tool.exec
+
+# `gate` holds the decode steps back until the test creates $dir/go.
+cat >"$TMP/handoff.yaml" <<YAML
+version: 1
+name: handoff
+sla: {latency_ms: 120000}
+inputs:
+  dir: string
+resources:
+  models:
+    chat: {path: chat.gguf, arch: llama, layers: 2, hidden: 64, heads: 4, kv_heads: 2, vocab: 405, context: 2048, dtype: q8_0}
+steps:
+  pre: {op: llm.prefill, model: chat, system: Be brief., prompt: "What is the capital of France? Answer in one word."}
+  gate:
+    op: tool.exec
+    argv: [sh, -c, 'while [ ! -f "\$0/go" ]; do sleep 0.05; done; echo "{}"', "\${inputs.dir}"]
+  dec: {op: llm.decode, model: chat, prefill: pre, needs: [gate], max_tokens: 16}
+  dec_seeded: {op: llm.decode, model: chat, prefill: pre, needs: [gate], max_tokens: 16, temperature: 0.9, seed: 42}
+  whole: {op: llm.generate, model: chat, system: Be brief., prompt: "What is the capital of France? Answer in one word.", max_tokens: 16}
+  whole_seeded: {op: llm.generate, model: chat, system: Be brief., prompt: "What is the capital of France? Answer in one word.", max_tokens: 16, temperature: 0.9, seed: 42}
+outputs:
+  split: \${steps.dec.output}
+  whole: \${steps.whole.output}
+  split_seeded: \${steps.dec_seeded.output}
+  whole_seeded: \${steps.whole_seeded.output}
+YAML
+
+# run NAME: runs the workflow (events on stderr into NAME-run.log, the
+# finished run as JSON into NAME.json).
+run() {
+  "$BIN/loom" run "$TMP/handoff.yaml" --input dir="$TMP" >"$TMP/$1.txt" 2>"$TMP/$1-run.log" ||
+    fail "$1 run failed: $(cat "$TMP/$1-run.log" "$TMP/$1.txt")"
+  local id; id=$(sed -n 's/^run \(r-[^ ]*\) submitted.*/\1/p' "$TMP/$1-run.log")
+  "$BIN/loom" status "$id" --json >"$TMP/$1.json" || fail "loom status $id failed"
+}
+
+# check OUT.json DECODER: split == unsplit, placement as forced, and the
+# prefill output loomd kept is a reference, not the cache.
+check() {
+  "$PY" - "$1" "$2" <<'PY' || fail "unexpected result: $(cat "$1")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["state"] == "succeeded", d.get("error")
+s = {x["step"]: x for x in d["steps"]}
+assert s["pre"]["worker"] == "wp", s["pre"]
+assert s["dec"]["worker"] == sys.argv[2] and s["dec_seeded"]["worker"] == sys.argv[2], s["dec"]
+o = d["outputs"]
+assert isinstance(o["split"], str) and o["split"], o
+assert o["split"] == o["whole"], o
+assert o["split_seeded"] == o["whole_seeded"], o
+assert o["split_seeded"] != o["split"], o   # sampling really was seeded, not greedy
+pre = s["pre"]["output"]
+ref = pre["kv"]["$object"]
+assert ref["worker"] == "wp" and len(ref["id"]) == 64 and ref["size"] > 10000, ref
+assert ref["media"] == "loom-kv-v1/f32" and pre["kv_layout"] == "loom-kv-v1", pre
+assert len(json.dumps(pre)) < ref["size"] / 4, "loomd holds more than a reference"
+print("ok: split == unsplit (greedy %r, seeded %r); loomd kept %d bytes for a %d-byte cache"
+      % (o["split"], o["split_seeded"], len(json.dumps(pre)), ref["size"]))
+PY
+}
+
+# 1. same host: the decode worker reads wp's shared-memory file.
+touch "$TMP/go"
+run same
+check "$TMP/same.json" wd
+[ "$(grep -c 'msg="kv received".*path=same-host' "$TMP/wd.log")" = 2 ] || fail "wd did not take the same-host path"
+grep -q "KV cache from worker wp (same-host path)" "$TMP/same-run.log" || fail "no transfer event: $(cat "$TMP/same-run.log")"
+
+# 2. network: a decode worker that may not use the shared-memory path.
+kill -TERM "$pid_wd"
+for _ in $(seq 200); do alive "$pid_wd" || break; sleep 0.05; done
+LOOM_OBJECT_SAME_HOST=0 LOOM_OBJECT_TIMEOUT_MS=1500 start_worker wn --ops llm.decode
+run net
+grep -q "KV cache from worker wp (network path)" "$TMP/net-run.log" || fail "no transfer event: $(cat "$TMP/net-run.log")"
+check "$TMP/net.json" wn
+[ "$(grep -c 'msg="kv received".*path=network' "$TMP/wn.log")" = 2 ] || fail "wn did not take the network path"
+
+# 3. fallback: kill the producer between its prefill and the decode.
+rm -f "$TMP/go"
+run fb &
+runner=$!
+for _ in $(seq 1200); do
+  id=$("$BIN/loom" runs --json 2>/dev/null | "$PY" -c 'import json,sys; r=[x for x in json.load(sys.stdin) if x["state"] == "running"]; print(r[0]["run_id"] if r else "")')
+  [ -n "$id" ] && "$BIN/loom" status "$id" --json 2>/dev/null | "$PY" -c '
+import json, sys
+sys.exit(0 if any(s["step"] == "pre" and s["state"] == "succeeded" for s in json.load(sys.stdin)["steps"]) else 1)' && break
+  sleep 0.1
+done
+kill -9 "$pid_wp"
+touch "$TMP/go"
+wait $runner || fail "the run did not survive the producer's death"
+check "$TMP/fb.json" wn
+[ "$(grep -c 'kv transfer failed; re-running the prefill here' "$TMP/wn.log")" = 2 ] || fail "wn did not fall back"
+grep -q "KV transfer from worker wp failed (.*); re-ran the prefill of [0-9]* tokens here" "$TMP/fb-run.log" ||
+  fail "no fallback event with the reason: $(cat "$TMP/fb-run.log")"
+echo ok

@@ -1,0 +1,312 @@
+/* test_kv_transfer.c — worker-to-worker object transfer between real
+ * processes on loopback: a forked producer stores objects in its object
+ * store (shared-memory files + ZeroMQ server thread); this process fetches
+ * them over the network path and the same-host path, checks the bytes, then
+ * corrupts one chunk of a stored object (the checksum must catch it), asks
+ * for an object the producer does not have, feeds the producer's socket
+ * garbage (it must keep serving), and kills the producer mid-transfer (the
+ * fetch must fail cleanly within its timeout). Also: references in JSON
+ * (bad input), and KV layout translation (f16 on the wire, f32 in memory). */
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <zmq.h>
+
+#include "common/buf.h"
+#include "llm/kvcache.h"
+#include "workers/common/objfetch.h"
+#include "workers/common/objstore.h"
+
+#define BIG (24u << 20)  /* enough chunks in flight to kill the producer midway */
+#define SMALL (3u << 20)
+
+static pid_t producer;
+static loom_objref_t ref_big, ref_small, ref_bad;
+static char dir[256];
+
+/* Deterministic content both processes can make. */
+static uint8_t *pattern(size_t n, uint32_t seed) {
+    uint8_t *p = malloc(n);
+    uint32_t x = seed;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1664525u + 1013904223u;
+        p[i] = (uint8_t)(x >> 24);
+    }
+    return p;
+}
+
+/* The producer: stores three objects, writes their references to fd, then
+ * serves until killed. */
+static void run_producer(int fd) {
+    loom_objref_t r[3];
+    loom_err_t e = {0};
+    for (int i = 0; i < 3; i++) {
+        size_t n = i == 0 ? BIG : SMALL;
+        uint8_t *p = pattern(n, 7u + (uint32_t)i);
+        if (loom_objstore_put(p, n, "producer", "test/bytes", &r[i], &e)) {
+            fprintf(stderr, "producer: %s\n", e.msg);
+            _exit(1);
+        }
+        free(p);
+    }
+    if (write(fd, r, sizeof r) != (ssize_t)sizeof r) _exit(1);
+    close(fd);
+    for (;;) pause();
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/loom-kvt.XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    setenv("LOOM_OBJECT_DIR", dir, 1);
+    int p[2];
+    if (pipe(p)) return -1;
+    producer = fork();
+    if (producer == 0) {
+        close(p[0]);
+        run_producer(p[1]);
+    }
+    close(p[1]);
+    loom_objref_t r[3];
+    size_t got = 0;
+    while (got < sizeof r) {
+        ssize_t k = read(p[0], (char *)r + got, sizeof r - got);
+        if (k <= 0) return -1;
+        got += (size_t)k;
+    }
+    close(p[0]);
+    ref_big = r[0];
+    ref_small = r[1];
+    ref_bad = r[2];
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    if (producer > 0) {
+        kill(producer, SIGKILL);
+        waitpid(producer, NULL, 0);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void opts(loom_objfetch_opts_t *o, int same_host) {
+    loom_objfetch_opts_default(o);
+    o->same_host = same_host;
+    o->timeout_ms = 3000;
+    o->chunk = 256u << 10;
+    o->window = 4;
+}
+
+static void expect_bytes(const loom_objref_t *r, int same_host, uint32_t seed, const char *path) {
+    loom_objfetch_opts_t o;
+    opts(&o, same_host);
+    void *data;
+    size_t n;
+    loom_objfetch_stats_t st;
+    loom_err_t e = {0};
+    int rc = loom_objfetch(r, &o, &data, &n, &st, &e);
+    if (rc) fail_msg("fetch failed: %s", e.msg);
+    assert_int_equal(n, r->size);
+    uint8_t *want = pattern(n, seed);
+    assert_memory_equal(data, want, n);
+    assert_string_equal(st.path, path);
+    free(want);
+    free(data);
+}
+
+static void test_network_and_same_host(void **state) {
+    (void)state;
+    assert_int_equal(ref_big.size, BIG);
+    assert_string_equal(ref_big.worker, "producer");
+    assert_string_equal(ref_big.media, "test/bytes");
+    assert_string_equal(ref_big.host, loom_objstore_host_id());
+    assert_true(strncmp(ref_big.endpoint, "tcp://127.0.0.1:", 16) == 0);
+    expect_bytes(&ref_big, 0, 7, "network");
+    expect_bytes(&ref_small, 0, 8, "network");
+    expect_bytes(&ref_big, 1, 7, "same-host");
+    /* Another host's reference (or a file that is not visible) goes over
+     * the network even when the same-host path is allowed. */
+    loom_objref_t other = ref_small;
+    snprintf(other.host, sizeof other.host, "some-other-host");
+    expect_bytes(&other, 1, 8, "network");
+}
+
+/* Flips one byte in the middle of the third chunk of the stored file: the
+ * producer serves it from the same (shared) mapping, so the chunk arrives
+ * corrupted and the SHA-256 must reject it on both paths. */
+static void test_corrupt_chunk(void **state) {
+    (void)state;
+    FILE *f = fopen(ref_bad.path, "r+b");
+    assert_non_null(f);
+    long at = (long)(2 * (256u << 10) + 1000);
+    fseek(f, at, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, at, SEEK_SET);
+    fputc(c ^ 0x5a, f);
+    fclose(f);
+    for (int same = 0; same <= 1; same++) {
+        loom_objfetch_opts_t o;
+        opts(&o, same);
+        void *data = (void *)1;
+        size_t n = 1;
+        loom_err_t e = {0};
+        assert_int_equal(loom_objfetch(&ref_bad, &o, &data, &n, NULL, &e), LOOM_EPARSE);
+        assert_null(data);
+        assert_int_equal(n, 0);
+        assert_non_null(strstr(e.msg, "checksum mismatch"));
+    }
+}
+
+static void test_not_found(void **state) {
+    (void)state;
+    loom_objref_t r = ref_small;
+    memset(r.id, 'a', 64);
+    memcpy(strrchr(r.path, '/') + 1, r.id, 64);
+    loom_objfetch_opts_t o;
+    opts(&o, 1); /* the file does not exist either: goes to the network */
+    void *data;
+    size_t n;
+    loom_err_t e = {0};
+    assert_int_equal(loom_objfetch(&r, &o, &data, &n, NULL, &e), LOOM_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "no longer has object"));
+}
+
+/* Garbage on the producer's socket: wrong frame counts, junk protobuf, a
+ * bad id, a range past the end. It must answer or drop, never die. */
+static void test_garbage_to_producer(void **state) {
+    (void)state;
+    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0, tmo = 2000;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+    assert_int_equal(zmq_connect(s, ref_small.endpoint), 0);
+    uint8_t junk[600];
+    srand(3);
+    for (int i = 0; i < 200; i++) {
+        size_t n = (size_t)(rand() % (int)sizeof junk);
+        for (size_t k = 0; k < n; k++) junk[k] = (uint8_t)rand();
+        zmq_send(s, junk, n, i % 3 == 0 ? ZMQ_SNDMORE : 0);
+        if (i % 3 == 0) zmq_send(s, junk, n / 2, 0);
+    }
+    uint8_t big[4096];
+    memset(big, 0x0a, sizeof big);
+    zmq_send(s, big, sizeof big, 0); /* over the request size cap */
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    expect_bytes(&ref_small, 0, 8, "network"); /* still serving */
+}
+
+static int kill_midway(void *ud, uint64_t got, uint64_t size) {
+    (void)ud;
+    if (producer > 0 && got >= size / 8) {
+        kill(producer, SIGKILL);
+        waitpid(producer, NULL, 0);
+        producer = 0;
+    }
+    return 0;
+}
+
+static void test_producer_killed_midway(void **state) {
+    (void)state;
+    loom_objfetch_opts_t o;
+    opts(&o, 0);
+    o.timeout_ms = 1000;
+    o.on_chunk = kill_midway;
+    void *data;
+    size_t n;
+    loom_err_t e = {0};
+    int rc = loom_objfetch(&ref_big, &o, &data, &n, NULL, &e);
+    assert_int_equal(producer, 0); /* it was killed during the transfer */
+    assert_true(rc == LOOM_ETIMEDOUT || rc == LOOM_EUNAVAIL);
+    assert_non_null(strstr(e.msg, "producer gone?"));
+    /* Nothing serves the endpoint now: a fresh fetch fails too. */
+    assert_int_equal(loom_objfetch(&ref_small, &o, &data, &n, NULL, &e), LOOM_EUNAVAIL);
+}
+
+static void test_ref_json(void **state) {
+    (void)state;
+    json_t *j = loom_objref_to_json(&ref_small);
+    loom_objref_t r;
+    loom_err_t e = {0};
+    assert_true(loom_objref_is(j));
+    assert_int_equal(loom_objref_from_json(j, &r, &e), 0);
+    assert_memory_equal(&r, &ref_small, sizeof r);
+    json_decref(j);
+    const char *bad[] = {
+        "{}", "{\"$object\": 1}", "{\"$object\": {}}",
+        "{\"$object\": {\"id\": \"xyz\", \"size\": 1, \"endpoint\": \"tcp://a:1\"}}",
+        "{\"$object\": {\"id\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789ABCDEF" "\", \"size\": 1, \"endpoint\": \"tcp://a:1\"}}",
+        "{\"$object\": {\"id\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\", \"size\": -1, \"endpoint\": \"tcp://a:1\"}}",
+        "{\"$object\": {\"id\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\", \"size\": 1}}",
+        "{\"$object\": {\"id\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\", \"size\": 1, \"endpoint\": 5}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *b = json_loads(bad[i], 0, NULL);
+        assert_non_null(b);
+        assert_int_equal(loom_objref_from_json(b, &r, &e), LOOM_EINVAL);
+        json_decref(b);
+    }
+}
+
+/* Layout translation: a cache published as f16 is widened to f32 on
+ * receipt; tokens and logits are exact, K/V within f16 rounding. */
+static void test_kv_f16_translation(void **state) {
+    (void)state;
+    uint8_t h[32] = {1};
+    loom_kvcache_t *k, *back;
+    loom_err_t e = {0};
+    assert_int_equal(loom_kvcache_new(h, 3, 2, 8, 5, 11, &k, &e), 0);
+    for (int l = 0; l < 3; l++)
+        for (int i = 0; i < 5 * 16; i++) {
+            loom_kvcache_k(k, l)[i] = sinf((float)(l * 100 + i)) * 3.0f;
+            loom_kvcache_v(k, l)[i] = cosf((float)(l * 100 + i)) * 0.01f;
+        }
+    for (int i = 0; i < 5; i++) loom_kvcache_tokens(k)[i] = i + 2;
+    for (int i = 0; i < 11; i++) loom_kvcache_logits(k)[i] = 0.1f * (float)i + 1e-7f;
+    loom_buf_t b32 = LOOM_BUF_INIT, b16 = LOOM_BUF_INIT;
+    assert_int_equal(loom_kvcache_serialize(k, &b32, &e), 0);
+    assert_int_equal(loom_kvcache_serialize_as(k, LOOM_KV_F16, &b16, &e), 0);
+    assert_int_equal(b32.len - b16.len, 3 * 2 * 5 * 16 * 2); /* K/V halved */
+    assert_int_equal(loom_kvcache_parse(b16.data, b16.len, &back, &e), 0);
+    assert_memory_equal(loom_kvcache_tokens(back), loom_kvcache_tokens(k), 5 * 4);
+    assert_memory_equal(loom_kvcache_logits(back), loom_kvcache_logits(k), 11 * 4);
+    for (int l = 0; l < 3; l++)
+        for (int i = 0; i < 5 * 16; i++) {
+            float a = loom_kvcache_k(k, l)[i], c = loom_kvcache_k(back, l)[i];
+            assert_true(fabsf(a - c) <= fabsf(a) * 1e-3f + 1e-6f);
+            a = loom_kvcache_v(k, l)[i], c = loom_kvcache_v(back, l)[i];
+            assert_true(fabsf(a - c) <= fabsf(a) * 1e-3f + 1e-6f);
+        }
+    /* An unknown dtype in the header is refused. */
+    b16.data[12] = 9;
+    loom_kvcache_t *x = NULL;
+    assert_int_equal(loom_kvcache_parse(b16.data, b16.len, &x, &e), LOOM_EPARSE);
+    assert_int_equal(loom_kvcache_serialize_as(k, 7, &b32, &e), LOOM_EINVAL);
+    loom_buf_free(&b32);
+    loom_buf_free(&b16);
+    loom_kvcache_destroy(&k);
+    loom_kvcache_destroy(&back);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ref_json),        cmocka_unit_test(test_kv_f16_translation),
+        cmocka_unit_test(test_network_and_same_host), cmocka_unit_test(test_corrupt_chunk),
+        cmocka_unit_test(test_not_found),       cmocka_unit_test(test_garbage_to_producer),
+        cmocka_unit_test(test_producer_killed_midway),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

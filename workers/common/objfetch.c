@@ -1,0 +1,211 @@
+/* objfetch.c — fetches an object by reference: same-host file or chunked
+ * ZeroMQ transfer from the producer, verified against its SHA-256. */
+#include "workers/common/objfetch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+#include <zmq.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "loom/v1/objects.pb-c.h"
+
+#define COMP "objects"
+
+void loom_objfetch_opts_default(loom_objfetch_opts_t *o) {
+    memset(o, 0, sizeof *o);
+    const char *t = getenv("LOOM_OBJECT_TIMEOUT_MS"), *s = getenv("LOOM_OBJECT_SAME_HOST");
+    o->timeout_ms = t && atoi(t) > 0 ? atoi(t) : 10000;
+    o->chunk = 1u << 20;
+    o->window = 8;
+    o->same_host = !(s && !strcmp(s, "0"));
+}
+
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static void *zctx;
+static void make_ctx(void) { zctx = zmq_ctx_new(); }
+
+static double now_s(void) { return (double)loom_clock_ms() / 1000.0; }
+
+static int check_digest(XXH3_state_t *h, const loom_objref_t *r, loom_err_t *e) {
+    char hex[33];
+    loom_objstore_checksum_hex(XXH3_128bits_digest(h), hex);
+    if (strcmp(hex, r->checksum))
+        return loom_err_set(e, LOOM_EPARSE, "checksum mismatch: object %.16s… (XXH3-128 %.12s…) arrived as %.12s…",
+                            r->id, r->checksum, hex);
+    return 0;
+}
+
+static XXH3_state_t *hash_new(void) {
+    XXH3_state_t *h = XXH3_createState();
+    if (h) XXH3_128bits_reset(h);
+    return h;
+}
+
+/* Same-host path: 1 when it applied (rc in *rc), 0 when the file is not
+ * visible here (the caller goes to the network). */
+static int same_host(const loom_objref_t *r, uint8_t *buf, int *rc, loom_err_t *e) {
+    if (!r->path[0] || !r->host[0] || strcmp(r->host, loom_objstore_host_id())) return 0;
+    int fd = open(r->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    struct stat st;
+    if (fstat(fd, &st) || (uint64_t)st.st_size != r->size) {
+        close(fd);
+        return 0;
+    }
+    XXH3_state_t *h = hash_new();
+    size_t got = 0;
+    *rc = h ? 0 : loom_err_set(e, LOOM_ENOMEM, "out of memory");
+    while (!*rc && got < r->size) {
+        size_t want = r->size - got > (8u << 20) ? (8u << 20) : r->size - got;
+        ssize_t k = read(fd, buf + got, want);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) { *rc = loom_err_set(e, LOOM_EIO, "cannot read %s: %s", r->path, k ? strerror(errno) : "short file"); break; }
+        XXH3_128bits_update(h, buf + got, (size_t)k);
+        got += (size_t)k;
+    }
+    close(fd);
+    if (!*rc) *rc = check_digest(h, r, e);
+    XXH3_freeState(h);
+    return 1;
+}
+
+static int send_req(void *s, const loom_objref_t *r, uint64_t seq, uint64_t off, uint32_t len) {
+    Loom__V1__ObjectRequest q = LOOM__V1__OBJECT_REQUEST__INIT;
+    q.id = (char *)r->id;
+    q.offset = off;
+    q.length = len;
+    q.seq = seq;
+    uint8_t b[256];
+    size_t l = loom__v1__object_request__pack(&q, b);
+    return zmq_send(s, b, l, 0) < 0 ? -1 : 0;
+}
+
+/* Receives one answer: header frame + data written straight into buf. */
+static int recv_chunk(void *s, const loom_objref_t *r, uint64_t seq, uint64_t off, uint32_t len, uint8_t *buf,
+                      XXH3_state_t *h, loom_err_t *e) {
+    uint8_t hb[1024];
+    int hl = zmq_recv(s, hb, sizeof hb, 0);
+    if (hl < 0) return loom_err_set(e, LOOM_EIO, "receiving from %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
+    int more = 0;
+    size_t ml = sizeof more;
+    zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+    Loom__V1__ObjectChunk *c = hl <= (int)sizeof hb ? loom__v1__object_chunk__unpack(NULL, (size_t)hl, hb) : NULL;
+    int rc = 0;
+    if (!c) rc = loom_err_set(e, LOOM_EPROTO, "malformed chunk header from %s", r->endpoint);
+    else if (c->status == LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_NOT_FOUND)
+        rc = loom_err_set(e, LOOM_ENOTFOUND, "worker %s no longer has object %.16s…: %s", r->worker, r->id,
+                          c->message ? c->message : "");
+    else if (c->status != LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_OK)
+        rc = loom_err_set(e, LOOM_EPROTO, "worker %s refused the request: %s", r->worker, c->message ? c->message : "");
+    else if (c->seq != seq || c->offset != off || c->length != len || c->size != r->size || !more)
+        rc = loom_err_set(e, LOOM_EPROTO, "unexpected chunk from %s (seq %llu offset %llu length %u; wanted %llu %llu %u)",
+                          r->endpoint, (unsigned long long)c->seq, (unsigned long long)c->offset, c->length,
+                          (unsigned long long)seq, (unsigned long long)off, len);
+    if (c) loom__v1__object_chunk__free_unpacked(c, NULL);
+    if (!rc) {
+        int k = zmq_recv(s, buf + off, len, 0);
+        zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+        if (k != (int)len || more) rc = loom_err_set(e, LOOM_EPROTO, "chunk at %llu has %d bytes, not %u", (unsigned long long)off, k, len);
+        else XXH3_128bits_update(h, buf + off, len);
+    }
+    while (more) { /* drop the rest of a bad message */
+        char junk[64];
+        zmq_recv(s, junk, sizeof junk, 0);
+        zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
+    }
+    return rc;
+}
+
+static int network(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_t *buf, uint64_t *chunks,
+                   loom_err_t *e) {
+    if (!r->endpoint[0]) return loom_err_set(e, LOOM_EUNAVAIL, "object %.16s… is not on this host and has no endpoint", r->id);
+    pthread_once(&ctx_once, make_ctx);
+    void *s = zctx ? zmq_socket(zctx, ZMQ_DEALER) : NULL;
+    if (!s) return loom_err_set(e, LOOM_EIO, "zmq socket: %s", zmq_strerror(zmq_errno()));
+    size_t chunk = o->chunk ? o->chunk : (1u << 20);
+    if (chunk > (16u << 20)) chunk = 16u << 20;
+    int window = o->window > 0 ? o->window : 8, linger = 0, hwm = window * 2 + 2;
+    int64_t maxmsg = (int64_t)chunk + 4096;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    int rc = 0;
+    XXH3_state_t *h = hash_new();
+    if (!h) { rc = loom_err_set(e, LOOM_ENOMEM, "out of memory"); goto out; }
+    if (zmq_connect(s, r->endpoint)) {
+        rc = loom_err_set(e, LOOM_EUNAVAIL, "cannot connect to %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
+        goto out;
+    }
+    uint64_t n = (r->size + chunk - 1) / chunk, sent = 0, recvd = 0;
+    while (!rc && recvd < n) {
+        while (sent < n && sent - recvd < (uint64_t)window) {
+            uint64_t off = sent * chunk;
+            if (send_req(s, r, sent, off, (uint32_t)(r->size - off < chunk ? r->size - off : chunk))) {
+                rc = loom_err_set(e, LOOM_EIO, "sending to %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
+                break;
+            }
+            sent++;
+        }
+        if (rc) break;
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        int p = zmq_poll(&it, 1, o->timeout_ms > 0 ? o->timeout_ms : 10000);
+        if (p < 0 && zmq_errno() == EINTR) continue;
+        if (p <= 0) {
+            rc = loom_err_set(e, recvd ? LOOM_ETIMEDOUT : LOOM_EUNAVAIL,
+                              "worker %s at %s sent nothing for %d ms after %llu of %llu bytes (producer gone?)",
+                              r->worker[0] ? r->worker : "?", r->endpoint, o->timeout_ms,
+                              (unsigned long long)(recvd * chunk), (unsigned long long)r->size);
+            break;
+        }
+        uint64_t off = recvd * chunk;
+        uint32_t len = (uint32_t)(r->size - off < chunk ? r->size - off : chunk);
+        if ((rc = recv_chunk(s, r, recvd, off, len, buf, h, e))) break;
+        recvd++;
+        if (o->on_chunk && o->on_chunk(o->ud, off + len, r->size)) rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped");
+    }
+    *chunks = recvd;
+    if (!rc) rc = check_digest(h, r, e);
+out:
+    XXH3_freeState(h);
+    zmq_close(s);
+    return rc;
+}
+
+int loom_objfetch(const loom_objref_t *ref, const loom_objfetch_opts_t *opts, void **data, size_t *n,
+                  loom_objfetch_stats_t *stats, loom_err_t *e) {
+    loom_objfetch_opts_t dflt;
+    if (!opts) {
+        loom_objfetch_opts_default(&dflt);
+        opts = &dflt;
+    }
+    *data = NULL;
+    *n = 0;
+    if (ref->size > ((uint64_t)1 << 40)) return loom_err_set(e, LOOM_ETOOBIG, "object of %llu bytes is too large", (unsigned long long)ref->size);
+    uint8_t *buf = malloc(ref->size ? ref->size : 1);
+    if (!buf) return loom_err_set(e, LOOM_ENOMEM, "out of memory for an object of %llu bytes", (unsigned long long)ref->size);
+    double t0 = now_s();
+    loom_objfetch_stats_t st = {.path = "same-host"};
+    int rc = 0;
+    if (!opts->same_host || !same_host(ref, buf, &rc, e)) {
+        st.path = "network";
+        rc = network(ref, opts, buf, &st.chunks, e);
+    }
+    st.seconds = now_s() - t0;
+    if (stats) *stats = st;
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *data = buf;
+    *n = ref->size;
+    return 0;
+}

@@ -1,0 +1,50 @@
+/* objfetch.h — the consumer side of worker-to-worker object transfer
+ * (objstore.h is the producer side).
+ *
+ * Given a reference, it takes the same-host path when the reference's host
+ * is this host and its file is readable (one read of shared memory), else
+ * fetches the object from the producer's endpoint over ZeroMQ in chunks,
+ * keeping at most `window` requests in flight (credit-based flow control:
+ * the producer never queues more than window x chunk bytes for us). Either
+ * way the SHA-256 of the bytes must equal the reference's id. A producer
+ * that died, evicted the object, sent a bad chunk or stayed silent past the
+ * timeout fails the fetch with a clear message; the caller decides the
+ * fallback (for a KV cache: re-run the prefill). */
+#ifndef LOOM_WORKERS_OBJFETCH_H
+#define LOOM_WORKERS_OBJFETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "workers/common/objstore.h"
+
+typedef struct loom_objfetch_opts {
+    int timeout_ms;       /* silence allowed between chunks; <= 0: 10000 */
+    size_t chunk;         /* bytes per request; 0: 1 MiB */
+    int window;           /* requests in flight; <= 0: 8 */
+    int same_host;        /* 1: try the shared-memory path first; 0: network only */
+    /* Called after each chunk lands (may be NULL); non-zero stops the fetch
+     * (LOOM_ECANCELLED). Tests use it to kill the producer mid-transfer. */
+    int (*on_chunk)(void *ud, uint64_t got, uint64_t size);
+    void *ud;
+} loom_objfetch_opts_t;
+
+/* Defaults above; same_host from $LOOM_OBJECT_SAME_HOST (default 1),
+ * timeout from $LOOM_OBJECT_TIMEOUT_MS. */
+void loom_objfetch_opts_default(loom_objfetch_opts_t *o);
+
+typedef struct loom_objfetch_stats {
+    const char *path;     /* static: "same-host" or "network" */
+    double seconds;       /* wall time of the transfer incl. verification */
+    uint64_t chunks;
+} loom_objfetch_stats_t;
+
+/* Fetches ref's bytes into *data (malloc'd, caller frees; *n = ref->size).
+ * stats may be NULL. LOOM_EUNAVAIL (producer gone / not answering),
+ * LOOM_ENOTFOUND (evicted), LOOM_EPROTO (bad chunk), LOOM_EPARSE (checksum
+ * mismatch), LOOM_ETIMEDOUT, LOOM_ECANCELLED. */
+int loom_objfetch(const loom_objref_t *ref, const loom_objfetch_opts_t *o, void **data, size_t *n,
+                  loom_objfetch_stats_t *stats, loom_err_t *e);
+
+#endif

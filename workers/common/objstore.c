@@ -1,0 +1,471 @@
+/* objstore.c — content-addressed object cache in files (shared memory by
+ * default) plus the thread that serves byte ranges over ZeroMQ. */
+#include "workers/common/objstore.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+#include <zmq.h>
+
+#include "common/log.h"
+#include "common/map.h"
+#include "common/sha.h"
+#include "loom/v1/objects.pb-c.h"
+
+#define COMP "objects"
+#define MAX_CHUNK (16u << 20)
+#define MAX_REQUEST 1024
+
+typedef struct entry {
+    struct entry *prev, *next; /* storage order: head = oldest */
+    char id[65];
+    char checksum[33];
+    uint64_t size;
+    void *map;                 /* read-only mapping of the file (NULL when size 0) */
+} entry_t;
+
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t mu;        /* everything below */
+    int ready;                 /* 1 ok, -1 failed (err says why) */
+    char err[700];
+    char dir[400];
+    char endpoint[256];
+    uint64_t budget, bytes;
+    loom_map_t *byid;          /* id -> entry_t */
+    entry_t *head, *tail;
+    void *zctx, *sock;
+    pthread_t thread;
+} S = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* snprintf that says whether it fit (paths here are bounded up front, so a
+ * truncation is an error, never a silent wrong name). */
+static int fmt(char *out, size_t n, const char *f, ...) __attribute__((format(printf, 3, 4)));
+static int fmt(char *out, size_t n, const char *f, ...) {
+    va_list ap;
+    va_start(ap, f);
+    int k = vsnprintf(out, n, f, ap);
+    va_end(ap);
+    return k >= 0 && (size_t)k < n ? 0 : -1;
+}
+
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+static char host_id[64];
+
+static void load_host(void) {
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (!f) return;
+    if (fgets(host_id, sizeof host_id, f)) host_id[strcspn(host_id, "\n")] = 0;
+    fclose(f);
+}
+
+const char *loom_objstore_host_id(void) {
+    pthread_once(&host_once, load_host);
+    return host_id;
+}
+
+/* ---- the cache directory ---------------------------------------------- */
+
+/* Removes dir/<pid> directories whose process is gone (killed workers). */
+static void sweep_dead(const char *root) {
+    DIR *d = opendir(root);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char sub[PATH_MAX];
+        fmt(sub, sizeof sub, "%s/%s", root, de->d_name);
+        DIR *s = opendir(sub);
+        struct dirent *fe;
+        while (s && (fe = readdir(s))) {
+            if (fe->d_name[0] == '.') continue;
+            char f[PATH_MAX + 80];
+            fmt(f, sizeof f, "%s/%s", sub, fe->d_name);
+            unlink(f);
+        }
+        if (s) closedir(s);
+        if (!rmdir(sub)) LOOM_INFO(COMP, "msg=\"swept objects of a dead process\" dir=%s", sub);
+    }
+    closedir(d);
+}
+
+static void remove_dir(void) {
+    pthread_mutex_lock(&S.mu);
+    for (entry_t *x = S.head; x; x = x->next) {
+        char f[PATH_MAX];
+        fmt(f, sizeof f, "%s/%s", S.dir, x->id);
+        unlink(f);
+    }
+    if (S.dir[0]) rmdir(S.dir);
+    pthread_mutex_unlock(&S.mu);
+}
+
+/* ---- the server thread -------------------------------------------------- */
+
+static void answer(void *sock, zmq_msg_t *rid, const Loom__V1__ObjectRequest *rq, const char *bad) {
+    Loom__V1__ObjectChunk c = LOOM__V1__OBJECT_CHUNK__INIT;
+    c.id = rq && rq->id ? rq->id : "";
+    c.seq = rq ? rq->seq : 0;
+    c.offset = rq ? rq->offset : 0;
+    const uint8_t *data = NULL;
+    pthread_mutex_lock(&S.mu);
+    entry_t *x = !bad && rq ? loom_map_get(S.byid, rq->id) : NULL;
+    if (bad) {
+        c.status = LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_BAD_REQUEST;
+        c.message = (char *)bad;
+    } else if (!x) {
+        c.status = LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_NOT_FOUND;
+        c.message = "no such object here (evicted or never stored)";
+    } else if (rq->offset > x->size) {
+        c.status = LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_BAD_REQUEST;
+        c.message = "offset past the end of the object";
+        c.size = x->size;
+    } else {
+        c.size = x->size;
+        uint64_t left = x->size - rq->offset;
+        c.length = (uint32_t)(left < rq->length ? left : rq->length);
+        if (c.length > MAX_CHUNK) c.length = MAX_CHUNK;
+        data = (const uint8_t *)x->map + rq->offset;
+    }
+    size_t hl = loom__v1__object_chunk__get_packed_size(&c);
+    uint8_t hdr[1024];
+    int ok = hl <= sizeof hdr;
+    if (ok) loom__v1__object_chunk__pack(&c, hdr);
+    zmq_msg_t body;
+    /* The data is copied into the message under the lock, so eviction
+     * cannot unmap it underneath a send. */
+    if (ok && data && zmq_msg_init_size(&body, c.length) == 0) memcpy(zmq_msg_data(&body), data, c.length);
+    else data = NULL;
+    pthread_mutex_unlock(&S.mu);
+    if (!ok) return;
+    if (zmq_msg_send(rid, sock, ZMQ_SNDMORE) < 0 || zmq_send(sock, hdr, hl, data ? ZMQ_SNDMORE : 0) < 0) {
+        if (data) zmq_msg_close(&body);
+        return;
+    }
+    if (data && zmq_msg_send(&body, sock, 0) < 0) zmq_msg_close(&body);
+}
+
+/* One request: [routing id][ObjectRequest]. Anything else is dropped or
+ * answered BAD_REQUEST; nothing a peer sends stops the thread. */
+static void serve_one(void *sock) {
+    zmq_msg_t rid, req;
+    zmq_msg_init(&rid);
+    zmq_msg_init(&req);
+    int more = 0;
+    size_t ml = sizeof more;
+    if (zmq_msg_recv(&rid, sock, 0) < 0) goto out_rid;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml);
+    if (!more) goto out_rid;
+    if (zmq_msg_recv(&req, sock, 0) < 0) goto out_req;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml);
+    while (more) { /* extra frames: drain them */
+        zmq_msg_t x;
+        zmq_msg_init(&x);
+        zmq_msg_recv(&x, sock, 0);
+        zmq_msg_close(&x);
+        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml);
+    }
+    Loom__V1__ObjectRequest *rq = NULL;
+    const char *bad = NULL;
+    if (zmq_msg_size(&req) > MAX_REQUEST) bad = "request too large";
+    else if (!(rq = loom__v1__object_request__unpack(NULL, zmq_msg_size(&req), zmq_msg_data(&req))))
+        bad = "malformed ObjectRequest";
+    else if (!rq->id || strlen(rq->id) != 64 || strspn(rq->id, "0123456789abcdef") != 64) bad = "bad object id";
+    answer(sock, &rid, rq, bad);
+    if (rq) loom__v1__object_request__free_unpacked(rq, NULL);
+out_req:
+    zmq_msg_close(&req);
+out_rid:
+    zmq_msg_close(&rid);
+}
+
+static void *serve(void *arg) {
+    (void)arg;
+    for (;;) {
+        zmq_pollitem_t it = {S.sock, 0, ZMQ_POLLIN, 0};
+        int n = zmq_poll(&it, 1, -1);
+        if (n < 0) {
+            if (zmq_errno() == ETERM) break;
+            continue;
+        }
+        serve_one(S.sock);
+    }
+    return NULL;
+}
+
+/* ---- start ---------------------------------------------------------------- */
+
+static void start(void) {
+    const char *root = getenv("LOOM_OBJECT_DIR"), *ep = getenv("LOOM_OBJECT_ENDPOINT");
+    const char *budget = getenv("LOOM_OBJECT_CACHE_BYTES");
+    char dflt[128];
+    if (!root || !*root) {
+        fmt(dflt, sizeof dflt, "/dev/shm/loom-objects-%u", (unsigned)getuid());
+        root = dflt;
+    }
+    S.budget = budget && *budget ? strtoull(budget, NULL, 10) : (4ull << 30);
+    if (!ep || !*ep) ep = "tcp://127.0.0.1:*";
+    if (mkdir(root, 0700) && errno != EEXIST) {
+        fmt(S.err, sizeof S.err, "cannot create the object directory %s: %s", root, strerror(errno));
+        goto fail;
+    }
+    sweep_dead(root);
+    if (fmt(S.dir, sizeof S.dir, "%s/%d", root, (int)getpid())) {
+        fmt(S.err, sizeof S.err, "the object directory path %.300s is too long", root);
+        goto fail;
+    }
+    if (mkdir(S.dir, 0700) && errno != EEXIST) {
+        fmt(S.err, sizeof S.err, "cannot create the object directory %s: %s", S.dir, strerror(errno));
+        goto fail;
+    }
+    if (!(S.byid = loom_map_new(NULL)) || !(S.zctx = zmq_ctx_new()) || !(S.sock = zmq_socket(S.zctx, ZMQ_ROUTER))) {
+        fmt(S.err, sizeof S.err, "cannot start the object server: out of memory or ZeroMQ failed");
+        goto fail;
+    }
+    int linger = 0, hwm = 64, maxmsg = MAX_REQUEST;
+    int64_t maxmsg64 = maxmsg;
+    zmq_setsockopt(S.sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(S.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(S.sock, ZMQ_MAXMSGSIZE, &maxmsg64, sizeof maxmsg64);
+    if (zmq_bind(S.sock, ep) != 0) {
+        fmt(S.err, sizeof S.err, "cannot bind the object endpoint %s: %s", ep, zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    size_t l = sizeof S.endpoint;
+    zmq_getsockopt(S.sock, ZMQ_LAST_ENDPOINT, S.endpoint, &l);
+    if (!strncmp(S.endpoint, "tcp://0.0.0.0:", 14)) { /* name this host instead of the wildcard */
+        char h[200] = "localhost", port[16];
+        gethostname(h, sizeof h - 1);
+        fmt(port, sizeof port, "%s", S.endpoint + 14);
+        fmt(S.endpoint, sizeof S.endpoint, "tcp://%s:%s", h, port);
+    }
+    if (pthread_create(&S.thread, NULL, serve, NULL)) {
+        fmt(S.err, sizeof S.err, "cannot start the object server thread");
+        goto fail;
+    }
+    pthread_detach(S.thread);
+    atexit(remove_dir);
+    S.ready = 1;
+    LOOM_INFO(COMP, "msg=\"object store ready\" dir=%s endpoint=%s budget=%llu", S.dir, S.endpoint,
+              (unsigned long long)S.budget);
+    return;
+fail:
+    S.ready = -1;
+    LOOM_ERROR(COMP, "msg=\"object store unavailable\" error=\"%s\"", S.err);
+}
+
+/* ---- put / drop ------------------------------------------------------------ */
+
+static void unlink_entry(entry_t *x) {
+    if (x->prev) x->prev->next = x->next;
+    else S.head = x->next;
+    if (x->next) x->next->prev = x->prev;
+    else S.tail = x->prev;
+    char f[PATH_MAX];
+    fmt(f, sizeof f, "%s/%s", S.dir, x->id);
+    unlink(f);
+    if (x->map) munmap(x->map, x->size);
+    S.bytes -= x->size;
+    loom_map_del(S.byid, x->id);
+    free(x);
+}
+
+static void fill_ref(const entry_t *x, const char *worker, const char *media, loom_objref_t *ref) {
+    memset(ref, 0, sizeof *ref);
+    memcpy(ref->id, x->id, sizeof ref->id);
+    memcpy(ref->checksum, x->checksum, sizeof ref->checksum);
+    ref->size = x->size;
+    fmt(ref->worker, sizeof ref->worker, "%s", worker ? worker : "");
+    fmt(ref->endpoint, sizeof ref->endpoint, "%s", S.endpoint);
+    fmt(ref->host, sizeof ref->host, "%s", loom_objstore_host_id());
+    fmt(ref->path, sizeof ref->path, "%s/%s", S.dir, x->id);
+    fmt(ref->media, sizeof ref->media, "%s", media ? media : "");
+}
+
+static int write_file(const char *path, const void *data, size_t n, loom_err_t *e) {
+    char tmp[PATH_MAX];
+    fmt(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return loom_err_set(e, LOOM_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t left = n;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int er = errno;
+            close(fd);
+            unlink(tmp);
+            return loom_err_set(e, LOOM_EIO, "cannot write %s: %s", tmp, strerror(er));
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    close(fd);
+    if (rename(tmp, path)) {
+        unlink(tmp);
+        return loom_err_set(e, LOOM_EIO, "cannot rename %s: %s", tmp, strerror(errno));
+    }
+    return 0;
+}
+
+int loom_objstore_put(const void *data, size_t n, const char *worker, const char *media, loom_objref_t *ref,
+                      loom_err_t *e) {
+    pthread_once(&S.once, start);
+    if (S.ready != 1) return loom_err_set(e, LOOM_EIO, "%s", S.err);
+    uint8_t dg[32];
+    char id[65];
+    if (loom_sha256(data, n, dg)) return loom_err_set(e, LOOM_EIO, "SHA-256 failed");
+    loom_hex(dg, 32, id);
+    pthread_mutex_lock(&S.mu);
+    int rc = 0;
+    entry_t *x = loom_map_get(S.byid, id);
+    if (x) goto done; /* content-addressed: already here */
+    if (n > S.budget) {
+        rc = loom_err_set(e, LOOM_ETOOBIG, "object of %zu bytes exceeds the object cache (%llu bytes)", n,
+                          (unsigned long long)S.budget);
+        loom_err_hint(e, "raise LOOM_OBJECT_CACHE_BYTES");
+        goto out;
+    }
+    while (S.head && S.bytes + n > S.budget) {
+        LOOM_INFO(COMP, "msg=\"evicted\" id=%.16s bytes=%llu", S.head->id, (unsigned long long)S.head->size);
+        unlink_entry(S.head);
+    }
+    if (!(x = calloc(1, sizeof *x))) { rc = loom_err_set(e, LOOM_ENOMEM, "out of memory"); goto out; }
+    memcpy(x->id, id, sizeof id);
+    loom_objstore_checksum_hex(XXH3_128bits(data, n), x->checksum);
+    x->size = n;
+    char path[PATH_MAX];
+    fmt(path, sizeof path, "%s/%s", S.dir, id);
+    /* Written while holding the lock: puts are rare and large, and the
+     * server must never see a half-made entry. */
+    if ((rc = write_file(path, data, n, e))) { free(x); goto out; }
+    if (n) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        x->map = fd < 0 ? MAP_FAILED : mmap(NULL, n, PROT_READ, MAP_SHARED, fd, 0);
+        if (fd >= 0) close(fd);
+        if (x->map == MAP_FAILED) {
+            unlink(path);
+            free(x);
+            rc = loom_err_set(e, LOOM_EIO, "cannot map %s: %s", path, strerror(errno));
+            goto out;
+        }
+    }
+    if (loom_map_put(S.byid, id, x)) {
+        if (x->map) munmap(x->map, n);
+        unlink(path);
+        free(x);
+        rc = loom_err_set(e, LOOM_ENOMEM, "out of memory");
+        goto out;
+    }
+    x->prev = S.tail;
+    if (S.tail) S.tail->next = x;
+    else S.head = x;
+    S.tail = x;
+    S.bytes += n;
+done:
+    fill_ref(x, worker, media, ref);
+out:
+    pthread_mutex_unlock(&S.mu);
+    return rc;
+}
+
+int loom_objstore_drop(const char *id) {
+    pthread_mutex_lock(&S.mu);
+    entry_t *x = S.byid ? loom_map_get(S.byid, id) : NULL;
+    if (x) unlink_entry(x);
+    pthread_mutex_unlock(&S.mu);
+    return x ? 0 : LOOM_ENOTFOUND;
+}
+
+const char *loom_objstore_endpoint(void) { return S.ready == 1 ? S.endpoint : ""; }
+
+uint64_t loom_objstore_bytes(void) {
+    pthread_mutex_lock(&S.mu);
+    uint64_t b = S.bytes;
+    pthread_mutex_unlock(&S.mu);
+    return b;
+}
+
+/* ---- references in JSON ---------------------------------------------------- */
+
+void loom_objstore_checksum_hex(XXH128_hash_t h, char out[33]) {
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, h);
+    loom_hex(c.digest, 16, out);
+}
+
+json_t *loom_objref_to_json(const loom_objref_t *r) {
+    return json_pack("{s:{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s}}", "$object", "id", r->id, "size",
+                     (json_int_t)r->size, "checksum", r->checksum, "worker", r->worker, "endpoint", r->endpoint,
+                     "host", r->host, "path", r->path, "media", r->media);
+}
+
+int loom_objref_is(const json_t *j) { return json_is_object(json_object_get(j, "$object")); }
+
+static int str_field(const json_t *o, const char *k, char *out, size_t n, int required, loom_err_t *e) {
+    const json_t *v = json_object_get(o, k);
+    out[0] = 0;
+    if (!v && !required) return 0;
+    if (!json_is_string(v) || json_string_length(v) >= n) {
+        loom_err_set(e, LOOM_EINVAL, "object reference: \"%s\" must be a string of at most %zu bytes", k, n - 1);
+        loom_err_field(e, "$object.%s", k);
+        return LOOM_EINVAL;
+    }
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+int loom_objref_from_json(const json_t *j, loom_objref_t *r, loom_err_t *e) {
+    memset(r, 0, sizeof *r);
+    const json_t *o = json_object_get(j, "$object");
+    if (!json_is_object(o)) {
+        loom_err_set(e, LOOM_EINVAL, "not an object reference (no \"$object\")");
+        return LOOM_EINVAL;
+    }
+    int rc;
+    if ((rc = str_field(o, "id", r->id, sizeof r->id, 1, e)) ||
+        (rc = str_field(o, "checksum", r->checksum, sizeof r->checksum, 1, e)) || (rc = str_field(o, "worker", r->worker, sizeof r->worker, 0, e)) ||
+        (rc = str_field(o, "endpoint", r->endpoint, sizeof r->endpoint, 0, e)) ||
+        (rc = str_field(o, "host", r->host, sizeof r->host, 0, e)) ||
+        (rc = str_field(o, "path", r->path, sizeof r->path, 0, e)) ||
+        (rc = str_field(o, "media", r->media, sizeof r->media, 0, e)))
+        return rc;
+    if (strlen(r->id) != 64 || strspn(r->id, "0123456789abcdef") != 64) {
+        loom_err_set(e, LOOM_EINVAL, "object reference: \"id\" must be 64 lowercase hex digits (SHA-256)");
+        loom_err_field(e, "$object.id");
+        return LOOM_EINVAL;
+    }
+    if (strlen(r->checksum) != 32 || strspn(r->checksum, "0123456789abcdef") != 32) {
+        loom_err_set(e, LOOM_EINVAL, "object reference: \"checksum\" must be 32 lowercase hex digits (XXH3-128)");
+        loom_err_field(e, "$object.checksum");
+        return LOOM_EINVAL;
+    }
+    const json_t *s = json_object_get(o, "size");
+    if (!json_is_integer(s) || json_integer_value(s) < 0) {
+        loom_err_set(e, LOOM_EINVAL, "object reference: \"size\" must be a non-negative integer");
+        loom_err_field(e, "$object.size");
+        return LOOM_EINVAL;
+    }
+    r->size = (uint64_t)json_integer_value(s);
+    if (!r->endpoint[0] && !r->path[0]) {
+        loom_err_set(e, LOOM_EINVAL, "object reference names neither an endpoint nor a path");
+        loom_err_field(e, "$object.endpoint");
+        return LOOM_EINVAL;
+    }
+    return 0;
+}

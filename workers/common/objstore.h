@@ -1,0 +1,72 @@
+/* objstore.h — the worker's object store: large payloads (KV caches, big
+ * step outputs) stay on the worker that made them and travel by reference.
+ *
+ * Objects are content-addressed (id = lowercase hex SHA-256 of the bytes)
+ * and kept as files under a cache directory, by default in shared memory:
+ *   $LOOM_OBJECT_DIR/<pid>/<id>       (default /dev/shm/loom-objects-<uid>)
+ * so a consumer on the same host reads the file directly (the same-host
+ * path) and one elsewhere fetches it over ZeroMQ from the object endpoint a
+ * server thread binds ($LOOM_OBJECT_ENDPOINT, default tcp://127.0.0.1:*;
+ * with a wildcard address such as tcp://0.0.0.0 the reference names this
+ * host).
+ * The store is bounded ($LOOM_OBJECT_CACHE_BYTES, default 4 GiB): storing
+ * past it evicts the oldest objects first; a consumer that then asks for
+ * one gets NOT_FOUND and falls back. The directory goes when the process
+ * exits normally; directories of dead processes are swept at start.
+ *
+ * One store per process, started on first use; thread-safe. The wire
+ * protocol is protocol/loom/v1/objects.proto; the consumer side is
+ * objfetch.h. */
+#ifndef LOOM_WORKERS_OBJSTORE_H
+#define LOOM_WORKERS_OBJSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <xxhash.h>
+
+#include "common/err.h"
+
+/* A reference to an object: what loomd and the store see instead of the
+ * bytes. In task JSON: {"$object": {"id", "size", "checksum", "worker",
+ * "endpoint", "host", "path", "media"}}. The id names the content (SHA-256,
+ * computed once by the producer); the consumer verifies the much cheaper
+ * XXH3-128 checksum at link speed. It catches corruption, not forgery: peers
+ * are to be authenticated by the channel (CURVE, as the worker port). */
+typedef struct loom_objref {
+    char id[65];          /* hex SHA-256 of the bytes (content address) */
+    char checksum[33];    /* hex XXH3-128 of the bytes: what a consumer verifies */
+    uint64_t size;
+    char worker[128];     /* producing worker's id ("" when unknown) */
+    char endpoint[256];   /* its object endpoint, tcp://host:port */
+    char host[64];        /* its host identity (boot id): same-host test */
+    char path[512];       /* the file on that host */
+    char media[64];       /* what the bytes are, e.g. "loom-kv-v1" */
+} loom_objref_t;
+
+/* Stores n bytes (copied) and fills ref. worker and media may be NULL.
+ * LOOM_ETOOBIG when n exceeds the whole budget; LOOM_EIO when the
+ * directory or the endpoint cannot be set up (message says which). */
+int loom_objstore_put(const void *data, size_t n, const char *worker, const char *media, loom_objref_t *ref,
+                      loom_err_t *e);
+/* Drops an object (e.g. when its consumers are done); 0 or LOOM_ENOTFOUND. */
+int loom_objstore_drop(const char *id);
+/* The object endpoint ("" before the first put) and the bytes stored. */
+const char *loom_objstore_endpoint(void);
+uint64_t loom_objstore_bytes(void);
+
+/* Hex form of an XXH3-128 checksum (objfetch verifies with it). */
+void loom_objstore_checksum_hex(XXH128_hash_t h, char out[33]);
+
+/* This host's identity (kernel boot id), "" when unknown. Borrowed. */
+const char *loom_objstore_host_id(void);
+
+/* {"$object": {...}} for ref (new reference) / back. A JSON value is a
+ * reference exactly when loom_objref_is(j). from_json validates every
+ * field (bad input: LOOM_EINVAL naming the field). */
+json_t *loom_objref_to_json(const loom_objref_t *ref);
+int loom_objref_is(const json_t *j);
+int loom_objref_from_json(const json_t *j, loom_objref_t *ref, loom_err_t *e);
+
+#endif
