@@ -439,23 +439,18 @@ static int feed(state_t *st, int c)
         if (st->depth == 0)
             return -1; /* the value is complete: nothing may follow */
         frame_t *f = &st->f[st->depth - 1];
+        /* Between tokens of a value, object or array: at most one whitespace. */
+        if (f->kind <= F_ARR && is_ws(c)) {
+            if (f->gap)
+                return -1;
+            f->gap = 1;
+            return 0;
+        }
         switch (f->kind) {
         case F_VALUE:
-            if (is_ws(c)) {
-                if (f->gap)
-                    return -1;
-                f->gap = 1;
-                return 0;
-            }
             return open_value(f, c);
         case F_OBJ: {
             const gs_t *s = f->s;
-            if (is_ws(c)) {
-                if (f->gap)
-                    return -1;
-                f->gap = 1;
-                return 0;
-            }
             f->gap = 0;
             switch (f->st) {
             case O_OPEN:
@@ -499,12 +494,6 @@ static int feed(state_t *st, int c)
         }
         case F_ARR: {
             const gs_t *s = f->s;
-            if (is_ws(c)) {
-                if (f->gap)
-                    return -1;
-                f->gap = 1;
-                return 0;
-            }
             f->gap = 0;
             if (f->st == A_OPEN && c == ']' && s->min_items == 0) {
                 pop_value(st);

@@ -18,3 +18,4 @@ $(BUILD)/tests/integ_examples_fake_llm: $(BUILD)/tests/fake-llm-worker
 $(BUILD)/tests/integ_mcp: var/npm/.installed
 var/npm/.installed: deploy/npm/package.json deploy/install-npm.sh
 	@./deploy/install-npm.sh || echo "warning: deploy/install-npm.sh failed; MCP tests will skip" >&2
+$(BUILD)/tests/integ_mixed_fake_endpoint: var/npm/.installed

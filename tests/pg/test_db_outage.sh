@@ -25,14 +25,16 @@ for _ in $(seq 100); do [ "$(health)" = 503 ] && break; sleep 0.1; done
 curl -s "http://127.0.0.1:$HP/healthz" | grep -q '"status":"degraded"' || fail "healthz body"
 curl -s "http://127.0.0.1:$HP/metrics" | grep -q '^loom_db_up 0$' || fail "metrics db_up"
 
-# submissions during the outage: in the background, they wait for durability
-late=()
-for i in $(seq 6); do (submit 0.05 >"$TMP/late.$i" 2>"$TMP/late.$i.err") & late+=($!); done
 # work goes on: the long runs finish while the database is down
 for id in "${long[@]}"; do
   for _ in $(seq 100); do "$BIN/loom" status "$id" 2>/dev/null | grep -q succeeded && break; sleep 0.1; done
   "$BIN/loom" status "$id" | grep -q succeeded || fail "run $id did not finish during the outage"
 done
+# submissions during the outage: in the background, they wait for durability
+# (made after the long runs are checked, so that their 10 s Submit deadline
+# covers only the restart below, even on a loaded machine)
+late=()
+for i in $(seq 6); do (submit 0.05 >"$TMP/late.$i" 2>"$TMP/late.$i.err") & late+=($!); done
 sleep 0.5
 acked=$(cat "$TMP"/late.[0-9] 2>/dev/null | grep -c .)
 [ "$acked" = 0 ] || fail "$acked submissions acknowledged while the database was down"

@@ -110,7 +110,7 @@ static void support_rag_example_parses_into_dag(void **state)
     assert_non_null(esc->when);
     assert_true(esc->expect.probability == 0.1);
     assert_int_equal(loom_workflow_step(wf, "lookup_ticket")->retries, 2);
-    assert_int_equal(loom_workflow_step(wf, "lookup_ticket")->timeout_ms, 2000);
+    assert_int_equal(loom_workflow_step(wf, "lookup_ticket")->timeout_ms, 20000);
     /* the order is topological and stable */
     size_t pos[16];
     for (size_t i = 0; i < wf->graph.n_steps; i++)
