@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -314,6 +315,29 @@ void engine_step_path(const scope_t *sc, size_t i, char *buf, size_t n)
     }
 }
 
+/* Step path with loop iterations ("refine#2/draft"): unlike the step id
+ * clients see, it tells iterations apart. */
+static void key_path(const scope_t *sc, size_t i, char *buf, size_t n)
+{
+    if (sc->parent) {
+        char pre[256];
+        key_path(sc->parent, sc->owner, pre, sizeof pre);
+        snprintf(buf, n, "%s#%d/%s", pre, sc->iteration, sc->g->steps[i].id);
+    } else {
+        snprintf(buf, n, "%s", sc->g->steps[i].id);
+    }
+}
+
+void loom_task_key(const loom_task_t *t, char *buf, size_t n)
+{
+    char path[300];
+    key_path(t->scope, t->step, path, sizeof path);
+    if (t->index >= 0)
+        snprintf(buf, n, "%s:%s[%d]", t->run->id, path, t->index);
+    else
+        snprintf(buf, n, "%s:%s", t->run->id, path);
+}
+
 /* ---- tasks ------------------------------------------------------------------ */
 
 static int64_t prio_of(loom_run_t *r, scope_t *sc, size_t i)
@@ -338,7 +362,9 @@ static loom_task_t *task_new(loom_engine_t *e, scope_t *sc, size_t i, int index,
     }
     loom_run_t *r = sc->run;
     t->qi.slot = SIZE_MAX;
-    snprintf(t->id, sizeof t->id, "%" PRIx64, ++e->next_task);
+    /* unique across loomd restarts too (workers may still hold tasks of
+     * an earlier loomd, see engine_adopt.c) */
+    snprintf(t->id, sizeof t->id, "%x.%" PRIx64, e->epoch, ++e->next_task);
     t->run = r;
     t->scope = sc;
     t->step = i;
@@ -612,11 +638,17 @@ loom_engine_t *loom_engine_new(const loom_engine_cfg_t *cfg)
         e->cfg.max_lost = 3;
     if (e->cfg.backoff_ms <= 0)
         e->cfg.backoff_ms = 100;
+    if (e->cfg.adopt_grace_ms <= 0)
+        e->cfg.adopt_grace_ms = 3000;
     e->runs = loom_map_new(NULL);
     e->tasks = loom_map_new(NULL);
     e->idem = loom_map_new(free);
     loom_sched_init(&e->ready);
     e->boot = (uint32_t)(loom_wall_ms() / 1000);
+    /* this process's epoch: differs between restarts, even within a second */
+    static uint32_t engines; /* several engines in one process (tests) */
+    e->epoch = (uint32_t)((uint64_t)loom_wall_ms() * 2654435761u) ^ ((uint32_t)getpid() << 8) ^
+               (++engines * 0x9e3779b9u);
     if (!e->runs || !e->tasks || !e->idem) {
         loom_engine_destroy(&e);
         return NULL;
@@ -909,6 +941,11 @@ const char *loom_run_id(const loom_run_t *r)
 const char *loom_run_workflow(const loom_run_t *r)
 {
     return r->wf && r->wf->name ? r->wf->name : r->name ? r->name : "";
+}
+
+uint32_t loom_engine_epoch(const loom_engine_t *e)
+{
+    return e->epoch;
 }
 
 uint64_t loom_run_last_seq(const loom_run_t *r)

@@ -45,7 +45,9 @@ typedef struct loom_task {
     int index;                 /* foreach item, or -1 */
     int attempt;               /* 1, 2, ... (retries and re-runs after a lost worker) */
     int tries;                 /* attempts that failed (counted against retries:) */
-    int lost;                  /* times a worker died under it */
+    int lost;                  /* times a worker died under it after it started */
+    int started;               /* the worker said this attempt began executing (Started) */
+    int requeued;              /* times re-queued from a lost worker before it started */
     loom_task_state_t state;
     const char *op;            /* borrowed from the workflow */
     char *input;               /* rendered input JSON (owned) */
@@ -82,6 +84,8 @@ typedef struct loom_engine_cfg {
     int64_t placement_timeout_ms; /* fail a task no worker can run after this (default 30000) */
     int max_lost;                 /* re-runs after lost workers before failing (default 3) */
     int64_t backoff_ms;           /* first retry delay (default 100), doubles, max 5000 */
+    int64_t adopt_grace_ms;       /* after recovery, hold recovered tasks this long so workers
+                                   * that still run them can re-register and keep them (default 3000) */
 } loom_engine_cfg_t;
 
 loom_engine_t *loom_engine_new(const loom_engine_cfg_t *cfg);
@@ -140,8 +144,46 @@ void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *ta
 void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                                uint32_t attempt, const char *message);
 
-/* w was lost: its tasks go back to the queue. */
+/* w said these tasks began executing (WorkerHub.Started); tasks it does
+ * not own or other attempts are ignored. */
+void loom_engine_started(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                         uint32_t attempt);
+
+/* w was lost: its tasks go back to the queue. A task that had started
+ * counts as an attempt (at most max_lost of them); one that was only
+ * queued on w is re-queued under the same attempt. */
 void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w);
+
+/* ---- reconciliation when a worker (re-)registers (engine_adopt.c) ---- */
+
+typedef enum {
+    LOOM_HELD_QUEUED = 1,   /* received, not started */
+    LOOM_HELD_RUNNING = 2,  /* executing */
+    LOOM_HELD_FINISHED = 3, /* finished; the worker can send the result again */
+} loom_held_state_t;
+
+typedef struct loom_held_task {
+    const char *task_id, *task_key;
+    uint32_t attempt;
+    loom_held_state_t state;
+} loom_held_task_t;
+
+typedef enum {
+    LOOM_ADOPT_DROP = 0,   /* the worker discards it (no run, no report) */
+    LOOM_ADOPT_KEEP = 1,   /* the worker keeps running it for loomd */
+    LOOM_ADOPT_RESEND = 2, /* the worker sends its result again */
+} loom_adopt_t;
+
+/* w registered (again) holding held[0..n). Tasks loomd had on w that w no
+ * longer holds are lost (as loom_engine_worker_lost); each held task is
+ * matched to a live task by id or, after a loomd restart, by task key,
+ * and adopted onto w when that runs it at most once (decision[i] says what
+ * w does with it). */
+void loom_engine_reconcile(loom_engine_t *e, loom_worker_rec_t *w, const loom_held_task_t *held,
+                           size_t n, loom_adopt_t *decision);
+
+/* The task's stable key (see worker.proto AssignRequest.task_key). */
+void loom_task_key(const loom_task_t *t, char *buf, size_t n);
 /* The set of workers changed: parked tasks get another chance. */
 void loom_engine_workers_changed(loom_engine_t *e);
 
@@ -156,6 +198,8 @@ const char *loom_run_id(const loom_run_t *r);
 /* The workflow's name (its `name:`), for per-workflow metrics. */
 const char *loom_run_workflow(const loom_run_t *r);
 uint64_t loom_run_last_seq(const loom_run_t *r);
+/* This loomd process's epoch (changes on every restart). */
+uint32_t loom_engine_epoch(const loom_engine_t *e);
 
 /* The task's step id as clients see it ("loop/body" inside loops). */
 void loom_task_step_path(const loom_task_t *t, char *buf, size_t n);

@@ -85,6 +85,7 @@ struct loom_engine {
     scope_t *dead_scopes;     /* finished loop iterations, likewise */
     uint64_t next_task, next_run, next_sla_check;
     uint32_t boot;
+    uint32_t epoch;           /* this loomd process (task ids, RegisterReply.epoch) */
     loom_engine_stats_t stats;
 };
 
@@ -158,5 +159,8 @@ void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state
  * retryable and attempts remain, else the step ends in state how. */
 void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how, const char *error,
                         int retryable);
+/* engine_results.c: t's worker w is gone (lost, or re-registered without
+ * it): re-queue (an attempt only if it had started) or fail it. */
+void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w);
 
 #endif

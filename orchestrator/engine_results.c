@@ -17,14 +17,18 @@
 
 /* ---- results ------------------------------------------------------------------------ */
 
-/* Re-queues t after a failure or a lost worker (delay_ms of backoff). */
-static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms)
+/* Re-queues t after a failure or a lost worker (delay_ms of backoff);
+ * next_attempt: 1 when the attempt ran (or may have), 0 when it never
+ * started (the same attempt is tried elsewhere). */
+static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms, int next_attempt)
 {
     if (t->worker)
         snprintf(t->last_worker, sizeof t->last_worker, "%s", t->worker->id);
     engine_worker_detach(t);
     engine_list_del(e, t);
-    t->attempt++;
+    if (next_attempt)
+        t->attempt++;
+    t->started = 0;
     t->state = LOOM_TASK_READY;
     t->deadline_mono = 0;
     t->ready_ns = loom_clock_ns() + delay_ms * 1000000ull;
@@ -49,7 +53,7 @@ void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
         if (delay > 5000)
             delay = 5000;
         e->stats.tasks_retried++;
-        requeue(e, t, delay);
+        requeue(e, t, delay, 1);
         engine_task_retried(e, t, error);
         return;
     }
@@ -110,11 +114,12 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
         return loom_err_set(err, LOOM_ENOTFOUND, "result for unknown or finished task '%s'",
                             task_id ? task_id : "");
     }
-    if (t->worker != w && strcmp(t->last_worker, w->id) == 0 && (int)attempt == t->attempt - 1 &&
-        t->state != LOOM_TASK_SUCCEEDED) {
-        /* A worker declared lost finished the previous attempt after all:
+    if (ok && strcmp(t->last_worker, w->id) == 0 && (int)attempt <= t->attempt &&
+        !(t->worker == w && (int)attempt == t->attempt) && t->state != LOOM_TASK_SUCCEEDED) {
+        /* A worker declared lost finished an earlier attempt after all:
          * take its result (the work is done) and stop the new attempt,
-         * rather than running the step's side effects twice. */
+         * rather than running the step's side effects twice. (A late
+         * failure is ignored: the current attempt goes on.) */
         LOOM_INFO(COMP, "msg=\"late result from a lost worker accepted\" task=%s worker=%s", t->id,
                   w->id);
         if (t->worker && e->cfg.cancel_task)
@@ -200,7 +205,7 @@ int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task
         engine_worker_detach(t);
         engine_task_failed(e, t, LOOM_TASK_FAILED, why ? why : "refused by every worker", 0);
     } else {
-        requeue(e, t, 10);
+        requeue(e, t, 10, 0);
         engine_task_retried(e, t, why);
     }
     engine_reap_runs(e);
@@ -230,25 +235,49 @@ void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const cha
     engine_emit(e, t->run, &ev);
 }
 
+void loom_engine_started(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                         uint32_t attempt)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (t && t->worker == w && (int)attempt == t->attempt)
+        t->started = 1;
+}
+
+/* Re-queues beyond this many of a task that never started mean it is
+ * what kills its workers before they can say it started: fail it. */
+#define MAX_UNSTARTED_REQUEUES 20
+
+void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
+{
+    e->stats.tasks_lost++;
+    char msg[300];
+    if (!t->started) { /* only queued there: no side effect, no attempt used */
+        if (++t->requeued <= MAX_UNSTARTED_REQUEUES) {
+            requeue(e, t, 0, 0);
+            return;
+        }
+        snprintf(msg, sizeof msg, "its workers were lost %d times before it could start (last: %s)",
+                 t->requeued, w->id);
+        engine_worker_detach(t);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
+        return;
+    }
+    t->lost++;
+    snprintf(msg, sizeof msg, "worker %s was lost while running it", w->id);
+    engine_worker_lost_event(e, t, w);
+    if (t->lost > e->cfg.max_lost) {
+        engine_worker_detach(t);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
+    } else {
+        requeue(e, t, 0, 1);
+        engine_task_retried(e, t, msg);
+    }
+}
+
 void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w)
 {
-    while (w->tasks) {
-        loom_task_t *t = w->tasks;
-        loom_run_t *r = t->run;
-        e->stats.tasks_lost++;
-        t->lost++;
-        char msg[300];
-        snprintf(msg, sizeof msg, "worker %s was lost while running it", w->id);
-        engine_worker_lost_event(e, t, w);
-        if (t->lost > e->cfg.max_lost) {
-            engine_worker_detach(t);
-            engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
-        } else {
-            requeue(e, t, 0);
-            engine_task_retried(e, t, msg);
-        }
-        (void)r;
-    }
+    while (w->tasks)
+        engine_task_lost(e, w->tasks, w);
     engine_reap_runs(e);
 }
 

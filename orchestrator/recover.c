@@ -64,6 +64,21 @@ static void fail_stored(loom_engine_t *e, const loom_store_run_t *sr, const char
     LOOM_WARN(COMP, "msg=\"run not recovered\" run=%s reason=\"%s\"", sr->id, why);
 }
 
+/* Workers that kept running this run's tasks while loomd was away
+ * re-register within about a heartbeat and keep them (engine_adopt.c):
+ * until then the recovered tasks wait instead of being dispatched again. */
+static void hold_for_adoption(loom_engine_t *e, loom_run_t *r)
+{
+    uint64_t until = loom_clock_ms() + (uint64_t)e->cfg.adopt_grace_ms;
+    for (loom_task_t *t = r->tasks; t; t = t->rnext) {
+        if (t->state != LOOM_TASK_READY || t->list)
+            continue;
+        loom_sched_remove(&e->ready, &t->qi);
+        t->not_before = until;
+        engine_list_add(e, LIST_RETRY, t);
+    }
+}
+
 /* Rebuilds the collected run and starts what is left of it. */
 static void restore(rec_t *c)
 {
@@ -141,6 +156,8 @@ static void restore(rec_t *c)
     if (sc->remaining == 0)
         engine_scope_done(e, sc);
     engine_scope_start(e, sc); /* no-op for a finished run; frees it */
+    if (loom_map_get(e->runs, sr->id) == r)
+        hold_for_adoption(e, r);
 }
 
 static int on_run(void *ud, const loom_store_run_t *run)

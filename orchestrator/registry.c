@@ -105,7 +105,8 @@ loom_worker_rec_t *loom_registry_by_peer(loom_registry_t *r, const uint8_t *peer
 loom_worker_rec_t *loom_registry_by_peer_any(loom_registry_t *r, const uint8_t *peer, size_t len)
 {
     for (size_t i = 0; i < r->n; i++)
-        if (r->v[i]->peer_len == len && memcmp(r->v[i]->peer, peer, len) == 0)
+        if ((r->v[i]->peer_len == len && memcmp(r->v[i]->peer, peer, len) == 0) ||
+            (r->v[i]->prev_peer_len == len && memcmp(r->v[i]->prev_peer, peer, len) == 0))
             return r->v[i];
     return NULL;
 }
@@ -137,6 +138,10 @@ loom_worker_rec_t *loom_registry_register(loom_registry_t *r, const char *id, co
     free_ops(w);
     if (peer_len > sizeof w->peer)
         peer_len = sizeof w->peer;
+    if (w->peer_len && (w->peer_len != peer_len || memcmp(w->peer, peer, peer_len) != 0)) {
+        memcpy(w->prev_peer, w->peer, w->peer_len);
+        w->prev_peer_len = w->peer_len;
+    }
     memcpy(w->peer, peer, peer_len);
     w->peer_len = peer_len;
     w->state = LOOM_WORKER_READY;

@@ -24,6 +24,9 @@ typedef struct loom_worker_rec {
     char id[128];
     uint8_t peer[256];          /* ZeroMQ routing id of its DEALER */
     size_t peer_len;
+    uint8_t prev_peer[256];     /* its connection before it re-registered: results
+                                 * still queued there are its own */
+    size_t prev_peer_len;
     loom_worker_state_t state;
     /* profile (copied at registration) */
     char kind[16];              /* "cpu", "gpu", "npu" */
@@ -69,8 +72,9 @@ loom_worker_rec_t *loom_registry_register(loom_registry_t *r, const char *id, co
 /* Lookups (borrowed; NULL when unknown). */
 loom_worker_rec_t *loom_registry_by_peer(loom_registry_t *r, const uint8_t *peer, size_t len);
 loom_worker_rec_t *loom_registry_by_id(loom_registry_t *r, const char *id);
-/* Like by_peer but also finds a worker already declared lost (its late
- * results may still be the first word on a task). */
+/* Like by_peer but also finds a worker already declared lost, or by the
+ * connection it had before re-registering (its late results may still be
+ * the first word on a task). */
 loom_worker_rec_t *loom_registry_by_peer_any(loom_registry_t *r, const uint8_t *peer, size_t len);
 /* Replaces w's resident model names (copied; heartbeats carry them).
  * Returns 0 or LOOM_ENOMEM (then w keeps no names). */

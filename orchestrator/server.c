@@ -122,8 +122,9 @@ static void send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size
     Loom__V1__AssignRequest *reqs = calloc(n, sizeof *reqs);
     Loom__V1__AssignRequest **ptrs = calloc(n, sizeof *ptrs);
     char (*sids)[256] = calloc(n, sizeof *sids);
-    if (!reqs || !ptrs || !sids) {
-        free(reqs), free(ptrs), free(sids);
+    char (*keys)[400] = calloc(n, sizeof *keys);
+    if (!reqs || !ptrs || !sids || !keys) {
+        free(reqs), free(ptrs), free(sids), free(keys);
         w->send_failed = 1;
         return;
     }
@@ -138,6 +139,8 @@ static void send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size
         reqs[i].task_id = t->id;
         reqs[i].run_id = (char *)loom_run_id(t->run);
         reqs[i].step_id = sids[i];
+        loom_task_key(t, keys[i], sizeof keys[i]);
+        reqs[i].task_key = keys[i];
         reqs[i].op = (char *)t->op;
         reqs[i].input_json = t->input ? t->input : "";
         reqs[i].attempt = (uint32_t)t->attempt;
@@ -160,6 +163,7 @@ static void send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size
     free(reqs);
     free(ptrs);
     free(sids);
+    free(keys);
 }
 
 static void cancel_task(void *ud, loom_worker_rec_t *w, const loom_task_t *t, const char *reason)
@@ -199,6 +203,50 @@ static const char *kind_name(Loom__V1__DeviceKind k)
     }
 }
 
+/* The tasks a registering worker still holds: what loomd keeps, wants
+ * again or drops (loom_engine_reconcile); fills rep's id lists (the
+ * arrays are the caller's to free, the strings stay in rq). */
+static int reconcile(srv_t *s, loom_worker_rec_t *w, const Loom__V1__RegisterRequest *rq,
+                     Loom__V1__RegisterReply *rep)
+{
+    size_t n = rq->n_held_tasks;
+    loom_held_task_t *held = calloc(n ? n : 1, sizeof *held);
+    loom_adopt_t *dec = calloc(n ? n : 1, sizeof *dec);
+    rep->resend_task_ids = calloc(n ? n : 1, sizeof *rep->resend_task_ids);
+    rep->drop_task_ids = calloc(n ? n : 1, sizeof *rep->drop_task_ids);
+    if (!held || !dec || !rep->resend_task_ids || !rep->drop_task_ids) {
+        free(held), free(dec), free(rep->resend_task_ids), free(rep->drop_task_ids);
+        rep->resend_task_ids = rep->drop_task_ids = NULL;
+        return LOOM_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Loom__V1__HeldTask *h = rq->held_tasks[i];
+        held[i] = (loom_held_task_t){.task_id = h->task_id, .task_key = h->task_key,
+                                     .attempt = h->attempt,
+                                     .state = h->state == LOOM__V1__HELD_STATE__HELD_FINISHED
+                                                  ? LOOM_HELD_FINISHED
+                                              : h->state == LOOM__V1__HELD_STATE__HELD_RUNNING
+                                                  ? LOOM_HELD_RUNNING
+                                                  : LOOM_HELD_QUEUED};
+    }
+    loom_engine_reconcile(s->eng, w, held, n, dec);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (dec[i] == LOOM_ADOPT_RESEND)
+            rep->resend_task_ids[rep->n_resend_task_ids++] = rq->held_tasks[i]->task_id;
+        else if (dec[i] == LOOM_ADOPT_DROP && held[i].state != LOOM_HELD_FINISHED)
+            rep->drop_task_ids[rep->n_drop_task_ids++] = rq->held_tasks[i]->task_id;
+        else if (dec[i] == LOOM_ADOPT_KEEP)
+            kept++;
+    }
+    if (n)
+        LOOM_INFO(COMP, "msg=\"worker reconciled\" id=%s held=%zu kept=%zu resend=%zu drop=%zu", w->id,
+                  n, kept, rep->n_resend_task_ids, rep->n_drop_task_ids);
+    free(held);
+    free(dec);
+    return 0;
+}
+
 static void on_register(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
@@ -221,12 +269,6 @@ static void on_register(srv_t *s, loom_msg_t *m)
         snprintf(id, sizeof id, "%s", rq->worker_id);
     else
         snprintf(id, sizeof id, "w-%" PRIu64, ++s->next_worker);
-    /* A worker re-registering from a new connection restarted: whatever
-     * it ran before is gone. */
-    loom_worker_rec_t *old = loom_registry_by_id(s->reg, id);
-    if (old && old->tasks &&
-        (old->peer_len != o->peer_len || memcmp(old->peer, o->peer, o->peer_len) != 0))
-        loom_engine_worker_lost(s->eng, old);
     json_t *pj = json_pack("{sssssssisIsfsfsfsi}", "kind", kind_name(p->kind), "model",
                            p->model_name ? p->model_name : "", "arch", p->arch ? p->arch : "",
                            "compute_units", (int)p->compute_units, "memory_bytes",
@@ -252,13 +294,22 @@ static void on_register(srv_t *s, loom_msg_t *m)
         loom_pb_free(rq);
         return;
     }
-    LOOM_INFO(COMP, "msg=\"worker registered\" id=%s kind=%s model=\"%s\" slots=%d ops=%zu gflops=%.1f gbps=%.1f",
-              w->id, w->kind, w->model, w->slots, w->n_ops, w->gflops, w->gbps);
+    LOOM_INFO(COMP, "msg=\"worker registered\" id=%s kind=%s model=\"%s\" slots=%d ops=%zu gflops=%.1f gbps=%.1f held=%zu",
+              w->id, w->kind, w->model, w->slots, w->n_ops, w->gflops, w->gbps, rq->n_held_tasks);
     Loom__V1__RegisterReply rep = LOOM__V1__REGISTER_REPLY__INIT;
     rep.worker_id = w->id;
     rep.heartbeat_interval_ms = (uint32_t)s->opts.heartbeat_ms;
     rep.heartbeat_timeout_ms = (uint32_t)s->opts.heartbeat_timeout_ms;
+    rep.epoch = s->epoch;
+    rep.lease_ms = (uint32_t)(s->opts.heartbeat_timeout_ms / 2);
+    if (reconcile(s, w, rq, &rep) != 0) {
+        loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        loom_pb_free(rq);
+        return;
+    }
     loom_rpc_reply(s->wsrv, o, (const ProtobufCMessage *)&rep, &err);
+    free(rep.resend_task_ids);
+    free(rep.drop_task_ids);
     store_worker(s, w);
     loom_engine_workers_changed(s->eng);
     loom_pb_free(rq);
@@ -276,6 +327,7 @@ static void on_heartbeat(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
     }
     Loom__V1__HeartbeatReply rep = LOOM__V1__HEARTBEAT_REPLY__INIT;
     rep.known = w != NULL;
+    rep.epoch = s->epoch;
     if (w) {
         w->load = h->load;
         w->free_memory_bytes = h->free_memory_bytes;
@@ -381,6 +433,22 @@ static void on_progress(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
     loom_pb_free(p);
 }
 
+static void on_started(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
+{
+    Loom__V1__StartedRequest *p = NULL;
+    loom_err_t err;
+    if (!w || loom_msg_unpack(m, &loom__v1__started_request__descriptor, NULL,
+                              (ProtobufCMessage **)&p, &err) != LOOM_STATUS_OK)
+        return;
+    for (size_t i = 0; i < p->n_tasks; i++)
+        loom_engine_started(s->eng, w, p->tasks[i]->task_id, p->tasks[i]->attempt);
+    if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY)) {
+        Loom__V1__StartedReply rep = LOOM__V1__STARTED_REPLY__INIT;
+        loom_rpc_reply(s->wsrv, loom_msg_origin(m), (const ProtobufCMessage *)&rep, &err);
+    }
+    loom_pb_free(p);
+}
+
 static void on_worker_msg(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
@@ -400,6 +468,8 @@ static void on_worker_msg(srv_t *s, loom_msg_t *m)
         on_results(s, m, w, 0);
     else if (strcmp(method, LOOM_METHOD_PROGRESS) == 0)
         on_progress(s, m, w);
+    else if (strcmp(method, LOOM_METHOD_STARTED) == 0)
+        on_started(s, m, w);
     else if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY))
         loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_UNIMPLEMENTED,
                               "loomd's worker endpoint has no method '%s'", method);
@@ -531,12 +601,15 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
                             .placement = use_planner ? loom_placement_planner() : loom_placement_least_loaded(),
                             .send_tasks = send_tasks, .cancel_task = cancel_task,
                             .on_event = on_event, .ud = s,
-                            .placement_timeout_ms = opts->placement_timeout_ms};
+                            .placement_timeout_ms = opts->placement_timeout_ms,
+                            /* workers re-register at their next heartbeat */
+                            .adopt_grace_ms = s->opts.heartbeat_timeout_ms};
     s->eng = loom_engine_new(&ec);
     if (!s->eng) {
         rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
         goto out;
     }
+    snprintf(s->epoch, sizeof s->epoch, "%08x", loom_engine_epoch(s->eng));
     int recovered = 0;
     if (loom_engine_recover(s->eng, &recovered, err) != 0)
         LOOM_WARN(COMP, "msg=\"recovering unfinished runs failed\" err=\"%s\"", err->msg);
@@ -544,9 +617,9 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         LOOM_INFO(COMP, "msg=\"unfinished runs recovered\" runs=%d", recovered);
     loom_err_clear(err);
     s->started_ms = loom_wall_ms();
-    LOOM_INFO(COMP, "msg=\"loomd serving\" clients=%s workers=%s store=%s heartbeat_ms=%d",
+    LOOM_INFO(COMP, "msg=\"loomd serving\" clients=%s workers=%s store=%s heartbeat_ms=%d epoch=%s",
               loom_rpc_server_endpoint(s->csrv), loom_rpc_server_endpoint(s->wsrv),
-              loom_store_name(s->store), s->opts.heartbeat_ms);
+              loom_store_name(s->store), s->opts.heartbeat_ms, s->epoch);
     if (opts->on_ready)
         opts->on_ready(opts->ud, loom_rpc_server_endpoint(s->csrv),
                        loom_rpc_server_endpoint(s->wsrv));

@@ -27,6 +27,7 @@ typedef struct srv {
     size_t n_watchers;
     uint64_t next_worker;
     int64_t started_ms;
+    char epoch[16];           /* RegisterReply/HeartbeatReply.epoch */
 } srv_t;
 
 /* rpc_client.c: handles one message from the client socket. */

@@ -21,6 +21,7 @@
 #define LOOM_METHOD_CANCEL_TASK "loom.v1.Worker/CancelTask"
 #define LOOM_METHOD_ASSIGN_BATCH "loom.v1.Worker/AssignBatch"
 #define LOOM_METHOD_RESULT_BATCH "loom.v1.WorkerHub/ResultBatch"
+#define LOOM_METHOD_STARTED "loom.v1.WorkerHub/Started"
 
 
 #endif

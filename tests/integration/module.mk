@@ -12,6 +12,12 @@ $(BUILD)/tests/fake-llm-worker: $(call objs,tests/integration/fake_llm_worker.c)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,tests/integration/fake_llm_worker.c) -Wl,--start-group $(FAKE_LLM_ARCHIVES) -Wl,--end-group $(WORKER_LDLIBS) $(PROTOCOL_LDLIBS) $(COMMON_LDLIBS) -lm
 $(BUILD)/tests/integ_examples_fake_llm: $(BUILD)/tests/fake-llm-worker
+$(BUILD)/tests/integ_churn_workers: $(PROTO_PY)
+
+# make soak: the long churn runs (tests/soak.sh), printing their figures.
+.PHONY: soak
+soak: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(PROTO_PY)
+	BUILD=$(BUILD) ./tests/soak.sh
 
 # test_mcp.sh runs real MCP servers from npm (deploy/npm/package.json),
 # installed into var/npm; without npm or the registry the test skips.

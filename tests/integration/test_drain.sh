@@ -8,10 +8,13 @@ start_worker w1; pid_w1=$WORKER_PID
 "$BIN/loom" run "$ROOT/tests/integration/workflows/killme.yaml" --input dir="$TMP" --json \
   >"$TMP/out.json" 2>"$TMP/run.log" &
 runner=$!
-for _ in $(seq 200); do grep -q b-start "$TMP/effects" 2>/dev/null && break; sleep 0.02; done
+for _ in $(seq 600); do grep -q b-start "$TMP/effects" 2>/dev/null && break; sleep 0.05; done
 grep -q b-start "$TMP/effects" || fail "step b did not start"
 start_worker w2
 kill -TERM "$pid_w1"
+# b finishes once w1 drains (it waits for the go file); c then goes to w2
+for _ in $(seq 200); do grep -q "draining before exit" "$TMP/w1.log" && break; sleep 0.05; done
+touch "$TMP/go"
 wait $runner || fail "run failed: $(cat "$TMP/run.log")"
 for _ in $(seq 100); do alive "$pid_w1" || break; sleep 0.05; done
 alive "$pid_w1" && fail "the drained worker did not exit"

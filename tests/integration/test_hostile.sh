@@ -19,8 +19,11 @@ grep -q "replies: [1-9]" "$TMP/garbage.txt" || fail "loomd answered no malformed
 runner=$!
 for _ in $(seq 1500); do [ -e "$TMP/slow.started" ] && break; sleep 0.02; done
 [ -e "$TMP/slow.started" ] || fail "the honest task did not start within 30 s"
-$PY "$HERE/hostile.py" foreign "$WORKER_EP" 1 >"$TMP/foreign.txt" 2>&1 ||
+# task ids are "<loomd epoch>.<n>": the honest run's only task is n = 1
+epoch=$(grep -o 'epoch=[0-9a-f]*' "$TMP/loomd.log" | head -1 | cut -d= -f2)
+$PY "$HERE/hostile.py" foreign "$WORKER_EP" "$epoch.1" >"$TMP/foreign.txt" 2>&1 ||
   fail "foreign results were accepted or not answered: $(cat "$TMP/foreign.txt")"
+touch "$TMP/go"
 wait $runner || fail "the honest run failed: $(cat "$TMP/run.log")"
 grep -q '"honest": true' "$TMP/out.json" || fail "the run took the impostor's output: $(cat "$TMP/out.json")"
 grep -q "does not own" "$TMP/loomd.log" || fail "loomd did not log the rejected result"

@@ -11,21 +11,16 @@ start_worker w2; pid_w2=$WORKER_PID
 "$BIN/loom" run "$ROOT/tests/integration/workflows/killme.yaml" --input dir="$TMP" --json \
   >"$TMP/out.json" 2>"$TMP/run.log" &
 runner=$!
-victim=""
-for _ in $(seq 200); do
-  if grep -q b-start "$TMP/effects" 2>/dev/null; then
-    id=$("$BIN/loom" runs --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["run_id"])')
-    victim=$("$BIN/loom" status "$id" --json | python3 -c '
-import json, sys
-for s in json.load(sys.stdin)["steps"]:
-    if s["step"] == "b" and s["state"] == "running": print(s["worker"])')
-    [ -n "$victim" ] && break
-  fi
-  sleep 0.02
-done
-[ -n "$victim" ] || fail "step b never ran"
-case $victim in w1) kill -9 "$pid_w1";; w2) kill -9 "$pid_w2";; *) fail "unknown worker $victim";; esac
+# b's tool writes "b-start <worker pid>" and waits for the go file
+for _ in $(seq 600); do grep -q b-start "$TMP/effects" 2>/dev/null && break; sleep 0.05; done
+pid=$(awk '$1 == "b-start" {print $2; exit}' "$TMP/effects" 2>/dev/null)
+case $pid in "$pid_w1") victim=w1;; "$pid_w2") victim=w2;; *) fail "step b never ran (effects: $(cat "$TMP/effects" 2>/dev/null))";; esac
+kill -9 "$pid"
 echo "killed $victim while it ran b"
+# once the worker is gone its tool got SIGKILL too (PR_SET_PDEATHSIG); then
+# let the re-run of b finish
+for _ in $(seq 200); do alive "$pid" || break; sleep 0.05; done
+touch "$TMP/go"
 wait $runner; rc=$?
 [ $rc -eq 0 ] || fail "run did not succeed after the kill (exit $rc): $(cat "$TMP/run.log")"
 sleep 2 # an orphaned b (if any) would have finished by now

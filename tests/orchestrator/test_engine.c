@@ -311,6 +311,7 @@ static void a_lost_worker_s_task_runs_elsewhere(void **state)
     assert_ptr_equal(h->sent_to[0], w1);
     h->nsent = 0;
     loom_worker_rec_t *w2 = add_worker(h, "w2", 1);
+    loom_engine_started(h->eng, w1, h->sent[0]->id, 1); /* it ran there: an attempt */
     w1->state = LOOM_WORKER_LOST;
     loom_engine_worker_lost(h->eng, w1);
     assert_int_equal(w1->inflight, 0);
@@ -319,6 +320,71 @@ static void a_lost_worker_s_task_runs_elsewhere(void **state)
     assert_ptr_equal(h->sent_to[0], w2);
     assert_int_equal(h->sent[0]->attempt, 2);
     assert_int_equal(answer(h, 0, 1, "null", 1), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+    h_free(h);
+}
+
+/* Tasks only queued on a lost worker never ran: re-queued under the same
+ * attempt, however often their workers die (issue: 8 kills used to fail
+ * runs whose tools never started). */
+static void queued_tasks_of_lost_workers_use_no_attempt(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    const char *y = "version: 1\nname: q\nsteps:\n  a:\n    op: noop\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    for (int kill = 0; kill < 8; kill++) {
+        char name[16];
+        snprintf(name, sizeof name, "k%d", kill);
+        loom_worker_rec_t *w = add_worker(h, name, 1);
+        loom_engine_dispatch(h->eng);
+        assert_int_equal(h->nsent, 1);
+        assert_int_equal(h->sent[0]->attempt, 1);
+        h->nsent = 0;
+        w->state = LOOM_WORKER_LOST;
+        loom_engine_worker_lost(h->eng, w);
+    }
+    loom_worker_rec_t *last = add_worker(h, "last", 1);
+    loom_engine_dispatch(h->eng);
+    assert_ptr_equal(h->sent_to[0], last);
+    assert_int_equal(h->sent[0]->attempt, 1);
+    assert_int_equal(answer(h, 0, 1, "null", 1), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+    h_free(h);
+}
+
+/* A worker that re-registers (same process, new connection) and still
+ * runs its task keeps it; one that restarted (holds nothing) loses it. */
+static void re_registration_keeps_held_tasks_and_loses_the_rest(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    loom_worker_rec_t *w = add_worker(h, "w1", 2);
+    const char *y = "version: 1\nname: rr\nsteps:\n  a:\n    op: noop\n  b:\n    op: noop\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 2);
+    loom_engine_started(h->eng, w, h->sent[0]->id, 1);
+    loom_engine_started(h->eng, w, h->sent[1]->id, 1);
+    char key[400];
+    loom_task_key(h->sent[0], key, sizeof key);
+    loom_held_task_t held = {.task_id = h->sent[0]->id, .task_key = key, .attempt = 1,
+                             .state = LOOM_HELD_RUNNING};
+    loom_adopt_t d = LOOM_ADOPT_DROP;
+    loom_task_t *kept = h->sent[0], *gone = h->sent[1];
+    h->nsent = 0;
+    loom_engine_reconcile(h->eng, w, &held, 1, &d);
+    assert_int_equal(d, LOOM_ADOPT_KEEP);
+    assert_ptr_equal(kept->worker, w);
+    assert_null(gone->worker); /* not held: lost while running, attempt 2 */
+    assert_int_equal(gone->attempt, 2);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    assert_int_equal(answer(h, 0, 1, "null", 1), 0);
+    loom_err_t err;
+    assert_int_equal(loom_engine_result(h->eng, w, held.task_id, 1, 1, "null", 4, NULL, 1, 0, &err), 0);
     assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
     h_free(h);
 }
@@ -462,13 +528,19 @@ static void a_restarted_engine_recovers_unfinished_runs(void **state)
     add_worker(h, "w1", 2);
     loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
                            .placement = loom_placement_least_loaded(), .send_tasks = h_send,
-                           .cancel_task = h_cancel, .on_event = h_event, .ud = h, .backoff_ms = 1};
+                           .cancel_task = h_cancel, .on_event = h_event, .ud = h, .backoff_ms = 1,
+                           .adopt_grace_ms = 20};
     h->eng = loom_engine_new(&c);
     int n = 0;
     loom_err_t err;
     assert_int_equal(loom_engine_recover(h->eng, &n, &err), 0);
     assert_int_equal(n, 1);
     loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 0); /* held for workers that may still run b */
+    for (uint64_t until = loom_clock_ms() + 5000; !h->nsent && loom_clock_ms() < until;) {
+        loom_engine_tick(h->eng);
+        loom_engine_dispatch(h->eng);
+    }
     assert_int_equal(h->nsent, 1); /* only b: a's success was recorded */
     assert_string_equal(step_id(h->sent[0]), "b");
     assert_string_equal(h->sent[0]->input, "{\"value\":\"got 5\"}");
@@ -480,6 +552,53 @@ static void a_restarted_engine_recovers_unfinished_runs(void **state)
     n = -1;
     assert_int_equal(loom_engine_recover(h->eng, &n, &err), 0);
     assert_int_equal(n, 0);
+    h_free(h);
+}
+
+/* loomd restarts while w1 still runs b: the new loomd holds b back, w1
+ * re-registers holding b (the old loomd's task id, the stable key) and
+ * keeps it; its result finishes the run; b is never dispatched again. */
+static void a_restarted_engine_adopts_tasks_workers_still_run(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    loom_worker_rec_t *w = add_worker(h, "w1", 2);
+    char id[32];
+    assert_int_equal(submit(h, chain_yaml, "{\"x\": 5}", 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(answer(h, 0, 1, "{\"value\":5}", 1), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    char old_id[24], key[400];
+    snprintf(old_id, sizeof old_id, "%s", h->sent[0]->id);
+    loom_task_key(h->sent[0], key, sizeof key);
+    loom_engine_destroy(&h->eng);
+    h->nsent = 0;
+    loom_registry_destroy(&h->reg);
+    h->reg = loom_registry_new(4);
+    loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
+                           .placement = loom_placement_least_loaded(), .send_tasks = h_send,
+                           .cancel_task = h_cancel, .on_event = h_event, .ud = h, .backoff_ms = 1,
+                           .adopt_grace_ms = 60000};
+    h->eng = loom_engine_new(&c);
+    int n = 0;
+    loom_err_t err;
+    assert_int_equal(loom_engine_recover(h->eng, &n, &err), 0);
+    w = add_worker(h, "w1", 2);
+    loom_held_task_t held[2] = {
+        {.task_id = old_id, .task_key = key, .attempt = 1, .state = LOOM_HELD_RUNNING},
+        {.task_id = "0.99", .task_key = "r-gone:x", .attempt = 1, .state = LOOM_HELD_QUEUED}};
+    loom_adopt_t d[2];
+    loom_engine_reconcile(h->eng, w, held, 2, d);
+    assert_int_equal(d[0], LOOM_ADOPT_KEEP);
+    assert_int_equal(d[1], LOOM_ADOPT_DROP);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 0);
+    assert_int_equal(loom_engine_result(h->eng, w, old_id, 1, 1, "{\"value\":\"got 5\"}", 17, NULL,
+                                        1, 0, &err), 0);
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_SUCCEEDED);
+    assert_string_equal(v.outputs, "{\"b\":\"got 5\"}");
     h_free(h);
 }
 
@@ -527,6 +646,9 @@ int main(void)
         cmocka_unit_test(no_capable_worker_fails_after_the_placement_timeout),
         cmocka_unit_test(sla_miss_is_marked),
         cmocka_unit_test(a_restarted_engine_recovers_unfinished_runs),
+        cmocka_unit_test(a_restarted_engine_adopts_tasks_workers_still_run),
+        cmocka_unit_test(queued_tasks_of_lost_workers_use_no_attempt),
+        cmocka_unit_test(re_registration_keeps_held_tasks_and_loses_the_rest),
         cmocka_unit_test(loops_iterate_and_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,7 +11,7 @@ start_loomd --db "$DB_URL"
 start_worker_bg w1
 mkdir -p "$TMP/fx"
 id=$("$BIN/loom" run "$ROOT/tests/pg/workflows/chain.yaml" --input dir="$TMP/fx" \
-     --input pause=1 --no-wait) || fail "submit failed"
+     --input pause=3 --no-wait) || fail "submit failed"
 # acknowledged => its row is durable
 [ "$(q "SELECT count(*) FROM runs WHERE id = '$id'")" = 1 ] || fail "acked run $id not in the database"
 # wait until s1 is stored as succeeded and s2 is running

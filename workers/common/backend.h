@@ -114,6 +114,10 @@ int loom_op_note(loom_op_ctx_t *ctx, const char *fmt, ...) __attribute__((format
 /* The id loomd knows this worker by (borrowed). */
 const char *loom_op_worker_id(const loom_op_ctx_t *ctx);
 int loom_op_attempt(const loom_op_ctx_t *ctx);
+/* The task's idempotency key (AssignRequest.task_key): the same for every
+ * attempt of the step instance and across loomd restarts. Tools get it as
+ * LOOM_TASK_KEY / an Idempotency-Key header. Borrowed. */
+const char *loom_op_task_key(const loom_op_ctx_t *ctx);
 
 /* A device backend. The worker calls init once, then profile, then
  * add_ops; destroy at shutdown. argc/argv are the backend-specific flags

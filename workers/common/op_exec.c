@@ -4,7 +4,9 @@
  *   argv        [string, ...]   required; argv[0] is looked up in PATH;
  *                               non-string items are passed as compact JSON
  *   stdin       string or any JSON value (serialised), optional
- *   env         {NAME: value}   variables to set
+ *   env         {NAME: value}   variables to set (LOOM_TASK_KEY is always set:
+ *                               the step instance's idempotency key, the same
+ *                               on every attempt; see worker.proto task_key)
  *   env_allow   [NAME, ...]     worker variables passed through (default:
  *                               PATH HOME LANG LC_ALL TZ TMPDIR)
  *   cwd         string          working directory (loomd fills in the submitting
@@ -92,6 +94,13 @@ int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
         }
         if ((rc = loom_strv_push(&argv, s)) != 0)
             goto done;
+    }
+    /* the step instance's idempotency key, the same for every attempt */
+    char *key = NULL;
+    if (asprintf(&key, "LOOM_TASK_KEY=%s", loom_op_task_key(ctx)) < 0 ||
+        (rc = loom_strv_push(&env, key)) != 0) {
+        rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        goto done;
     }
     rc = loom_spawn_env("tool.exec", json_object_get(in, "env"), json_object_get(in, "env_allow"),
                         &env, err);

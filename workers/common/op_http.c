@@ -3,7 +3,9 @@
  * Input (rendered by loomd):
  *   url         string              required (http/https only)
  *   method      string              default GET (POST when body is set)
- *   headers     {Name: value}       optional
+ *   headers     {Name: value}       optional; an Idempotency-Key header (the
+ *                                   step instance's task key, the same on every
+ *                                   attempt) is added unless one is given
  *   body        string or JSON      a string is sent as is (text/plain
  *                                   unless headers set Content-Type), any
  *                                   other value as JSON (application/json)
@@ -193,7 +195,7 @@ int loom_op_tool_http(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     }
     const char *k;
     json_t *v;
-    int has_ct = 0;
+    int has_ct = 0, has_key = 0;
     json_object_foreach(jh, k, v) {
         if (!json_is_string(v)) {
             rc = bad(out, err, "headers", "header values must be strings");
@@ -204,6 +206,13 @@ int loom_op_tool_http(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
         hdrs = curl_slist_append(hdrs, line);
         if (strcasecmp(k, "content-type") == 0)
             has_ct = 1;
+        if (strcasecmp(k, "idempotency-key") == 0)
+            has_key = 1;
+    }
+    if (!has_key) { /* the same on every attempt: a cooperating server applies it once */
+        char line[600];
+        snprintf(line, sizeof line, "Idempotency-Key: %s", loom_op_task_key(ctx));
+        hdrs = curl_slist_append(hdrs, line);
     }
     if (body && !has_ct)
         hdrs = curl_slist_append(hdrs, json_body ? "Content-Type: application/json"

@@ -26,6 +26,7 @@
 #include "common/version.h"
 #include "loom/v1/envelope.pb-c.h"
 #include "loom/v1/worker.pb-c.h"
+#include "common/map.h"
 #include "protocol/envelope.h"
 
 #define COMP "worker"
@@ -33,9 +34,11 @@
 struct loom_op_ctx {
     struct loom_op_ctx *next; /* queue / outbox / running list link */
     struct loom_op_ctx *rnext, *rprev;
-    char *task_id, *op, *input_json;
+    char *task_id, *op, *input_json, *task_key;
     size_t input_len;
     uint32_t attempt;
+    atomic_int running;  /* a slot began executing it (0 = still queued) */
+    int dropped;         /* loomd gave it to another worker: no result is sent */
     int64_t deadline_ms; /* wall clock; 0 = none */
     loom_op_fn fn;
     void *ud;
@@ -50,8 +53,9 @@ struct loom_op_ctx {
     size_t output_len;
     int output_is_json;
     uint64_t tokens_in, tokens_out; /* LLM ops */
-    /* progress chunk (is_progress 1: streamed text, 2: a note) */
-    int is_progress;
+    /* progress chunk (is_progress 1: streamed text, 2: a note); Started
+     * notice (is_started) */
+    int is_progress, is_started;
     uint64_t seq;
     atomic_uint_fast64_t progress_seq;
     struct worker *w;
@@ -69,6 +73,9 @@ typedef struct worker {
     int hb_ms, hb_timeout_ms;
     volatile int *stop;
     int registered, draining;
+    char epoch[16];         /* loomd's epoch at registration ("" before) */
+    uint32_t lease_ms;      /* fence after this long without a message from loomd */
+    atomic_int fenced;      /* slots start no queued task (loomd silent beyond the lease) */
     uint64_t next_req;
     uint64_t register_req;
     uint64_t next_hb;       /* loom_clock_ms() of the next heartbeat */
@@ -87,6 +94,15 @@ typedef struct worker {
     /* owned by the I/O thread */
     loom_op_ctx_t *running; /* assigned and not yet reported */
     int nrunning;
+    /* finished tasks whose results loomd may not have (sent while it was
+     * away, or not yet durable when it died): oldest first, bounded by
+     * bytes; offered again at each Register (worker.proto) */
+    loom_op_ctx_t *hhead, *htail;
+    size_t hbytes, hcount, hmax_bytes;
+    Loom__V1__TaskRef *started;   /* Started notices of this turn */
+    Loom__V1__TaskRef **started_ptrs;
+    loom_op_ctx_t **started_ctx;
+    size_t nstarted, capstarted;
     Loom__V1__ResultRequest **batch;
     loom_op_ctx_t **batch_tasks;
     size_t nbatch, capbatch;
@@ -120,6 +136,11 @@ const char *loom_op_task_id(const loom_op_ctx_t *ctx)
 int loom_op_attempt(const loom_op_ctx_t *ctx)
 {
     return (int)ctx->attempt;
+}
+
+const char *loom_op_task_key(const loom_op_ctx_t *ctx)
+{
+    return ctx->task_key && ctx->task_key[0] ? ctx->task_key : ctx->task_id;
 }
 
 static void outbox_push(worker_t *w, loom_op_ctx_t *t)
@@ -176,11 +197,27 @@ const char *loom_op_worker_id(const loom_op_ctx_t *ctx)
     return ctx->w->id;
 }
 
+/* Marks t running and queues a Started notice for loomd (a task that
+ * started counts as an attempt if this worker is lost). */
+static void announce_start(worker_t *w, loom_op_ctx_t *t)
+{
+    atomic_store(&t->running, 1);
+    loom_op_ctx_t *n = calloc(1, sizeof *n);
+    if (!n || !(n->task_id = strdup(t->task_id))) {
+        free(n);
+        return;
+    }
+    n->attempt = t->attempt;
+    n->is_started = 1;
+    outbox_push(w, n);
+}
+
 static void task_free(loom_op_ctx_t *t)
 {
     if (!t)
         return;
     free(t->task_id);
+    free(t->task_key);
     free(t->op);
     free(t->input_json);
     free(t->error);
@@ -259,7 +296,9 @@ static void *slot_main(void *arg)
     worker_t *w = arg;
     for (;;) {
         pthread_mutex_lock(&w->qmu);
-        while (!w->qhead && !w->quit)
+        /* fenced: loomd has been silent beyond the lease and may have given
+         * these tasks to another worker; start none until registered again */
+        while ((!w->qhead || atomic_load(&w->fenced)) && !w->quit)
             pthread_cond_wait(&w->qcv, &w->qmu);
         if (w->quit && !w->qhead) {
             pthread_mutex_unlock(&w->qmu);
@@ -270,6 +309,8 @@ static void *slot_main(void *arg)
         if (!w->qhead)
             w->qtail = NULL;
         pthread_mutex_unlock(&w->qmu);
+        if (!atomic_load(&t->cancelled))
+            announce_start(w, t);
         execute(w, t);
         outbox_push(w, t);
     }
@@ -338,6 +379,11 @@ static void build_profile(worker_t *w, Loom__V1__DeviceProfile *p, char ***names
     p->hostname = host;
 }
 
+/* Held tasks reported at Register: all queued/running ones, and the most
+ * recent finished ones up to this many (the message stays well inside the
+ * protocol's payload limit). */
+#define MAX_HELD_FINISHED 50000
+
 static int send_register(worker_t *w)
 {
     Loom__V1__RegisterRequest r = LOOM__V1__REGISTER_REQUEST__INIT;
@@ -348,11 +394,61 @@ static int send_register(worker_t *w)
     r.profile = &p;
     r.version = LOOM_VERSION;
     r.pid = (uint32_t)getpid();
+    /* what this process still holds, so loomd keeps it instead of running
+     * it again (worker.proto, Reconciliation) */
+    size_t skip = w->hcount > MAX_HELD_FINISHED ? w->hcount - MAX_HELD_FINISHED : 0;
+    size_t cap = (size_t)w->nrunning + w->hcount - skip;
+    Loom__V1__HeldTask *held = calloc(cap ? cap : 1, sizeof *held);
+    Loom__V1__HeldTask **ptrs = calloc(cap ? cap : 1, sizeof *ptrs);
+    size_t n = 0;
+    for (loom_op_ctx_t *t = w->running; held && ptrs && t && n < cap; t = t->rnext) {
+        if (t->dropped)
+            continue;
+        loom__v1__held_task__init(&held[n]);
+        held[n].task_id = t->task_id;
+        held[n].attempt = t->attempt;
+        held[n].task_key = t->task_key ? t->task_key : "";
+        held[n].state = atomic_load(&t->running) ? LOOM__V1__HELD_STATE__HELD_RUNNING
+                                                 : LOOM__V1__HELD_STATE__HELD_QUEUED;
+        ptrs[n] = &held[n];
+        n++;
+    }
+    size_t k = 0;
+    for (loom_op_ctx_t *t = w->hhead; held && ptrs && t && n < cap; t = t->next, k++) {
+        if (k < skip)
+            continue;
+        loom__v1__held_task__init(&held[n]);
+        held[n].task_id = t->task_id;
+        held[n].attempt = t->attempt;
+        held[n].task_key = t->task_key ? t->task_key : "";
+        held[n].state = LOOM__V1__HELD_STATE__HELD_FINISHED;
+        ptrs[n] = &held[n];
+        n++;
+    }
+    r.n_held_tasks = n;
+    r.held_tasks = ptrs;
     w->register_req = ++w->next_req;
     int rc = send_msg(w, "loom.v1.WorkerHub/Register", w->register_req, 0,
                       (const ProtobufCMessage *)&r);
+    free(held);
+    free(ptrs);
     free(names);
     return rc;
+}
+
+static void set_fence(worker_t *w, int on)
+{
+    if (atomic_load(&w->fenced) == on)
+        return;
+    pthread_mutex_lock(&w->qmu);
+    atomic_store(&w->fenced, on);
+    if (!on)
+        pthread_cond_broadcast(&w->qcv);
+    pthread_mutex_unlock(&w->qmu);
+    if (on)
+        LOOM_WARN(COMP, "msg=\"loomd silent beyond the lease; starting no queued task until registered\" lease_ms=%u", w->lease_ms);
+    else
+        LOOM_INFO(COMP, "msg=\"fence lifted\"");
 }
 
 static void send_heartbeat(worker_t *w)
@@ -411,6 +507,62 @@ static Loom__V1__StatusCode status_of(int code)
     case LOOM_EINTERNAL: return LOOM__V1__STATUS_CODE__INTERNAL;
     default: return LOOM__V1__STATUS_CODE__UNKNOWN;
     }
+}
+
+/* ---- finished-result history (the bounded outbox) ------------------------- */
+
+#define HISTORY_KEEP_MS 30000 /* while loomd answers, results older than this are let go */
+
+static size_t history_cost(const loom_op_ctx_t *t)
+{
+    return sizeof *t + t->output_len + (t->error ? strlen(t->error) : 0) + strlen(t->task_id) +
+           (t->task_key ? strlen(t->task_key) : 0) + 64;
+}
+
+static void history_pop(worker_t *w)
+{
+    loom_op_ctx_t *t = w->hhead;
+    w->hhead = t->next;
+    if (!w->hhead)
+        w->htail = NULL;
+    w->hbytes -= history_cost(t);
+    w->hcount--;
+    task_free(t);
+}
+
+/* Keeps sent result t (its input is no longer needed); the oldest go when
+ * the byte budget is exceeded. */
+static void history_add(worker_t *w, loom_op_ctx_t *t)
+{
+    free(t->input_json);
+    t->input_json = NULL;
+    free(t->op);
+    t->op = NULL;
+    t->next = NULL;
+    if (w->htail)
+        w->htail->next = t;
+    else
+        w->hhead = t;
+    w->htail = t;
+    w->hbytes += history_cost(t);
+    w->hcount++;
+    int dropped = 0;
+    while (w->hhead && w->hbytes > w->hmax_bytes && w->hhead != t) {
+        history_pop(w);
+        dropped++;
+    }
+    if (dropped && !w->registered)
+        LOOM_WARN(COMP, "msg=\"result outbox full while loomd is away; oldest results dropped\" dropped=%d bytes=%zu", dropped, w->hbytes);
+}
+
+/* While loomd answers, results it had long ago need not be kept. */
+static void history_trim(worker_t *w)
+{
+    if (!w->registered || atomic_load(&w->fenced))
+        return;
+    int64_t old = loom_wall_ms() - HISTORY_KEEP_MS;
+    while (w->hhead && w->hhead->finished_ms < old)
+        history_pop(w);
 }
 
 /* Queues the finished task t into the outgoing batch (t is freed after
@@ -490,9 +642,53 @@ static void batch_flush(worker_t *w)
                   zmq_strerror(zmq_errno()));
     for (size_t i = 0; i < w->nbatch; i++) {
         free(w->batch[i]);
-        task_free(w->batch_tasks[i]);
+        history_add(w, w->batch_tasks[i]);
     }
     w->nbatch = 0;
+}
+
+/* Sends this turn's Started notices in one message. */
+static void started_flush(worker_t *w)
+{
+    if (!w->nstarted)
+        return;
+    Loom__V1__StartedRequest r = LOOM__V1__STARTED_REQUEST__INIT;
+    r.worker_id = w->id;
+    r.n_tasks = w->nstarted;
+    r.tasks = w->started_ptrs;
+    send_msg(w, "loom.v1.WorkerHub/Started", 0, LOOM__V1__FLAG__FLAG_ONEWAY,
+             (const ProtobufCMessage *)&r);
+    for (size_t i = 0; i < w->nstarted; i++)
+        task_free(w->started_ctx[i]);
+    w->nstarted = 0;
+}
+
+static void started_add(worker_t *w, loom_op_ctx_t *n)
+{
+    if (w->nstarted == w->capstarted) {
+        size_t ncap = w->capstarted ? w->capstarted * 2 : 32;
+        Loom__V1__TaskRef *a = realloc(w->started, ncap * sizeof *a);
+        if (a)
+            w->started = a;
+        Loom__V1__TaskRef **b = a ? realloc(w->started_ptrs, ncap * sizeof *b) : NULL;
+        if (b)
+            w->started_ptrs = b;
+        loom_op_ctx_t **c = b ? realloc(w->started_ctx, ncap * sizeof *c) : NULL;
+        if (!c) { /* loomd then counts no attempt if this worker is lost */
+            task_free(n);
+            return;
+        }
+        w->started_ctx = c;
+        w->capstarted = ncap;
+        for (size_t i = 0; i < w->nstarted; i++) /* the array moved */
+            w->started_ptrs[i] = &w->started[i];
+    }
+    Loom__V1__TaskRef *r = &w->started[w->nstarted];
+    loom__v1__task_ref__init(r);
+    r->task_id = n->task_id;
+    r->attempt = n->attempt;
+    w->started_ptrs[w->nstarted] = r;
+    w->started_ctx[w->nstarted++] = n;
 }
 
 static void drain_outbox(worker_t *w)
@@ -506,7 +702,9 @@ static void drain_outbox(worker_t *w)
     pthread_mutex_unlock(&w->omu);
     while (t) {
         loom_op_ctx_t *next = t->next;
-        if (t->is_progress) {
+        if (t->is_started) {
+            started_add(w, t);
+        } else if (t->is_progress) {
             Loom__V1__ProgressRequest p = LOOM__V1__PROGRESS_REQUEST__INIT;
             p.task_id = t->task_id;
             p.attempt = t->attempt;
@@ -521,9 +719,66 @@ static void drain_outbox(worker_t *w)
             task_free(t);
         } else {
             running_remove(w, t);
-            batch_add(w, t);
+            if (t->dropped)
+                task_free(t);
+            else
+                batch_add(w, t);
         }
         t = next;
+    }
+    started_flush(w);
+}
+
+/* ---- reconciliation (RegisterReply) ------------------------------------------- */
+
+/* loomd's answer to the held tasks: drop what it gave elsewhere (never
+ * started or reported), send again the results it wants. */
+static void apply_reconcile(worker_t *w, const Loom__V1__RegisterReply *r)
+{
+    if (r->n_drop_task_ids) {
+        loom_map_t *drop = loom_map_new(NULL);
+        for (size_t i = 0; drop && i < r->n_drop_task_ids; i++)
+            loom_map_put(drop, r->drop_task_ids[i], drop);
+        for (loom_op_ctx_t *t = w->running; drop && t; t = t->rnext)
+            if (loom_map_get(drop, t->task_id)) {
+                t->dropped = 1;
+                atomic_store(&t->cancelled, 1);
+            }
+        loom_map_destroy(&drop);
+        LOOM_INFO(COMP, "msg=\"tasks dropped at loomd's request\" n=%zu", r->n_drop_task_ids);
+    }
+    if (r->n_resend_task_ids) {
+        loom_map_t *want = loom_map_new(NULL);
+        for (size_t i = 0; want && i < r->n_resend_task_ids; i++)
+            loom_map_put(want, r->resend_task_ids[i], want);
+        loom_op_ctx_t *keep = NULL, *keep_tail = NULL, *t = w->hhead;
+        w->hhead = w->htail = NULL;
+        size_t resent = 0;
+        while (t) {
+            loom_op_ctx_t *next = t->next;
+            t->next = NULL;
+            if (want && loom_map_get(want, t->task_id)) {
+                loom_map_del(want, t->task_id);
+                w->hbytes -= history_cost(t);
+                w->hcount--;
+                w->done--; /* counted once */
+                if (!t->ok)
+                    w->failed--;
+                batch_add(w, t);
+                resent++;
+            } else {
+                if (keep_tail)
+                    keep_tail->next = t;
+                else
+                    keep = t;
+                keep_tail = t;
+            }
+            t = next;
+        }
+        w->hhead = keep;
+        w->htail = keep_tail;
+        loom_map_destroy(&want);
+        LOOM_INFO(COMP, "msg=\"results sent again at loomd's request\" n=%zu", resent);
     }
 }
 
@@ -558,9 +813,10 @@ static void assign_one(worker_t *w, const Loom__V1__AssignRequest *a)
     t->input_len = a->input_json ? strlen(a->input_json) : 0;
     t->input_json = t->input_len ? strdup(a->input_json) : NULL;
     t->attempt = a->attempt;
+    t->task_key = strdup(a->task_key ? a->task_key : "");
     t->deadline_ms = a->deadline_unix_ms;
     t->received_ms = loom_wall_ms();
-    if (!t->task_id || !t->op || (t->input_len && !t->input_json)) {
+    if (!t->task_id || !t->op || !t->task_key || (t->input_len && !t->input_json)) {
         task_free(t);
         return;
     }
@@ -642,7 +898,11 @@ static void handle(worker_t *w, const loom_msg_t *msg)
                 snprintf(w->id, sizeof w->id, "%s", r->worker_id);
             if (r->heartbeat_interval_ms && !w->hb_ms)
                 w->hb_ms = (int)r->heartbeat_interval_ms;
+            snprintf(w->epoch, sizeof w->epoch, "%s", r->epoch ? r->epoch : "");
+            w->lease_ms = r->lease_ms;
+            apply_reconcile(w, r);
             w->registered = 1;
+            set_fence(w, 0);
             w->next_hb = 0; /* heartbeat at once, then every hb_ms */
             LOOM_INFO(COMP, "msg=\"registered\" id=%s slots=%d ops=%zu", w->id, w->slots,
                       loom_ops_count(w->ops));
@@ -653,10 +913,15 @@ static void handle(worker_t *w, const loom_msg_t *msg)
         }
     } else if (is_reply && strcmp(m, "loom.v1.WorkerHub/Heartbeat") == 0) {
         Loom__V1__HeartbeatReply *r = unpack(msg, &loom__v1__heartbeat_reply__descriptor);
-        if (r && !r->known && w->registered) {
-            LOOM_WARN(COMP, "msg=\"loomd does not know this worker; registering again\"");
+        int other_epoch = r && r->epoch && r->epoch[0] && strcmp(r->epoch, w->epoch) != 0;
+        if (r && (!r->known || other_epoch) && w->registered) {
+            LOOM_WARN(COMP, "msg=\"loomd does not know this worker%s; registering again\"",
+                      other_epoch ? " (it restarted)" : "");
             w->registered = 0;
+            set_fence(w, 1);
             send_register(w);
+        } else if (r && r->known && w->registered) {
+            set_fence(w, 0);
         }
         loom_pb_free(r);
     } else if (is_reply) {
@@ -804,6 +1069,7 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
                                               : w->profile.cores > 0 ? w->profile.cores
                                                                      : 1;
     w->hb_ms = opts->heartbeat_ms;
+    w->hmax_bytes = opts->outbox_bytes > 0 ? (size_t)opts->outbox_bytes : (size_t)32 << 20;
     if (opts->worker_id && opts->worker_id[0]) {
         snprintf(w->id, sizeof w->id, "%s", opts->worker_id);
     } else {
@@ -877,6 +1143,10 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
             drain_outbox(w);
         batch_flush(w);
         now = loom_clock_ms();
+        uint64_t lease = w->lease_ms > 2u * (uint32_t)w->hb_ms ? w->lease_ms : 2u * (uint32_t)w->hb_ms;
+        if (w->registered && w->lease_ms && now - w->last_rx > lease)
+            set_fence(w, 1);
+        history_trim(w);
         if (!w->registered && now >= next_reg) {
             LOOM_DEBUG(COMP, "msg=\"no reply to Register yet; retrying\"");
             send_register(w);
@@ -892,6 +1162,7 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
             if (zmq_connect(w->sock, ep) != 0)
                 LOOM_ERROR(COMP, "msg=\"reconnect failed\" endpoint=%s error=\"%s\"", ep, zmq_strerror(zmq_errno()));
             w->registered = 0;
+            set_fence(w, 1);
             w->last_rx = now;
             w->hb_unanswered = 0;
             send_register(w);
@@ -930,8 +1201,13 @@ free_worker:
         n = t->next;
         task_free(t);
     }
+    while (w->hhead)
+        history_pop(w);
     free(w->batch);
     free(w->batch_tasks);
+    free(w->started);
+    free(w->started_ptrs);
+    free(w->started_ctx);
     free(w);
     return rc;
 }
@@ -950,6 +1226,8 @@ static void usage(FILE *f, const char *prog, const char *kind)
             "  --heartbeat-ms N   heartbeat interval (default: loomd's, 1000)\n"
             "  --price USD        price per hour of this device, for the planner\n"
             "  --ops LIST         offer only these ops (comma-separated), e.g. tool.exec,echo\n"
+            "  --outbox-bytes N   finished results kept until loomd surely has them, so a\n"
+            "                     loomd restart does not re-run them (default 33554432)\n"
             "  --log-level L      debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
             "  --version          print the version\n"
             "  --help             this text\n",
@@ -993,6 +1271,8 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
             o.price_per_hour = atof(v);
         else if (TAKE("--ops"))
             o.only_ops = v;
+        else if (TAKE("--outbox-bytes"))
+            o.outbox_bytes = atoll(v);
         else if (TAKE("--log-level"))
             lvl = v;
         else

@@ -23,6 +23,7 @@ typedef struct loom_worker_opts {
     int heartbeat_ms;       /* 0 = what loomd asks for (default 1000) */
     double price_per_hour;  /* overrides the profile's when > 0 */
     const char *only_ops;   /* comma-separated allow-list of ops to offer; NULL = all */
+    long long outbox_bytes; /* finished results kept for loomd to ask again (default 32 MiB) */
 } loom_worker_opts_t;
 
 /* Parses the common flags (--endpoint, --id, --slots, --heartbeat-ms,

@@ -1,0 +1,149 @@
+/* engine_adopt.c — loom_engine_reconcile (see engine.h): what loomd does
+ * with the tasks a (re-)registering worker reports it still holds, so that
+ * a worker restart, a network blip or a loomd restart neither loses a task
+ * nor runs its step twice.
+ *
+ * Rules, per held task (matched to a live task by id, or by task key when
+ * the id is from an earlier loomd):
+ *   no live task           → drop (the step finished or its run is gone)
+ *   finished on the worker → adopt and resend: the result wins over any
+ *                            other attempt (which is cancelled)
+ *   running on the worker  → adopt, unless another worker has started it
+ *                            too (then the worker drops its copy)
+ *   queued on the worker   → adopt when loomd has not given it to another
+ *                            worker yet; else drop
+ * Tasks loomd had on the worker that it no longer holds are lost
+ * (engine_task_lost: an attempt only if they had started). */
+#include "orchestrator/engine_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+#define COMP "loomd"
+
+/* Moves live task t onto w as the worker knows it (its id and attempt). */
+static int adopt(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w, const loom_held_task_t *h)
+{
+    if (strlen(h->task_id) >= sizeof t->id)
+        return -1;
+    if (t->worker && t->worker != w && e->cfg.cancel_task)
+        e->cfg.cancel_task(e->cfg.ud, t->worker, t, "adopted by the worker that already runs it");
+    engine_worker_detach(t);
+    engine_list_del(e, t);
+    loom_sched_remove(&e->ready, &t->qi);
+    if (strcmp(t->id, h->task_id) != 0) {
+        loom_map_del(e->tasks, t->id);
+        snprintf(t->id, sizeof t->id, "%s", h->task_id);
+        if (loom_map_put(e->tasks, t->id, t) != 0) { /* out of memory: run it again */
+            loom_sched_push(&e->ready, &t->qi);
+            return -1;
+        }
+    }
+    t->attempt = (int)h->attempt;
+    t->started = h->state != LOOM_HELD_QUEUED;
+    if (t->state != LOOM_TASK_ASSIGNED) {
+        t->state = LOOM_TASK_ASSIGNED;
+        engine_task_assigned(e, t);
+    }
+    engine_worker_attach(t, w);
+    if (t->timeout_ms > 0) {
+        t->deadline_mono = loom_clock_ms() + (uint64_t)t->timeout_ms;
+        engine_list_add(e, LIST_TIMED, t);
+    }
+    LOOM_INFO(COMP, "msg=\"task adopted\" task=%s worker=%s attempt=%d state=%s", t->id, w->id,
+              t->attempt, h->state == LOOM_HELD_FINISHED ? "finished" :
+              h->state == LOOM_HELD_RUNNING ? "running" : "queued");
+    return 0;
+}
+
+static loom_adopt_t decide(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t *t,
+                           const loom_held_task_t *h)
+{
+    if (!t || t->run->final)
+        return LOOM_ADOPT_DROP;
+    if (t->worker == w && strcmp(t->id, h->task_id) == 0 && (int)h->attempt == t->attempt) {
+        if (h->state != LOOM_HELD_QUEUED)
+            t->started = 1;
+        return h->state == LOOM_HELD_FINISHED ? LOOM_ADOPT_RESEND : LOOM_ADOPT_KEEP;
+    }
+    int elsewhere = t->worker && t->worker != w;
+    switch (h->state) {
+    case LOOM_HELD_FINISHED:
+        break;
+    case LOOM_HELD_RUNNING:
+        if (elsewhere && t->started)
+            return LOOM_ADOPT_DROP;
+        break;
+    default:
+        if (elsewhere)
+            return LOOM_ADOPT_DROP;
+        break;
+    }
+    if (adopt(e, t, w, h) != 0)
+        return LOOM_ADOPT_DROP;
+    return h->state == LOOM_HELD_FINISHED ? LOOM_ADOPT_RESEND : LOOM_ADOPT_KEEP;
+}
+
+void loom_engine_reconcile(loom_engine_t *e, loom_worker_rec_t *w, const loom_held_task_t *held,
+                           size_t n, loom_adopt_t *decision)
+{
+    /* 1. Tasks loomd had on w: kept when held under the same attempt. */
+    loom_map_t *ids = loom_map_new(NULL);
+    for (size_t i = 0; ids && i < n; i++)
+        if (held[i].task_id)
+            loom_map_put(ids, held[i].task_id, (void *)&held[i]);
+    for (loom_task_t *t = w->tasks, *next; t; t = next) {
+        next = t->wnext;
+        const loom_held_task_t *h = ids ? loom_map_get(ids, t->id) : NULL;
+        if (!h || (int)h->attempt != t->attempt)
+            engine_task_lost(e, t, w);
+    }
+    loom_map_destroy(&ids);
+    /* 2. Each held task: by id, else (an earlier loomd's id) by key. */
+    loom_map_t *keys = NULL;
+    for (size_t i = 0; i < n; i++) {
+        decision[i] = LOOM_ADOPT_DROP;
+        if (!held[i].task_id)
+            continue;
+        loom_task_t *t = loom_map_get(e->tasks, held[i].task_id);
+        if (t) {
+            decision[i] = decide(e, w, t, &held[i]);
+            continue;
+        }
+        if (!held[i].task_key || !held[i].task_key[0])
+            continue;
+        if (!keys && (keys = loom_map_new(NULL)))
+            for (size_t j = i; j < n; j++)
+                if (held[j].task_key && held[j].task_key[0] &&
+                    !loom_map_get(e->tasks, held[j].task_id))
+                    loom_map_put(keys, held[j].task_key, (void *)&held[j]);
+    }
+    if (keys && loom_map_len(keys)) {
+        /* One pass over the live tasks (registrations are rare). Collected
+         * first: adopting renames tasks in e->tasks. */
+        size_t it = 0, nt = 0;
+        const char *k;
+        void *v;
+        loom_task_t **match = calloc(loom_map_len(keys), sizeof *match);
+        const loom_held_task_t **mh = calloc(loom_map_len(keys), sizeof *mh);
+        while (match && mh && nt < loom_map_len(keys) && loom_map_next(e->tasks, &it, &k, &v)) {
+            char key[400];
+            loom_task_key(v, key, sizeof key);
+            const loom_held_task_t *h = loom_map_get(keys, key);
+            if (h) {
+                match[nt] = v;
+                mh[nt++] = h;
+            }
+        }
+        for (size_t j = 0; j < nt; j++)
+            decision[mh[j] - held] = decide(e, w, match[j], mh[j]);
+        free(match);
+        free(mh);
+    }
+    loom_map_destroy(&keys);
+    engine_reap_runs(e);
+}
