@@ -9,6 +9,8 @@
 #   make asan       tests under AddressSanitizer + UBSan (separate build dir)
 #   make fuzz       libFuzzer targets, longer runs (clang-19)
 #   make deps       install the Debian packages (deploy/install-deps.sh)
+#   make install    PREFIX=/usr/local DESTDIR= (see deploy/README.md)
+#   make check-fresh  make demo + make test in a fresh Debian 12 chroot (root, slow)
 
 BUILD   ?= build
 CC      := $(if $(filter default,$(origin CC)),gcc,$(CC))
@@ -89,7 +91,7 @@ endef
 # here, before any module is read, for every goal that builds (not for clean,
 # deps or help). Exported so sub-makes skip the check; the check itself is
 # one dpkg query when everything is present.
-NO_DEPS_GOALS := clean deps help
+NO_DEPS_GOALS := clean deps help check-fresh uninstall
 ifneq ($(LOOM_DEPS_CHECKED),1)
 ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 LOOM_DEPS_LOG := $(shell ./deploy/install-deps.sh 1>&2)
@@ -148,6 +150,12 @@ clean:
 
 demo: check-deps all
 	@./deploy/demo.sh
+
+# Not in `make test`/CI: debootstraps Debian 12 and runs `make demo` and
+# `make test` there, one invocation each (deploy/check-fresh.sh).
+.PHONY: check-fresh
+check-fresh:
+	./deploy/check-fresh.sh
 
 .PHONY: help
 help:

@@ -23,7 +23,7 @@ static const char usage_text[] =
     "\n"
     "  --fleet F       devices present (examples/fleets/*.yaml); owned = energy cost only\n"
     "  --catalog C     without --fleet: one rented device of every class in C\n"
-    "                  (default " LOOM_DEFAULT_CATALOG ")\n"
+    "                  (default " LOOM_DEFAULT_CATALOG_HELP ")\n"
     "  --profile P     measured latency/cost per op and device (overrides the roofline)\n"
     "  --explain       per op: why this device, the runner-up and what it would cost\n"
     "  --baseline B    also price the workflow on one device class (homogeneous:all = each)\n"
@@ -390,11 +390,11 @@ int loom_cmd_plan(int argc, char **argv)
         loom_plan_mc(P.plan, mc, 42, P.opts.percentile, P.opts.sla_ms, &mc50, &mcp, &attain);
     if (json) {
         json_t *j = plan_json(&P, explain, mc50, mcp, attain, mc, bl, nbl);
-        json_object_set_new(j, "fleet", json_string(fleet_path ? fleet_path : cat_path ? cat_path : LOOM_DEFAULT_CATALOG));
+        json_object_set_new(j, "fleet", json_string(fleet_path ? fleet_path : cat_path ? cat_path : loom_cli_default_catalog()));
         loom_cli_print_json(j);
     } else {
         char fname[512];
-        snprintf(fname, sizeof fname, "%s", fleet_path ? fleet_path : cat_path ? cat_path : LOOM_DEFAULT_CATALOG);
+        snprintf(fname, sizeof fname, "%s", fleet_path ? fleet_path : cat_path ? cat_path : loom_cli_default_catalog());
         plan_text(&P, explain, mc50, mcp, attain, mc, bl, nbl, fname);
     }
     free(bl);

@@ -22,7 +22,7 @@ static const char usage_text[] =
     "\n"
     "  WORKLOAD        workflows with rates and SLAs (examples/workloads/*.yaml)\n"
     "  --catalog C     device classes to choose from (default: the workload's catalog:,\n"
-    "                  else " LOOM_DEFAULT_CATALOG ")\n"
+    "                  else " LOOM_DEFAULT_CATALOG_HELP ")\n"
     "  --owned FLEET   devices already owned: sunk cost, only their energy counts\n"
     "  --utilization U target busy fraction per device (default: workload's, else 0.7)\n"
     "  --no-pairs      consider only single-class and all-class placements (faster)\n"
@@ -72,7 +72,7 @@ int loom_cmd_tco(int argc, char **argv)
     loom_cli_planned_t *P = NULL;
     loom_tco_workflow_t *tw = NULL;
     loom_tco_result_t *res = NULL;
-    cat = loom_catalog_load(cat_path ? cat_path : wl->catalog ? wl->catalog : LOOM_DEFAULT_CATALOG, &err);
+    cat = loom_catalog_load(cat_path ? cat_path : wl->catalog ? wl->catalog : loom_cli_default_catalog(), &err);
     if (!cat) {
         loom_cli_print_err("tco", &err);
         goto out;

@@ -51,7 +51,8 @@ static void usage(FILE *f)
                "Loom plans and runs AI-agent workflows on mixed hardware.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nRun 'loom <command> --help' for a command's options; 'loom --version'.\n");
+    fprintf(f, "\nRun 'loom <command> --help' for a command's options, 'loom --version' for the\n"
+               "version.\n");
 }
 
 int loom_cli_wants_help(int argc, char **argv, const char *text)

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/paths.h"
+
 void loom_cli_print_err(const char *cmd, const loom_err_t *err)
 {
     char buf[2048];
@@ -33,6 +35,14 @@ void loom_cli_print_json(json_t *j)
     json_decref(j);
 }
 
+const char *loom_cli_default_catalog(void)
+{
+    static char path[4096];
+    if (!path[0])
+        loom_data_path("catalog.yaml", "examples/catalog.yaml", path, sizeof path);
+    return path; /* when missing, the installed path: the loader's error names it */
+}
+
 int loom_cli_load_fleet(const char *fleet_path, const char *catalog_path, loom_catalog_t **cat_out,
                         loom_fleet_t **fleet_out, loom_err_t *err)
 {
@@ -40,7 +50,7 @@ int loom_cli_load_fleet(const char *fleet_path, const char *catalog_path, loom_c
     *fleet_out = NULL;
     loom_catalog_t *cat = NULL;
     if (catalog_path || !fleet_path) {
-        cat = loom_catalog_load(catalog_path ? catalog_path : LOOM_DEFAULT_CATALOG, err);
+        cat = loom_catalog_load(catalog_path ? catalog_path : loom_cli_default_catalog(), err);
         if (!cat)
             return err ? err->code : LOOM_EPARSE;
     }

@@ -19,8 +19,12 @@
 #include "planner/workflow.h"
 #include "planner/workload.h"
 
-/* The default catalog when neither --fleet nor --catalog is given. */
-#define LOOM_DEFAULT_CATALOG "examples/catalog.yaml"
+/* The default catalog when neither --fleet nor --catalog is given:
+ * share/loom/catalog.yaml of the installed tree, or examples/catalog.yaml
+ * of the source tree the binary was built in (common/paths.h), wherever the
+ * command runs from. */
+#define LOOM_DEFAULT_CATALOG_HELP "share/loom/catalog.yaml of the install, or examples/catalog.yaml"
+const char *loom_cli_default_catalog(void);
 
 /* Loads the fleet: fleet_path (its catalog: key, or catalog_path when
  * given) or, without a fleet, every class of catalog_path (one rented

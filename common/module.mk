@@ -1,4 +1,5 @@
-# common/ — libloom_common.a: arena, errors, logging, map, buffer, clock, SHA.
+# common/ — libloom_common.a: arena, errors, logging, map, buffer, clock, SHA,
+# config files, data paths, service manager notifications (libsystemd).
 COMMON_SRCS := $(wildcard common/*.c)
 $(eval $(call LIB,common,$(COMMON_SRCS)))
-COMMON_LDLIBS := -lcrypto
+COMMON_LDLIBS := -lcrypto -lsystemd

@@ -18,6 +18,11 @@ CLI_LDLIBS += -lm -ljansson
 # cudart + cuBLAS -> libloom_llmcuda.a. Needs nvcc to build, a device to run.
 CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(CUDA_HOME)/bin/nvcc
+# The CUDA toolkit is not a Debian package (a fresh Debian 12 has no nvcc):
+# without it this backend, loom-worker-gpu (workers/gpu/) and the CUDA
+# tests are left out of the build (make says so); everything else builds.
+HAVE_CUDA := $(if $(wildcard $(NVCC)),1,)
+ifeq ($(HAVE_CUDA),1)
 NVCC_ARCHS ?= -gencode arch=compute_75,code=sm_75 -gencode arch=compute_80,code=sm_80 \
               -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=[sm_90,compute_90]
 NVCC_FLAGS := -std=c++17 -O2 -I. $(NVCC_ARCHS) -MMD -MP -Xcompiler -Wall,-Wextra -Werror all-warnings
@@ -33,3 +38,6 @@ $(BUILD)/lib/libloom_llmcuda.a: $(LLMCUDA_OBJS)
 LIBS += $(BUILD)/lib/libloom_llmcuda.a
 LLMCUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ -lm
 LLMCUDA_ARCHIVES := $(BUILD)/lib/libloom_llmcuda.a $(BUILD)/lib/libloom_llm.a
+else
+$(info llm: no CUDA toolkit ($(NVCC) not found; set CUDA_HOME): the CUDA backend, loom-worker-gpu and the CUDA tests are not built)
+endif

@@ -70,7 +70,7 @@ void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
 }
 
 /* An llm.generate/llm.decode step with `format: json` or `schema:` outputs the parsed
- * JSON (planner/README.md's op reference); the LLM engine returns the
+ * JSON (docs/WORKFLOWS.md's op reference); the LLM engine returns the
  * model's text. Parses it (one ``` fence around it is allowed). Returns a
  * new value, or NULL with why in msg (ASCII only: the model's bytes are
  * not copied verbatim). */

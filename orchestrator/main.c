@@ -1,12 +1,13 @@
 /* main.c — loomd: flags / config file, signals, then the server loop. */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/arena.h"
+#include "common/config.h"
 #include "common/log.h"
+#include "common/notify.h"
 #include "common/version.h"
 #include "orchestrator/http.h"
 #include "orchestrator/metrics.h"
@@ -29,7 +30,8 @@ static const char usage_text[] =
     "  --client URL              client endpoint (default tcp://127.0.0.1:7400)\n"
     "  --workers URL             worker endpoint (default tcp://127.0.0.1:7401)\n"
     "  --config FILE             read options from FILE: lines 'key: value' with the\n"
-    "                            long option names (client, workers, heartbeat-ms, ...)\n"
+    "                            long option names (client, workers, heartbeat-ms, ...);\n"
+    "                            later options override earlier ones\n"
     "  --heartbeat-ms N          heartbeat interval asked of workers (default 1000)\n"
     "  --heartbeat-timeout-ms N  a silent worker is lost after this (default 3x interval)\n"
     "  --depth N                 tasks kept in flight per worker slot (default 16)\n"
@@ -47,8 +49,8 @@ static const char usage_text[] =
     "  --http HOST:PORT          serve the dashboard, /metrics, /healthz and the HTTP/JSON\n"
     "                            API (/v1/..., docs/HTTP_API.md) there\n"
     "  --log-level L             debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
-    "  --version                 print the version\n"
-    "  --help                    this text\n";
+    "  --help                    this text\n"
+    "  --version                 print the version\n";
 
 typedef struct {
     loom_server_opts_t o;
@@ -67,19 +69,16 @@ static char *keep(const char *s)
     return loom_arena_strdup(strings, s);
 }
 
-/* Applies one option; returns 0, 1 (unknown), or 2 (bad value). */
-static int apply(cfg_t *c, const char *k, const char *v)
+/* Applies one option (a long option name without "--", or a config file
+ * key); returns 0, or -1 with why[] filled. */
+static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n)
 {
-    char *end;
+    cfg_t *c = ud;
     long n = 0;
     int numeric = strstr(k, "-ms") || strcmp(k, "depth") == 0 || strncmp(k, "max-", 4) == 0 ||
                   strcmp(k, "db-queue") == 0;
-    if (numeric) {
-        errno = 0;
-        n = strtol(v, &end, 10);
-        if (errno || *end || n <= 0 || n > 100000000)
-            return 2;
-    }
+    if (numeric && loom_config_positive(v, 100000000, &n, why, why_n) != 0)
+        return -1;
     if (strcmp(k, "client") == 0)
         c->o.client_endpoint = keep(v);
     else if (strcmp(k, "workers") == 0)
@@ -110,59 +109,11 @@ static int apply(cfg_t *c, const char *k, const char *v)
         c->db_queue = n;
     else if (strcmp(k, "http") == 0)
         c->http = keep(v);
-    else
-        return 1;
-    return 0;
-}
-
-static int load_config(cfg_t *c, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "loomd: cannot read config %s: %s\n", path, strerror(errno));
+    else {
+        snprintf(why, why_n, "unknown option (see loomd --help)");
         return -1;
     }
-    char line[1024];
-    int ln = 0, bad = 0;
-    while (fgets(line, sizeof line, f)) {
-        ln++;
-        char *p = line + strspn(line, " \t");
-        p[strcspn(p, "\r\n")] = 0;
-        if (!*p || *p == '#')
-            continue;
-        char *colon = strchr(p, ':');
-        char *eq = strchr(p, '=');
-        char *sep = colon && (!eq || colon < eq) ? colon : eq;
-        /* "client: tcp://..." — the first ':' is the separator */
-        if (!sep) {
-            fprintf(stderr, "%s:%d: expected 'key: value'\n", path, ln);
-            bad = 1;
-            continue;
-        }
-        *sep = 0;
-        char *k = p, *v = sep + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        for (char *e = k + strlen(k); e > k && (e[-1] == ' ' || e[-1] == '\t');)
-            *--e = 0;
-        for (char *q = k; *q; q++)
-            if (*q == '_')
-                *q = '-';
-        if ((v[0] == '"' || v[0] == '\'') && strlen(v) >= 2 && v[strlen(v) - 1] == v[0]) {
-            v[strlen(v) - 1] = 0;
-            v++;
-        }
-        int rc = apply(c, k, v);
-        if (rc == 1) {
-            fprintf(stderr, "%s:%d: %s: unknown option (see loomd --help)\n", path, ln, k);
-            bad = 1;
-        } else if (rc == 2) {
-            fprintf(stderr, "%s:%d: %s: expected a positive integer, got '%s'\n", path, ln, k, v);
-            bad = 1;
-        }
-    }
-    fclose(f);
-    return bad ? -1 : 0;
+    return 0;
 }
 
 /* Where on_ready reports the bound endpoints. */
@@ -174,6 +125,7 @@ typedef struct {
 static void on_ready(void *ud, const char *cep, const char *wep)
 {
     ready_t *r = ud;
+    loom_notify("READY=1\nSTATUS=serving clients on %s, workers on %s", cep, wep);
     loom_http_set_rpc_endpoint(r->http, cep);
     const char *path = r->ready_file;
     if (!path)
@@ -218,24 +170,22 @@ int main(int argc, char **argv)
         if (i + 1 >= argc) {
             /* name an unknown option as such, not as one missing its value */
             cfg_t probe = c;
-            int known = strcmp(a, "--config") == 0 || apply(&probe, a + 2, "1") != 1;
+            char why[512] = "";
+            int known = strcmp(a, "--config") == 0 || apply(&probe, a + 2, "1", why, sizeof why) == 0 ||
+                        strncmp(why, "unknown option", 14) != 0;
             fprintf(stderr, "loomd: %s '%s' (see --help)\n",
                     known ? "missing value for" : "unknown option", a);
             return 2;
         }
         const char *v = argv[++i];
         if (strcmp(a, "--config") == 0) {
-            if (load_config(&c, v) != 0)
+            if (loom_config_load(v, apply, &c) != 0)
                 return 2;
             continue;
         }
-        int rc = apply(&c, a + 2, v);
-        if (rc == 1) {
-            fprintf(stderr, "loomd: unknown option '%s' (see --help)\n", a);
-            return 2;
-        }
-        if (rc == 2) {
-            fprintf(stderr, "loomd: %s: expected a positive integer, got '%s'\n", a, v);
+        char why[512];
+        if (apply(&c, a + 2, v, why, sizeof why) != 0) {
+            fprintf(stderr, "loomd: %s: %s\n", a, why);
             return 2;
         }
     }
@@ -282,6 +232,7 @@ int main(int argc, char **argv)
         ready.http = http;
     }
     rc = loom_server_run(&c.o, &stop, &err);
+    loom_notify("STOPPING=1");
     loom_http_destroy(&http);
     loom_store_destroy(&pg_store);
     loom_metrics_destroy(&metrics);

@@ -1,5 +1,5 @@
 /* expr.h — workflow references, string templates and the small expression
- * language of `when:` / `until:` (see planner/README.md for the grammar).
+ * language of `when:` / `until:` (see docs/WORKFLOWS.md for the grammar).
  *
  * References:  ${inputs.x}  ${steps.<id>.output}  ${steps.<id>.output.a.b[2]}
  *              ${loop.iteration}  ${loop.prev.<id>.output...}  ${item...}

@@ -1,4 +1,4 @@
-/* workflow.c — see workflow.h; the format is documented in planner/README.md.
+/* workflow.c — see workflow.h; the format is documented in docs/WORKFLOWS.md.
  *
  * Loading runs in three passes over the YAML value tree (planner/value.c):
  *   1. structure: top-level sections, inputs, resources, and every step's id

@@ -1,5 +1,5 @@
 /* workflow.h — Loom workflow YAML (version 1): parse, validate, and expose
- * the workflow as a read-only tree (see planner/README.md for the format).
+ * the workflow as a read-only tree (see docs/WORKFLOWS.md for the format).
  *
  * A parsed workflow lives in one arena. Its structs are transparent and
  * READ-ONLY for callers (like PostgreSQL parse nodes): walk them freely,

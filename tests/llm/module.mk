@@ -6,7 +6,11 @@ $(eval $(call SCRIPT_TEST,llm_reference,tests/llm/test_llm_reference.sh))
 $(BUILD)/tests/llm_reference: $(BUILD)/bin/loom
 $(eval $(call SCRIPT_TEST,llm_workflow,tests/llm/test_llm_workflow.sh))
 $(BUILD)/tests/llm_workflow: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu
+ifeq ($(HAVE_CUDA),1)
 $(eval $(call TEST,llm_gpu,tests/llm/test_llm_gpu.c,$(LLMCUDA_ARCHIVES) $(LLM_ARCHIVES),$(LLMCUDA_LDLIBS) $(LLM_LDLIBS)))
+else # built without the CUDA toolkit: the test reports itself skipped
+$(eval $(call SCRIPT_TEST,llm_gpu,tests/llm/skip_no_cuda.sh))
+endif
 
 # make bench-llm: TinyLlama-1.1B-shaped models (Q8_0, F16) generated into
 # $(BUILD)/bench-llm/ on first use (1.2 and 2.2 GB; never committed).

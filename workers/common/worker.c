@@ -22,7 +22,9 @@
 #include <zmq.h>
 
 #include "common/clock.h"
+#include "common/config.h"
 #include "common/log.h"
+#include "common/notify.h"
 #include "common/version.h"
 #include "loom/v1/envelope.pb-c.h"
 #include "loom/v1/worker.pb-c.h"
@@ -906,6 +908,7 @@ static void handle(worker_t *w, const loom_msg_t *msg)
             w->next_hb = 0; /* heartbeat at once, then every hb_ms */
             LOOM_INFO(COMP, "msg=\"registered\" id=%s slots=%d ops=%zu", w->id, w->slots,
                       loom_ops_count(w->ops));
+            loom_notify("READY=1\nSTATUS=registered as %s, %d slots", w->id, w->slots);
             loom_pb_free(r);
         } else {
             LOOM_ERROR(COMP, "msg=\"registration refused\" status=%d reason=\"%s\"", st,
@@ -1226,19 +1229,83 @@ static void usage(FILE *f, const char *prog, const char *kind)
             "  --heartbeat-ms N   heartbeat interval (default: loomd's, 1000)\n"
             "  --price USD        price per hour of this device, for the planner\n"
             "  --ops LIST         offer only these ops (comma-separated), e.g. tool.exec,echo\n"
+            "  --models LIST      NAME=PATH,... GGUF models loaded at start (or $LOOM_MODELS)\n"
+            "  --indexes LIST     NAME=PATH,... vector indexes (or $LOOM_INDEXES)\n"
             "  --outbox-bytes N   finished results kept until loomd surely has them, so a\n"
             "                     loomd restart does not re-run them (default 33554432)\n"
             "  --log-level L      debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
-            "  --version          print the version\n"
-            "  --help             this text\n",
+            "  --config FILE      read options from FILE: lines 'key: value' with the long\n"
+            "                     option names above; later options override earlier ones\n"
+            "  --help             this text\n"
+            "  --version          print the version\n",
             prog, kind);
+}
+
+typedef struct {
+    loom_worker_opts_t o;
+    const char *log_level;
+} worker_cfg_t;
+
+/* Applies one common option (long name without "--", or a config key);
+ * returns 0, 1 when the key is not a common option (the backend's), or -1
+ * with why[] filled. Values are copied: config lines do not outlive this. */
+static int apply_opt(worker_cfg_t *c, const char *k, const char *v, char *why, size_t why_n)
+{
+    long n;
+    char *end;
+    if (strcmp(k, "endpoint") == 0)
+        c->o.endpoint = strdup(v);
+    else if (strcmp(k, "id") == 0)
+        c->o.worker_id = strdup(v);
+    else if (strcmp(k, "slots") == 0) {
+        if (loom_config_positive(v, 1024, &n, why, why_n) != 0)
+            return -1;
+        c->o.slots = (int)n;
+    } else if (strcmp(k, "heartbeat-ms") == 0) {
+        if (loom_config_positive(v, 3600000, &n, why, why_n) != 0)
+            return -1;
+        c->o.heartbeat_ms = (int)n;
+    } else if (strcmp(k, "price") == 0) {
+        double d = strtod(v, &end);
+        if (end == v || *end || !(d >= 0 && d < 1e9)) {
+            snprintf(why, why_n, "expected a price in USD per hour, got '%s'", v);
+            return -1;
+        }
+        c->o.price_per_hour = d;
+    } else if (strcmp(k, "ops") == 0)
+        c->o.only_ops = strdup(v);
+    else if (strcmp(k, "outbox-bytes") == 0) {
+        if (loom_config_positive(v, 1L << 40, &n, why, why_n) != 0)
+            return -1;
+        c->o.outbox_bytes = n;
+    }
+    else if (strcmp(k, "log-level") == 0) {
+        if (loom_log_parse_level(v) < 0) {
+            snprintf(why, why_n, "unknown log level '%s' (debug|info|warn|error|off)", v);
+            return -1;
+        }
+        c->log_level = strdup(v);
+    } else if (strcmp(k, "models") == 0 || strcmp(k, "indexes") == 0)
+        /* The LLM engine reads these maps from the environment. */
+        setenv(strcmp(k, "models") == 0 ? "LOOM_MODELS" : "LOOM_INDEXES", v, 1);
+    else
+        return 1;
+    return 0;
+}
+
+static int apply_config_key(void *ud, const char *k, const char *v, char *why, size_t why_n)
+{
+    int rc = apply_opt(ud, k, v, why, why_n);
+    if (rc == 1)
+        snprintf(why, why_n, "unknown option (see --help)");
+    return rc ? -1 : 0;
 }
 
 int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
 {
-    loom_worker_opts_t o = {0};
-    o.endpoint = getenv("LOOM_WORKER_ENDPOINT");
-    const char *lvl = getenv("LOOM_LOG_LEVEL");
+    worker_cfg_t c = {0};
+    c.o.endpoint = getenv("LOOM_WORKER_ENDPOINT");
+    c.log_level = getenv("LOOM_LOG_LEVEL");
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
     int nrest = 0;
     if (!rest)
@@ -1258,41 +1325,33 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
             free(rest);
             return 0;
         }
-#define TAKE(name) (strcmp(a, name) == 0 && v && (i++, 1))
-        if (TAKE("--endpoint"))
-            o.endpoint = v;
-        else if (TAKE("--id"))
-            o.worker_id = v;
-        else if (TAKE("--slots"))
-            o.slots = atoi(v);
-        else if (TAKE("--heartbeat-ms"))
-            o.heartbeat_ms = atoi(v);
-        else if (TAKE("--price"))
-            o.price_per_hour = atof(v);
-        else if (TAKE("--ops"))
-            o.only_ops = v;
-        else if (TAKE("--outbox-bytes"))
-            o.outbox_bytes = atoll(v);
-        else if (TAKE("--log-level"))
-            lvl = v;
-        else
+        char why[512] = "";
+        int rc = 1;
+        if (strcmp(a, "--config") == 0 && v)
+            rc = loom_config_load(v, apply_config_key, &c) == 0 ? 0 : -2;
+        else if (strncmp(a, "--", 2) == 0 && v)
+            rc = apply_opt(&c, a + 2, v, why, sizeof why);
+        if (rc == 1) { /* not ours: the backend's */
             rest[nrest++] = argv[i];
-#undef TAKE
+            continue;
+        }
+        if (rc < 0) {
+            if (rc == -1)
+                fprintf(stderr, "%s: %s: %s\n", argv[0], a, why);
+            free(rest);
+            return 2;
+        }
+        i++;
     }
-    if (lvl) {
-        int l = loom_log_parse_level(lvl);
+    if (c.log_level) {
+        int l = loom_log_parse_level(c.log_level);
         if (l < 0) {
             fprintf(stderr, "%s: unknown log level '%s' (debug|info|warn|error|off)\n", argv[0],
-                    lvl);
+                    c.log_level);
             free(rest);
             return 2;
         }
         loom_log_set_level((loom_log_level_t)l);
-    }
-    if (o.slots < 0 || o.slots > 1024) {
-        fprintf(stderr, "%s: --slots must be between 1 and 1024\n", argv[0]);
-        free(rest);
-        return 2;
     }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -1311,7 +1370,8 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
         return rc == LOOM_EINVAL ? 2 : 3;
     }
     volatile int stop = 0;
-    rc = loom_worker_run(backend, self, &o, &stop, &err);
+    rc = loom_worker_run(backend, self, &c.o, &stop, &err);
+    loom_notify("STOPPING=1");
     if (backend->destroy)
         backend->destroy(self);
     if (rc != 0) {
