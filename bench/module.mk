@@ -2,8 +2,10 @@
 
 # bench-dispatch: loomd + 2 CPU workers vs Dask distributed (bench/dispatch.sh).
 $(eval $(call PROG,bench-dispatch,bench/dispatch.c,$(BUILD)/lib/libloom_client.a $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a,$(PROTOCOL_LDLIBS) $(COMMON_LDLIBS)))
+# zmq_rtt: the raw ZeroMQ round trip bench-dispatch compares chained steps with.
+$(eval $(call PROG,zmq_rtt,bench/zmq_rtt.c,$(BUILD)/lib/libloom_common.a,-lzmq $(COMMON_LDLIBS)))
 .PHONY: bench-dispatch
-bench-dispatch: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom $(BUILD)/bin/bench-dispatch
+bench-dispatch: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom $(BUILD)/bin/bench-dispatch $(BUILD)/bin/zmq_rtt
 	BUILD=$(BUILD) ./bench/dispatch.sh
 BENCHES += bench-dispatch
 

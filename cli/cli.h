@@ -19,6 +19,11 @@ enum {
     LOOM_EXIT_SLA = 4,      /* run succeeded but missed its SLA */
 };
 
+/* Parses an SLA in milliseconds given on the command line: a positive
+ * integer, as sla.latency_ms is in a workflow. Prints "loom CMD: FLAG ..."
+ * and returns -1 otherwise. */
+int loom_cli_parse_sla_ms(const char *cmd, const char *flag, const char *text, double *out);
+
 /* True when --help or -h appears in argv; prints usage to stdout then. */
 int loom_cli_wants_help(int argc, char **argv, const char *usage);
 

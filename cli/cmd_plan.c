@@ -300,8 +300,10 @@ int loom_cmd_plan(int argc, char **argv)
             prof_path = argv[++i];
         else if (!strcmp(a, "--baseline") && has)
             baseline = argv[++i];
-        else if (!strcmp(a, "--sla") && has)
-            sla = atof(argv[++i]);
+        else if (!strcmp(a, "--sla") && has) {
+            if (loom_cli_parse_sla_ms("plan", "--sla", argv[++i], &sla) < 0)
+                return LOOM_EXIT_USAGE;
+        }
         else if (!strcmp(a, "--percentile") && has) {
             pct = atof(argv[++i]);
             if (pct > 1)
@@ -364,6 +366,10 @@ int loom_cmd_plan(int argc, char **argv)
     if (loom_cli_plan_file(file, fleet, prof, sla, pct, method, &P, stderr, &err) < 0) {
         loom_cli_print_err("plan", &err);
         rc = err.code == LOOM_EIO ? LOOM_EXIT_SYSTEM : LOOM_EXIT_FAIL;
+        goto out;
+    }
+    if (loom_profile_check(prof, loom_fleet_catalog(fleet), (const loom_graph_t *const[]){P.g}, 1, &err) < 0) {
+        loom_cli_print_err("plan", &err);
         goto out;
     }
     if (emit) {

@@ -28,6 +28,9 @@ static const char usage_text[] =
     "  --idempotency-key K  a retry with the same key returns the first run, not a new one\n"
     "  --stream, --no-stream  show LLM tokens as they are generated (default: when\n"
     "                       stderr is a terminal)\n"
+    "  --allow-sla-miss     run even when loomd finds no placement on its workers that\n"
+    "                       meets the SLA, or no worker for an op (the run is then\n"
+    "                       refused without this flag, exit 4)\n"
     "  --timeout-ms N       stop waiting after N ms (the run continues; exit 3)\n"
     "  --no-wait            print the run id and return at once (follow it later with\n"
     "                       'loom watch RUN')\n"
@@ -37,7 +40,7 @@ static const char usage_text[] =
     "  --endpoint URL       loomd's client endpoint (default $LOOM_ENDPOINT or\n"
     "                       tcp://127.0.0.1:7400)\n\n"
     "exit status: 0 succeeded, 1 failed or cancelled (or bad input), 4 succeeded\n"
-    "but missed its SLA, 3 Loom system error\n";
+    "but missed its SLA or was refused because it cannot meet it, 3 Loom system error\n";
 
 static int read_file(const char *path, loom_buf_t *b)
 {
@@ -94,7 +97,7 @@ int loom_cmd_run(int argc, char **argv)
     if (loom_cli_wants_help(argc, argv, usage_text))
         return LOOM_EXIT_OK;
     const char *file = NULL, *endpoint = NULL;
-    int json_out = 0, no_wait = 0, quiet = 0, explain = 0, stream_tokens = -1;
+    int json_out = 0, no_wait = 0, quiet = 0, explain = 0, stream_tokens = -1, allow_miss = 0;
     const char *idempotency_key = NULL;
     json_t *labels = json_object(); /* KEY -> VALUE, the last given wins */
     double sla_ms = 0;
@@ -110,6 +113,8 @@ int loom_cmd_run(int argc, char **argv)
             no_wait = 1;
         else if (strcmp(a, "--quiet") == 0)
             quiet = 1;
+        else if (strcmp(a, "--allow-sla-miss") == 0)
+            allow_miss = 1;
         else if (strcmp(a, "--explain") == 0)
             explain = 1;
         else if (strcmp(a, "--stream") == 0)
@@ -145,7 +150,8 @@ int loom_cmd_run(int argc, char **argv)
             json_decref(all);
             i++;
         } else if (strcmp(a, "--sla-ms") == 0 && v) {
-            sla_ms = atof(v);
+            if (loom_cli_parse_sla_ms("run", "--sla-ms", v, &sla_ms) < 0)
+                goto out;
             i++;
         } else if (strcmp(a, "--timeout-ms") == 0 && v) {
             timeout_ms = atol(v);
@@ -191,7 +197,7 @@ int loom_cmd_run(int argc, char **argv)
     rq.sla_latency_ms = sla_ms;
     /* tools with relative paths run from where the user typed the command */
     char cwd[PATH_MAX];
-    size_t n_labels = json_object_size(labels) + 1;
+    size_t n_labels = json_object_size(labels) + 2;
     Loom__V1__Metadata *label_mem = calloc(n_labels, sizeof *label_mem);
     Loom__V1__Metadata **label_ptrs = calloc(n_labels, sizeof *label_ptrs);
     if (!label_mem || !label_ptrs) {
@@ -220,6 +226,13 @@ int loom_cmd_run(int argc, char **argv)
         label_ptrs[rq.n_labels] = &label_mem[rq.n_labels];
         rq.n_labels++;
     }
+    if (allow_miss) { /* admission: run even if no placement fits */
+        loom__v1__metadata__init(&label_mem[rq.n_labels]);
+        label_mem[rq.n_labels].key = "allow_sla_miss";
+        label_mem[rq.n_labels].value = "true";
+        label_ptrs[rq.n_labels] = &label_mem[rq.n_labels];
+        rq.n_labels++;
+    }
     rq.idempotency_key = (char *)(idempotency_key ? idempotency_key : "");
     Loom__V1__SubmitReply *rep = NULL;
     loom_err_t err;
@@ -231,6 +244,8 @@ int loom_cmd_run(int argc, char **argv)
     loom_buf_free(&yaml);
     if (st != LOOM_STATUS_OK) {
         rc = loom_cli_rpc_error("run", endpoint, st, &err);
+        if (err.code == LOOM_EINFEASIBLE || st == LOOM_STATUS_FAILED_PRECONDITION)
+            rc = LOOM_EXIT_SLA; /* refused at admission: no placement fits */
         loom_client_destroy(&c);
         goto out;
     }

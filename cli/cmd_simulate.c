@@ -125,6 +125,18 @@ int loom_cmd_simulate(int argc, char **argv)
         sw[i] = (loom_sim_workflow_t){.name = P[i].wf->name, .g = P[i].g, .cost = P[i].cost, .assign = assign[i],
                                       .rate_per_s = wl->items[i].rate_per_s, .sla_ms = P[i].opts.sla_ms};
     }
+    if (prof) {
+        const loom_graph_t **gs = calloc(wl->n, sizeof *gs);
+        for (size_t i = 0; gs && i < wl->n; i++)
+            gs[i] = P[i].g;
+        int bad = !gs ? loom_err_set(&err, LOOM_ENOMEM, "out of memory") < 0
+                      : loom_profile_check(prof, loom_fleet_catalog(fleet), gs, wl->n, &err) < 0;
+        free(gs);
+        if (bad) {
+            loom_cli_print_err("simulate", &err);
+            goto out;
+        }
+    }
     if (loom_sim_run(fleet, sw, wl->n, &so, &res, &err) < 0) {
         loom_cli_print_err("simulate", &err);
         goto out;

@@ -1,7 +1,9 @@
 /* main.c — `loom` entry point: dispatches to the subcommand table. */
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/runview.h"
@@ -53,6 +55,20 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nRun 'loom <command> --help' for a command's options, 'loom --version' for the\n"
                "version.\n");
+}
+
+int loom_cli_parse_sla_ms(const char *cmd, const char *flag, const char *text, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < 1 || v > 1000000000LL) {
+        fprintf(stderr, "loom %s: %s takes a whole number of milliseconds >= 1 (like sla.latency_ms), not '%s'\n",
+                cmd, flag, text);
+        return -1;
+    }
+    *out = (double)v;
+    return 0;
 }
 
 int loom_cli_wants_help(int argc, char **argv, const char *text)

@@ -369,13 +369,23 @@ static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
          * worker fetches them; the prompt's ids ride along so it can
          * re-run the prefill if the transfer fails. */
         json_t *ref = NULL, *toks = json_array();
-        rc = loom_llm_kv_publish(kv, dtype, loom_op_worker_id(ctx), &ref, e);
-        for (size_t i = 0; !rc && toks && i < n; i++) json_array_append_new(toks, json_integer(ids[i]));
-        json_object_set_new(o, "kv", ref);
-        json_object_set_new(o, "tokens", toks);
-        json_object_set_new(o, "kv_dtype", json_string(loom_kvcache_dtype_name(dtype)));
-        json_object_set_new(o, "kv_layout", json_string(LOOM_KV_LAYOUT));
-    } else {
+        loom_err_t pe = {0};
+        if (loom_llm_kv_publish(kv, dtype, loom_op_worker_id(ctx), &ref, &pe)) {
+            /* No object store here (e.g. no /dev/shm): inline, as before. */
+            LOOM_WARN("llm", "msg=\"cannot keep the KV cache here; sending it inline\" task=%s error=\"%s\"",
+                      loom_op_task_id(ctx), pe.msg);
+            loom_op_note(ctx, "KV cache sent inline through loomd: %s", pe.msg);
+            transfer = "inline";
+            json_decref(toks);
+        } else {
+            for (size_t i = 0; toks && i < n; i++) json_array_append_new(toks, json_integer(ids[i]));
+            json_object_set_new(o, "kv", ref);
+            json_object_set_new(o, "tokens", toks);
+            json_object_set_new(o, "kv_dtype", json_string(loom_kvcache_dtype_name(dtype)));
+            json_object_set_new(o, "kv_layout", json_string(LOOM_KV_LAYOUT));
+        }
+    }
+    if (!rc && !kv_path && transfer && !strcmp(transfer, "inline")) {
         loom_buf_t bin = LOOM_BUF_INIT;
         rc = loom_kvcache_serialize(kv, &bin, e);
         char *b64 = rc ? NULL : malloc(4 * ((bin.len + 2) / 3) + 1);

@@ -687,6 +687,54 @@ void loom_engine_destroy(loom_engine_t **pe)
     *pe = NULL;
 }
 
+/* First op of graph g (loop bodies included) that no ready worker runs;
+ * sets *step to its step. NULL when every op has a worker. */
+static const char *op_without_worker(const loom_wf_graph_t *g, loom_registry_t *reg, const char **step)
+{
+    for (size_t i = 0; i < g->n_steps; i++) {
+        const loom_wf_step_t *st = &g->steps[i];
+        if (st->op == LOOM_OP_LOOP) {
+            const char *op = st->body ? op_without_worker(st->body, reg, step) : NULL;
+            if (op)
+                return op;
+            continue;
+        }
+        const char *op = loom_op_kind_name(st->op);
+        int served = 0;
+        for (size_t k = 0, n = loom_registry_count(reg); k < n && !served; k++)
+            served = loom_worker_runs(loom_registry_at(reg, k), op);
+        if (!served) {
+            *step = st->id;
+            return op;
+        }
+    }
+    return NULL;
+}
+
+/* Admission (see loom_engine_submit): 0 or LOOM_EINFEASIBLE with err. */
+static int admit(loom_engine_t *e, loom_run_t *r, int allow_miss, loom_err_t *err)
+{
+    size_t ready = 0;
+    for (size_t k = 0, n = loom_registry_count(e->cfg.reg); k < n; k++)
+        ready += loom_registry_at(e->cfg.reg, k)->state == LOOM_WORKER_READY;
+    if (!ready)
+        return 0; /* workers may still be starting: the run waits for one */
+    const char *step = NULL, *op = op_without_worker(&r->wf->graph, e->cfg.reg, &step);
+    if (op && !allow_miss) {
+        loom_err_set(err, LOOM_EINFEASIBLE, "no registered worker runs op '%s' (step '%s'); refused", op,
+                     step);
+        loom_err_hint(err, "start a worker that serves %s, or pass --allow-sla-miss to queue the run anyway",
+                      op);
+        return LOOM_EINFEASIBLE;
+    }
+    if (!e->cfg.placement.admit)
+        return 0;
+    /* no note: the run has no events yet; the policy announces its plan
+     * when the run's first task is placed */
+    loom_placement_req_t req = {.run_id = r->id, .workflow = r->wf, .sla_ms = r->sla_ms};
+    return e->cfg.placement.admit(e->cfg.placement.self, &req, e->cfg.reg, allow_miss, err);
+}
+
 int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32], loom_err_t *err)
 {
     if (s->idempotency_key && *s->idempotency_key) {
@@ -709,6 +757,14 @@ int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32]
     if (!r->top || loom_map_put(e->runs, r->id, r) != 0) {
         run_free(r);
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    }
+    if ((rc = admit(e, r, s->allow_sla_miss, err)) != 0) {
+        loom_map_del(e->runs, r->id);
+        if (e->cfg.placement.run_done)
+            e->cfg.placement.run_done(e->cfg.placement.self, r->id);
+        LOOM_INFO(COMP, "msg=\"run refused\" run=%s workflow=%s why=\"%s\"", r->id, r->wf->name, err->msg);
+        run_free(r);
+        return rc;
     }
     if (s->idempotency_key && *s->idempotency_key)
         loom_map_put(e->idem, s->idempotency_key, strdup(r->id));
@@ -799,6 +855,7 @@ void loom_engine_dispatch(loom_engine_t *e)
         loom_placement_req_t req = {.run_id = t->run->id, .step_id = sid, .op = t->op,
                                     .model = s->model, .attempt = t->attempt,
                                     .avoid_worker = t->last_worker[0] ? t->last_worker : NULL,
+                                    .needs_slot = t->timeout_ms > 0,
                                     .workflow = t->run->wf, .sla_ms = t->run->sla_ms,
                                     .elapsed_ms = (double)(now - t->run->start_mono),
                                     .note = placement_note, .note_ud = e};
@@ -886,7 +943,9 @@ int64_t loom_engine_tick(loom_engine_t *e)
         n = t->lnext;
         if (t->deadline_mono && t->deadline_mono <= now) {
             char msg[200];
-            snprintf(msg, sizeof msg, "timed out after %" PRId64 " ms (timeout_ms)", t->timeout_ms);
+            snprintf(msg, sizeof msg,
+                     "timed out after %" PRId64 " ms of execution (timeout_ms; queued %" PRId64 " ms before)",
+                     t->timeout_ms, t->started_ms - t->ready_ms);
             if (t->worker && e->cfg.cancel_task)
                 e->cfg.cancel_task(e->cfg.ud, t->worker, t, "timeout_ms passed");
             engine_list_del(e, t);

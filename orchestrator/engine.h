@@ -100,11 +100,17 @@ typedef struct loom_submit {
     const char *idempotency_key; /* may be NULL */
     const char *cwd;           /* the client's working directory (absolute): tool.exec's
                                 * default cwd, so relative tool paths work as typed; may be NULL */
+    int allow_sla_miss;        /* run even when admission finds no placement that fits */
 } loom_submit_t;
 
 /* Parses, validates and starts a run. On success copies its id into
  * run_id. Bad workflows/inputs: LOOM_EPARSE / LOOM_EINVAL with err naming
- * file:line:col and field. */
+ * file:line:col and field. Admission (unless s->allow_sla_miss): when
+ * workers are registered but none of the ready ones runs one of the
+ * workflow's ops, or the placement policy finds no placement on them that
+ * meets the SLA, the run is refused with LOOM_EINFEASIBLE and the reason
+ * (nothing is stored). With no ready worker at all the run is accepted and
+ * waits for one. */
 int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32], loom_err_t *err);
 
 /* After a restart: rebuilds every run the store reports unfinished, marks

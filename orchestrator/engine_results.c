@@ -172,6 +172,11 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
     step_rt_t *st = &sc->st[i];
     e->stats.tasks_succeeded++;
     r->tasks_done++;
+    if (e->cfg.placement.observe && step_ms > 0) {
+        char sid[256];
+        engine_step_path(sc, i, sid, sizeof sid);
+        e->cfg.placement.observe(e->cfg.placement.self, r->id, sid, t->op, w, t->predicted_ms, step_ms);
+    }
     engine_lat_add(r, loom_clock_ns() - t->ready_ns);
     engine_task_succeeded(e, t, output, len, step_ms);
     if (t->index >= 0) {

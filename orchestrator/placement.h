@@ -29,6 +29,9 @@ typedef struct loom_placement_req {
     const char *model;        /* model resource name for llm/embed ops; NULL otherwise */
     int attempt;
     const char *avoid_worker; /* the worker a previous attempt failed on; NULL = none */
+    int needs_slot;           /* the task has timeout_ms: only a worker with a free slot (it
+                               * starts executing on arrival, so its timeout clock starts
+                               * then, not while queued on the worker) */
     /* For plan-driven policies (may be NULL / 0): */
     const struct loom_workflow *workflow; /* the run's parsed workflow */
     double sla_ms;            /* the run's SLA; 0 = none */
@@ -50,15 +53,28 @@ typedef struct loom_placement {
     loom_worker_rec_t *(*pick)(void *self, const loom_placement_req_t *req, loom_registry_t *reg,
                                int *never);
     void (*destroy)(void *self);
+    /* Optional: admission at submit, before any task of the run is
+     * dispatched (req: run_id, workflow, sla_ms, note). Returns 0 to admit,
+     * or LOOM_EINFEASIBLE with err saying why no placement on the live
+     * workers meets the run's SLA. allow_miss: the client asked to run
+     * anyway (the policy admits, and may keep what it planned). */
+    int (*admit)(void *self, const loom_placement_req_t *req, loom_registry_t *reg, int allow_miss,
+                 loom_err_t *err);
+    /* Optional: calibration. A task of run_id's step (path "loop/body")
+     * succeeded on w after measured_ms of execution (the worker's own
+     * figure); predicted_ms is what pick said for it (0 = nothing). */
+    void (*observe)(void *self, const char *run_id, const char *step_id, const char *op,
+                    const loom_worker_rec_t *w, double predicted_ms, double measured_ms);
     /* Optional: the run reached a final state (the policy may drop what it
      * kept about it). */
     void (*run_done)(void *self, const char *run_id);
     void *self;
 } loom_placement_t;
 
-/* The default: least in-flight/slots ratio among ready workers listing
- * the op (and matching device_class when one is given: by kind or model
- * prefix); prefers not to reuse avoid_worker when another is free. */
+/* Least in-flight/slots ratio among ready workers listing the op (and
+ * matching device_class when one is given: by kind or model prefix);
+ * prefers not to reuse avoid_worker when another is free. loomd's
+ * --placement least-loaded, and the planner's fallback. */
 loom_placement_t loom_placement_least_loaded(void);
 
 /* The planner's policy (placement_planner.c): each run is planned against

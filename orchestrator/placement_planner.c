@@ -26,11 +26,13 @@
 #include "planner/fleet.h"
 #include "planner/graph.h"
 #include "planner/place.h"
+#include "planner/profile.h"
 #include "planner/workflow.h"
 #include "loom/v1/rpc.pb-c.h"
 
 #define COMP "placement"
 #define MAX_PLANS 4096 /* plans kept for runs that never reported run_done */
+#define RUNNER_UP_MAX_OPS 64 /* runner-ups in task reasons only for graphs up to this size */
 
 typedef struct rplan {
     char run_id[32];
@@ -40,22 +42,42 @@ typedef struct rplan {
     loom_fleet_t *fleet;
     loom_cost_t *cost;
     loom_plan_t *plan;
+    loom_profile_t *prof; /* calibration the plan was made with (NULL = none) */
     unsigned version;
     double sla_ms;       /* SLA the current plan was made for */
     int lag_replans;
     double lag_base;     /* lag already absorbed by the current plan (ms) */
     uint64_t created;
+    int announced;       /* the PLANNED event was published */
 } rplan_t;
 
+/* Calibration of one (worker, workflow step) or (worker, op): measured
+ * execution time over the uncalibrated model's prediction, smoothed. */
 typedef struct {
-    loom_map_t *runs; /* run id -> rplan_t */
+    double ratio;   /* EWMA of measured / model */
+    double used;    /* what plans use: follows ratio only when it moved by more than CALIB_BAND */
+    uint64_t n;
+} calib_t;
+
+typedef struct {
+    loom_map_t *runs;  /* run id -> rplan_t */
+    loom_map_t *calib; /* "S\x1fworker\x1fworkflow\x1fstep" or "O\x1fworker\x1fop" -> calib_t */
 } policy_t;
+
+#define CALIB_ALPHA 0.3   /* weight of the newest measurement */
+/* Plans follow the measured ratio only when it left [used / BAND, used x
+ * BAND]: noise then does not change every plan (so repeated runs keep the
+ * same plan and hit the lowering cache) while real errors (the 100 ms tool
+ * default, a worker 5x slower than its self-benchmark) still correct. */
+#define CALIB_BAND 1.5
+#define MAX_CALIB 65536   /* entries kept (no new keys beyond it) */
 
 /* Drops the plan and the fleet it was made on (keeps the graph). */
 static void rplan_drop_plan(rplan_t *rp)
 {
     loom_plan_destroy(&rp->plan);
     loom_cost_destroy(&rp->cost);
+    loom_profile_destroy(&rp->prof);
     loom_fleet_destroy(&rp->fleet);
     loom_catalog_destroy(&rp->cat);
 }
@@ -143,20 +165,97 @@ static int build_fleet(rplan_t *rp, loom_registry_t *reg, const char *exclude)
     return rp->fleet != NULL;
 }
 
-/* (Re)plans rp against the registry. Returns 0 or a negative LOOM_E*. */
-static int plan_run(rplan_t *rp, loom_registry_t *reg, const char *exclude, double sla_ms, loom_err_t *err)
+/* The granular ops a workflow op becomes (llm.generate: prefill and
+ * decode). Returns how many (0..2). */
+static int gops_of(const char *op, loom_gop_t out[2])
+{
+    static const struct { const char *op; int a, b; } m[] = {
+        {"llm.generate", LOOM_GOP_PREFILL, LOOM_GOP_DECODE}, {"llm.prefill", LOOM_GOP_PREFILL, -1},
+        {"llm.decode", LOOM_GOP_DECODE, -1},  {"embed", LOOM_GOP_EMBED, -1},
+        {"vector.search", LOOM_GOP_VSEARCH, -1}, {"tool.exec", LOOM_GOP_TOOL_EXEC, -1},
+        {"tool.http", LOOM_GOP_TOOL_HTTP, -1}, {"compute", LOOM_GOP_COMPUTE, -1},
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (strcmp(op, m[i].op) == 0) {
+            out[0] = (loom_gop_t)m[i].a;
+            out[1] = (loom_gop_t)m[i].b;
+            return m[i].b >= 0 ? 2 : 1;
+        }
+    out[0] = LOOM_GOP_NOOP; /* noop, echo, sleep */
+    return 1;
+}
+
+/* Whether one step's measured/model ratio says something about other
+ * steps of the same op on that worker: yes for device ops (the worker's
+ * real speed); no for tools (their time is the tool's, not the worker's)
+ * and no-ops (sleep's time is its own). Those are calibrated per step. */
+static int per_op_calibration(loom_gop_t op)
+{
+    return !loom_gop_is_external(op) && op != LOOM_GOP_NOOP;
+}
+
+/* The calibration as a profile for rp's workflow (scale entries per
+ * worker and device op, and per worker and step of this workflow; a
+ * step's entry wins over its op's). NULL when there is nothing to calibrate with. */
+static loom_profile_t *calib_profile(const policy_t *p, const rplan_t *rp)
+{
+    if (!p || !p->calib || !loom_map_len(p->calib))
+        return NULL;
+    loom_profile_t *prof = loom_profile_new();
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (prof && loom_map_next(p->calib, &it, &k, &v)) {
+        char key[512];
+        snprintf(key, sizeof key, "%s", k);
+        char *f[4] = {key, NULL, NULL, NULL};
+        for (int i = 1; i < 4 && f[i - 1]; i++) {
+            char *sep = strchr(f[i - 1], '\x1f');
+            if (sep) {
+                *sep = 0;
+                f[i] = sep + 1;
+            }
+        }
+        const calib_t *c = v;
+        loom_measure_t m = {.latency_ms = -1, .cost_usd = -1, .scale = c->used, .cv = -1};
+        if (!(m.scale > 0) || !f[1] || !f[2])
+            continue;
+        if (key[0] == 'O') {
+            loom_gop_t g[2];
+            for (int i = 0, n = gops_of(f[2], g); i < n; i++)
+                if (per_op_calibration(g[i]))
+                    loom_profile_add_op(prof, g[i], f[1], NULL, &m, NULL);
+        } else if (key[0] == 'S' && f[3] && strcmp(f[2], rp->wf->name) == 0) {
+            const char *step = strrchr(f[3], '/') ? strrchr(f[3], '/') + 1 : f[3];
+            for (size_t n = 0; n < loom_graph_nodes(rp->g); n++) {
+                const loom_gnode_t *nd = loom_graph_node(rp->g, (int)n);
+                if (nd->step && strcmp(nd->step, step) == 0 && !loom_profile_op(prof, nd->op, f[1], step))
+                    loom_profile_add_op(prof, nd->op, f[1], step, &m, NULL);
+            }
+        }
+    }
+    return prof;
+}
+
+/* (Re)plans rp against the registry, with p's calibration (p may be
+ * NULL). Returns 0 or a negative LOOM_E*. */
+static int plan_run(const policy_t *p, rplan_t *rp, loom_registry_t *reg, const char *exclude, double sla_ms,
+                    loom_err_t *err)
 {
     rplan_drop_plan(rp);
     if (!rp->g && loom_decompose(rp->wf, &rp->g, NULL, err) < 0)
         return err->code ? err->code : LOOM_EINVAL;
     if (!build_fleet(rp, reg, exclude))
         return loom_err_set(err, LOOM_EUNAVAIL, "no ready worker to plan on");
-    rp->cost = loom_cost_new(rp->g, rp->fleet, NULL, err);
+    rp->prof = calib_profile(p, rp);
+    rp->cost = loom_cost_new(rp->g, rp->fleet, rp->prof, err);
     if (!rp->cost)
         return err->code ? err->code : LOOM_ENOMEM;
     /* A worker can only run ops it lists. */
     for (size_t v = 0; v < loom_graph_nodes(rp->g); v++) {
         const char *op = step_op(&rp->wf->graph, loom_graph_node(rp->g, (int)v)->step);
+        if (op && strcmp(op, "loop") == 0)
+            continue; /* a loop's begin/end nodes: loomd itself runs loops */
         for (size_t k = 0; k < loom_fleet_entries(rp->fleet); k++) {
             loom_worker_rec_t *w = loom_registry_by_id(reg, loom_cost_device_name(rp->cost, (int)k));
             if (!w || (op && !loom_worker_runs(w, op)))
@@ -176,6 +275,12 @@ static int plan_run(rplan_t *rp, loom_registry_t *reg, const char *exclude, doub
     return 0;
 }
 
+/* Meets the SLA by the model and by its Monte Carlo check (as `loom plan`). */
+static int plan_meets_sla(const rplan_t *rp)
+{
+    return loom_plan_feasible(rp->plan) && !(rp->sla_ms > 0 && loom_plan_mc_target_ms(rp->plan) > rp->sla_ms);
+}
+
 static void summary(const rplan_t *rp, const char *why, char *buf, size_t n)
 {
     size_t len = (size_t)snprintf(buf, n, "%s%splan v%u on %zu live workers: ", why ? why : "", why ? "; " : "",
@@ -185,11 +290,14 @@ static void summary(const rplan_t *rp, const char *why, char *buf, size_t n)
         len += (size_t)snprintf(buf + len, n - len, "%s%s->%s", v ? ", " : "", nd->name,
                                 loom_cost_device_name(rp->cost, loom_plan_device(rp->plan, (int)v)));
     }
-    if (len < n)
+    if (len < n && rp->sla_ms > 0)
         snprintf(buf + len, n - len, "; predicted p%g %.0f ms, $%.3g/run, %s SLA %.0f ms (%s)",
                  rp->wf->sla.set ? rp->wf->sla.percentile : 50, loom_plan_target_ms(rp->plan),
-                 loom_plan_cost_usd(rp->plan), loom_plan_feasible(rp->plan) ? "meets" : "MISSES", rp->sla_ms,
+                 loom_plan_cost_usd(rp->plan), plan_meets_sla(rp) ? "meets" : "MISSES", rp->sla_ms,
                  loom_plan_method(rp->plan));
+    else if (len < n)
+        snprintf(buf + len, n - len, "; predicted p50 %.0f ms, $%.3g/run, no SLA (%s)",
+                 loom_plan_target_ms(rp->plan), loom_plan_cost_usd(rp->plan), loom_plan_method(rp->plan));
 }
 
 /* The granular node that decides where step path `sid` runs. */
@@ -263,19 +371,117 @@ static void note(const loom_placement_req_t *req, const rplan_t *rp, int replann
     LOOM_INFO(COMP, "msg=\"%s\" run=%s detail=\"%.300s\"", replanned ? "re-planned" : "planned", req->run_id, msg);
 }
 
+/* The other granular node of v's step (llm.generate: the prefill of a
+ * decode), or -1. */
+static int step_partner(const rplan_t *rp, int v)
+{
+    const loom_gnode_t *nd = loom_graph_node(rp->g, v);
+    size_t l = strlen(nd->name);
+    if (nd->op != LOOM_GOP_DECODE || l < 7 || strcmp(nd->name + l - 7, ".decode") != 0)
+        return -1;
+    char name[300];
+    snprintf(name, sizeof name, "%.*s.prefill", (int)(l - 7), nd->name);
+    return loom_graph_find(rp->g, name);
+}
+
+/* Predicted execution time / cost of v's whole step on fleet entry k. */
+static double step_ms(const rplan_t *rp, int v, int k)
+{
+    int u = step_partner(rp, v);
+    return loom_cost_ms(rp->cost, v, k) + (u >= 0 ? loom_cost_ms(rp->cost, u, k) : 0);
+}
+
+static double step_usd(const rplan_t *rp, int v, int k)
+{
+    int u = step_partner(rp, v);
+    return loom_cost_usd(rp->cost, v, k) + (u >= 0 ? loom_cost_usd(rp->cost, u, k) : 0);
+}
+
+/* The worker the plan chose for node v (NULL when gone). */
+static loom_worker_rec_t *planned_w(const rplan_t *rp, int v, loom_registry_t *reg)
+{
+    return loom_registry_by_id(reg, loom_cost_device_name(rp->cost, loom_plan_device(rp->plan, v)));
+}
+
+/* Tasks a worker may hold for req: a task with timeout_ms only goes where
+ * a slot is free (it then starts on arrival); others may queue there. */
+static int capacity_for(const loom_worker_rec_t *w, const loom_placement_req_t *req)
+{
+    return req->needs_slot ? w->slots : w->max_inflight;
+}
+
+/* Predicted finish of v on w (fleet entry k) if sent now: the tasks queued
+ * ahead of it there (beyond its slots) run first, at about the same
+ * service time, spread over its slots. */
+static double finish_ms(const rplan_t *rp, int v, const loom_worker_rec_t *w, int k)
+{
+    int ahead = w->inflight - w->slots + 1;
+    return step_ms(rp, v, k) * (1.0 + (ahead > 0 ? (double)ahead / (w->slots > 0 ? w->slots : 1) : 0));
+}
+
+/* Load-aware choice for node v: the planned worker while it has a free
+ * slot; otherwise the capable worker (one the plan's cost model lets run
+ * v) that finishes it soonest, counting its queue, the planned one on a
+ * tie. So a fan-out spreads over idle workers instead of queueing behind
+ * the cheapest, and no task waits while a capable worker is idle unless
+ * that worker is slower than the wait. NULL when every capable worker is
+ * full. */
+static loom_worker_rec_t *choose(const rplan_t *rp, int v, loom_worker_rec_t *planned,
+                                 const loom_placement_req_t *req, loom_registry_t *reg)
+{
+    if (planned->inflight < planned->slots)
+        return planned;
+    loom_worker_rec_t *best = NULL;
+    double best_t = INFINITY;
+    int kp = loom_fleet_find(rp->fleet, planned->id);
+    if (planned->inflight < capacity_for(planned, req) && kp >= 0) {
+        best = planned;
+        best_t = finish_ms(rp, v, planned, kp);
+    }
+    for (size_t i = 0, n = loom_registry_count(reg); i < n; i++) {
+        loom_worker_rec_t *w = loom_registry_at(reg, i);
+        if (w == planned || w->state != LOOM_WORKER_READY || w->inflight >= capacity_for(w, req) ||
+            !loom_worker_runs(w, req->op))
+            continue;
+        int k = loom_fleet_find(rp->fleet, w->id);
+        if (k < 0 || !loom_cost_fits(rp->cost, v, k))
+            continue;
+        double t = finish_ms(rp, v, w, k);
+        if (t < best_t - 1e-9 || (t <= best_t + 1e-9 && best && best != planned &&
+                                  w->price_per_hour < best->price_per_hour)) {
+            best = w;
+            best_t = t;
+        }
+    }
+    return best;
+}
+
 /* Fills why (may be NULL) with the plan's prediction for node v on the
  * worker it chose, and its reason: the chosen worker and its class, and
  * the runner-up with what the run would cost there. */
-static void explain(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why)
+static void explain(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why, int moved)
 {
     if (!why)
         return;
-    int k = loom_plan_device(rp->plan, v);
-    why->predicted_ms = loom_cost_ms(rp->cost, v, k);
-    why->predicted_cost = loom_cost_usd(rp->cost, v, k);
+    int k = loom_fleet_find(rp->fleet, w->id);
+    if (k < 0)
+        return;
+    why->predicted_ms = step_ms(rp, v, k);
+    why->predicted_cost = step_usd(rp, v, k);
+    if (moved) {
+        snprintf(why->reason, sizeof why->reason,
+                 "load: planned worker %.60s is busy; %.60s (%.60s, $%.4g/h) finishes it sooner, predicted %.1f ms "
+                 "$%.3g",
+                 loom_cost_device_name(rp->cost, loom_plan_device(rp->plan, v)), w->id,
+                 w->model[0] ? w->model : w->kind, w->price_per_hour, why->predicted_ms, why->predicted_cost);
+        return;
+    }
     double ru_cost = 0, ru_ms = 0;
     int ru_ok = 0;
-    int ru = loom_plan_runner_up(rp->plan, v, &ru_cost, &ru_ms, &ru_ok);
+    /* each runner-up re-evaluates the whole plan per device: only on
+     * graphs small enough for that to stay cheap on the dispatch path */
+    int ru = loom_graph_nodes(rp->g) <= RUNNER_UP_MAX_OPS ? loom_plan_runner_up(rp->plan, v, &ru_cost, &ru_ms, &ru_ok)
+                                                          : -2;
     int n = snprintf(why->reason, sizeof why->reason,
                      "planned: %s worker %s (%s, $%.4g/h), predicted %.1f ms $%.3g; plan $%.3g/run %.0f ms",
                      w->kind, w->id, w->model[0] ? w->model : w->kind, w->price_per_hour, why->predicted_ms,
@@ -285,7 +491,7 @@ static void explain(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_p
     if (ru >= 0)
         snprintf(why->reason + n, sizeof why->reason - (size_t)n, "; runner-up %s: $%.3g/run %.0f ms%s",
                  loom_cost_device_name(rp->cost, ru), ru_cost, ru_ms, ru_ok ? "" : " (misses SLA)");
-    else
+    else if (ru == -1)
         snprintf(why->reason + n, sizeof why->reason - (size_t)n, "; no runner-up");
 }
 
@@ -293,6 +499,102 @@ static loom_worker_rec_t *fallback(const loom_placement_req_t *req, loom_registr
 {
     loom_placement_t ll = loom_placement_least_loaded();
     return ll.pick(NULL, req, reg, never);
+}
+
+/* A new plan record for req's run (in p->runs), not planned yet; NULL on OOM. */
+static rplan_t *rplan_new(policy_t *p, const loom_placement_req_t *req)
+{
+    evict_some(p);
+    rplan_t *rp = calloc(1, sizeof *rp);
+    if (!rp || loom_map_put(p->runs, req->run_id, rp) != 0) {
+        free(rp);
+        return NULL;
+    }
+    snprintf(rp->run_id, sizeof rp->run_id, "%s", req->run_id);
+    rp->wf = req->workflow;
+    rp->created = loom_clock_ms();
+    return rp;
+}
+
+
+/* The fastest placement's latency at the run's percentile with
+ * uncalibrated roofline estimates dropped (loom_cost_drop_estimates): what
+ * no placement on these workers can beat. The plan's own estimate when
+ * that cannot be computed. */
+static double certain_ms(const rplan_t *rp)
+{
+    double t = loom_plan_target_ms(rp->plan);
+    loom_cost_t *c = loom_cost_new(rp->g, rp->fleet, rp->prof, NULL);
+    loom_plan_t *fast = NULL;
+    if (!c)
+        return t;
+    loom_cost_drop_estimates(c);
+    for (size_t v = 0; v < loom_graph_nodes(rp->g); v++) /* the same workers may run each op */
+        for (size_t k = 0; k < loom_cost_devices(c); k++)
+            if (!loom_cost_fits(rp->cost, (int)v, (int)k))
+                loom_cost_forbid(c, (int)v, (int)k);
+    loom_place_opts_t o;
+    loom_place_opts_init(&o);
+    o.percentile = rp->wf->sla.set ? rp->wf->sla.percentile / 100 : 0.5;
+    o.minimize_latency = 1;
+    o.mc_samples = -1;
+    if (loom_place(rp->g, c, &o, &fast, NULL) == 0)
+        t = loom_plan_target_ms(fast);
+    loom_plan_destroy(&fast);
+    loom_cost_destroy(&c);
+    return t;
+}
+
+/* Admission at submit: the run is planned on the live workers now; a plan
+ * that cannot meet the SLA refuses the run (unless allow_miss). The plan is
+ * kept and announced (PLANNED) when the run's first task is placed. */
+static int admit_planned(void *self, const loom_placement_req_t *req, loom_registry_t *reg, int allow_miss,
+                         loom_err_t *err)
+{
+    policy_t *p = self;
+    if (!p || !req->workflow || !req->run_id)
+        return 0;
+    rplan_t *rp = rplan_new(p, req);
+    if (!rp)
+        return 0;
+    loom_err_t perr = {0};
+    if (plan_run(p, rp, reg, NULL, req->sla_ms, &perr) < 0) {
+        loom_map_del(p->runs, req->run_id); /* planned again at the first dispatch */
+        if (perr.code != LOOM_EINFEASIBLE || allow_miss)
+            return 0;
+        *err = perr;
+        loom_err_hint(err, "pass --allow-sla-miss to queue the run anyway");
+        return LOOM_EINFEASIBLE;
+    }
+    if (allow_miss || plan_meets_sla(rp))
+        return 0;
+    /* Refuse only what is certain to miss: the plan's latency counting
+     * fixed latencies, measured (calibrated) figures and transfers, with
+     * uncalibrated roofline estimates (from a worker's quick self-benchmark
+     * at registration) taken as 0. A run that misses only by those guesses
+     * is admitted; its PLANNED event says it is predicted to miss, and its
+     * measured times calibrate the next plans. */
+    double certain = certain_ms(rp);
+    if (certain <= rp->sla_ms) {
+        LOOM_INFO(COMP, "msg=\"admitted: predicted to miss its SLA by uncalibrated estimates only\" run=%s "
+                        "predicted_ms=%.0f certain_ms=%.0f sla_ms=%.0f",
+                  req->run_id, loom_plan_target_ms(rp->plan), certain, rp->sla_ms);
+        return 0;
+    }
+    char msg[1024];
+    double target = loom_plan_mc_target_ms(rp->plan) > loom_plan_target_ms(rp->plan)
+                        ? loom_plan_mc_target_ms(rp->plan)
+                        : loom_plan_target_ms(rp->plan);
+    loom_err_set(err, LOOM_EINFEASIBLE,
+                 "no placement on the %zu live workers meets the SLA of %.0f ms: the best predicts p%g %.0f ms "
+                 "(%.0f ms from fixed and measured times alone); refused",
+                 loom_fleet_entries(rp->fleet), rp->sla_ms, rp->wf->sla.set ? rp->wf->sla.percentile : 50, target,
+                 certain);
+    summary(rp, NULL, msg, sizeof msg);
+    loom_err_detail(err, "%s", msg);
+    loom_err_hint(err, "pass --allow-sla-miss to run it anyway, or relax sla.latency_ms");
+    loom_map_del(p->runs, req->run_id);
+    return LOOM_EINFEASIBLE;
 }
 
 static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *req, loom_registry_t *reg,
@@ -306,24 +608,20 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
     char msg[1024];
     loom_err_t err = {0};
     if (!rp) {
-        evict_some(p);
-        rp = calloc(1, sizeof *rp);
-        if (!rp || loom_map_put(p->runs, req->run_id, rp) != 0) {
-            free(rp);
+        if (!(rp = rplan_new(p, req)))
             return fallback(req, reg, never);
-        }
-        snprintf(rp->run_id, sizeof rp->run_id, "%s", req->run_id);
-        rp->wf = req->workflow;
-        rp->created = loom_clock_ms();
-        if (plan_run(rp, reg, NULL, req->sla_ms, &err) < 0) {
+        if (plan_run(p, rp, reg, NULL, req->sla_ms, &err) < 0) {
             snprintf(msg, sizeof msg, "not planned (%s): least-loaded placement", err.msg);
             note(req, rp, 0, msg);
+            rp->announced = 1;
             rplan_drop_plan(rp);
-        } else {
-            summary(rp, NULL, msg, sizeof msg);
-            lowered(req, rp, msg, sizeof msg);
-            note(req, rp, 0, msg);
         }
+    }
+    if (rp->plan && !rp->announced) {
+        summary(rp, NULL, msg, sizeof msg);
+        lowered(req, rp, msg, sizeof msg);
+        note(req, rp, 0, msg);
+        rp->announced = 1;
     }
     if (!rp->plan)
         return fallback(req, reg, never);
@@ -349,7 +647,7 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
         double sla = req->sla_ms > 0 ? req->sla_ms - (lag > 0 ? lag : 0) : 0;
         if (sla < 0)
             sla = 1;
-        if (plan_run(rp, reg, w && w->state == LOOM_WORKER_READY ? NULL : exclude, sla, &err) < 0) {
+        if (plan_run(p, rp, reg, w && w->state == LOOM_WORKER_READY ? NULL : exclude, sla, &err) < 0) {
             snprintf(msg, sizeof msg, "%s; re-plan failed (%s): least-loaded placement", why, err.msg);
             note(req, rp, 1, msg);
             rplan_drop_plan(rp);
@@ -366,10 +664,55 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
         if (!w || w->state != LOOM_WORKER_READY || !loom_worker_runs(w, req->op))
             return fallback(req, reg, never);
     }
-    if (w->inflight >= w->max_inflight)
-        return NULL; /* the planned worker is busy: wait for it */
-    explain(rp, v, w, req->why);
-    return w;
+    w = choose(rp, v, w, req, reg);
+    if (w)
+        explain(rp, v, w, req->why, w != planned_w(rp, v, reg));
+    return w; /* NULL: every capable worker is full; the task waits in loomd */
+}
+
+/* Calibration: measured / uncalibrated model, per (worker, step of the
+ * workflow) and per (worker, op), smoothed; later plans use it. */
+static void calib_update(policy_t *p, const char *key, double ratio)
+{
+    calib_t *c = loom_map_get(p->calib, key);
+    if (!c) {
+        if (loom_map_len(p->calib) >= MAX_CALIB)
+            return;
+        if (!(c = calloc(1, sizeof *c)) || loom_map_put(p->calib, key, c) != 0) {
+            free(c);
+            return;
+        }
+    }
+    c->ratio = c->n ? (1 - CALIB_ALPHA) * c->ratio + CALIB_ALPHA * ratio : ratio;
+    c->n++;
+    if (!(c->used > 0) || c->ratio > c->used * CALIB_BAND || c->ratio < c->used / CALIB_BAND)
+        c->used = c->ratio;
+}
+
+static void observe(void *self, const char *run_id, const char *step_id, const char *op,
+                    const loom_worker_rec_t *w, double predicted_ms, double measured_ms)
+{
+    policy_t *p = self;
+    rplan_t *rp = p && run_id ? loom_map_get(p->runs, run_id) : NULL;
+    if (!rp || !rp->plan || !(predicted_ms > 0) || !(measured_ms > 0))
+        return;
+    int v = node_for_step(rp, step_id);
+    if (v < 0)
+        return;
+    /* predicted_ms included the scale this plan used for the step on w */
+    const loom_gnode_t *nd = loom_graph_node(rp->g, v);
+    const loom_measure_t *m = loom_profile_op(rp->prof, nd->op, w->id, nd->step);
+    double model = predicted_ms / (m && m->scale > 0 ? m->scale : 1);
+    double ratio = measured_ms / model;
+    if (ratio < 1e-4)
+        ratio = 1e-4;
+    if (ratio > 1e4)
+        ratio = 1e4;
+    char key[512];
+    snprintf(key, sizeof key, "S\x1f%s\x1f%s\x1f%s", w->id, rp->wf->name, step_id);
+    calib_update(p, key, ratio);
+    snprintf(key, sizeof key, "O\x1f%s\x1f%s", w->id, op);
+    calib_update(p, key, ratio);
 }
 
 static void run_done(void *self, const char *run_id)
@@ -385,18 +728,20 @@ static void destroy(void *self)
     if (!p)
         return;
     loom_map_destroy(&p->runs);
+    loom_map_destroy(&p->calib);
     free(p);
 }
 
 loom_placement_t loom_placement_planner(void)
 {
     policy_t *p = calloc(1, sizeof *p);
-    if (p && !(p->runs = loom_map_new(rplan_free))) {
+    if (p && (!(p->runs = loom_map_new(rplan_free)) || !(p->calib = loom_map_new(free)))) {
+        loom_map_destroy(&p->runs);
         free(p);
         p = NULL;
     }
     return (loom_placement_t){.name = "planner", .pick = pick_planned, .destroy = destroy, .run_done = run_done,
-                              .self = p};
+                              .admit = admit_planned, .observe = observe, .self = p};
 }
 
 /* ---- the Plan RPC ------------------------------------------------------- */
@@ -477,7 +822,7 @@ static Loom__V1__Plan *plan_pb(const rplan_t *rp, int live, const char *lead, co
     pb->predicted_cost_usd = loom_plan_cost_usd(rp->plan);
     double sla = rp->sla_ms;
     pb->sla_latency_ms = sla;
-    pb->meets_sla = loom_plan_feasible(rp->plan) && !(sla > 0 && loom_plan_mc_target_ms(rp->plan) > sla);
+    pb->meets_sla = plan_meets_sla(rp);
     pb->objective = rp->wf->sla.set && rp->wf->sla.objective == LOOM_WF_OBJECTIVE_LATENCY ? 2 : 1;
     pb->version = rp->version;
     char msg[1024];
@@ -516,7 +861,7 @@ int loom_placement_plan_request(loom_registry_t *reg, const char *yaml, const ch
     if ((rc = loom_decompose(wf, &rp.g, &notes, err)) < 0)
         goto done;
     if (live) {
-        if ((rc = plan_run(&rp, reg, NULL, sla, err)) < 0)
+        if ((rc = plan_run(NULL, &rp, reg, NULL, sla, err)) < 0)
             goto done;
     } else {
         rp.fleet = loom_fleet_parse("request-fleet.yaml", fleet_yaml, strlen(fleet_yaml), NULL, err);

@@ -310,9 +310,13 @@ static void rpc_submit(srv_t *s, loom_msg_t *m)
                          .name = rq->workflow_name, .inputs_json = rq->inputs_json,
                          .sla_latency_ms = rq->sla_latency_ms,
                          .idempotency_key = rq->idempotency_key};
-    for (size_t i = 0; i < rq->n_labels; i++)
-        if (rq->labels[i]->key && strcmp(rq->labels[i]->key, "cwd") == 0)
-            sub.cwd = rq->labels[i]->value;
+    for (size_t i = 0; i < rq->n_labels; i++) {
+        const char *k = rq->labels[i]->key, *v = rq->labels[i]->value;
+        if (k && strcmp(k, "cwd") == 0)
+            sub.cwd = v;
+        else if (k && strcmp(k, "allow_sla_miss") == 0) /* admission: run even if no placement fits */
+            sub.allow_sla_miss = v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+    }
     char id[32];
     int rc = loom_engine_submit(s->eng, &sub, id, &err);
     if (rc != 0) {

@@ -591,7 +591,7 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         rc = err->code ? err->code : LOOM_EIO;
         goto out;
     }
-    int use_planner = opts->placement && strcmp(opts->placement, "planner") == 0;
+    int use_planner = !opts->placement || strcmp(opts->placement, "planner") == 0; /* the default */
     if (opts->placement && !use_planner && strcmp(opts->placement, "least-loaded") != 0) {
         rc = loom_err_set(err, LOOM_EINVAL, "unknown placement policy '%s' (planner or least-loaded)",
                           opts->placement);

@@ -711,9 +711,14 @@ void engine_task_assigned(loom_engine_t *e, loom_task_t *t)
         if (!st->started_event && st->is_foreach)
             store_task(e, sc, t->step, t, LOOM_TASK_RUNNING, NULL, NULL);
         st->started_event = 1;
-        char msg[64] = "";
+        char msg[96] = "";
+        /* time spent ready in loomd before a worker took it, reported apart
+         * from execution (timeout_ms counts from here) */
+        long queued = (long)(t->started_ms - t->ready_ms);
         if (st->is_foreach)
             snprintf(msg, sizeof msg, "fan-out of %zu", st->n_items);
+        else if (queued > 0)
+            snprintf(msg, sizeof msg, "queued %ld ms before it started", queued);
         engine_step_event(e, sc, t->step, t, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_STARTED,
                           msg[0] ? msg : NULL, NULL);
     }

@@ -254,6 +254,15 @@ void loom_cost_forbid(loom_cost_t *c, int i, int k)
     c->bound[x] = B_NOFIT;
 }
 
+void loom_cost_drop_estimates(loom_cost_t *c)
+{
+    for (size_t x = 0; x < c->n * c->K; x++)
+        if (c->src[x] == LOOM_COST_ROOFLINE && (c->bound[x] == B_COMPUTE || c->bound[x] == B_MEMORY)) {
+            c->ms[x] = 0;
+            c->sd[x] = 0;
+        }
+}
+
 int loom_cost_fits(const loom_cost_t *c, int i, int k) { return isfinite(c->ms[(size_t)i * c->K + k]); }
 double loom_cost_ms(const loom_cost_t *c, int i, int k) { return c->ms[(size_t)i * c->K + k]; }
 double loom_cost_sd_ms(const loom_cost_t *c, int i, int k) { return c->sd[(size_t)i * c->K + k]; }

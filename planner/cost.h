@@ -62,6 +62,13 @@ const char *loom_cost_bound(const loom_cost_t *c, int node, int k);
  * list the op): afterwards loom_cost_fits() is 0 there. */
 void loom_cost_forbid(loom_cost_t *c, int node, int k);
 
+/* Sets the time of every op whose figure is an uncalibrated roofline
+ * estimate (compute- or memory-bound, no profile entry) to 0, keeping
+ * fixed latencies (tools, sleeps, expect: hints), measured and scaled
+ * figures and transfers: what is left is a lower bound of the run's
+ * latency that rests on no guess of the hardware's speed. */
+void loom_cost_drop_estimates(loom_cost_t *c);
+
 /* Edge idx from device ka to kb (0 when ka == kb: co-located). */
 double loom_cost_xfer_ms(const loom_cost_t *c, int edge, int ka, int kb);
 double loom_cost_xfer_usd(const loom_cost_t *c, int edge, int ka, int kb);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Defaults when a workflow gives no hint (documented in docs/PLANNER.md). */
 #define DEF_PROMPT_TOKENS 512
@@ -48,6 +49,20 @@ void loom_decompose_notes_free(loom_decompose_notes_t *n)
     n->len = 0;
 }
 
+/* Bytes per weight of a ggml block-quantised type (block bytes / block
+ * weights, from ggml's block layouts), 0 when dtype is not one. */
+static double quant_bytes(const char *dtype)
+{
+    static const struct { const char *name; double bytes; } q[] = {
+        {"q8_0", 34.0 / 32}, {"q4_0", 18.0 / 32}, {"q4_1", 20.0 / 32}, {"q5_0", 22.0 / 32},
+        {"q5_1", 24.0 / 32}, {"q4_k", 144.0 / 256}, {"q5_k", 176.0 / 256}, {"q6_k", 210.0 / 256},
+    };
+    for (size_t i = 0; dtype && i < sizeof q / sizeof q[0]; i++)
+        if (strcasecmp(dtype, q[i].name) == 0)
+            return q[i].bytes;
+    return 0;
+}
+
 int loom_decompose_model(const loom_workflow_t *wf, const char *name, loom_model_shape_t *s,
                          loom_decompose_notes_t *notes)
 {
@@ -55,22 +70,19 @@ int loom_decompose_model(const loom_workflow_t *wf, const char *name, loom_model
     if (!m)
         return LOOM_ENOTFOUND;
     memset(s, 0, sizeof *s);
-    int p = m->dtype ? loom_prec_parse(m->dtype) : -1;
-    int quant = 0;
+    /* Block-quantised GGUF types are checked first: loom_prec_parse also
+     * maps q8_0 to int8, but a q8_0 file is not plain int8. They compute at
+     * the int8 rate, store their ggml block size per weight and keep an
+     * f16 KV cache, as llama.cpp does. */
+    double qbytes = quant_bytes(m->dtype);
+    int p = qbytes > 0 ? LOOM_PREC_INT8 : m->dtype ? loom_prec_parse(m->dtype) : -1;
     if (p < 0) {
-        /* Quantised GGUF types (q4_0, q8_0, q4_k, ...) compute in int8/fp16
-         * and keep an f16 KV cache. */
-        if (m->dtype && (m->dtype[0] == 'q' || m->dtype[0] == 'Q')) {
-            p = LOOM_PREC_INT8;
-            quant = 1;
-        } else {
-            p = LOOM_PREC_FP16;
-            note(notes, "model %s: dtype %s unknown, assumed fp16", name, m->dtype ? m->dtype : "(none)");
-        }
+        p = LOOM_PREC_FP16;
+        note(notes, "model %s: dtype %s unknown, assumed fp16", name, m->dtype ? m->dtype : "(none)");
     }
     s->prec = (loom_prec_t)p;
-    s->dtype_bytes = quant && m->dtype[1] == '4' ? 0.5625 : quant ? 1.0625 : loom_prec_bytes(s->prec);
-    s->kv_bytes = quant ? 2 : loom_prec_bytes(s->prec);
+    s->dtype_bytes = qbytes > 0 ? qbytes : loom_prec_bytes(s->prec);
+    s->kv_bytes = qbytes > 0 ? 2 : loom_prec_bytes(s->prec);
     s->layers = (double)m->layers;
     s->hidden = (double)m->hidden;
     s->heads = (double)m->heads;

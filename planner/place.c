@@ -124,7 +124,7 @@ static double through(const ctx_t *x, int v)
     return score(x, x->fmu[v] + x->tmu[v], x->fvar[v] + x->tvar[v]);
 }
 
-static double total_cost(const ctx_t *x, const int *a)
+double place_cost(const ctx_t *x, const int *a)
 {
     double s = 0;
     for (size_t v = 0; v < x->n; v++)
@@ -274,7 +274,7 @@ void loom_place_eval(const loom_graph_t *g, const loom_cost_t *c, const int *ass
         double mean;
         double t = place_sweep(&x, assign, &mean);
         if (cost_usd)
-            *cost_usd = total_cost(&x, assign);
+            *cost_usd = place_cost(&x, assign);
         if (mean_ms)
             *mean_ms = mean;
         if (target_ms)
@@ -412,7 +412,7 @@ static void relax(ctx_t *x, int *a, cand_t *cand, int passes)
         }
         if (getenv("LOOM_PLACE_DEBUG"))
             fprintf(stderr, "relax pass %d (%s): %d moves, cost %.6g, evals %llu\n", pass,
-                    optimistic ? "optimistic" : "conservative", moved, total_cost(x, a),
+                    optimistic ? "optimistic" : "conservative", moved, place_cost(x, a),
                     (unsigned long long)x->evals);
         if (!moved)
             break;
@@ -458,8 +458,76 @@ static void fill_best(const ctx_t *x, int *a, int fastest)
     }
 }
 
+/* Among placements as fast as a, moves ops to cheaper devices (relax
+ * under an SLA equal to a's own target): the latency objective's and the
+ * infeasible fallback's cost tie-break. */
+static void cheapest_as_fast(ctx_t *x, int *a, cand_t *cand)
+{
+    double sla = x->sla;
+    x->sla = place_sweep(x, a, NULL);
+    if (x->sla > 0)
+        relax(x, a, cand, 50);
+    x->sla = sla;
+}
+
+/* Local search on the target: best single move (op to another device)
+ * while one helps. n x K sweeps per round, so only on small instances. */
+static double improve_latency(ctx_t *x, int *a, double tgt)
+{
+    for (int round = 0; round < 64; round++) {
+        int bv = -1, bk = -1;
+        double bt = tgt - 1e-9 * (1 + tgt);
+        for (size_t v = 0; v < x->n; v++) {
+            int old = a[v];
+            for (size_t k = 0; k < x->K; k++) {
+                if ((int)k == old || !loom_cost_fits(x->c, (int)v, (int)k))
+                    continue;
+                a[v] = (int)k;
+                double t = place_sweep(x, a, NULL);
+                if (t < bt) {
+                    bt = t;
+                    bv = (int)v;
+                    bk = (int)k;
+                }
+            }
+            a[v] = old;
+        }
+        if (bv < 0)
+            break;
+        a[bv] = bk;
+        tgt = bt;
+    }
+    return tgt;
+}
+
+/* The fastest placement the heuristic finds, into a: the fastest device
+ * per op repaired along the critical path, every single class that can
+ * hold all ops (no transfers), then single-move local search from the
+ * best (the last two only on small instances: n x K <= 4096). tmp: n ints
+ * of scratch. Returns its target. */
+static double fastest(ctx_t *x, int *a, int *tmp)
+{
+    fill_best(x, a, 1);
+    double best = repair(x, a, 0, x->n * x->K);
+    if (x->n * x->K > 4096) /* large: the greedy repair only */
+        return best;
+    for (size_t k = 0; k < x->K; k++) {
+        size_t v = 0;
+        while (v < x->n && loom_cost_fits(x->c, (int)v, (int)k))
+            tmp[v++] = (int)k;
+        if (v < x->n)
+            continue;
+        double t = repair(x, tmp, 0, x->n * x->K);
+        if (t < best - 1e-12) {
+            best = t;
+            memcpy(a, tmp, x->n * sizeof(int));
+        }
+    }
+    return improve_latency(x, a, best);
+}
+
 /* Returns 1 when a feasible assignment was found (best in `out`), else 0
- * with the fastest found in `out`. */
+ * with the fastest found in `out` (the cheapest among equally fast). */
 static int heuristic(ctx_t *x, int *out, int minimize_latency)
 {
     size_t n = x->n;
@@ -468,20 +536,35 @@ static int heuristic(ctx_t *x, int *out, int minimize_latency)
     int ok = 0;
     if (!A || !S || !cand)
         goto done;
-    fill_best(x, S, 1);
-    double ts = repair(x, S, minimize_latency ? 0 : x->sla, n * x->K);
-    if (minimize_latency || x->sla <= 0) {
-        if (!minimize_latency) { /* no SLA: pure cost */
-            fill_best(x, S, 0);
-            relax(x, S, cand, 50);
-        }
+    if (minimize_latency) { /* fastest, cost as tie-breaker; SLA ignored */
+        fastest(x, S, A);
+        cheapest_as_fast(x, S, cand);
         memcpy(out, S, n * sizeof(int));
         ok = 1;
         goto done;
     }
+    if (x->sla <= 0) { /* no SLA: pure cost */
+        fill_best(x, S, 0);
+        relax(x, S, cand, 50);
+        memcpy(out, S, n * sizeof(int));
+        ok = 1;
+        goto done;
+    }
+    fill_best(x, S, 1);
+    double ts = repair(x, S, x->sla, n * x->K);
     fill_best(x, A, 0);
     double ta = repair(x, A, x->sla, n * x->K);
     int fa = ta <= x->sla + EPS, fs = ts <= x->sla + EPS;
+    if (!fa && !fs) {
+        /* Neither greedy start meets the SLA: search harder for a fast
+         * placement; if even that misses, it is the fallback. */
+        fs = fastest(x, S, A) <= x->sla + EPS;
+        if (!fs) {
+            cheapest_as_fast(x, S, cand);
+            memcpy(out, S, n * sizeof(int));
+            goto done;
+        }
+    }
     if (fa)
         relax(x, A, cand, 50);
     /* On large graphs the cheap start, once repaired, is the better one in
@@ -490,14 +573,15 @@ static int heuristic(ctx_t *x, int *out, int minimize_latency)
         relax(x, S, cand, 50);
     else if (fs)
         fs = 0;
-    double ca = fa && place_sweep(x, A, NULL) <= x->sla + EPS ? total_cost(x, A) : INFINITY;
-    double cs = fs && place_sweep(x, S, NULL) <= x->sla + EPS ? total_cost(x, S) : INFINITY;
+    double ca = fa && place_sweep(x, A, NULL) <= x->sla + EPS ? place_cost(x, A) : INFINITY;
+    double cs = fs && place_sweep(x, S, NULL) <= x->sla + EPS ? place_cost(x, S) : INFINITY;
     if (isfinite(ca) || isfinite(cs)) {
         memcpy(out, ca <= cs ? A : S, n * sizeof(int));
         ok = 1;
     } else {
-        /* Infeasible: hand back the fastest found. */
-        repair(x, S, 0, n * x->K);
+        /* relax broke the SLA and repair could not restore it */
+        fastest(x, S, A);
+        cheapest_as_fast(x, S, cand);
         memcpy(out, S, n * sizeof(int));
     }
 done:
@@ -521,7 +605,7 @@ static int search(ctx_t *x, loom_plan_t *p, int use_exact, uint64_t budget, int 
     double hobj;
     {
         double tg = place_sweep(x, p->assign, NULL);
-        hobj = minlat ? tg : (hfound ? total_cost(x, p->assign) : INFINITY);
+        hobj = minlat ? tg : (hfound ? place_cost(x, p->assign) : INFINITY);
     }
     p->method = "heuristic";
     p->gap = -1;
@@ -697,7 +781,7 @@ static loom_plan_t *plan_alloc(const loom_graph_t *g, const loom_cost_t *c, cons
 static void plan_finish(loom_plan_t *p, ctx_t *x)
 {
     p->target = place_sweep(x, p->assign, &p->mean);
-    p->cost = total_cost(x, p->assign);
+    p->cost = place_cost(x, p->assign);
     for (size_t v = 0; v < x->n; v++) {
         p->crit[v] = through(x, (int)v) >= p->target - 1e-6 * (1 + p->target);
         p->start[v] = x->fmu[v] - x->nmu[v];

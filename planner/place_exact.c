@@ -6,6 +6,10 @@
 
 #include "planner/place_internal.h"
 
+/* Latency objective: placements within TIE_MS of each other count as
+ * equally fast, and the cheaper one wins (docs/PLANNER.md). */
+#define TIE_MS 1e-6
+
 typedef struct {
     ctx_t *x;
     int *a, *best;
@@ -15,6 +19,7 @@ typedef struct {
     double *tmin;       /* longest min-time path after v */
     double *fmean;      /* mean finish of assigned nodes */
     double best_obj;
+    double best_cost;   /* latency objective: cost of the incumbent (tie-break) */
     uint64_t nodes, budget;
     int minimize_latency, found, stopped;
 } bnb_t;
@@ -31,8 +36,10 @@ static void bnb(bnb_t *b, size_t d, double partial, double lb_lat)
     if (d == x->n) {
         double tgt = place_sweep(x, b->a, NULL);
         if (b->minimize_latency) {
-            if (tgt < b->best_obj - 1e-12) {
-                b->best_obj = tgt;
+            /* fastest; among equally fast placements the cheapest */
+            if (tgt < b->best_obj - TIE_MS || (tgt <= b->best_obj + TIE_MS && partial < b->best_cost - 1e-15)) {
+                b->best_obj = tgt < b->best_obj ? tgt : b->best_obj;
+                b->best_cost = partial;
                 memcpy(b->best, b->a, x->n * sizeof(int));
                 b->found = 1;
             }
@@ -64,7 +71,9 @@ static void bnb(bnb_t *b, size_t d, double partial, double lb_lat)
         if (lb < lb_lat)
             lb = lb_lat;
         if (b->minimize_latency) {
-            if (lb >= b->best_obj - 1e-12)
+            /* slower than the best, or as fast but not cheaper */
+            if (lb > b->best_obj + TIE_MS ||
+                (lb >= b->best_obj - TIE_MS && c + b->suffix_min[d + 1] >= b->best_cost - 1e-15))
                 continue;
         } else {
             if (c + b->suffix_min[d + 1] >= b->best_obj - 1e-15)
@@ -111,9 +120,11 @@ int place_exact(ctx_t *x, int *out, int minimize_latency, uint64_t budget, doubl
     int found = 0;
     if (!b.a || !b.best || !b.order || !b.norder || !b.suffix_min || !b.tmin || !b.fmean || !pool)
         goto done;
+    b.best_cost = INFINITY;
     if (init) {
         memcpy(b.best, init, n * sizeof(int));
         b.found = 1;
+        b.best_cost = place_cost(x, init);
     }
     double *minmu = b.fmean; /* reuse as scratch before the search */
     for (size_t v = 0; v < n; v++) {

@@ -74,6 +74,9 @@ static inline double score(const ctx_t *x, double mu, double var) { return mu + 
  * *mean_out when not NULL). */
 double place_sweep(ctx_t *x, const int *a, double *mean_out);
 
+/* Expected $ per run of assignment a (nodes and transfers). */
+double place_cost(const ctx_t *x, const int *a);
+
 /* Branch and bound (place_exact.c). Returns 1 found / 0 none; *complete
  * says whether the search finished. init_obj / init: an incumbent or
  * INFINITY / NULL. */

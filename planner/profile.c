@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/arena.h"
+#include "planner/catalog.h"
 #include "planner/yfile.h"
 
 typedef struct {
@@ -13,10 +14,12 @@ typedef struct {
     const char *a, *b;   /* device (op) / from, to (transfer) */
     const char *step;    /* NULL = any */
     loom_measure_t m;
+    int line, col;       /* where the entry is in its file; 0 = added in code */
 } entry_t;
 
 struct loom_profile {
     loom_arena_t *arena;
+    const char *file;    /* for messages; NULL = built in code */
     entry_t *ops, *xfers;
     size_t nops, nx, capops, capx;
 };
@@ -116,6 +119,47 @@ const loom_measure_t *loom_profile_transfer(const loom_profile_t *p, loom_gedge_
 
 int loom_profile_size(const loom_profile_t *p) { return p ? (int)(p->nops + p->nx) : 0; }
 
+static int entry_error(const loom_profile_t *p, const entry_t *e, const char *list, size_t i, loom_err_t *err,
+                       const char *what, const char *name)
+{
+    loom_err_set(err, LOOM_EINVAL, "%s '%s' matches nothing", what, name);
+    loom_err_at(err, p->file, e->line, e->col);
+    loom_err_field(err, "%s[%zu]", list, i);
+    return LOOM_EINVAL;
+}
+
+int loom_profile_check(const loom_profile_t *p, const loom_catalog_t *cat, const loom_graph_t *const *graphs,
+                       size_t n_graphs, loom_err_t *err)
+{
+    for (size_t i = 0; p && i < p->nops; i++) {
+        const entry_t *e = &p->ops[i];
+        if (loom_catalog_find(cat, e->a) < 0)
+            return entry_error(p, e, "ops", i, err, "device", e->a);
+        if (!e->step)
+            continue;
+        int found = 0;
+        for (size_t gi = 0; gi < n_graphs && !found; gi++)
+            for (size_t v = 0; v < loom_graph_nodes(graphs[gi]) && !found; v++) {
+                const loom_gnode_t *nd = loom_graph_node(graphs[gi], (int)v);
+                found = nd->op == (loom_gop_t)e->kind && nd->step && strcmp(nd->step, e->step) == 0;
+            }
+        if (!found) {
+            entry_error(p, e, "ops", i, err, "step", e->step);
+            loom_err_hint(err, "no %s op of a step with that id in the workflow(s) planned",
+                          loom_gop_name((loom_gop_t)e->kind));
+            return LOOM_EINVAL;
+        }
+    }
+    for (size_t i = 0; p && i < p->nx; i++) {
+        const entry_t *e = &p->xfers[i];
+        if (loom_catalog_find(cat, e->a) < 0)
+            return entry_error(p, e, "transfers", i, err, "device", e->a);
+        if (loom_catalog_find(cat, e->b) < 0)
+            return entry_error(p, e, "transfers", i, err, "device", e->b);
+    }
+    return 0;
+}
+
 static int read_measure(loom_yfile_t *y, int m, const char *f, loom_measure_t *out, loom_err_t *err)
 {
     *out = (loom_measure_t){.latency_ms = -1, .cost_usd = -1, .scale = -1, .cv = -1};
@@ -174,6 +218,8 @@ static loom_profile_t *from_yfile(loom_yfile_t *y, const char *path, loom_err_t 
         }
         if (loom_profile_add_op(p, (loom_gop_t)k, dev, step, &me, err))
             goto fail;
+        p->ops[p->nops - 1].line = loom_yfile_line(y, m);
+        p->ops[p->nops - 1].col = loom_yfile_col(y, m);
     }
     for (size_t i = 0; i < loom_yfile_len(y, xs); i++) {
         int m = loom_yfile_item(y, xs, i);
@@ -194,7 +240,10 @@ static loom_profile_t *from_yfile(loom_yfile_t *y, const char *path, loom_err_t 
         }
         if (loom_profile_add_transfer(p, (loom_gedge_kind_t)kind, from, to, &me, err))
             goto fail;
+        p->xfers[p->nx - 1].line = loom_yfile_line(y, m);
+        p->xfers[p->nx - 1].col = loom_yfile_col(y, m);
     }
+    p->file = loom_arena_strdup(p->arena, loom_yfile_path(y));
     loom_yfile_destroy(&y);
     return p;
 fail:

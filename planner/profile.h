@@ -48,8 +48,17 @@ const loom_measure_t *loom_profile_op(const loom_profile_t *p, loom_gop_t op, co
                                       const char *step);
 const loom_measure_t *loom_profile_transfer(const loom_profile_t *p, loom_gedge_kind_t kind,
                                             const char *from, const char *to);
-/* Device names the profile mentions that are not classes in the catalog
- * are simply never matched; this counts entries for reports. */
+/* Number of entries, for reports. */
 int loom_profile_size(const loom_profile_t *p);
+
+struct loom_catalog;
+/* Checks that every entry can match something, so a misspelt name is an
+ * error rather than an entry silently never used: devices (op entries,
+ * transfers' from/to) must be classes of cat, and an op entry with a step
+ * must name a step of one of the graphs that has a node of that op.
+ * Returns 0, or LOOM_EINVAL with err naming the profile's file, the
+ * entry's line and field (ops[i] / transfers[i]). */
+int loom_profile_check(const loom_profile_t *p, const struct loom_catalog *cat, const loom_graph_t *const *graphs,
+                       size_t n_graphs, loom_err_t *err);
 
 #endif

@@ -187,31 +187,37 @@ int loom_tco_solve(const loom_catalog_t *cat, const loom_fleet_t *owned, const l
                 cnt = 1;
             cl->homo_count = cnt;
             int rent = cnt > cl->owned ? cnt - cl->owned : 0;
-            cl->homo_usd_per_hour = rent * d->hourly_usd + busy * d->power_w / 1000.0 * energy;
+            /* rented devices take load first (already paid for); owned ones
+             * pay energy only for what is left */
+            double owned_busy = busy - U * rent > 0 ? busy - U * rent : 0;
+            cl->homo_usd_per_hour = rent * d->hourly_usd + owned_busy * d->power_w / 1000.0 * energy;
         }
     }
     if (r->infeasible_why[0])
         goto done;
-    /* MIP: columns r_j (1..C) then y_q (C+1..C+nc). */
+    /* MIP: columns r_j (1..C), y_q (C+1..C+nc), then o_j (C+nc+1..): the
+     * busy device-seconds per second served by owned devices of class j,
+     * 0 <= o_j <= U x owned_j. Rented devices cost their hourly price
+     * (energy included, as in the cloud price and in plan and simulate);
+     * owned ones cost only the energy of o_j. */
     double tilp = wall_ms();
     lp = glp_create_prob();
     glp_set_obj_dir(lp, GLP_MIN);
-    glp_add_cols(lp, (int)(C + nc));
+    glp_add_cols(lp, (int)(C + nc + C));
     for (size_t j = 0; j < C; j++) {
         const loom_devclass_t *d = loom_catalog_class(cat, (int)j);
         glp_set_col_kind(lp, (int)j + 1, GLP_IV);
         glp_set_col_bnds(lp, (int)j + 1, GLP_LO, 0, 0);
         glp_set_obj_coef(lp, (int)j + 1, d->hourly_usd);
+        int oc = (int)(C + nc + j) + 1;
+        double cap = U * r->classes[j].owned;
+        glp_set_col_bnds(lp, oc, cap > 0 ? GLP_DB : GLP_FX, 0, cap);
+        glp_set_obj_coef(lp, oc, d->power_w / 1000.0 * energy);
     }
-    for (size_t q = 0; q < nc; q++) {
-        double e = 0;
-        for (size_t j = 0; j < C; j++)
-            e += cand[q].b[j] * loom_catalog_class(cat, (int)j)->power_w / 1000.0 * energy;
+    for (size_t q = 0; q < nc; q++)
         glp_set_col_bnds(lp, (int)(C + q) + 1, GLP_DB, 0, 1);
-        glp_set_obj_coef(lp, (int)(C + q) + 1, w[cand[q].w].rate_per_s * e);
-    }
     glp_add_rows(lp, (int)(nw + C));
-    size_t nz = nc + C * (nc + 1) + 1;
+    size_t nz = nc + C * (nc + 2) + 1;
     int *ia = malloc((nz + 1) * sizeof(int)), *ja = malloc((nz + 1) * sizeof(int));
     double *ar = malloc((nz + 1) * sizeof(double));
     if (!ia || !ja || !ar) {
@@ -232,11 +238,16 @@ int loom_tco_solve(const loom_catalog_t *cat, const loom_fleet_t *owned, const l
     }
     for (size_t j = 0; j < C; j++) {
         int row = (int)(nw + j) + 1;
-        glp_set_row_bnds(lp, row, GLP_UP, 0, U * r->classes[j].owned);
+        /* busy_j - o_j - U x r_j <= 0 */
+        glp_set_row_bnds(lp, row, GLP_UP, 0, 0);
         ++k;
         ia[k] = row;
         ja[k] = (int)j + 1;
         ar[k] = -U;
+        ++k;
+        ia[k] = row;
+        ja[k] = (int)(C + nc + j) + 1;
+        ar[k] = -1;
         for (size_t q = 0; q < nc; q++)
             if (cand[q].b[j] > 0) {
                 ++k;
@@ -269,7 +280,8 @@ int loom_tco_solve(const loom_catalog_t *cat, const loom_fleet_t *owned, const l
         cl->rented = (int)lround(glp_mip_col_val(lp, (int)j + 1));
         for (size_t q = 0; q < nc; q++)
             cl->busy += w[cand[q].w].rate_per_s * cand[q].b[j] * glp_mip_col_val(lp, (int)(C + q) + 1);
-        cl->usd_per_hour = cl->rented * d->hourly_usd + cl->busy * d->power_w / 1000.0 * energy;
+        cl->usd_per_hour = cl->rented * d->hourly_usd +
+                           glp_mip_col_val(lp, (int)(C + nc + j) + 1) * d->power_w / 1000.0 * energy;
         r->usd_per_hour += cl->usd_per_hour;
     }
     r->usd_per_1k_runs = r->runs_per_s > 0 ? r->usd_per_hour / (r->runs_per_s * 3.6) : 0;

@@ -7,11 +7,14 @@
  * busy time per run on each class (device-seconds, after batching). An ILP
  * (GLPK) then chooses integer rented counts r_j and the share y_wp of each
  * workflow's traffic served by each candidate:
- *   min  sum_j hourly_j x r_j + sum_j energy_j x busy_j
+ *   min  sum_j hourly_j x r_j + sum_j energy_j x o_j
  *   s.t. sum_p y_wp = 1                                    (each workflow)
- *        busy_j = sum_wp rate_w x y_wp x b_wpj <= U x (r_j + owned_j)
- * where owned_j are devices already owned (sunk: only their energy counts)
- * and U the target utilisation (headroom for queueing, default 0.7).
+ *        busy_j = sum_wp rate_w x y_wp x b_wpj <= U x r_j + o_j
+ *        0 <= o_j <= U x owned_j
+ * where owned_j are devices already owned (sunk: only the energy of the
+ * load o_j they serve counts), U the target utilisation (headroom for
+ * queueing, default 0.7), and a rented device's hourly price includes its
+ * energy (as in `loom plan`'s cost and `loom simulate`'s bill).
  * Homogeneous fleets (every workflow on one class) are priced beside it. */
 #ifndef LOOM_PLANNER_TCO_H
 #define LOOM_PLANNER_TCO_H

@@ -157,6 +157,8 @@ static int col_of(const loom_yfile_t *y, int node)
     return n ? (int)n->start_mark.column + 1 : 0;
 }
 
+int loom_yfile_col(const loom_yfile_t *y, int node) { return col_of(y, node); }
+
 size_t loom_yfile_len(const loom_yfile_t *y, int node)
 {
     yaml_node_t *n = node_at(y, node);

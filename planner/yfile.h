@@ -37,6 +37,7 @@ int loom_yfile_val(const loom_yfile_t *y, int map, size_t i);
 /* Scalar text or NULL when not a scalar. */
 const char *loom_yfile_str(const loom_yfile_t *y, int node);
 int loom_yfile_line(const loom_yfile_t *y, int node);
+int loom_yfile_col(const loom_yfile_t *y, int node);
 
 /* Typed reads of key `key` in mapping `map`; `field` is the path used in
  * messages (e.g. "devices[3].mem_gb"). When the key is absent: required ->

@@ -8,6 +8,10 @@ BUILD=${BUILD:-build}
 LOGDIR="$BUILD/test-logs"
 mkdir -p "$LOGDIR"
 TIMEOUT=${LOOM_TEST_TIMEOUT:-300}
+# Tests and the tools they run call `python3`: make it Debian's (numpy, zmq,
+# protobuf), not a version manager's shim earlier on PATH, which here took
+# ~5 s to start under load and pushed tool steps past their timeouts.
+export PATH="/usr/bin:$PATH"
 pass=0; fail=0; skip=0; failed=()
 for t in "$@"; do
   name=$(basename "$t")

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# SLA: a run that succeeds after its sla.latency_ms gets an sla.missed event,
-# status shows it, and `loom run` exits 4 (not 0, not 1).
+# SLA: a run whose SLA no placement can meet is refused at submit (exit 4);
+# run anyway (--allow-sla-miss), it succeeds after its sla.latency_ms, gets
+# an sla.missed event, status shows it, and `loom run` exits 4 (not 0, not 1).
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 start_loomd
 start_worker w1
-"$BIN/loom" run "$ROOT/tests/integration/workflows/sla.yaml" >"$TMP/out.txt" 2>"$TMP/run.log"
+# loomd's planner sees that no worker can meet it: refused at submit
+"$BIN/loom" run "$ROOT/tests/integration/workflows/sla.yaml" >"$TMP/out0.txt" 2>"$TMP/run0.log"
+rc=$?
+[ $rc -eq 4 ] && grep -q "refused" "$TMP/run0.log" || fail "expected the run refused (exit 4), got $rc: $(cat "$TMP/run0.log")"
+# the client asks to run it anyway
+"$BIN/loom" run "$ROOT/tests/integration/workflows/sla.yaml" --allow-sla-miss >"$TMP/out.txt" 2>"$TMP/run.log"
 rc=$?
 [ $rc -eq 4 ] || fail "expected exit 4 (SLA missed), got $rc: $(cat "$TMP/run.log")"
 grep -q "SLA missed" "$TMP/run.log" || fail "no SLA line in the progress: $(cat "$TMP/run.log")"

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # llm.prefill -> llm.decode split inside a workflow on real loomd + two real
 # loom-worker-cpu workers: --ops makes prefill run on wp and decode on wd, so
-# the KV cache goes from wp to wd (by reference: test_kv_handoff.sh). The
+# the KV cache goes from wp to wd (here inline: see below). The
 # decoded text (greedy) equals an unsplit llm.generate of the same prompt.
 . "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
 HERE="$ROOT/tests/llm"
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "skip: python3-numpy is not installed"; exit 77; }
 "$PY" "$HERE/gen_gguf.py" --arch llama --type Q8_0 --ctx 2048 -o "$TMP/chat.gguf" || fail "gen llama"
+# No object store can start here (its directory cannot be made), so the
+# prefill worker falls back to sending the cache inline through loomd, the
+# way it travelled before issue 15 (by reference: test_kv_handoff.sh).
+export LOOM_OBJECT_DIR=/proc/loom-no-object-store
 start_loomd
 start_worker wp --ops llm.prefill,echo
 start_worker wd --ops llm.decode
@@ -55,6 +59,7 @@ assert isinstance(o["split"], str) and o["split"], o
 assert o["split"] == o["whole"], o
 print("ok: split on wp->wd == generate on wg: %r" % o["split"])
 PY
+grep -q "cannot keep the KV cache here; sending it inline" "$TMP/wp.log" || fail "wp did not fall back to inline"
 # loom workers --json lists the model each worker loaded (the next
 # heartbeat carries it: poll up to 5 s) and its free memory; the table too.
 NAME=$("$BIN/loom" llm info "$TMP/chat.gguf" --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["name"])') ||

@@ -471,14 +471,21 @@ static void timeouts_cancel_and_fail(void **state)
     h_free(h);
 }
 
-static void no_capable_worker_fails_after_the_placement_timeout(void **state)
+static void no_capable_worker_refused_or_fails_after_the_placement_timeout(void **state)
 {
     (void)state;
     h_t *h = h_new(4);
     add_worker(h, "w1", 2);
     const char *y = "version: 1\nname: t\nsteps:\n  a:\n    op: tool.http\n    url: http://127.0.0.1:1/\n";
     char id[32];
-    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    /* admission: no registered worker runs tool.http, so the run is refused */
+    assert_int_equal(submit(h, y, NULL, 0, id), LOOM_EINFEASIBLE);
+    assert_int_equal(loom_engine_active_runs(h->eng), 0);
+    /* the client asks to queue it anyway: it waits for a capable worker */
+    loom_submit_t s = {.yaml = y, .yaml_len = strlen(y), .name = "t.yaml", .allow_sla_miss = 1};
+    loom_err_t err;
+    loom_err_clear(&err);
+    assert_int_equal(loom_engine_submit(h->eng, &s, id, &err), 0);
     loom_engine_dispatch(h->eng);
     assert_int_equal(h->nsent, 0);
     loom_sleep_ms(60);
@@ -643,7 +650,7 @@ int main(void)
         cmocka_unit_test(foreach_gathers_in_item_order_and_when_skips),
         cmocka_unit_test(cancel_reaches_running_tasks),
         cmocka_unit_test(timeouts_cancel_and_fail),
-        cmocka_unit_test(no_capable_worker_fails_after_the_placement_timeout),
+        cmocka_unit_test(no_capable_worker_refused_or_fails_after_the_placement_timeout),
         cmocka_unit_test(sla_miss_is_marked),
         cmocka_unit_test(a_restarted_engine_recovers_unfinished_runs),
         cmocka_unit_test(a_restarted_engine_adopts_tasks_workers_still_run),

@@ -65,9 +65,9 @@ got=$(q "SELECT runs || '|' || (total_cost > 0)::text FROM v_cost_per_workflow W
 [ "$(q "SELECT string_agg(step_id || '=' || needs, ' ' ORDER BY step_id) FROM tasks WHERE run_id = '$RUN'")" \
   = 's1=[] s2=["s1"] s3=["s2"]' ] || fail "needs (DAG edges)"
 
-# The default policy: its reason, no predictions, costs still measured.
+# The least-loaded policy: its reason, no predictions, costs still measured.
 kill "$LOOMD_PID"; wait "$LOOMD_PID" 2>/dev/null
-restart_loomd --db "$DB_URL"
+restart_loomd --db "$DB_URL" --placement least-loaded
 sleep 1.5 # workers re-register with the new loomd
 for _ in $(seq 100); do
   [ "$("$BIN/loom" workers --json 2>/dev/null | grep -c '"id": "w')" = 2 ] && break; sleep 0.05

@@ -14,4 +14,5 @@ BENCHES += bench-planner
 $(eval $(call SCRIPT_TEST,planner_loomd,tests/planner/test_loomd_plan.sh))
 # libFuzzer target for the catalog/fleet/profile/workload loaders (fuzz build only; see tests/fuzz/README.md).
 $(eval $(call FUZZ,fuzz_planner,tests/planner/fuzz_planner.c,$(BUILD)/lib/libloom_planner.a $(BUILD)/lib/libloom_common.a,$(PLANNER_LDLIBS) $(COMMON_LDLIBS)))
+$(eval $(call SCRIPT_TEST,planner_loomd_load,tests/planner/test_loomd_load.sh))
 $(eval $(call SCRIPT_TEST,planner_endpoint,tests/planner/test_endpoint_plan.sh))

@@ -82,13 +82,26 @@ check "simulate --plan homogeneous:L4 runs" $?
 printf 'devices:\n  - {class: H100-SXM, count: 2}\n  - {class: Quantum9, count: 1}\n' >"$tmp/bad-fleet.yaml"
 "$LOOM" plan examples/support-rag.yaml --fleet "$tmp/bad-fleet.yaml" --catalog examples/catalog.yaml 2>"$tmp/err" >/dev/null
 rc=$?; [ $rc -eq 1 ] && grep -q "bad-fleet.yaml:3:.*devices\[1\].*unknown device class 'Quantum9'" "$tmp/err"
-check "bad fleet: file:line and field named ($(head -c 120 "$tmp/err"))" $?
+ok=$?; check "bad fleet: file:line and field named ($(head -c 120 "$tmp/err"))" $ok
 printf 'workflows:\n  - {file: nope.yaml, rate_per_s: -3}\n' >"$tmp/bad-wl.yaml"
 "$LOOM" tco "$tmp/bad-wl.yaml" 2>"$tmp/err" >/dev/null; rc=$?
 [ $rc -eq 1 ] && grep -q "bad-wl.yaml:2:.*rate_per_s" "$tmp/err"; check "bad workload: file:line and field named" $?
 head -c 3000 /dev/urandom >"$tmp/garbage.yaml"
 "$LOOM" plan examples/support-rag.yaml --profile "$tmp/garbage.yaml" >/dev/null 2>&1; rc=$?
 [ $rc -eq 1 ]; check "garbage profile: clean error (exit $rc)" $?
+# A profile entry that matches nothing (misspelt device or step) is an error
+# naming the file, line and entry, not an entry silently never used.
+sed 's/device: CO, latency_ms: 30/device: C0, latency_ms: 30/' examples/paper/profile.yaml >"$tmp/typo-dev.yaml"
+"$LOOM" plan examples/paper/workflow.yaml --fleet examples/paper/fleet.yaml --profile "$tmp/typo-dev.yaml" 2>"$tmp/err" >/dev/null
+rc=$?; [ $rc -eq 1 ] && grep -q "typo-dev.yaml:12:[0-9]*: ops\[3\]: device 'C0' matches nothing" "$tmp/err"
+ok=$?; check "profile with a misspelt device: file:line and entry named ($(head -c 120 "$tmp/err"))" $ok
+printf 'version: 1\nops:\n  - {op: llm.decode, device: HP, step: answr, latency_ms: 20}\n' >"$tmp/typo-step.yaml"
+"$LOOM" plan examples/paper/workflow.yaml --fleet examples/paper/fleet.yaml --profile "$tmp/typo-step.yaml" 2>"$tmp/err" >/dev/null
+rc=$?; [ $rc -eq 1 ] && grep -q "typo-step.yaml:3:[0-9]*: ops\[0\]: step 'answr' matches nothing" "$tmp/err"
+ok=$?; check "profile with a misspelt step: file:line and entry named ($(head -c 120 "$tmp/err"))" $ok
+# --sla is a whole number of ms, like sla.latency_ms in the workflow
+"$LOOM" plan examples/support-rag.yaml --sla 119.5 >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "whole number" "$tmp/err"; check "plan --sla 119.5: usage error (exit $rc)" $?
 "$LOOM" plan /nonexistent.yaml --fleet "$FLEET" >/dev/null 2>&1; rc=$?
 [ $rc -eq 1 ] || [ $rc -eq 3 ]; check "missing workflow file: exit $rc" $?
 for c in plan tco simulate; do "$LOOM" $c --help | grep -q "usage: loom $c"; check "$c --help" $?; done
