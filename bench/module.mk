@@ -31,3 +31,10 @@ bench-kv: $(BUILD)/bin/bench-kv $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu 
 	$(BUILD)/bin/bench-kv 5 512 4096 32768
 	BUILD=$(BUILD) ./bench/kv_rss.sh 2048 256
 BENCHES += bench-kv
+
+# bench-memory: loomd's RSS after ten runs of 100,000 noop steps, next to
+# the documented bound (bench/memory.py).
+.PHONY: bench-memory
+bench-memory: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/gen/py/loom/v1/rpc_pb2.py
+	BUILD=$(BUILD) /usr/bin/python3 ./bench/memory.py
+BENCHES += bench-memory

@@ -128,7 +128,7 @@ static void run_store_update(loom_engine_t *e, loom_run_t *r, const char *output
     loom_store_run_t sr = {.id = r->id, .state = r->state, .created_ms = r->created_ms,
                            .started_ms = r->started_ms, .finished_ms = r->finished_ms,
                            .deadline_ms = r->deadline_ms, .sla_missed = r->sla_missed,
-                           .outputs_json = outputs, .error = r->error,
+                           .outputs_json = outputs, .error = r->error, .error_code = r->error_code,
                            .tasks_total = r->tasks_total, .tasks_done = r->tasks_done};
     loom_err_t err;
     if (loom_store_run_update(e->cfg.store, &sr, &err) != 0)
@@ -159,6 +159,10 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
     r->finished_ms = loom_wall_ms();
     if (error && !r->error)
         r->error = strdup(error);
+    if (state == LOOM_RUN_CANCELLED)
+        r->error_code = LOOM__V1__STATUS_CODE__CANCELLED;
+    else if (state == LOOM_RUN_FAILED && !r->error_code) /* outputs, out of memory */
+        r->error_code = LOOM__V1__STATUS_CODE__INTERNAL;
     const char *why = state == LOOM_RUN_CANCELLED ? "run cancelled" : "run failed";
     while (r->tasks) {
         loom_task_t *t = r->tasks;
@@ -176,7 +180,8 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
     snprintf(summary, sizeof summary, "%d task(s); task latency p50 %.0f us, p99 %.0f us",
              r->tasks_done, engine_lat_quantile(r, 0.5), engine_lat_quantile(r, 0.99));
     engine_emit(e, r, &(engine_ev_t){.kind = kind, .message = r->error ? r->error : summary,
-                                     .output = outputs, .final = 1, .error = r->error});
+                                     .output = outputs, .final = 1, .error = r->error,
+                                     .error_code = r->error_code});
     if (e->cfg.placement.run_done)
         e->cfg.placement.run_done(e->cfg.placement.self, r->id);
     loom_map_del(e->runs, r->id);
@@ -518,6 +523,7 @@ void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state
         snprintf(msg, sizeof msg, "step '%s' %s: %s", s->id,
                  state == LOOM_TASK_TIMED_OUT ? "timed out" : loom_store_task_state_name(state),
                  error ? error : "no detail");
+        r->error_code = st->error_code;
         engine_run_finish(e, r, state == LOOM_TASK_CANCELLED ? LOOM_RUN_CANCELLED : LOOM_RUN_FAILED,
                           msg, NULL);
         return;
@@ -953,7 +959,7 @@ int64_t loom_engine_tick(loom_engine_t *e)
             if (t->worker)
                 snprintf(t->last_worker, sizeof t->last_worker, "%s", t->worker->id);
             engine_worker_detach(t);
-            engine_task_failed(e, t, LOOM_TASK_TIMED_OUT, msg, 1);
+            engine_task_failed(e, t, LOOM_TASK_TIMED_OUT, msg, 1, 0);
             n = e->lists[LIST_TIMED]; /* the list may have changed under us */
         } else if (t->deadline_mono && t->deadline_mono < next) {
             next = t->deadline_mono;
@@ -966,7 +972,7 @@ int64_t loom_engine_tick(loom_engine_t *e)
             snprintf(msg, sizeof msg, "no registered worker runs op '%s' (waited %" PRId64 " ms)",
                      t->op, e->cfg.placement_timeout_ms);
             engine_list_del(e, t);
-            engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
+            engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__UNAVAILABLE);
             n = e->lists[LIST_PARKED];
         }
     }
@@ -997,9 +1003,14 @@ const char *loom_run_id(const loom_run_t *r)
     return r->id;
 }
 
-const char *loom_run_workflow(const loom_run_t *r)
+const char *loom_run_workflow_name(const loom_run_t *r)
 {
     return r->wf && r->wf->name ? r->wf->name : r->name ? r->name : "";
+}
+
+const loom_workflow_t *loom_run_workflow(const loom_run_t *r)
+{
+    return r->wf;
 }
 
 uint32_t loom_engine_epoch(const loom_engine_t *e)

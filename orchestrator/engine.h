@@ -62,6 +62,8 @@ typedef struct loom_task {
     loom_worker_rec_t *worker; /* while assigned */
     double predicted_ms, predicted_cost; /* placement's prediction for this attempt; 0 = none */
     char *reason;              /* placement's reason for this attempt (owned); NULL = least-loaded */
+    char utf8_tail[4];         /* progress: a character cut at the end of the last chunk */
+    int n_utf8_tail;
     struct loom_task *wnext, *wprev; /* in worker->tasks */
     struct loom_task *rnext, *rprev; /* in the run's live tasks */
     struct loom_task *lnext, *lprev; /* in one of the engine's timer lists */
@@ -130,10 +132,12 @@ void loom_engine_dispatch(loom_engine_t *e);
 
 /* A worker reported a result. LOOM_EPROTO when w does not own the task
  * (err says why); stale attempts and unknown tasks return LOOM_ENOTFOUND.
- * output is the JSON text (len bytes; NULL/0 = null). */
+ * output is the JSON text (len bytes; NULL/0 = null). code: the failure's
+ * Loom__V1__StatusCode as the worker gave it (0 = none). */
 int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                        uint32_t attempt, int ok, const char *output, size_t len,
-                       const char *error, int retryable, double step_ms, loom_err_t *err);
+                       const char *error, int retryable, int code, double step_ms,
+                       loom_err_t *err);
 
 /* w refused a task it owns (draining, no capacity): it goes back to the
  * queue for another worker without counting against retries. Same
@@ -202,7 +206,9 @@ size_t loom_engine_active_runs(const loom_engine_t *e);
 loom_run_t *loom_engine_find_run(loom_engine_t *e, const char *run_id);
 const char *loom_run_id(const loom_run_t *r);
 /* The workflow's name (its `name:`), for per-workflow metrics. */
-const char *loom_run_workflow(const loom_run_t *r);
+const char *loom_run_workflow_name(const loom_run_t *r);
+/* The run's parsed workflow (borrowed, valid while the run is active). */
+const struct loom_workflow *loom_run_workflow(const loom_run_t *r);
 uint64_t loom_run_last_seq(const loom_run_t *r);
 /* This loomd process's epoch (changes on every restart). */
 uint32_t loom_engine_epoch(const loom_engine_t *e);

@@ -29,6 +29,10 @@ typedef struct step_rt {
     size_t n_items, n_done;
     int tasks_live;
     int started_event;        /* STEP_STARTED sent */
+    int error_code;           /* Loom__V1__StatusCode of its failure (0 = by state) */
+    char last_task[24];       /* the attempt that ended a plain step: task, worker, attempt */
+    char last_worker[128];
+    int last_attempt;
     int cancel_recorded;      /* foreach: the cancelled step was recorded */
     int64_t started_ms, finished_ms;
     /* loops */
@@ -70,6 +74,7 @@ struct loom_run {
     size_t live_tasks;
     loom_task_t *tasks;       /* live tasks */
     char *error;
+    int error_code;           /* Loom__V1__StatusCode of a failed/cancelled run */
     uint32_t lat_hist[LAT_BUCKETS]; /* task latency (ready -> result), log buckets */
     struct loom_run *dead_next;
 };
@@ -106,6 +111,7 @@ typedef struct engine_ev {
     const char *message, *output, *error, *text, *device;
     const Loom__V1__Plan *plan; /* PLANNED / REPLANNED (borrowed) */
     double step_ms;
+    int error_code;           /* Loom__V1__StatusCode of error (0 = UNKNOWN) */
     int final;
 } engine_ev_t;
 
@@ -158,7 +164,10 @@ void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state
 /* engine_results.c: a failed attempt of t; retried with backoff while
  * retryable and attempts remain, else the step ends in state how. */
 void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how, const char *error,
-                        int retryable);
+                        int retryable, int code);
+/* The status code of a step that ended in state with code (0 = none
+ * given): what RunEvent.error.code and Get's errors carry. */
+int engine_error_code(loom_task_state_t state, int code);
 /* engine_results.c: t's worker w is gone (lost, or re-registered without
  * it): re-queue (an attempt only if it had started) or fail it. */
 void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w);

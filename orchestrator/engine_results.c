@@ -41,8 +41,28 @@ static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms, int nex
 }
 
 /* A task attempt failed: retry or fail its step. */
+int engine_error_code(loom_task_state_t state, int code)
+{
+    if (state == LOOM_TASK_TIMED_OUT)
+        return LOOM__V1__STATUS_CODE__DEADLINE_EXCEEDED;
+    if (state == LOOM_TASK_CANCELLED)
+        return LOOM__V1__STATUS_CODE__CANCELLED;
+    return code > 0 ? code : LOOM__V1__STATUS_CODE__UNKNOWN;
+}
+
+/* What the Started/Get/events report about the attempt that ended step i. */
+static void note_last_attempt(loom_task_t *t)
+{
+    step_rt_t *st = &t->scope->st[t->step];
+    if (st->is_foreach)
+        return;
+    snprintf(st->last_task, sizeof st->last_task, "%s", t->id);
+    snprintf(st->last_worker, sizeof st->last_worker, "%s", t->worker ? t->worker->id : t->last_worker);
+    st->last_attempt = t->attempt;
+}
+
 void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how, const char *error,
-                        int retryable)
+                        int retryable, int code)
 {
     scope_t *sc = t->scope;
     const loom_wf_step_t *s = &sc->g->steps[t->step];
@@ -65,6 +85,8 @@ void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
         snprintf(msg, sizeof msg, "%s", error ? error : "failed");
     size_t i = t->step;
     sc->st[i].tasks_live--;
+    sc->st[i].error_code = engine_error_code(how, code);
+    note_last_attempt(t);
     engine_task_free(e, t);
     engine_finish_step(e, sc, i, how, msg);
 }
@@ -106,7 +128,8 @@ static json_t *model_json(const loom_wf_step_t *ws, const json_t *text, char *ms
 
 int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                        uint32_t attempt, int ok, const char *output, size_t len,
-                       const char *error, int retryable, double step_ms, loom_err_t *err)
+                       const char *error, int retryable, int code, double step_ms,
+                       loom_err_t *err)
 {
     loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
     if (!t) {
@@ -145,7 +168,8 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
     loom_run_t *r = t->run;
     if (!ok) {
         w->tasks_failed++;
-        engine_task_failed(e, t, LOOM_TASK_FAILED, error && *error ? error : "task failed", retryable);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, error && *error ? error : "task failed", retryable,
+                           code);
         engine_reap_runs(e);
         return 0;
     }
@@ -163,7 +187,7 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
     } else if (why[0]) { /* a retry may sample a better answer: retryable */
         json_decref(out);
         w->tasks_failed++;
-        engine_task_failed(e, t, LOOM_TASK_FAILED, why, 1);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, why, 1, LOOM__V1__STATUS_CODE__INVALID_ARGUMENT);
         engine_reap_runs(e);
         return 0;
     }
@@ -179,6 +203,7 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
     }
     engine_lat_add(r, loom_clock_ns() - t->ready_ns);
     engine_task_succeeded(e, t, output, len, step_ms);
+    note_last_attempt(t);
     if (t->index >= 0) {
         json_array_set_new(st->results, (size_t)t->index, out);
         st->n_done++;
@@ -208,7 +233,8 @@ int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task
     }
     if (++t->lost > e->cfg.max_lost + 3) {
         engine_worker_detach(t);
-        engine_task_failed(e, t, LOOM_TASK_FAILED, why ? why : "refused by every worker", 0);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, why ? why : "refused by every worker", 0,
+                           LOOM__V1__STATUS_CODE__UNAVAILABLE);
     } else {
         requeue(e, t, 10, 0);
         engine_task_retried(e, t, why);
@@ -264,7 +290,7 @@ void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
         snprintf(msg, sizeof msg, "its workers were lost %d times before it could start (last: %s)",
                  t->requeued, w->id);
         engine_worker_detach(t);
-        engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__UNAVAILABLE);
         return;
     }
     t->lost++;
@@ -272,7 +298,7 @@ void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
     engine_worker_lost_event(e, t, w);
     if (t->lost > e->cfg.max_lost) {
         engine_worker_detach(t);
-        engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__UNAVAILABLE);
     } else {
         requeue(e, t, 0, 1);
         engine_task_retried(e, t, msg);

@@ -41,6 +41,9 @@ static const char usage_text[] =
     "                            refuse runs no placement fits, follow the plan, spread load;\n"
     "                            or least-loaded (no planning, no admission check of the SLA)\n"
     "  --max-runs N              finished runs kept in memory (default 1000)\n"
+    "  --max-finished-bytes N    ... and at most this many bytes of them, oldest\n"
+    "                            dropped first (evicted to the database with --db;\n"
+    "                            default 134217728 = 128 MiB)\n"
     "  --max-active-runs N       refuse submissions beyond N running runs (default 10000)\n"
     "  --auth-token TOKEN        clients must send this token (or $LOOM_AUTH_TOKEN)\n"
     "  --ready-file FILE         write the bound endpoints there once serving\n"
@@ -79,7 +82,8 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
     long n = 0;
     int numeric = strstr(k, "-ms") || strcmp(k, "depth") == 0 || strncmp(k, "max-", 4) == 0 ||
                   strcmp(k, "db-queue") == 0;
-    if (numeric && loom_config_positive(v, 100000000, &n, why, why_n) != 0)
+    long max = strcmp(k, "max-finished-bytes") == 0 ? 1L << 40 : 100000000;
+    if (numeric && loom_config_positive(v, max, &n, why, why_n) != 0)
         return -1;
     if (strcmp(k, "client") == 0)
         c->o.client_endpoint = keep(v);
@@ -97,6 +101,8 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
         c->o.placement_timeout_ms = n;
     else if (strcmp(k, "max-runs") == 0)
         c->o.max_finished_runs = (int)n;
+    else if (strcmp(k, "max-finished-bytes") == 0)
+        c->o.max_finished_bytes = (size_t)n;
     else if (strcmp(k, "max-active-runs") == 0)
         c->o.max_active_runs = (int)n;
     else if (strcmp(k, "auth-token") == 0)
@@ -218,7 +224,8 @@ int main(int argc, char **argv)
     int rc = 0;
     if (c.db) {
         pg_store = loom_store_pg_open(&(loom_store_pg_opts_t){.url = c.db,
-                                                              .queue_max = (size_t)c.db_queue},
+                                                              .queue_max = (size_t)c.db_queue,
+                                                              .max_finished_bytes = c.o.max_finished_bytes},
                                       &pg, &err);
         if (!pg_store)
             goto fail;

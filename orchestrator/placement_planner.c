@@ -251,7 +251,8 @@ static int plan_run(const policy_t *p, rplan_t *rp, loom_registry_t *reg, const 
     rp->cost = loom_cost_new(rp->g, rp->fleet, rp->prof, err);
     if (!rp->cost)
         return err->code ? err->code : LOOM_ENOMEM;
-    /* A worker can only run ops it lists. */
+    /* A worker can only run ops it lists. A loop's own nodes (begin/end:
+     * iteration control) run in loomd and fit anywhere. */
     for (size_t v = 0; v < loom_graph_nodes(rp->g); v++) {
         const char *op = step_op(&rp->wf->graph, loom_graph_node(rp->g, (int)v)->step);
         if (op && strcmp(op, "loop") == 0)

@@ -13,8 +13,10 @@
 #include "common/arena.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/version.h"
 #include "orchestrator/metrics.h"
+#include "planner/workflow.h"
 #include "orchestrator/server_internal.h"
 #include "protocol/methods.h"
 
@@ -63,6 +65,29 @@ static char *adup(loom_arena_t *a, const char *s)
     return loom_arena_strdup(a, s ? s : "");
 }
 
+/* Like adup for text that may come from tools or models (stderr tails,
+ * binary outputs): repaired to valid UTF-8, as proto3 strings must be. */
+static char *adup_text(loom_arena_t *a, const char *s, size_t n)
+{
+    if (!s)
+        return "";
+    if (loom_utf8_valid(s, n))
+        return loom_arena_strndup(a, s, n);
+    char *fixed = loom_utf8_repair(s, n, NULL);
+    char *r = fixed ? loom_arena_strdup(a, fixed) : "";
+    free(fixed);
+    return r;
+}
+
+/* An empty run id is the caller's mistake, not an unknown run. */
+static int no_run_id(srv_t *s, const loom_origin_t *o, const char *run_id)
+{
+    if (run_id && run_id[0])
+        return 0;
+    loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INVALID_ARGUMENT, "run_id is required");
+    return 1;
+}
+
 /* ---- building Run messages from store records ---------------------------------- */
 
 typedef struct {
@@ -72,6 +97,7 @@ typedef struct {
     size_t n, cap;
     Loom__V1__StepStatus **steps;
     size_t nsteps, capsteps;
+    const char *yaml, *file;   /* Get: the run's workflow (arena copies) */
 } build_t;
 
 static Loom__V1__Run *run_pb(loom_arena_t *a, const loom_store_run_t *r, int full)
@@ -90,13 +116,15 @@ static Loom__V1__Run *run_pb(loom_arena_t *a, const loom_store_run_t *r, int ful
     p->sla_met = !r->sla_missed;
     if (full) {
         p->inputs_json = adup(a, r->inputs_json);
-        p->outputs_json = adup(a, r->outputs_json);
+        p->outputs_json = adup_text(a, r->outputs_json, r->outputs_json ? strlen(r->outputs_json) : 0);
     }
     if (r->error && r->error[0]) {
         Loom__V1__Error *e = loom_arena_calloc(a, 1, sizeof *e);
         loom__v1__error__init(e);
-        e->code = LOOM__V1__STATUS_CODE__UNKNOWN;
-        e->message = adup(a, r->error);
+        e->code = r->error_code > 0 ? r->error_code
+                  : r->state == LOOM_RUN_CANCELLED ? LOOM__V1__STATUS_CODE__CANCELLED
+                                                   : LOOM__V1__STATUS_CODE__UNKNOWN;
+        e->message = adup_text(a, r->error, strlen(r->error));
         p->error = e;
     }
     return p;
@@ -106,24 +134,38 @@ static int on_get_run(void *ud, const loom_store_run_t *r)
 {
     build_t *b = ud;
     b->run = run_pb(b->a, r, 1);
+    b->yaml = r->workflow_yaml ? loom_arena_strdup(b->a, r->workflow_yaml) : NULL;
+    b->file = r->workflow_file ? loom_arena_strdup(b->a, r->workflow_file) : NULL;
     return 0;
 }
 
-static int on_get_task(void *ud, const loom_store_task_t *t)
+/* A new StepStatus appended to b->steps (NULL on OOM). */
+static Loom__V1__StepStatus *add_step(build_t *b)
 {
-    build_t *b = ud;
     if (b->nsteps == b->capsteps) {
         size_t ncap = b->capsteps ? b->capsteps * 2 : 16;
         Loom__V1__StepStatus **n = loom_arena_alloc(b->a, ncap * sizeof *n);
         if (!n)
-            return 1;
+            return NULL;
         if (b->nsteps)
             memcpy(n, b->steps, b->nsteps * sizeof *n);
         b->steps = n;
         b->capsteps = ncap;
     }
     Loom__V1__StepStatus *s = loom_arena_calloc(b->a, 1, sizeof *s);
+    if (!s)
+        return NULL;
     loom__v1__step_status__init(s);
+    b->steps[b->nsteps++] = s;
+    return s;
+}
+
+static int on_get_task(void *ud, const loom_store_task_t *t)
+{
+    build_t *b = ud;
+    Loom__V1__StepStatus *s = add_step(b);
+    if (!s)
+        return 1;
     if (t->index > 0)
         s->step_id = loom_arena_sprintf(b->a, "%s#%d", t->step_id, t->index);
     else
@@ -140,19 +182,20 @@ static int on_get_task(void *ud, const loom_store_task_t *t)
     if (t->output_json) {
         size_t len = strlen(t->output_json);
         s->output_truncated = len > MAX_STEP_OUTPUT;
-        s->output_json = loom_arena_strndup(b->a, t->output_json,
-                                            len > MAX_STEP_OUTPUT ? MAX_STEP_OUTPUT : len);
+        s->output_json = adup_text(b->a, t->output_json, len > MAX_STEP_OUTPUT ? MAX_STEP_OUTPUT : len);
     } else {
         s->output_json = "";
     }
     if (t->error) {
         Loom__V1__Error *e = loom_arena_calloc(b->a, 1, sizeof *e);
         loom__v1__error__init(e);
-        e->code = LOOM__V1__STATUS_CODE__UNKNOWN;
-        e->message = adup(b->a, t->error);
+        e->code = t->error_code > 0 ? t->error_code
+                  : t->state == LOOM_TASK_CANCELLED ? LOOM__V1__STATUS_CODE__CANCELLED
+                  : t->state == LOOM_TASK_TIMED_OUT ? LOOM__V1__STATUS_CODE__DEADLINE_EXCEEDED
+                                                    : LOOM__V1__STATUS_CODE__UNKNOWN;
+        e->message = adup_text(b->a, t->error, strlen(t->error));
         s->error = e;
     }
-    b->steps[b->nsteps++] = s;
     return 0;
 }
 
@@ -167,6 +210,38 @@ static int step_cmp(const void *a, const void *b)
     return strcmp(x->step_id, y->step_id);
 }
 
+/* Get lists every top-level step: those that never started have no store
+ * record, so they come from the workflow (PENDING while the run is active,
+ * CANCELLED once it ended without running them). */
+static void add_unstarted_steps(srv_t *s, build_t *b)
+{
+    loom_workflow_t *own = NULL;
+    const loom_workflow_t *wf = NULL;
+    loom_run_t *r = loom_engine_find_run(s->eng, b->run->run_id);
+    if (r)
+        wf = loom_run_workflow(r);
+    else if (b->yaml && loom_workflow_parse(b->file ? b->file : "workflow", b->yaml,
+                                            strlen(b->yaml), &own, NULL) == 0)
+        wf = own;
+    for (size_t i = 0; wf && i < wf->graph.n_steps; i++) {
+        const loom_wf_step_t *st = &wf->graph.steps[i];
+        size_t n = strlen(st->id), k = 0;
+        while (k < b->nsteps && !(strncmp(b->steps[k]->step_id, st->id, n) == 0 &&
+                                  strchr("/#", b->steps[k]->step_id[n])))
+            k++;
+        if (k < b->nsteps)
+            continue;
+        Loom__V1__StepStatus *ss = add_step(b);
+        if (!ss)
+            break;
+        ss->step_id = adup(b->a, st->id);
+        ss->op = adup(b->a, loom_op_kind_name(st->op));
+        ss->state = r ? LOOM__V1__STEP_STATE__STEP_PENDING : LOOM__V1__STEP_STATE__STEP_CANCELLED;
+        ss->output_json = "";
+    }
+    loom_workflow_destroy(&own);
+}
+
 static void rpc_get(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
@@ -177,6 +252,10 @@ static void rpc_get(srv_t *s, loom_msg_t *m)
         loom_rpc_reply_err(s->csrv, o, &err);
         return;
     }
+    if (no_run_id(s, o, rq->run_id)) {
+        loom_pb_free(rq);
+        return;
+    }
     build_t b = {.a = loom_arena_new(0)};
     int rc = loom_store_run_get(s->store, rq->run_id, on_get_run, on_get_task, &b, &err);
     if (rc != 0 || !b.run) {
@@ -185,6 +264,7 @@ static void rpc_get(srv_t *s, loom_msg_t *m)
         else
             loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
     } else {
+        add_unstarted_steps(s, &b);
         qsort(b.steps, b.nsteps, sizeof *b.steps, step_cmp);
         b.run->n_steps = b.nsteps;
         b.run->steps = b.steps;
@@ -213,6 +293,35 @@ static int on_list_run(void *ud, const loom_store_run_t *r)
     return 0;
 }
 
+/* List's page token: "p1.<hex submitted_unix_ms>.<run id>" of the last run
+ * of the previous page. Anything else is refused. */
+static int page_token_parse(const char *tok, int64_t *ms, char *id, size_t idn)
+{
+    if (strncmp(tok, "p1.", 3) != 0)
+        return -1;
+    const char *p = tok + 3, *dot = strchr(p, '.');
+    if (!dot || dot == p || dot - p > 16)
+        return -1;
+    uint64_t v = 0;
+    for (const char *q = p; q < dot; q++) {
+        int d = *q >= '0' && *q <= '9' ? *q - '0' : *q >= 'a' && *q <= 'f' ? *q - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + (uint64_t)d;
+    }
+    const char *rid = dot + 1;
+    size_t n = strlen(rid);
+    if (!n || n >= idn || v > INT64_MAX)
+        return -1;
+    for (const char *q = rid; *q; q++)
+        if (!(*q == '-' || *q == '_' || *q == '.' || (*q >= '0' && *q <= '9') ||
+              (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z')))
+            return -1;
+    *ms = (int64_t)v;
+    memcpy(id, rid, n + 1);
+    return 0;
+}
+
 static void rpc_list(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
@@ -232,18 +341,34 @@ static void rpc_list(srv_t *s, loom_msg_t *m)
     case LOOM__V1__RUN_STATE__RUN_CANCELLED: state = LOOM_RUN_CANCELLED; break;
     default: break;
     }
+    int limit = rq->limit ? (int)(rq->limit > 1000 ? 1000 : rq->limit) : 50;
     loom_store_filter_t f = {.state = state,
                              .workflow = rq->workflow_name && rq->workflow_name[0]
                                              ? rq->workflow_name
                                              : NULL,
-                             .limit = rq->limit ? (int)(rq->limit > 1000 ? 1000 : rq->limit) : 50};
+                             .limit = limit + 1}; /* one more: is there a next page? */
+    char before_id[64];
+    if (rq->page_token && rq->page_token[0] &&
+        page_token_parse(rq->page_token, &f.before_ms, before_id, sizeof before_id) != 0) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INVALID_ARGUMENT,
+                              "page_token is not one this server gave out (use ListReply.next_page_token)");
+        loom_pb_free(rq);
+        return;
+    }
+    if (rq->page_token && rq->page_token[0])
+        f.before_id = before_id;
     build_t b = {.a = loom_arena_new(0)};
     if (loom_store_run_list(s->store, &f, on_list_run, &b, &err) != 0) {
         loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
     } else {
         Loom__V1__ListReply rep = LOOM__V1__LIST_REPLY__INIT;
-        rep.n_runs = b.n;
+        rep.n_runs = b.n > (size_t)limit ? (size_t)limit : b.n;
         rep.runs = b.runs;
+        if (b.n > (size_t)limit) {
+            const Loom__V1__Run *last = b.runs[limit - 1];
+            rep.next_page_token = loom_arena_sprintf(b.a, "p1.%" PRIx64 ".%s",
+                                                     (uint64_t)last->submitted_unix_ms, last->run_id);
+        }
         loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
     }
     loom_arena_destroy(&b.a);
@@ -350,6 +475,10 @@ static void rpc_cancel(srv_t *s, loom_msg_t *m)
         loom_rpc_reply_err(s->csrv, o, &err);
         return;
     }
+    if (no_run_id(s, o, rq->run_id)) {
+        loom_pb_free(rq);
+        return;
+    }
     Loom__V1__CancelReply rep = LOOM__V1__CANCEL_REPLY__INIT;
     int state = 0;
     if (loom_engine_cancel(s->eng, rq->run_id, rq->reason, &state, &err) == 0) {
@@ -398,7 +527,8 @@ static int on_replay(void *ud, const loom_store_event_t *se)
     ev.task_id = STR("task");
     ev.output_json = STR("output_json");
     if (json_object_get(d, "error")) {
-        perr.code = LOOM__V1__STATUS_CODE__UNKNOWN;
+        json_int_t code = json_integer_value(json_object_get(d, "error_code"));
+        perr.code = code > 0 && code <= 16 ? (Loom__V1__StatusCode)code : LOOM__V1__STATUS_CODE__UNKNOWN;
         perr.message = STR("error");
         ev.error = &perr;
     }
@@ -449,6 +579,10 @@ static void rpc_watch(srv_t *s, loom_msg_t *m)
         loom_rpc_reply_err(s->csrv, o, &err);
         return;
     }
+    if (no_run_id(s, o, rq->run_id)) {
+        loom_pb_free(rq);
+        return;
+    }
     replay_t rp = {.s = s, .o = o};
     int rc = loom_store_events(s->store, rq->run_id, (int64_t)rq->after_seq, on_replay, &rp, &err);
     if (rc == LOOM_ENOTFOUND) {
@@ -464,6 +598,7 @@ static void rpc_watch(srv_t *s, loom_msg_t *m)
             if (w) {
                 snprintf(w->run_id, sizeof w->run_id, "%s", rq->run_id);
                 w->origin = *o;
+                w->deadline_ms = loom_msg_deadline_ms(m);
                 w->include_progress = rq->include_progress;
                 w->next = s->watchers;
                 s->watchers = w;

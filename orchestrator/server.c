@@ -33,6 +33,21 @@ static void watcher_remove(srv_t *s, watcher_t *w)
     free(w);
 }
 
+/* Ends the streams whose request deadline passed (DEADLINE_EXCEEDED). */
+static void expire_watchers(srv_t *s)
+{
+    int64_t now = loom_wall_ms();
+    for (watcher_t *w = s->watchers, *n; w; w = n) {
+        n = w->next;
+        if (!w->deadline_ms || now < w->deadline_ms)
+            continue;
+        loom_err_t err;
+        loom_rpc_stream_end(s->csrv, &w->origin, LOOM_STATUS_DEADLINE_EXCEEDED,
+                            "the Watch deadline passed before the run finished", &err);
+        watcher_remove(s, w);
+    }
+}
+
 /* Sends ev to the watchers of run id (ending their streams when final). */
 static void deliver(srv_t *s, const char *id, const Loom__V1__RunEvent *ev, int final)
 {
@@ -91,7 +106,7 @@ static void on_event(void *ud, loom_run_t *run, const Loom__V1__RunEvent *ev, in
                 : ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_CANCELLED ? "cancelled"
                                                                                 : "failed";
             loom_metrics_run_finished(s->opts.metrics, state);
-            loom_metrics_run_done(s->opts.metrics, loom_run_workflow(run), state,
+            loom_metrics_run_done(s->opts.metrics, loom_run_workflow_name(run), state,
                                   ev->elapsed_ms / 1000.0, ev->sla_latency_ms / 1000.0);
         }
     }
@@ -363,7 +378,8 @@ static void one_result(srv_t *s, loom_worker_rec_t *w, const Loom__V1__ResultReq
     else
         rc = loom_engine_result(s->eng, w, r->task_id, r->attempt, r->ok, out, len,
                                 r->error && r->error->message ? r->error->message : NULL,
-                                r->error ? r->error->retryable : 1, ms, &err);
+                                r->error ? r->error->retryable : 1, r->error ? (int)r->error->code : 0,
+                                ms, &err);
     if (rc == LOOM_EPROTO)
         LOOM_WARN(COMP, "msg=\"result rejected\" worker=%s task=%s reason=\"%s\"", w->id,
                   r->task_id ? r->task_id : "", err.msg);
@@ -570,7 +586,7 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         s->opts.max_active_runs = 10000;
     s->store = opts->store;
     if (!s->store) {
-        s->own_store = loom_store_mem_new(opts->max_finished_runs, 0);
+        s->own_store = loom_store_mem_new(opts->max_finished_runs, 0, opts->max_finished_bytes);
         s->store = s->own_store;
     }
     s->reg = loom_registry_new(s->opts.depth);
@@ -623,7 +639,7 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
     if (opts->on_ready)
         opts->on_ready(opts->ud, loom_rpc_server_endpoint(s->csrv),
                        loom_rpc_server_endpoint(s->wsrv));
-    uint64_t next_reap = 0, next_metrics = 0;
+    uint64_t next_reap = 0, next_metrics = 0, next_watch_check = 0;
     while (!*stop) {
         int64_t wait = loom_engine_tick(s->eng);
         zmq_pollitem_t items[3] = {{loom_rpc_server_socket(s->wsrv), 0, ZMQ_POLLIN, 0},
@@ -650,6 +666,10 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
                                    s) > 0)
                 loom_engine_dispatch(s->eng);
             loom_registry_forget_lost(s->reg, 600000);
+        }
+        if (s->watchers && now >= next_watch_check) {
+            next_watch_check = now + 50;
+            expire_watchers(s);
         }
         if (s->opts.metrics && now >= next_metrics) {
             next_metrics = now + 200;

@@ -14,6 +14,7 @@ typedef struct watcher {
     char run_id[64];
     loom_origin_t origin;
     int include_progress;
+    int64_t deadline_ms;      /* the request's deadline (unix ms; 0 = none) */
 } watcher_t;
 
 typedef struct srv {

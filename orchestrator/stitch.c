@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/utf8.h"
 
 #define COMP "loomd"
 
@@ -502,7 +503,30 @@ int loom_event_kind_parse(const char *name)
     return -1;
 }
 
-void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
+/* *s as valid UTF-8 (a repaired copy in *own when it was not): messages
+ * carry tool stderr and model text, RunEvent's fields are proto3 strings. */
+static void emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev);
+
+static void utf8_field(const char **s, char **own)
+{
+    *own = NULL;
+    if (*s && !loom_utf8_valid(*s, strlen(*s)) && (*own = loom_utf8_repair(*s, strlen(*s), NULL)))
+        *s = *own;
+}
+
+void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev_in)
+{
+    engine_ev_t evc = *ev_in, *ev = &evc;
+    char *own[3];
+    utf8_field(&evc.message, &own[0]);
+    utf8_field(&evc.error, &own[1]);
+    utf8_field(&evc.text, &own[2]);
+    emit(e, r, ev);
+    for (int i = 0; i < 3; i++)
+        free(own[i]);
+}
+
+static void emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
 {
     Loom__V1__RunEvent pe = LOOM__V1__RUN_EVENT__INIT;
     Loom__V1__Error perr = LOOM__V1__ERROR__INIT;
@@ -524,7 +548,7 @@ void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
     pe.step_ms = ev->step_ms;
     pe.plan = (Loom__V1__Plan *)ev->plan;
     if (ev->error) {
-        perr.code = LOOM__V1__STATUS_CODE__UNKNOWN;
+        perr.code = ev->error_code > 0 ? ev->error_code : LOOM__V1__STATUS_CODE__UNKNOWN;
         perr.message = (char *)ev->error;
         pe.error = &perr;
     }
@@ -543,8 +567,10 @@ void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
             json_object_set_new(d, "task", json_string(ev->task_id));
         if (ev->output)
             json_object_set_new(d, "output_json", json_string(ev->output));
-        if (ev->error)
+        if (ev->error) {
             json_object_set_new(d, "error", json_string(ev->error));
+            json_object_set_new(d, "error_code", json_integer(perr.code));
+        }
         if (ev->device)
             json_object_set_new(d, "device", json_string(ev->device));
         if (ev->plan) { /* the Plan, protobuf-packed and hex-encoded, so replays can send it again */
@@ -642,6 +668,7 @@ static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
         .started_ms = t ? t->started_ms : st->started_ms,
         .finished_ms = finished,
         .output_json = output, .error = error,
+        .error_code = error ? (st->error_code ? st->error_code : engine_error_code(state, 0)) : 0,
         .predicted_ms = t && !st->is_foreach ? t->predicted_ms : 0,
         .predicted_cost = t && !st->is_foreach ? t->predicted_cost : 0,
         .cost = st->is_foreach ? 0 : cost, .reason = reason, .needs_json = needs};
@@ -658,7 +685,9 @@ void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
     char sid[256];
     engine_step_path(sc, i, sid, sizeof sid);
     engine_ev_t ev = {.kind = kind, .step_id = sid, .message = message, .error = error,
-                      .step_state = step_state_pb(sc->st[i].state)};
+                      .step_state = kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_STARTED
+                                        ? LOOM__V1__STEP_STATE__STEP_RUNNING
+                                        : step_state_pb(sc->st[i].state)};
     if (t) {
         ev.task_id = t->id;
         ev.attempt = t->attempt;
@@ -684,6 +713,9 @@ void engine_step_finished(loom_engine_t *e, scope_t *sc, size_t i, loom_task_sta
                                             : LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_FAILED;
     /* Foreach steps and loops have no single task: record the step. Plain
      * steps were recorded per attempt as they ran. */
+    if (state != LOOM_TASK_SUCCEEDED && state != LOOM_TASK_SKIPPED && !st->error_code)
+        st->error_code = state == LOOM_TASK_FAILED ? LOOM__V1__STATUS_CODE__INVALID_ARGUMENT /* when:, foreach:, input, until: */
+                                                   : engine_error_code(state, 0);
     if (st->is_foreach || sc->g->steps[i].op == LOOM_OP_LOOP || state == LOOM_TASK_SKIPPED ||
         !st->started_event)
         store_task(e, sc, i, NULL, state, out, error);
@@ -696,7 +728,12 @@ void engine_step_finished(loom_engine_t *e, scope_t *sc, size_t i, loom_task_sta
         snprintf(msg, sizeof msg, "when: was false");
     engine_ev_t ev = {.kind = kind, .step_id = sid, .message = msg[0] ? msg : NULL,
                       .output = out, .error = error, .step_state = step_state_pb(state),
-                      .step_ms = (double)(st->finished_ms - st->started_ms)};
+                      .step_ms = (double)(st->finished_ms - st->started_ms),
+                      .error_code = st->error_code,
+                      /* the attempt that ended a plain step (none for foreach/loop/skip) */
+                      .task_id = st->last_task[0] ? st->last_task : NULL,
+                      .worker_id = st->last_worker[0] ? st->last_worker : NULL,
+                      .attempt = st->last_attempt};
     engine_emit(e, sc->run, &ev);
     free(out);
 }
@@ -755,7 +792,31 @@ void engine_task_succeeded(loom_engine_t *e, loom_task_t *t, const char *output,
     free(copy);
 }
 
+static void progress_event(loom_engine_t *e, loom_task_t *t, const char *text);
+
 void engine_task_progress(loom_engine_t *e, loom_task_t *t, const char *text)
+{
+    /* Tokens may end inside a multi-byte character: hold the cut-off bytes
+     * back for the next chunk, so every event's text is valid UTF-8. */
+    size_t n = text ? strlen(text) : 0;
+    char *joined = malloc((size_t)t->n_utf8_tail + n + 1);
+    if (!joined)
+        return;
+    memcpy(joined, t->utf8_tail, (size_t)t->n_utf8_tail);
+    memcpy(joined + t->n_utf8_tail, text ? text : "", n + 1);
+    size_t cut = 0, len = (size_t)t->n_utf8_tail + n;
+    char *clean = loom_utf8_repair(joined, len, &cut);
+    t->n_utf8_tail = (int)cut;
+    memcpy(t->utf8_tail, joined + len - cut, cut);
+    free(joined);
+    if (!clean)
+        return;
+    if (clean[0])
+        progress_event(e, t, clean);
+    free(clean);
+}
+
+static void progress_event(loom_engine_t *e, loom_task_t *t, const char *text)
 {
     char sid[256];
     engine_step_path(t->scope, t->step, sid, sizeof sid);

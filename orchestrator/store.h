@@ -72,6 +72,8 @@ typedef struct loom_store_run {
     const char *inputs_json;   /* object of inputs */
     const char *outputs_json;  /* object of outputs once succeeded */
     const char *error;         /* why it failed, human-readable */
+    int error_code;            /* its Loom__V1__StatusCode (0 = not kept; the PostgreSQL
+                                * store keeps none: readers derive it from the state) */
     loom_run_state_t state;
     int64_t created_ms;        /* wall clock, ms since the epoch; 0 = unset */
     int64_t started_ms;
@@ -97,6 +99,7 @@ typedef struct loom_store_task {
     int64_t finished_ms;
     const char *output_json;   /* set when succeeded (may be large) */
     const char *error;         /* set when failed / timed out */
+    int error_code;            /* its Loom__V1__StatusCode (0 = not kept, as error_code above) */
     /* Optional plan and cost data (0 / NULL = unknown), kept by stores with
      * history (PostgreSQL) for the cost-model-error and placement views. */
     double predicted_ms, predicted_cost, cost;
@@ -133,6 +136,10 @@ typedef struct loom_store_filter {
     int state;                 /* a loom_run_state_t, or -1 for any */
     const char *workflow;
     int limit;                 /* 0 = implementation default (100) */
+    /* paging: only runs before this one in (created_ms, id) order, newest
+     * first; before_id NULL = from the newest */
+    int64_t before_ms;
+    const char *before_id;
 } loom_store_filter_t;
 
 /* Read callbacks. Return 0 to continue, non-zero to stop early. */
@@ -188,11 +195,16 @@ loom_store_t *loom_store_new(const loom_store_ops_t *ops, void *self);
 void loom_store_destroy(loom_store_t **ps);
 const char *loom_store_name(const loom_store_t *s);
 
-/* In-memory store. max_finished_runs bounds memory: when more runs than
- * that are final, the oldest final ones (and their tasks and events) are
- * dropped (0 = default 1000). max_events_per_run caps each run's event log;
- * later events are counted, not kept (0 = default 100000). */
-loom_store_t *loom_store_mem_new(int max_finished_runs, int max_events_per_run);
+/* In-memory store. max_finished_runs and max_finished_bytes bound memory:
+ * when more runs than that are final, or the final runs hold more bytes
+ * (their records' strings plus a fixed cost per record), the oldest final
+ * ones (and their tasks and events) are dropped; the newest final run is
+ * always kept (0 = defaults: 1000 runs, LOOM_STORE_MEM_DEFAULT_BYTES).
+ * max_events_per_run caps each run's event log; later events are counted,
+ * not kept (0 = default 100000). */
+#define LOOM_STORE_MEM_DEFAULT_BYTES ((size_t)128 << 20)
+loom_store_t *loom_store_mem_new(int max_finished_runs, int max_events_per_run,
+                                size_t max_finished_bytes);
 
 /* Thin dispatchers to the vtable (same contracts as above). */
 int loom_store_run_create(loom_store_t *s, const loom_store_run_t *run, loom_err_t *err);

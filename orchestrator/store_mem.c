@@ -2,9 +2,12 @@
  *
  * Runs live in a map by id and in a creation-ordered list; each run keeps
  * its tasks (latest attempt per step/index) in a map and its events in an
- * array. Memory is bounded: once more than max_finished runs are final,
- * the oldest final run is dropped with everything it owns, and each run's
- * event log stops growing at max_events (later events are only counted). */
+ * array. Memory is bounded: once more than max_finished runs are final, or
+ * the final runs together take more than max_finished_bytes, the oldest
+ * final run is dropped with everything it owns (the newest one always
+ * stays), and each run's event log stops growing at max_events (later
+ * events are only counted). Bytes are counted as the records' strings plus
+ * a fixed cost per record (malloc and map overhead included). */
 #include "orchestrator/store.h"
 
 #include <stdio.h>
@@ -28,6 +31,7 @@ typedef struct mrun {
     size_t nevents, capevents;
     int64_t events_dropped;
     int final_listed;   /* already queued in the finished FIFO */
+    size_t bytes;       /* what it holds (see the top of the file) */
     struct mrun *prev, *next; /* creation order, newest at head */
 } mrun_t;
 
@@ -38,21 +42,39 @@ typedef struct mem {
     size_t fin_head, fin_len, fin_cap;
     loom_map_t *workers;   /* id -> loom_store_worker_t (strings owned) */
     int max_finished, max_events;
+    size_t max_bytes, fin_bytes; /* bound and total of the final runs' bytes */
 } mem_t;
+
+#define REC_COST 96 /* per record and per string: allocation and map overhead */
+
+static size_t str_cost(const char *s)
+{
+    return s ? strlen(s) + 1 + 16 : 0;
+}
+
+/* r holds delta more (or fewer) bytes. */
+static void grow(mem_t *m, mrun_t *r, long long delta)
+{
+    r->bytes = (size_t)((long long)r->bytes + delta);
+    if (r->final_listed)
+        m->fin_bytes = (size_t)((long long)m->fin_bytes + delta);
+}
 
 static char *dup(const char *s)
 {
     return s ? strdup(s) : NULL;
 }
 
-/* Replaces *dst with a copy of src (NULL keeps NULL). */
-static int set_str(const char **dst, const char *src)
+/* Replaces *dst with a copy of src (NULL keeps NULL); *delta gets the
+ * change in bytes. */
+static int set_str(const char **dst, const char *src, long long *delta)
 {
     if (*dst == src)
         return 0;
     char *c = NULL;
     if (src && !(c = strdup(src)))
         return LOOM_ENOMEM;
+    *delta += (long long)str_cost(src) - (long long)str_cost(*dst);
     free((char *)*dst);
     *dst = c;
     return 0;
@@ -117,15 +139,18 @@ static void unlink_run(mem_t *m, mrun_t *r)
         m->tail = r->prev;
 }
 
-/* Drops the oldest final runs until at most max_finished remain. */
+/* Drops the oldest final runs until at most max_finished remain and they
+ * fit max_bytes (the newest final run always stays). */
 static void evict(mem_t *m)
 {
-    while (m->fin_len > (size_t)m->max_finished) {
+    while (m->fin_len > (size_t)m->max_finished ||
+           (m->fin_len > 1 && m->fin_bytes > m->max_bytes)) {
         char *id = m->finished[m->fin_head];
         m->fin_head = (m->fin_head + 1) % m->fin_cap;
         m->fin_len--;
         mrun_t *r = loom_map_get(m->runs, id);
         if (r) {
+            m->fin_bytes -= r->bytes;
             loom_map_del(m->runs, id);
             unlink_run(m, r);
             run_free(r);
@@ -156,6 +181,7 @@ static int note_final(mem_t *m, mrun_t *r)
     m->finished[(m->fin_head + m->fin_len) % m->fin_cap] = id;
     m->fin_len++;
     r->final_listed = 1;
+    m->fin_bytes += r->bytes;
     evict(m);
     return 0;
 }
@@ -169,6 +195,8 @@ static void copy_mutable(loom_store_run_t *dst, const loom_store_run_t *src)
     dst->sla_missed = src->sla_missed;
     dst->tasks_total = src->tasks_total;
     dst->tasks_done = src->tasks_done;
+    if (src->error_code)
+        dst->error_code = src->error_code;
 }
 
 static int mem_run_create(void *self, const loom_store_run_t *run, loom_err_t *err)
@@ -190,6 +218,9 @@ static int mem_run_create(void *self, const loom_store_run_t *run, loom_err_t *e
     r->r.outputs_json = dup(run->outputs_json);
     r->r.error = dup(run->error);
     r->tasks = loom_map_new(task_free);
+    r->bytes = sizeof *r + REC_COST + str_cost(run->id) + str_cost(run->workflow) +
+               str_cost(run->workflow_yaml) + str_cost(run->workflow_file) +
+               str_cost(run->inputs_json) + str_cost(run->outputs_json) + str_cost(run->error);
     if (!r->r.id || !r->tasks || loom_map_put(m->runs, run->id, r) != 0) {
         run_free(r);
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
@@ -212,8 +243,11 @@ static int mem_run_update(void *self, const loom_store_run_t *run, loom_err_t *e
     if (!r)
         return loom_err_set(err, LOOM_ENOTFOUND, "no run '%s'", run && run->id ? run->id : "");
     copy_mutable(&r->r, run);
-    if ((run->outputs_json && set_str(&r->r.outputs_json, run->outputs_json) != 0) ||
-        (run->error && set_str(&r->r.error, run->error) != 0) || note_final(m, r) != 0)
+    long long delta = 0;
+    int rc = (run->outputs_json && set_str(&r->r.outputs_json, run->outputs_json, &delta) != 0) ||
+             (run->error && set_str(&r->r.error, run->error, &delta) != 0);
+    grow(m, r, delta);
+    if (rc || note_final(m, r) != 0)
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     return 0;
 }
@@ -231,6 +265,7 @@ static int mem_task_put(void *self, const loom_store_task_t *t, loom_err_t *err)
     mtask_t *mt = loom_map_get(r->tasks, key);
     if (mt && mt->t.attempt > t->attempt)
         return 0; /* a stale update of an earlier attempt */
+    long long delta = 0;
     if (!mt) {
         if (!(mt = calloc(1, sizeof *mt)))
             return loom_err_set(err, LOOM_ENOMEM, "out of memory");
@@ -238,27 +273,33 @@ static int mem_task_put(void *self, const loom_store_task_t *t, loom_err_t *err)
             free(mt);
             return loom_err_set(err, LOOM_ENOMEM, "out of memory");
         }
+        delta += (long long)(sizeof *mt + REC_COST + str_cost(key));
     }
     mt->t.index = t->index;
     mt->t.attempt = t->attempt;
     mt->t.state = t->state;
+    if (t->error_code)
+        mt->t.error_code = t->error_code;
     if (t->ready_ms)
         mt->t.ready_ms = t->ready_ms;
     if (t->started_ms)
         mt->t.started_ms = t->started_ms;
     if (t->finished_ms)
         mt->t.finished_ms = t->finished_ms;
-    int rc = set_str(&mt->t.run_id, t->run_id) | set_str(&mt->t.step_id, t->step_id);
+    int rc = set_str(&mt->t.run_id, t->run_id, &delta) | set_str(&mt->t.step_id, t->step_id, &delta);
     if (t->op)
-        rc |= set_str(&mt->t.op, t->op);
+        rc |= set_str(&mt->t.op, t->op, &delta);
     if (t->worker_id)
-        rc |= set_str(&mt->t.worker_id, t->worker_id);
+        rc |= set_str(&mt->t.worker_id, t->worker_id, &delta);
     if (t->device)
-        rc |= set_str(&mt->t.device, t->device);
+        rc |= set_str(&mt->t.device, t->device, &delta);
     if (t->output_json)
-        rc |= set_str(&mt->t.output_json, t->output_json);
+        rc |= set_str(&mt->t.output_json, t->output_json, &delta);
     if (t->error)
-        rc |= set_str(&mt->t.error, t->error);
+        rc |= set_str(&mt->t.error, t->error, &delta);
+    grow(m, r, delta);
+    if (r->final_listed)
+        evict(m);
     return rc ? loom_err_set(err, LOOM_ENOMEM, "out of memory") : 0;
 }
 
@@ -287,6 +328,10 @@ static int mem_event_append(void *self, const loom_store_event_t *ev, loom_err_t
     e->e.step_id = dup(ev->step_id);
     e->e.detail_json = dup(ev->detail_json);
     r->nevents++;
+    grow(m, r, (long long)(sizeof *e + str_cost(ev->run_id) + str_cost(ev->kind) +
+                           str_cost(ev->step_id) + str_cost(ev->detail_json)));
+    if (r->final_listed)
+        evict(m);
     return 0;
 }
 
@@ -321,6 +366,10 @@ static int mem_run_list(void *self, const loom_store_filter_t *f, loom_store_run
         if (f && f->state >= 0 && (int)r->r.state != f->state)
             continue;
         if (f && f->workflow && (!r->r.workflow || strcmp(f->workflow, r->r.workflow) != 0))
+            continue;
+        if (f && f->before_id &&
+            (r->r.created_ms > f->before_ms ||
+             (r->r.created_ms == f->before_ms && strcmp(r->r.id, f->before_id) >= 0)))
             continue;
         n++;
         if (fn(ud, &r->r))
@@ -415,12 +464,14 @@ static const loom_store_ops_t mem_ops = {
     .destroy = mem_destroy,
 };
 
-loom_store_t *loom_store_mem_new(int max_finished_runs, int max_events_per_run)
+loom_store_t *loom_store_mem_new(int max_finished_runs, int max_events_per_run,
+                                size_t max_finished_bytes)
 {
     mem_t *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
     m->max_finished = max_finished_runs > 0 ? max_finished_runs : 1000;
+    m->max_bytes = max_finished_bytes > 0 ? max_finished_bytes : LOOM_STORE_MEM_DEFAULT_BYTES;
     m->max_events = max_events_per_run > 0 ? max_events_per_run : 100000;
     m->runs = loom_map_new(NULL);
     m->workers = loom_map_new(worker_free);

@@ -804,7 +804,7 @@ loom_store_t *loom_store_pg_open(const loom_store_pg_opts_t *opts, loom_store_pg
     }
     v->pg = loom_store_pg_new(opts, err);
     if (!v->pg) goto fail;
-    v->mem = loom_store_mem_new(0, 0);
+    v->mem = loom_store_mem_new(0, 0, opts->max_finished_bytes);
     v->wf_seen = loom_map_new(NULL);
     if (!v->mem || !v->wf_seen) {
         loom_err_set(err, LOOM_ENOMEM, "out of memory");

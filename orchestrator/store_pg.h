@@ -41,6 +41,8 @@ typedef struct loom_store_pg_opts {
     size_t queue_max;    /* writes buffered before submissions are refused; 0 = 65536 */
     size_t batch_max;    /* writes per transaction; 0 = 256 */
     int connect_timeout_s; /* 0 = 5 */
+    size_t max_finished_bytes; /* finished runs kept in memory for reads (0 = the mem
+                                * store's default); older ones are read back from the database */
 } loom_store_pg_opts_t;
 
 typedef struct loom_store_pg_run {

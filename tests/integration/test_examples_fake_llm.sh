@@ -23,8 +23,8 @@ d = json.load(open(sys.argv[1]))
 assert d["state"] == "succeeded", d
 o = d["outputs"]
 assert o["answer"] == "14400", o                      # calculator observation, then finish
-assert o["report"]["value"]["answer"] == "14400", o
-assert o["report"]["value"]["task"] == "What is 600 * 24?", o
+assert o["report"]["answer"] == "14400", o
+assert o["report"]["task"] == "What is 600 * 24?", o
 s = {x["step"]: x for x in d["steps"]}
 assert s["react"]["output"]["iterations"] == 2, s["react"]
 assert s["react/act#1"]["state"] == "skipped", s     # when: false on the finishing iteration

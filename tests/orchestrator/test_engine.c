@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "orchestrator/engine.h"
+#include "common/utf8.h"
 #include "orchestrator/sched.h"
 
 /* ---- harness ------------------------------------------------------------------ */
@@ -33,6 +34,9 @@ typedef struct {
     int finals;
     int kinds[64];
     int nkinds;
+    char progress[256];   /* STEP_PROGRESS texts, concatenated */
+    int nprogress;
+    int last_step_state[32]; /* per kind: step_state of the last event */
 } h_t;
 
 static void h_send(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n)
@@ -59,6 +63,13 @@ static void h_event(void *ud, loom_run_t *run, const Loom__V1__RunEvent *ev, int
     h_t *h = ud;
     if (h->nkinds < 64)
         h->kinds[h->nkinds++] = ev->kind;
+    if (ev->kind < 32)
+        h->last_step_state[ev->kind] = ev->step_state;
+    if (ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS && ev->text && ev->text[0]) {
+        assert_true(loom_utf8_valid(ev->text, strlen(ev->text)));
+        strncat(h->progress, ev->text, sizeof h->progress - strlen(h->progress) - 1);
+        h->nprogress++;
+    }
     h->finals += final;
 }
 
@@ -73,7 +84,7 @@ static loom_worker_rec_t *add_worker(h_t *h, const char *id, int slots)
 static h_t *h_new(int depth)
 {
     h_t *h = calloc(1, sizeof *h);
-    h->store = loom_store_mem_new(0, 0);
+    h->store = loom_store_mem_new(0, 0, 0);
     h->reg = loom_registry_new(depth);
     loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
                            .placement = loom_placement_least_loaded(), .send_tasks = h_send,
@@ -116,7 +127,7 @@ static int answer(h_t *h, int i, int ok, const char *out, int retryable)
     h->nsent--;
     loom_err_t err;
     return loom_engine_result(h->eng, w, id, (uint32_t)attempt, ok, out, out ? strlen(out) : 0,
-                              ok ? NULL : "boom", retryable, 0, &err);
+                              ok ? NULL : "boom", retryable, 0, 0, &err);
 }
 
 typedef struct {
@@ -286,12 +297,12 @@ static void results_from_the_wrong_worker_or_attempt_are_rejected(void **state)
     loom_task_t *t = h->sent[0];
     loom_worker_rec_t *owner = h->sent_to[0], *other = owner == w2 ? loom_registry_by_id(h->reg, "w1") : w2;
     loom_err_t err;
-    assert_int_equal(loom_engine_result(h->eng, other, t->id, 1, 1, "1", 1, NULL, 1, 0, &err),
+    assert_int_equal(loom_engine_result(h->eng, other, t->id, 1, 1, "1", 1, NULL, 1, 0, 0, &err),
                      LOOM_EPROTO);
     assert_non_null(strstr(err.msg, "does not own"));
-    assert_int_equal(loom_engine_result(h->eng, owner, t->id, 7, 1, "1", 1, NULL, 1, 0, &err),
+    assert_int_equal(loom_engine_result(h->eng, owner, t->id, 7, 1, "1", 1, NULL, 1, 0, 0, &err),
                      LOOM_ENOTFOUND);
-    assert_int_equal(loom_engine_result(h->eng, owner, "ffff", 1, 1, "1", 1, NULL, 1, 0, &err),
+    assert_int_equal(loom_engine_result(h->eng, owner, "ffff", 1, 1, "1", 1, NULL, 1, 0, 0, &err),
                      LOOM_ENOTFOUND);
     assert_int_equal(view(h, id).state, LOOM_RUN_RUNNING);
     assert_int_equal(answer(h, 0, 1, "1", 1), 0);
@@ -384,8 +395,31 @@ static void re_registration_keeps_held_tasks_and_loses_the_rest(void **state)
     assert_int_equal(h->nsent, 1);
     assert_int_equal(answer(h, 0, 1, "null", 1), 0);
     loom_err_t err;
-    assert_int_equal(loom_engine_result(h->eng, w, held.task_id, 1, 1, "null", 4, NULL, 1, 0, &err), 0);
+    assert_int_equal(loom_engine_result(h->eng, w, held.task_id, 1, 1, "null", 4, NULL, 1, 0, 0, &err), 0);
     assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+    h_free(h);
+}
+
+/* Streamed tokens may split a UTF-8 character between worker messages:
+ * every event's text is valid UTF-8 and the character arrives whole. */
+static void progress_text_is_valid_utf8_across_chunks(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    loom_worker_rec_t *w = add_worker(h, "w1", 1);
+    const char *y = "version: 1\nname: p\nsteps:\n  a:\n    op: sleep\n    ms: 1\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->last_step_state[LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_STARTED],
+                     LOOM__V1__STEP_STATE__STEP_RUNNING);
+    loom_task_t *t = h->sent[0];
+    loom_engine_progress(h->eng, w, t->id, 1, "caf\xc3");     /* é cut after its first byte */
+    loom_engine_progress(h->eng, w, t->id, 1, "\xa9 \xe2\x82"); /* ... and a euro sign */
+    loom_engine_progress(h->eng, w, t->id, 1, "\xac!\xff");
+    assert_string_equal(h->progress, "caf\xc3\xa9 \xe2\x82\xac!\xef\xbf\xbd");
+    assert_int_equal(h->nprogress, 3);
+    assert_int_equal(answer(h, 0, 1, "{}", 1), 0);
     h_free(h);
 }
 
@@ -602,7 +636,7 @@ static void a_restarted_engine_adopts_tasks_workers_still_run(void **state)
     loom_engine_dispatch(h->eng);
     assert_int_equal(h->nsent, 0);
     assert_int_equal(loom_engine_result(h->eng, w, old_id, 1, 1, "{\"value\":\"got 5\"}", 17, NULL,
-                                        1, 0, &err), 0);
+                                        1, 0, 0, &err), 0);
     view_t v = view(h, id);
     assert_int_equal(v.state, LOOM_RUN_SUCCEEDED);
     assert_string_equal(v.outputs, "{\"b\":\"got 5\"}");
@@ -655,6 +689,7 @@ int main(void)
         cmocka_unit_test(a_restarted_engine_recovers_unfinished_runs),
         cmocka_unit_test(a_restarted_engine_adopts_tasks_workers_still_run),
         cmocka_unit_test(queued_tasks_of_lost_workers_use_no_attempt),
+        cmocka_unit_test(progress_text_is_valid_utf8_across_chunks),
         cmocka_unit_test(re_registration_keeps_held_tasks_and_loses_the_rest),
         cmocka_unit_test(loops_iterate_and_stop),
     };

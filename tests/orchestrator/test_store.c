@@ -54,7 +54,7 @@ static void state_names_round_trip(void **state)
 static void runs_tasks_events(void **state)
 {
     (void)state;
-    loom_store_t *s = loom_store_mem_new(0, 0);
+    loom_store_t *s = loom_store_mem_new(0, 0, 0);
     assert_non_null(s);
     assert_string_equal(loom_store_name(s), "mem");
     loom_err_t err;
@@ -120,7 +120,7 @@ static int count_event(void *ud, const loom_store_event_t *ev)
 static void memory_is_bounded(void **state)
 {
     (void)state;
-    loom_store_t *s = loom_store_mem_new(3, 4);
+    loom_store_t *s = loom_store_mem_new(3, 4, 0);
     loom_err_t err;
     char id[32];
     for (int i = 0; i < 10; i++) {

@@ -35,3 +35,6 @@ $(eval $(call TEST,protocol_pb_json,tests/protocol/test_pb_json.c,$(PROTO_TEST_A
 # from the .proto files now (`make openapi` refreshes it).
 $(eval $(call SCRIPT_TEST,protocol_openapi,tests/protocol/test_openapi.sh))
 $(BUILD)/tests/protocol_openapi: $(BUILD)/gen/openapi.json
+
+$(eval $(call SCRIPT_TEST,protocol_conformance,tests/protocol/test_conformance.sh))
+$(BUILD)/tests/protocol_conformance: $(PROTO_PY) $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/map.h"
 #include "common/sha.h"
+#include "common/utf8.h"
 
 static void arena_allocates_aligned_and_frees(void **state)
 {
@@ -224,6 +225,30 @@ static void sha256_and_hmac_match_known_vectors(void **state)
     assert_false(loom_digest_equal(r1, r2, 16));
 }
 
+/* Text leaving Loom in protobuf strings must be valid UTF-8. */
+static void utf8_is_validated_and_repaired(void **state)
+{
+    (void)state;
+    const char *ok = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+    assert_true(loom_utf8_valid(ok, strlen(ok)));
+    assert_false(loom_utf8_valid("\xff", 1));
+    assert_false(loom_utf8_valid("\xc0\xaf", 2));          /* overlong '/' */
+    assert_false(loom_utf8_valid("\xed\xa0\x80", 3));      /* surrogate */
+    assert_false(loom_utf8_valid("\xf4\x90\x80\x80", 4));  /* > U+10FFFF */
+    assert_false(loom_utf8_valid("\xc3", 1));              /* cut off */
+    char *r = loom_utf8_repair("a\xffz", 3, NULL);
+    assert_string_equal(r, "a\xef\xbf\xbdz");
+    free(r);
+    size_t tail = 0;
+    r = loom_utf8_repair("ok \xe2\x82", 5, &tail); /* a euro sign cut after 2 bytes */
+    assert_string_equal(r, "ok ");
+    assert_int_equal(tail, 2);
+    free(r);
+    r = loom_utf8_repair("\xe2\x82", 2, NULL); /* no tail wanted: replaced */
+    assert_true(loom_utf8_valid(r, strlen(r)));
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +259,7 @@ int main(void)
         cmocka_unit_test(buf_appends_formats_escapes_and_honours_limit),
         cmocka_unit_test(clock_is_monotonic_and_sleeps),
         cmocka_unit_test(sha256_and_hmac_match_known_vectors),
+        cmocka_unit_test(utf8_is_validated_and_repaired),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

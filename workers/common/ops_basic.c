@@ -1,6 +1,6 @@
 /* ops_basic.c — ops every worker has, for tests and benchmarks:
  *   noop   → output null (inline: no thread hand-off)
- *   echo   → output = input (inline)
+ *   echo   → output = the input's "value" (null without one; inline)
  *   sleep  → {"ms": N} waits N ms (cancellable), output {"slept_ms": N}
  *            optional "fail": "message" makes it fail after the wait. */
 #include "workers/common/backend.h"
@@ -19,7 +19,8 @@ static int op_echo(void *ud, loom_op_ctx_t *ctx, const json_t *input, loom_op_ou
                    loom_err_t *err)
 {
     (void)ud, (void)ctx, (void)err;
-    out->json = input ? json_deep_copy(input) : json_null();
+    json_t *v = json_is_object(input) ? json_object_get(input, "value") : NULL;
+    out->json = v ? json_deep_copy(v) : json_null();
     return out->json ? 0 : loom_err_set(err, LOOM_ENOMEM, "out of memory");
 }
 

@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""bench-memory: loomd's resident memory after runs of many steps.
+
+Starts loomd (in-memory store, default --max-finished-bytes unless
+MAX_FINISHED_BYTES is set) and two CPU workers on loopback, then runs RUNS
+(default 10) runs one after another, each a foreach of STEPS (default
+100,000) noop tasks, and prints loomd's RSS (VmRSS) before the first run
+and after each one, next to the documented bound: RSS at start + the
+finished-runs byte budget + 64 MiB (engine, allocator and socket buffers).
+Exits 1 when the last RSS is above the bound.
+
+The RSS of a process on a shared, noisy machine also depends on how the
+allocator returns memory; read the trend, not single figures."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.abspath(os.environ.get("BUILD", os.path.join(ROOT, "build")))
+sys.path.insert(0, os.path.join(BUILD, "gen", "py"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+from churn import Client, free_port  # noqa: E402
+from loom.v1 import rpc_pb2 as rpc  # noqa: E402
+
+RUNS = int(os.environ.get("RUNS", "10"))
+STEPS = int(os.environ.get("STEPS", "100000"))
+BUDGET = int(os.environ.get("MAX_FINISHED_BYTES", str(128 << 20)))
+SLACK = 64 << 20
+
+WORKFLOW = """version: 1
+name: wide
+inputs:
+  items: list
+steps:
+  each:
+    op: noop
+    foreach: ${inputs.items}
+outputs:
+  n: ${steps.each.output}
+"""
+
+
+def rss(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="loom-bench-mem.")
+    cep = "tcp://127.0.0.1:%d" % free_port()
+    wep = "tcp://127.0.0.1:%d" % free_port()
+    ready = os.path.join(tmp, "ready")
+    log = open(os.path.join(tmp, "loomd.log"), "wb")
+    procs = [subprocess.Popen([os.path.join(BUILD, "bin", "loomd"), "--client", cep, "--workers", wep,
+                               "--ready-file", ready, "--max-finished-bytes", str(BUDGET)],
+                              stdout=log, stderr=subprocess.STDOUT)]
+    try:
+        while not os.path.exists(ready):
+            time.sleep(0.05)
+        for i in range(2):
+            procs.append(subprocess.Popen([os.path.join(BUILD, "bin", "loom-worker-cpu"), "--endpoint",
+                                           wep, "--id", "m%d" % i, "--slots", "2"],
+                                          stdout=log, stderr=subprocess.STDOUT))
+        cli = Client(cep)
+        while True:
+            r, _ = cli.call("ListWorkers", rpc.ListWorkersRequest(), rpc.ListWorkersReply)
+            if r and len(r.workers) == 2:
+                break
+            time.sleep(0.1)
+        pid = procs[0].pid
+        base = rss(pid)
+        bound = base + BUDGET + SLACK
+        items = json.dumps({"items": list(range(STEPS))})
+        print("bench-memory: loomd RSS, %d runs of %d noop steps (foreach), in-memory store, "
+              "--max-finished-bytes %d MiB; shared noisy 2-core VM" % (RUNS, STEPS, BUDGET >> 20))
+        print("  before      %7.1f MiB" % (base / 2**20))
+        last = base
+        for n in range(RUNS):
+            t0 = time.monotonic()
+            r, err = cli.call("Submit", rpc.SubmitRequest(workflow_yaml=WORKFLOW, workflow_name="wide.yaml",
+                                                          inputs_json=items), rpc.SubmitReply, 60000)
+            if not r:
+                raise SystemExit("submit failed: %s" % err)
+            while True:
+                g, _ = cli.call("Get", rpc.GetRequest(run_id=r.run_id), rpc.GetReply, 60000)
+                if g and g.run.state in (rpc.RUN_SUCCEEDED, rpc.RUN_FAILED, rpc.RUN_CANCELLED):
+                    break
+                time.sleep(0.2)
+            if g.run.state != rpc.RUN_SUCCEEDED:
+                raise SystemExit("run failed: %s" % g.run.error.message)
+            last = rss(pid)
+            print("  after run %2d %7.1f MiB  (%.1f s, %.0f tasks/s)" %
+                  (n + 1, last / 2**20, time.monotonic() - t0, STEPS / (time.monotonic() - t0)))
+        print("  bound       %7.1f MiB  (RSS before + %d MiB finished-runs budget + %d MiB)" %
+              (bound / 2**20, BUDGET >> 20, SLACK >> 20))
+        print("ok" if last <= bound else "ABOVE BOUND")
+        return 0 if last <= bound else 1
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        log.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
