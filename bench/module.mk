@@ -16,6 +16,13 @@ bench-dispatch-pg: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/
 	BUILD=$(BUILD) ./bench/dispatch_pg.sh
 BENCHES += bench-dispatch-pg
 
+# bench-http: the HTTP/JSON gateway: small REST calls/s with wrk next to the
+# HTTP layer alone, and 1,000 concurrent SSE watchers (bench/http.sh).
+.PHONY: bench-http
+bench-http: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom
+	BUILD=$(BUILD) ./bench/http.sh
+BENCHES += bench-http
+
 # bench-kv: KV cache transfer between two processes (worker object store:
 # network and same-host paths) next to raw ZeroMQ and memcpy in the same run.
 $(eval $(call PROG,bench-kv,bench/kv_bench.c,$(LLM_ARCHIVES),$(LLM_LDLIBS)))

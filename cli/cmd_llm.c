@@ -2,6 +2,7 @@
  * The same code paths the worker ops use, for users checking a model file
  * before pointing a workflow at it, for the tests (which compare its output
  * with tests/llm/reference.py) and for `make bench-llm`. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -120,14 +121,39 @@ static void print_result(const opts_t *o, loom_buf_t *text, const loom_llm_gen_r
     }
 }
 
-static int cmd_info(const loom_llm_model_t *m, const opts_t *o) {
+/* A `resources.models` entry for this file, ready to paste into a workflow
+ * (the names the workflow parser reads: hidden, heads, kv_heads, ...). */
+static void print_models_block(const loom_llm_model_t *m, const char *path, const char *arch) {
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char name[64];
+    size_t n = 0;
+    for (const char *p = base; *p && n < sizeof name - 1; p++) {
+        if (strcmp(p, ".gguf") == 0) break;
+        char ch = (char)tolower((unsigned char)*p);
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+        if (ok) name[n++] = ch;
+        else if (n && name[n - 1] != '_') name[n++] = '_';
+    }
+    while (n && name[n - 1] == '_') n--;
+    name[n] = 0;
+    char dtype[16];
+    snprintf(dtype, sizeof dtype, "%s", loom_ggml_type_name(m->wtype));
+    for (char *p = dtype; *p; p++) *p = (char)tolower((unsigned char)*p);
+    printf("\n# paste into the workflow (paths are relative to the workflow file):\n"
+           "resources:\n  models:\n    %s: {path: %s, arch: %s, layers: %d, hidden: %d, heads: %d, ",
+           n ? name : "model", path, arch, m->n_layers, m->dim, m->n_heads);
+    if (m->arch == LOOM_LLM_ARCH_LLAMA) printf("kv_heads: %d, ", m->n_kv_heads);
+    printf("vocab: %d, context: %d, dtype: %s}\n", m->n_vocab, m->n_ctx, dtype);
+}
+
+static int cmd_info(const loom_llm_model_t *m, const char *path, const opts_t *o) {
     char hex[65];
     loom_hex(m->hash, 32, hex);
     const char *arch = m->arch == LOOM_LLM_ARCH_LLAMA ? "llama" : "bert";
     if (o->json) {
         json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:I, s:s, s:s}", "name", m->name,
                               "arch", arch, "weight_type", loom_ggml_type_name(m->wtype), "vocab", m->n_vocab,
-                              "dim", m->dim, "layers", m->n_layers, "heads", m->n_heads, "kv_heads", m->n_kv_heads,
+                              "hidden", m->dim, "layers", m->n_layers, "heads", m->n_heads, "kv_heads", m->n_kv_heads,
                               "ffn", m->ffn, "context", m->n_ctx, "model_hash", hex,
                               "bytes_per_token", (json_int_t)loom_llm_model_bytes_per_token(m), "simd",
                               loom_llm_simd_name(), "tokenizer",
@@ -138,13 +164,14 @@ static int cmd_info(const loom_llm_model_t *m, const opts_t *o) {
         json_decref(j);
         return 0;
     }
-    printf("name        %s\narch        %s\nweights     %s\nvocab       %d\ndim         %d\nlayers      %d\n"
+    printf("name        %s\narch        %s\nweights     %s\nvocab       %d\nhidden      %d\nlayers      %d\n"
            "heads       %d (kv %d, head dim %d)\nffn         %d\ncontext     %d\nhash        %s\n"
            "bytes/token %zu\nsimd        %s\ntokenizer   %s\nchat tmpl   %s\n",
            m->name, arch, loom_ggml_type_name(m->wtype), m->n_vocab, m->dim, m->n_layers, m->n_heads, m->n_kv_heads,
            m->head_dim, m->ffn, m->n_ctx, hex, loom_llm_model_bytes_per_token(m), loom_llm_simd_name(),
            loom_tokenizer_kind(m->tok) == LOOM_TOK_LLAMA ? "llama (SentencePiece BPE)" : "gpt2 (byte-level BPE)",
            loom_tokenizer_chat_template(m->tok) ? "yes" : "no");
+    print_models_block(m, path, arch);
     return 0;
 }
 
@@ -196,7 +223,7 @@ int loom_cmd_llm(int argc, char **argv) {
     loom_llm_pool_t *pool = NULL;
     loom_llm_cpu_t *cpu = NULL;
     loom_buf_t text = LOOM_BUF_INIT;
-    if (!strcmp(cmd, "info")) { rc = cmd_info(m, &o); goto done; }
+    if (!strcmp(cmd, "info")) { rc = cmd_info(m, path, &o); goto done; }
     if (!strcmp(cmd, "detokenize")) {
         if (!o.ids || parse_ids(o.ids, &ids, &n)) { fprintf(stderr, "loom llm: detokenize needs --ids LIST\n"); rc = 2; goto done; }
         loom_tokenizer_decode(m->tok, ids, n, 1, &text);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/follow.h"
 #include "cli/runview.h"
 #include "common/buf.h"
 #include "common/clock.h"
@@ -23,11 +24,16 @@ static const char usage_text[] =
     "                       else a string; NAME=@PATH reads the string from a file\n"
     "  --inputs JSON        all inputs as one JSON object (@PATH: read from a file)\n"
     "  --sla-ms N           override the workflow's sla.latency_ms\n"
+    "  --label KEY=VALUE    a label stored with the run (repeatable)\n"
+    "  --idempotency-key K  a retry with the same key returns the first run, not a new one\n"
+    "  --stream, --no-stream  show LLM tokens as they are generated (default: when\n"
+    "                       stderr is a terminal)\n"
     "  --allow-sla-miss     run even when loomd finds no placement on its workers that\n"
     "                       meets the SLA, or no worker for an op (the run is then\n"
     "                       refused without this flag, exit 4)\n"
     "  --timeout-ms N       stop waiting after N ms (the run continues; exit 3)\n"
-    "  --no-wait            print the run id and return at once\n"
+    "  --no-wait            print the run id and return at once (follow it later with\n"
+    "                       'loom watch RUN')\n"
     "  --quiet              no progress lines\n"
     "  --explain            with loomd --placement planner: print each plan's placements\n"
     "  --json               print the finished run (outputs, steps) as JSON\n"
@@ -86,67 +92,14 @@ static int add_input(json_t *inputs, const char *kv)
     return 0;
 }
 
-static int explain_plans; /* --explain: print the placements of PLANNED/REPLANNED events */
-
-static void progress_line(const Loom__V1__RunEvent *ev, int tty)
-{
-    const char *step = ev->step_id && *ev->step_id ? ev->step_id : "";
-    char line[1024];
-    switch (ev->kind) {
-    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_STARTED:
-        snprintf(line, sizeof line, "  ▸ %-24s started on %s%s%s", step,
-                 ev->worker_id && *ev->worker_id ? ev->worker_id : "-",
-                 ev->message && *ev->message ? "  " : "", ev->message ? ev->message : "");
-        break;
-    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_FINISHED:
-        snprintf(line, sizeof line, "  ✓ %-24s %.0f ms%s%s", step, ev->step_ms,
-                 ev->message && *ev->message ? "  " : "", ev->message ? ev->message : "");
-        break;
-    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_SKIPPED:
-        snprintf(line, sizeof line, "  - %-24s skipped (when: false)", step);
-        break;
-    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_FAILED:
-        snprintf(line, sizeof line, "  ✗ %-24s %s", step,
-                 ev->error && ev->error->message ? ev->error->message : "failed");
-        break;
-    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_RETRIED:
-        snprintf(line, sizeof line, "  ↻ %-24s %s", step, ev->message ? ev->message : "retry");
-        break;
-    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS:
-        if (ev->text && *ev->text)
-            return; /* token streams are not shown line by line */
-        snprintf(line, sizeof line, "  · %-24s %s", step, ev->message ? ev->message : "");
-        break;
-    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_WORKER_LOST:
-        snprintf(line, sizeof line, "  ! %-24s %s", step, ev->message ? ev->message : "worker lost");
-        break;
-    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_PLANNED:
-    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_REPLANNED:
-        snprintf(line, sizeof line, "  %s %s", ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_PLANNED ? "◆ planned:" : "◆ re-planned:",
-                 ev->message ? ev->message : "");
-        fprintf(stderr, "%s\n", line);
-        for (size_t i = 0; explain_plans && ev->plan && i < ev->plan->n_placements; i++) {
-            const Loom__V1__Placement *x = ev->plan->placements[i];
-            fprintf(stderr, "      %-26s %-14s on %-16s start %8.1f ms  %8.2f ms  $%.4g%s\n", x->step_id, x->op,
-                    x->worker_id && *x->worker_id ? x->worker_id : x->device_model, x->predicted_start_ms,
-                    x->predicted_ms, x->predicted_cost_usd, x->on_critical_path ? "  critical" : "");
-        }
-        return;
-    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_SLA_MISSED:
-        snprintf(line, sizeof line, "  ! SLA missed: %s", ev->message ? ev->message : "");
-        break;
-    default:
-        return;
-    }
-    fprintf(stderr, "%s%s\n", line, tty ? "" : "");
-}
-
 int loom_cmd_run(int argc, char **argv)
 {
     if (loom_cli_wants_help(argc, argv, usage_text))
         return LOOM_EXIT_OK;
     const char *file = NULL, *endpoint = NULL;
-    int json_out = 0, no_wait = 0, quiet = 0, allow_miss = 0;
+    int json_out = 0, no_wait = 0, quiet = 0, explain = 0, stream_tokens = -1, allow_miss = 0;
+    const char *idempotency_key = NULL;
+    json_t *labels = json_object(); /* KEY -> VALUE, the last given wins */
     double sla_ms = 0;
     long timeout_ms = 0;
     json_t *inputs = json_object();
@@ -163,7 +116,25 @@ int loom_cmd_run(int argc, char **argv)
         else if (strcmp(a, "--allow-sla-miss") == 0)
             allow_miss = 1;
         else if (strcmp(a, "--explain") == 0)
-            explain_plans = 1;
+            explain = 1;
+        else if (strcmp(a, "--stream") == 0)
+            stream_tokens = 1;
+        else if (strcmp(a, "--no-stream") == 0)
+            stream_tokens = 0;
+        else if (strcmp(a, "--idempotency-key") == 0 && v) {
+            idempotency_key = v;
+            i++;
+        } else if (strcmp(a, "--label") == 0 && v) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || strncmp(v, "cwd=", 4) == 0) {
+                fprintf(stderr, "loom run: --label wants KEY=VALUE (KEY not 'cwd'), got '%s'\n", v);
+                goto out;
+            }
+            char key[128];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - v), v);
+            json_object_set_new(labels, key, json_string(eq + 1));
+            i++;
+        }
         else if ((strcmp(a, "--input") == 0 || strcmp(a, "-i") == 0) && v) {
             if (add_input(inputs, v) != 0)
                 goto out;
@@ -226,22 +197,49 @@ int loom_cmd_run(int argc, char **argv)
     rq.sla_latency_ms = sla_ms;
     /* tools with relative paths run from where the user typed the command */
     char cwd[PATH_MAX];
-    Loom__V1__Metadata label = LOOM__V1__METADATA__INIT, allow = LOOM__V1__METADATA__INIT, *labels[2];
-    rq.labels = labels;
+    size_t n_labels = json_object_size(labels) + 2;
+    Loom__V1__Metadata *label_mem = calloc(n_labels, sizeof *label_mem);
+    Loom__V1__Metadata **label_ptrs = calloc(n_labels, sizeof *label_ptrs);
+    if (!label_mem || !label_ptrs) {
+        free(label_mem);
+        free(label_ptrs);
+        free(inputs_s);
+        loom_buf_free(&yaml);
+        loom_client_destroy(&c);
+        rc = LOOM_EXIT_SYSTEM;
+        goto out;
+    }
+    rq.labels = label_ptrs;
     if (getcwd(cwd, sizeof cwd)) {
-        label.key = "cwd";
-        label.value = cwd;
-        labels[rq.n_labels++] = &label;
+        loom__v1__metadata__init(&label_mem[rq.n_labels]);
+        label_mem[rq.n_labels].key = "cwd";
+        label_mem[rq.n_labels].value = cwd;
+        label_ptrs[rq.n_labels] = &label_mem[rq.n_labels];
+        rq.n_labels++;
+    }
+    const char *lk;
+    json_t *lv;
+    json_object_foreach(labels, lk, lv) {
+        loom__v1__metadata__init(&label_mem[rq.n_labels]);
+        label_mem[rq.n_labels].key = (char *)lk;
+        label_mem[rq.n_labels].value = (char *)json_string_value(lv);
+        label_ptrs[rq.n_labels] = &label_mem[rq.n_labels];
+        rq.n_labels++;
     }
     if (allow_miss) { /* admission: run even if no placement fits */
-        allow.key = "allow_sla_miss";
-        allow.value = "true";
-        labels[rq.n_labels++] = &allow;
+        loom__v1__metadata__init(&label_mem[rq.n_labels]);
+        label_mem[rq.n_labels].key = "allow_sla_miss";
+        label_mem[rq.n_labels].value = "true";
+        label_ptrs[rq.n_labels] = &label_mem[rq.n_labels];
+        rq.n_labels++;
     }
+    rq.idempotency_key = (char *)(idempotency_key ? idempotency_key : "");
     Loom__V1__SubmitReply *rep = NULL;
     loom_err_t err;
     loom_err_clear(&err);
     int st = loom_client_submit(c, &rq, 10000, &rep, &err);
+    free(label_mem);
+    free(label_ptrs);
     free(inputs_s);
     loom_buf_free(&yaml);
     if (st != LOOM_STATUS_OK) {
@@ -260,74 +258,15 @@ int loom_cmd_run(int argc, char **argv)
         rc = LOOM_EXIT_OK;
         goto out;
     }
-    int tty = isatty(2);
     if (!quiet && !json_out)
         fprintf(stderr, "run %s submitted (%s)\n", run_id, file);
-    Loom__V1__WatchRequest wr = LOOM__V1__WATCH_REQUEST__INIT;
-    wr.run_id = run_id;
-    loom_stream_t *stream = NULL;
-    st = loom_client_watch(c, &wr, timeout_ms > 0 ? timeout_ms : 0, &stream, &err);
-    if (st != LOOM_STATUS_OK) {
-        rc = loom_cli_rpc_error("run", endpoint, st, &err);
-        loom_client_destroy(&c);
-        goto out;
-    }
-    for (;;) {
-        ProtobufCMessage *item = NULL;
-        int k = loom_stream_next(stream, 1000, &item, &err);
-        if (k == LOOM_STREAM_END)
-            break;
-        if (k != LOOM_STREAM_ITEM)
-            continue;
-        if (!quiet && !json_out)
-            progress_line((const Loom__V1__RunEvent *)item, tty);
-        loom_pb_free(item);
-    }
-    st = loom_stream_status(stream);
-    if (st != LOOM_STATUS_OK) {
-        loom_err_t serr;
-        loom_err_set(&serr, LOOM_EIO, "%s", loom_stream_message(stream));
-        rc = loom_cli_rpc_error("run", endpoint, st, &serr);
-        if (st == LOOM_STATUS_DEADLINE_EXCEEDED)
-            fprintf(stderr, "  run %s continues; follow it with 'loom status %s'\n", run_id,
-                    run_id);
-        loom_stream_destroy(&stream);
-        loom_client_destroy(&c);
-        goto out;
-    }
-    loom_stream_destroy(&stream);
-    Loom__V1__GetRequest gr = LOOM__V1__GET_REQUEST__INIT;
-    gr.run_id = run_id;
-    Loom__V1__GetReply *g = NULL;
-    st = loom_client_get(c, &gr, 10000, &g, &err);
+    loom_cli_follow_opts_t fo = {.json = json_out, .quiet = quiet, .explain = explain,
+                                 .tokens = stream_tokens < 0 ? isatty(2) : stream_tokens,
+                                 .timeout_ms = timeout_ms};
+    rc = loom_cli_follow(c, "run", endpoint, run_id, &fo);
     loom_client_destroy(&c);
-    if (st != LOOM_STATUS_OK) {
-        rc = loom_cli_rpc_error("run", endpoint, st, &err);
-        goto out;
-    }
-    const Loom__V1__Run *r = g->run;
-    if (json_out) {
-        json_t *j = loom_cli_run_json(r);
-        char *s = json_dumps(j, JSON_INDENT(2));
-        printf("%s\n", s);
-        free(s);
-        json_decref(j);
-    } else {
-        if (r->outputs_json && *r->outputs_json) {
-            json_t *o = json_loads(r->outputs_json, 0, NULL);
-            char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
-            printf("%s\n", s ? s : r->outputs_json);
-            free(s);
-            json_decref(o);
-        }
-        loom_cli_print_run(stderr, r, 1);
-    }
-    if (r->state == LOOM__V1__RUN_STATE__RUN_SUCCEEDED)
-        rc = r->sla_met ? LOOM_EXIT_OK : LOOM_EXIT_SLA;
-    else
-        rc = LOOM_EXIT_FAIL;
-    loom_pb_free(g);
 out:
+    json_decref(labels);
     json_decref(inputs);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/runview.h"
 #include "common/version.h"
 
 /* Each subcommand lives in cli/cmd_<name>.c. Keep this table sorted by
@@ -15,6 +16,8 @@ int loom_cmd_keygen(int argc, char **argv);
 int loom_cmd_plan(int argc, char **argv);
 int loom_cmd_run(int argc, char **argv);
 int loom_cmd_status(int argc, char **argv);
+int loom_cmd_watch(int argc, char **argv);
+int loom_cmd_logs(int argc, char **argv);
 int loom_cmd_runs(int argc, char **argv);
 int loom_cmd_workers(int argc, char **argv);
 int loom_cmd_cancel(int argc, char **argv);
@@ -30,6 +33,8 @@ static const loom_cli_cmd_t commands[] = {
     {"plan", "place a workflow's ops on a fleet at least cost within its SLA", loom_cmd_plan},
     {"run", "run a workflow on loomd and wait for its outputs", loom_cmd_run},
     {"status", "show a run and its per-step timeline", loom_cmd_status},
+    {"watch", "follow a run to its end (e.g. one started with --no-wait)", loom_cmd_watch},
+    {"logs", "one step of a run: output, error, attempts; --follow streams its tokens", loom_cmd_logs},
     {"runs", "list runs", loom_cmd_runs},
     {"workers", "list the workers registered with loomd", loom_cmd_workers},
     {"cancel", "cancel a run", loom_cmd_cancel},
@@ -85,14 +90,17 @@ int main(int argc, char **argv)
         usage(stderr);
         return LOOM_EXIT_USAGE;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        fputs(LOOM_VERSION_LINE("loom"), stdout);
+        return LOOM_EXIT_OK;
+    }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
         return LOOM_EXIT_OK;
     }
-    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
-        printf("loom %s\n", LOOM_VERSION);
-        return LOOM_EXIT_OK;
-    }
+    for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            loom_cli_json_errors = 1; /* errors as JSON too (cli/runview.h) */
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);

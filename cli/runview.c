@@ -55,6 +55,31 @@ loom_client_t *loom_cli_connect(const char *cmd, const char *endpoint)
     return c;
 }
 
+int loom_cli_json_errors;
+
+/* {"error": {"command", "status", "code", "kind", "message", "detail", "hint", "endpoint"}} */
+static int json_error(const char *cmd, const char *endpoint, int status, const loom_err_t *e,
+                      const char *kind, int exit_code)
+{
+    json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:s}", "command", cmd, "status",
+                          loom_status_name(status), "code", status, "kind", kind, "message", e->msg);
+    if (e->detail[0])
+        json_object_set_new(o, "detail", json_string(e->detail));
+    if (e->hint[0])
+        json_object_set_new(o, "hint", json_string(e->hint));
+    if (e->file[0])
+        json_object_set_new(o, "location", json_pack("{s:s,s:i,s:i}", "file", e->file, "line",
+                                                     e->line, "column", e->col));
+    if (strcmp(kind, "unavailable") == 0)
+        json_object_set_new(o, "endpoint", json_string(endpoint));
+    json_t *w = json_pack("{s:o}", "error", o);
+    char *s = json_dumps(w, JSON_INDENT(2));
+    printf("%s\n", s ? s : "{\"error\": {}}");
+    free(s);
+    json_decref(w);
+    return exit_code;
+}
+
 int loom_cli_rpc_error(const char *cmd, const char *endpoint, int status, const loom_err_t *err)
 {
     /* The server's message may already carry "STATUS: " and the location;
@@ -68,6 +93,19 @@ int loom_cli_rpc_error(const char *cmd, const char *endpoint, int status, const 
         e.file[0] = 0;
         e.line = e.col = 0;
         e.field[0] = 0;
+    }
+    if (loom_cli_json_errors) {
+        switch (status) {
+        case LOOM_STATUS_INVALID_ARGUMENT: case LOOM_STATUS_NOT_FOUND:
+        case LOOM_STATUS_ALREADY_EXISTS: case LOOM_STATUS_FAILED_PRECONDITION:
+        case LOOM_STATUS_OUT_OF_RANGE: case LOOM_STATUS_PERMISSION_DENIED:
+        case LOOM_STATUS_UNAUTHENTICATED:
+            return json_error(cmd, endpoint, status, &e, "request", LOOM_EXIT_FAIL);
+        case LOOM_STATUS_DEADLINE_EXCEEDED: case LOOM_STATUS_UNAVAILABLE:
+            return json_error(cmd, endpoint, status, &e, "unavailable", LOOM_EXIT_SYSTEM);
+        default:
+            return json_error(cmd, endpoint, status, &e, "system", LOOM_EXIT_SYSTEM);
+        }
     }
     char buf[1600];
     loom_err_format_long(&e, buf, sizeof buf);

@@ -18,6 +18,9 @@ const char *loom_cli_endpoint(const char *flag);
 /* Connects (auth token from $LOOM_AUTH_TOKEN; CURVE with $LOOM_SERVER_KEY and
  * $LOOM_CLIENT_KEY, see docs/SECURITY.md). NULL after printing why. */
 loom_client_t *loom_cli_connect(const char *cmd, const char *endpoint);
+/* Set when the command line has --json: failures are printed as JSON on
+ * stdout ({"error": {...}}) instead of text on stderr. */
+extern int loom_cli_json_errors;
 /* Prints an RPC failure as the user's problem or the system's and returns
  * the exit code (LOOM_EXIT_FAIL or LOOM_EXIT_SYSTEM). */
 int loom_cli_rpc_error(const char *cmd, const char *endpoint, int status, const loom_err_t *err);

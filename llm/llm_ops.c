@@ -289,6 +289,8 @@ static int finish_text(loom_buf_t *text, const loom_llm_gen_result_t *r, const l
     LOOM_INFO("llm", "msg=\"generated\" task=%s model=\"%s\" prompt_tokens=%d tokens=%d finish=%s prefill_s=%.3f decode_s=%.3f",
               loom_op_task_id(ctx), m->name, r->n_prompt, r->n_generated, r->finish_reason, r->prefill_s, r->decode_s);
     if (!strcmp(r->finish_reason, "cancelled")) return loom_err_set(e, LOOM_ECANCELLED, "cancelled");
+    out->tokens_in = r->n_prompt > 0 ? (uint64_t)r->n_prompt : 0;
+    out->tokens_out = r->n_generated > 0 ? (uint64_t)r->n_generated : 0;
     out->json = json_stringn(text->data ? text->data : "", text->len);
     return out->json ? 0 : loom_err_set(e, LOOM_ENOMEM, "out of memory");
 }

@@ -1007,6 +1007,11 @@ const char *loom_run_id(const loom_run_t *r)
     return r->id;
 }
 
+const char *loom_run_workflow_name(const loom_run_t *r)
+{
+    return r->wf && r->wf->name ? r->wf->name : r->name ? r->name : "";
+}
+
 const loom_workflow_t *loom_run_workflow(const loom_run_t *r)
 {
     return r->wf;

@@ -207,6 +207,8 @@ int64_t loom_engine_tick(loom_engine_t *e);
 size_t loom_engine_active_runs(const loom_engine_t *e);
 loom_run_t *loom_engine_find_run(loom_engine_t *e, const char *run_id);
 const char *loom_run_id(const loom_run_t *r);
+/* The workflow's name (its `name:`), for per-workflow metrics. */
+const char *loom_run_workflow_name(const loom_run_t *r);
 /* The run's parsed workflow (borrowed, valid while the run is active). */
 const struct loom_workflow *loom_run_workflow(const loom_run_t *r);
 uint64_t loom_run_last_seq(const loom_run_t *r);

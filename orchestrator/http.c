@@ -5,9 +5,9 @@
  * listening socket (so `PORT 0` and error messages stay ours), admits each
  * request in one place (http_admit) and routes it. */
 #include "orchestrator/http.h"
+#include "orchestrator/http_internal.h"
 
 #include <errno.h>
-#include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -32,26 +32,6 @@
 #define LISTEN_BACKLOG 1024
 #define POOL_THREADS 2
 
-struct loom_http {
-    struct MHD_Daemon *d;
-    int fd, port;
-    loom_metrics_t *metrics;
-    loom_store_pg_t *pg;
-    loom_http_auth_t auth;
-};
-
-/* One request, kept by MHD between calls of the access handler. */
-typedef struct http_req {
-    loom_http_t *h;
-    struct MHD_Connection *conn;
-    const char *method, *path; /* owned by MHD for the request's lifetime */
-    int head;                  /* HEAD: MHD drops the body itself */
-    int refused;               /* a reply was queued before the body arrived */
-    loom_principal_t who;      /* set by http_admit (http_auth.h) */
-    char why[300];             /* why http_admit refused it */
-    loom_buf_t body;
-} http_req_t;
-
 static int parse_listen(const char *s, char *host, size_t hn, char *port, size_t pn) {
     const char *colon = s ? strrchr(s, ':') : NULL;
     if (!colon || colon == s || !colon[1] || (size_t)(colon - s) >= hn || strlen(colon + 1) >= pn)
@@ -66,34 +46,33 @@ static int parse_listen(const char *s, char *host, size_t hn, char *port, size_t
 
 /* ---- responses ---------------------------------------------------------- */
 
-static enum MHD_Result reply(http_req_t *rq, unsigned code, const char *type, const void *data,
-                             size_t len) {
+enum MHD_Result http_reply(http_req_t *rq, unsigned code, const char *type, const void *data,
+                           size_t len) {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     if (code == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"loomd\"");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     enum MHD_Result ok = MHD_queue_response(rq->conn, code, r);
     MHD_destroy_response(r);
     return ok;
 }
 
-static enum MHD_Result reply_buf(http_req_t *rq, unsigned code, const char *type,
-                                 loom_buf_t *b) {
-    enum MHD_Result ok = reply(rq, code, type, b->data ? b->data : "", b->len);
+enum MHD_Result http_reply_buf(http_req_t *rq, unsigned code, const char *type, loom_buf_t *b) {
+    enum MHD_Result ok = http_reply(rq, code, type, b->data ? b->data : "", b->len);
     loom_buf_free(b);
     return ok;
 }
 
-static enum MHD_Result reply_error(http_req_t *rq, unsigned code, const char *msg) {
+enum MHD_Result http_reply_error(http_req_t *rq, unsigned code, const char *msg) {
     loom_buf_t b = LOOM_BUF_INIT;
     loom_buf_puts(&b, "{\"error\":");
     loom_buf_json_str(&b, msg, strlen(msg));
     loom_buf_puts(&b, "}\n");
-    return reply_buf(rq, code, "application/json", &b);
+    return http_reply_buf(rq, code, "application/json", &b);
 }
 
 /* ---- admission ----------------------------------------------------------- */
@@ -107,9 +86,16 @@ static unsigned http_admit(http_req_t *rq, const char **why) {
         *why = "malformed request target";
         return MHD_HTTP_BAD_REQUEST;
     }
-    if (strcmp(rq->method, "GET") != 0 && !rq->head) {
-        *why = "only GET and HEAD";
+    int post = strcmp(rq->method, "POST") == 0;
+    if (strcmp(rq->method, "GET") != 0 && !rq->head && !(post && http_api_owns(rq->path))) {
+        *why = http_api_owns(rq->path) ? "only GET, HEAD and POST" : "only GET and HEAD";
         return MHD_HTTP_METHOD_NOT_ALLOWED;
+    }
+    const char *len = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (len && strtoull(len, NULL, 10) > MAX_BODY) {
+        *why = "request body too large (1 MiB at most)";
+        return MHD_HTTP_CONTENT_TOO_LARGE;
     }
     const char *bearer = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Authorization");
     if (loom_http_authorize(&rq->h->auth, rq->path, bearer, &rq->who, rq->why, sizeof rq->why) != 200) {
@@ -149,39 +135,39 @@ static enum MHD_Result route_healthz(http_req_t *rq) {
         loom_buf_json_str(&b, why, strlen(why));
     }
     loom_buf_puts(&b, "}\n");
-    return reply_buf(rq, ok ? 200 : 503, "application/json", &b);
+    return http_reply_buf(rq, ok ? 200 : 503, "application/json", &b);
 }
 
 static enum MHD_Result route_metrics(http_req_t *rq) {
     loom_buf_t b = LOOM_BUF_INIT;
     if (loom_metrics_render(rq->h->metrics, &b) != 0) {
         loom_buf_free(&b);
-        return reply_error(rq, 500, "out of memory");
+        return http_reply_error(rq, 500, "out of memory");
     }
-    return reply_buf(rq, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
+    return http_reply_buf(rq, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
 
 static enum MHD_Result route_summary(http_req_t *rq) {
     loom_buf_t b = LOOM_BUF_INIT;
     loom_metrics_summary_json(rq->h->metrics, &b);
-    return reply_buf(rq, 200, "application/json", &b);
+    return http_reply_buf(rq, 200, "application/json", &b);
 }
 
 /* /api/<view query>[?run=<id>]: rows of a PostgreSQL view. */
 static enum MHD_Result route_view(http_req_t *rq) {
-    if (!rq->h->pg) return reply_error(rq, 503, "no database: start loomd with --db to see history");
+    if (!rq->h->pg) return http_reply_error(rq, 503, "no database: start loomd with --db to see history");
     char run[128];
     int has = query_run(rq, run, sizeof run);
-    if (has < 0) return reply_error(rq, 400, "bad run id");
+    if (has < 0) return http_reply_error(rq, 400, "bad run id");
     loom_buf_t b = LOOM_BUF_INIT;
     loom_err_t err = {0};
     const char *tenant = strcmp(rq->who.role, "admin") == 0 ? NULL : rq->who.tenant;
     int rc = loom_store_pg_query_json_tenant(rq->h->pg, rq->path + 5, has ? run : NULL, tenant, &b,
                                              &err);
-    if (rc == 0) return reply_buf(rq, 200, "application/json", &b);
+    if (rc == 0) return http_reply_buf(rq, 200, "application/json", &b);
     loom_buf_free(&b);
-    return reply_error(rq, rc == LOOM_ENOTFOUND ? 404 : rc == LOOM_EINVAL ? 400
-                           : rc == LOOM_EPROTO ? 403 : 503, err.msg);
+    return http_reply_error(rq, rc == LOOM_ENOTFOUND ? 404 : rc == LOOM_EINVAL ? 400
+                                : rc == LOOM_EPROTO ? 403 : 503, err.msg);
 }
 
 static enum MHD_Result route_asset(http_req_t *rq) {
@@ -190,12 +176,13 @@ static enum MHD_Result route_asset(http_req_t *rq) {
                                                                  : NULL;
     for (size_t i = 0; name && i < sizeof assets / sizeof assets[0]; i++)
         if (strcmp(assets[i].name, name) == 0)
-            return reply(rq, 200, assets[i].type, assets[i].data, assets[i].len);
-    return reply_error(rq, 404, "not found");
+            return http_reply(rq, 200, assets[i].type, assets[i].data, assets[i].len);
+    return http_reply_error(rq, 404, "not found");
 }
 
 static enum MHD_Result route(http_req_t *rq) {
     const char *p = rq->path;
+    if (http_api_owns(p)) return http_api_route(rq);
     if (strcmp(p, "/healthz") == 0) return route_healthz(rq);
     if (strcmp(p, "/metrics") == 0) return route_metrics(rq);
     if (strcmp(p, "/api/summary") == 0) return route_summary(rq);
@@ -206,7 +193,9 @@ static enum MHD_Result route(http_req_t *rq) {
 /* ---- libmicrohttpd callbacks --------------------------------------------- */
 
 /* Called with the head (upload_size 0, *req_cls NULL), then once per body
- * chunk, then once more with *upload_size 0 when the body is complete. */
+ * chunk, then once more with *upload_size 0 when the body is complete, and
+ * again after each resume of a connection suspended while the gateway
+ * works on the request (http_api.c). */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **req_cls) {
@@ -224,16 +213,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         unsigned code = http_admit(rq, &why);
         if (code) {
             rq->refused = 1;
-            return reply_error(rq, code, why);
+            return http_reply_error(rq, code, why);
         }
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!rq->refused && rq->body.len + *upload_size > MAX_BODY) {
-            rq->refused = 1;
-            *upload_size = 0;
-            return reply_error(rq, 413, "request body too large");
-        }
+        /* A body past the bound without a Content-Length (chunked): close
+         * the connection (a declared one was refused in http_admit). */
+        if (rq->body.len + *upload_size > MAX_BODY) return MHD_NO;
         if (!rq->refused && loom_buf_append(&rq->body, upload_data, *upload_size) != 0)
             return MHD_NO;
         *upload_size = 0;
@@ -248,7 +235,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     (void)cls, (void)conn, (void)why;
     http_req_t *rq = *req_cls;
     if (!rq) return;
+    http_api_request_done(rq);
     loom_buf_free(&rq->body);
+    loom_buf_free(&rq->answer);
     free(rq);
     *req_cls = NULL;
 }
@@ -283,6 +272,8 @@ loom_http_t *loom_http_new(const loom_http_opts_t *o, loom_err_t *err) {
     h->metrics = o->metrics;
     h->pg = o->pg;
     h->auth = o->auth;
+    pthread_mutex_init(&h->watch_mu, NULL);
+    if (!(h->gw = loom_gateway_new(http_api_tick, h, err))) goto fail;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
@@ -331,11 +322,20 @@ fail:
 
 int loom_http_port(const loom_http_t *h) { return h->port; }
 
+void loom_http_set_rpc_endpoint(loom_http_t *h, const char *endpoint) {
+    if (h) loom_gateway_set_endpoint(h->gw, endpoint);
+}
+
 void loom_http_destroy(loom_http_t **ph) {
     if (!ph || !*ph) return;
     loom_http_t *h = *ph;
+    /* The gateway first: ending its calls resumes every suspended
+     * connection, which libmicrohttpd needs before it can stop. */
+    loom_gateway_stop(h->gw);
     if (h->d) MHD_stop_daemon(h->d);
     if (h->fd >= 0) close(h->fd);
+    loom_gateway_destroy(&h->gw);
+    pthread_mutex_destroy(&h->watch_mu);
     free(h);
     *ph = NULL;
 }

@@ -8,6 +8,10 @@
  *   GET /api/summary      live counters from metrics.h (no database needed)
  *   GET /api/<query>[?run=<id>]  rows of a view as JSON (store_pg.h's
  *                         loom_store_pg_query_json); 503 without a database
+ *   /v1/...               the HTTP/JSON gateway: REST for every RPC of
+ *                         rpc.proto, Watch as server-sent events, and
+ *                         /v1/openapi.json (http_api.c, gateway.h,
+ *                         docs/HTTP_API.md)
  *
  * Served by libmicrohttpd on threads of its own (a small pool polling all
  * connections), so a slow client or a slow database query never delays
@@ -43,6 +47,9 @@ typedef struct loom_http_opts {
 loom_http_t *loom_http_new(const loom_http_opts_t *opts, loom_err_t *err);
 /* The bound port (useful with PORT 0). */
 int loom_http_port(const loom_http_t *h);
+/* loomd's client endpoint, once bound: the gateway's /v1 calls go there
+ * (until then they answer 503). */
+void loom_http_set_rpc_endpoint(loom_http_t *h, const char *endpoint);
 /* Stops the thread and closes the socket. Safe on NULL and twice. */
 void loom_http_destroy(loom_http_t **ph);
 

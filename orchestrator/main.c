@@ -65,8 +65,9 @@ static const char usage_text[] =
     "                            migrates the schema, resumes unfinished runs at start\n"
     "  --db-queue N              writes buffered while the database is slow or down\n"
     "                            before new submissions are refused (default 65536)\n"
-    "  --http HOST:PORT          serve the dashboard, /metrics and /healthz there; with\n"
-    "                            tokens (--auth-secret, --keys) all but /healthz need\n"
+    "  --http HOST:PORT          serve the dashboard, /metrics, /healthz and the HTTP/JSON\n"
+    "                            API (/v1/..., docs/HTTP_API.md) there; with tokens\n"
+    "                            (--auth-secret, --keys) all but /healthz need\n"
     "                            'Authorization: Bearer <token>'\n"
     "  --http-open yes           serve them without tokens anyway\n"
     "  --log-level L             debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
@@ -178,10 +179,18 @@ static int load_keys(cfg_t *c, loom_err_t *err)
     return 0;
 }
 
+/* Where on_ready reports the bound endpoints. */
+typedef struct {
+    const char *ready_file;
+    loom_http_t *http; /* its gateway calls the client endpoint */
+} ready_t;
+
 static void on_ready(void *ud, const char *cep, const char *wep)
 {
+    ready_t *r = ud;
     loom_notify("READY=1\nSTATUS=serving clients on %s, workers on %s", cep, wep);
-    const char *path = ud;
+    loom_http_set_rpc_endpoint(r->http, cep);
+    const char *path = r->ready_file;
     if (!path)
         return;
     char tmp[4096];
@@ -214,12 +223,21 @@ int main(int argc, char **argv)
             return 0;
         }
         if (strcmp(a, "--version") == 0) {
-            printf("loomd %s\n", LOOM_VERSION);
+            fputs(LOOM_VERSION_LINE("loomd"), stdout);
             return 0;
         }
-        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "loomd: unexpected argument '%s' (see --help)\n", a);
+            return 2;
+        }
+        if (i + 1 >= argc) {
+            /* name an unknown option as such, not as one missing its value */
+            cfg_t probe = c;
+            char why[512] = "";
+            int known = strcmp(a, "--config") == 0 || apply(&probe, a + 2, "1", why, sizeof why) == 0 ||
+                        strncmp(why, "unknown option", 14) != 0;
             fprintf(stderr, "loomd: %s '%s' (see --help)\n",
-                    strncmp(a, "--", 2) ? "unexpected argument" : "missing value for", a);
+                    known ? "missing value for" : "unknown option", a);
             return 2;
         }
         const char *v = argv[++i];
@@ -250,8 +268,9 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     c.o.reload = &reload;
+    ready_t ready = {.ready_file = c.ready_file};
     c.o.on_ready = on_ready;
-    c.o.ud = (void *)c.ready_file;
+    c.o.ud = &ready;
     loom_err_t err;
     loom_err_clear(&err);
     /* Optional PostgreSQL store and HTTP endpoint (store engineer). */
@@ -288,6 +307,7 @@ int main(int argc, char **argv)
         http = loom_http_new(&ho, &err);
         if (!http)
             goto fail;
+        ready.http = http;
     }
     rc = loom_server_run(&c.o, &stop, &err);
     loom_notify("STOPPING=1");

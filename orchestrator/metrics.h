@@ -9,7 +9,13 @@
  *   task_queue_depth, dispatch_latency_seconds (histogram),
  *   workers{device_class}, db_up, db_queue_depth, db_queue_limit,
  *   db_lag_seconds, db_writes_committed_total, db_writes_failed_total,
- *   db_reconnects_total, submissions_refused_total. */
+ *   db_reconnects_total, submissions_refused_total;
+ * per workflow: run_duration_seconds{workflow} (histogram),
+ *   workflow_runs_total{workflow,state}, sla_runs_total{workflow,outcome};
+ * per worker: worker_up, worker_slots, worker_busy_slots, worker_queued_tasks,
+ *   worker_tasks_done_total, worker_tasks_failed_total,
+ *   worker_free_memory_bytes, llm_tokens_prompt_total,
+ *   llm_tokens_generated_total, llm_compute_seconds_total (all {worker}). */
 #ifndef LOOM_ORCHESTRATOR_METRICS_H
 #define LOOM_ORCHESTRATOR_METRICS_H
 
@@ -52,6 +58,28 @@ void loom_metrics_set_workers(loom_metrics_t *m, const char *device_class, int64
 void loom_metrics_sync_engine(loom_metrics_t *m, uint64_t runs_submitted,
                               uint64_t tasks_succeeded, uint64_t tasks_failed,
                               int64_t queue_depth, int64_t runs_active);
+
+/* A run reached its final state (state as in run_finished): its latency
+ * goes into the per-workflow histogram; with an SLA (sla_s > 0) it counts
+ * as met (succeeded within the SLA) or missed. Workflows past the first 200
+ * are counted under workflow="other". */
+void loom_metrics_run_done(loom_metrics_t *m, const char *workflow, const char *state,
+                           double elapsed_s, double sla_s);
+/* One worker as loomd sees it, set on every metrics sync (the set is
+ * replaced by begin/…/end). busy = tasks running (at most its slots),
+ * queued = tasks sent beyond its slots. */
+typedef struct loom_metrics_worker {
+    const char *id, *device_class;
+    int up;                  /* 0 once lost */
+    int slots, busy, queued;
+    uint64_t done, failed, free_memory_bytes;
+} loom_metrics_worker_t;
+void loom_metrics_workers_begin(loom_metrics_t *m);
+void loom_metrics_worker(loom_metrics_t *m, const loom_metrics_worker_t *w);
+void loom_metrics_workers_end(loom_metrics_t *m);
+/* An LLM task's tokens (prompt, generated) and compute time on a worker. */
+void loom_metrics_llm_tokens(loom_metrics_t *m, const char *worker, uint64_t prompt,
+                             uint64_t generated, double compute_s);
 
 /* Without a source, the db_* families are not exposed and health ignores
  * the database. fn runs on the rendering thread. */

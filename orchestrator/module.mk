@@ -9,6 +9,19 @@ ORCHESTRATOR_LDLIBS += -ljansson -lm
 ORCHESTRATOR_LDLIBS += -lpq  # store_pg.c (PostgreSQL store)
 ORCHESTRATOR_LDLIBS += -lmicrohttpd  # http.c (dashboard, /metrics, gateway)
 
+# The gateway's OpenAPI document (checked in as protocol/openapi.json, made
+# by protocol/gen_openapi.py: `make openapi`) is compiled into loomd.
+$(BUILD)/gen/openapi_json.inc: protocol/openapi.json
+	@mkdir -p $(@D)
+	{ echo '/* Generated from protocol/openapi.json; do not edit. */'; \
+	  echo 'const char http_openapi_json[] = {'; \
+	  od -An -v -tx1 $< | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '0};'; \
+	  echo 'const size_t http_openapi_json_len = sizeof http_openapi_json - 1;'; } >$@.tmp
+	mv $@.tmp $@
+GEN_HDRS += $(BUILD)/gen/openapi_json.inc
+$(BUILD)/obj/orchestrator/http_api.o: $(BUILD)/gen/openapi_json.inc
+
 # loomd links the planner (workflow parser), protocol and common libraries.
 # Their names are spelled out because orchestrator/module.mk is included
 # before planner/ and protocol/ define their variables.

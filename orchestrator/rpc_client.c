@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/utf8.h"
+#include "common/version.h"
 #include "orchestrator/metrics.h"
 #include "planner/workflow.h"
 #include "orchestrator/server_internal.h"
@@ -855,7 +856,7 @@ static void rpc_health(srv_t *s, loom_msg_t *m)
 {
     Loom__V1__HealthReply rep = LOOM__V1__HEALTH_REPLY__INIT;
     rep.status = "SERVING";
-    rep.version = "0.1";
+    rep.version = LOOM_VERSION;
     rep.uptime_ms = (uint64_t)(loom_wall_ms() - s->started_ms);
     uint32_t ready = 0;
     for (size_t i = 0; i < loom_registry_count(s->reg); i++)

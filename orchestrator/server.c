@@ -100,12 +100,15 @@ static void on_event(void *ud, loom_run_t *run, const Loom__V1__RunEvent *ev, in
     if (s->opts.metrics) {
         if (ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_SLA_MISSED)
             loom_metrics_sla_missed(s->opts.metrics);
-        if (final)
-            loom_metrics_run_finished(
-                s->opts.metrics,
+        if (final) {
+            const char *state =
                 ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_FINISHED    ? "succeeded"
                 : ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_CANCELLED ? "cancelled"
-                                                                                : "failed");
+                                                                                : "failed";
+            loom_metrics_run_finished(s->opts.metrics, state);
+            loom_metrics_run_done(s->opts.metrics, loom_run_workflow_name(run), state,
+                                  ev->elapsed_ms / 1000.0, ev->sla_latency_ms / 1000.0);
+        }
     }
     if (!s->n_watchers)
         return;
@@ -425,6 +428,9 @@ static void one_result(srv_t *s, loom_worker_rec_t *w, const Loom__V1__ResultReq
         len = r->output.len;
     }
     double ms = r->timings ? r->timings->compute_ms : 0;
+    if (s->opts.metrics && r->timings && (r->timings->tokens_in || r->timings->tokens_out))
+        loom_metrics_llm_tokens(s->opts.metrics, w->id, r->timings->tokens_in,
+                                r->timings->tokens_out, ms / 1000.0);
     int rc;
     /* FAILED_PRECONDITION: the worker did not run it (draining) */
     if (!r->ok && r->error && r->error->code == LOOM__V1__STATUS_CODE__FAILED_PRECONDITION)
@@ -580,12 +586,24 @@ static void server_sync_metrics(srv_t *s)
                              st.tasks_failed, (int64_t)st.ready,
                              (int64_t)loom_engine_active_runs(s->eng));
     int64_t n[3] = {0, 0, 0};
+    loom_metrics_workers_begin(s->opts.metrics);
     for (size_t i = 0; i < loom_registry_count(s->reg); i++) {
         loom_worker_rec_t *w = loom_registry_at(s->reg, i);
-        if (w->state == LOOM_WORKER_LOST)
+        int up = w->state != LOOM_WORKER_LOST;
+        /* in flight = running (up to its slots) + queued on the worker */
+        int busy = w->inflight < w->slots ? w->inflight : w->slots;
+        loom_metrics_worker(s->opts.metrics,
+                            &(loom_metrics_worker_t){.id = w->id, .device_class = w->kind,
+                                                     .up = up, .slots = w->slots, .busy = busy,
+                                                     .queued = w->inflight - busy,
+                                                     .done = w->tasks_done,
+                                                     .failed = w->tasks_failed,
+                                                     .free_memory_bytes = w->free_memory_bytes});
+        if (!up)
             continue;
         n[strcmp(w->kind, "gpu") == 0 ? 1 : strcmp(w->kind, "npu") == 0 ? 2 : 0]++;
     }
+    loom_metrics_workers_end(s->opts.metrics);
     loom_metrics_set_workers(s->opts.metrics, "cpu", n[0]);
     loom_metrics_set_workers(s->opts.metrics, "gpu", n[1]);
     loom_metrics_set_workers(s->opts.metrics, "npu", n[2]);

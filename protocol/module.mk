@@ -26,7 +26,8 @@ $(BUILD)/gen/py/loom/v1/%_pb2.py: protocol/loom/v1/%.proto
 	@mkdir -p $(BUILD)/gen/py
 	protoc -Iprotocol --python_out=$(BUILD)/gen/py $<
 
-PROTOCOL_SRCS := protocol/status.c protocol/envelope.c protocol/rpc_server.c protocol/auth.c protocol/keys.c
+PROTOCOL_SRCS := protocol/status.c protocol/envelope.c protocol/rpc_server.c protocol/auth.c \
+                 protocol/pb_json.c protocol/keys.c
 $(eval $(call LIB,protocol,$(PROTOCOL_SRCS) $(PROTO_GEN_C)))
 PROTOCOL_LDLIBS := -lprotobuf-c -lzmq
 
@@ -34,3 +35,15 @@ CLIENT_SRCS := protocol/client.c
 $(eval $(call LIB,client,$(CLIENT_SRCS)))
 # libloom_client.a needs libloom_protocol.a and libloom_common.a too.
 CLIENT_ARCHIVES := $(BUILD)/lib/libloom_client.a $(BUILD)/lib/libloom_protocol.a
+
+# The gateway's OpenAPI document, from the .proto files and their comments.
+# Checked in (protocol/openapi.json); the test api_openapi fails when stale.
+$(BUILD)/gen/openapi.json: protocol/gen_openapi.py $(PROTO_FILES)
+	@mkdir -p $(@D)
+	protoc -Iprotocol --include_imports --include_source_info -o $(BUILD)/gen/rpc.descriptor-set \
+	  protocol/loom/v1/rpc.proto
+	/usr/bin/python3 protocol/gen_openapi.py $(BUILD)/gen/rpc.descriptor-set >$@.tmp
+	mv $@.tmp $@
+.PHONY: openapi
+openapi: $(BUILD)/gen/openapi.json
+	cp $< protocol/openapi.json

@@ -13,13 +13,14 @@ struct loom_llm_cpu {
     /* scratch for a batch of up to cap tokens */
     int cap;
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *lg;
+    float *rope_cs;             /* cap x n_rot/2 (cos, sin) of this batch */
     void *mmq;
     size_t mmq_size;
     float *inv_freq;            /* n_rot / 2 */
 };
 
 static void free_scratch(loom_llm_cpu_t *c) {
-    float **p[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2, &c->lg};
+    float **p[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2, &c->lg, &c->rope_cs};
     for (size_t i = 0; i < sizeof p / sizeof *p; i++) { free(*p[i]); *p[i] = NULL; }
     free(c->mmq);
     c->mmq = NULL;
@@ -35,10 +36,12 @@ static int ensure(loom_llm_cpu_t *c, int T, int want_logits, loom_err_t *e) {
     c->x = malloc(t * m->dim * 4); c->xb = malloc(t * m->dim * 4);
     c->q = malloc(t * qd * 4); c->k = malloc(t * c->kvw * 4); c->v = malloc(t * c->kvw * 4);
     c->att = malloc(t * qd * 4); c->hb = malloc(t * m->ffn * 4); c->hb2 = malloc(t * m->ffn * 4);
-    c->mmq_size = t * (big / 32 + 1) * 34;
+    c->mmq_size = loom_llm_matmul_scratch((int)big, T);
     c->mmq = malloc(c->mmq_size);
     c->lg = malloc(t * (size_t)m->n_vocab * 4);
-    if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb || !c->hb2 || !c->mmq || !c->lg) {
+    c->rope_cs = malloc(t * (size_t)(m->n_rot / 2 + 1) * 8);
+    if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb || !c->hb2 || !c->mmq || !c->lg ||
+        !c->rope_cs) {
         free_scratch(c);
         return loom_err_set(e, LOOM_ENOMEM, "out of memory for a batch of %d tokens", T);
     }
@@ -118,17 +121,75 @@ static void mm3(loom_llm_cpu_t *c, const loom_llm_layer_t *L, const float *X, in
             for (int t = 0; t < T; t++) loom_llm_axpy(ys[i] + (size_t)t * ws[i]->rows, 1.0f, bs[i], ws[i]->rows);
 }
 
-static void rope(const loom_llm_cpu_t *c, float *v, int pos) {
+/* cos and sin of every rotation angle of the batch's positions: computed
+ * once per batch, shared by every head and layer. */
+static void rope_table(loom_llm_cpu_t *c, int T, int pos0) {
     const loom_llm_model_t *m = c->m;
-    float p = (float)pos * m->rope_freq_scale;
     int half = m->n_rot / 2;
+    for (int t = 0; t < T; t++) {
+        float p = (float)(pos0 + t) * m->rope_freq_scale, *cs = c->rope_cs + (size_t)t * half * 2;
+        for (int i = 0; i < half; i++) {
+            float th = p * c->inv_freq[i];
+            cs[2 * i] = cosf(th);
+            cs[2 * i + 1] = sinf(th);
+        }
+    }
+}
+
+static void rope(const loom_llm_cpu_t *c, float *v, int t) {
+    const loom_llm_model_t *m = c->m;
+    int half = m->n_rot / 2;
+    const float *cs = c->rope_cs + (size_t)t * half * 2;
     for (int i = 0; i < half; i++) {
-        float th = p * c->inv_freq[i], cs = cosf(th), sn = sinf(th);
         int a = m->rope_neox ? i : 2 * i, b = m->rope_neox ? i + half : 2 * i + 1;
         float x0 = v[a], x1 = v[b];
-        v[a] = x0 * cs - x1 * sn;
-        v[b] = x0 * sn + x1 * cs;
+        v[a] = x0 * cs[2 * i] - x1 * cs[2 * i + 1];
+        v[b] = x0 * cs[2 * i + 1] + x1 * cs[2 * i];
     }
+}
+
+/* The per-token steps between the matrix products, one pool item per token
+ * of a batch (run inline for one token: decode pays no hand-off). */
+typedef struct tok_job {
+    loom_llm_cpu_t *c;
+    const loom_llm_layer_t *L;
+    const float *norm;  /* rmsnorm weights, or NULL */
+    float *Kc, *Vc;     /* this layer's cache, for the rope step */
+    int pos0;
+} tok_job_t;
+
+static void norm_task(void *ctx, int t) { /* xb = rmsnorm(x) */
+    const tok_job_t *j = ctx;
+    int dim = j->c->m->dim;
+    loom_llm_rmsnorm(j->c->xb + (size_t)t * dim, j->c->x + (size_t)t * dim, j->norm, dim, j->c->m->eps);
+}
+static void resid_norm_task(void *ctx, int t) { /* x += xb, then xb = rmsnorm(x) if asked */
+    const tok_job_t *j = ctx;
+    int dim = j->c->m->dim;
+    float *x = j->c->x + (size_t)t * dim, *o = j->c->xb + (size_t)t * dim;
+    for (int i = 0; i < dim; i++) x[i] += o[i];
+    if (j->norm) loom_llm_rmsnorm(o, x, j->norm, dim, j->c->m->eps);
+}
+static void rope_task(void *ctx, int t) { /* rotate q and k, append k and v to the cache */
+    const tok_job_t *j = ctx;
+    loom_llm_cpu_t *c = j->c;
+    const loom_llm_model_t *m = c->m;
+    int qd = m->n_heads * m->head_dim, kvw = c->kvw;
+    for (int h = 0; h < m->n_heads; h++) rope(c, c->q + (size_t)t * qd + (size_t)h * m->head_dim, t);
+    for (int h = 0; h < m->n_kv_heads; h++) rope(c, c->k + (size_t)t * kvw + (size_t)h * m->head_dim, t);
+    memcpy(j->Kc + (size_t)(j->pos0 + t) * kvw, c->k + (size_t)t * kvw, (size_t)kvw * 4);
+    memcpy(j->Vc + (size_t)(j->pos0 + t) * kvw, c->v + (size_t)t * kvw, (size_t)kvw * 4);
+}
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+static void swiglu_task(void *ctx, int t) { /* hb = silu(hb) * hb2 */
+    const tok_job_t *j = ctx;
+    size_t f = (size_t)j->c->m->ffn;
+    float *g = j->c->hb + t * f, *u = j->c->hb2 + t * f;
+    for (size_t i = 0; i < f; i++) g[i] = silu(g[i]) * u[i];
+}
+static void per_token(loom_llm_cpu_t *c, int T, loom_llm_task_fn fn, tok_job_t *j) {
+    if (T == 1) fn(j, 0);
+    else loom_llm_pool_run(c->pool, T, fn, j);
 }
 
 typedef struct att_job {
@@ -146,50 +207,43 @@ static void att_task(void *ctx, int i) {
     int n = j->causal ? j->pos0 + t + 1 : j->nkv;
     const float *q = j->c->q + (size_t)t * H * hd + (size_t)h * hd;
     float *o = j->c->att + (size_t)t * H * hd + (size_t)h * hd;
-    float *s = malloc((size_t)n * sizeof *s);
+    float *s = loom_llm_thread_scratch((size_t)n * sizeof *s);
     if (!s) { memset(o, 0, (size_t)hd * 4); return; }
     float scale = 1.0f / sqrtf((float)hd);
     for (int p = 0; p < n; p++) s[p] = loom_llm_dot_f32(q, j->K + (size_t)p * j->c->kvw + (size_t)kvh * hd, hd) * scale;
     loom_llm_softmax(s, n);
     memset(o, 0, (size_t)hd * 4);
     for (int p = 0; p < n; p++) loom_llm_axpy(o, s[p], j->V + (size_t)p * j->c->kvw + (size_t)kvh * hd, hd);
-    free(s);
 }
-
-static float silu(float x) { return x / (1.0f + expf(-x)); }
 
 static int eval_batch(loom_llm_cpu_t *c, const int32_t *tok, int T, int pos0, float *all_logits, loom_err_t *e) {
     const loom_llm_model_t *m = c->m;
-    int dim = m->dim, qd = m->n_heads * m->head_dim, kvw = c->kvw;
+    int dim = m->dim;
     int rc = ensure(c, T, all_logits != NULL, e);
     if (rc) return rc;
     for (int t = 0; t < T; t++) loom_llm_weight_row(&m->tok_embd, tok[t], c->x + (size_t)t * dim);
+    rope_table(c, T, pos0);
     for (int l = 0; l < m->n_layers; l++) {
         const loom_llm_layer_t *L = &m->layers[l];
-        for (int t = 0; t < T; t++)
-            loom_llm_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->attn_norm, dim, m->eps);
+        tok_job_t j = {c, L, L->attn_norm, loom_llm_cpu_k(c, l), loom_llm_cpu_v(c, l), pos0};
+        if (l == 0) per_token(c, T, norm_task, &j); /* later layers: fused with the last residual */
         mm3(c, L, c->xb, T);
-        float *Kc = loom_llm_cpu_k(c, l), *Vc = loom_llm_cpu_v(c, l);
-        for (int t = 0; t < T; t++) {
-            for (int h = 0; h < m->n_heads; h++) rope(c, c->q + (size_t)t * qd + (size_t)h * m->head_dim, pos0 + t);
-            for (int h = 0; h < m->n_kv_heads; h++) rope(c, c->k + (size_t)t * kvw + (size_t)h * m->head_dim, pos0 + t);
-            memcpy(Kc + (size_t)(pos0 + t) * kvw, c->k + (size_t)t * kvw, (size_t)kvw * 4);
-            memcpy(Vc + (size_t)(pos0 + t) * kvw, c->v + (size_t)t * kvw, (size_t)kvw * 4);
-        }
-        att_job_t j = {c, T, pos0, l, 1, Kc, Vc, 0};
-        loom_llm_pool_run(c->pool, T * m->n_heads, att_task, &j);
+        per_token(c, T, rope_task, &j);
+        att_job_t a = {c, T, pos0, l, 1, j.Kc, j.Vc, 0};
+        loom_llm_pool_run(c->pool, T * m->n_heads, att_task, &a);
         mm(c, &L->wo, c->att, T, c->xb, L->bo);
-        for (size_t i = 0; i < (size_t)T * dim; i++) c->x[i] += c->xb[i];
-        for (int t = 0; t < T; t++)
-            loom_llm_rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->ffn_norm, dim, m->eps);
+        j.norm = L->ffn_norm;
+        per_token(c, T, resid_norm_task, &j);
         {
             const loom_llm_weight_t *ws[2] = {&L->w_gate, &L->w_up};
             float *ys[2] = {c->hb, c->hb2};
             loom_llm_matmul_n(c->pool, ws, 2, c->xb, T, ys, c->mmq);
         }
-        for (size_t i = 0; i < (size_t)T * m->ffn; i++) c->hb[i] = silu(c->hb[i]) * c->hb2[i];
+        per_token(c, T, swiglu_task, &j);
         mm(c, &L->w_down, c->hb, T, c->xb, NULL);
-        for (size_t i = 0; i < (size_t)T * dim; i++) c->x[i] += c->xb[i];
+        /* residual, then the next layer's attention norm */
+        j.norm = l + 1 < m->n_layers ? m->layers[l + 1].attn_norm : NULL;
+        per_token(c, T, resid_norm_task, &j);
     }
     return 0;
 }

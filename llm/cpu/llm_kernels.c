@@ -1,6 +1,7 @@
-/* llm_kernels.c — portable C kernels plus AVX2/FMA/F16C versions compiled
- * with function-level target attributes (no global -mavx2, so the binary
- * still runs on any x86-64) and picked at run time. */
+/* llm_kernels.c — the portable C kernels (the reference every SIMD level is
+ * tested against), the choice of level at run time, and the threaded matrix
+ * products that drive whichever level is chosen. The SIMD kernels live in
+ * one file per instruction set (llm_kernels_avx2.c, llm_kernels_avx512.c). */
 #include "llm/cpu/llm_kernels.h"
 
 #include <math.h>
@@ -9,22 +10,20 @@
 #include <string.h>
 
 #include "llm/gguf.h"
+#include "llm/cpu/llm_kernels_isa.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define HAVE_X86 1
-#endif
-
-typedef float (*dot_fn)(const uint8_t *w, const void *x, int n);
-
-static dot_fn dot_tab[31];
-static const char *simd_name = "scalar";
+static loom_llm_isa_t isa;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static inline float h2f(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
     return loom_fp16_to_fp32(h);
+}
+static inline float bf2f(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return loom_bf16_to_fp32(h);
 }
 
 /* ---- portable ---- */
@@ -45,7 +44,7 @@ static float dot_f16_c(const uint8_t *w, const void *x, int n) {
 static float dot_bf16_c(const uint8_t *w, const void *x, int n) {
     const float *b = x;
     float s = 0;
-    for (int i = 0; i < n; i++) { uint16_t h; memcpy(&h, w + 2 * i, 2); s += loom_bf16_to_fp32(h) * b[i]; }
+    for (int i = 0; i < n; i++) s += bf2f(w + 2 * i) * b[i];
     return s;
 }
 static float dot_q8_c(const uint8_t *w, const void *xv, int n) {
@@ -72,173 +71,6 @@ static float dot_q4_c(const uint8_t *w, const void *xv, int n) {
     return s;
 }
 
-/* ---- AVX2 / FMA / F16C ---- */
-#ifdef HAVE_X86
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-AVX2 static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-AVX2 static float dot_f32_avx2(const uint8_t *w, const void *x, int n) {
-    const float *a = (const float *)(const void *)w, *b = x;
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    float s = hsum8(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-AVX2 static float dot_f16_avx2(const uint8_t *w, const void *x, int n) {
-    const float *b = x;
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256 a0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(w + 2 * i)));
-        __m256 a1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(w + 2 * i + 16)));
-        s0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + i + 8), s1);
-    }
-    float s = hsum8(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) s += h2f(w + 2 * i) * b[i];
-    return s;
-}
-AVX2 static float dot_bf16_avx2(const uint8_t *w, const void *x, int n) {
-    const float *b = x;
-    __m256 s0 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(w + 2 * i)));
-        s0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u, 16)), _mm256_loadu_ps(b + i), s0);
-    }
-    float s = hsum8(s0);
-    for (; i < n; i++) { uint16_t h; memcpy(&h, w + 2 * i, 2); s += loom_bf16_to_fp32(h) * b[i]; }
-    return s;
-}
-AVX2 static inline __m256 q8dot_block(__m256i qw, const uint8_t *x, float d, __m256 acc) {
-    __m256i qx = _mm256_loadu_si256((const __m256i *)(const void *)(x + 2));
-    __m256i ax = _mm256_sign_epi8(qw, qw);
-    __m256i sy = _mm256_sign_epi8(qx, qw);
-    __m256i p16 = _mm256_maddubs_epi16(ax, sy);
-    __m256i p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p32), acc);
-}
-AVX2 static inline float h2f_avx(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-AVX2 static float dot_q8_avx2(const uint8_t *w, const void *xv, int n) {
-    const uint8_t *x = xv;
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < n / 32; b++, w += 34, x += 34) {
-        __m256i qw = _mm256_loadu_si256((const __m256i *)(const void *)(w + 2));
-        acc = q8dot_block(qw, x, h2f_avx(w) * h2f_avx(x), acc);
-    }
-    return hsum8(acc);
-}
-AVX2 static float dot_q4_avx2(const uint8_t *w, const void *xv, int n) {
-    const uint8_t *x = xv;
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0x0f), off = _mm256_set1_epi8(8);
-    for (int b = 0; b < n / 32; b++, w += 18, x += 34) {
-        __m128i raw = _mm_loadu_si128((const __m128i *)(const void *)(w + 2));
-        __m256i q = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-        q = _mm256_sub_epi8(_mm256_and_si256(q, m4), off);
-        acc = q8dot_block(q, x, h2f_avx(w) * h2f_avx(x), acc);
-    }
-    return hsum8(acc);
-}
-#endif
-
-/* 4 activations against one weight row: the row is loaded (and unpacked)
- * once per block for four tokens, which is what makes prefill matrix-matrix
- * work rather than four matrix-vector products. */
-typedef void (*dot4_fn)(const uint8_t *w, const void *const x[4], int n, float out[4]);
-static dot4_fn dot4_tab[31];
-
-#ifdef HAVE_X86
-AVX2 static void dot4_q8_avx2(const uint8_t *w, const void *const xv[4], int n, float out[4]) {
-    const uint8_t *x0 = xv[0], *x1 = xv[1], *x2 = xv[2], *x3 = xv[3];
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int b = 0; b < n / 32; b++, w += 34) {
-        __m256i qw = _mm256_loadu_si256((const __m256i *)(const void *)(w + 2));
-        float dw = h2f_avx(w);
-        size_t o = (size_t)b * 34;
-        a0 = q8dot_block(qw, x0 + o, dw * h2f_avx(x0 + o), a0);
-        a1 = q8dot_block(qw, x1 + o, dw * h2f_avx(x1 + o), a1);
-        a2 = q8dot_block(qw, x2 + o, dw * h2f_avx(x2 + o), a2);
-        a3 = q8dot_block(qw, x3 + o, dw * h2f_avx(x3 + o), a3);
-    }
-    out[0] = hsum8(a0); out[1] = hsum8(a1); out[2] = hsum8(a2); out[3] = hsum8(a3);
-}
-AVX2 static void dot4_q4_avx2(const uint8_t *w, const void *const xv[4], int n, float out[4]) {
-    const uint8_t *x0 = xv[0], *x1 = xv[1], *x2 = xv[2], *x3 = xv[3];
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), off = _mm256_set1_epi8(8);
-    for (int b = 0; b < n / 32; b++, w += 18) {
-        __m128i raw = _mm_loadu_si128((const __m128i *)(const void *)(w + 2));
-        __m256i q = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4), off);
-        float dw = h2f_avx(w);
-        size_t o = (size_t)b * 34;
-        a0 = q8dot_block(q, x0 + o, dw * h2f_avx(x0 + o), a0);
-        a1 = q8dot_block(q, x1 + o, dw * h2f_avx(x1 + o), a1);
-        a2 = q8dot_block(q, x2 + o, dw * h2f_avx(x2 + o), a2);
-        a3 = q8dot_block(q, x3 + o, dw * h2f_avx(x3 + o), a3);
-    }
-    out[0] = hsum8(a0); out[1] = hsum8(a1); out[2] = hsum8(a2); out[3] = hsum8(a3);
-}
-AVX2 static void dot4_f16_avx2(const uint8_t *w, const void *const xv[4], int n, float out[4]) {
-    const float *x0 = xv[0], *x1 = xv[1], *x2 = xv[2], *x3 = xv[3];
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(w + 2 * i)));
-        a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + i), a0);
-        a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + i), a1);
-        a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x2 + i), a2);
-        a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x3 + i), a3);
-    }
-    out[0] = hsum8(a0); out[1] = hsum8(a1); out[2] = hsum8(a2); out[3] = hsum8(a3);
-    for (; i < n; i++) {
-        float wf = h2f(w + 2 * i);
-        out[0] += wf * x0[i]; out[1] += wf * x1[i]; out[2] += wf * x2[i]; out[3] += wf * x3[i];
-    }
-}
-#endif
-
-static void init_once(void) {
-    dot_tab[LOOM_GGML_F32] = dot_f32_c;
-    dot_tab[LOOM_GGML_F16] = dot_f16_c;
-    dot_tab[LOOM_GGML_BF16] = dot_bf16_c;
-    dot_tab[LOOM_GGML_Q8_0] = dot_q8_c;
-    dot_tab[LOOM_GGML_Q4_0] = dot_q4_c;
-    const char *force = getenv("LOOM_LLM_SIMD");
-    if (force && !strcmp(force, "scalar")) return;
-#ifdef HAVE_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
-        dot_tab[LOOM_GGML_F32] = dot_f32_avx2;
-        dot_tab[LOOM_GGML_F16] = dot_f16_avx2;
-        dot_tab[LOOM_GGML_BF16] = dot_bf16_avx2;
-        dot_tab[LOOM_GGML_Q8_0] = dot_q8_avx2;
-        dot_tab[LOOM_GGML_Q4_0] = dot_q4_avx2;
-        dot4_tab[LOOM_GGML_Q8_0] = dot4_q8_avx2;
-        dot4_tab[LOOM_GGML_Q4_0] = dot4_q4_avx2;
-        dot4_tab[LOOM_GGML_F16] = dot4_f16_avx2;
-        simd_name = "avx2";
-    }
-#endif
-}
-
-void loom_llm_kernels_init(void) { pthread_once(&once, init_once); }
-const char *loom_llm_simd_name(void) { loom_llm_kernels_init(); return simd_name; }
-
 void loom_llm_quantize_q8(const float *x, void *dst, int n) {
     uint8_t *o = dst;
     for (int b = 0; b < n / 32; b++, o += 34) {
@@ -252,14 +84,75 @@ void loom_llm_quantize_q8(const float *x, void *dst, int n) {
     }
 }
 
-static int is_quant(int t) { return t == LOOM_GGML_Q8_0 || t == LOOM_GGML_Q4_0; }
-
-float loom_llm_dot(int wtype, const void *wrow, const void *x, int n) {
-    return dot_tab[wtype](wrow, x, n);
+size_t loom_llm_act_bytes(int kind, int n) {
+    switch (kind) {
+    case LOOM_LLM_ACT_Q8_0: return (size_t)(n / 32) * 34;
+    case LOOM_LLM_ACT_Q8X: return (size_t)((n / 32 + 1) / 2) * 128;
+    default: return (size_t)n * 4;
+    }
 }
 
-size_t loom_llm_matmul_scratch(const loom_llm_weight_t *W, int T) {
-    return is_quant(W->type) ? (size_t)T * (size_t)(W->cols / 32) * 34 : 0;
+static void fill_scalar(loom_llm_isa_t *t) {
+    memset(t, 0, sizeof *t);
+    t->name = "scalar";
+    t->dot[LOOM_GGML_F32] = dot_f32_c;
+    t->dot[LOOM_GGML_F16] = dot_f16_c;
+    t->dot[LOOM_GGML_BF16] = dot_bf16_c;
+    t->dot[LOOM_GGML_Q8_0] = dot_q8_c;
+    t->dot[LOOM_GGML_Q4_0] = dot_q4_c;
+    t->act[LOOM_GGML_Q8_0] = t->act[LOOM_GGML_Q4_0] = LOOM_LLM_ACT_Q8_0;
+    t->convert[LOOM_LLM_ACT_Q8_0] = loom_llm_quantize_q8;
+    t->gemm_rows = 1;
+}
+
+/* Levels from the lowest; "auto" or NULL: the best this CPU runs. */
+static int build(loom_llm_isa_t *t, const char *want) {
+    fill_scalar(t);
+    if (want && !strcmp(want, "scalar")) return 0;
+    int have = loom_llm_isa_avx2(t);
+    if (want && !strcmp(want, "avx2")) return have ? 0 : -1;
+    int have512 = have && loom_llm_isa_avx512(t);
+    if (want && !strcmp(want, "avx512")) return have512 ? 0 : -1;
+    return want ? -1 : 0; /* an unknown name */
+}
+
+static void init_once(void) {
+    const char *force = getenv("LOOM_LLM_SIMD");
+    if (force && (!strcmp(force, "auto") || !*force)) force = NULL;
+    /* a level the CPU lacks (or an unknown name) falls back to the best one */
+    if (build(&isa, force)) build(&isa, NULL);
+}
+
+void loom_llm_kernels_init(void) { pthread_once(&once, init_once); }
+const char *loom_llm_simd_name(void) { loom_llm_kernels_init(); return isa.name; }
+
+int loom_llm_kernels_select(const char *level) {
+    loom_llm_kernels_init();
+    loom_llm_isa_t t;
+    if (!level || build(&t, level)) return -1;
+    isa = t;
+    return 0;
+}
+
+void *loom_llm_thread_scratch(size_t bytes) {
+    static _Thread_local void *buf;
+    static _Thread_local size_t cap;
+    if (bytes > cap) {
+        size_t want = bytes > 2 * cap ? bytes : 2 * cap;
+        void *p = aligned_alloc(64, (want + 63) & ~(size_t)63);
+        if (!p) return NULL;
+        free(buf);
+        buf = p;
+        cap = want;
+    }
+    return buf;
+}
+
+/* The converted activations: up to two kinds at once (a quantised one and
+ * BF16X2) when one call mixes weight types. */
+size_t loom_llm_matmul_scratch(int cols, int T) {
+    return (size_t)T * (loom_llm_act_bytes(LOOM_LLM_ACT_Q8X, cols) + loom_llm_act_bytes(LOOM_LLM_ACT_BF16X2, cols)) +
+           128;
 }
 
 typedef struct mm_part {
@@ -267,8 +160,9 @@ typedef struct mm_part {
     const uint8_t *x;
     size_t xstride;
     float *Y;
-    dot_fn dot;
-    dot4_fn dot4;
+    loom_llm_dot_fn dot;
+    loom_llm_dot4_fn dot4;
+    loom_llm_gemm_fn gemm;
     int chunk, first; /* rows per chunk, index of this matrix's first chunk */
 } mm_part_t;
 
@@ -284,6 +178,10 @@ static void mm_task(void *ctx, int c) {
     const mm_part_t *m = &j->p[k];
     int r0 = (c - m->first) * m->chunk, r1 = r0 + m->chunk;
     if (r1 > m->W->rows) r1 = m->W->rows;
+    if (m->gemm) {
+        m->gemm(m->W, r0, r1, m->x, m->xstride, j->T, m->Y, (size_t)m->W->rows);
+        return;
+    }
     const uint8_t *base = m->W->data;
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = base + (size_t)r * m->W->row_bytes;
@@ -301,33 +199,60 @@ static void mm_task(void *ctx, int c) {
     }
 }
 
+typedef struct act_job {
+    loom_llm_act_fn fn;
+    const float *X;
+    uint8_t *dst;
+    int cols;
+    size_t stride;
+} act_job_t;
+
+static void act_task(void *ctx, int t) {
+    const act_job_t *a = ctx;
+    a->fn(a->X + (size_t)t * a->cols, a->dst + (size_t)t * a->stride, a->cols);
+}
+
 void loom_llm_matmul_n(loom_llm_pool_t *pool, const loom_llm_weight_t *const *W, int n, const float *X, int T,
                        float *const *Y, void *scratch) {
     loom_llm_kernels_init();
     mm_job_t j;
     j.n = n > 4 ? 4 : n;
     j.T = T;
-    int cols = W[0]->cols, quantised = 0;
-    size_t qrow = (size_t)(cols / 32) * 34;
-    for (int i = 0; i < j.n; i++) quantised |= is_quant(W[i]->type);
-    if (quantised) /* one Q8_0 copy of the activation serves every quantised matrix */
-        for (int t = 0; t < T; t++) loom_llm_quantize_q8(X + (size_t)t * cols, (uint8_t *)scratch + t * qrow, cols);
+    int cols = W[0]->cols;
+    /* each activation kind the matrices need, converted once (in parallel
+     * over the tokens) into its own region of scratch */
+    const uint8_t *xk[LOOM_LLM_ACT_KINDS] = {(const uint8_t *)X};
+    size_t xs[LOOM_LLM_ACT_KINDS] = {(size_t)cols * 4};
+    uint8_t *free_at = scratch;
+    for (int i = 0; i < j.n; i++) {
+        int k = isa.act[W[i]->type];
+        if (xk[k]) continue;
+        xs[k] = loom_llm_act_bytes(k, cols);
+        act_job_t a = {isa.convert[k], X, free_at, cols, xs[k]};
+        if (pool && T > 1) loom_llm_pool_run(pool, T, act_task, &a);
+        else for (int t = 0; t < T; t++) act_task(&a, t);
+        xk[k] = free_at;
+        free_at += ((size_t)T * xs[k] + 63) & ~(size_t)63;
+    }
     int nt = pool ? loom_llm_pool_size(pool) : 1, total = 0, all_rows = 0;
     for (int i = 0; i < j.n; i++) all_rows += W[i]->rows;
     for (int i = 0; i < j.n; i++) {
         mm_part_t *m = &j.p[i];
-        int q = is_quant(W[i]->type);
+        int ty = W[i]->type, k = isa.act[ty];
         m->W = W[i];
-        m->x = q ? scratch : (const uint8_t *)X;
-        m->xstride = q ? qrow : (size_t)cols * 4;
+        m->x = xk[k];
+        m->xstride = xs[k];
         m->Y = Y[i];
-        m->dot = dot_tab[W[i]->type];
-        m->dot4 = T >= 4 ? dot4_tab[W[i]->type] : NULL;
+        m->dot = isa.dot[ty];
+        m->dot4 = T >= 4 ? isa.dot4[ty] : NULL;
+        m->gemm = T >= 4 && cols % 32 == 0 ? isa.gemm[ty] : NULL;
+        int unit = m->gemm ? isa.gemm_rows : 1;
         /* about 8 chunks per thread over all matrices, in proportion to rows */
         int chunks = (int)((long long)nt * 8 * W[i]->rows / all_rows);
         if (chunks < 1) chunks = 1;
         if (chunks > W[i]->rows) chunks = W[i]->rows;
         m->chunk = (W[i]->rows + chunks - 1) / chunks;
+        m->chunk = (m->chunk + unit - 1) / unit * unit;
         m->first = total;
         total += (W[i]->rows + m->chunk - 1) / m->chunk;
     }
@@ -373,7 +298,7 @@ void loom_llm_softmax(float *x, int n) {
 
 float loom_llm_dot_f32(const float *a, const float *b, int n) {
     loom_llm_kernels_init();
-    return dot_tab[LOOM_GGML_F32]((const uint8_t *)(const void *)a, b, n);
+    return isa.dot[LOOM_GGML_F32]((const uint8_t *)(const void *)a, b, n);
 }
 
 void loom_llm_axpy(float *y, float a, const float *x, int n) {

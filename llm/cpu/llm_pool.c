@@ -1,53 +1,113 @@
-/* llm_pool.c — generation-counted wake-up; work items handed out through an
- * atomic counter so uneven items balance themselves. Workers spin briefly
- * before sleeping: decode issues hundreds of short runs per token. */
+/* llm_pool.c — a team that shares each run's items through one atomic claim
+ * word (run generation << 32 | next item): a thread takes an item with a
+ * compare-and-swap that also proves the run is still the one it read the
+ * parameters of. The caller takes items too and then waits only for items
+ * already taken, never for a worker that has not woken up yet: on a busy
+ * machine a descheduled worker costs nothing, it simply takes no items.
+ *
+ * Workers are pinned one per CPU of the process's affinity set (the
+ * caller's thread is left alone; LOOM_LLM_PIN=0 turns pinning off) and spin
+ * briefly for the next run before sleeping: decode issues ~100 short runs
+ * per token, a layer apart by microseconds. */
 #include "llm/cpu/llm_pool.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+#define SPIN_NS 500000 /* how long an idle worker polls before sleeping */
+
 struct loom_llm_pool {
-    int n;                 /* threads including the caller */
+    int n;                       /* threads including the caller */
     pthread_t *th;
+    _Atomic uint64_t claim;      /* generation << 32 | next item */
+    _Atomic int items;           /* this run's items */
+    _Atomic(loom_llm_task_fn) fn;
+    _Atomic(void *) ctx;
+    atomic_int done;             /* items finished in this run */
+    atomic_int sleepers;
+    atomic_int stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_int gen;        /* bumped for each run */
-    atomic_int next;       /* next item */
-    atomic_int busy;       /* workers still inside the current run */
-    int items;
-    loom_llm_task_fn fn;
-    void *ctx;
-    int stop;
 };
 
-static void drain(loom_llm_pool_t *p) {
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Takes and runs items of the current run while there are any; returns how
+ * many it ran. */
+static int take(loom_llm_pool_t *p) {
+    int ran = 0;
     for (;;) {
-        int i = atomic_fetch_add(&p->next, 1);
-        if (i >= p->items) break;
-        p->fn(p->ctx, i);
+        uint64_t c = atomic_load(&p->claim);
+        int items = atomic_load_explicit(&p->items, memory_order_relaxed);
+        loom_llm_task_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&p->ctx, memory_order_relaxed);
+        uint32_t i = (uint32_t)c;
+        if (i >= (uint32_t)items) return ran;
+        /* success proves the claim word (and so the run) did not change
+         * since the parameters above were read */
+        if (!atomic_compare_exchange_weak(&p->claim, &c, c + 1)) continue;
+        fn(ctx, (int)i);
+        atomic_fetch_add(&p->done, 1);
+        ran++;
+    }
+}
+
+/* Work is waiting when the claim word's next item is below the item count. */
+static int pending(loom_llm_pool_t *p) {
+    return (uint32_t)atomic_load(&p->claim) < (uint32_t)atomic_load_explicit(&p->items, memory_order_relaxed);
+}
+
+static void pin(pthread_t t, int k) {
+    const char *e = getenv("LOOM_LLM_PIN");
+    if (e && !strcmp(e, "0")) return;
+    cpu_set_t all, one;
+    if (sched_getaffinity(0, sizeof all, &all)) return;
+    for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &all)) continue;
+        if (seen++ == k) {
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            pthread_setaffinity_np(t, sizeof one, &one);
+            return;
+        }
     }
 }
 
 static void *worker(void *arg) {
     loom_llm_pool_t *p = arg;
-    int seen = 0;
-    for (;;) {
-        int g;
-        int spins = 0;
-        while ((g = atomic_load(&p->gen)) == seen && spins < 20000) spins++;
-        if (g == seen) {
-            pthread_mutex_lock(&p->mu);
-            while ((g = atomic_load(&p->gen)) == seen && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
-            pthread_mutex_unlock(&p->mu);
+    while (!atomic_load(&p->stop)) {
+        take(p);
+        uint64_t t0 = now_ns();
+        for (int spins = 0; !pending(p) && !atomic_load(&p->stop); spins++) {
+            CPU_RELAX();
+            if ((spins & 255) == 255 && now_ns() - t0 > SPIN_NS) {
+                pthread_mutex_lock(&p->mu);
+                atomic_fetch_add(&p->sleepers, 1);
+                while (!pending(p) && !atomic_load(&p->stop)) pthread_cond_wait(&p->cv, &p->mu);
+                atomic_fetch_sub(&p->sleepers, 1);
+                pthread_mutex_unlock(&p->mu);
+                break;
+            }
         }
-        if (p->stop) return NULL;
-        seen = g;
-        drain(p);
-        atomic_fetch_sub(&p->busy, 1);
     }
+    return NULL;
 }
 
 loom_llm_pool_t *loom_llm_pool_new(int n_threads) {
@@ -61,8 +121,12 @@ loom_llm_pool_t *loom_llm_pool_new(int n_threads) {
     pthread_cond_init(&p->cv, NULL);
     p->th = calloc((size_t)n_threads, sizeof *p->th);
     if (!p->th) { free(p); return NULL; }
-    for (int i = 1; i < n_threads; i++)
+    cpu_set_t all;
+    int ncpu = sched_getaffinity(0, sizeof all, &all) ? 0 : CPU_COUNT(&all);
+    for (int i = 1; i < n_threads; i++) {
         if (pthread_create(&p->th[i], NULL, worker, p)) { p->n = i; break; }
+        if (n_threads <= ncpu) pin(p->th[i], i); /* CPU 0 of the set is left to the caller */
+    }
     return p;
 }
 
@@ -70,8 +134,7 @@ void loom_llm_pool_destroy(loom_llm_pool_t **pp) {
     if (!pp || !*pp) return;
     loom_llm_pool_t *p = *pp;
     pthread_mutex_lock(&p->mu);
-    p->stop = 1;
-    atomic_fetch_add(&p->gen, 1);
+    atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n; i++) pthread_join(p->th[i], NULL);
@@ -90,16 +153,25 @@ void loom_llm_pool_run(loom_llm_pool_t *p, int n, loom_llm_task_fn fn, void *ctx
         for (int i = 0; i < n; i++) fn(ctx, i);
         return;
     }
-    p->fn = fn;
-    p->ctx = ctx;
-    p->items = n;
-    atomic_store(&p->next, 0);
-    atomic_store(&p->busy, p->n - 1);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add(&p->gen, 1);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    drain(p);
-    for (int spins = 0; atomic_load(&p->busy) > 0; spins++)
-        if (spins > 4096) sched_yield(); /* shared machines: do not starve the workers */
+    /* Every item of the previous run is done and claimed (next >= items).
+     * Hide the run (items 0), set it up, open a new generation at item 0,
+     * then show its items: a thread holding an older claim word fails its
+     * compare-and-swap, one that read items 0 takes nothing yet. */
+    atomic_store(&p->items, 0);
+    atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
+    atomic_store(&p->done, 0);
+    atomic_store(&p->claim, ((atomic_load(&p->claim) >> 32) + 1) << 32);
+    atomic_store(&p->items, n);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    take(p);
+    /* only items other threads have taken are left: they are running */
+    for (int spins = 0; atomic_load(&p->done) < n; spins++) {
+        CPU_RELAX();
+        if (spins > 4096) sched_yield(); /* a preempted worker needs the CPU */
+    }
 }

@@ -1,6 +1,7 @@
 # tests/llm — LLM tests: C unit tests, and the CPU backend against the NumPy
 # reference on generated GGUF models (gen_gguf.py, reference.py).
 $(eval $(call TEST,llm_units,tests/llm/test_llm_units.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
+$(eval $(call TEST,llm_kernels,tests/llm/test_llm_kernels.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
 $(eval $(call TEST,llm_kv_transfer,tests/llm/test_kv_transfer.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
 $(eval $(call SCRIPT_TEST,llm_reference,tests/llm/test_llm_reference.sh))
 $(BUILD)/tests/llm_reference: $(BUILD)/bin/loom

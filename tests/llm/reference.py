@@ -403,19 +403,28 @@ def main(argv):
     elif cmd == "tokenize":
         print(" ".join(map(str, tokenize(m, argv[3]))))
     elif cmd == "compare-logits":
+        # FILE may list several comma-separated logits files (one per SIMD
+        # level): the reference forward runs once, one line per file, each
+        # starting "FILE: " when FILE is a list.
         tol = float(argv[4])
         ids = [int(a) for a in argv[5:]]
         ref = m.llama_logits(ids)
-        got = np.fromfile(argv[3], dtype=np.float32).astype(np.float64)
-        if got.size != ref.size:
-            print("FAIL: %d logits, expected %d" % (got.size, ref.size))
-            return 1
-        got = got.reshape(ref.shape)
-        err = np.abs(got - ref).max() / np.abs(ref).max()
-        same = (got.argmax(axis=1) == ref.argmax(axis=1)).all()
-        print("max relative error %.3g (tolerance %g), argmax per position %s" %
-              (err, tol, "identical" if same else "DIFFERENT"))
-        return 0 if err <= tol and same else 1
+        files = [f for f in argv[3].split(",") if f]
+        rc = 0
+        for f in files:
+            tag = f + ": " if "," in argv[3] else ""
+            got = np.fromfile(f, dtype=np.float32).astype(np.float64)
+            if got.size != ref.size:
+                print("%sFAIL: %d logits, expected %d" % (tag, got.size, ref.size))
+                rc = 1
+                continue
+            got = got.reshape(ref.shape)
+            err = np.abs(got - ref).max() / np.abs(ref).max()
+            same = (got.argmax(axis=1) == ref.argmax(axis=1)).all()
+            print("%smax relative error %.3g (tolerance %g), argmax per position %s" %
+                  (tag, err, tol, "identical" if same else "DIFFERENT"))
+            rc |= 0 if err <= tol and same else 1
+        return rc
     elif cmd == "compare-embed":
         tol = float(argv[4])
         ref = m.bert_embed([int(a) for a in argv[5:]])

@@ -301,13 +301,43 @@ static void test_pool(void **st) {
     assert_null(p);
 }
 
+/* Many short runs, alternating two tasks and contexts, on more threads than
+ * this machine has cores: a late worker must never run an item of a run
+ * with the parameters of another, nor the caller return before every item
+ * is done. */
+typedef struct pool_ctx { long sum; int tag; } pool_ctx_t;
+static void tag_task(void *ctx, int i) {
+    pool_ctx_t *c = ctx;
+    __atomic_fetch_add(&c->sum, (long)c->tag * 1000 + i, __ATOMIC_RELAXED);
+}
+static void neg_task(void *ctx, int i) { __atomic_fetch_sub(&((pool_ctx_t *)ctx)->sum, i + 1, __ATOMIC_RELAXED); }
+
+static void test_pool_many_runs(void **st) {
+    (void)st;
+    loom_llm_pool_t *p = loom_llm_pool_new(4);
+    assert_non_null(p);
+    for (int r = 0; r < 20000; r++) {
+        int n = 1 + r % 5;
+        pool_ctx_t c = {0, r};
+        if (r & 1) {
+            loom_llm_pool_run(p, n, neg_task, &c);
+            assert_int_equal(c.sum, -(long)n * (n + 1) / 2);
+        } else {
+            loom_llm_pool_run(p, n, tag_task, &c);
+            assert_int_equal(c.sum, (long)r * 1000 * n + (long)n * (n - 1) / 2);
+        }
+    }
+    loom_llm_pool_destroy(&p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gguf_valid),          cmocka_unit_test(test_gguf_bad),
         cmocka_unit_test(test_gguf_truncated_everywhere), cmocka_unit_test(test_gguf_random_corruption),
         cmocka_unit_test(test_gguf_open_errors),    cmocka_unit_test(test_fp16),
         cmocka_unit_test(test_kvcache),             cmocka_unit_test(test_sampler),
-        cmocka_unit_test(test_pool),                cmocka_unit_test(test_vindex),
+        cmocka_unit_test(test_pool),                cmocka_unit_test(test_pool_many_runs),
+        cmocka_unit_test(test_vindex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

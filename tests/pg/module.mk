@@ -1,7 +1,9 @@
 # tests/pg — the PostgreSQL store, views, HTTP dashboard and metrics against
 # a real PostgreSQL 15 started by deploy/pg.sh (see tests/pg/README.md).
-PG_TEST_ARCHIVES := $(BUILD)/lib/libloom_orchestrator.a $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a
-PG_TEST_LIBS := $(ORCHESTRATOR_LDLIBS) -lpq -lcmocka $(COMMON_LDLIBS) -lm
+# (http.c's gateway speaks the RPC: the protocol library too)
+PG_TEST_ARCHIVES := $(BUILD)/lib/libloom_orchestrator.a $(BUILD)/lib/libloom_protocol.a \
+                    $(BUILD)/lib/libloom_common.a
+PG_TEST_LIBS := $(ORCHESTRATOR_LDLIBS) -lpq -lcmocka -lprotobuf-c -lzmq $(COMMON_LDLIBS) -lm
 $(eval $(call TEST,pg_store,tests/pg/test_store_pg.c,$(PG_TEST_ARCHIVES),$(PG_TEST_LIBS)))
 $(eval $(call TEST,pg_http,tests/pg/test_http.c,$(PG_TEST_ARCHIVES),$(PG_TEST_LIBS)))
 $(eval $(call SCRIPT_TEST,pg_crash_recovery,tests/pg/test_crash_recovery.sh))

@@ -28,5 +28,13 @@ BENCHES += bench-rpc
 $(eval $(call SCRIPT_TEST,protocol_keygen,tests/protocol/test_keygen.sh))
 $(BUILD)/tests/protocol_keygen: $(PROTO_PY) $(BUILD)/tests/loom-test-server $(BUILD)/bin/loom
 
+# protobuf-c <-> JSON (the HTTP gateway's bodies).
+$(eval $(call TEST,protocol_pb_json,tests/protocol/test_pb_json.c,$(PROTO_TEST_ARCHIVES),-lcmocka -ljansson $(PROTO_TEST_LDLIBS)))
+
+# The checked-in OpenAPI document is what protocol/gen_openapi.py makes
+# from the .proto files now (`make openapi` refreshes it).
+$(eval $(call SCRIPT_TEST,protocol_openapi,tests/protocol/test_openapi.sh))
+$(BUILD)/tests/protocol_openapi: $(BUILD)/gen/openapi.json
+
 $(eval $(call SCRIPT_TEST,protocol_conformance,tests/protocol/test_conformance.sh))
 $(BUILD)/tests/protocol_conformance: $(PROTO_PY) $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu

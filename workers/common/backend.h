@@ -55,6 +55,9 @@ typedef struct loom_op_output {
     loom_buf_t bytes;
     /* Retry policy hint: 1 when retrying cannot help (bad input). */
     int permanent;
+    /* LLM ops: prompt and generated tokens (reported in Timings, counted in
+     * loomd's per-worker token metrics). */
+    uint64_t tokens_in, tokens_out;
 } loom_op_output_t;
 
 /* input is borrowed for the call. ud is what the op was registered with. */

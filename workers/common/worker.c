@@ -57,6 +57,7 @@ struct loom_op_ctx {
     char *output; /* JSON text or bytes */
     size_t output_len;
     int output_is_json;
+    uint64_t tokens_in, tokens_out; /* LLM ops */
     /* progress chunk (is_progress 1: streamed text, 2: a note); Started
      * notice (is_started) */
     int is_progress, is_started;
@@ -281,6 +282,8 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
     t->finished_ms = loom_wall_ms();
     if (rc == 0) {
         t->ok = 1;
+        t->tokens_in = out.tokens_in;
+        t->tokens_out = out.tokens_out;
         if (out.json) {
             t->output = json_dumps(out.json, JSON_COMPACT | JSON_ENCODE_ANY);
             t->output_len = t->output ? strlen(t->output) : 0;
@@ -414,7 +417,7 @@ static int send_register(worker_t *w)
     build_profile(w, &p, &names);
     r.worker_id = w->id;
     r.profile = &p;
-    r.version = "0.1";
+    r.version = LOOM_VERSION;
     r.pid = (uint32_t)getpid();
     /* what this process still holds, so loomd keeps it instead of running
      * it again (worker.proto, Reconciliation) */
@@ -625,6 +628,8 @@ static void batch_add(worker_t *w, loom_op_ctx_t *t)
     tm->compute_ms = (double)(t->finished_ms - t->started_ms);
     tm->bytes_in = (double)t->input_len;
     tm->bytes_out = (double)t->output_len;
+    tm->tokens_in = t->tokens_in;
+    tm->tokens_out = t->tokens_out;
     r->timings = tm;
     if (t->ok) {
         if (t->output_is_json) {
@@ -1402,7 +1407,7 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
         }
         if (strcmp(a, "--version") == 0) {
             const char *slash = strrchr(argv[0], '/');
-            printf("%s %s\n", slash ? slash + 1 : argv[0], LOOM_VERSION);
+            printf("%s %s (protocol 1)\n", slash ? slash + 1 : argv[0], LOOM_VERSION);
             free(rest);
             return 0;
         }
