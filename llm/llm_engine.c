@@ -77,7 +77,11 @@ static int run_decode(const loom_llm_model_t *m, loom_llm_backend_t *b, int n_to
     int rc = 0, ng = 0;
     r->finish_reason = "length";
     for (;;) {
-        int32_t tok = p->constrain ? p->constrain(p->constrain_ud, s, logits, max - ng) : loom_llm_sample(s, logits);
+        /* Tokens that can still be produced: the budget, or the context's room
+         * (this one plus one per free position), whichever ends first, so a
+         * constrained output closes its JSON before either cuts it off. */
+        int left = max - ng < b->n_ctx - n_tok + 1 ? max - ng : b->n_ctx - n_tok + 1;
+        int32_t tok = p->constrain ? p->constrain(p->constrain_ud, s, logits, left) : loom_llm_sample(s, logits);
         if (loom_tokenizer_is_eog(m->tok, tok)) { r->finish_reason = "eos"; break; }
         gen[ng++] = tok;
         size_t before = text->len;

@@ -546,6 +546,17 @@ static double certain_ms(const rplan_t *rp)
     return t;
 }
 
+/* Endpoint models are served by whichever worker has the endpoint in its
+ * config; loomd's plan of the live workers has no endpoint devices yet
+ * (only `loom plan` prices them), so it cannot judge such a run. */
+static int uses_endpoint(const loom_workflow_t *wf)
+{
+    for (size_t i = 0; i < wf->n_models; i++)
+        if (wf->models[i].endpoint)
+            return 1;
+    return 0;
+}
+
 /* Admission at submit: the run is planned on the live workers now; a plan
  * that cannot meet the SLA refuses the run (unless allow_miss). The plan is
  * kept and announced (PLANNED) when the run's first task is placed. */
@@ -561,7 +572,7 @@ static int admit_planned(void *self, const loom_placement_req_t *req, loom_regis
     loom_err_t perr = {0};
     if (plan_run(p, rp, reg, NULL, req->sla_ms, &perr) < 0) {
         loom_map_del(p->runs, req->run_id); /* planned again at the first dispatch */
-        if (perr.code != LOOM_EINFEASIBLE || allow_miss)
+        if (perr.code != LOOM_EINFEASIBLE || allow_miss || uses_endpoint(req->workflow))
             return 0;
         *err = perr;
         loom_err_hint(err, "pass --allow-sla-miss to queue the run anyway");

@@ -130,7 +130,7 @@ AVX512 static INLINE __m512i q8_pair(const uint8_t *w, int two) {
  * 0..15 of a block, high nibbles 16..31). */
 AVX512 static INLINE __m512i q4_pair(const uint8_t *w, int two) {
     __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)(w + 2));
-    __m128i r1 = two ? _mm_loadu_si128((const __m128i *)(const void *)(w + 20)) : _mm_set1_epi8(0x08 | 0x80);
+    __m128i r1 = two ? _mm_loadu_si128((const __m128i *)(const void *)(w + 20)) : _mm_set1_epi8((char)0x88);
     __m512i z = _mm512_castsi256_si512(_mm256_set_m128i(r1, r0));
     z = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), z);
     z = _mm512_srlv_epi64(z, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0));
