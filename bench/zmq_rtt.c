@@ -21,12 +21,20 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The echo side: ROUTER, replies [id, frame] to every message until "q". */
-static int echo(const char *ep)
+/* The echo side, in the forked child with its own context (a ZeroMQ
+ * context must not cross fork()): ROUTER bound to a free port, whose
+ * endpoint goes to the parent through `out`; replies [id, frame] to every
+ * message until "q". Returns the exit status. */
+static int echo(int out)
 {
     void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_ROUTER);
-    if (zmq_bind(s, ep) != 0)
+    char ep[64] = "";
+    size_t len = sizeof ep;
+    if (zmq_bind(s, "tcp://127.0.0.1:*") != 0 || zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, ep, &len) != 0)
+        ep[0] = 0;
+    if (write(out, ep, sizeof ep) != (ssize_t)sizeof ep || !ep[0])
         return 1;
+    close(out);
     for (;;) {
         zmq_msg_t id, m;
         zmq_msg_init(&id);
@@ -51,24 +59,42 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: zmq_rtt [N]   (100 <= N <= 10000000)\n");
         return 2;
     }
-    /* a free port: bind to :* in the parent first, then hand it to the child */
-    void *ctx = zmq_ctx_new(), *probe = zmq_socket(ctx, ZMQ_ROUTER);
-    char ep[64];
-    size_t len = sizeof ep;
-    if (zmq_bind(probe, "tcp://127.0.0.1:*") != 0 || zmq_getsockopt(probe, ZMQ_LAST_ENDPOINT, ep, &len) != 0)
+    /* Fork before any ZeroMQ state exists: the child binds a free port and
+     * sends its endpoint back. (Binding a probe in the parent and handing
+     * the port over raced with ZeroMQ's asynchronous close and the listener
+     * fd the child inherited: the child's bind failed now and then and the
+     * parent waited for an echo forever — the hang seen in bench-dispatch.) */
+    int fds[2];
+    if (pipe(fds) != 0)
         return 1;
-    zmq_close(probe);
     pid_t pid = fork();
+    if (pid < 0)
+        return 1;
     if (pid == 0) {
-        zmq_ctx_term(ctx);
-        _exit(echo(ep));
+        close(fds[0]);
+        _exit(echo(fds[1]));
     }
+    close(fds[1]);
+    char ep[64] = "";
+    ssize_t got = read(fds[0], ep, sizeof ep);
+    close(fds[0]);
+    if (got != (ssize_t)sizeof ep || !ep[0]) {
+        fprintf(stderr, "zmq_rtt: the echo process could not bind a loopback port\n");
+        waitpid(pid, NULL, 0);
+        return 1;
+    }
+    void *ctx = zmq_ctx_new();
     void *d = zmq_socket(ctx, ZMQ_DEALER);
+    int timeout_ms = 30000, linger = 0; /* a lost echo fails, never hangs */
+    zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    zmq_setsockopt(d, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
+    zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
     zmq_connect(d, ep);
     double *rtt = malloc((size_t)n * sizeof *rtt);
     char buf[256], payload[96];
     memset(payload, 'x', sizeof payload); /* about a noop task's size */
-    for (long i = -1000; i < n && rtt; i++) { /* 1000 warm-up round trips */
+    long i = -1000; /* 1000 warm-up round trips */
+    for (; i < n && rtt; i++) {
         uint64_t t0 = loom_clock_ns();
         if (zmq_send(d, payload, sizeof payload, 0) < 0 || zmq_recv(d, buf, sizeof buf, 0) < 0)
             break;
@@ -79,9 +105,14 @@ int main(int argc, char **argv)
     zmq_recv(d, buf, sizeof buf, 0);
     zmq_close(d);
     zmq_ctx_term(ctx);
+    if (i < n)
+        kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    if (!rtt)
+    if (!rtt || i < n) {
+        fprintf(stderr, "zmq_rtt: no echo after %ld round trips (30 s timeout)\n", i + 1000);
+        free(rtt);
         return 1;
+    }
     qsort(rtt, (size_t)n, sizeof *rtt, cmp);
     printf("  raw ZeroMQ round trip (DEALER <-> ROUTER echo, 2 processes, loopback TCP): %ld round trips, "
            "p50 %.0f us, p99 %.0f us\n", n, rtt[n / 2], rtt[n * 99 / 100]);
