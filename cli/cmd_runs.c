@@ -78,10 +78,9 @@ int loom_cmd_runs(int argc, char **argv)
         printf("%-20s %-20s %-10s %10s  %s\n", "run", "workflow", "state", "ms", "sla");
         for (size_t i = 0; i < rep->n_runs; i++) {
             const Loom__V1__Run *r = rep->runs[i];
-            const char *sla = loom_sla_word(loom_sla_verdict(r->state, r->sla_latency_ms, r->elapsed_ms));
             printf("%-20s %-20s %-10s %10.0f  %s\n", r->run_id, r->workflow_name,
                    loom_cli_run_state(r->state), r->elapsed_ms,
-                   sla[0] ? sla : "-");
+                   r->sla && r->sla[0] ? r->sla : "-");
         }
     }
     loom_pb_free(rep);

@@ -199,8 +199,7 @@ json_t *loom_cli_run_json(const Loom__V1__Run *r)
     json_object_set_new(o, "elapsed_ms", json_real(r->elapsed_ms));
     json_object_set_new(o, "sla_ms", json_real(r->sla_latency_ms));
     json_object_set_new(o, "sla_met", json_boolean(r->sla_met));
-    json_object_set_new(o, "sla", json_string(loom_sla_word(
-                                      loom_sla_verdict(r->state, r->sla_latency_ms, r->elapsed_ms))));
+    json_object_set_new(o, "sla", json_string(r->sla ? r->sla : ""));
     if (r->cost_usd > 0)
         json_object_set_new(o, "cost_usd", json_real(r->cost_usd));
     if (r->n_labels) {
@@ -247,8 +246,8 @@ void loom_cli_print_run(FILE *f, const Loom__V1__Run *r, int steps)
     fprintf(f, "run %s  workflow %s  %s  %.0f ms", r->run_id, r->workflow_name,
             loom_cli_run_state(r->state), r->elapsed_ms);
     if (r->sla_latency_ms > 0)
-        fprintf(f, "  sla %.0f ms %s", r->sla_latency_ms,
-                loom_sla_word(loom_sla_verdict(r->state, r->sla_latency_ms, r->elapsed_ms)));
+        fprintf(f, "  sla %.0f ms%s%s", r->sla_latency_ms, r->sla && r->sla[0] ? " " : "",
+                r->sla ? r->sla : "");
     fprintf(f, "\n");
     if (r->error)
         fprintf(f, "  error: %s\n", r->error->message);

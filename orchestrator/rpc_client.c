@@ -237,7 +237,9 @@ static Loom__V1__Run *run_pb(loom_arena_t *a, const loom_store_run_t *r, int ful
     p->sla_latency_ms = r->deadline_ms ? (double)(r->deadline_ms - r->created_ms) : 0;
     int64_t end = r->finished_ms ? r->finished_ms : loom_wall_ms();
     p->elapsed_ms = (double)(end - r->created_ms);
-    p->sla_met = loom_sla_verdict(p->state, p->sla_latency_ms, p->elapsed_ms) == LOOM_SLA_MET;
+    loom_sla_verdict_t sla = loom_sla_verdict(p->state, p->sla_latency_ms, p->elapsed_ms);
+    p->sla_met = sla == LOOM_SLA_MET;
+    p->sla = (char *)loom_sla_word(sla);
     p->cost_usd = r->cost;
     p->tenant = adup(a, r->tenant ? r->tenant : "default");
     json_t *labels = r->labels_json ? json_loads(r->labels_json, 0, NULL) : NULL;
