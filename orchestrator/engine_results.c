@@ -327,13 +327,20 @@ void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
         return;
     }
     t->lost++;
-    snprintf(msg, sizeof msg, "worker %s was lost while running it", w->id);
+    /* A worker whose tools outlive it (spool) may be restarted with its
+     * result: its started tasks wait the adoption grace before they run
+     * elsewhere (engine_adopt.c takes them back when it re-registers). */
+    uint64_t hold = w->state == LOOM_WORKER_LOST && w->keeps_tools && !w->revoked
+                        ? (uint64_t)e->cfg.adopt_grace_ms
+                        : 0;
+    snprintf(msg, sizeof msg, "worker %s was lost while running it%s", w->id,
+             hold ? "; waiting for it to come back with the result" : "");
     engine_worker_lost_event(e, t, w);
     if (t->lost > e->cfg.max_lost) {
         engine_worker_detach(t);
         engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__UNAVAILABLE);
     } else {
-        requeue(e, t, 0, 1);
+        requeue(e, t, hold, 1);
         engine_task_retried(e, t, msg);
     }
 }

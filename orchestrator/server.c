@@ -368,6 +368,7 @@ static void on_register(srv_t *s, loom_msg_t *m)
     }
     snprintf(w->key, sizeof w->key, "%s", key);
     w->revoked = 0;
+    w->keeps_tools = rq->keeps_tools;
     LOOM_INFO(COMP, "msg=\"worker registered\" id=%s kind=%s model=\"%s\" slots=%d ops=%zu gflops=%.1f gbps=%.1f held=%zu key=%s",
               w->id, w->kind, w->model, w->slots, w->n_ops, w->gflops, w->gbps, rq->n_held_tasks,
               key[0] ? key : "-");

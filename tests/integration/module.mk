@@ -15,6 +15,13 @@ $(BUILD)/tests/fake-llm-worker: $(call objs,tests/integration/fake_llm_worker.c)
 $(BUILD)/tests/integ_examples_fake_llm: $(BUILD)/tests/fake-llm-worker
 $(BUILD)/tests/integ_churn_workers: $(PROTO_PY)
 
+# make soak-llm: the three examples on real CPU workers with generated
+# models, react-agent and research-fanout 20 times each (every JSON output
+# schema-valid); make test runs them twice.
+.PHONY: soak-llm
+soak-llm: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu
+	BUILD=$(BUILD) RUNS=$${RUNS:-20} ./tests/integration/test_examples_real_llm.sh
+
 # make soak: the long churn runs (tests/soak.sh), printing their figures.
 .PHONY: soak
 soak: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(PROTO_PY)
