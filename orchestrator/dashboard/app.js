@@ -522,7 +522,7 @@ function pageHistory() {
     }
     const [sla, slaHourly, cost, costHourly, model] = rows;
     const table = (id, heads, data, cells) => el('table', { id }, el('thead', {}, el('tr', {}, heads.map(h => el('th', {}, h)))),
-      el('tbody', {}, data.map(r => el('tr', { 'data-key': r.workflow || r.op || '' }, cells(r).map(c => c instanceof Node ? c : el('td', {}, c))))));
+      el('tbody', {}, data.map(r => el('tr', { 'data-key': r.workflow || r.op || '' }, cells(r).map(c => c instanceof HTMLTableCellElement ? c : el('td', {}, c))))));
     const tdn = v => el('td', { class: 'num' }, v);
     root.replaceChildren(el('h2', {}, 'SLA & cost history'),
       el('h3', {}, 'SLA attainment by workflow'),
