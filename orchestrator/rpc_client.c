@@ -13,6 +13,7 @@
 #include "common/arena.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sha.h"
 #include "common/utf8.h"
 #include "common/version.h"
 #include "orchestrator/metrics.h"
@@ -877,12 +878,7 @@ static int on_replay(void *ud, const loom_store_event_t *se)
     if (hex) {
         size_t n = strlen(hex) / 2;
         uint8_t *bin = malloc(n + 1);
-        int ok = bin != NULL;
-        for (size_t i = 0; ok && i < n; i++) {
-            unsigned v;
-            ok = sscanf(hex + 2 * i, "%2x", &v) == 1;
-            bin[i] = (uint8_t)v;
-        }
+        int ok = bin != NULL && loom_unhex(hex, bin, n) == 0;
         if (ok)
             plan = loom__v1__plan__unpack(NULL, n, bin);
         free(bin);

@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sha.h"
 #include "common/utf8.h"
 
 #define COMP "loomd"
@@ -562,9 +563,7 @@ static void emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
             char *hex = malloc(2 * n + 1);
             if (bin && hex) {
                 loom__v1__plan__pack(ev->plan, bin);
-                for (size_t i = 0; i < n; i++)
-                    snprintf(hex + 2 * i, 3, "%02x", bin[i]);
-                hex[2 * n] = 0;
+                loom_hex(bin, n, hex);
                 json_object_set_new(d, "plan_pb", json_string(hex));
             }
             free(bin);
@@ -743,7 +742,7 @@ void engine_task_assigned(loom_engine_t *e, loom_task_t *t)
         st->started_event = 1;
         char msg[96] = "";
         /* time spent ready in loomd before a worker took it, reported apart
-         * from execution (timeout_ms counts from here) */
+         * from execution (timeout_ms counts from the worker's Started) */
         long queued = (long)(t->started_ms - t->ready_ms);
         if (st->is_foreach)
             snprintf(msg, sizeof msg, "fan-out of %zu", st->n_items);
