@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Worker id -> CURVE key bindings survive a loomd restart (loomd --keys
-# --db, table worker_keys, migration 004):
+# --db, table worker_keys, migration 005):
 #   - w1 registers with key A: the binding is stored;
 #   - loomd restarts; another admitted key B claims w1 first: refused
 #     ("bound to another key"), although no worker holds w1 at that moment;
