@@ -105,6 +105,8 @@ typedef struct loom_submit {
     const char *tenant;        /* whose run (NULL = "default"); Get/List/Watch/Cancel of
                                 * other tenants are refused unless the caller is admin */
     int allow_sla_miss;        /* run even when admission finds no placement that fits */
+    const char *plan_mlir;     /* a partitioned module (loom run --plan) the run follows
+                                * instead of its own plan; NULL = plan it */
 } loom_submit_t;
 
 /* Parses, validates and starts a run. On success copies its id into
