@@ -874,7 +874,6 @@ void loom_engine_dispatch(loom_engine_t *e)
         loom_placement_req_t req = {.run_id = t->run->id, .step_id = sid, .op = t->op,
                                     .model = s->model, .attempt = t->attempt,
                                     .avoid_worker = t->last_worker[0] ? t->last_worker : NULL,
-                                    .needs_slot = t->timeout_ms > 0,
                                     .workflow = t->run->wf, .sla_ms = t->run->sla_ms,
                                     .plan_mlir = t->run->plan_mlir,
                                     .elapsed_ms = (double)(now - t->run->start_mono),
@@ -926,10 +925,7 @@ void loom_engine_dispatch(loom_engine_t *e)
         t->reason = why.reason[0] ? strdup(why.reason) : NULL; /* NULL: default reason */
         t->state = LOOM_TASK_ASSIGNED;
         t->started_ms = loom_wall_ms();
-        if (t->timeout_ms > 0) {
-            t->deadline_mono = now + (uint64_t)t->timeout_ms;
-            engine_list_add(e, LIST_TIMED, t);
-        }
+        t->running_ms = 0; /* timeout_ms counts from the worker's Started */
         capacity--;
         e->stats.tasks_dispatched++;
         engine_task_assigned(e, t);
@@ -965,7 +961,7 @@ int64_t loom_engine_tick(loom_engine_t *e)
             char msg[200];
             snprintf(msg, sizeof msg,
                      "timed out after %" PRId64 " ms of execution (timeout_ms; queued %" PRId64 " ms before)",
-                     t->timeout_ms, t->started_ms - t->ready_ms);
+                     t->timeout_ms, (t->running_ms ? t->running_ms : t->started_ms) - t->ready_ms);
             if (t->worker && e->cfg.cancel_task)
                 e->cfg.cancel_task(e->cfg.ud, t->worker, t, "timeout_ms passed");
             engine_list_del(e, t);

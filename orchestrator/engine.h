@@ -56,7 +56,8 @@ typedef struct loom_task {
     uint64_t deadline_mono;    /* loom_clock_ms() when it times out; 0 = none */
     uint64_t not_before;       /* retry backoff: not dispatched before (mono ms) */
     uint64_t parked_since;     /* waiting for a capable worker (mono ms); 0 = not parked */
-    int64_t ready_ms, started_ms; /* wall clock */
+    int64_t ready_ms, started_ms; /* wall clock: ready, sent to a worker */
+    int64_t running_ms;        /* wall clock: the worker started it (Started); 0 = not yet */
     uint64_t ready_ns;         /* loom_clock_ns() when it last became ready (latency) */
     char last_worker[128];     /* worker of the previous attempt ("" = none) */
     loom_worker_rec_t *worker; /* while assigned */

@@ -175,5 +175,7 @@ int engine_error_code(loom_task_state_t state, int code);
 /* engine_results.c: t's worker w is gone (lost, or re-registered without
  * it): re-queue (an attempt only if it had started) or fail it. */
 void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w);
+/* Starts t's timeout_ms clock (it began executing). */
+void engine_start_timeout(loom_engine_t *e, loom_task_t *t);
 
 #endif

@@ -303,8 +303,22 @@ void loom_engine_started(loom_engine_t *e, loom_worker_rec_t *w, const char *tas
                          uint32_t attempt)
 {
     loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
-    if (t && t->worker == w && (int)attempt == t->attempt)
-        t->started = 1;
+    if (!t || t->worker != w || (int)attempt != t->attempt || t->started)
+        return;
+    t->started = 1;
+    t->running_ms = loom_wall_ms();
+    engine_start_timeout(e, t);
+}
+
+/* timeout_ms counts execution: loomd's clock (a backstop to the worker's
+ * own, which starts at the same moment) starts when the worker says it
+ * started the task, so time queued on the worker is not counted. */
+void engine_start_timeout(loom_engine_t *e, loom_task_t *t)
+{
+    if (t->timeout_ms <= 0)
+        return;
+    t->deadline_mono = loom_clock_ms() + (uint64_t)t->timeout_ms;
+    engine_list_add(e, LIST_TIMED, t);
 }
 
 /* Re-queues beyond this many of a task that never started mean it is

@@ -468,11 +468,12 @@ static loom_worker_rec_t *planned_w(const rplan_t *rp, int v, loom_registry_t *r
     return loom_registry_by_id(reg, node_device(rp, v));
 }
 
-/* Tasks a worker may hold for req: a task with timeout_ms only goes where
- * a slot is free (it then starts on arrival); others may queue there. */
+/* Tasks a worker may hold for req (queued beyond its slots: a step's
+ * timeout_ms counts from the worker's Started, not while queued there). */
 static int capacity_for(const loom_worker_rec_t *w, const loom_placement_req_t *req)
 {
-    return req->needs_slot ? w->slots : w->max_inflight;
+    (void)req;
+    return w->max_inflight;
 }
 
 /* Predicted finish of v on w (fleet entry k) if sent now: the tasks queued

@@ -159,7 +159,8 @@ static void send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size
         reqs[i].op = (char *)t->op;
         reqs[i].input_json = t->input ? t->input : "";
         reqs[i].attempt = (uint32_t)t->attempt;
-        reqs[i].deadline_unix_ms = t->timeout_ms > 0 ? now + t->timeout_ms : 0;
+        /* counted from when the worker starts it, not from now */
+        reqs[i].timeout_ms = t->timeout_ms > 0 ? (uint32_t)t->timeout_ms : 0;
         const char *model = loom_task_model(t);
         reqs[i].model = (char *)(model ? model : "");
         ptrs[i] = &reqs[i];

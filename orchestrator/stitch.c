@@ -754,7 +754,7 @@ void engine_task_assigned(loom_engine_t *e, loom_task_t *t)
         st->started_event = 1;
         char msg[96] = "";
         /* time spent ready in loomd before a worker took it, reported apart
-         * from execution (timeout_ms counts from here) */
+         * from execution (timeout_ms counts from the worker's Started) */
         long queued = (long)(t->started_ms - t->ready_ms);
         if (st->is_foreach)
             snprintf(msg, sizeof msg, "fan-out of %zu", st->n_items);

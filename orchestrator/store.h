@@ -73,8 +73,8 @@ typedef struct loom_store_run {
     const char *outputs_json;  /* object of outputs once succeeded */
     const char *error;         /* why it failed, human-readable */
     const char *tenant;        /* whose run (the token's tenant; "default" without tokens) */
-    int error_code;            /* its Loom__V1__StatusCode (0 = not kept; the PostgreSQL
-                                * store keeps none: readers derive it from the state) */
+    int error_code;            /* its Loom__V1__StatusCode (0 = not kept: readers derive
+                                * it from the state; both stores keep it) */
     loom_run_state_t state;
     int64_t created_ms;        /* wall clock, ms since the epoch; 0 = unset */
     int64_t started_ms;

@@ -169,20 +169,21 @@ static const loom_pgw_stmt_t stmts[ST__COUNT] = {
         "error = coalesce($4, error), started_at = coalesce(" TS(5) ", started_at), "
         "finished_at = coalesce(" TS(6) ", finished_at), "
         "predicted_ms = coalesce($7, predicted_ms), "
-        "predicted_cost = coalesce($8, predicted_cost) WHERE id = $1 RETURNING *), "
+        "predicted_cost = coalesce($8, predicted_cost), "
+        "error_code = coalesce($9::int, error_code) WHERE id = $1 RETURNING *), "
         "l AS (SELECT u.*, extract(epoch FROM u.finished_at - u.submitted_at) * 1000 AS ms FROM u "
         "      WHERE u.state IN ('succeeded', 'failed', 'cancelled', 'timed_out') "
         "      AND u.finished_at IS NOT NULL) "
         "INSERT INTO sla_outcomes (run_id, workflow_name, sla_ms, latency_ms, met, at) "
         "SELECT id, workflow_name, sla_ms, ms, state = 'succeeded' AND (sla_ms IS NULL OR ms <= sla_ms), "
         "finished_at FROM l ON CONFLICT (run_id) DO UPDATE SET latency_ms = EXCLUDED.latency_ms, "
-        "met = EXCLUDED.met, at = EXCLUDED.at", 8},
+        "met = EXCLUDED.met, at = EXCLUDED.at", 9},
     [ST_TASK] = {"loom_task",
         "INSERT INTO tasks AS t (run_id, task_id, step_id, op, state, device_class, worker_id, "
         "reason, needs, predicted_ms, predicted_cost, actual_ms, cost, attempts, output, error, "
-        "started_at, finished_at) VALUES ($1, $2, coalesce($3, $2), coalesce($4, ''), "
+        "started_at, finished_at, error_code) VALUES ($1, $2, coalesce($3, $2), coalesce($4, ''), "
         "coalesce($5, 'pending'), $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14::int, 0), "
-        "$15, $16, " TS(17) ", " TS(18) ") "
+        "$15, $16, " TS(17) ", " TS(18) ", $19::int) "
         "ON CONFLICT (run_id, task_id) DO UPDATE SET "
         "step_id = coalesce($3, t.step_id), op = coalesce($4, t.op), "
         "state = coalesce($5, t.state), device_class = coalesce($6, t.device_class), "
@@ -192,7 +193,8 @@ static const loom_pgw_stmt_t stmts[ST__COUNT] = {
         "actual_ms = coalesce($12, t.actual_ms), cost = coalesce($13, t.cost), "
         "attempts = coalesce($14::int, t.attempts), output = coalesce($15, t.output), "
         "error = coalesce($16, t.error), started_at = coalesce(" TS(17) ", t.started_at), "
-        "finished_at = coalesce(" TS(18) ", t.finished_at)", 18,
+        "finished_at = coalesce(" TS(18) ", t.finished_at), "
+        "error_code = coalesce($19::int, t.error_code)", 19,
         /* keyed by (run_id, task_id), NULL keeps: one row write per task
          * per batch however many transitions it went through */
         2},
@@ -296,7 +298,8 @@ int loom_store_pg_update_run(loom_store_pg_t *s, const loom_store_pg_run_t *r,
     numbufs_t nb;
     const char *p[] = {r->id, r->state, r->outputs, r->error, tms(&nb, 4, r->started_ms),
                        tms(&nb, 5, r->finished_ms), dbl(&nb, 6, r->predicted_ms),
-                       dbl(&nb, 7, r->predicted_cost)};
+                       dbl(&nb, 7, r->predicted_cost),
+                       r->error_code ? num(&nb, 8, r->error_code) : NULL};
     return loom_pgw_enqueue(s->writer, ST_RUN_UPDATE, p, 0, done, arg, err);
 }
 
@@ -308,7 +311,8 @@ int loom_store_pg_put_task(loom_store_pg_t *s, const loom_store_pg_task_t *t,
                        dbl(&nb, 10, t->predicted_cost), dbl(&nb, 11, t->actual_ms),
                        dbl(&nb, 12, t->cost), t->attempts < 0 ? NULL : num(&nb, 13, t->attempts),
                        t->output, t->error, tms(&nb, 16, t->started_ms),
-                       tms(&nb, 17, t->finished_ms)};
+                       tms(&nb, 17, t->finished_ms),
+                       t->error_code ? num(&nb, 18, t->error_code) : NULL};
     return loom_pgw_enqueue(s->writer, ST_TASK, p, 0, done, arg, err);
 }
 
@@ -607,6 +611,7 @@ static int v_run_update(void *self, const loom_store_run_t *run, loom_err_t *err
     if (!run || !run->id) return loom_err_set(err, LOOM_EINVAL, "run without an id");
     loom_store_pg_run_t r = {.id = run->id, .state = loom_store_run_state_name(run->state),
                              .outputs = run->outputs_json, .error = run->error,
+                             .error_code = run->error_code,
                              .sla_ms = NAN, .predicted_ms = NAN, .predicted_cost = NAN,
                              .started_ms = run->started_ms, .finished_ms = run->finished_ms};
     if (loom_store_run_state_final(run->state) && !r.finished_ms) r.finished_ms = loom_wall_ms();
@@ -626,7 +631,7 @@ static int v_task_put(void *self, const loom_store_task_t *t, loom_err_t *err) {
         .step_id = t->step_id, .op = t->op, .state = loom_store_task_state_name(t->state),
         .device_class = t->device, .worker_id = t->worker_id, .reason = t->reason,
         .needs = t->needs_json, .output = t->output_json, .error = t->error,
-        .predicted_ms = ms_or_null(t->predicted_ms), .predicted_cost = ms_or_null(t->predicted_cost),
+        .error_code = t->error_code, .predicted_ms = ms_or_null(t->predicted_ms), .predicted_cost = ms_or_null(t->predicted_cost),
         .actual_ms = final && t->started_ms && t->finished_ms
                          ? (double)(t->finished_ms - t->started_ms) : NAN,
         .cost = ms_or_null(t->cost), .attempts = t->attempt,
@@ -679,7 +684,7 @@ static int db_run_get(pgv_t *v, const char *id, loom_store_run_fn run_fn,
         MS("r.submitted_at") ", " MS("r.started_at") ", " MS("r.finished_at") ", r.sla_ms, "
         "coalesce(NOT s.met, false), (SELECT count(*) FROM tasks t WHERE t.run_id = r.id), "
         "(SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.state = 'succeeded'), "
-        "r.tenant FROM runs r JOIN workflows w ON w.hash = r.workflow_hash "
+        "r.tenant, r.error_code FROM runs r JOIN workflows w ON w.hash = r.workflow_hash "
         "LEFT JOIN sla_outcomes s ON s.run_id = r.id WHERE r.id = $1", 1, p, err);
     if (!r) {
         rc = LOOM_EDB;
@@ -699,13 +704,13 @@ static int db_run_get(pgv_t *v, const char *id, loom_store_run_fn run_fn,
                             .finished_ms = tval(r, 0, 9),
                             .sla_missed = strcmp(val(r, 0, 11), "t") == 0,
                             .tasks_total = (int)tval(r, 0, 12), .tasks_done = (int)tval(r, 0, 13),
-                            .tenant = val(r, 0, 14)};
+                            .tenant = val(r, 0, 14), .error_code = (int)tval(r, 0, 15)};
     run.deadline_ms = isnan(sla) ? 0 : run.created_ms + (int64_t)sla;
     if (run_fn && run_fn(ud, &run) != 0) goto clear;
     if (task_fn) {
         PGresult *tr = read_query(s,
             "SELECT step_id, task_id, attempts, op, worker_id, device_class, state, "
-            MS("started_at") ", " MS("finished_at") ", output, error FROM tasks "
+            MS("started_at") ", " MS("finished_at") ", output, error, error_code FROM tasks "
             "WHERE run_id = $1 ORDER BY started_at NULLS LAST, task_id", 1, p, err);
         if (!tr) {
             rc = LOOM_EDB;
@@ -720,7 +725,8 @@ static int db_run_get(pgv_t *v, const char *id, loom_store_run_fn run_fn,
                                    .worker_id = val(tr, i, 4), .device = val(tr, i, 5),
                                    .state = ts < 0 ? LOOM_TASK_FAILED : (loom_task_state_t)ts,
                                    .started_ms = tval(tr, i, 7), .finished_ms = tval(tr, i, 8),
-                                   .output_json = val(tr, i, 9), .error = val(tr, i, 10)};
+                                   .output_json = val(tr, i, 9), .error = val(tr, i, 10),
+                                   .error_code = (int)tval(tr, i, 11)};
             if (task_fn(ud, &t) != 0) break;
         }
         PQclear(tr);

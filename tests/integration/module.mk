@@ -32,4 +32,4 @@ soak: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(PROTO_PY)
 $(BUILD)/tests/integ_mcp: var/npm/.installed
 var/npm/.installed: deploy/npm/package.json deploy/install-npm.sh
 	@./deploy/install-npm.sh || echo "warning: deploy/install-npm.sh failed; MCP tests will skip" >&2
-$(BUILD)/tests/integ_mixed_fake_endpoint: var/npm/.installed
+$(BUILD)/tests/integ_mixed_llama_endpoint: var/npm/.installed

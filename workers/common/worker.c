@@ -50,6 +50,7 @@ struct loom_op_ctx {
     char *spool_entry;   /* its spool entry (spool.h), removed once loomd has the result */
     int dropped;         /* loomd gave it to another worker: no result is sent */
     int64_t deadline_ms; /* wall clock; 0 = none */
+    uint32_t timeout_ms; /* execution budget from the start (AssignRequest.timeout_ms); 0 = none */
     loom_op_fn fn;
     void *ud;
     int flags;
@@ -297,6 +298,11 @@ const char *loom_op_spool_entry(const loom_op_ctx_t *ctx)
 static void execute(worker_t *w, loom_op_ctx_t *t)
 {
     t->started_ms = loom_wall_ms();
+    if (t->timeout_ms) { /* the step's timeout counts from here, not from its arrival */
+        int64_t end = t->started_ms + (int64_t)t->timeout_ms;
+        if (!t->deadline_ms || end < t->deadline_ms)
+            t->deadline_ms = end;
+    }
     loom_err_t err;
     loom_err_clear(&err);
     loom_op_output_t out = {0};
@@ -890,6 +896,7 @@ static void assign_one(worker_t *w, const Loom__V1__AssignRequest *a)
     t->attempt = a->attempt;
     t->task_key = strdup(a->task_key ? a->task_key : "");
     t->deadline_ms = a->deadline_unix_ms;
+    t->timeout_ms = a->timeout_ms;
     t->received_ms = loom_wall_ms();
     if (!t->task_id || !t->op || !t->task_key || (t->input_len && !t->input_json)) {
         task_free(t);
@@ -1381,6 +1388,16 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
                                            "folder, and --server-key loomd's public key?\""
                                          : "");
             LOOM_DEBUG(COMP, "msg=\"no reply to Register yet; retrying\"");
+            if (reg_tries % 5 == 0) {
+                /* libzmq ends a connection whose CURVE handshake loomd refused
+                 * (key not admitted yet) and never retries it: connect again,
+                 * so a key admitted later (copied into workers/, no loomd
+                 * restart) gets this worker in within seconds. */
+                zmq_disconnect(w->sock, ep);
+                if (zmq_connect(w->sock, ep) != 0)
+                    LOOM_ERROR(COMP, "msg=\"reconnect failed\" endpoint=%s error=\"%s\"", ep,
+                               zmq_strerror(zmq_errno()));
+            }
             send_register(w);
             next_reg = now + 1000;
         } else if (w->registered && w->hb_unanswered >= 5 &&
