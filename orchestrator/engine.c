@@ -107,6 +107,7 @@ static void run_free(loom_run_t *r)
     free(r->client_cwd);
     free(r->tenant);
     free(r->plan_mlir);
+    free(r->labels_json);
     loom_redact_free(r->secrets, r->n_secrets);
     free(r);
 }
@@ -133,7 +134,8 @@ static void run_store_update(loom_engine_t *e, loom_run_t *r, const char *output
                            .started_ms = r->started_ms, .finished_ms = r->finished_ms,
                            .deadline_ms = r->deadline_ms, .sla_missed = r->sla_missed,
                            .outputs_json = outputs, .error = r->error, .error_code = r->error_code,
-                           .tasks_total = r->tasks_total, .tasks_done = r->tasks_done};
+                           .tasks_total = r->tasks_total, .tasks_done = r->tasks_done,
+                           .cost = r->cost};
     loom_err_t err;
     if (loom_store_run_update(e->cfg.store, &sr, &err) != 0)
         LOOM_WARN(COMP, "msg=\"store: run update failed\" run=%s err=\"%s\"", r->id, err.msg);
@@ -791,7 +793,7 @@ int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32]
                            .workflow_file = r->name, .inputs_json = inputs,
                            .state = LOOM_RUN_RUNNING, .created_ms = r->created_ms,
                            .started_ms = r->created_ms, .deadline_ms = r->deadline_ms,
-                           .tenant = r->tenant};
+                           .tenant = r->tenant, .labels_json = r->labels_json};
     int src = loom_store_run_create(e->cfg.store, &sr, err);
     free(inputs);
     if (src == LOOM_ETOOBIG) { /* the store cannot buffer more: refuse, do not lose it */
