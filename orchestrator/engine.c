@@ -106,6 +106,8 @@ static void run_free(loom_run_t *r)
     free(r->workflow_dir);
     free(r->client_cwd);
     free(r->tenant);
+    free(r->plan_mlir);
+    free(r->labels_json);
     loom_redact_free(r->secrets, r->n_secrets);
     free(r);
 }
@@ -132,7 +134,8 @@ static void run_store_update(loom_engine_t *e, loom_run_t *r, const char *output
                            .started_ms = r->started_ms, .finished_ms = r->finished_ms,
                            .deadline_ms = r->deadline_ms, .sla_missed = r->sla_missed,
                            .outputs_json = outputs, .error = r->error, .error_code = r->error_code,
-                           .tasks_total = r->tasks_total, .tasks_done = r->tasks_done};
+                           .tasks_total = r->tasks_total, .tasks_done = r->tasks_done,
+                           .cost = r->cost};
     loom_err_t err;
     if (loom_store_run_update(e->cfg.store, &sr, &err) != 0)
         LOOM_WARN(COMP, "msg=\"store: run update failed\" run=%s err=\"%s\"", r->id, err.msg);
@@ -764,6 +767,9 @@ static int admit(loom_engine_t *e, loom_run_t *r, int allow_miss, loom_err_t *er
     size_t ready = 0;
     for (size_t k = 0, n = loom_registry_count(e->cfg.reg); k < n; k++)
         ready += loom_registry_at(e->cfg.reg, k)->state == LOOM_WORKER_READY;
+    if (r->plan_mlir && !e->cfg.placement.admit)
+        return loom_err_set(err, LOOM_EINVAL, "a run with its own plan module needs loomd's planner placement "
+                                              "(loomd --placement planner, the default)");
     if (!ready)
         return 0; /* workers may still be starting: the run waits for one */
     const char *step = NULL, *op = op_without_worker(&r->wf->graph, e->cfg.reg, &step);
@@ -778,7 +784,8 @@ static int admit(loom_engine_t *e, loom_run_t *r, int allow_miss, loom_err_t *er
         return 0;
     /* no note: the run has no events yet; the policy announces its plan
      * when the run's first task is placed */
-    loom_placement_req_t req = {.run_id = r->id, .workflow = r->wf, .sla_ms = r->sla_ms};
+    loom_placement_req_t req = {.run_id = r->id, .workflow = r->wf, .sla_ms = r->sla_ms,
+                                .plan_mlir = r->plan_mlir};
     return e->cfg.placement.admit(e->cfg.placement.self, &req, e->cfg.reg, allow_miss, err);
 }
 
@@ -798,6 +805,10 @@ int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32]
     if (rc != 0) {
         run_free(r);
         return rc;
+    }
+    if (s->plan_mlir && *s->plan_mlir && !(r->plan_mlir = strdup(s->plan_mlir))) {
+        run_free(r);
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     }
     snprintf(r->id, sizeof r->id, "r-%06x-%06" PRIx64, e->boot & 0xffffff, ++e->next_run);
     r->top = scope_new(r, &r->wf->graph, NULL, 0, 0);
@@ -820,7 +831,7 @@ int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32]
                            .workflow_file = r->name, .inputs_json = inputs,
                            .state = LOOM_RUN_RUNNING, .created_ms = r->created_ms,
                            .started_ms = r->created_ms, .deadline_ms = r->deadline_ms,
-                           .tenant = r->tenant};
+                           .tenant = r->tenant, .labels_json = r->labels_json};
     int src = loom_store_run_create(e->cfg.store, &sr, err);
     free(inputs);
     if (src == LOOM_ETOOBIG) { /* the store cannot buffer more: refuse, do not lose it */
@@ -904,6 +915,7 @@ void loom_engine_dispatch(loom_engine_t *e)
                                     .model = s->model, .attempt = t->attempt,
                                     .avoid_worker = t->last_worker[0] ? t->last_worker : NULL,
                                     .workflow = t->run->wf, .sla_ms = t->run->sla_ms,
+                                    .plan_mlir = t->run->plan_mlir,
                                     .elapsed_ms = (double)(now - t->run->start_mono),
                                     .note = placement_note, .note_ud = e};
         loom_placement_why_t why = {0};

@@ -61,6 +61,9 @@ struct loom_run {
     loom_workflow_t *wf;
     char *yaml, *name, *workflow_dir, *client_cwd;
     char *tenant;               /* whose run: the submitter's token tenant ("default") */
+    char *plan_mlir;            /* the module it must follow (loom run --plan); NULL = none */
+    char *labels_json;          /* the client's labels (JSON object) or NULL */
+    double cost;                /* USD so far: sum of its finished tasks' costs */
     char **secrets;             /* values of secret inputs, redacted from what is written */
     size_t n_secrets;
     json_t *inputs;

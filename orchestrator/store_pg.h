@@ -50,6 +50,7 @@ typedef struct loom_store_pg_run {
     const char *state;   /* queued | running | succeeded | failed | cancelled */
     const char *inputs, *outputs, *error; /* JSON text / message, or NULL */
     const char *tenant;  /* whose run; NULL = "default" */
+    const char *labels;  /* JSON object of strings, or NULL */
     double sla_ms, predicted_ms, predicted_cost;
     int64_t submitted_ms, started_ms, finished_ms;
     int error_code;      /* loom.v1.StatusCode of its error; 0 = none / leave unchanged */

@@ -1400,6 +1400,16 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
                                            "folder, and --server-key loomd's public key?\""
                                          : "");
             LOOM_DEBUG(COMP, "msg=\"no reply to Register yet; retrying\"");
+            if (reg_tries % 5 == 0) {
+                /* libzmq ends a connection whose CURVE handshake loomd refused
+                 * (key not admitted yet) and never retries it: connect again,
+                 * so a key admitted later (copied into workers/, no loomd
+                 * restart) gets this worker in within seconds. */
+                zmq_disconnect(w->sock, ep);
+                if (zmq_connect(w->sock, ep) != 0)
+                    LOOM_ERROR(COMP, "msg=\"reconnect failed\" endpoint=%s error=\"%s\"", ep,
+                               zmq_strerror(zmq_errno()));
+            }
             send_register(w);
             next_reg = now + 1000;
         } else if (w->registered && w->hb_unanswered >= 5 &&
