@@ -80,6 +80,8 @@ typedef struct worker {
     loom_device_profile_t profile;
     char id[256];
     void *zctx, *sock;
+    void *mon;                  /* CURVE: the socket's handshake-failure events (PAIR) */
+    int handshake_failed;       /* loomd refused our CURVE handshake since the last connect */
     int efd;
     int slots;
     int hb_ms, hb_timeout_ms;
@@ -1340,6 +1342,21 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
     zmq_setsockopt(w->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(w->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    /* CURVE: libzmq ends a connection whose handshake loomd refused (key
+     * not admitted yet) and never retries it; the monitor tells the loop,
+     * which connects again at the next Register, so a key admitted later
+     * gets in without restarting the worker. */
+    if (opts->key_file && opts->key_file[0]) {
+        char mep[64];
+        snprintf(mep, sizeof mep, "inproc://loom-worker-monitor-%p", (void *)w);
+        if (zmq_socket_monitor(w->sock, mep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0 &&
+            (w->mon = zmq_socket(w->zctx, ZMQ_PAIR)) != NULL && zmq_connect(w->mon, mep) != 0) {
+            zmq_close(w->mon);
+            w->mon = NULL;
+        }
+    }
     if (zmq_connect(w->sock, ep) != 0) {
         rc = loom_err_set(err, LOOM_EINVAL, "cannot connect to %s: %s", ep,
                           zmq_strerror(zmq_errno()));
@@ -1379,9 +1396,19 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         uint64_t now = loom_clock_ms();
         uint64_t due = w->registered ? w->next_hb : next_reg;
         long timeout = due > now ? (long)(due - now) : 0;
-        zmq_pollitem_t items[2] = {{w->sock, 0, ZMQ_POLLIN, 0}, {NULL, w->efd, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, timeout > 200 ? 200 : timeout) < 0 && zmq_errno() != EINTR)
+        zmq_pollitem_t items[3] = {{w->sock, 0, ZMQ_POLLIN, 0}, {NULL, w->efd, ZMQ_POLLIN, 0},
+                                   {w->mon, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, w->mon ? 3 : 2, timeout > 200 ? 200 : timeout) < 0 &&
+            zmq_errno() != EINTR)
             break;
+        if (w->mon && (items[2].revents & ZMQ_POLLIN)) {
+            zmq_msg_t f; /* an event: [16-bit event, 32-bit value][address] */
+            zmq_msg_init(&f);
+            while (zmq_msg_recv(&f, w->mon, ZMQ_DONTWAIT) >= 0)
+                if (!zmq_msg_more(&f))
+                    w->handshake_failed = 1;
+            zmq_msg_close(&f);
+        }
         if (items[0].revents & ZMQ_POLLIN)
             read_socket(w);
         if (items[1].revents & ZMQ_POLLIN)
@@ -1392,8 +1419,10 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         if (w->registered && w->lease_ms && now - w->last_rx > lease)
             set_fence(w, 1);
         history_trim(w);
+        if (w->registered)
+            reg_tries = 0;
         if (!w->registered && now >= next_reg) {
-            if (++reg_tries % 30 == 10)
+            if (++reg_tries % 10 == 4) /* about 15 s, then every 80 s */
                 LOOM_WARN(COMP, "msg=\"no answer from loomd to Register yet; still trying\" "
                                 "endpoint=%s tries=%d curve=%s%s",
                           ep, reg_tries, opts->key_file ? "on" : "off",
@@ -1401,18 +1430,19 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
                                            "folder, and --server-key loomd's public key?\""
                                          : "");
             LOOM_DEBUG(COMP, "msg=\"no reply to Register yet; retrying\"");
-            if (reg_tries % 5 == 0) {
-                /* libzmq ends a connection whose CURVE handshake loomd refused
-                 * (key not admitted yet) and never retries it: connect again,
-                 * so a key admitted later (copied into workers/, no loomd
-                 * restart) gets this worker in within seconds. */
+            if (w->handshake_failed) { /* see the monitor above */
+                w->handshake_failed = 0;
                 zmq_disconnect(w->sock, ep);
                 if (zmq_connect(w->sock, ep) != 0)
                     LOOM_ERROR(COMP, "msg=\"reconnect failed\" endpoint=%s error=\"%s\"", ep,
                                zmq_strerror(zmq_errno()));
             }
             send_register(w);
-            next_reg = now + 1000;
+            /* Back off (1, 2, 4, then 8 s): a Register carries the result
+             * history (tens of thousands of entries after a busy burst);
+             * resent every second to a loomd too loaded to answer within a
+             * second, they queued faster than it could unpack them. */
+            next_reg = now + (1000u << (reg_tries < 4 ? reg_tries - 1 : 3));
         } else if (w->registered && w->hb_unanswered >= 5 &&
                    now - w->last_rx > (uint64_t)(w->hb_ms > 600 ? 5 * w->hb_ms : 3000)) {
             /* Heartbeats are answered: five unanswered ones (not an I/O stall
@@ -1451,6 +1481,8 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
     batch_flush(w);
 close_zmq:
     free(w->threads);
+    if (w->mon)
+        zmq_close(w->mon);
     if (w->sock)
         zmq_close(w->sock);
     if (w->zctx)
