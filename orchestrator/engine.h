@@ -106,6 +106,8 @@ typedef struct loom_submit {
     const char *tenant;        /* whose run (NULL = "default"); Get/List/Watch/Cancel of
                                 * other tenants are refused unless the caller is admin */
     int allow_sla_miss;        /* run even when admission finds no placement that fits */
+    const char *plan_mlir;     /* a partitioned module (loom run --plan) the run follows
+                                * instead of its own plan; NULL = plan it */
     const char *labels_json;   /* the client's labels, a JSON object of strings; may be NULL */
 } loom_submit_t;
 

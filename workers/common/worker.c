@@ -334,6 +334,18 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
     }
     if (rc == 0 && loom_op_cancelled(t) && atomic_load(&t->cancelled))
         rc = loom_err_set(&err, LOOM_ECANCELLED, "task cancelled");
+    /* a handler that saw loom_op_cancelled() because its time was up (not
+     * loomd's cancel) timed out: DEADLINE_EXCEEDED, not CANCELLED */
+    if (rc == LOOM_ECANCELLED && !atomic_load(&t->cancelled) && t->deadline_ms &&
+        loom_wall_ms() >= t->deadline_ms) {
+        char was[300];
+        snprintf(was, sizeof was, "%s", err.msg);
+        if (t->timeout_ms)
+            rc = loom_err_set(&err, LOOM_ETIMEDOUT, "timed out after %u ms of execution (timeout_ms): %s",
+                              t->timeout_ms, was);
+        else
+            rc = loom_err_set(&err, LOOM_ETIMEDOUT, "passed the task deadline: %s", was);
+    }
     t->finished_ms = loom_wall_ms();
     if (rc == 0) {
         t->ok = 1;
