@@ -769,7 +769,7 @@ void engine_task_retried(loom_engine_t *e, loom_task_t *t, const char *why, int 
     engine_ev_t ev = {.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_RETRIED, .step_id = sid,
                       .message = msg, .error = why, .error_code = code, .task_id = t->id,
                       .attempt = t->attempt,
-                      .step_state = step_state_pb(t->scope->st[t->step].state)};
+                      .step_state = loom_store_task_state_pb(t->scope->st[t->step].state)};
     engine_emit(e, t->scope->run, &ev);
 }
 
