@@ -141,10 +141,48 @@ static void run_store_update(loom_engine_t *e, loom_run_t *r, const char *output
         LOOM_WARN(COMP, "msg=\"store: run update failed\" run=%s err=\"%s\"", r->id, err.msg);
 }
 
+/* SLA_AT_RISK, once per run: the longest remaining critical path of the
+ * top-level steps not finished yet (what is left of a running step's
+ * estimate, then its dependents') no longer fits before the deadline.
+ * Estimates are expect.latency_ms or the per-op defaults. */
+static void sla_risk_check(loom_engine_t *e, loom_run_t *r, uint64_t now)
+{
+    if (r->sla_at_risk || now < r->next_risk_check || !r->cp || !r->top)
+        return;
+    r->next_risk_check = now + 200;
+    const scope_t *sc = r->top;
+    int64_t need = 0, wall = loom_wall_ms();
+    for (size_t i = 0; i < sc->g->n_steps; i++) {
+        const step_rt_t *st = &sc->st[i];
+        if (loom_store_task_state_final(st->state))
+            continue;
+        int64_t left = r->cp[i];
+        if (st->state == LOOM_TASK_READY && st->started_ms) { /* released: part of it is done */
+            int64_t est = engine_estimate_ms(&sc->g->steps[i]), ran = wall - st->started_ms;
+            left -= ran < est ? ran : est;
+        }
+        if (left > need)
+            need = left;
+    }
+    if (need <= 0 || now + (uint64_t)need <= r->deadline_mono)
+        return;
+    r->sla_at_risk = 1;
+    char msg[200];
+    snprintf(msg, sizeof msg, "remaining critical path about %lld ms; %lld ms left of the SLA of %.0f ms",
+             (long long)need, (long long)(r->deadline_mono - now), r->sla_ms);
+    engine_emit(e, r, &(engine_ev_t){.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_SLA_AT_RISK,
+                                     .message = msg});
+}
+
 void engine_sla_check(loom_engine_t *e, loom_run_t *r, uint64_t now)
 {
-    if (!r->deadline_mono || r->sla_missed || now <= r->deadline_mono)
+    if (!r->deadline_mono || r->sla_missed)
         return;
+    if (now <= r->deadline_mono) {
+        if (!r->final)
+            sla_risk_check(e, r, now);
+        return;
+    }
     r->sla_missed = 1;
     char msg[160];
     snprintf(msg, sizeof msg, "run passed its SLA of %.0f ms", r->sla_ms);
@@ -998,6 +1036,15 @@ int64_t loom_engine_tick(loom_engine_t *e)
     }
     engine_reap_runs(e);
     return (int64_t)(next > now ? next - now : 0);
+}
+
+void loom_worker_load(const loom_worker_rec_t *w, int *running, int *queued)
+{
+    int r = 0, held = 0;
+    for (const loom_task_t *t = w->tasks; t; t = t->wnext, held++)
+        r += t->started != 0;
+    *running = r;
+    *queued = held - r;
 }
 
 size_t loom_engine_active_runs(const loom_engine_t *e)
