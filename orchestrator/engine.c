@@ -1038,6 +1038,15 @@ int64_t loom_engine_tick(loom_engine_t *e)
     return (int64_t)(next > now ? next - now : 0);
 }
 
+void loom_worker_load(const loom_worker_rec_t *w, int *running, int *queued)
+{
+    int r = 0, held = 0;
+    for (const loom_task_t *t = w->tasks; t; t = t->wnext, held++)
+        r += t->started != 0;
+    *running = r;
+    *queued = held - r;
+}
+
 size_t loom_engine_active_runs(const loom_engine_t *e)
 {
     return loom_map_len(e->runs);

@@ -1033,13 +1033,11 @@ static void rpc_list_workers(srv_t *s, loom_msg_t *m)
                                                        : LOOM__V1__WORKER_STATE__WORKER_LOST;
         wi->registered_unix_ms = w->registered_ms;
         wi->last_heartbeat_unix_ms = w->last_seen_ms;
-        /* busy = executing (the worker said Started); the rest it holds is queued */
-        uint32_t running = 0, held = 0;
-        for (const loom_task_t *t = w->tasks; t; t = t->wnext, held++)
-            running += t->started != 0;
-        wi->running_tasks = running;
-        wi->queued_tasks = held - running;
-        wi->free_slots = (int)running < w->slots ? (uint32_t)(w->slots - (int)running) : 0;
+        int running, queued;
+        loom_worker_load(w, &running, &queued);
+        wi->running_tasks = (uint32_t)running;
+        wi->queued_tasks = (uint32_t)queued;
+        wi->free_slots = running < w->slots ? (uint32_t)(w->slots - running) : 0;
         wi->load = w->load;
         wi->tasks_done = w->tasks_done;
         wi->tasks_failed = w->tasks_failed;

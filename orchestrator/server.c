@@ -614,12 +614,12 @@ static void server_sync_metrics(srv_t *s)
     for (size_t i = 0; i < loom_registry_count(s->reg); i++) {
         loom_worker_rec_t *w = loom_registry_at(s->reg, i);
         int up = w->state != LOOM_WORKER_LOST;
-        /* in flight = running (up to its slots) + queued on the worker */
-        int busy = w->inflight < w->slots ? w->inflight : w->slots;
+        int busy, queued; /* executing vs sent and not started (as ListWorkers) */
+        loom_worker_load(w, &busy, &queued);
         loom_metrics_worker(s->opts.metrics,
                             &(loom_metrics_worker_t){.id = w->id, .device_class = w->kind,
                                                      .up = up, .slots = w->slots, .busy = busy,
-                                                     .queued = w->inflight - busy,
+                                                     .queued = queued,
                                                      .done = w->tasks_done,
                                                      .failed = w->tasks_failed,
                                                      .free_memory_bytes = w->free_memory_bytes});

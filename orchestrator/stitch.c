@@ -838,7 +838,9 @@ void engine_task_cancelled(loom_engine_t *e, loom_task_t *t, const char *why)
 {
     scope_t *sc = t->scope;
     step_rt_t *st = &sc->st[t->step];
-    if (st->is_foreach && !st->cancel_recorded) {
+    /* the step as a whole is cancelled only if it has not ended already
+     * (a failed item fails the step, then the run cancels its siblings) */
+    if (st->is_foreach && !st->cancel_recorded && !loom_store_task_state_final(st->state)) {
         store_task(e, sc, t->step, NULL, 0, LOOM_TASK_CANCELLED, NULL, why);
         st->cancel_recorded = 1;
     }
