@@ -117,8 +117,14 @@ static void wait_run_on(loom_client_t *c, const char *id, double *p50, double *p
     for (;;) {
         ProtobufCMessage *it = NULL;
         int k = loom_stream_next(s, -1, &it, &err);
-        if (k == LOOM_STREAM_END)
+        if (k == LOOM_STREAM_END) {
+            if (loom_stream_status(s) != LOOM_STATUS_OK) { /* e.g. the watch's deadline */
+                fprintf(stderr, "bench-dispatch: watching run %s ended with status %d: %s\n", id,
+                        loom_stream_status(s), loom_stream_message(s));
+                exit(1);
+            }
             break;
+        }
         if (k != LOOM_STREAM_ITEM)
             continue;
         const Loom__V1__RunEvent *ev = (const Loom__V1__RunEvent *)it;

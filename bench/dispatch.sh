@@ -28,11 +28,21 @@ for w in 1 2; do
   "$BUILD/bin/loom-worker-cpu" --endpoint "$WEP" --id "bench-w$w" --log-level warn >"$TMP/w$w.log" 2>&1 &
   PIDS+=($!)
 done
-for _ in $(seq 100); do
-  [ "$(LOOM_ENDPOINT=$CEP "$BUILD/bin/loom" workers --json 2>/dev/null | grep -c '"id"')" = 2 ] && break
-  sleep 0.05
-done
-echo "bench-dispatch: $(nproc) cores, loomd + 2 CPU workers on loopback, noop tasks"
+# waits up to 60 s for 2 registered workers; fails (with the logs) rather
+# than letting a run wait forever for workers that never came
+await_workers() { # ENDPOINT LOGS...
+  local ep=$1; shift
+  for _ in $(seq 600); do
+    [ "$(LOOM_ENDPOINT=$ep "$BUILD/bin/loom" workers --json 2>/dev/null | grep -c '"id"')" = 2 ] && return 0
+    sleep 0.1
+  done
+  echo "bench-dispatch: the 2 workers of $ep did not register within 60 s; logs:" >&2
+  tail -n 5 "$@" >&2
+  exit 1
+}
+await_workers "$CEP" "$TMP"/loomd.log "$TMP"/w?.log
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "bench-dispatch: $(nproc) cores, load average $(load) (1/5/15 min) at the start; loomd + 2 CPU workers on loopback, noop tasks"
 echo "loomd:"
 # the raw ZeroMQ round trip before and after loomd's run (alternating sides;
 # the lower p50 of the two is the peer of the chained-step latency)
@@ -66,10 +76,7 @@ for w in 1 2; do
   PIDS+=($!)
 done
 TOKEN=$("$BUILD/bin/loom" keygen --token --subject bench --secret-file "$K/auth.secret")
-for _ in $(seq 200); do
-  [ "$(LOOM_ENDPOINT=$SCEP LOOM_SERVER_KEY="$K/loomd.pub" LOOM_AUTH_TOKEN=$TOKEN "$BUILD/bin/loom" workers --json 2>/dev/null | grep -c '"id"')" = 2 ] && break
-  sleep 0.1
-done
+LOOM_SERVER_KEY="$K/loomd.pub" LOOM_AUTH_TOKEN=$TOKEN await_workers "$SCEP" "$TMP"/sloomd.log "$TMP"/sw?.log
 echo "secure mode (loomd --keys: CURVE on both ports, worker allow-list, HMAC tokens) vs plain,"
 echo "independent shapes, $CURVE_N tasks, $CURVE_ROUNDS alternating rounds:"
 for r in $(seq "$CURVE_ROUNDS"); do
@@ -85,3 +92,4 @@ done
 for k in ind_one ind_many; do
   sort -g <(sed -n "s/^$k //p" "$TMP/ratios") | awk -v k=$k '{a[NR]=$1} END{printf "secure / plain %-9s median %.2f (range %.2f-%.2f; target >= 0.7)\n", k, a[int((NR+1)/2)], a[1], a[NR]}'
 done
+echo "load average $(load) (1/5/15 min) at the end (a shared 2-core machine: figures under load are lower)"

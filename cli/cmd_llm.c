@@ -282,9 +282,15 @@ int loom_cmd_llm(int argc, char **argv) {
         free(all);
     } else if (!strcmp(cmd, "generate")) {
         int grc = loom_llm_generate(m, &b, ids, n, &gp, &text, &r, &e);
+        const char *why = !grc && grammar ? loom_llm_grammar_failure(grammar) : NULL;
+        if (why) { /* constrained output that is not a complete value: an error, not text */
+            if (!o.json) putchar('\n');
+            fprintf(stderr, "loom llm: --format json: %s (max tokens %d)\n", why, o.max_tokens);
+            rc = 1;
+        }
         loom_llm_grammar_destroy(&grammar);
         if (grc) { rc = die(&e); goto done; }
-        print_result(&o, &text, &r, "cpu");
+        if (!why) print_result(&o, &text, &r, "cpu");
         free(r.tokens);
     } else if (!strcmp(cmd, "prefill")) {
         loom_kvcache_t *kv;

@@ -5,11 +5,13 @@
 #include <string.h>
 
 #include "cli/runview.h"
+#include "protocol/states.h"
 
 static const char usage_text[] =
     "usage: loom runs [--state queued|running|succeeded|failed|cancelled]\n"
-    "                 [--workflow NAME] [--limit N] [--json] [--endpoint URL]\n"
-    "Lists runs, newest first.\n";
+    "                 [--workflow NAME] [--label KEY=VALUE]... [--tenant T]\n"
+    "                 [--limit N] [--json] [--endpoint URL]\n"
+    "Lists runs, newest first (--label: runs carrying every label given).\n";
 
 int loom_cmd_runs(int argc, char **argv)
 {
@@ -18,6 +20,7 @@ int loom_cmd_runs(int argc, char **argv)
     const char *endpoint = NULL;
     int json_out = 0;
     Loom__V1__ListRequest rq = LOOM__V1__LIST_REQUEST__INIT;
+    char labels[1024] = "";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0)
@@ -28,12 +31,20 @@ int loom_cmd_runs(int argc, char **argv)
             rq.limit = (uint32_t)atoi(v), i++;
         else if (strcmp(a, "--workflow") == 0 && v)
             rq.workflow_name = (char *)v, i++;
-        else if (strcmp(a, "--state") == 0 && v) {
-            int s = -1;
-            for (int k = 1; k <= 5; k++)
-                if (strcmp(v, loom_cli_run_state(k)) == 0)
-                    s = k;
-            if (s < 0) {
+        else if (strcmp(a, "--tenant") == 0 && v)
+            rq.tenant = (char *)v, i++;
+        else if (strcmp(a, "--label") == 0 && v) {
+            if (!strchr(v, '=') || strchr(v, ',') || (labels[0] && strlen(labels) + strlen(v) + 2 > sizeof labels)) {
+                fprintf(stderr, "loom runs: --label wants KEY=VALUE (no commas), got '%s'\n", v);
+                return LOOM_EXIT_USAGE;
+            }
+            snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "%s%s",
+                     labels[0] ? "," : "", v);
+            rq.labels = labels;
+            i++;
+        } else if (strcmp(a, "--state") == 0 && v) {
+            int s = loom_run_state_from_word(v);
+            if (s <= 0) {
                 fprintf(stderr, "loom runs: unknown state '%s'\n", v);
                 return LOOM_EXIT_USAGE;
             }
@@ -69,7 +80,7 @@ int loom_cmd_runs(int argc, char **argv)
             const Loom__V1__Run *r = rep->runs[i];
             printf("%-20s %-20s %-10s %10.0f  %s\n", r->run_id, r->workflow_name,
                    loom_cli_run_state(r->state), r->elapsed_ms,
-                   r->sla_latency_ms > 0 ? (r->sla_met ? "met" : "MISSED") : "-");
+                   r->sla && r->sla[0] ? r->sla : "-");
         }
     }
     loom_pb_free(rep);

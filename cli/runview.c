@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "protocol/keys.h"
+#include "protocol/states.h"
 #include "protocol/status.h"
 
 const char *loom_cli_endpoint(const char *flag)
@@ -165,16 +166,12 @@ int loom_cli_parse_run_args(const char *cmd, int argc, char **argv, const char *
 
 const char *loom_cli_run_state(int s)
 {
-    static const char *const n[] = {"unknown", "queued", "running", "succeeded", "failed",
-                                    "cancelled"};
-    return s >= 0 && s <= 5 ? n[s] : "unknown";
+    return loom_run_state_word(s);
 }
 
 const char *loom_cli_step_state(int s)
 {
-    static const char *const n[] = {"unknown", "pending", "ready", "running",
-                                    "succeeded", "failed", "skipped", "cancelled"};
-    return s >= 0 && s <= 7 ? n[s] : "unknown";
+    return loom_step_state_word(s);
 }
 
 const char *loom_cli_device(int k)
@@ -202,6 +199,15 @@ json_t *loom_cli_run_json(const Loom__V1__Run *r)
     json_object_set_new(o, "elapsed_ms", json_real(r->elapsed_ms));
     json_object_set_new(o, "sla_ms", json_real(r->sla_latency_ms));
     json_object_set_new(o, "sla_met", json_boolean(r->sla_met));
+    json_object_set_new(o, "sla", json_string(r->sla ? r->sla : ""));
+    if (r->cost_usd > 0)
+        json_object_set_new(o, "cost_usd", json_real(r->cost_usd));
+    if (r->n_labels) {
+        json_t *l = json_object();
+        for (size_t i = 0; i < r->n_labels; i++)
+            json_object_set_new(l, r->labels[i]->key, json_string(r->labels[i]->value));
+        json_object_set_new(o, "labels", l);
+    }
     if (r->inputs_json && *r->inputs_json)
         json_object_set_new(o, "inputs", jtext(r->inputs_json));
     if (r->outputs_json && *r->outputs_json)
@@ -240,7 +246,8 @@ void loom_cli_print_run(FILE *f, const Loom__V1__Run *r, int steps)
     fprintf(f, "run %s  workflow %s  %s  %.0f ms", r->run_id, r->workflow_name,
             loom_cli_run_state(r->state), r->elapsed_ms);
     if (r->sla_latency_ms > 0)
-        fprintf(f, "  sla %.0f ms %s", r->sla_latency_ms, r->sla_met ? "met" : "MISSED");
+        fprintf(f, "  sla %.0f ms%s%s", r->sla_latency_ms, r->sla && r->sla[0] ? " " : "",
+                r->sla ? r->sla : "");
     fprintf(f, "\n");
     if (r->error)
         fprintf(f, "  error: %s\n", r->error->message);

@@ -25,10 +25,12 @@ TEST_PKGS=(
   libopenblas-dev                        # bench-mlir peer (single-threaded sgemm)
   postgresql-15 postgresql-client-15
   python3-numpy python3-distributed
+  python3-jsonschema                     # schema checks of constrained LLM output (tests/llm)
   python3-kubernetes python3-yaml        # Kubernetes manifest validation (deploy/k8s/validate.py)
   systemd                                # systemd-analyze verify (tests/deploy/test_units.sh)
   python3-pip python3-setuptools python3-venv   # the Python SDK (clients/python) and its test
-  chromium prometheus
+  chromium python3-websocket             # dashboard test (headless, DevTools protocol)
+  prometheus                             # promtool checks /metrics and the alert rules
 )
 [ "${LOOM_DEPS:-all}" = build ] || PKGS+=("${TEST_PKGS[@]}")
 

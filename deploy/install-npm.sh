@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the npm packages Loom's tests and examples run (deploy/npm/
-# package.json: real MCP servers) into a project-local directory,
+# package.json: real MCP servers, and node-llama-cpp with its prebuilt
+# x86-64 CPU build of llama.cpp for deploy/npm/openai-server.mjs) into a
+# project-local directory,
 # var/npm by default (or $1). Idempotent: a stamp holding the hash of
 # package.json skips the work when nothing changed. Needs node and npm
 # (deploy/install-deps.sh installs them) and the npm registry.
@@ -15,6 +17,8 @@ command -v npm >/dev/null || { echo "install-npm: npm not found (run deploy/inst
 mkdir -p "$DIR"
 cp "$ROOT/deploy/npm/package.json" "$DIR/package.json"
 echo "install-npm: installing deploy/npm/package.json into $DIR" >&2
-(cd "$DIR" && npm install --no-audit --no-fund --loglevel=error >&2)
+# --omit=optional: node-llama-cpp's optional prebuilt CUDA and Vulkan
+# builds are hundreds of MB; the CPU build is a dependency of our own.
+(cd "$DIR" && npm install --no-audit --no-fund --omit=optional --loglevel=error >&2)
 echo "$WANT" >"$DIR/.installed"
 echo "install-npm: done" >&2

@@ -71,7 +71,7 @@ static int run_decode(const loom_llm_model_t *m, loom_llm_backend_t *b, int n_to
     int32_t *gen = malloc((size_t)max * sizeof *gen);
     if (!s || !gen) { loom_llm_sampler_destroy(&s); free(gen); return loom_err_set(e, LOOM_ENOMEM, "out of memory"); }
     size_t maxstop = 0;
-    for (size_t i = 0; i < p->n_stop; i++) if (strlen(p->stop[i]) > maxstop) maxstop = strlen(p->stop[i]);
+    for (size_t i = 0; i < p->n_stop && !p->constrain; i++) if (strlen(p->stop[i]) > maxstop) maxstop = strlen(p->stop[i]);
     size_t start = text->len, streamed = text->len;
     double t0 = now();
     int rc = 0, ng = 0;
@@ -86,8 +86,8 @@ static int run_decode(const loom_llm_model_t *m, loom_llm_backend_t *b, int n_to
         gen[ng++] = tok;
         size_t before = text->len;
         if ((rc = loom_tokenizer_decode(m->tok, &tok, 1, 0, text))) { loom_err_set(e, rc, "out of memory"); break; }
-        int stopped = 0;
-        for (size_t i = 0; i < p->n_stop && !stopped; i++) {
+        int stopped = 0; /* a constrained value ends where its grammar says: stop strings do not cut it */
+        for (size_t i = 0; i < p->n_stop && !p->constrain && !stopped; i++) {
             size_t sl = strlen(p->stop[i]);
             if (!sl) continue;
             size_t from = before > start + sl ? before - sl : start;

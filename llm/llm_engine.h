@@ -48,7 +48,8 @@ typedef struct loom_llm_gen_params {
     void *cb_ctx;
     /* Constrained decoding (llm_grammar.h): when set, picks every token in
      * place of the sampler alone (it may mask logits); tokens_left counts
-     * the one being picked. */
+     * the one being picked. Stop strings do not apply to constrained output
+     * (cutting it would break the value). */
     int32_t (*constrain)(void *ud, loom_llm_sampler_t *s, float *logits, int tokens_left);
     void *constrain_ud;
 } loom_llm_gen_params_t;

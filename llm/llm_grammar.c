@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +80,8 @@ struct loom_llm_grammar {
     state_t st;
     int32_t eos;
     char *ok; /* per token: allowed this step (full check) */
+    int failed; /* no valid continuation: ended early, why says why */
+    char why[160];
 };
 
 /* ---- token texts ---------------------------------------------------------- */
@@ -306,14 +309,14 @@ static gs_t *compile(loom_llm_grammar_t *g, const json_t *js, int depth, loom_er
         c = imin(c, 1);
     if (s->types & T_STR)
         c = imin(c, 2 + s->min_len);
-    if (s->types & T_ARR)
-        c = imin(c, 2 + s->min_items * (s->items->close + 1));
-    if (s->types & T_OBJ) {
+    if (s->types & T_ARR) /* "[a,b]": a comma between items */
+        c = imin(c, 2 + (s->min_items > 0 ? s->min_items * (s->items->close + 1) - 1 : 0));
+    if (s->types & T_OBJ) { /* {"k":v,"l":w}: a pair is its name, 2 quotes, ':', the value, a comma between */
         int oc = 2;
         for (int p = 0; p < s->n_props; p++)
             if (s->required >> p & 1)
                 oc += (int)strlen(s->names[p]) + 4 + s->props[p]->close;
-        c = imin(c, oc);
+        c = imin(c, s->required ? oc - 1 : oc);
     }
     s->close = c;
     return s;
@@ -700,7 +703,9 @@ static int can_end(const state_t *st)
     return (f->kind == F_NUM && num_complete(f)) || (f->kind == F_LIT && lit_complete(f));
 }
 
-/* Fewest characters still needed to complete the value. */
+/* Fewest characters still needed to complete the value: exact (the
+ * budget invariant in allowed() relies on it never overestimating by a
+ * jump: a character of the shortest completion lowers it by one). */
 static int to_close(const state_t *st)
 {
     int c = 0;
@@ -727,10 +732,14 @@ static int to_close(const state_t *st)
             break;
         }
         case F_ARR: {
+            /* ']' and the items still due, each with its comma; after '[' the
+             * first has none, after ',' one item is promised and its comma written */
             int need = s->min_items - f->n;
+            if (f->st == A_COMMA && need < 1)
+                need = 1;
             c += 1 + (need > 0 ? need * (s->items->close + 1) : 0);
-            if (f->st == A_COMMA)
-                c += s->items->close;
+            if (need > 0 && f->st != A_ITEM)
+                c -= 1;
             break;
         }
         case F_OBJ: {
@@ -750,12 +759,14 @@ static int to_close(const state_t *st)
                         best = imin(best, (int)strlen(s->names[p]) - k->n + 2 + s->props[p]->close +
                                               missing - ((s->required >> p & 1) ? own : 0));
                     }
-                if (s->extra && k->n > 0)
-                    best = imin(best, 2 + s->extra->close + missing);
+                if (s->extra) /* a free key: at least one character, '"', ':' and its value */
+                    best = imin(best, (k->n > 0 ? 2 : 3) + s->extra->close + missing);
                 c += best;
                 break;
             }
             c += missing;
+            if (f->st == O_OPEN && missing)
+                c -= 1; /* the first pair has no comma */
             const gs_t *cv = f->cur >= 0 ? s->props[f->cur] : s->extra;
             if (f->st == O_KEY && d == st->depth - 1) /* the key closed: ':' and its value */
                 c += 1 + (cv ? cv->close : 1);
@@ -787,9 +798,17 @@ static int feed_bytes(state_t *st, const char *p, size_t n)
     return 0;
 }
 
-/* Would token t keep the output valid (and, when closing, bring the end
- * nearer)? *next gets the state after it. */
-static int allowed(const loom_llm_grammar_t *g, int32_t t, int closing, int close_now, state_t *next)
+/* Would token t keep the output valid and still completable in the
+ * tokens left after it (room)? *next gets the state after it.
+ *
+ * The budget invariant: to_close() never exceeds the tokens left. It is
+ * kept at every step (a token that would leave more characters to close
+ * than tokens remain is refused, however valid, e.g. the lead byte of a
+ * 4-byte character or a `\u` escape near the end), so every state has a
+ * token that brings the end nearer (one character of the shortest
+ * completion; byte-fallback and single-character tokens exist in every
+ * vocabulary the engine loads) and the value is complete by max_tokens. */
+static int allowed(const loom_llm_grammar_t *g, int32_t t, int room, state_t *next)
 {
     if (t < 0 || t >= g->v->n)
         return 0;
@@ -801,62 +820,77 @@ static int allowed(const loom_llm_grammar_t *g, int32_t t, int closing, int clos
     memcpy(next->f, g->st.f, (size_t)g->st.depth * sizeof next->f[0]);
     if (feed_bytes(next, g->v->bytes + a, b - a))
         return 0;
-    return !closing || to_close(next) < close_now;
+    return to_close(next) <= room;
+}
+
+static int32_t fail(loom_llm_grammar_t *g, const char *fmt, int a, int b)
+{
+    snprintf(g->why, sizeof g->why, fmt, a, b);
+    g->failed = 1;
+    return g->eos;
 }
 
 int32_t loom_llm_grammar_sample(void *ud, loom_llm_sampler_t *s, float *logits, int tokens_left)
 {
     loom_llm_grammar_t *g = ud;
-    if (g->st.done)
+    if (g->st.done || g->failed)
         return g->eos;
-    int close_now = to_close(&g->st);
-    int closing = close_now + 2 >= tokens_left;
-    if (closing && can_end(&g->st))
-        return g->eos;
+    int room = tokens_left - 1, end_ok = can_end(&g->st), need = to_close(&g->st);
+    if (need > tokens_left) /* only at the start: the budget is kept after */
+        return fail(g, "max_tokens leaves %d tokens, but the shortest JSON value of the schema needs %d", tokens_left,
+                    need);
     state_t next;
-    int end_ok = can_end(&g->st);
     for (int tries = 0; tries < TRIES; tries++) {
         int32_t t = loom_llm_sample(s, logits);
         if (loom_tokenizer_is_eog(g->m->tok, t) && end_ok) {
             g->st.done = 1;
             return t;
         }
-        if (allowed(g, t, closing, close_now, &next)) {
+        if (allowed(g, t, room, &next)) {
             g->st = next;
             return t;
         }
-        logits[t] = -INFINITY;
+        logits[t] = -INFINITY; /* refused for a reason that holds for this whole step */
     }
-    /* Check every token once; sample among the allowed (when closing and
-     * no token brings the end nearer, any valid one). */
+    /* Check every token once; sample among the allowed. */
     int any = 0;
-    for (int pass = 0; pass < 2 && !any; pass++) {
-        for (int32_t t = 0; t < g->v->n; t++) {
-            g->ok[t] = (char)(loom_tokenizer_is_eog(g->m->tok, t) ? end_ok : allowed(g, t, closing, close_now, &next));
-            any |= g->ok[t];
-        }
-        if (!closing)
-            break;
-        closing = 0;
+    int32_t first = -1;
+    for (int32_t t = 0; t < g->v->n; t++) {
+        g->ok[t] = (char)(loom_tokenizer_is_eog(g->m->tok, t) ? end_ok : allowed(g, t, room, &next));
+        if (g->ok[t] && first < 0)
+            first = t;
+        any |= g->ok[t];
     }
-    if (!any) /* no token can continue the value: the vocabulary lacks a needed character */
-        return g->eos;
+    if (!any)
+        return fail(g, "no token of the model's vocabulary continues the JSON value (%d characters still needed, %d tokens left)",
+                    need, tokens_left);
     for (int32_t t = 0; t < g->v->n; t++)
         if (!g->ok[t])
             logits[t] = -INFINITY;
     int32_t t = loom_llm_sample(s, logits);
+    if (t < 0 || t >= g->v->n || !g->ok[t]) /* every allowed logit was -inf or NaN: take the first allowed */
+        t = first;
     if (loom_tokenizer_is_eog(g->m->tok, t)) {
         g->st.done = 1;
         return t;
     }
-    if (allowed(g, t, closing, close_now, &next))
-        g->st = next;
+    allowed(g, t, room, &next);
+    g->st = next;
     return t;
 }
 
 int loom_llm_grammar_complete(const loom_llm_grammar_t *g)
 {
-    return can_end(&g->st);
+    return !g->failed && can_end(&g->st);
+}
+
+const char *loom_llm_grammar_failure(const loom_llm_grammar_t *g)
+{
+    if (loom_llm_grammar_complete(g))
+        return NULL;
+    if (g->failed)
+        return g->why;
+    return "the output stopped before its JSON value was complete";
 }
 
 int loom_llm_grammar_feed(loom_llm_grammar_t *g, const char *text, size_t n)

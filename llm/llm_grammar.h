@@ -14,9 +14,13 @@
  *
  * Output budget: strings default to at most 48 characters (maxLength
  * overrides), arrays to 8 items (maxItems), free-form JSON to depth 6.
- * When the tokens left approach the characters still needed to close the
- * value, only tokens that bring the end nearer are allowed, so the value
- * is complete before max_tokens. */
+ * A token is allowed only when the characters still needed to complete
+ * the value after it fit in the tokens left after it, so the value is
+ * complete by max_tokens (or the context's end). When that cannot hold
+ * (max_tokens below the schema's shortest value, or a vocabulary without
+ * a needed character) generation ends early and
+ * loom_llm_grammar_failure() says why: callers fail the request rather
+ * than return text that is not JSON. */
 #ifndef LOOM_WORKERS_LLM_GRAMMAR_H
 #define LOOM_WORKERS_LLM_GRAMMAR_H
 
@@ -43,6 +47,9 @@ int32_t loom_llm_grammar_sample(void *g, loom_llm_sampler_t *s, float *logits, i
 
 /* 1 when the text so far is a complete value. */
 int loom_llm_grammar_complete(const loom_llm_grammar_t *g);
+/* NULL when the text so far is a complete value, else why not (static or
+ * the grammar's own text, valid for its life). */
+const char *loom_llm_grammar_failure(const loom_llm_grammar_t *g);
 /* Feeds text (bytes) as if generated; 0 or -1 when it leaves the grammar
  * (tests). */
 int loom_llm_grammar_feed(loom_llm_grammar_t *g, const char *text, size_t n);

@@ -295,6 +295,18 @@ static int finish_text(loom_buf_t *text, const loom_llm_gen_result_t *r, const l
     return out->json ? 0 : loom_err_set(e, LOOM_ENOMEM, "out of memory");
 }
 
+/* A constrained output that is not a complete JSON value (max_tokens too
+ * small for the schema) fails the task: the step never gets broken JSON. */
+static int check_json(const gen_in_t *g, loom_op_output_t *out, loom_err_t *e) {
+    const char *why = g->grammar ? loom_llm_grammar_failure(g->grammar) : NULL;
+    if (!why) return 0;
+    out->permanent = 1;
+    loom_err_set(e, LOOM_EINVAL, "format: json: %s (max_tokens %d)", why, g->p.max_tokens);
+    loom_err_field(e, "max_tokens");
+    loom_err_hint(e, "raise max_tokens, or lower the schema's maxLength/maxItems");
+    return LOOM_EINVAL;
+}
+
 static int op_generate(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_output_t *out, loom_err_t *e) {
     (void)ud;
     loom_llm_model_t *m;
@@ -322,6 +334,7 @@ static int op_generate(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_o
     }
     pthread_mutex_unlock(&G.compute);
     if (!rc) rc = finish_text(&text, &r, m, ctx, out, e);
+    if (!rc && (rc = check_json(&g, out, e))) { json_decref(out->json); out->json = NULL; }
     loom_llm_grammar_destroy(&g.grammar);
     free(r.tokens);
     free(ids);
@@ -541,8 +554,9 @@ static int op_decode(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_out
     pthread_mutex_unlock(&G.compute);
     free(ids);
     loom_kvcache_destroy(&kv);
-    loom_llm_grammar_destroy(&g.grammar);
     if (!rc) rc = finish_text(&text, &r, m, ctx, out, e);
+    if (!rc && (rc = check_json(&g, out, e))) { json_decref(out->json); out->json = NULL; }
+    loom_llm_grammar_destroy(&g.grammar);
     free(r.tokens);
     loom_buf_free(&text);
     return rc;

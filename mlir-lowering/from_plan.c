@@ -31,21 +31,6 @@ static int refers_to(const loom_value_t *v, const char *id)
     return 0;
 }
 
-/* A step by id, top level first, then inside loop bodies. */
-static const loom_wf_step_t *find_step(const loom_wf_graph_t *g, const char *id)
-{
-    for (size_t i = 0; i < g->n_steps; i++)
-        if (strcmp(g->steps[i].id, id) == 0)
-            return &g->steps[i];
-    for (size_t i = 0; i < g->n_steps; i++)
-        if (g->steps[i].body) {
-            const loom_wf_step_t *s = find_step(g->steps[i].body, id);
-            if (s)
-                return s;
-        }
-    return NULL;
-}
-
 static const char *str_field(const loom_wf_step_t *s, const char *key)
 {
     const loom_value_t *v = s && s->node ? loom_value_get(s->node, key) : NULL;
@@ -70,7 +55,7 @@ int loom_lower_from_plan(const loom_workflow_t *wf, const loom_graph_t *g, const
     for (size_t i = 0; i < nn; i++) {
         const loom_gnode_t *gn = loom_graph_node(g, (int)i);
         loom_lower_node_t *n = &nodes[i];
-        const loom_wf_step_t *s = gn->step ? find_step(&wf->graph, gn->step) : NULL;
+        const loom_wf_step_t *s = gn->step ? loom_workflow_find_step(wf, gn->step) : NULL;
         n->name = gn->name;
         n->op = loom_gop_name(gn->op);
         n->step = gn->step;

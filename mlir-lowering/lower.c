@@ -261,42 +261,87 @@ static int node_err(loom_err_t *err, const loom_lower_wf_t *wf, const loom_lower
 }
 
 /* Kahn's algorithm, always taking the lowest-index ready node: stable. */
+/* Edges grouped by destination (by_dst) or source, each group in edge
+ * order (CSR): group v is idx[at[v] .. at[v + 1]). Free both. */
+static int edge_index(const loom_lower_wf_t *wf, int by_dst, size_t **pat, size_t **pidx)
+{
+    size_t n = wf->nnodes, *at = calloc(n + 2, sizeof *at), *idx = malloc((wf->nedges + 1) * sizeof *idx);
+    *pat = at, *pidx = idx;
+    if (!at || !idx)
+        return LOOM_ENOMEM;
+#define END(e) (by_dst ? wf->edges[e].dst : wf->edges[e].src)
+    for (size_t e = 0; e < wf->nedges; e++)
+        at[END(e) + 2]++;
+    for (size_t i = 2; i < n + 2; i++)
+        at[i] += at[i - 1];
+    for (size_t e = 0; e < wf->nedges; e++) /* at[v + 1]: next free slot of v */
+        idx[at[END(e) + 1]++] = e;
+#undef END
+    return 0;
+}
+
+/* Min-heap of node indices (topo_order's ready set). */
+static void heap_push(int *h, size_t *n, int v)
+{
+    size_t i = (*n)++;
+    for (; i > 0 && h[(i - 1) / 2] > v; i = (i - 1) / 2)
+        h[i] = h[(i - 1) / 2];
+    h[i] = v;
+}
+
+static int heap_pop(int *h, size_t *n)
+{
+    int top = h[0], last = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n)
+            break;
+        if (c + 1 < *n && h[c + 1] < h[c])
+            c++;
+        if (h[c] >= last)
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n)
+        h[i] = last;
+    return top;
+}
+
+/* A topological order that always takes the lowest-numbered ready node
+ * (so the module's text, and its cache key, depend only on the graph), in
+ * O(edges log nodes). */
 static int topo_order(const loom_lower_wf_t *wf, int *order, loom_err_t *err)
 {
-    size_t n = wf->nnodes;
-    int *indeg = calloc(n + 1, sizeof *indeg);
-    char *done = calloc(n + 1, 1);
-    if (!indeg || !done) {
-        free(indeg), free(done);
-        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    size_t n = wf->nnodes, k = 0, nready = 0;
+    int *indeg = calloc(n + 1, sizeof *indeg), *ready = malloc((n + 1) * sizeof *ready);
+    size_t *out_at, *out_edge;
+    int rc = edge_index(wf, 0, &out_at, &out_edge);
+    if (rc || !indeg || !ready) {
+        rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        goto out;
     }
     for (size_t e = 0; e < wf->nedges; e++)
         indeg[wf->edges[e].dst]++;
-    size_t k = 0, next = 0;
-    while (k < n) {
-        size_t i;
-        for (i = next; i < n && (done[i] || indeg[i]); i++)
-            ;
-        if (i == n) /* no ready node at or after `next`: rescan from 0 */
-            for (i = 0; i < n && (done[i] || indeg[i]); i++)
-                ;
-        if (i == n)
-            break;
-        done[i] = 1;
-        order[k++] = (int)i;
-        next = 0;
-        for (size_t e = 0; e < wf->nedges; e++)
-            if (wf->edges[e].src == (int)i)
-                indeg[wf->edges[e].dst]--;
+    for (size_t i = 0; i < n; i++)
+        if (!indeg[i])
+            heap_push(ready, &nready, (int)i);
+    while (nready) {
+        int i = heap_pop(ready, &nready);
+        order[k++] = i;
+        for (size_t j = out_at[i]; j < out_at[i + 1]; j++)
+            if (--indeg[wf->edges[out_edge[j]].dst] == 0)
+                heap_push(ready, &nready, wf->edges[out_edge[j]].dst);
     }
-    int rc = 0;
     if (k < n) {
         size_t i;
-        for (i = 0; i < n && done[i]; i++)
+        for (i = 0; i < n && indeg[i] == 0; i++)
             ;
-        rc = node_err(err, wf, &wf->nodes[i], LOOM_EINVAL, "is on a dependency cycle");
+        rc = node_err(err, wf, &wf->nodes[i < n ? i : 0], LOOM_EINVAL, "is on a dependency cycle");
     }
-    free(indeg), free(done);
+out:
+    free(indeg), free(ready), free(out_at), free(out_edge);
     return rc;
 }
 
@@ -368,7 +413,9 @@ static int emit_workflow(loom_lowering_t *l, const loom_lower_wf_t *wf, loom_err
     MlirValue *rets = calloc(n + 1, sizeof *rets);
     MlirType *rtypes = calloc(n + 1, sizeof *rtypes);
     char *is_mp = calloc(n + 1, 1); /* prefill merged into a generate */
-    if (!is_mp || !order || !merged || !outdeg || !val || !ops || !rets || !rtypes) {
+    size_t *in_at, *in_edge; /* in-edges by destination: operands in O(edges) */
+    int no_index = edge_index(wf, 1, &in_at, &in_edge);
+    if (no_index || !is_mp || !order || !merged || !outdeg || !val || !ops || !rets || !rtypes) {
         rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
         goto out;
     }
@@ -404,9 +451,11 @@ static int emit_workflow(loom_lowering_t *l, const loom_lower_wf_t *wf, loom_err
             int who = pass == 0 ? (merged[i] >= 0 ? merged[i] : -1) : i;
             if (who < 0)
                 continue;
-            for (size_t e = 0; e < wf->nedges; e++)
-                if (wf->edges[e].dst == who && !(merged[i] >= 0 && wf->edges[e].src == merged[i]))
-                    ops[nops++] = val[wf->edges[e].src];
+            for (size_t k2 = in_at[who]; k2 < in_at[who + 1]; k2++) {
+                const loom_lower_edge_t *ed = &wf->edges[in_edge[k2]];
+                if (!(merged[i] >= 0 && ed->src == merged[i]))
+                    ops[nops++] = val[ed->src];
+            }
         }
         if (nops == 0)
             ops[nops++] = inputs;
@@ -444,6 +493,7 @@ static int emit_workflow(loom_lowering_t *l, const loom_lower_wf_t *wf, loom_err
     mlirBlockAppendOwnedOperation(mlirModuleGetBody(l->mod), mlirOperationCreate(&st));
 out:
     free(is_mp), free(order), free(merged), free(outdeg), free(val), free(ops), free(rets), free(rtypes);
+    free(in_at), free(in_edge);
     return rc;
 }
 

@@ -106,6 +106,7 @@ static void run_free(loom_run_t *r)
     free(r->workflow_dir);
     free(r->client_cwd);
     free(r->tenant);
+    free(r->labels_json);
     loom_redact_free(r->secrets, r->n_secrets);
     free(r);
 }
@@ -132,7 +133,8 @@ static void run_store_update(loom_engine_t *e, loom_run_t *r, const char *output
                            .started_ms = r->started_ms, .finished_ms = r->finished_ms,
                            .deadline_ms = r->deadline_ms, .sla_missed = r->sla_missed,
                            .outputs_json = outputs, .error = r->error, .error_code = r->error_code,
-                           .tasks_total = r->tasks_total, .tasks_done = r->tasks_done};
+                           .tasks_total = r->tasks_total, .tasks_done = r->tasks_done,
+                           .cost = r->cost};
     loom_err_t err;
     if (loom_store_run_update(e->cfg.store, &sr, &err) != 0)
         LOOM_WARN(COMP, "msg=\"store: run update failed\" run=%s err=\"%s\"", r->id, err.msg);
@@ -786,7 +788,7 @@ int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32]
                            .workflow_file = r->name, .inputs_json = inputs,
                            .state = LOOM_RUN_RUNNING, .created_ms = r->created_ms,
                            .started_ms = r->created_ms, .deadline_ms = r->deadline_ms,
-                           .tenant = r->tenant};
+                           .tenant = r->tenant, .labels_json = r->labels_json};
     int src = loom_store_run_create(e->cfg.store, &sr, err);
     free(inputs);
     if (src == LOOM_ETOOBIG) { /* the store cannot buffer more: refuse, do not lose it */
@@ -869,7 +871,6 @@ void loom_engine_dispatch(loom_engine_t *e)
         loom_placement_req_t req = {.run_id = t->run->id, .step_id = sid, .op = t->op,
                                     .model = s->model, .attempt = t->attempt,
                                     .avoid_worker = t->last_worker[0] ? t->last_worker : NULL,
-                                    .needs_slot = t->timeout_ms > 0,
                                     .workflow = t->run->wf, .sla_ms = t->run->sla_ms,
                                     .elapsed_ms = (double)(now - t->run->start_mono),
                                     .note = placement_note, .note_ud = e};
@@ -920,10 +921,7 @@ void loom_engine_dispatch(loom_engine_t *e)
         t->reason = why.reason[0] ? strdup(why.reason) : NULL; /* NULL: default reason */
         t->state = LOOM_TASK_ASSIGNED;
         t->started_ms = loom_wall_ms();
-        if (t->timeout_ms > 0) {
-            t->deadline_mono = now + (uint64_t)t->timeout_ms;
-            engine_list_add(e, LIST_TIMED, t);
-        }
+        t->running_ms = 0; /* timeout_ms counts from the worker's Started */
         capacity--;
         e->stats.tasks_dispatched++;
         engine_task_assigned(e, t);
@@ -959,7 +957,7 @@ int64_t loom_engine_tick(loom_engine_t *e)
             char msg[200];
             snprintf(msg, sizeof msg,
                      "timed out after %" PRId64 " ms of execution (timeout_ms; queued %" PRId64 " ms before)",
-                     t->timeout_ms, t->started_ms - t->ready_ms);
+                     t->timeout_ms, (t->running_ms ? t->running_ms : t->started_ms) - t->ready_ms);
             if (t->worker && e->cfg.cancel_task)
                 e->cfg.cancel_task(e->cfg.ud, t->worker, t, "timeout_ms passed");
             engine_list_del(e, t);

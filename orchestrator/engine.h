@@ -56,7 +56,8 @@ typedef struct loom_task {
     uint64_t deadline_mono;    /* loom_clock_ms() when it times out; 0 = none */
     uint64_t not_before;       /* retry backoff: not dispatched before (mono ms) */
     uint64_t parked_since;     /* waiting for a capable worker (mono ms); 0 = not parked */
-    int64_t ready_ms, started_ms; /* wall clock */
+    int64_t ready_ms, started_ms; /* wall clock: ready, sent to a worker */
+    int64_t running_ms;        /* wall clock: the worker started it (Started); 0 = not yet */
     uint64_t ready_ns;         /* loom_clock_ns() when it last became ready (latency) */
     char last_worker[128];     /* worker of the previous attempt ("" = none) */
     loom_worker_rec_t *worker; /* while assigned */
@@ -105,6 +106,7 @@ typedef struct loom_submit {
     const char *tenant;        /* whose run (NULL = "default"); Get/List/Watch/Cancel of
                                 * other tenants are refused unless the caller is admin */
     int allow_sla_miss;        /* run even when admission finds no placement that fits */
+    const char *labels_json;   /* the client's labels, a JSON object of strings; may be NULL */
 } loom_submit_t;
 
 /* Parses, validates and starts a run. On success copies its id into

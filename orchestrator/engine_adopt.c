@@ -45,15 +45,14 @@ static int adopt(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w, const l
     }
     t->attempt = (int)h->attempt;
     t->started = h->state != LOOM_HELD_QUEUED;
+    t->running_ms = t->started ? loom_wall_ms() : 0;
     if (t->state != LOOM_TASK_ASSIGNED) {
         t->state = LOOM_TASK_ASSIGNED;
         engine_task_assigned(e, t);
     }
     engine_worker_attach(t, w);
-    if (t->timeout_ms > 0) {
-        t->deadline_mono = loom_clock_ms() + (uint64_t)t->timeout_ms;
-        engine_list_add(e, LIST_TIMED, t);
-    }
+    if (t->started) /* its execution clock starts again here */
+        engine_start_timeout(e, t);
     LOOM_INFO(COMP, "msg=\"task adopted\" task=%s worker=%s attempt=%d state=%s", t->id, w->id,
               t->attempt, h->state == LOOM_HELD_FINISHED ? "finished" :
               h->state == LOOM_HELD_RUNNING ? "running" : "queued");
@@ -66,8 +65,11 @@ static loom_adopt_t decide(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t *
     if (!t || t->run->final)
         return LOOM_ADOPT_DROP;
     if (t->worker == w && strcmp(t->id, h->task_id) == 0 && (int)h->attempt == t->attempt) {
-        if (h->state != LOOM_HELD_QUEUED)
+        if (h->state != LOOM_HELD_QUEUED && !t->started) {
             t->started = 1;
+            t->running_ms = loom_wall_ms();
+            engine_start_timeout(e, t);
+        }
         return h->state == LOOM_HELD_FINISHED ? LOOM_ADOPT_RESEND : LOOM_ADOPT_KEEP;
     }
     int elsewhere = t->worker && t->worker != w;

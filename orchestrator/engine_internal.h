@@ -61,6 +61,8 @@ struct loom_run {
     loom_workflow_t *wf;
     char *yaml, *name, *workflow_dir, *client_cwd;
     char *tenant;               /* whose run: the submitter's token tenant ("default") */
+    char *labels_json;          /* the client's labels (JSON object) or NULL */
+    double cost;                /* USD so far: sum of its finished tasks' costs */
     char **secrets;             /* values of secret inputs, redacted from what is written */
     size_t n_secrets;
     json_t *inputs;
@@ -174,5 +176,7 @@ int engine_error_code(loom_task_state_t state, int code);
 /* engine_results.c: t's worker w is gone (lost, or re-registered without
  * it): re-queue (an attempt only if it had started) or fail it. */
 void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w);
+/* Starts t's timeout_ms clock (it began executing). */
+void engine_start_timeout(loom_engine_t *e, loom_task_t *t);
 
 #endif

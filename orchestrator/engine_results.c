@@ -303,8 +303,22 @@ void loom_engine_started(loom_engine_t *e, loom_worker_rec_t *w, const char *tas
                          uint32_t attempt)
 {
     loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
-    if (t && t->worker == w && (int)attempt == t->attempt)
-        t->started = 1;
+    if (!t || t->worker != w || (int)attempt != t->attempt || t->started)
+        return;
+    t->started = 1;
+    t->running_ms = loom_wall_ms();
+    engine_start_timeout(e, t);
+}
+
+/* timeout_ms counts execution: loomd's clock (a backstop to the worker's
+ * own, which starts at the same moment) starts when the worker says it
+ * started the task, so time queued on the worker is not counted. */
+void engine_start_timeout(loom_engine_t *e, loom_task_t *t)
+{
+    if (t->timeout_ms <= 0)
+        return;
+    t->deadline_mono = loom_clock_ms() + (uint64_t)t->timeout_ms;
+    engine_list_add(e, LIST_TIMED, t);
 }
 
 /* Re-queues beyond this many of a task that never started mean it is
@@ -327,13 +341,20 @@ void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
         return;
     }
     t->lost++;
-    snprintf(msg, sizeof msg, "worker %s was lost while running it", w->id);
+    /* A worker whose tools outlive it (spool) may be restarted with its
+     * result: its started tasks wait the adoption grace before they run
+     * elsewhere (engine_adopt.c takes them back when it re-registers). */
+    uint64_t hold = w->state == LOOM_WORKER_LOST && w->keeps_tools && !w->revoked
+                        ? (uint64_t)e->cfg.adopt_grace_ms
+                        : 0;
+    snprintf(msg, sizeof msg, "worker %s was lost while running it%s", w->id,
+             hold ? "; waiting for it to come back with the result" : "");
     engine_worker_lost_event(e, t, w);
     if (t->lost > e->cfg.max_lost) {
         engine_worker_detach(t);
         engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__UNAVAILABLE);
     } else {
-        requeue(e, t, 0, 1);
+        requeue(e, t, hold, 1);
         engine_task_retried(e, t, msg);
     }
 }

@@ -1,7 +1,8 @@
 /* http.h — loomd's small HTTP/1.1 endpoint (`loomd --http 127.0.0.1:7480`):
  *
- *   GET /                 the ops dashboard (HTML/JS/CSS embedded from
- *                         orchestrator/dashboard/, no external resources)
+ *   GET /                 the operator dashboard (HTML/JS/CSS embedded from
+ *                         orchestrator/dashboard/, no external resources;
+ *                         it reads /v1, and /api for history)
  *   GET /static/<file>    the dashboard's assets
  *   GET /metrics          Prometheus text (metrics.h)
  *   GET /healthz          200 {"status":"ok"} or 503 {"status":"degraded",...}

@@ -466,6 +466,10 @@ enum MHD_Result http_api_route(http_req_t *rq) {
         if (post)
             return start_unary(rq, LOOM_METHOD_CANCEL, &loom__v1__cancel_request__descriptor,
                                &loom__v1__cancel_reply__descriptor, id);
+    } else if (r > 0 && strcmp(verb, "retry") == 0) {
+        if (post)
+            return start_unary(rq, LOOM_METHOD_RETRY, &loom__v1__retry_request__descriptor,
+                               &loom__v1__submit_reply__descriptor, id);
     } else if (r > 0 && strcmp(verb, "events") == 0) {
         if (get) return start_watch(rq, id);
     } else if (strcmp(p, "/v1/runs") == 0) {

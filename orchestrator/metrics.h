@@ -40,13 +40,14 @@ loom_metrics_t *loom_metrics_new(void);
 void loom_metrics_destroy(loom_metrics_t **pm);
 
 void loom_metrics_run_submitted(loom_metrics_t *m);
-/* state: succeeded | failed | cancelled | timed_out (others count as failed). */
+/* state: succeeded | failed | cancelled (others, e.g. the store's
+ * timed_out, count as failed: protocol/states.h's vocabulary). */
 void loom_metrics_run_finished(loom_metrics_t *m, const char *state);
 void loom_metrics_sla_missed(loom_metrics_t *m);
 void loom_metrics_submission_refused(loom_metrics_t *m);
 /* latency_s: from the task becoming ready to its dispatch to a worker. */
 void loom_metrics_task_dispatched(loom_metrics_t *m, double latency_s);
-/* state: succeeded | failed | cancelled | timed_out | skipped. */
+/* state: succeeded | failed | cancelled | skipped (others count as failed). */
 void loom_metrics_task_finished(loom_metrics_t *m, const char *state);
 void loom_metrics_set_queue_depth(loom_metrics_t *m, int64_t tasks_waiting);
 void loom_metrics_set_runs_active(loom_metrics_t *m, int64_t runs);

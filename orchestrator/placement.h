@@ -29,9 +29,6 @@ typedef struct loom_placement_req {
     const char *model;        /* model resource name for llm/embed ops; NULL otherwise */
     int attempt;
     const char *avoid_worker; /* the worker a previous attempt failed on; NULL = none */
-    int needs_slot;           /* the task has timeout_ms: only a worker with a free slot (it
-                               * starts executing on arrival, so its timeout clock starts
-                               * then, not while queued on the worker) */
     /* For plan-driven policies (may be NULL / 0): */
     const struct loom_workflow *workflow; /* the run's parsed workflow */
     double sla_ms;            /* the run's SLA; 0 = none */

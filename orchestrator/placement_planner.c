@@ -97,20 +97,11 @@ static void rplan_free(void *p)
     free(rp);
 }
 
-/* The op name of workflow step `id` (searched in loop bodies too). */
-static const char *step_op(const loom_wf_graph_t *g, const char *id)
+/* The op name of workflow step `id` (loop bodies included). */
+static const char *step_op(const loom_workflow_t *wf, const char *id)
 {
-    for (size_t i = 0; i < g->n_steps; i++) {
-        const loom_wf_step_t *s = &g->steps[i];
-        if (strcmp(s->id, id) == 0)
-            return loom_op_kind_name(s->op);
-        if (s->body) {
-            const char *op = step_op(s->body, id);
-            if (op)
-                return op;
-        }
-    }
-    return NULL;
+    const loom_wf_step_t *s = loom_workflow_find_step(wf, id);
+    return s ? loom_op_kind_name(s->op) : NULL;
 }
 
 static double profile_num(const char *json, const char *key)
@@ -254,7 +245,7 @@ static int plan_run(const policy_t *p, rplan_t *rp, loom_registry_t *reg, const 
     /* A worker can only run ops it lists. A loop's own nodes (begin/end:
      * iteration control) run in loomd and fit anywhere. */
     for (size_t v = 0; v < loom_graph_nodes(rp->g); v++) {
-        const char *op = step_op(&rp->wf->graph, loom_graph_node(rp->g, (int)v)->step);
+        const char *op = step_op(rp->wf, loom_graph_node(rp->g, (int)v)->step);
         if (op && strcmp(op, "loop") == 0)
             continue; /* a loop's begin/end nodes: loomd itself runs loops */
         for (size_t k = 0; k < loom_fleet_entries(rp->fleet); k++) {
@@ -404,11 +395,12 @@ static loom_worker_rec_t *planned_w(const rplan_t *rp, int v, loom_registry_t *r
     return loom_registry_by_id(reg, loom_cost_device_name(rp->cost, loom_plan_device(rp->plan, v)));
 }
 
-/* Tasks a worker may hold for req: a task with timeout_ms only goes where
- * a slot is free (it then starts on arrival); others may queue there. */
+/* Tasks a worker may hold for req (queued beyond its slots: a step's
+ * timeout_ms counts from the worker's Started, not while queued there). */
 static int capacity_for(const loom_worker_rec_t *w, const loom_placement_req_t *req)
 {
-    return req->needs_slot ? w->slots : w->max_inflight;
+    (void)req;
+    return w->max_inflight;
 }
 
 /* Predicted finish of v on w (fleet entry k) if sent now: the tasks queued

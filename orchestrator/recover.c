@@ -35,6 +35,7 @@ static void rec_clear(rec_t *c)
     free((char *)c->run.workflow_file);
     free((char *)c->run.inputs_json);
     free((char *)c->run.tenant);
+    free((char *)c->run.labels_json);
     while (c->done) {
         done_step_t *d = c->done;
         c->done = d->next;
@@ -96,7 +97,7 @@ static void restore(rec_t *c)
         return;
     loom_submit_t s = {.yaml = sr->workflow_yaml, .yaml_len = strlen(sr->workflow_yaml),
                        .name = sr->workflow_file, .inputs_json = sr->inputs_json,
-                       .tenant = sr->tenant};
+                       .tenant = sr->tenant, .labels_json = sr->labels_json};
     if (engine_prepare_run(e, r, &s, &err) != 0) {
         char why[600];
         snprintf(why, sizeof why, "loomd restarted and could not rebuild the run: %s", err.msg);
@@ -180,6 +181,7 @@ static int on_run(void *ud, const loom_store_run_t *run)
     c->run.workflow_file = run->workflow_file ? strdup(run->workflow_file) : NULL;
     c->run.inputs_json = run->inputs_json ? strdup(run->inputs_json) : NULL;
     c->run.tenant = run->tenant ? strdup(run->tenant) : NULL;
+    c->run.labels_json = run->labels_json ? strdup(run->labels_json) : NULL;
     c->run.workflow = c->run.outputs_json = c->run.error = NULL;
     c->have = 1;
     return 0;
@@ -188,7 +190,8 @@ static int on_run(void *ud, const loom_store_run_t *run)
 static int on_task(void *ud, const loom_store_task_t *t)
 {
     rec_t *c = ud;
-    if (!c->have || t->state != LOOM_TASK_SUCCEEDED || !t->step_id || strchr(t->step_id, '/') ||
+    /* top-level steps only: not loop bodies ("loop/body"), nor foreach items ("step[3]") */
+    if (!c->have || t->state != LOOM_TASK_SUCCEEDED || !t->step_id || strpbrk(t->step_id, "/[") ||
         t->index != 0)
         return 0;
     done_step_t *d = calloc(1, sizeof *d);

@@ -53,6 +53,7 @@ typedef struct loom_worker_rec {
     int send_failed;            /* the socket refused a message to it: treat as lost */
     char key[41];               /* CURVE public key it registered with ("" in plain mode) */
     int revoked;                /* its key left the allow-list: nothing it sends counts */
+    int keeps_tools;            /* its tools outlive its process (RegisterRequest.keeps_tools) */
     struct loom_task *tasks;    /* assigned tasks (intrusive list via task->wnext) */
 } loom_worker_rec_t;
 

@@ -13,6 +13,7 @@
 #include "common/arena.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sha.h"
 #include "common/utf8.h"
 #include "common/version.h"
 #include "orchestrator/metrics.h"
@@ -20,35 +21,15 @@
 #include "orchestrator/server_internal.h"
 #include "planner/workflow.h"
 #include "protocol/methods.h"
+#include "protocol/states.h"
 
 #define COMP "loomd"
 #define MAX_STEP_OUTPUT (64 * 1024) /* Get truncates step outputs past this */
 #define MAX_WATCHERS 10000          /* open Watch streams, all clients together */
-
-static Loom__V1__RunState run_state_pb(int s)
-{
-    switch (s) {
-    case LOOM_RUN_PENDING: return LOOM__V1__RUN_STATE__RUN_QUEUED;
-    case LOOM_RUN_RUNNING: return LOOM__V1__RUN_STATE__RUN_RUNNING;
-    case LOOM_RUN_SUCCEEDED: return LOOM__V1__RUN_STATE__RUN_SUCCEEDED;
-    case LOOM_RUN_CANCELLED: return LOOM__V1__RUN_STATE__RUN_CANCELLED;
-    default: return LOOM__V1__RUN_STATE__RUN_FAILED;
-    }
-}
-
-static Loom__V1__StepState step_state_pb(int s)
-{
-    switch (s) {
-    case LOOM_TASK_PENDING: return LOOM__V1__STEP_STATE__STEP_PENDING;
-    case LOOM_TASK_READY: return LOOM__V1__STEP_STATE__STEP_READY;
-    case LOOM_TASK_ASSIGNED:
-    case LOOM_TASK_RUNNING: return LOOM__V1__STEP_STATE__STEP_RUNNING;
-    case LOOM_TASK_SUCCEEDED: return LOOM__V1__STEP_STATE__STEP_SUCCEEDED;
-    case LOOM_TASK_SKIPPED: return LOOM__V1__STEP_STATE__STEP_SKIPPED;
-    case LOOM_TASK_CANCELLED: return LOOM__V1__STEP_STATE__STEP_CANCELLED;
-    default: return LOOM__V1__STEP_STATE__STEP_FAILED;
-    }
-}
+#define MAX_LABELS 64               /* per run */
+#define MAX_LABEL_KEY 63
+#define MAX_LABEL_VALUE 1024
+#define MAX_LABEL_FILTERS 16
 
 static Loom__V1__DeviceKind device_pb(const char *k)
 {
@@ -250,14 +231,34 @@ static Loom__V1__Run *run_pb(loom_arena_t *a, const loom_store_run_t *r, int ful
     loom__v1__run__init(p);
     p->run_id = adup(a, r->id);
     p->workflow_name = adup(a, r->workflow);
-    p->state = run_state_pb(r->state);
+    p->state = loom_store_run_state_pb(r->state);
     p->submitted_unix_ms = r->created_ms;
     p->started_unix_ms = r->started_ms;
     p->finished_unix_ms = r->finished_ms;
     p->sla_latency_ms = r->deadline_ms ? (double)(r->deadline_ms - r->created_ms) : 0;
     int64_t end = r->finished_ms ? r->finished_ms : loom_wall_ms();
     p->elapsed_ms = (double)(end - r->created_ms);
-    p->sla_met = !r->sla_missed;
+    loom_sla_verdict_t sla = loom_sla_verdict(p->state, p->sla_latency_ms, p->elapsed_ms);
+    p->sla_met = sla == LOOM_SLA_MET;
+    p->sla = (char *)loom_sla_word(sla);
+    p->cost_usd = r->cost;
+    p->tenant = adup(a, r->tenant ? r->tenant : "default");
+    json_t *labels = r->labels_json ? json_loads(r->labels_json, 0, NULL) : NULL;
+    size_t nl = json_is_object(labels) ? json_object_size(labels) : 0;
+    if (nl && (p->labels = loom_arena_calloc(a, nl, sizeof *p->labels))) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(labels, k, v) {
+            Loom__V1__Metadata *md = loom_arena_calloc(a, 1, sizeof *md);
+            if (!md || !json_is_string(v))
+                continue;
+            loom__v1__metadata__init(md);
+            md->key = adup(a, k);
+            md->value = adup(a, json_string_value(v));
+            p->labels[p->n_labels++] = md;
+        }
+    }
+    json_decref(labels);
     if (full) {
         p->inputs_json = adup(a, r->inputs_json);
         p->outputs_json = adup_text(a, r->outputs_json, r->outputs_json ? strlen(r->outputs_json) : 0);
@@ -315,12 +316,15 @@ static int on_get_task(void *ud, const loom_store_task_t *t)
     else
         s->step_id = adup(b->a, t->step_id);
     s->op = adup(b->a, t->op);
-    s->state = step_state_pb(t->state);
+    s->state = loom_store_task_state_pb(t->state);
     s->attempt = (uint32_t)t->attempt;
     s->worker_id = adup(b->a, t->worker_id);
     s->device_kind = device_pb(t->device);
     s->started_unix_ms = t->started_ms;
     s->finished_unix_ms = t->finished_ms;
+    s->cost_usd = t->cost;
+    s->reason = adup(b->a, t->reason);
+    s->predicted_ms = t->predicted_ms;
     if (t->started_ms)
         s->elapsed_ms = (double)((t->finished_ms ? t->finished_ms : loom_wall_ms()) - t->started_ms);
     if (t->output_json) {
@@ -371,7 +375,7 @@ static void add_unstarted_steps(srv_t *s, build_t *b)
         const loom_wf_step_t *st = &wf->graph.steps[i];
         size_t n = strlen(st->id), k = 0;
         while (k < b->nsteps && !(strncmp(b->steps[k]->step_id, st->id, n) == 0 &&
-                                  strchr("/#", b->steps[k]->step_id[n])))
+                                  strchr("/#[", b->steps[k]->step_id[n])))
             k++;
         if (k < b->nsteps)
             continue;
@@ -412,6 +416,9 @@ static void rpc_get(srv_t *s, loom_msg_t *m)
         qsort(b.steps, b.nsteps, sizeof *b.steps, step_cmp);
         b.run->n_steps = b.nsteps;
         b.run->steps = b.steps;
+        if (b.run->cost_usd <= 0) /* a store without the run's total: its tasks' */
+            for (size_t i = 0; i < b.nsteps; i++)
+                b.run->cost_usd += b.steps[i]->cost_usd;
         Loom__V1__GetReply rep = LOOM__V1__GET_REPLY__INIT;
         rep.run = b.run;
         loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
@@ -476,6 +483,33 @@ static void rpc_list(srv_t *s, loom_msg_t *m)
         loom_rpc_reply_err(s->csrv, o, &err);
         return;
     }
+    /* labels filter: "k=v,k=v" (split in place: rq is ours) */
+    const char *keys[MAX_LABEL_FILTERS], *vals[MAX_LABEL_FILTERS];
+    int nl = 0;
+    for (char *p = rq->labels, *next; p && *p; p = next) {
+        next = strchr(p, ',');
+        if (next)
+            *next++ = '\0';
+        char *eq = strchr(p, '=');
+        if (!eq || eq == p || nl == MAX_LABEL_FILTERS) {
+            loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INVALID_ARGUMENT,
+                                  "labels: expected 'key=value[,key=value...]' (at most %d), got '%s'",
+                                  MAX_LABEL_FILTERS, p);
+            loom_pb_free(rq);
+            return;
+        }
+        *eq = '\0';
+        keys[nl] = p;
+        vals[nl++] = eq + 1;
+    }
+    /* tenant filter: a caller restricted to its tenant may only name its own */
+    const char *scope = caller_scope(m), *tenant = rq->tenant && *rq->tenant ? rq->tenant : NULL;
+    if (scope && tenant && strcmp(scope, tenant) != 0) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_PERMISSION_DENIED,
+                              "tenant '%s': this token sees only tenant '%s'", tenant, scope);
+        loom_pb_free(rq);
+        return;
+    }
     int state = -1;
     switch (rq->state) {
     case LOOM__V1__RUN_STATE__RUN_QUEUED: state = LOOM_RUN_PENDING; break;
@@ -490,7 +524,10 @@ static void rpc_list(srv_t *s, loom_msg_t *m)
                              .workflow = rq->workflow_name && rq->workflow_name[0]
                                              ? rq->workflow_name
                                              : NULL,
-                             .tenant = caller_scope(m),
+                             .tenant = scope ? scope : tenant,
+                             .after_ms = rq->submitted_after_unix_ms,
+                             .until_ms = rq->submitted_before_unix_ms,
+                             .label_keys = keys, .label_values = vals, .n_labels = nl,
                              .limit = limit + 1}; /* one more: is there a next page? */
     char before_id[64];
     if (rq->page_token && rq->page_token[0] &&
@@ -557,29 +594,65 @@ static void on_submit_durable(void *ud, int status)
     free(a);
 }
 
-static void rpc_submit(srv_t *s, loom_msg_t *m)
+/* The client's labels as a JSON object (malloc'd; NULL when none), or -1
+ * after answering INVALID_ARGUMENT. extra_key/extra_value: one more (Retry's
+ * retry_of), replacing a label of that name. */
+static int labels_json(srv_t *s, const loom_origin_t *o, Loom__V1__Metadata **labels, size_t n,
+                       const char *extra_key, const char *extra_value, char **out)
+{
+    *out = NULL;
+    if (!n && !extra_key)
+        return 0;
+    const char *why = NULL;
+    json_t *obj = json_object();
+    for (size_t i = 0; i < n && !why; i++) {
+        const char *k = labels[i]->key ? labels[i]->key : "", *v = labels[i]->value ? labels[i]->value : "";
+        if (!*k || strlen(k) > MAX_LABEL_KEY || strpbrk(k, "=, \t\r\n"))
+            why = "a label key is empty, longer than 63 bytes or holds '=', ',' or blanks";
+        else if (strlen(v) > MAX_LABEL_VALUE)
+            why = "a label value is longer than 1024 bytes";
+        else if (json_object_get(obj, k))
+            why = "a label key is given twice";
+        else if (n > MAX_LABELS)
+            why = "more than 64 labels";
+        else
+            json_object_set_new(obj, k, json_string(v));
+    }
+    if (why) {
+        json_decref(obj);
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INVALID_ARGUMENT, "labels: %s", why);
+        return -1;
+    }
+    if (extra_key)
+        json_object_set_new(obj, extra_key, json_string(extra_value));
+    *out = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(obj);
+    return 0;
+}
+
+/* Submit (rq from the client) and Retry (rq rebuilt from a stored run,
+ * tenant = that run's, retry_of = its id). Answers the client. */
+static void submit_run(srv_t *s, loom_msg_t *m, const Loom__V1__SubmitRequest *rq,
+                       const char *tenant, const char *retry_of)
 {
     const loom_origin_t *o = loom_msg_origin(m);
-    Loom__V1__SubmitRequest *rq = NULL;
     loom_err_t err;
     loom_err_clear(&err);
-    if (loom_msg_unpack(m, &loom__v1__submit_request__descriptor, NULL, (ProtobufCMessage **)&rq,
-                        &err) != LOOM_STATUS_OK) {
-        loom_rpc_reply_err(s->csrv, o, &err);
-        return;
-    }
     if (loom_engine_active_runs(s->eng) >= (size_t)s->opts.max_active_runs) {
         loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_RESOURCE_EXHAUSTED,
                               "loomd already runs %zu runs (--max-active-runs); retry later",
                               loom_engine_active_runs(s->eng));
-        loom_pb_free(rq);
         return;
     }
+    char *labels = NULL;
+    if (labels_json(s, o, rq->labels, rq->n_labels, retry_of ? "retry_of" : NULL, retry_of,
+                    &labels) != 0)
+        return;
     loom_submit_t sub = {.yaml = rq->workflow_yaml,
                          .yaml_len = rq->workflow_yaml ? strlen(rq->workflow_yaml) : 0,
                          .name = rq->workflow_name, .inputs_json = rq->inputs_json,
                          .sla_latency_ms = rq->sla_latency_ms,
-                         .idempotency_key = rq->idempotency_key};
+                         .idempotency_key = rq->idempotency_key, .labels_json = labels};
     for (size_t i = 0; i < rq->n_labels; i++) {
         const char *k = rq->labels[i]->key, *v = rq->labels[i]->value;
         if (k && strcmp(k, "cwd") == 0)
@@ -588,9 +661,9 @@ static void rpc_submit(srv_t *s, loom_msg_t *m)
             sub.allow_sla_miss = v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
     }
     const loom_principal_t *who = loom_msg_principal(m);
-    sub.tenant = who ? who->tenant : "default";
+    sub.tenant = tenant ? tenant : who ? who->tenant : "default";
     if (check_tenant_ops(s, m, sub.tenant, rq) != 0) {
-        loom_pb_free(rq);
+        free(labels);
         return;
     }
     char idem[600]; /* idempotency keys are per tenant */
@@ -600,6 +673,7 @@ static void rpc_submit(srv_t *s, loom_msg_t *m)
     }
     char id[32];
     int rc = loom_engine_submit(s->eng, &sub, id, &err);
+    free(labels);
     if (rc != 0) {
         if (!err.code)
             err.code = rc;
@@ -618,6 +692,108 @@ static void rpc_submit(srv_t *s, loom_msg_t *m)
             submit_reply(s, o, id);
         }
     }
+}
+
+static void rpc_submit(srv_t *s, loom_msg_t *m)
+{
+    Loom__V1__SubmitRequest *rq = NULL;
+    loom_err_t err;
+    if (loom_msg_unpack(m, &loom__v1__submit_request__descriptor, NULL, (ProtobufCMessage **)&rq,
+                        &err) != LOOM_STATUS_OK) {
+        loom_rpc_reply_err(s->csrv, loom_msg_origin(m), &err);
+        return;
+    }
+    submit_run(s, m, rq, NULL, NULL);
+    loom_pb_free(rq);
+}
+
+/* What Retry needs of the stored run. */
+typedef struct {
+    loom_arena_t *a;
+    char *yaml, *file, *inputs, *labels, *tenant;
+    int final;
+} retry_src_t;
+
+static int on_retry_run(void *ud, const loom_store_run_t *r)
+{
+    retry_src_t *x = ud;
+    x->yaml = r->workflow_yaml ? loom_arena_strdup(x->a, r->workflow_yaml) : NULL;
+    x->file = adup(x->a, r->workflow_file ? r->workflow_file : r->workflow);
+    x->inputs = r->inputs_json ? loom_arena_strdup(x->a, r->inputs_json) : NULL;
+    x->labels = r->labels_json ? loom_arena_strdup(x->a, r->labels_json) : NULL;
+    x->tenant = adup(x->a, r->tenant ? r->tenant : "default");
+    x->final = loom_store_run_state_final(r->state);
+    return 0;
+}
+
+static void rpc_retry(srv_t *s, loom_msg_t *m)
+{
+    const loom_origin_t *o = loom_msg_origin(m);
+    Loom__V1__RetryRequest *rq = NULL;
+    loom_err_t err;
+    if (loom_msg_unpack(m, &loom__v1__retry_request__descriptor, NULL, (ProtobufCMessage **)&rq,
+                        &err) != LOOM_STATUS_OK) {
+        loom_rpc_reply_err(s->csrv, o, &err);
+        return;
+    }
+    if (no_run_id(s, o, rq->run_id) || check_run_access(s, m, rq->run_id) != 0) {
+        loom_pb_free(rq);
+        return;
+    }
+    retry_src_t x = {.a = loom_arena_new(0)};
+    loom_workflow_t *wf = NULL;
+    int rc = loom_store_run_get(s->store, rq->run_id, on_retry_run, NULL, &x, &err);
+    if (rc == LOOM_ENOTFOUND) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", rq->run_id);
+    } else if (rc != 0) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
+    } else if (!x.final || !x.yaml) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_FAILED_PRECONDITION,
+                              x.final ? "run '%s': its workflow was not stored"
+                                      : "run '%s' is still active; cancel it first",
+                              rq->run_id);
+    } else if (loom_workflow_parse(x.file, x.yaml, strlen(x.yaml), &wf, NULL) != 0) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_FAILED_PRECONDITION,
+                              "run '%s': its stored workflow no longer parses", rq->run_id);
+    } else {
+        int secret = 0;
+        for (size_t i = 0; i < wf->n_inputs; i++)
+            secret |= wf->inputs[i].secret;
+        if (secret) {
+            loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_FAILED_PRECONDITION,
+                                  "run '%s' has secret inputs, which are never stored: "
+                                  "submit it again with them", rq->run_id);
+        } else {
+            /* the stored labels back into SubmitRequest form (retry_of replaced) */
+            json_t *l = x.labels ? json_loads(x.labels, 0, NULL) : NULL;
+            size_t n = 0, cap = json_is_object(l) ? json_object_size(l) : 0;
+            Loom__V1__Metadata *mds = loom_arena_calloc(x.a, cap ? cap : 1, sizeof *mds);
+            Loom__V1__Metadata **ptrs = loom_arena_calloc(x.a, cap ? cap : 1, sizeof *ptrs);
+            const char *k;
+            json_t *v;
+            json_object_foreach(l, k, v) {
+                if (!mds || !ptrs || !json_is_string(v) || strcmp(k, "retry_of") == 0)
+                    continue;
+                loom__v1__metadata__init(&mds[n]);
+                mds[n].key = adup(x.a, k);
+                mds[n].value = adup(x.a, json_string_value(v));
+                ptrs[n] = &mds[n];
+                n++;
+            }
+            json_decref(l);
+            Loom__V1__SubmitRequest sr = LOOM__V1__SUBMIT_REQUEST__INIT;
+            sr.workflow_yaml = x.yaml;
+            sr.workflow_name = x.file;
+            sr.inputs_json = x.inputs ? x.inputs : "";
+            sr.idempotency_key = rq->idempotency_key;
+            sr.labels = ptrs;
+            sr.n_labels = n;
+            LOOM_INFO(COMP, "msg=\"run retried by client\" run=%s", rq->run_id);
+            submit_run(s, m, &sr, x.tenant, rq->run_id);
+        }
+    }
+    loom_workflow_destroy(&wf);
+    loom_arena_destroy(&x.a);
     loom_pb_free(rq);
 }
 
@@ -702,12 +878,7 @@ static int on_replay(void *ud, const loom_store_event_t *se)
     if (hex) {
         size_t n = strlen(hex) / 2;
         uint8_t *bin = malloc(n + 1);
-        int ok = bin != NULL;
-        for (size_t i = 0; ok && i < n; i++) {
-            unsigned v;
-            ok = sscanf(hex + 2 * i, "%2x", &v) == 1;
-            bin[i] = (uint8_t)v;
-        }
+        int ok = bin != NULL && loom_unhex(hex, bin, n) == 0;
         if (ok)
             plan = loom__v1__plan__unpack(NULL, n, bin);
         free(bin);
@@ -832,8 +1003,13 @@ static void rpc_list_workers(srv_t *s, loom_msg_t *m)
                                                        : LOOM__V1__WORKER_STATE__WORKER_LOST;
         wi->registered_unix_ms = w->registered_ms;
         wi->last_heartbeat_unix_ms = w->last_seen_ms;
-        wi->running_tasks = (uint32_t)w->inflight;
-        wi->free_slots = w->inflight < w->slots ? (uint32_t)(w->slots - w->inflight) : 0;
+        /* busy = executing (the worker said Started); the rest it holds is queued */
+        uint32_t running = 0, held = 0;
+        for (const loom_task_t *t = w->tasks; t; t = t->wnext, held++)
+            running += t->started != 0;
+        wi->running_tasks = running;
+        wi->queued_tasks = held - running;
+        wi->free_slots = (int)running < w->slots ? (uint32_t)(w->slots - (int)running) : 0;
         wi->load = w->load;
         wi->tasks_done = w->tasks_done;
         wi->tasks_failed = w->tasks_failed;
@@ -917,6 +1093,8 @@ void server_on_client_msg(srv_t *s, loom_msg_t *m)
         rpc_list(s, m);
     else if (strcmp(method, LOOM_METHOD_CANCEL) == 0)
         rpc_cancel(s, m);
+    else if (strcmp(method, LOOM_METHOD_RETRY) == 0)
+        rpc_retry(s, m);
     else if (strcmp(method, LOOM_METHOD_LIST_WORKERS) == 0)
         rpc_list_workers(s, m);
     else if (strcmp(method, LOOM_METHOD_HEALTH) == 0)

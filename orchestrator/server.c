@@ -162,7 +162,8 @@ static void send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size
         reqs[i].op = (char *)t->op;
         reqs[i].input_json = t->input ? t->input : "";
         reqs[i].attempt = (uint32_t)t->attempt;
-        reqs[i].deadline_unix_ms = t->timeout_ms > 0 ? now + t->timeout_ms : 0;
+        /* counted from when the worker starts it, not from now */
+        reqs[i].timeout_ms = t->timeout_ms > 0 ? (uint32_t)t->timeout_ms : 0;
         const char *model = loom_task_model(t);
         reqs[i].model = (char *)(model ? model : "");
         ptrs[i] = &reqs[i];
@@ -371,6 +372,7 @@ static void on_register(srv_t *s, loom_msg_t *m)
     }
     snprintf(w->key, sizeof w->key, "%s", key);
     w->revoked = 0;
+    w->keeps_tools = rq->keeps_tools;
     LOOM_INFO(COMP, "msg=\"worker registered\" id=%s kind=%s model=\"%s\" slots=%d ops=%zu gflops=%.1f gbps=%.1f held=%zu key=%s",
               w->id, w->kind, w->model, w->slots, w->n_ops, w->gflops, w->gbps, rq->n_held_tasks,
               key[0] ? key : "-");

@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sha.h"
 #include "common/utf8.h"
 
 #define COMP "loomd"
@@ -364,6 +365,8 @@ int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, 
     if (s->cwd && s->cwd[0] == '/')
         r->client_cwd = strdup(s->cwd);
     r->tenant = strdup(s->tenant && *s->tenant ? s->tenant : "default");
+    if (s->labels_json)
+        r->labels_json = strdup(s->labels_json);
     if (name[0] == '/') { /* compute/vector.search resolve artifacts from here */
         const char *slash = strrchr(name, '/');
         r->workflow_dir = strndup(name, slash > name ? (size_t)(slash - name) : 1);
@@ -464,30 +467,6 @@ int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, 
 
 /* ---- events and store records ------------------------------------------------- */
 
-static Loom__V1__RunState run_state_pb(loom_run_state_t s)
-{
-    switch (s) {
-    case LOOM_RUN_PENDING: return LOOM__V1__RUN_STATE__RUN_QUEUED;
-    case LOOM_RUN_RUNNING: return LOOM__V1__RUN_STATE__RUN_RUNNING;
-    case LOOM_RUN_SUCCEEDED: return LOOM__V1__RUN_STATE__RUN_SUCCEEDED;
-    case LOOM_RUN_CANCELLED: return LOOM__V1__RUN_STATE__RUN_CANCELLED;
-    default: return LOOM__V1__RUN_STATE__RUN_FAILED;
-    }
-}
-
-static int step_state_pb(loom_task_state_t s)
-{
-    switch (s) {
-    case LOOM_TASK_PENDING: return LOOM__V1__STEP_STATE__STEP_PENDING;
-    case LOOM_TASK_READY: return LOOM__V1__STEP_STATE__STEP_READY;
-    case LOOM_TASK_ASSIGNED:
-    case LOOM_TASK_RUNNING: return LOOM__V1__STEP_STATE__STEP_RUNNING;
-    case LOOM_TASK_SUCCEEDED: return LOOM__V1__STEP_STATE__STEP_SUCCEEDED;
-    case LOOM_TASK_SKIPPED: return LOOM__V1__STEP_STATE__STEP_SKIPPED;
-    case LOOM_TASK_CANCELLED: return LOOM__V1__STEP_STATE__STEP_CANCELLED;
-    default: return LOOM__V1__STEP_STATE__STEP_FAILED;
-    }
-}
 
 static const char *const kind_names[] = {
     "unspecified", "run.queued", "run.planned", "run.replanned", "step.started",
@@ -543,7 +522,7 @@ static void emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
     pe.task_id = (char *)(ev->task_id ? ev->task_id : "");
     pe.worker_id = (char *)(ev->worker_id ? ev->worker_id : "");
     pe.attempt = (uint32_t)ev->attempt;
-    pe.run_state = run_state_pb(r->state);
+    pe.run_state = loom_store_run_state_pb(r->state);
     pe.step_state = ev->step_state;
     pe.message = (char *)(ev->message ? ev->message : "");
     pe.output_json = (char *)(ev->output ? ev->output : "");
@@ -584,9 +563,7 @@ static void emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
             char *hex = malloc(2 * n + 1);
             if (bin && hex) {
                 loom__v1__plan__pack(ev->plan, bin);
-                for (size_t i = 0; i < n; i++)
-                    snprintf(hex + 2 * i, 3, "%02x", bin[i]);
-                hex[2 * n] = 0;
+                loom_hex(bin, n, hex);
                 json_object_set_new(d, "plan_pb", json_string(hex));
             }
             free(bin);
@@ -638,12 +615,21 @@ static char *needs_json(scope_t *sc, size_t i)
     return out;
 }
 
-static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_t *t,
+/* Records step i of sc: attempt t of a plain step, the step as a whole
+ * (t NULL: foreach and loop steps, skips, failures before any task), or,
+ * with item set, the foreach item t as its own record "step[<item>]" (its
+ * worker, timings, cost, output or error). */
+static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_t *t, int item,
                        loom_task_state_t state, const char *output, const char *error)
 {
     char sid[256];
     engine_step_path(sc, i, sid, sizeof sid);
     step_rt_t *st = &sc->st[i];
+    if (item && t && t->index >= 0) {
+        size_t n = strlen(sid);
+        snprintf(sid + n, sizeof sid - n, "[%d]", t->index);
+    }
+    int one_task = t && (item || !st->is_foreach); /* a record of one dispatched task */
     const char *op = loom_op_kind_name(sc->g->steps[i].op);
     int64_t finished = loom_store_task_state_final(state) ? loom_wall_ms() : 0;
     /* Why it ran where it ran: the policy's reason, else least-loaded's. */
@@ -662,10 +648,12 @@ static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
     if (finished && t && t->worker && t->started_ms > 0 && finished >= t->started_ms &&
         t->worker->price_per_hour > 0)
         cost = (double)(finished - t->started_ms) / 3600000.0 * t->worker->price_per_hour;
+    if (one_task)
+        sc->run->cost += cost;
     char *needs = needs_json(sc, i);
     loom_store_task_t rec = {
         .run_id = sc->run->id, .step_id = sid, .index = task_index(sc, t),
-        .attempt = t && !st->is_foreach ? t->attempt : 1,
+        .attempt = one_task ? t->attempt : 1,
         .op = op,
         .worker_id = t && t->worker ? t->worker->id : NULL,
         .device = t && t->worker ? t->worker->kind : NULL, .state = state,
@@ -674,9 +662,9 @@ static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
         .finished_ms = finished,
         .output_json = output, .error = error,
         .error_code = error ? (st->error_code ? st->error_code : engine_error_code(state, 0)) : 0,
-        .predicted_ms = t && !st->is_foreach ? t->predicted_ms : 0,
-        .predicted_cost = t && !st->is_foreach ? t->predicted_cost : 0,
-        .cost = st->is_foreach ? 0 : cost, .reason = reason, .needs_json = needs};
+        .predicted_ms = one_task ? t->predicted_ms : 0,
+        .predicted_cost = one_task ? t->predicted_cost : 0,
+        .cost = one_task ? cost : 0, .reason = reason, .needs_json = needs};
     loom_err_t err;
     if (loom_store_task_put(e->cfg.store, &rec, &err) != 0)
         LOOM_WARN(COMP, "msg=\"store: task put failed\" run=%s step=%s err=\"%s\"", sc->run->id,
@@ -692,7 +680,7 @@ void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
     engine_ev_t ev = {.kind = kind, .step_id = sid, .message = message, .error = error,
                       .step_state = kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_STARTED
                                         ? LOOM__V1__STEP_STATE__STEP_RUNNING
-                                        : step_state_pb(sc->st[i].state)};
+                                        : loom_store_task_state_pb(sc->st[i].state)};
     if (t) {
         ev.task_id = t->id;
         ev.attempt = t->attempt;
@@ -723,7 +711,7 @@ void engine_step_finished(loom_engine_t *e, scope_t *sc, size_t i, loom_task_sta
                                                    : engine_error_code(state, 0);
     if (st->is_foreach || sc->g->steps[i].op == LOOM_OP_LOOP || state == LOOM_TASK_SKIPPED ||
         !st->started_event)
-        store_task(e, sc, i, NULL, state, out, error);
+        store_task(e, sc, i, NULL, 0, state, out, error);
     char msg[160] = "";
     if (st->is_foreach)
         snprintf(msg, sizeof msg, "%zu item(s)", st->n_items);
@@ -732,7 +720,7 @@ void engine_step_finished(loom_engine_t *e, scope_t *sc, size_t i, loom_task_sta
     else if (state == LOOM_TASK_SKIPPED)
         snprintf(msg, sizeof msg, "when: was false");
     engine_ev_t ev = {.kind = kind, .step_id = sid, .message = msg[0] ? msg : NULL,
-                      .output = out, .error = error, .step_state = step_state_pb(state),
+                      .output = out, .error = error, .step_state = loom_store_task_state_pb(state),
                       .step_ms = (double)(st->finished_ms - st->started_ms),
                       .error_code = st->error_code,
                       /* the attempt that ended a plain step (none for foreach/loop/skip) */
@@ -747,15 +735,14 @@ void engine_task_assigned(loom_engine_t *e, loom_task_t *t)
 {
     scope_t *sc = t->scope;
     step_rt_t *st = &sc->st[t->step];
-    if (!st->is_foreach)
-        store_task(e, sc, t->step, t, LOOM_TASK_RUNNING, NULL, NULL);
+    store_task(e, sc, t->step, t, st->is_foreach, LOOM_TASK_RUNNING, NULL, NULL);
     if (!st->started_event || (!st->is_foreach && t->attempt > 1)) {
-        if (!st->started_event && st->is_foreach)
-            store_task(e, sc, t->step, t, LOOM_TASK_RUNNING, NULL, NULL);
+        if (!st->started_event && st->is_foreach) /* the step as a whole (no one worker) */
+            store_task(e, sc, t->step, NULL, 0, LOOM_TASK_RUNNING, NULL, NULL);
         st->started_event = 1;
         char msg[96] = "";
         /* time spent ready in loomd before a worker took it, reported apart
-         * from execution (timeout_ms counts from here) */
+         * from execution (timeout_ms counts from the worker's Started) */
         long queued = (long)(t->started_ms - t->ready_ms);
         if (st->is_foreach)
             snprintf(msg, sizeof msg, "fan-out of %zu", st->n_items);
@@ -770,8 +757,7 @@ void engine_task_attempt_failed(loom_engine_t *e, loom_task_t *t, loom_task_stat
                                 const char *error)
 {
     scope_t *sc = t->scope;
-    if (!sc->st[t->step].is_foreach)
-        store_task(e, sc, t->step, t, how, NULL, error);
+    store_task(e, sc, t->step, t, sc->st[t->step].is_foreach, how, NULL, error);
 }
 
 void engine_task_retried(loom_engine_t *e, loom_task_t *t, const char *why)
@@ -787,13 +773,12 @@ void engine_task_succeeded(loom_engine_t *e, loom_task_t *t, const char *output,
 {
     (void)step_ms;
     scope_t *sc = t->scope;
-    if (sc->st[t->step].is_foreach)
-        return;
     char *copy = NULL;
     if (output && len) {
         copy = strndup(output, len);
     }
-    store_task(e, sc, t->step, t, LOOM_TASK_SUCCEEDED, copy ? copy : "null", NULL);
+    store_task(e, sc, t->step, t, sc->st[t->step].is_foreach, LOOM_TASK_SUCCEEDED,
+               copy ? copy : "null", NULL);
     free(copy);
 }
 
@@ -848,11 +833,10 @@ void engine_task_cancelled(loom_engine_t *e, loom_task_t *t, const char *why)
 {
     scope_t *sc = t->scope;
     step_rt_t *st = &sc->st[t->step];
-    if (st->is_foreach) {
-        if (!st->cancel_recorded)
-            store_task(e, sc, t->step, NULL, LOOM_TASK_CANCELLED, NULL, why);
+    if (st->is_foreach && !st->cancel_recorded) {
+        store_task(e, sc, t->step, NULL, 0, LOOM_TASK_CANCELLED, NULL, why);
         st->cancel_recorded = 1;
-    } else {
-        store_task(e, sc, t->step, t, LOOM_TASK_CANCELLED, NULL, why);
     }
+    if (!st->is_foreach || t->worker) /* items never dispatched have no record */
+        store_task(e, sc, t->step, t, st->is_foreach, LOOM_TASK_CANCELLED, NULL, why);
 }

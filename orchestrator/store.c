@@ -1,8 +1,11 @@
 /* store.c — see store.h: the vtable wrapper and state names. */
 #include "orchestrator/store.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "loom/v1/rpc.pb-c.h"
 
 struct loom_store {
     const loom_store_ops_t *ops;
@@ -49,6 +52,55 @@ int loom_store_run_state_final(loom_run_state_t s)
 int loom_store_task_state_final(loom_task_state_t s)
 {
     return s >= LOOM_TASK_SUCCEEDED && s <= LOOM_TASK_SKIPPED;
+}
+
+int loom_store_run_state_pb(loom_run_state_t s)
+{
+    switch (s) {
+    case LOOM_RUN_PENDING: return LOOM__V1__RUN_STATE__RUN_QUEUED;
+    case LOOM_RUN_RUNNING: return LOOM__V1__RUN_STATE__RUN_RUNNING;
+    case LOOM_RUN_SUCCEEDED: return LOOM__V1__RUN_STATE__RUN_SUCCEEDED;
+    case LOOM_RUN_CANCELLED: return LOOM__V1__RUN_STATE__RUN_CANCELLED;
+    default: return LOOM__V1__RUN_STATE__RUN_FAILED;
+    }
+}
+
+int loom_store_task_state_pb(loom_task_state_t s)
+{
+    switch (s) {
+    case LOOM_TASK_PENDING: return LOOM__V1__STEP_STATE__STEP_PENDING;
+    case LOOM_TASK_READY: return LOOM__V1__STEP_STATE__STEP_READY;
+    case LOOM_TASK_ASSIGNED:
+    case LOOM_TASK_RUNNING: return LOOM__V1__STEP_STATE__STEP_RUNNING;
+    case LOOM_TASK_SUCCEEDED: return LOOM__V1__STEP_STATE__STEP_SUCCEEDED;
+    case LOOM_TASK_SKIPPED: return LOOM__V1__STEP_STATE__STEP_SKIPPED;
+    case LOOM_TASK_CANCELLED: return LOOM__V1__STEP_STATE__STEP_CANCELLED;
+    default: return LOOM__V1__STEP_STATE__STEP_FAILED;
+    }
+}
+
+int loom_store_filter_match(const loom_store_filter_t *f, const loom_store_run_t *r)
+{
+    if (f->state >= 0 && (int)r->state != f->state)
+        return 0;
+    if (f->workflow && (!r->workflow || strcmp(f->workflow, r->workflow) != 0))
+        return 0;
+    if (f->tenant && strcmp(f->tenant, r->tenant ? r->tenant : "default") != 0)
+        return 0;
+    if (f->after_ms && r->created_ms < f->after_ms)
+        return 0;
+    if (f->until_ms && r->created_ms >= f->until_ms)
+        return 0;
+    if (f->n_labels <= 0)
+        return 1;
+    json_t *l = r->labels_json ? json_loads(r->labels_json, 0, NULL) : NULL;
+    int ok = 1;
+    for (int i = 0; ok && i < f->n_labels; i++) {
+        const char *v = json_string_value(json_object_get(l, f->label_keys[i]));
+        ok = v && strcmp(v, f->label_values[i]) == 0;
+    }
+    json_decref(l);
+    return ok;
 }
 
 loom_store_t *loom_store_new(const loom_store_ops_t *ops, void *self)

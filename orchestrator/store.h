@@ -53,12 +53,19 @@ typedef enum {
     LOOM_TASK_SKIPPED = 8,  /* `when:` was false, or an upstream failed */
 } loom_task_state_t;
 
-/* "pending", "running", ... Static storage; "unknown" when out of range. */
+/* "pending", "running", ... Static storage; "unknown" when out of range.
+ * These are the store's own names (PostgreSQL's state columns); what people
+ * and clients see is protocol/states.h's vocabulary, through the two
+ * mappings below. */
 const char *loom_store_run_state_name(loom_run_state_t s);
 const char *loom_store_task_state_name(loom_task_state_t s);
 /* Parses a name back; returns -1 when unknown. */
 int loom_store_run_state_parse(const char *name);
 int loom_store_task_state_parse(const char *name);
+/* Store state -> Loom__V1__RunState / Loom__V1__StepState (pending ->
+ * QUEUED, assigned -> RUNNING, timed out -> FAILED). */
+int loom_store_run_state_pb(loom_run_state_t s);
+int loom_store_task_state_pb(loom_task_state_t s);
 /* True for succeeded/failed/cancelled/timed out (and skipped for tasks). */
 int loom_store_run_state_final(loom_run_state_t s);
 int loom_store_task_state_final(loom_task_state_t s);
@@ -73,8 +80,8 @@ typedef struct loom_store_run {
     const char *outputs_json;  /* object of outputs once succeeded */
     const char *error;         /* why it failed, human-readable */
     const char *tenant;        /* whose run (the token's tenant; "default" without tokens) */
-    int error_code;            /* its Loom__V1__StatusCode (0 = not kept; the PostgreSQL
-                                * store keeps none: readers derive it from the state) */
+    int error_code;            /* its Loom__V1__StatusCode (0 = not kept: readers derive
+                                * it from the state; both stores keep it) */
     loom_run_state_t state;
     int64_t created_ms;        /* wall clock, ms since the epoch; 0 = unset */
     int64_t started_ms;
@@ -82,6 +89,9 @@ typedef struct loom_store_run {
     int64_t deadline_ms;       /* created + sla.latency_ms; 0 = no SLA */
     int sla_missed;            /* 1 when it finished (or is still running) past its deadline */
     int tasks_total, tasks_done; /* progress counters */
+    const char *labels_json;   /* the submitter's labels as a JSON object of strings (NULL = none);
+                                * set by run_create, kept by run_update */
+    double cost;               /* USD so far: the sum of its tasks' costs (run_update) */
 } loom_store_run_t;
 
 /* One attempt of a task. (run_id, step_id, index, attempt) is the key;
@@ -137,12 +147,21 @@ typedef struct loom_store_filter {
     int state;                 /* a loom_run_state_t, or -1 for any */
     const char *workflow;
     const char *tenant;        /* only this tenant's runs */
+    int64_t after_ms;          /* only runs created at or after (0 = any) */
+    int64_t until_ms;          /* only runs created before (0 = any) */
+    /* only runs carrying every one of these labels (n_labels pairs) */
+    const char *const *label_keys, *const *label_values;
+    int n_labels;
     int limit;                 /* 0 = implementation default (100) */
     /* paging: only runs before this one in (created_ms, id) order, newest
      * first; before_id NULL = from the newest */
     int64_t before_ms;
     const char *before_id;
 } loom_store_filter_t;
+
+/* Whether run r passes the filter's state/workflow/tenant/time/label tests
+ * (not the paging). For implementations. */
+int loom_store_filter_match(const loom_store_filter_t *f, const loom_store_run_t *r);
 
 /* Read callbacks. Return 0 to continue, non-zero to stop early. */
 typedef int (*loom_store_run_fn)(void *ud, const loom_store_run_t *run);

@@ -92,6 +92,7 @@ static void task_free(void *p)
     free((char *)t->t.device);
     free((char *)t->t.output_json);
     free((char *)t->t.error);
+    free((char *)t->t.reason);
     free(t);
 }
 
@@ -121,7 +122,8 @@ static void run_free(mrun_t *r)
     }
     free(r->events);
     const char **strs[] = {&r->r.id, &r->r.workflow, &r->r.workflow_yaml, &r->r.workflow_file,
-                           &r->r.inputs_json, &r->r.outputs_json, &r->r.error, &r->r.tenant};
+                           &r->r.inputs_json, &r->r.outputs_json, &r->r.error, &r->r.tenant,
+                           &r->r.labels_json};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free((char *)*strs[i]);
     free(r);
@@ -195,6 +197,7 @@ static void copy_mutable(loom_store_run_t *dst, const loom_store_run_t *src)
     dst->sla_missed = src->sla_missed;
     dst->tasks_total = src->tasks_total;
     dst->tasks_done = src->tasks_done;
+    dst->cost = src->cost;
     if (src->error_code)
         dst->error_code = src->error_code;
 }
@@ -218,10 +221,12 @@ static int mem_run_create(void *self, const loom_store_run_t *run, loom_err_t *e
     r->r.outputs_json = dup(run->outputs_json);
     r->r.error = dup(run->error);
     r->r.tenant = dup(run->tenant);
+    r->r.labels_json = dup(run->labels_json);
     r->tasks = loom_map_new(task_free);
     r->bytes = sizeof *r + REC_COST + str_cost(run->id) + str_cost(run->workflow) +
                str_cost(run->workflow_yaml) + str_cost(run->workflow_file) +
-               str_cost(run->inputs_json) + str_cost(run->outputs_json) + str_cost(run->error);
+               str_cost(run->inputs_json) + str_cost(run->outputs_json) + str_cost(run->error) +
+               str_cost(run->tenant) + str_cost(run->labels_json);
     if (!r->r.id || !r->tasks || loom_map_put(m->runs, run->id, r) != 0) {
         run_free(r);
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
@@ -298,6 +303,12 @@ static int mem_task_put(void *self, const loom_store_task_t *t, loom_err_t *err)
         rc |= set_str(&mt->t.output_json, t->output_json, &delta);
     if (t->error)
         rc |= set_str(&mt->t.error, t->error, &delta);
+    if (t->reason)
+        rc |= set_str(&mt->t.reason, t->reason, &delta);
+    if (t->predicted_ms > 0)
+        mt->t.predicted_ms = t->predicted_ms;
+    if (t->cost > 0)
+        mt->t.cost = t->cost;
     grow(m, r, delta);
     if (r->final_listed)
         evict(m);
@@ -364,11 +375,7 @@ static int mem_run_list(void *self, const loom_store_filter_t *f, loom_store_run
     mem_t *m = self;
     int limit = f && f->limit > 0 ? f->limit : 100, n = 0;
     for (mrun_t *r = m->head; r && n < limit; r = r->next) {
-        if (f && f->state >= 0 && (int)r->r.state != f->state)
-            continue;
-        if (f && f->tenant && (!r->r.tenant || strcmp(f->tenant, r->r.tenant) != 0))
-            continue;
-        if (f && f->workflow && (!r->r.workflow || strcmp(f->workflow, r->r.workflow) != 0))
+        if (f && !loom_store_filter_match(f, &r->r))
             continue;
         if (f && f->before_id &&
             (r->r.created_ms > f->before_ms ||

@@ -3,6 +3,7 @@
 #include "orchestrator/store_pg.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <math.h>
 #include <pthread.h>
@@ -159,9 +160,9 @@ static const loom_pgw_stmt_t stmts[ST__COUNT] = {
         "ON CONFLICT (hash) DO NOTHING", 4},
     [ST_RUN_INSERT] = {"loom_run_insert",
         "INSERT INTO runs (id, workflow_hash, workflow_name, state, inputs, sla_ms, "
-        "predicted_ms, predicted_cost, submitted_at, tenant) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " TS(9) ", coalesce($10, 'default')) "
-        "ON CONFLICT (id) DO NOTHING", 10},
+        "predicted_ms, predicted_cost, submitted_at, tenant, labels) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " TS(9) ", coalesce($10, 'default'), $11::jsonb) "
+        "ON CONFLICT (id) DO NOTHING", 11},
     /* Updates the run and, when it reaches a final state, records its SLA
      * outcome from the stored submission time and SLA in the same statement. */
     [ST_RUN_UPDATE] = {"loom_run_update",
@@ -169,20 +170,21 @@ static const loom_pgw_stmt_t stmts[ST__COUNT] = {
         "error = coalesce($4, error), started_at = coalesce(" TS(5) ", started_at), "
         "finished_at = coalesce(" TS(6) ", finished_at), "
         "predicted_ms = coalesce($7, predicted_ms), "
-        "predicted_cost = coalesce($8, predicted_cost) WHERE id = $1 RETURNING *), "
+        "predicted_cost = coalesce($8, predicted_cost), "
+        "error_code = coalesce($9::int, error_code) WHERE id = $1 RETURNING *), "
         "l AS (SELECT u.*, extract(epoch FROM u.finished_at - u.submitted_at) * 1000 AS ms FROM u "
         "      WHERE u.state IN ('succeeded', 'failed', 'cancelled', 'timed_out') "
         "      AND u.finished_at IS NOT NULL) "
         "INSERT INTO sla_outcomes (run_id, workflow_name, sla_ms, latency_ms, met, at) "
         "SELECT id, workflow_name, sla_ms, ms, state = 'succeeded' AND (sla_ms IS NULL OR ms <= sla_ms), "
         "finished_at FROM l ON CONFLICT (run_id) DO UPDATE SET latency_ms = EXCLUDED.latency_ms, "
-        "met = EXCLUDED.met, at = EXCLUDED.at", 8},
+        "met = EXCLUDED.met, at = EXCLUDED.at", 9},
     [ST_TASK] = {"loom_task",
         "INSERT INTO tasks AS t (run_id, task_id, step_id, op, state, device_class, worker_id, "
         "reason, needs, predicted_ms, predicted_cost, actual_ms, cost, attempts, output, error, "
-        "started_at, finished_at) VALUES ($1, $2, coalesce($3, $2), coalesce($4, ''), "
+        "started_at, finished_at, error_code) VALUES ($1, $2, coalesce($3, $2), coalesce($4, ''), "
         "coalesce($5, 'pending'), $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14::int, 0), "
-        "$15, $16, " TS(17) ", " TS(18) ") "
+        "$15, $16, " TS(17) ", " TS(18) ", $19::int) "
         "ON CONFLICT (run_id, task_id) DO UPDATE SET "
         "step_id = coalesce($3, t.step_id), op = coalesce($4, t.op), "
         "state = coalesce($5, t.state), device_class = coalesce($6, t.device_class), "
@@ -192,7 +194,8 @@ static const loom_pgw_stmt_t stmts[ST__COUNT] = {
         "actual_ms = coalesce($12, t.actual_ms), cost = coalesce($13, t.cost), "
         "attempts = coalesce($14::int, t.attempts), output = coalesce($15, t.output), "
         "error = coalesce($16, t.error), started_at = coalesce(" TS(17) ", t.started_at), "
-        "finished_at = coalesce(" TS(18) ", t.finished_at)", 18,
+        "finished_at = coalesce(" TS(18) ", t.finished_at), "
+        "error_code = coalesce($19::int, t.error_code)", 19,
         /* keyed by (run_id, task_id), NULL keeps: one row write per task
          * per batch however many transitions it went through */
         2},
@@ -287,7 +290,8 @@ int loom_store_pg_submit_run(loom_store_pg_t *s, const loom_store_pg_run_t *r,
     numbufs_t nb;
     const char *p[] = {r->id, r->workflow_hash, r->workflow_name, r->state ? r->state : "queued",
                        r->inputs, dbl(&nb, 5, r->sla_ms), dbl(&nb, 6, r->predicted_ms),
-                       dbl(&nb, 7, r->predicted_cost), tms(&nb, 8, r->submitted_ms), r->tenant};
+                       dbl(&nb, 7, r->predicted_cost), tms(&nb, 8, r->submitted_ms), r->tenant,
+                       r->labels};
     return loom_pgw_enqueue(s->writer, ST_RUN_INSERT, p, 1, done, arg, err);
 }
 
@@ -296,7 +300,8 @@ int loom_store_pg_update_run(loom_store_pg_t *s, const loom_store_pg_run_t *r,
     numbufs_t nb;
     const char *p[] = {r->id, r->state, r->outputs, r->error, tms(&nb, 4, r->started_ms),
                        tms(&nb, 5, r->finished_ms), dbl(&nb, 6, r->predicted_ms),
-                       dbl(&nb, 7, r->predicted_cost)};
+                       dbl(&nb, 7, r->predicted_cost),
+                       r->error_code ? num(&nb, 8, r->error_code) : NULL};
     return loom_pgw_enqueue(s->writer, ST_RUN_UPDATE, p, 0, done, arg, err);
 }
 
@@ -308,7 +313,8 @@ int loom_store_pg_put_task(loom_store_pg_t *s, const loom_store_pg_task_t *t,
                        dbl(&nb, 10, t->predicted_cost), dbl(&nb, 11, t->actual_ms),
                        dbl(&nb, 12, t->cost), t->attempts < 0 ? NULL : num(&nb, 13, t->attempts),
                        t->output, t->error, tms(&nb, 16, t->started_ms),
-                       tms(&nb, 17, t->finished_ms)};
+                       tms(&nb, 17, t->finished_ms),
+                       t->error_code ? num(&nb, 18, t->error_code) : NULL};
     return loom_pgw_enqueue(s->writer, ST_TASK, p, 0, done, arg, err);
 }
 
@@ -598,7 +604,8 @@ static int v_run_create(void *self, const loom_store_run_t *run, loom_err_t *err
         .state = loom_store_run_state_name(run->state), .inputs = run->inputs_json,
         .outputs = run->outputs_json, .error = run->error, .sla_ms = sla, .predicted_ms = NAN,
         .predicted_cost = NAN, .submitted_ms = run->created_ms ? run->created_ms : loom_wall_ms(),
-        .started_ms = run->started_ms, .finished_ms = run->finished_ms, .tenant = run->tenant};
+        .started_ms = run->started_ms, .finished_ms = run->finished_ms, .tenant = run->tenant,
+        .labels = run->labels_json};
     int rc = loom_store_pg_submit_run(v->pg, &r, NULL, NULL, err);
     if (rc) return rc;
     loom_store_run_create(v->mem, run, NULL);
@@ -610,6 +617,7 @@ static int v_run_update(void *self, const loom_store_run_t *run, loom_err_t *err
     if (!run || !run->id) return loom_err_set(err, LOOM_EINVAL, "run without an id");
     loom_store_pg_run_t r = {.id = run->id, .state = loom_store_run_state_name(run->state),
                              .outputs = run->outputs_json, .error = run->error,
+                             .error_code = run->error_code,
                              .sla_ms = NAN, .predicted_ms = NAN, .predicted_cost = NAN,
                              .started_ms = run->started_ms, .finished_ms = run->finished_ms};
     if (loom_store_run_state_final(run->state) && !r.finished_ms) r.finished_ms = loom_wall_ms();
@@ -629,7 +637,7 @@ static int v_task_put(void *self, const loom_store_task_t *t, loom_err_t *err) {
         .step_id = t->step_id, .op = t->op, .state = loom_store_task_state_name(t->state),
         .device_class = t->device, .worker_id = t->worker_id, .reason = t->reason,
         .needs = t->needs_json, .output = t->output_json, .error = t->error,
-        .predicted_ms = ms_or_null(t->predicted_ms), .predicted_cost = ms_or_null(t->predicted_cost),
+        .error_code = t->error_code, .predicted_ms = ms_or_null(t->predicted_ms), .predicted_cost = ms_or_null(t->predicted_cost),
         .actual_ms = final && t->started_ms && t->finished_ms
                          ? (double)(t->finished_ms - t->started_ms) : NAN,
         .cost = ms_or_null(t->cost), .attempts = t->attempt,
@@ -665,9 +673,131 @@ static int v_worker_put(void *self, const loom_store_worker_t *w, loom_err_t *er
     return 0;
 }
 
+/* List: the runs in memory (the newest, the active and those not yet
+ * written) merged with the database's history, newest first, by
+ * (created, id); a run in both comes from memory. Without the database
+ * (down), memory alone. */
+typedef struct {
+    char id[64];
+    int64_t created;
+} list_key_t;
+
+typedef struct {
+    list_key_t *keys;
+    int n, cap;
+} list_keys_t;
+
+static int on_mem_key(void *ud, const loom_store_run_t *r) {
+    list_keys_t *k = ud;
+    if (k->n == k->cap) return 1;
+    snprintf(k->keys[k->n].id, sizeof k->keys[k->n].id, "%s", r->id);
+    k->keys[k->n++].created = r->created_ms;
+    return 0;
+}
+
+static int db_row_run(PGresult *r, int i, loom_store_run_fn fn, void *ud) {
+    int st = loom_store_run_state_parse(val(r, i, 2));
+    double sla = dval(r, i, 8);
+    loom_store_run_t run = {.id = val(r, i, 0), .workflow = val(r, i, 1),
+                            .state = st < 0 ? LOOM_RUN_FAILED : (loom_run_state_t)st,
+                            .error = val(r, i, 3), .created_ms = tval(r, i, 4),
+                            .started_ms = tval(r, i, 5), .finished_ms = tval(r, i, 6),
+                            .tenant = val(r, i, 7), .sla_missed = strcmp(val(r, i, 9), "t") == 0,
+                            .labels_json = val(r, i, 10), .cost = dval(r, i, 11)};
+    run.deadline_ms = isnan(sla) ? 0 : run.created_ms + (int64_t)sla;
+    return fn(ud, &run);
+}
+
+static int mem_emit(void *ud, const loom_store_run_t *r) {
+    void **a = ud;
+    return ((loom_store_run_fn)a[0])(a[1], r);
+}
+
 static int v_run_list(void *self, const loom_store_filter_t *f, loom_store_run_fn fn, void *ud,
                       loom_err_t *err) {
-    return loom_store_run_list(((pgv_t *)self)->mem, f, fn, ud, err);
+    pgv_t *v = self;
+    int limit = f && f->limit > 0 ? f->limit : 100;
+    list_keys_t mk = {.keys = calloc((size_t)limit, sizeof *mk.keys), .cap = limit};
+    if (!mk.keys) return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    int rc = loom_store_run_list(v->mem, f, on_mem_key, &mk, err);
+    if (rc) {
+        free(mk.keys);
+        return rc;
+    }
+    /* The same filter in SQL: $n parameters as text. */
+    loom_store_pg_t *s = v->pg;
+    char sql[2048], nums[6][32], *labels = NULL;
+    const char *p[16];
+    int np = 0;
+    int n = snprintf(sql, sizeof sql,
+        "SELECT r.id, r.workflow_name, r.state, r.error, " MS("r.submitted_at") ", "
+        MS("r.started_at") ", " MS("r.finished_at") ", r.tenant, r.sla_ms, "
+        "coalesce(NOT so.met, false), r.labels::text, "
+        "(SELECT coalesce(sum(t.cost), 0) FROM tasks t WHERE t.run_id = r.id) "
+        "FROM runs r LEFT JOIN sla_outcomes so ON so.run_id = r.id WHERE true");
+#define COND(fmt, value) do { p[np++] = (value); \
+        n += snprintf(sql + n, sizeof sql - (size_t)n, fmt, np); } while (0)
+    if (f && f->state >= 0) COND(" AND r.state = $%d", loom_store_run_state_name(f->state));
+    if (f && f->workflow) COND(" AND r.workflow_name = $%d", f->workflow);
+    if (f && f->tenant) COND(" AND r.tenant = $%d", f->tenant);
+    if (f && f->after_ms) {
+        snprintf(nums[0], sizeof nums[0], "%" PRId64, f->after_ms);
+        COND(" AND r.submitted_at >= to_timestamp($%d::float8 / 1000)", nums[0]);
+    }
+    if (f && f->until_ms) {
+        snprintf(nums[1], sizeof nums[1], "%" PRId64, f->until_ms);
+        COND(" AND r.submitted_at < to_timestamp($%d::float8 / 1000)", nums[1]);
+    }
+    if (f && f->n_labels > 0) {
+        json_t *o = json_object();
+        for (int i = 0; i < f->n_labels; i++)
+            json_object_set_new(o, f->label_keys[i], json_string(f->label_values[i]));
+        labels = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        COND(" AND r.labels @> $%d::jsonb", labels);
+    }
+    if (f && f->before_id) {
+        snprintf(nums[2], sizeof nums[2], "%" PRId64, f->before_ms);
+        p[np++] = nums[2];
+        p[np++] = f->before_id;
+        n += snprintf(sql + n, sizeof sql - (size_t)n, " AND (" MS("r.submitted_at")
+                      ", r.id) < ($%d::bigint, $%d)", np - 1, np);
+    }
+#undef COND
+    snprintf(nums[3], sizeof nums[3], "%d", limit);
+    p[np++] = nums[3];
+    snprintf(sql + n, sizeof sql - (size_t)n, " ORDER BY r.submitted_at DESC, r.id DESC LIMIT $%d",
+             np);
+    pthread_mutex_lock(&s->read_mu);
+    loom_err_t derr = {0};
+    PGresult *r = read_query(s, sql, np, p, &derr);
+    free(labels);
+    if (!r) LOOM_DEBUG("store_pg", "msg=\"list: history unavailable\" err=\"%s\"", derr.msg);
+    /* Merge, newest first; the database's copy of a run in memory is skipped. */
+    int i = 0, j = 0, rows = r ? PQntuples(r) : 0, emitted = 0;
+    void *pass[2] = {(void *)fn, ud};
+    while (emitted < limit && (i < mk.n || j < rows)) {
+        if (j < rows) {
+            const char *id = val(r, j, 0);
+            int dup = 0;
+            for (int k = 0; k < mk.n && !dup; k++) dup = strcmp(mk.keys[k].id, id) == 0;
+            if (dup) {
+                j++;
+                continue;
+            }
+        }
+        int take_mem = i < mk.n && (j >= rows || mk.keys[i].created > tval(r, j, 4) ||
+                                    (mk.keys[i].created == tval(r, j, 4) &&
+                                     strcmp(mk.keys[i].id, val(r, j, 0)) > 0));
+        int stop = take_mem ? loom_store_run_get(v->mem, mk.keys[i++].id, mem_emit, NULL, pass, NULL)
+                            : db_row_run(r, j++, fn, ud);
+        emitted++;
+        if (stop && stop != LOOM_ENOTFOUND) break;
+    }
+    PQclear(r);
+    pthread_mutex_unlock(&s->read_mu);
+    free(mk.keys);
+    return 0;
 }
 
 /* run_get for a run no longer in memory: read it back from the database. */
@@ -682,7 +812,9 @@ static int db_run_get(pgv_t *v, const char *id, loom_store_run_fn run_fn,
         MS("r.submitted_at") ", " MS("r.started_at") ", " MS("r.finished_at") ", r.sla_ms, "
         "coalesce(NOT s.met, false), (SELECT count(*) FROM tasks t WHERE t.run_id = r.id), "
         "(SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.state = 'succeeded'), "
-        "r.tenant FROM runs r JOIN workflows w ON w.hash = r.workflow_hash "
+        "r.tenant, r.error_code, r.labels::text, "
+        "(SELECT coalesce(sum(t.cost), 0) FROM tasks t WHERE t.run_id = r.id) "
+        "FROM runs r JOIN workflows w ON w.hash = r.workflow_hash "
         "LEFT JOIN sla_outcomes s ON s.run_id = r.id WHERE r.id = $1", 1, p, err);
     if (!r) {
         rc = LOOM_EDB;
@@ -702,13 +834,15 @@ static int db_run_get(pgv_t *v, const char *id, loom_store_run_fn run_fn,
                             .finished_ms = tval(r, 0, 9),
                             .sla_missed = strcmp(val(r, 0, 11), "t") == 0,
                             .tasks_total = (int)tval(r, 0, 12), .tasks_done = (int)tval(r, 0, 13),
-                            .tenant = val(r, 0, 14)};
+                            .tenant = val(r, 0, 14), .error_code = (int)tval(r, 0, 15),
+                            .labels_json = val(r, 0, 16), .cost = dval(r, 0, 17)};
     run.deadline_ms = isnan(sla) ? 0 : run.created_ms + (int64_t)sla;
     if (run_fn && run_fn(ud, &run) != 0) goto clear;
     if (task_fn) {
         PGresult *tr = read_query(s,
             "SELECT step_id, task_id, attempts, op, worker_id, device_class, state, "
-            MS("started_at") ", " MS("finished_at") ", output, error FROM tasks "
+            MS("started_at") ", " MS("finished_at") ", output, error, error_code, reason, "
+            "coalesce(predicted_ms, 0), coalesce(cost, 0) FROM tasks "
             "WHERE run_id = $1 ORDER BY started_at NULLS LAST, task_id", 1, p, err);
         if (!tr) {
             rc = LOOM_EDB;
@@ -723,7 +857,10 @@ static int db_run_get(pgv_t *v, const char *id, loom_store_run_fn run_fn,
                                    .worker_id = val(tr, i, 4), .device = val(tr, i, 5),
                                    .state = ts < 0 ? LOOM_TASK_FAILED : (loom_task_state_t)ts,
                                    .started_ms = tval(tr, i, 7), .finished_ms = tval(tr, i, 8),
-                                   .output_json = val(tr, i, 9), .error = val(tr, i, 10)};
+                                   .output_json = val(tr, i, 9), .error = val(tr, i, 10),
+                                   .error_code = (int)tval(tr, i, 11),
+                                   .reason = val(tr, i, 12), .predicted_ms = dval(tr, i, 13),
+                                   .cost = dval(tr, i, 14)};
             if (task_fn(ud, &t) != 0) break;
         }
         PQclear(tr);

@@ -50,8 +50,10 @@ typedef struct loom_store_pg_run {
     const char *state;   /* queued | running | succeeded | failed | cancelled */
     const char *inputs, *outputs, *error; /* JSON text / message, or NULL */
     const char *tenant;  /* whose run; NULL = "default" */
+    const char *labels;  /* JSON object of strings, or NULL */
     double sla_ms, predicted_ms, predicted_cost;
     int64_t submitted_ms, started_ms, finished_ms;
+    int error_code;      /* loom.v1.StatusCode of its error; 0 = none / leave unchanged */
 } loom_store_pg_run_t;
 
 typedef struct loom_store_pg_task {
@@ -62,6 +64,7 @@ typedef struct loom_store_pg_task {
     double predicted_ms, predicted_cost, actual_ms, cost;
     int attempts;        /* < 0 = leave unchanged */
     int64_t started_ms, finished_ms;
+    int error_code;      /* loom.v1.StatusCode of its error; 0 = none / leave unchanged */
 } loom_store_pg_task_t;
 
 typedef struct loom_store_pg_worker {

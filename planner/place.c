@@ -916,21 +916,49 @@ double loom_plan_mc_target_ms(const loom_plan_t *p) { return p->mc_target; }
 int loom_plan_mc_rounds(const loom_plan_t *p) { return p->mc_rounds; }
 double loom_plan_start_ms(const loom_plan_t *p, int node) { return p->start[node]; }
 
+/* Moves node to device k in a, with the ops that share its KV cache (KV
+ * edges, transitively, among those on its device) when moving it alone is
+ * impossible: an endpoint keeps its KV cache, so a prefill and its decode
+ * change device together. */
+static void move_with_kv(const loom_plan_t *p, int node, int k, int *a)
+{
+    size_t n = loom_graph_nodes(p->g), E = loom_graph_edges(p->g);
+    int from = p->assign[node];
+    a[node] = k;
+    for (int grew = 1; grew;) {
+        grew = 0;
+        for (size_t e = 0; e < E; e++) {
+            const loom_gedge_t *ed = loom_graph_edge(p->g, (int)e);
+            if (ed->kind != LOOM_GEDGE_KV || (size_t)ed->src >= n || (size_t)ed->dst >= n)
+                continue;
+            int s = ed->src, d = ed->dst;
+            if (a[s] == k && a[d] == from && p->assign[d] == from && loom_cost_fits(p->c, d, k))
+                a[d] = k, grew = 1;
+            else if (a[d] == k && a[s] == from && p->assign[s] == from && loom_cost_fits(p->c, s, k))
+                a[s] = k, grew = 1;
+        }
+    }
+}
+
 int loom_plan_runner_up(const loom_plan_t *p, int node, double *cost_usd, double *target_ms, int *feasible)
 {
     size_t n = loom_graph_nodes(p->g), K = loom_cost_devices(p->c);
     int *a = malloc((n + 1) * sizeof(int));
     if (!a)
         return -1;
-    memcpy(a, p->assign, n * sizeof(int));
     int best = -1, bfeas = 0;
     double bc = INFINITY, bt = INFINITY;
     for (size_t k = 0; k < K; k++) {
         if ((int)k == p->assign[node] || !loom_cost_fits(p->c, node, (int)k))
             continue;
+        memcpy(a, p->assign, n * sizeof(int));
         a[node] = (int)k;
         double c = INFINITY, t = INFINITY;
         loom_place_eval(p->g, p->c, a, p->z, &c, NULL, &t);
+        if (!isfinite(c) || !isfinite(t)) {
+            move_with_kv(p, node, (int)k, a);
+            loom_place_eval(p->g, p->c, a, p->z, &c, NULL, &t);
+        }
         int f = p->opts.sla_ms <= 0 || t <= p->opts.sla_ms + EPS;
         if (best < 0 || (f && !bfeas) || (f == bfeas && (f ? c < bc : t < bt))) {
             best = (int)k;

@@ -104,7 +104,9 @@ int loom_plan_mc(const loom_plan_t *p, int samples, uint64_t seed, double pct, d
 
 /* Runner-up for node: the best other device (cheapest that keeps the SLA,
  * else the fastest), what the run would then cost and its target latency.
- * Returns the device or -1 when there is no other device. */
+ * Where the node cannot move alone (its KV cache would cross an endpoint),
+ * the ops sharing its KV cache move with it. Returns the device or -1 when
+ * there is no other device. */
 int loom_plan_runner_up(const loom_plan_t *p, int node, double *cost_usd, double *target_ms,
                         int *feasible);
 

@@ -738,6 +738,8 @@ static void finish_diags(loom_diags_t *d)
         loom_diags_sort(d);
 }
 
+static int index_graph(loom_map_t *m, loom_wf_graph_t *g);
+
 /* dir: base for relative paths (NULL: "." and no file checks). */
 static int parse_at(const char *name, const char *dir, const char *text, size_t len, loom_workflow_t **out,
                     loom_diags_t *diags)
@@ -780,6 +782,11 @@ static int parse_at(const char *name, const char *dir, const char *text, size_t 
     if (C.errors) {
         loom_arena_destroy(&a);
         return LOOM_EPARSE;
+    }
+    if (!(wf->step_index = loom_map_new(NULL)) || index_graph(wf->step_index, &wf->graph) != 0) {
+        loom_map_destroy(&wf->step_index);
+        rc = LOOM_ENOMEM;
+        goto out_oom;
     }
     *out = wf;
     return 0;
@@ -855,6 +862,7 @@ void loom_workflow_destroy(loom_workflow_t **pwf)
 {
     if (!pwf || !*pwf)
         return;
+    loom_map_destroy(&(*pwf)->step_index);
     loom_arena_t *a = (*pwf)->arena;
     loom_arena_destroy(&a);
     *pwf = NULL;
@@ -864,6 +872,10 @@ void loom_workflow_destroy(loom_workflow_t **pwf)
 
 const loom_wf_step_t *loom_wf_graph_find(const loom_wf_graph_t *g, const char *id)
 {
+    if (g && id && g->by_id) {
+        const loom_wf_step_t *s = loom_map_get(g->by_id, id);
+        return s && s >= g->steps && s < g->steps + g->n_steps ? s : NULL;
+    }
     for (size_t i = 0; g && id && i < g->n_steps; i++)
         if (strcmp(g->steps[i].id, id) == 0)
             return &g->steps[i];
@@ -873,6 +885,36 @@ const loom_wf_step_t *loom_wf_graph_find(const loom_wf_graph_t *g, const char *i
 const loom_wf_step_t *loom_workflow_step(const loom_workflow_t *wf, const char *id)
 {
     return wf ? loom_wf_graph_find(&wf->graph, id) : NULL;
+}
+
+/* Depth-first search of g and its loop bodies (workflows without an index). */
+static const loom_wf_step_t *find_anywhere(const loom_wf_graph_t *g, const char *id)
+{
+    const loom_wf_step_t *s = loom_wf_graph_find(g, id);
+    for (size_t i = 0; !s && g && i < g->n_steps; i++)
+        if (g->steps[i].body)
+            s = find_anywhere(g->steps[i].body, id);
+    return s;
+}
+
+const loom_wf_step_t *loom_workflow_find_step(const loom_workflow_t *wf, const char *id)
+{
+    if (!wf || !id)
+        return NULL;
+    return wf->step_index ? loom_map_get(wf->step_index, id) : find_anywhere(&wf->graph, id);
+}
+
+/* Adds g's steps (and its bodies') to the index and points g at it. */
+static int index_graph(loom_map_t *m, loom_wf_graph_t *g)
+{
+    g->by_id = m;
+    for (size_t i = 0; i < g->n_steps; i++) {
+        if (!loom_map_get(m, g->steps[i].id) && loom_map_put(m, g->steps[i].id, &g->steps[i]) != 0)
+            return LOOM_ENOMEM;
+        if (g->steps[i].body && index_graph(m, g->steps[i].body) != 0)
+            return LOOM_ENOMEM;
+    }
+    return 0;
 }
 
 const loom_wf_input_t *loom_workflow_input(const loom_workflow_t *wf, const char *name)

@@ -21,6 +21,7 @@ ROUTES = [
     ("get", "/v1/runs", "List", "ListRequest", "ListReply", "query"),
     ("get", "/v1/runs/{run_id}", "Get", "GetRequest", "GetReply", "query"),
     ("post", "/v1/runs/{run_id}/cancel", "Cancel", "CancelRequest", "CancelReply", "body"),
+    ("post", "/v1/runs/{run_id}/retry", "Retry", "RetryRequest", "SubmitReply", "body"),
     ("get", "/v1/runs/{run_id}/events", "Watch", "WatchRequest", "RunEvent", "sse"),
     ("post", "/v1/plan", "Plan", "PlanRequest", "PlanReply", "body"),
     ("get", "/v1/workers", "ListWorkers", "ListWorkersRequest", "ListWorkersReply", "query"),

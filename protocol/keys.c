@@ -64,7 +64,11 @@ int loom_key_read_public(const char *text_or_path, char out[41], loom_err_t *err
 {
     if (!text_or_path || !*text_or_path)
         return loom_err_set(err, LOOM_EINVAL, "empty CURVE public key");
-    if (loom_key_is_z85(text_or_path)) {
+    /* An existing file wins: a path can itself be 40 Z85 characters (e.g.
+     * /tmp/tmp.XXXXXXXXXX/keys/workers/sw1.pub), and taking it for the key
+     * locked admitted workers out. */
+    struct stat st;
+    if (stat(text_or_path, &st) != 0 && loom_key_is_z85(text_or_path)) {
         memcpy(out, text_or_path, 41);
         return 0;
     }

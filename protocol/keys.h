@@ -22,7 +22,8 @@
 /* 1 when s is exactly 40 Z85 characters that decode to a 32-byte key. */
 int loom_key_is_z85(const char *s);
 
-/* Reads a public key (Z85 text, or a .pub / .key file) into out[41].
+/* Reads a public key (a .pub / .key file, or Z85 text when no file of
+ * that name exists) into out[41].
  * Returns 0 or LOOM_EINVAL / LOOM_EIO with err naming the file. */
 int loom_key_read_public(const char *text_or_path, char out[41], loom_err_t *err);
 

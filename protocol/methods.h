@@ -10,6 +10,7 @@
 #define LOOM_METHOD_GET "loom.v1.Loom/Get"
 #define LOOM_METHOD_LIST "loom.v1.Loom/List"
 #define LOOM_METHOD_CANCEL "loom.v1.Loom/Cancel"
+#define LOOM_METHOD_RETRY "loom.v1.Loom/Retry"
 #define LOOM_METHOD_LIST_WORKERS "loom.v1.Loom/ListWorkers"
 #define LOOM_METHOD_HEALTH "loom.v1.Loom/Health"
 #define LOOM_METHOD_REGISTER "loom.v1.WorkerHub/Register"

@@ -17,8 +17,12 @@ for t in "$@"; do
   name=$(basename "$t")
   log="$LOGDIR/$name.log"
   start=$(date +%s.%N)
-  BUILD="$BUILD" timeout -k 5 "$TIMEOUT" "$t" >"$log" 2>&1
+  # workers' tool.exec spool (workers/common/spool.h): one per test, removed
+  # after it (workers killed by a test leave theirs behind)
+  spool=$(mktemp -d "${TMPDIR:-/tmp}/loom-test-spool.XXXXXX")
+  BUILD="$BUILD" LOOM_SPOOL_DIR="$spool" timeout -k 5 "$TIMEOUT" "$t" >"$log" 2>&1
   rc=$?
+  rm -rf "$spool"
   secs=$(awk -v s="$start" -v e="$(date +%s.%N)" "BEGIN{printf \"%.2f\", e-s}")
   if [ $rc -eq 0 ]; then
     pass=$((pass+1)); printf 'PASS  %-40s %6ss\n' "$name" "$secs"

@@ -15,6 +15,13 @@ $(BUILD)/tests/fake-llm-worker: $(call objs,tests/integration/fake_llm_worker.c)
 $(BUILD)/tests/integ_examples_fake_llm: $(BUILD)/tests/fake-llm-worker
 $(BUILD)/tests/integ_churn_workers: $(PROTO_PY)
 
+# make soak-llm: the three examples on real CPU workers with generated
+# models, react-agent and research-fanout 20 times each (every JSON output
+# schema-valid); make test runs them twice.
+.PHONY: soak-llm
+soak-llm: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu
+	BUILD=$(BUILD) RUNS=$${RUNS:-20} ./tests/integration/test_examples_real_llm.sh
+
 # make soak: the long churn runs (tests/soak.sh), printing their figures.
 .PHONY: soak
 soak: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(PROTO_PY)
@@ -25,4 +32,4 @@ soak: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(PROTO_PY)
 $(BUILD)/tests/integ_mcp: var/npm/.installed
 var/npm/.installed: deploy/npm/package.json deploy/install-npm.sh
 	@./deploy/install-npm.sh || echo "warning: deploy/install-npm.sh failed; MCP tests will skip" >&2
-$(BUILD)/tests/integ_mixed_fake_endpoint: var/npm/.installed
+$(BUILD)/tests/integ_mixed_llama_endpoint: var/npm/.installed

@@ -38,7 +38,13 @@ grep -q '✓ greet' "$TMP/watch.err" || fail "watch progress: $(cat "$TMP/watch.
 "$BIN/loom" logs "$id" upper >"$TMP/logs.txt" || fail "loom logs"
 grep -q '^step upper  op tool.exec  succeeded  attempt 1' "$TMP/logs.txt" && grep -q 'HELLO CLI' "$TMP/logs.txt" \
   || fail "logs: $(cat "$TMP/logs.txt")"
-"$BIN/loom" logs "$id" fan --json | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert d["step"]=="fan" and len(d["output"])==6, d' \
+# the foreach step and each of its 6 items, every item with its worker
+"$BIN/loom" logs "$id" fan --json | "$PY" -c '
+import json,sys
+rows=json.load(sys.stdin); by={r["step"]: r for r in rows}
+assert len(by["fan"]["output"])==6, by["fan"]
+items=[by["fan[%d]" % i] for i in range(6)]
+assert all(r["worker"]=="w1" and r["state"]=="succeeded" for r in items), items' \
   || fail "logs --json"
 "$BIN/loom" logs "$id" nope 2>"$TMP/nope.txt"; rc=$?
 [ $rc = 1 ] && grep -q "has no step 'nope'" "$TMP/nope.txt" || fail "logs of an unknown step: rc=$rc $(cat "$TMP/nope.txt")"

@@ -4,7 +4,7 @@
 # token, the served OpenAPI document equals the checked-in one, submit a
 # run and follow it as server-sent events to its end, get it, list with
 # paging, resume events with Last-Event-ID, plan, workers, cancel a running
-# run while watching it, several watchers at once, keep-alive, and errors
+# run while watching it, retry it (a new run found by its retry_of label), several watchers at once, keep-alive, and errors
 # (unknown run, bad JSON, unknown field, wrong method, unknown path).
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 command -v curl >/dev/null || { echo "skip: curl not installed"; exit 77; }
@@ -123,6 +123,20 @@ for i in 1 2 3; do
   grep -q '^event: RUN_EVENT_RUN_CANCELLED$' "$TMP/cw$i.txt" || fail "watcher $i saw no cancel: $(cat "$TMP/cw$i.txt")"
   grep -q '^event: end$' "$TMP/cw$i.txt" || fail "watcher $i: no end"
 done
+
+# --- retry the cancelled run: a new run, same workflow and inputs, labelled retry_of ---
+call POST "/runs/$crun/retry" "${AUTH[@]}" >/dev/null
+[ "$CODE" = 200 ] || fail "retry: $CODE $(cat "$TMP/body")"
+rrun=$(field 'd["run_id"]')
+[ -n "$rrun" ] && [ "$rrun" != "$crun" ] || fail "retry gave $rrun"
+call POST "/runs/$rrun/retry" "${AUTH[@]}" >/dev/null
+[ "$CODE" = 400 ] && grep -q 'still active' "$TMP/body" || fail "retry of an active run: $CODE $(cat "$TMP/body")"
+call GET "/runs?labels=retry_of=$crun" "${AUTH[@]}" >/dev/null
+[ "$(field '[r["run_id"] for r in d["runs"]]')" = "['$rrun']" ] || fail "label filter: $(cat "$TMP/body")"
+call GET "/runs?labels=nokey" "${AUTH[@]}" >/dev/null
+[ "$CODE" = 400 ] || fail "bad labels filter: want 400, got $CODE"
+call POST "/runs/$rrun/cancel" "${AUTH[@]}" >/dev/null
+[ "$(field 'd["state"]')" = RUN_CANCELLED ] || fail "cancel the retry: $(cat "$TMP/body")"
 
 # --- errors ---
 call GET /runs/r-nope "${AUTH[@]}" >/dev/null

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# kill -9 of a worker in the middle of a task: loomd notices the missed
-# heartbeats, re-runs the task on the other worker, and the run succeeds.
-# Side effects are counted in a file: the step that already reported
-# success (a) ran once, the interrupted one (b) started twice but finished
-# once (its orphaned tool died with the worker), and c ran once.
+# kill -9 of a worker in the middle of a task (not restarted): loomd
+# notices the missed heartbeats, waits the adoption grace, re-runs the task
+# on the other worker, and the run succeeds. Side effects are counted in a
+# file: the step that already reported success (a) ran once, the
+# interrupted one (b) started twice but finished once (its keeper killed the
+# orphaned tool once no worker claimed it, before loomd ran b elsewhere),
+# and c ran once.
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 start_loomd --heartbeat-ms 100 --heartbeat-timeout-ms 600
 start_worker w1; pid_w1=$WORKER_PID
@@ -13,13 +15,15 @@ start_worker w2; pid_w2=$WORKER_PID
 runner=$!
 # b's tool writes "b-start <worker pid>" and waits for the go file
 for _ in $(seq 600); do grep -q b-start "$TMP/effects" 2>/dev/null && break; sleep 0.05; done
-pid=$(awk '$1 == "b-start" {print $2; exit}' "$TMP/effects" 2>/dev/null)
+keeper=$(awk '$1 == "b-start" {print $2; exit}' "$TMP/effects" 2>/dev/null)
+pid=$(awk '{print $4}' "/proc/$keeper/stat" 2>/dev/null) # the keeper's parent: the worker
 case $pid in "$pid_w1") victim=w1;; "$pid_w2") victim=w2;; *) fail "step b never ran (effects: $(cat "$TMP/effects" 2>/dev/null))";; esac
 kill -9 "$pid"
 echo "killed $victim while it ran b"
-# once the worker is gone its tool got SIGKILL too (PR_SET_PDEATHSIG); then
-# let the re-run of b finish
-for _ in $(seq 200); do alive "$pid" || break; sleep 0.05; done
+# the orphaned tool goes on until its keeper kills it; once b runs again
+# elsewhere, let that run finish
+for _ in $(seq 600); do [ "$(grep -c b-start "$TMP/effects")" -ge 2 ] && break; sleep 0.05; done
+alive "$keeper" && fail "the orphaned tool still runs after b started elsewhere"
 touch "$TMP/go"
 wait $runner; rc=$?
 [ $rc -eq 0 ] || fail "run did not succeed after the kill (exit $rc): $(cat "$TMP/run.log")"

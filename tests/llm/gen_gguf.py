@@ -364,6 +364,7 @@ def write_bert(args, w, rng):
     w.add(arch + ".attention.layer_norm_epsilon", T_F32, 1e-12)
     w.add(arch + ".attention.causal", T_BOOL, False)
     w.add(arch + ".pooling_type", T_U32, 2 if args.pooling == "cls" else 1)
+    w.add("tokenizer.ggml.token_type_count", T_U32, 2)  # rows of token_types.weight (llama.cpp requires it)
     w.add("tokenizer.ggml.model", T_STR, "gpt2")
     w.add_array("tokenizer.ggml.tokens", T_STR, tokens)
     w.add_array("tokenizer.ggml.token_type", T_I32, types)

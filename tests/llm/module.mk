@@ -5,6 +5,8 @@ $(eval $(call TEST,llm_kernels,tests/llm/test_llm_kernels.c,$(LLM_ARCHIVES),-lcm
 $(eval $(call TEST,llm_kv_transfer,tests/llm/test_kv_transfer.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
 $(eval $(call SCRIPT_TEST,llm_reference,tests/llm/test_llm_reference.sh))
 $(BUILD)/tests/llm_reference: $(BUILD)/bin/loom
+$(eval $(call SCRIPT_TEST,llm_json_budget,tests/llm/test_llm_json_budget.sh))
+$(BUILD)/tests/llm_json_budget: $(BUILD)/bin/loom
 $(eval $(call SCRIPT_TEST,llm_workflow,tests/llm/test_llm_workflow.sh))
 $(BUILD)/tests/llm_workflow: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu
 ifeq ($(HAVE_CUDA),1)

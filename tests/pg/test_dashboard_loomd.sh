@@ -1,45 +1,47 @@
 #!/usr/bin/env bash
-# The dashboard of a real loomd --db --http after real runs: three runs of
-# the chain workflow through two CPU workers; headless Chromium loads the
-# page and the fleet (2 workers), runs (3 recent, 0 live) and SLA
-# (pg-chain: 3 runs, 3 met, 100.0%) panels must show those numbers; a
-# screenshot is saved under build/test-logs/. /metrics from the same loomd
-# passes `promtool check metrics` and counts the runs.
+# The operator dashboard with the PostgreSQL store: the same pages and
+# checks as the in-memory test (tests/integration/dashboard.sh,
+# dashboard_cdp.py) against loomd --db --http, plus the history page from
+# the views. Then loomd restarts with an empty memory: List and Get (what
+# the dashboard reads) still show the runs, their labels and fan-out items
+# from PostgreSQL. /metrics from the first loomd passes `promtool check
+# metrics` and counts the runs in the shared state vocabulary.
 . "$(dirname "$(readlink -f "$0")")/pglib.sh"
-command -v chromium >/dev/null || { echo "skip: chromium not installed"; exit 77; }
 HP=$(free_port)
 start_loomd --db "$DB_URL" --http "127.0.0.1:$HP"
-start_worker_bg w1
-start_worker_bg w2
-mkdir -p "$TMP/fx"
-for i in 1 2 3; do
-  "$BIN/loom" run "$ROOT/tests/pg/workflows/chain.yaml" --input dir="$TMP/fx" --input pause=0.05 \
-    --quiet >/dev/null 2>&1 || fail "run $i failed"
-done
-wait_for 10 "SELECT count(*) FROM sla_outcomes" 3
-LOGS="$ROOT/$BUILD/test-logs"; mkdir -p "$LOGS"
-chrome() {
-  local d; d=$(mktemp -d)
-  timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
-    --disable-component-update --disable-sync --no-first-run --disable-dev-shm-usage \
-    --user-data-dir="$d" --virtual-time-budget=8000 "$@" "http://127.0.0.1:$HP/" 2>/dev/null
-  rm -rf "$d"
-}
-chrome --dump-dom >"$LOGS/pg_dashboard_loomd.html"
-dom="$LOGS/pg_dashboard_loomd.html"
-grep -q 'data-loaded="yes"' "$dom" || fail "dashboard did not load (see $dom)"
-text() { sed -n "s/.*id=\"$1\"[^>]*>\([^<]*\)<.*/\1/p" "$dom" | head -1; }
-[ "$(text fleet-workers)" = 2 ] || fail "fleet workers: $(text fleet-workers)"
-[ "$(text runs-recent)" = 3 ] || fail "recent runs: $(text runs-recent)"
-[ "$(text runs-live)" = 0 ] || fail "live runs: $(text runs-live)"
-grep -q '<tr data-workflow="pg-chain"><td>pg-chain</td><td class="num">3</td><td class="num met">3</td><td class="num missed">0</td><td class="num">100.0%</td>' "$dom" \
-  || fail "SLA panel wrong: $(grep -o '<tr data-workflow[^/]*' "$dom" | head -2)"
-grep -q 'data-task="s3" data-device="cpu"' "$dom" || fail "no DAG for the newest run"
-chrome --window-size=1400,1800 --screenshot="$LOGS/pg_dashboard_loomd.png" >/dev/null
-[ -s "$LOGS/pg_dashboard_loomd.png" ] || fail "no screenshot"
+STORE=pg HISTORY=1
+. "$ROOT/tests/integration/dashboard.sh"
+LOGS="$ROOT/$BUILD/test-logs"
 curl -s "http://127.0.0.1:$HP/metrics" >"$LOGS/pg_dashboard_loomd.metrics.txt"
 promtool check metrics <"$LOGS/pg_dashboard_loomd.metrics.txt" || fail "promtool rejected /metrics"
-grep -q '^loom_runs_finished_total{state="succeeded"} 3$' "$LOGS/pg_dashboard_loomd.metrics.txt" || fail "metrics runs"
-grep -q '^loom_workers{device_class="cpu"} 2$' "$LOGS/pg_dashboard_loomd.metrics.txt" || fail "metrics workers"
-grep -q '^loom_db_up 1$' "$LOGS/pg_dashboard_loomd.metrics.txt" || fail "metrics db_up"
+m() { grep -q "^$1\$" "$LOGS/pg_dashboard_loomd.metrics.txt" || fail "metrics: no '$1'"; }
+m 'loom_runs_finished_total{state="succeeded"} 2'
+m 'loom_runs_finished_total{state="failed"} 2'       # the failing run and its retry
+m 'loom_runs_finished_total{state="cancelled"} 1'
+m 'loom_workers{device_class="cpu"} 2'
+m 'loom_db_up 1'
+grep -q 'timed_out' "$LOGS/pg_dashboard_loomd.metrics.txt" && fail "metrics use a state word outside the vocabulary"
+
+# history only: a new loomd, nothing in memory
+wait_for 20 "SELECT count(*) FROM runs WHERE state IN ('succeeded', 'failed', 'cancelled')" 5
+kill "$LOOMD_PID"; wait "$LOOMD_PID" 2>/dev/null
+restart_loomd --db "$DB_URL" --http "127.0.0.1:$HP"
+fan=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["fan"])' "$TMP/runs.json")
+"$BIN/loom" runs --label team=ops --json >"$TMP/history.json" || fail "loom runs from history"
+/usr/bin/python3 - "$TMP/history.json" "$fan" <<'PY' || fail "history list: $(cat "$TMP/history.json")"
+import json, sys
+runs = json.load(open(sys.argv[1]))
+# the labelled fan-out run, the labelled failing run and its retry
+assert len(runs) == 3 and sys.argv[2] in [r["run_id"] for r in runs], runs
+assert all(r["labels"]["team"] == "ops" for r in runs), runs
+fan = next(r for r in runs if r["run_id"] == sys.argv[2])
+assert fan["sla"] == "met" and fan["cost_usd"] > 0, fan
+PY
+curl -s "http://127.0.0.1:$HP/v1/runs/$fan" | /usr/bin/python3 -c '
+import json, sys
+run = json.load(sys.stdin)["run"]
+items = [s for s in run["steps"] if s["step_id"].startswith("fan[")]
+assert len(items) == 6 and all(s["worker_id"] for s in items), run["steps"]
+assert {l["key"]: l["value"] for l in run["labels"]}["env"] == "test", run["labels"]' \
+  || fail "Get from history lacks the fan-out items or labels"
 echo ok

@@ -82,12 +82,12 @@ static void test_routes(void **st) {
     r = get("/", &code);
     assert_int_equal(code, 200);
     assert_non_null(strstr(r, "Content-Type: text/html"));
-    assert_non_null(strstr(body(r), "id=\"fleet-panel\""));
+    assert_non_null(strstr(body(r), "id=\"nav-fleet\""));
     assert_null(strstr(body(r), "http://")); /* nothing external */
     free(r);
     r = get("/static/app.js", &code);
     assert_int_equal(code, 200);
-    assert_non_null(strstr(body(r), "async function refresh()"));
+    assert_non_null(strstr(body(r), "function route()"));
     free(r);
     r = get("/api/sla", &code);
     assert_int_equal(code, 200);
@@ -292,15 +292,15 @@ static void test_health_degraded_while_db_down(void **st) {
     free(r);
 }
 
-/* Runs chromium on the dashboard; returns its stdout (caller frees). */
-static char *chromium(const char *mode_args) {
+/* Runs chromium on a dashboard page; returns its stdout (caller frees). */
+static char *chromium(const char *mode_args, const char *page) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "d=$(mktemp -d) && timeout 60 chromium --headless --no-sandbox --disable-gpu "
              "--disable-background-networking --disable-component-update --disable-sync "
              "--no-first-run --disable-dev-shm-usage --user-data-dir=$d "
-             "--virtual-time-budget=8000 %s http://127.0.0.1:%d/ 2>/dev/null; rm -rf $d",
-             mode_args, port);
+             "--virtual-time-budget=8000 %s 'http://127.0.0.1:%d/%s' 2>/dev/null; rm -rf $d",
+             mode_args, port, page);
     FILE *f = popen(cmd, "r");
     size_t cap = 1 << 16, n = 0;
     char *out = malloc(cap + 1);
@@ -314,21 +314,8 @@ static char *chromium(const char *mode_args) {
     return out;
 }
 
-/* Text of the element with id="<id>" (up to the next '<'). */
-static char *text_of(const char *dom, const char *id, char *out, size_t n) {
-    char pat[128];
-    snprintf(pat, sizeof pat, "id=\"%s\"", id);
-    const char *p = strstr(dom, pat);
-    out[0] = 0;
-    if (!p || !(p = strchr(p, '>'))) return out;
-    p++;
-    size_t len = strcspn(p, "<");
-    if (len >= n) len = n - 1;
-    memcpy(out, p, len);
-    out[len] = 0;
-    return out;
-}
-
+/* The dashboard's history page, the one that reads the views (the live
+ * pages read /v1, which needs a loomd: tests/pg/test_dashboard_loomd.sh). */
 static void test_dashboard_chromium(void **st) {
     (void)st;
     if (system("command -v chromium >/dev/null") != 0) {
@@ -336,38 +323,27 @@ static void test_dashboard_chromium(void **st) {
         skip();
         return;
     }
-    char *dom = chromium("--dump-dom");
-    char t[128];
+    char *dom = chromium("--dump-dom", "#/history");
     FILE *f = fopen("build/test-logs/pg_http.dashboard.html", "w");
     if (f) {
         fputs(dom, f);
         fclose(f);
     }
+    assert_non_null(strstr(dom, "data-page=\"history\""));
     assert_non_null(strstr(dom, "data-loaded=\"yes\""));
-    /* fleet: 3 workers, 7 slots, 3 busy */
-    assert_string_equal(text_of(dom, "fleet-workers", t, sizeof t), "3");
-    assert_string_equal(text_of(dom, "fleet-slots", t, sizeof t), "7");
-    assert_string_equal(text_of(dom, "fleet-busy", t, sizeof t), "3");
-    /* runs: 1 live, 4 recent, 0 failed; the newest run listed first */
-    assert_string_equal(text_of(dom, "runs-live", t, sizeof t), "1");
-    assert_string_equal(text_of(dom, "runs-recent", t, sizeof t), "4");
-    assert_string_equal(text_of(dom, "runs-failed", t, sizeof t), "0");
-    const char *runs = strstr(dom, "id=\"runs\"");
-    assert_non_null(runs);
-    assert_true(strstr(runs, "data-run=\"r4\"") < strstr(runs, "data-run=\"r1\""));
-    /* SLA: wf-a 2 runs, 1 met, 1 missed, 50.0%; wf-b 100.0% */
-    const char *a = strstr(dom, "data-workflow=\"wf-a\"");
+    /* SLA: wf-a 2 runs, 1 met, 1 missed, 50%; wf-b 100% */
+    const char *a = strstr(dom, "<tr data-key=\"wf-a\">");
     assert_non_null(a);
-    assert_non_null(strstr(a, "<td>wf-a</td><td class=\"num\">2</td><td class=\"num met\">1</td>"
-                              "<td class=\"num missed\">1</td><td class=\"num\">50.0%</td>"));
-    const char *b = strstr(dom, "data-workflow=\"wf-b\"");
+    assert_non_null(strstr(a, "wf-a</a></td><td class=\"num\">2</td><td class=\"num\">1</td>"
+                              "<td class=\"num\">1</td><td class=\"num\">50%</td>"));
+    const char *b = strstr(dom, "<tr data-key=\"wf-b\">");
     assert_non_null(b);
-    assert_non_null(strstr(b, "<td class=\"num\">100.0%</td>"));
-    /* the newest run's DAG is drawn, nodes coloured by device */
-    assert_non_null(strstr(dom, "data-task=\"search\" data-device=\"cpu\""));
-    assert_non_null(strstr(dom, "data-task=\"embed\" data-device=\"npu\""));
+    assert_non_null(strstr(b, "<td class=\"num\">100%</td>"));
+    assert_non_null(strstr(dom, "id=\"cost\""));
+    assert_non_null(strstr(dom, "id=\"model-error\""));
     free(dom);
-    char *shot = chromium("--window-size=1400,1800 --screenshot=build/test-logs/pg_http.dashboard.png");
+    char *shot = chromium("--window-size=1400,1800 --screenshot=build/test-logs/pg_http.dashboard.png",
+                          "#/history");
     free(shot);
     struct stat sb;
     assert_int_equal(stat("build/test-logs/pg_http.dashboard.png", &sb), 0);

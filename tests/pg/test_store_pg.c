@@ -463,6 +463,7 @@ typedef struct {
     int64_t deadline, created;
     int index;
     char output[64];
+    int run_code, task_code; /* error codes (the last task's) */
 } seen_t;
 
 static int seen_run(void *ud, const loom_store_run_t *r) {
@@ -472,6 +473,7 @@ static int seen_run(void *ud, const loom_store_run_t *r) {
     snprintf(s->state, sizeof s->state, "%s", loom_store_run_state_name(r->state));
     s->deadline = r->deadline_ms;
     s->created = r->created_ms;
+    s->run_code = r->error_code;
     return 0;
 }
 static int seen_task(void *ud, const loom_store_task_t *t) {
@@ -480,6 +482,7 @@ static int seen_task(void *ud, const loom_store_task_t *t) {
     snprintf(s->step, sizeof s->step, "%s", t->step_id);
     s->index = t->index;
     snprintf(s->output, sizeof s->output, "%s", t->output_json ? t->output_json : "");
+    s->task_code = t->error_code;
     return 0;
 }
 
@@ -553,6 +556,26 @@ static void test_vtable(void **st) {
     assert_int_equal(loom_store_load_unfinished(s, seen_run, seen_task, &seen, &err), 0);
     assert_int_equal(seen.runs, 0);
 
+    /* a failed run keeps its error codes (run and task), not only messages */
+    loom_store_run_t run2 = {.id = "r-2", .workflow = "wf", .workflow_yaml = "name: wf\n",
+                             .inputs_json = "{}", .state = LOOM_RUN_PENDING, .created_ms = t0};
+    assert_int_equal(loom_store_run_create(s, &run2, &err), 0);
+    loom_store_task_t t3 = {.run_id = "r-2", .step_id = "slow", .attempt = 1, .op = "tool.exec",
+                            .state = LOOM_TASK_TIMED_OUT, .started_ms = t0 + 1,
+                            .finished_ms = t0 + 400, .error = "timed out after 400 ms",
+                            .error_code = 4 /* DEADLINE_EXCEEDED */};
+    assert_int_equal(loom_store_task_put(s, &t3, &err), 0);
+    run2.state = LOOM_RUN_FAILED;
+    run2.finished_ms = t0 + 401;
+    run2.error = "step slow timed out";
+    run2.error_code = 4;
+    assert_int_equal(loom_store_run_update(s, &run2, &err), 0);
+    assert_int_equal(loom_store_flush(s, &err), 0);
+    expect_rows(c, "SELECT id, error_code FROM v_recent_runs WHERE id = 'r-2'",
+                "r-2|DEADLINE_EXCEEDED\n");
+    expect_rows(c, "SELECT task_id, state, error_code FROM v_step_placement WHERE run_id = 'r-2'",
+                "slow|timed_out|DEADLINE_EXCEEDED\n");
+
     /* reads: from memory, and from the database in a fresh process */
     memset(&seen, 0, sizeof seen);
     assert_int_equal(loom_store_run_get(s, "r-1", seen_run, seen_task, &seen, &err), 0);
@@ -564,6 +587,11 @@ static void test_vtable(void **st) {
     assert_int_equal(loom_store_run_get(s, "r-1", seen_run, seen_task, &seen, &err), 0);
     assert_string_equal(seen.state, "succeeded");
     assert_int_equal(seen.tasks, 2);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(loom_store_run_get(s, "r-2", seen_run, seen_task, &seen, &err), 0);
+    assert_string_equal(seen.state, "failed");
+    assert_int_equal(seen.run_code, 4);
+    assert_int_equal(seen.task_code, 4);
     assert_int_equal(loom_store_run_get(s, "nope", seen_run, NULL, &seen, &err), LOOM_ENOTFOUND);
     loom_store_destroy(&s);
     PQfinish(c);

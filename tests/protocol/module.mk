@@ -30,6 +30,7 @@ $(BUILD)/tests/protocol_keygen: $(PROTO_PY) $(BUILD)/tests/loom-test-server $(BU
 
 # protobuf-c <-> JSON (the HTTP gateway's bodies).
 $(eval $(call TEST,protocol_pb_json,tests/protocol/test_pb_json.c,$(PROTO_TEST_ARCHIVES),-lcmocka -ljansson $(PROTO_TEST_LDLIBS)))
+$(eval $(call TEST,protocol_states,tests/protocol/test_states.c,$(PROTO_TEST_ARCHIVES),-lcmocka $(PROTO_TEST_LDLIBS)))
 
 # The checked-in OpenAPI document is what protocol/gen_openapi.py makes
 # from the .proto files now (`make openapi` refreshes it).

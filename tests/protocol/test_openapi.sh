@@ -16,7 +16,7 @@ fi
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["openapi"].startswith("3."), d["openapi"]
-want = {"/v1/runs", "/v1/runs/{run_id}", "/v1/runs/{run_id}/cancel", "/v1/runs/{run_id}/events",
+want = {"/v1/runs", "/v1/runs/{run_id}", "/v1/runs/{run_id}/cancel", "/v1/runs/{run_id}/retry", "/v1/runs/{run_id}/events",
         "/v1/plan", "/v1/workers", "/v1/health", "/v1/openapi.json"}
 assert set(d["paths"]) == want, set(d["paths"]) ^ want
 refs = set()

@@ -27,6 +27,7 @@
 #include "common/sha.h"
 #include "protocol/auth.h"
 #include "protocol/client.h"
+#include "protocol/keys.h"
 #include "protocol/envelope.h"
 #include "protocol/status.h"
 
@@ -945,6 +946,32 @@ static void curve_encryption(void **state)
     server_stop(&s);
 }
 
+/* A key file is read even when its path is itself 40 Z85 characters (as
+ * /tmp/tmp.XXXXXXXXXX/keys/workers/sw1.pub is): taking such a path for
+ * the key locked admitted workers out of bench-dispatch's secure loomd. */
+static void key_file_with_z85_looking_path(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/lk.XXXXXX", path[64], pub[41], sec[41], got[41];
+    assert_non_null(mkdtemp(dir));
+    /* "/tmp/lk.XXXXXX" (14) + "/" + 21 + ".pub" = 40 characters */
+    snprintf(path, sizeof path, "%s/abcdefghijklmnopqrstu.pub", dir);
+    assert_int_equal(strlen(path), 40);
+    assert_true(loom_key_is_z85(path));
+    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "%s\n", pub);
+    fclose(f);
+    loom_err_t err;
+    assert_int_equal(loom_key_read_public(path, got, &err), 0);
+    assert_string_equal(got, pub);
+    assert_int_equal(loom_key_read_public(pub, got, &err), 0); /* Z85 text still works */
+    assert_string_equal(got, pub);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -966,6 +993,7 @@ int main(void)
         cmocka_unit_test(static_token_is_checked),
         cmocka_unit_test(hmac_token_is_checked),
         cmocka_unit_test(curve_encryption),
+        cmocka_unit_test(key_file_with_z85_looking_path),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

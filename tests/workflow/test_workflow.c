@@ -145,7 +145,12 @@ static void react_example_has_bounded_loop(void **state)
     assert_string_equal(loop->body->steps[act->deps[0].step].id, "think");
     /* body steps are not top-level steps */
     assert_null(loom_workflow_step(wf, "think"));
+    assert_null(loom_wf_graph_find(loop->body, "report"));
     assert_int_equal(loom_workflow_step(wf, "report")->n_deps, 1);
+    /* the workflow-wide index finds steps at any depth */
+    assert_ptr_equal(loom_workflow_find_step(wf, "act"), act);
+    assert_ptr_equal(loom_workflow_find_step(wf, "report"), loom_workflow_step(wf, "report"));
+    assert_null(loom_workflow_find_step(wf, "nosuchstep"));
     loom_workflow_destroy(&wf);
     loom_diags_free(&d);
 }

@@ -118,6 +118,16 @@ int loom_op_attempt(const loom_op_ctx_t *ctx);
  * attempt of the step instance and across loomd restarts. Tools get it as
  * LOOM_TASK_KEY / an Idempotency-Key header. Borrowed. */
 const char *loom_op_task_key(const loom_op_ctx_t *ctx);
+/* The task's spool entry (spool.h) for a handler whose work runs outside
+ * the worker process (tool.exec): begin creates it (path borrowed, owned by
+ * the task: the worker removes it once loomd surely has the result, and
+ * keeps it across a crash of the worker); discard removes it now (a result
+ * the worker itself caused, e.g. by a kill on cancel, need not survive);
+ * entry returns it (NULL when none), e.g. for a task resumed after a
+ * restart. */
+const char *loom_op_spool_begin(loom_op_ctx_t *ctx, loom_err_t *err);
+void loom_op_spool_discard(loom_op_ctx_t *ctx);
+const char *loom_op_spool_entry(const loom_op_ctx_t *ctx);
 
 /* A device backend. The worker calls init once, then profile, then
  * add_ops; destroy at shutdown. argc/argv are the backend-specific flags

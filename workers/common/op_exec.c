@@ -18,26 +18,33 @@
  *                               (auto: JSON when it parses, else text)
  * Output: stdout parsed as JSON (auto/json), or the text with one trailing
  * newline removed. A non-zero exit or a signal fails the task with the
- * tail of stderr in the message. */
+ * tail of stderr in the message.
+ *
+ * The program runs under a keeper process with its stdin, stdout, stderr
+ * and exit status in a spool entry (spool.h), so a result survives the
+ * worker being killed: a restarted worker with the same id hands it to
+ * loomd (loom_op_tool_exec_resume) instead of the step running again. */
 #include "workers/common/ops.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "common/clock.h"
 #include "workers/common/policy.h"
 #include "workers/common/spawn.h"
+#include "workers/common/spool.h"
 
 
 #define DEFAULT_CAP (16u << 20)
-#define TAIL 2048
 
 static int bad(loom_op_output_t *out, loom_err_t *err, const char *field, const char *msg)
 {
@@ -47,27 +54,183 @@ static int bad(loom_op_output_t *out, loom_err_t *err, const char *field, const 
     return LOOM_EINVAL;
 }
 
-static void kill_group(pid_t pid)
+/* Reads up to max bytes of entry/name from offset off (negative: the last
+ * -off bytes) into b. Returns the file's size, or -1 when it cannot be read. */
+static long long read_part(const char *entry, const char *name, long long off, size_t max,
+                           loom_buf_t *b)
 {
-    kill(-pid, SIGKILL);
-    kill(pid, SIGKILL);
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/%s", entry, name);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (off < 0)
+        off = st.st_size + off > 0 ? st.st_size + off : 0;
+    char buf[65536];
+    while (b->len < max) {
+        size_t want = max - b->len < sizeof buf ? max - b->len : sizeof buf;
+        ssize_t n = pread(fd, buf, want, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || loom_buf_append(b, buf, (size_t)n) != 0)
+            break;
+        off += n;
+    }
+    close(fd);
+    return (long long)st.st_size;
 }
 
-/* Appends to a fixed-size tail buffer, keeping the last TAIL bytes. */
-static void tail_add(char *tail, size_t *tlen, const char *d, size_t n)
+/* The result of a tool that ended (killed: why the worker ended it, 0 when
+ * it exited by itself) from its spool entry: stdout as the output, or the
+ * exit status with the tail of stderr as the error. */
+static int finish(const char *entry, int killed, const char *argv0, const char *parse, size_t cap,
+                  int64_t timeout_ms, loom_op_ctx_t *ctx, loom_op_output_t *out, loom_err_t *err)
 {
-    if (n >= TAIL) {
-        memcpy(tail, d + n - TAIL, TAIL);
-        *tlen = TAIL;
-        return;
+    int status = 0;
+    if (killed == 3) {
+        out->permanent = 1;
+        loom_err_set(err, LOOM_ETOOBIG, "tool.exec: '%s' wrote more than %zu bytes to stdout; killed",
+                     argv0, cap);
+        loom_err_hint(err, "raise max_output_bytes or make the tool print less");
+        return LOOM_ETOOBIG;
     }
-    if (*tlen + n > TAIL) {
-        size_t drop = *tlen + n - TAIL;
-        memmove(tail, tail + drop, *tlen - drop);
-        *tlen -= drop;
+    if (killed == 1)
+        return loom_err_set(err, LOOM_ETIMEDOUT, "tool.exec: '%s' timed out after %lld ms; killed",
+                            argv0, (long long)timeout_ms);
+    if (killed == 2) {
+        int late = loom_op_remaining_ms(ctx) == 0;
+        return loom_err_set(err, late ? LOOM_ETIMEDOUT : LOOM_ECANCELLED, "tool.exec: '%s' %s; killed",
+                            argv0, late ? "passed the task deadline" : "cancelled");
     }
-    memcpy(tail + *tlen, d, n);
-    *tlen += n;
+    if (loom_spool_status(entry, &status, NULL) != 0)
+        return loom_err_set(err, LOOM_EIO, "tool.exec: '%s': its keeper process died before it "
+                                           "exited (killed with the worker?)", argv0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        loom_buf_t tb;
+        loom_buf_init(&tb, 0);
+        read_part(entry, "stderr", -400, 400, &tb); /* the last lines are what people need */
+        size_t tl = tb.len;
+        while (tl && (tb.data[tl - 1] == '\n' || tb.data[tl - 1] == '\r'))
+            tl--;
+        int rc;
+        if (WIFEXITED(status))
+            rc = loom_err_set(err, LOOM_EIO, "tool.exec: '%s' exited with status %d%s%.*s", argv0,
+                              WEXITSTATUS(status), tl ? ": " : "", (int)tl, tb.data ? tb.data : "");
+        else
+            rc = loom_err_set(err, LOOM_EIO, "tool.exec: '%s' killed by signal %d%s%.*s", argv0,
+                              WTERMSIG(status), tl ? ": " : "", (int)tl, tb.data ? tb.data : "");
+        loom_buf_free(&tb);
+        return rc;
+    }
+    loom_buf_t sout;
+    loom_buf_init(&sout, 0);
+    int rc = 0;
+    long long size = read_part(entry, "stdout", 0, cap + 1, &sout);
+    if (size < 0) {
+        rc = loom_err_set(err, LOOM_EIO, "tool.exec: '%s': its output file is gone", argv0);
+    } else if ((unsigned long long)size > cap) {
+        rc = finish(entry, 3, argv0, parse, cap, timeout_ms, ctx, out, err);
+    } else {
+        json_error_t je;
+        json_t *j = NULL;
+        if (strcmp(parse, "text") != 0 && sout.len)
+            j = json_loadb(sout.data, sout.len, JSON_DECODE_ANY, &je);
+        if (j) {
+            out->json = j;
+        } else if (strcmp(parse, "json") == 0) {
+            rc = loom_err_set(err, LOOM_EPARSE, "tool.exec: '%s' printed invalid JSON: %s", argv0,
+                              sout.len ? je.text : "empty output");
+        } else {
+            size_t n = sout.len;
+            if (n && sout.data[n - 1] == '\n')
+                n--;
+            out->json = json_stringn(sout.data ? sout.data : "", n);
+            if (!out->json) /* not UTF-8: keep the bytes as a lossy string */
+                out->json = json_string("<binary output>");
+        }
+    }
+    loom_buf_free(&sout);
+    return rc;
+}
+
+static int write_file(const char *entry, const char *name, const char *data, size_t n)
+{
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/%s", entry, name);
+    FILE *f = fopen(p, "we");
+    if (!f)
+        return -1;
+    size_t w = n ? fwrite(data, 1, n, f) : 0;
+    return fclose(f) == 0 && w == n ? 0 : -1;
+}
+
+/* meta (what a restarted worker needs to turn the files into a result) and
+ * stdin. */
+static int write_entry(const char *entry, loom_op_ctx_t *ctx, const char *argv0, const char *parse,
+                       size_t cap, int64_t timeout_ms, int64_t kill_at, const char *in, size_t in_len,
+                       loom_err_t *err)
+{
+    json_t *m = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:I}", "op", "tool.exec",
+                          "task_id", loom_op_task_id(ctx), "attempt", (json_int_t)loom_op_attempt(ctx),
+                          "task_key", loom_op_task_key(ctx), "argv0", argv0, "parse", parse,
+                          "max_output_bytes", (json_int_t)cap, "timeout_ms", (json_int_t)timeout_ms,
+                          "kill_at_ms", (json_int_t)kill_at);
+    char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
+    int bad = !text || write_file(entry, "meta", text, strlen(text)) != 0 ||
+              write_file(entry, "stdin", in ? in : "", in_len) != 0;
+    free(text);
+    return bad ? loom_err_set(err, LOOM_EIO, "tool.exec: cannot write spool entry %s: %s", entry,
+                              strerror(errno))
+               : 0;
+}
+
+/* A tool.exec that a killed worker started and a new worker process with the
+ * same id found still running or finished in its spool (worker.c): waits for
+ * its keeper (killing the tool on cancel or when its time is up), then
+ * makes the result as loom_op_tool_exec would have. */
+int loom_op_tool_exec_resume(void *ud, loom_op_ctx_t *ctx, const json_t *in,
+                             loom_op_output_t *out, loom_err_t *err)
+{
+    (void)ud;
+    (void)in;
+    const char *entry = loom_op_spool_entry(ctx);
+    char mp[PATH_MAX + 16];
+    snprintf(mp, sizeof mp, "%s/meta", entry ? entry : "");
+    json_error_t je;
+    json_t *m = entry ? json_load_file(mp, 0, &je) : NULL;
+    if (!m)
+        return loom_err_set(err, LOOM_EIO, "tool.exec: spool entry %s has no readable meta",
+                            entry ? entry : "?");
+    const char *argv0 = json_string_value(json_object_get(m, "argv0"));
+    const char *parse = json_string_value(json_object_get(m, "parse"));
+    json_int_t cap = json_integer_value(json_object_get(m, "max_output_bytes"));
+    int64_t timeout_ms = json_integer_value(json_object_get(m, "timeout_ms"));
+    int64_t kill_at = json_integer_value(json_object_get(m, "kill_at_ms"));
+    pid_t tool = loom_spool_tool_pid(entry);
+    int claim = loom_spool_claim(entry), killed = 0;
+    while (loom_spool_keeper_alive(entry)) {
+        if (!killed && kill_at && loom_wall_ms() >= kill_at)
+            killed = timeout_ms > 0 ? 1 : 2;
+        else if (!killed && loom_op_cancelled(ctx))
+            killed = 2;
+        if (killed)
+            loom_kept_kill(tool);
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (claim >= 0)
+        close(claim);
+    int rc = finish(entry, killed, argv0 ? argv0 : "?", parse ? parse : "auto",
+                    cap > 0 ? (size_t)cap : DEFAULT_CAP, timeout_ms, ctx, out, err);
+    if (killed)
+        loom_op_spool_discard(ctx);
+    json_decref(m);
+    return rc;
 }
 
 int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_output_t *out,
@@ -146,146 +309,49 @@ int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     if (!parse)
         parse = "auto";
 
-    int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
-    if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC)) {
-        rc = loom_err_set(err, LOOM_EIO, "tool.exec: pipe: %s", strerror(errno));
-        goto close_pipes;
+    const char *entry = loom_op_spool_begin(ctx, err);
+    if (!entry) {
+        rc = err->code ? err->code : LOOM_EIO;
+        goto done;
     }
-    pid_t pid = -1;
-    int serr = loom_spawn(argv.v, env.v ? env.v : (char *[]){NULL},
-                     jcwd ? json_string_value(jcwd) : NULL, pin[0], pout[1], perr[1], &pid);
-    close(pin[0]), pin[0] = -1;
-    close(pout[1]), pout[1] = -1;
-    close(perr[1]), perr[1] = -1;
+    int64_t started = loom_wall_ms(), left = loom_op_remaining_ms(ctx);
+    int64_t kill_at = timeout_ms > 0 ? started + timeout_ms : 0;
+    if (left != INT64_MAX && (!kill_at || started + left < kill_at))
+        kill_at = started + left;
+    if ((rc = write_entry(entry, ctx, argv.v[0], parse, cap, timeout_ms, kill_at, stdin_data,
+                          stdin_len, err)) != 0) {
+        loom_op_spool_discard(ctx);
+        goto done;
+    }
+    loom_kept_t k;
+    int serr = loom_kept_start(entry, argv.v, env.v ? env.v : (char *[]){NULL},
+                               jcwd ? json_string_value(jcwd) : NULL, &k);
     if (serr != 0) {
+        loom_op_spool_discard(ctx);
         out->permanent = 1;
         rc = loom_err_set(err, LOOM_ENOTFOUND, "tool.exec: cannot run '%s': %s", argv.v[0],
                           strerror(serr));
         if (jcwd)
             loom_err_detail(err, "cwd: %s", json_string_value(jcwd));
-        goto close_pipes;
+        goto done;
     }
-    fcntl(pin[1], F_SETFL, O_NONBLOCK);
-    loom_buf_t sout;
-    loom_buf_init(&sout, 0);
-    char tail[TAIL];
-    size_t tlen = 0, wrote = 0;
-    if (stdin_len == 0)
-        close(pin[1]), pin[1] = -1;
-    uint64_t start = loom_clock_ms();
+    char opath[PATH_MAX + 16];
+    snprintf(opath, sizeof opath, "%s/stdout", entry);
     int killed = 0; /* 1 timeout, 2 cancel, 3 output cap */
-    while (pout[0] >= 0 || perr[0] >= 0) {
-        struct pollfd p[3];
-        int np = 0, io = -1, ie = -1, ii = -1;
-        if (pout[0] >= 0)
-            io = np, p[np++] = (struct pollfd){pout[0], POLLIN, 0};
-        if (perr[0] >= 0)
-            ie = np, p[np++] = (struct pollfd){perr[0], POLLIN, 0};
-        if (pin[1] >= 0)
-            ii = np, p[np++] = (struct pollfd){pin[1], POLLOUT, 0};
-        int pr = poll(p, (nfds_t)np, 50);
-        if (pr < 0 && errno != EINTR)
-            break;
-        char buf[65536];
-        if (io >= 0 && p[io].revents) {
-            ssize_t n = read(pout[0], buf, sizeof buf);
-            if (n > 0) {
-                if (sout.len + (size_t)n > cap) {
-                    killed = 3;
-                    kill_group(pid);
-                    close(pout[0]), pout[0] = -1;
-                } else if (loom_buf_append(&sout, buf, (size_t)n) != 0) {
-                    killed = 3;
-                    kill_group(pid);
-                }
-            } else if (n == 0 || errno != EINTR)
-                close(pout[0]), pout[0] = -1;
-        }
-        if (ie >= 0 && p[ie].revents) {
-            ssize_t n = read(perr[0], buf, sizeof buf);
-            if (n > 0)
-                tail_add(tail, &tlen, buf, (size_t)n);
-            else if (n == 0 || errno != EINTR)
-                close(perr[0]), perr[0] = -1;
-        }
-        if (ii >= 0 && p[ii].revents) {
-            ssize_t n = write(pin[1], stdin_data + wrote, stdin_len - wrote);
-            if (n > 0)
-                wrote += (size_t)n;
-            if ((n < 0 && errno != EAGAIN && errno != EINTR) || wrote >= stdin_len)
-                close(pin[1]), pin[1] = -1;
-        }
-        if (!killed && timeout_ms > 0 && loom_clock_ms() - start >= (uint64_t)timeout_ms) {
+    while (!loom_kept_wait(&k, 50)) {
+        struct stat st;
+        if (!killed && timeout_ms > 0 && loom_wall_ms() - started >= timeout_ms)
             killed = 1;
-            kill_group(pid);
-        }
-        if (!killed && loom_op_cancelled(ctx)) {
+        else if (!killed && loom_op_cancelled(ctx))
             killed = 2;
-            kill_group(pid);
-        }
-        if (killed == 3)
-            break;
+        else if (!killed && stat(opath, &st) == 0 && (size_t)st.st_size > cap)
+            killed = 3;
+        if (killed)
+            loom_kept_kill(k.tool);
     }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (killed == 3) {
-        kill_group(pid);
-        out->permanent = 1;
-        rc = loom_err_set(err, LOOM_ETOOBIG,
-                          "tool.exec: '%s' wrote more than %zu bytes to stdout; killed",
-                          argv.v[0], cap);
-        loom_err_hint(err, "raise max_output_bytes or make the tool print less");
-    } else if (killed == 1) {
-        rc = loom_err_set(err, LOOM_ETIMEDOUT, "tool.exec: '%s' timed out after %lld ms; killed",
-                          argv.v[0], (long long)timeout_ms);
-    } else if (killed == 2) {
-        rc = loom_err_set(err, loom_op_remaining_ms(ctx) == 0 ? LOOM_ETIMEDOUT : LOOM_ECANCELLED,
-                          "tool.exec: '%s' %s; killed", argv.v[0],
-                          loom_op_remaining_ms(ctx) == 0 ? "passed the task deadline"
-                                                         : "cancelled");
-    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        while (tlen && (tail[tlen - 1] == '\n' || tail[tlen - 1] == '\r'))
-            tlen--;
-        const char *t = tail;
-        size_t tl = tlen;
-        if (tl > 400) /* the last lines are what people need */
-            t += tl - 400, tl = 400;
-        if (WIFEXITED(status))
-            rc = loom_err_set(err, LOOM_EIO, "tool.exec: '%s' exited with status %d%s%.*s",
-                              argv.v[0], WEXITSTATUS(status), tl ? ": " : "", (int)tl, t);
-        else
-            rc = loom_err_set(err, LOOM_EIO, "tool.exec: '%s' killed by signal %d%s%.*s",
-                              argv.v[0], WTERMSIG(status), tl ? ": " : "", (int)tl, t);
-    } else {
-        json_error_t je;
-        json_t *j = NULL;
-        if (strcmp(parse, "text") != 0 && sout.len)
-            j = json_loadb(sout.data, sout.len, JSON_DECODE_ANY, &je);
-        if (j) {
-            out->json = j;
-        } else if (strcmp(parse, "json") == 0) {
-            rc = loom_err_set(err, LOOM_EPARSE, "tool.exec: '%s' printed invalid JSON: %s",
-                              argv.v[0], sout.len ? je.text : "empty output");
-        } else {
-            size_t n = sout.len;
-            if (n && sout.data[n - 1] == '\n')
-                n--;
-            out->json = json_stringn(sout.data ? sout.data : "", n);
-            if (!out->json) /* not UTF-8: keep the bytes as a lossy string */
-                out->json = json_string("<binary output>");
-        }
-    }
-    loom_buf_free(&sout);
-close_pipes:
-    for (int i = 0; i < 2; i++) {
-        if (pin[i] >= 0)
-            close(pin[i]);
-        if (pout[i] >= 0)
-            close(pout[i]);
-        if (perr[i] >= 0)
-            close(perr[i]);
-    }
+    rc = finish(entry, killed, argv.v[0], parse, cap, timeout_ms, ctx, out, err);
+    if (killed) /* the worker ended it: no result to keep for a restart */
+        loom_op_spool_discard(ctx);
 done:
     free(stdin_data);
     loom_strv_free(&argv);

@@ -8,6 +8,10 @@
 /* tool.exec: run a program (argv, never a shell); see op_exec.c. */
 int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *input, loom_op_output_t *out,
                       loom_err_t *err);
+/* tool.exec of an earlier worker process with this id, found in the spool
+ * (running or finished): waits for it and makes its result. */
+int loom_op_tool_exec_resume(void *ud, loom_op_ctx_t *ctx, const json_t *input,
+                             loom_op_output_t *out, loom_err_t *err);
 /* tool.http: an HTTP request through libcurl; see op_http.c. */
 int loom_op_tool_http(void *ud, loom_op_ctx_t *ctx, const json_t *input, loom_op_output_t *out,
                       loom_err_t *err);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -32,8 +33,10 @@
 #include "protocol/envelope.h"
 #include "protocol/failover.h"
 #include "protocol/keys.h"
+#include "workers/common/ops.h"
 #include "workers/common/policy.h"
 #include "workers/common/secrets.h"
+#include "workers/common/spool.h"
 
 #define COMP "worker"
 
@@ -44,8 +47,11 @@ struct loom_op_ctx {
     size_t input_len;
     uint32_t attempt;
     atomic_int running;  /* a slot began executing it (0 = still queued) */
+    int resumed;         /* a tool of an earlier worker process, found in the spool */
+    char *spool_entry;   /* its spool entry (spool.h), removed once loomd has the result */
     int dropped;         /* loomd gave it to another worker: no result is sent */
     int64_t deadline_ms; /* wall clock; 0 = none */
+    uint32_t timeout_ms; /* execution budget from the start (AssignRequest.timeout_ms); 0 = none */
     loom_op_fn fn;
     void *ud;
     int flags;
@@ -79,6 +85,8 @@ typedef struct worker {
     int hb_ms, hb_timeout_ms;
     volatile int *stop;
     int registered, draining;
+    int keeps_tools;        /* tools outlive this process and a restart finds them (stable id) */
+    int exiting;            /* stopping: spool entries stay for the next process */
     char epoch[16];         /* loomd's epoch at registration ("" before) */
     uint32_t lease_ms;      /* fence after this long without a message from loomd */
     atomic_int fenced;      /* slots start no queued task (loomd silent beyond the lease) */
@@ -240,6 +248,7 @@ static void task_free(loom_op_ctx_t *t)
 {
     if (!t)
         return;
+    free(t->spool_entry);
     free(t->task_id);
     free(t->task_key);
     free(t->op);
@@ -249,18 +258,64 @@ static void task_free(loom_op_ctx_t *t)
     free(t);
 }
 
+/* Frees t once loomd surely has its result (or wants none): its spool
+ * entry goes too, except while the worker stops (the next process with
+ * this id offers those results to loomd). */
+static void task_release(worker_t *w, loom_op_ctx_t *t)
+{
+    if (t && t->spool_entry && !w->exiting)
+        loom_spool_entry_remove(t->spool_entry);
+    task_free(t);
+}
+
+const char *loom_op_spool_begin(loom_op_ctx_t *ctx, loom_err_t *err)
+{
+    char path[4096];
+    if (ctx->spool_entry) {
+        loom_spool_entry_remove(ctx->spool_entry);
+        free(ctx->spool_entry);
+        ctx->spool_entry = NULL;
+    }
+    if (loom_spool_entry_new(ctx->task_id, ctx->attempt, path, sizeof path, err) != 0)
+        return NULL;
+    if (!(ctx->spool_entry = strdup(path))) {
+        loom_spool_entry_remove(path);
+        loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    }
+    return ctx->spool_entry;
+}
+
+void loom_op_spool_discard(loom_op_ctx_t *ctx)
+{
+    if (!ctx->spool_entry)
+        return;
+    loom_spool_entry_remove(ctx->spool_entry);
+    free(ctx->spool_entry);
+    ctx->spool_entry = NULL;
+}
+
+const char *loom_op_spool_entry(const loom_op_ctx_t *ctx)
+{
+    return ctx->spool_entry;
+}
+
 /* ---- running a task ------------------------------------------------------ */
 
 /* Runs the handler and records ok/output or the error in t. */
 static void execute(worker_t *w, loom_op_ctx_t *t)
 {
     t->started_ms = loom_wall_ms();
+    if (t->timeout_ms) { /* the step's timeout counts from here, not from its arrival */
+        int64_t end = t->started_ms + (int64_t)t->timeout_ms;
+        if (!t->deadline_ms || end < t->deadline_ms)
+            t->deadline_ms = end;
+    }
     loom_err_t err;
     loom_err_clear(&err);
     loom_op_output_t out = {0};
     json_t *input = NULL;
     int rc;
-    if (loom_op_cancelled(t)) {
+    if (loom_op_cancelled(t) && !t->resumed) { /* a resumed tool runs already: it is killed */
         rc = loom_err_set(&err, atomic_load(&t->cancelled) ? LOOM_ECANCELLED : LOOM_ETIMEDOUT,
                           "task %s before it started",
                           atomic_load(&t->cancelled) ? "cancelled" : "timed out");
@@ -426,6 +481,7 @@ static int send_register(worker_t *w)
     r.profile = &p;
     r.version = LOOM_VERSION;
     r.pid = (uint32_t)getpid();
+    r.keeps_tools = w->keeps_tools;
     /* what this process still holds, so loomd keeps it instead of running
      * it again (worker.proto, Reconciliation) */
     size_t skip = w->hcount > MAX_HELD_FINISHED ? w->hcount - MAX_HELD_FINISHED : 0;
@@ -585,7 +641,7 @@ static void history_pop(worker_t *w)
         w->htail = NULL;
     w->hbytes -= history_cost(t);
     w->hcount--;
-    task_free(t);
+    task_release(w, t);
 }
 
 /* Keeps sent result t (its input is no longer needed); the oldest go when
@@ -778,7 +834,7 @@ static void drain_outbox(worker_t *w)
         } else {
             running_remove(w, t);
             if (t->dropped)
-                task_free(t);
+                task_release(w, t);
             else
                 batch_add(w, t);
         }
@@ -873,6 +929,7 @@ static void assign_one(worker_t *w, const Loom__V1__AssignRequest *a)
     t->attempt = a->attempt;
     t->task_key = strdup(a->task_key ? a->task_key : "");
     t->deadline_ms = a->deadline_unix_ms;
+    t->timeout_ms = a->timeout_ms;
     t->received_ms = loom_wall_ms();
     if (!t->task_id || !t->op || !t->task_key || (t->input_len && !t->input_json)) {
         task_free(t);
@@ -958,6 +1015,7 @@ static void handle(worker_t *w, const loom_msg_t *msg)
                 w->hb_ms = (int)r->heartbeat_interval_ms;
             snprintf(w->epoch, sizeof w->epoch, "%s", r->epoch ? r->epoch : "");
             w->lease_ms = r->lease_ms;
+            loom_spool_set_orphan_ms((int)r->heartbeat_timeout_ms);
             apply_reconcile(w, r);
             w->registered = 1;
             w->hop_ms = 0;
@@ -1059,6 +1117,115 @@ static void read_socket(worker_t *w)
                       loom_status_name(st), loom_msg_method(msg), loom_msg_error(msg));
         loom_msg_destroy(&msg);
     }
+}
+
+/* ---- the spool: tools of an earlier process with this id ------------------------ */
+
+/* Where this worker keeps its tools' spool entries: --spool-dir, else
+ * $LOOM_SPOOL_DIR or $TMPDIR (/tmp) /loom-spool-<uid>, then one folder per
+ * worker id and loomd endpoint (so workers of different loomds never see
+ * each other's tools). */
+static void spool_path(const loom_worker_opts_t *o, const char *id, const char *ep, char *p,
+                       size_t n)
+{
+    if (o->spool_dir && *o->spool_dir) {
+        snprintf(p, n, "%s", o->spool_dir);
+        return;
+    }
+    const char *base = getenv("LOOM_SPOOL_DIR");
+    char def[512];
+    if (!base || !*base) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(def, sizeof def, "%s/loom-spool-%u", tmp && *tmp ? tmp : "/tmp",
+                 (unsigned)getuid());
+        base = def;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a of the endpoint */
+    for (const char *c = ep; *c; c++)
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    char name[160];
+    size_t k = 0;
+    for (const char *c = id; *c && k < sizeof name - 1; c++)
+        name[k++] = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                            (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'
+                        ? *c
+                        : '_';
+    name[k] = 0;
+    snprintf(p, n, "%s/%s@%08x", base, name, h);
+}
+
+/* Picks up the entries an earlier process with this id left: a finished
+ * tool's result joins the finished-result history (offered at Register as
+ * HELD_FINISHED), a still running one is queued first as a task that waits
+ * for it (HELD_RUNNING); entries whose keeper died without a result go. */
+static void spool_recover(worker_t *w)
+{
+    const char *root = loom_spool_root();
+    DIR *d = opendir(root);
+    if (!d)
+        return;
+    int finished = 0, running = 0, gone = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char entry[4096], mp[4200];
+        snprintf(entry, sizeof entry, "%s/%s", root, de->d_name);
+        snprintf(mp, sizeof mp, "%s/meta", entry);
+        json_error_t je;
+        json_t *m = json_load_file(mp, 0, &je);
+        int alive = loom_spool_keeper_alive(entry), st;
+        int64_t when = 0;
+        int done = loom_spool_status(entry, &st, &when) == 0;
+        const char *tid = json_string_value(json_object_get(m, "task_id"));
+        const char *key = json_string_value(json_object_get(m, "task_key"));
+        loom_op_ctx_t *t = NULL;
+        if (tid && (alive || done) && (t = calloc(1, sizeof *t))) {
+            t->w = w;
+            t->task_id = strdup(tid);
+            t->task_key = strdup(key ? key : "");
+            t->op = strdup("tool.exec");
+            t->spool_entry = strdup(entry);
+            t->attempt = (uint32_t)json_integer_value(json_object_get(m, "attempt"));
+            t->fn = loom_op_tool_exec_resume;
+            t->resumed = 1;
+            t->received_ms = loom_wall_ms();
+            if (!t->task_id || !t->task_key || !t->op || !t->spool_entry) {
+                task_free(t);
+                t = NULL;
+            }
+        }
+        json_decref(m);
+        if (!t) {
+            if (!alive)
+                loom_spool_entry_remove(entry);
+            gone++;
+            continue;
+        }
+        if (!alive) { /* finished: the handler returns at once */
+            execute(w, t);
+            if (when)
+                t->finished_ms = when;
+            history_add(w, t);
+            finished++;
+            continue;
+        }
+        atomic_store(&t->running, 1);
+        t->rnext = w->running;
+        if (w->running)
+            w->running->rprev = t;
+        w->running = t;
+        w->nrunning++;
+        t->next = w->qhead;
+        w->qhead = t;
+        if (!w->qtail)
+            w->qtail = t;
+        running++;
+    }
+    closedir(d);
+    if (finished || running || gone)
+        LOOM_INFO(COMP, "msg=\"spool of an earlier process\" dir=%s finished=%d running=%d "
+                        "dropped=%d", root, finished, running, gone);
 }
 
 /* ---- life cycle --------------------------------------------------------------- */
@@ -1172,6 +1339,18 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
                                    err)) != 0)
         goto free_ops;
     const char *ep = loom_endpoints_current(&w->eps);
+    char spool[4096];
+    /* the spool is named after the whole endpoint list: the same across a
+     * failover and a restart */
+    spool_path(opts, w->id, opts->endpoint ? opts->endpoint : "tcp://127.0.0.1:7401", spool,
+               sizeof spool);
+    if ((rc = loom_spool_init(spool, err)) != 0)
+        goto free_ops;
+    /* a restart with the same id can find its tools again; a pid-made id
+     * cannot, so such a spool goes at exit */
+    int stable_id = (opts->worker_id && opts->worker_id[0]) || (opts->spool_dir && *opts->spool_dir);
+    w->keeps_tools = stable_id;
+    spool_recover(w);
     if ((w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
         rc = loom_err_set(err, LOOM_EIO, "eventfd: %s", strerror(errno));
         goto free_ops;
@@ -1273,6 +1452,16 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
                                            "folder, and --server-key loomd's public key?\""
                                          : "");
             LOOM_DEBUG(COMP, "msg=\"no reply to Register yet; retrying\"");
+            if (reg_tries % 5 == 0) {
+                /* libzmq ends a connection whose CURVE handshake loomd refused
+                 * (key not admitted yet) and never retries it: connect again,
+                 * so a key admitted later (copied into workers/, no loomd
+                 * restart) gets this worker in within seconds. */
+                zmq_disconnect(w->sock, ep);
+                if (zmq_connect(w->sock, ep) != 0)
+                    LOOM_ERROR(COMP, "msg=\"reconnect failed\" endpoint=%s error=\"%s\"", ep,
+                               zmq_strerror(zmq_errno()));
+            }
             send_register(w);
             w->next_reg = now + 1000;
         } else if (w->registered && w->hb_unanswered >= 5 &&
@@ -1303,6 +1492,7 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
     }
     LOOM_INFO(COMP, "msg=\"worker stopping\" id=%s done=%" PRIu64 " failed=%" PRIu64, w->id,
               w->done, w->failed);
+    w->exiting = stable_id;
     /* Stop slots: cancel what runs so handlers return promptly. */
     for (loom_op_ctx_t *t = w->running; t; t = t->rnext)
         atomic_store(&t->cancelled, 1);
@@ -1317,7 +1507,6 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
 close_zmq:
     free(w->threads);
     loom_conn_watch_destroy(&w->watch);
-    loom_endpoints_free(&w->eps);
     if (w->sock)
         zmq_close(w->sock);
     if (w->zctx)
@@ -1325,6 +1514,7 @@ close_zmq:
     if (w->efd >= 0)
         close(w->efd);
 free_ops:
+    loom_endpoints_free(&w->eps); /* safe when never parsed (zeroed) */
     loom_ops_destroy(&w->ops);
 free_worker:
     for (loom_op_ctx_t *t = w->qhead, *n; t; t = n) {
@@ -1333,6 +1523,8 @@ free_worker:
     }
     while (w->hhead)
         history_pop(w);
+    if (!w->keeps_tools)
+        loom_spool_remove_all();
     free(w->batch);
     free(w->batch_tasks);
     free(w->started);
@@ -1370,6 +1562,10 @@ static void usage(FILE *f, const char *prog, const char *kind)
             "  --indexes LIST     NAME=PATH,... vector indexes (or $LOOM_INDEXES)\n"
             "  --outbox-bytes N   finished results kept until loomd surely has them, so a\n"
             "                     loomd restart does not re-run them (default 33554432)\n"
+            "  --spool-dir DIR    where tool.exec keeps its processes' output and exit status,\n"
+            "                     so a worker restarted with the same --id delivers what they\n"
+            "                     did (default $LOOM_SPOOL_DIR or $TMPDIR/loom-spool-UID, one\n"
+            "                     folder per id and endpoint)\n"
             "  --log-level L      debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
             "  --config FILE      read options from FILE: lines 'key: value' with the long\n"
             "                     option names above; later options override earlier ones\n"
@@ -1417,6 +1613,8 @@ static int apply_opt(worker_cfg_t *c, const char *k, const char *v, char *why, s
             return -1;
         c->o.outbox_bytes = n;
     }
+    else if (strcmp(k, "spool-dir") == 0)
+        c->o.spool_dir = strdup(v);
     else if (strcmp(k, "server-key") == 0)
         c->o.server_key = strdup(v);
     else if (strcmp(k, "key") == 0)

@@ -28,6 +28,8 @@ typedef struct loom_worker_opts {
     const char *server_key;
     const char *key_file;
     long long outbox_bytes; /* finished results kept for loomd to ask again (default 32 MiB) */
+    const char *spool_dir;  /* tool.exec spool (spool.h); NULL = per id and endpoint under
+                             * $LOOM_SPOOL_DIR or $TMPDIR/loom-spool-<uid> */
 } loom_worker_opts_t;
 
 /* Parses the common flags (--endpoint, --id, --slots, --heartbeat-ms,

@@ -8,6 +8,16 @@ DROP VIEW IF EXISTS v_recent_runs, v_live_runs, v_sla_attainment_hourly,
     v_device_utilisation, v_device_utilisation_hourly, v_cost_model_error,
     v_cost_model_error_by_op, v_step_placement, v_fleet, v_run_events CASCADE;
 
+-- The name of a loom.v1.StatusCode (envelope.proto) as stored in
+-- runs.error_code / tasks.error_code; NULL for none.
+CREATE OR REPLACE FUNCTION loom_status_name(code integer) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT (ARRAY['CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND',
+                'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED',
+                'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL',
+                'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'])[code]
+$$;
+
 -- Runs, newest first when ordered by submitted_at.
 CREATE VIEW v_recent_runs AS
 SELECT r.id, r.workflow_name AS workflow, r.state, r.submitted_at,
@@ -19,7 +29,8 @@ SELECT r.id, r.workflow_name AS workflow, r.state, r.submitted_at,
        coalesce(t.n_tasks, 0) AS n_tasks,
        coalesce(t.n_done, 0) AS n_done,
        r.error,
-       r.tenant
+       r.tenant,
+       loom_status_name(r.error_code) AS error_code
 FROM runs r
 LEFT JOIN sla_outcomes s ON s.run_id = r.id
 LEFT JOIN (SELECT run_id, sum(cost) AS cost, count(*) AS n_tasks,
@@ -113,7 +124,7 @@ GROUP BY 1, 2;
 CREATE VIEW v_step_placement AS
 SELECT t.run_id, t.task_id, t.step_id, t.op, t.state, t.device_class, t.worker_id, t.reason,
        t.needs, t.predicted_ms, t.actual_ms, t.cost, t.attempts, t.started_at, t.finished_at,
-       r.tenant
+       r.tenant, t.error, loom_status_name(t.error_code) AS error_code
 FROM tasks t JOIN runs r ON r.id = t.run_id;
 
 CREATE VIEW v_run_events AS

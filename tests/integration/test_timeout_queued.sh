@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# A step's timeout_ms counts execution only: a task sent to a busy one-slot
+# worker waits in its queue behind a 2 s task, then runs 0.3 s within its
+# 1.5 s timeout and succeeds (the clock starts at the worker's start of the
+# task, not when loomd sent it). least-loaded placement queues tasks on
+# workers (up to slots x depth), which is what this needs.
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+start_loomd --placement least-loaded
+start_worker w1 --slots 1
+"$BIN/loom" run "$ROOT/tests/integration/workflows/timeout_queued.yaml" --input dir="$TMP" \
+  --json >"$TMP/out.json" 2>"$TMP/run.log"
+rc=$?
+[ $rc -eq 0 ] || fail "run failed (exit $rc): $(cat "$TMP/out.json" "$TMP/run.log")"
+[ "$(jget "$TMP/out.json" 'd["outputs"]["timed"]')" = 2 ] || fail "bad outputs: $(cat "$TMP/out.json")"
+end=$(cat "$TMP/blocker.end") start=$(cat "$TMP/timed.start")
+# not vacuous: timed really waited behind blocker on the worker
+[ "$start" -ge "$end" ] || fail "timed started before blocker ended: the test did not queue it"
+python3 - "$TMP/out.json" <<'PY' || fail "timed was not sent while blocker ran"
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = {x["step"]: x for x in d["steps"]}
+# loomd sent it at once (queued on the worker, not in loomd), > 1.5 s before it ended
+sent, ended = s["timed"]["started_ms"], s["timed"]["finished_ms"]
+assert ended - sent > 1500, (sent, ended)
+print("timed: sent to the worker %d ms before it finished" % (ended - sent))
+PY
+echo ok
