@@ -9,7 +9,7 @@
  * try (every poll_ms) takes it.
  *
  * Fencing: on taking the lock the new leader increments the epoch in
- * loom_leader (deploy/sql/003_leader.sql) and records its endpoints there,
+ * loom_leader (deploy/sql/006_leader.sql) and records its endpoints there,
  * then sets that epoch as the fence of its store (store_pg.h): every write
  * transaction checks it first, so a deposed leader that is still running
  * (a partition, a stall) can commit nothing once the epoch moved on.

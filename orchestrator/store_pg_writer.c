@@ -56,7 +56,7 @@ enum { SENT_OK = 0, SENT_CONN = 1, SENT_DATA = 2, SENT_FENCED = 3 };
 
 #define FENCE_SQL "SELECT loom_fence($1::bigint)"
 
-/* 1 when r failed because another loomd took the leadership (003_leader.sql). */
+/* 1 when r failed because another loomd took the leadership (006_leader.sql). */
 static int is_fenced(const PGresult *r) {
     const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     return st && strcmp(st, "LM001") == 0;

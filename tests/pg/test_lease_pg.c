@@ -1,6 +1,6 @@
 /* test_lease_pg.c — loomd failover's database side against a real
  * PostgreSQL 15 (deploy/pg.sh): the leader lease (orchestrator/lease_pg.h)
- * and the writer's fencing (store_pg.h, deploy/sql/003_leader.sql).
+ * and the writer's fencing (store_pg.h, deploy/sql/006_leader.sql).
  *
  *   - fencing: a store fenced with the leader's epoch commits while that
  *     epoch holds; once another leader bumped it, the store's next write is
