@@ -26,6 +26,10 @@ static const char usage_text[] =
     "  --sla-ms N           override the workflow's sla.latency_ms\n"
     "  --label KEY=VALUE    a label stored with the run (repeatable)\n"
     "  --idempotency-key K  a retry with the same key returns the first run, not a new one\n"
+    "  --plan FILE.mlir     follow this partitioned module instead of planning the run:\n"
+    "                       each op runs on the worker its device function names (as\n"
+    "                       `loom status RUN --mlir` prints it, edited or not); loomd\n"
+    "                       verifies it first and refuses it with MLIR's diagnostic\n"
     "  --stream, --no-stream  show LLM tokens as they are generated (default: when\n"
     "                       stderr is a terminal)\n"
     "  --allow-sla-miss     run even when loomd finds no placement on its workers that\n"
@@ -99,7 +103,7 @@ int loom_cmd_run(int argc, char **argv)
         return LOOM_EXIT_OK;
     const char *file = NULL, *endpoint = NULL;
     int json_out = 0, no_wait = 0, quiet = 0, explain = 0, stream_tokens = -1, allow_miss = 0;
-    const char *idempotency_key = NULL;
+    const char *idempotency_key = NULL, *plan_file = NULL;
     json_t *labels = json_object(); /* KEY -> VALUE, the last given wins */
     double sla_ms = 0;
     long timeout_ms = 0;
@@ -124,6 +128,9 @@ int loom_cmd_run(int argc, char **argv)
             stream_tokens = 0;
         else if (strcmp(a, "--idempotency-key") == 0 && v) {
             idempotency_key = v;
+            i++;
+        } else if (strcmp(a, "--plan") == 0 && v) {
+            plan_file = v;
             i++;
         } else if (strcmp(a, "--label") == 0 && v) {
             const char *eq = strchr(v, '=');
@@ -174,10 +181,12 @@ int loom_cmd_run(int argc, char **argv)
         fprintf(stderr, "loom run: which workflow? usage: loom run FILE [--input NAME=VALUE]...\n");
         goto out;
     }
-    loom_buf_t yaml = LOOM_BUF_INIT;
-    if (read_file(file, &yaml) != 0) {
-        fprintf(stderr, "loom run: cannot read %s: %s\n", file, strerror(errno));
+    loom_buf_t yaml = LOOM_BUF_INIT, plan = LOOM_BUF_INIT;
+    if (read_file(file, &yaml) != 0 || (plan_file && read_file(plan_file, &plan) != 0)) {
+        fprintf(stderr, "loom run: cannot read %s: %s\n", plan_file && yaml.len ? plan_file : file,
+                strerror(errno));
         loom_buf_free(&yaml);
+        loom_buf_free(&plan);
         rc = LOOM_EXIT_FAIL;
         goto out;
     }
@@ -196,6 +205,7 @@ int loom_cmd_run(int argc, char **argv)
     rq.workflow_name = (char *)name;
     rq.inputs_json = inputs_s;
     rq.sla_latency_ms = sla_ms;
+    rq.plan_mlir = plan.data ? plan.data : "";
     /* tools with relative paths run from where the user typed the command */
     char cwd[PATH_MAX];
     size_t n_labels = json_object_size(labels) + 2;
@@ -206,6 +216,7 @@ int loom_cmd_run(int argc, char **argv)
         free(label_ptrs);
         free(inputs_s);
         loom_buf_free(&yaml);
+        loom_buf_free(&plan);
         loom_client_destroy(&c);
         rc = LOOM_EXIT_SYSTEM;
         goto out;
@@ -243,6 +254,7 @@ int loom_cmd_run(int argc, char **argv)
     free(label_ptrs);
     free(inputs_s);
     loom_buf_free(&yaml);
+    loom_buf_free(&plan);
     if (st != LOOM_STATUS_OK) {
         rc = loom_cli_rpc_error("run", endpoint, st, &err);
         if (err.code == LOOM_EINFEASIBLE || st == LOOM_STATUS_FAILED_PRECONDITION)

@@ -86,6 +86,9 @@ static void progress_line(follow_t *f, const Loom__V1__RunEvent *ev)
                     x->on_critical_path ? "  critical" : "");
         }
         return;
+    case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_SLA_AT_RISK:
+        snprintf(line, sizeof line, "  ! SLA at risk: %s", msg);
+        break;
     case LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_SLA_MISSED:
         snprintf(line, sizeof line, "  ! SLA missed: %s", msg);
         break;

@@ -2,7 +2,9 @@
 # deploy/sql/*.sql and deploy/sql/views/*.sql into $(BUILD)/gen/store_sql.inc,
 # included by orchestrator/store_pg.c. The dashboard assets
 # (orchestrator/dashboard/*) are embedded the same way for orchestrator/http.c.
-$(BUILD)/gen/store_sql.inc: deploy/sql/embed.sh $(wildcard deploy/sql/*.sql deploy/sql/views/*.sql)
+# (The folder itself is a prerequisite: a migration renamed or removed
+# changes its mtime, not any remaining file's.)
+$(BUILD)/gen/store_sql.inc: deploy/sql/embed.sh deploy/sql $(wildcard deploy/sql/*.sql deploy/sql/views/*.sql)
 	@mkdir -p $(@D)
 	deploy/sql/embed.sh $(abspath $@)
 GEN_HDRS += $(BUILD)/gen/store_sql.inc

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,12 +64,16 @@ typedef struct {
     frame_t f[MAX_DEPTH];
 } state_t;
 
-/* Token texts, once per tokenizer. */
+/* Token texts, once per tokenizer; token ids grouped by their first byte
+ * (group 256: tokens without text, e.g. end-of-generation), so a full
+ * check visits only the tokens whose first byte the automaton accepts. */
 typedef struct {
     const loom_tokenizer_t *tok;
     int n;
     uint32_t *off; /* n + 1 */
     char *bytes;
+    int32_t *by_first;      /* n ids, grouped */
+    uint32_t group[258];    /* by_first[group[b] .. group[b + 1]) start with byte b */
 } vocab_t;
 
 struct loom_llm_grammar {
@@ -119,9 +124,25 @@ static const vocab_t *vocab_for(const loom_tokenizer_t *t)
         if (v->off)
             v->off[v->n] = (uint32_t)b.len;
         v->bytes = loom_buf_detach(&b, NULL);
-        if (!v->off || !v->bytes) {
+        v->by_first = malloc(((size_t)v->n + 1) * sizeof *v->by_first);
+        if (v->off && v->bytes && v->by_first) { /* counting sort by first byte */
+            for (int32_t i = 0; i < v->n; i++) {
+                int f = v->off[i] == v->off[i + 1] ? 256 : (unsigned char)v->bytes[v->off[i]];
+                v->group[f + 1]++;
+            }
+            for (int f = 0; f < 257; f++)
+                v->group[f + 1] += v->group[f];
+            uint32_t at[257];
+            memcpy(at, v->group, sizeof at);
+            for (int32_t i = 0; i < v->n; i++) {
+                int f = v->off[i] == v->off[i + 1] ? 256 : (unsigned char)v->bytes[v->off[i]];
+                v->by_first[at[f]++] = i;
+            }
+        }
+        if (!v->off || !v->bytes || !v->by_first) {
             free(v->off);
             free(v->bytes);
+            free(v->by_first);
             free(v);
             v = NULL;
         } else {
@@ -703,9 +724,9 @@ static int can_end(const state_t *st)
     return (f->kind == F_NUM && num_complete(f)) || (f->kind == F_LIT && lit_complete(f));
 }
 
-/* Fewest characters still needed to complete the value: exact (the
- * budget invariant in allowed() relies on it never overestimating by a
- * jump: a character of the shortest completion lowers it by one). */
+/* Fewest characters still needed to complete the value. Exact: the
+ * budget check in allowed() needs each character of the shortest
+ * completion to lower it by one. */
 static int to_close(const state_t *st)
 {
     int c = 0;
@@ -790,6 +811,13 @@ static int to_close(const state_t *st)
     return c;
 }
 
+static void copy_state(state_t *dst, const state_t *src)
+{
+    dst->depth = src->depth;
+    dst->done = src->done;
+    memcpy(dst->f, src->f, (size_t)src->depth * sizeof dst->f[0]);
+}
+
 static int feed_bytes(state_t *st, const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -815,17 +843,19 @@ static int allowed(const loom_llm_grammar_t *g, int32_t t, int room, state_t *ne
     uint32_t a = g->v->off[t], b = g->v->off[t + 1];
     if (a == b)
         return 0; /* control tokens and end-of-generation are decided apart */
-    next->depth = g->st.depth;
-    next->done = g->st.done;
-    memcpy(next->f, g->st.f, (size_t)g->st.depth * sizeof next->f[0]);
+    copy_state(next, &g->st);
     if (feed_bytes(next, g->v->bytes + a, b - a))
         return 0;
     return to_close(next) <= room;
 }
 
-static int32_t fail(loom_llm_grammar_t *g, const char *fmt, int a, int b)
+/* No valid continuation: end the output now, keeping why. */
+__attribute__((format(printf, 2, 3))) static int32_t fail(loom_llm_grammar_t *g, const char *fmt, ...)
 {
-    snprintf(g->why, sizeof g->why, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->why, sizeof g->why, fmt, ap);
+    va_end(ap);
     g->failed = 1;
     return g->eos;
 }
@@ -840,7 +870,30 @@ int32_t loom_llm_grammar_sample(void *ud, loom_llm_sampler_t *s, float *logits, 
         return fail(g, "max_tokens leaves %d tokens, but the shortest JSON value of the schema needs %d", tokens_left,
                     need);
     state_t next;
-    for (int tries = 0; tries < TRIES; tries++) {
+    const vocab_t *v = g->v;
+    /* Mask, in one pass, the tokens whose first byte the automaton refuses
+     * here (and text-less ones other than an allowed end), so the sampler
+     * seldom draws a token that is then refused: each redraw costs a pass
+     * over the vocabulary. */
+    unsigned char first_ok[256];
+    uint32_t left = 0; /* tokens not masked */
+    for (int f = 0; f < 257; f++) {
+        if (f < 256) {
+            copy_state(&next, &g->st);
+            first_ok[f] = v->group[f] < v->group[f + 1] && !feed(&next, f);
+            if (first_ok[f]) {
+                left += v->group[f + 1] - v->group[f];
+                continue;
+            }
+        }
+        for (uint32_t i = v->group[f]; i < v->group[f + 1]; i++)
+            if (f < 256 || !(end_ok && loom_tokenizer_is_eog(g->m->tok, v->by_first[i])))
+                logits[v->by_first[i]] = -INFINITY;
+    }
+    /* Few tokens left (a key, a literal, punctuation): checking them all is
+     * cheaper than redrawing. */
+    int tries_max = left * 16 < (uint32_t)v->n ? 1 : TRIES;
+    for (int tries = 0; tries < tries_max; tries++) {
         int32_t t = loom_llm_sample(s, logits);
         if (loom_tokenizer_is_eog(g->m->tok, t) && end_ok) {
             g->st.done = 1;
@@ -852,14 +905,20 @@ int32_t loom_llm_grammar_sample(void *ud, loom_llm_sampler_t *s, float *logits, 
         }
         logits[t] = -INFINITY; /* refused for a reason that holds for this whole step */
     }
-    /* Check every token once; sample among the allowed. */
+    /* Check every token left once; sample among the allowed. */
     int any = 0;
     int32_t first = -1;
-    for (int32_t t = 0; t < g->v->n; t++) {
-        g->ok[t] = (char)(loom_tokenizer_is_eog(g->m->tok, t) ? end_ok : allowed(g, t, room, &next));
-        if (g->ok[t] && first < 0)
-            first = t;
-        any |= g->ok[t];
+    memset(g->ok, 0, (size_t)v->n);
+    for (int f = 0; f < 257; f++) {
+        if (f < 256 && !first_ok[f])
+            continue;
+        for (uint32_t i = v->group[f]; i < v->group[f + 1]; i++) {
+            int32_t t = v->by_first[i];
+            g->ok[t] = (char)(f == 256 ? loom_tokenizer_is_eog(g->m->tok, t) && end_ok : allowed(g, t, room, &next));
+            if (g->ok[t] && (first < 0 || t < first))
+                first = t;
+            any |= g->ok[t];
+        }
     }
     if (!any)
         return fail(g, "no token of the model's vocabulary continues the JSON value (%d characters still needed, %d tokens left)",

@@ -5,12 +5,14 @@
  * the schema.
  *
  * The schema compiles to a pushdown automaton over characters (a stack of
- * frames: object, array, string, number, literal). At each step a token
- * is sampled as usual and kept only when its bytes keep the output a
- * valid prefix; a rejected token is masked and the sampler asked again;
- * after a few rejections every token is checked once and the sample is
- * drawn from the allowed ones. An end-of-generation token is allowed only
- * when the value is complete, and chosen as soon as it is.
+ * frames: object, array, string, number, literal). At each step the
+ * tokens whose first byte the automaton refuses are masked (one pass over
+ * the vocabulary grouped by first byte), then a token is sampled as usual
+ * and kept only when its bytes keep the output a valid prefix; a rejected
+ * token is masked and the sampler asked again; after a few rejections
+ * every remaining token is checked once and the sample is drawn from the
+ * allowed ones. An end-of-generation token is allowed only when the value
+ * is complete.
  *
  * Output budget: strings default to at most 48 characters (maxLength
  * overrides), arrays to 8 items (maxItems), free-form JSON to depth 6.

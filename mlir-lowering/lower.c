@@ -597,6 +597,12 @@ int loom_lower_text(loom_mlir_t *m, const loom_lower_wf_t *wfs, size_t nwf, loom
 int loom_lower_verify_text(loom_mlir_t *m, const char *text, size_t n, const char *filename,
                            loom_err_t *err)
 {
+    return loom_lower_placements_text(m, text, n, filename, NULL, NULL, err);
+}
+
+int loom_lower_placements_text(loom_mlir_t *m, const char *text, size_t n, const char *filename,
+                               loom_placement_fn fn, void *ud, loom_err_t *err)
+{
     loom_lowering_t *l = calloc(1, sizeof *l);
     if (!l)
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
@@ -605,6 +611,10 @@ int loom_lower_verify_text(loom_mlir_t *m, const char *text, size_t n, const cha
     int rc = loom_mlir_parse(m, text, n, filename, &l->mod, err);
     if (!rc)
         rc = loom_pass_verify(l, err);
+    if (!rc && fn)
+        rc = loom_module_placements(l, fn, ud, err);
+    if (rc && err && filename && strcmp(err->file, "-") == 0) /* "-": the parsed buffer */
+        loom_err_at(err, filename, err->line, err->col);
     loom_lower_destroy(&l);
     return rc;
 }

@@ -101,6 +101,16 @@ const char *loom_lower_func_device(const loom_lowering_t *l, size_t i); /* borro
 int loom_lower_verify_text(loom_mlir_t *m, const char *text, size_t n, const char *filename,
                            loom_err_t *err);
 
+/* Where a partitioned module runs each granular node: after parsing and
+ * verifying text as loom_lower_verify_text does, calls fn(ud, workflow,
+ * node, device) for every node an op of a device function runs (an
+ * llm.generate names its prefill and decode nodes). fn returns nonzero when
+ * it already had the node (an error located at the op). Send, recv and
+ * kv.transfer ops are the transfers between them, not nodes. */
+typedef int (*loom_placement_fn)(void *ud, const char *workflow, const char *node, const char *device);
+int loom_lower_placements_text(loom_mlir_t *m, const char *text, size_t n, const char *filename,
+                               loom_placement_fn fn, void *ud, loom_err_t *err);
+
 /* One call: emit, run up to `last`, print into out. */
 int loom_lower_text(loom_mlir_t *m, const loom_lower_wf_t *wfs, size_t nwf, loom_pass_t last,
                     loom_buf_t *out, loom_err_t *err);

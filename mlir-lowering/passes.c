@@ -528,3 +528,44 @@ int loom_pass_verify(loom_lowering_t *l, loom_err_t *err)
     free(fns), free(ch);
     return rc;
 }
+
+/* ---- reading a partitioned module back ------------------------------------------------ */
+
+int loom_module_placements(loom_lowering_t *l, loom_placement_fn fn, void *ud, loom_err_t *err)
+{
+    size_t nf = 0;
+    int rc = 0;
+    MlirOperation *fns = module_funcs(l, &nf);
+    if (!fns)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    for (size_t f = 0; f < nf && !rc; f++) {
+        char dev[256], wf[256];
+        loom_op_str(fns[f], "loom.device", dev, sizeof dev);
+        loom_op_str(fns[f], "loom.workflow", wf, sizeof wf);
+        if (!dev[0])
+            continue;
+        size_t n = 0;
+        MlirOperation *ops = body_ops(fns[f], &n);
+        if (!ops) {
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            break;
+        }
+        for (size_t i = 0; i < n && !rc; i++) {
+            MlirOperation op = ops[i];
+            /* transfers run where their producer ran: not a task of their own */
+            if (!loom_op_is_loom(op) || loom_op_is(op, "loom.send") || loom_op_is(op, "loom.recv") ||
+                loom_op_is(op, "loom.kv.transfer"))
+                continue;
+            static const char *const node_attrs[] = {"node", "prefill", "decode"};
+            for (size_t a = 0; a < 3 && !rc; a++) {
+                char node[256];
+                loom_op_str(op, node_attrs[a], node, sizeof node);
+                if (node[0] && fn(ud, wf, node, dev) != 0)
+                    rc = loom_op_error(op, err, LOOM_EINVAL, "node '%s' is placed twice in the module", node);
+            }
+        }
+        free(ops);
+    }
+    free(fns);
+    return rc;
+}

@@ -17,18 +17,82 @@
 
 typedef struct {
     char *module;   /* verified module text */
+    loom_map_t *placements; /* node -> device, read back from module */
     char summary[192];
 } lowered_t;
 
 static loom_mlir_t *ctx;
 static loom_map_t *cache; /* plan hash (hex) -> lowered_t */
+static char last_hash[LOOM_SHA256_HEX_LEN]; /* of the plan lowered last */
 
 static void lowered_free(void *p)
 {
     lowered_t *l = p;
-    if (l)
+    if (l) {
         free(l->module);
+        loom_map_destroy(&l->placements);
+    }
     free(l);
+}
+
+static int put_placement(void *ud, const char *workflow, const char *node, const char *device)
+{
+    (void)workflow;
+    loom_map_t *m = ud;
+    if (loom_map_get(m, node))
+        return 1;
+    char *d = strdup(device);
+    if (!d || loom_map_put(m, node, d) != 0) {
+        free(d);
+        return -1;
+    }
+    return 0;
+}
+
+static loom_map_t *copy_placements(const loom_map_t *from)
+{
+    loom_map_t *m = loom_map_new(free);
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (m && loom_map_next(from, &it, &k, &v))
+        if (put_placement(m, NULL, k, v) != 0)
+            loom_map_destroy(&m);
+    return m;
+}
+
+static int ensure_ctx(loom_err_t *err)
+{
+    if (!ctx && !(ctx = loom_mlir_new(err)))
+        return err && err->code ? err->code : LOOM_EINTERNAL;
+    return 0;
+}
+
+int loom_plan_module_placements(const char *text, size_t n, const char *filename, loom_map_t **placements,
+                                loom_err_t *err)
+{
+    int rc = ensure_ctx(err);
+    loom_map_t *m = rc ? NULL : loom_map_new(free);
+    if (!rc && !m)
+        rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    if (!rc)
+        rc = loom_lower_placements_text(ctx, text, n, filename, put_placement, m, err);
+    if (rc)
+        loom_map_destroy(&m);
+    *placements = m;
+    return rc;
+}
+
+int loom_plan_last_module(const char **module, loom_map_t **placements)
+{
+    lowered_t *l = cache && last_hash[0] ? loom_map_get(cache, last_hash) : NULL;
+    if (!l)
+        return LOOM_ENOTFOUND;
+    if (module)
+        *module = l->module;
+    if (placements && !(*placements = copy_placements(l->placements)))
+        return LOOM_ENOMEM;
+    return 0;
 }
 
 /* The plan's content: every node's op, step, model and device, every edge,
@@ -64,7 +128,8 @@ static size_t count(const char *hay, const char *needle)
 int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_graph_t *g, const loom_cost_t *c,
                     const loom_plan_t *plan, char *summary, size_t n, loom_err_t *err)
 {
-    if (!ctx && !(ctx = loom_mlir_new(err)))
+    last_hash[0] = 0;
+    if (ensure_ctx(err) != 0)
         return err ? err->code : LOOM_EINTERNAL;
     if (!cache && !(cache = loom_map_new(lowered_free)))
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
@@ -91,6 +156,13 @@ int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_gr
             return rc;
         }
         l->module = loom_buf_detach(&out, NULL);
+        if (!(l->placements = loom_map_new(free)) ||
+            loom_lower_placements_text(ctx, l->module, strlen(l->module), wf->file, put_placement,
+                                       l->placements, err) != 0) {
+            lowered_free(l);
+            loom_arena_destroy(&arena);
+            return err && err->code ? err->code : LOOM_ENOMEM;
+        }
         snprintf(l->summary, sizeof l->summary, "lowered to %zu device functions, %zu send/recv pairs, module %.12s",
                  count(l->module, "func.func @"), count(l->module, "\"loom.send\""), hash);
         if (loom_map_len(cache) >= MAX_CACHED) {
@@ -104,6 +176,7 @@ int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_gr
         }
     }
     snprintf(summary, n, "%s%s", l->summary, hit ? " (cached)" : "");
+    memcpy(last_hash, hash, sizeof last_hash);
     LOOM_INFO("mlir", "msg=\"plan lowered\" run=%s workflow=%s detail=\"%s\"", run_id ? run_id : "-", wf->name, summary);
     loom_arena_destroy(&arena);
     return 0;

@@ -23,6 +23,21 @@
 int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_graph_t *g, const loom_cost_t *c,
                     const loom_plan_t *plan, char *summary, size_t n, loom_err_t *err);
 
+/* The module of the plan loom_plan_lower lowered last (borrowed until the
+ * next loom_plan_lower call) and where it runs each granular node: *placements
+ * (may be NULL) receives a new map node -> device (the caller's; free with
+ * loom_map_destroy). loomd dispatches each task to the device its op's
+ * function names. Returns 0, or LOOM_ENOTFOUND when nothing was lowered. */
+int loom_plan_last_module(const char **module, struct loom_map **placements);
+
+/* Verifies a partitioned module given as text (e.g. `loom run --plan
+ * FILE.mlir`, a module edited by hand) and returns where it runs each
+ * granular node (*placements: node -> device, the caller's). LOOM_EPARSE /
+ * LOOM_EINVAL with MLIR's diagnostic located in filename when it does not
+ * verify. */
+int loom_plan_module_placements(const char *text, size_t n, const char *filename, struct loom_map **placements,
+                                loom_err_t *err);
+
 /* The verified module text of a lowered plan by its hash prefix as printed
  * in the summary (borrowed; NULL when unknown). */
 const char *loom_plan_lowered_module(const char *hash_prefix);

@@ -106,6 +106,7 @@ static void run_free(loom_run_t *r)
     free(r->workflow_dir);
     free(r->client_cwd);
     free(r->tenant);
+    free(r->plan_mlir);
     free(r->labels_json);
     loom_redact_free(r->secrets, r->n_secrets);
     free(r);
@@ -140,10 +141,48 @@ static void run_store_update(loom_engine_t *e, loom_run_t *r, const char *output
         LOOM_WARN(COMP, "msg=\"store: run update failed\" run=%s err=\"%s\"", r->id, err.msg);
 }
 
+/* SLA_AT_RISK, once per run: the longest remaining critical path of the
+ * top-level steps not finished yet (what is left of a running step's
+ * estimate, then its dependents') no longer fits before the deadline.
+ * Estimates are expect.latency_ms or the per-op defaults. */
+static void sla_risk_check(loom_engine_t *e, loom_run_t *r, uint64_t now)
+{
+    if (r->sla_at_risk || now < r->next_risk_check || !r->cp || !r->top)
+        return;
+    r->next_risk_check = now + 200;
+    const scope_t *sc = r->top;
+    int64_t need = 0, wall = loom_wall_ms();
+    for (size_t i = 0; i < sc->g->n_steps; i++) {
+        const step_rt_t *st = &sc->st[i];
+        if (loom_store_task_state_final(st->state))
+            continue;
+        int64_t left = r->cp[i];
+        if (st->state == LOOM_TASK_READY && st->started_ms) { /* released: part of it is done */
+            int64_t est = engine_estimate_ms(&sc->g->steps[i]), ran = wall - st->started_ms;
+            left -= ran < est ? ran : est;
+        }
+        if (left > need)
+            need = left;
+    }
+    if (need <= 0 || now + (uint64_t)need <= r->deadline_mono)
+        return;
+    r->sla_at_risk = 1;
+    char msg[200];
+    snprintf(msg, sizeof msg, "remaining critical path about %lld ms; %lld ms left of the SLA of %.0f ms",
+             (long long)need, (long long)(r->deadline_mono - now), r->sla_ms);
+    engine_emit(e, r, &(engine_ev_t){.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_SLA_AT_RISK,
+                                     .message = msg});
+}
+
 void engine_sla_check(loom_engine_t *e, loom_run_t *r, uint64_t now)
 {
-    if (!r->deadline_mono || r->sla_missed || now <= r->deadline_mono)
+    if (!r->deadline_mono || r->sla_missed)
         return;
+    if (now <= r->deadline_mono) {
+        if (!r->final)
+            sla_risk_check(e, r, now);
+        return;
+    }
     r->sla_missed = 1;
     char msg[160];
     snprintf(msg, sizeof msg, "run passed its SLA of %.0f ms", r->sla_ms);
@@ -728,6 +767,9 @@ static int admit(loom_engine_t *e, loom_run_t *r, int allow_miss, loom_err_t *er
     size_t ready = 0;
     for (size_t k = 0, n = loom_registry_count(e->cfg.reg); k < n; k++)
         ready += loom_registry_at(e->cfg.reg, k)->state == LOOM_WORKER_READY;
+    if (r->plan_mlir && !e->cfg.placement.admit)
+        return loom_err_set(err, LOOM_EINVAL, "a run with its own plan module needs loomd's planner placement "
+                                              "(loomd --placement planner, the default)");
     if (!ready)
         return 0; /* workers may still be starting: the run waits for one */
     const char *step = NULL, *op = op_without_worker(&r->wf->graph, e->cfg.reg, &step);
@@ -742,7 +784,8 @@ static int admit(loom_engine_t *e, loom_run_t *r, int allow_miss, loom_err_t *er
         return 0;
     /* no note: the run has no events yet; the policy announces its plan
      * when the run's first task is placed */
-    loom_placement_req_t req = {.run_id = r->id, .workflow = r->wf, .sla_ms = r->sla_ms};
+    loom_placement_req_t req = {.run_id = r->id, .workflow = r->wf, .sla_ms = r->sla_ms,
+                                .plan_mlir = r->plan_mlir};
     return e->cfg.placement.admit(e->cfg.placement.self, &req, e->cfg.reg, allow_miss, err);
 }
 
@@ -762,6 +805,10 @@ int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32]
     if (rc != 0) {
         run_free(r);
         return rc;
+    }
+    if (s->plan_mlir && *s->plan_mlir && !(r->plan_mlir = strdup(s->plan_mlir))) {
+        run_free(r);
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     }
     /* start second + 16 bits of this process's epoch: loomd that start in
      * the same second (failover standbys, a quick restart) on one database
@@ -872,6 +919,7 @@ void loom_engine_dispatch(loom_engine_t *e)
                                     .model = s->model, .attempt = t->attempt,
                                     .avoid_worker = t->last_worker[0] ? t->last_worker : NULL,
                                     .workflow = t->run->wf, .sla_ms = t->run->sla_ms,
+                                    .plan_mlir = t->run->plan_mlir,
                                     .elapsed_ms = (double)(now - t->run->start_mono),
                                     .note = placement_note, .note_ud = e};
         loom_placement_why_t why = {0};
@@ -992,6 +1040,15 @@ int64_t loom_engine_tick(loom_engine_t *e)
     }
     engine_reap_runs(e);
     return (int64_t)(next > now ? next - now : 0);
+}
+
+void loom_worker_load(const loom_worker_rec_t *w, int *running, int *queued)
+{
+    int r = 0, held = 0;
+    for (const loom_task_t *t = w->tasks; t; t = t->wnext, held++)
+        r += t->started != 0;
+    *running = r;
+    *queued = held - r;
 }
 
 size_t loom_engine_active_runs(const loom_engine_t *e)

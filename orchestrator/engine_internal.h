@@ -61,6 +61,7 @@ struct loom_run {
     loom_workflow_t *wf;
     char *yaml, *name, *workflow_dir, *client_cwd;
     char *tenant;               /* whose run: the submitter's token tenant ("default") */
+    char *plan_mlir;            /* the module it must follow (loom run --plan); NULL = none */
     char *labels_json;          /* the client's labels (JSON object) or NULL */
     double cost;                /* USD so far: sum of its finished tasks' costs */
     char **secrets;             /* values of secret inputs, redacted from what is written */
@@ -73,6 +74,8 @@ struct loom_run {
     uint64_t start_mono, deadline_mono;
     double sla_ms;
     int sla_missed;
+    int sla_at_risk;          /* SLA_AT_RISK sent */
+    uint64_t next_risk_check; /* loom_clock_ms() */
     int64_t *cp;              /* remaining critical path (ms) per top-level step */
     uint64_t seq;             /* last event seq */
     int tasks_total, tasks_done;
@@ -98,6 +101,9 @@ struct loom_engine {
     uint32_t epoch;           /* this loomd process (task ids, RegisterReply.epoch) */
     loom_engine_stats_t stats;
 };
+
+/* A step's expected duration: expect.latency_ms, else a default per op. */
+int64_t engine_estimate_ms(const loom_wf_step_t *s);
 
 /* Resolver context for planner/expr. */
 typedef struct rctx {
@@ -135,7 +141,9 @@ void engine_step_finished(loom_engine_t *e, scope_t *sc, size_t i, loom_task_sta
 void engine_task_assigned(loom_engine_t *e, loom_task_t *t);
 void engine_task_attempt_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
                                 const char *error);
-void engine_task_retried(loom_engine_t *e, loom_task_t *t, const char *why);
+/* STEP_RETRIED: t is tried again (its new attempt) after why (code: the
+ * Loom__V1__StatusCode of the failed attempt; 0 = UNKNOWN). */
+void engine_task_retried(loom_engine_t *e, loom_task_t *t, const char *why, int code);
 void engine_task_succeeded(loom_engine_t *e, loom_task_t *t, const char *output, size_t len,
                            double step_ms);
 void engine_task_progress(loom_engine_t *e, loom_task_t *t, const char *text);

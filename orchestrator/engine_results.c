@@ -75,7 +75,7 @@ void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
             delay = 5000;
         e->stats.tasks_retried++;
         requeue(e, t, delay, 1);
-        engine_task_retried(e, t, error);
+        engine_task_retried(e, t, error, engine_error_code(how, code));
         return;
     }
     e->stats.tasks_failed++;
@@ -265,7 +265,7 @@ int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task
                            LOOM__V1__STATUS_CODE__UNAVAILABLE);
     } else {
         requeue(e, t, 10, 0);
-        engine_task_retried(e, t, why);
+        engine_task_retried(e, t, why, LOOM__V1__STATUS_CODE__UNAVAILABLE);
     }
     engine_reap_runs(e);
     return 0;
@@ -355,7 +355,7 @@ void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
         engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__UNAVAILABLE);
     } else {
         requeue(e, t, hold, 1);
-        engine_task_retried(e, t, msg);
+        engine_task_retried(e, t, msg, LOOM__V1__STATUS_CODE__UNAVAILABLE);
     }
 }
 

@@ -44,6 +44,7 @@ struct loom_gateway {
     size_t n_cancels, cap_cancels;
     char endpoint[256];
     int endpoint_changed;
+    char curve_pub[41], curve_sec[41]; /* secure mode: loomd's own key pair ("" = plain) */
     /* Gateway thread only. */
     void *zctx, *sock;
     loom_limits_t limits;
@@ -92,11 +93,22 @@ static void forget(loom_gateway_t *g, gw_call_t *k) {
     loom_map_del(g->calls, key);
 }
 
-static void connect_endpoint(loom_gateway_t *g, const char *ep) {
+static void connect_endpoint(loom_gateway_t *g, const char *ep, const char *pub,
+                             const char *sec) {
     if (g->sock) zmq_close(g->sock);
     g->sock = zmq_socket(g->zctx, ZMQ_DEALER);
     if (!g->sock) return;
     loom_socket_setup(g->sock, &g->limits, NULL);
+    /* secure mode: CURVE with loomd's own pair, the server key being its
+     * public half (zap.c admits that key as a client) */
+    if (pub[0] && (zmq_setsockopt(g->sock, ZMQ_CURVE_SERVERKEY, pub, 40) != 0 ||
+                   zmq_setsockopt(g->sock, ZMQ_CURVE_PUBLICKEY, pub, 40) != 0 ||
+                   zmq_setsockopt(g->sock, ZMQ_CURVE_SECRETKEY, sec, 40) != 0)) {
+        LOOM_ERROR("gateway", "msg=\"cannot set up CURVE\" error=\"%s\"", zmq_strerror(errno));
+        zmq_close(g->sock);
+        g->sock = NULL;
+        return;
+    }
     int hwm = 100000;
     zmq_setsockopt(g->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(g->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
@@ -127,13 +139,15 @@ static void take_submissions(loom_gateway_t *g) {
     memmove(g->cancels, g->cancels + nc, (g->n_cancels - nc) * sizeof *cancels);
     g->n_cancels -= nc;
     if (g->n_cancels) wake(g); /* more next turn */
-    char ep[256] = "";
+    char ep[256] = "", pub[41], sec[41];
     if (g->endpoint_changed) {
         snprintf(ep, sizeof ep, "%s", g->endpoint);
         g->endpoint_changed = 0;
     }
+    memcpy(pub, g->curve_pub, sizeof pub);
+    memcpy(sec, g->curve_sec, sizeof sec);
     pthread_mutex_unlock(&g->mu);
-    if (ep[0]) connect_endpoint(g, ep);
+    if (ep[0]) connect_endpoint(g, ep, pub, sec);
     while (list) {
         gw_call_t *k = list;
         list = k->next;
@@ -306,6 +320,16 @@ loom_gateway_t *loom_gateway_new(void (*tick)(void *), void *tick_ud, loom_err_t
     }
     g->started = 1;
     return g;
+}
+
+int loom_gateway_set_curve(loom_gateway_t *g, const char *secret_key) {
+    char pub[41];
+    if (!secret_key || zmq_curve_public(pub, secret_key) != 0) return LOOM_EINVAL;
+    pthread_mutex_lock(&g->mu);
+    memcpy(g->curve_pub, pub, sizeof pub);
+    snprintf(g->curve_sec, sizeof g->curve_sec, "%s", secret_key);
+    pthread_mutex_unlock(&g->mu);
+    return 0;
 }
 
 void loom_gateway_set_endpoint(loom_gateway_t *g, const char *endpoint) {

@@ -52,6 +52,11 @@ loom_gateway_t *loom_gateway_new(void (*tick)(void *ud), void *tick_ud, loom_err
  * then calls end with UNAVAILABLE. A wildcard host ("*" or 0.0.0.0) is
  * reached through 127.0.0.1. */
 void loom_gateway_set_endpoint(loom_gateway_t *g, const char *endpoint);
+/* Secure mode (loomd --keys): connect with CURVE as loomd itself — its
+ * secret key (Z85), whose public half is both the server key and this
+ * client's key (orchestrator/zap.c admits it). Call before set_endpoint.
+ * Returns 0 or LOOM_EINVAL for a malformed key. */
+int loom_gateway_set_curve(loom_gateway_t *g, const char *secret_key);
 /* Submits a call; returns its id (never 0). When the gateway is stopped
  * the call ends at once with UNAVAILABLE (done runs on the caller's thread
  * then, and 0 is returned). */

@@ -286,6 +286,10 @@ loom_http_t *loom_http_new(const loom_http_opts_t *o, loom_err_t *err) {
     h->auth = o->auth;
     pthread_mutex_init(&h->watch_mu, NULL);
     if (!(h->gw = loom_gateway_new(http_api_tick, h, err))) goto fail;
+    if (o->curve_secret_key && loom_gateway_set_curve(h->gw, o->curve_secret_key) != 0) {
+        loom_err_set(err, LOOM_EINVAL, "http: loomd's CURVE secret key is malformed");
+        goto fail;
+    }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;

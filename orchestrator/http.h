@@ -41,6 +41,8 @@ typedef struct loom_http_opts {
     loom_metrics_t *metrics;  /* required; borrowed for the server's lifetime */
     loom_store_pg_t *pg;      /* optional; borrowed; enables /api/<query> */
     loom_http_auth_t auth;    /* bearer tokens (http_auth.h); all-zero = open */
+    const char *curve_secret_key; /* secure mode: loomd's key (Z85); the /v1 gateway
+                                   * reaches the client port with CURVE (gateway.h) */
 } loom_http_opts_t;
 
 /* Binds and starts the server thread. NULL with err set when the address

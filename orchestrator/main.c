@@ -327,7 +327,8 @@ int main(int argc, char **argv)
     if (c.http) {
         loom_http_opts_t ho = {.listen = c.http, .metrics = metrics, .pg = pg,
                                .auth = {.keyring = c.o.auth_keyring, .static_token = c.o.auth_token,
-                                        .open = c.http_open}};
+                                        .open = c.http_open},
+                               .curve_secret_key = c.o.curve_secret_key};
         if (c.http_open && (c.o.auth_keyring || c.o.auth_token))
             LOOM_WARN("loomd", "msg=\"--http-open: the dashboard, /api and /metrics answer without a token\"");
         http = loom_http_new(&ho, &err);

@@ -67,8 +67,9 @@ void loom_metrics_sync_engine(loom_metrics_t *m, uint64_t runs_submitted,
 void loom_metrics_run_done(loom_metrics_t *m, const char *workflow, const char *state,
                            double elapsed_s, double sla_s);
 /* One worker as loomd sees it, set on every metrics sync (the set is
- * replaced by begin/…/end). busy = tasks running (at most its slots),
- * queued = tasks sent beyond its slots. */
+ * replaced by begin/…/end). busy = tasks running (the worker said
+ * Started), queued = tasks sent to it that have not started
+ * (loom_worker_load). */
 typedef struct loom_metrics_worker {
     const char *id, *device_class;
     int up;                  /* 0 once lost */

@@ -33,6 +33,8 @@ typedef struct loom_placement_req {
     const struct loom_workflow *workflow; /* the run's parsed workflow */
     double sla_ms;            /* the run's SLA; 0 = none */
     double elapsed_ms;        /* since the run started */
+    const char *plan_mlir;    /* a partitioned module the run follows (loom run --plan): each
+                               * node runs on the device (worker id) its function names */
     /* Reports a plan or re-plan of the run; loomd publishes it as a PLANNED
      * (replanned = 0) or REPLANNED event with message as its text and plan
      * (may be NULL; borrowed for the call) as its Plan. */

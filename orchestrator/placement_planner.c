@@ -49,7 +49,14 @@ typedef struct rplan {
     double lag_base;     /* lag already absorbed by the current plan (ms) */
     uint64_t created;
     int announced;       /* the PLANNED event was published */
+    /* The plan lowered to the loom dialect (mlir-lowering/plan_lower.h):
+     * tasks go where the module's device functions put their ops. */
+    char *module;           /* its text for the Plan (NULL: not lowered, or too large) */
+    loom_map_t *module_dev; /* granular node -> device (worker id), from the module */
+    loom_map_t *forced;     /* loom run --plan: node -> worker id the run must follow */
 } rplan_t;
+
+#define MAX_MODULE_TEXT (256 << 10) /* a larger module is not copied into the run's events */
 
 /* Calibration of one (worker, workflow step) or (worker, op): measured
  * execution time over the uncalibrated model's prediction, smoothed. */
@@ -75,6 +82,9 @@ typedef struct {
 /* Drops the plan and the fleet it was made on (keeps the graph). */
 static void rplan_drop_plan(rplan_t *rp)
 {
+    free(rp->module);
+    rp->module = NULL;
+    loom_map_destroy(&rp->module_dev);
     loom_plan_destroy(&rp->plan);
     loom_cost_destroy(&rp->cost);
     loom_profile_destroy(&rp->prof);
@@ -85,6 +95,7 @@ static void rplan_drop_plan(rplan_t *rp)
 static void rplan_free_parts(rplan_t *rp)
 {
     rplan_drop_plan(rp);
+    loom_map_destroy(&rp->forced);
     loom_graph_destroy(&rp->g);
 }
 
@@ -254,6 +265,13 @@ static int plan_run(const policy_t *p, rplan_t *rp, loom_registry_t *reg, const 
                 loom_cost_forbid(rp->cost, (int)v, (int)k);
         }
     }
+    /* loom run --plan: each node may go only to the worker the module names */
+    for (size_t v = 0; rp->forced && v < loom_graph_nodes(rp->g); v++) {
+        const char *dev = loom_map_get(rp->forced, loom_graph_node(rp->g, (int)v)->name);
+        for (size_t k = 0; dev && k < loom_fleet_entries(rp->fleet); k++)
+            if (strcmp(loom_cost_device_name(rp->cost, (int)k), dev) != 0)
+                loom_cost_forbid(rp->cost, (int)v, (int)k);
+    }
     loom_place_opts_t o;
     loom_place_opts_init(&o);
     o.sla_ms = sla_ms;
@@ -340,17 +358,72 @@ void loom_placement_plan_free(struct Loom__V1__Plan *p);
 int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_graph_t *g, const loom_cost_t *c,
                     const loom_plan_t *plan, char *summary, size_t n, loom_err_t *err) __attribute__((weak));
 
-static void lowered(const loom_placement_req_t *req, const rplan_t *rp, char *msg, size_t n)
+int loom_plan_last_module(const char **module, loom_map_t **placements) __attribute__((weak));
+int loom_plan_module_placements(const char *text, size_t n, const char *filename, loom_map_t **placements,
+                                loom_err_t *err) __attribute__((weak));
+
+static void lowered(const loom_placement_req_t *req, rplan_t *rp, char *msg, size_t n)
 {
     char s[256];
     loom_err_t e = {0};
     size_t len = strlen(msg);
+    const char *text = NULL;
     if (!loom_plan_lower || !rp->plan)
         return;
-    if (loom_plan_lower(req->run_id, rp->wf, rp->g, rp->cost, rp->plan, s, sizeof s, &e) == 0)
-        snprintf(msg + len, n > len ? n - len : 0, "; %s", s);
-    else
+    if (loom_plan_lower(req->run_id, rp->wf, rp->g, rp->cost, rp->plan, s, sizeof s, &e) != 0) {
         LOOM_WARN(COMP, "msg=\"plan not lowered\" run=%s error=\"%s\"", req->run_id, e.msg);
+        return;
+    }
+    snprintf(msg + len, n > len ? n - len : 0, "; %s", s);
+    /* dispatch follows the module: where its device functions put each op */
+    loom_map_destroy(&rp->module_dev);
+    free(rp->module);
+    rp->module = NULL;
+    if (loom_plan_last_module && loom_plan_last_module(&text, &rp->module_dev) == 0 && text &&
+        strlen(text) <= MAX_MODULE_TEXT)
+        rp->module = strdup(text);
+}
+
+/* The worker node v runs on: the module's placement when the plan was
+ * lowered, else the plan's. */
+static const char *node_device(const rplan_t *rp, int v)
+{
+    const char *dev = rp->module_dev ? loom_map_get(rp->module_dev, loom_graph_node(rp->g, v)->name) : NULL;
+    return dev ? dev : loom_cost_device_name(rp->cost, loom_plan_device(rp->plan, v));
+}
+
+/* loom run --plan: reads the run's module (verified again) into rp->forced
+ * and checks that it places only nodes of this workflow, on ready workers.
+ * 0 or LOOM_EINVAL with err. */
+static int load_forced(rplan_t *rp, const loom_placement_req_t *req, loom_registry_t *reg, loom_err_t *err)
+{
+    if (!req->plan_mlir || rp->forced)
+        return 0;
+    if (!loom_plan_module_placements)
+        return loom_err_set(err, LOOM_EUNAVAIL, "this loomd was built without the MLIR lowering");
+    int rc = loom_plan_module_placements(req->plan_mlir, strlen(req->plan_mlir), "plan.mlir", &rp->forced, err);
+    if (rc)
+        return rc;
+    if (!rp->g && loom_decompose(rp->wf, &rp->g, NULL, err) < 0)
+        return err->code ? err->code : LOOM_EINVAL;
+    size_t it = 0;
+    const char *node;
+    void *dev;
+    while (loom_map_next(rp->forced, &it, &node, &dev)) {
+        loom_worker_rec_t *w = loom_registry_by_id(reg, dev);
+        if (loom_graph_find(rp->g, node) < 0)
+            rc = loom_err_set(err, LOOM_EINVAL, "the plan module places node '%s', which workflow %s does not have",
+                              node, rp->wf->name);
+        else if (!w || w->state != LOOM_WORKER_READY)
+            rc = loom_err_set(err, LOOM_EINVAL, "the plan module places node '%s' on device '%s', which is not a "
+                                                "ready worker (devices of a live plan are worker ids: loom workers)",
+                              node, (const char *)dev);
+        if (rc) {
+            loom_map_destroy(&rp->forced);
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static void note(const loom_placement_req_t *req, const rplan_t *rp, int replanned, const char *msg)
@@ -392,7 +465,7 @@ static double step_usd(const rplan_t *rp, int v, int k)
 /* The worker the plan chose for node v (NULL when gone). */
 static loom_worker_rec_t *planned_w(const rplan_t *rp, int v, loom_registry_t *reg)
 {
-    return loom_registry_by_id(reg, loom_cost_device_name(rp->cost, loom_plan_device(rp->plan, v)));
+    return loom_registry_by_id(reg, node_device(rp, v));
 }
 
 /* Tasks a worker may hold for req (queued beyond its slots: a step's
@@ -562,6 +635,11 @@ static int admit_planned(void *self, const loom_placement_req_t *req, loom_regis
     if (!rp)
         return 0;
     loom_err_t perr = {0};
+    int rc = load_forced(rp, req, reg, err);
+    if (rc) {
+        loom_map_del(p->runs, req->run_id);
+        return rc;
+    }
     if (plan_run(p, rp, reg, NULL, req->sla_ms, &perr) < 0) {
         loom_map_del(p->runs, req->run_id); /* planned again at the first dispatch */
         if (perr.code != LOOM_EINFEASIBLE || allow_miss || uses_endpoint(req->workflow))
@@ -614,7 +692,7 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
     if (!rp) {
         if (!(rp = rplan_new(p, req)))
             return fallback(req, reg, never);
-        if (plan_run(p, rp, reg, NULL, req->sla_ms, &err) < 0) {
+        if (load_forced(rp, req, reg, &err) != 0 || plan_run(p, rp, reg, NULL, req->sla_ms, &err) < 0) {
             snprintf(msg, sizeof msg, "not planned (%s): least-loaded placement", err.msg);
             note(req, rp, 0, msg);
             rp->announced = 1;
@@ -632,7 +710,7 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
     int v = node_for_step(rp, req->step_id);
     if (v < 0)
         return fallback(req, reg, never);
-    const char *wid = loom_cost_device_name(rp->cost, loom_plan_device(rp->plan, v));
+    const char *wid = node_device(rp, v);
     loom_worker_rec_t *w = loom_registry_by_id(reg, wid);
     char why[256] = "";
     if (!w || w->state != LOOM_WORKER_READY || !loom_worker_runs(w, req->op))
@@ -641,7 +719,7 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
                                                                                          : "unable to run it");
     double lag = req->elapsed_ms - loom_plan_start_ms(rp->plan, v);
     double new_lag = lag - rp->lag_base;
-    if (!why[0] && rp->sla_ms > 0 && new_lag > 0.1 * rp->sla_ms && new_lag > 50 && rp->lag_replans < 3) {
+    if (!why[0] && !rp->forced && rp->sla_ms > 0 && new_lag > 0.1 * rp->sla_ms && new_lag > 50 && rp->lag_replans < 3) {
         snprintf(why, sizeof why, "run is %.0f ms behind its plan at %s", lag, req->step_id);
         rp->lag_replans++;
     }
@@ -664,7 +742,7 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
         v = node_for_step(rp, req->step_id);
         if (v < 0)
             return fallback(req, reg, never);
-        w = loom_registry_by_id(reg, loom_cost_device_name(rp->cost, loom_plan_device(rp->plan, v)));
+        w = planned_w(rp, v, reg);
         if (!w || w->state != LOOM_WORKER_READY || !loom_worker_runs(w, req->op))
             return fallback(req, reg, never);
     }
@@ -769,6 +847,8 @@ void loom_placement_plan_free(struct Loom__V1__Plan *p)
     for (size_t i = 0; i < p->n_notes; i++)
         free(p->notes[i]);
     free(p->notes);
+    if (p->module_mlir && p->module_mlir != protobuf_c_empty_string)
+        free(p->module_mlir);
     free(p);
 }
 
@@ -790,6 +870,8 @@ static Loom__V1__Plan *plan_pb(const rplan_t *rp, int live, const char *lead, co
         loom_placement_plan_free(pb);
         return NULL;
     }
+    if (rp->module && !(pb->module_mlir = strdup(rp->module)))
+        pb->module_mlir = (char *)protobuf_c_empty_string;
     const loom_catalog_t *cat = loom_fleet_catalog(rp->fleet);
     for (size_t v = 0; v < n; v++) {
         const loom_gnode_t *nd = loom_graph_node(rp->g, (int)v);

@@ -594,6 +594,28 @@ static void on_submit_durable(void *ud, int status)
     free(a);
 }
 
+/* loomd links the MLIR lowering (mlir-lowering/plan_lower.h); weak so that
+ * programs built on this library without MLIR still link. */
+int loom_plan_module_placements(const char *text, size_t n, const char *filename, loom_map_t **placements,
+                                loom_err_t *err) __attribute__((weak));
+
+/* A run's own plan module (loom run --plan) must verify before it is
+ * accepted: 0, or an error carrying MLIR's located diagnostic. */
+static int check_plan_module(const char *text, loom_err_t *err)
+{
+    if (!text || !*text)
+        return 0;
+    if (!loom_plan_module_placements)
+        return loom_err_set(err, LOOM_EUNAVAIL, "this loomd was built without the MLIR lowering: "
+                                                "it cannot run a plan module");
+    loom_map_t *pl = NULL;
+    int rc = loom_plan_module_placements(text, strlen(text), "plan.mlir", &pl, err);
+    loom_map_destroy(&pl);
+    if (rc)
+        loom_err_hint(err, "the module must verify as `loom plan --emit mlir` or `loom status --mlir` prints it");
+    return rc;
+}
+
 /* The client's labels as a JSON object (malloc'd; NULL when none), or -1
  * after answering INVALID_ARGUMENT. extra_key/extra_value: one more (Retry's
  * retry_of), replacing a label of that name. */
@@ -652,7 +674,15 @@ static void submit_run(srv_t *s, loom_msg_t *m, const Loom__V1__SubmitRequest *r
                          .yaml_len = rq->workflow_yaml ? strlen(rq->workflow_yaml) : 0,
                          .name = rq->workflow_name, .inputs_json = rq->inputs_json,
                          .sla_latency_ms = rq->sla_latency_ms,
-                         .idempotency_key = rq->idempotency_key, .labels_json = labels};
+                         .idempotency_key = rq->idempotency_key, .labels_json = labels,
+                         .plan_mlir = rq->plan_mlir && *rq->plan_mlir ? rq->plan_mlir : NULL};
+    if (check_plan_module(sub.plan_mlir, &err) != 0) {
+        if (err.code == LOOM_EPARSE)
+            err.code = LOOM_EINVAL;
+        loom_rpc_reply_err(s->csrv, o, &err);
+        free(labels);
+        return;
+    }
     for (size_t i = 0; i < rq->n_labels; i++) {
         const char *k = rq->labels[i]->key, *v = rq->labels[i]->value;
         if (k && strcmp(k, "cwd") == 0)
@@ -1003,13 +1033,11 @@ static void rpc_list_workers(srv_t *s, loom_msg_t *m)
                                                        : LOOM__V1__WORKER_STATE__WORKER_LOST;
         wi->registered_unix_ms = w->registered_ms;
         wi->last_heartbeat_unix_ms = w->last_seen_ms;
-        /* busy = executing (the worker said Started); the rest it holds is queued */
-        uint32_t running = 0, held = 0;
-        for (const loom_task_t *t = w->tasks; t; t = t->wnext, held++)
-            running += t->started != 0;
-        wi->running_tasks = running;
-        wi->queued_tasks = held - running;
-        wi->free_slots = (int)running < w->slots ? (uint32_t)(w->slots - (int)running) : 0;
+        int running, queued;
+        loom_worker_load(w, &running, &queued);
+        wi->running_tasks = (uint32_t)running;
+        wi->queued_tasks = (uint32_t)queued;
+        wi->free_slots = running < w->slots ? (uint32_t)(w->slots - running) : 0;
         wi->load = w->load;
         wi->tasks_done = w->tasks_done;
         wi->tasks_failed = w->tasks_failed;

@@ -226,8 +226,10 @@ static void worker_lost(void *ud, loom_worker_rec_t *w);
 
 /* CURVE mode: a worker id belongs to the key that first registered it (a
  * restarted worker with the same key gets its id back; another key is
- * refused), and the key must still be on the allow-list. Returns 0 to go
- * on, -1 after refusing. */
+ * refused while the bound key is still admitted — once the operator removed
+ * it, the next admitted key takes the id over: re-keying a host), and the
+ * key must still be on the allow-list. Bindings go to the store (PostgreSQL
+ * keeps them across loomd restarts). Returns 0 to go on, -1 after refusing. */
 static int admit_worker(srv_t *s, const loom_origin_t *o, const char *id, const char *key)
 {
     char name[64];
@@ -238,21 +240,41 @@ static int admit_worker(srv_t *s, const loom_origin_t *o, const char *id, const 
         return -1;
     }
     const char *bound = loom_map_get(s->worker_keys, id);
-    if (bound && strcmp(bound, key) != 0) {
+    if (bound && strcmp(bound, key) == 0)
+        return 0;
+    if (bound && loom_zap_admitted(s->zap, LOOM_ZAP_WORKERS, bound, NULL)) {
         LOOM_WARN(COMP, "msg=\"worker refused: id bound to another key\" id=%s key=%s bound_key=%s",
                   id, key, bound);
         loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_PERMISSION_DENIED,
                               "worker id '%s' is bound to another key", id);
         return -1;
     }
-    if (!bound) {
-        char *copy = strdup(key);
-        if (!copy || loom_map_put(s->worker_keys, id, copy) != 0) {
-            free(copy);
-            loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-            return -1;
-        }
+    char *copy = strdup(key);
+    if (!copy || loom_map_put(s->worker_keys, id, copy) != 0) {
+        free(copy);
+        loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return -1;
+    }
+    if (bound)
+        LOOM_WARN(COMP, "msg=\"worker id rebound: its old key is no longer admitted\" id=%s key=%s "
+                        "name=%s", id, key, name);
+    else
         LOOM_INFO(COMP, "msg=\"worker id bound to key\" id=%s key=%s name=%s", id, key, name);
+    loom_err_t err;
+    if (loom_store_worker_key_put(s->store, id, key, &err) != 0)
+        LOOM_ERROR(COMP, "msg=\"cannot store the worker key binding\" id=%s error=\"%s\"", id,
+                   err.msg);
+    return 0;
+}
+
+/* A stored worker id -> key binding, at start. */
+static int load_worker_key(void *ud, const char *id, const char *key)
+{
+    srv_t *s = ud;
+    char *copy = strdup(key);
+    if (!copy || loom_map_put(s->worker_keys, id, copy) != 0) {
+        free(copy);
+        return LOOM_ENOMEM;
     }
     return 0;
 }
@@ -595,12 +617,12 @@ static void server_sync_metrics(srv_t *s)
     for (size_t i = 0; i < loom_registry_count(s->reg); i++) {
         loom_worker_rec_t *w = loom_registry_at(s->reg, i);
         int up = w->state != LOOM_WORKER_LOST;
-        /* in flight = running (up to its slots) + queued on the worker */
-        int busy = w->inflight < w->slots ? w->inflight : w->slots;
+        int busy, queued; /* executing vs sent and not started (as ListWorkers) */
+        loom_worker_load(w, &busy, &queued);
         loom_metrics_worker(s->opts.metrics,
                             &(loom_metrics_worker_t){.id = w->id, .device_class = w->kind,
                                                      .up = up, .slots = w->slots, .busy = busy,
-                                                     .queued = w->inflight - busy,
+                                                     .queued = queued,
                                                      .done = w->tasks_done,
                                                      .failed = w->tasks_failed,
                                                      .free_memory_bytes = w->free_memory_bytes});
@@ -766,12 +788,22 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         goto out;
     }
     if (opts->curve_secret_key) {
-        s->zap = loom_zap_new(s->zctx, opts->workers_keys_dir, opts->clients_keys_dir, err);
+        char self[41];
+        s->zap = loom_zap_new(s->zctx, opts->workers_keys_dir, opts->clients_keys_dir,
+                              zmq_curve_public(self, opts->curve_secret_key) == 0 ? self : NULL,
+                              err);
         s->worker_keys = loom_map_new(free);
         if (!s->zap || !s->worker_keys) {
             rc = err->code ? err->code : LOOM_ENOMEM;
             goto out;
         }
+        if (loom_store_worker_keys_load(s->store, load_worker_key, s, err) != 0) {
+            rc = err->code ? err->code : LOOM_EDB;
+            goto out;
+        }
+        if (loom_store_keeps_worker_keys(s->store))
+            LOOM_INFO(COMP, "msg=\"worker key bindings loaded\" store=%s bindings=%zu",
+                      loom_store_name(s->store), loom_map_len(s->worker_keys));
     }
     if (opts->tenant_ops && server_load_tenant_ops(s, opts->tenant_ops, err) != 0) {
         rc = err->code ? err->code : LOOM_EINVAL;

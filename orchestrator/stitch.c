@@ -312,7 +312,7 @@ static json_t *coerce(loom_wf_type_t t, json_t *v)
     return NULL;
 }
 
-static int64_t estimate_ms(const loom_wf_step_t *s)
+int64_t engine_estimate_ms(const loom_wf_step_t *s)
 {
     if (s->expect.latency_ms >= 0)
         return (int64_t)s->expect.latency_ms;
@@ -330,7 +330,7 @@ static int64_t estimate_ms(const loom_wf_step_t *s)
     case LOOM_OP_LOOP: {
         int64_t body = 0;
         for (size_t i = 0; s->body && i < s->body->n_steps; i++)
-            body += estimate_ms(&s->body->steps[i]);
+            body += engine_estimate_ms(&s->body->steps[i]);
         double it = s->expect.iterations >= 0 ? s->expect.iterations
                                                : (s->max_iterations > 0 ? s->max_iterations : 1);
         return (int64_t)(body * it);
@@ -454,7 +454,7 @@ int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, 
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     for (size_t k = g->n_steps; k-- > 0;) {
         size_t j = g->order[k];
-        r->cp[j] = estimate_ms(&g->steps[j]) + longest[j];
+        r->cp[j] = engine_estimate_ms(&g->steps[j]) + longest[j];
         for (size_t q = 0; q < g->steps[j].n_deps; q++) {
             size_t d = g->steps[j].deps[q].step;
             if (r->cp[j] > longest[d])
@@ -760,12 +760,17 @@ void engine_task_attempt_failed(loom_engine_t *e, loom_task_t *t, loom_task_stat
     store_task(e, sc, t->step, t, sc->st[t->step].is_foreach, how, NULL, error);
 }
 
-void engine_task_retried(loom_engine_t *e, loom_task_t *t, const char *why)
+void engine_task_retried(loom_engine_t *e, loom_task_t *t, const char *why, int code)
 {
-    char msg[700];
+    char msg[700], sid[256];
     snprintf(msg, sizeof msg, "attempt %d%s%s", t->attempt, why ? " after: " : "", why ? why : "");
-    engine_step_event(e, t->scope, t->step, t, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_RETRIED,
-                      msg, NULL);
+    engine_step_path(t->scope, t->step, sid, sizeof sid);
+    /* the error of the attempt that failed (or was lost), with its code */
+    engine_ev_t ev = {.kind = LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_RETRIED, .step_id = sid,
+                      .message = msg, .error = why, .error_code = code, .task_id = t->id,
+                      .attempt = t->attempt,
+                      .step_state = loom_store_task_state_pb(t->scope->st[t->step].state)};
+    engine_emit(e, t->scope->run, &ev);
 }
 
 void engine_task_succeeded(loom_engine_t *e, loom_task_t *t, const char *output, size_t len,
@@ -833,7 +838,9 @@ void engine_task_cancelled(loom_engine_t *e, loom_task_t *t, const char *why)
 {
     scope_t *sc = t->scope;
     step_rt_t *st = &sc->st[t->step];
-    if (st->is_foreach && !st->cancel_recorded) {
+    /* the step as a whole is cancelled only if it has not ended already
+     * (a failed item fails the step, then the run cancels its siblings) */
+    if (st->is_foreach && !st->cancel_recorded && !loom_store_task_state_final(st->state)) {
         store_task(e, sc, t->step, NULL, 0, LOOM_TASK_CANCELLED, NULL, why);
         st->cancel_recorded = 1;
     }

@@ -217,3 +217,21 @@ int loom_store_poll(loom_store_t *s)
 {
     return s && s->ops->poll ? s->ops->poll(s->self) : 0;
 }
+
+int loom_store_worker_key_put(loom_store_t *s, const char *worker_id, const char *key,
+                              loom_err_t *err)
+{
+    return s && s->ops->worker_key_put ? s->ops->worker_key_put(s->self, worker_id, key, err) : 0;
+}
+
+int loom_store_worker_keys_load(loom_store_t *s,
+                                int (*fn)(void *ud, const char *worker_id, const char *key),
+                                void *ud, loom_err_t *err)
+{
+    return s && s->ops->worker_keys_load ? s->ops->worker_keys_load(s->self, fn, ud, err) : 0;
+}
+
+int loom_store_keeps_worker_keys(const loom_store_t *s)
+{
+    return s && s->ops->worker_key_put && s->ops->worker_keys_load;
+}

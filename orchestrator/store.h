@@ -208,6 +208,14 @@ typedef struct loom_store_ops {
                         loom_err_t *err);
     int (*poll_fd)(void *self);
     int (*poll)(void *self);
+    /* CURVE mode's worker id -> public key bindings (optional; NULL = kept
+     * only in loomd's memory). key_put records (or replaces) one binding,
+     * durable soon after like worker_put; keys_load calls fn for every
+     * stored binding (at start, before any worker registers). */
+    int (*worker_key_put)(void *self, const char *worker_id, const char *key, loom_err_t *err);
+    int (*worker_keys_load)(void *self, int (*fn)(void *ud, const char *worker_id,
+                                                  const char *key),
+                            void *ud, loom_err_t *err);
 } loom_store_ops_t;
 
 /* Wraps an implementation. The store takes ownership of self (ops->destroy
@@ -250,5 +258,13 @@ int loom_store_when_durable(loom_store_t *s, void (*fn)(void *ud, int status), v
                             loom_err_t *err);
 int loom_store_poll_fd(loom_store_t *s);
 int loom_store_poll(loom_store_t *s);
+/* Worker key bindings (above). Without the slots: put and load do nothing
+ * and return 0; loom_store_keeps_worker_keys says which. */
+int loom_store_worker_key_put(loom_store_t *s, const char *worker_id, const char *key,
+                              loom_err_t *err);
+int loom_store_worker_keys_load(loom_store_t *s,
+                                int (*fn)(void *ud, const char *worker_id, const char *key),
+                                void *ud, loom_err_t *err);
+int loom_store_keeps_worker_keys(const loom_store_t *s);
 
 #endif

@@ -150,7 +150,7 @@ int loom_store_pg_migrate(const char *url, int *applied, loom_err_t *err) {
 /* ---- write statements --------------------------------------------------- */
 
 enum { ST_WORKFLOW, ST_RUN_INSERT, ST_RUN_UPDATE, ST_TASK, ST_EVENT, ST_WORKER, ST_SAMPLE,
-       ST_SLA, ST__COUNT };
+       ST_SLA, ST_WORKER_KEY, ST__COUNT };
 
 #define TS(n) "to_timestamp($" #n "::float8 / 1000)"
 
@@ -221,6 +221,11 @@ static const loom_pgw_stmt_t stmts[ST__COUNT] = {
         "VALUES ($1, $2, $3, $4, $5, " TS(6) ") ON CONFLICT (run_id) DO UPDATE SET "
         "sla_ms = EXCLUDED.sla_ms, latency_ms = EXCLUDED.latency_ms, met = EXCLUDED.met, "
         "at = EXCLUDED.at", 6},
+    /* loomd rebinds an id only once its old key left the allow-list */
+    [ST_WORKER_KEY] = {"loom_worker_key",
+        "INSERT INTO worker_keys (worker_id, curve_key) VALUES ($1, $2) "
+        "ON CONFLICT (worker_id) DO UPDATE SET curve_key = EXCLUDED.curve_key, bound_at = now() "
+        "WHERE worker_keys.curve_key <> EXCLUDED.curve_key", 2},
 };
 
 /* Text forms of numbers for parameters; NULL for NAN / 0 times. */
@@ -673,6 +678,26 @@ static int v_worker_put(void *self, const loom_store_worker_t *w, loom_err_t *er
     return 0;
 }
 
+static int v_worker_key_put(void *self, const char *worker_id, const char *key,
+                            loom_err_t *err) {
+    const char *p[] = {worker_id, key};
+    return loom_pgw_enqueue(((pgv_t *)self)->pg->writer, ST_WORKER_KEY, p, 0, NULL, NULL, err);
+}
+
+static int v_worker_keys_load(void *self, int (*fn)(void *ud, const char *id, const char *key),
+                              void *ud, loom_err_t *err) {
+    loom_store_pg_t *s = ((pgv_t *)self)->pg;
+    pthread_mutex_lock(&s->read_mu);
+    PGresult *r = read_query(s, "SELECT worker_id, curve_key FROM worker_keys ORDER BY worker_id",
+                             0, NULL, err);
+    int rc = r ? 0 : LOOM_EDB;
+    for (int i = 0; r && i < PQntuples(r) && rc == 0; i++)
+        rc = fn(ud, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+    PQclear(r);
+    pthread_mutex_unlock(&s->read_mu);
+    return rc;
+}
+
 /* List: the runs in memory (the newest, the active and those not yet
  * written) merged with the database's history, newest first, by
  * (created, id); a run in both comes from memory. Without the database
@@ -966,6 +991,8 @@ static const loom_store_ops_t pg_ops = {
     .when_durable = v_when_durable,
     .poll_fd = v_poll_fd,
     .poll = v_poll,
+    .worker_key_put = v_worker_key_put,
+    .worker_keys_load = v_worker_keys_load,
 };
 
 loom_store_t *loom_store_pg_open(const loom_store_pg_opts_t *opts, loom_store_pg_t **raw,

@@ -26,9 +26,10 @@ typedef struct loom_zap loom_zap_t;
 
 /* Binds the handler in zctx; call before binding the CURVE sockets.
  * workers_dir must exist; clients_dir may be NULL (any client key).
- * Returns NULL with err set. */
+ * self_key (Z85, may be NULL): loomd's own public key, always an admitted
+ * client (its HTTP gateway connects with it). Returns NULL with err set. */
 loom_zap_t *loom_zap_new(void *zctx, const char *workers_dir, const char *clients_dir,
-                         loom_err_t *err);
+                         const char *self_key, loom_err_t *err);
 void loom_zap_destroy(loom_zap_t **pz);
 
 /* The handler's socket, for zmq_poll (ZMQ_POLLIN). */

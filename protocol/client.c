@@ -658,6 +658,7 @@ UNARY(plan, Loom__V1__PlanRequest, Loom__V1__PlanReply, LOOM_METHOD_PLAN, loom__
 UNARY(get, Loom__V1__GetRequest, Loom__V1__GetReply, LOOM_METHOD_GET, loom__v1__get_reply__descriptor)
 UNARY(list, Loom__V1__ListRequest, Loom__V1__ListReply, LOOM_METHOD_LIST, loom__v1__list_reply__descriptor)
 UNARY(cancel, Loom__V1__CancelRequest, Loom__V1__CancelReply, LOOM_METHOD_CANCEL, loom__v1__cancel_reply__descriptor)
+UNARY(retry, Loom__V1__RetryRequest, Loom__V1__SubmitReply, LOOM_METHOD_RETRY, loom__v1__submit_reply__descriptor)
 UNARY(list_workers, Loom__V1__ListWorkersRequest, Loom__V1__ListWorkersReply, LOOM_METHOD_LIST_WORKERS, loom__v1__list_workers_reply__descriptor)
 UNARY(health, Loom__V1__HealthRequest, Loom__V1__HealthReply, LOOM_METHOD_HEALTH, loom__v1__health_reply__descriptor)
 UNARY(register, Loom__V1__RegisterRequest, Loom__V1__RegisterReply, LOOM_METHOD_REGISTER, loom__v1__register_reply__descriptor)

@@ -486,16 +486,22 @@ static void cancel_reaches_running_tasks(void **state)
     h_free(h);
 }
 
+/* timeout_ms counts execution: the clock starts at the worker's Started,
+ * not while the task waits (queued on the worker) */
 static void timeouts_cancel_and_fail(void **state)
 {
     (void)state;
     h_t *h = h_new(4);
-    add_worker(h, "w1", 2);
+    loom_worker_rec_t *w1 = add_worker(h, "w1", 2);
     const char *y = "version: 1\nname: t\nsteps:\n  a:\n    op: sleep\n    ms: 100\n    timeout_ms: 5\n";
     char id[32];
     assert_int_equal(submit(h, y, NULL, 0, id), 0);
     loom_engine_dispatch(h->eng);
     assert_int_equal(h->nsent, 1);
+    loom_sleep_ms(10);
+    loom_engine_tick(h->eng);
+    assert_int_equal(h->cancels, 0); /* sent 10 ms ago, not started: no timeout */
+    loom_engine_started(h->eng, w1, h->sent[0]->id, 1);
     loom_sleep_ms(10);
     loom_engine_tick(h->eng);
     assert_int_equal(h->cancels, 1);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "common/arena.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -341,6 +342,18 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
     }
     if (rc == 0 && loom_op_cancelled(t) && atomic_load(&t->cancelled))
         rc = loom_err_set(&err, LOOM_ECANCELLED, "task cancelled");
+    /* a handler that saw loom_op_cancelled() because its time was up (not
+     * loomd's cancel) timed out: DEADLINE_EXCEEDED, not CANCELLED */
+    if (rc == LOOM_ECANCELLED && !atomic_load(&t->cancelled) && t->deadline_ms &&
+        loom_wall_ms() >= t->deadline_ms) {
+        char was[300];
+        snprintf(was, sizeof was, "%s", err.msg);
+        if (t->timeout_ms)
+            rc = loom_err_set(&err, LOOM_ETIMEDOUT, "timed out after %u ms of execution (timeout_ms): %s",
+                              t->timeout_ms, was);
+        else
+            rc = loom_err_set(&err, LOOM_ETIMEDOUT, "passed the task deadline: %s", was);
+    }
     t->finished_ms = loom_wall_ms();
     if (rc == 0) {
         t->ok = 1;
@@ -1578,6 +1591,7 @@ typedef struct {
     loom_worker_opts_t o;
     const char *log_level;
     const char *allow_exec, *allow_hosts; /* tool policy (policy.h) */
+    loom_arena_t *strings; /* option values copied from config files and argv */
 } worker_cfg_t;
 
 /* Applies one common option (long name without "--", or a config key);
@@ -1588,9 +1602,9 @@ static int apply_opt(worker_cfg_t *c, const char *k, const char *v, char *why, s
     long n;
     char *end;
     if (strcmp(k, "endpoint") == 0)
-        c->o.endpoint = strdup(v);
+        c->o.endpoint = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "id") == 0)
-        c->o.worker_id = strdup(v);
+        c->o.worker_id = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "slots") == 0) {
         if (loom_config_positive(v, 1024, &n, why, why_n) != 0)
             return -1;
@@ -1607,22 +1621,22 @@ static int apply_opt(worker_cfg_t *c, const char *k, const char *v, char *why, s
         }
         c->o.price_per_hour = d;
     } else if (strcmp(k, "ops") == 0)
-        c->o.only_ops = strdup(v);
+        c->o.only_ops = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "outbox-bytes") == 0) {
         if (loom_config_positive(v, 1L << 40, &n, why, why_n) != 0)
             return -1;
         c->o.outbox_bytes = n;
     }
     else if (strcmp(k, "spool-dir") == 0)
-        c->o.spool_dir = strdup(v);
+        c->o.spool_dir = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "server-key") == 0)
-        c->o.server_key = strdup(v);
+        c->o.server_key = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "key") == 0)
-        c->o.key_file = strdup(v);
+        c->o.key_file = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "allow-exec") == 0)
-        c->allow_exec = strdup(v);
+        c->allow_exec = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "allow-hosts") == 0)
-        c->allow_hosts = strdup(v);
+        c->allow_hosts = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "secret") == 0) {
         loom_err_t serr;
         if (loom_secrets_add_file(v, &serr) != 0) {
@@ -1634,7 +1648,7 @@ static int apply_opt(worker_cfg_t *c, const char *k, const char *v, char *why, s
             snprintf(why, why_n, "unknown log level '%s' (debug|info|warn|error|off)", v);
             return -1;
         }
-        c->log_level = strdup(v);
+        c->log_level = loom_arena_strdup(c->strings, v);
     } else if (strcmp(k, "models") == 0 || strcmp(k, "indexes") == 0)
         /* The LLM engine reads these maps from the environment. */
         setenv(strcmp(k, "models") == 0 ? "LOOM_MODELS" : "LOOM_INDEXES", v, 1);
@@ -1651,9 +1665,11 @@ static int apply_config_key(void *ud, const char *k, const char *v, char *why, s
     return rc ? -1 : 0;
 }
 
-int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
+/* loom_worker_main without the arena of option strings (freed by it). */
+static int worker_main(const loom_backend_t *backend, int argc, char **argv,
+                       loom_arena_t *strings)
 {
-    worker_cfg_t c = {0};
+    worker_cfg_t c = {.strings = strings};
     c.o.endpoint = getenv("LOOM_WORKER_ENDPOINT");
     c.log_level = getenv("LOOM_LOG_LEVEL");
     c.o.server_key = getenv("LOOM_SERVER_KEY");
@@ -1745,4 +1761,14 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
         return 3;
     }
     return 0;
+}
+
+int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
+{
+    loom_arena_t *strings = loom_arena_new(0);
+    if (!strings)
+        return 3;
+    int rc = worker_main(backend, argc, argv, strings);
+    loom_arena_destroy(&strings);
+    return rc;
 }

@@ -22,6 +22,7 @@ METHODS = {
     "Get": (rpc.GetRequest, rpc.GetReply, False),
     "List": (rpc.ListRequest, rpc.ListReply, False),
     "Cancel": (rpc.CancelRequest, rpc.CancelReply, False),
+    "Retry": (rpc.RetryRequest, rpc.SubmitReply, False),
     "ListWorkers": (rpc.ListWorkersRequest, rpc.ListWorkersReply, False),
     "Health": (rpc.HealthRequest, rpc.HealthReply, False),
 }
@@ -122,6 +123,16 @@ def submit_request(workflow, inputs, name, idempotency_key, labels, sla_latency_
     for k, v in (labels or {}).items():
         rq.labels.add(key=str(k), value=str(v))
     return rq
+
+
+def list_request(state, workflow_name, limit, page_token, tenant, labels, submitted_after_ms,
+                 submitted_before_ms):
+    """labels: {key: value}, runs carrying every one; times: ms since the epoch."""
+    return rpc.ListRequest(limit=limit, page_token=page_token, state=state or 0,
+                           workflow_name=workflow_name or "", tenant=tenant or "",
+                           labels=",".join("%s=%s" % kv for kv in (labels or {}).items()),
+                           submitted_after_unix_ms=int(submitted_after_ms or 0),
+                           submitted_before_unix_ms=int(submitted_before_ms or 0))
 
 
 def plan_request(workflow, inputs, name, sla_latency_ms, objective, fleet_yaml):

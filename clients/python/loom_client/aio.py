@@ -165,16 +165,16 @@ class AsyncClient:
         return (await self.call("Get", rpc.GetRequest(run_id=run_id), timeout)).run
 
     async def list(self, *, state=None, workflow_name=None, limit=0, page_token="",
+                   tenant=None, labels=None, submitted_after_ms=0, submitted_before_ms=0,
                    timeout=None):
-        rq = rpc.ListRequest(limit=limit, page_token=page_token, state=state or 0,
-                             workflow_name=workflow_name or "")
+        rq = w.list_request(state, workflow_name, limit, page_token, tenant, labels,
+                            submitted_after_ms, submitted_before_ms)
         return await self.call("List", rq, timeout)
 
-    async def iter_runs(self, *, state=None, workflow_name=None, page_size=100, timeout=None):
+    async def iter_runs(self, *, page_size=100, timeout=None, **filters):
         token = ""
         while True:
-            page = await self.list(state=state, workflow_name=workflow_name, limit=page_size,
-                                   page_token=token, timeout=timeout)
+            page = await self.list(limit=page_size, page_token=token, timeout=timeout, **filters)
             for r in page.runs:
                 yield r
             token = page.next_page_token
@@ -184,6 +184,10 @@ class AsyncClient:
     async def cancel(self, run_id, reason="", timeout=None):
         rq = rpc.CancelRequest(run_id=run_id, reason=reason)
         return (await self.call("Cancel", rq, timeout)).state
+
+    async def retry(self, run_id, *, idempotency_key=None, timeout=None):
+        rq = rpc.RetryRequest(run_id=run_id, idempotency_key=idempotency_key or "")
+        return await self.call("Retry", rq, timeout)
 
     async def plan(self, workflow, inputs=None, *, name=None, sla_latency_ms=0, objective=None,
                    fleet_yaml=None, timeout=None):

@@ -178,18 +178,20 @@ class Client:
         """The Run with its steps."""
         return self.call("Get", rpc.GetRequest(run_id=run_id), timeout).run
 
-    def list(self, *, state=None, workflow_name=None, limit=0, page_token="", timeout=None):
-        """One page: a ListReply (runs newest first, next_page_token)."""
-        rq = rpc.ListRequest(limit=limit, page_token=page_token, state=state or 0,
-                             workflow_name=workflow_name or "")
+    def list(self, *, state=None, workflow_name=None, limit=0, page_token="", tenant=None,
+             labels=None, submitted_after_ms=0, submitted_before_ms=0, timeout=None):
+        """One page: a ListReply (runs newest first, next_page_token).
+        Filters: state, workflow_name, tenant, labels ({key: value}, runs
+        carrying every one), submission time (ms since the epoch)."""
+        rq = w.list_request(state, workflow_name, limit, page_token, tenant, labels,
+                            submitted_after_ms, submitted_before_ms)
         return self.call("List", rq, timeout)
 
-    def iter_runs(self, *, state=None, workflow_name=None, page_size=100, timeout=None):
-        """Every run (newest first), fetching pages as needed."""
+    def iter_runs(self, *, page_size=100, timeout=None, **filters):
+        """Every run (newest first) matching list()'s filters, fetching pages as needed."""
         token = ""
         while True:
-            page = self.list(state=state, workflow_name=workflow_name, limit=page_size,
-                             page_token=token, timeout=timeout)
+            page = self.list(limit=page_size, page_token=token, timeout=timeout, **filters)
             yield from page.runs
             token = page.next_page_token
             if not token:
@@ -199,6 +201,12 @@ class Client:
         """Cancels a run; returns its state afterwards (RUN_CANCELLED, or
         the final state it had already reached)."""
         return self.call("Cancel", rpc.CancelRequest(run_id=run_id, reason=reason), timeout).state
+
+    def retry(self, run_id, *, idempotency_key=None, timeout=None):
+        """Runs a finished run's workflow again with the same inputs and
+        labels (plus retry_of); returns the SubmitReply of the new run."""
+        rq = rpc.RetryRequest(run_id=run_id, idempotency_key=idempotency_key or "")
+        return self.call("Retry", rq, timeout)
 
     def plan(self, workflow, inputs=None, *, name=None, sla_latency_ms=0, objective=None,
              fleet_yaml=None, timeout=None):
