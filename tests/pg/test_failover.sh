@@ -13,7 +13,7 @@
 # Leader and standby, seen from outside: /readyz is 200 only on the leader
 # (a Kubernetes Service routes there), /healthz 200 on both; a standby
 # answers UNAVAILABLE naming the leader, and `loom` given only the standby
-# follows it there.
+# follows it there; the Python SDK follows a takeover.
 h1=$(free_port); h2=$(free_port)
 start_loomd --db "$DB_URL" --http "127.0.0.1:$h1"
 LEAD_CEP=$CLIENT_EP
@@ -44,6 +44,29 @@ h.ParseFromString(s.recv_multipart()[0])
 assert h.status == env.UNAVAILABLE and h.error.detail == "standby; leader=" + sys.argv[2], h
 PY
 "$BIN/loom" workers --endpoint "tcp://127.0.0.1:$cp2" >/dev/null || fail "loom did not follow the standby to the leader"
+# The Python SDK (from this checkout, its protos generated as its setup.py
+# does): given a dead endpoint and the standby, it reaches the leader; when
+# the leader is killed, the next call is served by the standby, now leading.
+SDK="$TMP/sdk"; mkdir -p "$SDK/loom_client/_pb"
+cp "$ROOT"/clients/python/loom_client/*.py "$SDK/loom_client/"
+protoc -I"$ROOT/protocol" --python_out="$SDK/loom_client/_pb" "$ROOT"/protocol/loom/v1/*.proto
+sed -i 's/^from loom\.v1 import/from loom_client._pb.loom.v1 import/' "$SDK"/loom_client/_pb/loom/v1/*_pb2.py
+touch "$SDK/loom_client/_pb/__init__.py" "$SDK/loom_client/_pb/loom/__init__.py" "$SDK/loom_client/_pb/loom/v1/__init__.py"
+PYTHONPATH="$SDK" /usr/bin/python3 - "tcp://127.0.0.1:$(free_port)" "tcp://127.0.0.1:$cp2" "$LEAD_CEP" \
+  "$LOOMD_PID" <<'PY' || fail "Python SDK failover"
+import os, signal, sys, time
+from loom_client import Client
+dead, standby, leader, pid = sys.argv[1:5]
+c = Client(dead + "," + standby, timeout=30)
+c.workers()
+assert c.current_endpoint == leader, c.current_endpoint
+os.kill(int(pid), signal.SIGKILL)
+t0 = time.monotonic()
+c.workers()
+assert c.current_endpoint == standby, c.current_endpoint
+print("python SDK: served by the new leader %.2f s after the kill" % (time.monotonic() - t0))
+PY
+wait "$LOOMD_PID" 2>/dev/null
 for p in "${PIDS[@]}"; do kill -9 "$p"; wait "$p"; done 2>/dev/null
 PIDS=()
 
