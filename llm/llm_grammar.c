@@ -867,7 +867,7 @@ int32_t loom_llm_grammar_sample(void *ud, loom_llm_sampler_t *s, float *logits, 
         return g->eos;
     int room = tokens_left - 1, end_ok = can_end(&g->st), need = to_close(&g->st);
     if (need > tokens_left) /* only at the start: the budget is kept after */
-        return fail(g, "max_tokens leaves %d tokens, but the shortest JSON value of the schema needs %d", tokens_left,
+        return fail(g, "%d tokens left, but the shortest JSON value of the schema needs %d", tokens_left,
                     need);
     state_t next;
     const vocab_t *v = g->v;

@@ -94,6 +94,14 @@ int loom_metrics_render(loom_metrics_t *m, loom_buf_t *out);
  * queue is at the bound; reason (may be NULL) gets a short phrase. */
 int loom_metrics_healthy(loom_metrics_t *m, char *reason, size_t n);
 
+/* Failover role (lease_pg.h): a standby is alive (/healthz) but not ready
+ * (/readyz 503, loom_leader 0), so a load balancer or a Kubernetes Service
+ * sends traffic to the leader only. Starts as LEADER (no lease = the only
+ * loomd). */
+typedef enum { LOOM_METRICS_LEADER = 0, LOOM_METRICS_STANDBY = 1 } loom_metrics_role_t;
+void loom_metrics_set_role(loom_metrics_t *m, loom_metrics_role_t r);
+loom_metrics_role_t loom_metrics_role(loom_metrics_t *m);
+
 /* Plain numbers for the dashboard's live summary: appends a JSON object. */
 int loom_metrics_summary_json(loom_metrics_t *m, loom_buf_t *out);
 

@@ -360,6 +360,9 @@ int loom_store_pg_flush(loom_store_pg_t *s, int timeout_ms) {
     return loom_pgw_flush(s->writer, timeout_ms);
 }
 
+void loom_store_pg_set_fence(loom_store_pg_t *s, int64_t epoch) { loom_pgw_set_fence(s->writer, epoch); }
+int loom_store_pg_fenced(loom_store_pg_t *s) { return loom_pgw_fenced(s->writer); }
+
 void loom_store_pg_get_stats(loom_store_pg_t *s, loom_store_pg_stats_t *out) {
     loom_pgw_stats_t w;
     loom_pgw_get_stats(s->writer, &w);

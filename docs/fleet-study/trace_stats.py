@@ -5,12 +5,14 @@ Reads one or more AzureLLMInferenceTrace_{code,conv}.csv files (columns
 TIMESTAMP, ContextTokens, GeneratedTokens; from
 github.com/Azure/AzurePublicDataset, data/) and prints, per file: number of
 requests, median / p90 / p99 of prompt (ContextTokens) and output
-(GeneratedTokens) tokens, mean arrival rate over the trace's span and the
-coefficient of variation of inter-arrival times (1 for Poisson arrivals).
-Percentiles are nearest-rank (the value at rank ceil(p*n)).
+(GeneratedTokens) tokens, mean arrival rate over the trace's span, the
+busiest whole minute's rate and the coefficient of variation of
+inter-arrival times (1 for Poisson arrivals). Percentiles, the median
+included, are nearest-rank (the value at rank ceil(p*n)).
 
 usage: trace_stats.py [--json] FILE.csv...
 """
+import collections
 import csv
 import datetime
 import json
@@ -46,11 +48,13 @@ def file_stats(path):
     gaps = [b - a for a, b in zip(times, times[1:])]
     span = times[-1] - times[0]
     mean_gap = statistics.fmean(gaps)
+    per_minute = collections.Counter(int((t - times[0]) // 60) for t in times)
     out = {"file": path, "requests": len(times), "span_s": round(span, 1),
            "rate_per_s": round((len(times) - 1) / span, 3),
+           "peak_minute_rate_per_s": round(max(per_minute.values()) / 60, 2),
            "interarrival_cv": round(statistics.pstdev(gaps) / mean_gap, 2)}
     for name, vals in (("prompt", sorted(ctx)), ("output", sorted(gen))):
-        out[name] = {"median": statistics.median(vals),
+        out[name] = {"median": nearest_rank(vals, 0.50),
                      "p90": nearest_rank(vals, 0.90),
                      "p99": nearest_rank(vals, 0.99),
                      "mean": round(statistics.fmean(vals), 1)}
@@ -73,7 +77,9 @@ def main(argv):
         return 0
     for r in results:
         print(f"{r['file']}: {r['requests']} requests over {r['span_s']} s, "
-              f"{r['rate_per_s']} req/s, inter-arrival CV {r['interarrival_cv']}")
+              f"{r['rate_per_s']} req/s (busiest minute "
+              f"{r['peak_minute_rate_per_s']} req/s), "
+              f"inter-arrival CV {r['interarrival_cv']}")
         for name in ("prompt", "output"):
             s = r[name]
             print(f"  {name:6} tokens: median {s['median']}, p90 {s['p90']}, "

@@ -44,6 +44,60 @@ def make_socket(ctx, endpoint, server_public_key=None):
     return sock
 
 
+def endpoints(spec):
+    """The loomd endpoints of "tcp://a:7400,tcp://b:7400" (failover)."""
+    eps = [e.strip() for e in spec.split(",") if e.strip()]
+    for e in eps:
+        if "://" not in e:
+            raise InvalidArgument("'%s' is not an endpoint (tcp://host:port; several "
+                                  "separated by commas)" % e)
+    if not eps:
+        raise InvalidArgument("no loomd endpoint given")
+    return eps
+
+
+def monitor(sock):
+    """A PAIR socket reporting when sock's connection is lost or refused."""
+    return sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED |
+                                   zmq.EVENT_CONNECT_RETRIED)
+
+
+def connection_lost(mon, endpoint):
+    """Reads the monitor's waiting events: True when one is about endpoint."""
+    from zmq.utils.monitor import recv_monitor_message
+
+    lost = False
+    while mon.poll(0):
+        ev = recv_monitor_message(mon)
+        addr = ev.get("endpoint", b"")
+        if isinstance(addr, bytes):
+            addr = addr.decode(errors="replace")
+        if addr == endpoint:
+            lost = True
+    return lost
+
+
+def standby_detail(e):
+    """The error detail of a standby's answer ("standby; leader=URL" or
+    "standby; no leader yet ..."), else None (protocol/README.md)."""
+    if e.status == env_pb.UNAVAILABLE and e.HasField("error") and \
+            e.error.detail.startswith("standby;"):
+        return e.error.detail
+    return None
+
+
+def next_endpoint(eps, cur, detail):
+    """Index of the loomd to try next: the leader named in detail (appended
+    when not in the list), else the one after cur."""
+    if detail and "leader=" in detail:
+        lead = detail.split("leader=", 1)[1].split()[0].rstrip(";,")
+        if "://" in lead and lead != eps[cur]:
+            if lead not in eps:
+                eps.append(lead)
+            return eps.index(lead)
+    return (cur + 1) % len(eps)
+
+
 def settings(endpoint, token):
     """Defaults from the environment, as the loom CLI reads them."""
     return (endpoint or os.environ.get("LOOM_ENDPOINT") or DEFAULT_ENDPOINT,
