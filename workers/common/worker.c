@@ -32,6 +32,7 @@
 #include "loom/v1/worker.pb-c.h"
 #include "common/map.h"
 #include "protocol/envelope.h"
+#include "protocol/failover.h"
 #include "protocol/keys.h"
 #include "workers/common/ops.h"
 #include "workers/common/policy.h"
@@ -97,6 +98,12 @@ typedef struct worker {
     uint64_t next_hb;       /* loom_clock_ms() of the next heartbeat */
     uint64_t last_rx;       /* loom_clock_ms() of the last message from loomd */
     int hb_unanswered;      /* heartbeats sent since that message */
+    /* failover (protocol/failover.h): loomd's endpoints, the one in use,
+     * its connection monitor (several endpoints), the next Register */
+    loom_endpoints_t eps;
+    loom_conn_watch_t *watch;
+    uint64_t next_reg;
+    int hop_ms;             /* pause before registering after a move, doubling */
     /* slot pool */
     pthread_t *threads;
     pthread_mutex_t qmu;
@@ -545,6 +552,32 @@ static void set_fence(worker_t *w, int on)
         LOOM_WARN(COMP, "msg=\"loomd silent beyond the lease; starting no queued task until registered\" lease_ms=%u", w->lease_ms);
     else
         LOOM_INFO(COMP, "msg=\"fence lifted\"");
+}
+
+/* Failover: leaves the loomd in use for the leader a standby named
+ * (detail) or the next endpoint, and registers there after a pause that
+ * doubles (100 ms .. 2 s) until a registration succeeds. */
+static void move_on(worker_t *w, const char *detail, const char *why)
+{
+    char was[256];
+    snprintf(was, sizeof was, "%s", loom_endpoints_current(&w->eps));
+    const char *now = loom_endpoints_advance(&w->eps, detail);
+    if (strcmp(was, now) != 0) {
+        zmq_disconnect(w->sock, was);
+        if (zmq_connect(w->sock, now) != 0)
+            LOOM_ERROR(COMP, "msg=\"cannot connect\" endpoint=%s error=\"%s\"", now,
+                       zmq_strerror(zmq_errno()));
+        if (!w->watch && w->eps.cur != 0) /* one endpoint, and a standby pointed elsewhere */
+            w->watch = loom_conn_watch_new(w->zctx, w->sock);
+    }
+    LOOM_INFO(COMP, "msg=\"moving to another loomd\" why=\"%s\" from=%s to=%s", why, was, now);
+    if (w->registered)
+        set_fence(w, 1);
+    w->registered = 0;
+    w->hb_unanswered = 0;
+    w->last_rx = loom_clock_ms();
+    w->hop_ms = w->hop_ms ? (w->hop_ms * 2 > 2000 ? 2000 : w->hop_ms * 2) : 100;
+    w->next_reg = loom_clock_ms() + (uint64_t)w->hop_ms;
 }
 
 static void send_heartbeat(worker_t *w)
@@ -1000,12 +1033,17 @@ static void handle(worker_t *w, const loom_msg_t *msg)
             loom_spool_set_orphan_ms((int)r->heartbeat_timeout_ms);
             apply_reconcile(w, r);
             w->registered = 1;
+            w->hop_ms = 0;
             set_fence(w, 0);
             w->next_hb = 0; /* heartbeat at once, then every hb_ms */
             LOOM_INFO(COMP, "msg=\"registered\" id=%s slots=%d ops=%zu", w->id, w->slots,
                       loom_ops_count(w->ops));
             loom_notify("READY=1\nSTATUS=registered as %s, %d slots", w->id, w->slots);
             loom_pb_free(r);
+        } else if (st == LOOM_STATUS_UNAVAILABLE && loom_msg_envelope(msg) &&
+                   loom_msg_envelope(msg)->error && loom_msg_envelope(msg)->error->detail &&
+                   strncmp(loom_msg_envelope(msg)->error->detail, "standby;", 8) == 0) {
+            move_on(w, loom_msg_envelope(msg)->error->detail, "a standby answered");
         } else {
             LOOM_ERROR(COMP, "msg=\"registration refused\" status=%d reason=\"%s\"", st,
                        loom_msg_reply_message(msg));
@@ -1312,9 +1350,15 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         gethostname(host, sizeof host - 1);
         snprintf(w->id, sizeof w->id, "%s/%s/%d", host, w->profile.kind, (int)getpid());
     }
-    const char *ep = opts->endpoint ? opts->endpoint : "tcp://127.0.0.1:7401";
+    if ((rc = loom_endpoints_parse(&w->eps, opts->endpoint ? opts->endpoint : "tcp://127.0.0.1:7401",
+                                   err)) != 0)
+        goto free_ops;
+    const char *ep = loom_endpoints_current(&w->eps);
     char spool[4096];
-    spool_path(opts, w->id, ep, spool, sizeof spool);
+    /* the spool is named after the whole endpoint list: the same across a
+     * failover and a restart */
+    spool_path(opts, w->id, opts->endpoint ? opts->endpoint : "tcp://127.0.0.1:7401", spool,
+               sizeof spool);
     if ((rc = loom_spool_init(spool, err)) != 0)
         goto free_ops;
     /* a restart with the same id can find its tools again; a pid-made id
@@ -1342,11 +1386,13 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
     zmq_setsockopt(w->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(w->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    if (w->eps.n > 1) /* before connecting: a refused first connect is an event too */
+        w->watch = loom_conn_watch_new(w->zctx, w->sock);
     /* CURVE: libzmq ends a connection whose handshake loomd refused (key
      * not admitted yet) and never retries it; the monitor tells the loop,
      * which connects again at the next Register, so a key admitted later
      * gets in without restarting the worker. */
-    if (opts->key_file && opts->key_file[0]) {
+    if (opts->key_file && opts->key_file[0] && !w->watch) { /* (several loomd: the watch) */
         char mep[64];
         snprintf(mep, sizeof mep, "inproc://loom-worker-monitor-%p", (void *)w);
         if (zmq_socket_monitor(w->sock, mep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
@@ -1357,11 +1403,16 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
             w->mon = NULL;
         }
     }
-    if (zmq_connect(w->sock, ep) != 0) {
-        rc = loom_err_set(err, LOOM_EINVAL, "cannot connect to %s: %s", ep,
-                          zmq_strerror(zmq_errno()));
-        loom_err_hint(err, "endpoints look like tcp://127.0.0.1:7401");
-        goto close_zmq;
+    for (int i = 0; i < w->eps.n; i++) { /* check every one now, use the first */
+        if (zmq_connect(w->sock, w->eps.ep[i]) != 0) {
+            rc = loom_err_set(err, LOOM_EINVAL, "cannot connect to %s: %s", w->eps.ep[i],
+                              zmq_strerror(zmq_errno()));
+            loom_err_hint(err, "endpoints look like tcp://127.0.0.1:7401; several loomd are "
+                               "separated by commas");
+            goto close_zmq;
+        }
+        if (i > 0)
+            zmq_disconnect(w->sock, w->eps.ep[i]);
     }
     w->threads = calloc((size_t)w->slots, sizeof *w->threads);
     int started = 0;
@@ -1375,7 +1426,7 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
     LOOM_INFO(COMP, "msg=\"worker starting\" id=%s endpoint=%s kind=%s model=\"%s\" slots=%d", w->id,
               ep, w->profile.kind, w->profile.model ? w->profile.model : "", w->slots);
     send_register(w);
-    uint64_t next_reg = loom_clock_ms() + 1000;
+    w->next_reg = loom_clock_ms() + 1000;
     int reg_tries = 0;
     w->last_rx = loom_clock_ms();
     uint64_t drain_until = 0;
@@ -1394,13 +1445,19 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         if (got_signal || (drain_until && (w->nrunning == 0 || loom_clock_ms() >= drain_until)))
             break;
         uint64_t now = loom_clock_ms();
-        uint64_t due = w->registered ? w->next_hb : next_reg;
+        uint64_t due = w->registered ? w->next_hb : w->next_reg;
         long timeout = due > now ? (long)(due - now) : 0;
         zmq_pollitem_t items[3] = {{w->sock, 0, ZMQ_POLLIN, 0}, {NULL, w->efd, ZMQ_POLLIN, 0},
-                                   {w->mon, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, w->mon ? 3 : 2, timeout > 200 ? 200 : timeout) < 0 &&
+                                   {w->watch ? loom_conn_watch_socket(w->watch) : w->mon, 0,
+                                    ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, w->watch || w->mon ? 3 : 2, timeout > 200 ? 200 : timeout) < 0 &&
             zmq_errno() != EINTR)
             break;
+        ep = loom_endpoints_current(&w->eps);
+        if (w->watch && (items[2].revents & ZMQ_POLLIN) && loom_conn_watch_lost(w->watch, ep)) {
+            move_on(w, NULL, "connection lost or refused");
+            ep = loom_endpoints_current(&w->eps);
+        }
         if (w->mon && (items[2].revents & ZMQ_POLLIN)) {
             zmq_msg_t f; /* an event: [16-bit event, 32-bit value][address] */
             zmq_msg_init(&f);
@@ -1411,6 +1468,7 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         }
         if (items[0].revents & ZMQ_POLLIN)
             read_socket(w);
+        ep = loom_endpoints_current(&w->eps);
         if (items[1].revents & ZMQ_POLLIN)
             drain_outbox(w);
         batch_flush(w);
@@ -1421,7 +1479,12 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         history_trim(w);
         if (w->registered)
             reg_tries = 0;
-        if (!w->registered && now >= next_reg) {
+        if (!w->registered && now >= w->next_reg && w->watch && reg_tries > 0 &&
+            now - w->last_rx >= 1000) {
+            /* several loomd: one that does not answer Register is passed over */
+            move_on(w, NULL, "no answer to Register");
+            reg_tries = 0;
+        } else if (!w->registered && now >= w->next_reg) {
             if (++reg_tries % 10 == 4) /* about 15 s, then every 80 s */
                 LOOM_WARN(COMP, "msg=\"no answer from loomd to Register yet; still trying\" "
                                 "endpoint=%s tries=%d curve=%s%s",
@@ -1442,13 +1505,17 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
              * history (tens of thousands of entries after a busy burst);
              * resent every second to a loomd too loaded to answer within a
              * second, they queued faster than it could unpack them. */
-            next_reg = now + (1000u << (reg_tries < 4 ? reg_tries - 1 : 3));
+            w->next_reg = now + (1000u << (reg_tries < 4 ? reg_tries - 1 : 3));
         } else if (w->registered && w->hb_unanswered >= 5 &&
                    now - w->last_rx > (uint64_t)(w->hb_ms > 600 ? 5 * w->hb_ms : 3000)) {
             /* Heartbeats are answered: five unanswered ones (not an I/O stall
              * of this thread) mean the connection is
              * gone for good (libzmq does not reconnect after it dropped a
              * peer for a frame over ZMQ_MAXMSGSIZE). Reconnect, register. */
+            if (w->watch) { /* several loomd: try the next */
+                move_on(w, NULL, "no reply to heartbeats");
+                continue;
+            }
             LOOM_WARN(COMP, "msg=\"no reply from loomd; reconnecting\" silent_ms=%" PRIu64, now - w->last_rx);
             zmq_disconnect(w->sock, ep);
             if (zmq_connect(w->sock, ep) != 0)
@@ -1458,7 +1525,7 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
             w->last_rx = now;
             w->hb_unanswered = 0;
             send_register(w);
-            next_reg = now + 1000;
+            w->next_reg = now + 1000;
         } else if (w->registered && now >= w->next_hb) {
             send_heartbeat(w);
             w->hb_unanswered++;
@@ -1483,6 +1550,7 @@ close_zmq:
     free(w->threads);
     if (w->mon)
         zmq_close(w->mon);
+    loom_conn_watch_destroy(&w->watch);
     if (w->sock)
         zmq_close(w->sock);
     if (w->zctx)
@@ -1490,6 +1558,7 @@ close_zmq:
     if (w->efd >= 0)
         close(w->efd);
 free_ops:
+    loom_endpoints_free(&w->eps); /* safe when never parsed (zeroed) */
     loom_ops_destroy(&w->ops);
 free_worker:
     for (loom_op_ctx_t *t = w->qhead, *n; t; t = n) {
@@ -1517,7 +1586,8 @@ static void usage(FILE *f, const char *prog, const char *kind)
             "the tasks loomd assigns to it.\n\n"
             "options:\n"
             "  --endpoint URL     loomd's worker endpoint (default tcp://127.0.0.1:7401,\n"
-            "                     or $LOOM_WORKER_ENDPOINT)\n"
+            "                     or $LOOM_WORKER_ENDPOINT); several loomd (failover):\n"
+            "                     URL,URL,... and the worker follows the leader\n"
             "  --id ID            worker id to propose (default host/kind/pid)\n"
             "  --slots N          tasks run at once (default: cores)\n"
             "  --heartbeat-ms N   heartbeat interval (default: loomd's, 1000)\n"
