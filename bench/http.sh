@@ -38,7 +38,7 @@ stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "median %d 
 echo "REST, wrk -t2 -c64, keep-alive, $ROUNDS rounds of ${SECS}s (requests/s):"
 echo "  GET /healthz        (HTTP layer only, the ceiling)   $(stats "${RAW[@]}")"
 echo "  GET /v1/health      (through the gateway and RPC)    $(stats "${GW[@]}")"
-echo "  GET /v1/runs/{id}   (a 6-step run, ~2.5 KB of JSON)  $(stats "${GET[@]}")"
+echo "  GET /v1/runs/{id}   (a run: its steps and fan-out items)  $(stats "${GET[@]}")"
 gw_med=$(printf '%s\n' "${GW[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 raw_med=$(printf '%s\n' "${RAW[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 awk -v g="$gw_med" -v r="$raw_med" 'BEGIN {printf "  gateway / HTTP-only ratio %.2f; target >= 5000/s: %s\n", g / r, (g >= 5000) ? "met" : "NOT met"}'

@@ -42,7 +42,8 @@ static const char usage_text[] =
     "  --explain            with loomd --placement planner: print each plan's placements\n"
     "  --json               print the finished run (outputs, steps) as JSON\n"
     "  --endpoint URL       loomd's client endpoint (default $LOOM_ENDPOINT or\n"
-    "                       tcp://127.0.0.1:7400)\n\n"
+    "                       tcp://127.0.0.1:7400); several loomd (failover):\n"
+    "                       URL,URL,... (every command takes a list)\n\n"
     "exit status: 0 succeeded, 1 failed or cancelled (or bad input), 4 succeeded\n"
     "but missed its SLA or was refused because it cannot meet it, 3 Loom system error\n";
 

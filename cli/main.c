@@ -21,6 +21,7 @@ int loom_cmd_logs(int argc, char **argv);
 int loom_cmd_runs(int argc, char **argv);
 int loom_cmd_workers(int argc, char **argv);
 int loom_cmd_cancel(int argc, char **argv);
+int loom_cmd_retry(int argc, char **argv);
 int loom_cmd_tco(int argc, char **argv);
 int loom_cmd_simulate(int argc, char **argv);
 int loom_cmd_kernel(int argc, char **argv);
@@ -38,6 +39,7 @@ static const loom_cli_cmd_t commands[] = {
     {"runs", "list runs", loom_cmd_runs},
     {"workers", "list the workers registered with loomd", loom_cmd_workers},
     {"cancel", "cancel a run", loom_cmd_cancel},
+    {"retry", "run a finished run again (same workflow, inputs, labels)", loom_cmd_retry},
     {"tco", "cheapest fleet (device counts) that serves a workload within its SLAs", loom_cmd_tco},
     {"simulate", "discrete-event simulation of a fleet serving a workload", loom_cmd_simulate},
     {"kernel", "compile a compute kernel for cpu, gpu (PTX) or npu and show the artifact", loom_cmd_kernel},

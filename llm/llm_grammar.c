@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -723,9 +724,9 @@ static int can_end(const state_t *st)
     return (f->kind == F_NUM && num_complete(f)) || (f->kind == F_LIT && lit_complete(f));
 }
 
-/* Fewest characters still needed to complete the value: exact (the
- * budget invariant in allowed() relies on it never overestimating by a
- * jump: a character of the shortest completion lowers it by one). */
+/* Fewest characters still needed to complete the value. Exact: the
+ * budget check in allowed() needs each character of the shortest
+ * completion to lower it by one. */
 static int to_close(const state_t *st)
 {
     int c = 0;
@@ -810,6 +811,13 @@ static int to_close(const state_t *st)
     return c;
 }
 
+static void copy_state(state_t *dst, const state_t *src)
+{
+    dst->depth = src->depth;
+    dst->done = src->done;
+    memcpy(dst->f, src->f, (size_t)src->depth * sizeof dst->f[0]);
+}
+
 static int feed_bytes(state_t *st, const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -835,17 +843,19 @@ static int allowed(const loom_llm_grammar_t *g, int32_t t, int room, state_t *ne
     uint32_t a = g->v->off[t], b = g->v->off[t + 1];
     if (a == b)
         return 0; /* control tokens and end-of-generation are decided apart */
-    next->depth = g->st.depth;
-    next->done = g->st.done;
-    memcpy(next->f, g->st.f, (size_t)g->st.depth * sizeof next->f[0]);
+    copy_state(next, &g->st);
     if (feed_bytes(next, g->v->bytes + a, b - a))
         return 0;
     return to_close(next) <= room;
 }
 
-static int32_t fail(loom_llm_grammar_t *g, const char *fmt, int a, int b)
+/* No valid continuation: end the output now, keeping why. */
+__attribute__((format(printf, 2, 3))) static int32_t fail(loom_llm_grammar_t *g, const char *fmt, ...)
 {
-    snprintf(g->why, sizeof g->why, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->why, sizeof g->why, fmt, ap);
+    va_end(ap);
     g->failed = 1;
     return g->eos;
 }
@@ -857,7 +867,7 @@ int32_t loom_llm_grammar_sample(void *ud, loom_llm_sampler_t *s, float *logits, 
         return g->eos;
     int room = tokens_left - 1, end_ok = can_end(&g->st), need = to_close(&g->st);
     if (need > tokens_left) /* only at the start: the budget is kept after */
-        return fail(g, "max_tokens leaves %d tokens, but the shortest JSON value of the schema needs %d", tokens_left,
+        return fail(g, "%d tokens left, but the shortest JSON value of the schema needs %d", tokens_left,
                     need);
     state_t next;
     const vocab_t *v = g->v;
@@ -869,9 +879,7 @@ int32_t loom_llm_grammar_sample(void *ud, loom_llm_sampler_t *s, float *logits, 
     uint32_t left = 0; /* tokens not masked */
     for (int f = 0; f < 257; f++) {
         if (f < 256) {
-            next.depth = g->st.depth;
-            next.done = g->st.done;
-            memcpy(next.f, g->st.f, (size_t)g->st.depth * sizeof next.f[0]);
+            copy_state(&next, &g->st);
             first_ok[f] = v->group[f] < v->group[f + 1] && !feed(&next, f);
             if (first_ok[f]) {
                 left += v->group[f + 1] - v->group[f];

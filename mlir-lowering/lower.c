@@ -594,6 +594,11 @@ int loom_lower_text(loom_mlir_t *m, const loom_lower_wf_t *wfs, size_t nwf, loom
     return rc;
 }
 
+int loom_lower_placements(loom_lowering_t *l, loom_placement_fn fn, void *ud, loom_err_t *err)
+{
+    return loom_module_placements(l, fn, ud, err);
+}
+
 int loom_lower_verify_text(loom_mlir_t *m, const char *text, size_t n, const char *filename,
                            loom_err_t *err)
 {

@@ -146,23 +146,27 @@ int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_gr
     lowered_t *l = loom_map_get(cache, hash);
     int hit = l != NULL;
     if (!l) {
+        /* lower, print, and read where the module puts each node (from
+         * the module itself, as `loom run --plan` reads an edited one) */
         loom_buf_t out = LOOM_BUF_INIT;
-        rc = loom_lower_text(ctx, &in, 1, LOOM_PASS_VERIFY, &out, err);
-        if (!rc && !(l = calloc(1, sizeof *l)))
+        loom_lowering_t *low = NULL;
+        rc = loom_lower_emit(ctx, &in, 1, &low, err);
+        if (!rc)
+            rc = loom_lower_run(low, LOOM_PASS_VERIFY, err);
+        if (!rc && loom_lower_print(low, &out))
             rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        if (!rc && (!(l = calloc(1, sizeof *l)) || !(l->placements = loom_map_new(free))))
+            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
+        if (!rc)
+            rc = loom_lower_placements(low, put_placement, l->placements, err);
+        loom_lower_destroy(&low);
         if (rc) {
+            lowered_free(l);
             loom_buf_free(&out);
             loom_arena_destroy(&arena);
             return rc;
         }
         l->module = loom_buf_detach(&out, NULL);
-        if (!(l->placements = loom_map_new(free)) ||
-            loom_lower_placements_text(ctx, l->module, strlen(l->module), wf->file, put_placement,
-                                       l->placements, err) != 0) {
-            lowered_free(l);
-            loom_arena_destroy(&arena);
-            return err && err->code ? err->code : LOOM_ENOMEM;
-        }
         snprintf(l->summary, sizeof l->summary, "lowered to %zu device functions, %zu send/recv pairs, module %.12s",
                  count(l->module, "func.func @"), count(l->module, "\"loom.send\""), hash);
         if (loom_map_len(cache) >= MAX_CACHED) {

@@ -820,7 +820,11 @@ int loom_engine_submit(loom_engine_t *e, const loom_submit_t *s, char run_id[32]
         run_free(r);
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     }
-    snprintf(r->id, sizeof r->id, "r-%06x-%06" PRIx64, e->boot & 0xffffff, ++e->next_run);
+    /* start second + 16 bits of this process's epoch: loomd that start in
+     * the same second (failover standbys, a quick restart) on one database
+     * never hand out the same id */
+    snprintf(r->id, sizeof r->id, "r-%06x%04x-%06" PRIx64, e->boot & 0xffffff, e->epoch & 0xffff,
+             ++e->next_run);
     r->top = scope_new(r, &r->wf->graph, NULL, 0, 0);
     if (!r->top || loom_map_put(e->runs, r->id, r) != 0) {
         run_free(r);
@@ -1046,6 +1050,15 @@ int64_t loom_engine_tick(loom_engine_t *e)
     }
     engine_reap_runs(e);
     return (int64_t)(next > now ? next - now : 0);
+}
+
+void loom_worker_load(const loom_worker_rec_t *w, int *running, int *queued)
+{
+    int r = 0, held = 0;
+    for (const loom_task_t *t = w->tasks; t; t = t->wnext, held++)
+        r += t->started != 0;
+    *running = r;
+    *queued = held - r;
 }
 
 size_t loom_engine_active_runs(const loom_engine_t *e)

@@ -209,6 +209,10 @@ int64_t loom_engine_tick(loom_engine_t *e);
 
 /* Active (non-final) runs. */
 size_t loom_engine_active_runs(const loom_engine_t *e);
+/* What worker w holds: *running = tasks it said it started (busy slots),
+ * *queued = tasks sent to it that have not started. One definition for
+ * ListWorkers, /metrics and the dashboard's utilisation (busy / slots). */
+void loom_worker_load(const loom_worker_rec_t *w, int *running, int *queued);
 loom_run_t *loom_engine_find_run(loom_engine_t *e, const char *run_id);
 const char *loom_run_id(const loom_run_t *r);
 /* The workflow's name (its `name:`), for per-workflow metrics. */

@@ -140,6 +140,9 @@ void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
 void engine_step_finished(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
                           const char *error);
 void engine_task_assigned(loom_engine_t *e, loom_task_t *t);
+/* The worker said it started t (Started): its record's start becomes the
+ * start of execution (time queued on the worker is not the task's). */
+void engine_task_running(loom_engine_t *e, loom_task_t *t);
 void engine_task_attempt_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
                                 const char *error);
 /* STEP_RETRIED: t is tried again (its new attempt) after why (code: the

@@ -308,6 +308,7 @@ void loom_engine_started(loom_engine_t *e, loom_worker_rec_t *w, const char *tas
     t->started = 1;
     t->running_ms = loom_wall_ms();
     engine_start_timeout(e, t);
+    engine_task_running(e, t);
 }
 
 /* timeout_ms counts execution: loomd's clock (a backstop to the worker's

@@ -138,6 +138,17 @@ static enum MHD_Result route_healthz(http_req_t *rq) {
     return http_reply_buf(rq, ok ? 200 : 503, "application/json", &b);
 }
 
+/* Readiness: 200 on the leader, 503 on a standby (failover: load balancers
+ * and Kubernetes Services send traffic only to the leader). Liveness stays
+ * /healthz. */
+static enum MHD_Result route_readyz(http_req_t *rq) {
+    int leader = loom_metrics_role(rq->h->metrics) == LOOM_METRICS_LEADER;
+    loom_buf_t b = LOOM_BUF_INIT;
+    loom_buf_printf(&b, "{\"status\":\"%s\",\"role\":\"%s\"}\n", leader ? "ok" : "standby",
+                    leader ? "leader" : "standby");
+    return http_reply_buf(rq, leader ? 200 : 503, "application/json", &b);
+}
+
 static enum MHD_Result route_metrics(http_req_t *rq) {
     loom_buf_t b = LOOM_BUF_INIT;
     if (loom_metrics_render(rq->h->metrics, &b) != 0) {
@@ -184,6 +195,7 @@ static enum MHD_Result route(http_req_t *rq) {
     const char *p = rq->path;
     if (http_api_owns(p)) return http_api_route(rq);
     if (strcmp(p, "/healthz") == 0) return route_healthz(rq);
+    if (strcmp(p, "/readyz") == 0) return route_readyz(rq);
     if (strcmp(p, "/metrics") == 0) return route_metrics(rq);
     if (strcmp(p, "/api/summary") == 0) return route_summary(rq);
     if (strncmp(p, "/api/", 5) == 0) return route_view(rq);

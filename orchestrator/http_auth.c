@@ -20,7 +20,12 @@ int loom_http_authorize(const loom_http_auth_t *a, const char *path, const char 
                         loom_principal_t *who, char *why, size_t why_len)
 {
     why[0] = '\0';
-    if (a->open || (!a->keyring && !a->static_token) || strcmp(path, "/healthz") == 0) {
+    /* open: the probes (/healthz, /readyz: no token) and the dashboard's
+     * page and assets, which hold no data (the page asks for a token and
+     * sends it on /v1, /api) */
+    if (a->open || (!a->keyring && !a->static_token) || strcmp(path, "/healthz") == 0 ||
+        strcmp(path, "/readyz") == 0 || strcmp(path, "/") == 0 ||
+        strncmp(path, "/static/", 8) == 0) {
         admin(who, "open");
         return 200;
     }

@@ -1,7 +1,9 @@
 /* http_auth.h — who may read loomd's HTTP side (dashboard, /api/..., /metrics):
  * the same bearer tokens as the RPC port (protocol/auth.h),
- * sent as "Authorization: Bearer <token>". /healthz stays open (load
- * balancers probe it). loomd --http-open opens everything, as before
+ * sent as "Authorization: Bearer <token>". /healthz and /readyz stay open (load
+ * balancers probe it), and so do the dashboard's page and assets (/ and
+ * /static/...: code, no data; a browser cannot send the header when it
+ * navigates, so the page asks for the token and sends it itself). loomd --http-open opens everything, as before
  * tokens existed; without token secrets (plain mode) the side is open too.
  *
  * A pure function of the request line and header: the HTTP server (http.c)

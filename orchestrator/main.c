@@ -12,6 +12,7 @@
 #include "common/notify.h"
 #include "common/version.h"
 #include "orchestrator/http.h"
+#include "orchestrator/lease_pg.h"
 #include "orchestrator/metrics.h"
 #include "orchestrator/server.h"
 #include "orchestrator/store_pg.h"
@@ -63,6 +64,16 @@ static const char usage_text[] =
     "  --ready-file FILE         write the bound endpoints there once serving\n"
     "  --db URL                  keep runs in PostgreSQL (postgresql://...; or $LOOM_DB):\n"
     "                            migrates the schema, resumes unfinished runs at start\n"
+    "                            Several loomd on one database: one leads (a lease in the\n"
+    "                            database), the others stand by, answer UNAVAILABLE with\n"
+    "                            the leader's endpoint and take over when it is gone\n"
+    "  --advertise HOST          with --db: the host name other loomd hand to clients and\n"
+    "                            workers for this one when it binds 0.0.0.0 (default:\n"
+    "                            the host name)\n"
+    "  --lease-poll-ms N         with --db: how often a standby tries to take the lead\n"
+    "                            (default 200)\n"
+    "  --lease-ttl-ms N          with --db: a leader that has not renewed its lease for\n"
+    "                            this long (hung, stopped) is replaced (default 10000)\n"
     "  --db-queue N              writes buffered while the database is slow or down\n"
     "                            before new submissions are refused (default 65536)\n"
     "  --http HOST:PORT          serve the dashboard, /metrics, /healthz and the HTTP/JSON\n"
@@ -83,6 +94,7 @@ typedef struct {
     const char *auth_secret; /* token secrets file */
     int http_open;           /* --http-open yes: no tokens on the HTTP side */
     long db_queue;
+    int lease_poll_ms, lease_ttl_ms;
 } cfg_t;
 
 /* Option strings live until exit in one arena (config-file values are
@@ -147,6 +159,12 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
         c->db = keep(v);
     else if (strcmp(k, "db-queue") == 0)
         c->db_queue = n;
+    else if (strcmp(k, "lease-poll-ms") == 0)
+        c->lease_poll_ms = (int)n;
+    else if (strcmp(k, "lease-ttl-ms") == 0)
+        c->lease_ttl_ms = (int)n;
+    else if (strcmp(k, "advertise") == 0)
+        c->o.advertise = keep(v);
     else if (strcmp(k, "http") == 0)
         c->http = keep(v);
     else {
@@ -278,6 +296,7 @@ int main(int argc, char **argv)
     loom_store_pg_t *pg = NULL;
     loom_metrics_t *metrics = loom_metrics_new();
     loom_http_t *http = NULL;
+    loom_lease_t *lease = NULL;
     int rc = 0;
     if (c.keys && load_keys(&c, &err) != 0)
         goto fail;
@@ -296,6 +315,13 @@ int main(int argc, char **argv)
             goto fail;
         c.o.store = pg_store;
         loom_metrics_set_db_source(metrics, loom_store_pg_metrics_db, pg);
+        lease = loom_lease_new(&(loom_lease_opts_t){.url = c.db, .store = pg,
+                                                    .poll_ms = c.lease_poll_ms,
+                                                    .ttl_ms = c.lease_ttl_ms},
+                               &err);
+        if (!lease)
+            goto fail;
+        c.o.lease = lease;
     }
     c.o.metrics = metrics;
     if (c.http) {
@@ -312,7 +338,11 @@ int main(int argc, char **argv)
     }
     rc = loom_server_run(&c.o, &stop, &err);
     loom_notify("STOPPING=1");
+    /* deposed: another loomd leads; exit 75 (EX_TEMPFAIL) so the supervisor
+     * restarts this one, as a standby */
+    int deposed = lease && loom_lease_role(lease, NULL) == LOOM_LEASE_DEPOSED;
     loom_http_destroy(&http);
+    loom_lease_destroy(&lease); /* closes its session: the lock is released */
     loom_store_destroy(&pg_store);
     loom_metrics_destroy(&metrics);
     loom_arena_destroy(&strings);
@@ -320,11 +350,12 @@ int main(int argc, char **argv)
         char buf[1500];
         loom_err_format_long(&err, buf, sizeof buf);
         fprintf(stderr, "loomd: %s\n", buf);
-        return 3;
+        return deposed ? 75 : 3;
     }
     return 0;
 fail:
     loom_http_destroy(&http);
+    loom_lease_destroy(&lease);
     loom_store_destroy(&pg_store);
     loom_metrics_destroy(&metrics);
     loom_arena_destroy(&strings);

@@ -52,6 +52,7 @@ struct loom_metrics {
     atomic_uint_fast64_t runs_finished[NRUNSTATES];
     atomic_uint_fast64_t tasks_finished[NTASKSTATES];
     atomic_int_fast64_t queue_depth, runs_active;
+    atomic_int role; /* loom_metrics_role_t */
     atomic_int_fast64_t workers[NCLASSES];
     atomic_uint_fast64_t hist[NBUCKETS + 1]; /* last = +Inf */
     atomic_uint_fast64_t hist_sum_ns;
@@ -118,6 +119,8 @@ void loom_metrics_task_dispatched(loom_metrics_t *m, double s) {
 void loom_metrics_task_finished(loom_metrics_t *m, const char *state) {
     atomic_fetch_add(&m->tasks_finished[index_of(task_states, NTASKSTATES, state, 1)], 1);
 }
+void loom_metrics_set_role(loom_metrics_t *m, loom_metrics_role_t r) { atomic_store(&m->role, (int)r); }
+loom_metrics_role_t loom_metrics_role(loom_metrics_t *m) { return (loom_metrics_role_t)atomic_load(&m->role); }
 void loom_metrics_set_queue_depth(loom_metrics_t *m, int64_t n) { atomic_store(&m->queue_depth, n); }
 void loom_metrics_set_runs_active(loom_metrics_t *m, int64_t n) { atomic_store(&m->runs_active, n); }
 void loom_metrics_set_workers(loom_metrics_t *m, const char *dc, int64_t n) {
@@ -315,6 +318,8 @@ int loom_metrics_render(loom_metrics_t *m, loom_buf_t *o) {
     render_workflows(m, o);
     render_workers(m, o);
     pthread_mutex_unlock(&m->mu);
+    family(o, "leader", "gauge", "1 while this loomd is the leader (serves), 0 on a standby.");
+    loom_buf_printf(o, "loom_leader %d\n", loom_metrics_role(m) == LOOM_METRICS_LEADER);
     family(o, "up", "gauge", "1 when loomd is healthy, 0 when degraded.");
     loom_buf_printf(o, "loom_up %d\n", loom_metrics_healthy(m, NULL, 0));
     /* buf appends fail only on OOM; check once at the end */

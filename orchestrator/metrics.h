@@ -67,8 +67,9 @@ void loom_metrics_sync_engine(loom_metrics_t *m, uint64_t runs_submitted,
 void loom_metrics_run_done(loom_metrics_t *m, const char *workflow, const char *state,
                            double elapsed_s, double sla_s);
 /* One worker as loomd sees it, set on every metrics sync (the set is
- * replaced by begin/…/end). busy = tasks running (at most its slots),
- * queued = tasks sent beyond its slots. */
+ * replaced by begin/…/end). busy = tasks running (the worker said
+ * Started), queued = tasks sent to it that have not started
+ * (loom_worker_load). */
 typedef struct loom_metrics_worker {
     const char *id, *device_class;
     int up;                  /* 0 once lost */
@@ -92,6 +93,14 @@ int loom_metrics_render(loom_metrics_t *m, loom_buf_t *out);
 /* 1 when healthy. Degraded when the database is unreachable or its write
  * queue is at the bound; reason (may be NULL) gets a short phrase. */
 int loom_metrics_healthy(loom_metrics_t *m, char *reason, size_t n);
+
+/* Failover role (lease_pg.h): a standby is alive (/healthz) but not ready
+ * (/readyz 503, loom_leader 0), so a load balancer or a Kubernetes Service
+ * sends traffic to the leader only. Starts as LEADER (no lease = the only
+ * loomd). */
+typedef enum { LOOM_METRICS_LEADER = 0, LOOM_METRICS_STANDBY = 1 } loom_metrics_role_t;
+void loom_metrics_set_role(loom_metrics_t *m, loom_metrics_role_t r);
+loom_metrics_role_t loom_metrics_role(loom_metrics_t *m);
 
 /* Plain numbers for the dashboard's live summary: appends a JSON object. */
 int loom_metrics_summary_json(loom_metrics_t *m, loom_buf_t *out);

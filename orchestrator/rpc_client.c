@@ -225,6 +225,30 @@ typedef struct {
     const char *yaml, *file;   /* Get: the run's workflow (arena copies) */
 } build_t;
 
+/* A run's stored labels (a JSON object of strings) as Metadata, in the
+ * arena, without the key skip (may be NULL). */
+static Loom__V1__Metadata **labels_pb(loom_arena_t *a, const char *json, const char *skip,
+                                      size_t *n)
+{
+    *n = 0;
+    json_t *o = json ? json_loads(json, 0, NULL) : NULL;
+    size_t cap = json_is_object(o) ? json_object_size(o) : 0;
+    Loom__V1__Metadata **out = cap ? loom_arena_calloc(a, cap, sizeof *out) : NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        Loom__V1__Metadata *md = out ? loom_arena_calloc(a, 1, sizeof *md) : NULL;
+        if (!md || !json_is_string(v) || (skip && strcmp(k, skip) == 0))
+            continue;
+        loom__v1__metadata__init(md);
+        md->key = adup(a, k);
+        md->value = adup(a, json_string_value(v));
+        out[(*n)++] = md;
+    }
+    json_decref(o);
+    return out;
+}
+
 static Loom__V1__Run *run_pb(loom_arena_t *a, const loom_store_run_t *r, int full)
 {
     Loom__V1__Run *p = loom_arena_calloc(a, 1, sizeof *p);
@@ -243,22 +267,7 @@ static Loom__V1__Run *run_pb(loom_arena_t *a, const loom_store_run_t *r, int ful
     p->sla = (char *)loom_sla_word(sla);
     p->cost_usd = r->cost;
     p->tenant = adup(a, r->tenant ? r->tenant : "default");
-    json_t *labels = r->labels_json ? json_loads(r->labels_json, 0, NULL) : NULL;
-    size_t nl = json_is_object(labels) ? json_object_size(labels) : 0;
-    if (nl && (p->labels = loom_arena_calloc(a, nl, sizeof *p->labels))) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(labels, k, v) {
-            Loom__V1__Metadata *md = loom_arena_calloc(a, 1, sizeof *md);
-            if (!md || !json_is_string(v))
-                continue;
-            loom__v1__metadata__init(md);
-            md->key = adup(a, k);
-            md->value = adup(a, json_string_value(v));
-            p->labels[p->n_labels++] = md;
-        }
-    }
-    json_decref(labels);
+    p->labels = labels_pb(a, r->labels_json, NULL, &p->n_labels);
     if (full) {
         p->inputs_json = adup(a, r->inputs_json);
         p->outputs_json = adup_text(a, r->outputs_json, r->outputs_json ? strlen(r->outputs_json) : 0);
@@ -794,30 +803,13 @@ static void rpc_retry(srv_t *s, loom_msg_t *m)
                                   "run '%s' has secret inputs, which are never stored: "
                                   "submit it again with them", rq->run_id);
         } else {
-            /* the stored labels back into SubmitRequest form (retry_of replaced) */
-            json_t *l = x.labels ? json_loads(x.labels, 0, NULL) : NULL;
-            size_t n = 0, cap = json_is_object(l) ? json_object_size(l) : 0;
-            Loom__V1__Metadata *mds = loom_arena_calloc(x.a, cap ? cap : 1, sizeof *mds);
-            Loom__V1__Metadata **ptrs = loom_arena_calloc(x.a, cap ? cap : 1, sizeof *ptrs);
-            const char *k;
-            json_t *v;
-            json_object_foreach(l, k, v) {
-                if (!mds || !ptrs || !json_is_string(v) || strcmp(k, "retry_of") == 0)
-                    continue;
-                loom__v1__metadata__init(&mds[n]);
-                mds[n].key = adup(x.a, k);
-                mds[n].value = adup(x.a, json_string_value(v));
-                ptrs[n] = &mds[n];
-                n++;
-            }
-            json_decref(l);
             Loom__V1__SubmitRequest sr = LOOM__V1__SUBMIT_REQUEST__INIT;
             sr.workflow_yaml = x.yaml;
             sr.workflow_name = x.file;
             sr.inputs_json = x.inputs ? x.inputs : "";
             sr.idempotency_key = rq->idempotency_key;
-            sr.labels = ptrs;
-            sr.n_labels = n;
+            /* the stored labels again (retry_of is set anew by submit_run) */
+            sr.labels = labels_pb(x.a, x.labels, "retry_of", &sr.n_labels);
             LOOM_INFO(COMP, "msg=\"run retried by client\" run=%s", rq->run_id);
             submit_run(s, m, &sr, x.tenant, rq->run_id);
         }
@@ -1033,13 +1025,11 @@ static void rpc_list_workers(srv_t *s, loom_msg_t *m)
                                                        : LOOM__V1__WORKER_STATE__WORKER_LOST;
         wi->registered_unix_ms = w->registered_ms;
         wi->last_heartbeat_unix_ms = w->last_seen_ms;
-        /* busy = executing (the worker said Started); the rest it holds is queued */
-        uint32_t running = 0, held = 0;
-        for (const loom_task_t *t = w->tasks; t; t = t->wnext, held++)
-            running += t->started != 0;
-        wi->running_tasks = running;
-        wi->queued_tasks = held - running;
-        wi->free_slots = (int)running < w->slots ? (uint32_t)(w->slots - (int)running) : 0;
+        int running, queued;
+        loom_worker_load(w, &running, &queued);
+        wi->running_tasks = (uint32_t)running;
+        wi->queued_tasks = (uint32_t)queued;
+        wi->free_slots = running < w->slots ? (uint32_t)(w->slots - running) : 0;
         wi->load = w->load;
         wi->tasks_done = w->tasks_done;
         wi->tasks_failed = w->tasks_failed;

@@ -7,13 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <zmq.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "loom/v1/worker.pb-c.h"
+#include "common/notify.h"
 #include "orchestrator/engine.h"
+#include "orchestrator/lease_pg.h"
 #include "orchestrator/metrics.h"
 #include "orchestrator/server_internal.h"
 #include "protocol/methods.h"
@@ -614,12 +617,12 @@ static void server_sync_metrics(srv_t *s)
     for (size_t i = 0; i < loom_registry_count(s->reg); i++) {
         loom_worker_rec_t *w = loom_registry_at(s->reg, i);
         int up = w->state != LOOM_WORKER_LOST;
-        /* in flight = running (up to its slots) + queued on the worker */
-        int busy = w->inflight < w->slots ? w->inflight : w->slots;
+        int busy, queued; /* executing vs sent and not started (as ListWorkers) */
+        loom_worker_load(w, &busy, &queued);
         loom_metrics_worker(s->opts.metrics,
                             &(loom_metrics_worker_t){.id = w->id, .device_class = w->kind,
                                                      .up = up, .slots = w->slots, .busy = busy,
-                                                     .queued = w->inflight - busy,
+                                                     .queued = queued,
                                                      .done = w->tasks_done,
                                                      .failed = w->tasks_failed,
                                                      .free_memory_bytes = w->free_memory_bytes});
@@ -643,6 +646,94 @@ static int endpoint_is_local(const char *ep)
     const char *h = ep + 6;
     return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
            strncmp(h, "[::1]:", 6) == 0;
+}
+
+/* ---- failover: standing by (lease_pg.h) ---------------------------------------------- */
+
+/* ep with a wildcard host (0.0.0.0, *, [::]) replaced by host: what
+ * another loomd can tell clients and workers to dial. */
+static void advertised(const char *ep, const char *host, char *out, size_t n)
+{
+    const char *h = strstr(ep, "://");
+    const char *port = h ? strrchr(h + 3, ':') : NULL;
+    int wild = h && port &&
+               (strncmp(h + 3, "0.0.0.0:", 8) == 0 || strncmp(h + 3, "*:", 2) == 0 ||
+                strncmp(h + 3, "[::]:", 5) == 0);
+    if (!wild) {
+        snprintf(out, n, "%s", ep);
+        return;
+    }
+    char name[256] = "localhost";
+    if (host && *host)
+        snprintf(name, sizeof name, "%s", host);
+    else
+        gethostname(name, sizeof name - 1);
+    snprintf(out, n, "%.*s://%s%s", (int)(h - ep), ep, name, port);
+}
+
+/* A standby's answer to every request: UNAVAILABLE, the leader's endpoint
+ * for this socket in the detail as "standby; leader=URL" (clients and workers with
+ * a list of endpoints go there; protocol/README.md). One-way messages,
+ * replies and cancels are dropped: a worker offers its results again when
+ * it registers with the leader. */
+static void standby_reply(srv_t *s, loom_rpc_server_t *srv, loom_msg_t *m, int is_worker)
+{
+    if (loom_msg_is_reply(m) || loom_msg_is_cancel(m) || (loom_msg_flags(m) & LOOM_FLAG_ONEWAY))
+        return;
+    char cep[256], wep[256];
+    loom_lease_leader(s->opts.lease, cep, sizeof cep, wep, sizeof wep);
+    const char *lead = is_worker ? wep : cep;
+    const char *self = loom_rpc_server_endpoint(srv);
+    loom_err_t e;
+    loom_err_set(&e, LOOM_EUNAVAIL, "this loomd is a standby; it serves once the leader is gone");
+    if (lead[0] && strcmp(lead, self) != 0)
+        loom_err_detail(&e, "standby; leader=%s", lead);
+    else
+        loom_err_detail(&e, "standby; no leader yet (one is taking over)");
+    loom_err_hint(&e, "give clients and workers every loomd endpoint, comma-separated; they follow "
+                      "the leader");
+    loom_rpc_reply_err(srv, loom_msg_origin(m), &e);
+}
+
+/* Stands by until this loomd leads (1) or is told to stop (0). */
+static int stand_by(srv_t *s, volatile int *stop)
+{
+    if (s->opts.metrics)
+        loom_metrics_set_role(s->opts.metrics, LOOM_METRICS_STANDBY);
+    loom_notify("READY=1\nSTATUS=standby: clients on %s, workers on %s; waiting to lead",
+                loom_rpc_server_endpoint(s->csrv), loom_rpc_server_endpoint(s->wsrv));
+    int announced = 0;
+    while (!*stop) {
+        int64_t epoch;
+        loom_lease_alive(s->opts.lease, loom_clock_ms());
+        loom_lease_role_t role = loom_lease_role(s->opts.lease, &epoch);
+        if (role == LOOM_LEASE_LEADER) {
+            if (s->opts.metrics)
+                loom_metrics_set_role(s->opts.metrics, LOOM_METRICS_LEADER);
+            return 1;
+        }
+        if (!announced++)
+            LOOM_INFO(COMP, "msg=\"standing by: another loomd leads\" clients=%s workers=%s",
+                      loom_rpc_server_endpoint(s->csrv), loom_rpc_server_endpoint(s->wsrv));
+        zmq_pollitem_t items[4] = {{loom_rpc_server_socket(s->wsrv), 0, ZMQ_POLLIN, 0},
+                                   {loom_rpc_server_socket(s->csrv), 0, ZMQ_POLLIN, 0},
+                                   {NULL, loom_lease_fd(s->opts.lease), ZMQ_POLLIN, 0},
+                                   {s->zap ? loom_zap_socket(s->zap) : NULL, -1, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, s->zap ? 4 : 3, 100) < 0 && zmq_errno() != EINTR)
+            return 0;
+        for (int i = 0; i < 2; i++) {
+            loom_rpc_server_t *srv = i ? s->csrv : s->wsrv;
+            loom_msg_t *m = NULL;
+            loom_err_t err;
+            for (int n = 0; n < 1000 && loom_rpc_server_recv(srv, &m, &err) == 1; n++) {
+                standby_reply(s, srv, m, i == 0);
+                loom_msg_destroy(&m);
+            }
+        }
+        if (s->zap)
+            loom_zap_handle(s->zap);
+    }
+    return 0;
 }
 
 /* ---- the loop ----------------------------------------------------------------------- */
@@ -754,11 +845,27 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         goto out;
     }
     snprintf(s->epoch, sizeof s->epoch, "%08x", loom_engine_epoch(s->eng));
+    if (opts->lease) {
+        char cep[256], wep[256];
+        advertised(loom_rpc_server_endpoint(s->csrv), opts->advertise, cep, sizeof cep);
+        advertised(loom_rpc_server_endpoint(s->wsrv), opts->advertise, wep, sizeof wep);
+        if ((rc = loom_lease_start(opts->lease, cep, wep, err)) != 0)
+            goto out;
+        if (!stand_by(s, stop))
+            goto out; /* stopped while standing by */
+        uint64_t took = loom_clock_ms();
+        int64_t epoch = 0;
+        loom_lease_role(opts->lease, &epoch);
+        LOOM_INFO(COMP, "msg=\"leading: recovering unfinished runs\" lease_epoch=%lld",
+                  (long long)epoch);
+        s->took_lead_ms = took;
+    }
     int recovered = 0;
     if (loom_engine_recover(s->eng, &recovered, err) != 0)
         LOOM_WARN(COMP, "msg=\"recovering unfinished runs failed\" err=\"%s\"", err->msg);
     else if (recovered)
-        LOOM_INFO(COMP, "msg=\"unfinished runs recovered\" runs=%d", recovered);
+        LOOM_INFO(COMP, "msg=\"unfinished runs recovered\" runs=%d ms=%llu", recovered,
+                  (unsigned long long)(opts->lease ? loom_clock_ms() - s->took_lead_ms : 0));
     loom_err_clear(err);
     s->started_ms = loom_wall_ms();
     LOOM_INFO(COMP, "msg=\"loomd serving\" clients=%s workers=%s store=%s heartbeat_ms=%d epoch=%s security=%s",
@@ -780,37 +887,49 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         opts->on_ready(opts->ud, loom_rpc_server_endpoint(s->csrv),
                        loom_rpc_server_endpoint(s->wsrv));
     uint64_t next_reap = 0, next_metrics = 0, next_watch_check = 0;
+    int deposed = 0;
     while (!*stop) {
         int64_t wait = loom_engine_tick(s->eng);
-        zmq_pollitem_t items[4] = {{loom_rpc_server_socket(s->wsrv), 0, ZMQ_POLLIN, 0},
-                                   {loom_rpc_server_socket(s->csrv), 0, ZMQ_POLLIN, 0},
-                                   {NULL, loom_store_poll_fd(s->store), ZMQ_POLLIN, 0},
-                                   {s->zap ? loom_zap_socket(s->zap) : NULL, -1, ZMQ_POLLIN, 0}};
+        /* 0 workers, 1 clients, then the optional ones */
+        zmq_pollitem_t items[5] = {{loom_rpc_server_socket(s->wsrv), 0, ZMQ_POLLIN, 0},
+                                   {loom_rpc_server_socket(s->csrv), 0, ZMQ_POLLIN, 0}};
+        int nitems = 2, i_store = -1, i_lease = -1;
+        if (loom_store_poll_fd(s->store) >= 0) {
+            i_store = nitems;
+            items[nitems++] = (zmq_pollitem_t){NULL, loom_store_poll_fd(s->store), ZMQ_POLLIN, 0};
+        }
+        if (opts->lease) {
+            i_lease = nitems;
+            items[nitems++] = (zmq_pollitem_t){NULL, loom_lease_fd(opts->lease), ZMQ_POLLIN, 0};
+        }
+        if (s->zap)
+            items[nitems++] = (zmq_pollitem_t){loom_zap_socket(s->zap), -1, ZMQ_POLLIN, 0};
         if (wait > 100)
             wait = 100;
-        int nitems = 2;
-        if (items[2].fd >= 0)
-            nitems = 3;
-        if (s->zap) { /* the ZAP socket goes last; keep the store's slot when absent */
-            if (nitems == 2)
-                items[2] = items[3];
-            nitems++;
-        }
         if (zmq_poll(items, nitems, (long)wait) < 0 && zmq_errno() != EINTR) {
             rc = loom_err_set(err, LOOM_EIO, "zmq_poll: %s", zmq_strerror(zmq_errno()));
+            break;
+        }
+        if (i_lease >= 0 && (items[i_lease].revents & ZMQ_POLLIN) &&
+            loom_lease_role(opts->lease, NULL) != LOOM_LEASE_LEADER) {
+            deposed = 1; /* another loomd leads: dispatch nothing more */
+            rc = loom_err_set(err, LOOM_EUNAVAIL, "another loomd took the lead; stopping");
+            loom_err_hint(err, "restarted, this loomd stands by");
             break;
         }
         if (items[0].revents & ZMQ_POLLIN)
             drain_socket(s, s->wsrv, 1);
         if (items[1].revents & ZMQ_POLLIN)
             drain_socket(s, s->csrv, 0);
-        if (items[2].socket == NULL && items[2].fd >= 0 && (items[2].revents & ZMQ_POLLIN))
+        if (i_store >= 0 && (items[i_store].revents & ZMQ_POLLIN))
             loom_store_poll(s->store); /* durability callbacks: acks, final events */
         if (s->zap)
             loom_zap_handle(s->zap); /* CURVE handshakes waiting for a verdict */
         loom_engine_dispatch(s->eng);
         reap_send_failures(s);
         uint64_t now = loom_clock_ms();
+        if (opts->lease)
+            loom_lease_alive(opts->lease, now); /* the lease is renewed while the loop turns */
         if (now >= next_reap) {
             next_reap = now + (uint64_t)(s->opts.heartbeat_ms / 4 + 1);
             if (s->zap) {
@@ -836,10 +955,12 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         }
     }
     LOOM_INFO(COMP, "msg=\"loomd stopping\" active_runs=%zu", loom_engine_active_runs(s->eng));
-    /* Run what waits on durability while the server is still alive. */
-    loom_store_flush(s->store, err);
-    loom_store_poll(s->store);
-    loom_err_clear(err);
+    if (!deposed) {
+        /* Run what waits on durability while the server is still alive. */
+        loom_store_flush(s->store, err);
+        loom_store_poll(s->store);
+        loom_err_clear(err);
+    }
 out:
     while (s->watchers)
         watcher_remove(s, s->watchers);

@@ -36,7 +36,15 @@ typedef struct loom_server_opts {
     int max_active_runs;          /* Submit answers RESOURCE_EXHAUSTED past this (default 10000) */
     loom_store_t *store;          /* borrowed; NULL = an in-memory store owned by the server */
     struct loom_metrics *metrics; /* borrowed; NULL = none (see metrics.h, loomd --http) */
-    /* Written once bound (may be NULL): the endpoints actually bound, so
+    /* Failover (lease_pg.h; NULL = this loomd always leads): started once
+     * the sockets are bound; until it leads, loomd stands by and answers
+     * every request UNAVAILABLE naming the leader; once deposed the loop
+     * returns LOOM_EUNAVAIL (loomd exits 75). */
+    struct loom_lease *lease;
+    /* Host name or address advertised for this loomd (to standbys, who pass
+     * it on) in place of a wildcard bind address; NULL = the host name. */
+    const char *advertise;
+    /* Written once bound and leading (may be NULL): the endpoints actually bound, so
      * callers can pass port 0 / "*" and learn the port. */
     void (*on_ready)(void *ud, const char *client_ep, const char *worker_ep);
     void *ud;

@@ -33,6 +33,7 @@ typedef struct srv {
     loom_map_t *worker_keys;      /* CURVE mode: worker id -> the key that first registered it */
     loom_map_t *tenant_ops;       /* --tenant-ops: tenant -> "op, op, ..." it may run; NULL = all */
     int64_t started_ms;
+    uint64_t took_lead_ms;    /* failover: loom_clock_ms() when this loomd took the lead */
     char epoch[16];           /* RegisterReply/HeartbeatReply.epoch */
 } srv_t;
 

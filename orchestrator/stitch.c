@@ -643,11 +643,14 @@ static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
             reason = dflt;
         }
     }
-    /* Actual cost: wall time on the worker x its registered price. */
+    /* From when the worker started it (Started), else from when it was
+     * sent: time queued on the worker is neither the task's time nor cost. */
+    int64_t began = t ? (t->running_ms ? t->running_ms : t->started_ms) : st->started_ms;
+    /* Actual cost: execution time on the worker x its registered price. */
     double cost = 0;
-    if (finished && t && t->worker && t->started_ms > 0 && finished >= t->started_ms &&
+    if (finished && t && t->worker && began > 0 && finished >= began &&
         t->worker->price_per_hour > 0)
-        cost = (double)(finished - t->started_ms) / 3600000.0 * t->worker->price_per_hour;
+        cost = (double)(finished - began) / 3600000.0 * t->worker->price_per_hour;
     if (one_task)
         sc->run->cost += cost;
     char *needs = needs_json(sc, i);
@@ -658,7 +661,7 @@ static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
         .worker_id = t && t->worker ? t->worker->id : NULL,
         .device = t && t->worker ? t->worker->kind : NULL, .state = state,
         .ready_ms = t ? t->ready_ms : st->started_ms,
-        .started_ms = t ? t->started_ms : st->started_ms,
+        .started_ms = began,
         .finished_ms = finished,
         .output_json = output, .error = error,
         .error_code = error ? (st->error_code ? st->error_code : engine_error_code(state, 0)) : 0,
@@ -753,6 +756,12 @@ void engine_task_assigned(loom_engine_t *e, loom_task_t *t)
     }
 }
 
+void engine_task_running(loom_engine_t *e, loom_task_t *t)
+{
+    scope_t *sc = t->scope;
+    store_task(e, sc, t->step, t, sc->st[t->step].is_foreach, LOOM_TASK_RUNNING, NULL, NULL);
+}
+
 void engine_task_attempt_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
                                 const char *error)
 {
@@ -838,7 +847,9 @@ void engine_task_cancelled(loom_engine_t *e, loom_task_t *t, const char *why)
 {
     scope_t *sc = t->scope;
     step_rt_t *st = &sc->st[t->step];
-    if (st->is_foreach && !st->cancel_recorded) {
+    /* the step as a whole is cancelled only if it has not ended already
+     * (a failed item fails the step, then the run cancels its siblings) */
+    if (st->is_foreach && !st->cancel_recorded && !loom_store_task_state_final(st->state)) {
         store_task(e, sc, t->step, NULL, 0, LOOM_TASK_CANCELLED, NULL, why);
         st->cancel_recorded = 1;
     }

@@ -360,6 +360,9 @@ int loom_store_pg_flush(loom_store_pg_t *s, int timeout_ms) {
     return loom_pgw_flush(s->writer, timeout_ms);
 }
 
+void loom_store_pg_set_fence(loom_store_pg_t *s, int64_t epoch) { loom_pgw_set_fence(s->writer, epoch); }
+int loom_store_pg_fenced(loom_store_pg_t *s) { return loom_pgw_fenced(s->writer); }
+
 void loom_store_pg_get_stats(loom_store_pg_t *s, loom_store_pg_stats_t *out) {
     loom_pgw_stats_t w;
     loom_pgw_get_stats(s->writer, &w);
@@ -698,7 +701,7 @@ static int v_worker_keys_load(void *self, int (*fn)(void *ud, const char *id, co
 /* List: the runs in memory (the newest, the active and those not yet
  * written) merged with the database's history, newest first, by
  * (created, id); a run in both comes from memory. Without the database
- * (down), memory alone. */
+ * (the writer's connection is down), memory alone. */
 typedef struct {
     char id[64];
     int64_t created;
@@ -790,9 +793,13 @@ static int v_run_list(void *self, const loom_store_filter_t *f, loom_store_run_f
     p[np++] = nums[3];
     snprintf(sql + n, sizeof sql - (size_t)n, " ORDER BY r.submitted_at DESC, r.id DESC LIMIT $%d",
              np);
+    /* loomd's loop waits on this read: not while the database is down
+     * (a reconnect could take the connect timeout) */
+    loom_store_pg_stats_t ps;
+    loom_store_pg_get_stats(s, &ps);
     pthread_mutex_lock(&s->read_mu);
     loom_err_t derr = {0};
-    PGresult *r = read_query(s, sql, np, p, &derr);
+    PGresult *r = ps.connected ? read_query(s, sql, np, p, &derr) : NULL;
     free(labels);
     if (!r) LOOM_DEBUG("store_pg", "msg=\"list: history unavailable\" err=\"%s\"", derr.msg);
     /* Merge, newest first; the database's copy of a run in memory is skipped. */

@@ -135,6 +135,12 @@ int loom_store_pg_flush(loom_store_pg_t *s, int timeout_ms);
 
 void loom_store_pg_get_stats(loom_store_pg_t *s, loom_store_pg_stats_t *out);
 
+/* Failover fencing (lease_pg.h): from now on every write transaction
+ * commits only while epoch is the leader's epoch in the database; once one
+ * is refused, nothing more is written and loom_store_pg_fenced() is 1. */
+void loom_store_pg_set_fence(loom_store_pg_t *s, int64_t epoch);
+int loom_store_pg_fenced(loom_store_pg_t *s);
+
 /* ---- reads ------------------------------------------------------------- */
 /* One unfinished run and its tasks, for recovery. All pointers are borrowed
  * until the callback returns. */

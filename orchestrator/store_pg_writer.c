@@ -46,11 +46,22 @@ struct loom_pgw {
 
     int connected, ever_connected;
     uint64_t committed, failed, batches, reconnects, coalesced;
+    char fence[24];   /* the leader epoch every transaction checks first; "" = none */
+    int fenced;       /* a transaction found the epoch moved on: write nothing more */
 
     PGconn *conn; /* writer thread only */
 };
 
-enum { SENT_OK = 0, SENT_CONN = 1, SENT_DATA = 2 };
+enum { SENT_OK = 0, SENT_CONN = 1, SENT_DATA = 2, SENT_FENCED = 3 };
+
+#define FENCE_SQL "SELECT loom_fence($1::bigint)"
+
+/* 1 when r failed because another loomd took the leadership (006_leader.sql). */
+static int is_fenced(const PGresult *r) {
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return st && strcmp(st, "LM001") == 0;
+}
+
 
 static void notify(loom_pgw_t *w) {
     uint64_t one = 1;
@@ -236,9 +247,9 @@ static void plan_free(plan_t *pl) {
 
 /* Sends BEGIN; ops; COMMIT as one pipeline and reads every result. Writes
  * of one row are coalesced first (plan_batch). */
-static int send_batch(loom_pgw_t *w, op_t *first, size_t n) {
+static int send_batch(loom_pgw_t *w, op_t *first, size_t n, const char *fence) {
     PGconn *c = w->conn;
-    int data_err = 0;
+    int data_err = 0, fenced = 0;
     plan_t pl;
     if (plan_batch(w->stmts, w->nstmts, first, n, &pl) != 0) {
         plan_free(&pl);
@@ -249,8 +260,12 @@ static int send_batch(loom_pgw_t *w, op_t *first, size_t n) {
         return SENT_CONN;
     }
     if (!PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)) goto conn;
-    op_t *o = first;
     size_t sent = 0;
+    if (fence[0]) {
+        if (!PQsendQueryParams(c, FENCE_SQL, 1, NULL, &fence, NULL, NULL, 0)) goto conn;
+        sent++;
+    }
+    op_t *o = first;
     for (size_t i = 0; i < n; i++, o = o->next) {
         if (o->stmt == LOOM_PGW_BARRIER || pl.skip[i] == FOLDED) continue;
         sent++;
@@ -269,6 +284,7 @@ static int send_batch(loom_pgw_t *w, op_t *first, size_t n) {
         PGresult *r = PQgetResult(c);
         if (!r) goto conn;
         if (!is_ok(r)) {
+            fenced |= is_fenced(r);
             if (PQresultStatus(r) == PGRES_FATAL_ERROR && PQstatus(c) == CONNECTION_OK)
                 LOOM_DEBUG("store", "msg=\"batch rejected\" error=\"%s\"",
                            strtok(PQresultErrorMessage(r), "\n"));
@@ -298,7 +314,7 @@ static int send_batch(loom_pgw_t *w, op_t *first, size_t n) {
         pthread_mutex_unlock(&w->mu);
     }
     plan_free(&pl);
-    return data_err ? SENT_DATA : SENT_OK;
+    return fenced ? SENT_FENCED : data_err ? SENT_DATA : SENT_OK;
 conn:
     plan_free(&pl);
     return SENT_CONN;
@@ -307,7 +323,7 @@ conn:
 /* Replays ops one per transaction after a rejected batch; sets each op's
  * status. Returns how many ops got a verdict (less than n when the
  * connection dropped on the way). */
-static size_t send_each(loom_pgw_t *w, op_t *first, size_t n) {
+static size_t send_each(loom_pgw_t *w, op_t *first, size_t n, const char *fence, int *fenced) {
     op_t *o = first;
     size_t i = 0;
     for (; i < n; i++, o = o->next) {
@@ -316,7 +332,29 @@ static size_t send_each(loom_pgw_t *w, op_t *first, size_t n) {
             continue;
         }
         const loom_pgw_stmt_t *st = &w->stmts[o->stmt];
+        if (fence[0]) { /* the write and its fence check in one transaction */
+            PGresult *b = PQexec(w->conn, "BEGIN");
+            PQclear(b);
+            b = PQexecParams(w->conn, FENCE_SQL, 1, NULL, &fence, NULL, NULL, 0);
+            int lost = is_fenced(b);
+            PQclear(b);
+            if (lost) {
+                b = PQexec(w->conn, "ROLLBACK");
+                PQclear(b);
+                *fenced = 1;
+                break;
+            }
+        }
         PGresult *r = PQexecPrepared(w->conn, st->name, st->nparams, o->params, NULL, NULL, 0);
+        if (fence[0]) {
+            PGresult *e = PQexec(w->conn, is_ok(r) ? "COMMIT" : "ROLLBACK");
+            if (is_ok(r) && !is_ok(e)) { /* the commit failed: report that */
+                PQclear(r);
+                r = e;
+            } else {
+                PQclear(e);
+            }
+        }
         if (PQstatus(w->conn) != CONNECTION_OK) {
             PQclear(r);
             break;
@@ -391,24 +429,38 @@ static void *writer_main(void *arg) {
             }
             continue;
         }
+        if (w->fenced) { /* deposed: loomd exits (lease_pg.h); write nothing */
+            wait_ms(w, 1000, 0);
+            continue;
+        }
         size_t n = w->queued < w->batch_max ? w->queued : w->batch_max;
         op_t *first = w->head;
+        char fence[sizeof w->fence];
+        memcpy(fence, w->fence, sizeof fence);
         pthread_mutex_unlock(&w->mu);
 
-        int rc = send_batch(w, first, n);
+        int rc = send_batch(w, first, n, fence);
         size_t verdicts = n;
+        int fenced = rc == SENT_FENCED;
         if (rc == SENT_OK) {
             op_t *o = first;
             for (size_t i = 0; i < n; i++, o = o->next) o->status = 0;
         } else if (rc == SENT_DATA) {
-            verdicts = send_each(w, first, n);
-            if (verdicts < n) rc = SENT_CONN;
+            verdicts = send_each(w, first, n, fence, &fenced);
+            if (verdicts < n && !fenced) rc = SENT_CONN;
         } else {
             verdicts = 0;
         }
         pthread_mutex_lock(&w->mu);
         w->batches++;
         retire(w, verdicts);
+        if (fenced) {
+            w->fenced = 1;
+            LOOM_ERROR("store", "msg=\"another loomd is the leader now (epoch %s is fenced); "
+                                "writing nothing more\" queued=%zu", fence, w->queued);
+            notify(w);
+            continue;
+        }
         if (rc == SENT_CONN) {
             if (w->connected)
                 LOOM_WARN("store", "msg=\"database connection lost, buffering\" queued=%zu",
@@ -561,7 +613,7 @@ int loom_pgw_flush(loom_pgw_t *w, int timeout_ms) {
         loom_pgw_dispatch(w);
         pthread_mutex_lock(&w->mu);
         size_t q = w->queued;
-        if (q && loom_clock_ms() < deadline) {
+        if (q && !w->fenced && loom_clock_ms() < deadline) { /* fenced: it never drains */
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 50 * 1000000L;
@@ -577,6 +629,20 @@ int loom_pgw_flush(loom_pgw_t *w, int timeout_ms) {
         loom_pgw_dispatch(w);
         return q ? LOOM_ETIMEDOUT : 0;
     }
+}
+
+void loom_pgw_set_fence(loom_pgw_t *w, int64_t epoch) {
+    pthread_mutex_lock(&w->mu);
+    if (epoch > 0) snprintf(w->fence, sizeof w->fence, "%lld", (long long)epoch);
+    else w->fence[0] = 0;
+    pthread_mutex_unlock(&w->mu);
+}
+
+int loom_pgw_fenced(loom_pgw_t *w) {
+    pthread_mutex_lock(&w->mu);
+    int f = w->fenced;
+    pthread_mutex_unlock(&w->mu);
+    return f;
 }
 
 void loom_pgw_get_stats(loom_pgw_t *w, loom_pgw_stats_t *out) {

@@ -60,6 +60,15 @@ void loom_pgw_destroy(loom_pgw_t **pw, int flush_ms);
 int loom_pgw_enqueue(loom_pgw_t *w, int stmt, const char *const *params, int admit,
                      loom_pgw_done_fn done, void *arg, loom_err_t *err);
 
+/* Fencing (loomd failover, deploy/sql/006_leader.sql): epoch > 0 makes
+ * every later transaction begin with loom_fence(epoch), so it commits only
+ * while epoch is still the leader's; 0 turns the check off. Once a
+ * transaction is refused for that reason the writer sends nothing more
+ * (loom_pgw_fenced() turns 1, the fd is signalled) and the queued writes
+ * are never acknowledged. */
+void loom_pgw_set_fence(loom_pgw_t *w, int64_t epoch);
+int loom_pgw_fenced(loom_pgw_t *w);
+
 int loom_pgw_fd(const loom_pgw_t *w);
 int loom_pgw_dispatch(loom_pgw_t *w);
 int loom_pgw_flush(loom_pgw_t *w, int timeout_ms);

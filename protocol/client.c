@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "protocol/failover.h"
 #include "protocol/rpc_server.h"
 
 /* Messages queued for a stream (arriving while the caller is busy in
@@ -62,6 +63,11 @@ struct loom_client {
     loom_msg_t *unary_reply;
     loom_stream_t *streams;
     queue_t inbox; /* requests from the server (worker side) */
+    /* Failover (failover.h): the loomd endpoints, the one in use, and a
+     * monitor of its connection (only with several endpoints). */
+    loom_endpoints_t eps;
+    loom_conn_watch_t *watch;
+    int lost;      /* the connection in use was lost: move on before the next call */
 };
 
 /* Appends m (taking ownership) or returns -1 when the queue is full (m is
@@ -169,13 +175,25 @@ loom_client_t *loom_client_new(const char *endpoint, const loom_client_opts_t *o
             goto fail_sock;
         }
     }
-    if (zmq_connect(c->sock, endpoint) != 0) {
-        loom_err_set(err, LOOM_EINVAL, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
-        loom_err_hint(err, "endpoints look like tcp://127.0.0.1:7400 or ipc:///run/loom/loomd.sock");
+    if (loom_endpoints_parse(&c->eps, endpoint, err) != 0)
         goto fail_sock;
+    if (c->eps.n > 1) /* before connecting: a refused first connect is an event too */
+        c->watch = loom_conn_watch_new(c->zctx, c->sock);
+    for (int i = 0; i < c->eps.n; i++) { /* check every one now, use the first */
+        if (zmq_connect(c->sock, c->eps.ep[i]) != 0) {
+            loom_err_set(err, LOOM_EINVAL, "cannot connect to %s: %s", c->eps.ep[i],
+                         zmq_strerror(errno));
+            loom_err_hint(err, "endpoints look like tcp://127.0.0.1:7400 or ipc:///run/loom/loomd.sock");
+            goto fail_eps;
+        }
+        if (i > 0)
+            zmq_disconnect(c->sock, c->eps.ep[i]);
     }
     return c;
 
+fail_eps:
+    loom_conn_watch_destroy(&c->watch);
+    loom_endpoints_free(&c->eps);
 fail_sock:
     zmq_close(c->sock);
 fail_ctx:
@@ -197,6 +215,8 @@ void loom_client_destroy(loom_client_t **pc)
         s->c = NULL; /* streams outliving the client become inert */
     loom_msg_destroy(&c->unary_reply);
     q_clear(&c->inbox);
+    loom_conn_watch_destroy(&c->watch);
+    loom_endpoints_free(&c->eps);
     zmq_close(c->sock);
     if (c->own_ctx)
         zmq_ctx_term(c->zctx);
@@ -265,14 +285,18 @@ static int pump(loom_client_t *c, int64_t wait_ms, loom_err_t *err)
     if (rc == 0) {
         if (wait_ms == 0)
             return 0;
-        zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
-        rc = zmq_poll(&it, 1, wait_ms < 0 ? -1 : (long)wait_ms);
+        zmq_pollitem_t it[2] = {{c->sock, 0, ZMQ_POLLIN, 0},
+                                {loom_conn_watch_socket(c->watch), 0, ZMQ_POLLIN, 0}};
+        rc = zmq_poll(it, c->watch ? 2 : 1, wait_ms < 0 ? -1 : (long)wait_ms);
         if (rc < 0) {
             if (errno == EINTR)
                 return 0;
             return loom_err_set(err, LOOM_EIO, "zmq_poll: %s", zmq_strerror(errno));
         }
-        if (rc == 0)
+        if (c->watch && (it[1].revents & ZMQ_POLLIN) &&
+            loom_conn_watch_lost(c->watch, loom_endpoints_current(&c->eps)))
+            c->lost = 1;
+        if (!(it[0].revents & ZMQ_POLLIN))
             return 0;
         rc = loom_msg_recv(c->sock, 0, &c->limits, ZMQ_DONTWAIT, &m, err);
         if (rc <= 0)
@@ -343,40 +367,104 @@ static int reply_failed(const loom_msg_t *m, loom_err_t *err)
     return st;
 }
 
+/* Failover: moves the socket to the leader a standby named (detail) or to
+ * the next endpoint; streams open on the old connection end UNAVAILABLE
+ * (their runs go on: watch again). */
+static void move_on(loom_client_t *c, const char *detail)
+{
+    const char *old = loom_endpoints_current(&c->eps);
+    char was[256];
+    snprintf(was, sizeof was, "%s", old);
+    const char *now = loom_endpoints_advance(&c->eps, detail);
+    c->lost = 0;
+    if (strcmp(was, now) == 0)
+        return;
+    zmq_disconnect(c->sock, was);
+    if (zmq_connect(c->sock, now) != 0)
+        LOOM_WARN("client", "msg=\"cannot connect\" endpoint=%s error=\"%s\"", now,
+                  zmq_strerror(errno));
+    if (!c->watch && c->eps.cur != 0) /* a standby pointed a one-endpoint client elsewhere */
+        c->watch = loom_conn_watch_new(c->zctx, c->sock);
+    LOOM_DEBUG("client", "msg=\"moving to another loomd\" from=%s to=%s", was, now);
+    for (loom_stream_t *s = c->streams; s; s = s->next)
+        if (s->status < 0)
+            stream_end(s, LOOM_STATUS_UNAVAILABLE, "the connection to loomd was lost");
+}
+
+/* 1 when a reply comes from a standby (server.c: detail "standby; ..."). */
+static int from_standby(const loom_msg_t *m)
+{
+    const Loom__V1__Envelope *env = loom_msg_envelope(m);
+    return env && (int)env->status == LOOM_STATUS_UNAVAILABLE && env->error && env->error->detail &&
+           strncmp(env->error->detail, "standby;", 8) == 0;
+}
+
+const char *loom_client_endpoint(const loom_client_t *c) { return loom_endpoints_current(&c->eps); }
+
 int loom_client_call(loom_client_t *c, const char *method, const ProtobufCMessage *req,
                      const ProtobufCMessageDescriptor *reply_desc, int64_t timeout_ms,
                      ProtobufCMessage **reply, loom_err_t *err)
 {
     *reply = NULL;
-    uint64_t id = c->next_id++;
     uint64_t dl_mono = timeout_ms > 0 ? loom_clock_ms() + (uint64_t)timeout_ms : 0;
     int64_t dl_wall = timeout_ms > 0 ? loom_wall_ms() + timeout_ms : 0;
-    int rc = send_request(c, id, method, req, dl_wall, 0, err);
-    if (rc == LOOM_EUNAVAIL) {
-        return LOOM_STATUS_UNAVAILABLE;
-    } else if (rc != 0) {
-        return loom_status_from_err(rc);
-    }
-    c->unary_id = id;
-    loom_msg_destroy(&c->unary_reply);
-    while (!c->unary_reply) {
-        int64_t left = remaining(dl_mono);
-        if (left == 0) {
-            c->unary_id = 0;
-            send_cancel(c, id, method);
-            loom_err_set(err, LOOM_ETIMEDOUT, "DEADLINE_EXCEEDED: %s: no reply within %lld ms",
-                         method, (long long)timeout_ms);
-            return LOOM_STATUS_DEADLINE_EXCEEDED;
-        }
-        rc = pump(c, left, err);
-        if (rc < 0) {
-            c->unary_id = 0;
+    int pause_ms = 50; /* between failover hops, doubling to 500 */
+    loom_msg_t *m = NULL;
+    for (;;) {
+        if (c->lost)
+            move_on(c, NULL);
+        uint64_t id = c->next_id++;
+        int rc = send_request(c, id, method, req, dl_wall, 0, err);
+        if (rc == LOOM_EUNAVAIL) {
             return LOOM_STATUS_UNAVAILABLE;
+        } else if (rc != 0) {
+            return loom_status_from_err(rc);
         }
+        c->unary_id = id;
+        loom_msg_destroy(&c->unary_reply);
+        while (!c->unary_reply && !c->lost) {
+            int64_t left = remaining(dl_mono);
+            if (left == 0) {
+                c->unary_id = 0;
+                send_cancel(c, id, method);
+                loom_err_set(err, LOOM_ETIMEDOUT, "DEADLINE_EXCEEDED: %s: no reply within %lld ms",
+                             method, (long long)timeout_ms);
+                return LOOM_STATUS_DEADLINE_EXCEEDED;
+            }
+            rc = pump(c, left, err);
+            if (rc < 0) {
+                c->unary_id = 0;
+                return LOOM_STATUS_UNAVAILABLE;
+            }
+        }
+        m = c->unary_reply;
+        c->unary_reply = NULL;
+        c->unary_id = 0;
+        /* a standby, or the connection lost before a reply (several
+         * endpoints): the same request to the next loomd while time is left */
+        int standby = m && from_standby(m);
+        if (m && !standby)
+            break;
+        int64_t left = remaining(dl_mono);
+        if (left == 0 || (!standby && !c->lost))
+            break;
+        if (standby) {
+            char detail[300];
+            snprintf(detail, sizeof detail, "%s", loom_msg_envelope(m)->error->detail);
+            move_on(c, detail);
+        } else {
+            move_on(c, NULL);
+        }
+        loom_msg_destroy(&m);
+        int64_t nap = left > 0 && left < pause_ms ? left : pause_ms;
+        zmq_poll(NULL, 0, (long)nap);
+        pause_ms = pause_ms * 2 > 500 ? 500 : pause_ms * 2;
     }
-    loom_msg_t *m = c->unary_reply;
-    c->unary_reply = NULL;
-    c->unary_id = 0;
+    if (!m) {
+        loom_err_set(err, LOOM_ETIMEDOUT, "DEADLINE_EXCEEDED: %s: no reply within %lld ms", method,
+                     (long long)timeout_ms);
+        return LOOM_STATUS_DEADLINE_EXCEEDED;
+    }
     int st;
     if (loom_msg_status(m) != LOOM_STATUS_OK || loom_msg_reply_status(m) != LOOM_STATUS_OK)
         st = reply_failed(m, err);
@@ -404,6 +492,8 @@ int loom_client_stream(loom_client_t *c, const char *method, const ProtobufCMess
         loom_err_set(err, LOOM_ENOMEM, "out of memory");
         return LOOM_STATUS_RESOURCE_EXHAUSTED;
     }
+    if (c->lost)
+        move_on(c, NULL);
     s->c = c;
     s->id = c->next_id++;
     snprintf(s->method, sizeof s->method, "%s", method);
@@ -477,6 +567,12 @@ int loom_stream_next(loom_stream_t *s, int64_t wait_ms, ProtobufCMessage **item,
             left = left_stream;
         if (pump(s->c, left, err) < 0) {
             stream_end(s, LOOM_STATUS_UNAVAILABLE, err ? err->msg : "socket failure");
+            return LOOM_STREAM_END;
+        }
+        if (s->c->lost && !s->q.head) { /* several endpoints: the next call moves on */
+            stream_end(s, LOOM_STATUS_UNAVAILABLE, "the connection to loomd was lost");
+            loom_err_set(err, LOOM_EUNAVAIL, "UNAVAILABLE: %s: the connection to loomd was lost",
+                         s->method);
             return LOOM_STREAM_END;
         }
     }
@@ -562,6 +658,7 @@ UNARY(plan, Loom__V1__PlanRequest, Loom__V1__PlanReply, LOOM_METHOD_PLAN, loom__
 UNARY(get, Loom__V1__GetRequest, Loom__V1__GetReply, LOOM_METHOD_GET, loom__v1__get_reply__descriptor)
 UNARY(list, Loom__V1__ListRequest, Loom__V1__ListReply, LOOM_METHOD_LIST, loom__v1__list_reply__descriptor)
 UNARY(cancel, Loom__V1__CancelRequest, Loom__V1__CancelReply, LOOM_METHOD_CANCEL, loom__v1__cancel_reply__descriptor)
+UNARY(retry, Loom__V1__RetryRequest, Loom__V1__SubmitReply, LOOM_METHOD_RETRY, loom__v1__submit_reply__descriptor)
 UNARY(list_workers, Loom__V1__ListWorkersRequest, Loom__V1__ListWorkersReply, LOOM_METHOD_LIST_WORKERS, loom__v1__list_workers_reply__descriptor)
 UNARY(health, Loom__V1__HealthRequest, Loom__V1__HealthReply, LOOM_METHOD_HEALTH, loom__v1__health_reply__descriptor)
 UNARY(register, Loom__V1__RegisterRequest, Loom__V1__RegisterReply, LOOM_METHOD_REGISTER, loom__v1__register_reply__descriptor)

@@ -43,9 +43,20 @@ typedef struct loom_client_opts {
 } loom_client_opts_t;
 
 /* Connects (lazily: a server that is not up yet is waited for until each
- * call's deadline). opts may be NULL. Returns NULL with err set. */
+ * call's deadline). opts may be NULL. Returns NULL with err set.
+ *
+ * endpoint may list several loomd, comma-separated (failover, see
+ * protocol/failover.h): the client talks to one at a time and moves on
+ * when a standby answers UNAVAILABLE (to the leader it names) or the
+ * connection is lost or refused; a unary call is then sent again to the
+ * next loomd within its deadline (a Submit may so create a second run if
+ * the lost loomd had stored the first: send an idempotency key), and open
+ * streams end UNAVAILABLE (open them again). A single endpoint that turns
+ * out to be a standby is followed to the leader too. */
 loom_client_t *loom_client_new(const char *endpoint, const loom_client_opts_t *opts,
                                loom_err_t *err);
+/* The endpoint in use (after failover, the one that answered). Borrowed. */
+const char *loom_client_endpoint(const loom_client_t *c);
 /* Closes the socket (open streams are cancelled first); safe on NULL/twice. */
 void loom_client_destroy(loom_client_t **pc);
 
@@ -112,6 +123,7 @@ LOOM_CLIENT_UNARY(plan, Loom__V1__PlanRequest, Loom__V1__PlanReply)
 LOOM_CLIENT_UNARY(get, Loom__V1__GetRequest, Loom__V1__GetReply)
 LOOM_CLIENT_UNARY(list, Loom__V1__ListRequest, Loom__V1__ListReply)
 LOOM_CLIENT_UNARY(cancel, Loom__V1__CancelRequest, Loom__V1__CancelReply)
+LOOM_CLIENT_UNARY(retry, Loom__V1__RetryRequest, Loom__V1__SubmitReply)
 LOOM_CLIENT_UNARY(list_workers, Loom__V1__ListWorkersRequest, Loom__V1__ListWorkersReply)
 LOOM_CLIENT_UNARY(health, Loom__V1__HealthRequest, Loom__V1__HealthReply)
 LOOM_CLIENT_UNARY(register, Loom__V1__RegisterRequest, Loom__V1__RegisterReply)

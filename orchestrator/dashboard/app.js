@@ -107,11 +107,12 @@ function askToken(why) {
   $('#token-why').textContent = why || '';
 }
 $('#token-button').onclick = () => askToken('');
-$('#token-form').onsubmit = ev => {
+$('#token-form').onsubmit = async ev => {
   ev.preventDefault();
   token = $('#token-input').value.trim();
   if (token) sessionStorage.setItem('loom.token', token); else sessionStorage.removeItem('loom.token');
   $('#token-form').hidden = true;
+  await vocabulary();
   route();
 };
 
@@ -136,7 +137,7 @@ async function runEvents(id, onEvent, signal) {
         if (line.startsWith('event: ')) kind = line.slice(7);
         else if (line.startsWith('data: ')) data += line.slice(6);
       }
-      if (kind && data) onEvent(kind, JSON.parse(data));
+      if (kind && data && kind !== 'end') onEvent(kind, JSON.parse(data));
     }
   }
 }
@@ -264,13 +265,21 @@ function drawGantt(box, run, byWorker) {
   const span = Math.max(1, ...started.map(s => Math.max(end(s) - t0, predEnd(s))), num(run.elapsed_ms) || 1);
   let rows;
   if (byWorker) {
-    const ws = new Map();
-    for (const s of started.filter(s => s.worker_id)) { /* foreach/loop steps as a whole have none */
-      const k = s.worker_id;
-      if (!ws.has(k)) ws.set(k, []);
-      ws.get(k).push(s);
+    /* one lane per task running at once on a worker (its slots) */
+    const lanes = new Map();
+    const onWorkers = started.filter(s => s.worker_id) /* foreach/loop steps as a whole have none */
+      .sort((a, b) => num(a.started_unix_ms) - num(b.started_unix_ms));
+    for (const s of onWorkers) {
+      if (!lanes.has(s.worker_id)) lanes.set(s.worker_id, []);
+      const ls = lanes.get(s.worker_id);
+      let lane = ls.find(l => l.end <= num(s.started_unix_ms));
+      if (!lane) ls.push(lane = { end: 0, bars: [] });
+      lane.bars.push(s);
+      lane.end = end(s);
     }
-    rows = [...ws].map(([w, ss]) => ({ label: w + (device(ss[0].device_kind) ? ' · ' + device(ss[0].device_kind) : ''), bars: ss, key: w }));
+    rows = [...lanes].flatMap(([w, ls]) => ls.map((l, i) => ({
+      label: i ? '' : w + (device(l.bars[0].device_kind) ? ' · ' + device(l.bars[0].device_kind) : ''),
+      bars: l.bars, key: w })));
   } else {
     rows = steps.map(s => ({ label: s.step_id, sub: s.worker_id ? s.worker_id + ' · ' + device(s.device_kind) : word(s.state), bars: num(s.started_unix_ms) > 0 ? [s] : [], step: s, key: s.step_id }));
   }
@@ -548,10 +557,13 @@ function route() {
 }
 window.addEventListener('hashchange', route);
 
-(async () => {
-  try { /* the run states, as the API defines them */
+/* The run states, as the API defines them (its OpenAPI document). */
+async function vocabulary() {
+  if (RUN_STATE_NAMES.length) return;
+  try {
     const doc = await api('/v1/openapi.json');
     RUN_STATE_NAMES = doc.components.schemas.RunState.enum.filter(n => !/UNSPECIFIED/.test(n));
-  } catch (e) { failed(e); }
-  route();
-})();
+  } catch (e) { if (e.status !== 401) failed(e); }
+}
+
+vocabulary().then(route);

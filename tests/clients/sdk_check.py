@@ -97,6 +97,12 @@ def sync_checks():
     last = list(w)[-1]
     check(last.kind == loom_client.RUN_EVENT_RUN_CANCELLED, "watch ends with RUN_CANCELLED")
     check(c.get(rep.run_id).state == loom_client.RUN_CANCELLED, "get says cancelled")
+    # retry it: a new run of the same workflow, found by its retry_of label
+    again = c.retry(rep.run_id)
+    check(again.run_id != rep.run_id, "retry is a new run")
+    check([r.run_id for r in c.list(labels={"retry_of": rep.run_id}).runs] == [again.run_id],
+          "list by label finds the retry")
+    check(c.cancel(again.run_id) == loom_client.RUN_CANCELLED, "cancel the retry")
     c.close()
 
 

@@ -3,7 +3,8 @@
 # shared library the installed binaries link (their NEEDED entries, resolved
 # here and mapped to packages with dpkg -S), so the image's binaries can
 # start. Libraries of the base image (libc6, libgcc-s1, libstdc++6) and of
-# the CUDA toolkit (not in the image; see the Containerfile) are exempt.
+# the CUDA toolkit (not in the image; see the Containerfile) are exempt, and
+# so are the sanitizer runtimes of `make asan` builds.
 # Does not build the image: no container runtime or base image here.
 . "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
 CF="$ROOT/deploy/Containerfile"
@@ -16,7 +17,8 @@ for b in loomd loom loom-worker-cpu loom-worker-npu loom-worker-gpu; do
   [ -x "$BIN/$b" ] || continue
   resolved=$(ldd "$BIN/$b")
   for lib in $(readelf -d "$BIN/$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-    case $lib in libcuda*|libcublas*|libcudart*) continue ;; esac
+    # (sanitizer runtimes: `make asan` builds link them; images never ship those)
+    case $lib in libcuda*|libcublas*|libcudart*|libasan.*|libubsan.*|liblsan.*|libtsan.*) continue ;; esac
     path=$(echo "$resolved" | awk -v l="$lib" '$1 == l {print $3}')
     [ -n "$path" ] || fail "$b: $lib not found by ldd"
     where[$lib]=$(readlink -f "$path")

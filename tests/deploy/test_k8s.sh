@@ -14,7 +14,7 @@ V="$ROOT/deploy/k8s/validate.py"
 cat "$TMP/ok.txt"
 grep -q "overlays/in-cluster-db/kustomization.yaml" "$TMP/ok.txt" && grep -q "overlays/external-db/kustomization.yaml" "$TMP/ok.txt" ||
   fail "overlays not validated"
-# Required pieces are there: probes on /healthz, scrape annotations, GPU
+# Required pieces are there: probes on /healthz and /readyz, scrape annotations, GPU
 # requests and product affinity per generation, PDBs, secrets as env.
 R=$("$PY" - "$ROOT/deploy/k8s" <<'PY'
 import sys, os
@@ -23,7 +23,10 @@ objs = v.render(os.path.join(sys.argv[1], "overlays/external-db"), [])
 by = {v.ident(o): o for o in objs}
 d = by[("Deployment", "loomd")]["spec"]["template"]
 c = d["spec"]["containers"][0]
-assert c["livenessProbe"]["httpGet"]["path"] == "/healthz" and c["readinessProbe"]["httpGet"]["path"] == "/healthz"
+# failover: two loomd, only the leader ready (/readyz), both alive (/healthz)
+assert c["livenessProbe"]["httpGet"]["path"] == "/healthz" and c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+assert by[("Deployment", "loomd")]["spec"]["replicas"] >= 2 and ("PodDisruptionBudget", "loomd") in by
+assert "--advertise" in c["args"] and {e["name"] for e in c["env"]} >= {"POD_IP"}
 assert d["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
 assert {e["name"] for e in c["env"]} >= {"LOOM_AUTH_TOKEN", "LOOM_DB"}
 for g in ("h100", "a100"):

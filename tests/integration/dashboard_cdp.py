@@ -6,7 +6,8 @@ protocol (python3-websocket) and checks every page against the runs the
 calling test made (RUNS_JSON: {"fan": id, "plain": id, "failed": id,
 "running": id, "total": n}). Screenshots go to OUT_PREFIX_<page>.png.
 --history: the loomd has PostgreSQL (the history page shows tables);
-otherwise that page must say it needs --db. Exits non-zero with what
+otherwise that page must say it needs --db. With $LOOM_AUTH_TOKEN set,
+loomd wants it: the page must show nothing until it is typed in. Exits non-zero with what
 differed. Used by tests/integration/test_dashboard.sh (in-memory store)
 and tests/pg/test_dashboard_loomd.sh (PostgreSQL)."""
 import base64
@@ -23,6 +24,7 @@ import websocket
 
 BASE, RUNS, OUT = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3]
 HISTORY = "--history" in sys.argv
+TOKEN = os.environ.get("LOOM_AUTH_TOKEN", "")  # loomd wants this bearer token
 WIDTH = 1400
 
 
@@ -109,7 +111,20 @@ def check(ok, what):
 ROWS = "[...document.querySelectorAll('#runs tbody tr[data-run]')].map(t => t.dataset.run)"
 
 
+def sign_in(b):
+    """loomd wants a token: the page loads (code only), shows no runs and
+    asks; with the token typed in, the API answers."""
+    b.call("Page.navigate", url=BASE + "/#/runs")
+    b.wait("!document.querySelector('#token-form').hidden", "the token form")
+    check(b.js("document.querySelectorAll('#runs tbody tr[data-run]').length") == 0, "runs shown without a token")
+    b.js("document.querySelector('#token-input').value = %s; document.body.dataset.loaded = 'stale';"
+         "document.querySelector('#token-form').requestSubmit()" % json.dumps(TOKEN))
+    b.wait("document.body.dataset.loaded === 'yes' && document.querySelector('#token-form').hidden", "signed in")
+
+
 def runs_page(b):
+    if TOKEN:
+        sign_in(b)
     b.open("#/runs", "runs")
     b.wait("%s.length === %d" % (ROWS, RUNS["total"]), "%d runs listed" % RUNS["total"])
     b.no_sideways_scroll("the runs list")
@@ -175,6 +190,10 @@ def run_page(b):
     b.js("document.querySelector('#gantt-view').click()")
     workers = b.js("[...document.querySelectorAll('#gantt g.row')].map(g => g.dataset.key)")
     check(workers and all(w.startswith("w") for w in workers), "Gantt grouped by worker: %s" % workers)
+    overlaps = b.js("[...document.querySelectorAll('#gantt g.row')].filter(g => { const r = [...g.querySelectorAll('rect.bar')]"
+                    ".map(e => [+e.getAttribute('x'), +e.getAttribute('x') + +e.getAttribute('width')]).sort((p, q) => p[0] - q[0]);"
+                    " return r.some((p, i) => i && p[0] < r[i - 1][1] - 0.5); }).length")
+    check(overlaps == 0, "tasks running at once on a worker get lanes of their own (%d rows overlap)" % overlaps)
     b.shot("run")
 
     b.open("#/runs/" + RUNS["failed"], "run")

@@ -22,4 +22,13 @@ alive "$(cat "$TMP/long.pid")" && fail "the running tool was not killed"
 "$BIN/loom" cancel "$id" | grep -q cancelled || fail "second cancel"
 "$BIN/loom" cancel r-nope 2>"$TMP/err.txt"; rc=$?
 [ $rc -eq 1 ] && grep -q "your request" "$TMP/err.txt" || fail "unknown run: rc=$rc $(cat "$TMP/err.txt")"
+# loom retry: a new run of the cancelled one, labelled retry_of; a retry of
+# an active run is the user's error; then cancel it too
+rm -f "$TMP/long.pid"
+new=$("$BIN/loom" retry "$id") || fail "loom retry"
+[ -n "$new" ] && [ "$new" != "$id" ] || fail "retry gave '$new'"
+"$BIN/loom" retry "$new" 2>"$TMP/err.txt"; rc=$?
+[ $rc -eq 1 ] && grep -q "still active" "$TMP/err.txt" || fail "retry of an active run: rc=$rc $(cat "$TMP/err.txt")"
+"$BIN/loom" runs --label "retry_of=$id" --json | grep -q "\"run_id\": \"$new\"" || fail "runs --label retry_of"
+"$BIN/loom" cancel "$new" | grep -q cancelled || fail "cancel the retry"
 echo ok

@@ -57,6 +57,26 @@ assert all(r["worker"]=="w1" and r["state"]=="succeeded" for r in items), items'
 "$BIN/loom" watch r-nope --json --endpoint "tcp://127.0.0.1:1" --timeout-ms 300 >"$TMP/err2.json"; rc=$?
 [ $rc = 3 ] && grep -q '"kind": "unavailable"' "$TMP/err2.json" || fail "unreachable loomd --json: rc=$rc $(cat "$TMP/err2.json")"
 
+# a foreach whose item fails: the step is failed (not cancelled) in the
+# progress lines, the summary and --json; the failing item is its own row
+cat >"$TMP/fe.yaml" <<'YAML'
+version: 1
+name: fe-fail
+steps:
+  fan:
+    op: tool.exec
+    foreach: [1, 2, 3]
+    argv: [sh, -c, 'if [ "$0" = 2 ]; then echo bad item >&2; exit 3; fi; sleep 0.3', "${item}"]
+YAML
+"$BIN/loom" run "$TMP/fe.yaml" >"$TMP/fe.out" 2>&1 && fail "the failing foreach succeeded"
+grep -Eq '^  fan +tool.exec +failed ' "$TMP/fe.out" || fail "summary: $(cat "$TMP/fe.out")"
+grep -q 'cancelled' <(grep -E '^  fan ' "$TMP/fe.out") && fail "fan said cancelled: $(cat "$TMP/fe.out")"
+fe=$("$BIN/loom" runs --workflow fe-fail --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["run_id"])')
+"$BIN/loom" status "$fe" --json | "$PY" -c '
+import json,sys
+st = {s["step"]: s["state"] for s in json.load(sys.stdin)["steps"]}
+assert st["fan"] == "failed" and st["fan[1]"] == "failed", st' || fail "status --json of the failed foreach"
+
 if [ $HAVE_NUMPY = 1 ]; then
   # llm info's block, pasted into a workflow, validates and runs; tokens stream
   "$BIN/loom" llm info "$TMP/tiny-chat.Q8_0.gguf" >"$TMP/info.txt" || fail "llm info"

@@ -26,10 +26,15 @@ PY=/usr/bin/python3
 "$PY" "$ROOT/tests/llm/gen_gguf.py" --arch bert --type F16 -o "$TMP/embed.gguf" >/dev/null || fail "gen_gguf bert"
 node "$ROOT/deploy/npm/openai-server.mjs" --npm-dir "$NPM_DIR" --model chat="$TMP/served.gguf" \
   --embed minilm="$TMP/embed.gguf" --threads 1 --port-file "$TMP/oport" 2>"$TMP/openai.log" &
-PIDS+=($!)
+OPENAI_PID=$!; PIDS+=($OPENAI_PID)
 "$PY" "$ROOT/tests/integration/http_echo.py" "$TMP/hport" 2>"$TMP/http.log" &
 PIDS+=($!)
-for _ in $(seq 600); do [ -s "$TMP/oport" ] && [ -s "$TMP/hport" ] && break; sleep 0.05; done
+# node's start and llama.cpp's model load take seconds on a loaded machine: up to 2 minutes
+for _ in $(seq 1200); do
+  [ -s "$TMP/oport" ] && [ -s "$TMP/hport" ] && break
+  alive "$OPENAI_PID" || fail "the llama.cpp server exited: $(cat "$TMP/openai.log")"
+  sleep 0.1
+done
 [ -s "$TMP/oport" ] && [ -s "$TMP/hport" ] || fail "local servers did not start"
 "$BIN/loom" tools list --json -- "$NPM/mcp-server-everything" stdio >"$TMP/tools.json" 2>"$TMP/tools.log" ||
   fail "tools list: $(cat "$TMP/tools.log")"

@@ -18,7 +18,7 @@
 #   - tenants: a team-b token cannot Get, List, Watch or Cancel a team-a run
 #     (PERMISSION_DENIED, logged), the owner and an admin can; expired,
 #     forged and missing tokens get UNAUTHENTICATED (logged);
-#   - the dashboard, /api and /metrics answer 401 (WWW-Authenticate: Bearer)
+#   - /api, /metrics and /v1 answer 401 (WWW-Authenticate: Bearer)
 #     without a valid token, /healthz stays open.
 # Skips (77) where `ip netns` is not permitted.
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -145,14 +145,14 @@ as "$BOB" cancel "$RUN_B" >/dev/null || fail "bob cannot cancel his own run"
 
 # --- the HTTP side: 401 without a token (dashboard, /api, /metrics), /healthz open
 code() { on cl curl -s -o /dev/null -w '%{http_code}' "$@"; }
-for p in / /api/summary /metrics /api/recent_runs; do
+for p in /api/summary /metrics /api/recent_runs /v1/runs; do
   [ "$(code "http://10.77.3.1:7480$p")" = 401 ] || fail "HTTP $p answered without a token"
 done
 [ "$(code -H "Authorization: Bearer $FORGED" http://10.77.3.1:7480/metrics)" = 401 ] || fail "HTTP took a forged token"
 [ "$(code http://10.77.3.1:7480/healthz)" = 200 ] || fail "/healthz is not open"
 [ "$(code -H "Authorization: Bearer $ALICE" http://10.77.3.1:7480/metrics)" = 200 ] || fail "HTTP refused a valid token"
 [ "$(code -H "Authorization: Bearer $ADMIN" http://10.77.3.1:7480/)" = 200 ] || fail "the dashboard refused an admin"
-on cl curl -s -D - -o /dev/null http://10.77.3.1:7480/ | grep -qi '^WWW-Authenticate: Bearer' || fail "401 without WWW-Authenticate"
+on cl curl -s -D - -o /dev/null http://10.77.3.1:7480/metrics | grep -qi '^WWW-Authenticate: Bearer' || fail "401 without WWW-Authenticate"
 
 # --- a client without loomd's public key gets nothing
 on cl env LOOM_ENDPOINT=$CEP timeout 5 "$BIN/loom" runs --json >"$TMP/plain-cli.out" 2>&1

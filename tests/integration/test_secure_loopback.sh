@@ -6,8 +6,8 @@
 #     does not change) takes effect on SIGHUP: the worker is dropped;
 #   - client allow-list (a clients/ folder): a client without a key or with
 #     an unlisted key gets nothing; copying its .pub admits it, no restart;
-#   - the HTTP side: without a token the dashboard, /api, /metrics and /v1
-#     answer 401, /healthz 200; the /v1 gateway works in secure mode (it
+#   - the HTTP side: without a token /api, /metrics and /v1 answer 401,
+#     /healthz and the dashboard's page (code, no data) 200; the /v1 gateway works in secure mode (it
 #     reaches the CURVE port as loomd itself, even with a client
 #     allow-list) and keeps tenants apart: bob cannot get, watch, cancel or
 #     list alice's run (403 PERMISSION_DENIED), alice and an admin can.
@@ -50,10 +50,13 @@ grep -q 'registration refused' "$TMP/wk.log" && fail "wk was refused after its k
 
 # --- HTTP: 401 without a token, /healthz open; /v1 through CURVE, tenants apart
 code() { curl -s -o "$TMP/body" -w '%{http_code}' "$@"; }
-for p in / /api/summary /metrics /v1/runs /v1/health; do
+for p in /api/summary /metrics /v1/runs /v1/health /api/recent_runs; do
   [ "$(code "http://127.0.0.1:$HP$p")" = 401 ] || fail "HTTP $p answered without a token"
 done
 [ "$(code "http://127.0.0.1:$HP/healthz")" = 200 ] || fail "/healthz is not open"
+# the dashboard's page and code are open (no data: the page asks for a token)
+[ "$(code "http://127.0.0.1:$HP/")" = 200 ] && grep -q 'id="token-form"' "$TMP/body" || fail "dashboard page"
+[ "$(code "http://127.0.0.1:$HP/static/app.js")" = 200 ] || fail "dashboard code"
 V1="http://127.0.0.1:$HP/v1"
 as() { local t=$1; shift; code -H "Authorization: Bearer $t" -H 'X-Loom-Timeout-Ms: 20000' "$@"; }
 [ "$(as "$ADMIN" "$V1/health")" = 200 ] || fail "/v1/health in secure mode: $(cat "$TMP/body")"

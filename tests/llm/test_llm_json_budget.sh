@@ -68,7 +68,7 @@ words = ["task", "what", "is", "600", "*", "24", '{"thought":', '"x"}', "search"
 runs = ok = refused = 0
 for name, schema in SCHEMAS.items():
     need = len(shortest(schema))
-    budgets = [max(1, need - 1), need, need + 1, need + 2, need + 5] + [rnd.randint(need, 300) for _ in range(6)]
+    budgets = [max(1, need - 1), need, need + 1, need + 2, need + 5] + [rnd.randint(need, 300) for _ in range(3)]
     for i, n in enumerate(budgets):
         prompt = " ".join(rnd.choice(words) for _ in range(rnd.randint(3, 120)))
         temp = [0, 0.1, 1.0][i % 3]

@@ -3,7 +3,8 @@
 # generated models: its embed step (bert), vector.search over an index built
 # by `loom index build`, tool.exec, and both llm.generate steps (llama) run
 # on the CPU worker; the classify answer equals `loom llm generate` on the
-# same chat-formatted prompt. A bad model path fails the task, not the worker.
+# same chat-formatted prompt. A bad model path fails the task, not the worker;
+# a schema that cannot fit max_tokens fails the step at once with the reason.
 # (the prefill -> decode split through loomd is tested in
 # llm_split_workflow; the split on its own in
 # llm_reference.)
@@ -108,4 +109,34 @@ YAML
 if "$BIN/loom" run "$TMP/bad.yaml" --json >"$TMP/bad.json" 2>&1; then fail "run with a missing model succeeded"; fi
 grep -q "missing.gguf" "$TMP/bad.json" || fail "no clear error for the missing model: $(cat "$TMP/bad.json")"
 kill -0 "$WORKER_PID" || fail "worker died on a bad task"
+# A schema whose shortest value does not fit max_tokens fails the step with
+# the reason (never text that is not JSON), without retries.
+cat >"$TMP/tight.yaml" <<YAML
+version: 1
+name: tight-json
+sla: {latency_ms: 20000}
+resources:
+  models:
+    chat: {path: chat.gguf}
+steps:
+  gen:
+    op: llm.generate
+    model: chat
+    prompt: hi
+    max_tokens: 5
+    retries: 2
+    schema: {type: object, properties: {answer: {type: string}}, required: [answer]}
+outputs:
+  text: \${steps.gen.output}
+YAML
+if "$BIN/loom" run "$TMP/tight.yaml" --json >"$TMP/tight.json" 2>&1; then fail "a 5-token budget for the schema succeeded"; fi
+"$PY" - "$TMP/tight.json" <<'PY' || fail "no clear, unretried error for the budget: $(cat "$TMP/tight.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = d["steps"][0]
+assert d["state"] == "failed" and s["state"] == "failed", d
+# {"answer":""} is 13 characters
+assert "5 tokens left, but the shortest JSON value of the schema needs 13 (max_tokens 5)" in s["error"], s
+assert s["attempt"] == 1, s   # permanent: retries: 2 not used
+PY
 echo ok

@@ -6,6 +6,7 @@ PG_TEST_ARCHIVES := $(BUILD)/lib/libloom_orchestrator.a $(BUILD)/lib/libloom_pro
 PG_TEST_LIBS := $(ORCHESTRATOR_LDLIBS) -lpq -lcmocka -lprotobuf-c -lzmq $(COMMON_LDLIBS) -lm
 $(eval $(call TEST,pg_store,tests/pg/test_store_pg.c,$(PG_TEST_ARCHIVES),$(PG_TEST_LIBS)))
 $(eval $(call TEST,pg_http,tests/pg/test_http.c,$(PG_TEST_ARCHIVES),$(PG_TEST_LIBS)))
+$(eval $(call TEST,pg_lease,tests/pg/test_lease_pg.c,$(PG_TEST_ARCHIVES),$(PG_TEST_LIBS)))
 $(eval $(call SCRIPT_TEST,pg_crash_recovery,tests/pg/test_crash_recovery.sh))
 $(eval $(call SCRIPT_TEST,pg_db_outage,tests/pg/test_db_outage.sh))
 $(eval $(call SCRIPT_TEST,pg_dashboard_loomd,tests/pg/test_dashboard_loomd.sh))
@@ -14,3 +15,5 @@ $(eval $(call SCRIPT_TEST,pg_secrets_policy,tests/pg/test_secrets_policy.sh))
 $(eval $(call SCRIPT_TEST,pg_worker_keys,tests/pg/test_worker_keys.sh))
 $(eval $(call SCRIPT_TEST,pg_churn_loomd,tests/pg/test_churn_loomd.sh))
 $(BUILD)/tests/pg_churn_loomd: $(PROTO_PY)
+$(eval $(call SCRIPT_TEST,pg_failover,tests/pg/test_failover.sh))
+$(BUILD)/tests/pg_failover: $(PROTO_PY) $(BUILD)/bin/loom

@@ -60,7 +60,7 @@ static void test_migrate_empty_and_again(void **st) {
     char *rows = pgtest_rows(c,
         "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables "
         "WHERE table_schema = 'public'");
-    assert_non_null(strstr(rows, "events,runs,schema_migrations,sla_outcomes,tasks,"));
+    assert_non_null(strstr(rows, "events,loom_leader,runs,schema_migrations,sla_outcomes,tasks,"));
     assert_non_null(strstr(rows, "v_cost_model_error,v_cost_model_error_by_op,v_cost_per_run,"));
     assert_non_null(strstr(rows, "v_device_utilisation,v_device_utilisation_hourly,v_fleet,"));
     assert_non_null(strstr(rows, "v_step_placement,"));

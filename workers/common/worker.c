@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "common/arena.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -31,6 +32,7 @@
 #include "loom/v1/worker.pb-c.h"
 #include "common/map.h"
 #include "protocol/envelope.h"
+#include "protocol/failover.h"
 #include "protocol/keys.h"
 #include "workers/common/ops.h"
 #include "workers/common/policy.h"
@@ -94,6 +96,12 @@ typedef struct worker {
     uint64_t next_hb;       /* loom_clock_ms() of the next heartbeat */
     uint64_t last_rx;       /* loom_clock_ms() of the last message from loomd */
     int hb_unanswered;      /* heartbeats sent since that message */
+    /* failover (protocol/failover.h): loomd's endpoints, the one in use,
+     * its connection monitor (several endpoints), the next Register */
+    loom_endpoints_t eps;
+    loom_conn_watch_t *watch;
+    uint64_t next_reg;
+    int hop_ms;             /* pause before registering after a move, doubling */
     /* slot pool */
     pthread_t *threads;
     pthread_mutex_t qmu;
@@ -542,6 +550,32 @@ static void set_fence(worker_t *w, int on)
         LOOM_WARN(COMP, "msg=\"loomd silent beyond the lease; starting no queued task until registered\" lease_ms=%u", w->lease_ms);
     else
         LOOM_INFO(COMP, "msg=\"fence lifted\"");
+}
+
+/* Failover: leaves the loomd in use for the leader a standby named
+ * (detail) or the next endpoint, and registers there after a pause that
+ * doubles (100 ms .. 2 s) until a registration succeeds. */
+static void move_on(worker_t *w, const char *detail, const char *why)
+{
+    char was[256];
+    snprintf(was, sizeof was, "%s", loom_endpoints_current(&w->eps));
+    const char *now = loom_endpoints_advance(&w->eps, detail);
+    if (strcmp(was, now) != 0) {
+        zmq_disconnect(w->sock, was);
+        if (zmq_connect(w->sock, now) != 0)
+            LOOM_ERROR(COMP, "msg=\"cannot connect\" endpoint=%s error=\"%s\"", now,
+                       zmq_strerror(zmq_errno()));
+        if (!w->watch && w->eps.cur != 0) /* one endpoint, and a standby pointed elsewhere */
+            w->watch = loom_conn_watch_new(w->zctx, w->sock);
+    }
+    LOOM_INFO(COMP, "msg=\"moving to another loomd\" why=\"%s\" from=%s to=%s", why, was, now);
+    if (w->registered)
+        set_fence(w, 1);
+    w->registered = 0;
+    w->hb_unanswered = 0;
+    w->last_rx = loom_clock_ms();
+    w->hop_ms = w->hop_ms ? (w->hop_ms * 2 > 2000 ? 2000 : w->hop_ms * 2) : 100;
+    w->next_reg = loom_clock_ms() + (uint64_t)w->hop_ms;
 }
 
 static void send_heartbeat(worker_t *w)
@@ -997,12 +1031,17 @@ static void handle(worker_t *w, const loom_msg_t *msg)
             loom_spool_set_orphan_ms((int)r->heartbeat_timeout_ms);
             apply_reconcile(w, r);
             w->registered = 1;
+            w->hop_ms = 0;
             set_fence(w, 0);
             w->next_hb = 0; /* heartbeat at once, then every hb_ms */
             LOOM_INFO(COMP, "msg=\"registered\" id=%s slots=%d ops=%zu", w->id, w->slots,
                       loom_ops_count(w->ops));
             loom_notify("READY=1\nSTATUS=registered as %s, %d slots", w->id, w->slots);
             loom_pb_free(r);
+        } else if (st == LOOM_STATUS_UNAVAILABLE && loom_msg_envelope(msg) &&
+                   loom_msg_envelope(msg)->error && loom_msg_envelope(msg)->error->detail &&
+                   strncmp(loom_msg_envelope(msg)->error->detail, "standby;", 8) == 0) {
+            move_on(w, loom_msg_envelope(msg)->error->detail, "a standby answered");
         } else {
             LOOM_ERROR(COMP, "msg=\"registration refused\" status=%d reason=\"%s\"", st,
                        loom_msg_reply_message(msg));
@@ -1309,9 +1348,15 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         gethostname(host, sizeof host - 1);
         snprintf(w->id, sizeof w->id, "%s/%s/%d", host, w->profile.kind, (int)getpid());
     }
-    const char *ep = opts->endpoint ? opts->endpoint : "tcp://127.0.0.1:7401";
+    if ((rc = loom_endpoints_parse(&w->eps, opts->endpoint ? opts->endpoint : "tcp://127.0.0.1:7401",
+                                   err)) != 0)
+        goto free_ops;
+    const char *ep = loom_endpoints_current(&w->eps);
     char spool[4096];
-    spool_path(opts, w->id, ep, spool, sizeof spool);
+    /* the spool is named after the whole endpoint list: the same across a
+     * failover and a restart */
+    spool_path(opts, w->id, opts->endpoint ? opts->endpoint : "tcp://127.0.0.1:7401", spool,
+               sizeof spool);
     if ((rc = loom_spool_init(spool, err)) != 0)
         goto free_ops;
     /* a restart with the same id can find its tools again; a pid-made id
@@ -1339,11 +1384,18 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
     zmq_setsockopt(w->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(w->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
-    if (zmq_connect(w->sock, ep) != 0) {
-        rc = loom_err_set(err, LOOM_EINVAL, "cannot connect to %s: %s", ep,
-                          zmq_strerror(zmq_errno()));
-        loom_err_hint(err, "endpoints look like tcp://127.0.0.1:7401");
-        goto close_zmq;
+    if (w->eps.n > 1) /* before connecting: a refused first connect is an event too */
+        w->watch = loom_conn_watch_new(w->zctx, w->sock);
+    for (int i = 0; i < w->eps.n; i++) { /* check every one now, use the first */
+        if (zmq_connect(w->sock, w->eps.ep[i]) != 0) {
+            rc = loom_err_set(err, LOOM_EINVAL, "cannot connect to %s: %s", w->eps.ep[i],
+                              zmq_strerror(zmq_errno()));
+            loom_err_hint(err, "endpoints look like tcp://127.0.0.1:7401; several loomd are "
+                               "separated by commas");
+            goto close_zmq;
+        }
+        if (i > 0)
+            zmq_disconnect(w->sock, w->eps.ep[i]);
     }
     w->threads = calloc((size_t)w->slots, sizeof *w->threads);
     int started = 0;
@@ -1357,7 +1409,7 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
     LOOM_INFO(COMP, "msg=\"worker starting\" id=%s endpoint=%s kind=%s model=\"%s\" slots=%d", w->id,
               ep, w->profile.kind, w->profile.model ? w->profile.model : "", w->slots);
     send_register(w);
-    uint64_t next_reg = loom_clock_ms() + 1000;
+    w->next_reg = loom_clock_ms() + 1000;
     int reg_tries = 0;
     w->last_rx = loom_clock_ms();
     uint64_t drain_until = 0;
@@ -1376,13 +1428,21 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         if (got_signal || (drain_until && (w->nrunning == 0 || loom_clock_ms() >= drain_until)))
             break;
         uint64_t now = loom_clock_ms();
-        uint64_t due = w->registered ? w->next_hb : next_reg;
+        uint64_t due = w->registered ? w->next_hb : w->next_reg;
         long timeout = due > now ? (long)(due - now) : 0;
-        zmq_pollitem_t items[2] = {{w->sock, 0, ZMQ_POLLIN, 0}, {NULL, w->efd, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, timeout > 200 ? 200 : timeout) < 0 && zmq_errno() != EINTR)
+        zmq_pollitem_t items[3] = {{w->sock, 0, ZMQ_POLLIN, 0}, {NULL, w->efd, ZMQ_POLLIN, 0},
+                                   {loom_conn_watch_socket(w->watch), 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, w->watch ? 3 : 2, timeout > 200 ? 200 : timeout) < 0 &&
+            zmq_errno() != EINTR)
             break;
+        ep = loom_endpoints_current(&w->eps);
+        if (w->watch && (items[2].revents & ZMQ_POLLIN) && loom_conn_watch_lost(w->watch, ep)) {
+            move_on(w, NULL, "connection lost or refused");
+            ep = loom_endpoints_current(&w->eps);
+        }
         if (items[0].revents & ZMQ_POLLIN)
             read_socket(w);
+        ep = loom_endpoints_current(&w->eps);
         if (items[1].revents & ZMQ_POLLIN)
             drain_outbox(w);
         batch_flush(w);
@@ -1391,7 +1451,12 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         if (w->registered && w->lease_ms && now - w->last_rx > lease)
             set_fence(w, 1);
         history_trim(w);
-        if (!w->registered && now >= next_reg) {
+        if (!w->registered && now >= w->next_reg && w->watch && reg_tries > 0 &&
+            now - w->last_rx >= 1000) {
+            /* several loomd: one that does not answer Register is passed over */
+            move_on(w, NULL, "no answer to Register");
+            reg_tries = 0;
+        } else if (!w->registered && now >= w->next_reg) {
             if (++reg_tries % 30 == 10)
                 LOOM_WARN(COMP, "msg=\"no answer from loomd to Register yet; still trying\" "
                                 "endpoint=%s tries=%d curve=%s%s",
@@ -1411,13 +1476,17 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
                                zmq_strerror(zmq_errno()));
             }
             send_register(w);
-            next_reg = now + 1000;
+            w->next_reg = now + 1000;
         } else if (w->registered && w->hb_unanswered >= 5 &&
                    now - w->last_rx > (uint64_t)(w->hb_ms > 600 ? 5 * w->hb_ms : 3000)) {
             /* Heartbeats are answered: five unanswered ones (not an I/O stall
              * of this thread) mean the connection is
              * gone for good (libzmq does not reconnect after it dropped a
              * peer for a frame over ZMQ_MAXMSGSIZE). Reconnect, register. */
+            if (w->watch) { /* several loomd: try the next */
+                move_on(w, NULL, "no reply to heartbeats");
+                continue;
+            }
             LOOM_WARN(COMP, "msg=\"no reply from loomd; reconnecting\" silent_ms=%" PRIu64, now - w->last_rx);
             zmq_disconnect(w->sock, ep);
             if (zmq_connect(w->sock, ep) != 0)
@@ -1427,7 +1496,7 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
             w->last_rx = now;
             w->hb_unanswered = 0;
             send_register(w);
-            next_reg = now + 1000;
+            w->next_reg = now + 1000;
         } else if (w->registered && now >= w->next_hb) {
             send_heartbeat(w);
             w->hb_unanswered++;
@@ -1450,6 +1519,7 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
     batch_flush(w);
 close_zmq:
     free(w->threads);
+    loom_conn_watch_destroy(&w->watch);
     if (w->sock)
         zmq_close(w->sock);
     if (w->zctx)
@@ -1457,6 +1527,7 @@ close_zmq:
     if (w->efd >= 0)
         close(w->efd);
 free_ops:
+    loom_endpoints_free(&w->eps); /* safe when never parsed (zeroed) */
     loom_ops_destroy(&w->ops);
 free_worker:
     for (loom_op_ctx_t *t = w->qhead, *n; t; t = n) {
@@ -1484,7 +1555,8 @@ static void usage(FILE *f, const char *prog, const char *kind)
             "the tasks loomd assigns to it.\n\n"
             "options:\n"
             "  --endpoint URL     loomd's worker endpoint (default tcp://127.0.0.1:7401,\n"
-            "                     or $LOOM_WORKER_ENDPOINT)\n"
+            "                     or $LOOM_WORKER_ENDPOINT); several loomd (failover):\n"
+            "                     URL,URL,... and the worker follows the leader\n"
             "  --id ID            worker id to propose (default host/kind/pid)\n"
             "  --slots N          tasks run at once (default: cores)\n"
             "  --heartbeat-ms N   heartbeat interval (default: loomd's, 1000)\n"
@@ -1519,6 +1591,7 @@ typedef struct {
     loom_worker_opts_t o;
     const char *log_level;
     const char *allow_exec, *allow_hosts; /* tool policy (policy.h) */
+    loom_arena_t *strings; /* option values copied from config files and argv */
 } worker_cfg_t;
 
 /* Applies one common option (long name without "--", or a config key);
@@ -1529,9 +1602,9 @@ static int apply_opt(worker_cfg_t *c, const char *k, const char *v, char *why, s
     long n;
     char *end;
     if (strcmp(k, "endpoint") == 0)
-        c->o.endpoint = strdup(v);
+        c->o.endpoint = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "id") == 0)
-        c->o.worker_id = strdup(v);
+        c->o.worker_id = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "slots") == 0) {
         if (loom_config_positive(v, 1024, &n, why, why_n) != 0)
             return -1;
@@ -1548,22 +1621,22 @@ static int apply_opt(worker_cfg_t *c, const char *k, const char *v, char *why, s
         }
         c->o.price_per_hour = d;
     } else if (strcmp(k, "ops") == 0)
-        c->o.only_ops = strdup(v);
+        c->o.only_ops = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "outbox-bytes") == 0) {
         if (loom_config_positive(v, 1L << 40, &n, why, why_n) != 0)
             return -1;
         c->o.outbox_bytes = n;
     }
     else if (strcmp(k, "spool-dir") == 0)
-        c->o.spool_dir = strdup(v);
+        c->o.spool_dir = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "server-key") == 0)
-        c->o.server_key = strdup(v);
+        c->o.server_key = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "key") == 0)
-        c->o.key_file = strdup(v);
+        c->o.key_file = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "allow-exec") == 0)
-        c->allow_exec = strdup(v);
+        c->allow_exec = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "allow-hosts") == 0)
-        c->allow_hosts = strdup(v);
+        c->allow_hosts = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "secret") == 0) {
         loom_err_t serr;
         if (loom_secrets_add_file(v, &serr) != 0) {
@@ -1575,7 +1648,7 @@ static int apply_opt(worker_cfg_t *c, const char *k, const char *v, char *why, s
             snprintf(why, why_n, "unknown log level '%s' (debug|info|warn|error|off)", v);
             return -1;
         }
-        c->log_level = strdup(v);
+        c->log_level = loom_arena_strdup(c->strings, v);
     } else if (strcmp(k, "models") == 0 || strcmp(k, "indexes") == 0)
         /* The LLM engine reads these maps from the environment. */
         setenv(strcmp(k, "models") == 0 ? "LOOM_MODELS" : "LOOM_INDEXES", v, 1);
@@ -1592,9 +1665,11 @@ static int apply_config_key(void *ud, const char *k, const char *v, char *why, s
     return rc ? -1 : 0;
 }
 
-int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
+/* loom_worker_main without the arena of option strings (freed by it). */
+static int worker_main(const loom_backend_t *backend, int argc, char **argv,
+                       loom_arena_t *strings)
 {
-    worker_cfg_t c = {0};
+    worker_cfg_t c = {.strings = strings};
     c.o.endpoint = getenv("LOOM_WORKER_ENDPOINT");
     c.log_level = getenv("LOOM_LOG_LEVEL");
     c.o.server_key = getenv("LOOM_SERVER_KEY");
@@ -1686,4 +1761,14 @@ int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
         return 3;
     }
     return 0;
+}
+
+int loom_worker_main(const loom_backend_t *backend, int argc, char **argv)
+{
+    loom_arena_t *strings = loom_arena_new(0);
+    if (!strings)
+        return 3;
+    int rc = worker_main(backend, argc, argv, strings);
+    loom_arena_destroy(&strings);
+    return rc;
 }

@@ -22,6 +22,7 @@ METHODS = {
     "Get": (rpc.GetRequest, rpc.GetReply, False),
     "List": (rpc.ListRequest, rpc.ListReply, False),
     "Cancel": (rpc.CancelRequest, rpc.CancelReply, False),
+    "Retry": (rpc.RetryRequest, rpc.SubmitReply, False),
     "ListWorkers": (rpc.ListWorkersRequest, rpc.ListWorkersReply, False),
     "Health": (rpc.HealthRequest, rpc.HealthReply, False),
 }
@@ -41,6 +42,60 @@ def make_socket(ctx, endpoint, server_public_key=None):
         sock.setsockopt(zmq.CURVE_SECRETKEY, sec)
     sock.connect(endpoint)
     return sock
+
+
+def endpoints(spec):
+    """The loomd endpoints of "tcp://a:7400,tcp://b:7400" (failover)."""
+    eps = [e.strip() for e in spec.split(",") if e.strip()]
+    for e in eps:
+        if "://" not in e:
+            raise InvalidArgument("'%s' is not an endpoint (tcp://host:port; several "
+                                  "separated by commas)" % e)
+    if not eps:
+        raise InvalidArgument("no loomd endpoint given")
+    return eps
+
+
+def monitor(sock):
+    """A PAIR socket reporting when sock's connection is lost or refused."""
+    return sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED |
+                                   zmq.EVENT_CONNECT_RETRIED)
+
+
+def connection_lost(mon, endpoint):
+    """Reads the monitor's waiting events: True when one is about endpoint."""
+    from zmq.utils.monitor import recv_monitor_message
+
+    lost = False
+    while mon.poll(0):
+        ev = recv_monitor_message(mon)
+        addr = ev.get("endpoint", b"")
+        if isinstance(addr, bytes):
+            addr = addr.decode(errors="replace")
+        if addr == endpoint:
+            lost = True
+    return lost
+
+
+def standby_detail(e):
+    """The error detail of a standby's answer ("standby; leader=URL" or
+    "standby; no leader yet ..."), else None (protocol/README.md)."""
+    if e.status == env_pb.UNAVAILABLE and e.HasField("error") and \
+            e.error.detail.startswith("standby;"):
+        return e.error.detail
+    return None
+
+
+def next_endpoint(eps, cur, detail):
+    """Index of the loomd to try next: the leader named in detail (appended
+    when not in the list), else the one after cur."""
+    if detail and "leader=" in detail:
+        lead = detail.split("leader=", 1)[1].split()[0].rstrip(";,")
+        if "://" in lead and lead != eps[cur]:
+            if lead not in eps:
+                eps.append(lead)
+            return eps.index(lead)
+    return (cur + 1) % len(eps)
 
 
 def settings(endpoint, token):
@@ -122,6 +177,16 @@ def submit_request(workflow, inputs, name, idempotency_key, labels, sla_latency_
     for k, v in (labels or {}).items():
         rq.labels.add(key=str(k), value=str(v))
     return rq
+
+
+def list_request(state, workflow_name, limit, page_token, tenant, labels, submitted_after_ms,
+                 submitted_before_ms):
+    """labels: {key: value}, runs carrying every one; times: ms since the epoch."""
+    return rpc.ListRequest(limit=limit, page_token=page_token, state=state or 0,
+                           workflow_name=workflow_name or "", tenant=tenant or "",
+                           labels=",".join("%s=%s" % kv for kv in (labels or {}).items()),
+                           submitted_after_unix_ms=int(submitted_after_ms or 0),
+                           submitted_before_unix_ms=int(submitted_before_ms or 0))
 
 
 def plan_request(workflow, inputs, name, sla_latency_ms, objective, fleet_yaml):

@@ -66,13 +66,18 @@ class AsyncWatch:
 
 class AsyncClient:
     """See loom_client.Client for the arguments. Use `async with
-    AsyncClient(...) as c:` or call close()."""
+    AsyncClient(...) as c:` or call close(). With several endpoints it
+    follows the leader a standby names; a loomd that dies mid-call is seen
+    only at the call's deadline (the sync Client also watches the
+    connection)."""
 
     def __init__(self, endpoint=None, token=None, timeout=30.0, server_public_key=None):
         self.endpoint, self.token = w.settings(endpoint, token)
         self.timeout = timeout
         self._ctx = zmq.asyncio.Context.instance()
-        self._sock = w.make_socket(self._ctx, self.endpoint, server_public_key)
+        self._eps = w.endpoints(self.endpoint)
+        self._cur = 0
+        self._sock = w.make_socket(self._ctx, self._eps[0], server_public_key)
         self._next_id = 1
         self._queues = {}
         self._reader = None
@@ -122,17 +127,30 @@ class AsyncClient:
 
     async def call(self, method, request, timeout=None):
         t = self.timeout if timeout is None else timeout
-        rid, q = await self._start(method, request, t)
-        try:
-            got = await asyncio.wait_for(q.get(), t or None)
-        except asyncio.TimeoutError:
-            await self._send(w.cancel_frames(method, rid))
-            raise w.deadline_error(method) from None
-        finally:
-            self._queues.pop(rid, None)
-        if got is None:
-            raise Unavailable("client closed")
-        return w.outcome(got[0], got[1], w.METHODS[method][1])[1]
+        deadline = time.monotonic() + t if t else None
+        pause = 0.05
+        while True:
+            left = None if deadline is None else max(0.001, deadline - time.monotonic())
+            rid, q = await self._start(method, request, left)
+            try:
+                got = await asyncio.wait_for(q.get(), left)
+            except asyncio.TimeoutError:
+                await self._send(w.cancel_frames(method, rid))
+                raise w.deadline_error(method) from None
+            finally:
+                self._queues.pop(rid, None)
+            if got is None:
+                raise Unavailable("client closed")
+            standby = w.standby_detail(got[0])
+            if not standby or (deadline is not None and time.monotonic() >= deadline):
+                return w.outcome(got[0], got[1], w.METHODS[method][1])[1]
+            old = self._eps[self._cur]  # a standby: to the leader it names
+            self._cur = w.next_endpoint(self._eps, self._cur, standby)
+            if self._eps[self._cur] != old:
+                self._sock.disconnect(old)
+                self._sock.connect(self._eps[self._cur])
+            await asyncio.sleep(pause)
+            pause = min(0.5, pause * 2)
 
     async def health(self, timeout=None):
         return await self.call("Health", rpc.HealthRequest(), timeout)
@@ -165,16 +183,16 @@ class AsyncClient:
         return (await self.call("Get", rpc.GetRequest(run_id=run_id), timeout)).run
 
     async def list(self, *, state=None, workflow_name=None, limit=0, page_token="",
+                   tenant=None, labels=None, submitted_after_ms=0, submitted_before_ms=0,
                    timeout=None):
-        rq = rpc.ListRequest(limit=limit, page_token=page_token, state=state or 0,
-                             workflow_name=workflow_name or "")
+        rq = w.list_request(state, workflow_name, limit, page_token, tenant, labels,
+                            submitted_after_ms, submitted_before_ms)
         return await self.call("List", rq, timeout)
 
-    async def iter_runs(self, *, state=None, workflow_name=None, page_size=100, timeout=None):
+    async def iter_runs(self, *, page_size=100, timeout=None, **filters):
         token = ""
         while True:
-            page = await self.list(state=state, workflow_name=workflow_name, limit=page_size,
-                                   page_token=token, timeout=timeout)
+            page = await self.list(limit=page_size, page_token=token, timeout=timeout, **filters)
             for r in page.runs:
                 yield r
             token = page.next_page_token
@@ -184,6 +202,10 @@ class AsyncClient:
     async def cancel(self, run_id, reason="", timeout=None):
         rq = rpc.CancelRequest(run_id=run_id, reason=reason)
         return (await self.call("Cancel", rq, timeout)).state
+
+    async def retry(self, run_id, *, idempotency_key=None, timeout=None):
+        rq = rpc.RetryRequest(run_id=run_id, idempotency_key=idempotency_key or "")
+        return await self.call("Retry", rq, timeout)
 
     async def plan(self, workflow, inputs=None, *, name=None, sla_latency_ms=0, objective=None,
                    fleet_yaml=None, timeout=None):

@@ -8,7 +8,7 @@ import zmq
 
 from loom_client import _wire as w
 from loom_client._pb.loom.v1 import rpc_pb2 as rpc
-from loom_client.errors import DeadlineExceeded, LoomError
+from loom_client.errors import DeadlineExceeded, LoomError, Unavailable
 
 
 class Watch:
@@ -20,6 +20,7 @@ class Watch:
         self._c = client
         self._id = request_id
         self._deadline = deadline
+        self._conn = client._conn  # the connection it was opened on
         self.done = False
 
     def __iter__(self):
@@ -41,6 +42,9 @@ class Watch:
                     return msg
                 self._close()
                 raise StopIteration
+            if self._c._lost or self._c._conn != self._conn:
+                self._close()  # the run goes on: watch it again (after_seq)
+                raise Unavailable("the connection to loomd was lost; watch the run again")
             left = None if self._deadline is None else self._deadline - time.monotonic()
             if left is not None and left <= 0:
                 self._c._send(w.cancel_frames("Watch", self._id))
@@ -68,7 +72,11 @@ class Watch:
 class Client:
     """A connection to loomd's client endpoint.
 
-    endpoint: "tcp://host:port" (default $LOOM_ENDPOINT or tcp://127.0.0.1:7400);
+    endpoint: "tcp://host:port" (default $LOOM_ENDPOINT or tcp://127.0.0.1:7400),
+      or several loomd sharing one database, comma-separated: the client talks
+      to one and follows the leader (a standby's UNAVAILABLE names it; a lost
+      or refused connection moves to the next), sending a unary call again
+      within its deadline; an open Watch then raises Unavailable (watch again);
     token: sent as the authorization metadata (default $LOOM_AUTH_TOKEN);
     timeout: default deadline of unary calls in seconds (None = none);
     server_public_key: loomd's Z85 CURVE public key to encrypt the connection.
@@ -79,14 +87,29 @@ class Client:
         self.endpoint, self.token = w.settings(endpoint, token)
         self.timeout = timeout
         self._ctx = context or zmq.Context.instance()
-        self._sock = w.make_socket(self._ctx, self.endpoint, server_public_key)
+        self._eps = w.endpoints(self.endpoint)
+        self._cur = 0
+        self._sock = w.make_socket(self._ctx, self._eps[0], server_public_key)
+        # several endpoints: a monitor tells at once when the connection goes
+        self._mon = w.monitor(self._sock) if len(self._eps) > 1 else None
+        self._lost = False
+        self._conn = 0  # bumped at each move to another loomd
         self._next_id = 1
         self._queues = {}  # request id -> deque of (Envelope, payload)
 
     def close(self):
+        if self._mon is not None:
+            self._sock.disable_monitor()
+            self._mon.close(0)
+            self._mon = None
         if self._sock is not None:
             self._sock.close(0)
             self._sock = None
+
+    @property
+    def current_endpoint(self):
+        """The loomd in use (after a failover, the one that answered)."""
+        return self._eps[self._cur]
 
     def __enter__(self):
         return self
@@ -102,11 +125,36 @@ class Client:
     def _pump(self, timeout_s):
         """Reads at most one message within timeout_s (None = forever)."""
         ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
-        if not self._sock.poll(ms):
-            return
+        if self._mon is None:
+            if not self._sock.poll(ms):
+                return
+        else:
+            ready = dict(self._poller().poll(ms))
+            if self._mon in ready and w.connection_lost(self._mon, self._eps[self._cur]):
+                self._lost = True
+            if self._sock not in ready:
+                return
         got = w.parse(self._sock.recv_multipart())
         if got and got[0].request_id in self._queues:
             self._queues[got[0].request_id].append(got)
+
+    def _poller(self):
+        p = zmq.Poller()
+        p.register(self._sock, zmq.POLLIN)
+        p.register(self._mon, zmq.POLLIN)
+        return p
+
+    def _move_on(self, detail=None):
+        """To the leader a standby named in detail, else the next endpoint."""
+        old = self._eps[self._cur]
+        self._cur = w.next_endpoint(self._eps, self._cur, detail)
+        self._lost = False
+        if self._eps[self._cur] != old:
+            self._sock.disconnect(old)
+            self._sock.connect(self._eps[self._cur])
+            self._conn += 1
+            if self._mon is None:  # one endpoint, and a standby pointed elsewhere
+                self._mon = w.monitor(self._sock)
 
     def _start(self, method, request, timeout):
         rid = self._next_id
@@ -123,20 +171,33 @@ class Client:
         """Any unary method of service loom.v1.Loom by name ("Get", ...)."""
         t, deadline = self._deadline_of(timeout)
         reply_type = w.METHODS[method][1]
-        rid = self._start(method, request, t)
-        try:
-            while True:
-                q = self._queues[rid]
-                if q:
-                    e, payload = q.popleft()
-                    return w.outcome(e, payload, reply_type)[1]
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    self._send(w.cancel_frames(method, rid))
-                    raise w.deadline_error(method)
-                self._pump(left)
-        finally:
-            self._queues.pop(rid, None)
+        pause = 0.05  # between moves to another loomd, doubling to 0.5 s
+        while True:
+            if self._lost:
+                self._move_on()
+            rid = self._start(method, request, t)
+            try:
+                while not self._queues[rid] and not self._lost:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        self._send(w.cancel_frames(method, rid))
+                        raise w.deadline_error(method)
+                    self._pump(left)
+                got = self._queues[rid].popleft() if self._queues[rid] else None
+                standby = got and w.standby_detail(got[0])
+                if got and not standby:
+                    return w.outcome(got[0], got[1], reply_type)[1]
+            finally:
+                self._queues.pop(rid, None)
+            # a standby answered, or the connection went: the next loomd
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                if got:
+                    return w.outcome(got[0], got[1], reply_type)[1]  # raises Unavailable
+                raise w.deadline_error(method)
+            self._move_on(standby)
+            time.sleep(pause if left is None else min(pause, left))
+            pause = min(0.5, pause * 2)
 
     # ---- the API -----------------------------------------------------------
 
@@ -178,18 +239,20 @@ class Client:
         """The Run with its steps."""
         return self.call("Get", rpc.GetRequest(run_id=run_id), timeout).run
 
-    def list(self, *, state=None, workflow_name=None, limit=0, page_token="", timeout=None):
-        """One page: a ListReply (runs newest first, next_page_token)."""
-        rq = rpc.ListRequest(limit=limit, page_token=page_token, state=state or 0,
-                             workflow_name=workflow_name or "")
+    def list(self, *, state=None, workflow_name=None, limit=0, page_token="", tenant=None,
+             labels=None, submitted_after_ms=0, submitted_before_ms=0, timeout=None):
+        """One page: a ListReply (runs newest first, next_page_token).
+        Filters: state, workflow_name, tenant, labels ({key: value}, runs
+        carrying every one), submission time (ms since the epoch)."""
+        rq = w.list_request(state, workflow_name, limit, page_token, tenant, labels,
+                            submitted_after_ms, submitted_before_ms)
         return self.call("List", rq, timeout)
 
-    def iter_runs(self, *, state=None, workflow_name=None, page_size=100, timeout=None):
-        """Every run (newest first), fetching pages as needed."""
+    def iter_runs(self, *, page_size=100, timeout=None, **filters):
+        """Every run (newest first) matching list()'s filters, fetching pages as needed."""
         token = ""
         while True:
-            page = self.list(state=state, workflow_name=workflow_name, limit=page_size,
-                             page_token=token, timeout=timeout)
+            page = self.list(limit=page_size, page_token=token, timeout=timeout, **filters)
             yield from page.runs
             token = page.next_page_token
             if not token:
@@ -199,6 +262,12 @@ class Client:
         """Cancels a run; returns its state afterwards (RUN_CANCELLED, or
         the final state it had already reached)."""
         return self.call("Cancel", rpc.CancelRequest(run_id=run_id, reason=reason), timeout).state
+
+    def retry(self, run_id, *, idempotency_key=None, timeout=None):
+        """Runs a finished run's workflow again with the same inputs and
+        labels (plus retry_of); returns the SubmitReply of the new run."""
+        rq = rpc.RetryRequest(run_id=run_id, idempotency_key=idempotency_key or "")
+        return self.call("Retry", rq, timeout)
 
     def plan(self, workflow, inputs=None, *, name=None, sla_latency_ms=0, objective=None,
              fleet_yaml=None, timeout=None):
