@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "cli/runview.h"
+#include "common/clock.h"
 
 /* The step whose tokens are being streamed on the current line ("" = none). */
 typedef struct {
@@ -110,18 +111,33 @@ int loom_cli_follow(loom_client_t *c, const char *cmd, const char *endpoint, con
     loom_stream_t *stream = NULL;
     loom_err_t err;
     loom_err_clear(&err);
+    uint64_t until = o->timeout_ms > 0 ? loom_clock_ms() + (uint64_t)o->timeout_ms : 0;
     int st = loom_client_watch(c, &wr, o->timeout_ms > 0 ? o->timeout_ms : 0, &stream, &err);
     if (st != LOOM_STATUS_OK)
         return loom_cli_rpc_error(cmd, endpoint, st, &err);
-    for (;;) {
+    for (int rewatch = 0;;) {
         ProtobufCMessage *item = NULL;
         int k = loom_stream_next(stream, 1000, &item, &err);
-        if (k == LOOM_STREAM_END)
-            break;
+        if (k == LOOM_STREAM_END) {
+            /* loomd went (failover: the client moves to the next leader):
+             * the run goes on; watch it again from the last event seen */
+            if (loom_stream_status(stream) != LOOM_STATUS_UNAVAILABLE || ++rewatch > 60 ||
+                (until && loom_clock_ms() + 500 >= until))
+                break;
+            loom_stream_destroy(&stream);
+            loom_sleep_ms(rewatch < 5 ? 100 : 500);
+            int64_t left = until ? (int64_t)(until - loom_clock_ms()) : 0;
+            if (loom_client_watch(c, &wr, left, &stream, &err) != LOOM_STATUS_OK)
+                return loom_cli_rpc_error(cmd, endpoint, LOOM_STATUS_UNAVAILABLE, &err);
+            continue;
+        }
         if (k != LOOM_STREAM_ITEM)
             continue;
+        const Loom__V1__RunEvent *ev = (const Loom__V1__RunEvent *)item;
+        if (ev->seq > wr.after_seq && ev->kind != LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS)
+            wr.after_seq = ev->seq; /* progress events are not replayed */
         if (show)
-            progress_line(&f, (const Loom__V1__RunEvent *)item);
+            progress_line(&f, ev);
         loom_pb_free(item);
     }
     end_token_line(&f);

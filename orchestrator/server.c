@@ -713,7 +713,7 @@ static int stand_by(srv_t *s, volatile int *stop)
             return 1;
         }
         if (!announced++)
-            LOOM_INFO(COMP, "msg=\"standing by: another loomd leads\" clients=%s workers=%s",
+            LOOM_INFO(COMP, "msg=\"standing by until this loomd holds the leader lease\" clients=%s workers=%s",
                       loom_rpc_server_endpoint(s->csrv), loom_rpc_server_endpoint(s->wsrv));
         zmq_pollitem_t items[4] = {{loom_rpc_server_socket(s->wsrv), 0, ZMQ_POLLIN, 0},
                                    {loom_rpc_server_socket(s->csrv), 0, ZMQ_POLLIN, 0},
@@ -859,6 +859,11 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         LOOM_INFO(COMP, "msg=\"leading: recovering unfinished runs\" lease_epoch=%lld",
                   (long long)epoch);
         s->took_lead_ms = took;
+        /* worker key bindings the previous leader made while this one stood by */
+        if (s->zap && loom_store_worker_keys_load(s->store, load_worker_key, s, err) != 0) {
+            rc = err->code ? err->code : LOOM_EDB;
+            goto out;
+        }
     }
     int recovered = 0;
     if (loom_engine_recover(s->eng, &recovered, err) != 0)

@@ -919,6 +919,7 @@ typedef struct {
     loom_store_run_fn run_fn;
     loom_store_task_fn task_fn;
     void *ud;
+    loom_store_t *mem; /* the reads' copy: a recovered run is read and watched from it */
 } recover_ctx_t;
 
 static int v_recovered(void *arg, const loom_store_pg_recovered_t *r) {
@@ -933,6 +934,10 @@ static int v_recovered(void *arg, const loom_store_pg_recovered_t *r) {
                             .tasks_total = (int)r->n_tasks, .tasks_done = done,
                             .tenant = r->run.tenant};
     run.deadline_ms = isnan(r->run.sla_ms) ? 0 : run.created_ms + (int64_t)r->run.sla_ms;
+    /* this loomd (a restart, or a standby taking over) has not seen the run:
+     * put it in the in-memory copy, so Watch and Get answer from there */
+    loom_err_t merr;
+    loom_store_run_create(c->mem, &run, &merr);
     if (c->run_fn && c->run_fn(c->ud, &run) != 0) return 1;
     for (size_t i = 0; c->task_fn && i < r->n_tasks; i++) {
         const loom_store_pg_task_t *t = &r->tasks[i];
@@ -945,6 +950,7 @@ static int v_recovered(void *arg, const loom_store_pg_recovered_t *r) {
                                 .finished_ms = t->finished_ms, .output_json = t->output,
                                 .predicted_ms = isnan(t->predicted_ms) ? 0 : t->predicted_ms,
                                 .reason = t->reason, .needs_json = t->needs};
+        loom_store_task_put(c->mem, &tk, &merr);
         if (c->task_fn(c->ud, &tk) != 0) return 1;
     }
     return 0;
@@ -952,7 +958,7 @@ static int v_recovered(void *arg, const loom_store_pg_recovered_t *r) {
 
 static int v_load_unfinished(void *self, loom_store_run_fn run_fn, loom_store_task_fn task_fn,
                              void *ud, loom_err_t *err) {
-    recover_ctx_t c = {run_fn, task_fn, ud};
+    recover_ctx_t c = {run_fn, task_fn, ud, ((pgv_t *)self)->mem};
     int rc = loom_store_pg_load_unfinished(((pgv_t *)self)->pg, v_recovered, &c, err);
     return rc > 0 ? 0 : rc;
 }

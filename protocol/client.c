@@ -68,6 +68,7 @@ struct loom_client {
     loom_endpoints_t eps;
     loom_conn_watch_t *watch;
     int lost;      /* the connection in use was lost: move on before the next call */
+    char hint[300]; /* a standby's detail that ended a stream: where to move on to */
 };
 
 /* Appends m (taking ownership) or returns -1 when the queue is full (m is
@@ -372,6 +373,11 @@ static int reply_failed(const loom_msg_t *m, loom_err_t *err)
  * (their runs go on: watch again). */
 static void move_on(loom_client_t *c, const char *detail)
 {
+    char pending[sizeof c->hint];
+    snprintf(pending, sizeof pending, "%s", c->hint);
+    c->hint[0] = 0;
+    if (!detail && pending[0])
+        detail = pending;
     const char *old = loom_endpoints_current(&c->eps);
     char was[256];
     snprintf(was, sizeof was, "%s", old);
@@ -543,6 +549,10 @@ int loom_stream_next(loom_stream_t *s, int64_t wait_ms, ProtobufCMessage **item,
                 return LOOM_STREAM_END;
             }
             /* End of stream, or any other reply (e.g. the request was rejected). */
+            if (from_standby(m)) { /* the next call or stream goes to the leader it names */
+                snprintf(s->c->hint, sizeof s->c->hint, "%s", loom_msg_envelope(m)->error->detail);
+                s->c->lost = 1;
+            }
             loom_err_t tmp;
             int st = LOOM_STATUS_OK;
             if (bad || loom_msg_reply_status(m) != LOOM_STATUS_OK)

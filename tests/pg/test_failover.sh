@@ -20,7 +20,7 @@ LEAD_CEP=$CLIENT_EP
 cp2=$(free_port); wp2=$(free_port)
 "$BIN/loomd" --client "tcp://127.0.0.1:$cp2" --workers "tcp://127.0.0.1:$wp2" --db "$DB_URL" \
   --http "127.0.0.1:$h2" >"$TMP/standby.log" 2>&1 &
-PIDS+=($!)
+STANDBY_PID=$!; PIDS+=($STANDBY_PID)
 for _ in $(seq 200); do grep -q 'standing by' "$TMP/standby.log" && break; sleep 0.05; done
 grep -q 'standing by' "$TMP/standby.log" || fail "second loomd did not stand by"
 code() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1$2"; }
@@ -67,6 +67,39 @@ assert c.current_endpoint == standby, c.current_endpoint
 print("python SDK: served by the new leader %.2f s after the kill" % (time.monotonic() - t0))
 PY
 wait "$LOOMD_PID" 2>/dev/null
+
+# `loom run`, waiting on a run, across a takeover: the killed loomd comes
+# back as a standby, a worker holds both worker endpoints, the run's step
+# is running when its leader is killed; `loom run` watches it again on the
+# new leader and prints its outputs (exit 0).
+"$BIN/loomd" --client "$LEAD_CEP" --workers "$WORKER_EP" --db "$DB_URL" >"$TMP/back.log" 2>&1 &
+PIDS+=($!)
+(cd "$TMP" && exec "$BIN/loom-worker-cpu" --endpoint "tcp://127.0.0.1:$wp2,$WORKER_EP" --id fo1) \
+  >"$TMP/fo1.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 600); do grep -q '"registered"' "$TMP/fo1.log" && break; sleep 0.05; done
+grep -q '"registered"' "$TMP/fo1.log" || fail "worker did not register with the new leader"
+cat >"$TMP/slow.yaml" <<'YAML'
+version: 1
+name: across-takeover
+inputs:
+  dir: string
+steps:
+  slow:
+    op: tool.exec
+    argv: [sh, -c, 'touch "$0/started"; sleep 3; echo "{\"v\": 7}"', "${inputs.dir}"]
+outputs:
+  v: ${steps.slow.output.v}
+YAML
+LOOM_ENDPOINT="tcp://127.0.0.1:$cp2,$LEAD_CEP" "$BIN/loom" run "$TMP/slow.yaml" --input "dir=$TMP" \
+  --json >"$TMP/run.json" 2>"$TMP/run.log" &
+RUN_PID=$!
+for _ in $(seq 600); do [ -f "$TMP/started" ] && break; sleep 0.05; done
+[ -f "$TMP/started" ] || fail "the step did not start"
+kill -9 "$STANDBY_PID"; wait "$STANDBY_PID" 2>/dev/null
+wait "$RUN_PID" || fail "loom run across a takeover: exit $?: $(cat "$TMP/run.log")"
+/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["outputs"]["v"] == 7, d' \
+  "$TMP/run.json" || fail "loom run outputs: $(cat "$TMP/run.json")"
 for p in "${PIDS[@]}"; do kill -9 "$p"; wait "$p"; done 2>/dev/null
 PIDS=()
 

@@ -26,6 +26,7 @@
 #include "common/clock.h"
 #include "common/sha.h"
 #include "protocol/auth.h"
+#include "protocol/failover.h"
 #include "protocol/client.h"
 #include "protocol/keys.h"
 #include "protocol/envelope.h"
@@ -972,11 +973,53 @@ static void key_file_with_z85_looking_path(void **state)
     rmdir(dir);
 }
 
+/* Failover endpoint lists (protocol/failover.h): what a user types and
+ * what a standby sends in its error detail, garbage included. */
+static void failover_endpoint_lists(void **st)
+{
+    (void)st;
+    loom_endpoints_t e;
+    loom_err_t err = {0};
+    assert_int_equal(loom_endpoints_parse(&e, " tcp://a:1 ,tcp://b:2,, ", &err), 0);
+    assert_int_equal(e.n, 2);
+    assert_string_equal(loom_endpoints_current(&e), "tcp://a:1");
+    /* a standby names the leader: in the list, outside it, or nobody */
+    assert_string_equal(loom_endpoints_advance(&e, "standby; leader=tcp://b:2"), "tcp://b:2");
+    assert_string_equal(loom_endpoints_advance(&e, "standby; leader=tcp://c:3"), "tcp://c:3");
+    assert_string_equal(loom_endpoints_advance(&e, "standby; no leader yet"), "tcp://a:1");
+    assert_string_equal(loom_endpoints_advance(&e, NULL), "tcp://b:2");
+    assert_string_equal(loom_endpoints_advance(&e, "leader=tcp://b:2"), "tcp://a:1"); /* itself: next */
+    loom_endpoints_free(&e);
+    char out[32];
+    const char *junk[] = {"", "leader=", "leader=x", "leader=tcp:/x", "standby; leader= tcp://a:1",
+                          "leader=tcp://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:1"};
+    for (size_t i = 0; i < sizeof junk / sizeof *junk; i++)
+        assert_int_equal(loom_failover_leader(junk[i], out, sizeof out), 0);
+    assert_int_equal(loom_failover_leader("standby; leader=tcp://h:9 more", out, sizeof out), 1);
+    assert_string_equal(out, "tcp://h:9");
+    /* bad lists are refused, naming the entry */
+    assert_int_equal(loom_endpoints_parse(&e, "", &err), LOOM_EINVAL);
+    assert_int_equal(loom_endpoints_parse(&e, " , ,", &err), LOOM_EINVAL);
+    assert_int_equal(loom_endpoints_parse(&e, "tcp://a:1,nonsense", &err), LOOM_EINVAL);
+    assert_non_null(strstr(err.msg, "'nonsense'"));
+    char many[2000] = "";
+    for (int i = 0; i <= LOOM_FAILOVER_MAX; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "tcp://h:%d,", 1000 + i);
+    assert_int_equal(loom_endpoints_parse(&e, many, &err), LOOM_EINVAL);
+    /* the client library takes a list, and refuses a bad one */
+    assert_null(loom_client_new("tcp://127.0.0.1:1,bogus", NULL, &err));
+    loom_client_t *c = loom_client_new("tcp://127.0.0.1:1, tcp://127.0.0.1:2", NULL, &err);
+    assert_non_null(c);
+    assert_string_equal(loom_client_endpoint(c), "tcp://127.0.0.1:1");
+    loom_client_destroy(&c);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(status_names_match_grpc),
+        cmocka_unit_test(failover_endpoint_lists),
         cmocka_unit_test(envelope_valid_roundtrip),
         cmocka_unit_test(envelope_rejects_malformed),
         cmocka_unit_test(decoded_size_is_bounded),
