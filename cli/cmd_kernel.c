@@ -9,6 +9,7 @@
 #include "mlir-lowering/runner.h"
 
 #include <jansson.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,26 +44,6 @@ static void print_err(const loom_err_t *e)
     char buf[4096];
     loom_err_format_long(e, buf, sizeof buf);
     fprintf(stderr, "loom kernel: %s\n", buf);
-}
-
-static char *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    loom_buf_t b = LOOM_BUF_INIT;
-    char chunk[65536];
-    size_t k;
-    if (!f)
-        return NULL;
-    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (loom_buf_append(&b, chunk, k)) {
-            loom_buf_free(&b);
-            fclose(f);
-            return NULL;
-        }
-    fclose(f);
-    if (!b.data && loom_buf_puts(&b, ""))
-        return NULL;
-    return loom_buf_detach(&b, n);
 }
 
 static const char *elem_name(loom_elem_t e)
@@ -176,9 +157,13 @@ int loom_cmd_kernel(int argc, char **argv)
         text = loom_buf_detach(&src, &len);
         sigp = &sig;
         srcname = "builtin";
-    } else if (!(text = read_file(kernel, &len))) {
-        fprintf(stderr, "loom kernel: cannot read %s (not a built-in kernel name either)\n", kernel);
+    } else if (loom_buf_read_file(&src, kernel) != 0) {
+        fprintf(stderr, "loom kernel: cannot read %s: %s (not a built-in kernel name either)\n", kernel,
+                strerror(errno));
+        loom_buf_free(&src);
         return LOOM_EXIT_FAIL;
+    } else {
+        text = loom_buf_detach(&src, &len);
     }
     loom_mlir_t *mctx = loom_mlir_new(&err);
     loom_artifact_cache_t *cache = mctx ? loom_artifact_cache_new(mctx, cache_dir, &err) : NULL;

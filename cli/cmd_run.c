@@ -47,22 +47,6 @@ static const char usage_text[] =
     "exit status: 0 succeeded, 1 failed or cancelled (or bad input), 4 succeeded\n"
     "but missed its SLA or was refused because it cannot meet it, 3 Loom system error\n";
 
-static int read_file(const char *path, loom_buf_t *b)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f)
-        return -1;
-    char tmp[65536];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        if (loom_buf_append(b, tmp, n) != 0)
-            break;
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    return bad ? -1 : 0;
-}
-
 static int add_input(json_t *inputs, const char *kv)
 {
     const char *eq = strchr(kv, '=');
@@ -76,7 +60,7 @@ static int add_input(json_t *inputs, const char *kv)
     json_t *val;
     if (v[0] == '@') {
         loom_buf_t b = LOOM_BUF_INIT;
-        if (read_file(v + 1, &b) != 0) {
+        if (loom_buf_read_file(&b, v + 1) != 0) {
             fprintf(stderr, "loom run: --input %s: cannot read %s: %s\n", name, v + 1,
                     strerror(errno));
             loom_buf_free(&b);
@@ -182,7 +166,7 @@ int loom_cmd_run(int argc, char **argv)
         goto out;
     }
     loom_buf_t yaml = LOOM_BUF_INIT, plan = LOOM_BUF_INIT;
-    if (read_file(file, &yaml) != 0 || (plan_file && read_file(plan_file, &plan) != 0)) {
+    if (loom_buf_read_file(&yaml, file) != 0 || (plan_file && loom_buf_read_file(&plan, plan_file) != 0)) {
         fprintf(stderr, "loom run: cannot read %s: %s\n", plan_file && yaml.len ? plan_file : file,
                 strerror(errno));
         loom_buf_free(&yaml);

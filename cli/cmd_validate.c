@@ -17,6 +17,7 @@
 #include "common/buf.h"
 #include "mlir-lowering/codegen.h"
 #include "mlir-lowering/ctx.h"
+#include "cli/kernel_check.h"
 #include "planner/catalog.h"
 #include "planner/fleet.h"
 #include "planner/profile.h"
@@ -60,34 +61,11 @@ static int check_graph_kernels(const loom_workflow_t *wf, const loom_wf_graph_t 
         if (s->body)
             bad += check_graph_kernels(wf, s->body, m, d);
         const loom_value_t *k = s->op == LOOM_OP_COMPUTE && s->node ? loom_value_get(s->node, "kernel") : NULL;
-        size_t len = k && k->kind == LOOM_VALUE_STRING && !k->tpl ? strlen(k->str) : 0;
-        if (len < 5 || strcmp(k->str + len - 5, ".mlir") != 0)
+        if (!k || k->kind != LOOM_VALUE_STRING || k->tpl)
             continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s%s%s", k->str[0] == '/' ? "" : wf->dir, k->str[0] == '/' ? "" : "/", k->str);
-        loom_err_t err, *e = &err;
-        loom_err_clear(e);
-        FILE *f = fopen(path, "rb");
-        loom_buf_t src = LOOM_BUF_INIT, out = LOOM_BUF_INIT;
-        int rc;
-        if (!f) {
-            rc = loom_err_set(e, LOOM_ENOTFOUND, "kernel file %s cannot be read", path);
-            loom_err_at(e, wf->file, k->line, k->col);
-        } else {
-            char chunk[16384];
-            size_t n;
-            while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-                loom_buf_append(&src, chunk, n);
-            fclose(f);
-            if (!*m && !(*m = loom_mlir_new(e)))
-                rc = LOOM_EINTERNAL;
-            else
-                rc = loom_codegen_llvm(*m, src.data ? src.data : "", src.len, path, &out, e);
-        }
-        loom_buf_free(&src);
-        loom_buf_free(&out);
-        if (rc) {
-            loom_err_field(e, "steps.%s.kernel", s->id);
+        loom_err_t err;
+        loom_err_clear(&err);
+        if (loom_cli_check_kernel(m, wf, s->id, k->str, k->line, k->col, &err) != 0) {
             loom_err_t *slot = loom_diags_add(d);
             if (slot)
                 *slot = err;

@@ -14,32 +14,13 @@
 
 int loom_cli_plan_live(const char *file, const char *fleet_path, const char *endpoint, double sla_ms, int json);
 
-static int slurp(const char *path, loom_buf_t *b)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    char tmp[65536];
-    size_t n;
-    int rc = 0;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        if (loom_buf_append(b, tmp, n) != 0) {
-            rc = -1;
-            break;
-        }
-    fclose(f);
-    if (!b->data)
-        rc = loom_buf_puts(b, "");
-    return rc;
-}
-
 int loom_cli_plan_live(const char *file, const char *fleet_path, const char *endpoint, double sla_ms, int json)
 {
     loom_buf_t wf = LOOM_BUF_INIT, fl = LOOM_BUF_INIT;
     loom_buf_init(&wf, 16u << 20);
     loom_buf_init(&fl, 16u << 20);
     int rc = LOOM_EXIT_FAIL;
-    if (slurp(file, &wf) != 0 || (fleet_path && slurp(fleet_path, &fl) != 0)) {
+    if (loom_buf_read_file(&wf, file) != 0 || (fleet_path && loom_buf_read_file(&fl, fleet_path) != 0)) {
         fprintf(stderr, "loom plan: cannot read %s\n", wf.data ? fleet_path : file);
         goto out;
     }

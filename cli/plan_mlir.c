@@ -2,6 +2,7 @@
  * to the loom MLIR dialect (mlir-lowering/) and prints the module after the
  * given pass (default: the last, verify). */
 #include "cli/cli.h"
+#include "cli/kernel_check.h"
 #include "cli/plan_common.h"
 #include "common/arena.h"
 #include "common/buf.h"
@@ -14,38 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every compute step's .mlir kernel must parse and verify: a broken kernel
- * fails here with MLIR's diagnostic at the kernel file's line and column. */
+/* Every compute step's .mlir kernel must compile as a worker will build
+ * it: a broken kernel fails here with MLIR's diagnostic at the kernel
+ * file's line and column. */
 static int check_kernels(loom_mlir_t *m, const loom_workflow_t *wf, const loom_lower_wf_t *in, loom_err_t *err)
 {
     for (size_t i = 0; i < in->nnodes; i++) {
         const loom_lower_node_t *n = &in->nodes[i];
-        size_t len = n->kernel ? strlen(n->kernel) : 0;
-        if (strcmp(n->op, "compute") != 0 || len < 5 || strcmp(n->kernel + len - 5, ".mlir") != 0)
-            continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s%s%s", n->kernel[0] == '/' ? "" : wf->dir, n->kernel[0] == '/' ? "" : "/",
-                 n->kernel);
-        FILE *f = fopen(path, "rb");
-        loom_buf_t src = LOOM_BUF_INIT;
-        char chunk[16384];
-        size_t k;
-        if (!f) {
-            loom_err_set(err, LOOM_ENOTFOUND, "kernel file %s cannot be read", path);
-            loom_err_at(err, wf->file, n->line, n->col);
-            loom_err_field(err, "steps.%s.kernel", n->step);
-            return LOOM_ENOTFOUND;
-        }
-        while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-            loom_buf_append(&src, chunk, k);
-        fclose(f);
-        loom_kernel_sig_t sig;
-        int rc = loom_codegen_signature(m, src.data ? src.data : "", src.len, path, &sig, err);
-        loom_buf_free(&src);
-        if (rc) {
-            loom_err_field(err, "steps.%s.kernel", n->step);
+        int rc = strcmp(n->op, "compute") != 0 ? 0
+                 : loom_cli_check_kernel(&m, wf, n->step, n->kernel, n->line, n->col, err);
+        if (rc)
             return rc;
-        }
     }
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,4 +118,31 @@ char *loom_buf_detach(loom_buf_t *b, size_t *len)
     b->data = NULL;
     b->len = b->cap = 0;
     return p;
+}
+
+int loom_buf_read_file(loom_buf_t *b, const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f)
+        return -1;
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (loom_buf_append(b, chunk, n) != 0) {
+            errno = b->limit && b->len + n > b->limit ? EFBIG : ENOMEM;
+            rc = -1;
+        }
+    if (rc == 0 && ferror(f))
+        rc = -1; /* errno from the failed read */
+    if (rc == 0 && !b->data && loom_buf_reserve(b, 0) != 0) {
+        errno = ENOMEM;
+        rc = -1;
+    }
+    if (f != stdin) {
+        int e = errno;
+        fclose(f);
+        errno = e;
+    }
+    return rc;
 }

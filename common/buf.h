@@ -30,6 +30,9 @@ int loom_buf_printf(loom_buf_t *b, const char *fmt, ...)
 int loom_buf_vprintf(loom_buf_t *b, const char *fmt, va_list ap);
 /* Appends s as a JSON string literal (quotes and escapes included). */
 int loom_buf_json_str(loom_buf_t *b, const char *s, size_t n);
+/* Appends the whole file at path ("-" = standard input). 0, or -1 with
+ * errno set (cannot open or read it; ENOMEM/EFBIG past the buffer's limit). */
+int loom_buf_read_file(loom_buf_t *b, const char *path);
 /* Hands the storage to the caller (caller frees); the buffer becomes empty. */
 char *loom_buf_detach(loom_buf_t *b, size_t *len);
 

@@ -31,4 +31,10 @@ new=$("$BIN/loom" retry "$id") || fail "loom retry"
 [ $rc -eq 1 ] && grep -q "still active" "$TMP/err.txt" || fail "retry of an active run: rc=$rc $(cat "$TMP/err.txt")"
 "$BIN/loom" runs --label "retry_of=$id" --json | grep -q "\"run_id\": \"$new\"" || fail "runs --label retry_of"
 "$BIN/loom" cancel "$new" | grep -q cancelled || fail "cancel the retry"
+# a run with secret inputs cannot be retried (they were never stored)
+printf 'version: 1\nname: secretive\ninputs:\n  key: {type: string, secret: true}\nsteps:\n  s: {op: echo, value: ok}\n' >"$TMP/secret.yaml"
+"$BIN/loom" run "$TMP/secret.yaml" --input key=hush --quiet >/dev/null 2>&1 || fail "secret run"
+sid=$("$BIN/loom" runs --workflow secretive --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["run_id"])')
+"$BIN/loom" retry "$sid" 2>"$TMP/err.txt"; rc=$?
+[ $rc -eq 1 ] && grep -q "secret inputs" "$TMP/err.txt" || fail "retry of a run with secrets: rc=$rc $(cat "$TMP/err.txt")"
 echo ok

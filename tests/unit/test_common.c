@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +180,40 @@ static void buf_appends_formats_escapes_and_honours_limit(void **state)
     loom_buf_free(&lim);
 }
 
+static void buf_reads_whole_files(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/loom-buf-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char big[100000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)('a' + i % 26);
+    assert_int_equal(write(fd, big, sizeof big), (ssize_t)sizeof big);
+    close(fd);
+    loom_buf_t b = LOOM_BUF_INIT;
+    assert_int_equal(loom_buf_read_file(&b, path), 0);
+    assert_int_equal(b.len, sizeof big);
+    assert_memory_equal(b.data, big, sizeof big);
+    assert_int_equal(b.data[b.len], '\0');
+    loom_buf_free(&b);
+    loom_buf_init(&b, 1000); /* past the limit: EFBIG, nothing beyond it */
+    assert_int_equal(loom_buf_read_file(&b, path), -1);
+    assert_int_equal(errno, EFBIG);
+    assert_true(b.len <= 1000);
+    loom_buf_free(&b);
+    unlink(path);
+    assert_int_equal(loom_buf_read_file(&b, path), -1);
+    assert_int_equal(errno, ENOENT);
+    fd = open(path, O_CREAT | O_WRONLY, 0600); /* empty: "" */
+    close(fd);
+    assert_int_equal(loom_buf_read_file(&b, path), 0);
+    assert_non_null(b.data);
+    assert_int_equal(b.len, 0);
+    loom_buf_free(&b);
+    unlink(path);
+}
+
 static void clock_is_monotonic_and_sleeps(void **state)
 {
     (void)state;
@@ -257,6 +292,7 @@ int main(void)
         cmocka_unit_test(log_writes_key_value_lines_at_level),
         cmocka_unit_test(map_put_get_del_grow_iterate),
         cmocka_unit_test(buf_appends_formats_escapes_and_honours_limit),
+        cmocka_unit_test(buf_reads_whole_files),
         cmocka_unit_test(clock_is_monotonic_and_sleeps),
         cmocka_unit_test(sha256_and_hmac_match_known_vectors),
         cmocka_unit_test(utf8_is_validated_and_repaired),
