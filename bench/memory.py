@@ -4,10 +4,14 @@
 Starts loomd (in-memory store, default --max-finished-bytes unless
 MAX_FINISHED_BYTES is set) and two CPU workers on loopback, then runs RUNS
 (default 10) runs one after another, each a foreach of STEPS (default
-100,000) noop tasks, and prints loomd's RSS (VmRSS) before the first run
-and after each one, next to the documented bound: RSS at start + the
+100,000) noop tasks, and prints loomd's RSS before the first run and after
+each one: VmRSS, and its anonymous part (RssAnon: heap, stacks, socket
+buffers) next to the documented bound on it: RssAnon at start + the
 finished-runs byte budget + 64 MiB (engine, allocator and socket buffers).
-Exits 1 when the last RSS is above the bound.
+The file-backed rest (RssFile) is pages of loomd's binary and shared
+libraries, about 90 MiB once the MLIR lowering has run: shared with other
+processes and reclaimable, so not part of the bound. Exits 1 when the last
+RssAnon is above the bound.
 
 The RSS of a process on a shared, noisy machine also depends on how the
 allocator returns memory; read the trend, not single figures."""
@@ -45,9 +49,9 @@ outputs:
 """
 
 
-def rss(pid):
+def rss(pid, field="VmRSS"):
     for line in open("/proc/%d/status" % pid):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     return 0
 
@@ -75,12 +79,13 @@ def main():
                 break
             time.sleep(0.1)
         pid = procs[0].pid
-        base = rss(pid)
+        base = rss(pid, "RssAnon")
         bound = base + BUDGET + SLACK
         items = json.dumps({"items": list(range(STEPS))})
         print("bench-memory: loomd RSS, %d runs of %d noop steps (foreach), in-memory store, "
               "--max-finished-bytes %d MiB; shared noisy 2-core VM" % (RUNS, STEPS, BUDGET >> 20))
-        print("  before      %7.1f MiB" % (base / 2**20))
+        print("              RssAnon     VmRSS")
+        print("  before      %7.1f MiB %7.1f MiB" % (base / 2**20, rss(pid) / 2**20))
         last = base
         for n in range(RUNS):
             t0 = time.monotonic()
@@ -95,10 +100,11 @@ def main():
                 time.sleep(0.2)
             if g.run.state != rpc.RUN_SUCCEEDED:
                 raise SystemExit("run failed: %s" % g.run.error.message)
-            last = rss(pid)
-            print("  after run %2d %7.1f MiB  (%.1f s, %.0f tasks/s)" %
-                  (n + 1, last / 2**20, time.monotonic() - t0, STEPS / (time.monotonic() - t0)))
-        print("  bound       %7.1f MiB  (RSS before + %d MiB finished-runs budget + %d MiB)" %
+            last = rss(pid, "RssAnon")
+            print("  after run %2d %7.1f MiB %7.1f MiB  (%.1f s, %.0f tasks/s)" %
+                  (n + 1, last / 2**20, rss(pid) / 2**20, time.monotonic() - t0,
+                   STEPS / (time.monotonic() - t0)))
+        print("  bound       %7.1f MiB  (RssAnon before + %d MiB finished-runs budget + %d MiB)" %
               (bound / 2**20, BUDGET >> 20, SLACK >> 20))
         print("ok" if last <= bound else "ABOVE BOUND")
         return 0 if last <= bound else 1

@@ -7,6 +7,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +125,16 @@ void engine_reap_runs(loom_engine_t *e)
     while (e->dead) {
         loom_run_t *r = e->dead;
         e->dead = r->dead_next;
+        e->freed_tasks += (uint64_t)(r->tasks_total > 0 ? r->tasks_total : 0);
         run_free(r);
+    }
+    /* A large run's state (tasks, scopes, outputs) is freed here in one go;
+     * glibc keeps such memory mapped until trimmed, so loomd's RSS would
+     * stay at its high-water mark. Give it back once per ~50k freed tasks
+     * (a few ms), so RSS follows what is live (orchestrator/README.md, Store). */
+    if (e->freed_tasks >= 50000) {
+        e->freed_tasks = 0;
+        malloc_trim(0);
     }
 }
 

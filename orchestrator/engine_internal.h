@@ -97,6 +97,7 @@ struct loom_engine {
     loom_run_t *dead;         /* final runs to free at the end of the call */
     scope_t *dead_scopes;     /* finished loop iterations, likewise */
     uint64_t next_task, next_run, next_sla_check;
+    uint64_t freed_tasks;     /* tasks of runs freed since the last malloc_trim */
     uint32_t boot;
     uint32_t epoch;           /* this loomd process (task ids, RegisterReply.epoch) */
     loom_engine_stats_t stats;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A step's timeout_ms counts execution only: a task sent to a busy one-slot
-# worker waits in its queue behind a 2 s task, then runs 0.3 s within its
-# 1.5 s timeout and succeeds (the clock starts at the worker's start of the
+# worker waits in its queue behind a 4 s task, then runs 0.3 s within its
+# 3 s timeout and succeeds (the clock starts at the worker's start of the
 # task, not when loomd sent it). least-loaded placement queues tasks on
 # workers (up to slots x depth), which is what this needs.
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -19,9 +19,9 @@ python3 - "$TMP/out.json" <<'PY' || fail "timed was not sent while blocker ran"
 import json, sys
 d = json.load(open(sys.argv[1]))
 s = {x["step"]: x for x in d["steps"]}
-# loomd sent it at once (queued on the worker, not in loomd), > 1.5 s before it ended
+# loomd sent it at once (queued on the worker, not in loomd), > 3 s before it ended
 sent, ended = s["timed"]["started_ms"], s["timed"]["finished_ms"]
-assert ended - sent > 1500, (sent, ended)
+assert ended - sent > 3000, (sent, ended)
 print("timed: sent to the worker %d ms before it finished" % (ended - sent))
 PY
 echo ok

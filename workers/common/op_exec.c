@@ -99,13 +99,13 @@ static int finish(const char *entry, int killed, const char *argv0, const char *
         return LOOM_ETOOBIG;
     }
     if (killed == 1)
-        return loom_err_set(err, LOOM_ETIMEDOUT, "tool.exec: '%s' timed out after %lld ms; killed",
-                            argv0, (long long)timeout_ms);
-    if (killed == 2) {
-        int late = loom_op_remaining_ms(ctx) == 0;
-        return loom_err_set(err, late ? LOOM_ETIMEDOUT : LOOM_ECANCELLED, "tool.exec: '%s' %s; killed",
-                            argv0, late ? "passed the task deadline" : "cancelled");
-    }
+        return timeout_ms > 0
+                   ? loom_err_set(err, LOOM_ETIMEDOUT, "tool.exec: '%s' timed out after %lld ms; killed",
+                                  argv0, (long long)timeout_ms)
+                   : loom_err_set(err, LOOM_ETIMEDOUT, "tool.exec: '%s' timed out (task deadline); killed",
+                                  argv0);
+    if (killed == 2)
+        return loom_err_set(err, LOOM_ECANCELLED, "tool.exec: '%s' cancelled; killed", argv0);
     if (loom_spool_status(entry, &status, NULL) != 0)
         return loom_err_set(err, LOOM_EIO, "tool.exec: '%s': its keeper process died before it "
                                            "exited (killed with the worker?)", argv0);
@@ -215,7 +215,7 @@ int loom_op_tool_exec_resume(void *ud, loom_op_ctx_t *ctx, const json_t *in,
     int claim = loom_spool_claim(entry), killed = 0;
     while (loom_spool_keeper_alive(entry)) {
         if (!killed && kill_at && loom_wall_ms() >= kill_at)
-            killed = timeout_ms > 0 ? 1 : 2;
+            killed = 1;
         else if (!killed && loom_op_cancelled(ctx))
             killed = 2;
         if (killed)
@@ -340,8 +340,9 @@ int loom_op_tool_exec(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     int killed = 0; /* 1 timeout, 2 cancel, 3 output cap */
     while (!loom_kept_wait(&k, 50)) {
         struct stat st;
-        if (!killed && timeout_ms > 0 && loom_wall_ms() - started >= timeout_ms)
-            killed = 1;
+        if (!killed && ((timeout_ms > 0 && loom_wall_ms() - started >= timeout_ms) ||
+                        (loom_op_cancelled(ctx) && loom_op_remaining_ms(ctx) == 0)))
+            killed = 1; /* its timeout_ms (counted by the worker from the task's start) */
         else if (!killed && loom_op_cancelled(ctx))
             killed = 2;
         else if (!killed && stat(opath, &st) == 0 && (size_t)st.st_size > cap)
