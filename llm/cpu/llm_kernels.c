@@ -134,6 +134,13 @@ int loom_llm_kernels_select(const char *level) {
     return 0;
 }
 
+/* The buffer is also a thread-specific value whose destructor frees it
+ * when a pool thread exits (a bare _Thread_local pointer leaked it: make
+ * asan's LeakSanitizer). */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static void scratch_key_init(void) { pthread_key_create(&scratch_key, free); }
+
 void *loom_llm_thread_scratch(size_t bytes) {
     static _Thread_local void *buf;
     static _Thread_local size_t cap;
@@ -141,9 +148,11 @@ void *loom_llm_thread_scratch(size_t bytes) {
         size_t want = bytes > 2 * cap ? bytes : 2 * cap;
         void *p = aligned_alloc(64, (want + 63) & ~(size_t)63);
         if (!p) return NULL;
+        pthread_once(&scratch_once, scratch_key_init);
         free(buf);
         buf = p;
         cap = want;
+        pthread_setspecific(scratch_key, buf);
     }
     return buf;
 }
