@@ -34,6 +34,9 @@
 /* Creates root (and missing parents, mode 0700) and makes it this process's
  * spool. */
 int loom_spool_init(const char *root, loom_err_t *err);
+/* in as one file name (never a path): characters other than [A-Za-z0-9._-]
+ * become '_'; out is NUL-terminated, cut to n - 1 bytes. */
+void loom_spool_file_name(const char *in, char *out, size_t n);
 /* The spool root ("" before loom_spool_init). */
 const char *loom_spool_root(void);
 

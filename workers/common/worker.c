@@ -1157,13 +1157,7 @@ static void spool_path(const loom_worker_opts_t *o, const char *id, const char *
     for (const char *c = ep; *c; c++)
         h = (h ^ (uint8_t)*c) * 16777619u;
     char name[160];
-    size_t k = 0;
-    for (const char *c = id; *c && k < sizeof name - 1; c++)
-        name[k++] = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                            (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'
-                        ? *c
-                        : '_';
-    name[k] = 0;
+    loom_spool_file_name(id, name, sizeof name);
     snprintf(p, n, "%s/%s@%08x", base, name, h);
 }
 
