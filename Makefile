@@ -5,7 +5,7 @@
 #   make test       install missing deps, build, run every test
 #   make demo       run the example workflow end to end
 #   make bench      run the benchmarks (prints figures and ratios)
-#   make soak       long churn runs: worker and loomd kill -9s (prints figures)
+#   make soak       long churn runs: worker and loomd kill -9s, leader failover (prints figures)
 #   make soak-llm   the examples on generated models, 20 runs each (RUNS=N)
 #   make asan       tests under AddressSanitizer + UBSan (separate build dir)
 #   make fuzz       libFuzzer targets, longer runs (clang-19)

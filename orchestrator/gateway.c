@@ -135,9 +135,11 @@ static void take_submissions(loom_gateway_t *g) {
     g->queue_head = g->queue_tail = NULL;
     uint64_t cancels[256];
     size_t nc = g->n_cancels < 256 ? g->n_cancels : 256;
-    memcpy(cancels, g->cancels, nc * sizeof *cancels);
-    memmove(g->cancels, g->cancels + nc, (g->n_cancels - nc) * sizeof *cancels);
-    g->n_cancels -= nc;
+    if (nc) { /* (g->cancels is NULL until the first cancel: no memcpy from NULL) */
+        memcpy(cancels, g->cancels, nc * sizeof *cancels);
+        memmove(g->cancels, g->cancels + nc, (g->n_cancels - nc) * sizeof *cancels);
+        g->n_cancels -= nc;
+    }
     if (g->n_cancels) wake(g); /* more next turn */
     char ep[256] = "", pub[41], sec[41];
     if (g->endpoint_changed) {

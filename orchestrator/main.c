@@ -63,7 +63,7 @@ static const char usage_text[] =
     "                            them); SIGHUP or a change of the folder re-reads them\n"
     "  --ready-file FILE         write the bound endpoints there once serving\n"
     "  --db URL                  keep runs in PostgreSQL (postgresql://...; or $LOOM_DB):\n"
-    "                            migrates the schema, resumes unfinished runs at start\n"
+    "                            migrates the schema, resumes unfinished runs at start.\n"
     "                            Several loomd on one database: one leads (a lease in the\n"
     "                            database), the others stand by, answer UNAVAILABLE with\n"
     "                            the leader's endpoint and take over when it is gone\n"

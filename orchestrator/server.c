@@ -230,6 +230,17 @@ static void worker_lost(void *ud, loom_worker_rec_t *w);
  * it, the next admitted key takes the id over: re-keying a host), and the
  * key must still be on the allow-list. Bindings go to the store (PostgreSQL
  * keeps them across loomd restarts). Returns 0 to go on, -1 after refusing. */
+/* worker id -> key in loomd's map (a copy); 0 or LOOM_ENOMEM. */
+static int bind_key(srv_t *s, const char *id, const char *key)
+{
+    char *copy = strdup(key);
+    if (!copy || loom_map_put(s->worker_keys, id, copy) != 0) {
+        free(copy);
+        return LOOM_ENOMEM;
+    }
+    return 0;
+}
+
 static int admit_worker(srv_t *s, const loom_origin_t *o, const char *id, const char *key)
 {
     char name[64];
@@ -249,9 +260,7 @@ static int admit_worker(srv_t *s, const loom_origin_t *o, const char *id, const 
                               "worker id '%s' is bound to another key", id);
         return -1;
     }
-    char *copy = strdup(key);
-    if (!copy || loom_map_put(s->worker_keys, id, copy) != 0) {
-        free(copy);
+    if (bind_key(s, id, key) != 0) {
         loom_rpc_reply_status(s->wsrv, o, LOOM_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return -1;
     }
@@ -270,13 +279,7 @@ static int admit_worker(srv_t *s, const loom_origin_t *o, const char *id, const 
 /* A stored worker id -> key binding, at start. */
 static int load_worker_key(void *ud, const char *id, const char *key)
 {
-    srv_t *s = ud;
-    char *copy = strdup(key);
-    if (!copy || loom_map_put(s->worker_keys, id, copy) != 0) {
-        free(copy);
-        return LOOM_ENOMEM;
-    }
-    return 0;
+    return bind_key(ud, id, key);
 }
 
 /* CURVE mode, after the allow-lists were re-read: workers whose key left

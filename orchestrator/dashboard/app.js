@@ -422,15 +422,15 @@ function pageRun(id) {
   return (async () => {
     try {
       await Promise.all([load(), health()]);
-      loaded();
-    } catch (e) { failed(e); return; }
+      if (gen === mine) loaded();
+    } catch (e) { if (gen === mine) failed(e); return; }
     runEvents(id, addEvent, signal).then(status => {
       if (status === 404 && !$('tbody', events).children.length)
         $('tbody', events).append(el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'events of this run are no longer kept in memory')));
       if (!signal.aborted) load().then(loaded, failed);
     }).catch(e => { if (!signal.aborted) failed(e); });
     /* a run can be cancelled elsewhere: check now and then too */
-    timer = setInterval(() => { if (run && ACTIVE.has(word(run.state))) load().catch(failed); }, 5000);
+    if (gen === mine) timer = setInterval(() => { if (run && ACTIVE.has(word(run.state))) load().catch(failed); }, 5000);
   })();
 }
 

@@ -39,6 +39,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -341,7 +342,7 @@ def failover(a, rnd, tmp, fx):
         print("  interrupted   %d   again %d" % (interrupted, again))
         if served:
             print("  serving again after a kill: max %.2f s, median %.2f s (target < 5 s; "
-                  "includes one `loom` process start)" % (max(served), sorted(served)[len(served) // 2]))
+                  "includes one `loom` process start)" % (max(served), statistics.median(served)))
         bad = [rid for rid in ids if rid not in final or final[rid].state != rpc.RUN_SUCCEEDED]
         for rid in bad[:5]:
             r = final.get(rid)

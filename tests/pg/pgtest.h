@@ -88,6 +88,28 @@ static __attribute__((unused)) char *pgtest_rows(PGconn *c, const char *sql) {
     return out;
 }
 
+/* A fresh, empty database `name` next to the one of url (dropped first),
+ * so tests do not see each other's rows. Returns its URL (static storage:
+ * copy it before the next call). Exits when it cannot be made. */
+static __attribute__((unused)) const char *pgtest_fresh_db(const char *url, const char *name) {
+    static char u[600];
+    PGconn *c = pgtest_connect(url);
+    char sql[200];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    PQclear(PQexec(c, sql));
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "pgtest: %s: %s", sql, PQresultErrorMessage(r));
+        exit(1);
+    }
+    PQclear(r);
+    PQfinish(c);
+    /* url ends with /loom */
+    snprintf(u, sizeof u, "%.*s/%s", (int)(strrchr(url, '/') - url), url, name);
+    return u;
+}
+
 static __attribute__((unused)) long pgtest_count(PGconn *c, const char *sql) {
     char *s = pgtest_rows(c, sql);
     long n = strtol(s, NULL, 10);

@@ -12,8 +12,8 @@
 
 # Leader and standby, seen from outside: /readyz is 200 only on the leader
 # (a Kubernetes Service routes there), /healthz 200 on both; a standby
-# answers UNAVAILABLE naming the leader, and `loom` given only the standby
-# follows it there; the Python SDK follows a takeover.
+# answers UNAVAILABLE naming the leader (and survives garbage), `loom`
+# given only the standby follows it there; the Python SDK follows a takeover.
 h1=$(free_port); h2=$(free_port)
 start_loomd --db "$DB_URL" --http "127.0.0.1:$h1"
 LEAD_CEP=$CLIENT_EP
@@ -43,6 +43,12 @@ h = env.Envelope()
 h.ParseFromString(s.recv_multipart()[0])
 assert h.status == env.UNAVAILABLE and h.error.detail == "standby; leader=" + sys.argv[2], h
 PY
+# garbage on both of the standby's sockets: it stays up and keeps answering
+for ep in "tcp://127.0.0.1:$cp2" "tcp://127.0.0.1:$wp2"; do
+  PYTHONPATH="$BUILD/gen/py" /usr/bin/python3 "$ROOT/tests/integration/hostile.py" garbage "$ep" \
+    >"$TMP/garbage.txt" 2>&1 || fail "garbage to the standby at $ep: $(cat "$TMP/garbage.txt")"
+done
+alive "$STANDBY_PID" || fail "the standby died of garbage"
 "$BIN/loom" workers --endpoint "tcp://127.0.0.1:$cp2" >/dev/null || fail "loom did not follow the standby to the leader"
 # The Python SDK (from this checkout, its protos generated as its setup.py
 # does): given a dead endpoint and the standby, it reaches the leader; when

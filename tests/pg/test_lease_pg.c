@@ -31,17 +31,7 @@ static const char *url;
 
 /* A fresh, migrated database per test. Returns its URL (static storage). */
 static const char *fresh_db(const char *name) {
-    static char u[600];
-    PGconn *c = pgtest_connect(url);
-    char sql[200];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
-    PQclear(PQexec(c, sql));
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    PGresult *r = PQexec(c, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(c);
-    snprintf(u, sizeof u, "%.*s/%s", (int)(strrchr(url, '/') - url), url, name);
+    const char *u = pgtest_fresh_db(url, name);
     loom_err_t err = {0};
     assert_int_equal(loom_store_pg_migrate(u, NULL, &err), 0);
     return u;

@@ -20,23 +20,8 @@
 
 static const char *url;
 
-/* A fresh database per test that needs one, so tests do not see each
- * other's rows. Returns its URL (static storage). */
-static const char *fresh_db(const char *name) {
-    static char u[600];
-    PGconn *c = pgtest_connect(url);
-    char sql[200];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", name);
-    PQclear(PQexec(c, sql));
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    PGresult *r = PQexec(c, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(c);
-    /* url ends with /loom */
-    snprintf(u, sizeof u, "%.*s/%s", (int)(strrchr(url, '/') - url), url, name);
-    return u;
-}
+/* A fresh database per test that needs one (pgtest.h). */
+static const char *fresh_db(const char *name) { return pgtest_fresh_db(url, name); }
 
 static int n_migrations(void) {
     /* One file per schema version in deploy/sql. */

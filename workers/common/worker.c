@@ -81,6 +81,8 @@ typedef struct worker {
     loom_device_profile_t profile;
     char id[256];
     void *zctx, *sock;
+    void *mon;                  /* CURVE: the socket's handshake-failure events (PAIR) */
+    int handshake_failed;       /* loomd refused our CURVE handshake since the last connect */
     int efd;
     int slots;
     int hb_ms, hb_timeout_ms;
@@ -1380,6 +1382,21 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
     zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     if (w->eps.n > 1) /* before connecting: a refused first connect is an event too */
         w->watch = loom_conn_watch_new(w->zctx, w->sock);
+    /* CURVE: libzmq ends a connection whose handshake loomd refused (key
+     * not admitted yet) and never retries it; the monitor tells the loop,
+     * which connects again at the next Register, so a key admitted later
+     * gets in without restarting the worker. */
+    if (opts->key_file && opts->key_file[0] && !w->watch) { /* (several loomd: the watch) */
+        char mep[64];
+        snprintf(mep, sizeof mep, "inproc://loom-worker-monitor-%p", (void *)w);
+        if (zmq_socket_monitor(w->sock, mep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0 &&
+            (w->mon = zmq_socket(w->zctx, ZMQ_PAIR)) != NULL && zmq_connect(w->mon, mep) != 0) {
+            zmq_close(w->mon);
+            w->mon = NULL;
+        }
+    }
     for (int i = 0; i < w->eps.n; i++) { /* check every one now, use the first */
         if (zmq_connect(w->sock, w->eps.ep[i]) != 0) {
             rc = loom_err_set(err, LOOM_EINVAL, "cannot connect to %s: %s", w->eps.ep[i],
@@ -1425,14 +1442,23 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         uint64_t due = w->registered ? w->next_hb : w->next_reg;
         long timeout = due > now ? (long)(due - now) : 0;
         zmq_pollitem_t items[3] = {{w->sock, 0, ZMQ_POLLIN, 0}, {NULL, w->efd, ZMQ_POLLIN, 0},
-                                   {loom_conn_watch_socket(w->watch), 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, w->watch ? 3 : 2, timeout > 200 ? 200 : timeout) < 0 &&
+                                   {w->watch ? loom_conn_watch_socket(w->watch) : w->mon, 0,
+                                    ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, w->watch || w->mon ? 3 : 2, timeout > 200 ? 200 : timeout) < 0 &&
             zmq_errno() != EINTR)
             break;
         ep = loom_endpoints_current(&w->eps);
         if (w->watch && (items[2].revents & ZMQ_POLLIN) && loom_conn_watch_lost(w->watch, ep)) {
             move_on(w, NULL, "connection lost or refused");
             ep = loom_endpoints_current(&w->eps);
+        }
+        if (w->mon && (items[2].revents & ZMQ_POLLIN)) {
+            zmq_msg_t f; /* an event: [16-bit event, 32-bit value][address] */
+            zmq_msg_init(&f);
+            while (zmq_msg_recv(&f, w->mon, ZMQ_DONTWAIT) >= 0)
+                if (!zmq_msg_more(&f))
+                    w->handshake_failed = 1;
+            zmq_msg_close(&f);
         }
         if (items[0].revents & ZMQ_POLLIN)
             read_socket(w);
@@ -1445,13 +1471,15 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         if (w->registered && w->lease_ms && now - w->last_rx > lease)
             set_fence(w, 1);
         history_trim(w);
+        if (w->registered)
+            reg_tries = 0;
         if (!w->registered && now >= w->next_reg && w->watch && reg_tries > 0 &&
             now - w->last_rx >= 1000) {
             /* several loomd: one that does not answer Register is passed over */
             move_on(w, NULL, "no answer to Register");
             reg_tries = 0;
         } else if (!w->registered && now >= w->next_reg) {
-            if (++reg_tries % 30 == 10)
+            if (++reg_tries % 10 == 4) /* about 15 s, then every 80 s */
                 LOOM_WARN(COMP, "msg=\"no answer from loomd to Register yet; still trying\" "
                                 "endpoint=%s tries=%d curve=%s%s",
                           ep, reg_tries, opts->key_file ? "on" : "off",
@@ -1459,18 +1487,19 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
                                            "folder, and --server-key loomd's public key?\""
                                          : "");
             LOOM_DEBUG(COMP, "msg=\"no reply to Register yet; retrying\"");
-            if (reg_tries % 5 == 0) {
-                /* libzmq ends a connection whose CURVE handshake loomd refused
-                 * (key not admitted yet) and never retries it: connect again,
-                 * so a key admitted later (copied into workers/, no loomd
-                 * restart) gets this worker in within seconds. */
+            if (w->handshake_failed) { /* see the monitor above */
+                w->handshake_failed = 0;
                 zmq_disconnect(w->sock, ep);
                 if (zmq_connect(w->sock, ep) != 0)
                     LOOM_ERROR(COMP, "msg=\"reconnect failed\" endpoint=%s error=\"%s\"", ep,
                                zmq_strerror(zmq_errno()));
             }
             send_register(w);
-            w->next_reg = now + 1000;
+            /* Back off (1, 2, 4, then 8 s): a Register carries the result
+             * history (tens of thousands of entries after a busy burst);
+             * resent every second to a loomd too loaded to answer within a
+             * second, they queued faster than it could unpack them. */
+            w->next_reg = now + (1000u << (reg_tries < 4 ? reg_tries - 1 : 3));
         } else if (w->registered && w->hb_unanswered >= 5 &&
                    now - w->last_rx > (uint64_t)(w->hb_ms > 600 ? 5 * w->hb_ms : 3000)) {
             /* Heartbeats are answered: five unanswered ones (not an I/O stall
@@ -1513,6 +1542,8 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
     batch_flush(w);
 close_zmq:
     free(w->threads);
+    if (w->mon)
+        zmq_close(w->mon);
     loom_conn_watch_destroy(&w->watch);
     if (w->sock)
         zmq_close(w->sock);
