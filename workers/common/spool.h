@@ -66,8 +66,10 @@ typedef struct loom_kept {
  * without a status, so it is not still running when loomd gives the step
  * to another worker (see loom_spool_set_orphan_ms). */
 int loom_kept_start(const char *entry, char **argv, char **envp, const char *cwd, loom_kept_t *k);
-/* orphan_ms for the keepers started from now on: loomd's heartbeat timeout
- * (RegisterReply), after which it declares the worker lost; default 3000. */
+/* orphan_ms for the keepers started from now on: 1.5 x loomd's heartbeat
+ * timeout (RegisterReply); loomd runs a lost worker's started step
+ * elsewhere no earlier than twice the timeout after the worker's last
+ * message. Default 3000. */
 void loom_spool_set_orphan_ms(int ms);
 /* Claims a tool found in the spool (see loom_kept_start): returns the fd
  * holding the shared lock (close it when done), or -1. */
