@@ -11,7 +11,7 @@ start_loomd --heartbeat-ms 200 --heartbeat-timeout-ms 5000
 start_worker w1; pid=$WORKER_PID
 "$BIN/loom" run "$ROOT/tests/integration/workflows/restart_tool.yaml" --input dir="$TMP" --json \
   >"$TMP/out.json" 2>"$TMP/run.log" &
-runner=$!
+runner=$!; PIDS+=("$runner") # killed by cleanup if the test fails
 for _ in $(seq 600); do grep -q start "$TMP/effects" 2>/dev/null && break; sleep 0.05; done
 grep -q start "$TMP/effects" 2>/dev/null || fail "the tool never started"
 kill -9 "$pid"
