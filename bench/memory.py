@@ -6,8 +6,10 @@ MAX_FINISHED_BYTES is set) and two CPU workers on loopback, then runs RUNS
 (default 10) runs one after another, each a foreach of STEPS (default
 100,000) noop tasks, and prints loomd's RSS before the first run and after
 each one: VmRSS, and its anonymous part (RssAnon: heap, stacks, socket
-buffers) next to the documented bound on it: RssAnon at start + the
-finished-runs byte budget + 64 MiB (engine, allocator and socket buffers).
+buffers) next to the documented bound on it: RssAnon at start + 1.5 x the
+finished-runs byte budget (the records, plus the free space glibc's
+allocator keeps between them: measured at up to ~45% of the budget) +
+64 MiB (engine, socket buffers).
 The file-backed rest (RssFile) is pages of loomd's binary and shared
 libraries, about 90 MiB once the MLIR lowering has run: shared with other
 processes and reclaimable, so not part of the bound. Exits 1 when the last
@@ -80,7 +82,7 @@ def main():
             time.sleep(0.1)
         pid = procs[0].pid
         base = rss(pid, "RssAnon")
-        bound = base + BUDGET + SLACK
+        bound = base + BUDGET * 3 // 2 + SLACK
         items = json.dumps({"items": list(range(STEPS))})
         print("bench-memory: loomd RSS, %d runs of %d noop steps (foreach), in-memory store, "
               "--max-finished-bytes %d MiB; shared noisy 2-core VM" % (RUNS, STEPS, BUDGET >> 20))
@@ -104,7 +106,7 @@ def main():
             print("  after run %2d %7.1f MiB %7.1f MiB  (%.1f s, %.0f tasks/s)" %
                   (n + 1, last / 2**20, rss(pid) / 2**20, time.monotonic() - t0,
                    STEPS / (time.monotonic() - t0)))
-        print("  bound       %7.1f MiB  (RssAnon before + %d MiB finished-runs budget + %d MiB)" %
+        print("  bound       %7.1f MiB  (RssAnon before + 1.5 x %d MiB finished-runs budget + %d MiB)" %
               (bound / 2**20, BUDGET >> 20, SLACK >> 20))
         print("ok" if last <= bound else "ABOVE BOUND")
         return 0 if last <= bound else 1

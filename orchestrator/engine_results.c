@@ -343,11 +343,16 @@ void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
     }
     t->lost++;
     /* A worker whose tools outlive it (spool) may be restarted with its
-     * result: its started tasks wait the adoption grace before they run
-     * elsewhere (engine_adopt.c takes them back when it re-registers). */
-    uint64_t hold = w->state == LOOM_WORKER_LOST && w->keeps_tools && !w->revoked
-                        ? (uint64_t)e->cfg.adopt_grace_ms
-                        : 0;
+     * result: its started tasks wait before they run elsewhere
+     * (engine_adopt.c takes them back when it re-registers) until the
+     * heartbeat timeout plus the adoption grace (both --heartbeat-timeout-ms)
+     * have passed since its last message, also when it was found lost
+     * early (a send to it failed). */
+    uint64_t hold = 0;
+    if (w->state == LOOM_WORKER_LOST && w->keeps_tools && !w->revoked) {
+        uint64_t now = loom_clock_ms(), until = w->last_seen_mono + 2 * (uint64_t)e->cfg.adopt_grace_ms;
+        hold = until > now + (uint64_t)e->cfg.adopt_grace_ms ? until - now : (uint64_t)e->cfg.adopt_grace_ms;
+    }
     snprintf(msg, sizeof msg, "worker %s was lost while running it%s", w->id,
              hold ? "; waiting for it to come back with the result" : "");
     engine_worker_lost_event(e, t, w);

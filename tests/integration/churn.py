@@ -134,8 +134,11 @@ class Cluster:
         ready = os.path.join(self.tmp, "ready")
         if os.path.exists(ready):
             os.unlink(ready)
+        # a worker restarted within the heartbeat timeout plus the adoption
+        # grace (both --heartbeat-timeout-ms) delivers what its tools
+        # finished; 3 s leaves room for a restart on a loaded machine
         cmd = [os.path.join(BUILD, "bin", "loomd"), "--client", self.cep, "--workers", self.wep,
-               "--ready-file", ready, "--heartbeat-ms", str(self.hb)]
+               "--ready-file", ready, "--heartbeat-ms", str(self.hb), "--heartbeat-timeout-ms", "3000"]
         if self.db:
             cmd += ["--db", self.db]
         self.loomd = subprocess.Popen(cmd, stdout=self._log("loomd"), stderr=subprocess.STDOUT)

@@ -12,7 +12,7 @@ start_worker w1; pid_w1=$WORKER_PID
 start_worker w2; pid_w2=$WORKER_PID
 "$BIN/loom" run "$ROOT/tests/integration/workflows/killme.yaml" --input dir="$TMP" --json \
   >"$TMP/out.json" 2>"$TMP/run.log" &
-runner=$!
+runner=$!; PIDS+=("$runner") # killed by cleanup if the test fails
 # b's tool writes "b-start <worker pid>" and waits for the go file
 for _ in $(seq 600); do grep -q b-start "$TMP/effects" 2>/dev/null && break; sleep 0.05; done
 keeper=$(awk '$1 == "b-start" {print $2; exit}' "$TMP/effects" 2>/dev/null)

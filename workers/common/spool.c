@@ -57,19 +57,25 @@ const char *loom_spool_root(void)
     return spool_root;
 }
 
+void loom_spool_file_name(const char *in, char *out, size_t n)
+{
+    size_t k = 0;
+    for (const char *s = in; *s && k + 1 < n; s++)
+        out[k++] = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                           (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'
+                       ? *s
+                       : '_';
+    if (n)
+        out[k] = 0;
+}
+
 int loom_spool_entry_new(const char *task_id, uint32_t attempt, char *path, size_t n,
                          loom_err_t *err)
 {
     if (!spool_root[0])
         return loom_err_set(err, LOOM_EINVAL, "no spool directory");
     char name[200];
-    size_t k = 0;
-    for (const char *s = task_id; *s && k < sizeof name - 1; s++) /* a file name, never a path */
-        name[k++] = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-                            (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'
-                        ? *s
-                        : '_';
-    name[k] = 0;
+    loom_spool_file_name(task_id, name, sizeof name);
     if ((size_t)snprintf(path, n, "%s/%s.%u", spool_root, name, attempt) >= n)
         return loom_err_set(err, LOOM_EINVAL, "spool path too long");
     loom_spool_entry_remove(path); /* a leftover of an earlier process */

@@ -34,6 +34,9 @@
 /* Creates root (and missing parents, mode 0700) and makes it this process's
  * spool. */
 int loom_spool_init(const char *root, loom_err_t *err);
+/* in as one file name (never a path): characters other than [A-Za-z0-9._-]
+ * become '_'; out is NUL-terminated, cut to n - 1 bytes. */
+void loom_spool_file_name(const char *in, char *out, size_t n);
 /* The spool root ("" before loom_spool_init). */
 const char *loom_spool_root(void);
 
@@ -63,8 +66,10 @@ typedef struct loom_kept {
  * without a status, so it is not still running when loomd gives the step
  * to another worker (see loom_spool_set_orphan_ms). */
 int loom_kept_start(const char *entry, char **argv, char **envp, const char *cwd, loom_kept_t *k);
-/* orphan_ms for the keepers started from now on: loomd's heartbeat timeout
- * (RegisterReply), after which it declares the worker lost; default 3000. */
+/* orphan_ms for the keepers started from now on: 1.5 x loomd's heartbeat
+ * timeout (RegisterReply); loomd runs a lost worker's started step
+ * elsewhere no earlier than twice the timeout after the worker's last
+ * message. Default 3000. */
 void loom_spool_set_orphan_ms(int ms);
 /* Claims a tool found in the spool (see loom_kept_start): returns the fd
  * holding the shared lock (close it when done), or -1. */

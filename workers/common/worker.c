@@ -1030,7 +1030,9 @@ static void handle(worker_t *w, const loom_msg_t *msg)
                 w->hb_ms = (int)r->heartbeat_interval_ms;
             snprintf(w->epoch, sizeof w->epoch, "%s", r->epoch ? r->epoch : "");
             w->lease_ms = r->lease_ms;
-            loom_spool_set_orphan_ms((int)r->heartbeat_timeout_ms);
+            /* an unclaimed tool dies before loomd runs its step elsewhere
+             * (twice the heartbeat timeout after the worker's last message) */
+            loom_spool_set_orphan_ms((int)(r->heartbeat_timeout_ms * 3 / 2));
             apply_reconcile(w, r);
             w->registered = 1;
             w->hop_ms = 0;
@@ -1159,13 +1161,7 @@ static void spool_path(const loom_worker_opts_t *o, const char *id, const char *
     for (const char *c = ep; *c; c++)
         h = (h ^ (uint8_t)*c) * 16777619u;
     char name[160];
-    size_t k = 0;
-    for (const char *c = id; *c && k < sizeof name - 1; c++)
-        name[k++] = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                            (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'
-                        ? *c
-                        : '_';
-    name[k] = 0;
+    loom_spool_file_name(id, name, sizeof name);
     snprintf(p, n, "%s/%s@%08x", base, name, h);
 }
 
@@ -1567,7 +1563,10 @@ free_worker:
     }
     while (w->hhead)
         history_pop(w);
-    if (!w->keeps_tools)
+    /* The spool stays for the next process with this id only when loomd
+     * may lack results: it was not answering at the end (a clean stop
+     * while loomd answers leaves nothing behind in /tmp) */
+    if (!w->keeps_tools || (w->registered && !atomic_load(&w->fenced)))
         loom_spool_remove_all();
     free(w->batch);
     free(w->batch_tasks);
