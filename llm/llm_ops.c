@@ -310,7 +310,7 @@ static int check_json(const gen_in_t *g, loom_op_output_t *out, loom_err_t *e) {
 static int op_generate(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_output_t *out, loom_err_t *e) {
     (void)ud;
     loom_llm_model_t *m;
-    gen_in_t g;
+    gen_in_t g = {0}; /* (g.grammar is destroyed on every early failure) */
     int32_t *ids = NULL;
     size_t n;
     int rc;
@@ -523,7 +523,7 @@ static int fetch_kv(loom_op_ctx_t *ctx, const loom_llm_model_t *m, const json_t 
 static int op_decode(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_output_t *out, loom_err_t *e) {
     (void)ud;
     loom_llm_model_t *m;
-    gen_in_t g;
+    gen_in_t g = {0}; /* (g.grammar is destroyed on every early failure) */
     loom_kvcache_t *kv = NULL;
     const json_t *ref = NULL, *pre = NULL;
     int32_t *ids = NULL; /* set when the KV cache must be recomputed here */
