@@ -31,6 +31,7 @@ TEST_PKGS=(
   python3-pip python3-setuptools python3-venv   # the Python SDK (clients/python) and its test
   chromium python3-websocket             # dashboard test (headless, DevTools protocol)
   prometheus                             # promtool checks /metrics and the alert rules
+  jq                                     # JSON checks in tests/planner/test_cli.sh
 )
 [ "${LOOM_DEPS:-all}" = build ] || PKGS+=("${TEST_PKGS[@]}")
 

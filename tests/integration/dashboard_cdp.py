@@ -35,6 +35,7 @@ class Browser:
             ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              "--no-first-run", "--disable-background-networking", "--disable-component-update",
              "--disable-sync", "--user-data-dir=" + self.dir, "--remote-debugging-port=0",
+             "--remote-allow-origins=*",  # DevTools refuses other origins' WebSockets (403)
              "--window-size=%d,1000" % WIDTH, "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = os.path.join(self.dir, "DevToolsActivePort")
@@ -45,7 +46,7 @@ class Browser:
         port = int(open(port_file).read().split()[0])
         targets = json.load(urllib.request.urlopen("http://127.0.0.1:%d/json" % port, timeout=10))
         page = next(t for t in targets if t["type"] == "page")
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60)
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True)
         self.n = 0
         self.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=1000,
                   deviceScaleFactor=1, mobile=False)
