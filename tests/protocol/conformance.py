@@ -477,7 +477,7 @@ def lost_checks(c, workers):
 
     def until(pred):
         while not [e for e in evs if pred(e)]:
-            h, p = wc.recv(rid)
+            h, p = wc.recv(rid, timeout_s=90)  # a worker loss and its retry: slow under ASan or load
             if not h.flags & env.FLAG_STREAM:
                 raise SystemExit("FAIL: the Watch ended early (%s): %s" % (env.StatusCode.Name(h.status), kinds(evs)))
             ev = rpc.RunEvent()
