@@ -594,11 +594,6 @@ int loom_lower_text(loom_mlir_t *m, const loom_lower_wf_t *wfs, size_t nwf, loom
     return rc;
 }
 
-int loom_lower_placements(loom_lowering_t *l, loom_placement_fn fn, void *ud, loom_err_t *err)
-{
-    return loom_module_placements(l, fn, ud, err);
-}
-
 int loom_lower_verify_text(loom_mlir_t *m, const char *text, size_t n, const char *filename,
                            loom_err_t *err)
 {
@@ -617,7 +612,7 @@ int loom_lower_placements_text(loom_mlir_t *m, const char *text, size_t n, const
     if (!rc)
         rc = loom_pass_verify(l, err);
     if (!rc && fn)
-        rc = loom_module_placements(l, fn, ud, err);
+        rc = loom_lower_placements(l, fn, ud, err);
     if (rc && err && filename && strcmp(err->file, "-") == 0) /* "-": the parsed buffer */
         loom_err_at(err, filename, err->line, err->col);
     loom_lower_destroy(&l);

@@ -110,7 +110,7 @@ int loom_lower_verify_text(loom_mlir_t *m, const char *text, size_t n, const cha
 typedef int (*loom_placement_fn)(void *ud, const char *workflow, const char *node, const char *device);
 int loom_lower_placements_text(loom_mlir_t *m, const char *text, size_t n, const char *filename,
                                loom_placement_fn fn, void *ud, loom_err_t *err);
-/* The same for a lowering that ran through partition-devices. */
+/* The same for a lowering that ran through partition-devices (passes.c). */
 int loom_lower_placements(loom_lowering_t *l, loom_placement_fn fn, void *ud, loom_err_t *err);
 
 /* One call: emit, run up to `last`, print into out. */

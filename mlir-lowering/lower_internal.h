@@ -50,8 +50,5 @@ int loom_pass_decompose(loom_lowering_t *l, loom_err_t *err);
 int loom_pass_annotate(loom_lowering_t *l, loom_err_t *err);
 int loom_pass_partition(loom_lowering_t *l, loom_err_t *err);
 int loom_pass_verify(loom_lowering_t *l, loom_err_t *err);
-/* Calls fn for every granular node a device function of the (partitioned)
- * module runs (passes.c). */
-int loom_module_placements(loom_lowering_t *l, loom_placement_fn fn, void *ud, loom_err_t *err);
 
 #endif

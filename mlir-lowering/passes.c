@@ -531,7 +531,7 @@ int loom_pass_verify(loom_lowering_t *l, loom_err_t *err)
 
 /* ---- reading a partitioned module back ------------------------------------------------ */
 
-int loom_module_placements(loom_lowering_t *l, loom_placement_fn fn, void *ud, loom_err_t *err)
+int loom_lower_placements(loom_lowering_t *l, loom_placement_fn fn, void *ud, loom_err_t *err)
 {
     size_t nf = 0;
     int rc = 0;
