@@ -18,6 +18,7 @@ typedef struct loom_server_opts {
     int depth;                    /* tasks in flight per worker slot (default 16) */
     int64_t placement_timeout_ms; /* fail tasks no worker can run after this (default 30000) */
     const char *placement;        /* "least-loaded" (default) or "planner" */
+    unsigned inline_ops;          /* LOOM_INLINE_* (engine.h): ops loomd runs itself (default none) */
     const char *auth_token;       /* accepted from clients (as an admin) when set */
     /* HMAC tokens (protocol/auth.h, `loom keygen --token`): clients must
      * present one signed by a secret of the ring; its tenant owns the runs
