@@ -505,6 +505,16 @@ def lost_checks(c, workers):
             evs.append(ev)
         return [e for e in evs if pred(e)][0]
     victim = until(lambda e: e.kind == rpc.RUN_EVENT_STEP_STARTED).worker_id
+    # STEP_STARTED means sent to the worker; killed before its Started notice
+    # reaches loomd, the step would go back under the same attempt (no
+    # WORKER_LOST): wait until loomd counts it running there
+    for _ in range(900):
+        h, r = c.call("ListWorkers", rpc.ListWorkersRequest(), rpc.ListWorkersReply)
+        if [w for w in r.workers if w.worker_id == victim and w.running_tasks >= 1]:
+            break
+        time.sleep(0.1)
+    check([w for w in r.workers if w.worker_id == victim and w.running_tasks == 1 and w.queued_tasks == 0],
+          "ListWorkers: the step's worker says it runs 1 task (running_tasks), none queued")
     workers[victim].kill()
     workers[victim].wait()
     lost = until(lambda e: e.kind == rpc.RUN_EVENT_WORKER_LOST)
