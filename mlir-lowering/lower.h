@@ -113,6 +113,15 @@ int loom_lower_placements_text(loom_mlir_t *m, const char *text, size_t n, const
 /* The same for a lowering that ran through partition-devices (passes.c). */
 int loom_lower_placements(loom_lowering_t *l, loom_placement_fn fn, void *ud, loom_err_t *err);
 
+/* Locates err (file, line, col; the message is kept) at the op of a
+ * partitioned module that runs granular node `node`, so a refusal about a
+ * node (its device cannot run it, ...) points into the module. 0, or
+ * LOOM_ENOTFOUND when no op runs it (err untouched). The _text form parses
+ * and verifies text first (its locations name filename). */
+int loom_lower_locate_node(loom_lowering_t *l, const char *node, loom_err_t *err);
+int loom_lower_locate_node_text(loom_mlir_t *m, const char *text, size_t n, const char *filename, const char *node,
+                                loom_err_t *err);
+
 /* One call: emit, run up to `last`, print into out. */
 int loom_lower_text(loom_mlir_t *m, const loom_lower_wf_t *wfs, size_t nwf, loom_pass_t last,
                     loom_buf_t *out, loom_err_t *err);

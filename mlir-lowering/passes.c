@@ -128,12 +128,20 @@ static int decompose_one(loom_lowering_t *l, const char *wfname, MlirOperation g
     return 0;
 }
 
-/* Calls visit(l, workflow name, op) for each op of each workflow function's
- * body, in order, until one returns non-zero. The op list of a function is
- * taken before its first visit, so a visitor may replace the op it is given. */
-typedef int (*op_visit_fn)(loom_lowering_t *l, const char *wf, MlirOperation op, loom_err_t *err);
+/* The function an op is visited in: its workflow and device ("" in a
+ * workflow's function before partition-devices). */
+typedef struct {
+    char wf[256], dev[256];
+} fn_info_t;
 
-static int each_body_op(loom_lowering_t *l, op_visit_fn visit, loom_err_t *err)
+/* Calls visit(l, f, op, ud, err) for each op of each function's body, in
+ * order, until one returns non-zero. The op list of a function is taken
+ * before its first visit, so a visitor may replace the op it is given.
+ * The one walker of the passes, the verifier and the readers of a
+ * partitioned module. */
+typedef int (*op_visit_fn)(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, void *ud, loom_err_t *err);
+
+static int each_op(loom_lowering_t *l, op_visit_fn visit, void *ud, loom_err_t *err)
 {
     size_t nf = 0;
     int rc = 0;
@@ -141,8 +149,9 @@ static int each_body_op(loom_lowering_t *l, op_visit_fn visit, loom_err_t *err)
     if (!fns)
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     for (size_t f = 0; f < nf && !rc; f++) {
-        char wf[256];
-        loom_op_str(fns[f], "loom.workflow", wf, sizeof wf);
+        fn_info_t fi;
+        loom_op_str(fns[f], "loom.workflow", fi.wf, sizeof fi.wf);
+        loom_op_str(fns[f], "loom.device", fi.dev, sizeof fi.dev);
         size_t n = 0;
         MlirOperation *ops = body_ops(fns[f], &n);
         if (!ops) {
@@ -150,27 +159,30 @@ static int each_body_op(loom_lowering_t *l, op_visit_fn visit, loom_err_t *err)
             break;
         }
         for (size_t i = 0; i < n && !rc; i++)
-            rc = visit(l, wf, ops[i], err);
+            rc = visit(l, &fi, ops[i], ud, err);
         free(ops);
     }
     free(fns);
     return rc;
 }
 
-static int decompose_visit(loom_lowering_t *l, const char *wf, MlirOperation op, loom_err_t *err)
+static int decompose_visit(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, void *ud, loom_err_t *err)
 {
-    return loom_op_is(op, "loom.llm.generate") ? decompose_one(l, wf, op, err) : 0;
+    (void)ud;
+    return loom_op_is(op, "loom.llm.generate") ? decompose_one(l, f->wf, op, err) : 0;
 }
 
 int loom_pass_decompose(loom_lowering_t *l, loom_err_t *err)
 {
-    return each_body_op(l, decompose_visit, err);
+    return each_op(l, decompose_visit, NULL, err);
 }
 
 /* ---- annotate-targets ---------------------------------------------------- */
 
-static int annotate_visit(loom_lowering_t *l, const char *wf, MlirOperation op, loom_err_t *err)
+static int annotate_visit(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, void *ud, loom_err_t *err)
 {
+    (void)ud;
+    const char *wf = f->wf;
     if (!loom_op_is_loom(op) || loom_op_is(op, "loom.send") || loom_op_is(op, "loom.recv"))
         return 0;
     const char *attr = loom_op_is(op, "loom.llm.generate") ? "decode" : "node";
@@ -188,7 +200,7 @@ static int annotate_visit(loom_lowering_t *l, const char *wf, MlirOperation op, 
 
 int loom_pass_annotate(loom_lowering_t *l, loom_err_t *err)
 {
-    return each_body_op(l, annotate_visit, err);
+    return each_op(l, annotate_visit, NULL, err);
 }
 
 /* ---- partition-devices ------------------------------------------------------ */
@@ -452,120 +464,132 @@ static int check_channels(chan_t *ch, size_t n, loom_err_t *err)
     return 0;
 }
 
+typedef struct {
+    chan_t *ch;
+    size_t n, cap;
+} chans_t;
+
+/* Loom's rules on one op: a target, the function of its device; send and
+ * recv only in device functions, collected by channel. */
+static int verify_visit(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, void *ud, loom_err_t *err)
+{
+    (void)l;
+    chans_t *cs = ud;
+    if (!loom_op_is_loom(op))
+        return 0;
+    char t[256];
+    loom_op_str(op, "target", t, sizeof t);
+    if (!t[0])
+        return loom_op_error(op, err, LOOM_EINVAL, "op has no target device");
+    if (f->dev[0] && strcmp(t, f->dev) != 0)
+        return loom_op_error(op, err, LOOM_EINVAL, "op targets '%s' but is in the function of device '%s'", t,
+                             f->dev);
+    int is_send = loom_op_is(op, "loom.send");
+    if (!is_send && !loom_op_is(op, "loom.recv"))
+        return 0;
+    if (!f->dev[0])
+        return loom_op_error(op, err, LOOM_EINVAL, "send/recv outside a device function");
+    char name[256]; /* channels are unique across the module */
+    loom_op_str(op, "channel", name, sizeof name);
+    size_t c;
+    for (c = 0; c < cs->n && strcmp(cs->ch[c].name, name) != 0; c++)
+        ;
+    if (c == cs->n) {
+        if (cs->n == cs->cap) {
+            size_t cap = cs->cap ? 2 * cs->cap : 16;
+            chan_t *nc = realloc(cs->ch, cap * sizeof *nc);
+            if (!nc)
+                return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            cs->ch = nc, cs->cap = cap;
+        }
+        memset(&cs->ch[cs->n], 0, sizeof cs->ch[cs->n]);
+        snprintf(cs->ch[cs->n].name, sizeof cs->ch[cs->n].name, "%s", name);
+        cs->n++;
+    }
+    if (is_send)
+        cs->ch[c].send = op, cs->ch[c].nsend++;
+    else
+        cs->ch[c].recv = op, cs->ch[c].nrecv++;
+    return 0;
+}
+
 int loom_pass_verify(loom_lowering_t *l, loom_err_t *err)
 {
     loom_mlir_diag_begin(l->m);
     if (!mlirOperationVerify(mlirModuleGetOperation(l->mod)))
         return loom_mlir_diag_fail(l->m, err, LOOM_EINVAL, "module does not verify", NULL);
-    size_t nf = 0, nch = 0, capch = 16;
-    int rc = 0;
-    MlirOperation *fns = module_funcs(l, &nf);
-    chan_t *ch = malloc(capch * sizeof *ch);
-    if (!fns || !ch) {
-        free(fns), free(ch);
-        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-    }
-    for (size_t f = 0; f < nf && !rc; f++) {
-        char dev[256], wf[256];
-        loom_op_str(fns[f], "loom.device", dev, sizeof dev);
-        loom_op_str(fns[f], "loom.workflow", wf, sizeof wf);
-        size_t n = 0;
-        MlirOperation *ops = body_ops(fns[f], &n);
-        if (!ops) {
-            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
-            break;
-        }
-        for (size_t i = 0; i < n && !rc; i++) {
-            MlirOperation op = ops[i];
-            if (!loom_op_is_loom(op))
-                continue;
-            char t[256];
-            loom_op_str(op, "target", t, sizeof t);
-            if (!t[0]) {
-                rc = loom_op_error(op, err, LOOM_EINVAL, "op has no target device");
-                break;
-            }
-            if (dev[0] && strcmp(t, dev) != 0) {
-                rc = loom_op_error(op, err, LOOM_EINVAL, "op targets '%s' but is in the function of device '%s'",
-                                   t, dev);
-                break;
-            }
-            int is_send = loom_op_is(op, "loom.send");
-            if (!is_send && !loom_op_is(op, "loom.recv"))
-                continue;
-            if (!dev[0]) {
-                rc = loom_op_error(op, err, LOOM_EINVAL, "send/recv outside a device function");
-                break;
-            }
-            char name[256], key[256]; /* channels are unique across the module */
-            loom_op_str(op, "channel", name, sizeof name);
-            snprintf(key, sizeof key, "%s", name);
-            size_t c;
-            for (c = 0; c < nch && strcmp(ch[c].name, key) != 0; c++)
-                ;
-            if (c == nch) {
-                if (nch == capch) {
-                    chan_t *nc = realloc(ch, (capch *= 2) * sizeof *ch);
-                    if (!nc) {
-                        rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
-                        break;
-                    }
-                    ch = nc;
-                }
-                memset(&ch[nch], 0, sizeof ch[nch]);
-                snprintf(ch[nch].name, sizeof ch[nch].name, "%s", key);
-                nch++;
-            }
-            if (is_send)
-                ch[c].send = op, ch[c].nsend++;
-            else
-                ch[c].recv = op, ch[c].nrecv++;
-        }
-        free(ops);
-    }
+    chans_t cs = {0};
+    int rc = each_op(l, verify_visit, &cs, err);
     if (!rc)
-        rc = check_channels(ch, nch, err);
-    free(fns), free(ch);
+        rc = check_channels(cs.ch, cs.n, err);
+    free(cs.ch);
     return rc;
 }
 
 /* ---- reading a partitioned module back ------------------------------------------------ */
 
+/* Calls fn(ud, workflow, node, device, op, err) for each granular node an
+ * op of a device function runs (an llm.generate names two), until fn
+ * returns non-zero. */
+typedef struct {
+    int (*fn)(void *ud, const char *wf, const char *node, const char *dev, MlirOperation op, loom_err_t *err);
+    void *ud;
+} node_walk_t;
+
+static int node_visit(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, void *ud, loom_err_t *err)
+{
+    (void)l;
+    node_walk_t *w = ud;
+    /* transfers run where their producer ran: not a task of their own */
+    if (!f->dev[0] || !loom_op_is_loom(op) || loom_op_is(op, "loom.send") || loom_op_is(op, "loom.recv") ||
+        loom_op_is(op, "loom.kv.transfer"))
+        return 0;
+    static const char *const node_attrs[] = {"node", "prefill", "decode"};
+    int rc = 0;
+    for (size_t a = 0; a < 3 && !rc; a++) {
+        char node[256];
+        loom_op_str(op, node_attrs[a], node, sizeof node);
+        if (node[0])
+            rc = w->fn(w->ud, f->wf, node, f->dev, op, err);
+    }
+    return rc;
+}
+
+typedef struct {
+    loom_placement_fn fn;
+    void *ud;
+} placements_t;
+
+static int placement_node(void *ud, const char *wf, const char *node, const char *dev, MlirOperation op,
+                          loom_err_t *err)
+{
+    placements_t *p = ud;
+    return p->fn(p->ud, wf, node, dev) != 0
+               ? loom_op_error(op, err, LOOM_EINVAL, "node '%s' is placed twice in the module", node)
+               : 0;
+}
+
 int loom_lower_placements(loom_lowering_t *l, loom_placement_fn fn, void *ud, loom_err_t *err)
 {
-    size_t nf = 0;
-    int rc = 0;
-    MlirOperation *fns = module_funcs(l, &nf);
-    if (!fns)
-        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-    for (size_t f = 0; f < nf && !rc; f++) {
-        char dev[256], wf[256];
-        loom_op_str(fns[f], "loom.device", dev, sizeof dev);
-        loom_op_str(fns[f], "loom.workflow", wf, sizeof wf);
-        if (!dev[0])
-            continue;
-        size_t n = 0;
-        MlirOperation *ops = body_ops(fns[f], &n);
-        if (!ops) {
-            rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
-            break;
-        }
-        for (size_t i = 0; i < n && !rc; i++) {
-            MlirOperation op = ops[i];
-            /* transfers run where their producer ran: not a task of their own */
-            if (!loom_op_is_loom(op) || loom_op_is(op, "loom.send") || loom_op_is(op, "loom.recv") ||
-                loom_op_is(op, "loom.kv.transfer"))
-                continue;
-            static const char *const node_attrs[] = {"node", "prefill", "decode"};
-            for (size_t a = 0; a < 3 && !rc; a++) {
-                char node[256];
-                loom_op_str(op, node_attrs[a], node, sizeof node);
-                if (node[0] && fn(ud, wf, node, dev) != 0)
-                    rc = loom_op_error(op, err, LOOM_EINVAL, "node '%s' is placed twice in the module", node);
-            }
-        }
-        free(ops);
-    }
-    free(fns);
-    return rc;
+    placements_t p = {fn, ud};
+    node_walk_t w = {placement_node, &p};
+    return each_op(l, node_visit, &w, err);
+}
+
+/* Stops the walk (1) at the op that runs node ud, with err located there. */
+static int locate_node(void *ud, const char *wf, const char *node, const char *dev, MlirOperation op,
+                       loom_err_t *err)
+{
+    (void)wf, (void)dev;
+    if (strcmp(node, ud) != 0)
+        return 0;
+    loom_op_locate(op, err);
+    return 1;
+}
+
+int loom_lower_locate_node(loom_lowering_t *l, const char *node, loom_err_t *err)
+{
+    node_walk_t w = {locate_node, (void *)node};
+    int rc = each_op(l, node_visit, &w, err);
+    return rc == 1 ? 0 : rc ? rc : LOOM_ENOTFOUND;
 }

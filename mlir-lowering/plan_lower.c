@@ -83,6 +83,12 @@ int loom_plan_module_placements(const char *text, size_t n, const char *filename
     return rc;
 }
 
+int loom_plan_module_locate(const char *text, size_t n, const char *filename, const char *node, loom_err_t *err)
+{
+    loom_err_t cerr = {0};
+    return ensure_ctx(&cerr) ? cerr.code : loom_lower_locate_node_text(ctx, text, n, filename, node, err);
+}
+
 int loom_plan_last_module(const char **module, loom_map_t **placements)
 {
     lowered_t *l = cache && last_hash[0] ? loom_map_get(cache, last_hash) : NULL;

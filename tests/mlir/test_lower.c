@@ -190,6 +190,18 @@ static void test_verify_catches_broken_channels(void **state)
     loom_buf_t out = LOOM_BUF_INIT;
     assert_int_equal(loom_lower_text(M, &wf, 1, LOOM_PASS_VERIFY, &out, &err), 0);
     assert_int_equal(loom_lower_verify_text(M, out.data, out.len, "rag.mlir", &err), 0);
+    /* A refusal about one node is located at the op that runs it. */
+    const char *at = strstr(out.data, "node = \"q.embed\"");
+    assert_non_null(at);
+    int line = 1;
+    for (const char *c = out.data; c < at; c++)
+        line += *c == '\n';
+    loom_err_set(&err, LOOM_EINVAL, "refused");
+    assert_int_equal(loom_lower_locate_node_text(M, out.data, out.len, "rag.mlir", "q.embed", &err), 0);
+    assert_string_equal(err.file, "rag.mlir");
+    assert_int_equal(err.line, line);
+    assert_string_equal(err.msg, "refused");
+    assert_int_equal(loom_lower_locate_node_text(M, out.data, out.len, "rag.mlir", "nowhere", &err), LOOM_ENOTFOUND);
     loom_buf_free(&out);
 }
 
