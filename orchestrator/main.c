@@ -51,6 +51,8 @@ static const char usage_text[] =
     "                            dropped first (evicted to the database with --db;\n"
     "                            default 134217728 = 128 MiB)\n"
     "  --max-active-runs N       refuse submissions beyond N running runs (default 10000)\n"
+    "  --max-watchers N          refuse Watch streams of active runs beyond N open ones,\n"
+    "                            all clients together (default 10000)\n"
     "  --auth-token TOKEN        clients must send this token (or $LOOM_AUTH_TOKEN)\n"
     "  --auth-secret FILE        clients must send tokens from `loom keygen --token`\n"
     "                            signed with a secret in FILE (one per line, two while\n"
@@ -137,6 +139,8 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
         c->o.max_finished_bytes = (size_t)n;
     else if (strcmp(k, "max-active-runs") == 0)
         c->o.max_active_runs = (int)n;
+    else if (strcmp(k, "max-watchers") == 0)
+        c->o.max_watchers = (int)n;
     else if (strcmp(k, "auth-token") == 0)
         c->o.auth_token = keep(v);
     else if (strcmp(k, "keys") == 0)

@@ -779,6 +779,8 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         s->opts.depth = 16;
     if (s->opts.max_active_runs <= 0)
         s->opts.max_active_runs = 10000;
+    if (s->opts.max_watchers <= 0)
+        s->opts.max_watchers = 10000;
     s->store = opts->store;
     if (!s->store) {
         s->own_store = loom_store_mem_new(opts->max_finished_runs, 0, opts->max_finished_bytes);

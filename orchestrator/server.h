@@ -34,6 +34,8 @@ typedef struct loom_server_opts {
     int max_finished_runs;        /* in-memory store bound (default 1000) */
     size_t max_finished_bytes;    /* ... in bytes (0 = LOOM_STORE_MEM_DEFAULT_BYTES) */
     int max_active_runs;          /* Submit answers RESOURCE_EXHAUSTED past this (default 10000) */
+    int max_watchers;             /* open Watch streams of active runs, all clients together;
+                                   * Watch answers RESOURCE_EXHAUSTED past this (default 10000) */
     loom_store_t *store;          /* borrowed; NULL = an in-memory store owned by the server */
     struct loom_metrics *metrics; /* borrowed; NULL = none (see metrics.h, loomd --http) */
     /* Failover (lease_pg.h; NULL = this loomd always leads): started once
