@@ -50,6 +50,7 @@ MlirType loom_type(loom_lowering_t *l, const char *name); /* "!loom.text" */
 int loom_pass_decompose(loom_lowering_t *l, loom_err_t *err);
 int loom_pass_annotate(loom_lowering_t *l, loom_err_t *err);
 int loom_pass_partition(loom_lowering_t *l, loom_err_t *err);
+int loom_pass_control(loom_lowering_t *l, loom_err_t *err);
 int loom_pass_verify(loom_lowering_t *l, loom_err_t *err);
 
 #endif
