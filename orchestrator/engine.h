@@ -91,6 +91,9 @@ typedef struct loom_engine_cfg {
     int64_t adopt_grace_ms;       /* after recovery, hold recovered tasks this long so workers
                                    * that still run them can re-register and keep them (default 3000) */
     unsigned inline_ops;          /* LOOM_INLINE_* bits: ops loomd runs itself (default none) */
+    int64_t output_ref_bytes;     /* step outputs (parts) over this many bytes stay on their worker
+                                   * and travel by reference (workers/common/outref.h); 0 = 65536,
+                                   * < 0 = never */
 } loom_engine_cfg_t;
 
 /* Cheap ops without side effects that loomd may run itself instead of

@@ -89,11 +89,15 @@ function authHeaders() { return token ? { Authorization: 'Bearer ' + token } : {
 
 async function api(path, opts) {
   const o = Object.assign({}, opts || {});
+  const sent = token;
   o.headers = Object.assign({}, o.headers || {}, authHeaders());
   const r = await fetch(path, o);
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
-  if (r.status === 401) askToken((body && (body.message || body.error)) || 'this loomd wants a bearer token');
+  /* A 401 to a request sent before the user typed a new token (the page's
+   * first requests, still in flight) says nothing about the new one. */
+  if (r.status === 401 && sent === token)
+    askToken((body && (body.message || body.error)) || 'this loomd wants a bearer token');
   if (!r.ok) {
     const err = new Error((body && (body.message || body.error)) || r.status + ' ' + r.statusText);
     err.status = r.status;

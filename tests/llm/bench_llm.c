@@ -1,23 +1,38 @@
 /* bench_llm.c — prefill and decode tokens/s of the CPU backend on a model
- * file, next to this machine's memory read bandwidth measured in the same
- * run (all threads streaming a buffer far larger than the caches).
+ * file, next to this machine's memory read bandwidth and, when a llama.cpp
+ * llama-bench is given (--llama-bench PATH or LLAMA_BENCH=PATH; see
+ * bench/llama_cpp_peer.sh), llama.cpp on the same file in the same run.
+ *
+ * Each round runs both engines, alternating which goes first: Loom prefills
+ * P tokens, then decodes D tokens greedily after them; llama-bench runs its
+ * pp P and tg D tests once (-r 1). Decode is counted as llama.cpp counts it:
+ * D tokens over the total time of the D steps (the first step included);
+ * the median step is printed beside it. Medians and ranges over the rounds.
  * Decode reads every weight once per token, so
  *   efficiency = decode tok/s x bytes read per token / measured bandwidth.
  * With a CUDA device visible the GPU backend is measured too, against the
  * device's copy bandwidth.
- * Then constrained decoding (llm/llm_grammar.h, react-agent's schema)
- * against plain greedy decoding, alternating, on the same context: the
- * ratio of median per-token decode times is the constraint's cost, next to
- * the same ratio from the measured token-picking time alone.
- * usage: bench_llm MODEL.gguf [threads] [prompt_tokens] [decode_tokens] */
+ * --constrained: then constrained decoding (llm/llm_grammar.h, react-agent's
+ * schema) against plain greedy decoding, alternating, on the same context:
+ * the ratio of median per-token decode times is the constraint's cost, next
+ * to the same ratio from the measured token-picking time alone.
+ * usage: bench_llm [--rounds N] [--llama-bench PATH] [--constrained] MODEL.gguf [threads] [prompt_tokens]
+ *        [decode_tokens] */
+#include <fcntl.h>
+#include <jansson.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "llm/llm_engine.h"
 #include "llm/llm_grammar.h"
 #include "llm/cuda/llm_cuda.h"
+
+extern char **environ;
 
 static double now(void) {
     struct timespec t;
@@ -63,50 +78,103 @@ static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
+static double median(const double *v, int n) {
+    double *s = malloc((size_t)n * sizeof *s);
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_d);
+    double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    free(s);
+    return m;
+}
+static void range(const double *v, int n, double *lo, double *hi) {
+    *lo = *hi = v[0];
+    for (int i = 1; i < n; i++) { if (v[i] < *lo) *lo = v[i]; if (v[i] > *hi) *hi = v[i]; }
+}
 
-static double measure_bw(void *ctx);
+/* One measurement of an engine: prefill tok/s, decode tok/s over the total
+ * time, decode tok/s of the median step, the first step's time over the
+ * median step's. */
+typedef struct run { double pp, tg, tg_med, first; } run_t;
 
-/* gbps: measured before the run; bw(ctx) measures again after it and the
- * higher figure is used, so a busy machine cannot inflate the efficiency. */
-static int bench(const char *label, const loom_llm_model_t *m, loom_llm_backend_t *b, int np, int nd, double gbps,
-                 double (*bw)(void *), void *bw_ctx) {
+static int loom_round(const loom_llm_model_t *m, loom_llm_backend_t *b, int np, int nd, int32_t *ids, float *logits,
+                      double *dt, run_t *out) {
     loom_err_t e = {0};
-    int32_t *ids = malloc((size_t)(np + nd) * sizeof *ids);
-    float *logits = malloc((size_t)m->n_vocab * sizeof *logits);
-    for (int i = 0; i < np; i++) ids[i] = 1 + (i * 7919) % (m->n_vocab - 1);
-    if (b->eval(b->ctx, ids, 8, 0, logits, &e)) { printf("error: %s\n", e.msg); return 1; } /* warm-up */
     double t0 = now();
-    if (b->eval(b->ctx, ids, np, 0, logits, &e)) { printf("error: %s\n", e.msg); return 1; }
-    double tp = now() - t0;
-    double *dt = malloc((size_t)nd * sizeof *dt), td = 0;
+    if (b->eval(b->ctx, ids, np, 0, logits, &e)) { fprintf(stderr, "bench_llm: %s\n", e.msg); return 1; }
+    out->pp = np / (now() - t0);
+    double td = 0;
     for (int i = 0; i < nd; i++) {
         int32_t t = loom_llm_argmax(logits, m->n_vocab);
         t0 = now();
-        if (b->eval(b->ctx, &t, 1, np + i, logits, &e)) { printf("error: %s\n", e.msg); return 1; }
+        if (b->eval(b->ctx, &t, 1, np + i, logits, &e)) { fprintf(stderr, "bench_llm: %s\n", e.msg); return 1; }
         dt[i] = now() - t0;
         td += dt[i];
     }
-    qsort(dt, (size_t)nd, sizeof *dt, cmp_d);
-    double med = dt[nd / 2], best = dt[0];
-    free(dt);
-    double after = bw ? bw(bw_ctx) : 0;
-    if (after > gbps) gbps = after;
-    double bpt = (double)loom_llm_model_bytes_per_token(m);
-    double dec = 1.0 / med, eff = dec * bpt / (gbps * 1e9);
-    printf("%-5s %-5s prefill %7.1f tok/s (%d tokens, %.2f s)  decode %6.2f tok/s median, %.2f best, %.2f mean "
-           "(%d tokens)  %.3f GB/token  bandwidth %.1f GB/s (best of before/after)  efficiency %.0f%% (best token %.0f%%)\n",
-           label, loom_ggml_type_name(m->wtype), np / tp, np, tp, dec, 1.0 / best, nd / td, nd, bpt / 1e9, gbps,
-           eff * 100, bpt / best / (gbps * 1e9) * 100);
-    printf("{\"bench\":\"llm\",\"backend\":\"%s\",\"model\":\"%s\",\"type\":\"%s\",\"prefill_tok_s\":%.2f,"
-           "\"decode_tok_s\":%.3f,\"decode_best_tok_s\":%.3f,\"bytes_per_token\":%.0f,\"bandwidth_gbps\":%.2f,"
-           "\"efficiency\":%.3f}\n",
-           label, m->name, loom_ggml_type_name(m->wtype), np / tp, dec, 1.0 / best, bpt, gbps, eff);
-    free(ids);
-    free(logits);
+    double med = median(dt, nd);
+    out->tg = nd / td;
+    out->tg_med = 1.0 / med;
+    out->first = dt[0] / med;
     return 0;
 }
 
-static double measure_bw(void *ctx) { return read_bandwidth(ctx); }
+/* llama-bench -o json: its pp and tg tests, once each. */
+static int llama_round(const char *exe, const char *model, int threads, int np, int nd, run_t *out) {
+    char sp[16], sn[16], st[16];
+    snprintf(sp, sizeof sp, "%d", np);
+    snprintf(sn, sizeof sn, "%d", nd);
+    snprintf(st, sizeof st, "%d", threads);
+    char *argv[] = {(char *)exe, "-m", (char *)model, "-p", sp, "-n", sn, "-t", st, "-r", "1", "-o", "json", NULL};
+    int fd[2];
+    if (pipe(fd)) return 1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fd[0]);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    int rc = posix_spawn(&pid, exe, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd[1]);
+    if (rc) { close(fd[0]); fprintf(stderr, "bench_llm: cannot run %s\n", exe); return 1; }
+    FILE *f = fdopen(fd[0], "r");
+    json_error_t je;
+    json_t *j = json_loadf(f, 0, &je);
+    fclose(f);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!j || !json_is_array(j) || !WIFEXITED(status) || WEXITSTATUS(status)) {
+        fprintf(stderr, "bench_llm: %s failed (exit %d)%s%s\n", exe, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                j ? "" : ": ", j ? "" : je.text);
+        json_decref(j);
+        return 1;
+    }
+    out->pp = out->tg = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(j, i, t) {
+        double ts = json_real_value(json_object_get(t, "avg_ts"));
+        if (json_integer_value(json_object_get(t, "n_gen")) > 0) out->tg = ts;
+        else out->pp = ts;
+    }
+    out->tg_med = out->tg; /* llama-bench reports tokens over total time only */
+    out->first = 0;
+    json_decref(j);
+    return out->pp > 0 && out->tg > 0 ? 0 : 1;
+}
+
+static void row(const char *what, const double *a, const double *b, int n) {
+    double alo, ahi, blo, bhi;
+    range(a, n, &alo, &ahi);
+    printf("  %-28s %8.2f [%7.2f %7.2f]", what, median(a, n), alo, ahi);
+    if (!b) { printf("\n"); return; }
+    double *r = malloc((size_t)n * sizeof *r), rlo, rhi;
+    for (int i = 0; i < n; i++) r[i] = a[i] / b[i];
+    range(b, n, &blo, &bhi);
+    range(r, n, &rlo, &rhi);
+    printf("   %8.2f [%7.2f %7.2f]   %5.2fx [%4.2f %4.2f]\n", median(b, n), blo, bhi, median(a, n) / median(b, n), rlo,
+           rhi);
+    free(r);
+}
 
 /* One decode run of nd tokens after the same np-token prompt, with the
  * grammar (constrained) or greedy alone: appends each step's seconds
@@ -190,43 +258,139 @@ static void bench_constrained(const loom_llm_model_t *m, loom_llm_backend_t *b, 
     free(sc);
 }
 
-int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help")) {
-        fprintf(stderr, "usage: bench_llm MODEL.gguf [threads] [prompt_tokens] [decode_tokens]\n");
-        return argc < 2 ? 2 : 0;
+static int bench_cpu(const char *path, const loom_llm_model_t *m, loom_llm_pool_t *pool, int threads, int np, int nd,
+                     int rounds, const char *llama, double gbps, int constrained) {
+    loom_err_t e = {0};
+    loom_llm_cpu_t *cpu;
+    if (loom_llm_cpu_new(m, pool, np + nd + 8, &cpu, &e)) { fprintf(stderr, "bench_llm: %s\n", e.msg); return 1; }
+    loom_llm_backend_t b;
+    loom_llm_backend_cpu(cpu, &b);
+    int32_t *ids = malloc((size_t)np * sizeof *ids);
+    float *logits = malloc((size_t)m->n_vocab * sizeof *logits);
+    double *dt = malloc((size_t)nd * sizeof *dt);
+    run_t *L = calloc((size_t)rounds, sizeof *L), *P = calloc((size_t)rounds, sizeof *P);
+    for (int i = 0; i < np; i++) ids[i] = 1 + (i * 7919) % (m->n_vocab - 1);
+    int rc = b.eval(b.ctx, ids, 8, 0, logits, &e); /* warm-up, as llama-bench does */
+    if (rc) fprintf(stderr, "bench_llm: %s\n", e.msg);
+    for (int r = 0; r < rounds && !rc; r++) {
+        /* alternate which engine goes first */
+        for (int k = 0; k < 2 && !rc; k++) {
+            if ((k == 0) == (r % 2 == 0)) rc = loom_round(m, &b, np, nd, ids, logits, dt, &L[r]);
+            else if (llama) rc = llama_round(llama, path, threads, np, nd, &P[r]);
+        }
+        if (rc) break;
+        printf("  round %d: Loom prefill %.1f decode %.2f (median step %.2f, first step %.1fx the median)", r + 1, L[r].pp,
+               L[r].tg, L[r].tg_med, L[r].first);
+        if (llama) printf(" | llama.cpp prefill %.1f decode %.2f", P[r].pp, P[r].tg);
+        printf("\n");
+        fflush(stdout);
     }
-    int threads = argc > 2 ? atoi(argv[2]) : 0, np = argc > 3 ? atoi(argv[3]) : 64, nd = argc > 4 ? atoi(argv[4]) : 16;
+    if (!rc) {
+        double *v[7];
+        for (int k = 0; k < 7; k++) v[k] = malloc((size_t)rounds * sizeof(double));
+        for (int r = 0; r < rounds; r++) {
+            v[0][r] = L[r].pp; v[1][r] = L[r].tg; v[2][r] = L[r].tg_med; v[3][r] = L[r].first;
+            v[4][r] = P[r].pp; v[5][r] = P[r].tg;
+        }
+        char a[64], d[64];
+        snprintf(a, sizeof a, "prefill %d tok/s", np);
+        snprintf(d, sizeof d, "decode %d tok/s (total time)", nd);
+        printf("  %d rounds, medians [min max]:   Loom%s\n", rounds,
+               llama ? "                      llama.cpp              Loom/llama.cpp [per round]" : "");
+        row(a, v[0], llama ? v[4] : NULL, rounds);
+        row(d, v[1], llama ? v[5] : NULL, rounds);
+        row("decode tok/s (median step)", v[2], NULL, rounds);
+        row("first step / median step", v[3], NULL, rounds);
+        double bpt = (double)loom_llm_model_bytes_per_token(m), tg = median(v[1], rounds);
+        printf("  %.3f GB/token; bandwidth efficiency at the decode median: Loom %.0f%%", bpt / 1e9,
+               tg * bpt / (gbps * 1e9) * 100);
+        if (llama) printf(", llama.cpp %.0f%%", median(v[5], rounds) * bpt / (gbps * 1e9) * 100);
+        printf(" of %.1f GB/s\n", gbps);
+        printf("{\"bench\":\"llm\",\"backend\":\"cpu\",\"model\":\"%s\",\"type\":\"%s\",\"threads\":%d,\"rounds\":%d,"
+               "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.3f,\"decode_median_step_tok_s\":%.3f,\"bytes_per_token\":%.0f,"
+               "\"bandwidth_gbps\":%.2f,\"efficiency\":%.3f",
+               m->name, loom_ggml_type_name(m->wtype), loom_llm_pool_size(pool), rounds, median(v[0], rounds), tg,
+               median(v[2], rounds), bpt, gbps, tg * bpt / (gbps * 1e9));
+        if (llama)
+            printf(",\"llama_prefill_tok_s\":%.2f,\"llama_decode_tok_s\":%.3f,\"prefill_ratio\":%.3f,\"decode_ratio\":%.3f",
+                   median(v[4], rounds), median(v[5], rounds), median(v[0], rounds) / median(v[4], rounds),
+                   tg / median(v[5], rounds));
+        printf("}\n");
+        for (int k = 0; k < 7; k++) free(v[k]);
+    }
+    if (!rc && constrained) bench_constrained(m, &b, np, nd);
+    free(L); free(P); free(ids); free(logits); free(dt);
+    loom_llm_cpu_destroy(&cpu);
+    return rc;
+}
+
+static int bench_cuda(const loom_llm_model_t *m, int np, int nd) {
+    loom_err_t e = {0};
+    loom_cuda_info_t info;
+    if (loom_llm_cuda_probe(0, &info, &e)) { printf("gpu: not measured (%s)\n", e.msg); return 0; }
+    double g = loom_llm_cuda_measure_gbps();
+    printf("gpu: %s (%s), measured copy bandwidth %.0f GB/s (peak %.0f)\n", info.name, info.arch, g, info.peak_gbps);
+    loom_llm_cuda_t *gc;
+    if (loom_llm_cuda_new(m, np + nd + 8, &gc, &e)) { printf("gpu: %s\n", e.msg); return 1; }
+    loom_llm_backend_t b;
+    loom_llm_backend_cuda(gc, &b);
+    int32_t *ids = malloc((size_t)np * sizeof *ids);
+    float *logits = malloc((size_t)m->n_vocab * sizeof *logits);
+    double *dt = malloc((size_t)nd * sizeof *dt);
+    for (int i = 0; i < np; i++) ids[i] = 1 + (i * 7919) % (m->n_vocab - 1);
+    run_t r;
+    int rc = b.eval(b.ctx, ids, 8, 0, logits, &e) || loom_round(m, &b, np, nd, ids, logits, dt, &r);
+    if (!rc) {
+        double bpt = (double)loom_llm_model_bytes_per_token(m);
+        printf("cuda  prefill %.1f tok/s (%d tokens)  decode %.2f tok/s total time, %.2f median step (%d tokens)  "
+               "efficiency %.0f%%\n", r.pp, np, r.tg, r.tg_med, nd, r.tg * bpt / (g * 1e9) * 100);
+        printf("{\"bench\":\"llm\",\"backend\":\"cuda\",\"model\":\"%s\",\"type\":\"%s\",\"prefill_tok_s\":%.2f,"
+               "\"decode_tok_s\":%.3f,\"decode_median_step_tok_s\":%.3f,\"bandwidth_gbps\":%.2f,\"efficiency\":%.3f}\n",
+               m->name, loom_ggml_type_name(m->wtype), r.pp, r.tg, r.tg_med, g, r.tg * bpt / (g * 1e9));
+    }
+    free(ids); free(logits); free(dt);
+    loom_llm_cuda_destroy(&gc);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    const char *llama = getenv("LLAMA_BENCH");
+    int rounds = 5, a = 1, constrained = 0;
+    for (; a < argc && argv[a][0] == '-'; a++) {
+        if (!strcmp(argv[a], "--rounds") && a + 1 < argc) rounds = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--llama-bench") && a + 1 < argc) llama = argv[++a];
+        else if (!strcmp(argv[a], "--constrained")) constrained = 1;
+        else if (!strcmp(argv[a], "--version")) { printf("bench_llm (loom)\n"); return 0; }
+        else {
+            fprintf(stderr, "usage: bench_llm [--rounds N] [--llama-bench PATH] [--constrained] MODEL.gguf [threads] [prompt_tokens] "
+                            "[decode_tokens]\n  LLAMA_BENCH=PATH also names llama-bench (bench/llama_cpp_peer.sh builds it)\n");
+            return strcmp(argv[a], "--help") ? 2 : 0;
+        }
+    }
+    if (a >= argc || rounds < 1) {
+        fprintf(stderr, "usage: bench_llm [--rounds N] [--llama-bench PATH] [--constrained] MODEL.gguf [threads] [prompt_tokens] [decode_tokens]\n");
+        return 2;
+    }
+    if (llama && !*llama) llama = NULL;
+    if (llama && access(llama, X_OK)) { fprintf(stderr, "bench_llm: %s is not an executable llama-bench\n", llama); return 2; }
+    const char *path = argv[a];
+    int threads = a + 1 < argc ? atoi(argv[a + 1]) : 0, np = a + 2 < argc ? atoi(argv[a + 2]) : 64,
+        nd = a + 3 < argc ? atoi(argv[a + 3]) : 16;
+    if (np < 8 || nd < 1) { fprintf(stderr, "bench_llm: need at least 8 prompt tokens and 1 decode token\n"); return 2; }
     loom_err_t e = {0};
     loom_llm_model_t *m;
-    if (loom_llm_model_load(argv[1], &m, &e)) { fprintf(stderr, "bench_llm: %s\n", e.msg); return 1; }
+    if (loom_llm_model_load(path, &m, &e)) { fprintf(stderr, "bench_llm: %s\n", e.msg); return 1; }
     loom_llm_pool_t *pool = loom_llm_pool_new(threads);
     double gbps = read_bandwidth(pool);
     double load[3] = {0};
     FILE *la = fopen("/proc/loadavg", "r");
     if (la) { if (fscanf(la, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1; fclose(la); }
-    printf("cpu: %d threads, simd %s, measured read bandwidth %.1f GB/s, load average %.1f (figures are noisy when the "
-           "machine is shared)\n", loom_llm_pool_size(pool), loom_llm_simd_name(), gbps, load[0]);
-    loom_llm_cpu_t *cpu;
-    if (loom_llm_cpu_new(m, pool, np + nd + 8, &cpu, &e)) { fprintf(stderr, "bench_llm: %s\n", e.msg); return 1; }
-    loom_llm_backend_t b;
-    loom_llm_backend_cpu(cpu, &b);
-    int rc = bench("cpu", m, &b, np, nd, gbps, measure_bw, pool);
-    if (!rc)
-        bench_constrained(m, &b, np, nd);
-    loom_llm_cpu_destroy(&cpu);
-    loom_cuda_info_t info;
-    if (loom_llm_cuda_probe(0, &info, &e) == 0) {
-        double g = loom_llm_cuda_measure_gbps();
-        printf("gpu: %s (%s), measured copy bandwidth %.0f GB/s (peak %.0f)\n", info.name, info.arch, g, info.peak_gbps);
-        loom_llm_cuda_t *gc;
-        if (loom_llm_cuda_new(m, np + nd + 8, &gc, &e) == 0) {
-            loom_llm_backend_cuda(gc, &b);
-            rc |= bench("cuda", m, &b, np * 8, nd * 8, g, NULL, NULL);
-            loom_llm_cuda_destroy(&gc);
-        } else printf("gpu: %s\n", e.msg);
-    } else {
-        printf("gpu: not measured (%s)\n", e.msg);
-    }
+    printf("%s (%s): cpu %d threads, simd %s, measured read bandwidth %.1f GB/s, load average %.1f (a shared machine "
+           "makes every figure noisy: compare within a run)\n", m->name, loom_ggml_type_name(m->wtype),
+           loom_llm_pool_size(pool), loom_llm_simd_name(), gbps, load[0]);
+    if (!llama) printf("  llama.cpp: not measured (set LLAMA_BENCH=path to llama-bench; bench/llama_cpp_peer.sh builds one)\n");
+    int rc = bench_cpu(path, m, pool, loom_llm_pool_size(pool), np, nd, rounds, llama, gbps, constrained);
+    rc |= bench_cuda(m, np * 8, nd * 8);
     loom_llm_pool_destroy(&pool);
     loom_llm_model_destroy(&m);
     return rc;

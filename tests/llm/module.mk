@@ -16,18 +16,26 @@ $(eval $(call SCRIPT_TEST,llm_gpu,tests/llm/skip_no_cuda.sh))
 endif
 
 # make bench-llm: TinyLlama-1.1B-shaped models (Q8_0, F16) generated into
-# $(BUILD)/bench-llm/ on first use (1.2 and 2.2 GB; never committed).
+# $(BUILD)/bench-llm/ on first use (1.2 and 2.2 GB; never committed), 2
+# threads, 5 rounds. With LLAMA_BENCH=path/to/llama-bench the same files run
+# on llama.cpp in the same rounds, alternating (make llama-peer builds one
+# into $(BUILD)/peer from the pinned node-llama-cpp npm package; bench only).
+# The Q8_0 run also measures constrained against plain decoding.
+BENCH_LLM_THREADS ?= 2
+BENCH_LLM_ROUNDS ?= 5
 $(BUILD)/bench/bench_llm: $(call objs,tests/llm/bench_llm.c) $(LLMCUDA_ARCHIVES) $(LLM_ARCHIVES)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,tests/llm/bench_llm.c) -Wl,--start-group $(LLMCUDA_ARCHIVES) $(LLM_ARCHIVES) -Wl,--end-group $(LLMCUDA_LDLIBS) $(LLM_LDLIBS)
 $(BUILD)/bench-llm/tinyllama-%.gguf: tests/llm/gen_gguf.py
 	@mkdir -p $(@D)
 	/usr/bin/python3 tests/llm/gen_gguf.py --shape tinyllama --type $* --fast -o $@
-.PHONY: bench-llm
+.PHONY: bench-llm llama-peer
 bench-llm: $(BUILD)/bench/bench_llm $(BUILD)/bench-llm/tinyllama-Q8_0.gguf $(BUILD)/bench-llm/tinyllama-F16.gguf
-	@echo "== bench-llm: TinyLlama-1.1B shape, random weights, $$(nproc) cores"
-	$(BUILD)/bench/bench_llm $(BUILD)/bench-llm/tinyllama-Q8_0.gguf 0 64 16
-	$(BUILD)/bench/bench_llm $(BUILD)/bench-llm/tinyllama-F16.gguf 0 64 8
+	@echo "== bench-llm: TinyLlama-1.1B shape, random weights, $(BENCH_LLM_THREADS) threads on $$(nproc) cores"
+	LLAMA_BENCH=$(LLAMA_BENCH) $(BUILD)/bench/bench_llm --rounds $(BENCH_LLM_ROUNDS) --constrained $(BUILD)/bench-llm/tinyllama-Q8_0.gguf $(BENCH_LLM_THREADS) 64 16
+	LLAMA_BENCH=$(LLAMA_BENCH) $(BUILD)/bench/bench_llm --rounds $(BENCH_LLM_ROUNDS) $(BUILD)/bench-llm/tinyllama-F16.gguf $(BENCH_LLM_THREADS) 64 16
+llama-peer:
+	bench/llama_cpp_peer.sh $(BUILD)/peer
 BENCHES += bench-llm
 
 # libFuzzer target (fuzz build only; see tests/fuzz/README.md).

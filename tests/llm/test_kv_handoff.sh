@@ -6,8 +6,13 @@
 #   1. the same-host path (the producer's shared-memory file),
 #   2. the network path (decode worker with LOOM_OBJECT_SAME_HOST=0: chunked
 #      ZeroMQ from wp's object endpoint),
-#   3. the fallback: wp is killed after its prefill and before the decode
+#   3. a corrupted chunk: a byte of wp's stored cache is flipped after its
+#      prefill (the object server sends from that file), so the checksum
+#      fails on receipt and the decode worker re-runs the prefill;
+#   4. the fallback: wp is killed after its prefill and before the decode
 #      fetches; the decode worker re-runs the prefill and says so in an event.
+# The fallbacks' reasons are events of the run in loomd's store (replayed by
+# `loom watch`).
 . "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
 HERE="$ROOT/tests/llm"
 PY=/usr/bin/python3
@@ -95,22 +100,58 @@ grep -q "KV cache from worker wp (network path)" "$TMP/net-run.log" || fail "no 
 check "$TMP/net.json" wn
 [ "$(grep -c 'msg="kv received".*path=network' "$TMP/wn.log")" = 2 ] || fail "wn did not take the network path"
 
-# 3. fallback: kill the producer between its prefill and the decode.
-rm -f "$TMP/go"
-run fb &
-runner=$!
-for _ in $(seq 1200); do
-  id=$("$BIN/loom" runs --json 2>/dev/null | "$PY" -c 'import json,sys; r=[x for x in json.load(sys.stdin) if x["state"] == "running"]; print(r[0]["run_id"] if r else "")')
-  [ -n "$id" ] && "$BIN/loom" status "$id" --json 2>/dev/null | "$PY" -c '
+# wait_pre: runs the workflow in the background (gate closed) until its
+# prefill step has succeeded; sets $runner and $id.
+wait_pre() {
+  rm -f "$TMP/go"
+  run "$1" &
+  runner=$!
+  id=
+  for _ in $(seq 1200); do
+    id=$("$BIN/loom" runs --json 2>/dev/null | "$PY" -c 'import json,sys; r=[x for x in json.load(sys.stdin) if x["state"] == "running"]; print(r[0]["run_id"] if r else "")')
+    [ -n "$id" ] && "$BIN/loom" status "$id" --json >"$TMP/$1-pre.json" 2>/dev/null && "$PY" -c '
 import json, sys
-sys.exit(0 if any(s["step"] == "pre" and s["state"] == "succeeded" for s in json.load(sys.stdin)["steps"]) else 1)' && break
-  sleep 0.1
-done
+sys.exit(0 if any(s["step"] == "pre" and s["state"] == "succeeded" for s in json.load(open(sys.argv[1]))["steps"]) else 1)' "$TMP/$1-pre.json" && return 0
+    sleep 0.1
+  done
+  fail "the prefill of run $1 did not finish"
+}
+
+# expect_fallback NAME REASON: the decode steps of run NAME re-ran the
+# prefill on wn because of REASON, said so in the run's events, and those
+# events are in loomd's store.
+expect_fallback() {
+  [ "$(grep -c "kv transfer failed; re-running the prefill here.*$2" "$TMP/wn.log")" = 2 ] || fail "wn did not fall back ($2)"
+  grep -q "KV transfer from worker wp failed (.*$2.*); re-ran the prefill of [0-9]* tokens here" "$TMP/$1-run.log" ||
+    fail "no fallback event with the reason: $(cat "$TMP/$1-run.log")"
+  local rid; rid=$(sed -n 's/^run \(r-[^ ]*\) submitted.*/\1/p' "$TMP/$1-run.log")
+  "$BIN/loom" watch "$rid" --no-stream >/dev/null 2>"$TMP/$1-replay.log" || fail "loom watch $rid failed"
+  [ "$(grep -c "KV transfer from worker wp failed (.*$2.*); re-ran the prefill" "$TMP/$1-replay.log")" = 2 ] ||
+    fail "the store lacks the fallback events: $(cat "$TMP/$1-replay.log")"
+}
+
+# 3. corrupted chunk: flip one byte in the middle of wp's stored cache.
+wait_pre bad
+"$PY" - "$TMP/bad-pre.json" <<'PY' || fail "cannot corrupt the stored cache"
+import json, sys
+d = json.load(open(sys.argv[1]))
+ref = [s for s in d["steps"] if s["step"] == "pre"][0]["output"]["kv"]["$object"]
+with open(ref["path"], "r+b") as f:   # the producer serves from this file
+    f.seek(ref["size"] // 2)
+    b = f.read(1)
+    f.seek(ref["size"] // 2)
+    f.write(bytes([b[0] ^ 0x5a]))
+PY
+touch "$TMP/go"
+wait $runner || fail "the run did not survive a corrupted chunk"
+check "$TMP/bad.json" wn
+expect_fallback bad "checksum mismatch"
+
+# 4. fallback: kill the producer between its prefill and the decode.
+wait_pre fb
 kill -9 "$pid_wp"
 touch "$TMP/go"
 wait $runner || fail "the run did not survive the producer's death"
 check "$TMP/fb.json" wn
-[ "$(grep -c 'kv transfer failed; re-running the prefill here' "$TMP/wn.log")" = 2 ] || fail "wn did not fall back"
-grep -q "KV transfer from worker wp failed (.*); re-ran the prefill of [0-9]* tokens here" "$TMP/fb-run.log" ||
-  fail "no fallback event with the reason: $(cat "$TMP/fb-run.log")"
+expect_fallback fb "sent nothing\\|cannot connect"
 echo ok
