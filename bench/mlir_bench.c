@@ -10,13 +10,20 @@
  *      in C at gcc -O2 in two loop orders (i-j-k: a scalar dot per output;
  *      i-k-j: the order gcc vectorises) and OpenBLAS single-threaded
  *      sgemm, GFLOP/s, rounds alternating, medians and ranges; the JIT's
- *      output is checked against OpenBLAS's. */
+ *      output is checked against OpenBLAS's;
+ *   4. row-wise softmax (the built-in kernel) and layer norm (the kernel of
+ *      examples/kernels/layernorm.mlir at a larger shape) vs the same
+ *      algorithm in C at gcc -O2, one thread, rounds alternating, outputs
+ *      compared within 1e-5;
+ *   5. on a GPU: not measured here (no GPU runner in this process; the PTX
+ *      is only assembled by the tests), said so in the output. */
 #include "common/clock.h"
 #include "common/sha.h"
 #include "mlir-lowering/artifact.h"
 #include "mlir-lowering/lower.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +90,8 @@ static void bench_matmul(loom_artifact_cache_t *c, int n)
     openblas_set_num_threads(1);
     void *bufs[] = {A, B, C};
     double t[4][ROUNDS]; /* JIT, OpenBLAS, C i-k-j, C i-j-k */
+    loom_jit_call(j, &sig, bufs, &err); /* warm-up: first-touch of code and data */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, R, n);
     for (int r = 0; r < ROUNDS; r++) {
         uint64_t t0 = loom_clock_ns();
         loom_jit_call(j, &sig, bufs, &err);
@@ -123,6 +132,192 @@ static void bench_matmul(loom_artifact_cache_t *c, int n)
         fprintf(stderr, "matmul %d: %zu of %zu outputs differ from OpenBLAS\n", n, bad, nn);
     free(A), free(B), free(C), free(R);
     loom_buf_free(&src);
+}
+
+/* ---- reductions: softmax and layer norm vs C ---------------------------- */
+
+static void c_softmax(const float *x, float *y, int m, int n)
+{
+    for (int i = 0; i < m; i++) {
+        const float *r = x + (size_t)i * n;
+        float *o = y + (size_t)i * n, mx = -INFINITY, sum = 0;
+        for (int j = 0; j < n; j++)
+            mx = r[j] > mx ? r[j] : mx;
+        for (int j = 0; j < n; j++)
+            sum += o[j] = expf(r[j] - mx);
+        for (int j = 0; j < n; j++)
+            o[j] /= sum;
+    }
+}
+
+static void c_layernorm(const float *x, const float *w, const float *b, float *y, int m, int n)
+{
+    for (int i = 0; i < m; i++) {
+        const float *r = x + (size_t)i * n;
+        float sum = 0, sq = 0;
+        for (int j = 0; j < n; j++)
+            sum += r[j];
+        float mean = sum / (float)n;
+        for (int j = 0; j < n; j++)
+            sq += (r[j] - mean) * (r[j] - mean);
+        float inv = 1.0f / sqrtf(sq / (float)n + 1e-5f);
+        for (int j = 0; j < n; j++)
+            y[(size_t)i * n + j] = (r[j] - mean) * inv * w[j] + b[j];
+    }
+}
+
+/* examples/kernels/layernorm.mlir with the shape as parameters. */
+static void layernorm_source(loom_buf_t *b, int m, int n)
+{
+    loom_buf_printf(b,
+        "#row = affine_map<(i, j) -> (i)>\n#col = affine_map<(i, j) -> (j)>\n"
+        "#all = affine_map<(i, j) -> (i, j)>\n"
+        "func.func @layernorm(%%x: memref<%dx%dxf32>, %%w: memref<%dxf32>, %%b: memref<%dxf32>,\n"
+        "                     %%y: memref<%dx%dxf32>) {\n"
+        "  %%zero = arith.constant 0.0 : f32\n"
+        "  %%sum = memref.alloca() : memref<%dxf32>\n"
+        "  %%sq = memref.alloca() : memref<%dxf32>\n"
+        "  linalg.fill ins(%%zero : f32) outs(%%sum : memref<%dxf32>)\n"
+        "  linalg.fill ins(%%zero : f32) outs(%%sq : memref<%dxf32>)\n"
+        "  linalg.generic {indexing_maps = [#all, #row], iterator_types = [\"parallel\", \"reduction\"]}\n"
+        "      ins(%%x : memref<%dx%dxf32>) outs(%%sum : memref<%dxf32>) {\n"
+        "    ^bb0(%%v: f32, %%acc: f32):\n"
+        "      %%r = arith.addf %%acc, %%v : f32\n"
+        "      linalg.yield %%r : f32\n"
+        "  }\n"
+        "  linalg.generic {indexing_maps = [#all, #row, #row], iterator_types = [\"parallel\", \"reduction\"]}\n"
+        "      ins(%%x, %%sum : memref<%dx%dxf32>, memref<%dxf32>) outs(%%sq : memref<%dxf32>) {\n"
+        "    ^bb0(%%v: f32, %%s: f32, %%acc: f32):\n"
+        "      %%n = arith.constant %d.0 : f32\n"
+        "      %%mean = arith.divf %%s, %%n : f32\n"
+        "      %%d = arith.subf %%v, %%mean : f32\n"
+        "      %%d2 = arith.mulf %%d, %%d : f32\n"
+        "      %%r = arith.addf %%acc, %%d2 : f32\n"
+        "      linalg.yield %%r : f32\n"
+        "  }\n"
+        "  linalg.generic {indexing_maps = [#all, #row, #row, #col, #col, #all],\n"
+        "                  iterator_types = [\"parallel\", \"parallel\"]}\n"
+        "      ins(%%x, %%sum, %%sq, %%w, %%b : memref<%dx%dxf32>, memref<%dxf32>, memref<%dxf32>,"
+        " memref<%dxf32>, memref<%dxf32>)\n"
+        "      outs(%%y : memref<%dx%dxf32>) {\n"
+        "    ^bb0(%%v: f32, %%s: f32, %%q: f32, %%wt: f32, %%bs: f32, %%o: f32):\n"
+        "      %%n = arith.constant %d.0 : f32\n"
+        "      %%eps = arith.constant 1.0e-5 : f32\n"
+        "      %%mean = arith.divf %%s, %%n : f32\n"
+        "      %%var = arith.divf %%q, %%n : f32\n"
+        "      %%t = arith.addf %%var, %%eps : f32\n"
+        "      %%inv = math.rsqrt %%t : f32\n"
+        "      %%d = arith.subf %%v, %%mean : f32\n"
+        "      %%xn = arith.mulf %%d, %%inv : f32\n"
+        "      %%sc = arith.mulf %%xn, %%wt : f32\n"
+        "      %%r = arith.addf %%sc, %%bs : f32\n"
+        "      linalg.yield %%r : f32\n"
+        "  }\n"
+        "  return\n}\n",
+        m, n, n, n, m, n, m, m, m, m, m, n, m, m, n, m, m, n, m, n, m, m, n, n, m, n, n);
+}
+
+/* Compiles (CPU target) and JITs src, or exits; sig: the built-in's, or
+ * filled from the IR when known is 0. */
+static loom_jit_t *jit_or_die(loom_artifact_cache_t *c, const loom_buf_t *src, const char *name,
+                              loom_kernel_sig_t *sig, int known)
+{
+    loom_err_t err = {0};
+    const loom_artifact_t *a;
+    loom_jit_t *j;
+    int hit;
+    if (loom_artifact_compile(c, src->data, src->len, name, LOOM_TARGET_CPU, NULL, known ? sig : NULL, &a, &hit, &err) ||
+        loom_artifact_jit(c, a, &j, &err)) {
+        fprintf(stderr, "bench-mlir: %s: %s\n", name, err.msg);
+        exit(1);
+    }
+    *sig = a->sig;
+    return j;
+}
+
+/* Largest |got - want|; *bad counts the values off by more than 1e-5
+ * relative (1e-6 absolute near zero), the tolerance of the NumPy test. */
+static double max_abs_diff(const float *got, const float *want, size_t n, size_t *bad)
+{
+    double worst = 0;
+    *bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        *bad += d > 1e-5 * fabs((double)want[i]) + 1e-6;
+        worst = d > worst ? d : worst;
+    }
+    return worst;
+}
+
+#define RROUNDS 15
+static void print_pair(const char *what, int m, int n, double *tj, double *tc, const float *y,
+                       const float *ref)
+{
+    size_t bad;
+    double diff = max_abs_diff(y, ref, (size_t)m * n, &bad);
+    double bytes = (double)m * n * 8; /* read x once, write y once: the floor */
+    double mj = median(tj, RROUNDS), mc = median(tc, RROUNDS);
+    printf("JIT code: %s %dx%d f32 on one thread (GB/s of x read + y written, median [range])%s\n", what,
+           m, n, bad ? "  RESULT MISMATCH" : "");
+    printf("  MLIR JIT                                    %8.2f [%.2f-%.2f]   %.1f us   max |diff| vs C %.1e\n",
+           bytes / mj / 1e9, bytes / tj[RROUNDS - 1] / 1e9, bytes / tj[0] / 1e9, mj * 1e6, diff);
+    printf("  peer: the same algorithm in C, gcc -O2      %8.2f [%.2f-%.2f]   %.1f us   JIT = %.2fx\n",
+           bytes / mc / 1e9, bytes / tc[RROUNDS - 1] / 1e9, bytes / tc[0] / 1e9, mc * 1e6, mc / mj);
+}
+
+static void bench_reductions(loom_artifact_cache_t *c, int m, int n)
+{
+    size_t mn = (size_t)m * n;
+    float *x = malloc(mn * 4), *y = malloc(mn * 4), *r = malloc(mn * 4), *w = malloc((size_t)n * 4),
+          *b = malloc((size_t)n * 4), *s1 = malloc((size_t)m * 4), *s2 = malloc((size_t)m * 4);
+    uint64_t rng = 99;
+    for (size_t i = 0; i < mn; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((rng >> 40) % 16001) / 1000.0f - 8.0f;
+    }
+    for (int i = 0; i < n; i++)
+        w[i] = 0.5f + (float)(i % 11) / 10.0f, b[i] = (float)(i % 7) / 7.0f - 0.5f;
+
+    loom_buf_t src = LOOM_BUF_INIT;
+    loom_kernel_sig_t sig;
+    loom_err_t err = {0};
+    loom_kernel_spec_t spec = {.kind = LOOM_KERNEL_SOFTMAX, .m = m, .n = n, .k = 1};
+    if (loom_kernel_source(&spec, 0, &src, &sig, &err)) {
+        fprintf(stderr, "bench-mlir: softmax: %s\n", err.msg);
+        exit(1);
+    }
+    loom_jit_t *j = jit_or_die(c, &src, "softmax", &sig, 1);
+    void *sm[] = {x, y, s1, s2};
+    double tj[RROUNDS], tc[RROUNDS];
+    loom_jit_call(j, &sig, sm, &err); /* warm-up: first-touch of code and data */
+    c_softmax(x, r, m, n);
+    for (int k = 0; k < RROUNDS; k++) {
+        uint64_t t0 = loom_clock_ns();
+        loom_jit_call(j, &sig, sm, &err);
+        tj[k] = (double)(loom_clock_ns() - t0) / 1e9;
+        t0 = loom_clock_ns();
+        c_softmax(x, r, m, n);
+        tc[k] = (double)(loom_clock_ns() - t0) / 1e9;
+    }
+    print_pair("softmax (rows)", m, n, tj, tc, y, r);
+
+    loom_buf_reset(&src);
+    layernorm_source(&src, m, n);
+    j = jit_or_die(c, &src, "layernorm.mlir", &sig, 0);
+    void *ln[] = {x, w, b, y};
+    loom_jit_call(j, &sig, ln, &err);
+    c_layernorm(x, w, b, r, m, n);
+    for (int k = 0; k < RROUNDS; k++) {
+        uint64_t t0 = loom_clock_ns();
+        loom_jit_call(j, &sig, ln, &err);
+        tj[k] = (double)(loom_clock_ns() - t0) / 1e9;
+        t0 = loom_clock_ns();
+        c_layernorm(x, w, b, r, m, n);
+        tc[k] = (double)(loom_clock_ns() - t0) / 1e9;
+    }
+    print_pair("layer norm (rows)", m, n, tj, tc, y, r);
+    loom_buf_free(&src);
+    free(x), free(y), free(r), free(w), free(b), free(s1), free(s2);
 }
 
 /* 100 steps: every 4th an llm.generate (prefill + decode, split across two
@@ -264,6 +459,9 @@ int main(void)
 
     for (int r = 0; r < 2; r++)
         bench_matmul(c, r ? 512 : 256);
+    bench_reductions(c, 256, 1024);
+    printf("GPU: not measured by this bench (no CUDA device runner in it; PTX is assembled by the tests;\n"
+           "     GPU launches run in loom-worker-gpu, tests/mlir/test_gpu.c)\n");
     loom_artifact_cache_destroy(&c2);
     loom_artifact_cache_destroy(&c);
     loom_buf_free(&src);

@@ -11,7 +11,7 @@
 #include <string.h>
 
 static const char *pass_names[LOOM_PASS__COUNT] = {
-    "emit", "decompose-llm", "annotate-targets", "partition-devices", "verify",
+    "emit", "decompose-llm", "annotate-targets", "partition-devices", "control-regions", "verify",
 };
 
 const char *loom_pass_name(loom_pass_t p)
@@ -113,28 +113,34 @@ static void to_fixed(MlirStringRef s, void *user)
     dst[have + n] = '\0';
 }
 
+void loom_op_locate(MlirOperation op, loom_err_t *err)
+{
+    char loc[512] = "", file[256] = "";
+    int line = 0, col = 0;
+    mlirLocationPrint(mlirOperationGetLocation(op), to_fixed, loc);
+    const char *q = strstr(loc, "loc(\"");
+    if (!q || !err)
+        return;
+    q += 5;
+    const char *e = strchr(q, '"');
+    if (e && (size_t)(e - q) < sizeof file) {
+        memcpy(file, q, (size_t)(e - q));
+        file[e - q] = '\0';
+        if (sscanf(e + 1, ":%d:%d", &line, &col) != 2)
+            line = col = 0;
+        loom_err_at(err, file, line, col);
+    }
+}
+
 int loom_op_error(MlirOperation op, loom_err_t *err, int code, const char *fmt, ...)
 {
-    char msg[256], loc[512] = "", file[256] = "";
-    int line = 0, col = 0;
+    char msg[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     loom_err_set(err, code, "%s", msg);
-    mlirLocationPrint(mlirOperationGetLocation(op), to_fixed, loc);
-    const char *q = strstr(loc, "loc(\"");
-    if (q) {
-        q += 5;
-        const char *e = strchr(q, '"');
-        if (e && (size_t)(e - q) < sizeof file) {
-            memcpy(file, q, (size_t)(e - q));
-            file[e - q] = '\0';
-            if (sscanf(e + 1, ":%d:%d", &line, &col) != 2)
-                line = col = 0;
-            loom_err_at(err, file, line, col);
-        }
-    }
+    loom_op_locate(op, err);
     return code;
 }
 
@@ -187,6 +193,9 @@ static int copy_input(loom_lowering_t *l, const loom_lower_wf_t *wfs, size_t nwf
             nodes[i].device = dup(l, s->device);
             nodes[i].kernel = dup(l, s->kernel);
             nodes[i].index = dup(l, s->index);
+            nodes[i].when = dup(l, s->when);
+            nodes[i].foreach = dup(l, s->foreach);
+            nodes[i].until = dup(l, s->until);
             if (!s->name || !s->name[0] || !s->op) {
                 loom_err_set(err, LOOM_EINVAL, "workflow '%s': node %zu has no name or op", d->name, i);
                 if (s->line)
@@ -536,7 +545,7 @@ fail:
 int loom_lower_run(loom_lowering_t *l, loom_pass_t last, loom_err_t *err)
 {
     static int (*const passes[LOOM_PASS__COUNT])(loom_lowering_t *, loom_err_t *) = {
-        NULL, loom_pass_decompose, loom_pass_annotate, loom_pass_partition, loom_pass_verify,
+        NULL, loom_pass_decompose, loom_pass_annotate, loom_pass_partition, loom_pass_control, loom_pass_verify,
     };
     if ((unsigned)last >= LOOM_PASS__COUNT)
         return loom_err_set(err, LOOM_EINVAL, "unknown pass %d", (int)last);
@@ -600,21 +609,50 @@ int loom_lower_verify_text(loom_mlir_t *m, const char *text, size_t n, const cha
     return loom_lower_placements_text(m, text, n, filename, NULL, NULL, err);
 }
 
-int loom_lower_placements_text(loom_mlir_t *m, const char *text, size_t n, const char *filename,
-                               loom_placement_fn fn, void *ud, loom_err_t *err)
+/* Parses and verifies a partitioned module given as text into a lowering
+ * (caller destroys), with the parse buffer's name in err replaced by
+ * filename. */
+static int parse_verified(loom_mlir_t *m, const char *text, size_t n, const char *filename, loom_lowering_t **out,
+                          loom_err_t *err)
 {
     loom_lowering_t *l = calloc(1, sizeof *l);
+    *out = l;
     if (!l)
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     l->m = m;
     l->ctx = loom_mlir_context(m);
     int rc = loom_mlir_parse(m, text, n, filename, &l->mod, err);
-    if (!rc)
-        rc = loom_pass_verify(l, err);
+    return rc ? rc : loom_pass_verify(l, err);
+}
+
+/* "-" is the parsed buffer's name in MLIR's locations: the caller's file name instead. */
+static void name_buffer(loom_err_t *err, const char *filename)
+{
+    if (err && filename && strcmp(err->file, "-") == 0)
+        loom_err_at(err, filename, err->line, err->col);
+}
+
+int loom_lower_placements_text(loom_mlir_t *m, const char *text, size_t n, const char *filename,
+                               loom_placement_fn fn, void *ud, loom_err_t *err)
+{
+    loom_lowering_t *l = NULL;
+    int rc = parse_verified(m, text, n, filename, &l, err);
     if (!rc && fn)
         rc = loom_lower_placements(l, fn, ud, err);
-    if (rc && err && filename && strcmp(err->file, "-") == 0) /* "-": the parsed buffer */
-        loom_err_at(err, filename, err->line, err->col);
+    if (rc)
+        name_buffer(err, filename);
+    loom_lower_destroy(&l);
+    return rc;
+}
+
+int loom_lower_locate_node_text(loom_mlir_t *m, const char *text, size_t n, const char *filename, const char *node,
+                                loom_err_t *err)
+{
+    loom_lowering_t *l = NULL;
+    loom_err_t perr = {0};
+    int rc = parse_verified(m, text, n, filename, &l, &perr);
+    if (!rc && (rc = loom_lower_locate_node(l, node, err)) == 0)
+        name_buffer(err, filename);
     loom_lower_destroy(&l);
     return rc;
 }

@@ -16,6 +16,11 @@
  *                      loom.send in the producer's function and a loom.recv
  *                      in the consumer's, paired by channel name
  *                      "<workflow>:<step>/<op>-><consumer device>"
+ *   control-regions    in each device function, a loop's body becomes a
+ *                      loom.loop region (until, max_iterations; the
+ *                      begin/end markers become its operands and yield), a
+ *                      foreach step's op a loom.foreach region over the
+ *                      list, a when step's op a loom.when guarded region
  *   verify             MLIR's verifier + Loom's rules (targets set, each
  *                      device function only holds its device's ops, every
  *                      send has exactly one recv of the same type)
@@ -46,6 +51,13 @@ typedef struct {
     double budget_ms, pred_ms, pred_cost;
     int line, col;        /* the step in the workflow file; 0 = unknown */
     int output;           /* 1: a workflow output (returned even when consumed) */
+    /* Dynamic control (control-regions pass), as written in the workflow: */
+    const char *when;     /* the step's when: expression (guarded region), else NULL */
+    const char *foreach;  /* the step's foreach: list (region over it), else NULL */
+    int loop_marker;      /* 1/2: the begin/end node of a loop whose body nodes are
+                             named "<this name minus .begin/.end>." */
+    const char *until;    /* loop begin node: until: (NULL = max_iterations runs) */
+    int max_iterations;   /* loop begin node */
 } loom_lower_node_t;
 
 typedef struct {
@@ -68,11 +80,13 @@ typedef enum {
     LOOM_PASS_DECOMPOSE,
     LOOM_PASS_ANNOTATE,
     LOOM_PASS_PARTITION,
+    LOOM_PASS_CONTROL,
     LOOM_PASS_VERIFY,
     LOOM_PASS__COUNT
 } loom_pass_t;
 
-/* "emit", "decompose-llm", "annotate-targets", "partition-devices", "verify". */
+/* "emit", "decompose-llm", "annotate-targets", "partition-devices",
+ * "control-regions", "verify". */
 const char *loom_pass_name(loom_pass_t p);
 /* Returns 0 or LOOM_ENOTFOUND. */
 int loom_pass_parse(const char *name, loom_pass_t *out);
@@ -112,6 +126,15 @@ int loom_lower_placements_text(loom_mlir_t *m, const char *text, size_t n, const
                                loom_placement_fn fn, void *ud, loom_err_t *err);
 /* The same for a lowering that ran through partition-devices (passes.c). */
 int loom_lower_placements(loom_lowering_t *l, loom_placement_fn fn, void *ud, loom_err_t *err);
+
+/* Locates err (file, line, col; the message is kept) at the op of a
+ * partitioned module that runs granular node `node`, so a refusal about a
+ * node (its device cannot run it, ...) points into the module. 0, or
+ * LOOM_ENOTFOUND when no op runs it (err untouched). The _text form parses
+ * and verifies text first (its locations name filename). */
+int loom_lower_locate_node(loom_lowering_t *l, const char *node, loom_err_t *err);
+int loom_lower_locate_node_text(loom_mlir_t *m, const char *text, size_t n, const char *filename, const char *node,
+                                loom_err_t *err);
 
 /* One call: emit, run up to `last`, print into out. */
 int loom_lower_text(loom_mlir_t *m, const loom_lower_wf_t *wfs, size_t nwf, loom_pass_t last,

@@ -26,14 +26,15 @@ struct loom_lowering {
 const loom_lower_node_t *loom_lower_node(loom_lowering_t *l, const char *wf, MlirOperation op,
                                          const char *attr);
 
-/* Op helpers. */
-int loom_op_is(MlirOperation op, const char *name);
+/* Op helpers (and loom_op_is, mlir_internal.h). */
 int loom_op_is_loom(MlirOperation op);
 /* String attribute value copied into out ("" when absent). */
 void loom_op_str(MlirOperation op, const char *attr, char *out, size_t n);
 void loom_op_set_str(loom_lowering_t *l, MlirOperation op, const char *attr, const char *v);
 void loom_op_set_f64(loom_lowering_t *l, MlirOperation op, const char *attr, double v);
 double loom_op_f64(MlirOperation op, const char *attr);
+/* Sets err's file, line and col from op's location (when it has one). */
+void loom_op_locate(MlirOperation op, loom_err_t *err);
 /* Fills err with a message located at op's location. Returns code. */
 int loom_op_error(MlirOperation op, loom_err_t *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -49,6 +50,7 @@ MlirType loom_type(loom_lowering_t *l, const char *name); /* "!loom.text" */
 int loom_pass_decompose(loom_lowering_t *l, loom_err_t *err);
 int loom_pass_annotate(loom_lowering_t *l, loom_err_t *err);
 int loom_pass_partition(loom_lowering_t *l, loom_err_t *err);
+int loom_pass_control(loom_lowering_t *l, loom_err_t *err);
 int loom_pass_verify(loom_lowering_t *l, loom_err_t *err);
 
 #endif

@@ -38,6 +38,11 @@ int loom_plan_last_module(const char **module, struct loom_map **placements);
 int loom_plan_module_placements(const char *text, size_t n, const char *filename, struct loom_map **placements,
                                 loom_err_t *err);
 
+/* Locates err (message kept) at the op of module text that runs granular
+ * node `node` (loom_lower_locate_node_text): a refusal of a --plan module
+ * about one node points into the module. 0 or LOOM_ENOTFOUND. */
+int loom_plan_module_locate(const char *text, size_t n, const char *filename, const char *node, loom_err_t *err);
+
 /* The verified module text of a lowered plan by its hash prefix as printed
  * in the summary (borrowed; NULL when unknown). */
 const char *loom_plan_lowered_module(const char *hash_prefix);

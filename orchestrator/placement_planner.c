@@ -361,6 +361,8 @@ int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_gr
 int loom_plan_last_module(const char **module, loom_map_t **placements) __attribute__((weak));
 int loom_plan_module_placements(const char *text, size_t n, const char *filename, loom_map_t **placements,
                                 loom_err_t *err) __attribute__((weak));
+int loom_plan_module_locate(const char *text, size_t n, const char *filename, const char *node, loom_err_t *err)
+    __attribute__((weak));
 
 static void lowered(const loom_placement_req_t *req, rplan_t *rp, char *msg, size_t n)
 {
@@ -393,15 +395,17 @@ static const char *node_device(const rplan_t *rp, int v)
 }
 
 /* loom run --plan: reads the run's module (verified again) into rp->forced
- * and checks that it places only nodes of this workflow, on ready workers.
- * 0 or LOOM_EINVAL with err. */
+ * and checks that it places only nodes of this workflow, each on a ready
+ * worker that runs its step's op. 0 or LOOM_EINVAL with err located at the
+ * module's op (plan.mlir:LINE:COL). */
 static int load_forced(rplan_t *rp, const loom_placement_req_t *req, loom_registry_t *reg, loom_err_t *err)
 {
     if (!req->plan_mlir || rp->forced)
         return 0;
     if (!loom_plan_module_placements)
         return loom_err_set(err, LOOM_EUNAVAIL, "this loomd was built without the MLIR lowering");
-    int rc = loom_plan_module_placements(req->plan_mlir, strlen(req->plan_mlir), "plan.mlir", &rp->forced, err);
+    size_t len = strlen(req->plan_mlir);
+    int rc = loom_plan_module_placements(req->plan_mlir, len, "plan.mlir", &rp->forced, err);
     if (rc)
         return rc;
     if (!rp->g && loom_decompose(rp->wf, &rp->g, NULL, err) < 0)
@@ -409,21 +413,29 @@ static int load_forced(rplan_t *rp, const loom_placement_req_t *req, loom_regist
     size_t it = 0;
     const char *node;
     void *dev;
-    while (loom_map_next(rp->forced, &it, &node, &dev)) {
+    while (!rc && loom_map_next(rp->forced, &it, &node, &dev)) {
         loom_worker_rec_t *w = loom_registry_by_id(reg, dev);
-        if (loom_graph_find(rp->g, node) < 0)
+        int v = loom_graph_find(rp->g, node);
+        const char *op = v >= 0 ? step_op(rp->wf, loom_graph_node(rp->g, v)->step) : NULL;
+        if (v < 0)
             rc = loom_err_set(err, LOOM_EINVAL, "the plan module places node '%s', which workflow %s does not have",
                               node, rp->wf->name);
         else if (!w || w->state != LOOM_WORKER_READY)
             rc = loom_err_set(err, LOOM_EINVAL, "the plan module places node '%s' on device '%s', which is not a "
                                                 "ready worker (devices of a live plan are worker ids: loom workers)",
                               node, (const char *)dev);
-        if (rc) {
-            loom_map_destroy(&rp->forced);
-            return rc;
-        }
+        else if (op && strcmp(op, "loop") != 0 && !loom_worker_runs(w, op)) /* loomd runs a loop's own nodes */
+            rc = loom_err_set(err, LOOM_EINVAL, "the plan module places node '%s' (%s) on device '%s', which does "
+                                                "not run %s",
+                              node, op, (const char *)dev, op);
+        if (rc == LOOM_EINVAL && w && op && v >= 0 && w->state == LOOM_WORKER_READY)
+            loom_err_hint(err, "move the op to a device whose worker lists %s (loom workers)", op);
+        if (rc && loom_plan_module_locate)
+            loom_plan_module_locate(req->plan_mlir, len, "plan.mlir", node, err);
     }
-    return 0;
+    if (rc)
+        loom_map_destroy(&rp->forced);
+    return rc;
 }
 
 static void note(const loom_placement_req_t *req, const rplan_t *rp, int replanned, const char *msg)

@@ -25,7 +25,6 @@
 
 #define COMP "loomd"
 #define MAX_STEP_OUTPUT (64 * 1024) /* Get truncates step outputs past this */
-#define MAX_WATCHERS 10000          /* open Watch streams, all clients together */
 #define MAX_LABELS 64               /* per run */
 #define MAX_LABEL_KEY 63
 #define MAX_LABEL_VALUE 1024
@@ -45,6 +44,15 @@ static Loom__V1__DeviceKind device_pb(const char *k)
 static char *adup(loom_arena_t *a, const char *s)
 {
     return loom_arena_strdup(a, s ? s : "");
+}
+
+/* A store read that failed: the database down or refusing (LOOM_EDB) is
+ * UNAVAILABLE and retryable, out of memory RESOURCE_EXHAUSTED; anything
+ * else is a fault in loomd: INTERNAL. */
+static void reply_store_error(srv_t *s, const loom_origin_t *o, int rc, loom_err_t *err)
+{
+    err->code = rc == LOOM_EDB || rc == LOOM_ENOMEM ? rc : LOOM_EINTERNAL;
+    loom_rpc_reply_err(s->csrv, o, err);
 }
 
 /* ---- tenants ---------------------------------------------------------------------------
@@ -81,7 +89,7 @@ static int check_run_access(srv_t *s, const loom_msg_t *m, const char *run_id)
         return -1;
     }
     if (rc != 0) {
-        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
+        reply_store_error(s, o, rc, &err);
         return -1;
     }
     if (strcmp(tenant, scope) == 0)
@@ -419,7 +427,7 @@ static void rpc_get(srv_t *s, loom_msg_t *m)
         if (rc == LOOM_ENOTFOUND)
             loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", rq->run_id);
         else
-            loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
+            reply_store_error(s, o, rc ? rc : loom_err_set(&err, LOOM_EINTERNAL, "store: run '%s' has no record", rq->run_id), &err);
     } else {
         add_unstarted_steps(s, &b);
         qsort(b.steps, b.nsteps, sizeof *b.steps, step_cmp);
@@ -549,8 +557,9 @@ static void rpc_list(srv_t *s, loom_msg_t *m)
     if (rq->page_token && rq->page_token[0])
         f.before_id = before_id;
     build_t b = {.a = loom_arena_new(0)};
-    if (loom_store_run_list(s->store, &f, on_list_run, &b, &err) != 0) {
-        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
+    int rc = loom_store_run_list(s->store, &f, on_list_run, &b, &err);
+    if (rc != 0) {
+        reply_store_error(s, o, rc, &err);
     } else {
         Loom__V1__ListReply rep = LOOM__V1__LIST_REPLY__INIT;
         rep.n_runs = b.n > (size_t)limit ? (size_t)limit : b.n;
@@ -785,7 +794,7 @@ static void rpc_retry(srv_t *s, loom_msg_t *m)
     if (rc == LOOM_ENOTFOUND) {
         loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", rq->run_id);
     } else if (rc != 0) {
-        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
+        reply_store_error(s, o, rc, &err);
     } else if (!x.final || !x.yaml) {
         loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_FAILED_PRECONDITION,
                               x.final ? "run '%s': its workflow was not stored"
@@ -932,17 +941,22 @@ static void rpc_watch(srv_t *s, loom_msg_t *m)
         loom_pb_free(rq);
         return;
     }
+    /* the limit is checked before the replay: a refused Watch costs nothing */
+    if (loom_engine_find_run(s->eng, rq->run_id) && s->n_watchers >= (size_t)s->opts.max_watchers) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_RESOURCE_EXHAUSTED,
+                              "too many open Watch streams (--max-watchers %d); retry later",
+                              s->opts.max_watchers);
+        loom_pb_free(rq);
+        return;
+    }
     replay_t rp = {.s = s, .o = o};
     int rc = loom_store_events(s->store, rq->run_id, (int64_t)rq->after_seq, on_replay, &rp, &err);
     if (rc == LOOM_ENOTFOUND) {
         loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", rq->run_id);
     } else if (rc != 0) {
-        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INTERNAL, "store: %s", err.msg);
+        reply_store_error(s, o, rc, &err);
     } else if (!rp.failed) {
-        if (loom_engine_find_run(s->eng, rq->run_id) && s->n_watchers >= MAX_WATCHERS) {
-            loom_rpc_stream_end(s->csrv, o, LOOM_STATUS_RESOURCE_EXHAUSTED,
-                                "too many open Watch streams; retry later", &err);
-        } else if (loom_engine_find_run(s->eng, rq->run_id)) {
+        if (loom_engine_find_run(s->eng, rq->run_id)) {
             watcher_t *w = calloc(1, sizeof *w);
             if (w) {
                 snprintf(w->run_id, sizeof w->run_id, "%s", rq->run_id);

@@ -779,6 +779,8 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         s->opts.depth = 16;
     if (s->opts.max_active_runs <= 0)
         s->opts.max_active_runs = 10000;
+    if (s->opts.max_watchers <= 0)
+        s->opts.max_watchers = 10000;
     s->store = opts->store;
     if (!s->store) {
         s->own_store = loom_store_mem_new(opts->max_finished_runs, 0, opts->max_finished_bytes);
@@ -840,6 +842,8 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
                             .send_tasks = send_tasks, .cancel_task = cancel_task,
                             .on_event = on_event, .ud = s,
                             .placement_timeout_ms = opts->placement_timeout_ms,
+                            .inline_ops = opts->inline_ops,
+                            .output_ref_bytes = opts->output_ref_bytes,
                             /* workers re-register at their next heartbeat */
                             .adopt_grace_ms = s->opts.heartbeat_timeout_ms};
     s->eng = loom_engine_new(&ec);

@@ -3,8 +3,9 @@
 # the devices (worker ids) its module's functions name, `loom status --mlir`
 # prints that module, `loom run --plan FILE.mlir` follows an edited module
 # (op c moved to the other worker; a and b split with a send/recv pair), and
-# a module that does not verify, or names a device that is not a ready
-# worker, is refused at submit with the reason.
+# a module that does not verify, names a device that is not a ready
+# worker, or puts an op on a worker that cannot run it, is refused at submit
+# with the reason, located at the op in the module.
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 WF="$ROOT/tests/integration/workflows/plan_module.yaml"
 GEN="$ROOT/tests/integration/plan_module.py"
@@ -55,5 +56,15 @@ grep -q "INVALID_ARGUMENT" "$TMP/bad.log" && grep -q "plan.mlir:[0-9]*:[0-9]*" "
   fail "no located diagnostic: $(cat "$TMP/bad.log")"
 python3 "$GEN" w-a w-nowhere w-a >"$TMP/gone.mlir"
 if "$BIN/loom" run "$WF" --input who=z --plan "$TMP/gone.mlir" 2>"$TMP/gone.log"; then fail "module on an unknown device accepted"; fi
-grep -q "w-nowhere.*not a ready worker" "$TMP/gone.log" || fail "unclear refusal: $(cat "$TMP/gone.log")"
+grep -q "plan.mlir:[0-9]*:[0-9]*.*w-nowhere.*not a ready worker" "$TMP/gone.log" ||
+  fail "unclear refusal: $(cat "$TMP/gone.log")"
+# a worker that does not run echo: a module putting b there is refused at b's op
+start_worker w-tools --ops tool.exec
+python3 "$GEN" w-a w-tools w-a >"$TMP/unable.mlir"
+line=$(grep -n 'node = "b"' "$TMP/unable.mlir" | cut -d: -f1)
+if "$BIN/loom" run "$WF" --input who=z --plan "$TMP/unable.mlir" 2>"$TMP/unable.log"; then
+  fail "module with an op on a worker that cannot run it accepted"
+fi
+grep -q "plan.mlir:$line:[0-9]*.*node 'b' (echo) on device 'w-tools', which does not run echo" "$TMP/unable.log" ||
+  fail "capability refusal not located at b's op (line $line): $(cat "$TMP/unable.log")"
 echo ok

@@ -14,7 +14,7 @@ failure (with loomd's log).
 
 Not covered here (they need a broken database or exhausted memory):
 UNAVAILABLE for a run that could not be stored (tests/pg/test_db_outage.sh),
-RESOURCE_EXHAUSTED for too many open Watch streams, INTERNAL."""
+INTERNAL."""
 import json
 import os
 import socket
@@ -136,9 +136,11 @@ def main():
     log = open(os.path.join(TMP, "loomd.log"), "wb")
     # short heartbeats (a lost worker within a second), a short placement
     # timeout (UNAVAILABLE for an op no worker runs), at most 4 active runs
+    # and 2 open Watch streams
     procs = [subprocess.Popen([os.path.join(BUILD, "bin", "loomd"), "--client", cep, "--workers", wep,
                                "--ready-file", ready, "--heartbeat-ms", "200",
-                               "--placement-timeout-ms", "1500", "--max-active-runs", "4"],
+                               "--placement-timeout-ms", "1500", "--max-active-runs", "4",
+                               "--max-watchers", "2"],
                               stdout=log, stderr=subprocess.STDOUT)]
     try:
         for _ in range(600):
@@ -410,6 +412,24 @@ def run_checks(c, model):
     while h.flags & env.FLAG_STREAM:
         h, _ = c.recv(wid)
     check(h.status == env.CANCELLED and h.flags & env.FLAG_END_OF_STREAM, "Watch cancelled by the client: CANCELLED")
+    # --max-watchers 2: two open Watch streams of an active run, a third refused
+    ws = [Client(c.ep) for _ in range(3)]
+    rids = [ws[i].send("Watch", rpc.WatchRequest(run_id=run_c), deadline_ms=60000) for i in range(2)]
+    check(all(ws[i].recv(rids[i])[0].flags & env.FLAG_STREAM for i in range(2)), "two Watch streams open")
+    h, _ = ws[2].recv(ws[2].send("Watch", rpc.WatchRequest(run_id=run_c), deadline_ms=60000))
+    check(h.status == env.RESOURCE_EXHAUSTED and not h.flags & env.FLAG_STREAM and "--max-watchers" in h.status_message,
+          "a third Watch beyond --max-watchers 2: RESOURCE_EXHAUSTED before any event")
+    for i in range(2):
+        ws[i].sock.send_multipart([env.Envelope(version=1, request_id=rids[i], flags=env.FLAG_CANCEL).SerializeToString()])
+        h, _ = ws[i].recv(rids[i])
+        while h.flags & env.FLAG_STREAM:
+            h, _ = ws[i].recv(rids[i])
+    r3 = ws[2].send("Watch", rpc.WatchRequest(run_id=run_c), deadline_ms=60000)
+    check(ws[2].recv(r3)[0].flags & env.FLAG_STREAM, "once two streams are cancelled, a Watch is accepted again")
+    ws[2].sock.send_multipart([env.Envelope(version=1, request_id=r3, flags=env.FLAG_CANCEL).SerializeToString()])
+    h, _ = ws[2].recv(r3)
+    while h.flags & env.FLAG_STREAM:
+        h, _ = ws[2].recv(r3)
     # --max-active-runs 4: run_c and three more active, the next Submit is refused
     more = [submit(c, long_wf) for _ in range(3)]
     h, _ = c.call("Submit", rpc.SubmitRequest(workflow_yaml=long_wf, workflow_name="x.yaml"), rpc.SubmitReply)
@@ -485,6 +505,16 @@ def lost_checks(c, workers):
             evs.append(ev)
         return [e for e in evs if pred(e)][0]
     victim = until(lambda e: e.kind == rpc.RUN_EVENT_STEP_STARTED).worker_id
+    # STEP_STARTED means sent to the worker; killed before its Started notice
+    # reaches loomd, the step would go back under the same attempt (no
+    # WORKER_LOST): wait until loomd counts it running there
+    for _ in range(900):
+        h, r = c.call("ListWorkers", rpc.ListWorkersRequest(), rpc.ListWorkersReply)
+        if [w for w in r.workers if w.worker_id == victim and w.running_tasks >= 1]:
+            break
+        time.sleep(0.1)
+    check([w for w in r.workers if w.worker_id == victim and w.running_tasks == 1 and w.queued_tasks == 0],
+          "ListWorkers: the step's worker says it runs 1 task (running_tasks), none queued")
     workers[victim].kill()
     workers[victim].wait()
     lost = until(lambda e: e.kind == rpc.RUN_EVENT_WORKER_LOST)
