@@ -28,6 +28,7 @@
 #include "planner/place.h"
 #include "planner/profile.h"
 #include "planner/workflow.h"
+#include "mlir-lowering/plan_lower.h"
 #include "loom/v1/rpc.pb-c.h"
 
 #define COMP "placement"
@@ -358,19 +359,15 @@ static void evict_some(policy_t *p)
 static Loom__V1__Plan *plan_pb(const rplan_t *rp, int live, const char *lead, const loom_decompose_notes_t *notes);
 void loom_placement_plan_free(struct Loom__V1__Plan *p);
 
-/* loomd links the MLIR lowering (mlir-lowering/plan_lower.c, weak here so
- * other programs using this library need no MLIR): each plan is lowered to
- * per-device functions, cached by the plan's hash, and the PLANNED message
- * says so. Best effort: a plan that does not lower is still followed. */
-int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_graph_t *g, const loom_cost_t *c,
-                    const loom_plan_t *plan, char *summary, size_t n, loom_err_t *err) __attribute__((weak));
-
-int loom_plan_last_module(const char **module, loom_map_t **placements, loom_map_t **channels)
-    __attribute__((weak));
-int loom_plan_module_placements(const char *text, size_t n, const char *filename, loom_map_t **placements,
-                                loom_map_t **channels, loom_err_t *err) __attribute__((weak));
-int loom_plan_module_locate(const char *text, size_t n, const char *filename, const char *node, loom_err_t *err)
-    __attribute__((weak));
+/* loomd links the MLIR lowering (mlir-lowering/plan_lower.c; weak here so
+ * other programs using this library need no MLIR, declared by its header so
+ * the compiler checks every call): each plan is lowered to per-device
+ * functions, cached by the plan's hash, and the PLANNED message says so.
+ * Best effort: a plan that does not lower is still followed. */
+#pragma weak loom_plan_lower
+#pragma weak loom_plan_last_module
+#pragma weak loom_plan_module_placements
+#pragma weak loom_plan_module_locate
 
 static void lowered(const loom_placement_req_t *req, rplan_t *rp, char *msg, size_t n)
 {
