@@ -33,7 +33,7 @@ static const char usage_text[] =
     "  --mc N          Monte Carlo samples to check the verdict (default 4000, 0 = off)\n"
     "  --emit mlir     print the plan lowered to the loom MLIR dialect instead\n"
     "  --after PASS    ... as it is after PASS: emit, decompose-llm, annotate-targets,\n"
-    "                  partition-devices, verify (default)\n"
+    "                  partition-devices, control-regions, verify (default)\n"
     "  --live          ask loomd (--endpoint URL, $LOOM_ENDPOINT) to plan on its live\n"
     "                  workers (or on --fleet F, sent along) without running the workflow\n"
     "  --json          machine-readable output\n"

@@ -37,7 +37,7 @@ int loom_cli_plan_emit_mlir(const loom_cli_planned_t *P, const char *after, int 
     loom_pass_t last = LOOM_PASS_VERIFY;
     if (after && loom_pass_parse(after, &last) != 0) {
         fprintf(stderr, "loom plan: --after: unknown pass '%s' (emit, decompose-llm, annotate-targets, "
-                        "partition-devices, verify)\n", after);
+                        "partition-devices, control-regions, verify)\n", after);
         return LOOM_EXIT_USAGE;
     }
     loom_err_t err = {0};

@@ -2,6 +2,7 @@
  * launch plan and PTX back out of a lowered GPU module (see codegen.h). */
 #include "mlir-lowering/codegen.h"
 
+#include "mlir-lowering/loop_fusion.h"
 #include "mlir-lowering/mlir_internal.h"
 
 #include <mlir-c/BuiltinAttributes.h>
@@ -33,10 +34,14 @@ int loom_target_parse(const char *s, loom_target_kind_t *out)
     return LOOM_ENOTFOUND;
 }
 
-static int op_is(MlirOperation op, const char *name)
+int loom_op_is_view(MlirOperation op)
 {
-    MlirStringRef s = mlirIdentifierStr(mlirOperationGetName(op));
-    return s.length == strlen(name) && memcmp(s.data, name, s.length) == 0;
+    static const char *const views[] = {"memref.expand_shape", "memref.collapse_shape", "memref.subview",
+                                        "memref.reinterpret_cast", "memref.cast"};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++)
+        if (loom_op_is(op, views[i]))
+            return 1;
+    return 0;
 }
 
 /* Loops, then everything to the LLVM dialect. The NPU reference backend runs
@@ -52,11 +57,16 @@ static int op_is(MlirOperation op, const char *name)
     "convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"    \
     "reconcile-unrealized-casts)"
 
-/* Parallel loops tiled 16x16 (fixed bounds + in-bounds guards, so that any
- * shape maps to blocks x threads), outlined into gpu.modules, NVVM, PTX.
- * Bare-pointer memrefs: each buffer argument is one device pointer. */
+/* GPU: linalg to parallel loops; then adjacent loops over the same
+ * iteration space are fused (loop_fusion.c: an elementwise chain becomes
+ * one launch); then parallel loops tiled 16x16 (fixed bounds + in-bounds
+ * guards, so that any shape maps to blocks x threads), outlined into
+ * gpu.modules, NVVM, PTX. Bare-pointer memrefs: each buffer argument is one
+ * device pointer. */
+#define GPU_LOOPS_PIPELINE "builtin.module(func.func(convert-linalg-to-parallel-loops))"
+#define GPU_FUSION_STEP "loom-fuse-parallel-loops"
 #define GPU_PIPELINE_FMT                                                                      \
-    "builtin.module(func.func(convert-linalg-to-parallel-loops,"                              \
+    "builtin.module(func.func("                                                               \
     "scf-parallel-loop-tiling{parallel-loop-tile-sizes=16,16 no-min-max-bounds=1},"           \
     "gpu-map-parallel-loops,convert-parallel-loops-to-gpu),gpu-kernel-outlining,"             \
     "canonicalize,lower-affine,convert-scf-to-cf,nvvm-attach-target{chip=%s},"                \
@@ -127,7 +137,7 @@ typedef struct {
 static MlirWalkResult size_matmul_tiles(MlirOperation op, void *user)
 {
     matmul_walk_t *w = user;
-    if (!op_is(op, "linalg.matmul") || mlirOperationGetNumOperands(op) != 3)
+    if (!loom_op_is(op, "linalg.matmul") || mlirOperationGetNumOperands(op) != 3)
         return MlirWalkResultAdvance;
     MlirType c = mlirValueGetType(mlirOperationGetOperand(op, 2));
     w->count++;
@@ -173,9 +183,12 @@ static int apply_cpu_transform(loom_mlir_t *m, MlirModule mod, const char *filen
 
 const char *loom_codegen_pipeline(loom_target_kind_t t, const char *arch, char *buf, size_t n)
 {
-    if (t == LOOM_TARGET_GPU)
-        snprintf(buf, n, GPU_PIPELINE_FMT, arch ? arch : "sm_90");
-    else
+    if (t == LOOM_TARGET_GPU) {
+        /* The three steps loom_codegen_ptx runs, as one text for the key. */
+        int k = snprintf(buf, n, "%s %s ", GPU_LOOPS_PIPELINE, GPU_FUSION_STEP);
+        if (k > 0 && (size_t)k < n)
+            snprintf(buf + k, n - (size_t)k, GPU_PIPELINE_FMT, arch ? arch : "sm_90");
+    } else
         snprintf(buf, n, "%s", CPU_PIPELINE);
     return buf;
 }
@@ -185,7 +198,7 @@ const char *loom_codegen_pipeline(loom_target_kind_t t, const char *arch, char *
 static MlirOperation first_func(MlirModule mod)
 {
     MlirOperation op = mlirBlockGetFirstOperation(mlirModuleGetBody(mod));
-    while (!mlirOperationIsNull(op) && !op_is(op, "func.func"))
+    while (!mlirOperationIsNull(op) && !loom_op_is(op, "func.func"))
         op = mlirOperationGetNextInBlock(op);
     return op;
 }
@@ -276,7 +289,7 @@ static MlirWalkResult find_non_llvm(MlirOperation op, void *user)
 {
     MlirOperation *bad = user;
     MlirStringRef name = mlirIdentifierStr(mlirOperationGetName(op));
-    if ((name.length > 5 && memcmp(name.data, "llvm.", 5) == 0) || op_is(op, "builtin.module"))
+    if ((name.length > 5 && memcmp(name.data, "llvm.", 5) == 0) || loom_op_is(op, "builtin.module"))
         return MlirWalkResultAdvance;
     *bad = op;
     return MlirWalkResultInterrupt;
@@ -332,7 +345,7 @@ int loom_codegen_llvm(loom_mlir_t *m, const char *src, size_t n, const char *fil
     MlirAttribute unit = mlirUnitAttrGet(loom_mlir_context(m));
     for (MlirOperation op = mlirBlockGetFirstOperation(mlirModuleGetBody(mod));
          !mlirOperationIsNull(op); op = mlirOperationGetNextInBlock(op))
-        if (op_is(op, "func.func"))
+        if (loom_op_is(op, "func.func"))
             mlirOperationSetDiscardableAttributeByName(op, loom_sr("llvm.emit_c_interface"), unit);
     char pipe[1024];
     rc = apply_cpu_transform(m, mod, filename, err);
@@ -368,23 +381,14 @@ static int module_index(gpu_walk_t *w, MlirStringRef name)
     return -1;
 }
 
-/* Views that keep the base pointer: with the bare-pointer convention a
- * kernel receives the base buffer's pointer and rebuilds the view from its
- * static type (shape, strides, static offset), so a launch operand that is
- * a view of a kernel argument is that argument's buffer. */
-static int is_pointer_view(MlirOperation op)
-{
-    static const char *const views[] = {"memref.expand_shape", "memref.collapse_shape", "memref.subview",
-                                        "memref.reinterpret_cast", "memref.cast"};
-    for (size_t i = 0; i < sizeof views / sizeof *views; i++)
-        if (op_is(op, views[i]))
-            return 1;
-    return 0;
-}
-
+/* A launch operand: a constant, or a kernel buffer. Views keep the base
+ * pointer: with the bare-pointer convention a kernel receives the base
+ * buffer's pointer and rebuilds the view from its static type (shape,
+ * strides, static offset), so a launch operand that is a view of a kernel
+ * argument is that argument's buffer. */
 static int const_value(MlirValue v, loom_karg_t *k)
 {
-    while (!mlirValueIsABlockArgument(v) && is_pointer_view(mlirOpResultGetOwner(v)))
+    while (!mlirValueIsABlockArgument(v) && loom_op_is_view(mlirOpResultGetOwner(v)))
         v = mlirOperationGetOperand(mlirOpResultGetOwner(v), 0);
     if (mlirValueIsABlockArgument(v)) {
         k->kind = LOOM_KARG_BUFFER;
@@ -392,7 +396,7 @@ static int const_value(MlirValue v, loom_karg_t *k)
         return 0;
     }
     MlirOperation def = mlirOpResultGetOwner(v);
-    if (!op_is(def, "arith.constant"))
+    if (!loom_op_is(def, "arith.constant"))
         return -1;
     MlirAttribute a = mlirOperationGetAttributeByName(def, loom_sr("value"));
     if (mlirAttributeIsAInteger(a)) {
@@ -412,7 +416,7 @@ static int const_value(MlirValue v, loom_karg_t *k)
 static MlirWalkResult collect_binaries(MlirOperation op, void *user)
 {
     gpu_walk_t *w = user;
-    if (!op_is(op, "gpu.binary") || w->rc)
+    if (!loom_op_is(op, "gpu.binary") || w->rc)
         return MlirWalkResultAdvance;
     loom_gpu_unit_t *u = w->u;
     if (u->nmodules == LOOM_GPU_MAX_LAUNCHES) {
@@ -445,7 +449,7 @@ static MlirWalkResult collect_binaries(MlirOperation op, void *user)
 static MlirWalkResult collect_launches(MlirOperation op, void *user)
 {
     gpu_walk_t *w = user;
-    if (!op_is(op, "gpu.launch_func") || w->rc)
+    if (!loom_op_is(op, "gpu.launch_func") || w->rc)
         return MlirWalkResultAdvance;
     loom_gpu_unit_t *u = w->u;
     if (u->nlaunches == LOOM_GPU_MAX_LAUNCHES) {
@@ -506,8 +510,12 @@ int loom_codegen_ptx(loom_mlir_t *m, const char *src, size_t n, const char *file
     if (rc)
         return rc;
     char pipe[1024];
-    rc = loom_mlir_run_pipeline(m, mod, loom_codegen_pipeline(LOOM_TARGET_GPU, arch, pipe, sizeof pipe),
-                                "lowering to PTX", filename, err);
+    snprintf(pipe, sizeof pipe, GPU_PIPELINE_FMT, arch);
+    rc = loom_mlir_run_pipeline(m, mod, GPU_LOOPS_PIPELINE, "lowering to parallel loops", filename, err);
+    if (!rc) {
+        loom_fuse_parallel_loops(mlirModuleGetOperation(mod));
+        rc = loom_mlir_run_pipeline(m, mod, pipe, "lowering to PTX", filename, err);
+    }
     if (!rc) {
         gpu_walk_t w = {.m = m, .filename = filename, .u = u, .err = err};
         snprintf(u->arch, sizeof u->arch, "%s", arch);

@@ -37,6 +37,27 @@ static const char *str_field(const loom_wf_step_t *s, const char *key)
     return v && v->kind == LOOM_VALUE_STRING && !v->tpl ? v->str : NULL;
 }
 
+/* A control field as written (`when:`, `until:`, `foreach:`): the string,
+ * or "[N items]" for a literal list; NULL when absent. */
+static const char *control_text(const loom_wf_step_t *s, const char *key, loom_arena_t *arena)
+{
+    const loom_value_t *v = s && s->node ? loom_value_get(s->node, key) : NULL;
+    if (!v)
+        return NULL;
+    if (v->kind == LOOM_VALUE_STRING)
+        return v->str;
+    char buf[48];
+    snprintf(buf, sizeof buf, "[%zu items]", v->kind == LOOM_VALUE_SEQ ? v->len : (size_t)0);
+    return loom_arena_strdup(arena, buf);
+}
+
+/* 1 / 2 when name is "<x>.begin" / "<x>.end", else 0. */
+static int marker_kind(const char *name)
+{
+    size_t l = strlen(name);
+    return l > 6 && !strcmp(name + l - 6, ".begin") ? 1 : l > 4 && !strcmp(name + l - 4, ".end") ? 2 : 0;
+}
+
 int loom_lower_from_plan(const loom_workflow_t *wf, const loom_graph_t *g, const loom_cost_t *c,
                          const loom_plan_t *plan, loom_arena_t *arena, loom_lower_wf_t *out,
                          loom_err_t *err)
@@ -62,6 +83,16 @@ int loom_lower_from_plan(const loom_workflow_t *wf, const loom_graph_t *g, const
         n->model = gn->model;
         if (s) {
             n->line = s->line, n->col = s->col;
+            if (s->op == LOOM_OP_LOOP) {
+                n->loop_marker = marker_kind(gn->name);
+                if (n->loop_marker == 1) {
+                    n->until = control_text(s, "until", arena);
+                    n->max_iterations = s->max_iterations;
+                }
+            } else {
+                n->when = control_text(s, "when", arena);
+                n->foreach = control_text(s, "foreach", arena);
+            }
             if (gn->op == LOOM_GOP_COMPUTE)
                 n->kernel = str_field(s, "kernel");
             if (gn->op == LOOM_GOP_VSEARCH) {

@@ -141,6 +141,57 @@ irdl.dialect @loom {
                      "budget_ms" = %f0, "pred_ms" = %f1, "pred_cost" = %f2}
   }
 
+  // Dynamic control, made by control-regions in each device function.
+  // IRDL cannot declare a terminator, so each region ends with gpu.yield
+  // (MLIR's terminator that takes any values and no parent constraint).
+  //
+  // A bounded loop: the body runs until `until` holds or max_iterations;
+  // the region's argument is the loop's input, it yields the iteration's
+  // outputs (on the device whose function gathers them: the result).
+  irdl.operation @loop {
+    %text = irdl.parametric @loom::@text<>
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %i = irdl.base "#builtin.integer"
+    %body = irdl.region
+    irdl.operands(variadic %text)
+    irdl.results(variadic %text)
+    irdl.attributes {"step" = %s0, "target" = %s1, "max_iterations" = %i}
+    irdl.regions(%body)
+  }
+
+  // A step run once per item of the list `over`: the region's argument is
+  // the item; the result gathers the yields in item order.
+  irdl.operation @foreach {
+    %text = irdl.parametric @loom::@text<>
+    %kv = irdl.parametric @loom::@kv<>
+    %any = irdl.any_of(%text, %kv)
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %s2 = irdl.base "#builtin.string"
+    %body = irdl.region
+    irdl.operands()
+    irdl.results(%any)
+    irdl.attributes {"step" = %s0, "target" = %s1, "over" = %s2}
+    irdl.regions(%body)
+  }
+
+  // A step guarded by `cond`: the region runs only when it holds (the
+  // result is null otherwise).
+  irdl.operation @when {
+    %text = irdl.parametric @loom::@text<>
+    %kv = irdl.parametric @loom::@kv<>
+    %any = irdl.any_of(%text, %kv)
+    %s0 = irdl.base "#builtin.string"
+    %s1 = irdl.base "#builtin.string"
+    %s2 = irdl.base "#builtin.string"
+    %body = irdl.region
+    irdl.operands()
+    irdl.results(%any)
+    irdl.attributes {"step" = %s0, "target" = %s1, "cond" = %s2}
+    irdl.regions(%body)
+  }
+
   // Cross-device edge, inserted by partition-devices: the producer's
   // function sends on `channel` to device `to`; the consumer's receives.
   irdl.operation @send {

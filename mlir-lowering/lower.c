@@ -11,7 +11,7 @@
 #include <string.h>
 
 static const char *pass_names[LOOM_PASS__COUNT] = {
-    "emit", "decompose-llm", "annotate-targets", "partition-devices", "verify",
+    "emit", "decompose-llm", "annotate-targets", "partition-devices", "control-regions", "verify",
 };
 
 const char *loom_pass_name(loom_pass_t p)
@@ -193,6 +193,9 @@ static int copy_input(loom_lowering_t *l, const loom_lower_wf_t *wfs, size_t nwf
             nodes[i].device = dup(l, s->device);
             nodes[i].kernel = dup(l, s->kernel);
             nodes[i].index = dup(l, s->index);
+            nodes[i].when = dup(l, s->when);
+            nodes[i].foreach = dup(l, s->foreach);
+            nodes[i].until = dup(l, s->until);
             if (!s->name || !s->name[0] || !s->op) {
                 loom_err_set(err, LOOM_EINVAL, "workflow '%s': node %zu has no name or op", d->name, i);
                 if (s->line)
@@ -542,7 +545,7 @@ fail:
 int loom_lower_run(loom_lowering_t *l, loom_pass_t last, loom_err_t *err)
 {
     static int (*const passes[LOOM_PASS__COUNT])(loom_lowering_t *, loom_err_t *) = {
-        NULL, loom_pass_decompose, loom_pass_annotate, loom_pass_partition, loom_pass_verify,
+        NULL, loom_pass_decompose, loom_pass_annotate, loom_pass_partition, loom_pass_control, loom_pass_verify,
     };
     if ((unsigned)last >= LOOM_PASS__COUNT)
         return loom_err_set(err, LOOM_EINVAL, "unknown pass %d", (int)last);

@@ -16,6 +16,11 @@
  *                      loom.send in the producer's function and a loom.recv
  *                      in the consumer's, paired by channel name
  *                      "<workflow>:<step>/<op>-><consumer device>"
+ *   control-regions    in each device function, a loop's body becomes a
+ *                      loom.loop region (until, max_iterations; the
+ *                      begin/end markers become its operands and yield), a
+ *                      foreach step's op a loom.foreach region over the
+ *                      list, a when step's op a loom.when guarded region
  *   verify             MLIR's verifier + Loom's rules (targets set, each
  *                      device function only holds its device's ops, every
  *                      send has exactly one recv of the same type)
@@ -46,6 +51,13 @@ typedef struct {
     double budget_ms, pred_ms, pred_cost;
     int line, col;        /* the step in the workflow file; 0 = unknown */
     int output;           /* 1: a workflow output (returned even when consumed) */
+    /* Dynamic control (control-regions pass), as written in the workflow: */
+    const char *when;     /* the step's when: expression (guarded region), else NULL */
+    const char *foreach;  /* the step's foreach: list (region over it), else NULL */
+    int loop_marker;      /* 1/2: the begin/end node of a loop whose body nodes are
+                             named "<this name minus .begin/.end>." */
+    const char *until;    /* loop begin node: until: (NULL = max_iterations runs) */
+    int max_iterations;   /* loop begin node */
 } loom_lower_node_t;
 
 typedef struct {
@@ -68,11 +80,13 @@ typedef enum {
     LOOM_PASS_DECOMPOSE,
     LOOM_PASS_ANNOTATE,
     LOOM_PASS_PARTITION,
+    LOOM_PASS_CONTROL,
     LOOM_PASS_VERIFY,
     LOOM_PASS__COUNT
 } loom_pass_t;
 
-/* "emit", "decompose-llm", "annotate-targets", "partition-devices", "verify". */
+/* "emit", "decompose-llm", "annotate-targets", "partition-devices",
+ * "control-regions", "verify". */
 const char *loom_pass_name(loom_pass_t p);
 /* Returns 0 or LOOM_ENOTFOUND. */
 int loom_pass_parse(const char *name, loom_pass_t *out);

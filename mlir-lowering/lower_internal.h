@@ -26,8 +26,7 @@ struct loom_lowering {
 const loom_lower_node_t *loom_lower_node(loom_lowering_t *l, const char *wf, MlirOperation op,
                                          const char *attr);
 
-/* Op helpers. */
-int loom_op_is(MlirOperation op, const char *name);
+/* Op helpers (and loom_op_is, mlir_internal.h). */
 int loom_op_is_loom(MlirOperation op);
 /* String attribute value copied into out ("" when absent). */
 void loom_op_str(MlirOperation op, const char *attr, char *out, size_t n);
@@ -51,6 +50,7 @@ MlirType loom_type(loom_lowering_t *l, const char *name); /* "!loom.text" */
 int loom_pass_decompose(loom_lowering_t *l, loom_err_t *err);
 int loom_pass_annotate(loom_lowering_t *l, loom_err_t *err);
 int loom_pass_partition(loom_lowering_t *l, loom_err_t *err);
+int loom_pass_control(loom_lowering_t *l, loom_err_t *err);
 int loom_pass_verify(loom_lowering_t *l, loom_err_t *err);
 
 #endif

@@ -37,4 +37,11 @@ int loom_mlir_print(MlirOperation op, loom_buf_t *out);
 /* StringRef from a C string. */
 static inline MlirStringRef loom_sr(const char *s) { return mlirStringRefCreateFromCString(s); }
 
+/* Whether op is named `name` ("memref.load", ...) (lower.c). */
+int loom_op_is(MlirOperation op, const char *name);
+
+/* Views that keep the base pointer (expand/collapse_shape, subview,
+ * reinterpret_cast, cast): operand 0 is the viewed buffer (codegen.c). */
+int loom_op_is_view(MlirOperation op);
+
 #endif

@@ -11,11 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Collects the ops of a function body that satisfy keep() into a fresh array
- * (the passes mutate the body while they go). Caller frees. */
-static MlirOperation *body_ops(MlirOperation fn, size_t *n)
+/* The ops of a block, in order, in a fresh array (the passes mutate the
+ * body while they go). Caller frees. */
+static MlirOperation *block_ops(MlirBlock b, size_t *n)
 {
-    MlirBlock b = mlirRegionGetFirstBlock(mlirOperationGetRegion(fn, 0));
     size_t cap = 16, k = 0;
     MlirOperation *v = malloc(cap * sizeof *v);
     for (MlirOperation op = mlirBlockGetFirstOperation(b); v && !mlirOperationIsNull(op);
@@ -32,6 +31,12 @@ static MlirOperation *body_ops(MlirOperation fn, size_t *n)
     }
     *n = k;
     return v;
+}
+
+/* The ops of a function's body (block_ops). */
+static MlirOperation *body_ops(MlirOperation fn, size_t *n)
+{
+    return block_ops(mlirRegionGetFirstBlock(mlirOperationGetRegion(fn, 0)), n);
 }
 
 static MlirOperation *module_funcs(loom_lowering_t *l, size_t *n)
@@ -141,6 +146,26 @@ typedef struct {
  * partitioned module. */
 typedef int (*op_visit_fn)(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, void *ud, loom_err_t *err);
 
+/* The ops nested in op's regions (a loom.loop's body, ...) first, then op. */
+static int visit_nested(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, op_visit_fn visit, void *ud,
+                        loom_err_t *err)
+{
+    int rc = 0;
+    for (intptr_t r = 0; r < mlirOperationGetNumRegions(op) && !rc; r++) {
+        for (MlirBlock b = mlirRegionGetFirstBlock(mlirOperationGetRegion(op, r)); !mlirBlockIsNull(b) && !rc;
+             b = mlirBlockGetNextInRegion(b)) {
+            size_t n = 0;
+            MlirOperation *inner = block_ops(b, &n);
+            if (!inner)
+                return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            for (size_t i = 0; i < n && !rc; i++)
+                rc = visit_nested(l, f, inner[i], visit, ud, err);
+            free(inner);
+        }
+    }
+    return rc ? rc : visit(l, f, op, ud, err);
+}
+
 static int each_op(loom_lowering_t *l, op_visit_fn visit, void *ud, loom_err_t *err)
 {
     size_t nf = 0;
@@ -159,7 +184,7 @@ static int each_op(loom_lowering_t *l, op_visit_fn visit, void *ud, loom_err_t *
             break;
         }
         for (size_t i = 0; i < n && !rc; i++)
-            rc = visit(l, &fi, ops[i], ud, err);
+            rc = visit_nested(l, &fi, ops[i], visit, ud, err);
         free(ops);
     }
     free(fns);
@@ -429,6 +454,253 @@ int loom_pass_partition(loom_lowering_t *l, loom_err_t *err)
     return rc;
 }
 
+/* ---- control-regions ---------------------------------------------------------- */
+
+/* The plan node an op runs ("node"; an llm.generate's "decode"), "" if none. */
+static void op_node_name(MlirOperation op, char *out, size_t n)
+{
+    loom_op_str(op, "node", out, n);
+    if (!out[0])
+        loom_op_str(op, "decode", out, n);
+}
+
+static MlirNamedAttribute attr_i64(loom_lowering_t *l, const char *name, long long v)
+{
+    return mlirNamedAttributeGet(mlirIdentifierGet(l->ctx, loom_sr(name)),
+                                 mlirIntegerAttrGet(mlirIntegerTypeGet(l->ctx, 64), v));
+}
+
+/* A region op `name` with one block of nargs !loom.text arguments, before
+ * `at` in its block, with the given operands, results and attributes. */
+static MlirOperation region_op(loom_lowering_t *l, const char *name, MlirOperation at, intptr_t nargs,
+                               intptr_t nops, const MlirValue *ops, intptr_t nres, const MlirType *res,
+                               intptr_t nattr, const MlirNamedAttribute *attrs, MlirBlock *body)
+{
+    MlirLocation loc = mlirOperationGetLocation(at);
+    MlirType text = loom_type(l, "!loom.text");
+    *body = mlirBlockCreate(nargs, &text, &loc);
+    MlirRegion region = mlirRegionCreate();
+    mlirRegionAppendOwnedBlock(region, *body);
+    MlirOperationState st = mlirOperationStateGet(loom_sr(name), loc);
+    if (nops)
+        mlirOperationStateAddOperands(&st, nops, ops);
+    if (nres)
+        mlirOperationStateAddResults(&st, nres, res);
+    mlirOperationStateAddAttributes(&st, nattr, attrs);
+    mlirOperationStateAddOwnedRegions(&st, 1, &region);
+    MlirOperation r = mlirOperationCreate(&st);
+    mlirBlockInsertOwnedOperationBefore(mlirOperationGetBlock(at), at, r);
+    return r;
+}
+
+/* Wraps op in a loom.foreach (a region over the list `over`; the op gets
+ * the item, the region's argument, as its first operand) or a loom.when
+ * (a region guarded by `cond`): the region yields op's result and op's
+ * users read the region op's instead. Returns the region op. */
+static MlirOperation wrap_op(loom_lowering_t *l, MlirOperation op, const char *name, const char *key,
+                             const char *expr, const char *dev)
+{
+    char step[256], node[256];
+    loom_op_str(op, "step", step, sizeof step);
+    op_node_name(op, node, sizeof node);
+    MlirValue res = mlirOperationGetResult(op, 0);
+    MlirType rt = mlirValueGetType(res);
+    MlirNamedAttribute a[] = {loom_attr_str(l, key, expr), loom_attr_str(l, "node", node),
+                              loom_attr_str(l, "step", step), loom_attr_str(l, "target", dev)};
+    int foreach = strcmp(name, "loom.foreach") == 0;
+    MlirBlock body;
+    MlirOperation w = region_op(l, name, op, foreach, 0, NULL, 1, &rt, 4, a, &body);
+    mlirValueReplaceAllUsesOfWith(res, mlirOperationGetResult(w, 0));
+    MlirOperation y = loom_op_create(l, "gpu.yield", mlirOperationGetLocation(op), 1, &res, 0, NULL, 0, NULL);
+    mlirBlockAppendOwnedOperation(body, y);
+    mlirOperationMoveBefore(op, y);
+    intptr_t n = mlirOperationGetNumOperands(op);
+    if (foreach && !loom_op_is(op, "loom.llm.decode") && !loom_op_is(op, "loom.kv.transfer")) {
+        MlirValue *v = malloc((size_t)(n + 1) * sizeof *v);
+        if (v) {
+            v[0] = mlirBlockGetArgument(body, 0);
+            for (intptr_t k = 0; k < n; k++)
+                v[k + 1] = mlirOperationGetOperand(op, k);
+            mlirOperationSetOperands(op, n + 1, v);
+            free(v);
+        }
+    }
+    return w;
+}
+
+static int wrap_visit(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, void *ud, loom_err_t *err)
+{
+    (void)ud, (void)err;
+    if (!f->dev[0] || !loom_op_is_loom(op) || loom_op_is(op, "loom.send") || loom_op_is(op, "loom.recv") ||
+        mlirOperationGetNumRegions(op) > 0)
+        return 0;
+    char node[256];
+    op_node_name(op, node, sizeof node);
+    char key[600];
+    snprintf(key, sizeof key, "%s/%s", f->wf, node);
+    const loom_lower_node_t *n = loom_map_get(l->nodes, key);
+    if (!n)
+        return 0;
+    if (n->foreach)
+        op = wrap_op(l, op, "loom.foreach", "over", n->foreach, f->dev);
+    if (n->when)
+        wrap_op(l, op, "loom.when", "cond", n->when, f->dev);
+    return 0;
+}
+
+/* The op of block b that holds op (op itself, or the region op it is nested in). */
+static MlirOperation top_in(MlirBlock b, MlirOperation op)
+{
+    while (!mlirOperationIsNull(op) && !mlirBlockEqual(mlirOperationGetBlock(op), b))
+        op = mlirOperationGetParentOperation(op);
+    return op;
+}
+
+static int index_of(MlirOperation *ops, size_t n, MlirOperation op)
+{
+    for (size_t i = 0; i < n; i++)
+        if (mlirOperationEqual(ops[i], op))
+            return (int)i;
+    return -1;
+}
+
+/* In device function fn: the ops of loop `m` (its begin marker; body nodes
+ * "<loop>.") become one loom.loop after the last of them. Its region's
+ * argument is the loop's input (what the begin marker passed on), it
+ * yields what the end marker gathered, which its result replaces; sends of
+ * body values and recvs into body ops move in with them (once per
+ * iteration). */
+static int wrap_loop(loom_lowering_t *l, MlirOperation fn, const fn_info_t *f, const loom_lower_node_t *m,
+                     loom_err_t *err)
+{
+    char loop[256], prefix[260], begin[270], end[270];
+    snprintf(loop, sizeof loop, "%.*s", (int)(strlen(m->name) - 6), m->name);
+    snprintf(prefix, sizeof prefix, "%s.", loop);
+    snprintf(begin, sizeof begin, "%s.begin", loop);
+    snprintf(end, sizeof end, "%s.end", loop);
+    MlirBlock b = mlirRegionGetFirstBlock(mlirOperationGetRegion(fn, 0));
+    size_t n = 0;
+    MlirOperation *ops = block_ops(b, &n);
+    char *in = calloc(n + 1, 1);
+    if (!ops || !in) {
+        free(ops), free(in);
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    }
+    int ib = -1, ie = -1, last = -1;
+    for (size_t i = 0; i < n; i++) {
+        char node[256];
+        if (!loom_op_is_loom(ops[i]) || loom_op_is(ops[i], "loom.send") || loom_op_is(ops[i], "loom.recv"))
+            continue;
+        op_node_name(ops[i], node, sizeof node);
+        if (strncmp(node, prefix, strlen(prefix)) == 0) {
+            in[i] = 1;
+            ib = strcmp(node, begin) == 0 ? (int)i : ib;
+            ie = strcmp(node, end) == 0 ? (int)i : ie;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (loom_op_is(ops[i], "loom.send")) { /* a body value, not the loop's result */
+            MlirValue v = mlirOperationGetOperand(ops[i], 0);
+            int o = mlirValueIsAOpResult(v) ? index_of(ops, n, mlirOpResultGetOwner(v)) : -1;
+            in[i] = o >= 0 && in[o] && o != ie;
+        } else if (loom_op_is(ops[i], "loom.recv")) { /* into a body op */
+            for (MlirOpOperand u = mlirValueGetFirstUse(mlirOperationGetResult(ops[i], 0));
+                 !mlirOpOperandIsNull(u); u = mlirOpOperandGetNextUse(u)) {
+                int o = index_of(ops, n, top_in(b, mlirOpOperandGetOwner(u)));
+                if (o >= 0 && in[o])
+                    in[i] = 1;
+            }
+        }
+        if (in[i])
+            last = (int)i;
+    }
+    if (last < 0) {
+        free(ops), free(in);
+        return 0;
+    }
+    MlirType text = loom_type(l, "!loom.text");
+    intptr_t nops = ib >= 0 ? mlirOperationGetNumOperands(ops[ib]) : 0;
+    MlirValue *operands = calloc((size_t)nops + 1, sizeof *operands);
+    if (!operands) {
+        free(ops), free(in);
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    }
+    for (intptr_t k = 0; k < nops; k++)
+        operands[k] = mlirOperationGetOperand(ops[ib], k);
+    MlirNamedAttribute a[6];
+    int na = 0;
+    a[na++] = attr_i64(l, "max_iterations", m->max_iterations);
+    a[na++] = loom_attr_str(l, "node", loop);
+    a[na++] = loom_attr_str(l, "step", m->step ? m->step : loop);
+    a[na++] = loom_attr_str(l, "target", f->dev);
+    if (m->until)
+        a[na++] = loom_attr_str(l, "until", m->until);
+    MlirBlock body;
+    MlirOperation next = mlirOperationGetNextInBlock(ops[last]);
+    MlirOperation lp = region_op(l, "loom.loop", next, 1, nops, operands, ie >= 0, &text, na, a, &body);
+    free(operands);
+    if (ie >= 0)
+        mlirValueReplaceAllUsesOfWith(mlirOperationGetResult(ops[ie], 0), mlirOperationGetResult(lp, 0));
+    if (ib >= 0)
+        mlirValueReplaceAllUsesOfWith(mlirOperationGetResult(ops[ib], 0), mlirBlockGetArgument(body, 0));
+    intptr_t ny = ie >= 0 ? mlirOperationGetNumOperands(ops[ie]) : 0;
+    MlirValue *yv = calloc((size_t)ny + 1, sizeof *yv);
+    if (!yv) {
+        free(ops), free(in);
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    }
+    for (intptr_t k = 0; k < ny; k++)
+        yv[k] = mlirOperationGetOperand(ops[ie], k);
+    MlirOperation y = loom_op_create(l, "gpu.yield", mlirOperationGetLocation(lp), ny, yv, 0, NULL, 0, NULL);
+    free(yv);
+    mlirBlockAppendOwnedOperation(body, y);
+    for (size_t i = 0; i < n; i++)
+        if (in[i] && (int)i != ib && (int)i != ie)
+            mlirOperationMoveBefore(ops[i], y);
+    if (ie >= 0)
+        mlirOperationDestroy(ops[ie]);
+    if (ib >= 0)
+        mlirOperationDestroy(ops[ib]);
+    free(ops), free(in);
+    return 0;
+}
+
+static size_t depth(const char *name)
+{
+    size_t d = 0;
+    for (; *name; name++)
+        d += *name == '.';
+    return d;
+}
+
+int loom_pass_control(loom_lowering_t *l, loom_err_t *err)
+{
+    int rc = each_op(l, wrap_visit, NULL, err);
+    size_t nf = 0;
+    MlirOperation *fns = rc ? NULL : module_funcs(l, &nf);
+    if (!rc && !fns)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    for (size_t f = 0; f < nf && !rc; f++) {
+        fn_info_t fi;
+        loom_op_str(fns[f], "loom.workflow", fi.wf, sizeof fi.wf);
+        loom_op_str(fns[f], "loom.device", fi.dev, sizeof fi.dev);
+        const loom_lower_wf_t *wf = find_wf(l, fi.wf);
+        if (!fi.dev[0] || !wf)
+            continue;
+        /* innermost loops first: an inner loop is one op of its outer loop's body */
+        size_t maxd = 0;
+        for (size_t i = 0; i < wf->nnodes; i++)
+            if (wf->nodes[i].loop_marker == 1 && depth(wf->nodes[i].name) > maxd)
+                maxd = depth(wf->nodes[i].name);
+        for (size_t d = maxd + 1; d-- > 0 && !rc;)
+            for (size_t i = 0; i < wf->nnodes && !rc; i++)
+                if (wf->nodes[i].loop_marker == 1 && depth(wf->nodes[i].name) == d)
+                    rc = wrap_loop(l, fns[f], &fi, &wf->nodes[i], err);
+    }
+    free(fns);
+    return rc;
+}
+
 /* ---- verify ------------------------------------------------------------------- */
 
 typedef struct {
@@ -542,7 +814,7 @@ static int node_visit(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, 
     node_walk_t *w = ud;
     /* transfers run where their producer ran: not a task of their own */
     if (!f->dev[0] || !loom_op_is_loom(op) || loom_op_is(op, "loom.send") || loom_op_is(op, "loom.recv") ||
-        loom_op_is(op, "loom.kv.transfer"))
+        loom_op_is(op, "loom.kv.transfer") || mlirOperationGetNumRegions(op) > 0) /* control: loomd's */
         return 0;
     static const char *const node_attrs[] = {"node", "prefill", "decode"};
     int rc = 0;

@@ -109,10 +109,12 @@ static int plan_hash(const loom_lower_wf_t *in, char out[LOOM_SHA256_HEX_LEN])
     int rc = loom_buf_printf(&b, "%s\n%s\n%.17g\n", in->name, in->file ? in->file : "", in->sla_ms);
     for (size_t i = 0; i < in->nnodes && !rc; i++) {
         const loom_lower_node_t *n = &in->nodes[i];
-        rc = loom_buf_printf(&b, "n %s|%s|%s|%s|%s|%s|%s|%d|%.17g|%.17g|%.17g|%d|%d|%d\n", n->name, n->op,
-                             n->step ? n->step : "", n->model ? n->model : "", n->device ? n->device : "",
+        rc = loom_buf_printf(&b, "n %s|%s|%s|%s|%s|%s|%s|%d|%.17g|%.17g|%.17g|%d|%d|%d|%s|%s|%d|%s|%d\n", n->name,
+                             n->op, n->step ? n->step : "", n->model ? n->model : "", n->device ? n->device : "",
                              n->kernel ? n->kernel : "", n->index ? n->index : "", n->topk, n->budget_ms,
-                             n->pred_ms, n->pred_cost, n->line, n->col, n->output);
+                             n->pred_ms, n->pred_cost, n->line, n->col, n->output, n->when ? n->when : "",
+                             n->foreach ? n->foreach : "", n->loop_marker, n->until ? n->until : "",
+                             n->max_iterations);
     }
     for (size_t e = 0; e < in->nedges && !rc; e++)
         rc = loom_buf_printf(&b, "e %d %d %d %.17g %.17g\n", in->edges[e].src, in->edges[e].dst, in->edges[e].kv,

@@ -522,7 +522,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
             rctx_t ic = {.run = r, .sc = sc, .item = json_array_get(items, k), .has_item = 1};
             char *in = NULL;
             size_t len = 0;
-            if (engine_render_input(r, sc, i, &ic, &in, &len, &err) != 0) {
+            if (engine_render_input(e, r, sc, i, &ic, &in, &len, &err) != 0) {
                 char msg[600];
                 snprintf(msg, sizeof msg, "input of step '%s' item %zu: %s", s->id, k, err.msg);
                 engine_finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
@@ -538,7 +538,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
     char *in = NULL;
     size_t len = 0;
     rctx_t rc = {.run = r, .sc = sc};
-    if (engine_render_input(r, sc, i, &rc, &in, &len, &err) != 0) {
+    if (engine_render_input(e, r, sc, i, &rc, &in, &len, &err) != 0) {
         char msg[600];
         snprintf(msg, sizeof msg, "input of step '%s': %s", s->id, err.msg);
         engine_finish_step(e, sc, i, LOOM_TASK_FAILED, msg);

@@ -92,6 +92,9 @@ typedef struct loom_engine_cfg {
     int64_t backoff_ms;           /* first retry delay (default 100), doubles, max 5000 */
     int64_t adopt_grace_ms;       /* after recovery, hold recovered tasks this long so workers
                                    * that still run them can re-register and keep them (default 3000) */
+    int64_t output_ref_bytes;     /* step outputs (parts) over this many bytes stay on their worker
+                                   * and travel by reference (workers/common/outref.h); 0 = 65536,
+                                   * < 0 = never */
 } loom_engine_cfg_t;
 
 loom_engine_t *loom_engine_new(const loom_engine_cfg_t *cfg);

@@ -129,7 +129,7 @@ typedef struct engine_ev {
 
 /* stitch.c */
 json_t *engine_resolve(void *ctx, const loom_ref_t *ref, loom_err_t *err);
-int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char **out, size_t *len,
+int engine_render_input(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char **out, size_t *len,
                         loom_err_t *err);
 int engine_render_outputs(loom_run_t *r, char **out, loom_err_t *err);
 int engine_output_refs_step(const loom_workflow_t *wf, const char *step_id);

@@ -42,6 +42,11 @@ static const char usage_text[] =
     "  --heartbeat-timeout-ms N  a silent worker is lost after this (default 3x interval)\n"
     "  --depth N                 tasks kept in flight per worker slot (default 16)\n"
     "  --placement-timeout-ms N  fail tasks no worker can run after this (default 30000)\n"
+    "  --output-ref-bytes N|off  step outputs (or parts of them) larger than N bytes stay\n"
+    "                            on the worker that made them and go to the steps that\n"
+    "                            consume them by reference; loomd and its store keep the\n"
+    "                            reference, size and digest (default 65536; outputs the\n"
+    "                            run's outputs or a when/foreach/until use stay inline)\n"
     "  --placement POLICY        planner (default): plan each run against the live workers\n"
     "                            (measured speed, price, calibrated by measured task times),\n"
     "                            refuse runs no placement fits, follow the plan, spread load;\n"
@@ -121,6 +126,11 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
                   strcmp(k, "db-queue") == 0 ||
                   strcmp(k, "worker-send-queue") == 0;
     long max = strcmp(k, "max-finished-bytes") == 0 ? 1L << 40 : 100000000;
+    if (strcmp(k, "output-ref-bytes") == 0 && strcmp(v, "off") == 0) {
+        c->o.output_ref_bytes = -1;
+        return 0;
+    }
+    numeric |= strcmp(k, "output-ref-bytes") == 0;
     if (numeric && loom_config_positive(v, max, &n, why, why_n) != 0)
         return -1;
     if (strcmp(k, "client") == 0)
@@ -137,6 +147,8 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
         c->o.placement = keep(v);
     else if (strcmp(k, "placement-timeout-ms") == 0)
         c->o.placement_timeout_ms = n;
+    else if (strcmp(k, "output-ref-bytes") == 0)
+        c->o.output_ref_bytes = n;
     else if (strcmp(k, "max-runs") == 0)
         c->o.max_finished_runs = (int)n;
     else if (strcmp(k, "max-finished-bytes") == 0)

@@ -17,6 +17,7 @@ typedef struct loom_server_opts {
     int heartbeat_timeout_ms;     /* silence after which a worker is lost (default 3000) */
     int depth;                    /* tasks in flight per worker slot (default 16) */
     int64_t placement_timeout_ms; /* fail tasks no worker can run after this (default 30000) */
+    int64_t output_ref_bytes;     /* step outputs over this go by reference (0 = 65536, < 0 = never) */
     const char *placement;        /* "least-loaded" (default) or "planner" */
     const char *auth_token;       /* accepted from clients (as an admin) when set */
     /* HMAC tokens (protocol/auth.h, `loom keygen --token`): clients must

@@ -120,8 +120,52 @@ static json_t *model_json(const loom_wf_model_t *m)
     return o;
 }
 
-int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char **out, size_t *len,
-                        loom_err_t *err)
+static int value_refs_step(const loom_value_t *v, const char *id);
+
+static int expr_refs_step(const loom_expr_t *x, const char *id)
+{
+    for (size_t i = 0; i < loom_expr_n_refs(x); i++) {
+        const loom_ref_t *ref = loom_expr_ref(x, i);
+        if ((ref->kind == LOOM_REF_STEP || ref->kind == LOOM_REF_LOOP_PREV) && ref->name &&
+            strcmp(ref->name, id) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Does a when:, foreach: or until: of g (or of a body inside it) read step id? */
+static int control_refs_step(const loom_wf_graph_t *g, const char *id)
+{
+    for (size_t k = 0; g && k < g->n_steps; k++) {
+        const loom_wf_step_t *s = &g->steps[k];
+        if (expr_refs_step(s->when, id) || expr_refs_step(s->until, id) || value_refs_step(s->foreach, id) ||
+            control_refs_step(s->body, id))
+            return 1;
+    }
+    return 0;
+}
+
+/* The output of step s may travel by reference (workers/common/outref.h)
+ * only when nothing loomd evaluates itself reads it: not the run's outputs
+ * (materialised for the client), not a when/foreach/until, not a model-
+ * output check (format: json / schema), not a loop body's step (until,
+ * loop.prev), and not in a run with secret inputs (loomd redacts those from
+ * what it stores; it could not redact a worker's object). */
+static int output_by_reference(const loom_run_t *r, const scope_t *sc, const loom_wf_step_t *s)
+{
+    if (r->n_secrets || sc->g->owner || engine_output_refs_step(r->wf, s->id) ||
+        control_refs_step(&r->wf->graph, s->id))
+        return 0;
+    if (s->op == LOOM_OP_LLM_GENERATE || s->op == LOOM_OP_LLM_DECODE) {
+        const loom_value_t *f = loom_wf_step_field(s, "format");
+        if ((f && f->str && strcmp(f->str, "json") == 0) || loom_wf_step_field(s, "schema"))
+            return 0;
+    }
+    return 1;
+}
+
+int engine_render_input(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char **out,
+                        size_t *len, loom_err_t *err)
 {
     const loom_wf_step_t *s = &sc->g->steps[i];
     json_t *in = json_object();
@@ -213,6 +257,11 @@ int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char *
             json_object_set_new(in, "index_resource", o);
         }
     }
+    if (e->cfg.output_ref_bytes >= 0 && output_by_reference(r, sc, s))
+        json_object_set_new(in, "$by_reference_over",
+                            json_integer(e->cfg.output_ref_bytes ? e->cfg.output_ref_bytes : 65536));
+    else
+        json_object_del(in, "$by_reference_over"); /* only loomd says so, not a step's fields */
     *out = json_dumps(in, JSON_COMPACT);
     json_decref(in);
     if (!*out)

@@ -136,9 +136,12 @@ class Cluster:
             os.unlink(ready)
         # a worker restarted within the heartbeat timeout plus the adoption
         # grace (both --heartbeat-timeout-ms) delivers what its tools
-        # finished; 3 s leaves room for a restart on a loaded machine
+        # finished. 8 s leaves room for a restart on a loaded machine: under
+        # make asan at load 10 a worker took 4.6 s from kill -9 to registered,
+        # past a 3 s grace, and loomd rightly gave its finished step to another
+        # worker (counted as "again").
         cmd = [os.path.join(BUILD, "bin", "loomd"), "--client", self.cep, "--workers", self.wep,
-               "--ready-file", ready, "--heartbeat-ms", str(self.hb), "--heartbeat-timeout-ms", "3000"]
+               "--ready-file", ready, "--heartbeat-ms", str(self.hb), "--heartbeat-timeout-ms", "8000"]
         if self.db:
             cmd += ["--db", self.db]
         self.loomd = subprocess.Popen(cmd, stdout=self._log("loomd"), stderr=subprocess.STDOUT)

@@ -10,7 +10,7 @@ BUILD=$(cd "${BUILD:-build}" && pwd)
 cd "$(dirname "$(readlink -f "$0")")/../.."
 LOOM="$BUILD/bin/loom"
 GOLD=tests/mlir/golden
-PASSES="emit decompose-llm annotate-targets partition-devices verify"
+PASSES="emit decompose-llm annotate-targets partition-devices control-regions verify"
 fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

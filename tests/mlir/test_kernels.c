@@ -472,6 +472,72 @@ static void test_gpu_ptx_views(void **state)
         }
 }
 
+/* An elementwise chain (x*x into a kernel buffer, then tanh of it plus x)
+ * is one launch whose arguments are all three buffers; a chain whose second
+ * op reads the first one's output transposed cannot fuse (iteration (i,j)
+ * would read what (j,i) writes) and stays two launches; the built-in
+ * softmax's fills and row reductions share its rows and fuse, its final
+ * 2-D normalisation is the second launch. PTX assembles for every target. */
+static void test_gpu_fusion(void **state)
+{
+    (void)state;
+#define CHAIN(SECOND_MAP)                                                                         \
+    "func.func @chain(%x: memref<32x32xf32>, %t: memref<32x32xf32>, %y: memref<32x32xf32>) {\n"   \
+    "  linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>],\n" \
+    "                  iterator_types = [\"parallel\", \"parallel\"]}\n"                           \
+    "      ins(%x : memref<32x32xf32>) outs(%t : memref<32x32xf32>) {\n"                           \
+    "    ^bb0(%v: f32, %o: f32):\n"                                                                \
+    "      %r = arith.mulf %v, %v : f32\n"                                                         \
+    "      linalg.yield %r : f32\n"                                                                \
+    "  }\n"                                                                                        \
+    "  linalg.generic {indexing_maps = [" SECOND_MAP ", affine_map<(i, j) -> (i, j)>,\n"           \
+    "                                   affine_map<(i, j) -> (i, j)>],\n"                          \
+    "                  iterator_types = [\"parallel\", \"parallel\"]}\n"                           \
+    "      ins(%t, %x : memref<32x32xf32>, memref<32x32xf32>) outs(%y : memref<32x32xf32>) {\n"    \
+    "    ^bb0(%v: f32, %w: f32, %o: f32):\n"                                                       \
+    "      %th = math.tanh %v : f32\n"                                                             \
+    "      %r = arith.addf %th, %w : f32\n"                                                        \
+    "      linalg.yield %r : f32\n"                                                                \
+    "  }\n"                                                                                        \
+    "  return\n}\n"
+    static const char *const kernels[] = {CHAIN("affine_map<(i, j) -> (i, j)>"),
+                                          CHAIN("affine_map<(i, j) -> (j, i)>")};
+#undef CHAIN
+    static const char *archs[] = {"sm_70", "sm_80", "sm_89", "sm_90"};
+    for (size_t k = 0; k < 2; k++)
+        for (size_t a = 0; a < 4; a++) {
+            loom_gpu_unit_t u;
+            loom_err_t err = {0};
+            int rc = loom_codegen_ptx(M, kernels[k], strlen(kernels[k]), "chain.mlir", archs[a], &u, &err);
+            if (rc)
+                print_error("chain %zu %s: %s\n%s\n", k, archs[a], err.msg, err.detail);
+            assert_int_equal(rc, 0);
+            assert_int_equal(u.nlaunches, k == 0 ? 1 : 2);
+            unsigned seen = 0;
+            for (int l = 0; l < u.nlaunches; l++)
+                for (int j = 0; j < u.launches[l].nargs; j++)
+                    if (u.launches[l].args[j].kind == LOOM_KARG_BUFFER)
+                        seen |= 1u << u.launches[l].args[j].index;
+            assert_int_equal(seen, 7u);
+            for (int i = 0; i < u.nmodules; i++)
+                if (!ptxas_ok(u.ptx[i], archs[a])) {
+                    print_error("ptxas rejected chain %zu for %s\n", k, archs[a]);
+                    fail();
+                }
+            loom_gpu_unit_free(&u);
+        }
+    loom_kernel_spec_t spec = {.kind = LOOM_KERNEL_SOFTMAX, .m = 8, .n = 64, .k = 1};
+    loom_buf_t src = LOOM_BUF_INIT;
+    loom_kernel_sig_t sig;
+    loom_err_t err = {0};
+    loom_gpu_unit_t u;
+    assert_int_equal(loom_kernel_source(&spec, 0, &src, &sig, &err), 0);
+    assert_int_equal(loom_codegen_ptx(M, src.data, src.len, "softmax", "sm_90", &u, &err), 0);
+    assert_int_equal(u.nlaunches, 2);
+    loom_gpu_unit_free(&u);
+    loom_buf_free(&src);
+}
+
 static void test_gpu_unit_garbage(void **state)
 {
     (void)state;
@@ -671,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_cpu_object_file),
         cmocka_unit_test(test_gpu_ptx_all_archs),
         cmocka_unit_test(test_gpu_ptx_views),
+        cmocka_unit_test(test_gpu_fusion),
         cmocka_unit_test(test_gpu_unit_garbage),
         cmocka_unit_test(test_user_kernel_diagnostic),
         cmocka_unit_test(test_user_kernel_math),

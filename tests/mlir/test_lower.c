@@ -205,6 +205,47 @@ static void test_verify_catches_broken_channels(void **state)
     loom_buf_free(&out);
 }
 
+static int count_node(void *ud, const char *wf, const char *node, const char *dev)
+{
+    (void)wf;
+    char *seen = ud; /* "node@dev " */
+    size_t len = strlen(seen);
+    snprintf(seen + len, 1024 - len, "%s@%s ", node, dev);
+    return 0;
+}
+
+/* A loop (markers r.begin/r.end) whose body spans two devices, a when:
+ * step in it, and a foreach step after it: control-regions makes them
+ * loom.loop (one per device), loom.when and loom.foreach regions; the
+ * module verifies from its text, and the loop's markers are no tasks. */
+static void test_control_regions(void **state)
+{
+    (void)state;
+    loom_lower_node_t nodes[] = {
+        {.name = "r.begin", .op = "noop", .step = "r", .device = "a", .loop_marker = 1, .until = "${steps.t.output} == 1", .max_iterations = 5},
+        {.name = "r.t", .op = "tool.exec", .step = "t", .device = "a"},
+        {.name = "r.u", .op = "tool.exec", .step = "u", .device = "b", .when = "${steps.t.output} != 1"},
+        {.name = "r.end", .op = "noop", .step = "r", .device = "a", .loop_marker = 2},
+        {.name = "f", .op = "tool.exec", .step = "f", .device = "b", .foreach = "${steps.r.output.t}"},
+    };
+    loom_lower_edge_t edges[] = {{0, 1, 0, 0, 0}, {1, 2, 0, 0, 0}, {2, 3, 0, 0, 0}, {3, 4, 0, 0, 0}};
+    loom_lower_wf_t wf = {.name = "c", .nnodes = 5, .nedges = 4, .nodes = nodes, .edges = edges};
+    loom_err_t err = {0};
+    loom_buf_t out = LOOM_BUF_INIT;
+    assert_int_equal(loom_lower_text(M, &wf, 1, LOOM_PASS_VERIFY, &out, &err), 0);
+    assert_int_equal(count(out.data, "\"loom.loop\""), 2); /* its share of the body on a and on b */
+    assert_int_equal(count(out.data, "max_iterations = 5"), 2);
+    assert_int_equal(count(out.data, "\"loom.when\""), 1);
+    assert_int_equal(count(out.data, "\"loom.foreach\""), 1);
+    assert_int_equal(count(out.data, "r.begin"), 0); /* the markers became the loop's operands and yield */
+    assert_int_equal(count(out.data, "r.end"), 0);
+    assert_int_equal(count(out.data, "gpu.yield"), 4);
+    char seen[1024] = "";
+    assert_int_equal(loom_lower_placements_text(M, out.data, out.len, "c.mlir", count_node, seen, &err), 0);
+    assert_string_equal(seen, "r.t@a r.u@b f@b ");
+    loom_buf_free(&out);
+}
+
 static void test_artifact_cache(void **state)
 {
     (void)state;
@@ -308,6 +349,7 @@ int loom_test_lower_main(void)
         cmocka_unit_test(test_malformed_plans),
         cmocka_unit_test(test_two_workflows_one_module),
         cmocka_unit_test(test_verify_catches_broken_channels),
+        cmocka_unit_test(test_control_regions),
         cmocka_unit_test(test_artifact_cache),
     };
     return cmocka_run_group_tests_name("lower", tests, setup, teardown);

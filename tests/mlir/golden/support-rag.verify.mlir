@@ -13,7 +13,10 @@ module {
     %0 = "loom.tool"(%arg0) {budget_ms = 1096.779 : f64, kind = "exec", node = "lookup_ticket", pred_cost = 2.280000e-07 : f64, pred_ms = 1.000000e+02 : f64, step = "lookup_ticket", target = "T4"} : (!loom.text) -> !loom.text
     "loom.send"(%0) {channel = "support-rag:lookup_ticket/tool->MI300X", target = "T4", to = "MI300X"} : (!loom.text) -> ()
     %1 = "loom.recv"() {channel = "support-rag:classify/llm.generate->T4", from = "MI300X", target = "T4"} : () -> !loom.text
-    %2 = "loom.tool"(%1, %0) {budget_ms = 2193.5590000000002 : f64, kind = "http", node = "escalate", pred_cost = 4.5700000000000003E-7 : f64, pred_ms = 2.000000e+02 : f64, step = "escalate", target = "T4"} : (!loom.text, !loom.text) -> !loom.text
+    %2 = "loom.when"() ({
+      %3 = "loom.tool"(%1, %0) {budget_ms = 2193.5590000000002 : f64, kind = "http", node = "escalate", pred_cost = 4.5700000000000003E-7 : f64, pred_ms = 2.000000e+02 : f64, step = "escalate", target = "T4"} : (!loom.text, !loom.text) -> !loom.text
+      gpu.yield %3 : !loom.text
+    }) {cond = "${steps.classify.output} contains \22bug\22 && ${steps.lookup_ticket.output.priority} == \22high\22", node = "escalate", step = "escalate", target = "T4"} : () -> !loom.text
     "loom.send"(%2) {channel = "support-rag:escalate/tool->MI300X", target = "T4", to = "MI300X"} : (!loom.text) -> ()
     return
   }
