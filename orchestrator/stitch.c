@@ -684,7 +684,9 @@ static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
     /* Why it ran where it ran: the policy's reason, else least-loaded's. */
     char dflt[200];
     const char *reason = NULL;
-    if (t && t->worker) {
+    if (t && t->ran_inline)
+        reason = "run inline in loomd (loomd --inline-ops): a cheap op needs no worker round trip";
+    else if (t && t->worker) {
         reason = t->reason;
         if (!reason) {
             snprintf(dflt, sizeof dflt, "least-loaded worker of a kind that runs %s (%s worker %s)",
@@ -707,8 +709,8 @@ static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
         .run_id = sc->run->id, .step_id = sid, .index = task_index(sc, t),
         .attempt = one_task ? t->attempt : 1,
         .op = op,
-        .worker_id = t && t->worker ? t->worker->id : NULL,
-        .device = t && t->worker ? t->worker->kind : NULL, .state = state,
+        .worker_id = t && t->worker ? t->worker->id : t && t->ran_inline ? "loomd" : NULL,
+        .device = t && t->worker ? t->worker->kind : t && t->ran_inline ? "inline" : NULL, .state = state,
         .ready_ms = t ? t->ready_ms : st->started_ms,
         .started_ms = began,
         .finished_ms = finished,
@@ -739,6 +741,9 @@ void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
         if (t->worker) {
             ev.worker_id = t->worker->id;
             ev.device = t->worker->kind;
+        } else if (t->ran_inline) {
+            ev.worker_id = "loomd";
+            ev.device = "inline";
         }
     }
     engine_emit(e, sc->run, &ev);
