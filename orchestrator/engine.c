@@ -374,6 +374,8 @@ static scope_t *scope_new(loom_run_t *r, const loom_wf_graph_t *g, scope_t *pare
      * referenced by workflow outputs are kept for the run's outputs. */
     for (size_t i = 0; i < g->n_steps; i++)
         sc->st[i].keep = parent != NULL || engine_output_refs_step(r->wf, g->steps[i].id);
+    if (!parent)
+        engine_mark_control_reads(sc); /* which outputs may travel by reference */
     return sc;
 }
 

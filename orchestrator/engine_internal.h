@@ -31,6 +31,7 @@ typedef struct step_rt {
     size_t n_items, n_done;
     int tasks_live;
     int started_event;        /* STEP_STARTED sent */
+    int control_read;         /* top level: a when:/foreach:/until: reads its output */
     int error_code;           /* Loom__V1__StatusCode of its failure (0 = by state) */
     char last_task[24];       /* the attempt that ended a plain step: task, worker, attempt */
     char last_worker[128];
@@ -136,6 +137,8 @@ int engine_render_input(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size
                         loom_err_t *err);
 int engine_render_outputs(loom_run_t *r, char **out, loom_err_t *err);
 int engine_output_refs_step(const loom_workflow_t *wf, const char *step_id);
+/* Sets control_read of the top scope's steps (stitch.c, one pass). */
+void engine_mark_control_reads(scope_t *top);
 int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, loom_err_t *err);
 void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev);
 void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_t *t, int kind,

@@ -91,7 +91,9 @@ static loom_worker_rec_t *add_worker(h_t *h, const char *id, int slots)
                                   slots, 0, 0, 0, 0, slots, ops, 4, NULL, &known);
 }
 
-static h_t *h_new_inline(int depth, unsigned inline_ops)
+/* ref_bytes: loomd's output_ref_bytes; the state-machine tests use -1
+ * (no output by reference), so task inputs are exactly the steps' fields */
+static h_t *h_make(int depth, unsigned inline_ops, int64_t ref_bytes)
 {
     h_t *h = calloc(1, sizeof *h);
     h->store = loom_store_mem_new(0, 0, 0);
@@ -99,14 +101,15 @@ static h_t *h_new_inline(int depth, unsigned inline_ops)
     loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
                            .placement = loom_placement_least_loaded(), .send_tasks = h_send,
                            .cancel_task = h_cancel, .on_event = h_event, .ud = h,
-                           .backoff_ms = 1, .placement_timeout_ms = 50, .inline_ops = inline_ops};
+                           .backoff_ms = 1, .placement_timeout_ms = 50, .inline_ops = inline_ops,
+                           .output_ref_bytes = ref_bytes};
     h->eng = loom_engine_new(&c);
     return h;
 }
 
 static h_t *h_new(int depth)
 {
-    return h_new_inline(depth, 0);
+    return h_make(depth, 0, -1);
 }
 
 static void h_free(h_t *h)
@@ -813,7 +816,7 @@ static void loops_iterate_and_stop(void **state)
 static void inline_ops_run_in_the_engine(void **state)
 {
     (void)state;
-    h_t *h = h_new_inline(4, LOOM_INLINE_NOOP | LOOM_INLINE_ECHO);
+    h_t *h = h_make(4, LOOM_INLINE_NOOP | LOOM_INLINE_ECHO, -1);
     add_worker(h, "w1", 2);
     loom_buf_t b = LOOM_BUF_INIT;
     loom_buf_puts(&b, "version: 1\nname: c\nsteps:\n");
@@ -862,6 +865,41 @@ static void inline_ops_run_in_the_engine(void **state)
     h_free(h);
 }
 
+/* Which outputs may travel by reference (workers/common/outref.h): not one
+ * a when:/foreach: (also inside a loop body) reads, nor one the run's
+ * outputs use; found in one pass at submit, not per task. */
+static void outputs_read_by_control_stay_inline(void **state)
+{
+    (void)state;
+    h_t *h = h_make(4, 0, 0);
+    add_worker(h, "w1", 8);
+    const char *y = "version: 1\nname: r\nsteps:\n"
+                    "  a:\n    op: echo\n    value: 1\n"
+                    "  b:\n    op: echo\n    value: 2\n"
+                    "  c:\n    op: echo\n    value: 3\n"
+                    "  d:\n    op: echo\n    value: 4\n"
+                    "  e:\n    op: echo\n    value: 5\n"
+                    "  w:\n    op: echo\n    when: ${steps.a.output} == 1\n    value: 0\n"
+                    "  f:\n    op: echo\n    foreach: ${steps.b.output}\n    value: 0\n"
+                    "  lp:\n    op: loop\n    max_iterations: 1\n    until: true\n    body:\n"
+                    "      x:\n        op: echo\n        when: ${steps.c.output} > 0\n        value: 0\n"
+                    "outputs:\n  o: ${steps.d.output}\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    int seen = 0;
+    for (int i = 0; i < h->nsent; i++) {
+        const char *sid = step_id(h->sent[i]);
+        int by_ref = strstr(h->sent[i]->input, "$by_reference_over") != NULL;
+        if (strlen(sid) == 1 && strchr("abcde", sid[0])) {
+            assert_int_equal(by_ref, sid[0] == 'e');
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 5);
+    h_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -887,6 +925,7 @@ int main(void)
         cmocka_unit_test(re_registration_keeps_held_tasks_and_loses_the_rest),
         cmocka_unit_test(loops_iterate_and_stop),
         cmocka_unit_test(inline_ops_run_in_the_engine),
+        cmocka_unit_test(outputs_read_by_control_stay_inline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
