@@ -34,6 +34,8 @@ void engine_list_del(loom_engine_t *e, loom_task_t *t)
 {
     if (!t->list)
         return;
+    if (t->list == LIST_INLINE && e->inline_tail == t)
+        e->inline_tail = t->lprev;
     if (t->lprev)
         t->lprev->lnext = t->lnext;
     else
@@ -42,6 +44,33 @@ void engine_list_del(loom_engine_t *e, loom_task_t *t)
         t->lnext->lprev = t->lprev;
     t->lnext = t->lprev = NULL;
     t->list = 0;
+}
+
+/* Whether loomd runs t itself (loomd --inline-ops): a cheap op with no
+ * side effects (noop, echo), so a worker round trip would only add delay. */
+static int runs_inline(const loom_engine_t *e, const char *op)
+{
+    return (e->cfg.inline_ops & LOOM_INLINE_NOOP && strcmp(op, "noop") == 0) ||
+           (e->cfg.inline_ops & LOOM_INLINE_ECHO && strcmp(op, "echo") == 0);
+}
+
+void engine_make_ready(loom_engine_t *e, loom_task_t *t)
+{
+    /* an echo of another step's output that stayed on its worker (a
+     * reference, workers/common/outref.h) goes to a worker, which fetches it */
+    if (!runs_inline(e, t->op) ||
+        (strcmp(t->op, "echo") == 0 && t->input && strstr(t->input, "\"$object\""))) {
+        loom_sched_push(&e->ready, &t->qi);
+        return;
+    }
+    t->list = LIST_INLINE; /* appended: first ready, first run */
+    t->lnext = NULL;
+    t->lprev = e->inline_tail;
+    if (e->inline_tail)
+        e->inline_tail->lnext = t;
+    else
+        e->lists[LIST_INLINE] = t;
+    e->inline_tail = t;
 }
 
 void engine_worker_detach(loom_task_t *t)
@@ -344,6 +373,8 @@ static scope_t *scope_new(loom_run_t *r, const loom_wf_graph_t *g, scope_t *pare
      * referenced by workflow outputs are kept for the run's outputs. */
     for (size_t i = 0; i < g->n_steps; i++)
         sc->st[i].keep = parent != NULL || engine_output_refs_step(r->wf, g->steps[i].id);
+    if (!parent)
+        engine_mark_control_reads(sc); /* which outputs may travel by reference */
     return sc;
 }
 
@@ -449,7 +480,7 @@ static loom_task_t *task_new(loom_engine_t *e, scope_t *sc, size_t i, int index,
     r->live_tasks++;
     r->tasks_total++;
     sc->st[i].tasks_live++;
-    loom_sched_push(&e->ready, &t->qi);
+    engine_make_ready(e, t);
     return t;
 }
 
@@ -747,20 +778,22 @@ void loom_engine_destroy(loom_engine_t **pe)
     *pe = NULL;
 }
 
-/* First op of graph g (loop bodies included) that no ready worker runs;
- * sets *step to its step. NULL when every op has a worker. */
-static const char *op_without_worker(const loom_wf_graph_t *g, loom_registry_t *reg, const char **step)
+/* First op of graph g (loop bodies included) that no ready worker runs
+ * and loomd does not run inline; sets *step to its step. NULL when every
+ * op has a worker. */
+static const char *op_without_worker(const loom_engine_t *e, const loom_wf_graph_t *g, loom_registry_t *reg,
+                                     const char **step)
 {
     for (size_t i = 0; i < g->n_steps; i++) {
         const loom_wf_step_t *st = &g->steps[i];
         if (st->op == LOOM_OP_LOOP) {
-            const char *op = st->body ? op_without_worker(st->body, reg, step) : NULL;
+            const char *op = st->body ? op_without_worker(e, st->body, reg, step) : NULL;
             if (op)
                 return op;
             continue;
         }
         const char *op = loom_op_kind_name(st->op);
-        int served = 0;
+        int served = runs_inline(e, op);
         for (size_t k = 0, n = loom_registry_count(reg); k < n && !served; k++)
             served = loom_worker_runs(loom_registry_at(reg, k), op);
         if (!served) {
@@ -769,6 +802,18 @@ static const char *op_without_worker(const loom_wf_graph_t *g, loom_registry_t *
         }
     }
     return NULL;
+}
+
+/* Whether loomd runs every step of graph g itself (loop bodies included). */
+static int all_inline(const loom_engine_t *e, const loom_wf_graph_t *g)
+{
+    for (size_t i = 0; i < g->n_steps; i++) {
+        const loom_wf_step_t *st = &g->steps[i];
+        if (st->op == LOOM_OP_LOOP ? st->body && !all_inline(e, st->body)
+                                   : !runs_inline(e, loom_op_kind_name(st->op)))
+            return 0;
+    }
+    return 1;
 }
 
 /* Admission (see loom_engine_submit): 0 or LOOM_EINFEASIBLE with err. */
@@ -782,7 +827,7 @@ static int admit(loom_engine_t *e, loom_run_t *r, int allow_miss, loom_err_t *er
                                               "(loomd --placement planner, the default)");
     if (!ready)
         return 0; /* workers may still be starting: the run waits for one */
-    const char *step = NULL, *op = op_without_worker(&r->wf->graph, e->cfg.reg, &step);
+    const char *step = NULL, *op = op_without_worker(e, &r->wf->graph, e->cfg.reg, &step);
     if (op && !allow_miss) {
         loom_err_set(err, LOOM_EINFEASIBLE, "no registered worker runs op '%s' (step '%s'); refused", op,
                      step);
@@ -790,8 +835,8 @@ static int admit(loom_engine_t *e, loom_run_t *r, int allow_miss, loom_err_t *er
                       op);
         return LOOM_EINFEASIBLE;
     }
-    if (!e->cfg.placement.admit)
-        return 0;
+    if (!e->cfg.placement.admit || all_inline(e, &r->wf->graph))
+        return 0; /* nothing to place: loomd runs every step itself */
     /* no note: the run has no events yet; the policy announces its plan
      * when the run's first task is placed */
     loom_placement_req_t req = {.run_id = r->id, .workflow = r->wf, .sla_ms = r->sla_ms,
@@ -906,8 +951,39 @@ static void placement_note(void *ud, const char *run_id, int replanned, const ch
                                      .message = message, .plan = plan});
 }
 
+/* Runs up to `budget` ready --inline-ops tasks in loomd, oldest first; the
+ * successors they release join the same FIFO, so a chain of noops moves
+ * without a worker round trip. The budget keeps the loop serving its
+ * sockets during a long chain (loom_engine_tick asks for no wait while
+ * tasks remain). */
+static void run_inline(loom_engine_t *e, int budget)
+{
+    static const char null_json[] = "null";
+    while (budget-- > 0 && e->lists[LIST_INLINE]) {
+        loom_task_t *t = e->lists[LIST_INLINE];
+        engine_list_del(e, t);
+        t->ran_inline = 1;
+        t->state = LOOM_TASK_ASSIGNED;
+        t->started_ms = t->running_ms = loom_wall_ms();
+        e->stats.tasks_dispatched++;
+        engine_task_assigned(e, t);
+        /* noop: null; echo: the input's "value" (as the workers' ops) */
+        char *out = NULL;
+        if (strcmp(t->op, "echo") == 0 && t->input) {
+            json_t *in = json_loadb(t->input, t->input_len ? t->input_len : strlen(t->input), 0, NULL);
+            json_t *v = json_is_object(in) ? json_object_get(in, "value") : NULL;
+            out = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+            json_decref(in);
+        }
+        engine_inline_result(e, t, out ? out : null_json, out ? strlen(out) : sizeof null_json - 1);
+        free(out);
+    }
+}
+
 void loom_engine_dispatch(loom_engine_t *e)
 {
+    if (e->lists[LIST_INLINE])
+        run_inline(e, 4096);
     if (!loom_sched_len(&e->ready))
         return;
     int capacity = loom_registry_free_capacity(e->cfg.reg);
@@ -1004,7 +1080,7 @@ int64_t loom_engine_tick(loom_engine_t *e)
         n = t->lnext;
         if (t->not_before <= now) {
             engine_list_del(e, t);
-            loom_sched_push(&e->ready, &t->qi);
+            engine_make_ready(e, t);
         } else if (t->not_before < next) {
             next = t->not_before;
         }
@@ -1049,6 +1125,8 @@ int64_t loom_engine_tick(loom_engine_t *e)
             engine_sla_check(e, v, now);
     }
     engine_reap_runs(e);
+    if (e->lists[LIST_INLINE])
+        return 0; /* inline tasks left over from the last dispatch's budget */
     return (int64_t)(next > now ? next - now : 0);
 }
 

@@ -48,6 +48,7 @@ typedef struct loom_task {
     int lost;                  /* times a worker died under it after it started */
     int started;               /* the worker said this attempt began executing (Started) */
     int requeued;              /* times re-queued from a lost worker before it started */
+    int ran_inline;            /* loomd ran it itself (--inline-ops), no worker */
     loom_task_state_t state;
     const char *op;            /* borrowed from the workflow */
     char *input;               /* rendered input JSON (owned) */
@@ -89,10 +90,15 @@ typedef struct loom_engine_cfg {
     int64_t backoff_ms;           /* first retry delay (default 100), doubles, max 5000 */
     int64_t adopt_grace_ms;       /* after recovery, hold recovered tasks this long so workers
                                    * that still run them can re-register and keep them (default 3000) */
+    unsigned inline_ops;          /* LOOM_INLINE_* bits: ops loomd runs itself (default none) */
     int64_t output_ref_bytes;     /* step outputs (parts) over this many bytes stay on their worker
                                    * and travel by reference (workers/common/outref.h); 0 = 65536,
                                    * < 0 = never */
 } loom_engine_cfg_t;
+
+/* Cheap ops without side effects that loomd may run itself instead of
+ * sending them to a worker (loomd --inline-ops noop,echo). */
+enum { LOOM_INLINE_NOOP = 1 << 0, LOOM_INLINE_ECHO = 1 << 1 };
 
 loom_engine_t *loom_engine_new(const loom_engine_cfg_t *cfg);
 void loom_engine_destroy(loom_engine_t **pe);

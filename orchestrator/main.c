@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/notify.h"
 #include "common/version.h"
+#include "orchestrator/engine.h"
 #include "orchestrator/http.h"
 #include "orchestrator/lease_pg.h"
 #include "orchestrator/metrics.h"
@@ -51,6 +52,10 @@ static const char usage_text[] =
     "                            (measured speed, price, calibrated by measured task times),\n"
     "                            refuse runs no placement fits, follow the plan, spread load;\n"
     "                            or least-loaded (no planning, no admission check of the SLA)\n"
+    "  --inline-ops LIST         run these cheap ops in loomd itself instead of on a\n"
+    "                            worker: noop, echo or noop,echo (default none: every\n"
+    "                            task goes to a worker); a chain of them then moves\n"
+    "                            without a worker round trip per step\n"
     "  --max-runs N              finished runs kept in memory (default 1000)\n"
     "  --max-finished-bytes N    ... and at most this many bytes of them, oldest\n"
     "                            dropped first (evicted to the database with --db;\n"
@@ -113,6 +118,28 @@ static char *keep(const char *s)
     return loom_arena_strdup(strings, s);
 }
 
+/* --inline-ops: a comma-separated list of noop and echo ("none" or ""
+ * for none). 0, or -1 with why[] filled. */
+static int parse_inline_ops(const char *v, unsigned *out, char *why, size_t why_n)
+{
+    unsigned bits = 0;
+    const char *p = v;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n == 4 && strncmp(p, "noop", 4) == 0)
+            bits |= LOOM_INLINE_NOOP;
+        else if (n == 4 && strncmp(p, "echo", 4) == 0)
+            bits |= LOOM_INLINE_ECHO;
+        else if (!(n == 4 && strncmp(p, "none", 4) == 0)) {
+            snprintf(why, why_n, "expected noop, echo or noop,echo, got '%.*s'", (int)n, p);
+            return -1;
+        }
+        p += n + (p[n] == ',');
+    }
+    *out = bits;
+    return 0;
+}
+
 /* Applies one option (a long option name without "--", or a config file
  * key); returns 0, or -1 with why[] filled. */
 static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n)
@@ -141,6 +168,8 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
         c->o.depth = (int)n;
     else if (strcmp(k, "placement") == 0)
         c->o.placement = keep(v);
+    else if (strcmp(k, "inline-ops") == 0)
+        return parse_inline_ops(v, &c->o.inline_ops, why, why_n);
     else if (strcmp(k, "placement-timeout-ms") == 0)
         c->o.placement_timeout_ms = n;
     else if (strcmp(k, "output-ref-bytes") == 0)

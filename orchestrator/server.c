@@ -842,6 +842,7 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
                             .send_tasks = send_tasks, .cancel_task = cancel_task,
                             .on_event = on_event, .ud = s,
                             .placement_timeout_ms = opts->placement_timeout_ms,
+                            .inline_ops = opts->inline_ops,
                             .output_ref_bytes = opts->output_ref_bytes,
                             /* workers re-register at their next heartbeat */
                             .adopt_grace_ms = s->opts.heartbeat_timeout_ms};

@@ -19,6 +19,7 @@ typedef struct loom_server_opts {
     int64_t placement_timeout_ms; /* fail tasks no worker can run after this (default 30000) */
     int64_t output_ref_bytes;     /* step outputs over this go by reference (0 = 65536, < 0 = never) */
     const char *placement;        /* "least-loaded" (default) or "planner" */
+    unsigned inline_ops;          /* LOOM_INLINE_* (engine.h): ops loomd runs itself (default none) */
     const char *auth_token;       /* accepted from clients (as an admin) when set */
     /* HMAC tokens (protocol/auth.h, `loom keygen --token`): clients must
      * present one signed by a secret of the ring; its tenant owns the runs

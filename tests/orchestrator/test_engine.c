@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "orchestrator/engine.h"
 #include "common/utf8.h"
@@ -81,7 +82,9 @@ static loom_worker_rec_t *add_worker(h_t *h, const char *id, int slots)
                                   slots, 0, 0, 0, 0, slots, ops, 4, NULL, &known);
 }
 
-static h_t *h_new(int depth)
+/* ref_bytes: loomd's output_ref_bytes; the state-machine tests use -1
+ * (no output by reference), so task inputs are exactly the steps' fields */
+static h_t *h_make(int depth, unsigned inline_ops, int64_t ref_bytes)
 {
     h_t *h = calloc(1, sizeof *h);
     h->store = loom_store_mem_new(0, 0, 0);
@@ -89,9 +92,15 @@ static h_t *h_new(int depth)
     loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
                            .placement = loom_placement_least_loaded(), .send_tasks = h_send,
                            .cancel_task = h_cancel, .on_event = h_event, .ud = h,
-                           .backoff_ms = 1, .placement_timeout_ms = 50};
+                           .backoff_ms = 1, .placement_timeout_ms = 50, .inline_ops = inline_ops,
+                           .output_ref_bytes = ref_bytes};
     h->eng = loom_engine_new(&c);
     return h;
+}
+
+static h_t *h_new(int depth)
+{
+    return h_make(depth, 0, -1);
 }
 
 static void h_free(h_t *h)
@@ -676,6 +685,97 @@ static void loops_iterate_and_stop(void **state)
     h_free(h);
 }
 
+/* loomd --inline-ops: noop and echo run in the engine itself; a long
+ * chain moves in bounded dispatch turns (tick asks for no wait meanwhile),
+ * a loop of echo steps iterates, a run cancelled with inline tasks queued
+ * leaves none behind, and the worker op of the same run still goes out. */
+static void inline_ops_run_in_the_engine(void **state)
+{
+    (void)state;
+    h_t *h = h_make(4, LOOM_INLINE_NOOP | LOOM_INLINE_ECHO, -1);
+    add_worker(h, "w1", 2);
+    loom_buf_t b = LOOM_BUF_INIT;
+    loom_buf_puts(&b, "version: 1\nname: c\nsteps:\n");
+    for (int i = 0; i < 6000; i++) {
+        loom_buf_printf(&b, "  s%d:\n    op: %s\n", i, i % 2 ? "noop" : "echo\n    value: 7");
+        if (i)
+            loom_buf_printf(&b, "    needs: [s%d]\n", i - 1);
+    }
+    loom_buf_puts(&b, "  t:\n    op: sleep\n    needs: [s5999]\n    ms: 1\n"
+                      "outputs:\n  last: ${steps.s5999.output}\n");
+    char id[32], id2[32];
+    assert_int_equal(submit(h, b.data, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 0); /* the budget stopped the chain mid-way */
+    assert_int_equal(loom_engine_tick(h->eng), 0);
+    for (int guard = 0; guard < 10 && !h->nsent; guard++)
+        loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1); /* the sleep step goes to the worker */
+    assert_string_equal(step_id(h->sent[0]), "t");
+    assert_int_equal(answer(h, 0, 1, "{}", 1), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+    assert_string_equal(view(h, id).outputs, "{\"last\":null}");
+    /* cancelled while its chain is queued inline */
+    assert_int_equal(submit(h, b.data, NULL, 0, id2), 0);
+    loom_engine_dispatch(h->eng);
+    int st = 0;
+    loom_err_t err;
+    assert_int_equal(loom_engine_cancel(h->eng, id2, "test", &st, &err), 0);
+    assert_int_equal(loom_engine_tick(h->eng) > 0, 1); /* nothing inline left */
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 0);
+    assert_int_equal(view(h, id2).state, LOOM_RUN_CANCELLED);
+    loom_buf_free(&b);
+    /* a loop of echo steps, all inline */
+    const char *y = "version: 1\nname: l\nsteps:\n  lp:\n    op: loop\n    max_iterations: 5\n"
+                    "    until: ${steps.b.output} == 3\n    body:\n"
+                    "      a:\n        op: echo\n        value: ${loop.iteration}\n"
+                    "      b:\n        op: echo\n        value: ${steps.a.output}\n"
+                    "outputs:\n  n: ${steps.lp.output.iterations}\n";
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    for (int guard = 0; guard < 10; guard++)
+        loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+    assert_string_equal(view(h, id).outputs, "{\"n\":4}");
+    h_free(h);
+}
+
+/* Which outputs may travel by reference (workers/common/outref.h): not one
+ * a when:/foreach: (also inside a loop body) reads, nor one the run's
+ * outputs use; found in one pass at submit, not per task. */
+static void outputs_read_by_control_stay_inline(void **state)
+{
+    (void)state;
+    h_t *h = h_make(4, 0, 0);
+    add_worker(h, "w1", 8);
+    const char *y = "version: 1\nname: r\nsteps:\n"
+                    "  a:\n    op: echo\n    value: 1\n"
+                    "  b:\n    op: echo\n    value: 2\n"
+                    "  c:\n    op: echo\n    value: 3\n"
+                    "  d:\n    op: echo\n    value: 4\n"
+                    "  e:\n    op: echo\n    value: 5\n"
+                    "  w:\n    op: echo\n    when: ${steps.a.output} == 1\n    value: 0\n"
+                    "  f:\n    op: echo\n    foreach: ${steps.b.output}\n    value: 0\n"
+                    "  lp:\n    op: loop\n    max_iterations: 1\n    until: true\n    body:\n"
+                    "      x:\n        op: echo\n        when: ${steps.c.output} > 0\n        value: 0\n"
+                    "outputs:\n  o: ${steps.d.output}\n";
+    char id[32];
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    int seen = 0;
+    for (int i = 0; i < h->nsent; i++) {
+        const char *sid = step_id(h->sent[i]);
+        int by_ref = strstr(h->sent[i]->input, "$by_reference_over") != NULL;
+        if (strlen(sid) == 1 && strchr("abcde", sid[0])) {
+            assert_int_equal(by_ref, sid[0] == 'e');
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 5);
+    h_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -698,6 +798,8 @@ int main(void)
         cmocka_unit_test(progress_text_is_valid_utf8_across_chunks),
         cmocka_unit_test(re_registration_keeps_held_tasks_and_loses_the_rest),
         cmocka_unit_test(loops_iterate_and_stop),
+        cmocka_unit_test(inline_ops_run_in_the_engine),
+        cmocka_unit_test(outputs_read_by_control_stay_inline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
