@@ -485,7 +485,7 @@ static loom_worker_rec_t *planned_w(const rplan_t *rp, int v, loom_registry_t *r
 static int capacity_for(const loom_worker_rec_t *w, const loom_placement_req_t *req)
 {
     (void)req;
-    return w->max_inflight;
+    return w->send_paused ? 0 : w->max_inflight; /* paused: back-pressure, registry.h */
 }
 
 /* Predicted finish of v on w (fleet entry k) if sent now: the tasks queued
@@ -507,7 +507,7 @@ static double finish_ms(const rplan_t *rp, int v, const loom_worker_rec_t *w, in
 static loom_worker_rec_t *choose(const rplan_t *rp, int v, loom_worker_rec_t *planned,
                                  const loom_placement_req_t *req, loom_registry_t *reg)
 {
-    if (planned->inflight < planned->slots)
+    if (planned->inflight < planned->slots && !planned->send_paused)
         return planned;
     loom_worker_rec_t *best = NULL;
     double best_t = INFINITY;
