@@ -7,6 +7,8 @@
 # minutes for the full ones on 2 cores — rates are per task either way;
 # DASK_N=$N DASK_M=$M runs the full shapes), CURVE_N (independent tasks
 # for the secure-mode comparison, default N), CURVE_ROUNDS (default 3).
+# The shapes run twice: on loomd with two workers (every task a worker
+# round trip) and on a loomd with --inline-ops noop (noop run in loomd).
 # Secure mode: a second loomd with --keys (CURVE on both ports, admitted
 # worker keys, signed tokens) and two workers of its own; the independent
 # shapes alternate between the two loomds and the ratio secure / plain is
@@ -49,13 +51,23 @@ echo "loomd:"
 "$BUILD/bin/zmq_rtt" 20000 | tee "$TMP/rtt1.txt" | grep -v '^RESULT'
 "$BUILD/bin/bench-dispatch" "$CEP" "$LOOMD" "$N" "$M" "$MEM" | tee "$TMP/loom.out" | grep -v '^RESULT'
 "$BUILD/bin/zmq_rtt" 20000 | tee "$TMP/rtt2.txt" | grep -v '^RESULT'
+# The same shapes on a loomd that runs noop itself (--inline-ops noop): no
+# worker round trip per task, so a chain moves at loomd's own speed.
+IEP="tcp://127.0.0.1:$(port)"
+"$BUILD/bin/loomd" --client "$IEP" --workers "tcp://127.0.0.1:$(port)" --inline-ops noop --log-level warn \
+  --ready-file "$TMP/iready" >"$TMP/iloomd.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do [ -f "$TMP/iready" ] && break; sleep 0.05; done
+echo "loomd --inline-ops noop (noop runs in loomd, no worker round trip):"
+"$BUILD/bin/bench-dispatch" "$IEP" 0 "$N" "$M" 0 | tee "$TMP/inline.res" | grep -v '^RESULT'
 echo "dask.distributed $(/usr/bin/python3 -c 'import distributed; print(distributed.__version__)') (LocalCluster, 2 worker processes):"
 /usr/bin/python3 "$(dirname "$0")/dask_dispatch.py" "$DASK_N" "$DASK_M" 2>/dev/null | tee "$TMP/dask.out" | grep -v '^RESULT'
 get() { sed -n "s/^RESULT $1=//p" "$TMP"/*.out | head -1; }
 echo "ratio (loomd / dask, tasks per second):"
 for k in ind_one ind_many chain_one chain_many; do
-  l=$(get ${k}_rate); d=$(get dask_${k}_rate)
-  [ -n "$l" ] && [ -n "$d" ] && awk -v k=$k -v l=$l -v d=$d 'BEGIN{printf "  %-12s %10.0f vs %8.0f   %6.0fx\n", k, l, d, l/d}'
+  l=$(get ${k}_rate); d=$(get dask_${k}_rate); i=$(sed -n "s/^RESULT ${k}_rate=//p" "$TMP/inline.res")
+  [ -n "$l" ] && [ -n "$d" ] && awk -v k=$k -v l=$l -v d=$d 'BEGIN{printf "  %-12s %10.0f vs %8.0f   %6.0fx   (workers)\n", k, l, d, l/d}'
+  [ -n "$i" ] && [ -n "$d" ] && awk -v k=$k -v l=$i -v d=$d 'BEGIN{printf "  %-12s %10.0f vs %8.0f   %6.0fx   (--inline-ops noop)\n", k, l, d, l/d}'
 done
 rtt=$(sed -n 's/^RESULT zmq_rtt_p50_us=//p' "$TMP"/rtt1.txt "$TMP"/rtt2.txt | sort -g | head -1)
 awk -v p=$(get chain_one_p50_us) -v r="$rtt" 'BEGIN{printf "chained step p50: %.0f us; raw ZeroMQ round trip p50 (same run): %.0f us; ratio %.2f (target <= 1.5)\n", p, r, (r > 0 ? p / r : 0)}'

@@ -2,7 +2,9 @@
  * did: state, attempts, worker and device, times, cost, its output and
  * its error; with --follow, its streamed text (LLM tokens) and events live
  * until it ends. STEP also matches the step's granular tasks
- * (STEP/prefill, ...). */
+ * (STEP/prefill, ...). An output that went by reference (loomd keeps only
+ * {"$object": ...}, workers/common/outref.h) is fetched from the worker that
+ * holds it, unless --refs. */
 #include "cli/cli.h"
 
 #include <stdio.h>
@@ -10,12 +12,15 @@
 #include <string.h>
 
 #include "cli/runview.h"
+#include "workers/common/outref.h"
 
 static const char usage_text[] =
     "usage: loom logs RUN STEP [options]\n"
     "Shows one step of a run: state, attempts, worker, times, output and error.\n\n"
     "  --follow             stream the step's text (LLM tokens) and events until it ends\n"
     "  --json               the step record(s) as JSON\n"
+    "  --refs               show outputs that went by reference as the reference\n"
+    "                       loomd stores (default: fetch their bytes from the worker)\n"
     "  --endpoint URL       loomd's client endpoint (default $LOOM_ENDPOINT or\n"
     "                       tcp://127.0.0.1:7400)\n\n"
     "exit status: 0 shown, 1 unknown run or step, 3 Loom system error\n";
@@ -70,7 +75,28 @@ static int follow_step(loom_client_t *c, const char *endpoint, const char *run, 
     return LOOM_EXIT_OK;
 }
 
-static void print_step(const Loom__V1__StepStatus *s, int64_t t0)
+/* v with the step outputs it references fetched from their workers
+ * (on failure: v as it is, and why on stderr). Takes v. */
+static json_t *fetch_refs(json_t *v, const char *step)
+{
+    if (!loom_outref_has(v))
+        return v;
+    json_t *copy = json_deep_copy(v);
+    loom_err_t err;
+    loom_err_clear(&err);
+    if (copy && loom_outref_resolve(&copy, NULL, NULL, &err) == 0) {
+        json_decref(v);
+        return copy;
+    }
+    char msg[1100];
+    loom_err_format(&err, msg, sizeof msg);
+    fprintf(stderr, "loom logs: cannot fetch the output of %s by reference (%s); showing the reference\n",
+            step, copy ? msg : "out of memory");
+    json_decref(copy);
+    return v;
+}
+
+static void print_step(const Loom__V1__StepStatus *s, int64_t t0, int refs)
 {
     printf("step %s  op %s  %s  attempt %u\n", s->step_id, s->op, loom_cli_step_state(s->state),
            s->attempt);
@@ -91,6 +117,8 @@ static void print_step(const Loom__V1__StepStatus *s, int64_t t0)
     }
     if (s->output_json && *s->output_json) {
         json_t *o = json_loads(s->output_json, JSON_DECODE_ANY, NULL);
+        if (!refs)
+            o = fetch_refs(o, s->step_id);
         char *txt = o ? json_dumps(o, JSON_INDENT(2) | JSON_ENCODE_ANY) : NULL;
         printf("  output%s\n%s\n", s->output_truncated ? " (truncated)" : "",
                txt ? txt : s->output_json);
@@ -104,11 +132,13 @@ int loom_cmd_logs(int argc, char **argv)
     if (loom_cli_wants_help(argc, argv, usage_text))
         return LOOM_EXIT_OK;
     const char *run = NULL, *step = NULL, *endpoint = NULL;
-    int json_out = 0, follow = 0;
+    int json_out = 0, follow = 0, refs = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--json") == 0)
             json_out = 1;
+        else if (strcmp(a, "--refs") == 0)
+            refs = 1;
         else if (strcmp(a, "--follow") == 0 || strcmp(a, "-f") == 0)
             follow = 1;
         else if (strcmp(a, "--endpoint") == 0 && i + 1 < argc)
@@ -152,10 +182,13 @@ int loom_cmd_logs(int argc, char **argv)
         if (!matches(r->steps[i]->step_id, step))
             continue;
         found++;
-        if (json_out)
-            json_array_append(picked, json_array_get(json_object_get(all, "steps"), i));
-        else
-            print_step(r->steps[i], r->submitted_unix_ms);
+        if (json_out) {
+            json_t *rec = json_array_get(json_object_get(all, "steps"), i), *o = json_object_get(rec, "output");
+            if (o && !refs)
+                json_object_set_new(rec, "output", fetch_refs(json_incref(o), r->steps[i]->step_id));
+            json_array_append(picked, rec);
+        } else
+            print_step(r->steps[i], r->submitted_unix_ms, refs);
     }
     if (!found) {
         fprintf(stderr, "loom logs: run %s has no step '%s' (steps:", run, step);

@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "protocol/envelope.h"
 
 #define COMP "loomd"
 
@@ -34,6 +35,8 @@ void engine_list_del(loom_engine_t *e, loom_task_t *t)
 {
     if (!t->list)
         return;
+    if (t->list == LIST_INLINE && e->inline_tail == t)
+        e->inline_tail = t->lprev;
     if (t->lprev)
         t->lprev->lnext = t->lnext;
     else
@@ -42,6 +45,33 @@ void engine_list_del(loom_engine_t *e, loom_task_t *t)
         t->lnext->lprev = t->lprev;
     t->lnext = t->lprev = NULL;
     t->list = 0;
+}
+
+/* Whether loomd runs t itself (loomd --inline-ops): a cheap op with no
+ * side effects (noop, echo), so a worker round trip would only add delay. */
+static int runs_inline(const loom_engine_t *e, const char *op)
+{
+    return (e->cfg.inline_ops & LOOM_INLINE_NOOP && strcmp(op, "noop") == 0) ||
+           (e->cfg.inline_ops & LOOM_INLINE_ECHO && strcmp(op, "echo") == 0);
+}
+
+void engine_make_ready(loom_engine_t *e, loom_task_t *t)
+{
+    /* an echo of another step's output that stayed on its worker (a
+     * reference, workers/common/outref.h) goes to a worker, which fetches it */
+    if (!runs_inline(e, t->op) ||
+        (strcmp(t->op, "echo") == 0 && t->input && strstr(t->input, "\"$object\""))) {
+        loom_sched_push(&e->ready, &t->qi);
+        return;
+    }
+    t->list = LIST_INLINE; /* appended: first ready, first run */
+    t->lnext = NULL;
+    t->lprev = e->inline_tail;
+    if (e->inline_tail)
+        e->inline_tail->lnext = t;
+    else
+        e->lists[LIST_INLINE] = t;
+    e->inline_tail = t;
 }
 
 void engine_worker_detach(loom_task_t *t)
@@ -344,6 +374,8 @@ static scope_t *scope_new(loom_run_t *r, const loom_wf_graph_t *g, scope_t *pare
      * referenced by workflow outputs are kept for the run's outputs. */
     for (size_t i = 0; i < g->n_steps; i++)
         sc->st[i].keep = parent != NULL || engine_output_refs_step(r->wf, g->steps[i].id);
+    if (!parent)
+        engine_mark_control_reads(sc); /* which outputs may travel by reference */
     return sc;
 }
 
@@ -449,7 +481,7 @@ static loom_task_t *task_new(loom_engine_t *e, scope_t *sc, size_t i, int index,
     r->live_tasks++;
     r->tasks_total++;
     sc->st[i].tasks_live++;
-    loom_sched_push(&e->ready, &t->qi);
+    engine_make_ready(e, t);
     return t;
 }
 
@@ -521,7 +553,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
             rctx_t ic = {.run = r, .sc = sc, .item = json_array_get(items, k), .has_item = 1};
             char *in = NULL;
             size_t len = 0;
-            if (engine_render_input(r, sc, i, &ic, &in, &len, &err) != 0) {
+            if (engine_render_input(e, r, sc, i, &ic, &in, &len, &err) != 0) {
                 char msg[600];
                 snprintf(msg, sizeof msg, "input of step '%s' item %zu: %s", s->id, k, err.msg);
                 engine_finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
@@ -537,7 +569,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
     char *in = NULL;
     size_t len = 0;
     rctx_t rc = {.run = r, .sc = sc};
-    if (engine_render_input(r, sc, i, &rc, &in, &len, &err) != 0) {
+    if (engine_render_input(e, r, sc, i, &rc, &in, &len, &err) != 0) {
         char msg[600];
         snprintf(msg, sizeof msg, "input of step '%s': %s", s->id, err.msg);
         engine_finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
@@ -747,20 +779,22 @@ void loom_engine_destroy(loom_engine_t **pe)
     *pe = NULL;
 }
 
-/* First op of graph g (loop bodies included) that no ready worker runs;
- * sets *step to its step. NULL when every op has a worker. */
-static const char *op_without_worker(const loom_wf_graph_t *g, loom_registry_t *reg, const char **step)
+/* First op of graph g (loop bodies included) that no ready worker runs
+ * and loomd does not run inline; sets *step to its step. NULL when every
+ * op has a worker. */
+static const char *op_without_worker(const loom_engine_t *e, const loom_wf_graph_t *g, loom_registry_t *reg,
+                                     const char **step)
 {
     for (size_t i = 0; i < g->n_steps; i++) {
         const loom_wf_step_t *st = &g->steps[i];
         if (st->op == LOOM_OP_LOOP) {
-            const char *op = st->body ? op_without_worker(st->body, reg, step) : NULL;
+            const char *op = st->body ? op_without_worker(e, st->body, reg, step) : NULL;
             if (op)
                 return op;
             continue;
         }
         const char *op = loom_op_kind_name(st->op);
-        int served = 0;
+        int served = runs_inline(e, op);
         for (size_t k = 0, n = loom_registry_count(reg); k < n && !served; k++)
             served = loom_worker_runs(loom_registry_at(reg, k), op);
         if (!served) {
@@ -769,6 +803,18 @@ static const char *op_without_worker(const loom_wf_graph_t *g, loom_registry_t *
         }
     }
     return NULL;
+}
+
+/* Whether loomd runs every step of graph g itself (loop bodies included). */
+static int all_inline(const loom_engine_t *e, const loom_wf_graph_t *g)
+{
+    for (size_t i = 0; i < g->n_steps; i++) {
+        const loom_wf_step_t *st = &g->steps[i];
+        if (st->op == LOOM_OP_LOOP ? st->body && !all_inline(e, st->body)
+                                   : !runs_inline(e, loom_op_kind_name(st->op)))
+            return 0;
+    }
+    return 1;
 }
 
 /* Admission (see loom_engine_submit): 0 or LOOM_EINFEASIBLE with err. */
@@ -782,7 +828,7 @@ static int admit(loom_engine_t *e, loom_run_t *r, int allow_miss, loom_err_t *er
                                               "(loomd --placement planner, the default)");
     if (!ready)
         return 0; /* workers may still be starting: the run waits for one */
-    const char *step = NULL, *op = op_without_worker(&r->wf->graph, e->cfg.reg, &step);
+    const char *step = NULL, *op = op_without_worker(e, &r->wf->graph, e->cfg.reg, &step);
     if (op && !allow_miss) {
         loom_err_set(err, LOOM_EINFEASIBLE, "no registered worker runs op '%s' (step '%s'); refused", op,
                      step);
@@ -790,8 +836,8 @@ static int admit(loom_engine_t *e, loom_run_t *r, int allow_miss, loom_err_t *er
                       op);
         return LOOM_EINFEASIBLE;
     }
-    if (!e->cfg.placement.admit)
-        return 0;
+    if (!e->cfg.placement.admit || all_inline(e, &r->wf->graph))
+        return 0; /* nothing to place: loomd runs every step itself */
     /* no note: the run has no events yet; the policy announces its plan
      * when the run's first task is placed */
     loom_placement_req_t req = {.run_id = r->id, .workflow = r->wf, .sla_ms = r->sla_ms,
@@ -891,7 +937,15 @@ typedef struct {
     loom_worker_rec_t *w;
     loom_task_t **v;
     size_t n, cap;
+    size_t bytes; /* the tasks' inputs */
 } wbatch_t;
+
+/* One AssignBatch message carries about this much input at most (several
+ * messages to one worker otherwise); a worker takes no message above the
+ * protocol's payload limit, so a task whose input alone (plus room for its
+ * other fields) is above it cannot be sent: it fails. */
+#define BATCH_BYTES (4u << 20)
+#define MAX_TASK_INPUT (LOOM_DEFAULT_MAX_PAYLOAD - (64u << 10))
 
 /* A plan-driven placement policy planned or re-planned a run: publish it. */
 static void placement_note(void *ud, const char *run_id, int replanned, const char *message,
@@ -906,8 +960,39 @@ static void placement_note(void *ud, const char *run_id, int replanned, const ch
                                      .message = message, .plan = plan});
 }
 
+/* Runs up to `budget` ready --inline-ops tasks in loomd, oldest first; the
+ * successors they release join the same FIFO, so a chain of noops moves
+ * without a worker round trip. The budget keeps the loop serving its
+ * sockets during a long chain (loom_engine_tick asks for no wait while
+ * tasks remain). */
+static void run_inline(loom_engine_t *e, int budget)
+{
+    static const char null_json[] = "null";
+    while (budget-- > 0 && e->lists[LIST_INLINE]) {
+        loom_task_t *t = e->lists[LIST_INLINE];
+        engine_list_del(e, t);
+        t->ran_inline = 1;
+        t->state = LOOM_TASK_ASSIGNED;
+        t->started_ms = t->running_ms = loom_wall_ms();
+        e->stats.tasks_dispatched++;
+        engine_task_assigned(e, t);
+        /* noop: null; echo: the input's "value" (as the workers' ops) */
+        char *out = NULL;
+        if (strcmp(t->op, "echo") == 0 && t->input) {
+            json_t *in = json_loadb(t->input, t->input_len ? t->input_len : strlen(t->input), 0, NULL);
+            json_t *v = json_is_object(in) ? json_object_get(in, "value") : NULL;
+            out = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+            json_decref(in);
+        }
+        engine_inline_result(e, t, out ? out : null_json, out ? strlen(out) : sizeof null_json - 1);
+        free(out);
+    }
+}
+
 void loom_engine_dispatch(loom_engine_t *e)
 {
+    if (e->lists[LIST_INLINE])
+        run_inline(e, 4096);
     if (!loom_sched_len(&e->ready))
         return;
     int capacity = loom_registry_free_capacity(e->cfg.reg);
@@ -915,13 +1000,18 @@ void loom_engine_dispatch(loom_engine_t *e)
         return;
     wbatch_t b[64];
     size_t nb = 0;
-    loom_task_t *blocked = NULL;
+    loom_task_t *blocked = NULL, *too_big = NULL;
     int nblocked = 0;
     uint64_t now = loom_clock_ms();
     while (capacity > 0 && nblocked < 64) {
         loom_task_t *t = (loom_task_t *)loom_sched_pop(&e->ready);
         if (!t)
             break;
+        if (t->input_len > MAX_TASK_INPUT) { /* failed after the sends: it may end runs */
+            t->lnext = too_big;
+            too_big = t;
+            continue;
+        }
         char sid[256];
         engine_step_path(t->scope, t->step, sid, sizeof sid);
         const loom_wf_step_t *s = &t->scope->g->steps[t->step];
@@ -949,9 +1039,10 @@ void loom_engine_dispatch(loom_engine_t *e)
             }
             continue;
         }
-        size_t k = 0;
-        while (k < nb && b[k].w != w)
-            k++;
+        size_t k = nb; /* w's last batch, unless it is full */
+        while (k > 0 && b[k - 1].w != w)
+            k--;
+        k = k > 0 && b[k - 1].bytes + t->input_len <= BATCH_BYTES ? k - 1 : nb;
         if (k == nb) {
             if (nb == 64) { /* more workers than batch slots: flush later */
                 t->lnext = blocked;
@@ -972,6 +1063,7 @@ void loom_engine_dispatch(loom_engine_t *e)
             b[k].cap = ncap;
         }
         b[k].v[b[k].n++] = t;
+        b[k].bytes += t->input_len;
         engine_worker_attach(t, w);
         t->predicted_ms = why.predicted_ms;
         t->predicted_cost = why.predicted_cost;
@@ -991,9 +1083,20 @@ void loom_engine_dispatch(loom_engine_t *e)
         loom_sched_push(&e->ready, &t->qi);
     }
     for (size_t k = 0; k < nb; k++) {
-        e->cfg.send_tasks(e->cfg.ud, b[k].w, b[k].v, b[k].n);
+        if (b[k].w->send_paused || e->cfg.send_tasks(e->cfg.ud, b[k].w, b[k].v, b[k].n) != 0)
+            engine_tasks_unsent(e, b[k].w, b[k].v, b[k].n);
         free(b[k].v);
     }
+    while (too_big) {
+        loom_task_t *t = too_big;
+        too_big = t->lnext;
+        t->lnext = NULL;
+        char msg[200];
+        snprintf(msg, sizeof msg, "its input is %zu bytes; a worker takes at most %u bytes per task",
+                 t->input_len, (unsigned)MAX_TASK_INPUT);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__RESOURCE_EXHAUSTED);
+    }
+    engine_reap_runs(e);
 }
 
 int64_t loom_engine_tick(loom_engine_t *e)
@@ -1004,7 +1107,7 @@ int64_t loom_engine_tick(loom_engine_t *e)
         n = t->lnext;
         if (t->not_before <= now) {
             engine_list_del(e, t);
-            loom_sched_push(&e->ready, &t->qi);
+            engine_make_ready(e, t);
         } else if (t->not_before < next) {
             next = t->not_before;
         }
@@ -1049,6 +1152,8 @@ int64_t loom_engine_tick(loom_engine_t *e)
             engine_sla_check(e, v, now);
     }
     engine_reap_runs(e);
+    if (e->lists[LIST_INLINE])
+        return 0; /* inline tasks left over from the last dispatch's budget */
     return (int64_t)(next > now ? next - now : 0);
 }
 

@@ -48,6 +48,7 @@ typedef struct loom_task {
     int lost;                  /* times a worker died under it after it started */
     int started;               /* the worker said this attempt began executing (Started) */
     int requeued;              /* times re-queued from a lost worker before it started */
+    int ran_inline;            /* loomd ran it itself (--inline-ops), no worker */
     loom_task_state_t state;
     const char *op;            /* borrowed from the workflow */
     char *input;               /* rendered input JSON (owned) */
@@ -76,8 +77,11 @@ typedef struct loom_engine_cfg {
     loom_registry_t *reg;         /* borrowed */
     loom_placement_t placement;
     /* Sends n tasks to w in one message (the engine already marked them
-     * assigned). */
-    void (*send_tasks)(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n);
+     * assigned). Returns 0 when sent; non-zero when w's socket did not
+     * take them (its send queue full, its connection gone): back-pressure,
+     * not a loss. The engine takes them back under the same attempt and
+     * pauses w (registry.h, send_paused) until it is heard from again. */
+    int (*send_tasks)(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n);
     /* Tells w to stop task t (timeout, run cancelled). */
     void (*cancel_task)(void *ud, loom_worker_rec_t *w, const loom_task_t *t, const char *reason);
     /* A run event happened (already stored). final: the run reached a final
@@ -89,7 +93,15 @@ typedef struct loom_engine_cfg {
     int64_t backoff_ms;           /* first retry delay (default 100), doubles, max 5000 */
     int64_t adopt_grace_ms;       /* after recovery, hold recovered tasks this long so workers
                                    * that still run them can re-register and keep them (default 3000) */
+    unsigned inline_ops;          /* LOOM_INLINE_* bits: ops loomd runs itself (default none) */
+    int64_t output_ref_bytes;     /* step outputs (parts) over this many bytes stay on their worker
+                                   * and travel by reference (workers/common/outref.h); 0 = 65536,
+                                   * < 0 = never */
 } loom_engine_cfg_t;
+
+/* Cheap ops without side effects that loomd may run itself instead of
+ * sending them to a worker (loomd --inline-ops noop,echo). */
+enum { LOOM_INLINE_NOOP = 1 << 0, LOOM_INLINE_ECHO = 1 << 1 };
 
 loom_engine_t *loom_engine_new(const loom_engine_cfg_t *cfg);
 void loom_engine_destroy(loom_engine_t **pe);
@@ -232,6 +244,7 @@ const char *loom_task_model(const loom_task_t *t);
 typedef struct loom_engine_stats {
     uint64_t tasks_dispatched, tasks_succeeded, tasks_failed, tasks_retried, tasks_lost;
     uint64_t results_rejected;  /* not owned / unknown / stale */
+    uint64_t tasks_unsent;      /* taken back because a worker's socket refused them (back-pressure) */
     uint64_t runs_submitted, runs_finished;
     size_t ready, live_tasks;
 } loom_engine_stats_t;

@@ -14,7 +14,9 @@
 /* Task latency histogram: 8 buckets per power of 10 from 1 us to 100 s. */
 #define LAT_BUCKETS 72
 
-enum { LIST_NONE = 0, LIST_RETRY = 1, LIST_TIMED = 2, LIST_PARKED = 3, LIST_COUNT = 4 };
+/* LIST_INLINE: ready tasks of --inline-ops ops, run by loomd itself in
+ * FIFO order (engine.c, engine_run_inline) instead of going to a worker */
+enum { LIST_NONE = 0, LIST_RETRY = 1, LIST_TIMED = 2, LIST_PARKED = 3, LIST_INLINE = 4, LIST_COUNT = 5 };
 
 /* Runtime state of one step in one scope. */
 typedef struct step_rt {
@@ -29,6 +31,7 @@ typedef struct step_rt {
     size_t n_items, n_done;
     int tasks_live;
     int started_event;        /* STEP_STARTED sent */
+    int control_read;         /* top level: a when:/foreach:/until: reads its output */
     int error_code;           /* Loom__V1__StatusCode of its failure (0 = by state) */
     char last_task[24];       /* the attempt that ended a plain step: task, worker, attempt */
     char last_worker[128];
@@ -94,6 +97,7 @@ struct loom_engine {
     loom_map_t *idem;         /* idempotency key -> run id (owned strings) */
     loom_sched_t ready;
     loom_task_t *lists[LIST_COUNT];
+    loom_task_t *inline_tail;  /* the last of lists[LIST_INLINE] (a FIFO) */
     loom_run_t *dead;         /* final runs to free at the end of the call */
     scope_t *dead_scopes;     /* finished loop iterations, likewise */
     uint64_t next_task, next_run, next_sla_check;
@@ -129,10 +133,12 @@ typedef struct engine_ev {
 
 /* stitch.c */
 json_t *engine_resolve(void *ctx, const loom_ref_t *ref, loom_err_t *err);
-int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char **out, size_t *len,
+int engine_render_input(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char **out, size_t *len,
                         loom_err_t *err);
 int engine_render_outputs(loom_run_t *r, char **out, loom_err_t *err);
 int engine_output_refs_step(const loom_workflow_t *wf, const char *step_id);
+/* Sets control_read of the top scope's steps (stitch.c, one pass). */
+void engine_mark_control_reads(scope_t *top);
 int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, loom_err_t *err);
 void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev);
 void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_t *t, int kind,
@@ -172,6 +178,9 @@ void engine_run_free(loom_run_t *r);
  * final state (which releases its dependents). */
 void engine_list_add(loom_engine_t *e, int which, loom_task_t *t);
 void engine_list_del(loom_engine_t *e, loom_task_t *t);
+/* t became ready: to loomd's inline FIFO (an --inline-ops op) or the ready
+ * queue that placement draws from */
+void engine_make_ready(loom_engine_t *e, loom_task_t *t);
 void engine_worker_detach(loom_task_t *t);
 void engine_worker_attach(loom_task_t *t, loom_worker_rec_t *w);
 void engine_task_free(loom_engine_t *e, loom_task_t *t);
@@ -188,6 +197,12 @@ int engine_error_code(loom_task_state_t state, int code);
 /* engine_results.c: t's worker w is gone (lost, or re-registered without
  * it): re-queue (an attempt only if it had started) or fail it. */
 void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w);
+/* engine_results.c: w's socket did not take these tasks (send_tasks
+ * failed): back to the ready queue under the same attempt, w paused. */
+void engine_tasks_unsent(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t **tasks, size_t n);
+/* engine_results.c: t (an --inline-ops op) ran in loomd and produced
+ * output (JSON text): its step goes on as after a worker's result. */
+void engine_inline_result(loom_engine_t *e, loom_task_t *t, const char *output, size_t len);
 /* Starts t's timeout_ms clock (it began executing). */
 void engine_start_timeout(loom_engine_t *e, loom_task_t *t);
 

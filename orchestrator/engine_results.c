@@ -37,7 +37,7 @@ static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms, int nex
         t->not_before = loom_clock_ms() + delay_ms;
         engine_list_add(e, LIST_RETRY, t);
     } else {
-        loom_sched_push(&e->ready, &t->qi);
+        engine_make_ready(e, t);
     }
 }
 
@@ -58,7 +58,8 @@ static void note_last_attempt(loom_task_t *t)
     if (st->is_foreach)
         return;
     snprintf(st->last_task, sizeof st->last_task, "%s", t->id);
-    snprintf(st->last_worker, sizeof st->last_worker, "%s", t->worker ? t->worker->id : t->last_worker);
+    snprintf(st->last_worker, sizeof st->last_worker, "%s",
+             t->worker ? t->worker->id : t->ran_inline ? "loomd" : t->last_worker);
     st->last_attempt = t->attempt;
 }
 
@@ -130,6 +131,9 @@ static json_t *model_json(const loom_wf_step_t *ws, const json_t *text, char *ms
 static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t *t, int ok,
                             const char *output, size_t len, const char *error, int retryable,
                             int code, double step_ms);
+static void accept_redacted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t *t, int ok,
+                            const char *output, size_t len, const char *error, int retryable,
+                            int code, double step_ms);
 
 int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                        uint32_t attempt, int ok, const char *output, size_t len,
@@ -169,7 +173,16 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
         return loom_err_set(err, LOOM_ENOTFOUND, "stale result for task %s (attempt %u, now %d)",
                             task_id, attempt, t->attempt);
     }
-    /* secret inputs echoed by a tool or a model never reach the store */
+    accept_redacted(e, w, t, ok, output, len, error, retryable, code, step_ms);
+    return 0;
+}
+
+/* result_accepted with the run's secret inputs redacted: a value echoed by
+ * a tool, a model or an inline echo never reaches the store or events. */
+static void accept_redacted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t *t, int ok,
+                            const char *output, size_t len, const char *error, int retryable,
+                            int code, double step_ms)
+{
     loom_run_t *r = t->run;
     char *red_out = NULL, *red_err = NULL;
     if (r->n_secrets) {
@@ -184,18 +197,20 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
     result_accepted(e, w, t, ok, output, len, error, retryable, code, step_ms);
     free(red_out);
     free(red_err);
-    return 0;
 }
 
-/* An owned result of the current attempt: into the state machines. */
+/* An owned result of the current attempt: into the state machines. w is
+ * NULL for a task loomd ran inline. */
 static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t *t, int ok,
                             const char *output, size_t len, const char *error, int retryable,
                             int code, double step_ms)
 {
-    w->tasks_done++;
+    if (w)
+        w->tasks_done++;
     loom_run_t *r = t->run;
     if (!ok) {
-        w->tasks_failed++;
+        if (w)
+            w->tasks_failed++;
         engine_task_failed(e, t, LOOM_TASK_FAILED, error && *error ? error : "task failed", retryable,
                            code);
         engine_reap_runs(e);
@@ -214,7 +229,8 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
         out = parsed;
     } else if (why[0]) { /* a retry may sample a better answer: retryable */
         json_decref(out);
-        w->tasks_failed++;
+        if (w)
+            w->tasks_failed++;
         engine_task_failed(e, t, LOOM_TASK_FAILED, why, 1, LOOM__V1__STATUS_CODE__INVALID_ARGUMENT);
         engine_reap_runs(e);
         return;
@@ -224,7 +240,7 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
     step_rt_t *st = &sc->st[i];
     e->stats.tasks_succeeded++;
     r->tasks_done++;
-    if (e->cfg.placement.observe && step_ms > 0) {
+    if (w && e->cfg.placement.observe && step_ms > 0) {
         char sid[256];
         engine_step_path(sc, i, sid, sizeof sid);
         e->cfg.placement.observe(e->cfg.placement.self, r->id, sid, t->op, w, t->predicted_ms, step_ms);
@@ -248,6 +264,11 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
     }
     engine_reap_runs(e);
     return;
+}
+
+void engine_inline_result(loom_engine_t *e, loom_task_t *t, const char *output, size_t len)
+{
+    accept_redacted(e, NULL, t, 1, output, len, NULL, 0, 0, 0);
 }
 
 int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
@@ -346,8 +367,7 @@ void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
      * result: its started tasks wait before they run elsewhere
      * (engine_adopt.c takes them back when it re-registers) until the
      * heartbeat timeout plus the adoption grace (both --heartbeat-timeout-ms)
-     * have passed since its last message, also when it was found lost
-     * early (a send to it failed). */
+     * have passed since its last message. */
     uint64_t hold = 0;
     if (w->state == LOOM_WORKER_LOST && w->keeps_tools && !w->revoked) {
         uint64_t now = loom_clock_ms(), until = w->last_seen_mono + 2 * (uint64_t)e->cfg.adopt_grace_ms;
@@ -363,6 +383,22 @@ void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
         requeue(e, t, hold, 1);
         engine_task_retried(e, t, msg, LOOM__V1__STATUS_CODE__UNAVAILABLE);
     }
+}
+
+void engine_tasks_unsent(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t **tasks, size_t n)
+{
+    uint64_t now = loom_clock_ms();
+    if (!w->send_paused && (!w->send_paused_logged || now - w->send_paused_logged >= 10000)) { /* a line in 10 s */
+        w->send_paused_logged = now;
+        LOOM_WARN(COMP, "msg=\"worker's send queue is full or its connection is gone; its new tasks wait "
+                        "in loomd until it is heard from again\" worker=%s tasks=%zu inflight=%d",
+                  w->id, n, w->inflight - (int)n);
+    }
+    w->send_paused = 1;
+    e->stats.tasks_unsent += n;
+    for (size_t i = 0; i < n; i++)
+        if (tasks[i]->worker == w && !tasks[i]->started)
+            requeue(e, tasks[i], 0, 0); /* never left loomd: the same attempt */
 }
 
 void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w)

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/notify.h"
 #include "common/version.h"
+#include "orchestrator/engine.h"
 #include "orchestrator/http.h"
 #include "orchestrator/lease_pg.h"
 #include "orchestrator/metrics.h"
@@ -42,15 +43,27 @@ static const char usage_text[] =
     "  --heartbeat-timeout-ms N  a silent worker is lost after this (default 3x interval)\n"
     "  --depth N                 tasks kept in flight per worker slot (default 16)\n"
     "  --placement-timeout-ms N  fail tasks no worker can run after this (default 30000)\n"
+    "  --output-ref-bytes N|off  step outputs (or parts of them) larger than N bytes stay\n"
+    "                            on the worker that made them and go to the steps that\n"
+    "                            consume them by reference; loomd and its store keep the\n"
+    "                            reference, size and digest (default 65536; outputs the\n"
+    "                            run's outputs or a when/foreach/until use stay inline)\n"
     "  --placement POLICY        planner (default): plan each run against the live workers\n"
     "                            (measured speed, price, calibrated by measured task times),\n"
     "                            refuse runs no placement fits, follow the plan, spread load;\n"
     "                            or least-loaded (no planning, no admission check of the SLA)\n"
+    "  --inline-ops LIST         run these cheap ops in loomd itself instead of on a\n"
+    "                            worker: noop, echo or noop,echo (default none: every\n"
+    "                            task goes to a worker); a chain of them then moves\n"
+    "                            without a worker round trip per step\n"
     "  --max-runs N              finished runs kept in memory (default 1000)\n"
     "  --max-finished-bytes N    ... and at most this many bytes of them, oldest\n"
     "                            dropped first (evicted to the database with --db;\n"
     "                            default 134217728 = 128 MiB)\n"
     "  --max-active-runs N       refuse submissions beyond N running runs (default 10000)\n"
+    "  --worker-send-queue N     messages queued for one worker beyond what the network\n"
+    "                            holds; past it loomd keeps that worker's new tasks until\n"
+    "                            it is heard from again (default 1000000)\n"
     "  --max-watchers N          refuse Watch streams of active runs beyond N open ones,\n"
     "                            all clients together (default 10000)\n"
     "  --auth-token TOKEN        clients must send this token (or $LOOM_AUTH_TOKEN)\n"
@@ -108,6 +121,28 @@ static char *keep(const char *s)
     return loom_arena_strdup(strings, s);
 }
 
+/* --inline-ops: a comma-separated list of noop and echo ("none" or ""
+ * for none). 0, or -1 with why[] filled. */
+static int parse_inline_ops(const char *v, unsigned *out, char *why, size_t why_n)
+{
+    unsigned bits = 0;
+    const char *p = v;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n == 4 && strncmp(p, "noop", 4) == 0)
+            bits |= LOOM_INLINE_NOOP;
+        else if (n == 4 && strncmp(p, "echo", 4) == 0)
+            bits |= LOOM_INLINE_ECHO;
+        else if (!(n == 4 && strncmp(p, "none", 4) == 0)) {
+            snprintf(why, why_n, "expected noop, echo or noop,echo, got '%.*s'", (int)n, p);
+            return -1;
+        }
+        p += n + (p[n] == ',');
+    }
+    *out = bits;
+    return 0;
+}
+
 /* Applies one option (a long option name without "--", or a config file
  * key); returns 0, or -1 with why[] filled. */
 static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n)
@@ -115,8 +150,14 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
     cfg_t *c = ud;
     long n = 0;
     int numeric = strstr(k, "-ms") || strcmp(k, "depth") == 0 || strncmp(k, "max-", 4) == 0 ||
-                  strcmp(k, "db-queue") == 0;
+                  strcmp(k, "db-queue") == 0 ||
+                  strcmp(k, "worker-send-queue") == 0;
     long max = strcmp(k, "max-finished-bytes") == 0 ? 1L << 40 : 100000000;
+    if (strcmp(k, "output-ref-bytes") == 0 && strcmp(v, "off") == 0) {
+        c->o.output_ref_bytes = -1;
+        return 0;
+    }
+    numeric |= strcmp(k, "output-ref-bytes") == 0;
     if (numeric && loom_config_positive(v, max, &n, why, why_n) != 0)
         return -1;
     if (strcmp(k, "client") == 0)
@@ -131,14 +172,20 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
         c->o.depth = (int)n;
     else if (strcmp(k, "placement") == 0)
         c->o.placement = keep(v);
+    else if (strcmp(k, "inline-ops") == 0)
+        return parse_inline_ops(v, &c->o.inline_ops, why, why_n);
     else if (strcmp(k, "placement-timeout-ms") == 0)
         c->o.placement_timeout_ms = n;
+    else if (strcmp(k, "output-ref-bytes") == 0)
+        c->o.output_ref_bytes = n;
     else if (strcmp(k, "max-runs") == 0)
         c->o.max_finished_runs = (int)n;
     else if (strcmp(k, "max-finished-bytes") == 0)
         c->o.max_finished_bytes = (size_t)n;
     else if (strcmp(k, "max-active-runs") == 0)
         c->o.max_active_runs = (int)n;
+    else if (strcmp(k, "worker-send-queue") == 0)
+        c->o.worker_send_queue = (int)n;
     else if (strcmp(k, "max-watchers") == 0)
         c->o.max_watchers = (int)n;
     else if (strcmp(k, "auth-token") == 0)

@@ -17,7 +17,9 @@ typedef struct loom_server_opts {
     int heartbeat_timeout_ms;     /* silence after which a worker is lost (default 3000) */
     int depth;                    /* tasks in flight per worker slot (default 16) */
     int64_t placement_timeout_ms; /* fail tasks no worker can run after this (default 30000) */
+    int64_t output_ref_bytes;     /* step outputs over this go by reference (0 = 65536, < 0 = never) */
     const char *placement;        /* "least-loaded" (default) or "planner" */
+    unsigned inline_ops;          /* LOOM_INLINE_* (engine.h): ops loomd runs itself (default none) */
     const char *auth_token;       /* accepted from clients (as an admin) when set */
     /* HMAC tokens (protocol/auth.h, `loom keygen --token`): clients must
      * present one signed by a secret of the ring; its tenant owns the runs
@@ -34,6 +36,11 @@ typedef struct loom_server_opts {
     int max_finished_runs;        /* in-memory store bound (default 1000) */
     size_t max_finished_bytes;    /* ... in bytes (0 = LOOM_STORE_MEM_DEFAULT_BYTES) */
     int max_active_runs;          /* Submit answers RESOURCE_EXHAUSTED past this (default 10000) */
+    /* Messages queued for one worker connection beyond what the network
+     * holds (ZMQ_SNDHWM); past it loomd holds that worker's new tasks back
+     * until it is heard from again (back-pressure, not a loss; default
+     * 1000000). */
+    int worker_send_queue;
     int max_watchers;             /* open Watch streams of active runs, all clients together;
                                    * Watch answers RESOURCE_EXHAUSTED past this (default 10000) */
     loom_store_t *store;          /* borrowed; NULL = an in-memory store owned by the server */

@@ -120,8 +120,77 @@ static json_t *model_json(const loom_wf_model_t *m)
     return o;
 }
 
-int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char **out, size_t *len,
-                        loom_err_t *err)
+/* Marks read[k] for the top-level step k that ref names (a step's output,
+ * or loop.prev of it). */
+static void mark_ref(const loom_wf_graph_t *top, const loom_ref_t *ref, unsigned char *read)
+{
+    if ((ref->kind == LOOM_REF_STEP || ref->kind == LOOM_REF_LOOP_PREV) && ref->name) {
+        const loom_wf_step_t *s = loom_wf_graph_find(top, ref->name);
+        if (s)
+            read[s - top->steps] = 1;
+    }
+}
+
+static void mark_value(const loom_wf_graph_t *top, const loom_value_t *v, unsigned char *read)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; v->tpl && i < loom_template_n_refs(v->tpl); i++)
+        mark_ref(top, loom_template_ref(v->tpl, i), read);
+    for (size_t i = 0; v->kind == LOOM_VALUE_SEQ && i < v->len; i++)
+        mark_value(top, v->items[i], read);
+    for (size_t i = 0; v->kind == LOOM_VALUE_MAP && i < v->len; i++)
+        mark_value(top, v->entries[i].value, read);
+}
+
+static void mark_control(const loom_wf_graph_t *top, const loom_wf_graph_t *g, unsigned char *read)
+{
+    for (size_t k = 0; g && k < g->n_steps; k++) {
+        const loom_wf_step_t *s = &g->steps[k];
+        for (size_t i = 0; i < loom_expr_n_refs(s->when); i++)
+            mark_ref(top, loom_expr_ref(s->when, i), read);
+        for (size_t i = 0; i < loom_expr_n_refs(s->until); i++)
+            mark_ref(top, loom_expr_ref(s->until, i), read);
+        mark_value(top, s->foreach, read);
+        mark_control(top, s->body, read);
+    }
+}
+
+void engine_mark_control_reads(scope_t *top)
+{
+    unsigned char *read = calloc(top->g->n_steps ? top->g->n_steps : 1, 1);
+    if (!read) { /* out of memory: no output goes by reference */
+        for (size_t k = 0; k < top->g->n_steps; k++)
+            top->st[k].control_read = 1;
+        return;
+    }
+    mark_control(top->g, top->g, read); /* one pass over the workflow, not one per step */
+    for (size_t k = 0; k < top->g->n_steps; k++)
+        top->st[k].control_read = read[k];
+    free(read);
+}
+
+/* The output of step s may travel by reference (workers/common/outref.h)
+ * only when nothing loomd evaluates itself reads it: not the run's outputs
+ * (materialised for the client), not a when/foreach/until, not a model-
+ * output check (format: json / schema), not a loop body's step (until,
+ * loop.prev), and not in a run with secret inputs (loomd redacts those from
+ * what it stores; it could not redact a worker's object). */
+static int output_by_reference(const loom_run_t *r, const scope_t *sc, const loom_wf_step_t *s)
+{
+    if (r->n_secrets || sc->g->owner || engine_output_refs_step(r->wf, s->id) ||
+        sc->st[s - sc->g->steps].control_read)
+        return 0;
+    if (s->op == LOOM_OP_LLM_GENERATE || s->op == LOOM_OP_LLM_DECODE) {
+        const loom_value_t *f = loom_wf_step_field(s, "format");
+        if ((f && f->str && strcmp(f->str, "json") == 0) || loom_wf_step_field(s, "schema"))
+            return 0;
+    }
+    return 1;
+}
+
+int engine_render_input(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char **out,
+                        size_t *len, loom_err_t *err)
 {
     const loom_wf_step_t *s = &sc->g->steps[i];
     json_t *in = json_object();
@@ -213,6 +282,11 @@ int engine_render_input(loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char *
             json_object_set_new(in, "index_resource", o);
         }
     }
+    if (e->cfg.output_ref_bytes >= 0 && output_by_reference(r, sc, s))
+        json_object_set_new(in, "$by_reference_over",
+                            json_integer(e->cfg.output_ref_bytes ? e->cfg.output_ref_bytes : 65536));
+    else
+        json_object_del(in, "$by_reference_over"); /* only loomd says so, not a step's fields */
     *out = json_dumps(in, JSON_COMPACT);
     json_decref(in);
     if (!*out)
@@ -635,7 +709,9 @@ static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
     /* Why it ran where it ran: the policy's reason, else least-loaded's. */
     char dflt[200];
     const char *reason = NULL;
-    if (t && t->worker) {
+    if (t && t->ran_inline)
+        reason = "run inline in loomd (loomd --inline-ops): a cheap op needs no worker round trip";
+    else if (t && t->worker) {
         reason = t->reason;
         if (!reason) {
             snprintf(dflt, sizeof dflt, "least-loaded worker of a kind that runs %s (%s worker %s)",
@@ -658,8 +734,8 @@ static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
         .run_id = sc->run->id, .step_id = sid, .index = task_index(sc, t),
         .attempt = one_task ? t->attempt : 1,
         .op = op,
-        .worker_id = t && t->worker ? t->worker->id : NULL,
-        .device = t && t->worker ? t->worker->kind : NULL, .state = state,
+        .worker_id = t && t->worker ? t->worker->id : t && t->ran_inline ? "loomd" : NULL,
+        .device = t && t->worker ? t->worker->kind : t && t->ran_inline ? "inline" : NULL, .state = state,
         .ready_ms = t ? t->ready_ms : st->started_ms,
         .started_ms = began,
         .finished_ms = finished,
@@ -690,6 +766,9 @@ void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
         if (t->worker) {
             ev.worker_id = t->worker->id;
             ev.device = t->worker->kind;
+        } else if (t->ran_inline) {
+            ev.worker_id = "loomd";
+            ev.device = "inline";
         }
     }
     engine_emit(e, sc->run, &ev);

@@ -5,9 +5,10 @@
 # Register, loomd adopts it, and its result ends the step: the tool ran
 # once (one start, one done), attempt 1, the run succeeds.
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-# a 5 s heartbeat timeout: the keeper waits 7.5 s for a claim, room for a
-# worker restart on a loaded machine
-start_loomd --heartbeat-ms 200 --heartbeat-timeout-ms 5000
+# a 12 s heartbeat timeout: the keeper waits 18 s for a claim, room for a
+# worker restart on a loaded machine (under make asan at load 10 a restart
+# took 8.8 s from kill -9 to registered)
+start_loomd --heartbeat-ms 200 --heartbeat-timeout-ms 12000
 start_worker w1; pid=$WORKER_PID
 "$BIN/loom" run "$ROOT/tests/integration/workflows/restart_tool.yaml" --input dir="$TMP" --json \
   >"$TMP/out.json" 2>"$TMP/run.log" &

@@ -6,7 +6,9 @@
  * for an object the producer does not have, feeds the producer's socket
  * garbage (it must keep serving), and kills the producer mid-transfer (the
  * fetch must fail cleanly within its timeout). Also: references in JSON
- * (bad input), and KV layout translation (f16 on the wire, f32 in memory). */
+ * (bad input), KV layout translation (f16 on the wire, f32 in memory), and
+ * step outputs by reference (outref.h: what goes, what comes back, bad
+ * references). */
 #include <math.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -26,6 +28,7 @@
 #include "llm/kvcache.h"
 #include "workers/common/objfetch.h"
 #include "workers/common/objstore.h"
+#include "workers/common/outref.h"
 
 #define BIG (24u << 20)  /* enough chunks in flight to kill the producer midway */
 #define SMALL (3u << 20)
@@ -146,7 +149,7 @@ static void test_network_and_same_host(void **state) {
 
 /* Flips one byte in the middle of the third chunk of the stored file: the
  * producer serves it from the same (shared) mapping, so the chunk arrives
- * corrupted and the SHA-256 must reject it on both paths. */
+ * corrupted and the checksum must reject it on both paths. */
 static void test_corrupt_chunk(void **state) {
     (void)state;
     FILE *f = fopen(ref_bad.path, "r+b");
@@ -253,6 +256,16 @@ static void test_ref_json(void **state) {
         "{\"$object\": {\"id\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\", \"size\": 1}}",
         "{\"$object\": {\"id\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\", \"size\": 1, \"endpoint\": 5}}",
     };
+    /* the same-host path reads only object files under the object root */
+    char p[600];
+    assert_true(loom_objstore_path_ok(ref_small.path));
+    assert_false(loom_objstore_path_ok("/etc/passwd"));
+    snprintf(p, sizeof p, "%s/1/../../etc/passwd", dir);
+    assert_false(loom_objstore_path_ok(p));
+    snprintf(p, sizeof p, "%s/x/%s", dir, ref_small.id);
+    assert_false(loom_objstore_path_ok(p));
+    snprintf(p, sizeof p, "%s-evil/1/%s", dir, ref_small.id);
+    assert_false(loom_objstore_path_ok(p));
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         json_t *b = json_loads(bad[i], 0, NULL);
         assert_non_null(b);
@@ -301,12 +314,87 @@ static void test_kv_f16_translation(void **state) {
     loom_kvcache_destroy(&back);
 }
 
+/* Step outputs by reference: large parts go to this process's object store,
+ * small fields stay; resolving (same-host and network path) gives back the
+ * same value; bad references fail cleanly. */
+static void test_output_by_reference(void **state) {
+    (void)state;
+    char *big = malloc(5001), *deep = malloc(3001);
+    memset(big, 'b', 5000), big[5000] = 0;
+    memset(deep, 'd', 3000), deep[3000] = 0;
+    json_t *list = json_array();
+    for (int i = 0; i < 300; i++) json_array_append_new(list, json_pack("{s:i, s:s}", "i", i, "t", "item"));
+    json_t *kv = loom_objref_to_json(&ref_small); /* a non-output reference: left alone */
+    json_object_set_new(json_object_get(kv, "$object"), "media", json_string("loom-kv-v1/f32"));
+    json_t *orig = json_pack("{s:i, s:s, s:s, s:o, s:{s:s, s:b}, s:o}", "small", 1, "name", "x", "big", big, "list",
+                             list, "nested", "deep", deep, "k", 1, "kv", kv);
+    json_t *v = json_deep_copy(orig);
+    loom_err_t e = {0};
+    size_t moved = 0;
+    assert_int_equal(loom_outref_offload(&v, 2048, "me", &moved, &e), 0);
+    assert_true(moved > 5000 + 3000 + 300 * 20);
+    assert_int_equal(json_integer_value(json_object_get(v, "small")), 1);
+    assert_true(json_is_true(json_object_get(json_object_get(v, "nested"), "k")));
+    assert_true(loom_objref_is(json_object_get(v, "big")));
+    assert_true(loom_objref_is(json_object_get(v, "list")));
+    assert_true(loom_objref_is(json_object_get(json_object_get(v, "nested"), "deep")));
+    assert_true(json_equal(json_object_get(v, "kv"), kv));
+    char *text = json_dumps(v, JSON_COMPACT);
+    assert_true(strlen(text) < 2500);
+    free(text);
+    assert_true(loom_outref_has(v));
+    for (int same_host = 1; same_host >= 0; same_host--) {
+        loom_objfetch_opts_t o;
+        opts(&o, same_host);
+        json_t *back = json_deep_copy(v);
+        size_t got = 0;
+        assert_int_equal(loom_outref_resolve(&back, &o, &got, &e), 0);
+        assert_true(json_equal(back, orig));
+        assert_int_equal(got, moved);
+        assert_false(loom_outref_has(back));
+        json_decref(back);
+    }
+    /* the whole value can go (a large root) */
+    json_t *root = json_string(big), *r2 = json_incref(root);
+    assert_int_equal(loom_outref_offload(&r2, 1024, NULL, NULL, &e), 0);
+    assert_true(loom_objref_is(r2));
+    assert_int_equal(loom_outref_resolve(&r2, NULL, NULL, &e), 0);
+    assert_true(json_equal(r2, root));
+    json_decref(r2);
+    json_decref(root);
+    /* bad references: a malformed one, one the producer does not have, and
+     * bytes that are not JSON */
+    json_t *bad = json_loads("{\"a\": [{\"$object\": {\"media\": \"application/json\", \"id\": \"zz\"}}]}", 0, NULL);
+    assert_int_equal(loom_outref_resolve(&bad, NULL, NULL, &e), LOOM_EINVAL);
+    json_decref(bad);
+    loom_objref_t gone = ref_small;
+    memset(gone.id, 'a', 64);
+    gone.path[0] = 0; /* asked of this process's server (the producer is dead by now) */
+    snprintf(gone.endpoint, sizeof gone.endpoint, "%s", loom_objstore_endpoint());
+    snprintf(gone.media, sizeof gone.media, "%s", LOOM_OUTREF_MEDIA);
+    json_t *g = loom_objref_to_json(&gone);
+    loom_objfetch_opts_t o;
+    opts(&o, 0);
+    assert_int_equal(loom_outref_resolve(&g, &o, NULL, &e), LOOM_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "by reference from worker producer"));
+    json_decref(g);
+    loom_objref_t nj;
+    assert_int_equal(loom_objstore_put("not json", 8, "me", LOOM_OUTREF_MEDIA, &nj, &e), 0);
+    json_t *n = loom_objref_to_json(&nj);
+    assert_int_equal(loom_outref_resolve(&n, NULL, NULL, &e), LOOM_EPARSE);
+    json_decref(n);
+    json_decref(v);
+    json_decref(orig);
+    free(big);
+    free(deep);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ref_json),        cmocka_unit_test(test_kv_f16_translation),
         cmocka_unit_test(test_network_and_same_host), cmocka_unit_test(test_corrupt_chunk),
         cmocka_unit_test(test_not_found),       cmocka_unit_test(test_garbage_to_producer),
-        cmocka_unit_test(test_producer_killed_midway),
+        cmocka_unit_test(test_producer_killed_midway), cmocka_unit_test(test_output_by_reference),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

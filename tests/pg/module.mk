@@ -17,3 +17,4 @@ $(eval $(call SCRIPT_TEST,pg_churn_loomd,tests/pg/test_churn_loomd.sh))
 $(BUILD)/tests/pg_churn_loomd: $(PROTO_PY)
 $(eval $(call SCRIPT_TEST,pg_failover,tests/pg/test_failover.sh))
 $(BUILD)/tests/pg_failover: $(PROTO_PY) $(BUILD)/bin/loom
+$(eval $(call SCRIPT_TEST,pg_output_by_reference,tests/pg/test_output_by_reference.sh))

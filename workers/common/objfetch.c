@@ -1,5 +1,5 @@
 /* objfetch.c — fetches an object by reference: same-host file or chunked
- * ZeroMQ transfer from the producer, verified against its SHA-256. */
+ * ZeroMQ transfer from the producer, verified against its XXH3-128 checksum. */
 #include "workers/common/objfetch.h"
 
 #include <errno.h>
@@ -53,7 +53,8 @@ static XXH3_state_t *hash_new(void) {
 /* Same-host path: 1 when it applied (rc in *rc), 0 when the file is not
  * visible here (the caller goes to the network). */
 static int same_host(const loom_objref_t *r, uint8_t *buf, int *rc, loom_err_t *e) {
-    if (!r->path[0] || !r->host[0] || strcmp(r->host, loom_objstore_host_id())) return 0;
+    if (!r->path[0] || !r->host[0] || strcmp(r->host, loom_objstore_host_id()) || !loom_objstore_path_ok(r->path))
+        return 0;
     int fd = open(r->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     struct stat st;

@@ -78,6 +78,23 @@ const char *loom_objstore_host_id(void) {
 
 /* ---- the cache directory ---------------------------------------------- */
 
+/* The object root ($LOOM_OBJECT_DIR or the default); -1 when too long. */
+static int root_dir(char *out, size_t n) {
+    const char *root = getenv("LOOM_OBJECT_DIR");
+    return root && *root ? fmt(out, n, "%s", root) : fmt(out, n, "/dev/shm/loom-objects-%u", (unsigned)getuid());
+}
+
+int loom_objstore_path_ok(const char *path) {
+    char root[400];
+    if (root_dir(root, sizeof root)) return 0;
+    size_t l = strlen(root), d;
+    if (strncmp(path, root, l) || path[l] != '/') return 0;
+    path += l + 1;
+    if (!(d = strspn(path, "0123456789")) || path[d] != '/') return 0;
+    path += d + 1;
+    return strlen(path) == 64 && strspn(path, "0123456789abcdef") == 64;
+}
+
 /* Removes dir/<pid> directories whose process is gone (killed workers). */
 static void sweep_dead(const char *root) {
     DIR *d = opendir(root);
@@ -210,12 +227,11 @@ static void *serve(void *arg) {
 /* ---- start ---------------------------------------------------------------- */
 
 static void start(void) {
-    const char *root = getenv("LOOM_OBJECT_DIR"), *ep = getenv("LOOM_OBJECT_ENDPOINT");
-    const char *budget = getenv("LOOM_OBJECT_CACHE_BYTES");
-    char dflt[128];
-    if (!root || !*root) {
-        fmt(dflt, sizeof dflt, "/dev/shm/loom-objects-%u", (unsigned)getuid());
-        root = dflt;
+    const char *ep = getenv("LOOM_OBJECT_ENDPOINT"), *budget = getenv("LOOM_OBJECT_CACHE_BYTES");
+    char root[300];
+    if (root_dir(root, sizeof root)) {
+        fmt(S.err, sizeof S.err, "the object directory path $LOOM_OBJECT_DIR is too long (at most 299 bytes)");
+        goto fail;
     }
     S.budget = budget && *budget ? strtoull(budget, NULL, 10) : (4ull << 30);
     if (!ep || !*ep) ep = "tcp://127.0.0.1:*";

@@ -59,6 +59,11 @@ uint64_t loom_objstore_bytes(void);
 /* Hex form of an XXH3-128 checksum (objfetch verifies with it). */
 void loom_objstore_checksum_hex(XXH128_hash_t h, char out[33]);
 
+/* 1 when path names an object file under this process's object root
+ * ($LOOM_OBJECT_DIR or the default: ROOT/<pid>/<64 hex>): the only files
+ * the same-host path reads, whatever a reference says. */
+int loom_objstore_path_ok(const char *path);
+
 /* This host's identity (kernel boot id), "" when unknown. Borrowed. */
 const char *loom_objstore_host_id(void);
 

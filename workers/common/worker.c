@@ -36,6 +36,7 @@
 #include "protocol/keys.h"
 #include "workers/common/ops.h"
 #include "workers/common/policy.h"
+#include "workers/common/outref.h"
 #include "workers/common/secrets.h"
 #include "workers/common/spool.h"
 
@@ -304,6 +305,40 @@ const char *loom_op_spool_entry(const loom_op_ctx_t *ctx)
 
 /* ---- running a task ------------------------------------------------------ */
 
+/* Step outputs by reference (outref.h): takes loomd's threshold out of the
+ * input (*over, 0 = keep the output inline) and replaces the upstream
+ * outputs it references by their bytes. */
+static int by_reference_in(loom_op_ctx_t *t, json_t **input, json_int_t *over, loom_err_t *err)
+{
+    json_t *k = json_object_get(*input, LOOM_OUTREF_KEY);
+    if (k) {
+        *over = json_is_integer(k) ? json_integer_value(k) : 0;
+        json_object_del(*input, LOOM_OUTREF_KEY);
+    }
+    if (!t->input_len || !memmem(t->input_json, t->input_len, "\"$object\"", 9))
+        return 0;
+    size_t got = 0;
+    uint64_t t0 = loom_clock_ms();
+    int rc = loom_outref_resolve(input, NULL, &got, err);
+    if (!rc && got)
+        LOOM_INFO(COMP, "msg=\"inputs fetched by reference\" task=%s bytes=%zu ms=%llu", t->task_id,
+                  got, (unsigned long long)(loom_clock_ms() - t0));
+    return rc;
+}
+
+/* Moves the large parts of a finished task's output to the object store;
+ * when the store cannot start, the output stays inline (with a warning). */
+static void by_reference_out(loom_op_ctx_t *t, json_t **out, size_t over)
+{
+    loom_err_t err;
+    loom_err_clear(&err);
+    size_t moved = 0;
+    if (loom_outref_offload(out, over, t->w->id, &moved, &err) != 0)
+        LOOM_WARN(COMP, "msg=\"output kept inline\" task=%s error=\"%s\"", t->task_id, err.msg);
+    else if (moved)
+        LOOM_INFO(COMP, "msg=\"output by reference\" task=%s bytes=%zu", t->task_id, moved);
+}
+
 /* Runs the handler and records ok/output or the error in t. */
 static void execute(worker_t *w, loom_op_ctx_t *t)
 {
@@ -317,6 +352,7 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
     loom_err_clear(&err);
     loom_op_output_t out = {0};
     json_t *input = NULL;
+    json_int_t by_ref_over = 0;
     int rc;
     if (loom_op_cancelled(t) && !t->resumed) { /* a resumed tool runs already: it is killed */
         rc = loom_err_set(&err, atomic_load(&t->cancelled) ? LOOM_ECANCELLED : LOOM_ETIMEDOUT,
@@ -334,6 +370,8 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
         } else if (t->input_len && memmem(t->input_json, t->input_len, "${secrets.", 10) &&
                    (rc = loom_secrets_substitute(&input, &err)) != 0) {
             out.permanent = 1; /* a secret this worker does not have */
+        } else if ((rc = by_reference_in(t, &input, &by_ref_over, &err)) != 0) {
+            /* an upstream output the producer no longer serves */
         } else {
             if (t->flags & LOOM_OP_SERIAL)
                 pthread_mutex_lock(&w->serial_mu);
@@ -356,6 +394,8 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
         else
             rc = loom_err_set(&err, LOOM_ETIMEDOUT, "passed the task deadline: %s", was);
     }
+    if (rc == 0 && out.json && by_ref_over > 0)
+        by_reference_out(t, &out.json, (size_t)by_ref_over);
     t->finished_ms = loom_wall_ms();
     if (rc == 0) {
         t->ok = 1;
@@ -970,7 +1010,10 @@ static void assign_one(worker_t *w, const Loom__V1__AssignRequest *a)
         w->running->rprev = t;
     w->running = t;
     w->nrunning++;
-    if (t->flags & LOOM_OP_INLINE) {
+    /* inline ops run on the I/O thread: not when their input must be
+     * fetched or their output may be large (a slot does that) */
+    if ((t->flags & LOOM_OP_INLINE) && t->input_len <= 65536 &&
+        !(t->input_len && memmem(t->input_json, t->input_len, "\"$object\"", 9))) {
         execute(w, t);
         running_remove(w, t);
         batch_add(w, t);
