@@ -29,7 +29,7 @@ $(eval $(call PROG,bench-kv,bench/kv_bench.c,$(LLM_ARCHIVES),$(LLM_LDLIBS)))
 .PHONY: bench-kv
 bench-kv: $(BUILD)/bin/bench-kv $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom
 	$(BUILD)/bin/bench-kv 5 512 4096 32768
-	BUILD=$(BUILD) ./bench/kv_rss.sh 2048 256
+	BUILD=$(BUILD) ./bench/kv_rss.sh 2048 256 100 12
 BENCHES += bench-kv
 
 # bench-memory: loomd's RSS after ten runs of 100,000 noop steps, next to

@@ -865,3 +865,60 @@ int loom_lower_locate_node(loom_lowering_t *l, const char *node, loom_err_t *err
     int rc = each_op(l, node_visit, &w, err);
     return rc == 1 ? 0 : rc ? rc : LOOM_ENOTFOUND;
 }
+
+/* ---- the send/recv pairs of a partitioned module ------------------------------------------ */
+
+typedef struct {
+    chans_t sends;                 /* by channel: the send op */
+    loom_channel_fn fn;
+    void *ud;
+} chan_walk_t;
+
+static int send_visit(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, void *ud, loom_err_t *err)
+{
+    (void)l;
+    chan_walk_t *w = ud;
+    return loom_op_is(op, "loom.send") ? verify_visit(l, f, op, &w->sends, err) : 0;
+}
+
+/* Each recv, once per node of each op that reads its value. */
+static int recv_visit(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, void *ud, loom_err_t *err)
+{
+    (void)l;
+    chan_walk_t *w = ud;
+    if (!f->dev[0] || !loom_op_is(op, "loom.recv"))
+        return 0;
+    char chan[256], from[256], producer[256] = "";
+    loom_op_str(op, "channel", chan, sizeof chan);
+    loom_op_str(op, "from", from, sizeof from);
+    for (size_t c = 0; c < w->sends.n; c++)
+        if (strcmp(w->sends.ch[c].name, chan) == 0) {
+            MlirValue v = mlirOperationGetOperand(w->sends.ch[c].send, 0);
+            if (mlirValueIsAOpResult(v))
+                op_node_name(mlirOpResultGetOwner(v), producer, sizeof producer);
+        }
+    for (MlirOpOperand u = mlirValueGetFirstUse(mlirOperationGetResult(op, 0)); !mlirOpOperandIsNull(u);
+         u = mlirOpOperandGetNextUse(u)) {
+        MlirOperation user = mlirOpOperandGetOwner(u);
+        static const char *const node_attrs[] = {"node", "prefill", "decode"};
+        for (size_t a = 0; a < 3; a++) {
+            char consumer[256];
+            loom_op_str(user, node_attrs[a], consumer, sizeof consumer);
+            int rc = consumer[0] ? w->fn(w->ud, f->wf, chan, from, f->dev, producer, consumer) : 0;
+            if (rc)
+                return loom_op_error(op, err, rc < 0 ? LOOM_ENOMEM : LOOM_EINVAL,
+                                     "channel '%s' is read twice by node '%s'", chan, consumer);
+        }
+    }
+    return 0;
+}
+
+int loom_lower_channels(loom_lowering_t *l, loom_channel_fn fn, void *ud, loom_err_t *err)
+{
+    chan_walk_t w = {.fn = fn, .ud = ud};
+    int rc = each_op(l, send_visit, &w, err);
+    if (!rc)
+        rc = each_op(l, recv_visit, &w, err);
+    free(w.sends.ch);
+    return rc;
+}

@@ -31,6 +31,7 @@ typedef struct step_rt {
     size_t n_items, n_done;
     int tasks_live;
     int started_event;        /* STEP_STARTED sent */
+    int control_read;         /* top level: a when:/foreach:/until: reads its output */
     int error_code;           /* Loom__V1__StatusCode of its failure (0 = by state) */
     char last_task[24];       /* the attempt that ended a plain step: task, worker, attempt */
     char last_worker[128];
@@ -136,6 +137,8 @@ int engine_render_input(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size
                         loom_err_t *err);
 int engine_render_outputs(loom_run_t *r, char **out, loom_err_t *err);
 int engine_output_refs_step(const loom_workflow_t *wf, const char *step_id);
+/* Sets control_read of the top scope's steps (stitch.c, one pass). */
+void engine_mark_control_reads(scope_t *top);
 int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, loom_err_t *err);
 void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev);
 void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_t *t, int kind,
@@ -194,6 +197,9 @@ int engine_error_code(loom_task_state_t state, int code);
 /* engine_results.c: t's worker w is gone (lost, or re-registered without
  * it): re-queue (an attempt only if it had started) or fail it. */
 void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w);
+/* engine_results.c: w's socket did not take these tasks (send_tasks
+ * failed): back to the ready queue under the same attempt, w paused. */
+void engine_tasks_unsent(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t **tasks, size_t n);
 /* engine_results.c: t (an --inline-ops op) ran in loomd and produced
  * output (JSON text): its step goes on as after a worker's result. */
 void engine_inline_result(loom_engine_t *e, loom_task_t *t, const char *output, size_t len);

@@ -120,29 +120,54 @@ static json_t *model_json(const loom_wf_model_t *m)
     return o;
 }
 
-static int value_refs_step(const loom_value_t *v, const char *id);
-
-static int expr_refs_step(const loom_expr_t *x, const char *id)
+/* Marks read[k] for the top-level step k that ref names (a step's output,
+ * or loop.prev of it). */
+static void mark_ref(const loom_wf_graph_t *top, const loom_ref_t *ref, unsigned char *read)
 {
-    for (size_t i = 0; i < loom_expr_n_refs(x); i++) {
-        const loom_ref_t *ref = loom_expr_ref(x, i);
-        if ((ref->kind == LOOM_REF_STEP || ref->kind == LOOM_REF_LOOP_PREV) && ref->name &&
-            strcmp(ref->name, id) == 0)
-            return 1;
+    if ((ref->kind == LOOM_REF_STEP || ref->kind == LOOM_REF_LOOP_PREV) && ref->name) {
+        const loom_wf_step_t *s = loom_wf_graph_find(top, ref->name);
+        if (s)
+            read[s - top->steps] = 1;
     }
-    return 0;
 }
 
-/* Does a when:, foreach: or until: of g (or of a body inside it) read step id? */
-static int control_refs_step(const loom_wf_graph_t *g, const char *id)
+static void mark_value(const loom_wf_graph_t *top, const loom_value_t *v, unsigned char *read)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; v->tpl && i < loom_template_n_refs(v->tpl); i++)
+        mark_ref(top, loom_template_ref(v->tpl, i), read);
+    for (size_t i = 0; v->kind == LOOM_VALUE_SEQ && i < v->len; i++)
+        mark_value(top, v->items[i], read);
+    for (size_t i = 0; v->kind == LOOM_VALUE_MAP && i < v->len; i++)
+        mark_value(top, v->entries[i].value, read);
+}
+
+static void mark_control(const loom_wf_graph_t *top, const loom_wf_graph_t *g, unsigned char *read)
 {
     for (size_t k = 0; g && k < g->n_steps; k++) {
         const loom_wf_step_t *s = &g->steps[k];
-        if (expr_refs_step(s->when, id) || expr_refs_step(s->until, id) || value_refs_step(s->foreach, id) ||
-            control_refs_step(s->body, id))
-            return 1;
+        for (size_t i = 0; i < loom_expr_n_refs(s->when); i++)
+            mark_ref(top, loom_expr_ref(s->when, i), read);
+        for (size_t i = 0; i < loom_expr_n_refs(s->until); i++)
+            mark_ref(top, loom_expr_ref(s->until, i), read);
+        mark_value(top, s->foreach, read);
+        mark_control(top, s->body, read);
     }
-    return 0;
+}
+
+void engine_mark_control_reads(scope_t *top)
+{
+    unsigned char *read = calloc(top->g->n_steps ? top->g->n_steps : 1, 1);
+    if (!read) { /* out of memory: no output goes by reference */
+        for (size_t k = 0; k < top->g->n_steps; k++)
+            top->st[k].control_read = 1;
+        return;
+    }
+    mark_control(top->g, top->g, read); /* one pass over the workflow, not one per step */
+    for (size_t k = 0; k < top->g->n_steps; k++)
+        top->st[k].control_read = read[k];
+    free(read);
 }
 
 /* The output of step s may travel by reference (workers/common/outref.h)
@@ -154,7 +179,7 @@ static int control_refs_step(const loom_wf_graph_t *g, const char *id)
 static int output_by_reference(const loom_run_t *r, const scope_t *sc, const loom_wf_step_t *s)
 {
     if (r->n_secrets || sc->g->owner || engine_output_refs_step(r->wf, s->id) ||
-        control_refs_step(&r->wf->graph, s->id))
+        sc->st[s - sc->g->steps].control_read)
         return 0;
     if (s->op == LOOM_OP_LLM_GENERATE || s->op == LOOM_OP_LLM_DECODE) {
         const loom_value_t *f = loom_wf_step_field(s, "format");

@@ -149,7 +149,7 @@ static void test_network_and_same_host(void **state) {
 
 /* Flips one byte in the middle of the third chunk of the stored file: the
  * producer serves it from the same (shared) mapping, so the chunk arrives
- * corrupted and the SHA-256 must reject it on both paths. */
+ * corrupted and the checksum must reject it on both paths. */
 static void test_corrupt_chunk(void **state) {
     (void)state;
     FILE *f = fopen(ref_bad.path, "r+b");

@@ -1,5 +1,5 @@
 /* objfetch.c — fetches an object by reference: same-host file or chunked
- * ZeroMQ transfer from the producer, verified against its SHA-256. */
+ * ZeroMQ transfer from the producer, verified against its XXH3-128 checksum. */
 #include "workers/common/objfetch.h"
 
 #include <errno.h>

@@ -6,7 +6,7 @@
  * fetches the object from the producer's endpoint over ZeroMQ in chunks,
  * keeping at most `window` requests in flight (credit-based flow control:
  * the producer never queues more than window x chunk bytes for us). Either
- * way the SHA-256 of the bytes must equal the reference's id. A producer
+ * way the XXH3-128 of the bytes must equal the reference's checksum. A producer
  * that died, evicted the object, sent a bad chunk or stayed silent past the
  * timeout fails the fetch with a clear message; the caller decides the
  * fallback (for a KV cache: re-run the prefill). */
