@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "protocol/envelope.h"
 
 #define COMP "loomd"
 
@@ -936,7 +937,15 @@ typedef struct {
     loom_worker_rec_t *w;
     loom_task_t **v;
     size_t n, cap;
+    size_t bytes; /* the tasks' inputs */
 } wbatch_t;
+
+/* One AssignBatch message carries about this much input at most (several
+ * messages to one worker otherwise); a worker takes no message above the
+ * protocol's payload limit, so a task whose input alone (plus room for its
+ * other fields) is above it cannot be sent: it fails. */
+#define BATCH_BYTES (4u << 20)
+#define MAX_TASK_INPUT (LOOM_DEFAULT_MAX_PAYLOAD - (64u << 10))
 
 /* A plan-driven placement policy planned or re-planned a run: publish it. */
 static void placement_note(void *ud, const char *run_id, int replanned, const char *message,
@@ -991,13 +1000,18 @@ void loom_engine_dispatch(loom_engine_t *e)
         return;
     wbatch_t b[64];
     size_t nb = 0;
-    loom_task_t *blocked = NULL;
+    loom_task_t *blocked = NULL, *too_big = NULL;
     int nblocked = 0;
     uint64_t now = loom_clock_ms();
     while (capacity > 0 && nblocked < 64) {
         loom_task_t *t = (loom_task_t *)loom_sched_pop(&e->ready);
         if (!t)
             break;
+        if (t->input_len > MAX_TASK_INPUT) { /* failed after the sends: it may end runs */
+            t->lnext = too_big;
+            too_big = t;
+            continue;
+        }
         char sid[256];
         engine_step_path(t->scope, t->step, sid, sizeof sid);
         const loom_wf_step_t *s = &t->scope->g->steps[t->step];
@@ -1025,9 +1039,10 @@ void loom_engine_dispatch(loom_engine_t *e)
             }
             continue;
         }
-        size_t k = 0;
-        while (k < nb && b[k].w != w)
-            k++;
+        size_t k = nb; /* w's last batch, unless it is full */
+        while (k > 0 && b[k - 1].w != w)
+            k--;
+        k = k > 0 && b[k - 1].bytes + t->input_len <= BATCH_BYTES ? k - 1 : nb;
         if (k == nb) {
             if (nb == 64) { /* more workers than batch slots: flush later */
                 t->lnext = blocked;
@@ -1048,6 +1063,7 @@ void loom_engine_dispatch(loom_engine_t *e)
             b[k].cap = ncap;
         }
         b[k].v[b[k].n++] = t;
+        b[k].bytes += t->input_len;
         engine_worker_attach(t, w);
         t->predicted_ms = why.predicted_ms;
         t->predicted_cost = why.predicted_cost;
@@ -1067,9 +1083,20 @@ void loom_engine_dispatch(loom_engine_t *e)
         loom_sched_push(&e->ready, &t->qi);
     }
     for (size_t k = 0; k < nb; k++) {
-        e->cfg.send_tasks(e->cfg.ud, b[k].w, b[k].v, b[k].n);
+        if (b[k].w->send_paused || e->cfg.send_tasks(e->cfg.ud, b[k].w, b[k].v, b[k].n) != 0)
+            engine_tasks_unsent(e, b[k].w, b[k].v, b[k].n);
         free(b[k].v);
     }
+    while (too_big) {
+        loom_task_t *t = too_big;
+        too_big = t->lnext;
+        t->lnext = NULL;
+        char msg[200];
+        snprintf(msg, sizeof msg, "its input is %zu bytes; a worker takes at most %u bytes per task",
+                 t->input_len, (unsigned)MAX_TASK_INPUT);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__RESOURCE_EXHAUSTED);
+    }
+    engine_reap_runs(e);
 }
 
 int64_t loom_engine_tick(loom_engine_t *e)

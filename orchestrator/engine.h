@@ -77,8 +77,11 @@ typedef struct loom_engine_cfg {
     loom_registry_t *reg;         /* borrowed */
     loom_placement_t placement;
     /* Sends n tasks to w in one message (the engine already marked them
-     * assigned). */
-    void (*send_tasks)(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n);
+     * assigned). Returns 0 when sent; non-zero when w's socket did not
+     * take them (its send queue full, its connection gone): back-pressure,
+     * not a loss. The engine takes them back under the same attempt and
+     * pauses w (registry.h, send_paused) until it is heard from again. */
+    int (*send_tasks)(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n);
     /* Tells w to stop task t (timeout, run cancelled). */
     void (*cancel_task)(void *ud, loom_worker_rec_t *w, const loom_task_t *t, const char *reason);
     /* A run event happened (already stored). final: the run reached a final
@@ -241,6 +244,7 @@ const char *loom_task_model(const loom_task_t *t);
 typedef struct loom_engine_stats {
     uint64_t tasks_dispatched, tasks_succeeded, tasks_failed, tasks_retried, tasks_lost;
     uint64_t results_rejected;  /* not owned / unknown / stale */
+    uint64_t tasks_unsent;      /* taken back because a worker's socket refused them (back-pressure) */
     uint64_t runs_submitted, runs_finished;
     size_t ready, live_tasks;
 } loom_engine_stats_t;

@@ -197,6 +197,9 @@ int engine_error_code(loom_task_state_t state, int code);
 /* engine_results.c: t's worker w is gone (lost, or re-registered without
  * it): re-queue (an attempt only if it had started) or fail it. */
 void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w);
+/* engine_results.c: w's socket did not take these tasks (send_tasks
+ * failed): back to the ready queue under the same attempt, w paused. */
+void engine_tasks_unsent(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t **tasks, size_t n);
 /* engine_results.c: t (an --inline-ops op) ran in loomd and produced
  * output (JSON text): its step goes on as after a worker's result. */
 void engine_inline_result(loom_engine_t *e, loom_task_t *t, const char *output, size_t len);

@@ -367,8 +367,7 @@ void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
      * result: its started tasks wait before they run elsewhere
      * (engine_adopt.c takes them back when it re-registers) until the
      * heartbeat timeout plus the adoption grace (both --heartbeat-timeout-ms)
-     * have passed since its last message, also when it was found lost
-     * early (a send to it failed). */
+     * have passed since its last message. */
     uint64_t hold = 0;
     if (w->state == LOOM_WORKER_LOST && w->keeps_tools && !w->revoked) {
         uint64_t now = loom_clock_ms(), until = w->last_seen_mono + 2 * (uint64_t)e->cfg.adopt_grace_ms;
@@ -384,6 +383,22 @@ void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
         requeue(e, t, hold, 1);
         engine_task_retried(e, t, msg, LOOM__V1__STATUS_CODE__UNAVAILABLE);
     }
+}
+
+void engine_tasks_unsent(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t **tasks, size_t n)
+{
+    uint64_t now = loom_clock_ms();
+    if (!w->send_paused && (!w->send_paused_logged || now - w->send_paused_logged >= 10000)) { /* a line in 10 s */
+        w->send_paused_logged = now;
+        LOOM_WARN(COMP, "msg=\"worker's send queue is full or its connection is gone; its new tasks wait "
+                        "in loomd until it is heard from again\" worker=%s tasks=%zu inflight=%d",
+                  w->id, n, w->inflight - (int)n);
+    }
+    w->send_paused = 1;
+    e->stats.tasks_unsent += n;
+    for (size_t i = 0; i < n; i++)
+        if (tasks[i]->worker == w && !tasks[i]->started)
+            requeue(e, tasks[i], 0, 0); /* never left loomd: the same attempt */
 }
 
 void loom_engine_worker_lost(loom_engine_t *e, loom_worker_rec_t *w)

@@ -61,6 +61,9 @@ static const char usage_text[] =
     "                            dropped first (evicted to the database with --db;\n"
     "                            default 134217728 = 128 MiB)\n"
     "  --max-active-runs N       refuse submissions beyond N running runs (default 10000)\n"
+    "  --worker-send-queue N     messages queued for one worker beyond what the network\n"
+    "                            holds; past it loomd keeps that worker's new tasks until\n"
+    "                            it is heard from again (default 1000000)\n"
     "  --max-watchers N          refuse Watch streams of active runs beyond N open ones,\n"
     "                            all clients together (default 10000)\n"
     "  --auth-token TOKEN        clients must send this token (or $LOOM_AUTH_TOKEN)\n"
@@ -147,7 +150,8 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
     cfg_t *c = ud;
     long n = 0;
     int numeric = strstr(k, "-ms") || strcmp(k, "depth") == 0 || strncmp(k, "max-", 4) == 0 ||
-                  strcmp(k, "db-queue") == 0;
+                  strcmp(k, "db-queue") == 0 ||
+                  strcmp(k, "worker-send-queue") == 0;
     long max = strcmp(k, "max-finished-bytes") == 0 ? 1L << 40 : 100000000;
     if (strcmp(k, "output-ref-bytes") == 0 && strcmp(v, "off") == 0) {
         c->o.output_ref_bytes = -1;
@@ -180,6 +184,8 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
         c->o.max_finished_bytes = (size_t)n;
     else if (strcmp(k, "max-active-runs") == 0)
         c->o.max_active_runs = (int)n;
+    else if (strcmp(k, "worker-send-queue") == 0)
+        c->o.worker_send_queue = (int)n;
     else if (strcmp(k, "max-watchers") == 0)
         c->o.max_watchers = (int)n;
     else if (strcmp(k, "auth-token") == 0)

@@ -22,7 +22,7 @@ static loom_worker_rec_t *pick_least_loaded(void *self, const loom_placement_req
         if (!loom_worker_runs(w, req->op) || !class_ok(w, req->device_class))
             continue;
         capable = 1;
-        if (w->inflight >= w->max_inflight)
+        if (loom_worker_room(w) <= 0)
             continue;
         if (req->avoid_worker && strcmp(w->id, req->avoid_worker) == 0) {
             avoided = w;

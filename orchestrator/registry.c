@@ -169,6 +169,7 @@ void loom_registry_touch(loom_registry_t *r, loom_worker_rec_t *w)
     (void)r;
     w->last_seen_ms = loom_wall_ms();
     w->last_seen_mono = loom_clock_ms();
+    w->send_paused = 0; /* it reads and writes again: try sending to it */
 }
 
 int loom_registry_reap(loom_registry_t *r, uint64_t timeout_ms,
@@ -234,11 +235,17 @@ loom_worker_rec_t *loom_registry_at(loom_registry_t *r, size_t i)
     return i < r->n ? r->v[i] : NULL;
 }
 
+int loom_worker_room(const loom_worker_rec_t *w)
+{
+    if (w->state != LOOM_WORKER_READY || w->send_paused || w->inflight >= w->max_inflight)
+        return 0;
+    return w->max_inflight - w->inflight;
+}
+
 int loom_registry_free_capacity(const loom_registry_t *r)
 {
     int free_ = 0;
     for (size_t i = 0; i < r->n; i++)
-        if (r->v[i]->state == LOOM_WORKER_READY && r->v[i]->inflight < r->v[i]->max_inflight)
-            free_ += r->v[i]->max_inflight - r->v[i]->inflight;
+        free_ += loom_worker_room(r->v[i]);
     return free_;
 }

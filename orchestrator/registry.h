@@ -50,7 +50,13 @@ typedef struct loom_worker_rec {
     uint64_t free_memory_bytes; /* from the last heartbeat */
     char **models;              /* models resident, from the last heartbeat (owned) */
     size_t n_models;
-    int send_failed;            /* the socket refused a message to it: treat as lost */
+    /* Back-pressure: its socket did not take a message to it (send queue
+     * full, or its connection gone while it reconnects). Those tasks went
+     * back to loomd's queue; it gets no new task until a message from it
+     * arrives (loom_registry_touch). Not a loss: only the heartbeat
+     * timeout loses a worker. */
+    int send_paused;
+    uint64_t send_paused_logged; /* loom_clock_ms() of the last warning about it */
     char key[41];               /* CURVE public key it registered with ("" in plain mode) */
     int revoked;                /* its key left the allow-list: nothing it sends counts */
     int keeps_tools;            /* its tools outlive its process (RegisterRequest.keeps_tools) */
@@ -99,7 +105,10 @@ int loom_registry_any_runs(loom_registry_t *r, const char *op);
 size_t loom_registry_count(const loom_registry_t *r);
 /* i-th record (registration order), NULL past the end. */
 loom_worker_rec_t *loom_registry_at(loom_registry_t *r, size_t i);
-/* Total free in-flight capacity over ready workers. */
+/* Tasks w may take now: its free in-flight room while it is ready and
+ * not paused by back-pressure (send_paused), else 0. */
+int loom_worker_room(const loom_worker_rec_t *w);
+/* Total free in-flight capacity over ready workers (loom_worker_room). */
 int loom_registry_free_capacity(const loom_registry_t *r);
 
 const char *loom_worker_state_name(loom_worker_state_t s);

@@ -136,7 +136,10 @@ static void on_event(void *ud, loom_run_t *run, const Loom__V1__RunEvent *ev, in
 
 /* ---- engine callbacks: tasks to workers ------------------------------------------ */
 
-static void send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n)
+/* 0 when sent; -1 when not (out of memory, or the socket refused: the
+ * worker's send queue is full or its connection is gone), and the engine
+ * takes the tasks back (engine.h). */
+static int send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n)
 {
     srv_t *s = ud;
     Loom__V1__AssignRequest *reqs = calloc(n, sizeof *reqs);
@@ -145,8 +148,7 @@ static void send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size
     char (*keys)[400] = calloc(n, sizeof *keys);
     if (!reqs || !ptrs || !sids || !keys) {
         free(reqs), free(ptrs), free(sids), free(keys);
-        w->send_failed = 1;
-        return;
+        return -1;
     }
     int64_t now = loom_wall_ms();
     for (size_t i = 0; i < n; i++) {
@@ -175,16 +177,15 @@ static void send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size
     b.tasks = ptrs;
     loom_err_t err;
     uint64_t rid;
-    if (loom_rpc_call_peer(s->wsrv, w->peer, w->peer_len, LOOM_METHOD_ASSIGN_BATCH,
-                           (const ProtobufCMessage *)&b, 0, LOOM_FLAG_ONEWAY, &rid, &err) != 0) {
-        LOOM_WARN(COMP, "msg=\"cannot send tasks to worker; treating it as lost\" worker=%s err=\"%s\"",
-                  w->id, err.msg);
-        w->send_failed = 1;
-    }
+    int rc = loom_rpc_call_peer(s->wsrv, w->peer, w->peer_len, LOOM_METHOD_ASSIGN_BATCH,
+                                (const ProtobufCMessage *)&b, 0, LOOM_FLAG_ONEWAY, &rid, &err);
+    if (rc != 0)
+        LOOM_DEBUG(COMP, "msg=\"tasks not sent\" worker=%s err=\"%s\"", w->id, err.msg);
     free(reqs);
     free(ptrs);
     free(sids);
     free(keys);
+    return rc ? -1 : 0;
 }
 
 static void cancel_task(void *ud, loom_worker_rec_t *w, const loom_task_t *t, const char *reason)
@@ -595,19 +596,6 @@ static void worker_lost(void *ud, loom_worker_rec_t *w)
     loom_engine_worker_lost(s->eng, w);
 }
 
-/* Workers whose socket refused our messages are treated as lost. */
-static void reap_send_failures(srv_t *s)
-{
-    for (size_t i = 0; i < loom_registry_count(s->reg); i++) {
-        loom_worker_rec_t *w = loom_registry_at(s->reg, i);
-        if (w->send_failed && w->state != LOOM_WORKER_LOST) {
-            w->send_failed = 0;
-            w->state = LOOM_WORKER_LOST;
-            worker_lost(s, w);
-        }
-    }
-}
-
 /* ---- metrics (store engineer) -------------------------------------------- */
 
 static void server_sync_metrics(srv_t *s)
@@ -821,7 +809,8 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
                                  .auth_ud = (void *)opts->auth_keyring,
                                  .curve_secret_key = opts->curve_secret_key,
                                  .zap_domain = s->zap ? LOOM_ZAP_CLIENTS : NULL};
-    loom_rpc_server_opts_t wo = {.sndhwm = 1000000, .curve_secret_key = opts->curve_secret_key,
+    loom_rpc_server_opts_t wo = {.sndhwm = opts->worker_send_queue > 0 ? opts->worker_send_queue : 1000000,
+                                 .curve_secret_key = opts->curve_secret_key,
                                  .zap_domain = s->zap ? LOOM_ZAP_WORKERS : NULL};
     s->csrv = loom_rpc_server_new(s->zctx, s->opts.client_endpoint, &co, err);
     if (!s->csrv) {
@@ -941,7 +930,6 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
         if (s->zap)
             loom_zap_handle(s->zap); /* CURVE handshakes waiting for a verdict */
         loom_engine_dispatch(s->eng);
-        reap_send_failures(s);
         uint64_t now = loom_clock_ms();
         if (opts->lease)
             loom_lease_alive(opts->lease, now); /* the lease is renewed while the loop turns */

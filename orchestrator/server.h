@@ -36,6 +36,11 @@ typedef struct loom_server_opts {
     int max_finished_runs;        /* in-memory store bound (default 1000) */
     size_t max_finished_bytes;    /* ... in bytes (0 = LOOM_STORE_MEM_DEFAULT_BYTES) */
     int max_active_runs;          /* Submit answers RESOURCE_EXHAUSTED past this (default 10000) */
+    /* Messages queued for one worker connection beyond what the network
+     * holds (ZMQ_SNDHWM); past it loomd holds that worker's new tasks back
+     * until it is heard from again (back-pressure, not a loss; default
+     * 1000000). */
+    int worker_send_queue;
     int max_watchers;             /* open Watch streams of active runs, all clients together;
                                    * Watch answers RESOURCE_EXHAUSTED past this (default 10000) */
     loom_store_t *store;          /* borrowed; NULL = an in-memory store owned by the server */

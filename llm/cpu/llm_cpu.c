@@ -5,11 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm/llm_mem.h"
+
 struct loom_llm_cpu {
     const loom_llm_model_t *m;
     loom_llm_pool_t *pool;
     int n_ctx, kvw;
     float *kcache, *vcache;     /* layers x n_ctx x kvw */
+    loom_llm_mem_t kvmem;       /* both, in huge pages faulted in up front */
     /* scratch for a batch of up to cap tokens */
     int cap;
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *lg;
@@ -60,8 +63,8 @@ int loom_llm_cpu_new(const loom_llm_model_t *m, loom_llm_pool_t *pool, int n_ctx
     c->kvw = m->n_kv_heads * m->head_dim;
     if (m->arch == LOOM_LLM_ARCH_LLAMA) {
         size_t n = (size_t)m->n_layers * c->n_ctx * c->kvw;
-        c->kcache = malloc(n * 4);
-        c->vcache = malloc(n * 4);
+        c->kcache = loom_llm_mem_map(2 * n * 4, &c->kvmem);
+        c->vcache = c->kcache ? c->kcache + n : NULL;
         c->inv_freq = malloc((size_t)(m->n_rot / 2 + 1) * 4);
         if (!c->kcache || !c->vcache || !c->inv_freq) {
             loom_llm_cpu_destroy(&c);
@@ -81,7 +84,8 @@ void loom_llm_cpu_destroy(loom_llm_cpu_t **pc) {
     if (!pc || !*pc) return;
     loom_llm_cpu_t *c = *pc;
     free_scratch(c);
-    free(c->kcache); free(c->vcache); free(c->inv_freq);
+    loom_llm_mem_unmap(&c->kvmem);
+    free(c->inv_freq);
     free(c);
     *pc = NULL;
 }

@@ -38,15 +38,24 @@ typedef struct {
     char progress[256];   /* STEP_PROGRESS texts, concatenated */
     int nprogress;
     int last_step_state[32]; /* per kind: step_state of the last event */
+    loom_worker_rec_t *refuse; /* sends to it fail (its socket's queue is full) */
+    int refused;               /* how many sends failed so */
+    int sends;                 /* send_tasks calls that succeeded */
 } h_t;
 
-static void h_send(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n)
+static int h_send(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_t n)
 {
     h_t *h = ud;
+    if (w == h->refuse) {
+        h->refused++;
+        return -1;
+    }
+    h->sends++;
     for (size_t i = 0; i < n && h->nsent < MAXT; i++) {
         h->sent_to[h->nsent] = w;
         h->sent[h->nsent++] = tasks[i];
     }
+    return 0;
 }
 
 static void h_cancel(void *ud, loom_worker_rec_t *w, const loom_task_t *t, const char *reason)
@@ -371,6 +380,121 @@ static void queued_tasks_of_lost_workers_use_no_attempt(void **state)
     assert_int_equal(h->sent[0]->attempt, 1);
     assert_int_equal(answer(h, 0, 1, "null", 1), 0);
     assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+    h_free(h);
+}
+
+/* A worker whose socket refuses a send (its queue full) is back-pressure,
+ * not a loss: the tasks go back under the same attempt, run on another
+ * worker, the refusing one gets nothing until it is heard from, then
+ * takes tasks again; it is never lost and its running task stays. */
+static void a_full_send_queue_holds_tasks_back_without_losing_the_worker(void **state)
+{
+    (void)state;
+    h_t *h = h_new(2);
+    loom_worker_rec_t *slow = add_worker(h, "slow", 1);
+    const char *y = "version: 1\nname: bp\ninputs:\n  xs: list\n"
+                    "steps:\n  a:\n    op: noop\n    foreach: ${inputs.xs}\n";
+    char id[32];
+    loom_submit_t s = {.yaml = y, .yaml_len = strlen(y), .name = "t.yaml",
+                       .inputs_json = "{\"xs\": [1, 2, 3, 4, 5, 6]}"};
+    loom_err_t err;
+    assert_int_equal(loom_engine_submit(h->eng, &s, id, &err), 0);
+    loom_engine_dispatch(h->eng); /* slow takes 2 (1 slot x depth 2) and starts one */
+    assert_int_equal(h->nsent, 2);
+    loom_engine_started(h->eng, slow, h->sent[0]->id, 1);
+    loom_task_t *running = h->sent[0];
+    assert_int_equal(answer(h, 1, 1, "1", 1), 0); /* the queued one finishes: room for 1 */
+    h->nsent = 0;                                 /* running: answered at the end */
+    h->refuse = slow;
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->refused, 1);
+    assert_int_equal(slow->state, LOOM_WORKER_READY);
+    assert_true(slow->send_paused);
+    assert_int_equal(loom_worker_room(slow), 0);
+    assert_ptr_equal(running->worker, slow); /* what it runs stays its own */
+    loom_engine_dispatch(h->eng);             /* paused: not tried again */
+    assert_int_equal(h->refused, 1);
+    loom_worker_rec_t *other = add_worker(h, "other", 1);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 2);
+    for (int i = 0; i < h->nsent; i++) {
+        assert_ptr_equal(h->sent_to[i], other);
+        assert_int_equal(h->sent[i]->attempt, 1); /* no attempt used */
+    }
+    while (h->nsent)
+        assert_int_equal(answer(h, 0, 1, "1", 1), 0);
+    other->state = LOOM_WORKER_DRAINING; /* the rest can only go to slow */
+    h->refuse = NULL;
+    loom_registry_touch(h->reg, slow);   /* a heartbeat from it */
+    assert_false(slow->send_paused);
+    loom_engine_dispatch(h->eng);
+    int to_slow = 0;
+    for (int i = 0; i < h->nsent; i++)
+        to_slow += h->sent_to[i] == slow;
+    assert_true(to_slow >= 1);
+    while (h->nsent)
+        assert_int_equal(answer(h, 0, 1, "1", 1), 0);
+    loom_engine_dispatch(h->eng);
+    while (h->nsent)
+        assert_int_equal(answer(h, 0, 1, "1", 1), 0);
+    h->sent[h->nsent] = running; /* the one slow kept running all along */
+    h->sent_to[h->nsent++] = slow;
+    assert_int_equal(answer(h, 0, 1, "1", 1), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+    for (int i = 0; i < h->nkinds; i++)
+        assert_int_not_equal(h->kinds[i], LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_WORKER_LOST);
+    loom_engine_stats_t st;
+    loom_engine_stats(h->eng, &st);
+    assert_int_equal(st.tasks_lost, 0);
+    assert_int_equal(st.tasks_unsent, 1);
+    h_free(h);
+}
+
+/* Inputs of several MB travel in several AssignBatch messages (about 4 MiB
+ * each); a task whose input is above the workers' 16 MiB message limit
+ * fails with RESOURCE_EXHAUSTED instead of being sent. */
+static void big_inputs_split_batches_and_too_big_ones_fail(void **state)
+{
+    (void)state;
+    h_t *h = h_new(4);
+    add_worker(h, "w", 4);
+    const char *y = "version: 1\nname: big\ninputs:\n  xs: list\n"
+                    "steps:\n  a:\n    op: echo\n    value: ${item}\n    foreach: ${inputs.xs}\n";
+    size_t item = 3u << 20, n = 3 * (item + 3) + 16;
+    char *in = malloc(n), *p = in;
+    p += sprintf(p, "{\"xs\": [");
+    for (int i = 0; i < 3; i++) {
+        *p++ = i ? ',' : '"';
+        if (i)
+            *p++ = '"';
+        memset(p, 'a' + i, item);
+        p += item;
+        *p++ = '"';
+    }
+    strcpy(p, "]}");
+    char id[32];
+    assert_int_equal(submit(h, y, in, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 3);
+    assert_int_equal(h->sends, 3); /* 3 MB each: one message per task */
+    while (h->nsent)
+        assert_int_equal(answer(h, 0, 1, "1", 1), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+    free(in);
+
+    size_t huge = 17u << 20;
+    in = malloc(huge + 16);
+    p = in + sprintf(in, "{\"s\": \"");
+    memset(p, 'x', huge);
+    strcpy(p + huge, "\"}");
+    const char *y2 = "version: 1\nname: huge\ninputs:\n  s: string\nsteps:\n  a:\n    op: echo\n    value: ${inputs.s}\n";
+    assert_int_equal(submit(h, y2, in, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 0);
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_FAILED);
+    assert_non_null(strstr(v.error, "a worker takes at most"));
+    free(in);
     h_free(h);
 }
 
@@ -795,6 +919,8 @@ int main(void)
         cmocka_unit_test(a_restarted_engine_recovers_unfinished_runs),
         cmocka_unit_test(a_restarted_engine_adopts_tasks_workers_still_run),
         cmocka_unit_test(queued_tasks_of_lost_workers_use_no_attempt),
+        cmocka_unit_test(a_full_send_queue_holds_tasks_back_without_losing_the_worker),
+        cmocka_unit_test(big_inputs_split_batches_and_too_big_ones_fail),
         cmocka_unit_test(progress_text_is_valid_utf8_across_chunks),
         cmocka_unit_test(re_registration_keeps_held_tasks_and_loses_the_rest),
         cmocka_unit_test(loops_iterate_and_stop),

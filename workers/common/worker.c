@@ -35,6 +35,7 @@
 #include "protocol/zpoll.h"
 #include "protocol/failover.h"
 #include "protocol/keys.h"
+#include "workers/common/objstore.h"
 #include "workers/common/ops.h"
 #include "workers/common/policy.h"
 #include "workers/common/outref.h"
@@ -1344,6 +1345,10 @@ static int setup_curve(void *sock, const loom_worker_opts_t *opts, loom_err_t *e
         zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, 41) != 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, 41) != 0)
         return loom_err_set(err, LOOM_EINVAL, "cannot enable CURVE: %s", zmq_strerror(zmq_errno()));
+    /* the object endpoint (payloads by reference) uses the same key pair;
+     * consumers must present a key from $LOOM_OBJECT_PEER_KEYS */
+    if ((rc = loom_objstore_set_curve(pub, sec, getenv("LOOM_OBJECT_PEER_KEYS"), err)) != 0)
+        return rc;
     LOOM_INFO(COMP, "msg=\"CURVE on\" key=%s server_key=%s", pub, server);
     return 0;
 }
