@@ -32,6 +32,7 @@
 #include "loom/v1/worker.pb-c.h"
 #include "common/map.h"
 #include "protocol/envelope.h"
+#include "protocol/zpoll.h"
 #include "protocol/failover.h"
 #include "protocol/keys.h"
 #include "workers/common/objstore.h"
@@ -1494,8 +1495,9 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         zmq_pollitem_t items[3] = {{w->sock, 0, ZMQ_POLLIN, 0}, {NULL, w->efd, ZMQ_POLLIN, 0},
                                    {w->watch ? loom_conn_watch_socket(w->watch) : w->mon, 0,
                                     ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, w->watch || w->mon ? 3 : 2, timeout > 200 ? 200 : timeout) < 0 &&
-            zmq_errno() != EINTR)
+        /* as zmq_poll, with fewer system calls (protocol/zpoll.h): read_socket
+         * drains the socket until EAGAIN, the monitor is drained below */
+        if (loom_zpoll(items, w->watch || w->mon ? 3 : 2, timeout > 200 ? 200 : timeout) < 0)
             break;
         ep = loom_endpoints_current(&w->eps);
         if (w->watch && (items[2].revents & ZMQ_POLLIN) && loom_conn_watch_lost(w->watch, ep)) {
