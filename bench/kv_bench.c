@@ -3,11 +3,11 @@
  * processes on this machine, next to the limits measured in the same run:
  *
  *   network    loom_objfetch over the producer's object socket (chunked
- *              ZeroMQ, credit window, SHA-256 verified)
+ *              ZeroMQ, credit window, XXH3-128 verified)
  *   raw zmq    the same bytes, same chunk size, PUSH -> PULL between the
  *              same two processes with nothing else (the link's limit)
  *   same-host  loom_objfetch from the producer's shared-memory file
- *              (read + SHA-256)
+ *              (read + XXH3-128)
  *   memcpy     one memcpy of the same size in the consumer (the limit of
  *              the same-host path)
  *

@@ -234,6 +234,8 @@ json_t *loom_cli_run_json(const Loom__V1__Run *r)
                 json_object_set_new(j, "output_truncated", json_true());
             if (s->error)
                 json_object_set_new(j, "error", json_string(s->error->message));
+            if (s->reason && *s->reason)
+                json_object_set_new(j, "reason", json_string(s->reason));
             json_array_append_new(steps, j);
         }
         json_object_set_new(o, "steps", steps);

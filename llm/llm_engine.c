@@ -1,5 +1,6 @@
 /* llm_engine.c — the backend-independent generation loop. */
 #include "llm/llm_engine.h"
+#include "llm/llm_prefix.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -126,11 +127,27 @@ int loom_llm_generate(const loom_llm_model_t *m, loom_llm_backend_t *b, const in
     float *logits = malloc((size_t)m->n_vocab * sizeof *logits);
     if (!logits) return loom_err_set(e, LOOM_ENOMEM, "out of memory");
     double t0 = now();
-    rc = b->eval(b->ctx, prompt, (int)n, 0, logits, e);
+    size_t reused = 0;
+    rc = loom_llm_prefix_restore(p->prefix, m, b, prompt, n, &reused, e);
+    if (!rc) rc = b->eval(b->ctx, prompt + reused, (int)(n - reused), (int)reused, logits, e);
     r->prefill_s = now() - t0;
     r->n_prompt = (int)n;
+    r->n_reused = (int)reused;
     if (!rc) rc = run_decode(m, b, (int)n, logits, p, text, r, e);
     free(logits);
+    if (!rc && p->prefix) {
+        /* the rows evaluated: the prompt and every generated token but the
+         * last (it may not have been run); failing to keep them is no error */
+        size_t keep = n + (r->n_generated > 0 ? (size_t)r->n_generated - 1 : 0);
+        int32_t *toks = malloc(keep * sizeof *toks);
+        loom_err_t se = {0};
+        if (toks) {
+            memcpy(toks, prompt, n * sizeof *toks);
+            if (keep > n) memcpy(toks + n, r->tokens, (keep - n) * sizeof *toks);
+            loom_llm_prefix_save(p->prefix, m, b, toks, keep, &se);
+        }
+        free(toks);
+    }
     return rc;
 }
 

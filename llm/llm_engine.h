@@ -52,10 +52,15 @@ typedef struct loom_llm_gen_params {
      * (cutting it would break the value). */
     int32_t (*constrain)(void *ud, loom_llm_sampler_t *s, float *logits, int tokens_left);
     void *constrain_ud;
+    /* Prefix reuse (llm_prefix.h; NULL: none): generate restores the KV of
+     * the longest cached prefix of the prompt, prefills the rest, and saves
+     * prompt + generated tokens for the next call. */
+    struct loom_llm_prefix_cache *prefix;
 } loom_llm_gen_params_t;
 
 typedef struct loom_llm_gen_result {
     int n_prompt, n_generated;
+    int n_reused;                 /* prompt tokens whose KV came from the prefix cache */
     const char *finish_reason;    /* static: "eos", "stop", "length", "context", "cancelled" */
     int32_t *tokens;              /* generated ids, malloc'd: caller frees */
     double prefill_s, decode_s;

@@ -1,7 +1,7 @@
 /* llm_kvref.h — KV caches by reference: the prefill worker publishes the
  * serialised cache in its object store (workers/common/objstore.h) and
  * returns a small reference; the decode worker fetches it directly from the
- * producer (objfetch.h: same-host shared memory or chunked ZeroMQ, SHA-256
+ * producer (objfetch.h: same-host shared memory or chunked ZeroMQ, XXH3-128
  * verified) and widens it to its in-memory layout. loomd and the store only
  * ever see the reference.
  *

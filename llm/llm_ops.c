@@ -28,6 +28,7 @@
 #include "workers/common/vindex.h"
 #include "llm/llm_grammar.h"
 #include "llm/llm_kvref.h"
+#include "llm/llm_prefix.h"
 #include "llm/llm_ops.h"
 #include "workers/common/objstore.h"
 
@@ -37,7 +38,8 @@ static struct {
     loom_map_t *models;       /* path -> loom_llm_model_t */
     loom_map_t *indexes;      /* path -> loom_vindex_t */
     const loom_llm_factory_t *f;
-} G = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL};
+    loom_llm_prefix_cache_t *prefix; /* KV prefixes of llm.generate calls (all models) */
+} G = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, NULL, NULL};
 
 /* The loaded models' names, kept apart from G.mu: heartbeats read them from
  * the worker's I/O thread, which must not wait while G.mu is held for a
@@ -136,7 +138,7 @@ static int get_model(const json_t *in, loom_llm_model_t **out, loom_err_t *e) {
     pthread_mutex_lock(&G.mu);
     loom_llm_model_t *m = loom_map_get(G.models, path);
     if (!m) {
-        rc = loom_llm_model_load(path, &m, e);
+        rc = loom_llm_model_load_resident(path, &m, e);
         if (!rc && (rc = loom_map_put(G.models, path, m))) { loom_llm_model_destroy(&m); loom_err_set(e, rc, "out of memory"); }
         if (!rc) refresh_names();
         if (!rc) LOOM_INFO("llm", "msg=\"model loaded\" path=%s name=\"%s\" weights=%s layers=%d", path, m->name,
@@ -286,8 +288,12 @@ static int ctx_len(const loom_llm_model_t *m, size_t n, int max_tokens) {
 static int finish_text(loom_buf_t *text, const loom_llm_gen_result_t *r, const loom_llm_model_t *m,
                        loom_op_ctx_t *ctx, loom_op_output_t *out, loom_err_t *e) {
     loom_llm_utf8_sanitize(text);
-    LOOM_INFO("llm", "msg=\"generated\" task=%s model=\"%s\" prompt_tokens=%d tokens=%d finish=%s prefill_s=%.3f decode_s=%.3f",
-              loom_op_task_id(ctx), m->name, r->n_prompt, r->n_generated, r->finish_reason, r->prefill_s, r->decode_s);
+    LOOM_INFO("llm", "msg=\"generated\" task=%s model=\"%s\" prompt_tokens=%d reused_tokens=%d tokens=%d finish=%s prefill_s=%.3f decode_s=%.3f",
+              loom_op_task_id(ctx), m->name, r->n_prompt, r->n_reused, r->n_generated, r->finish_reason, r->prefill_s,
+              r->decode_s);
+    if (r->n_reused > 0)
+        loom_op_note(ctx, "reused the KV of %d of %d prompt tokens from this worker's prefix cache", r->n_reused,
+                     r->n_prompt);
     if (!strcmp(r->finish_reason, "cancelled")) return loom_err_set(e, LOOM_ECANCELLED, "cancelled");
     out->tokens_in = r->n_prompt > 0 ? (uint64_t)r->n_prompt : 0;
     out->tokens_out = r->n_generated > 0 ? (uint64_t)r->n_generated : 0;
@@ -322,6 +328,7 @@ static int op_generate(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_o
     }
     g.p.on_token = stream;
     g.p.cb_ctx = ctx;
+    g.p.prefix = G.prefix;
     loom_buf_t text = LOOM_BUF_INIT;
     loom_llm_gen_result_t r = {0};
     pthread_mutex_lock(&G.compute);
@@ -654,6 +661,10 @@ int loom_llm_add_ops(loom_ops_t *ops, const loom_llm_factory_t *f, loom_err_t *e
     G.f = f ? f : loom_llm_backend_find("cpu");
     if (!G.models) G.models = loom_map_new(free_model);
     if (!G.indexes) G.indexes = loom_map_new(free_index);
+    if (!G.prefix) { /* $LOOM_LLM_PREFIX_CACHE_BYTES, default 1 GiB; 0 turns prefix reuse off */
+        const char *pb = getenv("LOOM_LLM_PREFIX_CACHE_BYTES");
+        G.prefix = loom_llm_prefix_cache_new(pb && *pb ? strtoull(pb, NULL, 10) : (1ull << 30));
+    }
     pthread_mutex_unlock(&G.mu);
     if (!G.models || !G.indexes || !loom_llm_backend_cpu_pool()) return loom_err_set(err, LOOM_ENOMEM, "out of memory starting the LLM engine");
     int rc;

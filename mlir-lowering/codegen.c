@@ -5,6 +5,7 @@
 #include "mlir-lowering/loop_fusion.h"
 #include "mlir-lowering/mlir_internal.h"
 
+#include <mlir-c/AffineMap.h>
 #include <mlir-c/BuiltinAttributes.h>
 #include <mlir-c/BuiltinTypes.h>
 #include <mlir-c/Diagnostics.h>
@@ -51,8 +52,8 @@ int loom_op_is_view(MlirOperation op)
  * process and an object file links against. */
 #define CPU_PIPELINE                                                                          \
     "builtin.module(func.func(convert-linalg-to-loops),convert-vector-to-scf,lower-affine,"   \
-    "convert-scf-to-cf,convert-vector-to-llvm,"                                               \
-    "convert-math-to-llvm,convert-math-to-libm,expand-strided-metadata,"                      \
+    "convert-scf-to-cf,convert-math-to-llvm,convert-math-to-libm,"                            \
+    "convert-vector-to-llvm{reassociate-fp-reductions=1},expand-strided-metadata,"            \
     "finalize-memref-to-llvm,"                                                                \
     "convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"    \
     "reconcile-unrealized-casts)"
@@ -119,6 +120,53 @@ int loom_op_is_view(MlirOperation op)
     "  transform.yield\n"                                                                      \
     "}\n}\n"
 
+/* Elementwise ops and reductions (every other linalg.generic that
+ * qualifies, see vector_candidate): tiled to one vector of the innermost
+ * loop (16 floats with AVX-512, 8 with AVX2, halved until it divides the
+ * loop, at least 4) and 1 on the outer loops, vectorised (a reduction
+ * becomes a vector.reduction per vector, reassociated by LLVM into a tree),
+ * the reduction's accumulator hoisted out of the loop into a register, unit
+ * dimensions dropped so loads and stores are plain vector loads. One
+ * TILE block per distinct tiling, matched by the loom.vec attribute that
+ * vector_candidate sets. */
+#define GENERIC_TRANSFORM_HEAD                                                                \
+    "module attributes {transform.with_named_sequence} {\n"                                   \
+    "transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {\n"
+#define GENERIC_TRANSFORM_TILE_FMT                                                            \
+    "  %%g%d = transform.structured.match ops{[\"linalg.generic\"]} attributes{loom.vec = \"%s\"}" \
+    " in %%root : (!transform.any_op) -> !transform.any_op\n"                                  \
+    "  transform.foreach %%g%d : !transform.any_op {\n"                                         \
+    "  ^bb0(%%op: !transform.any_op):\n"                                                       \
+    "    %%t%s = transform.structured.tile_using_for %%op tile_sizes [%s]"                      \
+    " : (!transform.any_op) -> (!transform.any_op%s)\n"                                        \
+    "    transform.structured.vectorize %%t : !transform.any_op\n"                              \
+    "  }\n"
+#define GENERIC_TRANSFORM_TAIL                                                                \
+    "  %f = transform.structured.match ops{[\"func.func\"]} in %root"                         \
+    " : (!transform.any_op) -> !transform.any_op\n"                                            \
+    "  transform.apply_patterns to %f {\n"                                                     \
+    "    transform.apply_patterns.vector.transfer_permutation_patterns\n"                      \
+    "    transform.apply_patterns.memref.fold_memref_alias_ops\n"                              \
+    "    transform.apply_patterns.canonicalization\n"                                          \
+    "  } : !transform.any_op\n"                                                                \
+    "  transform.apply_cse to %f : !transform.any_op\n"                                        \
+    "  %h = transform.structured.hoist_redundant_vector_transfers %f"                          \
+    " : (!transform.any_op) -> !transform.any_op\n"                                            \
+    "  transform.apply_patterns to %h {\n"                                                     \
+    "    transform.apply_patterns.vector.lower_multi_reduction lowering_strategy = \"innerreduction\"\n" \
+    "    transform.apply_patterns.vector.cast_away_vector_leading_one_dim\n"                   \
+    "    transform.apply_patterns.vector.lower_transfer max_transfer_rank = 1\n"               \
+    "    transform.apply_patterns.vector.transfer_permutation_patterns\n"                      \
+    "    transform.apply_patterns.vector.lower_broadcast\n"                                    \
+    "  } : !transform.any_op\n"                                                                \
+    "  transform.yield\n"                                                                      \
+    "}\n}\n"
+
+static int host_vector_floats(void)
+{
+    return __builtin_cpu_supports("avx512f") ? 16 : 8;
+}
+
 const char *loom_codegen_transform(loom_target_kind_t t, char *buf, size_t n)
 {
     if (t == LOOM_TARGET_GPU) {
@@ -126,7 +174,10 @@ const char *loom_codegen_transform(loom_target_kind_t t, char *buf, size_t n)
         return buf;
     }
     int avx512 = __builtin_cpu_supports("avx512f");
-    snprintf(buf, n, MATMUL_TRANSFORM_FMT, avx512 ? 8 : 4, avx512 ? 32 : 16);
+    int k = snprintf(buf, n, MATMUL_TRANSFORM_FMT, avx512 ? 8 : 4, avx512 ? 32 : 16);
+    if (k > 0 && (size_t)k < n)
+        snprintf(buf + k, n - (size_t)k, "%d\n%s%s%s", host_vector_floats(), GENERIC_TRANSFORM_HEAD,
+                 GENERIC_TRANSFORM_TILE_FMT, GENERIC_TRANSFORM_TAIL);
     return buf;
 }
 
@@ -179,6 +230,143 @@ static int apply_cpu_transform(loom_mlir_t *m, MlirModule mod, const char *filen
     mlirTransformOptionsDestroy(opts);
     mlirModuleDestroy(tmod);
     return rc;
+}
+
+#define MAX_TILINGS 8
+typedef struct {
+    MlirContext ctx;
+    int vec;                       /* floats per host vector register */
+    int ntilings;
+    char tilings[MAX_TILINGS][32]; /* "1, 16", ... */
+} generic_walk_t;
+
+static MlirValue base_buffer(MlirValue v)
+{
+    while (mlirValueIsAOpResult(v) && loom_op_is_view(mlirOpResultGetOwner(v)))
+        v = mlirOperationGetOperand(mlirOpResultGetOwner(v), 0);
+    return v;
+}
+
+/* A linalg.generic the vector transform handles: 1 to 3 loops on static
+ * memrefs; a body of arith/math ops only; an operand with the identity map
+ * giving the loop sizes, the innermost one a multiple of a vector of >= 4
+ * lanes; no buffer both read and written (the accumulator hoisting assumes
+ * inputs and outputs are distinct). Writes the tile sizes into tile. */
+static int vector_candidate(MlirOperation op, int vec, char *tile, size_t n)
+{
+    MlirAttribute iters = mlirOperationGetAttributeByName(op, loom_sr("iterator_types"));
+    MlirAttribute maps = mlirOperationGetAttributeByName(op, loom_sr("indexing_maps"));
+    MlirAttribute seg = mlirOperationGetAttributeByName(op, loom_sr("operandSegmentSizes"));
+    if (mlirAttributeIsNull(iters) || mlirAttributeIsNull(maps) || mlirAttributeIsNull(seg) ||
+        mlirDenseArrayGetNumElements(seg) != 2)
+        return 0;
+    intptr_t loops = mlirArrayAttrGetNumElements(iters), nops = mlirOperationGetNumOperands(op);
+    int32_t nins = mlirDenseI32ArrayGetElement(seg, 0);
+    if (loops < 1 || loops > 3 || mlirArrayAttrGetNumElements(maps) != nops)
+        return 0;
+    int64_t inner = 0;
+    for (intptr_t i = 0; i < nops; i++) {
+        MlirValue v = mlirOperationGetOperand(op, i);
+        MlirType t = mlirValueGetType(v);
+        if (!mlirTypeIsAMemRef(t) || !mlirShapedTypeHasStaticShape(t))
+            return 0;
+        if (mlirShapedTypeGetRank(t) == loops &&
+            mlirAffineMapIsIdentity(mlirAffineMapAttrGetValue(mlirArrayAttrGetElement(maps, i))))
+            inner = mlirShapedTypeGetDimSize(t, loops - 1);
+        for (intptr_t o = nins; i < nins && o < nops; o++)
+            if (mlirValueEqual(base_buffer(v), base_buffer(mlirOperationGetOperand(op, o))))
+                return 0;
+    }
+    MlirBlock body = mlirRegionGetFirstBlock(mlirOperationGetRegion(op, 0));
+    for (MlirOperation b = mlirBlockGetFirstOperation(body); !mlirOperationIsNull(b);
+         b = mlirOperationGetNextInBlock(b)) {
+        MlirStringRef name = mlirIdentifierStr(mlirOperationGetName(b));
+        if (!(name.length > 6 && memcmp(name.data, "arith.", 6) == 0) &&
+            !(name.length > 5 && memcmp(name.data, "math.", 5) == 0) && !loom_op_is(b, "linalg.yield"))
+            return 0;
+    }
+    while (vec >= 4 && (inner <= 0 || inner % vec))
+        vec /= 2;
+    if (vec < 4)
+        return 0;
+    int k = 0;
+    for (intptr_t d = 0; d + 1 < loops; d++)
+        k += snprintf(tile + k, n - (size_t)k, "1, ");
+    snprintf(tile + k, n - (size_t)k, "%d", vec);
+    return 1;
+}
+
+static MlirWalkResult mark_vector_candidates(MlirOperation op, void *user)
+{
+    generic_walk_t *w = user;
+    char tile[32];
+    if (!loom_op_is(op, "linalg.generic") || !vector_candidate(op, w->vec, tile, sizeof tile))
+        return MlirWalkResultAdvance;
+    int i = 0;
+    while (i < w->ntilings && strcmp(w->tilings[i], tile) != 0)
+        i++;
+    if (i == MAX_TILINGS)
+        return MlirWalkResultAdvance;
+    if (i == w->ntilings)
+        snprintf(w->tilings[w->ntilings++], sizeof w->tilings[0], "%s", tile);
+    mlirOperationSetDiscardableAttributeByName(op, loom_sr("loom.vec"),
+                                               mlirStringAttrGet(w->ctx, loom_sr(tile)));
+    return MlirWalkResultAdvance;
+}
+
+/* Vectorises the kernel's elementwise ops and reductions on a copy of the
+ * module (*applied = 1 when it did); if MLIR cannot (a body it does not
+ * vectorise), the kernel keeps the plain loops: this is an optimisation,
+ * never a new way to fail (loom_codegen_llvm also retries without it when
+ * the vectorised module does not lower). */
+static int apply_generic_transform(loom_mlir_t *m, MlirModule *mod, int *applied, loom_err_t *err)
+{
+    *applied = 0;
+    generic_walk_t w = {.ctx = loom_mlir_context(m), .vec = host_vector_floats()};
+    MlirOperation copy = mlirOperationClone(mlirModuleGetOperation(*mod));
+    mlirOperationWalk(copy, mark_vector_candidates, &w, MlirWalkPreOrder);
+    if (!w.ntilings) {
+        mlirOperationDestroy(copy);
+        return 0;
+    }
+    loom_buf_t script = LOOM_BUF_INIT;
+    loom_buf_puts(&script, GENERIC_TRANSFORM_HEAD);
+    for (int i = 0; i < w.ntilings; i++) {
+        /* tile_using_for yields the tiled op and one loop per tile size. */
+        char results[64] = "", types[128] = "";
+        int loops = 1;
+        for (const char *p = w.tilings[i]; *p; p++)
+            loops += *p == ',';
+        for (int l = 0; l < loops; l++) {
+            size_t r = strlen(results), t = strlen(types);
+            snprintf(results + r, sizeof results - r, ", %%l%d", l);
+            snprintf(types + t, sizeof types - t, ", !transform.any_op");
+        }
+        loom_buf_printf(&script, GENERIC_TRANSFORM_TILE_FMT, i, w.tilings[i], i, results, w.tilings[i], types);
+    }
+    loom_buf_puts(&script, GENERIC_TRANSFORM_TAIL);
+    MlirModule tmod;
+    int rc = script.data ? loom_mlir_parse(m, script.data, script.len, "<vector transform>", &tmod, err)
+                         : loom_err_set(err, LOOM_ENOMEM, "out of memory");
+    loom_buf_free(&script);
+    if (rc) {
+        mlirOperationDestroy(copy);
+        return rc;
+    }
+    MlirTransformOptions opts = mlirTransformOptionsCreate();
+    loom_mlir_diag_begin(m);
+    if (mlirLogicalResultIsSuccess(mlirTransformApplyNamedSequence(
+            copy, mlirBlockGetFirstOperation(mlirModuleGetBody(tmod)), mlirModuleGetOperation(tmod), opts))) {
+        mlirModuleDestroy(*mod);
+        *mod = mlirModuleFromOperation(copy);
+        *applied = 1;
+    } else {
+        mlirOperationDestroy(copy);
+    }
+    loom_mlir_diag_begin(m); /* a refused vectorisation is not the kernel's error */
+    mlirTransformOptionsDestroy(opts);
+    mlirModuleDestroy(tmod);
+    return 0;
 }
 
 const char *loom_codegen_pipeline(loom_target_kind_t t, const char *arch, char *buf, size_t n)
@@ -330,11 +518,14 @@ static int check_jit_links(loom_mlir_t *m, MlirModule mod, const char *fn, const
     return 0;
 }
 
-int loom_codegen_llvm(loom_mlir_t *m, const char *src, size_t n, const char *filename,
-                      loom_buf_t *out, loom_err_t *err)
+/* Parse, transforms (the generic vectorisation when vectorise is set;
+ * *vectorised says whether it applied), pipeline, checks, print. */
+static int lower_cpu(loom_mlir_t *m, const char *src, size_t n, const char *filename, int vectorise,
+                     int *vectorised, loom_buf_t *out, loom_err_t *err)
 {
     MlirModule mod;
     MlirOperation fn;
+    *vectorised = 0;
     int rc = parse_kernel(m, src, n, filename, &mod, &fn, err);
     if (rc)
         return rc;
@@ -349,6 +540,8 @@ int loom_codegen_llvm(loom_mlir_t *m, const char *src, size_t n, const char *fil
             mlirOperationSetDiscardableAttributeByName(op, loom_sr("llvm.emit_c_interface"), unit);
     char pipe[1024];
     rc = apply_cpu_transform(m, mod, filename, err);
+    if (!rc && vectorise)
+        rc = apply_generic_transform(m, &mod, vectorised, err);
     if (!rc)
         rc = loom_mlir_run_pipeline(m, mod, loom_codegen_pipeline(LOOM_TARGET_CPU, NULL, pipe, sizeof pipe),
                                     "lowering to LLVM", filename, err);
@@ -359,6 +552,20 @@ int loom_codegen_llvm(loom_mlir_t *m, const char *src, size_t n, const char *fil
     if (!rc && loom_mlir_print(mlirModuleGetOperation(mod), out))
         rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
     mlirModuleDestroy(mod);
+    return rc;
+}
+
+int loom_codegen_llvm(loom_mlir_t *m, const char *src, size_t n, const char *filename,
+                      loom_buf_t *out, loom_err_t *err)
+{
+    int vectorised;
+    size_t len = out->len;
+    int rc = lower_cpu(m, src, n, filename, 1, &vectorised, out, err);
+    if (rc && vectorised) { /* the plain loops, and their error if any */
+        out->len = len;
+        memset(err, 0, sizeof *err);
+        rc = lower_cpu(m, src, n, filename, 0, &vectorised, out, err);
+    }
     return rc;
 }
 

@@ -635,10 +635,18 @@ static void name_buffer(loom_err_t *err, const char *filename)
 int loom_lower_placements_text(loom_mlir_t *m, const char *text, size_t n, const char *filename,
                                loom_placement_fn fn, void *ud, loom_err_t *err)
 {
+    return loom_lower_read_text(m, text, n, filename, fn, ud, NULL, NULL, err);
+}
+
+int loom_lower_read_text(loom_mlir_t *m, const char *text, size_t n, const char *filename, loom_placement_fn pf,
+                         void *pud, loom_channel_fn cf, void *cud, loom_err_t *err)
+{
     loom_lowering_t *l = NULL;
     int rc = parse_verified(m, text, n, filename, &l, err);
-    if (!rc && fn)
-        rc = loom_lower_placements(l, fn, ud, err);
+    if (!rc && pf)
+        rc = loom_lower_placements(l, pf, pud, err);
+    if (!rc && cf)
+        rc = loom_lower_channels(l, cf, cud, err);
     if (rc)
         name_buffer(err, filename);
     loom_lower_destroy(&l);

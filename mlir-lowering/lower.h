@@ -127,6 +127,21 @@ int loom_lower_placements_text(loom_mlir_t *m, const char *text, size_t n, const
 /* The same for a lowering that ran through partition-devices (passes.c). */
 int loom_lower_placements(loom_lowering_t *l, loom_placement_fn fn, void *ud, loom_err_t *err);
 
+/* The send/recv pairs of a partitioned module, as the data between tasks:
+ * calls fn(ud, workflow, channel, from, to, producer, consumer) for each
+ * recv and each granular node of an op reading its value (producer: the
+ * node of the op whose value the matching send sends; "" for a loop's own
+ * input; a loop op's node is its loop). fn returns 0, < 0 on OOM, > 0 when
+ * it already had the (producer, consumer) pair. */
+typedef int (*loom_channel_fn)(void *ud, const char *workflow, const char *channel, const char *from,
+                               const char *to, const char *producer, const char *consumer);
+int loom_lower_channels(loom_lowering_t *l, loom_channel_fn fn, void *ud, loom_err_t *err);
+
+/* Both readers on a module given as text (parsed and verified once);
+ * either fn may be NULL. */
+int loom_lower_read_text(loom_mlir_t *m, const char *text, size_t n, const char *filename, loom_placement_fn pf,
+                         void *pud, loom_channel_fn cf, void *cud, loom_err_t *err);
+
 /* Locates err (file, line, col; the message is kept) at the op of a
  * partitioned module that runs granular node `node`, so a refusal about a
  * node (its device cannot run it, ...) points into the module. 0, or

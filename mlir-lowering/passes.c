@@ -7,6 +7,7 @@
 #include <mlir-c/BuiltinAttributes.h>
 #include <mlir-c/BuiltinTypes.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -739,7 +740,38 @@ static int check_channels(chan_t *ch, size_t n, loom_err_t *err)
 typedef struct {
     chan_t *ch;
     size_t n, cap;
+    loom_map_t *index; /* channel name -> its index + 1 (modules with many pairs) */
 } chans_t;
+
+/* The entry of channel `name` (NULL when new and out of memory). */
+static chan_t *chan_entry(chans_t *cs, const char *name)
+{
+    if (!cs->index && !(cs->index = loom_map_new(NULL)))
+        return NULL;
+    uintptr_t at = (uintptr_t)loom_map_get(cs->index, name);
+    if (at)
+        return &cs->ch[at - 1];
+    if (cs->n == cs->cap) {
+        size_t cap = cs->cap ? 2 * cs->cap : 16;
+        chan_t *nc = realloc(cs->ch, cap * sizeof *nc);
+        if (!nc)
+            return NULL;
+        cs->ch = nc, cs->cap = cap;
+    }
+    chan_t *c = &cs->ch[cs->n];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    if (loom_map_put(cs->index, c->name, (void *)(uintptr_t)(cs->n + 1)) != 0)
+        return NULL;
+    cs->n++;
+    return c;
+}
+
+static void chans_free(chans_t *cs)
+{
+    free(cs->ch);
+    loom_map_destroy(&cs->index);
+}
 
 /* Loom's rules on one op: a target, the function of its device; send and
  * recv only in device functions, collected by channel. */
@@ -763,25 +795,13 @@ static int verify_visit(loom_lowering_t *l, const fn_info_t *f, MlirOperation op
         return loom_op_error(op, err, LOOM_EINVAL, "send/recv outside a device function");
     char name[256]; /* channels are unique across the module */
     loom_op_str(op, "channel", name, sizeof name);
-    size_t c;
-    for (c = 0; c < cs->n && strcmp(cs->ch[c].name, name) != 0; c++)
-        ;
-    if (c == cs->n) {
-        if (cs->n == cs->cap) {
-            size_t cap = cs->cap ? 2 * cs->cap : 16;
-            chan_t *nc = realloc(cs->ch, cap * sizeof *nc);
-            if (!nc)
-                return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-            cs->ch = nc, cs->cap = cap;
-        }
-        memset(&cs->ch[cs->n], 0, sizeof cs->ch[cs->n]);
-        snprintf(cs->ch[cs->n].name, sizeof cs->ch[cs->n].name, "%s", name);
-        cs->n++;
-    }
+    chan_t *c = chan_entry(cs, name);
+    if (!c)
+        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     if (is_send)
-        cs->ch[c].send = op, cs->ch[c].nsend++;
+        c->send = op, c->nsend++;
     else
-        cs->ch[c].recv = op, cs->ch[c].nrecv++;
+        c->recv = op, c->nrecv++;
     return 0;
 }
 
@@ -794,7 +814,7 @@ int loom_pass_verify(loom_lowering_t *l, loom_err_t *err)
     int rc = each_op(l, verify_visit, &cs, err);
     if (!rc)
         rc = check_channels(cs.ch, cs.n, err);
-    free(cs.ch);
+    chans_free(&cs);
     return rc;
 }
 
@@ -864,4 +884,61 @@ int loom_lower_locate_node(loom_lowering_t *l, const char *node, loom_err_t *err
     node_walk_t w = {locate_node, (void *)node};
     int rc = each_op(l, node_visit, &w, err);
     return rc == 1 ? 0 : rc ? rc : LOOM_ENOTFOUND;
+}
+
+/* ---- the send/recv pairs of a partitioned module ------------------------------------------ */
+
+typedef struct {
+    chans_t sends;                 /* by channel: the send op */
+    loom_channel_fn fn;
+    void *ud;
+} chan_walk_t;
+
+static int send_visit(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, void *ud, loom_err_t *err)
+{
+    (void)l;
+    chan_walk_t *w = ud;
+    return loom_op_is(op, "loom.send") ? verify_visit(l, f, op, &w->sends, err) : 0;
+}
+
+/* Each recv, once per node of each op that reads its value. */
+static int recv_visit(loom_lowering_t *l, const fn_info_t *f, MlirOperation op, void *ud, loom_err_t *err)
+{
+    (void)l;
+    chan_walk_t *w = ud;
+    if (!f->dev[0] || !loom_op_is(op, "loom.recv"))
+        return 0;
+    char chan[256], from[256], producer[256] = "";
+    loom_op_str(op, "channel", chan, sizeof chan);
+    loom_op_str(op, "from", from, sizeof from);
+    uintptr_t at = w->sends.index ? (uintptr_t)loom_map_get(w->sends.index, chan) : 0;
+    if (at) {
+        MlirValue v = mlirOperationGetOperand(w->sends.ch[at - 1].send, 0);
+        if (mlirValueIsAOpResult(v))
+            op_node_name(mlirOpResultGetOwner(v), producer, sizeof producer);
+    }
+    for (MlirOpOperand u = mlirValueGetFirstUse(mlirOperationGetResult(op, 0)); !mlirOpOperandIsNull(u);
+         u = mlirOpOperandGetNextUse(u)) {
+        MlirOperation user = mlirOpOperandGetOwner(u);
+        static const char *const node_attrs[] = {"node", "prefill", "decode"};
+        for (size_t a = 0; a < 3; a++) {
+            char consumer[256];
+            loom_op_str(user, node_attrs[a], consumer, sizeof consumer);
+            int rc = consumer[0] ? w->fn(w->ud, f->wf, chan, from, f->dev, producer, consumer) : 0;
+            if (rc)
+                return loom_op_error(op, err, rc < 0 ? LOOM_ENOMEM : LOOM_EINVAL,
+                                     "channel '%s' is read twice by node '%s'", chan, consumer);
+        }
+    }
+    return 0;
+}
+
+int loom_lower_channels(loom_lowering_t *l, loom_channel_fn fn, void *ud, loom_err_t *err)
+{
+    chan_walk_t w = {.fn = fn, .ud = ud};
+    int rc = each_op(l, send_visit, &w, err);
+    if (!rc)
+        rc = each_op(l, recv_visit, &w, err);
+    chans_free(&w.sends);
+    return rc;
 }

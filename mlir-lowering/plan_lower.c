@@ -18,6 +18,7 @@
 typedef struct {
     char *module;   /* verified module text */
     loom_map_t *placements; /* node -> device, read back from module */
+    loom_map_t *channels;   /* "producer\x1fconsumer" -> "channel\x1ffrom\x1fto" */
     char summary[192];
 } lowered_t;
 
@@ -31,6 +32,7 @@ static void lowered_free(void *p)
     if (l) {
         free(l->module);
         loom_map_destroy(&l->placements);
+        loom_map_destroy(&l->channels);
     }
     free(l);
 }
@@ -49,15 +51,38 @@ static int put_placement(void *ud, const char *workflow, const char *node, const
     return 0;
 }
 
-static loom_map_t *copy_placements(const loom_map_t *from)
+static int put_channel(void *ud, const char *workflow, const char *channel, const char *from, const char *to,
+                       const char *producer, const char *consumer)
+{
+    (void)workflow;
+    loom_map_t *m = ud;
+    char key[600], *val = NULL;
+    snprintf(key, sizeof key, "%s\x1f%s", producer, consumer);
+    if (loom_map_get(m, key))
+        return 1;
+    if (asprintf(&val, "%s\x1f%s\x1f%s", channel, from, to) < 0)
+        return -1;
+    if (loom_map_put(m, key, val) != 0) {
+        free(val);
+        return -1;
+    }
+    return 0;
+}
+
+/* A copy of a map of strings (NULL on OOM). */
+static loom_map_t *copy_strings(const loom_map_t *from)
 {
     loom_map_t *m = loom_map_new(free);
     size_t it = 0;
     const char *k;
     void *v;
-    while (m && loom_map_next(from, &it, &k, &v))
-        if (put_placement(m, NULL, k, v) != 0)
+    while (m && loom_map_next(from, &it, &k, &v)) {
+        char *d = strdup(v);
+        if (!d || loom_map_put(m, k, d) != 0) {
+            free(d);
             loom_map_destroy(&m);
+        }
+    }
     return m;
 }
 
@@ -69,17 +94,21 @@ static int ensure_ctx(loom_err_t *err)
 }
 
 int loom_plan_module_placements(const char *text, size_t n, const char *filename, loom_map_t **placements,
-                                loom_err_t *err)
+                                loom_map_t **channels, loom_err_t *err)
 {
     int rc = ensure_ctx(err);
-    loom_map_t *m = rc ? NULL : loom_map_new(free);
-    if (!rc && !m)
+    loom_map_t *m = rc ? NULL : loom_map_new(free), *c = rc || !channels ? NULL : loom_map_new(free);
+    if (!rc && (!m || (channels && !c)))
         rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
     if (!rc)
-        rc = loom_lower_placements_text(ctx, text, n, filename, put_placement, m, err);
-    if (rc)
+        rc = loom_lower_read_text(ctx, text, n, filename, put_placement, m, c ? put_channel : NULL, c, err);
+    if (rc) {
         loom_map_destroy(&m);
+        loom_map_destroy(&c);
+    }
     *placements = m;
+    if (channels)
+        *channels = c;
     return rc;
 }
 
@@ -89,15 +118,20 @@ int loom_plan_module_locate(const char *text, size_t n, const char *filename, co
     return ensure_ctx(&cerr) ? cerr.code : loom_lower_locate_node_text(ctx, text, n, filename, node, err);
 }
 
-int loom_plan_last_module(const char **module, loom_map_t **placements)
+int loom_plan_last_module(const char **module, loom_map_t **placements, loom_map_t **channels)
 {
     lowered_t *l = cache && last_hash[0] ? loom_map_get(cache, last_hash) : NULL;
     if (!l)
         return LOOM_ENOTFOUND;
     if (module)
         *module = l->module;
-    if (placements && !(*placements = copy_placements(l->placements)))
+    if (placements && !(*placements = copy_strings(l->placements)))
         return LOOM_ENOMEM;
+    if (channels && !(*channels = copy_strings(l->channels))) {
+        if (placements)
+            loom_map_destroy(placements);
+        return LOOM_ENOMEM;
+    }
     return 0;
 }
 
@@ -163,10 +197,13 @@ int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_gr
             rc = loom_lower_run(low, LOOM_PASS_VERIFY, err);
         if (!rc && loom_lower_print(low, &out))
             rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
-        if (!rc && (!(l = calloc(1, sizeof *l)) || !(l->placements = loom_map_new(free))))
+        if (!rc && (!(l = calloc(1, sizeof *l)) || !(l->placements = loom_map_new(free)) ||
+                    !(l->channels = loom_map_new(free))))
             rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
         if (!rc)
             rc = loom_lower_placements(low, put_placement, l->placements, err);
+        if (!rc)
+            rc = loom_lower_channels(low, put_channel, l->channels, err);
         loom_lower_destroy(&low);
         if (rc) {
             lowered_free(l);

@@ -27,16 +27,22 @@ int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_gr
  * next loom_plan_lower call) and where it runs each granular node: *placements
  * (may be NULL) receives a new map node -> device (the caller's; free with
  * loom_map_destroy). loomd dispatches each task to the device its op's
- * function names. Returns 0, or LOOM_ENOTFOUND when nothing was lowered. */
-int loom_plan_last_module(const char **module, struct loom_map **placements);
+ * function names. *channels (may be NULL) receives its send/recv pairs as
+ * a new map "<producer node>\x1f<consumer node>" -> "<channel>\x1f<from
+ * device>\x1f<to device>" (loom_lower_channels): how a task's input from
+ * another device reaches it. Returns 0, or LOOM_ENOTFOUND when nothing was
+ * lowered. */
+int loom_plan_last_module(const char **module, struct loom_map **placements, struct loom_map **channels);
 
 /* Verifies a partitioned module given as text (e.g. `loom run --plan
  * FILE.mlir`, a module edited by hand) and returns where it runs each
- * granular node (*placements: node -> device, the caller's). LOOM_EPARSE /
+ * granular node (*placements: node -> device, the caller's) and, when
+ * channels is not NULL, its send/recv pairs as loom_plan_last_module's.
+ * LOOM_EPARSE /
  * LOOM_EINVAL with MLIR's diagnostic located in filename when it does not
  * verify. */
 int loom_plan_module_placements(const char *text, size_t n, const char *filename, struct loom_map **placements,
-                                loom_err_t *err);
+                                struct loom_map **channels, loom_err_t *err);
 
 /* Locates err (message kept) at the op of module text that runs granular
  * node `node` (loom_lower_locate_node_text): a refusal of a --plan module

@@ -17,7 +17,7 @@ struct Loom__V1__Plan;
 typedef struct loom_placement_why {
     double predicted_ms;   /* 0 = no prediction */
     double predicted_cost; /* USD for this task on the chosen worker; 0 = none */
-    char reason[320];
+    char reason[768]; /* the placement, then the inputs it receives from other devices */
 } loom_placement_why_t;
 
 /* What placement may look at for a task (borrowed for the call). */

@@ -28,6 +28,7 @@
 #include "planner/place.h"
 #include "planner/profile.h"
 #include "planner/workflow.h"
+#include "mlir-lowering/plan_lower.h"
 #include "loom/v1/rpc.pb-c.h"
 
 #define COMP "placement"
@@ -54,6 +55,10 @@ typedef struct rplan {
     char *module;           /* its text for the Plan (NULL: not lowered, or too large) */
     loom_map_t *module_dev; /* granular node -> device (worker id), from the module */
     loom_map_t *forced;     /* loom run --plan: node -> worker id the run must follow */
+    /* The module's send/recv pairs ("<producer>\x1f<consumer>" -> "<channel>\x1f<from>\x1f<to>";
+     * plan_lower.h): the lowered module's, or the --plan module's (forced_chans). */
+    loom_map_t *chans, *forced_chans;
+    loom_map_t *ran;        /* node -> the workers its tasks were sent to, "\x1f"-separated */
 } rplan_t;
 
 #define MAX_MODULE_TEXT (256 << 10) /* a larger module is not copied into the run's events */
@@ -85,6 +90,7 @@ static void rplan_drop_plan(rplan_t *rp)
     free(rp->module);
     rp->module = NULL;
     loom_map_destroy(&rp->module_dev);
+    loom_map_destroy(&rp->chans);
     loom_plan_destroy(&rp->plan);
     loom_cost_destroy(&rp->cost);
     loom_profile_destroy(&rp->prof);
@@ -96,6 +102,8 @@ static void rplan_free_parts(rplan_t *rp)
 {
     rplan_drop_plan(rp);
     loom_map_destroy(&rp->forced);
+    loom_map_destroy(&rp->forced_chans);
+    loom_map_destroy(&rp->ran);
     loom_graph_destroy(&rp->g);
 }
 
@@ -351,18 +359,15 @@ static void evict_some(policy_t *p)
 static Loom__V1__Plan *plan_pb(const rplan_t *rp, int live, const char *lead, const loom_decompose_notes_t *notes);
 void loom_placement_plan_free(struct Loom__V1__Plan *p);
 
-/* loomd links the MLIR lowering (mlir-lowering/plan_lower.c, weak here so
- * other programs using this library need no MLIR): each plan is lowered to
- * per-device functions, cached by the plan's hash, and the PLANNED message
- * says so. Best effort: a plan that does not lower is still followed. */
-int loom_plan_lower(const char *run_id, const loom_workflow_t *wf, const loom_graph_t *g, const loom_cost_t *c,
-                    const loom_plan_t *plan, char *summary, size_t n, loom_err_t *err) __attribute__((weak));
-
-int loom_plan_last_module(const char **module, loom_map_t **placements) __attribute__((weak));
-int loom_plan_module_placements(const char *text, size_t n, const char *filename, loom_map_t **placements,
-                                loom_err_t *err) __attribute__((weak));
-int loom_plan_module_locate(const char *text, size_t n, const char *filename, const char *node, loom_err_t *err)
-    __attribute__((weak));
+/* loomd links the MLIR lowering (mlir-lowering/plan_lower.c; weak here so
+ * other programs using this library need no MLIR, declared by its header so
+ * the compiler checks every call): each plan is lowered to per-device
+ * functions, cached by the plan's hash, and the PLANNED message says so.
+ * Best effort: a plan that does not lower is still followed. */
+#pragma weak loom_plan_lower
+#pragma weak loom_plan_last_module
+#pragma weak loom_plan_module_placements
+#pragma weak loom_plan_module_locate
 
 static void lowered(const loom_placement_req_t *req, rplan_t *rp, char *msg, size_t n)
 {
@@ -379,9 +384,10 @@ static void lowered(const loom_placement_req_t *req, rplan_t *rp, char *msg, siz
     snprintf(msg + len, n > len ? n - len : 0, "; %s", s);
     /* dispatch follows the module: where its device functions put each op */
     loom_map_destroy(&rp->module_dev);
+    loom_map_destroy(&rp->chans);
     free(rp->module);
     rp->module = NULL;
-    if (loom_plan_last_module && loom_plan_last_module(&text, &rp->module_dev) == 0 && text &&
+    if (loom_plan_last_module && loom_plan_last_module(&text, &rp->module_dev, &rp->chans) == 0 && text &&
         strlen(text) <= MAX_MODULE_TEXT)
         rp->module = strdup(text);
 }
@@ -405,7 +411,7 @@ static int load_forced(rplan_t *rp, const loom_placement_req_t *req, loom_regist
     if (!loom_plan_module_placements)
         return loom_err_set(err, LOOM_EUNAVAIL, "this loomd was built without the MLIR lowering");
     size_t len = strlen(req->plan_mlir);
-    int rc = loom_plan_module_placements(req->plan_mlir, len, "plan.mlir", &rp->forced, err);
+    int rc = loom_plan_module_placements(req->plan_mlir, len, "plan.mlir", &rp->forced, &rp->forced_chans, err);
     if (rc)
         return rc;
     if (!rp->g && loom_decompose(rp->wf, &rp->g, NULL, err) < 0)
@@ -433,8 +439,10 @@ static int load_forced(rplan_t *rp, const loom_placement_req_t *req, loom_regist
         if (rc && loom_plan_module_locate)
             loom_plan_module_locate(req->plan_mlir, len, "plan.mlir", node, err);
     }
-    if (rc)
+    if (rc) {
         loom_map_destroy(&rp->forced);
+        loom_map_destroy(&rp->forced_chans);
+    }
     return rc;
 }
 
@@ -571,6 +579,79 @@ static void explain(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_p
                  loom_cost_device_name(rp->cost, ru), ru_cost, ru_ms, ru_ok ? "" : " (misses SLA)");
     else if (ru == -1)
         snprintf(why->reason + n, sizeof why->reason - (size_t)n, "; no runner-up");
+}
+
+/* Whether "a\x1fb\x1f..." lists w. */
+static int lists(const char *list, const char *w)
+{
+    size_t n = strlen(w);
+    for (const char *p = list; p; p = strchr(p, '\x1f') ? strchr(p, '\x1f') + 1 : NULL)
+        if (strncmp(p, w, n) == 0 && (p[n] == '\x1f' || !p[n]))
+            return 1;
+    return 0;
+}
+
+/* Notes that node v's task went to w (rp->ran). */
+static void note_ran(rplan_t *rp, int v, const loom_worker_rec_t *w)
+{
+    const char *name = loom_graph_node(rp->g, v)->name;
+    const char *had = rp->ran ? loom_map_get(rp->ran, name) : NULL;
+    char *list = NULL;
+    if (had && lists(had, w->id))
+        return;
+    if ((!rp->ran && !(rp->ran = loom_map_new(free))) ||
+        asprintf(&list, "%s%s%s", had ? had : "", had ? "\x1f" : "", w->id) < 0)
+        return;
+    if (loom_map_put(rp->ran, name, list) != 0)
+        free(list);
+}
+
+/* The data a task receives from other devices, as the module routes it
+ * (loomd hands each task its inputs): for each node u that v's step reads
+ * (graph in-edges of v and of its prefill) whose task went to a worker a
+ * other than w, the module's send/recv pair carrying u's value from a to
+ * w is appended to why's reason, "; receives U over CHANNEL from A", or
+ * "; receives U from A outside the module (no send/recv pair)" when the
+ * module has none (a task moved by load). A loop's begin/end markers are
+ * skipped: loomd assembles a loop's input and output itself. */
+static void note_inputs(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why)
+{
+    const loom_map_t *chans = rp->forced ? rp->forced_chans : rp->chans;
+    int vs[2] = {v, step_partner(rp, v)};
+    size_t len = strlen(why->reason);
+    for (int k = 0; k < 2 && rp->ran; k++) {
+        size_t ne = 0;
+        const int *in = vs[k] >= 0 ? loom_graph_in(rp->g, vs[k], &ne) : NULL;
+        for (size_t j = 0; in && j < ne; j++) {
+            int u = loom_graph_edge(rp->g, in[j])->src;
+            const loom_gnode_t *un = loom_graph_node(rp->g, u);
+            const char *op = step_op(rp->wf, un->step), *ran = loom_map_get(rp->ran, un->name);
+            if (u == vs[0] || u == vs[1] || !ran || (op && strcmp(op, "loop") == 0))
+                continue;
+            for (const char *a = ran; a; a = strchr(a, '\x1f') ? strchr(a, '\x1f') + 1 : NULL) {
+                char from[128], key[600], chan[300] = "";
+                snprintf(from, sizeof from, "%.*s", (int)strcspn(a, "\x1f"), a);
+                if (strcmp(from, w->id) == 0)
+                    continue;
+                for (int c = 0; c < 2 && !chan[0]; c++) {
+                    snprintf(key, sizeof key, "%s\x1f%s", un->name,
+                             vs[c] >= 0 ? loom_graph_node(rp->g, vs[c])->name : "");
+                    const char *val = chans && vs[c] >= 0 ? loom_map_get(chans, key) : NULL;
+                    char want[300];
+                    snprintf(want, sizeof want, "\x1f%s\x1f%s", from, w->id);
+                    size_t cl = val ? strcspn(val, "\x1f") : 0;
+                    if (val && strcmp(val + cl, want) == 0)
+                        snprintf(chan, sizeof chan, "%.*s", (int)cl, val);
+                }
+                int n = chan[0] ? snprintf(why->reason + len, sizeof why->reason - len, "; receives %s over %s from %s",
+                                           un->name, chan, from)
+                                : snprintf(why->reason + len, sizeof why->reason - len,
+                                           "; receives %s from %s outside the module (no send/recv pair)", un->name,
+                                           from);
+                len = n > 0 && len + (size_t)n < sizeof why->reason ? len + (size_t)n : sizeof why->reason - 1;
+            }
+        }
+    }
 }
 
 static loom_worker_rec_t *fallback(const loom_placement_req_t *req, loom_registry_t *reg, int *never)
@@ -759,8 +840,12 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
             return fallback(req, reg, never);
     }
     w = choose(rp, v, w, req, reg);
-    if (w)
+    if (w) {
         explain(rp, v, w, req->why, w != planned_w(rp, v, reg));
+        if (req->why)
+            note_inputs(rp, v, w, req->why);
+        note_ran(rp, v, w);
+    }
     return w; /* NULL: every capable worker is full; the task waits in loomd */
 }
 

@@ -20,6 +20,7 @@
 #include "planner/workflow.h"
 #include "orchestrator/server_internal.h"
 #include "planner/workflow.h"
+#include "mlir-lowering/plan_lower.h"
 #include "protocol/methods.h"
 #include "protocol/states.h"
 
@@ -622,10 +623,10 @@ static void on_submit_durable(void *ud, int status)
     free(a);
 }
 
-/* loomd links the MLIR lowering (mlir-lowering/plan_lower.h); weak so that
- * programs built on this library without MLIR still link. */
-int loom_plan_module_placements(const char *text, size_t n, const char *filename, loom_map_t **placements,
-                                loom_err_t *err) __attribute__((weak));
+/* loomd links the MLIR lowering (mlir-lowering/plan_lower.h, whose
+ * prototype the compiler checks); weak so that programs built on this
+ * library without MLIR still link. */
+#pragma weak loom_plan_module_placements
 
 /* A run's own plan module (loom run --plan) must verify before it is
  * accepted: 0, or an error carrying MLIR's located diagnostic. */
@@ -637,7 +638,7 @@ static int check_plan_module(const char *text, loom_err_t *err)
         return loom_err_set(err, LOOM_EUNAVAIL, "this loomd was built without the MLIR lowering: "
                                                 "it cannot run a plan module");
     loom_map_t *pl = NULL;
-    int rc = loom_plan_module_placements(text, strlen(text), "plan.mlir", &pl, err);
+    int rc = loom_plan_module_placements(text, strlen(text), "plan.mlir", &pl, NULL, err);
     loom_map_destroy(&pl);
     if (rc)
         loom_err_hint(err, "the module must verify as `loom plan --emit mlir` or `loom status --mlir` prints it");

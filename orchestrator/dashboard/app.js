@@ -355,12 +355,13 @@ function pageRun(id) {
   const steps = el('table', { id: 'steps' }, el('thead', {}, el('tr', {},
     ['', 'step', 'op', 'state', 'attempt', 'worker', 'device', 'start', 'duration', 'predicted', 'cost', 'error'].map(h => el('th', {}, h)))), el('tbody'));
   const io = el('section', { id: 'io' });
+  const mod = el('section', { id: 'module' }); /* the partitioned MLIR module the run follows */
   const events = el('table', { id: 'events' }, el('thead', {}, el('tr', {}, ['+time', 'event', 'step', 'worker', 'message'].map(h => el('th', {}, h)))), el('tbody'));
   root.append(el('p', {}, el('a', { href: '#/runs' }, '« runs')), head,
     el('p', { class: 'actions' }, cancel, ' ', retry, ' ', msg),
     el('h3', {}, 'Timeline ', view), el('p', { class: 'legend' }, el('span', { class: 'dev-cpu' }, '■ cpu'), el('span', { class: 'dev-gpu' }, '■ gpu'),
       el('span', { class: 'dev-npu' }, '■ npu'), el('span', { class: 'muted' }, '▭ predicted by the plan')),
-    gantt, el('h3', {}, 'Steps'), el('div', { class: 'scroll' }, steps), io, el('h3', {}, 'Events'), el('div', { class: 'scroll' }, events));
+    gantt, el('h3', {}, 'Steps'), el('div', { class: 'scroll' }, steps), io, mod, el('h3', {}, 'Events'), el('div', { class: 'scroll' }, events));
 
   let run = null;
   const render = () => {
@@ -415,6 +416,9 @@ function pageRun(id) {
   let pending = null;
   const refreshSoon = () => { if (!pending) pending = setTimeout(() => { pending = null; load().catch(failed); }, 300); };
   const addEvent = (kind, ev) => {
+    if (ev.plan && ev.plan.module_mlir) /* PLANNED / REPLANNED: the module that runs (one function per device) */
+      put(mod, el('details', {}, el('summary', {}, `Partitioned module (loom dialect, plan v${ev.plan.version}): what runs where`),
+        el('pre', { id: 'run-module' }, ev.plan.module_mlir)));
     $('tbody', events).append(el('tr', { 'data-kind': eventWord(ev.kind) },
       el('td', { class: 'num' }, '+' + fmtMs(num(ev.time_unix_ms) - num(run ? run.submitted_unix_ms : ev.time_unix_ms))),
       el('td', {}, eventWord(ev.kind)), el('td', {}, ev.step_id), el('td', {}, ev.worker_id),

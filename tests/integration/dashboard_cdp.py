@@ -182,6 +182,8 @@ def run_page(b):
     b.wait("document.querySelectorAll('#events tbody tr[data-kind]').length >= 5", "the run's events")
     kinds = b.js("[...document.querySelectorAll('#events tbody tr')].map(t => t.dataset.kind)")
     check("run_finished" in kinds and "step_skipped" in kinds, "events: %s" % kinds)
+    b.wait("(document.querySelector('#run-module') || {}).textContent !== undefined && "
+           "document.querySelector('#run-module').textContent.includes('func.func @')", "the run's partitioned module")
     check(b.js("document.querySelector('#cancel').disabled") and not b.js("document.querySelector('#retry').disabled"),
           "a finished run: cancel off, retry on")
     # an item's output behind its toggle

@@ -13,6 +13,7 @@ $(BUILD)/tests/fake-llm-worker: $(call objs,tests/integration/fake_llm_worker.c)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,tests/integration/fake_llm_worker.c) -Wl,--start-group $(FAKE_LLM_ARCHIVES) -Wl,--end-group $(WORKER_LDLIBS) $(PROTOCOL_LDLIBS) $(COMMON_LDLIBS) -lm
 $(BUILD)/tests/integ_examples_fake_llm: $(BUILD)/tests/fake-llm-worker
+$(BUILD)/tests/integ_module_dispatch: $(BUILD)/tests/fake-llm-worker
 $(BUILD)/tests/integ_churn_workers: $(PROTO_PY)
 
 # make soak-llm: the three examples on real CPU workers with generated

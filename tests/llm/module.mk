@@ -3,6 +3,7 @@
 $(eval $(call TEST,llm_units,tests/llm/test_llm_units.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
 $(eval $(call TEST,llm_kernels,tests/llm/test_llm_kernels.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
 $(eval $(call TEST,llm_kv_transfer,tests/llm/test_kv_transfer.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
+$(eval $(call TEST,llm_prefix,tests/llm/test_llm_prefix.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
 $(eval $(call SCRIPT_TEST,llm_reference,tests/llm/test_llm_reference.sh))
 $(BUILD)/tests/llm_reference: $(BUILD)/bin/loom
 $(eval $(call SCRIPT_TEST,llm_json_budget,tests/llm/test_llm_json_budget.sh))

@@ -12,7 +12,8 @@
 #   4. the fallback: wp is killed after its prefill and before the decode
 #      fetches; the decode worker re-runs the prefill and says so in an event.
 # The fallbacks' reasons are events of the run in loomd's store (replayed by
-# `loom watch`).
+# `loom watch`). The unsplit llm.generate steps share a prompt on one
+# worker, so the second reuses the first's KV prefix (llm/llm_prefix.h).
 . "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
 HERE="$ROOT/tests/llm"
 PY=/usr/bin/python3
@@ -89,6 +90,10 @@ touch "$TMP/go"
 run same
 check "$TMP/same.json" wd
 [ "$(grep -c 'msg="kv received".*path=same-host' "$TMP/wd.log")" = 2 ] || fail "wd did not take the same-host path"
+# prefix reuse: whole and whole_seeded share their prompt on wg, so the
+# second reuses the first one's KV (and equals the split runs all the same)
+grep -q 'msg="generated".*reused_tokens=[1-9]' "$TMP/wg.log" || fail "wg reused no prefix"
+grep -q "reused the KV of [0-9]* of [0-9]* prompt tokens" "$TMP/same-run.log" || fail "no prefix reuse event"
 grep -q "KV cache from worker wp (same-host path)" "$TMP/same-run.log" || fail "no transfer event: $(cat "$TMP/same-run.log")"
 
 # 2. network: a decode worker that may not use the shared-memory path.

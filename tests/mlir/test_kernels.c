@@ -2,7 +2,8 @@
  * verifies ops; every built-in kernel JIT-compiled for the CPU matches a
  * plain C reference on random inputs (exact for integers, 1e-5 relative for
  * floats); PTX for sm_70/80/89/90 is produced and assembled by ptxas; the
- * NPU int8 kernel equals a quantised C reference exactly; a user kernel that
+ * NPU int8 kernel equals a quantised C reference exactly; elementwise ops and
+ * reductions are vectorised on the CPU; a user kernel that
  * does not verify fails with MLIR's diagnostic and its location; math ops
  * lower to intrinsics or libm calls. */
 #include "mlir-lowering/codegen.h"
@@ -229,6 +230,41 @@ static void test_cpu_softmax(void **state)
     run_kernel(&s, &r, in);
     assert_close(r.buf[1], want, (size_t)m * n, "softmax");
     run_free(&r);
+}
+
+/* Elementwise ops and reductions are vectorised on the CPU: softmax over
+ * rows of 64 (a multiple of every host vector width) has vector loads and
+ * vector reductions, matches the C reference within 1e-5, and a row of 50
+ * floats (no vector of >= 4 lanes divides it) keeps the scalar loops and
+ * matches too. */
+static void test_cpu_vectorised_reductions(void **state)
+{
+    (void)state;
+    static const int widths[] = {64, 50};
+    for (int c = 0; c < 2; c++) {
+        const int m = 6, n = widths[c];
+        float x[6 * 64], want[6 * 64];
+        fill(x, (size_t)m * n);
+        for (int i = 0; i < m * n; i++)
+            x[i] *= 8.0f;
+        ref_softmax(x, want, m, n);
+        loom_kernel_spec_t s = {.kind = LOOM_KERNEL_SOFTMAX, .m = m, .n = n, .k = 1};
+        loom_buf_t src = LOOM_BUF_INIT, llvm = LOOM_BUF_INIT;
+        loom_kernel_sig_t sig;
+        loom_err_t err = {0};
+        assert_int_equal(loom_kernel_source(&s, 0, &src, &sig, &err), 0);
+        assert_int_equal(loom_codegen_llvm(M, src.data, src.len, "builtin", &llvm, &err), 0);
+        int vectorised = strstr(llvm.data, "llvm.intr.vector.reduce.fadd") != NULL &&
+                         strstr(llvm.data, "llvm.intr.vector.reduce.fmaximum") != NULL;
+        assert_int_equal(vectorised, c == 0);
+        loom_buf_free(&src);
+        loom_buf_free(&llvm);
+        run_t r = {0};
+        void *in[] = {x};
+        run_kernel(&s, &r, in);
+        assert_close(r.buf[1], want, (size_t)m * n, "softmax");
+        run_free(&r);
+    }
 }
 
 static void test_cpu_rmsnorm(void **state)
@@ -538,6 +574,45 @@ static void test_gpu_fusion(void **state)
     loom_buf_free(&src);
 }
 
+/* The GPU variants of softmax and rmsnorm map each row to a warp: one
+ * launch, a block of 32 threads per row, the row reductions as butterfly
+ * shuffles (shfl.sync.bfly in the PTX), a row shorter than a warp too;
+ * PTX assembles for every target. (Run against the C reference on a device
+ * by tests/mlir/test_gpu.c, through the runner.) */
+static void test_gpu_warp_reductions(void **state)
+{
+    (void)state;
+    static const char *archs[] = {"sm_70", "sm_80", "sm_89", "sm_90"};
+    loom_kernel_spec_t specs[] = {
+        {.kind = LOOM_KERNEL_SOFTMAX, .m = 7, .n = 100, .k = 1, .gpu_warps = 1},
+        {.kind = LOOM_KERNEL_SOFTMAX, .m = 3, .n = 20, .k = 1, .gpu_warps = 1},
+        {.kind = LOOM_KERNEL_RMSNORM, .m = 5, .n = 64, .k = 1, .eps = 1e-5f, .gpu_warps = 1},
+    };
+    for (size_t k = 0; k < sizeof specs / sizeof *specs; k++)
+        for (size_t a = 0; a < 4; a++) {
+            loom_buf_t src = LOOM_BUF_INIT;
+            loom_kernel_sig_t sig;
+            loom_err_t err = {0};
+            loom_gpu_unit_t u;
+            assert_int_equal(loom_kernel_source(&specs[k], 0, &src, &sig, &err), 0);
+            int rc = loom_codegen_ptx(M, src.data, src.len, "builtin", archs[a], &u, &err);
+            if (rc)
+                print_error("%s %s: %s\n%s\n", sig.func, archs[a], err.msg, err.detail);
+            assert_int_equal(rc, 0);
+            assert_int_equal(u.nlaunches, 1);
+            assert_int_equal(u.launches[0].grid[0], (unsigned)specs[k].m);
+            assert_int_equal(u.launches[0].block[0], 32);
+            assert_int_equal(u.launches[0].block[1] * u.launches[0].block[2], 1);
+            assert_non_null(strstr(u.ptx[0], "shfl.sync.bfly"));
+            if (!ptxas_ok(u.ptx[0], archs[a])) {
+                print_error("ptxas rejected %s for %s\n", sig.func, archs[a]);
+                fail();
+            }
+            loom_gpu_unit_free(&u);
+            loom_buf_free(&src);
+        }
+}
+
 static void test_gpu_unit_garbage(void **state)
 {
     (void)state;
@@ -731,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_dialect_ops_verify),
         cmocka_unit_test(test_cpu_matmul),
         cmocka_unit_test(test_cpu_softmax),
+        cmocka_unit_test(test_cpu_vectorised_reductions),
         cmocka_unit_test(test_cpu_rmsnorm),
         cmocka_unit_test(test_cpu_vsearch),
         cmocka_unit_test(test_npu_qmatmul_exact),
@@ -738,6 +814,7 @@ int main(void)
         cmocka_unit_test(test_gpu_ptx_all_archs),
         cmocka_unit_test(test_gpu_ptx_views),
         cmocka_unit_test(test_gpu_fusion),
+        cmocka_unit_test(test_gpu_warp_reductions),
         cmocka_unit_test(test_gpu_unit_garbage),
         cmocka_unit_test(test_user_kernel_diagnostic),
         cmocka_unit_test(test_user_kernel_math),
