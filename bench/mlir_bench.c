@@ -8,7 +8,8 @@
  *      floor of any content-addressed lookup);
  *   3. the JIT-compiled matmul (256^3, 512^3, one thread) vs the same loop
  *      in C at gcc -O2 in two loop orders (i-j-k: a scalar dot per output;
- *      i-k-j: the order gcc vectorises) and OpenBLAS single-threaded
+ *      i-k-j: the order gcc vectorises; i-k-j again at -O3 -march=native,
+ *      mlir_bench_native.c) and OpenBLAS single-threaded
  *      sgemm, GFLOP/s, rounds alternating, medians and ranges; the JIT's
  *      output is checked against OpenBLAS's;
  *   4. row-wise softmax (the built-in kernel) and layer norm (the kernel of
@@ -67,6 +68,9 @@ static void c_ikj(const float *A, const float *B, float *C, int n)
         }
 }
 
+/* The same i-k-j loop built with -O3 -march=native (mlir_bench_native.c). */
+void c_ikj_native(const float *A, const float *B, float *C, int n);
+
 #define ROUNDS 7
 static void bench_matmul(loom_artifact_cache_t *c, int n)
 {
@@ -89,7 +93,7 @@ static void bench_matmul(loom_artifact_cache_t *c, int n)
         A[i] = (float)(i % 7) - 3, B[i] = (float)(i % 5) - 2;
     openblas_set_num_threads(1);
     void *bufs[] = {A, B, C};
-    double t[4][ROUNDS]; /* JIT, OpenBLAS, C i-k-j, C i-j-k */
+    double t[5][ROUNDS]; /* JIT, OpenBLAS, C i-k-j, C i-j-k, C i-k-j -O3 -march=native */
     loom_jit_call(j, &sig, bufs, &err); /* warm-up: first-touch of code and data */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, R, n);
     for (int r = 0; r < ROUNDS; r++) {
@@ -106,6 +110,9 @@ static void bench_matmul(loom_artifact_cache_t *c, int n)
             t0 = loom_clock_ns();
             c_ijk(A, B, R, n);
             t[3][r] = (double)(loom_clock_ns() - t0) / 1e9;
+            t0 = loom_clock_ns();
+            c_ikj_native(A, B, R, n);
+            t[4][r] = (double)(loom_clock_ns() - t0) / 1e9;
         }
     }
     /* Small integers: every product and sum is exact in float. */
@@ -113,8 +120,8 @@ static void bench_matmul(loom_artifact_cache_t *c, int n)
     size_t bad = 0;
     for (size_t i = 0; i < nn; i++)
         bad += C[i] != R[i];
-    double flops = 2.0 * n * n * n, g[4], lo[4], hi[4];
-    for (int s = 0; s < 4; s++) {
+    double flops = 2.0 * n * n * n, g[5], lo[5], hi[5];
+    for (int s = 0; s < 5; s++) {
         int k = s < 2 ? ROUNDS : 3;
         g[s] = flops / median(t[s], k) / 1e9;
         lo[s] = flops / t[s][k - 1] / 1e9, hi[s] = flops / t[s][0] / 1e9; /* sorted by median() */
@@ -126,6 +133,8 @@ static void bench_matmul(loom_artifact_cache_t *c, int n)
            hi[2], g[0] / g[2]);
     printf("  peer: C i-j-k loop, gcc -O2                 %8.2f [%.2f-%.2f]   JIT = %.2fx\n", g[3], lo[3],
            hi[3], g[0] / g[3]);
+    printf("  peer: C i-k-j loop, gcc -O3 -march=native   %8.2f [%.2f-%.2f]   JIT = %.2fx\n", g[4], lo[4],
+           hi[4], g[0] / g[4]);
     printf("  peer: OpenBLAS sgemm, 1 thread              %8.2f [%.2f-%.2f]   JIT = %.2fx\n", g[1], lo[1],
            hi[1], g[0] / g[1]);
     if (bad)

@@ -25,11 +25,16 @@ BENCHES += bench-http
 
 # bench-kv: KV cache transfer between two processes (worker object store:
 # network and same-host paths) next to raw ZeroMQ and memcpy in the same run.
+# Then loomd's memory and PostgreSQL bytes per run (kv_rss.sh), and a
+# 10-turn conversation with prefix reuse against without (prefix_bench.c) on
+# the thin model kv_rss.sh generates (TinyLlama's KV shape).
 $(eval $(call PROG,bench-kv,bench/kv_bench.c,$(LLM_ARCHIVES),$(LLM_LDLIBS)))
+$(eval $(call PROG,bench-kv-prefix,bench/prefix_bench.c,$(LLM_ARCHIVES),$(LLM_LDLIBS)))
 .PHONY: bench-kv
-bench-kv: $(BUILD)/bin/bench-kv $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom
+bench-kv: $(BUILD)/bin/bench-kv $(BUILD)/bin/bench-kv-prefix $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom
 	$(BUILD)/bin/bench-kv 5 512 4096 32768
 	BUILD=$(BUILD) ./bench/kv_rss.sh 2048 256 100 12
+	$(BUILD)/bin/bench-kv-prefix $(BUILD)/bench-kv/tinyllama-kv.gguf 3 10
 BENCHES += bench-kv
 
 # bench-memory: loomd's RSS after ten runs of 100,000 noop steps, next to

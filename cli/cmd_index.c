@@ -73,7 +73,7 @@ static int build(const char *in, const char *model, const char *out, const char 
     size_t lcap = 0;
     ssize_t ll;
     int lineno = 0;
-    if (loom_llm_model_load(model, &m, &e)) { rc = fail_err(&e); goto done; }
+    if (loom_llm_model_load_resident(model, &m, &e)) { rc = fail_err(&e); goto done; }
     if (m->arch != LOOM_LLM_ARCH_BERT) {
         fprintf(stderr, "loom index: %s is not an embedding (bert) model\n", model);
         goto done;
@@ -153,7 +153,7 @@ static int search(const char *path, const char *model, const char *query, int k,
     float *q = NULL;
     loom_vindex_hit_t *hits = NULL;
     int rc = LOOM_EXIT_FAIL;
-    if (loom_vindex_open(path, &v, &e) || loom_llm_model_load(model, &m, &e)) { rc = fail_err(&e); goto done; }
+    if (loom_vindex_open(path, &v, &e) || loom_llm_model_load_resident(model, &m, &e)) { rc = fail_err(&e); goto done; }
     if (!(pool = loom_llm_pool_new(threads)) || loom_llm_cpu_new(m, pool, 0, &c, &e)) { rc = fail_err(&e); goto done; }
     q = malloc((size_t)m->dim * sizeof *q);
     hits = malloc((size_t)k * sizeof *hits);

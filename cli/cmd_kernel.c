@@ -150,6 +150,7 @@ int loom_cmd_kernel(int argc, char **argv)
             s.kind = LOOM_KERNEL_QMATMUL; /* the NPU computes in int8 */
         if (t == LOOM_TARGET_GPU && kind == LOOM_KERNEL_VSEARCH)
             s.scores_only = 1; /* top-k selection runs on the host */
+        s.gpu_warps = t == LOOM_TARGET_GPU; /* row reductions: a warp per row */
         if (loom_kernel_source(&s, 0, &src, &sig, &err) != 0) {
             print_err(&err);
             return LOOM_EXIT_USAGE;

@@ -216,7 +216,9 @@ int loom_cmd_llm(int argc, char **argv) {
     if (!known) { fprintf(stderr, "loom llm: unknown command \"%s\"\n%s", cmd, USAGE); return 2; }
     loom_err_t e = {0};
     loom_llm_model_t *m = NULL;
-    if (loom_llm_model_load(path, &m, &e)) return die(&e);
+    /* info and the tokenizer read metadata only: the weights stay unread */
+    int meta = !strcmp(cmd, "info") || !strcmp(cmd, "tokenize") || !strcmp(cmd, "detokenize");
+    if ((meta ? loom_llm_model_load(path, &m, &e) : loom_llm_model_load_resident(path, &m, &e))) return die(&e);
     int rc = 0;
     int32_t *ids = NULL;
     size_t n = 0;

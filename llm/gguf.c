@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/sha.h"
+#include "llm/llm_mem.h"
 
 #define GGUF_MAGIC 0x46554747u
 #define MAX_COUNT (1u << 24)   /* kv pairs / tensors: far above any real model */
@@ -37,6 +38,7 @@ struct loom_gguf {
     const uint8_t *base;
     size_t size;
     int mapped;
+    loom_llm_mem_t mem;   /* the file read into huge pages (open_resident) */
     size_t header_len;    /* bytes before the data section */
     kv_t *kv;
     size_t n_kv;
@@ -249,6 +251,7 @@ static void free_all(loom_gguf_t *g) {
     for (size_t i = 0; i < g->n_t; i++) free((char *)g->t[i].name);
     free(g->t);
     if (g->mapped && g->base) munmap((void *)g->base, g->size);
+    loom_llm_mem_unmap(&g->mem);
     free(g->name);
     free(g);
 }
@@ -360,7 +363,10 @@ int loom_gguf_open_mem(const void *data, size_t n, const char *name, loom_gguf_t
     return finish(g, out, e);
 }
 
-int loom_gguf_open(const char *path, loom_gguf_t **out, loom_err_t *e) {
+/* resident: the weights are about to be used (a model load), so no page of
+ * them should fault later: read into huge pages, or (LOOM_LLM_MMAP=1)
+ * mapped with every page populated now. Otherwise mapped lazily. */
+static int open_file(const char *path, int resident, loom_gguf_t **out, loom_err_t *e) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -378,8 +384,20 @@ int loom_gguf_open(const char *path, loom_gguf_t **out, loom_err_t *e) {
     loom_gguf_t *g = calloc(1, sizeof *g);
     if (!g || !(g->name = strdup(path))) { free(g); close(fd); return loom_err_set(e, LOOM_ENOMEM, "out of memory"); }
     g->size = (size_t)st.st_size;
-    if (g->size) {
-        void *m = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    const char *mm = getenv("LOOM_LLM_MMAP");
+    int map = !resident || (mm && !strcmp(mm, "1"));
+    if (g->size && !map) {
+        g->base = loom_llm_mem_read_file(fd, g->size, &g->mem);
+        if (!g->base) {
+            int err = errno;
+            close(fd);
+            free(g->name); free(g);
+            loom_err_set(e, err == ENOMEM ? LOOM_ENOMEM : LOOM_EIO, "cannot read model file %s into memory", path);
+            loom_err_detail(e, "%s", strerror(err));
+            return e ? e->code : LOOM_EIO;
+        }
+    } else if (g->size) {
+        void *m = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE | (resident ? MAP_POPULATE : 0), fd, 0);
         if (m == MAP_FAILED) {
             close(fd);
             free(g->name); free(g);
@@ -395,6 +413,9 @@ int loom_gguf_open(const char *path, loom_gguf_t **out, loom_err_t *e) {
     close(fd);
     return finish(g, out, e);
 }
+
+int loom_gguf_open(const char *path, loom_gguf_t **out, loom_err_t *e) { return open_file(path, 0, out, e); }
+int loom_gguf_open_resident(const char *path, loom_gguf_t **out, loom_err_t *e) { return open_file(path, 1, out, e); }
 
 void loom_gguf_destroy(loom_gguf_t **pg) {
     if (!pg || !*pg) return;

@@ -48,6 +48,11 @@ typedef struct loom_gguf_tensor {
 
 /* Maps and validates path. *out is the caller's (loom_gguf_destroy). */
 int loom_gguf_open(const char *path, loom_gguf_t **out, loom_err_t *e);
+/* Same for a model about to run: the whole file is read into memory in
+ * huge pages (llm_mem.h), so evaluation neither faults pages in nor walks
+ * a page-table entry per 4 KiB of weights; LOOM_LLM_MMAP=1 maps it
+ * instead, every page populated at open. */
+int loom_gguf_open_resident(const char *path, loom_gguf_t **out, loom_err_t *e);
 /* Same over a caller-owned buffer that must outlive the object (fuzzing,
  * tests). name is used in error messages. */
 int loom_gguf_open_mem(const void *data, size_t n, const char *name,

@@ -201,11 +201,11 @@ static int load_bert(loom_llm_model_t *m, loom_err_t *e) {
     return 0;
 }
 
-int loom_llm_model_load(const char *path, loom_llm_model_t **out, loom_err_t *e) {
+static int load(const char *path, int resident, loom_llm_model_t **out, loom_err_t *e) {
     *out = NULL;
     loom_llm_model_t *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) { free(m); return loom_err_set(e, LOOM_ENOMEM, "out of memory"); }
-    int rc = loom_gguf_open(path, &m->gguf, e);
+    int rc = resident ? loom_gguf_open_resident(path, &m->gguf, e) : loom_gguf_open(path, &m->gguf, e);
     if (rc) goto fail;
     loom_gguf_model_hash(m->gguf, m->hash);
     const char *arch; size_t al;
@@ -245,6 +245,11 @@ int loom_llm_model_load(const char *path, loom_llm_model_t **out, loom_err_t *e)
 fail:
     loom_llm_model_destroy(&m);
     return rc;
+}
+
+int loom_llm_model_load(const char *path, loom_llm_model_t **out, loom_err_t *e) { return load(path, 0, out, e); }
+int loom_llm_model_load_resident(const char *path, loom_llm_model_t **out, loom_err_t *e) {
+    return load(path, 1, out, e);
 }
 
 void loom_llm_model_destroy(loom_llm_model_t **pm) {

@@ -51,8 +51,12 @@ typedef struct loom_llm_model {
     size_t weight_bytes;        /* bytes of all weights: what one decode step reads */
 } loom_llm_model_t;
 
-/* Opens, validates and keeps path mapped. *out is the caller's. */
+/* Opens, validates and keeps path mapped (pages read when first touched:
+ * for metadata, the tokenizer). *out is the caller's. */
 int loom_llm_model_load(const char *path, loom_llm_model_t **out, loom_err_t *e);
+/* Same for a model about to run: weights resident in huge pages
+ * (loom_gguf_open_resident), so no evaluation faults a page in. */
+int loom_llm_model_load_resident(const char *path, loom_llm_model_t **out, loom_err_t *e);
 void loom_llm_model_destroy(loom_llm_model_t **pm);
 /* Bytes one decode step reads (all matrices except the embedding table, which
  * is read one row per token, plus that row). */

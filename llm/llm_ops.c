@@ -138,7 +138,7 @@ static int get_model(const json_t *in, loom_llm_model_t **out, loom_err_t *e) {
     pthread_mutex_lock(&G.mu);
     loom_llm_model_t *m = loom_map_get(G.models, path);
     if (!m) {
-        rc = loom_llm_model_load(path, &m, e);
+        rc = loom_llm_model_load_resident(path, &m, e);
         if (!rc && (rc = loom_map_put(G.models, path, m))) { loom_llm_model_destroy(&m); loom_err_set(e, rc, "out of memory"); }
         if (!rc) refresh_names();
         if (!rc) LOOM_INFO("llm", "msg=\"model loaded\" path=%s name=\"%s\" weights=%s layers=%d", path, m->name,

@@ -184,6 +184,121 @@ static void gen_rmsnorm(loom_buf_t *b, const loom_kernel_spec_t *s)
         fbits((float)n), fbits(s->eps), m, m, n, m, m, n, m, n, m, n);
 }
 
+/* ---- GPU: one warp per row ------------------------------------------------ */
+
+/* Appends a butterfly reduction of `in` over the 32 lanes of a warp with
+ * `op` (arith.addf / arith.maximumf): after it every lane holds the
+ * reduction, named %<out>. */
+static void warp_reduce(loom_buf_t *b, const char *op, const char *in, const char *out)
+{
+    char prev[32], next[32];
+    snprintf(prev, sizeof prev, "%s", in);
+    for (int off = 16, k = 0; off >= 1; off /= 2, k++) {
+        if (off == 1)
+            snprintf(next, sizeof next, "%s", out);
+        else
+            snprintf(next, sizeof next, "%s_%d", out, k);
+        loom_buf_printf(b,
+            "    %%%s_o%d = arith.constant %d : i32\n"
+            "    %%%s_s%d, %%%s_v%d = gpu.shuffle xor %%%s, %%%s_o%d, %%width : f32\n"
+            "    %%%s = %s %%%s, %%%s_s%d : f32\n",
+            out, k, off, out, k, out, k, prev, out, k, next, op, prev, out, k);
+        snprintf(prev, sizeof prev, "%s", next);
+    }
+}
+
+/* Opens the launch: block = row, 32 threads = the lanes of one warp. */
+static void warp_launch_open(loom_buf_t *b, int m, int n)
+{
+    loom_buf_printf(b,
+        "  %%c1 = arith.constant 1 : index\n"
+        "  %%cm = arith.constant %d : index\n"
+        "  %%c32 = arith.constant 32 : index\n"
+        "  gpu.launch blocks(%%row, %%by, %%bz) in (%%gx = %%cm, %%gy = %%c1, %%gz = %%c1)\n"
+        "             threads(%%lane, %%ty, %%tz) in (%%sx = %%c32, %%sy = %%c1, %%sz = %%c1) {\n"
+        "    %%c0 = arith.constant 0 : index\n"
+        "    %%step = arith.constant 32 : index\n"
+        "    %%cn = arith.constant %d : index\n"
+        "    %%width = arith.constant 32 : i32\n"
+        "    %%zero = arith.constant 0.0 : f32\n",
+        m, n);
+}
+
+static void gen_softmax_warps(loom_buf_t *b, const loom_kernel_spec_t *s)
+{
+    int m = s->m, n = s->n;
+    warp_launch_open(b, m, n);
+    loom_buf_printf(b,
+        "    %%ninf = arith.constant 0xFF800000 : f32\n"
+        "    %%pmax = scf.for %%j = %%lane to %%cn step %%step iter_args(%%a = %%ninf) -> (f32) {\n"
+        "      %%v = memref.load %%x[%%row, %%j] : memref<%dx%dxf32>\n"
+        "      %%r = arith.maximumf %%a, %%v : f32\n"
+        "      scf.yield %%r : f32\n"
+        "    }\n",
+        m, n);
+    warp_reduce(b, "arith.maximumf", "pmax", "mx");
+    loom_buf_printf(b,
+        "    %%psum = scf.for %%j = %%lane to %%cn step %%step iter_args(%%a = %%zero) -> (f32) {\n"
+        "      %%v = memref.load %%x[%%row, %%j] : memref<%dx%dxf32>\n"
+        "      %%d = arith.subf %%v, %%mx : f32\n"
+        "      %%e = math.exp %%d : f32\n"
+        "      memref.store %%e, %%y[%%row, %%j] : memref<%dx%dxf32>\n"
+        "      %%r = arith.addf %%a, %%e : f32\n"
+        "      scf.yield %%r : f32\n"
+        "    }\n",
+        m, n, m, n);
+    warp_reduce(b, "arith.addf", "psum", "sum");
+    loom_buf_printf(b,
+        "    scf.for %%j = %%lane to %%cn step %%step {\n" /* each lane rereads only what it wrote */
+        "      %%e = memref.load %%y[%%row, %%j] : memref<%dx%dxf32>\n"
+        "      %%r = arith.divf %%e, %%sum : f32\n"
+        "      memref.store %%r, %%y[%%row, %%j] : memref<%dx%dxf32>\n"
+        "    }\n"
+        "    %%first = arith.cmpi eq, %%lane, %%c0 : index\n"
+        "    scf.if %%first {\n"
+        "      memref.store %%mx, %%rowmax[%%row] : memref<%dxf32>\n"
+        "      memref.store %%sum, %%rowsum[%%row] : memref<%dxf32>\n"
+        "    }\n"
+        "    gpu.terminator\n"
+        "  }\n",
+        m, n, m, n, m, m);
+}
+
+static void gen_rmsnorm_warps(loom_buf_t *b, const loom_kernel_spec_t *s)
+{
+    int m = s->m, n = s->n;
+    warp_launch_open(b, m, n);
+    loom_buf_printf(b,
+        "    %%nf = arith.constant 0x%08X : f32\n"
+        "    %%eps = arith.constant 0x%08X : f32\n"
+        "    %%pss = scf.for %%j = %%lane to %%cn step %%step iter_args(%%a = %%zero) -> (f32) {\n"
+        "      %%v = memref.load %%x[%%row, %%j] : memref<%dx%dxf32>\n"
+        "      %%sq = arith.mulf %%v, %%v : f32\n"
+        "      %%r = arith.addf %%a, %%sq : f32\n"
+        "      scf.yield %%r : f32\n"
+        "    }\n",
+        fbits((float)n), fbits(s->eps), m, n);
+    warp_reduce(b, "arith.addf", "pss", "ss");
+    loom_buf_printf(b,
+        "    %%mean = arith.divf %%ss, %%nf : f32\n"
+        "    %%t = arith.addf %%mean, %%eps : f32\n"
+        "    %%inv = math.rsqrt %%t : f32\n"
+        "    scf.for %%j = %%lane to %%cn step %%step {\n"
+        "      %%v = memref.load %%x[%%row, %%j] : memref<%dx%dxf32>\n"
+        "      %%wt = memref.load %%w[%%j] : memref<%dxf32>\n"
+        "      %%xn = arith.mulf %%v, %%inv : f32\n"
+        "      %%r = arith.mulf %%xn, %%wt : f32\n"
+        "      memref.store %%r, %%y[%%row, %%j] : memref<%dx%dxf32>\n"
+        "    }\n"
+        "    %%first = arith.cmpi eq, %%lane, %%c0 : index\n"
+        "    scf.if %%first {\n"
+        "      memref.store %%ss, %%sumsq[%%row] : memref<%dxf32>\n"
+        "    }\n"
+        "    gpu.terminator\n"
+        "  }\n",
+        m, n, n, m, n, m);
+}
+
 static void gen_vsearch(loom_buf_t *b, const loom_kernel_spec_t *s)
 {
     int n = s->n, k = s->k, t = s->topk;
@@ -324,8 +439,8 @@ int loom_kernel_source(const loom_kernel_spec_t *spec, int emit_c_interface, loo
     header(src, sig, emit_c_interface);
     switch (s.kind) {
     case LOOM_KERNEL_MATMUL: gen_matmul(src, &s); break;
-    case LOOM_KERNEL_SOFTMAX: gen_softmax(src, &s); break;
-    case LOOM_KERNEL_RMSNORM: gen_rmsnorm(src, &s); break;
+    case LOOM_KERNEL_SOFTMAX: (s.gpu_warps ? gen_softmax_warps : gen_softmax)(src, &s); break;
+    case LOOM_KERNEL_RMSNORM: (s.gpu_warps ? gen_rmsnorm_warps : gen_rmsnorm)(src, &s); break;
     case LOOM_KERNEL_VSEARCH: gen_vsearch(src, &s); break;
     case LOOM_KERNEL_QMATMUL: gen_qmatmul(src, &s); break;
     }

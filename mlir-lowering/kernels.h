@@ -28,6 +28,9 @@ typedef struct {
     int topk;            /* VSEARCH: results wanted (>= 1) */
     float eps;           /* RMSNORM */
     int scores_only;     /* VSEARCH: omit top-k (the GPU variant: scoring only) */
+    int gpu_warps;       /* SOFTMAX, RMSNORM: the GPU variant, written as one
+                            gpu.launch with a warp (32 lanes) per row: lane-
+                            strided loops, butterfly shuffle reductions */
 } loom_kernel_spec_t;
 
 typedef enum { LOOM_ELEM_F32 = 1, LOOM_ELEM_I32, LOOM_ELEM_I8 } loom_elem_t;

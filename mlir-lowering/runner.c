@@ -332,6 +332,7 @@ static int builtin(loom_kernel_runner_t *r, loom_kernel_kind_t kind, const json_
         s.m = (int)sa[0], s.n = (int)sa[1];
         if (json_is_number(json_object_get(args, "eps")))
             s.eps = (float)json_number_value(json_object_get(args, "eps"));
+        s.gpu_warps = r->target == LOOM_TARGET_GPU; /* a warp per row */
         break;
     case LOOM_KERNEL_VSEARCH:
         if ((rc = shape_of(args, "d", 2, sa, err)))

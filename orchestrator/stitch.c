@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/sha.h"
@@ -584,6 +585,26 @@ void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev_in)
         free(own[i]);
 }
 
+/* ,"key":"value" into an event's stored detail; skipped when v is NULL or
+ * not UTF-8 (as a JSON tree would refuse it). */
+static void detail_str(loom_buf_t *b, const char *key, const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    if (!v || !loom_utf8_valid(v, n))
+        return;
+    loom_buf_printf(b, ",\"%s\":", key);
+    loom_buf_json_str(b, v, n);
+}
+
+/* ,"key":number: whole numbers (elapsed ms, SLAs) without a float format */
+static void detail_num(loom_buf_t *b, const char *key, double v)
+{
+    if (v == (double)(long long)v)
+        loom_buf_printf(b, ",\"%s\":%lld", key, (long long)v);
+    else
+        loom_buf_printf(b, ",\"%s\":%.9g", key, v);
+}
+
 static void emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
 {
     Loom__V1__RunEvent pe = LOOM__V1__RUN_EVENT__INIT;
@@ -616,21 +637,19 @@ static void emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
                                                           : LOOM__V1__DEVICE_KIND__DEVICE_KIND_CPU;
     /* Progress is streamed to watchers only; everything else is stored. */
     if (ev->kind != LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS || !ev->text) {
-        json_t *d = json_object();
-        if (ev->message)
-            json_object_set_new(d, "message", json_string(ev->message));
-        if (ev->worker_id)
-            json_object_set_new(d, "worker", json_string(ev->worker_id));
-        if (ev->task_id)
-            json_object_set_new(d, "task", json_string(ev->task_id));
-        if (ev->output)
-            json_object_set_new(d, "output_json", json_string(ev->output));
+        /* the stored detail, written directly (no JSON tree per event: two
+         * events per task, so this is on the dispatch hot path) */
+        loom_buf_t d = LOOM_BUF_INIT;
+        loom_buf_printf(&d, "{\"run_state\":%d", (int)pe.run_state);
+        detail_str(&d, "message", ev->message);
+        detail_str(&d, "worker", ev->worker_id);
+        detail_str(&d, "task", ev->task_id);
+        detail_str(&d, "output_json", ev->output);
         if (ev->error) {
-            json_object_set_new(d, "error", json_string(ev->error));
-            json_object_set_new(d, "error_code", json_integer(perr.code));
+            detail_str(&d, "error", ev->error);
+            loom_buf_printf(&d, ",\"error_code\":%d", (int)perr.code);
         }
-        if (ev->device)
-            json_object_set_new(d, "device", json_string(ev->device));
+        detail_str(&d, "device", ev->device);
         if (ev->plan) { /* the Plan, protobuf-packed and hex-encoded, so replays can send it again */
             size_t n = loom__v1__plan__get_packed_size(ev->plan);
             uint8_t *bin = malloc(n + 1);
@@ -638,21 +657,20 @@ static void emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
             if (bin && hex) {
                 loom__v1__plan__pack(ev->plan, bin);
                 loom_hex(bin, n, hex);
-                json_object_set_new(d, "plan_pb", json_string(hex));
+                detail_str(&d, "plan_pb", hex);
             }
             free(bin);
             free(hex);
         }
-        json_object_set_new(d, "run_state", json_integer(pe.run_state));
         if (ev->step_state)
-            json_object_set_new(d, "step_state", json_integer(ev->step_state));
-        json_object_set_new(d, "elapsed_ms", json_real(pe.elapsed_ms));
+            loom_buf_printf(&d, ",\"step_state\":%d", ev->step_state);
+        detail_num(&d, "elapsed_ms", pe.elapsed_ms);
         if (ev->step_ms > 0)
-            json_object_set_new(d, "step_ms", json_real(ev->step_ms));
+            detail_num(&d, "step_ms", ev->step_ms);
         if (r->sla_ms > 0)
-            json_object_set_new(d, "sla_ms", json_real(r->sla_ms));
-        char *dj = json_dumps(d, JSON_COMPACT);
-        json_decref(d);
+            detail_num(&d, "sla_ms", r->sla_ms);
+        loom_buf_putc(&d, '}');
+        char *dj = loom_buf_detach(&d, NULL);
         loom_store_event_t se = {.run_id = r->id, .seq = (int64_t)pe.seq,
                                  .ts_ms = pe.time_unix_ms, .kind = loom_event_kind_name(ev->kind),
                                  .step_id = ev->step_id, .attempt = ev->attempt,

@@ -5,11 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm/llm_mem.h"
+
 struct loom_llm_cpu {
     const loom_llm_model_t *m;
     loom_llm_pool_t *pool;
     int n_ctx, kvw;
-    float *kcache, *vcache;     /* layers x n_ctx x kvw */
+    float *kcache, *vcache;     /* layers x KV heads x n_ctx x head_dim: each
+                                   head's rows contiguous, so attention
+                                   streams them */
+    loom_llm_mem_t kvmem;       /* both, in huge pages faulted in up front */
     /* scratch for a batch of up to cap tokens */
     int cap;
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *lg;
@@ -60,8 +65,8 @@ int loom_llm_cpu_new(const loom_llm_model_t *m, loom_llm_pool_t *pool, int n_ctx
     c->kvw = m->n_kv_heads * m->head_dim;
     if (m->arch == LOOM_LLM_ARCH_LLAMA) {
         size_t n = (size_t)m->n_layers * c->n_ctx * c->kvw;
-        c->kcache = malloc(n * 4);
-        c->vcache = malloc(n * 4);
+        c->kcache = loom_llm_mem_map(2 * n * 4, &c->kvmem);
+        c->vcache = c->kcache ? c->kcache + n : NULL;
         c->inv_freq = malloc((size_t)(m->n_rot / 2 + 1) * 4);
         if (!c->kcache || !c->vcache || !c->inv_freq) {
             loom_llm_cpu_destroy(&c);
@@ -81,26 +86,29 @@ void loom_llm_cpu_destroy(loom_llm_cpu_t **pc) {
     if (!pc || !*pc) return;
     loom_llm_cpu_t *c = *pc;
     free_scratch(c);
-    free(c->kcache); free(c->vcache); free(c->inv_freq);
+    loom_llm_mem_unmap(&c->kvmem);
+    free(c->inv_freq);
     free(c);
     *pc = NULL;
 }
 
 int loom_llm_cpu_n_ctx(const loom_llm_cpu_t *c) { return c->n_ctx; }
-float *loom_llm_cpu_k(loom_llm_cpu_t *c, int l) { return c->kcache + (size_t)l * c->n_ctx * c->kvw; }
-float *loom_llm_cpu_v(loom_llm_cpu_t *c, int l) { return c->vcache + (size_t)l * c->n_ctx * c->kvw; }
+static float *layer_k(loom_llm_cpu_t *c, int l) { return c->kcache + (size_t)l * c->n_ctx * c->kvw; }
+static float *layer_v(loom_llm_cpu_t *c, int l) { return c->vcache + (size_t)l * c->n_ctx * c->kvw; }
 
 int loom_llm_cpu_kv_copy(loom_llm_cpu_t *c, int layer, int n, float *k, float *v, int to_cache, loom_err_t *e) {
     if (!c->kcache || layer < 0 || layer >= c->m->n_layers) return loom_err_set(e, LOOM_EINVAL, "no KV cache layer %d", layer);
     if (n < 0 || n > c->n_ctx) return loom_err_set(e, LOOM_ETOOBIG, "KV cache of %d tokens exceeds the context of %d", n, c->n_ctx);
-    size_t bytes = (size_t)n * c->kvw * 4;
-    if (to_cache) {
-        memcpy(loom_llm_cpu_k(c, layer), k, bytes);
-        memcpy(loom_llm_cpu_v(c, layer), v, bytes);
-    } else {
-        memcpy(k, loom_llm_cpu_k(c, layer), bytes);
-        memcpy(v, loom_llm_cpu_v(c, layer), bytes);
-    }
+    /* the caller's rows are positions x KV width; the cache's are per head */
+    int hd = c->m->head_dim;
+    size_t row = (size_t)hd * 4;
+    float *K = layer_k(c, layer), *V = layer_v(c, layer);
+    for (int h = 0; h < c->m->n_kv_heads; h++)
+        for (int p = 0; p < n; p++) {
+            size_t at = ((size_t)h * c->n_ctx + p) * hd, io = (size_t)p * c->kvw + (size_t)h * hd;
+            if (to_cache) { memcpy(K + at, k + io, row); memcpy(V + at, v + io, row); }
+            else { memcpy(k + io, K + at, row); memcpy(v + io, V + at, row); }
+        }
     return 0;
 }
 
@@ -177,8 +185,11 @@ static void rope_task(void *ctx, int t) { /* rotate q and k, append k and v to t
     int qd = m->n_heads * m->head_dim, kvw = c->kvw;
     for (int h = 0; h < m->n_heads; h++) rope(c, c->q + (size_t)t * qd + (size_t)h * m->head_dim, t);
     for (int h = 0; h < m->n_kv_heads; h++) rope(c, c->k + (size_t)t * kvw + (size_t)h * m->head_dim, t);
-    memcpy(j->Kc + (size_t)(j->pos0 + t) * kvw, c->k + (size_t)t * kvw, (size_t)kvw * 4);
-    memcpy(j->Vc + (size_t)(j->pos0 + t) * kvw, c->v + (size_t)t * kvw, (size_t)kvw * 4);
+    for (int h = 0; h < m->n_kv_heads; h++) {
+        size_t at = ((size_t)h * c->n_ctx + j->pos0 + t) * m->head_dim, from = (size_t)t * kvw + (size_t)h * m->head_dim;
+        memcpy(j->Kc + at, c->k + from, (size_t)m->head_dim * 4);
+        memcpy(j->Vc + at, c->v + from, (size_t)m->head_dim * 4);
+    }
 }
 static float silu(float x) { return x / (1.0f + expf(-x)); }
 static void swiglu_task(void *ctx, int t) { /* hb = silu(hb) * hb2 */
@@ -195,7 +206,8 @@ static void per_token(loom_llm_cpu_t *c, int T, loom_llm_task_fn fn, tok_job_t *
 typedef struct att_job {
     loom_llm_cpu_t *c;
     int T, pos0, layer, causal;
-    const float *K, *V; /* rows of stride kvw */
+    const float *K, *V; /* head h's row of position p at (h * hstride + p * pstride) */
+    size_t hstride, pstride;
     int nkv;            /* rows available when not causal */
 } att_job_t;
 
@@ -210,10 +222,11 @@ static void att_task(void *ctx, int i) {
     float *s = loom_llm_thread_scratch((size_t)n * sizeof *s);
     if (!s) { memset(o, 0, (size_t)hd * 4); return; }
     float scale = 1.0f / sqrtf((float)hd);
-    for (int p = 0; p < n; p++) s[p] = loom_llm_dot_f32(q, j->K + (size_t)p * j->c->kvw + (size_t)kvh * hd, hd) * scale;
+    const float *K = j->K + (size_t)kvh * j->hstride, *V = j->V + (size_t)kvh * j->hstride;
+    for (int p = 0; p < n; p++) s[p] = loom_llm_dot_f32(q, K + (size_t)p * j->pstride, hd) * scale;
     loom_llm_softmax(s, n);
     memset(o, 0, (size_t)hd * 4);
-    for (int p = 0; p < n; p++) loom_llm_axpy(o, s[p], j->V + (size_t)p * j->c->kvw + (size_t)kvh * hd, hd);
+    for (int p = 0; p < n; p++) loom_llm_axpy(o, s[p], V + (size_t)p * j->pstride, hd);
 }
 
 static int eval_batch(loom_llm_cpu_t *c, const int32_t *tok, int T, int pos0, float *all_logits, loom_err_t *e) {
@@ -225,11 +238,11 @@ static int eval_batch(loom_llm_cpu_t *c, const int32_t *tok, int T, int pos0, fl
     rope_table(c, T, pos0);
     for (int l = 0; l < m->n_layers; l++) {
         const loom_llm_layer_t *L = &m->layers[l];
-        tok_job_t j = {c, L, L->attn_norm, loom_llm_cpu_k(c, l), loom_llm_cpu_v(c, l), pos0};
+        tok_job_t j = {c, L, L->attn_norm, layer_k(c, l), layer_v(c, l), pos0};
         if (l == 0) per_token(c, T, norm_task, &j); /* later layers: fused with the last residual */
         mm3(c, L, c->xb, T);
         per_token(c, T, rope_task, &j);
-        att_job_t a = {c, T, pos0, l, 1, j.Kc, j.Vc, 0};
+        att_job_t a = {c, T, pos0, l, 1, j.Kc, j.Vc, (size_t)c->n_ctx * m->head_dim, (size_t)m->head_dim, 0};
         loom_llm_pool_run(c->pool, T * m->n_heads, att_task, &a);
         mm(c, &L->wo, c->att, T, c->xb, L->bo);
         j.norm = L->ffn_norm;
@@ -310,7 +323,7 @@ int loom_llm_cpu_embed(loom_llm_cpu_t *c, const int32_t *tok, int n, float *out,
         mm(c, &L->wq, c->x, T, c->q, L->bq);
         mm(c, &L->wk, c->x, T, c->k, L->bk);
         mm(c, &L->wv, c->x, T, c->v, L->bv);
-        att_job_t j = {c, T, 0, l, 0, c->k, c->v, T};
+        att_job_t j = {c, T, 0, l, 0, c->k, c->v, (size_t)m->head_dim, (size_t)c->kvw, T};
         loom_llm_pool_run(c->pool, T * m->n_heads, att_task, &j);
         mm(c, &L->wo, c->att, T, c->xb, L->bo);
         for (int t = 0; t < T; t++) {

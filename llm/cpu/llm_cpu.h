@@ -30,11 +30,10 @@ int loom_llm_cpu_n_ctx(const loom_llm_cpu_t *c);
  * position's. */
 int loom_llm_cpu_eval(loom_llm_cpu_t *c, const int32_t *tok, int n, int pos0, float *logits, float *all_logits,
                       loom_err_t *e);
-/* KV rows of a layer: n_ctx x (n_kv_heads*head_dim) floats, borrowed. */
-float *loom_llm_cpu_k(loom_llm_cpu_t *c, int layer);
-float *loom_llm_cpu_v(loom_llm_cpu_t *c, int layer);
 /* Copies rows [0, n) of a layer's K and V out of (to_cache 0) or into
- * (to_cache 1) the context. LOOM_ETOOBIG when n exceeds the context. */
+ * (to_cache 1) the context; k and v are n x (n_kv_heads*head_dim) floats,
+ * whatever the cache's own layout. LOOM_ETOOBIG when n exceeds the
+ * context. */
 int loom_llm_cpu_kv_copy(loom_llm_cpu_t *c, int layer, int n, float *k, float *v, int to_cache, loom_err_t *e);
 
 /* bert: pooled, L2-normalised embedding of tok[0..n) into out[dim]. */

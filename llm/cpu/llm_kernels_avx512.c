@@ -35,7 +35,8 @@
 enum { RM = 4,        /* weight rows per panel */
        RN_F = 6,      /* tokens per float micro-kernel call */
        RN_Q = 4,      /* tokens per int8 micro-kernel call */
-       TB = 30,       /* tokens per block: their activations stay in L2 */
+       TB = 64,       /* most tokens per block */
+       XB = 512 << 10, /* most activation bytes per block (half of L2) */
        KC_F = 512,    /* values per K slice: panel + activation slices stay */
        KC_Q = 1024,   /*   in L1 across a block's token groups */
        QPAIR = 192 }; /* panel bytes per row per 64 values (int8) */
@@ -252,27 +253,42 @@ AVX512 static float dot_q4_512(const uint8_t *w, const void *xv, int n) {
 
 /* ---- prefill: blocked GEMM ---- */
 
+/* Tokens per block: T split into equal blocks of at most TB, and of at
+ * most XB bytes of activations, so that a block's activations stay in L2
+ * while every weight panel passes over them. A panel is unpacked once per
+ * block: a batch of 64 short rows is one block, not 30 + 30 + a 4-token
+ * remainder that pays a whole unpacking for 4 tokens. */
+static int token_block(int T, size_t xstride) {
+    int most = (int)(XB / xstride);
+    most = most < 1 ? 1 : most > TB ? TB : most;
+    int nb = (T + most - 1) / most;
+    return (T + nb - 1) / nb;
+}
+
 static INLINE void store_tile(float *Y, size_t ldy, int r, int rm, int t, int rn, const float *o, int RN) {
     for (int j = 0; j < rn; j++)
         for (int i = 0; i < rm; i++) Y[(size_t)(t + j) * ldy + r + i] = o[i * RN + j];
 }
 
-/* Float panel: RM rows as floats, interleaved per 16 values:
- * p[(k/16 * RM + i) * 16 + k%16]. Rows past rm are zero. */
-AVX512 static void pack_f(const loom_llm_weight_t *W, int r, int rm, float *p) {
-    int K = W->cols;
-    for (int i = 0; i < RM; i++) {
+/* Float panel of one K slice [k0, k0 + kc): RM rows as floats, interleaved
+ * per 16 values: p[(k/16 * RM + i) * 16 + k%16], k from k0. Rows past rm are
+ * zero. Unpacked slice by slice, just before use, so it is in L1. */
+AVX512 static void pack_f(const loom_llm_weight_t *W, int r, int rm, int k0, int kc, float *p) {
+    for (int i = 0; i < RM; i++, p += 16) {
         const uint8_t *w = (const uint8_t *)W->data + (size_t)(r + i) * W->row_bytes;
-        for (int k = 0; k < K; k += 16) {
-            __m512 v;
-            if (i >= rm) v = _mm512_setzero_ps();
-            else if (W->type == LOOM_GGML_F16) v = ld_f16(w, k);
-            else if (W->type == LOOM_GGML_BF16)
-                v = _mm512_castsi512_ps(_mm512_slli_epi32(
-                    _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(w + 2 * (size_t)k))), 16));
-            else v = _mm512_loadu_ps((const float *)(const void *)w + k);
-            _mm512_store_ps(p + ((size_t)(k / 16) * RM + i) * 16, v);
-        }
+        float *o = p;
+        if (i >= rm)
+            for (int k = 0; k < kc; k += 16, o += RM * 16) _mm512_store_ps(o, _mm512_setzero_ps());
+        else if (W->type == LOOM_GGML_F16)
+            for (int k = k0; k < k0 + kc; k += 16, o += RM * 16) _mm512_store_ps(o, ld_f16(w, k));
+        else if (W->type == LOOM_GGML_BF16)
+            for (int k = k0; k < k0 + kc; k += 16, o += RM * 16)
+                _mm512_store_ps(o, _mm512_castsi512_ps(_mm512_slli_epi32(
+                                       _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                           (const __m256i *)(const void *)(w + 2 * (size_t)k))), 16)));
+        else
+            for (int k = k0; k < k0 + kc; k += 16, o += RM * 16)
+                _mm512_store_ps(o, _mm512_loadu_ps((const float *)(const void *)w + k));
     }
 }
 
@@ -314,18 +330,19 @@ AVX512 static void gemm_f(const loom_llm_weight_t *W, int r0, int r1, const uint
                           float *Y, size_t ldy) {
     int K = W->cols;
     enum { NG = (TB + RN_F - 1) / RN_F }; /* token groups per block */
-    __m512 *io = loom_llm_thread_scratch((size_t)RM * K * 4 + (size_t)NG * RM * RN_F * 64);
+    __m512 *io = loom_llm_thread_scratch((size_t)RM * KC_F * 4 + (size_t)NG * RM * RN_F * 64);
     float *p = (float *)(io + NG * RM * RN_F);
     size_t xs = xstride / 4;
     float o[RM * RN_F];
-    for (int t0 = 0; t0 < T; t0 += TB) {
-        int t1 = t0 + TB < T ? t0 + TB : T;
+    int tb = token_block(T, xstride);
+    for (int t0 = 0; t0 < T; t0 += tb) {
+        int t1 = t0 + tb < T ? t0 + tb : T;
         for (int r = r0; r < r1; r += RM) {
             int rm = r1 - r < RM ? r1 - r : RM;
-            pack_f(W, r, rm, p);
             for (int k0 = 0; k0 < K; k0 += KC_F) {
                 int kc = K - k0 < KC_F ? K - k0 : KC_F, last = k0 + kc == K;
-                const float *pk = p + (size_t)k0 * RM;
+                const float *pk = p;
+                pack_f(W, r, rm, k0, kc, p);
                 for (int t = t0, g = 0; t < t1; t += RN_F, g++) {
                     int rn = t1 - t < RN_F ? t1 - t : RN_F;
                     const float *xt = (const float *)(const void *)(x + (size_t)t * xstride) + k0;
@@ -381,8 +398,9 @@ AVX512BF16 static void gemm_bf16(const loom_llm_weight_t *W, int r0, int r1, con
                                  float *Y, size_t ldy) {
     int K = W->cols;
     float o[RM * RN_F];
-    for (int t0 = 0; t0 < T; t0 += TB) {
-        int t1 = t0 + TB < T ? t0 + TB : T;
+    int tb = token_block(T, xstride);
+    for (int t0 = 0; t0 < T; t0 += tb) {
+        int t1 = t0 + tb < T ? t0 + tb : T;
         for (int r = r0; r < r1; r += RM) {
             int rm = r1 - r < RM ? r1 - r : RM;
             /* the last group of a matrix may have fewer than RM rows: read
@@ -479,8 +497,9 @@ AVX512 static void gemm_q(const loom_llm_weight_t *W, int r0, int r1, const uint
     __m512 *io = loom_llm_thread_scratch((size_t)np * RM * QPAIR + (size_t)NG * RM * RN_Q * 64);
     uint8_t *p = (uint8_t *)(io + NG * RM * RN_Q);
     float o[RM * RN_Q];
-    for (int t0 = 0; t0 < T; t0 += TB) {
-        int t1 = t0 + TB < T ? t0 + TB : T;
+    int tb = token_block(T, xstride);
+    for (int t0 = 0; t0 < T; t0 += tb) {
+        int t1 = t0 + tb < T ? t0 + tb : T;
         for (int r = r0; r < r1; r += RM) {
             int rm = r1 - r < RM ? r1 - r : RM;
             pack_q(W, r, rm, p);

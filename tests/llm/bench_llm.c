@@ -379,7 +379,7 @@ int main(int argc, char **argv) {
     if (np < 8 || nd < 1) { fprintf(stderr, "bench_llm: need at least 8 prompt tokens and 1 decode token\n"); return 2; }
     loom_err_t e = {0};
     loom_llm_model_t *m;
-    if (loom_llm_model_load(path, &m, &e)) { fprintf(stderr, "bench_llm: %s\n", e.msg); return 1; }
+    if (loom_llm_model_load_resident(path, &m, &e)) { fprintf(stderr, "bench_llm: %s\n", e.msg); return 1; }
     loom_llm_pool_t *pool = loom_llm_pool_new(threads);
     double gbps = read_bandwidth(pool);
     double load[3] = {0};

@@ -8,7 +8,8 @@
  * fetch must fail cleanly within its timeout). Also: references in JSON
  * (bad input), KV layout translation (f16 on the wire, f32 in memory), and
  * step outputs by reference (outref.h: what goes, what comes back, bad
- * references). */
+ * references), and CURVE on the object endpoint (admitted key, other key,
+ * no CURVE). */
 #include <math.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -314,6 +316,68 @@ static void test_kv_f16_translation(void **state) {
     loom_kvcache_destroy(&back);
 }
 
+/* CURVE on the object endpoint: a producer with a key pair and a folder of
+ * admitted peer keys serves an admitted consumer, and nothing to a consumer
+ * with another key or without CURVE. */
+static void test_curve(void **state) {
+    (void)state;
+    char ppub[41], psec[41], apub[41], asec[41], spub[41], ssec[41], peers[300], f[400];
+    assert_int_equal(zmq_curve_keypair(ppub, psec), 0);
+    assert_int_equal(zmq_curve_keypair(apub, asec), 0);
+    assert_int_equal(zmq_curve_keypair(spub, ssec), 0);
+    snprintf(peers, sizeof peers, "%s/peers", dir);
+    assert_int_equal(mkdir(peers, 0700), 0);
+    snprintf(f, sizeof f, "%s/consumer.pub", peers);
+    FILE *fp = fopen(f, "w");
+    assert_non_null(fp);
+    fprintf(fp, "%s\n", apub);
+    fclose(fp);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        loom_objref_t r;
+        loom_err_t e = {0};
+        uint8_t *d = pattern(SMALL, 11);
+        if (loom_objstore_set_curve(ppub, psec, peers, &e) || loom_objstore_put(d, SMALL, "secure", "test/bytes", &r, &e))
+            _exit(1);
+        if (write(p[1], &r, sizeof r) != (ssize_t)sizeof r) _exit(1);
+        for (;;) pause();
+    }
+    close(p[1]);
+    loom_objref_t r;
+    assert_int_equal(read(p[0], &r, sizeof r), (ssize_t)sizeof r);
+    close(p[0]);
+    assert_string_equal(r.key, ppub);
+    json_t *j = loom_objref_to_json(&r); /* the key travels in the reference */
+    loom_objref_t back;
+    loom_err_t e = {0};
+    assert_int_equal(loom_objref_from_json(j, &back, &e), 0);
+    assert_string_equal(back.key, ppub);
+    json_decref(j);
+    loom_objfetch_opts_t o;
+    opts(&o, 0);
+    o.timeout_ms = 1500;
+    o.curve_public = apub, o.curve_secret = asec;
+    void *data = NULL;
+    size_t n = 0;
+    assert_int_equal(loom_objfetch(&r, &o, &data, &n, NULL, &e), 0);
+    uint8_t *want = pattern(SMALL, 11);
+    assert_int_equal(n, SMALL);
+    assert_memory_equal(data, want, SMALL);
+    free(data);
+    free(want);
+    o.curve_public = spub, o.curve_secret = ssec; /* a key the producer does not admit */
+    assert_int_not_equal(loom_objfetch(&r, &o, &data, &n, NULL, &e), 0);
+    assert_null(data);
+    loom_objref_t plain = r; /* no CURVE at all */
+    plain.key[0] = 0;
+    assert_int_not_equal(loom_objfetch(&plain, &o, &data, &n, NULL, &e), 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
 /* Step outputs by reference: large parts go to this process's object store,
  * small fields stay; resolving (same-host and network path) gives back the
  * same value; bad references fail cleanly. */
@@ -394,7 +458,8 @@ int main(void) {
         cmocka_unit_test(test_ref_json),        cmocka_unit_test(test_kv_f16_translation),
         cmocka_unit_test(test_network_and_same_host), cmocka_unit_test(test_corrupt_chunk),
         cmocka_unit_test(test_not_found),       cmocka_unit_test(test_garbage_to_producer),
-        cmocka_unit_test(test_producer_killed_midway), cmocka_unit_test(test_output_by_reference),
+        cmocka_unit_test(test_producer_killed_midway), cmocka_unit_test(test_curve),
+        cmocka_unit_test(test_output_by_reference),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

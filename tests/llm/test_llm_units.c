@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "common/buf.h"
 #include "llm/gguf.h"
+#include "llm/llm_mem.h"
 #include "llm/kvcache.h"
 #include "workers/common/vindex.h"
 #include "llm/cpu/llm_pool.h"
@@ -163,6 +165,56 @@ static void test_gguf_open_errors(void **st) {
     assert_int_equal(loom_gguf_open("/nonexistent/model.gguf", &g, &e), LOOM_ENOTFOUND);
     assert_non_null(strstr(e.msg, "/nonexistent/model.gguf"));
     assert_int_not_equal(loom_gguf_open("/", &g, &e), 0);
+}
+
+/* The same file opened mapped, resident in huge pages, and resident but
+ * mapped (LOOM_LLM_MMAP=1): the same tensors and metadata each way. */
+static void test_gguf_resident(void **st) {
+    (void)st;
+    loom_buf_t b = LOOM_BUF_INIT;
+    build(&b, GOOD);
+    char path[] = "/tmp/loom-gguf-resident-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+    for (int way = 0; way < 3; way++) {
+        if (way == 2) setenv("LOOM_LLM_MMAP", "1", 1);
+        loom_gguf_t *g = NULL;
+        loom_err_t e = {0};
+        assert_int_equal(way ? loom_gguf_open_resident(path, &g, &e) : loom_gguf_open(path, &g, &e), 0);
+        uint32_t v;
+        assert_int_equal(loom_gguf_get_u32(g, "llama.block_count", &v, &e), 0);
+        assert_int_equal(v, 7);
+        const loom_gguf_tensor_t *t = loom_gguf_find_tensor(g, "a");
+        assert_non_null(t);
+        if (way == 1) assert_int_equal((uintptr_t)loom_gguf_find_tensor(g, "a")->data % 32, 0);
+        assert_float_equal(((const float *)t->data)[63], 63.0f, 0);
+        assert_float_equal(((const float *)loom_gguf_find_tensor(g, "b")->data)[0], 64.0f, 0);
+        loom_gguf_destroy(&g);
+    }
+    unsetenv("LOOM_LLM_MMAP");
+    /* a file shorter than asked for is an error, not a buffer of zeros */
+    loom_llm_mem_t m;
+    assert_null(loom_llm_mem_read_file(fd, b.len + 4096, &m));
+    assert_null(m.map);
+    close(fd);
+    unlink(path);
+    loom_buf_free(&b);
+}
+
+/* Huge-page buffers: 2 MiB-aligned, zeroed, writable to the last byte. */
+static void test_mem_map(void **st) {
+    (void)st;
+    loom_llm_mem_t m;
+    size_t n = ((size_t)3 << 20) + 5;
+    uint8_t *p = loom_llm_mem_map(n, &m);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % ((size_t)2 << 20), 0);
+    for (size_t i = 0; i < n; i += 4093) assert_int_equal(p[i], 0);
+    p[n - 1] = 7;
+    loom_llm_mem_unmap(&m);
+    assert_null(m.map);
+    loom_llm_mem_unmap(&m); /* twice is safe */
 }
 
 static void test_fp16(void **st) {
@@ -335,6 +387,7 @@ int main(void) {
         cmocka_unit_test(test_gguf_valid),          cmocka_unit_test(test_gguf_bad),
         cmocka_unit_test(test_gguf_truncated_everywhere), cmocka_unit_test(test_gguf_random_corruption),
         cmocka_unit_test(test_gguf_open_errors),    cmocka_unit_test(test_fp16),
+        cmocka_unit_test(test_gguf_resident),       cmocka_unit_test(test_mem_map),
         cmocka_unit_test(test_kvcache),             cmocka_unit_test(test_sampler),
         cmocka_unit_test(test_pool),                cmocka_unit_test(test_pool_many_runs),
         cmocka_unit_test(test_vindex),

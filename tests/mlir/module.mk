@@ -13,9 +13,11 @@ $(eval $(call TEST,mlir_gpu,tests/mlir/test_gpu.c,$(BUILD)/lib/libloom_cudrv.a $
 
 # make bench-mlir: lowering/partitioning a 100-step workflow, cached vs cold
 # kernel compiles, JIT code speed (bench/mlir_bench.c).
-$(BUILD)/bench/mlir_bench: $(call objs,bench/mlir_bench.c) $(MLIR_TEST_ARCHIVES)
+MLIR_BENCH_OBJS := $(call objs,bench/mlir_bench.c bench/mlir_bench_native.c)
+$(BUILD)/obj/bench/mlir_bench_native.o: CFLAGS += -O3 -march=native
+$(BUILD)/bench/mlir_bench: $(MLIR_BENCH_OBJS) $(MLIR_TEST_ARCHIVES)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_BASE) -o $@ $(call objs,bench/mlir_bench.c) -Wl,--start-group $(MLIR_TEST_ARCHIVES) -Wl,--end-group $(MLIR_LDLIBS) -lopenblas
+	$(CC) $(LDFLAGS_BASE) -o $@ $(MLIR_BENCH_OBJS) -Wl,--start-group $(MLIR_TEST_ARCHIVES) -Wl,--end-group $(MLIR_LDLIBS) -lopenblas
 .PHONY: bench-mlir
 bench-mlir: $(BUILD)/bench/mlir_bench
 	@echo "== bench-mlir: $(BUILD)/bench/mlir_bench"

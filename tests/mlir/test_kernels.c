@@ -574,6 +574,45 @@ static void test_gpu_fusion(void **state)
     loom_buf_free(&src);
 }
 
+/* The GPU variants of softmax and rmsnorm map each row to a warp: one
+ * launch, a block of 32 threads per row, the row reductions as butterfly
+ * shuffles (shfl.sync.bfly in the PTX), a row shorter than a warp too;
+ * PTX assembles for every target. (Run against the C reference on a device
+ * by tests/mlir/test_gpu.c, through the runner.) */
+static void test_gpu_warp_reductions(void **state)
+{
+    (void)state;
+    static const char *archs[] = {"sm_70", "sm_80", "sm_89", "sm_90"};
+    loom_kernel_spec_t specs[] = {
+        {.kind = LOOM_KERNEL_SOFTMAX, .m = 7, .n = 100, .k = 1, .gpu_warps = 1},
+        {.kind = LOOM_KERNEL_SOFTMAX, .m = 3, .n = 20, .k = 1, .gpu_warps = 1},
+        {.kind = LOOM_KERNEL_RMSNORM, .m = 5, .n = 64, .k = 1, .eps = 1e-5f, .gpu_warps = 1},
+    };
+    for (size_t k = 0; k < sizeof specs / sizeof *specs; k++)
+        for (size_t a = 0; a < 4; a++) {
+            loom_buf_t src = LOOM_BUF_INIT;
+            loom_kernel_sig_t sig;
+            loom_err_t err = {0};
+            loom_gpu_unit_t u;
+            assert_int_equal(loom_kernel_source(&specs[k], 0, &src, &sig, &err), 0);
+            int rc = loom_codegen_ptx(M, src.data, src.len, "builtin", archs[a], &u, &err);
+            if (rc)
+                print_error("%s %s: %s\n%s\n", sig.func, archs[a], err.msg, err.detail);
+            assert_int_equal(rc, 0);
+            assert_int_equal(u.nlaunches, 1);
+            assert_int_equal(u.launches[0].grid[0], (unsigned)specs[k].m);
+            assert_int_equal(u.launches[0].block[0], 32);
+            assert_int_equal(u.launches[0].block[1] * u.launches[0].block[2], 1);
+            assert_non_null(strstr(u.ptx[0], "shfl.sync.bfly"));
+            if (!ptxas_ok(u.ptx[0], archs[a])) {
+                print_error("ptxas rejected %s for %s\n", sig.func, archs[a]);
+                fail();
+            }
+            loom_gpu_unit_free(&u);
+            loom_buf_free(&src);
+        }
+}
+
 static void test_gpu_unit_garbage(void **state)
 {
     (void)state;
@@ -775,6 +814,7 @@ int main(void)
         cmocka_unit_test(test_gpu_ptx_all_archs),
         cmocka_unit_test(test_gpu_ptx_views),
         cmocka_unit_test(test_gpu_fusion),
+        cmocka_unit_test(test_gpu_warp_reductions),
         cmocka_unit_test(test_gpu_unit_garbage),
         cmocka_unit_test(test_user_kernel_diagnostic),
         cmocka_unit_test(test_user_kernel_math),

@@ -140,6 +140,21 @@ static int network(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     int rc = 0;
+    if (r->key[0]) { /* the producer speaks CURVE: authenticate it by its key, present ours */
+        char pub[41], sec[41];
+        if (o->curve_public && o->curve_secret) {
+            snprintf(pub, sizeof pub, "%s", o->curve_public);
+            snprintf(sec, sizeof sec, "%s", o->curve_secret);
+        } else if (!loom_objstore_curve_pair(pub, sec) && zmq_curve_keypair(pub, sec)) {
+            zmq_close(s);
+            return loom_err_set(e, LOOM_EIO, "cannot make a CURVE key pair: %s", zmq_strerror(zmq_errno()));
+        }
+        if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, r->key, 41) || zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 41) ||
+            zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 41)) {
+            zmq_close(s);
+            return loom_err_set(e, LOOM_EINVAL, "cannot set up CURVE to %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
+        }
+    }
     XXH3_state_t *h = hash_new();
     if (!h) { rc = loom_err_set(e, LOOM_ENOMEM, "out of memory"); goto out; }
     if (zmq_connect(s, r->endpoint)) {

@@ -28,6 +28,10 @@ typedef struct loom_objfetch_opts {
      * (LOOM_ECANCELLED). Tests use it to kill the producer mid-transfer. */
     int (*on_chunk)(void *ud, uint64_t got, uint64_t size);
     void *ud;
+    /* The CURVE pair this side presents to a producer whose reference has a
+     * key (Z85; NULL: the object store's, loom_objstore_set_curve, else a
+     * fresh one that only producers admitting any key accept). */
+    const char *curve_public, *curve_secret;
 } loom_objfetch_opts_t;
 
 /* Defaults above; same_host from $LOOM_OBJECT_SAME_HOST (default 1),

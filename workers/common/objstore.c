@@ -23,6 +23,7 @@
 #include "common/map.h"
 #include "common/sha.h"
 #include "loom/v1/objects.pb-c.h"
+#include "protocol/keys.h"
 
 #define COMP "objects"
 #define MAX_CHUNK (16u << 20)
@@ -46,9 +47,17 @@ static struct {
     uint64_t budget, bytes;
     loom_map_t *byid;          /* id -> entry_t */
     entry_t *head, *tail;
-    void *zctx, *sock;
+    void *zctx, *sock, *zap;
     pthread_t thread;
 } S = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* CURVE (loom_objstore_set_curve): this process's key pair and the folder
+ * of admitted consumers' public keys ("" = any CURVE key). */
+static struct {
+    int on;
+    char pub[41], sec[41];
+    char peers[400];
+} C;
 
 /* snprintf that says whether it fit (paths here are bounded up front, so a
  * truncation is an error, never a silent wrong name). */
@@ -129,6 +138,82 @@ static void remove_dir(void) {
     }
     if (S.dir[0]) rmdir(S.dir);
     pthread_mutex_unlock(&S.mu);
+}
+
+/* ---- CURVE ------------------------------------------------------------------ */
+
+int loom_objstore_set_curve(const char *pub, const char *sec, const char *peers_dir, loom_err_t *e) {
+    if (S.ready) return loom_err_set(e, LOOM_EINVAL, "the object store has started: set CURVE before the first object");
+    if (strlen(pub) != 40 || strlen(sec) != 40) return loom_err_set(e, LOOM_EINVAL, "CURVE keys must be 40 Z85 characters");
+    if (fmt(C.peers, sizeof C.peers, "%s", peers_dir ? peers_dir : ""))
+        return loom_err_set(e, LOOM_EINVAL, "the peer key folder path is too long");
+    memcpy(C.pub, pub, 41);
+    memcpy(C.sec, sec, 41);
+    C.on = 1;
+    return 0;
+}
+
+int loom_objstore_curve_pair(char pub[41], char sec[41]) {
+    if (!C.on) return 0;
+    memcpy(pub, C.pub, 41);
+    memcpy(sec, C.sec, 41);
+    return 1;
+}
+
+/* Is the Z85 key one of the NAME.pub files of the peers folder (read on
+ * every handshake: one per consumer connection)? */
+static int peer_admitted(const char *key) {
+    if (!C.peers[0]) return 1;
+    DIR *d = opendir(C.peers);
+    struct dirent *de;
+    int ok = 0;
+    while (d && !ok && (de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l < 5 || strcmp(de->d_name + l - 4, ".pub")) continue;
+        char path[PATH_MAX], k[41];
+        loom_err_t e = {0};
+        if (!fmt(path, sizeof path, "%s/%s", C.peers, de->d_name) && !loom_key_read_public(path, k, &e))
+            ok = !strcmp(k, key);
+    }
+    if (d) closedir(d);
+    return ok;
+}
+
+/* One ZAP request (RFC 27): admit CURVE clients whose key is admitted. */
+static void zap_one(void *sock) {
+    zmq_msg_t f[8];
+    int n = 0, more = 1;
+    size_t ml = sizeof more;
+    while (more && n < 8) {
+        zmq_msg_init(&f[n]);
+        if (zmq_msg_recv(&f[n], sock, 0) < 0) { zmq_msg_close(&f[n]); break; }
+        n++;
+        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml);
+    }
+    while (more) { /* more frames than ZAP has: drop them */
+        zmq_msg_t x;
+        zmq_msg_init(&x);
+        zmq_msg_recv(&x, sock, 0);
+        zmq_msg_close(&x);
+        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &ml);
+    }
+    const char *code = "400", *text = "CURVE required";
+    char key[41] = "";
+    if (n >= 7 && zmq_msg_size(&f[5]) == 5 && !memcmp(zmq_msg_data(&f[5]), "CURVE", 5) && zmq_msg_size(&f[6]) == 32) {
+        zmq_z85_encode(key, zmq_msg_data(&f[6]), 32);
+        if (peer_admitted(key)) code = "200", text = "OK";
+        else text = "key not admitted";
+    }
+    if (n >= 2) {
+        zmq_send(sock, "1.0", 3, ZMQ_SNDMORE);
+        zmq_send(sock, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE);
+        zmq_send(sock, code, 3, ZMQ_SNDMORE);
+        zmq_send(sock, text, strlen(text), ZMQ_SNDMORE);
+        zmq_send(sock, "", 0, ZMQ_SNDMORE);
+        zmq_send(sock, "", 0, 0);
+    }
+    if (code[0] != '2') LOOM_WARN(COMP, "msg=\"object peer refused\" key=%s reason=\"%s\"", key[0] ? key : "-", text);
+    for (int i = 0; i < n; i++) zmq_msg_close(&f[i]);
 }
 
 /* ---- the server thread -------------------------------------------------- */
@@ -213,13 +298,14 @@ out_rid:
 static void *serve(void *arg) {
     (void)arg;
     for (;;) {
-        zmq_pollitem_t it = {S.sock, 0, ZMQ_POLLIN, 0};
-        int n = zmq_poll(&it, 1, -1);
+        zmq_pollitem_t it[2] = {{S.sock, 0, ZMQ_POLLIN, 0}, {S.zap, 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(it, S.zap ? 2 : 1, -1);
         if (n < 0) {
             if (zmq_errno() == ETERM) break;
             continue;
         }
-        serve_one(S.sock);
+        if (S.zap && (it[1].revents & ZMQ_POLLIN)) zap_one(S.zap);
+        if (it[0].revents & ZMQ_POLLIN) serve_one(S.sock);
     }
     return NULL;
 }
@@ -257,6 +343,18 @@ static void start(void) {
     zmq_setsockopt(S.sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(S.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(S.sock, ZMQ_MAXMSGSIZE, &maxmsg64, sizeof maxmsg64);
+    if (C.on) { /* the ZAP handler first: it must answer the first handshake */
+        int one = 1;
+        if (!(S.zap = zmq_socket(S.zctx, ZMQ_REP)) || zmq_bind(S.zap, "inproc://zeromq.zap.01") ||
+            zmq_setsockopt(S.sock, ZMQ_CURVE_SERVER, &one, sizeof one) ||
+            zmq_setsockopt(S.sock, ZMQ_CURVE_SECRETKEY, C.sec, 41) ||
+            zmq_setsockopt(S.sock, ZMQ_ZAP_DOMAIN, "loom-objects", 12)) {
+            fmt(S.err, sizeof S.err, "cannot set up CURVE on the object endpoint: %s", zmq_strerror(zmq_errno()));
+            goto fail;
+        }
+        if (!C.peers[0])
+            LOOM_WARN(COMP, "msg=\"object endpoint encrypted, but any CURVE key may fetch\" hint=\"set LOOM_OBJECT_PEER_KEYS to a folder of the workers' .pub files\"");
+    }
     if (zmq_bind(S.sock, ep) != 0) {
         fmt(S.err, sizeof S.err, "cannot bind the object endpoint %s: %s", ep, zmq_strerror(zmq_errno()));
         goto fail;
@@ -310,6 +408,7 @@ static void fill_ref(const entry_t *x, const char *worker, const char *media, lo
     fmt(ref->host, sizeof ref->host, "%s", loom_objstore_host_id());
     fmt(ref->path, sizeof ref->path, "%s/%s", S.dir, x->id);
     fmt(ref->media, sizeof ref->media, "%s", media ? media : "");
+    if (C.on) memcpy(ref->key, C.pub, sizeof ref->key);
 }
 
 static int write_file(const char *path, const void *data, size_t n, loom_err_t *e) {
@@ -426,9 +525,11 @@ void loom_objstore_checksum_hex(XXH128_hash_t h, char out[33]) {
 }
 
 json_t *loom_objref_to_json(const loom_objref_t *r) {
-    return json_pack("{s:{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s}}", "$object", "id", r->id, "size",
-                     (json_int_t)r->size, "checksum", r->checksum, "worker", r->worker, "endpoint", r->endpoint,
-                     "host", r->host, "path", r->path, "media", r->media);
+    json_t *j = json_pack("{s:{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s}}", "$object", "id", r->id, "size",
+                          (json_int_t)r->size, "checksum", r->checksum, "worker", r->worker, "endpoint", r->endpoint,
+                          "host", r->host, "path", r->path, "media", r->media);
+    if (j && r->key[0]) json_object_set_new(json_object_get(j, "$object"), "key", json_string(r->key));
+    return j;
 }
 
 int loom_objref_is(const json_t *j) { return json_is_object(json_object_get(j, "$object")); }
@@ -459,8 +560,14 @@ int loom_objref_from_json(const json_t *j, loom_objref_t *r, loom_err_t *e) {
         (rc = str_field(o, "endpoint", r->endpoint, sizeof r->endpoint, 0, e)) ||
         (rc = str_field(o, "host", r->host, sizeof r->host, 0, e)) ||
         (rc = str_field(o, "path", r->path, sizeof r->path, 0, e)) ||
-        (rc = str_field(o, "media", r->media, sizeof r->media, 0, e)))
+        (rc = str_field(o, "media", r->media, sizeof r->media, 0, e)) ||
+        (rc = str_field(o, "key", r->key, sizeof r->key, 0, e)))
         return rc;
+    if (r->key[0] && !loom_key_is_z85(r->key)) {
+        loom_err_set(e, LOOM_EINVAL, "object reference: \"key\" must be a CURVE public key (40 Z85 characters)");
+        loom_err_field(e, "$object.key");
+        return LOOM_EINVAL;
+    }
     if (strlen(r->id) != 64 || strspn(r->id, "0123456789abcdef") != 64) {
         loom_err_set(e, LOOM_EINVAL, "object reference: \"id\" must be 64 lowercase hex digits (SHA-256)");
         loom_err_field(e, "$object.id");

@@ -30,7 +30,7 @@
 
 /* A reference to an object: what loomd and the store see instead of the
  * bytes. In task JSON: {"$object": {"id", "size", "checksum", "worker",
- * "endpoint", "host", "path", "media"}}. The id names the content (SHA-256,
+ * "endpoint", "host", "path", "media", "key"}}. The id names the content (SHA-256,
  * computed once by the producer); the consumer verifies the much cheaper
  * XXH3-128 checksum at link speed. It catches corruption, not forgery: peers
  * are to be authenticated by the channel (CURVE, as the worker port). */
@@ -43,6 +43,7 @@ typedef struct loom_objref {
     char host[64];        /* its host identity (boot id): same-host test */
     char path[512];       /* the file on that host */
     char media[64];       /* what the bytes are, e.g. "loom-kv-v1" */
+    char key[41];         /* the producer's CURVE public key (Z85); "" = plain */
 } loom_objref_t;
 
 /* Stores n bytes (copied) and fills ref. worker and media may be NULL.
@@ -50,6 +51,16 @@ typedef struct loom_objref {
  * directory or the endpoint cannot be set up (message says which). */
 int loom_objstore_put(const void *data, size_t n, const char *worker, const char *media, loom_objref_t *ref,
                       loom_err_t *e);
+/* CURVE on the object endpoint (a worker in secure mode calls it with its
+ * own key pair before the first put): the socket encrypts, references carry
+ * the public key so consumers authenticate the producer, and consumers must
+ * present a CURVE key listed as a NAME.pub file in peers_dir (NULL or "":
+ * any CURVE key, with a warning). The same pair is what this process
+ * presents when it fetches (loom_objstore_curve_pair). */
+int loom_objstore_set_curve(const char *public_z85, const char *secret_z85, const char *peers_dir, loom_err_t *e);
+/* 1 and the pair when CURVE was set, else 0. */
+int loom_objstore_curve_pair(char pub[41], char sec[41]);
+
 /* Drops an object (e.g. when its consumers are done); 0 or LOOM_ENOTFOUND. */
 int loom_objstore_drop(const char *id);
 /* The object endpoint ("" before the first put) and the bytes stored. */

@@ -32,8 +32,10 @@
 #include "loom/v1/worker.pb-c.h"
 #include "common/map.h"
 #include "protocol/envelope.h"
+#include "protocol/zpoll.h"
 #include "protocol/failover.h"
 #include "protocol/keys.h"
+#include "workers/common/objstore.h"
 #include "workers/common/ops.h"
 #include "workers/common/policy.h"
 #include "workers/common/outref.h"
@@ -1343,6 +1345,10 @@ static int setup_curve(void *sock, const loom_worker_opts_t *opts, loom_err_t *e
         zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, 41) != 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, 41) != 0)
         return loom_err_set(err, LOOM_EINVAL, "cannot enable CURVE: %s", zmq_strerror(zmq_errno()));
+    /* the object endpoint (payloads by reference) uses the same key pair;
+     * consumers must present a key from $LOOM_OBJECT_PEER_KEYS */
+    if ((rc = loom_objstore_set_curve(pub, sec, getenv("LOOM_OBJECT_PEER_KEYS"), err)) != 0)
+        return rc;
     LOOM_INFO(COMP, "msg=\"CURVE on\" key=%s server_key=%s", pub, server);
     return 0;
 }
@@ -1489,8 +1495,9 @@ int loom_worker_run(const loom_backend_t *backend, void *bself, const loom_worke
         zmq_pollitem_t items[3] = {{w->sock, 0, ZMQ_POLLIN, 0}, {NULL, w->efd, ZMQ_POLLIN, 0},
                                    {w->watch ? loom_conn_watch_socket(w->watch) : w->mon, 0,
                                     ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, w->watch || w->mon ? 3 : 2, timeout > 200 ? 200 : timeout) < 0 &&
-            zmq_errno() != EINTR)
+        /* as zmq_poll, with fewer system calls (protocol/zpoll.h): read_socket
+         * drains the socket until EAGAIN, the monitor is drained below */
+        if (loom_zpoll(items, w->watch || w->mon ? 3 : 2, timeout > 200 ? 200 : timeout) < 0)
             break;
         ep = loom_endpoints_current(&w->eps);
         if (w->watch && (items[2].revents & ZMQ_POLLIN) && loom_conn_watch_lost(w->watch, ep)) {
