@@ -58,6 +58,15 @@ EOF
 printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
 chmod 755 "$ROOT/usr/sbin/policy-rc.d"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# Like resolv.conf, the host's network: certificate authorities added
+# locally (e.g. a TLS-intercepting egress proxy's, as on the shared VM,
+# where npm got SELF_SIGNED_CERT_IN_CHAIN without it) are trusted inside
+# too; the ca-certificates package adds them to the store when
+# install-deps.sh installs it.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+fi
 
 echo "== clean clone of ${REV:0:7} into /root/loom"
 git clone -q --no-hardlinks "$SRC" "$ROOT/root/loom"
@@ -75,6 +84,7 @@ for goal in $GOALS; do
       mount --rbind /dev "$1/dev"
       mount -t sysfs sysfs "$1/sys"
       exec chroot "$1" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+        NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         bash -c "cd /root/loom && make -j$2 $3"' _ "$ROOT" "$JOBS" "$goal" >"$ROOT.$goal.log" 2>&1; then
     TIMES+=("make $goal: $(mmss $(($(now) - t)))")

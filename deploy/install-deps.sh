@@ -32,6 +32,7 @@ TEST_PKGS=(
   chromium python3-websocket             # dashboard test (headless, DevTools protocol)
   prometheus                             # promtool checks /metrics and the alert rules
   jq                                     # JSON checks in tests/planner/test_cli.sh
+  iproute2                               # ip netns: the multi-host test's network namespaces
 )
 [ "${LOOM_DEPS:-all}" = build ] || PKGS+=("${TEST_PKGS[@]}")
 

@@ -2,6 +2,7 @@
 #include "llm/kvcache.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,30 +23,50 @@ struct loom_kvcache {
 
 static size_t width(const loom_kvcache_t *k) { return (size_t)k->n_kv_heads * k->head_dim; }
 
-static size_t dtype_size(int dtype) { return dtype == LOOM_KV_F16 ? 2 : 4; }
+#define Q8_BLOCK 32 /* ggml's Q8_0: an f16 scale and 32 int8 per block */
+
+/* Bytes of n K/V elements in dtype (n a multiple of Q8_BLOCK for Q8_0). */
+static uint64_t kv_bytes(uint64_t n, int dtype) {
+    return dtype == LOOM_KV_Q8_0 ? n / Q8_BLOCK * (2 + Q8_BLOCK) : n * (dtype == LOOM_KV_F16 ? 2 : 4);
+}
 
 int loom_kvcache_dtype_from_name(const char *name) {
     if (!name) return -1;
     if (!strcmp(name, "f32")) return LOOM_KV_F32;
     if (!strcmp(name, "f16")) return LOOM_KV_F16;
+    if (!strcmp(name, "q8_0")) return LOOM_KV_Q8_0;
     return -1;
 }
 
-const char *loom_kvcache_dtype_name(int dtype) { return dtype == LOOM_KV_F16 ? "f16" : "f32"; }
+const char *loom_kvcache_dtype_name(int dtype) {
+    return dtype == LOOM_KV_F16 ? "f16" : dtype == LOOM_KV_Q8_0 ? "q8_0" : "f32";
+}
 
-/* Payload bytes after the header with K/V elements of es bytes; 0 on
- * overflow or out-of-range shape. */
-static size_t payload_as(uint64_t layers, uint64_t kvh, uint64_t hd, uint64_t nt, uint64_t nv, uint64_t es) {
+/* Payload bytes after the header with K/V in dtype; 0 on overflow or an
+ * out-of-range shape (Q8_0: rows of kv_heads x head_dim must be whole
+ * blocks). */
+static size_t payload_as(uint64_t layers, uint64_t kvh, uint64_t hd, uint64_t nt, uint64_t nv, int dtype) {
     if (layers > 4096 || kvh > 4096 || hd > 4096 || nt > (1u << 24) || nv > (1u << 24)) return 0;
+    if (dtype == LOOM_KV_Q8_0 && (kvh * hd) % Q8_BLOCK) return 0;
     uint64_t kvn = layers * 2 * kvh * hd;
     if (kvn && nt > (UINT64_MAX / 8) / kvn) return 0;
-    uint64_t n = nt * 4 + nv * 4 + kvn * nt * es;
+    uint64_t n = nt * 4 + nv * 4 + kv_bytes(kvn * nt, dtype);
     if (n > ((uint64_t)1 << 40)) return 0;
     return (size_t)n;
 }
 
 static size_t payload(uint64_t layers, uint64_t kvh, uint64_t hd, uint64_t nt, uint64_t nv) {
-    return payload_as(layers, kvh, hd, nt, nv, 4);
+    return payload_as(layers, kvh, hd, nt, nv, LOOM_KV_F32);
+}
+
+/* ggml's Q8_0 rounding of one block: scale = max |x| / 127. */
+static void q8_block(const float *x, uint8_t *out) {
+    float amax = 0;
+    for (int i = 0; i < Q8_BLOCK; i++) amax = fmaxf(amax, fabsf(x[i]));
+    float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+    uint16_t h = loom_fp32_to_fp16(d);
+    memcpy(out, &h, 2);
+    for (int i = 0; i < Q8_BLOCK; i++) out[2 + i] = (uint8_t)(int8_t)lrintf(x[i] * id);
 }
 
 int loom_kvcache_new(const uint8_t hash[32], int n_layers, int n_kv_heads, int head_dim, int n_tokens,
@@ -96,7 +117,11 @@ int loom_kvcache_serialize(const loom_kvcache_t *k, loom_buf_t *out, loom_err_t 
 }
 
 int loom_kvcache_serialize_as(const loom_kvcache_t *k, int dtype, loom_buf_t *out, loom_err_t *e) {
-    if (dtype != LOOM_KV_F32 && dtype != LOOM_KV_F16) return loom_err_set(e, LOOM_EINVAL, "unknown KV dtype %d", dtype);
+    if (dtype != LOOM_KV_F32 && dtype != LOOM_KV_F16 && dtype != LOOM_KV_Q8_0)
+        return loom_err_set(e, LOOM_EINVAL, "unknown KV dtype %d", dtype);
+    if (dtype == LOOM_KV_Q8_0 && width(k) % Q8_BLOCK)
+        return loom_err_set(e, LOOM_EINVAL, "a q8_0 KV cache needs kv_heads x head_dim (%zu) to be a multiple of %d",
+                            width(k), Q8_BLOCK);
     uint8_t h[HDR] = {0};
     memcpy(h, MAGIC, 8);
     put32(h + 8, LOOM_KVCACHE_VERSION);
@@ -106,19 +131,24 @@ int loom_kvcache_serialize_as(const loom_kvcache_t *k, int dtype, loom_buf_t *ou
     put32(h + 56, (uint32_t)k->head_dim); put32(h + 60, (uint32_t)k->n_tokens);
     put32(h + 64, (uint32_t)k->n_vocab);
     size_t start = out->len;
-    size_t nkv = (size_t)k->n_layers * 2 * width(k) * k->n_tokens, kvbytes = nkv * dtype_size(dtype);
+    size_t nkv = (size_t)k->n_layers * 2 * width(k) * k->n_tokens, kvbytes = (size_t)kv_bytes(nkv, dtype);
     if (loom_buf_reserve(out, HDR + (size_t)k->n_tokens * 4 + (size_t)k->n_vocab * 4 + kvbytes + 32) ||
         loom_buf_append(out, h, HDR) || loom_buf_append(out, k->tokens, (size_t)k->n_tokens * 4) ||
         loom_buf_append(out, k->logits, (size_t)k->n_vocab * 4))
         return loom_err_set(e, LOOM_ENOMEM, "out of memory serialising the KV cache");
     if (dtype == LOOM_KV_F32) {
         if (loom_buf_append(out, k->kv, kvbytes)) return loom_err_set(e, LOOM_ENOMEM, "out of memory serialising the KV cache");
-    } else { /* reserved above: convert in place at the end of out */
+    } else if (dtype == LOOM_KV_F16) { /* reserved above: convert in place at the end of out */
         uint16_t *d = (uint16_t *)(void *)(out->data + out->len);
         for (size_t i = 0; i < nkv; i++) {
             uint16_t v = loom_fp32_to_fp16(k->kv[i]);
             memcpy(d + i, &v, 2);
         }
+        out->len += kvbytes;
+        out->data[out->len] = 0;
+    } else {
+        uint8_t *d = (uint8_t *)out->data + out->len;
+        for (size_t b = 0; b < nkv / Q8_BLOCK; b++) q8_block(k->kv + b * Q8_BLOCK, d + b * (2 + Q8_BLOCK));
         out->len += kvbytes;
         out->data[out->len] = 0;
     }
@@ -143,9 +173,9 @@ int loom_kvcache_parse(const void *data, size_t n, loom_kvcache_t **out, loom_er
         return LOOM_EPARSE;
     }
     uint32_t dt = get32(p + 12);
-    if (dt != LOOM_KV_F32 && dt != LOOM_KV_F16) return bad(e, "unknown dtype");
+    if (dt != LOOM_KV_F32 && dt != LOOM_KV_F16 && dt != LOOM_KV_Q8_0) return bad(e, "unknown dtype");
     uint32_t L = get32(p + 48), H = get32(p + 52), D = get32(p + 56), T = get32(p + 60), V = get32(p + 64);
-    size_t pl = payload_as(L, H, D, T, V, dtype_size((int)dt));
+    size_t pl = payload_as(L, H, D, T, V, (int)dt);
     if (!L || !H || !D || !V || !pl) return bad(e, "shape out of range");
     if (n != HDR + pl + 32) return bad(e, "size does not match the header (truncated or padded)");
     uint8_t sum[32];
@@ -159,11 +189,19 @@ int loom_kvcache_parse(const void *data, size_t n, loom_kvcache_t **out, loom_er
     memcpy(k->logits, q, (size_t)V * 4); q += (size_t)V * 4;
     size_t nkv = (size_t)L * 2 * H * D * T;
     if (dt == LOOM_KV_F32) memcpy(k->kv, q, nkv * 4);
-    else /* layout translation: f16 on the wire, f32 in memory */
+    else if (dt == LOOM_KV_F16) /* layout translation: f16 on the wire, f32 in memory */
         for (size_t i = 0; i < nkv; i++) {
             uint16_t v;
             memcpy(&v, q + 2 * i, 2);
             k->kv[i] = loom_fp16_to_fp32(v);
+        }
+    else /* Q8_0 on the wire: scale x int8 per block */
+        for (size_t b = 0; b < nkv / Q8_BLOCK; b++) {
+            const uint8_t *blk = q + b * (2 + Q8_BLOCK);
+            uint16_t h;
+            memcpy(&h, blk, 2);
+            float d = loom_fp16_to_fp32(h);
+            for (int i = 0; i < Q8_BLOCK; i++) k->kv[b * Q8_BLOCK + (size_t)i] = d * (float)(int8_t)blk[2 + i];
         }
     for (uint32_t i = 0; i < T; i++)
         if (k->tokens[i] < 0 || (uint32_t)k->tokens[i] >= V) { loom_kvcache_destroy(&k); return bad(e, "token id out of range"); }

@@ -3,12 +3,13 @@
  *
  * Binary layout v1 (little-endian):
  *   0  "LOOMKV\0\0"          8-byte magic
- *   8  u32 version (1)       12 u32 dtype of K/V (0 = f32, 1 = f16)
+ *   8  u32 version (1)       12 u32 dtype of K/V (0 = f32, 1 = f16, 2 = q8_0)
  *  16  u8[32] model hash     (loom_gguf_model_hash of the model it belongs to)
  *  48  u32 n_layers, n_kv_heads, head_dim, n_tokens, n_vocab, reserved (0)
  *  72  i32 tokens[n_tokens]  the sequence so far (prompt + generated)
  *      f32 logits[n_vocab]   logits after the last token (the next step's input)
- *      per layer: K[n_tokens][n_kv_heads*head_dim], then V likewise (dtype)
+ *      per layer: K[n_tokens][n_kv_heads*head_dim], then V likewise (dtype;
+ *      q8_0: ggml's blocks of an f16 scale and 32 int8, rows whole blocks)
  * end  u8[32] SHA-256 of every byte before it
  * Position i of the cache holds token i; RoPE is already applied to K. */
 #ifndef LOOM_LLM_KVCACHE_H
@@ -24,8 +25,8 @@
 /* Wire dtypes of K/V. In memory a cache is always f32 (what the CPU backend
  * and the backends' kv_write take); an f16 object halves the bytes moved
  * and is widened on receipt (layout translation). */
-enum { LOOM_KV_F32 = 0, LOOM_KV_F16 = 1 };
-/* "f32" / "f16" <-> LOOM_KV_*; -1 for an unknown name. */
+enum { LOOM_KV_F32 = 0, LOOM_KV_F16 = 1, LOOM_KV_Q8_0 = 2 };
+/* "f32" / "f16" / "q8_0" <-> LOOM_KV_*; -1 for an unknown name. */
 int loom_kvcache_dtype_from_name(const char *name);
 const char *loom_kvcache_dtype_name(int dtype);
 
@@ -50,7 +51,9 @@ float *loom_kvcache_v(loom_kvcache_t *k, int layer);
 
 /* Appends the binary form to out (K/V as f32). */
 int loom_kvcache_serialize(const loom_kvcache_t *k, loom_buf_t *out, loom_err_t *e);
-/* Same with K/V in dtype (LOOM_KV_F32 or LOOM_KV_F16: rounded to nearest). */
+/* Same with K/V in dtype (LOOM_KV_F32, LOOM_KV_F16 rounded to nearest, or
+ * LOOM_KV_Q8_0 quantised as ggml does: 34 bytes per 32 values, 3.8x less
+ * than f32; LOOM_EINVAL when a row is not whole blocks). */
 int loom_kvcache_serialize_as(const loom_kvcache_t *k, int dtype, loom_buf_t *out, loom_err_t *e);
 /* Validates (magic, version, dtype, sizes, checksum) and copies, widening
  * f16 K/V to f32. */

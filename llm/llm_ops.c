@@ -377,7 +377,7 @@ static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     const char *dtname = json_string_value(json_object_get(in, "kv_dtype"));
     int dtype = loom_kvcache_dtype_from_name(dtname ? dtname : "f32");
     if (dtype < 0 || (transfer && strcmp(transfer, "reference") && strcmp(transfer, "inline"))) {
-        rc = loom_err_set(e, LOOM_EINVAL, dtype < 0 ? "\"kv_dtype\" must be \"f32\" or \"f16\""
+        rc = loom_err_set(e, LOOM_EINVAL, dtype < 0 ? "\"kv_dtype\" must be \"f32\", \"f16\" or \"q8_0\""
                                                     : "\"kv_transfer\" must be \"reference\" or \"inline\"");
         loom_err_field(e, dtype < 0 ? "kv_dtype" : "kv_transfer");
         out->permanent = 1;

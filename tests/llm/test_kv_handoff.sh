@@ -11,7 +11,8 @@
 #      fails on receipt and the decode worker re-runs the prefill;
 #   4. the fallback: wp is killed after its prefill and before the decode
 #      fetches; the decode worker re-runs the prefill and says so in an event.
-# The fallbacks' reasons are events of the run in loomd's store (replayed by
+# A q8_0 cache (kv_dtype: q8_0, lossy) travels too and decodes on the other
+# worker (layout translation). The fallbacks' reasons are events of the run in loomd's store (replayed by
 # `loom watch`). The unsplit llm.generate steps share a prompt on one
 # worker, so the second reuses the first's KV prefix (llm/llm_prefix.h).
 . "$(dirname "$(readlink -f "$0")")/../integration/lib.sh"
@@ -42,12 +43,15 @@ steps:
     argv: [sh, -c, 'while [ ! -f "\$0/go" ]; do sleep 0.05; done; echo "{}"', "\${inputs.dir}"]
   dec: {op: llm.decode, model: chat, prefill: pre, needs: [gate], max_tokens: 16}
   dec_seeded: {op: llm.decode, model: chat, prefill: pre, needs: [gate], max_tokens: 16, temperature: 0.9, seed: 42}
+  pre_q8: {op: llm.prefill, model: chat, system: Be brief., prompt: "What is the capital of France? Answer in one word.", kv_dtype: q8_0}
+  dec_q8: {op: llm.decode, model: chat, prefill: pre_q8, needs: [gate], max_tokens: 16}
   whole: {op: llm.generate, model: chat, system: Be brief., prompt: "What is the capital of France? Answer in one word.", max_tokens: 16}
   whole_seeded: {op: llm.generate, model: chat, system: Be brief., prompt: "What is the capital of France? Answer in one word.", max_tokens: 16, temperature: 0.9, seed: 42}
 outputs:
   split: \${steps.dec.output}
   whole: \${steps.whole.output}
   split_seeded: \${steps.dec_seeded.output}
+  split_q8: \${steps.dec_q8.output}
   whole_seeded: \${steps.whole_seeded.output}
 YAML
 
@@ -80,6 +84,11 @@ ref = pre["kv"]["$object"]
 assert ref["worker"] == "wp" and len(ref["id"]) == 64 and ref["size"] > 10000, ref
 assert ref["media"] == "loom-kv-v1/f32" and pre["kv_layout"] == "loom-kv-v1", pre
 assert len(json.dumps(pre)) < ref["size"] / 4, "loomd holds more than a reference"
+# layout translation: the q8_0 cache (lossy, so its text may differ) is
+# under a third of the f32 one and decodes on the other worker
+q8 = s["pre_q8"]["output"]["kv"]["$object"]
+assert q8["media"] == "loom-kv-v1/q8_0" and q8["size"] < ref["size"] / 3, q8
+assert s["dec_q8"]["worker"] == sys.argv[2] and isinstance(o["split_q8"], str) and o["split_q8"], o
 print("ok: split == unsplit (greedy %r, seeded %r); loomd kept %d bytes for a %d-byte cache"
       % (o["split"], o["split_seeded"], len(json.dumps(pre)), ref["size"]))
 PY
@@ -89,7 +98,7 @@ PY
 touch "$TMP/go"
 run same
 check "$TMP/same.json" wd
-[ "$(grep -c 'msg="kv received".*path=same-host' "$TMP/wd.log")" = 2 ] || fail "wd did not take the same-host path"
+[ "$(grep -c 'msg="kv received".*path=same-host' "$TMP/wd.log")" = 3 ] || fail "wd did not take the same-host path"
 # prefix reuse: whole and whole_seeded share their prompt on wg, so the
 # second reuses the first one's KV (and equals the split runs all the same)
 grep -q 'msg="generated".*reused_tokens=[1-9]' "$TMP/wg.log" || fail "wg reused no prefix"
@@ -103,7 +112,7 @@ LOOM_OBJECT_SAME_HOST=0 LOOM_OBJECT_TIMEOUT_MS=1500 start_worker wn --ops llm.de
 run net
 grep -q "KV cache from worker wp (network path)" "$TMP/net-run.log" || fail "no transfer event: $(cat "$TMP/net-run.log")"
 check "$TMP/net.json" wn
-[ "$(grep -c 'msg="kv received".*path=network' "$TMP/wn.log")" = 2 ] || fail "wn did not take the network path"
+[ "$(grep -c 'msg="kv received".*path=network' "$TMP/wn.log")" = 3 ] || fail "wn did not take the network path"
 
 # wait_pre: runs the workflow in the background (gate closed) until its
 # prefill step has succeeded; sets $runner and $id.
@@ -122,16 +131,16 @@ sys.exit(0 if any(s["step"] == "pre" and s["state"] == "succeeded" for s in json
   fail "the prefill of run $1 did not finish"
 }
 
-# expect_fallback NAME REASON: the decode steps of run NAME re-ran the
-# prefill on wn because of REASON, said so in the run's events, and those
-# events are in loomd's store.
+# expect_fallback NAME REASON COUNT: COUNT decode steps of run NAME re-ran
+# the prefill on wn because of REASON, said so in the run's events, and
+# those events are in loomd's store.
 expect_fallback() {
-  [ "$(grep -c "kv transfer failed; re-running the prefill here.*$2" "$TMP/wn.log")" = 2 ] || fail "wn did not fall back ($2)"
+  [ "$(grep -c "kv transfer failed; re-running the prefill here.*$2" "$TMP/wn.log")" = "$3" ] || fail "wn did not fall back ($2)"
   grep -q "KV transfer from worker wp failed (.*$2.*); re-ran the prefill of [0-9]* tokens here" "$TMP/$1-run.log" ||
     fail "no fallback event with the reason: $(cat "$TMP/$1-run.log")"
   local rid; rid=$(sed -n 's/^run \(r-[^ ]*\) submitted.*/\1/p' "$TMP/$1-run.log")
   "$BIN/loom" watch "$rid" --no-stream >/dev/null 2>"$TMP/$1-replay.log" || fail "loom watch $rid failed"
-  [ "$(grep -c "KV transfer from worker wp failed (.*$2.*); re-ran the prefill" "$TMP/$1-replay.log")" = 2 ] ||
+  [ "$(grep -c "KV transfer from worker wp failed (.*$2.*); re-ran the prefill" "$TMP/$1-replay.log")" = "$3" ] ||
     fail "the store lacks the fallback events: $(cat "$TMP/$1-replay.log")"
 }
 
@@ -150,7 +159,7 @@ PY
 touch "$TMP/go"
 wait $runner || fail "the run did not survive a corrupted chunk"
 check "$TMP/bad.json" wn
-expect_fallback bad "checksum mismatch"
+expect_fallback bad "checksum mismatch" 2  # dec_q8's own cache was intact
 
 # 4. fallback: kill the producer between its prefill and the decode.
 wait_pre fb
@@ -158,5 +167,5 @@ kill -9 "$pid_wp"
 touch "$TMP/go"
 wait $runner || fail "the run did not survive the producer's death"
 check "$TMP/fb.json" wn
-expect_fallback fb "sent nothing\\|cannot connect"
+expect_fallback fb "sent nothing\\|cannot connect" 3
 echo ok

@@ -6,7 +6,8 @@
  * for an object the producer does not have, feeds the producer's socket
  * garbage (it must keep serving), and kills the producer mid-transfer (the
  * fetch must fail cleanly within its timeout). Also: references in JSON
- * (bad input), KV layout translation (f16 on the wire, f32 in memory), and
+ * (bad input), KV layout translation (f16 and q8_0 on the wire, f32 in
+ * memory), and
  * step outputs by reference (outref.h: what goes, what comes back, bad
  * references), and CURVE on the object endpoint (admitted key, other key,
  * no CURVE). */
@@ -310,8 +311,56 @@ static void test_kv_f16_translation(void **state) {
     loom_kvcache_t *x = NULL;
     assert_int_equal(loom_kvcache_parse(b16.data, b16.len, &x, &e), LOOM_EPARSE);
     assert_int_equal(loom_kvcache_serialize_as(k, 7, &b32, &e), LOOM_EINVAL);
+    /* Q8_0 needs rows of whole 32-value blocks: this shape (2 x 8) has not */
+    loom_buf_t q = LOOM_BUF_INIT;
+    assert_int_equal(loom_kvcache_serialize_as(k, LOOM_KV_Q8_0, &q, &e), LOOM_EINVAL);
     loom_buf_free(&b32);
     loom_buf_free(&b16);
+    loom_kvcache_destroy(&k);
+    loom_kvcache_destroy(&back);
+}
+
+/* Layout translation, Q8_0 on the wire (ggml's blocks: an f16 scale and 32
+ * int8): 34 bytes per 32 values, each value within about half a step of its
+ * block's scale; tokens and logits exact; a truncated object is refused. */
+static void test_kv_q8_translation(void **state) {
+    (void)state;
+    uint8_t h[32] = {2};
+    loom_kvcache_t *k, *back;
+    loom_err_t e = {0};
+    const int L = 2, H = 2, D = 32, T = 7, V = 13, W = H * D;
+    assert_int_equal(loom_kvcache_new(h, L, H, D, T, V, &k, &e), 0);
+    for (int l = 0; l < L; l++)
+        for (int i = 0; i < T * W; i++) {
+            loom_kvcache_k(k, l)[i] = sinf((float)(l * 1000 + i) * 0.37f) * 4.0f;
+            loom_kvcache_v(k, l)[i] = i % 32 == 5 ? 0.0f : cosf((float)i) * 0.02f;
+        }
+    for (int i = 0; i < T; i++) loom_kvcache_tokens(k)[i] = i + 1;
+    for (int i = 0; i < V; i++) loom_kvcache_logits(k)[i] = -0.5f * (float)i;
+    loom_buf_t b32 = LOOM_BUF_INIT, bq = LOOM_BUF_INIT;
+    assert_int_equal(loom_kvcache_serialize(k, &b32, &e), 0);
+    assert_int_equal(loom_kvcache_serialize_as(k, LOOM_KV_Q8_0, &bq, &e), 0);
+    size_t n = (size_t)L * 2 * T * W;
+    assert_int_equal(b32.len - bq.len, n * 4 - n / 32 * 34);
+    assert_int_equal(loom_kvcache_parse(bq.data, bq.len, &back, &e), 0);
+    assert_memory_equal(loom_kvcache_tokens(back), loom_kvcache_tokens(k), (size_t)T * 4);
+    assert_memory_equal(loom_kvcache_logits(back), loom_kvcache_logits(k), (size_t)V * 4);
+    for (int l = 0; l < L; l++)
+        for (int side = 0; side < 2; side++) {
+            const float *a = side ? loom_kvcache_v(k, l) : loom_kvcache_k(k, l);
+            const float *c = side ? loom_kvcache_v(back, l) : loom_kvcache_k(back, l);
+            for (int b = 0; b < T * W / 32; b++) {
+                float amax = 0;
+                for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(a[b * 32 + i]));
+                for (int i = 0; i < 32; i++) assert_true(fabsf(a[b * 32 + i] - c[b * 32 + i]) <= amax / 127.0f * 0.6f + 1e-6f); /* half a step, and the scale rounded to f16 */
+            }
+        }
+    assert_int_equal(loom_kvcache_dtype_from_name("q8_0"), LOOM_KV_Q8_0);
+    assert_string_equal(loom_kvcache_dtype_name(LOOM_KV_Q8_0), "q8_0");
+    loom_kvcache_t *x = NULL;
+    assert_int_equal(loom_kvcache_parse(bq.data, bq.len - 40, &x, &e), LOOM_EPARSE);
+    loom_buf_free(&b32);
+    loom_buf_free(&bq);
     loom_kvcache_destroy(&k);
     loom_kvcache_destroy(&back);
 }
@@ -456,6 +505,7 @@ static void test_output_by_reference(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ref_json),        cmocka_unit_test(test_kv_f16_translation),
+        cmocka_unit_test(test_kv_q8_translation),
         cmocka_unit_test(test_network_and_same_host), cmocka_unit_test(test_corrupt_chunk),
         cmocka_unit_test(test_not_found),       cmocka_unit_test(test_garbage_to_producer),
         cmocka_unit_test(test_producer_killed_midway), cmocka_unit_test(test_curve),
