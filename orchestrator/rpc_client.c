@@ -867,6 +867,7 @@ static void rpc_cancel(srv_t *s, loom_msg_t *m)
 typedef struct {
     srv_t *s;
     const loom_origin_t *o;
+    int run_only;  /* WatchRequest.run_only: skip STEP_* events (before decoding them) */
     int failed;
 } replay_t;
 
@@ -879,6 +880,8 @@ static int on_replay(void *ud, const loom_store_event_t *se)
     ev.run_id = (char *)se->run_id;
     ev.time_unix_ms = se->ts_ms;
     int kind = loom_event_kind_parse(se->kind);
+    if (rp->run_only && loom_step_event_kind(kind))
+        return 0;
     ev.kind = kind > 0 ? kind : 0;
     /* Stored progress events are notes (streamed tokens are never stored):
      * replayed like any other event. */
@@ -950,7 +953,7 @@ static void rpc_watch(srv_t *s, loom_msg_t *m)
         loom_pb_free(rq);
         return;
     }
-    replay_t rp = {.s = s, .o = o};
+    replay_t rp = {.s = s, .o = o, .run_only = rq->run_only};
     int rc = loom_store_events(s->store, rq->run_id, (int64_t)rq->after_seq, on_replay, &rp, &err);
     if (rc == LOOM_ENOTFOUND) {
         loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", rq->run_id);
@@ -964,6 +967,7 @@ static void rpc_watch(srv_t *s, loom_msg_t *m)
                 w->origin = *o;
                 w->deadline_ms = loom_msg_deadline_ms(m);
                 w->include_progress = rq->include_progress;
+                w->run_only = rq->run_only;
                 w->next = s->watchers;
                 s->watchers = w;
                 s->n_watchers++;

@@ -96,9 +96,9 @@ class Client:
         r.ParseFromString(p or b"")  # stock protobuf: raises on invalid UTF-8
         return h, r
 
-    def watch(self, run_id, after_seq=0, deadline_ms=60000, include_progress=False):
+    def watch(self, run_id, after_seq=0, deadline_ms=60000, include_progress=False, run_only=False):
         rid = self.send("Watch", rpc.WatchRequest(run_id=run_id, after_seq=after_seq,
-                                                  include_progress=include_progress),
+                                                  include_progress=include_progress, run_only=run_only),
                         deadline_ms=deadline_ms)
         evs = []
         while True:
@@ -392,6 +392,18 @@ def run_checks(c, model):
     h, evs2 = c.watch(run_g)
     check(not [e for e in evs2 if e.kind == rpc.RUN_EVENT_STEP_PROGRESS],
           "a replay (Watch of a finished run) has no STEP_PROGRESS")
+    # ---- run_only: the outcome without STEP_* events, replayed and live ----
+    is_step = lambda e: rpc.RUN_EVENT_STEP_STARTED <= e.kind <= rpc.RUN_EVENT_STEP_SKIPPED
+    h, evs3 = c.watch(run_g, run_only=True)
+    check(h.status == env.OK and evs3 and not [e for e in evs3 if is_step(e)]
+          and evs3[-1].kind == rpc.RUN_EVENT_RUN_FINISHED and any(is_step(e) for e in evs2),
+          "run_only: a replay without STEP_* events, ending with RUN_FINISHED")
+    run_s = submit(c, json.dumps({"version": 1, "name": "slow", "steps": {
+        "a": {"op": "sleep", "ms": 300}, "b": {"op": "echo", "needs": ["a"], "value": 1}}}))
+    h, evs4 = c.watch(run_s, run_only=True)
+    check(h.status == env.OK and evs4 and not [e for e in evs4 if is_step(e)]
+          and evs4[-1].kind == rpc.RUN_EVENT_RUN_FINISHED,
+          "run_only: a live Watch without STEP_* events, ending with RUN_FINISHED")
 
     # ---- Cancel, Watch deadline, PENDING steps ----
     long_wf = workflow({"s": {"op": "sleep", "ms": 30000}, "after": {"op": "echo", "value": 1, "needs": ["s"]}})
