@@ -109,6 +109,7 @@ static void wait_run_on(loom_client_t *c, const char *id, double *p50, double *p
 {
     Loom__V1__WatchRequest wr = LOOM__V1__WATCH_REQUEST__INIT;
     wr.run_id = (char *)id;
+    wr.run_only = 1; /* the outcome only, as Dask's gather: no event per step */
     loom_stream_t *s = NULL;
     loom_err_t err;
     if (loom_client_watch(c, &wr, 600000, &s, &err) != LOOM_STATUS_OK)

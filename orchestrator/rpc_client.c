@@ -602,14 +602,24 @@ typedef struct submit_ack {
     char id[32];
 } submit_ack_t;
 
+/* A run the database refused for good (its row rejected) is cancelled, so
+ * that what the client was told (UNAVAILABLE, retry) is what happened: the
+ * run does not go on unstored, and a retry does not run it twice. */
 static void on_submit_durable(void *ud, int status)
 {
     submit_ack_t *a = ud;
-    if (status == 0)
+    if (status == 0) {
         submit_reply(a->s, &a->origin, a->id);
-    else
-        loom_rpc_reply_status(a->s->csrv, &a->origin, LOOM_STATUS_UNAVAILABLE,
-                              "run %s was accepted but could not be stored", a->id);
+    } else {
+        loom_err_t err;
+        int state = 0;
+        int active = loom_engine_cancel(a->s->eng, a->id, "the database refused to store it", &state,
+                                        &err) == 0;
+        loom_err_set(&err, LOOM_EDB, "run %s could not be stored (the database refused its row); %s",
+                     a->id, active ? "it was cancelled" : "it had already ended and is kept only in memory");
+        loom_err_hint(&err, "loomd's log names the database error; submit again once it is fixed");
+        loom_rpc_reply_err(a->s->csrv, &a->origin, &err);
+    }
     free(a);
 }
 
@@ -736,7 +746,7 @@ static void submit_run(srv_t *s, loom_msg_t *m, const Loom__V1__SubmitRequest *r
             a->origin = *o;
             snprintf(a->id, sizeof a->id, "%s", id);
         }
-        if (!a || loom_store_when_durable(s->store, on_submit_durable, a, &err) != 0) {
+        if (!a || loom_store_when_run_durable(s->store, id, on_submit_durable, a, &err) != 0) {
             free(a);
             submit_reply(s, o, id);
         }
@@ -867,6 +877,7 @@ static void rpc_cancel(srv_t *s, loom_msg_t *m)
 typedef struct {
     srv_t *s;
     const loom_origin_t *o;
+    int run_only;  /* WatchRequest.run_only: skip STEP_* events (before decoding them) */
     int failed;
 } replay_t;
 
@@ -879,6 +890,8 @@ static int on_replay(void *ud, const loom_store_event_t *se)
     ev.run_id = (char *)se->run_id;
     ev.time_unix_ms = se->ts_ms;
     int kind = loom_event_kind_parse(se->kind);
+    if (rp->run_only && loom_step_event_kind(kind))
+        return 0;
     ev.kind = kind > 0 ? kind : 0;
     /* Stored progress events are notes (streamed tokens are never stored):
      * replayed like any other event. */
@@ -950,7 +963,7 @@ static void rpc_watch(srv_t *s, loom_msg_t *m)
         loom_pb_free(rq);
         return;
     }
-    replay_t rp = {.s = s, .o = o};
+    replay_t rp = {.s = s, .o = o, .run_only = rq->run_only};
     int rc = loom_store_events(s->store, rq->run_id, (int64_t)rq->after_seq, on_replay, &rp, &err);
     if (rc == LOOM_ENOTFOUND) {
         loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", rq->run_id);
@@ -964,6 +977,7 @@ static void rpc_watch(srv_t *s, loom_msg_t *m)
                 w->origin = *o;
                 w->deadline_ms = loom_msg_deadline_ms(m);
                 w->include_progress = rq->include_progress;
+                w->run_only = rq->run_only;
                 w->next = s->watchers;
                 s->watchers = w;
                 s->n_watchers++;

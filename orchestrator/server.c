@@ -65,6 +65,8 @@ static void deliver(srv_t *s, const char *id, const Loom__V1__RunEvent *ev, int 
         if (ev->kind == LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_PROGRESS && ev->text && ev->text[0] &&
             !w->include_progress)
             continue;
+        if (w->run_only && loom_step_event_kind(ev->kind))
+            continue;
         loom_err_t err;
         if (loom_rpc_stream_send(s->csrv, &w->origin, (const ProtobufCMessage *)ev, &err) != 0) {
             watcher_remove(s, w);

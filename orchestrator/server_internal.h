@@ -16,8 +16,16 @@ typedef struct watcher {
     char run_id[64];
     loom_origin_t origin;
     int include_progress;
+    int run_only;             /* WatchRequest.run_only: no STEP_* events */
     int64_t deadline_ms;      /* the request's deadline (unix ms; 0 = none) */
 } watcher_t;
+
+/* A STEP_* event (what a WatchRequest.run_only watcher is not sent). */
+static inline int loom_step_event_kind(int kind)
+{
+    return kind >= LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_STARTED &&
+           kind <= LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_SKIPPED;
+}
 
 typedef struct srv {
     loom_server_opts_t opts;
