@@ -422,11 +422,12 @@ static void key_path(const scope_t *sc, size_t i, char *buf, size_t n)
 void loom_task_key(const loom_task_t *t, char *buf, size_t n)
 {
     char path[300];
+    static const char *const part[] = {"", "/prefill", "/decode"};
     key_path(t->scope, t->step, path, sizeof path);
     if (t->index >= 0)
-        snprintf(buf, n, "%s:%s[%d]", t->run->id, path, t->index);
+        snprintf(buf, n, "%s:%s[%d]%s", t->run->id, path, t->index, part[t->kv_part]);
     else
-        snprintf(buf, n, "%s:%s", t->run->id, path);
+        snprintf(buf, n, "%s:%s%s", t->run->id, path, part[t->kv_part]);
 }
 
 /* ---- tasks ------------------------------------------------------------------ */
@@ -488,6 +489,38 @@ static loom_task_t *task_new(loom_engine_t *e, scope_t *sc, size_t i, int index,
 static void fail_run_oom(loom_engine_t *e, loom_run_t *r)
 {
     engine_run_finish(e, r, LOOM_RUN_FAILED, "loomd ran out of memory", NULL);
+}
+
+/* A task of an llm.generate step that the run's module splits across
+ * devices starts as the step's llm.prefill (placement.h, split_kv);
+ * engine_kv_handoff turns its result into the llm.decode. */
+static loom_task_t *split_if_planned(loom_engine_t *e, loom_task_t *t)
+{
+    if (!t || t->scope->g->steps[t->step].op != LOOM_OP_LLM_GENERATE || !e->cfg.placement.split_kv)
+        return t;
+    char sid[256];
+    engine_step_path(t->scope, t->step, sid, sizeof sid);
+    if (e->cfg.placement.split_kv(e->cfg.placement.self, t->run->id, sid)) {
+        t->op = "llm.prefill";
+        t->kv_part = 1;
+    }
+    return t;
+}
+
+int engine_kv_handoff(loom_engine_t *e, loom_task_t *t, const json_t *kv)
+{
+    json_error_t je;
+    json_t *in = json_loadb(t->input, t->input_len, 0, &je);
+    char *text = NULL;
+    if (in && json_object_set(in, "prefill", (json_t *)kv) == 0)
+        text = json_dumps(in, JSON_COMPACT);
+    json_decref(in);
+    loom_task_t *d = text ? task_new(e, t->scope, t->step, t->index, text, strlen(text)) : NULL;
+    if (!d)
+        return LOOM_ENOMEM;
+    d->op = "llm.decode";
+    d->kv_part = 2;
+    return 0;
 }
 
 /* Releases step i of sc: skip, loop, fan out, or one task. */
@@ -559,7 +592,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
                 engine_finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
                 return;
             }
-            if (!task_new(e, sc, i, (int)k, in, len)) {
+            if (!split_if_planned(e, task_new(e, sc, i, (int)k, in, len))) {
                 fail_run_oom(e, r);
                 return;
             }
@@ -575,7 +608,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
         engine_finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
         return;
     }
-    if (!task_new(e, sc, i, -1, in, len))
+    if (!split_if_planned(e, task_new(e, sc, i, -1, in, len)))
         fail_run_oom(e, r);
 }
 

@@ -151,6 +151,11 @@ void engine_task_assigned(loom_engine_t *e, loom_task_t *t);
 void engine_task_running(loom_engine_t *e, loom_task_t *t);
 void engine_task_attempt_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
                                 const char *error);
+/* The llm.prefill part of a split llm.generate step succeeded with KV
+ * cache reference kv: queues the step's llm.decode part (t's input plus
+ * "prefill": kv) on the same step. 0 or LOOM_ENOMEM. */
+int engine_kv_handoff(loom_engine_t *e, loom_task_t *t, const json_t *kv);
+
 /* STEP_RETRIED: t is tried again (its new attempt) after why (code: the
  * Loom__V1__StatusCode of the failed attempt; 0 = UNKNOWN). */
 void engine_task_retried(loom_engine_t *e, loom_task_t *t, const char *why, int code);

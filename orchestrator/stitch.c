@@ -721,8 +721,12 @@ static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
         size_t n = strlen(sid);
         snprintf(sid + n, sizeof sid - n, "[%d]", t->index);
     }
+    if (t && t->kv_part == 1) { /* a split llm.generate's prefill: a record of its own, named as its node */
+        size_t n = strlen(sid);
+        snprintf(sid + n, sizeof sid - n, ".prefill");
+    }
     int one_task = t && (item || !st->is_foreach); /* a record of one dispatched task */
-    const char *op = loom_op_kind_name(sc->g->steps[i].op);
+    const char *op = t && t->kv_part ? t->op : loom_op_kind_name(sc->g->steps[i].op);
     int64_t finished = loom_store_task_state_final(state) ? loom_wall_ms() : 0;
     /* Why it ran where it ran: the policy's reason, else least-loaded's. */
     char dflt[200];

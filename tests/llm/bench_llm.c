@@ -151,7 +151,15 @@ static int llama_round(const char *exe, const char *model, int threads, int np, 
     out->pp = out->tg = 0;
     size_t i;
     json_t *t;
+    static int said;
     json_array_foreach(j, i, t) {
+        if (!said++)
+            printf("  llama.cpp: llama-bench build %s, %d threads, load mode %s, KV %s, flash attention %d (-1 auto)\n",
+                   json_string_value(json_object_get(t, "build_commit")) ?: "?",
+                   (int)json_integer_value(json_object_get(t, "n_threads")),
+                   json_string_value(json_object_get(t, "load_mode")) ?: "?",
+                   json_string_value(json_object_get(t, "type_k")) ?: "?",
+                   (int)json_integer_value(json_object_get(t, "flash_attn")));
         double ts = json_real_value(json_object_get(t, "avg_ts"));
         if (json_integer_value(json_object_get(t, "n_gen")) > 0) out->tg = ts;
         else out->pp = ts;
