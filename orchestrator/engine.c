@@ -688,6 +688,11 @@ void engine_scope_done(loom_engine_t *e, scope_t *sc)
         if (engine_render_outputs(r, &outputs, &err) != 0) {
             char msg[700];
             snprintf(msg, sizeof msg, "workflow outputs: %s", err.msg);
+            /* an expression of the workflow's outputs that does not
+             * evaluate is the workflow's error, as for step inputs; out of
+             * memory and loomd's own faults stay INTERNAL */
+            if (err.code != LOOM_ENOMEM && err.code != LOOM_EINTERNAL)
+                r->error_code = LOOM__V1__STATUS_CODE__INVALID_ARGUMENT;
             engine_run_finish(e, r, LOOM_RUN_FAILED, msg, NULL);
         } else {
             engine_run_finish(e, r, LOOM_RUN_SUCCEEDED, NULL, outputs);
