@@ -976,6 +976,7 @@ typedef struct {
     loom_task_t **v;
     size_t n, cap;
     size_t bytes; /* the tasks' inputs */
+    int unsent;   /* the worker could not take the batch: its tasks went back to ready */
 } wbatch_t;
 
 /* One AssignBatch message carries about this much input at most (several
@@ -1112,7 +1113,6 @@ void loom_engine_dispatch(loom_engine_t *e)
         t->running_ms = 0; /* timeout_ms counts from the worker's Started */
         capacity--;
         e->stats.tasks_dispatched++;
-        engine_task_assigned(e, t);
     }
     while (blocked) {
         loom_task_t *t = blocked;
@@ -1120,9 +1120,14 @@ void loom_engine_dispatch(loom_engine_t *e)
         t->lnext = NULL;
         loom_sched_push(&e->ready, &t->qi);
     }
+    /* The tasks go out first, their records and STEP_STARTED events after:
+     * a chained step's round trip does not wait for that bookkeeping. */
+    for (size_t k = 0; k < nb; k++)
+        if ((b[k].unsent = b[k].w->send_paused || e->cfg.send_tasks(e->cfg.ud, b[k].w, b[k].v, b[k].n) != 0))
+            engine_tasks_unsent(e, b[k].w, b[k].v, b[k].n); /* back to ready: never started */
     for (size_t k = 0; k < nb; k++) {
-        if (b[k].w->send_paused || e->cfg.send_tasks(e->cfg.ud, b[k].w, b[k].v, b[k].n) != 0)
-            engine_tasks_unsent(e, b[k].w, b[k].v, b[k].n);
+        for (size_t i = 0; !b[k].unsent && i < b[k].n; i++)
+            engine_task_assigned(e, b[k].v[i]);
         free(b[k].v);
     }
     while (too_big) {
