@@ -1,4 +1,4 @@
-/* server.c — see server.h. Client RPCs (rpc_client.c builds the replies
+/* server.c — see server.h. Client RPCs (client_api.c builds the replies
  * that read the store) and the worker protocol meet the engine here. */
 #include "orchestrator/server.h"
 

@@ -1,4 +1,4 @@
-/* rpc_client.c — loomd's client API (service loom.v1.Loom): Submit, Watch,
+/* client_api.c — loomd's client API (service loom.v1.Loom): Submit, Watch,
  * Get, List, Cancel, ListWorkers, Health. Reads go to the store, so they
  * answer the same for active and finished runs; Submit and Cancel go to
  * the engine. Errors distinguish the caller's problem (INVALID_ARGUMENT,
