@@ -592,7 +592,9 @@ static void detail_str(loom_buf_t *b, const char *key, const char *v)
     size_t n = v ? strlen(v) : 0;
     if (!v || !loom_utf8_valid(v, n))
         return;
-    loom_buf_printf(b, ",\"%s\":", key);
+    loom_buf_puts(b, ",\"");
+    loom_buf_puts(b, key);
+    loom_buf_puts(b, "\":");
     loom_buf_json_str(b, v, n);
 }
 
@@ -694,17 +696,17 @@ static int task_index(const scope_t *sc, const loom_task_t *t)
 static char *needs_json(scope_t *sc, size_t i)
 {
     const loom_wf_step_t *s = &sc->g->steps[i];
-    json_t *a = json_array();
-    if (!a)
-        return NULL;
+    loom_buf_t b = LOOM_BUF_INIT;
+    loom_buf_putc(&b, '[');
     for (size_t k = 0; k < s->n_deps; k++) {
         char did[256];
         engine_step_path(sc, s->deps[k].step, did, sizeof did);
-        json_array_append_new(a, json_string(did));
+        if (k)
+            loom_buf_putc(&b, ',');
+        loom_buf_json_str(&b, did, strlen(did));
     }
-    char *out = json_dumps(a, JSON_COMPACT);
-    json_decref(a);
-    return out;
+    loom_buf_putc(&b, ']');
+    return loom_buf_detach(&b, NULL);
 }
 
 /* Records step i of sc: attempt t of a plain step, the step as a whole
