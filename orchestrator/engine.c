@@ -280,7 +280,7 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
 void engine_lat_add(loom_run_t *r, uint64_t ns)
 {
     double us = (double)ns / 1000.0;
-    int b = us <= 1 ? 0 : (int)(log10(us) * 8.0);
+    int b = us <= 1 ? 0 : (int)(log10(us) * LAT_PER_DECADE);
     if (b >= LAT_BUCKETS)
         b = LAT_BUCKETS - 1;
     r->lat_hist[b]++;
@@ -296,9 +296,9 @@ double engine_lat_quantile(const loom_run_t *r, double q)
     for (int b = 0; b < LAT_BUCKETS; b++) {
         acc += r->lat_hist[b];
         if ((double)acc >= q * (double)total)
-            return pow(10.0, (b + 0.5) / 8.0); /* bucket midpoint (geometric) */
+            return pow(10.0, (b + 0.5) / LAT_PER_DECADE); /* bucket midpoint (geometric) */
     }
-    return pow(10.0, LAT_BUCKETS / 8.0);
+    return pow(10.0, (double)LAT_BUCKETS / LAT_PER_DECADE);
 }
 
 /* ---- scopes --------------------------------------------------------------- */

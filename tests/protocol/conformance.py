@@ -65,11 +65,12 @@ class Client:
         self.rid = 100
         self.methods = {}
 
-    def send(self, method, req=None, deadline_ms=10000, version=1, raw_header=None):
+    def send(self, method, req=None, deadline_ms=10000, version=1, raw_header=None, token=None):
         self.rid += 1
         self.methods[self.rid] = method
         e = env.Envelope(version=version, request_id=self.rid, method="loom.v1.Loom/" + method,
-                         deadline_unix_ms=int(time.time() * 1000) + deadline_ms if deadline_ms else 0)
+                         deadline_unix_ms=int(time.time() * 1000) + deadline_ms if deadline_ms else 0,
+                         metadata=[env.Metadata(key="authorization", value=token)] if token else [])
         frames = [raw_header if raw_header is not None else e.SerializeToString()]
         if req is not None:
             frames.append(req.SerializeToString())
@@ -169,6 +170,7 @@ def main():
                                        "--id", "cw2", "--slots", "4", "--ops", ops], env=wenv,
                                       stdout=log, stderr=subprocess.STDOUT))
         lost_checks(c, {"cw": procs[1], "cw2": procs[2]})
+        auth_checks()
         print("%d checks passed" % CHECKS)
     finally:
         for p in procs:
@@ -497,6 +499,58 @@ def run_checks(c, model):
     h, r = c.call("List", rpc.ListRequest(state=rpc.RUN_FAILED), rpc.ListReply)
     check(h.status == env.OK and r.runs and all(x.state == rpc.RUN_FAILED for x in r.runs),
           "List state=FAILED: only failed runs")
+
+
+def auth_checks():
+    """A second loomd with --auth-secret: tokens minted by `loom keygen
+    --token` travel in the 'authorization' metadata; missing or forged ones
+    are UNAUTHENTICATED, another tenant's run PERMISSION_DENIED."""
+    secret = os.path.join(TMP, "auth.secret")
+    with open(secret, "w") as f:
+        f.write("11" * 32 + "\n")
+
+    def token(subject, tenant, role="user"):
+        return subprocess.run([os.path.join(BUILD, "bin", "loom"), "keygen", "--token", "--subject", subject,
+                               "--tenant", tenant, "--role", role, "--secret-file", secret],
+                              check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
+    alice, bob, admin = token("alice", "team-a"), token("bob", "team-b"), token("root", "ops", "admin")
+    cep, wep = "tcp://127.0.0.1:%d" % free_port(), "tcp://127.0.0.1:%d" % free_port()
+    ready = os.path.join(TMP, "ready-auth")
+    with open(os.path.join(TMP, "loomd-auth.log"), "wb") as log:
+        p = subprocess.Popen([os.path.join(BUILD, "bin", "loomd"), "--client", cep, "--workers", wep,
+                              "--ready-file", ready, "--auth-secret", secret, "--placement", "least-loaded"],
+                             stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(600):
+            if os.path.exists(ready):
+                break
+            time.sleep(0.05)
+        c = Client(cep)
+
+        def call(method, req, reply_type, tok):
+            h, p_ = c.recv(c.send(method, req, token=tok))
+            r = reply_type()
+            if h.status == env.OK:
+                r.ParseFromString(p_ or b"")
+            return h, r
+        h, _ = call("Health", rpc.HealthRequest(), rpc.HealthReply, None)
+        check(h.status == env.UNAUTHENTICATED, "--auth-secret: a request without a token: UNAUTHENTICATED")
+        h, _ = call("Health", rpc.HealthRequest(), rpc.HealthReply, alice[:-4] + "AAAA")
+        check(h.status == env.UNAUTHENTICATED, "a forged token: UNAUTHENTICATED")
+        h, r = call("Submit", rpc.SubmitRequest(workflow_yaml=workflow({"a": {"op": "echo", "value": 1}}),
+                                                workflow_name="a.yaml"), rpc.SubmitReply, alice)
+        check(h.status == env.OK and r.run_id, "tenant team-a's token: Submit OK")
+        h, _ = call("Get", rpc.GetRequest(run_id=r.run_id), rpc.GetReply, bob)
+        check(h.status == env.PERMISSION_DENIED, "another tenant's token: Get of that run PERMISSION_DENIED")
+        h, _ = call("Cancel", rpc.CancelRequest(run_id=r.run_id), rpc.CancelReply, bob)
+        check(h.status == env.PERMISSION_DENIED, "... and Cancel PERMISSION_DENIED")
+        h, g = call("Get", rpc.GetRequest(run_id=r.run_id), rpc.GetReply, alice)
+        check(h.status == env.OK and g.run.run_id == r.run_id, "its own tenant: Get OK")
+        h, lst = call("List", rpc.ListRequest(), rpc.ListReply, admin)
+        check(h.status == env.OK and r.run_id in [x.run_id for x in lst.runs], "an admin token: List sees it")
+    finally:
+        p.kill()
+        p.wait()
 
 
 def lost_checks(c, workers):
