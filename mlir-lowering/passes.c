@@ -471,6 +471,16 @@ static MlirNamedAttribute attr_i64(loom_lowering_t *l, const char *name, long lo
                                  mlirIntegerAttrGet(mlirIntegerTypeGet(l->ctx, 64), v));
 }
 
+/* op's operands in a fresh array (*n of them; none for a null op); NULL on OOM. */
+static MlirValue *operands_of(MlirOperation op, intptr_t *n)
+{
+    *n = mlirOperationIsNull(op) ? 0 : mlirOperationGetNumOperands(op);
+    MlirValue *v = calloc((size_t)*n + 1, sizeof *v);
+    for (intptr_t k = 0; v && k < *n; k++)
+        v[k] = mlirOperationGetOperand(op, k);
+    return v;
+}
+
 /* A region op `name` with one block of nargs !loom.text arguments, before
  * `at` in its block, with the given operands, results and attributes. */
 static MlirOperation region_op(loom_lowering_t *l, const char *name, MlirOperation at, intptr_t nargs,
@@ -515,13 +525,12 @@ static MlirOperation wrap_op(loom_lowering_t *l, MlirOperation op, const char *n
     MlirOperation y = loom_op_create(l, "gpu.yield", mlirOperationGetLocation(op), 1, &res, 0, NULL, 0, NULL);
     mlirBlockAppendOwnedOperation(body, y);
     mlirOperationMoveBefore(op, y);
-    intptr_t n = mlirOperationGetNumOperands(op);
     if (foreach && !loom_op_is(op, "loom.llm.decode") && !loom_op_is(op, "loom.kv.transfer")) {
-        MlirValue *v = malloc((size_t)(n + 1) * sizeof *v);
-        if (v) {
+        intptr_t n;
+        MlirValue *v = operands_of(op, &n);
+        if (v) { /* the item first: one spare slot at the end moves up */
+            memmove(v + 1, v, (size_t)n * sizeof *v);
             v[0] = mlirBlockGetArgument(body, 0);
-            for (intptr_t k = 0; k < n; k++)
-                v[k + 1] = mlirOperationGetOperand(op, k);
             mlirOperationSetOperands(op, n + 1, v);
             free(v);
         }
@@ -620,14 +629,14 @@ static int wrap_loop(loom_lowering_t *l, MlirOperation fn, const fn_info_t *f, c
         return 0;
     }
     MlirType text = loom_type(l, "!loom.text");
-    intptr_t nops = ib >= 0 ? mlirOperationGetNumOperands(ops[ib]) : 0;
-    MlirValue *operands = calloc((size_t)nops + 1, sizeof *operands);
-    if (!operands) {
-        free(ops), free(in);
+    MlirOperation none = {NULL};
+    intptr_t nops, ny;
+    MlirValue *operands = operands_of(ib >= 0 ? ops[ib] : none, &nops);
+    MlirValue *yv = operands_of(ie >= 0 ? ops[ie] : none, &ny);
+    if (!operands || !yv) {
+        free(ops), free(in), free(operands), free(yv);
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     }
-    for (intptr_t k = 0; k < nops; k++)
-        operands[k] = mlirOperationGetOperand(ops[ib], k);
     MlirNamedAttribute a[6];
     int na = 0;
     a[na++] = attr_i64(l, "max_iterations", m->max_iterations);
@@ -644,14 +653,6 @@ static int wrap_loop(loom_lowering_t *l, MlirOperation fn, const fn_info_t *f, c
         mlirValueReplaceAllUsesOfWith(mlirOperationGetResult(ops[ie], 0), mlirOperationGetResult(lp, 0));
     if (ib >= 0)
         mlirValueReplaceAllUsesOfWith(mlirOperationGetResult(ops[ib], 0), mlirBlockGetArgument(body, 0));
-    intptr_t ny = ie >= 0 ? mlirOperationGetNumOperands(ops[ie]) : 0;
-    MlirValue *yv = calloc((size_t)ny + 1, sizeof *yv);
-    if (!yv) {
-        free(ops), free(in);
-        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-    }
-    for (intptr_t k = 0; k < ny; k++)
-        yv[k] = mlirOperationGetOperand(ops[ie], k);
     MlirOperation y = loom_op_create(l, "gpu.yield", mlirOperationGetLocation(lp), ny, yv, 0, NULL, 0, NULL);
     free(yv);
     mlirBlockAppendOwnedOperation(body, y);

@@ -38,9 +38,8 @@ int loom_plan_last_module(const char **module, struct loom_map **placements, str
  * FILE.mlir`, a module edited by hand) and returns where it runs each
  * granular node (*placements: node -> device, the caller's) and, when
  * channels is not NULL, its send/recv pairs as loom_plan_last_module's.
- * LOOM_EPARSE /
- * LOOM_EINVAL with MLIR's diagnostic located in filename when it does not
- * verify. */
+ * LOOM_EPARSE / LOOM_EINVAL with MLIR's diagnostic located in filename
+ * when it does not verify. */
 int loom_plan_module_placements(const char *text, size_t n, const char *filename, struct loom_map **placements,
                                 struct loom_map **channels, loom_err_t *err);
 

@@ -280,7 +280,7 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
 void engine_lat_add(loom_run_t *r, uint64_t ns)
 {
     double us = (double)ns / 1000.0;
-    int b = us <= 1 ? 0 : (int)(log10(us) * 8.0);
+    int b = us <= 1 ? 0 : (int)(log10(us) * LAT_PER_DECADE);
     if (b >= LAT_BUCKETS)
         b = LAT_BUCKETS - 1;
     r->lat_hist[b]++;
@@ -296,9 +296,9 @@ double engine_lat_quantile(const loom_run_t *r, double q)
     for (int b = 0; b < LAT_BUCKETS; b++) {
         acc += r->lat_hist[b];
         if ((double)acc >= q * (double)total)
-            return pow(10.0, (b + 0.5) / 8.0); /* bucket midpoint (geometric) */
+            return pow(10.0, (b + 0.5) / LAT_PER_DECADE); /* bucket midpoint (geometric) */
     }
-    return pow(10.0, LAT_BUCKETS / 8.0);
+    return pow(10.0, (double)LAT_BUCKETS / LAT_PER_DECADE);
 }
 
 /* ---- scopes --------------------------------------------------------------- */
@@ -422,11 +422,12 @@ static void key_path(const scope_t *sc, size_t i, char *buf, size_t n)
 void loom_task_key(const loom_task_t *t, char *buf, size_t n)
 {
     char path[300];
+    static const char *const part[] = {"", "/prefill", "/decode"};
     key_path(t->scope, t->step, path, sizeof path);
     if (t->index >= 0)
-        snprintf(buf, n, "%s:%s[%d]", t->run->id, path, t->index);
+        snprintf(buf, n, "%s:%s[%d]%s", t->run->id, path, t->index, part[t->kv_part]);
     else
-        snprintf(buf, n, "%s:%s", t->run->id, path);
+        snprintf(buf, n, "%s:%s%s", t->run->id, path, part[t->kv_part]);
 }
 
 /* ---- tasks ------------------------------------------------------------------ */
@@ -488,6 +489,38 @@ static loom_task_t *task_new(loom_engine_t *e, scope_t *sc, size_t i, int index,
 static void fail_run_oom(loom_engine_t *e, loom_run_t *r)
 {
     engine_run_finish(e, r, LOOM_RUN_FAILED, "loomd ran out of memory", NULL);
+}
+
+/* A task of an llm.generate step that the run's module splits across
+ * devices starts as the step's llm.prefill (placement.h, split_kv);
+ * engine_kv_handoff turns its result into the llm.decode. */
+static loom_task_t *split_if_planned(loom_engine_t *e, loom_task_t *t)
+{
+    if (!t || t->scope->g->steps[t->step].op != LOOM_OP_LLM_GENERATE || !e->cfg.placement.split_kv)
+        return t;
+    char sid[256];
+    engine_step_path(t->scope, t->step, sid, sizeof sid);
+    if (e->cfg.placement.split_kv(e->cfg.placement.self, t->run->id, sid)) {
+        t->op = "llm.prefill";
+        t->kv_part = 1;
+    }
+    return t;
+}
+
+int engine_kv_handoff(loom_engine_t *e, loom_task_t *t, const json_t *kv)
+{
+    json_error_t je;
+    json_t *in = json_loadb(t->input, t->input_len, 0, &je);
+    char *text = NULL;
+    if (in && json_object_set(in, "prefill", (json_t *)kv) == 0)
+        text = json_dumps(in, JSON_COMPACT);
+    json_decref(in);
+    loom_task_t *d = text ? task_new(e, t->scope, t->step, t->index, text, strlen(text)) : NULL;
+    if (!d)
+        return LOOM_ENOMEM;
+    d->op = "llm.decode";
+    d->kv_part = 2;
+    return 0;
 }
 
 /* Releases step i of sc: skip, loop, fan out, or one task. */
@@ -559,7 +592,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
                 engine_finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
                 return;
             }
-            if (!task_new(e, sc, i, (int)k, in, len)) {
+            if (!split_if_planned(e, task_new(e, sc, i, (int)k, in, len))) {
                 fail_run_oom(e, r);
                 return;
             }
@@ -575,7 +608,7 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
         engine_finish_step(e, sc, i, LOOM_TASK_FAILED, msg);
         return;
     }
-    if (!task_new(e, sc, i, -1, in, len))
+    if (!split_if_planned(e, task_new(e, sc, i, -1, in, len)))
         fail_run_oom(e, r);
 }
 
@@ -655,6 +688,11 @@ void engine_scope_done(loom_engine_t *e, scope_t *sc)
         if (engine_render_outputs(r, &outputs, &err) != 0) {
             char msg[700];
             snprintf(msg, sizeof msg, "workflow outputs: %s", err.msg);
+            /* an expression of the workflow's outputs that does not
+             * evaluate is the workflow's error, as for step inputs; out of
+             * memory and loomd's own faults stay INTERNAL */
+            if (err.code != LOOM_ENOMEM && err.code != LOOM_EINTERNAL)
+                r->error_code = LOOM__V1__STATUS_CODE__INVALID_ARGUMENT;
             engine_run_finish(e, r, LOOM_RUN_FAILED, msg, NULL);
         } else {
             engine_run_finish(e, r, LOOM_RUN_SUCCEEDED, NULL, outputs);
@@ -938,6 +976,7 @@ typedef struct {
     loom_task_t **v;
     size_t n, cap;
     size_t bytes; /* the tasks' inputs */
+    int unsent;   /* the worker could not take the batch: its tasks went back to ready */
 } wbatch_t;
 
 /* One AssignBatch message carries about this much input at most (several
@@ -1074,7 +1113,6 @@ void loom_engine_dispatch(loom_engine_t *e)
         t->running_ms = 0; /* timeout_ms counts from the worker's Started */
         capacity--;
         e->stats.tasks_dispatched++;
-        engine_task_assigned(e, t);
     }
     while (blocked) {
         loom_task_t *t = blocked;
@@ -1082,9 +1120,14 @@ void loom_engine_dispatch(loom_engine_t *e)
         t->lnext = NULL;
         loom_sched_push(&e->ready, &t->qi);
     }
+    /* The tasks go out first, their records and STEP_STARTED events after:
+     * a chained step's round trip does not wait for that bookkeeping. */
+    for (size_t k = 0; k < nb; k++)
+        if ((b[k].unsent = b[k].w->send_paused || e->cfg.send_tasks(e->cfg.ud, b[k].w, b[k].v, b[k].n) != 0))
+            engine_tasks_unsent(e, b[k].w, b[k].v, b[k].n); /* back to ready: never started */
     for (size_t k = 0; k < nb; k++) {
-        if (b[k].w->send_paused || e->cfg.send_tasks(e->cfg.ud, b[k].w, b[k].v, b[k].n) != 0)
-            engine_tasks_unsent(e, b[k].w, b[k].v, b[k].n);
+        for (size_t i = 0; !b[k].unsent && i < b[k].n; i++)
+            engine_task_assigned(e, b[k].v[i]);
         free(b[k].v);
     }
     while (too_big) {

@@ -50,7 +50,9 @@ typedef struct loom_task {
     int requeued;              /* times re-queued from a lost worker before it started */
     int ran_inline;            /* loomd ran it itself (--inline-ops), no worker */
     loom_task_state_t state;
-    const char *op;            /* borrowed from the workflow */
+    const char *op;            /* borrowed from the workflow (or static: a KV split's part) */
+    int kv_part;               /* an llm.generate step its module splits across devices:
+                                * 1 = its llm.prefill, 2 = its llm.decode (0 = whole) */
     char *input;               /* rendered input JSON (owned) */
     size_t input_len;
     int64_t timeout_ms;        /* 0 = none */

@@ -11,8 +11,11 @@
 #include "planner/expr.h"
 #include "planner/workflow.h"
 
-/* Task latency histogram: 8 buckets per power of 10 from 1 us to 100 s. */
-#define LAT_BUCKETS 72
+/* Task latency histogram: 32 buckets per power of 10 (7.5% wide, so a
+ * p50 compared with a round trip is not a 33%-wide guess) from 1 us to
+ * 1000 s. */
+#define LAT_PER_DECADE 32
+#define LAT_BUCKETS (9 * LAT_PER_DECADE)
 
 /* LIST_INLINE: ready tasks of --inline-ops ops, run by loomd itself in
  * FIFO order (engine.c, engine_run_inline) instead of going to a worker */
@@ -151,6 +154,11 @@ void engine_task_assigned(loom_engine_t *e, loom_task_t *t);
 void engine_task_running(loom_engine_t *e, loom_task_t *t);
 void engine_task_attempt_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
                                 const char *error);
+/* The llm.prefill part of a split llm.generate step succeeded with KV
+ * cache reference kv: queues the step's llm.decode part (t's input plus
+ * "prefill": kv) on the same step. 0 or LOOM_ENOMEM. */
+int engine_kv_handoff(loom_engine_t *e, loom_task_t *t, const json_t *kv);
+
 /* STEP_RETRIED: t is tried again (its new attempt) after why (code: the
  * Loom__V1__StatusCode of the failed attempt; 0 = UNKNOWN). */
 void engine_task_retried(loom_engine_t *e, loom_task_t *t, const char *why, int code);

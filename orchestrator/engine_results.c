@@ -222,6 +222,19 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
         out = json_stringn(output, len);
     if (!out)
         out = json_null();
+    if (t->kv_part == 1) { /* the prefill of a split llm.generate: its decode gets the KV cache */
+        int rc = engine_kv_handoff(e, t, out);
+        json_decref(out);
+        e->stats.tasks_succeeded++;
+        r->tasks_done++;
+        engine_task_succeeded(e, t, output, len, step_ms);
+        t->scope->st[t->step].tasks_live--;
+        engine_task_free(e, t);
+        if (rc)
+            engine_run_finish(e, r, LOOM_RUN_FAILED, "loomd ran out of memory", NULL);
+        engine_reap_runs(e);
+        return;
+    }
     char why[400] = "";
     json_t *parsed = model_json(&t->scope->g->steps[t->step], out, why, sizeof why);
     if (parsed) {

@@ -360,7 +360,8 @@ int main(int argc, char **argv)
     if (c.db) {
         pg_store = loom_store_pg_open(&(loom_store_pg_opts_t){.url = c.db,
                                                               .queue_max = (size_t)c.db_queue,
-                                                              .max_finished_bytes = c.o.max_finished_bytes},
+                                                              .max_finished_bytes = c.o.max_finished_bytes,
+                                                              .max_finished_runs = c.o.max_finished_runs},
                                       &pg, &err);
         if (!pg_store)
             goto fail;

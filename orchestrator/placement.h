@@ -64,6 +64,12 @@ typedef struct loom_placement {
      * figure); predicted_ms is what pick said for it (0 = nothing). */
     void (*observe)(void *self, const char *run_id, const char *step_id, const char *op,
                     const loom_worker_rec_t *w, double predicted_ms, double measured_ms);
+    /* Optional: 1 when the run's plan module splits llm.generate step
+     * step_id across devices (llm.prefill, loom.kv.transfer, llm.decode on
+     * another device): loomd then runs the step as an llm.prefill task and
+     * an llm.decode task that gets the prefill's KV cache (the decode
+     * worker fetches it from the prefill worker: the KV handoff). */
+    int (*split_kv)(void *self, const char *run_id, const char *step_id);
     /* Optional: the run reached a final state (the policy may drop what it
      * kept about it). */
     void (*run_done)(void *self, const char *run_id);

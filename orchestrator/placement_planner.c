@@ -469,16 +469,25 @@ static int step_partner(const rplan_t *rp, int v)
     return loom_graph_find(rp->g, name);
 }
 
-/* Predicted execution time / cost of v's whole step on fleet entry k. */
-static double step_ms(const rplan_t *rp, int v, int k)
+/* Whether req's task is one part of a split llm.generate step (node v):
+ * its llm.prefill or llm.decode (placement.h, split_kv). */
+static int kv_part(const rplan_t *rp, int v, const loom_placement_req_t *req)
 {
-    int u = step_partner(rp, v);
+    const char *op = step_op(rp->wf, loom_graph_node(rp->g, v)->step);
+    return op && strcmp(op, "llm.generate") == 0 && strcmp(req->op, "llm.generate") != 0;
+}
+
+/* Predicted execution time / cost of v's task on fleet entry k: its whole
+ * step (an llm.generate's prefill and decode), or v alone for a part. */
+static double step_ms(const rplan_t *rp, int v, int k, int part)
+{
+    int u = part ? -1 : step_partner(rp, v);
     return loom_cost_ms(rp->cost, v, k) + (u >= 0 ? loom_cost_ms(rp->cost, u, k) : 0);
 }
 
-static double step_usd(const rplan_t *rp, int v, int k)
+static double step_usd(const rplan_t *rp, int v, int k, int part)
 {
-    int u = step_partner(rp, v);
+    int u = part ? -1 : step_partner(rp, v);
     return loom_cost_usd(rp->cost, v, k) + (u >= 0 ? loom_cost_usd(rp->cost, u, k) : 0);
 }
 
@@ -499,10 +508,10 @@ static int capacity_for(const loom_worker_rec_t *w, const loom_placement_req_t *
 /* Predicted finish of v on w (fleet entry k) if sent now: the tasks queued
  * ahead of it there (beyond its slots) run first, at about the same
  * service time, spread over its slots. */
-static double finish_ms(const rplan_t *rp, int v, const loom_worker_rec_t *w, int k)
+static double finish_ms(const rplan_t *rp, int v, const loom_worker_rec_t *w, int k, int part)
 {
     int ahead = w->inflight - w->slots + 1;
-    return step_ms(rp, v, k) * (1.0 + (ahead > 0 ? (double)ahead / (w->slots > 0 ? w->slots : 1) : 0));
+    return step_ms(rp, v, k, part) * (1.0 + (ahead > 0 ? (double)ahead / (w->slots > 0 ? w->slots : 1) : 0));
 }
 
 /* Load-aware choice for node v: the planned worker while it has a free
@@ -517,12 +526,13 @@ static loom_worker_rec_t *choose(const rplan_t *rp, int v, loom_worker_rec_t *pl
 {
     if (planned->inflight < planned->slots && !planned->send_paused)
         return planned;
+    int part = kv_part(rp, v, req);
     loom_worker_rec_t *best = NULL;
     double best_t = INFINITY;
     int kp = loom_fleet_find(rp->fleet, planned->id);
     if (planned->inflight < capacity_for(planned, req) && kp >= 0) {
         best = planned;
-        best_t = finish_ms(rp, v, planned, kp);
+        best_t = finish_ms(rp, v, planned, kp, part);
     }
     for (size_t i = 0, n = loom_registry_count(reg); i < n; i++) {
         loom_worker_rec_t *w = loom_registry_at(reg, i);
@@ -532,7 +542,7 @@ static loom_worker_rec_t *choose(const rplan_t *rp, int v, loom_worker_rec_t *pl
         int k = loom_fleet_find(rp->fleet, w->id);
         if (k < 0 || !loom_cost_fits(rp->cost, v, k))
             continue;
-        double t = finish_ms(rp, v, w, k);
+        double t = finish_ms(rp, v, w, k, part);
         if (t < best_t - 1e-9 || (t <= best_t + 1e-9 && best && best != planned &&
                                   w->price_per_hour < best->price_per_hour)) {
             best = w;
@@ -545,15 +555,16 @@ static loom_worker_rec_t *choose(const rplan_t *rp, int v, loom_worker_rec_t *pl
 /* Fills why (may be NULL) with the plan's prediction for node v on the
  * worker it chose, and its reason: the chosen worker and its class, and
  * the runner-up with what the run would cost there. */
-static void explain(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why, int moved)
+static void explain(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why, int moved,
+                    int part)
 {
     if (!why)
         return;
     int k = loom_fleet_find(rp->fleet, w->id);
     if (k < 0)
         return;
-    why->predicted_ms = step_ms(rp, v, k);
-    why->predicted_cost = step_usd(rp, v, k);
+    why->predicted_ms = step_ms(rp, v, k, part);
+    why->predicted_cost = step_usd(rp, v, k, part);
     if (moved) {
         snprintf(why->reason, sizeof why->reason,
                  "load: planned worker %.60s is busy; %.60s (%.60s, $%.4g/h) finishes it sooner, predicted %.1f ms "
@@ -607,17 +618,19 @@ static void note_ran(rplan_t *rp, int v, const loom_worker_rec_t *w)
 }
 
 /* The data a task receives from other devices, as the module routes it
- * (loomd hands each task its inputs): for each node u that v's step reads
- * (graph in-edges of v and of its prefill) whose task went to a worker a
- * other than w, the module's send/recv pair carrying u's value from a to
- * w is appended to why's reason, "; receives U over CHANNEL from A", or
- * "; receives U from A outside the module (no send/recv pair)" when the
- * module has none (a task moved by load). A loop's begin/end markers are
- * skipped: loomd assembles a loop's input and output itself. */
-static void note_inputs(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why)
+ * (loomd hands each task its inputs): for each node u that the task reads
+ * (graph in-edges of v, and of its prefill when the task is a whole
+ * llm.generate) whose task went to a worker a other than w, the module's
+ * send/recv pair carrying u's value from a to w is appended to why's
+ * reason, "; receives U over CHANNEL from A" (the decode of a split
+ * generate: the KV cache over its kv.transfer's pair), or "; receives U
+ * from A outside the module (no send/recv pair)" when the module has none
+ * (a task moved by load). A loop's begin/end markers are skipped: loomd
+ * assembles a loop's input and output itself. */
+static void note_inputs(const rplan_t *rp, int v, const loom_worker_rec_t *w, int whole, loom_placement_why_t *why)
 {
     const loom_map_t *chans = rp->forced ? rp->forced_chans : rp->chans;
-    int vs[2] = {v, step_partner(rp, v)};
+    int vs[2] = {v, whole ? step_partner(rp, v) : -1};
     size_t len = strlen(why->reason);
     for (int k = 0; k < 2 && rp->ran; k++) {
         size_t ne = 0;
@@ -803,6 +816,8 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
     int v = node_for_step(rp, req->step_id);
     if (v < 0)
         return fallback(req, reg, never);
+    if (strcmp(req->op, "llm.prefill") == 0 && step_partner(rp, v) >= 0) /* a split generate's prefill */
+        v = step_partner(rp, v);
     const char *wid = node_device(rp, v);
     loom_worker_rec_t *w = loom_registry_by_id(reg, wid);
     char why[256] = "";
@@ -841,9 +856,10 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
     }
     w = choose(rp, v, w, req, reg);
     if (w) {
-        explain(rp, v, w, req->why, w != planned_w(rp, v, reg));
+        int part = kv_part(rp, v, req);
+        explain(rp, v, w, req->why, w != planned_w(rp, v, reg), part);
         if (req->why)
-            note_inputs(rp, v, w, req->why);
+            note_inputs(rp, v, w, !part, req->why);
         note_ran(rp, v, w);
     }
     return w; /* NULL: every capable worker is full; the task waits in loomd */
@@ -894,6 +910,18 @@ static void observe(void *self, const char *run_id, const char *step_id, const c
     calib_update(p, key, ratio);
 }
 
+/* A generate step whose prefill and decode the module (or, before it is
+ * lowered, the plan) puts on different workers: decompose-llm made it
+ * llm.prefill + loom.kv.transfer + llm.decode. */
+static int split_kv(void *self, const char *run_id, const char *step_id)
+{
+    policy_t *p = self;
+    rplan_t *rp = p && run_id ? loom_map_get(p->runs, run_id) : NULL;
+    int v = rp && rp->plan ? node_for_step(rp, step_id) : -1;
+    int u = v >= 0 ? step_partner(rp, v) : -1;
+    return u >= 0 && strcmp(node_device(rp, u), node_device(rp, v)) != 0;
+}
+
 static void run_done(void *self, const char *run_id)
 {
     policy_t *p = self;
@@ -920,7 +948,7 @@ loom_placement_t loom_placement_planner(void)
         p = NULL;
     }
     return (loom_placement_t){.name = "planner", .pick = pick_planned, .destroy = destroy, .run_done = run_done,
-                              .admit = admit_planned, .observe = observe, .self = p};
+                              .admit = admit_planned, .observe = observe, .split_kv = split_kv, .self = p};
 }
 
 /* ---- the Plan RPC ------------------------------------------------------- */

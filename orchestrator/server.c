@@ -1,4 +1,4 @@
-/* server.c — see server.h. Client RPCs (rpc_client.c builds the replies
+/* server.c — see server.h. Client RPCs (client_api.c builds the replies
  * that read the store) and the worker protocol meet the engine here. */
 #include "orchestrator/server.h"
 
@@ -746,8 +746,10 @@ static void drain_socket(srv_t *s, loom_rpc_server_t *srv, int is_worker)
         else
             server_on_client_msg(s, m);
         loom_msg_destroy(&m);
-        /* keep dispatch flowing during long bursts of results */
-        if (is_worker && (n & 63) == 63)
+        /* the first result's successors go out at once, before the receive
+         * that finds the socket empty (a chained step's round trip); then
+         * dispatch keeps flowing every 64 messages of a burst */
+        if (is_worker && (n == 0 || (n & 63) == 63))
             loom_engine_dispatch(s->eng);
     }
 }

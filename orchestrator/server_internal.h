@@ -1,5 +1,5 @@
 /* server_internal.h — state shared by server.c (loop, worker protocol) and
- * rpc_client.c (client RPCs). Not a public interface. */
+ * client_api.c (client RPCs). Not a public interface. */
 #ifndef LOOM_ORCHESTRATOR_SERVER_INTERNAL_H
 #define LOOM_ORCHESTRATOR_SERVER_INTERNAL_H
 
@@ -45,9 +45,9 @@ typedef struct srv {
     char epoch[16];           /* RegisterReply/HeartbeatReply.epoch */
 } srv_t;
 
-/* rpc_client.c: reads loomd --tenant-ops FILE into s->tenant_ops. */
+/* client_api.c: reads loomd --tenant-ops FILE into s->tenant_ops. */
 int server_load_tenant_ops(srv_t *s, const char *path, loom_err_t *err);
-/* rpc_client.c: handles one message from the client socket. */
+/* client_api.c: handles one message from the client socket. */
 void server_on_client_msg(srv_t *s, loom_msg_t *m);
 
 #endif

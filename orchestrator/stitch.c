@@ -592,7 +592,9 @@ static void detail_str(loom_buf_t *b, const char *key, const char *v)
     size_t n = v ? strlen(v) : 0;
     if (!v || !loom_utf8_valid(v, n))
         return;
-    loom_buf_printf(b, ",\"%s\":", key);
+    loom_buf_puts(b, ",\"");
+    loom_buf_puts(b, key);
+    loom_buf_puts(b, "\":");
     loom_buf_json_str(b, v, n);
 }
 
@@ -694,17 +696,17 @@ static int task_index(const scope_t *sc, const loom_task_t *t)
 static char *needs_json(scope_t *sc, size_t i)
 {
     const loom_wf_step_t *s = &sc->g->steps[i];
-    json_t *a = json_array();
-    if (!a)
-        return NULL;
+    loom_buf_t b = LOOM_BUF_INIT;
+    loom_buf_putc(&b, '[');
     for (size_t k = 0; k < s->n_deps; k++) {
         char did[256];
         engine_step_path(sc, s->deps[k].step, did, sizeof did);
-        json_array_append_new(a, json_string(did));
+        if (k)
+            loom_buf_putc(&b, ',');
+        loom_buf_json_str(&b, did, strlen(did));
     }
-    char *out = json_dumps(a, JSON_COMPACT);
-    json_decref(a);
-    return out;
+    loom_buf_putc(&b, ']');
+    return loom_buf_detach(&b, NULL);
 }
 
 /* Records step i of sc: attempt t of a plain step, the step as a whole
@@ -721,8 +723,12 @@ static void store_task(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_
         size_t n = strlen(sid);
         snprintf(sid + n, sizeof sid - n, "[%d]", t->index);
     }
+    if (t && t->kv_part == 1) { /* a split llm.generate's prefill: a record of its own, named as its node */
+        size_t n = strlen(sid);
+        snprintf(sid + n, sizeof sid - n, ".prefill");
+    }
     int one_task = t && (item || !st->is_foreach); /* a record of one dispatched task */
-    const char *op = loom_op_kind_name(sc->g->steps[i].op);
+    const char *op = t && t->kv_part ? t->op : loom_op_kind_name(sc->g->steps[i].op);
     int64_t finished = loom_store_task_state_final(state) ? loom_wall_ms() : 0;
     /* Why it ran where it ran: the policy's reason, else least-loaded's. */
     char dflt[200];

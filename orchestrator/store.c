@@ -208,6 +208,14 @@ int loom_store_when_durable(loom_store_t *s, void (*fn)(void *ud, int status), v
     return s->ops->when_durable(s->self, fn, ud, err);
 }
 
+int loom_store_when_run_durable(loom_store_t *s, const char *run_id, void (*fn)(void *ud, int status),
+                                void *ud, loom_err_t *err)
+{
+    if (s && s->ops->when_run_durable)
+        return s->ops->when_run_durable(s->self, run_id, fn, ud, err);
+    return loom_store_when_durable(s, fn, ud, err);
+}
+
 int loom_store_poll_fd(loom_store_t *s)
 {
     return s && s->ops->poll_fd ? s->ops->poll_fd(s->self) : -1;

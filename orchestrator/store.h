@@ -206,6 +206,10 @@ typedef struct loom_store_ops {
      * run finished only from it after the final run_update. */
     int (*when_durable)(void *self, void (*fn)(void *ud, int status), void *ud,
                         loom_err_t *err);
+    /* Like when_durable, and fn(ud, <0) also when run_id's own row (its
+     * run_create) was refused for good (optional; NULL = when_durable). */
+    int (*when_run_durable)(void *self, const char *run_id, void (*fn)(void *ud, int status),
+                            void *ud, loom_err_t *err);
     int (*poll_fd)(void *self);
     int (*poll)(void *self);
     /* CURVE mode's worker id -> public key bindings (optional; NULL = kept
@@ -256,6 +260,8 @@ int loom_store_flush(loom_store_t *s, loom_err_t *err);
  * (PostgreSQL down for long): refuse the submission (RESOURCE_EXHAUSTED). */
 int loom_store_when_durable(loom_store_t *s, void (*fn)(void *ud, int status), void *ud,
                             loom_err_t *err);
+int loom_store_when_run_durable(loom_store_t *s, const char *run_id, void (*fn)(void *ud, int status),
+                                void *ud, loom_err_t *err);
 int loom_store_poll_fd(loom_store_t *s);
 int loom_store_poll(loom_store_t *s);
 /* Worker key bindings (above). Without the slots: put and load do nothing

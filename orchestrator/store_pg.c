@@ -162,7 +162,7 @@ static const loom_pgw_stmt_t stmts[ST__COUNT] = {
         "INSERT INTO runs (id, workflow_hash, workflow_name, state, inputs, sla_ms, "
         "predicted_ms, predicted_cost, submitted_at, tenant, labels) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " TS(9) ", coalesce($10, 'default'), $11::jsonb) "
-        "ON CONFLICT (id) DO NOTHING", 11},
+        "ON CONFLICT (id) DO NOTHING", 11, .keyed = 1},
     /* Updates the run and, when it reaches a final state, records its SLA
      * outcome from the stored submission time and SLA in the same statement. */
     [ST_RUN_UPDATE] = {"loom_run_update",
@@ -982,6 +982,11 @@ static int v_when_durable(void *self, void (*fn)(void *ud, int status), void *ud
                           loom_err_t *err) {
     return loom_pgw_enqueue(((pgv_t *)self)->pg->writer, LOOM_PGW_BARRIER, NULL, 0, fn, ud, err);
 }
+static int v_when_run_durable(void *self, const char *run_id, void (*fn)(void *ud, int status), void *ud,
+                              loom_err_t *err) {
+    const char *key[1] = {run_id};
+    return loom_pgw_enqueue(((pgv_t *)self)->pg->writer, LOOM_PGW_BARRIER, key, 0, fn, ud, err);
+}
 static int v_poll_fd(void *self) { return loom_store_pg_fd(((pgv_t *)self)->pg); }
 static int v_poll(void *self) { return loom_store_pg_dispatch(((pgv_t *)self)->pg); }
 
@@ -999,6 +1004,7 @@ static const loom_store_ops_t pg_ops = {
     .flush = v_flush,
     .destroy = v_destroy,
     .when_durable = v_when_durable,
+    .when_run_durable = v_when_run_durable,
     .poll_fd = v_poll_fd,
     .poll = v_poll,
     .worker_key_put = v_worker_key_put,
@@ -1014,7 +1020,7 @@ loom_store_t *loom_store_pg_open(const loom_store_pg_opts_t *opts, loom_store_pg
     }
     v->pg = loom_store_pg_new(opts, err);
     if (!v->pg) goto fail;
-    v->mem = loom_store_mem_new(0, 0, opts->max_finished_bytes);
+    v->mem = loom_store_mem_new(opts->max_finished_runs, 0, opts->max_finished_bytes);
     v->wf_seen = loom_map_new(NULL);
     if (!v->mem || !v->wf_seen) {
         loom_err_set(err, LOOM_ENOMEM, "out of memory");

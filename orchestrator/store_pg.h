@@ -43,6 +43,7 @@ typedef struct loom_store_pg_opts {
     int connect_timeout_s; /* 0 = 5 */
     size_t max_finished_bytes; /* finished runs kept in memory for reads (0 = the mem
                                 * store's default); older ones are read back from the database */
+    int max_finished_runs;     /* ... and at most this many of them (0 = the mem store's default) */
 } loom_store_pg_opts_t;
 
 typedef struct loom_store_pg_run {

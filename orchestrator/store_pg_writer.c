@@ -46,6 +46,8 @@ struct loom_pgw {
 
     int connected, ever_connected;
     uint64_t committed, failed, batches, reconnects, coalesced;
+    char rejected[64][64]; /* first params of the last rejected keyed writes (a ring) */
+    unsigned nrejected;
     char fence[24];   /* the leader epoch every transaction checks first; "" = none */
     int fenced;       /* a transaction found the epoch moved on: write nothing more */
 
@@ -80,6 +82,11 @@ static void retire(loom_pgw_t *w, size_t n) {
         w->queued--;
         if (o->status == 0) w->committed++;
         else w->failed++;
+        if (o->stmt >= 0 && o->status != 0 && w->stmts[o->stmt].keyed && o->params[0])
+            snprintf(w->rejected[w->nrejected++ % 64], sizeof w->rejected[0], "%s", o->params[0]);
+        for (unsigned k = 0; o->stmt == LOOM_PGW_BARRIER && o->params[0] && k < 64 && k < w->nrejected; k++)
+            if (strcmp(w->rejected[k], o->params[0]) == 0)
+                o->status = LOOM_EDB; /* the keyed write before it was refused */
         o->next = NULL;
         if (o->done) {
             if (w->done_tail) w->done_tail->next = o;
@@ -545,7 +552,7 @@ int loom_pgw_enqueue(loom_pgw_t *w, int stmt, const char *const *params, int adm
                      loom_pgw_done_fn done, void *arg, loom_err_t *err) {
     if (stmt != LOOM_PGW_BARRIER && (stmt < 0 || stmt >= w->nstmts))
         return loom_err_set(err, LOOM_EINVAL, "unknown statement %d", stmt);
-    int np = stmt == LOOM_PGW_BARRIER ? 0 : w->stmts[stmt].nparams;
+    int np = stmt == LOOM_PGW_BARRIER ? (params && params[0] ? 1 : 0) : w->stmts[stmt].nparams;
     size_t bytes = 0;
     for (int i = 0; i < np; i++)
         if (params[i]) bytes += strlen(params[i]) + 1;

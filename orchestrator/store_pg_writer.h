@@ -42,11 +42,17 @@ typedef struct loom_pgw_stmt {
      * them, whose $k is a text[] of the k-th params of those writes in
      * queue order (NULL elements for NULL params). */
     const char *array_sql;
+    /* 1: a write of this statement the server rejects for good fails the
+     * keyed barriers (below) whose key is its first param. */
+    int keyed;
 } loom_pgw_stmt_t;
 
 #define LOOM_PGW_MAX_PARAMS 20
 /* A write with no SQL: its callback runs once every write queued before it
- * is committed (a durability barrier). */
+ * has its verdict (a durability barrier), with status 0 -- or, for a keyed
+ * barrier (params[0] = a key, e.g. a run id), LOOM_EDB when a keyed
+ * statement's write with that first param was rejected for good (among the
+ * last 64 such rejections). */
 #define LOOM_PGW_BARRIER (-1)
 
 /* stmts must stay valid for the writer's lifetime. Starts the thread; the
@@ -55,7 +61,7 @@ loom_pgw_t *loom_pgw_new(const char *url, const loom_pgw_stmt_t *stmts, int nstm
                          size_t queue_max, size_t batch_max, loom_err_t *err);
 void loom_pgw_destroy(loom_pgw_t **pw, int flush_ms);
 
-/* Queues stmts[stmt] (or LOOM_PGW_BARRIER, params NULL) with params (copied; NULL = SQL NULL). admit: refuse
+/* Queues stmts[stmt] (or LOOM_PGW_BARRIER, params NULL or {key}) with params (copied; NULL = SQL NULL). admit: refuse
  * with LOOM_ETOOBIG when the queue holds queue_max writes or more. */
 int loom_pgw_enqueue(loom_pgw_t *w, int stmt, const char *const *params, int admit,
                      loom_pgw_done_fn done, void *arg, loom_err_t *err);

@@ -53,6 +53,10 @@ def sync_checks():
     # watch with after_seq: only later events
     later = list(c.watch(run.run_id, after_seq=len(events) - 2))
     check([e.seq for e in later] == [len(events) - 1, len(events)], "watch resumes after_seq")
+    outcome = list(c.watch(run.run_id, run_only=True))
+    check(outcome and outcome[-1].kind == loom_client.RUN_EVENT_RUN_FINISHED
+          and not [e for e in outcome if e.step_id] and len(outcome) < len(events),
+          "watch run_only: the run's events without STEP_* ones")
 
     # list: pages of one, every run once
     page = c.list(limit=1)

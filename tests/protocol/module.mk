@@ -39,3 +39,5 @@ $(BUILD)/tests/protocol_openapi: $(BUILD)/gen/openapi.json
 
 $(eval $(call SCRIPT_TEST,protocol_conformance,tests/protocol/test_conformance.sh))
 $(BUILD)/tests/protocol_conformance: $(PROTO_PY) $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu
+$(eval $(call SCRIPT_TEST,protocol_conformance_pg,tests/protocol/test_conformance_pg.sh))
+$(BUILD)/tests/protocol_conformance_pg: $(PROTO_PY) $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu

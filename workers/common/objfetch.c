@@ -198,16 +198,29 @@ out:
 
 int loom_objfetch(const loom_objref_t *ref, const loom_objfetch_opts_t *opts, void **data, size_t *n,
                   loom_objfetch_stats_t *stats, loom_err_t *e) {
-    loom_objfetch_opts_t dflt;
-    if (!opts) {
-        loom_objfetch_opts_default(&dflt);
-        opts = &dflt;
-    }
     *data = NULL;
     *n = 0;
     if (ref->size > ((uint64_t)1 << 40)) return loom_err_set(e, LOOM_ETOOBIG, "object of %llu bytes is too large", (unsigned long long)ref->size);
     uint8_t *buf = malloc(ref->size ? ref->size : 1);
     if (!buf) return loom_err_set(e, LOOM_ENOMEM, "out of memory for an object of %llu bytes", (unsigned long long)ref->size);
+    int rc = loom_objfetch_into(ref, opts, buf, stats, e);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *data = buf;
+    *n = ref->size;
+    return 0;
+}
+
+int loom_objfetch_into(const loom_objref_t *ref, const loom_objfetch_opts_t *opts, void *dst,
+                       loom_objfetch_stats_t *stats, loom_err_t *e) {
+    loom_objfetch_opts_t dflt;
+    if (!opts) {
+        loom_objfetch_opts_default(&dflt);
+        opts = &dflt;
+    }
+    uint8_t *buf = dst;
     double t0 = now_s();
     loom_objfetch_stats_t st = {.path = "same-host"};
     int rc = 0;
@@ -217,11 +230,5 @@ int loom_objfetch(const loom_objref_t *ref, const loom_objfetch_opts_t *opts, vo
     }
     st.seconds = now_s() - t0;
     if (stats) *stats = st;
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    *data = buf;
-    *n = ref->size;
-    return 0;
+    return rc;
 }

@@ -50,5 +50,9 @@ typedef struct loom_objfetch_stats {
  * mismatch), LOOM_ETIMEDOUT, LOOM_ECANCELLED. */
 int loom_objfetch(const loom_objref_t *ref, const loom_objfetch_opts_t *o, void **data, size_t *n,
                   loom_objfetch_stats_t *stats, loom_err_t *e);
+/* The same into the caller's buffer of ref->size bytes (reused buffers:
+ * fresh memory is slow to touch on some VMs; bench-kv uses it). */
+int loom_objfetch_into(const loom_objref_t *ref, const loom_objfetch_opts_t *o, void *dst,
+                       loom_objfetch_stats_t *stats, loom_err_t *e);
 
 #endif

@@ -1172,9 +1172,14 @@ static void read_socket(worker_t *w)
         int st = loom_msg_status(msg);
         w->last_rx = loom_clock_ms();
         w->hb_unanswered = 0;
-        if (st == LOOM_STATUS_OK)
+        if (st == LOOM_STATUS_OK) {
             handle(w, msg);
-        else
+            /* the first message's inline results go out now, before the
+             * receive that finds the socket empty (a chained task's round
+             * trip); later ones in a burst are batched by the loop */
+            if (n == 0)
+                batch_flush(w);
+        } else
             LOOM_WARN(COMP, "msg=\"malformed message from loomd ignored\" status=%s method=%s error=\"%s\"",
                       loom_status_name(st), loom_msg_method(msg), loom_msg_error(msg));
         loom_msg_destroy(&msg);

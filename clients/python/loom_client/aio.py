@@ -161,9 +161,10 @@ class AsyncClient:
                               objective)
         return await self.call("Submit", rq, timeout)
 
-    async def watch(self, run_id, *, after_seq=0, include_progress=False, timeout=None):
+    async def watch(self, run_id, *, after_seq=0, include_progress=False, run_only=False,
+                    timeout=None):
         rq = rpc.WatchRequest(run_id=run_id, after_seq=after_seq,
-                              include_progress=include_progress)
+                              include_progress=include_progress, run_only=run_only)
         rid, q = await self._start("Watch", rq, timeout)
         return AsyncWatch(self, rid, q, None if not timeout else time.monotonic() + timeout)
 
@@ -173,7 +174,7 @@ class AsyncClient:
         rep = await self.submit(workflow, inputs, **submit_args)
         left = None if not timeout else max(0.001, timeout - (time.monotonic() - start))
         async with await self.watch(rep.run_id, include_progress=include_progress,
-                                    timeout=left) as events:
+                                    run_only=on_event is None, timeout=left) as events:
             async for ev in events:
                 if on_event:
                     on_event(ev)

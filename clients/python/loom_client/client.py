@@ -212,12 +212,13 @@ class Client:
                               objective)
         return self.call("Submit", rq, timeout)
 
-    def watch(self, run_id, *, after_seq=0, include_progress=False, timeout=None):
+    def watch(self, run_id, *, after_seq=0, include_progress=False, run_only=False, timeout=None):
         """A Watch iterator over the run's events (include_progress: also
-        STEP_PROGRESS events, i.e. LLM tokens in .text). timeout (s) bounds
-        the whole stream; None = until the run ends."""
+        STEP_PROGRESS events, i.e. LLM tokens in .text; run_only: only
+        run-level events, no STEP_* ones). timeout (s) bounds the whole
+        stream; None = until the run ends."""
         rq = rpc.WatchRequest(run_id=run_id, after_seq=after_seq,
-                              include_progress=include_progress)
+                              include_progress=include_progress, run_only=run_only)
         rid = self._start("Watch", rq, timeout)
         return Watch(self, rid, None if not timeout else time.monotonic() + timeout)
 
@@ -229,7 +230,8 @@ class Client:
         start = time.monotonic()
         rep = self.submit(workflow, inputs, **submit_args)
         left = None if not timeout else max(0.001, timeout - (time.monotonic() - start))
-        with self.watch(rep.run_id, include_progress=include_progress, timeout=left) as events:
+        with self.watch(rep.run_id, include_progress=include_progress,
+                        run_only=on_event is None, timeout=left) as events:
             for ev in events:
                 if on_event:
                     on_event(ev)

@@ -1,4 +1,4 @@
-/* rpc_client.c — loomd's client API (service loom.v1.Loom): Submit, Watch,
+/* client_api.c — loomd's client API (service loom.v1.Loom): Submit, Watch,
  * Get, List, Cancel, ListWorkers, Health. Reads go to the store, so they
  * answer the same for active and finished runs; Submit and Cancel go to
  * the engine. Errors distinguish the caller's problem (INVALID_ARGUMENT,
@@ -602,14 +602,24 @@ typedef struct submit_ack {
     char id[32];
 } submit_ack_t;
 
+/* A run the database refused for good (its row rejected) is cancelled, so
+ * that what the client was told (UNAVAILABLE, retry) is what happened: the
+ * run does not go on unstored, and a retry does not run it twice. */
 static void on_submit_durable(void *ud, int status)
 {
     submit_ack_t *a = ud;
-    if (status == 0)
+    if (status == 0) {
         submit_reply(a->s, &a->origin, a->id);
-    else
-        loom_rpc_reply_status(a->s->csrv, &a->origin, LOOM_STATUS_UNAVAILABLE,
-                              "run %s was accepted but could not be stored", a->id);
+    } else {
+        loom_err_t err;
+        int state = 0;
+        int active = loom_engine_cancel(a->s->eng, a->id, "the database refused to store it", &state,
+                                        &err) == 0;
+        loom_err_set(&err, LOOM_EDB, "run %s could not be stored (the database refused its row); %s",
+                     a->id, active ? "it was cancelled" : "it had already ended and is kept only in memory");
+        loom_err_hint(&err, "loomd's log names the database error; submit again once it is fixed");
+        loom_rpc_reply_err(a->s->csrv, &a->origin, &err);
+    }
     free(a);
 }
 
@@ -736,7 +746,7 @@ static void submit_run(srv_t *s, loom_msg_t *m, const Loom__V1__SubmitRequest *r
             a->origin = *o;
             snprintf(a->id, sizeof a->id, "%s", id);
         }
-        if (!a || loom_store_when_durable(s->store, on_submit_durable, a, &err) != 0) {
+        if (!a || loom_store_when_run_durable(s->store, id, on_submit_durable, a, &err) != 0) {
             free(a);
             submit_reply(s, o, id);
         }
