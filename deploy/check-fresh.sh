@@ -83,7 +83,7 @@ for goal in $GOALS; do
       set -e
       # the root a mount point of its own, as on a machine: `ip netns exec`
       # (integ_multihost) remounts / and fails on a plain directory
-      mount --bind "$1" "$1"
+      mount --rbind "$1" "$1"  # recursive: keeps the /proc unshare mounted
       mount --rbind /dev "$1/dev"
       mount -t sysfs sysfs "$1/sys"
       exec chroot "$1" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
