@@ -89,7 +89,7 @@ int loom_artifact_key(const char *src, size_t n, loom_target_kind_t t, const cha
     char pipe[1024];
     const char *tn = loom_target_name(t);
     const char *ar = t == LOOM_TARGET_GPU && arch ? arch : "";
-    char script[8192];
+    char script[16384];
     loom_codegen_pipeline(t, ar, pipe, sizeof pipe);
     loom_codegen_transform(t, script, sizeof script);
     loom_sha256_t *h = loom_sha256_new();

@@ -45,6 +45,13 @@ int loom_op_is_view(MlirOperation op)
     return 0;
 }
 
+MlirValue loom_base_buffer(MlirValue v)
+{
+    while (mlirValueIsAOpResult(v) && loom_op_is_view(mlirOpResultGetOwner(v)))
+        v = mlirOperationGetOperand(mlirOpResultGetOwner(v), 0);
+    return v;
+}
+
 /* Loops, then everything to the LLVM dialect. The NPU reference backend runs
  * the same host pipeline on its int8 kernels. Math ops with an LLVM intrinsic
  * (exp, log, sqrt, fma, ...) become intrinsics; the rest (tanh, erf, atan,
@@ -162,6 +169,56 @@ int loom_op_is_view(MlirOperation op)
     "  transform.yield\n"                                                                      \
     "}\n}\n"
 
+/* exp on a vector of N floats without libm: Cephes' expf. x clamped to
+ * [-87.3, 88.7]: results below about 2^-125 are 0 (no denormals), x above
+ * 88.7 (+inf included) gives exp(88.7) ~ 3.3e38 rather than +inf, NaN
+ * stays NaN; n = floor(x log2 e + 1/2), r = x - n ln 2 in two parts, a degree-6
+ * polynomial in r (within about 1 ulp), times 2^(n-1) built in the exponent
+ * bits and 2. LLVM has no vector exp on x86 (llvm.exp on a vector becomes
+ * one libm call per lane), and softmax spends its time there. */
+#define VEXP_FMT                                                                              \
+    "func.func private @__loom_vexp%1$d(%%x: vector<%1$dxf32>) -> vector<%1$dxf32> {\n"            \
+    "  %%hi = arith.constant dense<88.7> : vector<%1$dxf32>\n"                                 \
+    "  %%lo = arith.constant dense<-87.3> : vector<%1$dxf32>\n"                                \
+    "  %%log2e = arith.constant dense<1.44269504088896341> : vector<%1$dxf32>\n"               \
+    "  %%half = arith.constant dense<0.5> : vector<%1$dxf32>\n"                                \
+    "  %%one = arith.constant dense<1.0> : vector<%1$dxf32>\n"                                 \
+    "  %%two = arith.constant dense<2.0> : vector<%1$dxf32>\n"                                 \
+    "  %%c1 = arith.constant dense<0.693359375> : vector<%1$dxf32>\n"                          \
+    "  %%c2 = arith.constant dense<-2.12194440e-4> : vector<%1$dxf32>\n"                       \
+    "  %%p0 = arith.constant dense<1.9875691500e-4> : vector<%1$dxf32>\n"                      \
+    "  %%p1 = arith.constant dense<1.3981999507e-3> : vector<%1$dxf32>\n"                      \
+    "  %%p2 = arith.constant dense<8.3334519073e-3> : vector<%1$dxf32>\n"                      \
+    "  %%p3 = arith.constant dense<4.1665795894e-2> : vector<%1$dxf32>\n"                      \
+    "  %%p4 = arith.constant dense<1.6666665459e-1> : vector<%1$dxf32>\n"                      \
+    "  %%p5 = arith.constant dense<5.0000001201e-1> : vector<%1$dxf32>\n"                      \
+    "  %%bias = arith.constant dense<126> : vector<%1$dxi32>\n"                                \
+    "  %%shift = arith.constant dense<23> : vector<%1$dxi32>\n"                                \
+    "  %%a = arith.minimumf %%x, %%hi : vector<%1$dxf32>\n"                                    \
+    "  %%xc = arith.maximumf %%a, %%lo : vector<%1$dxf32>\n"                                   \
+    "  %%t = math.fma %%xc, %%log2e, %%half : vector<%1$dxf32>\n"                              \
+    "  %%fl = math.floor %%t : vector<%1$dxf32>\n"                                             \
+    "  %%u = arith.mulf %%fl, %%c1 : vector<%1$dxf32>\n"                                       \
+    "  %%r0 = arith.subf %%xc, %%u : vector<%1$dxf32>\n"                                       \
+    "  %%v = arith.mulf %%fl, %%c2 : vector<%1$dxf32>\n"                                       \
+    "  %%r = arith.subf %%r0, %%v : vector<%1$dxf32>\n"                                        \
+    "  %%z = arith.mulf %%r, %%r : vector<%1$dxf32>\n"                                         \
+    "  %%y0 = math.fma %%p0, %%r, %%p1 : vector<%1$dxf32>\n"                                   \
+    "  %%y1 = math.fma %%y0, %%r, %%p2 : vector<%1$dxf32>\n"                                   \
+    "  %%y2 = math.fma %%y1, %%r, %%p3 : vector<%1$dxf32>\n"                                   \
+    "  %%y3 = math.fma %%y2, %%r, %%p4 : vector<%1$dxf32>\n"                                   \
+    "  %%y4 = math.fma %%y3, %%r, %%p5 : vector<%1$dxf32>\n"                                   \
+    "  %%y5 = math.fma %%y4, %%z, %%r : vector<%1$dxf32>\n"                                    \
+    "  %%y = arith.addf %%y5, %%one : vector<%1$dxf32>\n"                                      \
+    "  %%n = arith.fptosi %%fl : vector<%1$dxf32> to vector<%1$dxi32>\n"                         \
+    "  %%nb = arith.addi %%n, %%bias : vector<%1$dxi32>\n"                                     \
+    "  %%bits = arith.shli %%nb, %%shift : vector<%1$dxi32>\n"                                 \
+    "  %%p = arith.bitcast %%bits : vector<%1$dxi32> to vector<%1$dxf32>\n"                      \
+    "  %%e = arith.mulf %%y, %%p : vector<%1$dxf32>\n"                                         \
+    "  %%res = arith.mulf %%e, %%two : vector<%1$dxf32>\n"                                     \
+    "  return %%res : vector<%1$dxf32>\n"                                                      \
+    "}\n"
+
 static int host_vector_floats(void)
 {
     return __builtin_cpu_supports("avx512f") ? 16 : 8;
@@ -176,8 +233,8 @@ const char *loom_codegen_transform(loom_target_kind_t t, char *buf, size_t n)
     int avx512 = __builtin_cpu_supports("avx512f");
     int k = snprintf(buf, n, MATMUL_TRANSFORM_FMT, avx512 ? 8 : 4, avx512 ? 32 : 16);
     if (k > 0 && (size_t)k < n)
-        snprintf(buf + k, n - (size_t)k, "%d\n%s%s%s", host_vector_floats(), GENERIC_TRANSFORM_HEAD,
-                 GENERIC_TRANSFORM_TILE_FMT, GENERIC_TRANSFORM_TAIL);
+        snprintf(buf + k, n - (size_t)k, "%d\n%s%s%s%s", host_vector_floats(), GENERIC_TRANSFORM_HEAD,
+                 GENERIC_TRANSFORM_TILE_FMT, GENERIC_TRANSFORM_TAIL, VEXP_FMT);
     return buf;
 }
 
@@ -240,12 +297,6 @@ typedef struct {
     char tilings[MAX_TILINGS][32]; /* "1, 16", ... */
 } generic_walk_t;
 
-static MlirValue base_buffer(MlirValue v)
-{
-    while (mlirValueIsAOpResult(v) && loom_op_is_view(mlirOpResultGetOwner(v)))
-        v = mlirOperationGetOperand(mlirOpResultGetOwner(v), 0);
-    return v;
-}
 
 /* A linalg.generic the vector transform handles: 1 to 3 loops on static
  * memrefs; a body of arith/math ops only; an operand with the identity map
@@ -274,7 +325,7 @@ static int vector_candidate(MlirOperation op, int vec, char *tile, size_t n)
             mlirAffineMapIsIdentity(mlirAffineMapAttrGetValue(mlirArrayAttrGetElement(maps, i))))
             inner = mlirShapedTypeGetDimSize(t, loops - 1);
         for (intptr_t o = nins; i < nins && o < nops; o++)
-            if (mlirValueEqual(base_buffer(v), base_buffer(mlirOperationGetOperand(op, o))))
+            if (mlirValueEqual(loom_base_buffer(v), loom_base_buffer(mlirOperationGetOperand(op, o))))
                 return 0;
     }
     MlirBlock body = mlirRegionGetFirstBlock(mlirOperationGetRegion(op, 0));
@@ -368,56 +419,6 @@ static int apply_generic_transform(loom_mlir_t *m, MlirModule *mod, int *applied
     mlirModuleDestroy(tmod);
     return 0;
 }
-
-/* exp on a vector of N floats without libm: Cephes' expf. x clamped to
- * [-87.3, 88.7]: results below about 2^-125 are 0 (no denormals), x above
- * 88.7 (+inf included) gives exp(88.7) ~ 3.3e38 rather than +inf, NaN
- * stays NaN; n = floor(x log2 e + 1/2), r = x - n ln 2 in two parts, a degree-6
- * polynomial in r (within about 1 ulp), times 2^(n-1) built in the exponent
- * bits and 2. LLVM has no vector exp on x86 (llvm.exp on a vector becomes
- * one libm call per lane), and softmax spends its time there. */
-#define VEXP_FMT                                                                              \
-    "func.func private @__loom_vexp%1$d(%%x: vector<%1$dxf32>) -> vector<%1$dxf32> {\n"            \
-    "  %%hi = arith.constant dense<88.7> : vector<%1$dxf32>\n"                                 \
-    "  %%lo = arith.constant dense<-87.3> : vector<%1$dxf32>\n"                                \
-    "  %%log2e = arith.constant dense<1.44269504088896341> : vector<%1$dxf32>\n"               \
-    "  %%half = arith.constant dense<0.5> : vector<%1$dxf32>\n"                                \
-    "  %%one = arith.constant dense<1.0> : vector<%1$dxf32>\n"                                 \
-    "  %%two = arith.constant dense<2.0> : vector<%1$dxf32>\n"                                 \
-    "  %%c1 = arith.constant dense<0.693359375> : vector<%1$dxf32>\n"                          \
-    "  %%c2 = arith.constant dense<-2.12194440e-4> : vector<%1$dxf32>\n"                       \
-    "  %%p0 = arith.constant dense<1.9875691500e-4> : vector<%1$dxf32>\n"                      \
-    "  %%p1 = arith.constant dense<1.3981999507e-3> : vector<%1$dxf32>\n"                      \
-    "  %%p2 = arith.constant dense<8.3334519073e-3> : vector<%1$dxf32>\n"                      \
-    "  %%p3 = arith.constant dense<4.1665795894e-2> : vector<%1$dxf32>\n"                      \
-    "  %%p4 = arith.constant dense<1.6666665459e-1> : vector<%1$dxf32>\n"                      \
-    "  %%p5 = arith.constant dense<5.0000001201e-1> : vector<%1$dxf32>\n"                      \
-    "  %%bias = arith.constant dense<126> : vector<%1$dxi32>\n"                                \
-    "  %%shift = arith.constant dense<23> : vector<%1$dxi32>\n"                                \
-    "  %%a = arith.minimumf %%x, %%hi : vector<%1$dxf32>\n"                                    \
-    "  %%xc = arith.maximumf %%a, %%lo : vector<%1$dxf32>\n"                                   \
-    "  %%t = math.fma %%xc, %%log2e, %%half : vector<%1$dxf32>\n"                              \
-    "  %%fl = math.floor %%t : vector<%1$dxf32>\n"                                             \
-    "  %%u = arith.mulf %%fl, %%c1 : vector<%1$dxf32>\n"                                       \
-    "  %%r0 = arith.subf %%xc, %%u : vector<%1$dxf32>\n"                                       \
-    "  %%v = arith.mulf %%fl, %%c2 : vector<%1$dxf32>\n"                                       \
-    "  %%r = arith.subf %%r0, %%v : vector<%1$dxf32>\n"                                        \
-    "  %%z = arith.mulf %%r, %%r : vector<%1$dxf32>\n"                                         \
-    "  %%y0 = math.fma %%p0, %%r, %%p1 : vector<%1$dxf32>\n"                                   \
-    "  %%y1 = math.fma %%y0, %%r, %%p2 : vector<%1$dxf32>\n"                                   \
-    "  %%y2 = math.fma %%y1, %%r, %%p3 : vector<%1$dxf32>\n"                                   \
-    "  %%y3 = math.fma %%y2, %%r, %%p4 : vector<%1$dxf32>\n"                                   \
-    "  %%y4 = math.fma %%y3, %%r, %%p5 : vector<%1$dxf32>\n"                                   \
-    "  %%y5 = math.fma %%y4, %%z, %%r : vector<%1$dxf32>\n"                                    \
-    "  %%y = arith.addf %%y5, %%one : vector<%1$dxf32>\n"                                      \
-    "  %%n = arith.fptosi %%fl : vector<%1$dxf32> to vector<%1$dxi32>\n"                         \
-    "  %%nb = arith.addi %%n, %%bias : vector<%1$dxi32>\n"                                     \
-    "  %%bits = arith.shli %%nb, %%shift : vector<%1$dxi32>\n"                                 \
-    "  %%p = arith.bitcast %%bits : vector<%1$dxi32> to vector<%1$dxf32>\n"                      \
-    "  %%e = arith.mulf %%y, %%p : vector<%1$dxf32>\n"                                         \
-    "  %%res = arith.mulf %%e, %%two : vector<%1$dxf32>\n"                                     \
-    "  return %%res : vector<%1$dxf32>\n"                                                      \
-    "}\n"
 
 #define MAX_VEXP 64
 typedef struct {

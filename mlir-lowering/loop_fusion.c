@@ -24,20 +24,13 @@ typedef struct {
     int n, overflow;
 } loop_t;
 
-static MlirValue base_of(MlirValue v)
-{
-    while (mlirValueIsAOpResult(v) && loom_op_is_view(mlirOpResultGetOwner(v)))
-        v = mlirOperationGetOperand(mlirOpResultGetOwner(v), 0);
-    return v;
-}
-
 static void add_access(loop_t *l, MlirValue memref, int write, int identity)
 {
     if (l->n == MAX_ACCESSES) {
         l->overflow = 1;
         return;
     }
-    l->acc[l->n++] = (access_t){base_of(memref), memref, write, identity};
+    l->acc[l->n++] = (access_t){loom_base_buffer(memref), memref, write, identity};
 }
 
 /* Indices operands [first, first + count) are the loop's induction

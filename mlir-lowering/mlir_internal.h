@@ -44,4 +44,7 @@ int loom_op_is(MlirOperation op, const char *name);
  * reinterpret_cast, cast): operand 0 is the viewed buffer (codegen.c). */
 int loom_op_is_view(MlirOperation op);
 
+/* The kernel argument or allocation behind v (v with views stripped). */
+MlirValue loom_base_buffer(MlirValue v);
+
 #endif
