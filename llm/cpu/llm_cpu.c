@@ -198,6 +198,16 @@ static void swiglu_task(void *ctx, int t) { /* hb = silu(hb) * hb2 */
     float *g = j->c->hb + t * f, *u = j->c->hb2 + t * f;
     for (size_t i = 0; i < f; i++) g[i] = silu(g[i]) * u[i];
 }
+/* One token's SwiGLU in SWIGLU_PARTS slices over the pool: ffn exp()s are
+ * the one per-token step long enough (~25 us) to keep the other threads
+ * waiting. */
+#define SWIGLU_PARTS 8
+static void swiglu_part_task(void *ctx, int i) {
+    const tok_job_t *j = ctx;
+    size_t f = (size_t)j->c->m->ffn, a = f * i / SWIGLU_PARTS, b = f * (i + 1) / SWIGLU_PARTS;
+    float *g = j->c->hb, *u = j->c->hb2;
+    for (size_t k = a; k < b; k++) g[k] = silu(g[k]) * u[k];
+}
 static void per_token(loom_llm_cpu_t *c, int T, loom_llm_task_fn fn, tok_job_t *j) {
     if (T == 1) fn(j, 0);
     else loom_llm_pool_run(c->pool, T, fn, j);
@@ -252,7 +262,8 @@ static int eval_batch(loom_llm_cpu_t *c, const int32_t *tok, int T, int pos0, fl
             float *ys[2] = {c->hb, c->hb2};
             loom_llm_matmul_n(c->pool, ws, 2, c->xb, T, ys, c->mmq);
         }
-        per_token(c, T, swiglu_task, &j);
+        if (T == 1) loom_llm_pool_run(c->pool, SWIGLU_PARTS, swiglu_part_task, &j);
+        else per_token(c, T, swiglu_task, &j);
         mm(c, &L->w_down, c->hb, T, c->xb, NULL);
         /* residual, then the next layer's attention norm */
         j.norm = l + 1 < m->n_layers ? m->layers[l + 1].attn_norm : NULL;

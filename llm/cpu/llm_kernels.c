@@ -256,8 +256,10 @@ void loom_llm_matmul_n(loom_llm_pool_t *pool, const loom_llm_weight_t *const *W,
         m->dot4 = T >= 4 ? isa.dot4[ty] : NULL;
         m->gemm = T >= 4 && cols % 32 == 0 ? isa.gemm[ty] : NULL;
         int unit = m->gemm ? isa.gemm_rows : 1;
-        /* about 8 chunks per thread over all matrices, in proportion to rows */
-        int chunks = (int)((long long)nt * 8 * W[i]->rows / all_rows);
+        /* about 16 chunks per thread over all matrices, in proportion to
+         * rows: the thread that takes the last chunk finishes at most 1/32
+         * of the work after the other */
+        int chunks = (int)((long long)nt * 16 * W[i]->rows / all_rows);
         if (chunks < 1) chunks = 1;
         if (chunks > W[i]->rows) chunks = W[i]->rows;
         m->chunk = (W[i]->rows + chunks - 1) / chunks;

@@ -265,6 +265,17 @@ static int token_block(int T, size_t xstride) {
     return (T + nb - 1) / nb;
 }
 
+/* Asks for bytes [a, b) of rows [r, r1) of W into L2, one hint per cache
+ * line: the weights the next panel or K slice unpacks, fetched from memory
+ * while this one computes. A panel's rows are read once per token block in
+ * pieces too short for the hardware prefetcher to run ahead of. */
+static INLINE void prefetch_rows(const loom_llm_weight_t *W, int r, int r1, size_t a, size_t b) {
+    for (; r < r1; r++) {
+        const char *w = (const char *)W->data + (size_t)r * W->row_bytes;
+        for (size_t o = a; o < b; o += 64) _mm_prefetch(w + o, _MM_HINT_T1);
+    }
+}
+
 static INLINE void store_tile(float *Y, size_t ldy, int r, int rm, int t, int rn, const float *o, int RN) {
     for (int j = 0; j < rn; j++)
         for (int i = 0; i < rm; i++) Y[(size_t)(t + j) * ldy + r + i] = o[i * RN + j];
@@ -343,6 +354,11 @@ AVX512 static void gemm_f(const loom_llm_weight_t *W, int r0, int r1, const uint
                 int kc = K - k0 < KC_F ? K - k0 : KC_F, last = k0 + kc == K;
                 const float *pk = p;
                 pack_f(W, r, rm, k0, kc, p);
+                size_t es = W->row_bytes / (size_t)K; /* bytes per value */
+                if (!last) prefetch_rows(W, r, r + rm, (size_t)(k0 + kc) * es,
+                                         (size_t)(K - k0 - kc < KC_F ? K : k0 + kc + KC_F) * es);
+                else if (r + RM < r1) prefetch_rows(W, r + RM, r1 - r < 2 * RM ? r1 : r + 2 * RM, 0,
+                                                    (size_t)(K < KC_F ? K : KC_F) * es);
                 for (int t = t0, g = 0; t < t1; t += RN_F, g++) {
                     int rn = t1 - t < RN_F ? t1 - t : RN_F;
                     const float *xt = (const float *)(const void *)(x + (size_t)t * xstride) + k0;
@@ -503,6 +519,7 @@ AVX512 static void gemm_q(const loom_llm_weight_t *W, int r0, int r1, const uint
         for (int r = r0; r < r1; r += RM) {
             int rm = r1 - r < RM ? r1 - r : RM;
             pack_q(W, r, rm, p);
+            if (r + RM < r1) prefetch_rows(W, r + RM, r1 - r < 2 * RM ? r1 : r + 2 * RM, 0, W->row_bytes);
             for (int k0 = 0; k0 < np; k0 += KP) {
                 int kp = np - k0 < KP ? np - k0 : KP, last = k0 + kp == np;
                 const uint8_t *pk = p + (size_t)k0 * RM * QPAIR;
