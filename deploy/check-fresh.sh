@@ -81,6 +81,9 @@ for goal in $GOALS; do
   # the namespace's first process exits.
   if unshare --mount --pid --fork --mount-proc="$ROOT/proc" bash -c '
       set -e
+      # the root a mount point of its own, as on a machine: `ip netns exec`
+      # (integ_multihost) remounts / and fails on a plain directory
+      mount --rbind "$1" "$1"  # recursive: keeps the /proc unshare mounted
       mount --rbind /dev "$1/dev"
       mount -t sysfs sysfs "$1/sys"
       exec chroot "$1" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \

@@ -5,6 +5,9 @@ set -u
 BUILD=${BUILD:-build}
 BIN=$(cd "$BUILD/bin" && pwd)
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# the Node.js deploy/install-npm.sh installed where the system's is too old
+NPM_NODE_BIN=${LOOM_NPM_DIR:-$ROOT/var/npm}/bin
+[ -x "$NPM_NODE_BIN/node" ] && PATH="$NPM_NODE_BIN:$PATH"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/loom-it.XXXXXX")
 PIDS=()
 export LOOM_LOG_LEVEL=${LOOM_LOG_LEVEL:-info}
