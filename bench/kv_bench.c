@@ -28,6 +28,7 @@
 
 #include <zmq.h>
 
+#include "common/clock.h"
 #include "common/buf.h"
 #include "llm/kvcache.h"
 #include "workers/common/objfetch.h"
@@ -39,11 +40,7 @@
 #define VOCAB 32000
 #define CHUNK (1u << 20)
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+static double now(void) { return (double)loom_clock_ns() * 1e-9; } /* seconds, monotonic */
 
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

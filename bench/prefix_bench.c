@@ -15,14 +15,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "llm/llm_engine.h"
 #include "llm/llm_prefix.h"
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+static double now(void) { return (double)loom_clock_ns() * 1e-9; } /* seconds, monotonic */
 
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
