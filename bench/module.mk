@@ -37,7 +37,7 @@ bench-kv: $(BUILD)/bin/bench-kv $(BUILD)/bin/bench-kv-prefix $(BUILD)/bin/loomd 
 	$(BUILD)/bin/bench-kv-prefix $(BUILD)/bench-kv/tinyllama-kv.gguf 3 10
 BENCHES += bench-kv
 
-# bench-memory: loomd's RSS after ten runs of 100,000 noop steps, next to
+# bench-memory: loomd's RSS after each of twenty runs of 100,000 noop steps, next to
 # the documented bound (bench/memory.py).
 .PHONY: bench-memory
 bench-memory: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/gen/py/loom/v1/rpc_pb2.py
