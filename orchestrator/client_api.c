@@ -4,6 +4,7 @@
  * the engine. Errors distinguish the caller's problem (INVALID_ARGUMENT,
  * NOT_FOUND) from loomd's (INTERNAL, UNAVAILABLE). */
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,6 +417,9 @@ static void add_unstarted_steps(srv_t *s, build_t *b)
     loom_workflow_destroy(&own);
 }
 
+/* A Get reply built from at least this many bytes trims the heap after. */
+#define GET_TRIM_BYTES ((size_t)4 << 20)
+
 static void rpc_get(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
@@ -447,7 +451,14 @@ static void rpc_get(srv_t *s, loom_msg_t *m)
         rep.run = b.run;
         loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
     }
+    /* The reply of a large run (~40 MB for 100k steps) is freed here in one
+     * go, and glibc keeps freed heap resident until trimmed: hand it back,
+     * as engine_reap_runs does for a run's tasks, so loomd's RSS follows
+     * what is live (orchestrator/README.md, Store). */
+    size_t built = loom_arena_used(b.a);
     loom_arena_destroy(&b.a);
+    if (built >= GET_TRIM_BYTES)
+        malloc_trim(0);
     loom_pb_free(rq);
 }
 
