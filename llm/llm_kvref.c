@@ -58,6 +58,16 @@ static size_t batch_tokens(size_t n, int rows, uint64_t b) {
 
 static uint64_t n_batches(size_t n, int rows) { return (n + (size_t)rows - 1) / (size_t)rows; }
 
+/* The stream's bytes for this shape (segments and their frames). */
+static uint64_t stream_bytes(const loom_kvcache_shape_t *sh) {
+    size_t w = (size_t)sh->n_kv_heads * sh->head_dim, n = (size_t)sh->n_tokens;
+    uint64_t size = LOOM_KVCACHE_HEADER + n * 4 + LOOM_OBJSTREAM_FRAME + (uint64_t)sh->n_vocab * 4 + LOOM_OBJSTREAM_FRAME;
+    for (uint64_t b = 0; b < n_batches(n, (int)sh->rows); b++)
+        size += (uint64_t)sh->n_layers *
+                (2 * loom_kvcache_dtype_bytes(batch_tokens(n, (int)sh->rows, b) * w, sh->dtype) + LOOM_OBJSTREAM_FRAME);
+    return size;
+}
+
 static int stream_rows(void *ud, int layer, int pos0, int n, const float *k, const float *v, loom_err_t *e) {
     loom_llm_kv_stream_t *s = ud;
     uint64_t i = s->next - 1, b = i / (uint64_t)s->n_layers;
@@ -103,9 +113,7 @@ int loom_llm_kv_stream_open(const loom_llm_model_t *m, const int32_t *prompt, si
     memcpy(sh.hash, m->hash, 32);
     uint8_t hdr[LOOM_KVCACHE_HEADER];
     loom_kvcache_header(&sh, hdr);
-    uint64_t size = LOOM_KVCACHE_HEADER + n * 4 + LOOM_OBJSTREAM_FRAME + (uint64_t)m->n_vocab * 4 + LOOM_OBJSTREAM_FRAME;
-    for (uint64_t b = 0; b < n_batches(n, rows); b++)
-        size += (uint64_t)m->n_layers * (2 * loom_kvcache_dtype_bytes(batch_tokens(n, rows, b) * w, dtype) + LOOM_OBJSTREAM_FRAME);
+    uint64_t size = stream_bytes(&sh);
     loom_llm_kv_stream_t *s = calloc(1, sizeof *s);
     if (!s || !(s->scratch = malloc(2 * loom_kvcache_dtype_bytes((size_t)rows * w, dtype) + 1))) {
         free(s);
@@ -152,6 +160,7 @@ typedef struct assemble {
     loom_kvcache_shape_t sh;
     size_t width;
     uint64_t batches, last; /* the logits' segment index */
+    uint64_t size;          /* the object's, from its reference */
 } assemble_t;
 
 static int assemble_segment(void *ud, uint64_t i, const uint8_t *d, size_t n, loom_err_t *e) {
@@ -159,9 +168,10 @@ static int assemble_segment(void *ud, uint64_t i, const uint8_t *d, size_t n, lo
     if (i == 0) {
         int rc = loom_kvcache_header_parse(d, n, &a->sh, e);
         if (rc) return rc;
-        if (!a->sh.rows || a->sh.n_tokens <= 0 || n != LOOM_KVCACHE_HEADER + (size_t)a->sh.n_tokens * 4)
-            return loom_err_set(e, LOOM_EPARSE, "KV stream: bad first segment (%zu bytes, %d tokens, %u rows)", n,
-                                a->sh.n_tokens, a->sh.rows);
+        if (!a->sh.rows || a->sh.rows > (1u << 20) || a->sh.n_tokens <= 0 ||
+            n != LOOM_KVCACHE_HEADER + (size_t)a->sh.n_tokens * 4 || stream_bytes(&a->sh) != a->size)
+            return loom_err_set(e, LOOM_EPARSE, "KV stream: bad first segment (%zu bytes, %d tokens, %u rows, object of %llu bytes)",
+                                n, a->sh.n_tokens, a->sh.rows, (unsigned long long)a->size);
         if ((rc = loom_kvcache_new(a->sh.hash, a->sh.n_layers, a->sh.n_kv_heads, a->sh.head_dim, a->sh.n_tokens,
                                    a->sh.n_vocab, &a->kv, e)))
             return rc;
@@ -202,6 +212,7 @@ static int fetch_stream(const loom_objref_t *r, const loom_objfetch_opts_t *opts
     else loom_objfetch_opts_default(&o);
     assemble_t a = {0};
     a.last = UINT64_MAX;
+    a.size = r->size;
     o.on_segment = assemble_segment;
     o.seg_ud = &a;
     void *data;

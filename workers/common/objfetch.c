@@ -241,12 +241,11 @@ static int recv_chunk(void *s, const loom_objref_t *r, uint64_t seq, uint64_t of
 static int stream_seq(void *s, const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_t *buf, size_t chunk,
                       uint64_t *recvd, loom_err_t *e) {
     segs_t g = {0};
-    int rc = 0;
-    uint64_t off = 0;
-    int asked = 0;
+    int rc = 0, asked = 0;
+    uint64_t off = 0, seq = 0;
     while (!rc && off < r->size) {
         uint32_t len = (uint32_t)(r->size - off < chunk ? r->size - off : chunk);
-        if (!asked && send_req(s, r, (*recvd), off, len)) {
+        if (!asked && send_req(s, r, seq, off, len)) {
             rc = loom_err_set(e, LOOM_EIO, "sending to %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
             break;
         }
@@ -261,7 +260,7 @@ static int stream_seq(void *s, const loom_objref_t *r, const loom_objfetch_opts_
                               (unsigned long long)r->size);
             break;
         }
-        rc = recv_chunk(s, r, (*recvd), off, &len, buf, NULL, e);
+        rc = recv_chunk(s, r, seq, off, &len, buf, NULL, e);
         if (rc == 1) { /* PENDING: the producer lives; wait on */
             rc = 0;
             if (o->on_chunk && o->on_chunk(o->ud, off, r->size)) rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped");
@@ -269,11 +268,12 @@ static int stream_seq(void *s, const loom_objref_t *r, const loom_objfetch_opts_
         }
         if (rc) break;
         asked = 0;
-        (*recvd)++;
+        seq++;
         off += len;
         if ((rc = feed(&g, r, o, buf, off, e))) break;
         if (o->on_chunk && o->on_chunk(o->ud, off, r->size)) rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped");
     }
+    *recvd = seq;
     return rc;
 }
 
