@@ -7,14 +7,15 @@
 #include "common/buf.h"
 #include "workers/common/objstore.h"
 
-int loom_llm_kv_publish(const loom_kvcache_t *kv, int dtype, const char *worker, json_t **ref, loom_err_t *e) {
+int loom_llm_kv_publish(const loom_kvcache_t *kv, int dtype, const char *worker, const char *run, json_t **ref,
+                        loom_err_t *e) {
     *ref = NULL;
     loom_buf_t bin = LOOM_BUF_INIT;
     int rc = loom_kvcache_serialize_as(kv, dtype, &bin, e);
     char media[64];
     snprintf(media, sizeof media, "%s/%s", LOOM_KV_LAYOUT, loom_kvcache_dtype_name(dtype));
     loom_objref_t r;
-    if (!rc) rc = loom_objstore_put(bin.data, bin.len, worker, media, &r, e);
+    if (!rc) rc = loom_objstore_put_run(bin.data, bin.len, worker, media, run, &r, e);
     loom_buf_free(&bin);
     if (rc) return rc;
     if (!(*ref = loom_objref_to_json(&r))) return loom_err_set(e, LOOM_ENOMEM, "out of memory");
@@ -98,8 +99,8 @@ static int stream_logits(void *ud, const float *logits, loom_err_t *e) {
 }
 
 int loom_llm_kv_stream_open(const loom_llm_model_t *m, const int32_t *prompt, size_t n, int dtype, int rows,
-                            const char *worker, loom_llm_kv_stream_t **out, loom_llm_kv_sink_t *sink, json_t **ref,
-                            loom_err_t *e) {
+                            const char *worker, const char *run, loom_llm_kv_stream_t **out, loom_llm_kv_sink_t *sink,
+                            json_t **ref, loom_err_t *e) {
     *out = NULL;
     *ref = NULL;
     size_t w = (size_t)m->n_kv_heads * m->head_dim;
@@ -129,7 +130,7 @@ int loom_llm_kv_stream_open(const loom_llm_model_t *m, const int32_t *prompt, si
     snprintf(media, sizeof media, "%s/%s", LOOM_KV_STREAM_LAYOUT, loom_kvcache_dtype_name(dtype));
     loom_objref_t r;
     loom_objstream_piece_t p[2] = {{hdr, sizeof hdr}, {prompt, n * 4}};
-    int rc = loom_objstore_stream_open(size, worker, media, &s->obj, &r, e);
+    int rc = loom_objstore_stream_open(size, worker, media, run, &s->obj, &r, e);
     if (!rc && (rc = loom_objstore_stream_segment(s->obj, p, 2, e))) loom_objstore_stream_close(s->obj, 0, NULL);
     if (!rc && !(*ref = loom_objref_to_json(&r))) {
         loom_objstore_stream_close(s->obj, 0, NULL);

@@ -36,16 +36,19 @@
 #define LOOM_KV_STREAM_LAYOUT "loom-kv-stream-v1"
 
 /* Serialises kv with K/V in dtype (LOOM_KV_F32/F16), stores it and returns
- * {"$object": {...}} in *ref (caller owns). worker may be NULL. */
-int loom_llm_kv_publish(const loom_kvcache_t *kv, int dtype, const char *worker, json_t **ref, loom_err_t *e);
+ * {"$object": {...}} in *ref (caller owns), held for run (objstore.h; NULL:
+ * for none). worker may be NULL. */
+int loom_llm_kv_publish(const loom_kvcache_t *kv, int dtype, const char *worker, const char *run, json_t **ref,
+                        loom_err_t *e);
 
 /* Opens the stream of a prompt of n tokens of model m in dtype, batches of
- * `rows` tokens, and returns its reference in *ref (caller owns) to hand
- * out at once; sink (filled here) goes to loom_llm_prefill_stream. */
+ * `rows` tokens, held for run (objstore.h; NULL: none), and returns its
+ * reference in *ref (caller owns) to hand out at once; sink (filled here)
+ * goes to loom_llm_prefill_stream. */
 typedef struct loom_llm_kv_stream loom_llm_kv_stream_t;
 int loom_llm_kv_stream_open(const loom_llm_model_t *m, const int32_t *prompt, size_t n, int dtype, int rows,
-                            const char *worker, loom_llm_kv_stream_t **s, loom_llm_kv_sink_t *sink, json_t **ref,
-                            loom_err_t *e);
+                            const char *worker, const char *run, loom_llm_kv_stream_t **s, loom_llm_kv_sink_t *sink,
+                            json_t **ref, loom_err_t *e);
 /* ok: the prefill finished (every segment must be there); !ok: abandon it
  * (waiting consumers fail and fall back). Frees s. */
 int loom_llm_kv_stream_close(loom_llm_kv_stream_t *s, int ok, loom_err_t *e);

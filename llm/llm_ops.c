@@ -389,7 +389,10 @@ static int prefill_streamed(loom_op_ctx_t *ctx, loom_llm_model_t *m, const int32
     loom_llm_kv_sink_t sink;
     json_t *ref = NULL, *o = prefill_json(m, n, 0);
     loom_err_t se = {0};
-    if (!o || loom_llm_kv_stream_open(m, ids, n, dtype, LOOM_LLM_CPU_BATCH, loom_op_worker_id(ctx), &s, &sink, &ref, &se)) {
+    char run[40];
+    loom_op_run_id(ctx, run, sizeof run);
+    if (!o || loom_llm_kv_stream_open(m, ids, n, dtype, LOOM_LLM_CPU_BATCH, loom_op_worker_id(ctx), run, &s, &sink, &ref,
+                                      &se)) {
         G.f->destroy(G.f->ud, h);
         pthread_mutex_unlock(&G.compute);
         LOOM_WARN("llm", "msg=\"cannot stream the KV cache; publishing it whole\" task=%s error=\"%s\"", loom_op_task_id(ctx),
@@ -472,7 +475,9 @@ static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
          * re-run the prefill if the transfer fails. */
         json_t *ref = NULL, *toks = NULL;
         loom_err_t pe = {0};
-        if (loom_llm_kv_publish(kv, dtype, loom_op_worker_id(ctx), &ref, &pe)) {
+        char run[40];
+        loom_op_run_id(ctx, run, sizeof run);
+        if (loom_llm_kv_publish(kv, dtype, loom_op_worker_id(ctx), run, &ref, &pe)) {
             /* No object store here (e.g. no /dev/shm): inline, as before. */
             LOOM_WARN("llm", "msg=\"cannot keep the KV cache here; sending it inline\" task=%s error=\"%s\"",
                       loom_op_task_id(ctx), pe.msg);

@@ -101,6 +101,9 @@ typedef struct loom_engine_cfg {
     int64_t output_ref_bytes;     /* step outputs (parts) over this many bytes stay on their worker
                                    * and travel by reference (workers/common/outref.h); 0 = 65536,
                                    * < 0 = never */
+    int64_t object_retention_ms;  /* a run's objects are kept on their workers (as a cache, for
+                                   * `loom logs`) this long after it ended, then forgotten
+                                   * (engine_objects.c); 0 = 3600000, < 0 = until evicted */
 } loom_engine_cfg_t;
 
 /* Cheap ops without side effects that loomd may run itself instead of

@@ -261,6 +261,8 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
     scope_t *sc = t->scope;
     size_t i = t->step;
     step_rt_t *st = &sc->st[i];
+    if (t->kv_part == 2) /* the decode of a split generate was its KV cache's one consumer */
+        engine_objects_consumed_text(e, r, t->input, t->input_len, "prefill");
     e->stats.tasks_succeeded++;
     r->tasks_done++;
     if (w && e->cfg.placement.observe && step_ms > 0) {

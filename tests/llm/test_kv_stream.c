@@ -97,7 +97,7 @@ static void start_producer(producer_t *p, int end) {
         loom_objref_t ref;
         loom_err_t e = {0};
         if (loom_objstore_stream_open(SEGS * (uint64_t)(SEG_BYTES + LOOM_OBJSTREAM_FRAME), "streamer", "test/stream",
-                                      &s, &ref, &e) ||
+                                      NULL, &s, &ref, &e) ||
             write(r[1], &ref, sizeof ref) != (ssize_t)sizeof ref)
             _exit(1);
         uint8_t *buf = malloc(SEG_BYTES);
@@ -305,7 +305,7 @@ static void streamed_prefill(int dtype, int same_host, loom_kvcache_t **got) {
     loom_llm_kv_stream_t *s;
     loom_llm_kv_sink_t sink;
     json_t *ref;
-    assert_int_equal(loom_llm_kv_stream_open(model, ids, PROMPT, dtype, LOOM_LLM_CPU_BATCH, "me", &s, &sink, &ref, &e), 0);
+    assert_int_equal(loom_llm_kv_stream_open(model, ids, PROMPT, dtype, LOOM_LLM_CPU_BATCH, "me", NULL, &s, &sink, &ref, &e), 0);
     double secs;
     if (loom_llm_prefill_stream(model, &b, ids, PROMPT, LOOM_LLM_CPU_BATCH, &sink, &secs, &e)) fail_msg("%s", e.msg);
     assert_int_equal(loom_llm_kv_stream_close(s, 1, &e), 0);
@@ -381,7 +381,7 @@ static void test_kv_sink_order(void **state) {
     loom_llm_kv_sink_t sink;
     json_t *ref;
     loom_err_t e = {0};
-    assert_int_equal(loom_llm_kv_stream_open(model, ids, PROMPT, LOOM_KV_F32, LOOM_LLM_CPU_BATCH, "me", &s, &sink, &ref, &e), 0);
+    assert_int_equal(loom_llm_kv_stream_open(model, ids, PROMPT, LOOM_KV_F32, LOOM_LLM_CPU_BATCH, "me", NULL, &s, &sink, &ref, &e), 0);
     size_t w = (size_t)model->n_kv_heads * model->head_dim;
     float *rows = calloc(LOOM_LLM_CPU_BATCH * w, sizeof *rows);
     assert_int_equal(sink.rows(sink.ud, 1, 0, LOOM_LLM_CPU_BATCH, rows, rows, &e), LOOM_EINVAL); /* layer 0 first */
