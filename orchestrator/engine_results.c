@@ -69,6 +69,16 @@ void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
 {
     scope_t *sc = t->scope;
     const loom_wf_step_t *s = &sc->g->steps[t->step];
+    if (t->kv_handed) {
+        /* a streaming prefill whose decode already started: the decode
+         * re-runs the prefill itself when the stream breaks; no retry here,
+         * and the step goes on with the decode */
+        engine_task_attempt_failed(e, t, how, error);
+        e->stats.tasks_failed++;
+        sc->st[t->step].tasks_live--;
+        engine_task_free(e, t);
+        return;
+    }
     t->tries++;
     engine_task_attempt_failed(e, t, how, error);
     if (retryable && t->tries <= s->retries) {
@@ -248,7 +258,7 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
     if (!out)
         out = json_null();
     if (t->kv_part == 1) { /* the prefill of a split llm.generate: its decode gets the KV cache */
-        int rc = engine_kv_handoff(e, t, out);
+        int rc = t->kv_handed ? 0 : engine_kv_handoff(e, t, out); /* (a streamed one has it) */
         json_decref(out);
         e->stats.tasks_succeeded++;
         r->tasks_done++;
@@ -363,6 +373,31 @@ void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const cha
     engine_emit(e, t->run, &ev);
 }
 
+void loom_engine_early_output(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                              uint32_t attempt, const char *json)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (!t || t->worker != w || (int)attempt != t->attempt || t->kv_part != 1 || t->kv_handed)
+        return;
+    json_error_t je;
+    json_t *out = json_loads(json, 0, &je);
+    if (!json_is_object(out) || !json_is_object(json_object_get(out, "kv"))) {
+        LOOM_WARN(COMP, "msg=\"ignored an early output that is no KV reference\" task=%s worker=%s", t->id, w->id);
+        json_decref(out);
+        return;
+    }
+    int rc = engine_kv_handoff(e, t, out);
+    json_decref(out);
+    if (rc) {
+        engine_run_finish(e, t->run, LOOM_RUN_FAILED, "loomd ran out of memory", NULL);
+        engine_reap_runs(e);
+        return;
+    }
+    t->kv_handed = 1;
+    loom_engine_progress_note(e, w, task_id, attempt,
+                              "KV cache streamed layer by layer: the decode starts now, while the prefill runs");
+}
+
 void loom_engine_started(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                          uint32_t attempt)
 {
@@ -406,6 +441,12 @@ void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
         return;
     }
     t->lost++;
+    if (t->kv_handed) { /* its decode runs already and falls back by itself */
+        snprintf(msg, sizeof msg, "worker %s was lost while streaming the KV cache; the decode re-runs the prefill", w->id);
+        engine_worker_lost_event(e, t, w);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__UNAVAILABLE);
+        return;
+    }
     /* A worker whose tools outlive it (spool) may be restarted with its
      * result: its started tasks wait before they run elsewhere
      * (engine_adopt.c takes them back when it re-registers) until the

@@ -565,6 +565,8 @@ static void on_progress(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
         loom_engine_progress(s->eng, w, p->task_id, p->attempt, p->text);
     else if (p->message && p->message[0])
         loom_engine_progress_note(s->eng, w, p->task_id, p->attempt, p->message);
+    else if (p->early_output && p->early_output[0])
+        loom_engine_early_output(s->eng, w, p->task_id, p->attempt, p->early_output);
     if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY)) {
         Loom__V1__ProgressReply rep = LOOM__V1__PROGRESS_REPLY__INIT;
         loom_rpc_reply(s->wsrv, loom_msg_origin(m), (const ProtobufCMessage *)&rep, &err);

@@ -119,6 +119,11 @@ const char *loom_op_task_id(const loom_op_ctx_t *ctx);
  * was recomputed: loomd records it as a progress event with a message,
  * which is stored with the run's events. */
 int loom_op_note(loom_op_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Announces the task's output before it finishes (early: JSON, copied):
+ * a streamed KV cache's reference, so loomd can start the consumer while
+ * the producer still computes (ProgressRequest.early_output). The handler
+ * still returns its output; loomd may ignore the announcement. */
+int loom_op_announce(loom_op_ctx_t *ctx, const json_t *early);
 /* The id loomd knows this worker by (borrowed). */
 const char *loom_op_worker_id(const loom_op_ctx_t *ctx);
 int loom_op_attempt(const loom_op_ctx_t *ctx);

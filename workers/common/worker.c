@@ -69,7 +69,8 @@ struct loom_op_ctx {
     size_t output_len;
     int output_is_json;
     uint64_t tokens_in, tokens_out; /* LLM ops */
-    /* progress chunk (is_progress 1: streamed text, 2: a note); Started
+    /* progress chunk (is_progress 1: streamed text, 2: a note, 3: an
+     * early output, loom_op_announce); Started
      * notice (is_started) */
     int is_progress, is_started;
     uint64_t seq;
@@ -224,6 +225,16 @@ static int progress(loom_op_ctx_t *ctx, const char *data, size_t n, int kind)
 int loom_op_progress(loom_op_ctx_t *ctx, const char *data, size_t n)
 {
     return progress(ctx, data, n, 1);
+}
+
+int loom_op_announce(loom_op_ctx_t *ctx, const json_t *early)
+{
+    char *s = json_dumps(early, JSON_COMPACT);
+    if (!s)
+        return LOOM_ENOMEM;
+    int rc = progress(ctx, s, strlen(s), 3);
+    free(s);
+    return rc;
 }
 
 int loom_op_note(loom_op_ctx_t *ctx, const char *fmt, ...)
@@ -914,6 +925,8 @@ static void drain_outbox(worker_t *w)
             p.seq = t->seq;
             if (t->is_progress == 2)
                 p.message = t->output; /* a note: stored as an event */
+            else if (t->is_progress == 3)
+                p.early_output = t->output; /* an output announced early */
             else
                 p.text = t->output;
             send_msg(w, "loom.v1.WorkerHub/Progress", 0, LOOM__V1__FLAG__FLAG_ONEWAY,
