@@ -419,7 +419,8 @@ AVX512 static void pack_rows(const loom_llm_weight_t *W, int r, int rb, int k0, 
  * kept in io, or on the last slice written to Y (rows r..r+rb, tokens
  * t..t+tn). gs: floats between token groups in xt. */
 AVX512 static INLINE void mk_t(const float *p, int kc, const float *x, size_t gs, int nv, __m512 *io, int first,
-                               int last, float *Y, size_t ldy, int r, int rb, int t, int tn) {
+                               int last, float *Y, size_t ldy, int r, int rb, int t, int tn,
+                               const char *const *pf, int npf) {
     __m512 acc[TR][TV];
 #pragma GCC unroll 16
     for (int i = 0; i < TR; i++)
@@ -435,6 +436,7 @@ AVX512 static INLINE void mk_t(const float *p, int kc, const float *x, size_t gs
             _mm_prefetch((const char *)(Y + (size_t)(t + l) * ldy + r + TR - 1), _MM_HINT_T1);
         }
     for (int k = 0; k < kc; k++, x += 16) {
+        if ((k & 3) == 0 && k / 4 < npf) _mm_prefetch(pf[k / 4], _MM_HINT_T1);
         __m512 v[TV];
 #pragma GCC unroll 16
         for (int j = 0; j < TV; j++)
@@ -481,20 +483,33 @@ AVX512 static void gemm_t(const loom_llm_weight_t *W, int r0, int r1, const floa
             for (int k0 = 0; k0 < K; k0 += KC_T) {
                 int kc = K - k0 < KC_T ? K - k0 : KC_T, last = k0 + kc == K;
                 pack_rows(W, r, rb, k0, kc, p);
-                if (!last) prefetch_rows(W, r, r + rb, (size_t)(k0 + kc) * es,
-                                         (size_t)(K - k0 - kc < KC_T ? K : k0 + kc + KC_T) * es);
-                else if (r + TR < r1) prefetch_rows(W, r + TR, r1 - r < 2 * TR ? r1 : r + 2 * TR, 0,
-                                                    (size_t)(K < KC_T ? K : KC_T) * es);
+                /* the weights the next panel or K slice unpacks, one cache
+                 * line every 4 values of this slice's micro-kernel calls:
+                 * a burst of hints is mostly dropped, and a panel row's
+                 * piece is too short for the hardware prefetcher */
+                const char *pf[TR * KC_T * 4 / 64];
+                int npf = 0, nr = r, nk = k0 + kc;
+                if (last) nr = r + TR, nk = 0;
+                if (nr < r1) {
+                    int nkc = K - nk < KC_T ? K - nk : KC_T, nrb = r1 - nr < TR ? r1 - nr : TR;
+                    for (int i = 0; i < nrb; i++) {
+                        const char *w = (const char *)W->data + (size_t)(nr + i) * W->row_bytes + (size_t)nk * es;
+                        for (size_t o = 0; o < (size_t)nkc * es; o += 64) pf[npf++] = w + o;
+                    }
+                }
+                int calls = (g1 - g0 + TV - 1) / TV, per = (npf + calls - 1) / calls;
                 for (int g = g0, c = 0; g < g1; g += TV, c++) {
                     int nv = g1 - g < TV ? g1 - g : TV, t = g * 16, tn = T - t < nv * 16 ? T - t : nv * 16;
                     const float *x = xt + (size_t)g * gs + (size_t)k0 * 16;
                     __m512 *a = io + c * TR * TV;
+                    const char *const *q = pf + c * per;
+                    int nq = npf - c * per < per ? npf - c * per : per;
+                    nq = nq < 0 ? 0 : nq;
                     switch (nv) {
-                    case 4: mk_t(p, kc, x, gs, 4, a, k0 == 0, last, Y, ldy, r, rb, t, tn); break;
-                    case 3: mk_t(p, kc, x, gs, 3, a, k0 == 0, last, Y, ldy, r, rb, t, tn); break;
-                    case 2: mk_t(p, kc, x, gs, 2, a, k0 == 0, last, Y, ldy, r, rb, t, tn); break;
-                    default: mk_t(p, kc, x, gs, 1, a, k0 == 0, last, Y, ldy, r, rb, t, tn); break;
+                    case 2: mk_t(p, kc, x, gs, 2, a, k0 == 0, last, Y, ldy, r, rb, t, tn, q, nq); break;
+                    default: mk_t(p, kc, x, gs, 1, a, k0 == 0, last, Y, ldy, r, rb, t, tn, q, nq); break;
                     }
+                    for (int i = kc / 4; i < nq; i++) _mm_prefetch(q[i], _MM_HINT_T1);
                 }
             }
         }
