@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "protocol/envelope.h"
+#include "protocol/prefix_key.h"
 
 #define COMP "loomd"
 
@@ -495,7 +496,10 @@ static void fail_run_oom(loom_engine_t *e, loom_run_t *r)
 
 /* A task of an llm.generate step that the run's module splits across
  * devices starts as the step's llm.prefill (placement.h, split_kv);
- * engine_kv_handoff turns its result into the llm.decode. */
+ * engine_kv_handoff turns its result into the llm.decode. The prefill
+ * streams its KV cache layer by layer ("kv_stream": true unless the step
+ * says otherwise) and announces the stream's reference when it starts, so
+ * the decode is dispatched then (loom_engine_early_output). */
 static loom_task_t *split_if_planned(loom_engine_t *e, loom_task_t *t)
 {
     if (!t || t->scope->g->steps[t->step].op != LOOM_OP_LLM_GENERATE || !e->cfg.placement.split_kv)
@@ -505,6 +509,16 @@ static loom_task_t *split_if_planned(loom_engine_t *e, loom_task_t *t)
     if (e->cfg.placement.split_kv(e->cfg.placement.self, t->run->id, sid)) {
         t->op = "llm.prefill";
         t->kv_part = 1;
+        json_error_t je;
+        json_t *in = json_loadb(t->input, t->input_len, 0, &je);
+        char *text = NULL;
+        if (json_is_object(in) && !json_object_get(in, "kv_stream") &&
+            !json_object_set_new(in, "kv_stream", json_true()) && (text = json_dumps(in, JSON_COMPACT))) {
+            free(t->input);
+            t->input = text;
+            t->input_len = strlen(text);
+        }
+        json_decref(in);
     }
     return t;
 }
@@ -614,6 +628,24 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
         fail_run_oom(e, r);
 }
 
+/* A split llm.generate step finished while the prefill that streamed its
+ * KV cache still runs (its decode had all it needed): stop that prefill,
+ * so no task outlives its step. */
+static void drop_streaming_prefills(loom_engine_t *e, scope_t *sc, size_t i)
+{
+    loom_task_t *t = sc->run->tasks, *next;
+    for (; t; t = next) {
+        next = t->rnext;
+        if (t->scope != sc || t->step != i || !t->kv_handed)
+            continue;
+        if (t->worker && e->cfg.cancel_task)
+            e->cfg.cancel_task(e->cfg.ud, t->worker, t, "its decode finished");
+        engine_task_cancelled(e, t, "its decode finished");
+        sc->st[i].tasks_live--;
+        engine_task_free(e, t);
+    }
+}
+
 /* Step i reached a final state: release dependents, free what nobody
  * needs any more, and close the scope when it was the last step. */
 void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
@@ -626,6 +658,8 @@ void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state
         return;
     st->state = state;
     st->finished_ms = loom_wall_ms();
+    if (s->op == LOOM_OP_LLM_GENERATE)
+        drop_streaming_prefills(e, sc, i);
     if (state == LOOM_TASK_SUCCEEDED && st->is_foreach) {
         st->output = st->results;
         st->results = NULL;
@@ -1069,6 +1103,15 @@ void loom_engine_dispatch(loom_engine_t *e)
                                     .note = placement_note, .note_ud = e};
         loom_placement_why_t why = {0};
         req.why = &why;
+        uint64_t pkeys[LOOM_PREFIX_MAX_KEYS];
+        if (!e->cfg.prefix_placement_off && t->kv_part == 0 && strcmp(t->op, "llm.generate") == 0) {
+            json_t *in = json_loadb(t->input, t->input_len, 0, NULL);
+            req.n_prefix_keys = in ? loom_prefix_keys(in, NULL, pkeys, LOOM_PREFIX_MAX_KEYS, &req.prompt_bytes) : 0;
+            req.prefix_keys = pkeys;
+            json_decref(in);
+            LOOM_DEBUG(COMP, "msg=\"prefix keys\" task=%s keys=%zu prompt_bytes=%zu", t->id, req.n_prefix_keys,
+                       req.prompt_bytes);
+        }
         int never = 0;
         loom_worker_rec_t *w = e->cfg.placement.pick(e->cfg.placement.self, &req, e->cfg.reg,
                                                       &never);

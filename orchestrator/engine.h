@@ -53,6 +53,8 @@ typedef struct loom_task {
     const char *op;            /* borrowed from the workflow (or static: a KV split's part) */
     int kv_part;               /* an llm.generate step its module splits across devices:
                                 * 1 = its llm.prefill, 2 = its llm.decode (0 = whole) */
+    int kv_handed;             /* a prefill whose decode started from its announced KV
+                                * stream: its own outcome no longer decides the step */
     char *input;               /* rendered input JSON (owned) */
     size_t input_len;
     int64_t timeout_ms;        /* 0 = none */
@@ -102,6 +104,7 @@ typedef struct loom_engine_cfg {
     int64_t object_retention_ms;  /* a run's objects are kept on their workers (as a cache, for
                                    * `loom logs`) this long after it ended, then forgotten
                                    * (engine_objects.c); 0 = 3600000, < 0 = until evicted */
+    int prefix_placement_off;     /* 1: placement ignores the prompt prefixes workers hold */
 } loom_engine_cfg_t;
 
 /* Cheap ops without side effects that loomd may run itself instead of
@@ -176,6 +179,12 @@ void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *ta
  * run's events (streamed text is not). */
 void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                                uint32_t attempt, const char *message);
+/* An output a running task announced early (ProgressRequest.early_output):
+ * for the prefill of a split llm.generate, the reference of its KV stream,
+ * so its decode is dispatched now and fetches layers while the prefill
+ * computes (issue 15, layer-wise streaming). Ignored for other tasks. */
+void loom_engine_early_output(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                              uint32_t attempt, const char *json);
 
 /* w said these tasks began executing (WorkerHub.Started); tasks it does
  * not own or other attempts are ignored. */

@@ -69,7 +69,8 @@ struct loom_op_ctx {
     size_t output_len;
     int output_is_json;
     uint64_t tokens_in, tokens_out; /* LLM ops */
-    /* progress chunk (is_progress 1: streamed text, 2: a note); Started
+    /* progress chunk (is_progress 1: streamed text, 2: a note, 3: an
+     * early output, loom_op_announce); Started
      * notice (is_started) */
     int is_progress, is_started;
     uint64_t seq;
@@ -224,6 +225,16 @@ static int progress(loom_op_ctx_t *ctx, const char *data, size_t n, int kind)
 int loom_op_progress(loom_op_ctx_t *ctx, const char *data, size_t n)
 {
     return progress(ctx, data, n, 1);
+}
+
+int loom_op_announce(loom_op_ctx_t *ctx, const json_t *early)
+{
+    char *s = json_dumps(early, JSON_COMPACT);
+    if (!s)
+        return LOOM_ENOMEM;
+    int rc = progress(ctx, s, strlen(s), 3);
+    free(s);
+    return rc;
 }
 
 int loom_op_note(loom_op_ctx_t *ctx, const char *fmt, ...)
@@ -660,6 +671,19 @@ static void send_heartbeat(worker_t *w)
         mv[nm++] = p;
     h.n_loaded_models = nm;
     h.loaded_models = mv;
+    /* the prompt prefixes its engine holds (prefix-aware placement) */
+    uint64_t pkeys[512];
+    uint32_t ptoks[512];
+    Loom__V1__PrefixHeld ph[512], *php[512];
+    size_t np = loom_ops_prefixes(w->ops, pkeys, ptoks, 512);
+    for (size_t i = 0; i < np; i++) {
+        loom__v1__prefix_held__init(&ph[i]);
+        ph[i].key = pkeys[i];
+        ph[i].tokens = ptoks[i];
+        php[i] = &ph[i];
+    }
+    h.n_prefixes = np;
+    h.prefixes = php;
     char *ids[64];
     size_t n = 0;
     for (loom_op_ctx_t *t = w->running; t && n < 64; t = t->rnext)
@@ -901,6 +925,8 @@ static void drain_outbox(worker_t *w)
             p.seq = t->seq;
             if (t->is_progress == 2)
                 p.message = t->output; /* a note: stored as an event */
+            else if (t->is_progress == 3)
+                p.early_output = t->output; /* an output announced early */
             else
                 p.text = t->output;
             send_msg(w, "loom.v1.WorkerHub/Progress", 0, LOOM__V1__FLAG__FLAG_ONEWAY,
@@ -1132,7 +1158,7 @@ static void handle(worker_t *w, const loom_msg_t *msg)
             if (x && x->run_id && x->run_id[0])
                 touched += loom_objstore_release(x->run_id, x->object_id, x->forget);
         }
-        if (r && r->n_released_objects) {
+        if (r && r->n_released_objects && touched) {
             loom_objstore_stats_t st;
             loom_objstore_stats(&st);
             LOOM_INFO(COMP, "msg=\"objects released\" releases=%zu first_run=%s forget=%d touched=%zu objects=%zu "
@@ -1356,6 +1382,7 @@ static int restrict_ops(worker_t *w, const char *list, loom_err_t *err)
         return rc;
     }
     loom_ops_set_models_fn(keep, loom_ops_get_models_fn(w->ops)); /* still advertised */
+    loom_ops_set_prefixes_fn(keep, loom_ops_get_prefixes_fn(w->ops));
     loom_ops_destroy(&w->ops);
     w->ops = keep;
     return 0;
