@@ -50,7 +50,7 @@ bench-kv-prefix: $(BUILD)/bin/bench-kv-prefix $(BUILD)/bin/loomd $(BUILD)/bin/lo
 	BUILD=$(BUILD) /usr/bin/python3 bench/prefix_placement.py $(BUILD)/bench-kv/tinyllama-kv.gguf 2 3 6
 BENCHES += bench-kv-prefix
 
-# bench-memory: loomd's RSS after ten runs of 100,000 noop steps, next to
+# bench-memory: loomd's RSS after each of twenty runs of 100,000 noop steps, next to
 # the documented bound (bench/memory.py).
 .PHONY: bench-memory
 bench-memory: $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/gen/py/loom/v1/rpc_pb2.py
