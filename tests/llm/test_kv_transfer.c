@@ -488,8 +488,10 @@ static void test_output_by_reference(void **state) {
     json_t *g = loom_objref_to_json(&gone);
     loom_objfetch_opts_t o;
     opts(&o, 0);
-    assert_int_equal(loom_outref_resolve(&g, &o, NULL, NULL, &e), LOOM_ENOTFOUND);
+    char lost[65];
+    assert_int_equal(loom_outref_resolve(&g, &o, NULL, lost, &e), LOOM_ENOTFOUND);
     assert_non_null(strstr(e.msg, "by reference from worker producer"));
+    assert_string_equal(lost, gone.id); /* what loomd re-runs the producer of */
     json_decref(g);
     loom_objref_t nj;
     assert_int_equal(loom_objstore_put("not json", 8, "me", LOOM_OUTREF_MEDIA, &nj, &e), 0);
