@@ -29,6 +29,7 @@
 #include "llm/llm_grammar.h"
 #include "llm/llm_kvref.h"
 #include "llm/llm_prefix.h"
+#include "protocol/prefix_key.h"
 #include "llm/llm_ops.h"
 #include "workers/common/objstore.h"
 
@@ -63,6 +64,11 @@ static void refresh_names(void) {
     pthread_mutex_lock(&names_mu);
     memcpy(names_str, buf, sizeof buf);
     pthread_mutex_unlock(&names_mu);
+}
+
+/* The prompt prefixes the prefix cache holds (heartbeats). */
+static size_t held_prefixes(uint64_t *keys, uint32_t *tokens, size_t max) {
+    return G.prefix ? loom_llm_prefix_cache_keys(G.prefix, keys, tokens, max) : 0;
 }
 
 void loom_llm_loaded_models(char *out, size_t n) {
@@ -338,6 +344,16 @@ static int op_generate(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_o
     if (!rc) {
         rc = loom_llm_generate(m, &b, ids, n, &g.p, &text, &r, e);
         G.f->destroy(G.f->ud, h);
+    }
+    if (!rc && G.prefix) { /* name what the cache now holds, for loomd's placement (heartbeats) */
+        uint64_t keys[LOOM_PREFIX_MAX_KEYS];
+        size_t tl = 0;
+        char *answer = strndup(text.data ? text.data : "", text.len);
+        size_t nk = answer ? loom_prefix_keys(in, answer, keys, LOOM_PREFIX_MAX_KEYS, &tl) : 0;
+        if (nk) loom_llm_prefix_tag(G.prefix, m, keys, nk, tl);
+        LOOM_DEBUG("llm", "msg=\"prefix named\" task=%s keys=%zu text_bytes=%zu entries=%zu", loom_op_task_id(ctx), nk,
+                   tl, loom_llm_prefix_cache_entries(G.prefix));
+        free(answer);
     }
     pthread_mutex_unlock(&G.compute);
     if (!rc) rc = finish_text(&text, &r, m, ctx, out, e);
@@ -769,6 +785,7 @@ int loom_llm_add_ops(loom_ops_t *ops, const loom_llm_factory_t *f, loom_err_t *e
         (rc = loom_ops_add(ops, "vector.search", op_search, NULL, 0)))
         return loom_err_set(err, rc, "registering LLM ops failed");
     loom_ops_set_models_fn(ops, loom_llm_loaded_models); /* advertised in heartbeats */
+    loom_ops_set_prefixes_fn(ops, held_prefixes);       /* likewise */
     /* Preload the models the worker was told about, so the first task does
      * not pay for mapping them and bad paths show up at start. */
     const char *s = getenv("LOOM_MODELS");

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "protocol/envelope.h"
+#include "protocol/prefix_key.h"
 
 #define COMP "loomd"
 
@@ -1137,6 +1138,15 @@ void loom_engine_dispatch(loom_engine_t *e)
                                     .note = placement_note, .note_ud = e};
         loom_placement_why_t why = {0};
         req.why = &why;
+        uint64_t pkeys[LOOM_PREFIX_MAX_KEYS];
+        if (!e->cfg.prefix_placement_off && t->kv_part == 0 && strcmp(t->op, "llm.generate") == 0) {
+            json_t *in = json_loadb(t->input, t->input_len, 0, NULL);
+            req.n_prefix_keys = in ? loom_prefix_keys(in, NULL, pkeys, LOOM_PREFIX_MAX_KEYS, &req.prompt_bytes) : 0;
+            req.prefix_keys = pkeys;
+            json_decref(in);
+            LOOM_DEBUG(COMP, "msg=\"prefix keys\" task=%s keys=%zu prompt_bytes=%zu", t->id, req.n_prefix_keys,
+                       req.prompt_bytes);
+        }
         int never = 0;
         loom_worker_rec_t *w = e->cfg.placement.pick(e->cfg.placement.self, &req, e->cfg.reg,
                                                       &never);

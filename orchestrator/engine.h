@@ -104,6 +104,7 @@ typedef struct loom_engine_cfg {
     int64_t object_retention_ms;  /* a run's objects are kept on their workers (as a cache, for
                                    * `loom logs`) this long after it ended, then forgotten
                                    * (engine_objects.c); 0 = 3600000, < 0 = until evicted */
+    int prefix_placement_off;     /* 1: placement ignores the prompt prefixes workers hold */
 } loom_engine_cfg_t;
 
 /* Cheap ops without side effects that loomd may run itself instead of

@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "protocol/prefix_key.h"
 
 #define COMP "loomd"
 
@@ -209,6 +210,30 @@ static void accept_redacted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
     free(red_err);
 }
 
+/* w's engine now holds the KV of t's prompt and answer (llm_prefix.h keeps
+ * it after every generation): what w reports in its next heartbeat, known
+ * now, so the conversation's next turn, often submitted at once, can go
+ * where it lives. Tokens are estimated at 4 bytes of text each until the
+ * heartbeat brings the worker's own count. */
+static void learn_prefixes(loom_worker_rec_t *w, const loom_task_t *t, const char *answer)
+{
+    json_t *in = json_loadb(t->input, t->input_len, 0, NULL);
+    uint64_t keys[LOOM_PREFIX_MAX_KEYS];
+    uint32_t toks[LOOM_PREFIX_MAX_KEYS];
+    size_t tl = 0, n = in ? loom_prefix_keys(in, answer, keys, LOOM_PREFIX_MAX_KEYS, &tl) : 0;
+    json_decref(in);
+    for (size_t i = 0; i < n; i++)
+        toks[i] = (uint32_t)((i + 1) * LOOM_PREFIX_BLOCK / 4);
+    for (size_t i = 0; i < n / 2; i++) { /* longest first, as workers report them */
+        uint64_t k = keys[i];
+        uint32_t x = toks[i];
+        keys[i] = keys[n - 1 - i], toks[i] = toks[n - 1 - i];
+        keys[n - 1 - i] = k, toks[n - 1 - i] = x;
+    }
+    if (n)
+        loom_worker_set_prefixes(w, keys, toks, n, 0);
+}
+
 /* An owned result of the current attempt: into the state machines. w is
  * NULL for a task loomd ran inline. */
 static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t *t, int ok,
@@ -271,6 +296,9 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
         e->cfg.placement.observe(e->cfg.placement.self, r->id, sid, t->op, w, t->predicted_ms, step_ms);
     }
     engine_lat_add(r, loom_clock_ns() - t->ready_ns);
+    if (w && t->kv_part == 0 && !e->cfg.prefix_placement_off && json_is_string(out) &&
+        strcmp(t->op, "llm.generate") == 0)
+        learn_prefixes(w, t, json_string_value(out));
     engine_task_succeeded(e, t, output, len, step_ms);
     note_last_attempt(t);
     if (t->index >= 0) {

@@ -442,6 +442,21 @@ static void on_heartbeat(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
         w->load = h->load;
         w->free_memory_bytes = h->free_memory_bytes;
         loom_registry_set_models(w, h->loaded_models, h->n_loaded_models > 64 ? 64 : h->n_loaded_models);
+        { /* the prompt prefixes its engine holds now (prefix-aware placement) */
+            size_t np = h->n_prefixes > LOOM_WORKER_MAX_PREFIXES / 2 ? LOOM_WORKER_MAX_PREFIXES / 2 : h->n_prefixes;
+            uint64_t pk[LOOM_WORKER_MAX_PREFIXES / 2];
+            uint32_t pt[LOOM_WORKER_MAX_PREFIXES / 2];
+            size_t k = 0;
+            for (size_t i = 0; i < np; i++)
+                if (h->prefixes[i]) {
+                    pk[k] = h->prefixes[i]->key;
+                    pt[k++] = h->prefixes[i]->tokens;
+                }
+            if (k || w->n_prefixes)
+                loom_worker_set_prefixes(w, pk, pt, k, 1);
+            if (k)
+                LOOM_DEBUG(COMP, "msg=\"prefixes held\" worker=%s n=%zu longest_tokens=%u", w->id, k, pt[0]);
+        }
         if (h->draining && w->state == LOOM_WORKER_READY)
             w->state = LOOM_WORKER_DRAINING;
         if (++w->beats % 10 == 1)
@@ -858,6 +873,7 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
                             .inline_ops = opts->inline_ops,
                             .output_ref_bytes = opts->output_ref_bytes,
                             .object_retention_ms = opts->object_retention_ms,
+                            .prefix_placement_off = opts->prefix_placement_off,
                             /* workers re-register at their next heartbeat */
                             .adopt_grace_ms = s->opts.heartbeat_timeout_ms};
     s->eng = loom_engine_new(&ec);

@@ -672,6 +672,19 @@ static void send_heartbeat(worker_t *w)
         mv[nm++] = p;
     h.n_loaded_models = nm;
     h.loaded_models = mv;
+    /* the prompt prefixes its engine holds (prefix-aware placement) */
+    uint64_t pkeys[512];
+    uint32_t ptoks[512];
+    Loom__V1__PrefixHeld ph[512], *php[512];
+    size_t np = loom_ops_prefixes(w->ops, pkeys, ptoks, 512);
+    for (size_t i = 0; i < np; i++) {
+        loom__v1__prefix_held__init(&ph[i]);
+        ph[i].key = pkeys[i];
+        ph[i].tokens = ptoks[i];
+        php[i] = &ph[i];
+    }
+    h.n_prefixes = np;
+    h.prefixes = php;
     char *ids[64];
     size_t n = 0;
     for (loom_op_ctx_t *t = w->running; t && n < 64; t = t->rnext)
@@ -1151,7 +1164,7 @@ static void handle(worker_t *w, const loom_msg_t *msg)
             if (x && x->run_id && x->run_id[0])
                 touched += loom_objstore_release(x->run_id, x->object_id, x->forget);
         }
-        if (r && r->n_released_objects) {
+        if (r && r->n_released_objects && touched) {
             loom_objstore_stats_t st;
             loom_objstore_stats(&st);
             LOOM_INFO(COMP, "msg=\"objects released\" releases=%zu first_run=%s forget=%d touched=%zu objects=%zu "
@@ -1375,6 +1388,7 @@ static int restrict_ops(worker_t *w, const char *list, loom_err_t *err)
         return rc;
     }
     loom_ops_set_models_fn(keep, loom_ops_get_models_fn(w->ops)); /* still advertised */
+    loom_ops_set_prefixes_fn(keep, loom_ops_get_prefixes_fn(w->ops));
     loom_ops_destroy(&w->ops);
     w->ops = keep;
     return 0;
