@@ -119,6 +119,7 @@ void engine_task_free(loom_engine_t *e, loom_task_t *t)
     loom_map_del(e->tasks, t->id);
     free(t->input);
     free(t->reason);
+    free(t->prefix_keys);
     free(t);
 }
 
@@ -1074,6 +1075,24 @@ static void placement_note(void *ud, const char *run_id, int replanned, const ch
                                      .message = message, .plan = plan});
 }
 
+/* The prompt prefix keys of a whole llm.generate task (prefix-aware
+ * placement), computed once: a task that waits for a worker is offered to
+ * placement on every dispatch round. */
+static void task_prefix_keys(loom_task_t *t)
+{
+    if (t->prefix_done)
+        return;
+    t->prefix_done = 1;
+    uint64_t keys[LOOM_PREFIX_MAX_KEYS];
+    json_t *in = json_loadb(t->input, t->input_len, 0, NULL);
+    size_t n = in ? loom_prefix_keys(in, NULL, keys, LOOM_PREFIX_MAX_KEYS, &t->prompt_bytes) : 0;
+    json_decref(in);
+    if (n && (t->prefix_keys = malloc(n * sizeof *keys))) {
+        memcpy(t->prefix_keys, keys, n * sizeof *keys);
+        t->n_prefix_keys = n;
+    }
+}
+
 /* Runs up to `budget` ready --inline-ops tasks in loomd, oldest first; the
  * successors they release join the same FIFO, so a chain of noops moves
  * without a worker round trip. The budget keeps the loop serving its
@@ -1138,14 +1157,11 @@ void loom_engine_dispatch(loom_engine_t *e)
                                     .note = placement_note, .note_ud = e};
         loom_placement_why_t why = {0};
         req.why = &why;
-        uint64_t pkeys[LOOM_PREFIX_MAX_KEYS];
         if (!e->cfg.prefix_placement_off && t->kv_part == 0 && strcmp(t->op, "llm.generate") == 0) {
-            json_t *in = json_loadb(t->input, t->input_len, 0, NULL);
-            req.n_prefix_keys = in ? loom_prefix_keys(in, NULL, pkeys, LOOM_PREFIX_MAX_KEYS, &req.prompt_bytes) : 0;
-            req.prefix_keys = pkeys;
-            json_decref(in);
-            LOOM_DEBUG(COMP, "msg=\"prefix keys\" task=%s keys=%zu prompt_bytes=%zu", t->id, req.n_prefix_keys,
-                       req.prompt_bytes);
+            task_prefix_keys(t);
+            req.prefix_keys = t->prefix_keys;
+            req.n_prefix_keys = t->n_prefix_keys;
+            req.prompt_bytes = t->prompt_bytes;
         }
         int never = 0;
         loom_worker_rec_t *w = e->cfg.placement.pick(e->cfg.placement.self, &req, e->cfg.reg,

@@ -68,6 +68,10 @@ typedef struct loom_task {
     loom_worker_rec_t *worker; /* while assigned */
     double predicted_ms, predicted_cost; /* placement's prediction for this attempt; 0 = none */
     char *reason;              /* placement's reason for this attempt (owned); NULL = least-loaded */
+    uint64_t *prefix_keys;     /* a whole llm.generate's prompt prefix keys (protocol/prefix_key.h),
+                                * computed at its first dispatch (owned); NULL = not yet / none */
+    size_t n_prefix_keys, prompt_bytes;
+    int prefix_done;           /* prefix_keys computed (maybe none) */
     char utf8_tail[4];         /* progress: a character cut at the end of the last chunk */
     int n_utf8_tail;
     struct loom_task *wnext, *wprev; /* in worker->tasks */

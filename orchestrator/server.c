@@ -454,8 +454,6 @@ static void on_heartbeat(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
                 }
             if (k || w->n_prefixes)
                 loom_worker_set_prefixes(w, pk, pt, k, 1);
-            if (k)
-                LOOM_DEBUG(COMP, "msg=\"prefixes held\" worker=%s n=%zu longest_tokens=%u", w->id, k, pt[0]);
         }
         if (h->draining && w->state == LOOM_WORKER_READY)
             w->state = LOOM_WORKER_DRAINING;
