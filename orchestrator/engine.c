@@ -314,6 +314,7 @@ static void scope_free(scope_t *sc)
     for (size_t i = 0; i < sc->g->n_steps; i++) {
         step_rt_t *st = &sc->st[i];
         json_decref(st->output);
+        free(st->rerun_input);
         json_decref(st->items);
         json_decref(st->results);
         json_decref(st->prev);
@@ -647,6 +648,38 @@ static void drop_streaming_prefills(loom_engine_t *e, scope_t *sc, size_t i)
     }
 }
 
+#define MAX_RERUNS 2 /* per step and run: a holder that keeps dying is not chased forever */
+
+int engine_rerun_step(loom_engine_t *e, scope_t *sc, size_t i, const char *why)
+{
+    step_rt_t *st = &sc->st[i];
+    const loom_wf_step_t *s = &sc->g->steps[i];
+    if (sc->run->final || st->state != LOOM_TASK_SUCCEEDED || st->is_foreach || !st->rerun_input ||
+        st->reruns >= MAX_RERUNS || st->tasks_live)
+        return -1;
+    char *in = strdup(st->rerun_input);
+    if (!in)
+        return -1;
+    st->reruns++;
+    st->state = LOOM_TASK_READY;
+    st->started_ms = loom_wall_ms();
+    /* it finishes again: undo what its first finish counted */
+    sc->remaining++;
+    for (size_t k = 0; k < s->n_deps; k++)
+        sc->st[s->deps[k].step].consumers++;
+    for (size_t k = sc->dep_off[i]; k < sc->dep_off[i + 1]; k++)
+        if (sc->st[sc->dep_list[k]].state == LOOM_TASK_PENDING)
+            sc->st[sc->dep_list[k]].waiting++;
+    char msg[900];
+    snprintf(msg, sizeof msg, "re-run (%d of at most %d): %s", st->reruns, MAX_RERUNS, why);
+    engine_step_event(e, sc, i, NULL, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_RETRIED, msg, why);
+    if (!split_if_planned(e, task_new(e, sc, i, -1, in, strlen(in)))) {
+        fail_run_oom(e, sc->run);
+        return -1;
+    }
+    return 0;
+}
+
 /* Step i reached a final state: release dependents, free what nobody
  * needs any more, and close the scope when it was the last step. */
 void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
@@ -693,6 +726,8 @@ void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state
             json_decref(d->output);
             d->output = NULL;
             d->freed = 1;
+            free(d->rerun_input);
+            d->rerun_input = NULL;
         }
     }
     for (size_t k = sc->dep_off[i]; k < sc->dep_off[i + 1] && !r->final && !sc->done; k++) {

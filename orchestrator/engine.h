@@ -169,6 +169,16 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
                        const char *error, int retryable, int code, double step_ms,
                        loom_err_t *err);
 
+/* w could not fetch an input of a task it owns by reference (object_id:
+ * the holder died, dropped it or sent it corrupted; ResultRequest.
+ * lost_input): the dependency whose output holds it runs again (elsewhere,
+ * an event with the reason) and the task's step waits for it and starts
+ * again. When that cannot be (no such dependency, a foreach item, the
+ * producer re-ran too often, or its input is gone), the task fails with
+ * the reason as loom_engine_result would. */
+int loom_engine_input_lost(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id, uint32_t attempt,
+                           const char *object_id, const char *error, loom_err_t *err);
+
 /* w refused a task it owns (draining, no capacity): it goes back to the
  * queue for another worker without counting against retries. Same
  * ownership checks as loom_engine_result. */

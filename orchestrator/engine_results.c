@@ -311,6 +311,10 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
     } else {
         json_decref(st->output);
         st->output = out;
+        /* an output by reference lives on its worker: keep what made it,
+         * to make it again if that worker dies before its consumers ran */
+        free(st->rerun_input);
+        st->rerun_input = output && len && memmem(output, len, "\"$object\"", 9) ? strndup(t->input, t->input_len) : NULL;
         st->tasks_live--;
         engine_task_free(e, t);
         engine_finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
@@ -371,6 +375,51 @@ void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const cha
                       .task_id = t->id, .attempt = t->attempt, .message = message,
                       .worker_id = w->id, .step_state = LOOM__V1__STEP_STATE__STEP_RUNNING};
     engine_emit(e, t->run, &ev);
+}
+
+/* The step of sc among step c's dependencies whose output holds object id. */
+static long producer_of(scope_t *sc, size_t c, const char *id)
+{
+    const loom_wf_step_t *s = &sc->g->steps[c];
+    for (size_t k = 0; k < s->n_deps; k++) {
+        step_rt_t *d = &sc->st[s->deps[k].step];
+        char *text = d->output ? json_dumps(d->output, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        int has = text && strstr(text, id) != NULL;
+        free(text);
+        if (has)
+            return (long)s->deps[k].step;
+    }
+    return -1;
+}
+
+int loom_engine_input_lost(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id, uint32_t attempt,
+                           const char *object_id, const char *error, loom_err_t *err)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    long p = -1;
+    if (t && t->worker == w && (int)attempt == t->attempt && t->index < 0 && !t->kv_part && object_id &&
+        strlen(object_id) == 64)
+        p = producer_of(t->scope, t->step, object_id);
+    char why[700];
+    snprintf(why, sizeof why, "%s", error && *error ? error : "an input by reference could not be fetched");
+    if (p < 0 || engine_rerun_step(e, t->scope, (size_t)p, why) != 0) /* nothing to re-run: it fails as it is */
+        return loom_engine_result(e, w, task_id, attempt, 0, NULL, 0, error, 0,
+                                  LOOM__V1__STATUS_CODE__DATA_LOSS, 0, err);
+    /* the consumer waits for the producer's new output, then starts again */
+    scope_t *sc = t->scope;
+    size_t c = t->step;
+    engine_task_attempt_failed(e, t, LOOM_TASK_FAILED, why);
+    char msg[900];
+    snprintf(msg, sizeof msg, "waits for step '%s' to run again: %s", sc->g->steps[p].id, why);
+    sc->st[c].tasks_live--;
+    sc->st[c].state = LOOM_TASK_PENDING;
+    sc->st[c].waiting++;
+    engine_step_event(e, sc, c, t, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_RETRIED, msg, why);
+    engine_task_free(e, t);
+    LOOM_INFO(COMP, "msg=\"re-running a producer whose output's holder is gone\" run=%s step=%s consumer=%s worker=%s",
+              sc->run->id, sc->g->steps[p].id, sc->g->steps[c].id, w->id);
+    engine_reap_runs(e);
+    return 0;
 }
 
 void loom_engine_early_output(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,

@@ -496,6 +496,9 @@ static void one_result(srv_t *s, loom_worker_rec_t *w, const Loom__V1__ResultReq
     /* FAILED_PRECONDITION: the worker did not run it (draining) */
     if (!r->ok && r->error && r->error->code == LOOM__V1__STATUS_CODE__FAILED_PRECONDITION)
         rc = loom_engine_refused(s->eng, w, r->task_id, r->attempt, r->error->message, &err);
+    else if (!r->ok && r->lost_input && r->lost_input[0]) /* re-run what made the lost input */
+        rc = loom_engine_input_lost(s->eng, w, r->task_id, r->attempt, r->lost_input,
+                                    r->error && r->error->message ? r->error->message : NULL, &err);
     else
         rc = loom_engine_result(s->eng, w, r->task_id, r->attempt, r->ok, out, len,
                                 r->error && r->error->message ? r->error->message : NULL,

@@ -63,6 +63,7 @@ struct loom_op_ctx {
     int64_t received_ms, started_ms, finished_ms;
     /* result */
     int ok, code, permanent;
+    char lost_input[65]; /* an input by reference that could not be fetched ("" = none) */
     int refused; /* not run at all (draining): loomd re-queues it elsewhere */
     char *error;
     char *output; /* JSON text or bytes */
@@ -338,7 +339,7 @@ static int by_reference_in(loom_op_ctx_t *t, json_t **input, json_int_t *over, l
         return 0;
     size_t got = 0;
     uint64_t t0 = loom_clock_ms();
-    int rc = loom_outref_resolve(input, NULL, &got, err);
+    int rc = loom_outref_resolve(input, NULL, &got, t->lost_input, err);
     if (!rc && got)
         LOOM_INFO(COMP, "msg=\"inputs fetched by reference\" task=%s bytes=%zu ms=%llu", t->task_id,
                   got, (unsigned long long)(loom_clock_ms() - t0));
@@ -833,6 +834,11 @@ static void batch_add(worker_t *w, loom_op_ctx_t *t)
         e->code = t->refused ? LOOM__V1__STATUS_CODE__FAILED_PRECONDITION : status_of(t->code);
         e->message = t->error ? t->error : "failed";
         e->retryable = !t->permanent && t->code != LOOM_ECANCELLED;
+        if (t->lost_input[0]) { /* loomd re-runs its producer rather than this step in place */
+            e->code = LOOM__V1__STATUS_CODE__DATA_LOSS;
+            e->retryable = 0;
+            r->lost_input = t->lost_input;
+        }
         r->error = e;
         w->failed++;
     }
