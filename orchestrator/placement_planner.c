@@ -865,6 +865,34 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
     return w; /* NULL: every capable worker is full; the task waits in loomd */
 }
 
+/* Worker-side chaining (placement.h, colocated): a successor follows its
+ * predecessor onto w when the plan puts both steps on one device, so the
+ * data edge between them stays on that worker; w may differ from that
+ * device when load moved the predecessor (choose), and then only if the
+ * plan's cost model lets the successor run on w. Runs or steps the plan
+ * does not cover follow least-loaded's rule: the successor follows. */
+static int colocated(void *self, const loom_placement_req_t *req, const char *pred_step_id,
+                     const loom_worker_rec_t *w, loom_registry_t *reg)
+{
+    policy_t *p = self;
+    rplan_t *rp = p && req->run_id ? loom_map_get(p->runs, req->run_id) : NULL;
+    if (!rp || !rp->plan)
+        return 1;
+    int v = node_for_step(rp, req->step_id), u = node_for_step(rp, pred_step_id);
+    if (v < 0 || u < 0)
+        return 1;
+    if (strcmp(node_device(rp, v), node_device(rp, u)) != 0)
+        return 0;
+    int k = loom_fleet_find(rp->fleet, w->id);
+    if (k < 0 || !loom_cost_fits(rp->cost, v, k))
+        return 0;
+    explain(rp, v, w, req->why, w != planned_w(rp, v, reg), 0);
+    if (req->why)
+        note_inputs(rp, v, w, 1, req->why);
+    note_ran(rp, v, w);
+    return 1;
+}
+
 /* Calibration: measured / uncalibrated model, per (worker, step of the
  * workflow) and per (worker, op), smoothed; later plans use it. */
 static void calib_update(policy_t *p, const char *key, double ratio)
@@ -948,7 +976,8 @@ loom_placement_t loom_placement_planner(void)
         p = NULL;
     }
     return (loom_placement_t){.name = "planner", .pick = pick_planned, .destroy = destroy, .run_done = run_done,
-                              .admit = admit_planned, .observe = observe, .split_kv = split_kv, .self = p};
+                              .admit = admit_planned, .observe = observe, .split_kv = split_kv,
+                              .colocated = colocated, .self = p};
 }
 
 /* ---- the Plan RPC ------------------------------------------------------- */

@@ -18,6 +18,8 @@ typedef struct loom_server_opts {
     int depth;                    /* tasks in flight per worker slot (default 16) */
     int64_t placement_timeout_ms; /* fail tasks no worker can run after this (default 30000) */
     int64_t output_ref_bytes;     /* step outputs over this go by reference (0 = 65536, < 0 = never) */
+    int chain_depth;              /* worker-side chaining: successors sent ahead per task
+                                   * (0 = 32, < 0 = none; orchestrator/README.md, Chains) */
     const char *placement;        /* "least-loaded" (default) or "planner" */
     unsigned inline_ops;          /* LOOM_INLINE_* (engine.h): ops loomd runs itself (default none) */
     const char *auth_token;       /* accepted from clients (as an admin) when set */
