@@ -562,6 +562,9 @@ int engine_kv_handoff(loom_engine_t *e, loom_task_t *t, const json_t *kv)
     return 0;
 }
 
+static void placement_note(void *ud, const char *run_id, int replanned, const char *message,
+                           const struct Loom__V1__Plan *plan);
+
 /* Step i's task was sent ahead behind its predecessor's (chain_ahead),
  * which has now succeeded: from here it is an ordinary assigned task,
  * recorded and announced as if dispatched now (the worker may already have
@@ -588,6 +591,16 @@ static void release_ahead(loom_engine_t *e, scope_t *sc, size_t i)
     }
     t->ready_ms = t->started_ms = loom_wall_ms();
     t->ready_ns = loom_clock_ns();
+    if (e->cfg.placement.chained_ready) {
+        char sid[256];
+        engine_step_path(sc, i, sid, sizeof sid);
+        loom_placement_req_t req = {.run_id = r->id, .step_id = sid, .op = t->op,
+                                    .model = sc->g->steps[i].model, .attempt = t->attempt,
+                                    .workflow = r->wf, .sla_ms = r->sla_ms, .plan_mlir = r->plan_mlir,
+                                    .elapsed_ms = (double)(loom_clock_ms() - r->start_mono),
+                                    .note = placement_note, .note_ud = e};
+        e->cfg.placement.chained_ready(e->cfg.placement.self, &req, e->cfg.reg);
+    }
     r->tasks_total++;
     st->tasks_live++;
     e->stats.tasks_dispatched++;
@@ -1065,9 +1078,6 @@ typedef struct {
  * other fields) is above it cannot be sent: it fails. */
 #define BATCH_BYTES (4u << 20)
 #define MAX_TASK_INPUT (LOOM_DEFAULT_MAX_PAYLOAD - (64u << 10))
-
-static void placement_note(void *ud, const char *run_id, int replanned, const char *message,
-                           const struct Loom__V1__Plan *plan);
 
 /* Appends t to b. 0, or LOOM_ENOMEM. */
 static int batch_push(wbatch_t *b, loom_task_t *t)

@@ -266,6 +266,15 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
         e->cfg.placement.observe(e->cfg.placement.self, r->id, sid, t->op, w, t->predicted_ms, step_ms);
     }
     engine_lat_add(r, loom_clock_ns() - t->ready_ns);
+    if (t->ran_chained && step_ms > 0) {
+        /* it began on its worker before its predecessor's result reached
+         * loomd (which released it then): its times count from there */
+        int64_t began = loom_wall_ms() - (int64_t)step_ms;
+        if (began < t->started_ms)
+            t->started_ms = t->running_ms = began;
+        if (t->index < 0 && began < st->started_ms)
+            st->started_ms = began;
+    }
     engine_task_succeeded(e, t, output, len, step_ms);
     note_last_attempt(t);
     if (t->index >= 0) {

@@ -78,6 +78,12 @@ typedef struct loom_placement {
      * that runs their op (least-loaded has no reason to move them). */
     int (*colocated)(void *self, const loom_placement_req_t *req, const char *pred_step_id,
                      const loom_worker_rec_t *w, loom_registry_t *reg);
+    /* Optional: a task sent ahead (colocated) became ready, its predecessor
+     * having succeeded; it runs, or ran, on the worker it was sent to. What
+     * pick would check for a ready task besides choosing its worker (a
+     * plan-driven policy re-plans a run that fell behind its plan; that
+     * applies to the steps not sent yet). */
+    void (*chained_ready)(void *self, const loom_placement_req_t *req, loom_registry_t *reg);
     /* Optional: the run reached a final state (the policy may drop what it
      * kept about it). */
     void (*run_done)(void *self, const char *run_id);
