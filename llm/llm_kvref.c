@@ -7,14 +7,15 @@
 #include "common/buf.h"
 #include "workers/common/objstore.h"
 
-int loom_llm_kv_publish(const loom_kvcache_t *kv, int dtype, const char *worker, json_t **ref, loom_err_t *e) {
+int loom_llm_kv_publish(const loom_kvcache_t *kv, int dtype, const char *worker, const char *run, json_t **ref,
+                        loom_err_t *e) {
     *ref = NULL;
     loom_buf_t bin = LOOM_BUF_INIT;
     int rc = loom_kvcache_serialize_as(kv, dtype, &bin, e);
     char media[64];
     snprintf(media, sizeof media, "%s/%s", LOOM_KV_LAYOUT, loom_kvcache_dtype_name(dtype));
     loom_objref_t r;
-    if (!rc) rc = loom_objstore_put(bin.data, bin.len, worker, media, &r, e);
+    if (!rc) rc = loom_objstore_put_run(bin.data, bin.len, worker, media, run, &r, e);
     loom_buf_free(&bin);
     if (rc) return rc;
     if (!(*ref = loom_objref_to_json(&r))) return loom_err_set(e, LOOM_ENOMEM, "out of memory");

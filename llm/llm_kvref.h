@@ -21,8 +21,10 @@
 #define LOOM_KV_LAYOUT "loom-kv-v1"
 
 /* Serialises kv with K/V in dtype (LOOM_KV_F32/F16), stores it and returns
- * {"$object": {...}} in *ref (caller owns). worker may be NULL. */
-int loom_llm_kv_publish(const loom_kvcache_t *kv, int dtype, const char *worker, json_t **ref, loom_err_t *e);
+ * {"$object": {...}} in *ref (caller owns), held for run (objstore.h; NULL:
+ * for none). worker may be NULL. */
+int loom_llm_kv_publish(const loom_kvcache_t *kv, int dtype, const char *worker, const char *run, json_t **ref,
+                        loom_err_t *e);
 
 /* Fetches and parses the cache ref names (opts NULL: defaults). stats may
  * be NULL. Any failure (producer gone, evicted, checksum, timeout, bad

@@ -390,7 +390,9 @@ static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
          * re-run the prefill if the transfer fails. */
         json_t *ref = NULL, *toks = json_array();
         loom_err_t pe = {0};
-        if (loom_llm_kv_publish(kv, dtype, loom_op_worker_id(ctx), &ref, &pe)) {
+        char run[40];
+        loom_op_run_id(ctx, run, sizeof run);
+        if (loom_llm_kv_publish(kv, dtype, loom_op_worker_id(ctx), run, &ref, &pe)) {
             /* No object store here (e.g. no /dev/shm): inline, as before. */
             LOOM_WARN("llm", "msg=\"cannot keep the KV cache here; sending it inline\" task=%s error=\"%s\"",
                       loom_op_task_id(ctx), pe.msg);

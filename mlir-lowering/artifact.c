@@ -223,16 +223,12 @@ static int read_disk(loom_artifact_cache_t *c, const char *hash, entry_t **out, 
     if (!c->dir)
         return LOOM_ENOTFOUND;
     snprintf(path, sizeof path, "%s/%s.art", c->dir, hash);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return LOOM_ENOTFOUND;
     loom_buf_t b = LOOM_BUF_INIT;
-    char chunk[65536];
-    size_t k;
+    if (loom_buf_read_file(&b, path) != 0) {
+        loom_buf_free(&b);
+        return LOOM_ENOTFOUND;
+    }
     int rc = 0;
-    while (!rc && (k = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rc = loom_buf_append(&b, chunk, k);
-    fclose(f);
     if (!rc)
         rc = decode(b.data ? b.data : "", b.len, out, err);
     if (!rc && strcmp((*out)->a.hash, hash) != 0) { /* renamed or corrupted file */

@@ -4,6 +4,7 @@
  * the engine. Errors distinguish the caller's problem (INVALID_ARGUMENT,
  * NOT_FOUND) from loomd's (INTERNAL, UNAVAILABLE). */
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,19 +75,36 @@ static int on_tenant(void *ud, const loom_store_run_t *r)
     return 0;
 }
 
+/* Unpacks m as a desc message; on failure answers with the reason and
+ * returns NULL. The caller frees the message with loom_pb_free. */
+static ProtobufCMessage *request(srv_t *s, loom_msg_t *m, const ProtobufCMessageDescriptor *desc)
+{
+    ProtobufCMessage *rq = NULL;
+    loom_err_t err;
+    if (loom_msg_unpack(m, desc, NULL, &rq, &err) == LOOM_STATUS_OK)
+        return rq;
+    loom_rpc_reply_err(s->csrv, loom_msg_origin(m), &err);
+    return NULL;
+}
+
 /* 0 when the caller may read or cancel run_id; otherwise answers
+ * INVALID_ARGUMENT (empty id: the caller's mistake, not an unknown run),
  * NOT_FOUND or PERMISSION_DENIED (logged) and returns -1. */
 static int check_run_access(srv_t *s, const loom_msg_t *m, const char *run_id)
 {
+    const loom_origin_t *o = loom_msg_origin(m);
+    if (!run_id || !run_id[0]) {
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INVALID_ARGUMENT, "run_id is required");
+        return -1;
+    }
     const char *scope = caller_scope(m);
     if (!scope)
         return 0;
-    const loom_origin_t *o = loom_msg_origin(m);
     char tenant[65] = "";
     loom_err_t err;
-    int rc = loom_store_run_get(s->store, run_id ? run_id : "", on_tenant, NULL, tenant, &err);
+    int rc = loom_store_run_get(s->store, run_id, on_tenant, NULL, tenant, &err);
     if (rc == LOOM_ENOTFOUND) {
-        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", run_id ? run_id : "");
+        loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_NOT_FOUND, "no run '%s'", run_id);
         return -1;
     }
     if (rc != 0) {
@@ -211,15 +229,6 @@ static char *adup_text(loom_arena_t *a, const char *s, size_t n)
     char *r = fixed ? loom_arena_strdup(a, fixed) : "";
     free(fixed);
     return r;
-}
-
-/* An empty run id is the caller's mistake, not an unknown run. */
-static int no_run_id(srv_t *s, const loom_origin_t *o, const char *run_id)
-{
-    if (run_id && run_id[0])
-        return 0;
-    loom_rpc_reply_status(s->csrv, o, LOOM_STATUS_INVALID_ARGUMENT, "run_id is required");
-    return 1;
 }
 
 /* ---- building Run messages from store records ---------------------------------- */
@@ -408,17 +417,18 @@ static void add_unstarted_steps(srv_t *s, build_t *b)
     loom_workflow_destroy(&own);
 }
 
+/* A Get reply built from at least this many bytes trims the heap after. */
+#define GET_TRIM_BYTES ((size_t)4 << 20)
+
 static void rpc_get(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
-    Loom__V1__GetRequest *rq = NULL;
-    loom_err_t err;
-    if (loom_msg_unpack(m, &loom__v1__get_request__descriptor, NULL, (ProtobufCMessage **)&rq,
-                        &err) != LOOM_STATUS_OK) {
-        loom_rpc_reply_err(s->csrv, o, &err);
+    Loom__V1__GetRequest *rq =
+        (Loom__V1__GetRequest *)request(s, m, &loom__v1__get_request__descriptor);
+    if (!rq)
         return;
-    }
-    if (no_run_id(s, o, rq->run_id) || check_run_access(s, m, rq->run_id) != 0) {
+    loom_err_t err;
+    if (check_run_access(s, m, rq->run_id) != 0) {
         loom_pb_free(rq);
         return;
     }
@@ -441,7 +451,14 @@ static void rpc_get(srv_t *s, loom_msg_t *m)
         rep.run = b.run;
         loom_rpc_reply(s->csrv, o, (const ProtobufCMessage *)&rep, &err);
     }
+    /* The reply of a large run (~40 MB for 100k steps) is freed here in one
+     * go, and glibc keeps freed heap resident until trimmed: hand it back,
+     * as engine_reap_runs does for a run's tasks, so loomd's RSS follows
+     * what is live (orchestrator/README.md, Store). */
+    size_t built = loom_arena_used(b.a);
     loom_arena_destroy(&b.a);
+    if (built >= GET_TRIM_BYTES)
+        malloc_trim(0);
     loom_pb_free(rq);
 }
 
@@ -494,13 +511,11 @@ static int page_token_parse(const char *tok, int64_t *ms, char *id, size_t idn)
 static void rpc_list(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
-    Loom__V1__ListRequest *rq = NULL;
-    loom_err_t err;
-    if (loom_msg_unpack(m, &loom__v1__list_request__descriptor, NULL, (ProtobufCMessage **)&rq,
-                        &err) != LOOM_STATUS_OK) {
-        loom_rpc_reply_err(s->csrv, o, &err);
+    Loom__V1__ListRequest *rq =
+        (Loom__V1__ListRequest *)request(s, m, &loom__v1__list_request__descriptor);
+    if (!rq)
         return;
-    }
+    loom_err_t err;
     /* labels filter: "k=v,k=v" (split in place: rq is ours) */
     const char *keys[MAX_LABEL_FILTERS], *vals[MAX_LABEL_FILTERS];
     int nl = 0;
@@ -755,13 +770,10 @@ static void submit_run(srv_t *s, loom_msg_t *m, const Loom__V1__SubmitRequest *r
 
 static void rpc_submit(srv_t *s, loom_msg_t *m)
 {
-    Loom__V1__SubmitRequest *rq = NULL;
-    loom_err_t err;
-    if (loom_msg_unpack(m, &loom__v1__submit_request__descriptor, NULL, (ProtobufCMessage **)&rq,
-                        &err) != LOOM_STATUS_OK) {
-        loom_rpc_reply_err(s->csrv, loom_msg_origin(m), &err);
+    Loom__V1__SubmitRequest *rq =
+        (Loom__V1__SubmitRequest *)request(s, m, &loom__v1__submit_request__descriptor);
+    if (!rq)
         return;
-    }
     submit_run(s, m, rq, NULL, NULL);
     loom_pb_free(rq);
 }
@@ -788,14 +800,12 @@ static int on_retry_run(void *ud, const loom_store_run_t *r)
 static void rpc_retry(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
-    Loom__V1__RetryRequest *rq = NULL;
-    loom_err_t err;
-    if (loom_msg_unpack(m, &loom__v1__retry_request__descriptor, NULL, (ProtobufCMessage **)&rq,
-                        &err) != LOOM_STATUS_OK) {
-        loom_rpc_reply_err(s->csrv, o, &err);
+    Loom__V1__RetryRequest *rq =
+        (Loom__V1__RetryRequest *)request(s, m, &loom__v1__retry_request__descriptor);
+    if (!rq)
         return;
-    }
-    if (no_run_id(s, o, rq->run_id) || check_run_access(s, m, rq->run_id) != 0) {
+    loom_err_t err;
+    if (check_run_access(s, m, rq->run_id) != 0) {
         loom_pb_free(rq);
         return;
     }
@@ -842,14 +852,12 @@ static void rpc_retry(srv_t *s, loom_msg_t *m)
 static void rpc_cancel(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
-    Loom__V1__CancelRequest *rq = NULL;
-    loom_err_t err;
-    if (loom_msg_unpack(m, &loom__v1__cancel_request__descriptor, NULL, (ProtobufCMessage **)&rq,
-                        &err) != LOOM_STATUS_OK) {
-        loom_rpc_reply_err(s->csrv, o, &err);
+    Loom__V1__CancelRequest *rq =
+        (Loom__V1__CancelRequest *)request(s, m, &loom__v1__cancel_request__descriptor);
+    if (!rq)
         return;
-    }
-    if (no_run_id(s, o, rq->run_id) || check_run_access(s, m, rq->run_id) != 0) {
+    loom_err_t err;
+    if (check_run_access(s, m, rq->run_id) != 0) {
         loom_pb_free(rq);
         return;
     }
@@ -944,14 +952,12 @@ static int on_replay(void *ud, const loom_store_event_t *se)
 static void rpc_watch(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
-    Loom__V1__WatchRequest *rq = NULL;
-    loom_err_t err;
-    if (loom_msg_unpack(m, &loom__v1__watch_request__descriptor, NULL, (ProtobufCMessage **)&rq,
-                        &err) != LOOM_STATUS_OK) {
-        loom_rpc_reply_err(s->csrv, o, &err);
+    Loom__V1__WatchRequest *rq =
+        (Loom__V1__WatchRequest *)request(s, m, &loom__v1__watch_request__descriptor);
+    if (!rq)
         return;
-    }
-    if (no_run_id(s, o, rq->run_id) || check_run_access(s, m, rq->run_id) != 0) {
+    loom_err_t err;
+    if (check_run_access(s, m, rq->run_id) != 0) {
         loom_pb_free(rq);
         return;
     }
@@ -1014,13 +1020,11 @@ static void watch_cancelled(srv_t *s, const loom_origin_t *o)
 static void rpc_list_workers(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
-    Loom__V1__ListWorkersRequest *rq = NULL;
-    loom_err_t err;
-    if (loom_msg_unpack(m, &loom__v1__list_workers_request__descriptor, NULL,
-                        (ProtobufCMessage **)&rq, &err) != LOOM_STATUS_OK) {
-        loom_rpc_reply_err(s->csrv, o, &err);
+    Loom__V1__ListWorkersRequest *rq =
+        (Loom__V1__ListWorkersRequest *)request(s, m, &loom__v1__list_workers_request__descriptor);
+    if (!rq)
         return;
-    }
+    loom_err_t err;
     size_t n = loom_registry_count(s->reg);
     Loom__V1__WorkerInfo *infos = calloc(n ? n : 1, sizeof *infos);
     Loom__V1__WorkerInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
@@ -1098,14 +1102,12 @@ static void rpc_health(srv_t *s, loom_msg_t *m)
 static void rpc_plan(srv_t *s, loom_msg_t *m)
 {
     const loom_origin_t *o = loom_msg_origin(m);
-    Loom__V1__PlanRequest *rq = NULL;
+    Loom__V1__PlanRequest *rq =
+        (Loom__V1__PlanRequest *)request(s, m, &loom__v1__plan_request__descriptor);
+    if (!rq)
+        return;
     loom_err_t err;
     loom_err_clear(&err);
-    if (loom_msg_unpack(m, &loom__v1__plan_request__descriptor, NULL, (ProtobufCMessage **)&rq, &err) !=
-        LOOM_STATUS_OK) {
-        loom_rpc_reply_err(s->csrv, o, &err);
-        return;
-    }
     Loom__V1__Plan *plan = NULL;
     int rc = loom_placement_plan_request(s->reg, rq->workflow_yaml, rq->workflow_name, rq->sla_latency_ms,
                                          (int)rq->objective, rq->fleet_yaml, &plan, &err);

@@ -167,6 +167,7 @@ static void run_free(loom_run_t *r)
     free(r->plan_mlir);
     free(r->labels_json);
     loom_redact_free(r->secrets, r->n_secrets);
+    engine_objects_run_free(r);
     free(r);
 }
 
@@ -284,6 +285,7 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
         engine_task_free(e, t);
     }
     engine_sla_check(e, r, loom_clock_ms());
+    engine_objects_run_done(e, r);
     int kind = state == LOOM_RUN_SUCCEEDED   ? LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_FINISHED
                : state == LOOM_RUN_CANCELLED ? LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_CANCELLED
                                              : LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_RUN_FAILED;
@@ -745,6 +747,7 @@ void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state
     for (size_t k = 0; k < s->n_deps; k++) {
         step_rt_t *d = &sc->st[s->deps[k].step];
         if (--d->consumers == 0 && !d->keep && !sc->has_loop) {
+            engine_objects_consumed(e, r, d->output);
             json_decref(d->output);
             d->output = NULL;
             d->freed = 1;
@@ -863,6 +866,8 @@ loom_engine_t *loom_engine_new(const loom_engine_cfg_t *cfg)
         e->cfg.backoff_ms = 100;
     if (e->cfg.adopt_grace_ms <= 0)
         e->cfg.adopt_grace_ms = 3000;
+    if (e->cfg.object_retention_ms == 0)
+        e->cfg.object_retention_ms = 3600000;
     e->runs = loom_map_new(NULL);
     e->tasks = loom_map_new(NULL);
     e->idem = loom_map_new(free);
@@ -900,6 +905,7 @@ void loom_engine_destroy(loom_engine_t **pe)
         free(all);
     }
     engine_reap_runs(e);
+    engine_objects_free(e);
     loom_map_destroy(&e->runs);
     loom_map_destroy(&e->tasks);
     loom_map_destroy(&e->idem);
@@ -1385,6 +1391,7 @@ int64_t loom_engine_tick(loom_engine_t *e)
             n = e->lists[LIST_PARKED];
         }
     }
+    engine_objects_tick(e, now);
     if (now >= e->next_sla_check) {
         e->next_sla_check = now + 20;
         size_t it = 0;

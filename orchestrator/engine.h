@@ -111,6 +111,9 @@ typedef struct loom_engine_cfg {
                                    * < 0 = never */
     int chain_depth;              /* worker-side chaining: successors sent ahead behind a task
                                    * on the same worker, at most (README "Chains"); 0 = none */
+    int64_t object_retention_ms;  /* a run's objects are kept on their workers (as a cache, for
+                                   * `loom logs`) this long after it ended, then forgotten
+                                   * (engine_objects.c); 0 = 3600000, < 0 = until evicted */
 } loom_engine_cfg_t;
 
 /* Cheap ops without side effects that loomd may run itself instead of

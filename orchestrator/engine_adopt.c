@@ -51,6 +51,7 @@ static int adopt(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w, const l
         engine_task_assigned(e, t);
     }
     engine_worker_attach(t, w);
+    engine_objects_note_worker(t->run, t, w);
     if (t->started) /* its execution clock starts again here */
         engine_start_timeout(e, t);
     LOOM_INFO(COMP, "msg=\"task adopted\" task=%s worker=%s attempt=%d state=%s", t->id, w->id,

@@ -92,6 +92,8 @@ struct loom_run {
     char *error;
     int error_code;           /* Loom__V1__StatusCode of a failed/cancelled run */
     uint32_t lat_hist[LAT_BUCKETS]; /* task latency (ready -> result), log buckets */
+    char **obj_workers;       /* workers that may hold objects of the run (engine_objects.c) */
+    size_t n_obj_workers;
     struct loom_run *dead_next;
 };
 
@@ -110,6 +112,7 @@ struct loom_engine {
     uint32_t boot;
     uint32_t epoch;           /* this loomd process (task ids, RegisterReply.epoch) */
     loom_engine_stats_t stats;
+    struct forget *forget_head, *forget_tail; /* runs whose objects are forgotten later (engine_objects.c) */
 };
 
 /* A step's expected duration: expect.latency_ms, else a default per op. */
@@ -187,6 +190,20 @@ void engine_task_succeeded(loom_engine_t *e, loom_task_t *t, const char *output,
 void engine_task_progress(loom_engine_t *e, loom_task_t *t, const char *text);
 void engine_task_cancelled(loom_engine_t *e, loom_task_t *t, const char *why);
 void engine_worker_lost_event(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w);
+
+/* engine_objects.c: the lifetime of a run's objects on its workers. */
+/* t, which may store objects (by-reference output, llm.*), went to w. */
+void engine_objects_note_worker(loom_run_t *r, const loom_task_t *t, const loom_worker_rec_t *w);
+/* Every consumer of output finished: release the objects it references. */
+void engine_objects_consumed(loom_engine_t *e, const loom_run_t *r, const json_t *output);
+/* The same for the JSON text json (its member key when key is not NULL). */
+void engine_objects_consumed_text(loom_engine_t *e, const loom_run_t *r, const char *json, size_t len,
+                                  const char *key);
+/* r ended: release what is still held for it, forget it after the retention. */
+void engine_objects_run_done(loom_engine_t *e, loom_run_t *r);
+void engine_objects_tick(loom_engine_t *e, uint64_t now);
+void engine_objects_free(loom_engine_t *e);
+void engine_objects_run_free(loom_run_t *r);
 
 /* engine.c */
 void engine_lat_add(loom_run_t *r, uint64_t ns);

@@ -258,6 +258,8 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
     scope_t *sc = t->scope;
     size_t i = t->step;
     step_rt_t *st = &sc->st[i];
+    if (t->kv_part == 2) /* the decode of a split generate was its KV cache's one consumer */
+        engine_objects_consumed_text(e, r, t->input, t->input_len, "prefill");
     e->stats.tasks_succeeded++;
     r->tasks_done++;
     if (w && e->cfg.placement.observe && step_ms > 0) {
@@ -271,7 +273,9 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
          * loomd (which released it then): its times count from there */
         int64_t began = loom_wall_ms() - (int64_t)step_ms;
         if (began < t->started_ms)
-            t->started_ms = t->running_ms = began;
+            t->started_ms = began;
+        if (t->running_ms && began < t->running_ms)
+            t->running_ms = began;
         if (t->index < 0 && began < st->started_ms)
             st->started_ms = began;
     }

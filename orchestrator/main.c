@@ -48,6 +48,11 @@ static const char usage_text[] =
     "                            consume them by reference; loomd and its store keep the\n"
     "                            reference, size and digest (default 65536; outputs the\n"
     "                            run's outputs or a when/foreach/until use stay inline)\n"
+    "  --object-retention-ms N|off  how long a finished run's objects (outputs by reference,\n"
+    "                            KV caches) stay on their workers for `loom logs`; released\n"
+    "                            for eviction as soon as their consumers finish, forgotten\n"
+    "                            N ms after the run ended (default 3600000; off: until\n"
+    "                            evicted for room)\n"
     "  --placement POLICY        planner (default): plan each run against the live workers\n"
     "                            (measured speed, price, calibrated by measured task times),\n"
     "                            refuse runs no placement fits, follow the plan, spread load;\n"
@@ -166,6 +171,10 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
         c->o.chain_depth = -1;
         return 0;
     }
+    if (strcmp(k, "object-retention-ms") == 0 && strcmp(v, "off") == 0) {
+        c->o.object_retention_ms = -1;
+        return 0;
+    }
     numeric |= strcmp(k, "output-ref-bytes") == 0 || strcmp(k, "chain-depth") == 0;
     if (numeric && loom_config_positive(v, max, &n, why, why_n) != 0)
         return -1;
@@ -189,6 +198,8 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
         c->o.output_ref_bytes = n;
     else if (strcmp(k, "chain-depth") == 0)
         c->o.chain_depth = (int)n > 1024 ? 1024 : (int)n;
+    else if (strcmp(k, "object-retention-ms") == 0)
+        c->o.object_retention_ms = n;
     else if (strcmp(k, "max-runs") == 0)
         c->o.max_finished_runs = (int)n;
     else if (strcmp(k, "max-finished-bytes") == 0)

@@ -68,6 +68,7 @@ void loom_registry_destroy(loom_registry_t **pr)
     loom_registry_t *r = *pr;
     for (size_t i = 0; i < r->n; i++) {
         free_ops(r->v[i]);
+        free(r->v[i]->releases);
         free(r->v[i]);
     }
     free(r->v);
@@ -198,6 +199,7 @@ void loom_registry_forget_lost(loom_registry_t *r, uint64_t after_ms)
         loom_worker_rec_t *w = r->v[i];
         if (w->state == LOOM_WORKER_LOST && !w->tasks && now - w->last_seen_mono > after_ms) {
             free_ops(w);
+            free(w->releases);
             free(w);
             memmove(&r->v[i], &r->v[i + 1], (r->n - i - 1) * sizeof *r->v);
             r->n--;
@@ -248,4 +250,35 @@ int loom_registry_free_capacity(const loom_registry_t *r)
     for (size_t i = 0; i < r->n; i++)
         free_ += loom_worker_room(r->v[i]);
     return free_;
+}
+
+int loom_worker_queue_release(loom_worker_rec_t *w, const char *run, const char *id, int forget)
+{
+    if (w->n_releases >= LOOM_OBJ_RELEASE_MAX) {
+        w->releases_dropped++;
+        return LOOM_ETOOBIG;
+    }
+    if (w->n_releases == w->cap_releases) {
+        size_t cap = w->cap_releases ? w->cap_releases * 2 : 16;
+        loom_obj_release_t *n = realloc(w->releases, cap * sizeof *n);
+        if (!n)
+            return LOOM_ENOMEM;
+        w->releases = n;
+        w->cap_releases = cap;
+    }
+    loom_obj_release_t *x = &w->releases[w->n_releases++];
+    snprintf(x->run, sizeof x->run, "%s", run);
+    snprintf(x->id, sizeof x->id, "%s", id ? id : "");
+    x->forget = forget;
+    return 0;
+}
+
+void loom_worker_releases_sent(loom_worker_rec_t *w, size_t n)
+{
+    if (n >= w->n_releases) {
+        w->n_releases = 0;
+        return;
+    }
+    memmove(w->releases, w->releases + n, (w->n_releases - n) * sizeof *w->releases);
+    w->n_releases -= n;
 }

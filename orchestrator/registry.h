@@ -20,6 +20,16 @@ typedef enum {
 
 struct loom_task;
 
+/* One word to a worker about a run's hold on an object in its object store
+ * (worker.proto ObjectRelease), queued until its next HeartbeatReply. */
+typedef struct loom_obj_release {
+    char run[32];
+    char id[65];   /* "" = every object of the run */
+    int forget;    /* 0: the run's consumers are done; 1: the run's data is gone */
+} loom_obj_release_t;
+
+#define LOOM_OBJ_RELEASE_MAX 65536 /* queued per worker; beyond, its pins lapse on their own */
+
 typedef struct loom_worker_rec {
     char id[128];
     uint8_t peer[256];          /* ZeroMQ routing id of its DEALER */
@@ -61,6 +71,9 @@ typedef struct loom_worker_rec {
     int revoked;                /* its key left the allow-list: nothing it sends counts */
     int keeps_tools;            /* its tools outlive its process (RegisterRequest.keeps_tools) */
     struct loom_task *tasks;    /* assigned tasks (intrusive list via task->wnext) */
+    loom_obj_release_t *releases; /* object releases for its next HeartbeatReply (FIFO) */
+    size_t n_releases, cap_releases;
+    uint64_t releases_dropped;  /* not queued: the queue was full */
 } loom_worker_rec_t;
 
 typedef struct loom_registry loom_registry_t;
@@ -112,5 +125,12 @@ int loom_worker_room(const loom_worker_rec_t *w);
 int loom_registry_free_capacity(const loom_registry_t *r);
 
 const char *loom_worker_state_name(loom_worker_state_t s);
+
+/* Queues an object release for w (id NULL or "": all of run's objects).
+ * 0, or LOOM_ENOMEM / LOOM_ETOOBIG (queue full: counted in
+ * releases_dropped; the worker's pin then lapses on its own). */
+int loom_worker_queue_release(loom_worker_rec_t *w, const char *run, const char *id, int forget);
+/* Removes the first n queued releases (sent). */
+void loom_worker_releases_sent(loom_worker_rec_t *w, size_t n);
 
 #endif

@@ -452,8 +452,21 @@ static void on_heartbeat(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
         if (++w->beats % 10 == 1)
             store_worker(s, w);
     }
-    if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY))
-        loom_rpc_reply(s->wsrv, o, (const ProtobufCMessage *)&rep, &err);
+    /* object releases queued for it (engine_objects.c), up to 1024 a reply */
+    Loom__V1__ObjectRelease rel[1024], *relp[1024];
+    size_t nrel = 0;
+    int reply = !(loom_msg_flags(m) & LOOM_FLAG_ONEWAY);
+    for (; reply && w && nrel < w->n_releases && nrel < 1024; nrel++) {
+        loom__v1__object_release__init(&rel[nrel]);
+        rel[nrel].run_id = w->releases[nrel].run;
+        rel[nrel].object_id = w->releases[nrel].id;
+        rel[nrel].forget = w->releases[nrel].forget;
+        relp[nrel] = &rel[nrel];
+    }
+    rep.n_released_objects = nrel;
+    rep.released_objects = relp;
+    if (reply && loom_rpc_reply(s->wsrv, o, (const ProtobufCMessage *)&rep, &err) == 0 && nrel)
+        loom_worker_releases_sent(w, nrel);
     loom_pb_free(h);
 }
 
@@ -845,6 +858,7 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
                             .inline_ops = opts->inline_ops,
                             .output_ref_bytes = opts->output_ref_bytes,
                             .chain_depth = opts->chain_depth < 0 ? 0 : opts->chain_depth ? opts->chain_depth : 32,
+                            .object_retention_ms = opts->object_retention_ms,
                             /* workers re-register at their next heartbeat */
                             .adopt_grace_ms = s->opts.heartbeat_timeout_ms};
     s->eng = loom_engine_new(&ec);

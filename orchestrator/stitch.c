@@ -949,6 +949,7 @@ void engine_task_assigned(loom_engine_t *e, loom_task_t *t)
 {
     scope_t *sc = t->scope;
     step_rt_t *st = &sc->st[t->step];
+    engine_objects_note_worker(t->run, t, t->worker);
     store_task(e, sc, t->step, t, st->is_foreach, LOOM_TASK_RUNNING, NULL, NULL);
     if (!st->started_event || (!st->is_foreach && t->attempt > 1)) {
         if (!st->started_event && st->is_foreach) /* the step as a whole (no one worker) */

@@ -230,8 +230,9 @@ const char *loom_store_name(const loom_store_t *s);
 
 /* In-memory store. max_finished_runs and max_finished_bytes bound memory:
  * when more runs than that are final, or the final runs hold more bytes
- * (their records' strings plus a fixed cost per record), the oldest final
- * ones (and their tasks and events) are dropped; the newest final run is
+ * (each run's records live in its own page arena, compacted when the run
+ * ends: its mapped bytes plus a small heap header), the oldest final ones
+ * (and their tasks and events) are dropped; the newest final run is
  * always kept (0 = defaults: 1000 runs, LOOM_STORE_MEM_DEFAULT_BYTES).
  * max_events_per_run caps each run's event log; later events are counted,
  * not kept (0 = default 100000). */

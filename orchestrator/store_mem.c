@@ -1,99 +1,262 @@
 /* store_mem.c — the in-memory store (see store.h).
  *
- * Runs live in a map by id and in a creation-ordered list; each run keeps
- * its tasks (latest attempt per step/index) in a map and its events in an
- * array. Memory is bounded: once more than max_finished runs are final, or
- * the final runs together take more than max_finished_bytes, the oldest
- * final run is dropped with everything it owns (the newest one always
- * stays), and each run's event log stops growing at max_events (later
- * events are only counted). Bytes are counted as the records' strings plus
- * a fixed cost per record (malloc and map overhead included). */
+ * Runs live in a map by id and in a creation-ordered list. Everything a
+ * run holds (its record's strings, its tasks — latest attempt per
+ * step/index, in creation order with a hash index — and its events) is
+ * allocated in the run's own page arena (common/page_arena.h: mmap'd
+ * blocks, never malloc's heap), so a run's records are never interleaved
+ * with the engine's short-lived task structures: when a run ends and the
+ * engine frees its tasks, that memory is whole free pages that malloc_trim
+ * hands back, and when a finished run is dropped its arena is unmapped
+ * whole. When a run becomes final its records are copied into one compact
+ * arena (strings equal to the previous record's same field shared), which
+ * drops the slack of the growing arena and strings replaced while it ran.
+ *
+ * Memory is bounded: once more than max_finished runs are final, or the
+ * final runs together take more than max_finished_bytes, the oldest final
+ * run is dropped with everything it owns (the newest one always stays),
+ * and each run's event log stops growing at max_events (later events are
+ * only counted). A run's bytes are its arena's mapped bytes plus
+ * RUN_HEAP_COST for what it has on the heap (its header and its id in the
+ * runs map). */
 #include "orchestrator/store.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/map.h"
+#include "common/page_arena.h"
 
 typedef struct mtask {
-    loom_store_task_t t; /* strings owned */
+    loom_store_task_t t; /* strings in the run's arena; run_id is the run's id */
+    struct mtask *next;  /* creation order */
 } mtask_t;
 
 typedef struct mevent {
-    loom_store_event_t e; /* strings owned */
+    loom_store_event_t e; /* strings in the run's arena; run_id is the run's id */
+    struct mevent *next;
 } mevent_t;
 
 typedef struct mrun {
-    loom_store_run_t r; /* strings owned */
-    loom_map_t *tasks;  /* "step#index" -> mtask_t */
-    mevent_t *events;
-    size_t nevents, capevents;
+    loom_store_run_t r;        /* strings in the arena */
+    loom_page_arena_t *arena;  /* holds the strings and everything below */
+    mtask_t *tasks, *tasks_last;
+    mtask_t **index;           /* open addressing by (step_id, index) */
+    size_t ntasks, index_cap;  /* index_cap: a power of two */
+    mevent_t *events, *events_last;
+    size_t nevents;
     int64_t events_dropped;
-    int final_listed;   /* already queued in the finished FIFO */
-    size_t bytes;       /* what it holds (see the top of the file) */
-    struct mrun *prev, *next; /* creation order, newest at head */
+    int final_listed;          /* already queued in the finished FIFO */
+    size_t bytes;              /* what it costs (see the top of the file) */
+    struct mrun *prev, *next;  /* creation order, newest at head */
 } mrun_t;
 
 typedef struct mem {
     loom_map_t *runs;      /* id -> mrun_t (not freed by the map) */
     mrun_t *head, *tail;   /* newest .. oldest */
-    char **finished;       /* FIFO of final run ids (ring) */
+    mrun_t **finished;     /* FIFO of final runs, oldest first (ring) */
     size_t fin_head, fin_len, fin_cap;
     loom_map_t *workers;   /* id -> loom_store_worker_t (strings owned) */
     int max_finished, max_events;
     size_t max_bytes, fin_bytes; /* bound and total of the final runs' bytes */
 } mem_t;
 
-#define REC_COST 96 /* per record and per string: allocation and map overhead */
+/* A run's heap: its header, its id copied into the runs map with the map's
+ * slot, and its FIFO slot, malloc's overhead included. */
+#define RUN_HEAP_COST (sizeof(mrun_t) + 128)
 
-static size_t str_cost(const char *s)
+/* The run record's strings, for loops over them. */
+#define RUN_NSTRS 9
+static void run_strs(loom_store_run_t *r, const char **out[RUN_NSTRS])
 {
-    return s ? strlen(s) + 1 + 16 : 0;
+    const char **s[RUN_NSTRS] = {&r->id,          &r->workflow, &r->workflow_yaml,
+                                 &r->workflow_file, &r->inputs_json, &r->outputs_json,
+                                 &r->error,       &r->tenant,   &r->labels_json};
+    memcpy(out, s, sizeof s);
 }
 
-/* r holds delta more (or fewer) bytes. */
-static void grow(mem_t *m, mrun_t *r, long long delta)
+static size_t str_size(const char *s)
 {
-    r->bytes = (size_t)((long long)r->bytes + delta);
+    return s ? strlen(s) + 1 : 0;
+}
+
+/* Recounts r's bytes; the final runs' total follows. */
+static void account(mem_t *m, mrun_t *r)
+{
+    size_t now = loom_page_arena_bytes(r->arena) + RUN_HEAP_COST;
     if (r->final_listed)
-        m->fin_bytes = (size_t)((long long)m->fin_bytes + delta);
+        m->fin_bytes = m->fin_bytes - r->bytes + now;
+    r->bytes = now;
+}
+
+/* Points *dst at a copy of src in a, unless src is NULL (keeps *dst) or
+ * equal to *dst already. */
+static int set_str(loom_page_arena_t *a, const char **dst, const char *src)
+{
+    if (!src || (*dst && strcmp(*dst, src) == 0))
+        return 0;
+    char *c = loom_page_arena_strdup(a, src);
+    if (!c)
+        return LOOM_ENOMEM;
+    *dst = c;
+    return 0;
+}
+
+/* --- the task index --------------------------------------------------- */
+
+static size_t task_slot(mtask_t *const *index, size_t cap, const char *step_id, int i)
+{
+    uint64_t h = loom_hash_bytes(step_id, strlen(step_id)) ^
+                 ((uint64_t)(unsigned)i * 0x9E3779B97F4A7C15ull);
+    size_t mask = cap - 1, s = (size_t)h & mask;
+    while (index[s] && (index[s]->t.index != i || strcmp(index[s]->t.step_id, step_id) != 0))
+        s = (s + 1) & mask;
+    return s;
+}
+
+/* The smallest capacity that holds n tasks under 70% load. */
+static size_t index_cap_for(size_t n)
+{
+    size_t cap = 16;
+    while (n * 10 > cap * 7)
+        cap *= 2;
+    return cap;
+}
+
+/* A new index of cap slots in a holding every task of the list. */
+static mtask_t **index_build(loom_page_arena_t *a, mtask_t *tasks, size_t cap)
+{
+    mtask_t **index = loom_page_arena_alloc(a, cap * sizeof *index, _Alignof(mtask_t *));
+    if (!index)
+        return NULL;
+    memset(index, 0, cap * sizeof *index);
+    for (mtask_t *t = tasks; t; t = t->next)
+        index[task_slot(index, cap, t->t.step_id, t->t.index)] = t;
+    return index;
+}
+
+/* --- compaction ------------------------------------------------------- */
+
+/* What compact() needs at most: every string unshared, every record
+ * padded. */
+static size_t compact_room(mrun_t *r, size_t index_cap)
+{
+    const char **s[RUN_NSTRS];
+    run_strs(&r->r, s);
+    size_t n = index_cap * sizeof(mtask_t *) + 16;
+    for (int i = 0; i < RUN_NSTRS; i++)
+        n += str_size(*s[i]);
+    for (const mtask_t *t = r->tasks; t; t = t->next)
+        n += sizeof *t + 16 + str_size(t->t.step_id) + str_size(t->t.op) +
+             str_size(t->t.worker_id) + str_size(t->t.device) + str_size(t->t.output_json) +
+             str_size(t->t.error) + str_size(t->t.reason);
+    for (const mevent_t *e = r->events; e; e = e->next)
+        n += sizeof *e + 16 + str_size(e->e.kind) + str_size(e->e.step_id) +
+             str_size(e->e.detail_json);
+    return n;
+}
+
+/* The last string copied for one field: a record whose field is equal
+ * shares that copy (a foreach's items share step id, op, device ...). */
+typedef struct {
+    const char *src, *dst;
+} last_t;
+
+static int share(loom_page_arena_t *a, const char **s, last_t *l)
+{
+    if (!*s)
+        return 0;
+    if (!l->src || strcmp(l->src, *s) != 0) {
+        if (!(l->dst = loom_page_arena_strdup(a, *s)))
+            return -1;
+        l->src = *s;
+    }
+    *s = l->dst;
+    return 0;
+}
+
+/* Copies r's records into one arena sized to fit them and unmaps the old
+ * one. On failure r is left as it was. */
+static int compact(mrun_t *r)
+{
+    size_t cap = r->ntasks ? index_cap_for(r->ntasks) : 0;
+    loom_page_arena_t *a = loom_page_arena_new(compact_room(r, cap));
+    if (!a)
+        return LOOM_ENOMEM;
+    int bad = 0;
+    loom_store_run_t x = r->r;
+    const char **s[RUN_NSTRS];
+    run_strs(&x, s);
+    for (int i = 0; i < RUN_NSTRS; i++)
+        if (*s[i] && !(*s[i] = loom_page_arena_strdup(a, *s[i])))
+            bad = 1;
+    mtask_t *tasks = NULL, *tasks_last = NULL;
+    last_t lt[7] = {{0}};
+    for (const mtask_t *t = r->tasks; t && !bad; t = t->next) {
+        mtask_t *c = loom_page_arena_alloc(a, sizeof *c, _Alignof(mtask_t));
+        if (!c) {
+            bad = 1;
+            break;
+        }
+        *c = *t;
+        c->next = NULL;
+        c->t.run_id = x.id;
+        bad = share(a, &c->t.step_id, &lt[0]) || share(a, &c->t.op, &lt[1]) ||
+              share(a, &c->t.worker_id, &lt[2]) || share(a, &c->t.device, &lt[3]) ||
+              share(a, &c->t.output_json, &lt[4]) || share(a, &c->t.error, &lt[5]) ||
+              share(a, &c->t.reason, &lt[6]);
+        *(tasks_last ? &tasks_last->next : &tasks) = c;
+        tasks_last = c;
+    }
+    mevent_t *events = NULL, *events_last = NULL;
+    last_t le[3] = {{0}};
+    for (const mevent_t *e = r->events; e && !bad; e = e->next) {
+        mevent_t *c = loom_page_arena_alloc(a, sizeof *c, _Alignof(mevent_t));
+        if (!c) {
+            bad = 1;
+            break;
+        }
+        *c = *e;
+        c->next = NULL;
+        c->e.run_id = x.id;
+        bad = share(a, &c->e.kind, &le[0]) || share(a, &c->e.step_id, &le[1]) ||
+              share(a, &c->e.detail_json, &le[2]);
+        *(events_last ? &events_last->next : &events) = c;
+        events_last = c;
+    }
+    mtask_t **index = bad || !cap ? NULL : index_build(a, tasks, cap);
+    if (bad || (cap && !index)) {
+        loom_page_arena_destroy(&a);
+        return LOOM_ENOMEM;
+    }
+    loom_page_arena_trim(a);
+    loom_page_arena_destroy(&r->arena);
+    r->arena = a;
+    r->r = x;
+    r->tasks = tasks;
+    r->tasks_last = tasks_last;
+    r->index = index;
+    r->index_cap = cap;
+    r->events = events;
+    r->events_last = events_last;
+    return 0;
+}
+
+/* --- runs ------------------------------------------------------------- */
+
+static void run_free(mrun_t *r)
+{
+    if (!r)
+        return;
+    loom_page_arena_destroy(&r->arena);
+    free(r);
 }
 
 static char *dup(const char *s)
 {
     return s ? strdup(s) : NULL;
-}
-
-/* Replaces *dst with a copy of src (NULL keeps NULL); *delta gets the
- * change in bytes. */
-static int set_str(const char **dst, const char *src, long long *delta)
-{
-    if (*dst == src)
-        return 0;
-    char *c = NULL;
-    if (src && !(c = strdup(src)))
-        return LOOM_ENOMEM;
-    *delta += (long long)str_cost(src) - (long long)str_cost(*dst);
-    free((char *)*dst);
-    *dst = c;
-    return 0;
-}
-
-static void task_free(void *p)
-{
-    mtask_t *t = p;
-    if (!t)
-        return;
-    free((char *)t->t.run_id);
-    free((char *)t->t.step_id);
-    free((char *)t->t.op);
-    free((char *)t->t.worker_id);
-    free((char *)t->t.device);
-    free((char *)t->t.output_json);
-    free((char *)t->t.error);
-    free((char *)t->t.reason);
-    free(t);
 }
 
 static void worker_free(void *p)
@@ -107,26 +270,6 @@ static void worker_free(void *p)
     free((char *)w->state);
     free((char *)w->profile_json);
     free(w);
-}
-
-static void run_free(mrun_t *r)
-{
-    if (!r)
-        return;
-    loom_map_destroy(&r->tasks);
-    for (size_t i = 0; i < r->nevents; i++) {
-        free((char *)r->events[i].e.run_id);
-        free((char *)r->events[i].e.kind);
-        free((char *)r->events[i].e.step_id);
-        free((char *)r->events[i].e.detail_json);
-    }
-    free(r->events);
-    const char **strs[] = {&r->r.id, &r->r.workflow, &r->r.workflow_yaml, &r->r.workflow_file,
-                           &r->r.inputs_json, &r->r.outputs_json, &r->r.error, &r->r.tenant,
-                           &r->r.labels_json};
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        free((char *)*strs[i]);
-    free(r);
 }
 
 static void unlink_run(mem_t *m, mrun_t *r)
@@ -147,27 +290,24 @@ static void evict(mem_t *m)
 {
     while (m->fin_len > (size_t)m->max_finished ||
            (m->fin_len > 1 && m->fin_bytes > m->max_bytes)) {
-        char *id = m->finished[m->fin_head];
+        mrun_t *r = m->finished[m->fin_head];
         m->fin_head = (m->fin_head + 1) % m->fin_cap;
         m->fin_len--;
-        mrun_t *r = loom_map_get(m->runs, id);
-        if (r) {
-            m->fin_bytes -= r->bytes;
-            loom_map_del(m->runs, id);
-            unlink_run(m, r);
-            run_free(r);
-        }
-        free(id);
+        m->fin_bytes -= r->bytes;
+        loom_map_del(m->runs, r->r.id);
+        unlink_run(m, r);
+        run_free(r);
     }
 }
 
+/* Once r is final: compacts it and queues it for eviction. */
 static int note_final(mem_t *m, mrun_t *r)
 {
     if (r->final_listed || !loom_store_run_state_final(r->r.state))
         return 0;
     if (m->fin_len == m->fin_cap) {
         size_t ncap = m->fin_cap ? m->fin_cap * 2 : 64;
-        char **n = malloc(ncap * sizeof *n);
+        mrun_t **n = malloc(ncap * sizeof *n);
         if (!n)
             return LOOM_ENOMEM;
         for (size_t i = 0; i < m->fin_len; i++)
@@ -177,13 +317,12 @@ static int note_final(mem_t *m, mrun_t *r)
         m->fin_cap = ncap;
         m->fin_head = 0;
     }
-    char *id = strdup(r->r.id);
-    if (!id)
-        return LOOM_ENOMEM;
-    m->finished[(m->fin_head + m->fin_len) % m->fin_cap] = id;
+    compact(r); /* on failure it keeps its growing arena: bigger, still counted */
+    m->finished[(m->fin_head + m->fin_len) % m->fin_cap] = r;
     m->fin_len++;
     r->final_listed = 1;
-    m->fin_bytes += r->bytes;
+    r->bytes = 0;
+    account(m, r);
     evict(m);
     return 0;
 }
@@ -213,24 +352,21 @@ static int mem_run_create(void *self, const loom_store_run_t *run, loom_err_t *e
     if (!r)
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     r->r = *run;
-    r->r.id = dup(run->id);
-    r->r.workflow = dup(run->workflow);
-    r->r.workflow_yaml = dup(run->workflow_yaml);
-    r->r.workflow_file = dup(run->workflow_file);
-    r->r.inputs_json = dup(run->inputs_json);
-    r->r.outputs_json = dup(run->outputs_json);
-    r->r.error = dup(run->error);
-    r->r.tenant = dup(run->tenant);
-    r->r.labels_json = dup(run->labels_json);
-    r->tasks = loom_map_new(task_free);
-    r->bytes = sizeof *r + REC_COST + str_cost(run->id) + str_cost(run->workflow) +
-               str_cost(run->workflow_yaml) + str_cost(run->workflow_file) +
-               str_cost(run->inputs_json) + str_cost(run->outputs_json) + str_cost(run->error) +
-               str_cost(run->tenant) + str_cost(run->labels_json);
-    if (!r->r.id || !r->tasks || loom_map_put(m->runs, run->id, r) != 0) {
+    const char **s[RUN_NSTRS];
+    run_strs(&r->r, s);
+    size_t room = 0;
+    for (int i = 0; i < RUN_NSTRS; i++)
+        room += str_size(*s[i]);
+    r->arena = loom_page_arena_new(room);
+    int bad = !r->arena;
+    for (int i = 0; i < RUN_NSTRS && !bad; i++)
+        if (*s[i] && !(*s[i] = loom_page_arena_strdup(r->arena, *s[i])))
+            bad = 1;
+    if (bad || loom_map_put(m->runs, run->id, r) != 0) {
         run_free(r);
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     }
+    account(m, r);
     r->next = m->head;
     if (m->head)
         m->head->prev = r;
@@ -249,13 +385,14 @@ static int mem_run_update(void *self, const loom_store_run_t *run, loom_err_t *e
     if (!r)
         return loom_err_set(err, LOOM_ENOTFOUND, "no run '%s'", run && run->id ? run->id : "");
     copy_mutable(&r->r, run);
-    long long delta = 0;
-    int rc = (run->outputs_json && set_str(&r->r.outputs_json, run->outputs_json, &delta) != 0) ||
-             (run->error && set_str(&r->r.error, run->error, &delta) != 0);
-    grow(m, r, delta);
-    if (rc || note_final(m, r) != 0)
-        return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-    return 0;
+    int rc = set_str(r->arena, &r->r.outputs_json, run->outputs_json) ||
+             set_str(r->arena, &r->r.error, run->error);
+    account(m, r);
+    if (r->final_listed)
+        evict(m); /* may drop r: not used below */
+    else if (!rc)
+        rc = note_final(m, r);
+    return rc ? loom_err_set(err, LOOM_ENOMEM, "out of memory") : 0;
 }
 
 static int mem_task_put(void *self, const loom_store_task_t *t, loom_err_t *err)
@@ -266,22 +403,34 @@ static int mem_task_put(void *self, const loom_store_task_t *t, loom_err_t *err)
     mrun_t *r = loom_map_get(m->runs, t->run_id);
     if (!r)
         return loom_err_set(err, LOOM_ENOTFOUND, "no run '%s'", t->run_id);
-    char key[512];
-    snprintf(key, sizeof key, "%s#%d", t->step_id, t->index);
-    mtask_t *mt = loom_map_get(r->tasks, key);
+    mtask_t *mt = r->index ? r->index[task_slot(r->index, r->index_cap, t->step_id, t->index)]
+                           : NULL;
     if (mt && mt->t.attempt > t->attempt)
         return 0; /* a stale update of an earlier attempt */
-    long long delta = 0;
     if (!mt) {
-        if (!(mt = calloc(1, sizeof *mt)))
-            return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-        if (loom_map_put(r->tasks, key, mt) != 0) {
-            free(mt);
+        if (!r->index || (r->ntasks + 1) * 10 > r->index_cap * 7) {
+            size_t cap = r->index ? r->index_cap * 2 : 16; /* the old one stays, unused */
+            mtask_t **index = index_build(r->arena, r->tasks, cap);
+            if (!index)
+                return loom_err_set(err, LOOM_ENOMEM, "out of memory");
+            r->index = index;
+            r->index_cap = cap;
+        }
+        const char *step_id = loom_page_arena_strdup(r->arena, t->step_id);
+        mt = step_id ? loom_page_arena_alloc(r->arena, sizeof *mt, _Alignof(mtask_t)) : NULL;
+        if (!mt) {
+            account(m, r);
             return loom_err_set(err, LOOM_ENOMEM, "out of memory");
         }
-        delta += (long long)(sizeof *mt + REC_COST + str_cost(key));
+        memset(mt, 0, sizeof *mt);
+        mt->t.run_id = r->r.id;
+        mt->t.step_id = step_id;
+        mt->t.index = t->index;
+        r->index[task_slot(r->index, r->index_cap, step_id, t->index)] = mt;
+        *(r->tasks_last ? &r->tasks_last->next : &r->tasks) = mt;
+        r->tasks_last = mt;
+        r->ntasks++;
     }
-    mt->t.index = t->index;
     mt->t.attempt = t->attempt;
     mt->t.state = t->state;
     if (t->error_code)
@@ -292,24 +441,15 @@ static int mem_task_put(void *self, const loom_store_task_t *t, loom_err_t *err)
         mt->t.started_ms = t->started_ms;
     if (t->finished_ms)
         mt->t.finished_ms = t->finished_ms;
-    int rc = set_str(&mt->t.run_id, t->run_id, &delta) | set_str(&mt->t.step_id, t->step_id, &delta);
-    if (t->op)
-        rc |= set_str(&mt->t.op, t->op, &delta);
-    if (t->worker_id)
-        rc |= set_str(&mt->t.worker_id, t->worker_id, &delta);
-    if (t->device)
-        rc |= set_str(&mt->t.device, t->device, &delta);
-    if (t->output_json)
-        rc |= set_str(&mt->t.output_json, t->output_json, &delta);
-    if (t->error)
-        rc |= set_str(&mt->t.error, t->error, &delta);
-    if (t->reason)
-        rc |= set_str(&mt->t.reason, t->reason, &delta);
+    int rc = set_str(r->arena, &mt->t.op, t->op) || set_str(r->arena, &mt->t.worker_id, t->worker_id) ||
+             set_str(r->arena, &mt->t.device, t->device) ||
+             set_str(r->arena, &mt->t.output_json, t->output_json) ||
+             set_str(r->arena, &mt->t.error, t->error) || set_str(r->arena, &mt->t.reason, t->reason);
     if (t->predicted_ms > 0)
         mt->t.predicted_ms = t->predicted_ms;
     if (t->cost > 0)
         mt->t.cost = t->cost;
-    grow(m, r, delta);
+    account(m, r);
     if (r->final_listed)
         evict(m);
     return rc ? loom_err_set(err, LOOM_ENOMEM, "out of memory") : 0;
@@ -325,28 +465,27 @@ static int mem_event_append(void *self, const loom_store_event_t *ev, loom_err_t
         r->events_dropped++;
         return 0;
     }
-    if (r->nevents == r->capevents) {
-        size_t ncap = r->capevents ? r->capevents * 2 : 16;
-        mevent_t *n = realloc(r->events, ncap * sizeof *n);
-        if (!n)
-            return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-        r->events = n;
-        r->capevents = ncap;
+    mevent_t *e = loom_page_arena_alloc(r->arena, sizeof *e, _Alignof(mevent_t));
+    int bad = !e;
+    if (e) {
+        e->e = *ev;
+        e->e.run_id = r->r.id;
+        e->next = NULL;
+        bad = (ev->kind && !(e->e.kind = loom_page_arena_strdup(r->arena, ev->kind))) ||
+              (ev->step_id && !(e->e.step_id = loom_page_arena_strdup(r->arena, ev->step_id))) ||
+              (ev->detail_json &&
+               !(e->e.detail_json = loom_page_arena_strdup(r->arena, ev->detail_json)));
     }
-    mevent_t *e = &r->events[r->nevents];
-    e->e = *ev;
-    e->e.run_id = dup(ev->run_id);
-    e->e.kind = dup(ev->kind);
-    e->e.step_id = dup(ev->step_id);
-    e->e.detail_json = dup(ev->detail_json);
-    r->nevents++;
-    grow(m, r, (long long)(sizeof *e + str_cost(ev->run_id) + str_cost(ev->kind) +
-                           str_cost(ev->step_id) + str_cost(ev->detail_json)));
+    if (!bad) {
+        *(r->events_last ? &r->events_last->next : &r->events) = e;
+        r->events_last = e;
+        r->nevents++;
+    }
+    account(m, r);
     if (r->final_listed)
         evict(m);
-    return 0;
+    return bad ? loom_err_set(err, LOOM_ENOMEM, "out of memory") : 0;
 }
-
 static int mem_worker_put(void *self, const loom_store_worker_t *w, loom_err_t *err)
 {
     mem_t *m = self;
@@ -397,13 +536,8 @@ static int mem_run_get(void *self, const char *run_id, loom_store_run_fn run_fn,
         return loom_err_set(err, LOOM_ENOTFOUND, "no run '%s'", run_id ? run_id : "");
     if (run_fn && run_fn(ud, &r->r))
         return 0;
-    if (!task_fn)
-        return 0;
-    size_t it = 0;
-    const char *k;
-    void *v;
-    while (loom_map_next(r->tasks, &it, &k, &v))
-        if (task_fn(ud, &((mtask_t *)v)->t))
+    for (const mtask_t *t = task_fn ? r->tasks : NULL; t; t = t->next)
+        if (task_fn(ud, &t->t))
             break;
     return 0;
 }
@@ -415,8 +549,8 @@ static int mem_events(void *self, const char *run_id, int64_t after_seq, loom_st
     mrun_t *r = run_id ? loom_map_get(m->runs, run_id) : NULL;
     if (!r)
         return loom_err_set(err, LOOM_ENOTFOUND, "no run '%s'", run_id ? run_id : "");
-    for (size_t i = 0; i < r->nevents; i++)
-        if (r->events[i].e.seq > after_seq && fn(ud, &r->events[i].e))
+    for (const mevent_t *e = r->events; e; e = e->next)
+        if (e->e.seq > after_seq && fn(ud, &e->e))
             break;
     return 0;
 }
@@ -432,11 +566,8 @@ static int mem_load_unfinished(void *self, loom_store_run_fn run_fn, loom_store_
             continue;
         if (run_fn(ud, &r->r))
             return 0;
-        size_t it = 0;
-        const char *k;
-        void *v;
-        while (task_fn && loom_map_next(r->tasks, &it, &k, &v))
-            if (((mtask_t *)v)->t.state == LOOM_TASK_SUCCEEDED && task_fn(ud, &((mtask_t *)v)->t))
+        for (const mtask_t *t = task_fn ? r->tasks : NULL; t; t = t->next)
+            if (t->t.state == LOOM_TASK_SUCCEEDED && task_fn(ud, &t->t))
                 return 0;
     }
     return 0;
@@ -453,12 +584,9 @@ static void mem_destroy(void *self)
     }
     loom_map_destroy(&m->runs);
     loom_map_destroy(&m->workers);
-    for (size_t i = 0; i < m->fin_len; i++)
-        free(m->finished[(m->fin_head + i) % m->fin_cap]);
     free(m->finished);
     free(m);
 }
-
 static const loom_store_ops_t mem_ops = {
     .name = "mem",
     .run_create = mem_run_create,

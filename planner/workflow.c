@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/buf.h"
 #include "common/map.h"
 #include "planner/wf_check.h"
 
@@ -811,51 +812,32 @@ int loom_workflow_parse(const char *name, const char *text, size_t len, loom_wor
 int loom_workflow_load(const char *path, loom_workflow_t **out, loom_diags_t *diags)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t len = 0;
-    int rc;
-    if (!f)
-        goto out_errno;
-    buf = malloc(MAX_FILE_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return LOOM_ENOMEM;
-    }
-    len = fread(buf, 1, MAX_FILE_BYTES + 1, f);
-    if (ferror(f)) {
-        fclose(f);
-        goto out_errno;
-    }
-    fclose(f);
-    if (len > MAX_FILE_BYTES) {
-        loom_err_t *e = loom_diags_add(diags);
-        if (e) {
-            loom_err_set(e, LOOM_ETOOBIG, "file is larger than %u MiB", MAX_FILE_BYTES >> 20);
-            loom_err_at(e, path, 0, 0);
+    loom_buf_t b;
+    loom_buf_init(&b, MAX_FILE_BYTES);
+    if (loom_buf_read_file(&b, path) != 0) {
+        int e = errno;
+        loom_buf_free(&b);
+        if (e == ENOMEM)
+            return LOOM_ENOMEM;
+        loom_err_t *d = loom_diags_add(diags);
+        if (d) {
+            if (e == EFBIG)
+                loom_err_set(d, LOOM_ETOOBIG, "file is larger than %u MiB", MAX_FILE_BYTES >> 20);
+            else
+                loom_err_set(d, LOOM_EIO, "cannot read the file: %s", strerror(e));
+            loom_err_at(d, path, 0, 0);
         }
-        free(buf);
-        return LOOM_ETOOBIG;
+        return e == EFBIG ? LOOM_ETOOBIG : LOOM_EIO;
     }
     char *copy = strdup(path);
     if (!copy) {
-        free(buf);
+        loom_buf_free(&b);
         return LOOM_ENOMEM;
     }
-    rc = parse_at(path, dirname(copy), buf, len, out, diags);
+    int rc = parse_at(path, dirname(copy), b.data, b.len, out, diags);
     free(copy);
-    free(buf);
+    loom_buf_free(&b);
     return rc;
-out_errno: {
-    int err = errno;
-    free(buf);
-    loom_err_t *e = loom_diags_add(diags);
-    if (e) {
-        loom_err_set(e, LOOM_EIO, "cannot read the file: %s", strerror(err));
-        loom_err_at(e, path, 0, 0);
-    }
-    return LOOM_EIO;
-}
 }
 
 void loom_workflow_destroy(loom_workflow_t **pwf)

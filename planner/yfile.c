@@ -1,6 +1,8 @@
 /* yfile.c — see yfile.h. */
 #include "planner/yfile.h"
 
+#include "common/buf.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -59,41 +61,22 @@ loom_yfile_t *loom_yfile_parse(const char *name, const char *text, size_t len, l
 
 loom_yfile_t *loom_yfile_load(const char *path, loom_err_t *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        loom_err_set(err, LOOM_EIO, "cannot open %s: %s", path, strerror(errno));
+    loom_buf_t b;
+    loom_buf_init(&b, 64u << 20); /* planner files are small; refuse huge ones */
+    if (loom_buf_read_file(&b, path) != 0) {
+        int e = errno;
+        loom_buf_free(&b);
+        if (e == EFBIG)
+            loom_err_set(err, LOOM_ETOOBIG, "%s is larger than 64 MiB", path);
+        else if (e == ENOMEM)
+            loom_err_set(err, LOOM_ENOMEM, "out of memory reading %s", path);
+        else
+            loom_err_set(err, LOOM_EIO, "cannot open %s: %s", path, strerror(e));
         loom_err_at(err, path, 0, 0);
         return NULL;
     }
-    size_t cap = 1 << 16, len = 0;
-    unsigned char *buf = malloc(cap);
-    size_t n;
-    while (buf && (n = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap) {
-            if (cap >= (64u << 20)) { /* planner files are small; refuse huge ones */
-                free(buf);
-                fclose(f);
-                loom_err_set(err, LOOM_ETOOBIG, "%s is larger than 64 MiB", path);
-                return NULL;
-            }
-            unsigned char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf) {
-        loom_err_set(err, LOOM_ENOMEM, "out of memory reading %s", path);
-        return NULL;
-    }
-    loom_yfile_t *y = parse(path, buf, len, err);
-    free(buf);
+    loom_yfile_t *y = parse(path, (const unsigned char *)b.data, b.len, err);
+    loom_buf_free(&b);
     return y;
 }
 

@@ -11,22 +11,29 @@
 
 #include <zmq.h>
 
+#include "common/buf.h"
+
 int loom_key_is_z85(const char *s)
 {
     uint8_t raw[32];
     return s && strlen(s) == LOOM_Z85_KEY_LEN && zmq_z85_decode(raw, s) != NULL;
 }
 
-/* Reads up to n-1 bytes of a small file. */
+/* Reads a small file (under n bytes) into buf, NUL-terminated. */
 static int slurp(const char *path, char *buf, size_t n, loom_err_t *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return loom_err_set(err, LOOM_EIO, "cannot read key file %s: %s", path, strerror(errno));
-    size_t got = fread(buf, 1, n - 1, f);
-    fclose(f);
-    buf[got] = '\0';
-    return 0;
+    loom_buf_t b;
+    loom_buf_init(&b, n - 1);
+    int rc = 0;
+    if (loom_buf_read_file(&b, path) != 0)
+        rc = errno == EFBIG ? loom_err_set(err, LOOM_EINVAL, "key file %s: larger than %zu bytes",
+                                           path, n - 1)
+                            : loom_err_set(err, LOOM_EIO, "cannot read key file %s: %s", path,
+                                           strerror(errno));
+    else
+        memcpy(buf, b.data, b.len + 1);
+    loom_buf_free(&b);
+    return rc;
 }
 
 /* Finds "label: <z85>" (label NULL: the first 40-character word). */

@@ -157,11 +157,12 @@ void *loom_llm_thread_scratch(size_t bytes) {
     return buf;
 }
 
-/* The converted activations: up to two kinds at once (a quantised one and
- * BF16X2) when one call mixes weight types. */
+/* The converted activations: up to three forms at once (a quantised one,
+ * BF16X2 and the transposed floats of gemmt) when one call mixes weight
+ * types. */
 size_t loom_llm_matmul_scratch(int cols, int T) {
     return (size_t)T * (loom_llm_act_bytes(LOOM_LLM_ACT_Q8X, cols) + loom_llm_act_bytes(LOOM_LLM_ACT_BF16X2, cols)) +
-           128;
+           (size_t)(T + 15) / 16 * 16 * (size_t)cols * 4 + 192;
 }
 
 typedef struct mm_part {
@@ -172,6 +173,8 @@ typedef struct mm_part {
     loom_llm_dot_fn dot;
     loom_llm_dot4_fn dot4;
     loom_llm_gemm_fn gemm;
+    loom_llm_gemmt_fn gemmt;
+    const float *xt;
     int chunk, first; /* rows per chunk, index of this matrix's first chunk */
 } mm_part_t;
 
@@ -187,6 +190,10 @@ static void mm_task(void *ctx, int c) {
     const mm_part_t *m = &j->p[k];
     int r0 = (c - m->first) * m->chunk, r1 = r0 + m->chunk;
     if (r1 > m->W->rows) r1 = m->W->rows;
+    if (m->gemmt) {
+        m->gemmt(m->W, r0, r1, m->xt, j->T, m->Y, (size_t)m->W->rows);
+        return;
+    }
     if (m->gemm) {
         m->gemm(m->W, r0, r1, m->x, m->xstride, j->T, m->Y, (size_t)m->W->rows);
         return;
@@ -221,6 +228,26 @@ static void act_task(void *ctx, int t) {
     a->fn(a->X + (size_t)t * a->cols, a->dst + (size_t)t * a->stride, a->cols);
 }
 
+typedef struct xt_job {
+    const float *X;
+    float *xt;
+    int T, cols;
+} xt_job_t;
+
+/* Group g of 16 tokens transposed for gemmt (tokens past T zero), 16 x 16
+ * blocks at a time so both sides stay in L1. */
+static void xt_task(void *ctx, int g) {
+    const xt_job_t *a = ctx;
+    int K = a->cols, n = a->T - 16 * g < 16 ? a->T - 16 * g : 16;
+    float *o = a->xt + (size_t)g * K * 16;
+    const float *x = a->X + (size_t)g * 16 * K;
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        int kn = K - k0 < 16 ? K - k0 : 16;
+        for (int l = 0; l < 16; l++)
+            for (int k = 0; k < kn; k++) o[(size_t)(k0 + k) * 16 + l] = l < n ? x[(size_t)l * K + k0 + k] : 0.0f;
+    }
+}
+
 void loom_llm_matmul_n(loom_llm_pool_t *pool, const loom_llm_weight_t *const *W, int n, const float *X, int T,
                        float *const *Y, void *scratch) {
     loom_llm_kernels_init();
@@ -228,12 +255,25 @@ void loom_llm_matmul_n(loom_llm_pool_t *pool, const loom_llm_weight_t *const *W,
     j.n = n > 4 ? 4 : n;
     j.T = T;
     int cols = W[0]->cols;
-    /* each activation kind the matrices need, converted once (in parallel
-     * over the tokens) into its own region of scratch */
+    /* batches of 16 tokens or more go to gemmt where the level has one */
+    int use_t[4] = {0};
+    for (int i = 0; i < j.n; i++) use_t[i] = T >= 16 && cols % 32 == 0 && isa.gemmt[W[i]->type];
+    /* each activation form the matrices need, made once (in parallel over
+     * the tokens) into its own 64-byte aligned region of scratch */
     const uint8_t *xk[LOOM_LLM_ACT_KINDS] = {(const uint8_t *)X};
     size_t xs[LOOM_LLM_ACT_KINDS] = {(size_t)cols * 4};
-    uint8_t *free_at = scratch;
+    uint8_t *free_at = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    const float *xt = NULL;
     for (int i = 0; i < j.n; i++) {
+        if (use_t[i]) {
+            if (xt) continue;
+            xt_job_t a = {X, (float *)(void *)free_at, T, cols};
+            if (pool) loom_llm_pool_run(pool, (T + 15) / 16, xt_task, &a);
+            else for (int g = 0; g < (T + 15) / 16; g++) xt_task(&a, g);
+            xt = a.xt;
+            free_at += (size_t)(T + 15) / 16 * 16 * (size_t)cols * 4;
+            continue;
+        }
         int k = isa.act[W[i]->type];
         if (xk[k]) continue;
         xs[k] = loom_llm_act_bytes(k, cols);
@@ -254,8 +294,10 @@ void loom_llm_matmul_n(loom_llm_pool_t *pool, const loom_llm_weight_t *const *W,
         m->Y = Y[i];
         m->dot = isa.dot[ty];
         m->dot4 = T >= 4 ? isa.dot4[ty] : NULL;
-        m->gemm = T >= 4 && cols % 32 == 0 ? isa.gemm[ty] : NULL;
-        int unit = m->gemm ? isa.gemm_rows : 1;
+        m->gemmt = use_t[i] ? isa.gemmt[ty] : NULL;
+        m->xt = xt;
+        m->gemm = T >= 4 && cols % 32 == 0 && !m->gemmt ? isa.gemm[ty] : NULL;
+        int unit = m->gemmt ? isa.gemmt_rows : m->gemm ? isa.gemm_rows : 1;
         /* about 16 chunks per thread over all matrices, in proportion to
          * rows: the thread that takes the last chunk finishes at most 1/32
          * of the work after the other */

@@ -13,7 +13,9 @@
  * takes the activation as two BF16 parts, so no precision is lost).
  * Batches of tokens (prefill) run as blocked matrix-matrix products: a panel
  * of weight rows is unpacked once into per-thread scratch and reused from
- * cache for every token. */
+ * cache for every token. On AVX-512, float weights (F32, F16, BF16) in
+ * batches of 16 tokens or more take the activations transposed, 16 tokens
+ * to a vector, and broadcast each weight value against them. */
 #ifndef LOOM_LLM_KERNELS_H
 #define LOOM_LLM_KERNELS_H
 

@@ -379,6 +379,143 @@ AVX512 static void gemm_f(const loom_llm_weight_t *W, int r0, int r1, const uint
     }
 }
 
+/* ---- float GEMM over token vectors (F32, F16, BF16 weights, T >= 16) ----
+ * The form above puts K in the vector lanes: every product ends in a
+ * horizontal sum and every token's activations stream from L2 once per
+ * 4-row panel. This one puts 16 tokens in the lanes instead (the BLIS
+ * layout): the activations are given transposed in groups of 16 tokens,
+ * xt[(g * K + k) * 16 + l] = x[16 g + l][k], a panel of TR weight rows is
+ * unpacked to floats, and each weight value is broadcast against TV token
+ * vectors. Per value of K: TV vector loads, TR broadcasts, TR x TV FMAs
+ * into registers, no reductions; the panel (TR x KC_T floats) stays in L1
+ * and each activation vector is used TR times. */
+enum { TR = 12,      /* weight rows per panel (broadcast) */
+       TV = 2,       /* 16-token vectors per micro-kernel call */
+       KC_T = 512,   /* values per K slice: the panel, 24 KiB, stays in L1 */
+       TB_T = 128 }; /* most tokens per block: 128 x KC_T floats, 512 KiB, in L2 */
+
+/* Rows [r, r + rb) of W, values [k0, k0 + kc) as floats, row i at
+ * p + i KC_T (a constant stride: the micro-kernel's TR broadcasts address
+ * one pointer plus fixed offsets); rows past rb are zero. */
+AVX512 static void pack_rows(const loom_llm_weight_t *W, int r, int rb, int k0, int kc, float *p) {
+    for (int i = 0; i < TR; i++, p += KC_T) {
+        const uint8_t *w = (const uint8_t *)W->data + (size_t)(r + i) * W->row_bytes;
+        if (i >= rb)
+            for (int k = 0; k < kc; k += 16) _mm512_store_ps(p + k, _mm512_setzero_ps());
+        else if (W->type == LOOM_GGML_F16)
+            for (int k = 0; k < kc; k += 16) _mm512_store_ps(p + k, ld_f16(w, k0 + k));
+        else if (W->type == LOOM_GGML_BF16)
+            for (int k = 0; k < kc; k += 16)
+                _mm512_store_ps(p + k, _mm512_castsi512_ps(_mm512_slli_epi32(
+                                           _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                               (const __m256i *)(const void *)(w + 2 * (size_t)(k0 + k)))), 16)));
+        else
+            for (int k = 0; k < kc; k += 16)
+                _mm512_store_ps(p + k, _mm512_loadu_ps((const float *)(const void *)w + k0 + k));
+    }
+}
+
+/* acc[TR][nv] over one K slice, started from zero (first) or from io; then
+ * kept in io, or on the last slice written to Y (rows r..r+rb, tokens
+ * t..t+tn). gs: floats between token groups in xt. */
+AVX512 static INLINE void mk_t(const float *p, int kc, const float *x, size_t gs, int nv, __m512 *io, int first,
+                               int last, float *Y, size_t ldy, int r, int rb, int t, int tn,
+                               const char *const *pf, int npf) {
+    __m512 acc[TR][TV];
+#pragma GCC unroll 16
+    for (int i = 0; i < TR; i++)
+#pragma GCC unroll 16
+        for (int j = 0; j < TV; j++)
+            if (j < nv) acc[i][j] = first ? _mm512_setzero_ps() : io[i * TV + j];
+    /* the output lines, fetched into L2 while the slice computes: each
+     * token's TR values are a line of their own (or two), rows of Y apart
+     * (a multiple of 4 KiB: the same L1 set, so not into L1) */
+    if (last)
+        for (int l = 0; l < tn; l++) {
+            _mm_prefetch((const char *)(Y + (size_t)(t + l) * ldy + r), _MM_HINT_T1);
+            _mm_prefetch((const char *)(Y + (size_t)(t + l) * ldy + r + TR - 1), _MM_HINT_T1);
+        }
+    for (int k = 0; k < kc; k++, x += 16) {
+        if ((k & 3) == 0 && k / 4 < npf) _mm_prefetch(pf[k / 4], _MM_HINT_T1);
+        __m512 v[TV];
+#pragma GCC unroll 16
+        for (int j = 0; j < TV; j++)
+            if (j < nv) v[j] = _mm512_load_ps(x + j * gs);
+#pragma GCC unroll 16
+        for (int i = 0; i < TR; i++) {
+            __m512 b = _mm512_set1_ps(p[i * KC_T + k]);
+#pragma GCC unroll 16
+            for (int j = 0; j < TV; j++)
+                if (j < nv) acc[i][j] = _mm512_fmadd_ps(v[j], b, acc[i][j]);
+        }
+    }
+    if (!last) {
+#pragma GCC unroll 16
+        for (int i = 0; i < TR; i++)
+#pragma GCC unroll 16
+            for (int j = 0; j < TV; j++)
+                if (j < nv) io[i * TV + j] = acc[i][j];
+        return;
+    }
+    /* token by token, so each output line is written whole before the next */
+    float o[TR][TV * 16] __attribute__((aligned(64)));
+#pragma GCC unroll 16
+    for (int i = 0; i < TR; i++)
+#pragma GCC unroll 16
+        for (int j = 0; j < TV; j++)
+            if (j < nv) _mm512_store_ps(o[i] + 16 * j, acc[i][j]);
+    for (int l = 0; l < tn; l++)
+        for (int i = 0; i < rb; i++) Y[(size_t)(t + l) * ldy + r + i] = o[i][l];
+}
+
+AVX512 static void gemm_t(const loom_llm_weight_t *W, int r0, int r1, const float *xt, int T, float *Y,
+                          size_t ldy) {
+    int K = W->cols, ng = (T + 15) / 16;
+    int nb = (ng * 16 + TB_T - 1) / TB_T, gb = (ng + nb - 1) / nb; /* groups per block, even split */
+    int nt = (gb + TV - 1) / TV;                                  /* micro-kernel calls per block */
+    __m512 *io = loom_llm_thread_scratch((size_t)TR * KC_T * 4 + (size_t)nt * TR * TV * 64);
+    float *p = (float *)(io + nt * TR * TV);
+    size_t gs = (size_t)K * 16, es = W->row_bytes / (size_t)K;
+    for (int g0 = 0; g0 < ng; g0 += gb) {
+        int g1 = g0 + gb < ng ? g0 + gb : ng;
+        for (int r = r0; r < r1; r += TR) {
+            int rb = r1 - r < TR ? r1 - r : TR;
+            for (int k0 = 0; k0 < K; k0 += KC_T) {
+                int kc = K - k0 < KC_T ? K - k0 : KC_T, last = k0 + kc == K;
+                pack_rows(W, r, rb, k0, kc, p);
+                /* the weights the next panel or K slice unpacks, one cache
+                 * line every 4 values of this slice's micro-kernel calls:
+                 * a burst of hints is mostly dropped, and a panel row's
+                 * piece is too short for the hardware prefetcher */
+                const char *pf[TR * KC_T * 4 / 64];
+                int npf = 0, nr = r, nk = k0 + kc;
+                if (last) nr = r + TR, nk = 0;
+                if (nr < r1) {
+                    int nkc = K - nk < KC_T ? K - nk : KC_T, nrb = r1 - nr < TR ? r1 - nr : TR;
+                    for (int i = 0; i < nrb; i++) {
+                        const char *w = (const char *)W->data + (size_t)(nr + i) * W->row_bytes + (size_t)nk * es;
+                        for (size_t o = 0; o < (size_t)nkc * es; o += 64) pf[npf++] = w + o;
+                    }
+                }
+                int calls = (g1 - g0 + TV - 1) / TV, per = (npf + calls - 1) / calls;
+                for (int g = g0, c = 0; g < g1; g += TV, c++) {
+                    int nv = g1 - g < TV ? g1 - g : TV, t = g * 16, tn = T - t < nv * 16 ? T - t : nv * 16;
+                    const float *x = xt + (size_t)g * gs + (size_t)k0 * 16;
+                    __m512 *a = io + c * TR * TV;
+                    const char *const *q = pf + c * per;
+                    int nq = npf - c * per < per ? npf - c * per : per;
+                    nq = nq < 0 ? 0 : nq;
+                    switch (nv) {
+                    case 2: mk_t(p, kc, x, gs, 2, a, k0 == 0, last, Y, ldy, r, rb, t, tn, q, nq); break;
+                    default: mk_t(p, kc, x, gs, 1, a, k0 == 0, last, Y, ldy, r, rb, t, tn, q, nq); break;
+                    }
+                    for (int i = kc / 4; i < nq; i++) _mm_prefetch(q[i], _MM_HINT_T1);
+                }
+            }
+        }
+    }
+}
+
 /* BF16 x BF16X2 activation: the rows are read in place (already the form
  * VDPBF16PS takes), RM at a time, reused from cache for each token group. */
 AVX512BF16 static INLINE void mk_bf16(const uint8_t *w, size_t wstride, int K, const uint8_t *x, size_t xs, int rn,
@@ -557,6 +694,8 @@ int loom_llm_isa_avx512(loom_llm_isa_t *t) {
     t->gemm[LOOM_GGML_F32] = t->gemm[LOOM_GGML_F16] = t->gemm[LOOM_GGML_BF16] = gemm_f;
     t->gemm[LOOM_GGML_Q8_0] = t->gemm[LOOM_GGML_Q4_0] = gemm_q;
     t->gemm_rows = RM;
+    t->gemmt[LOOM_GGML_F32] = t->gemmt[LOOM_GGML_F16] = t->gemmt[LOOM_GGML_BF16] = gemm_t;
+    t->gemmt_rows = TR;
     for (int i = 0; i < LOOM_LLM_NTYPES; i++) t->dot4[i] = NULL; /* the GEMM takes batches */
     if (__builtin_cpu_supports("avx512bf16")) {
         t->name = "avx512-bf16";

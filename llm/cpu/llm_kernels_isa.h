@@ -40,6 +40,11 @@ typedef void (*loom_llm_dot4_fn)(const uint8_t *w, const void *const x[4], int n
  * panel is unpacked once and reused from cache for every token. */
 typedef void (*loom_llm_gemm_fn)(const loom_llm_weight_t *W, int r0, int r1, const uint8_t *x, size_t xstride,
                                  int T, float *Y, size_t ldy);
+/* Rows [r0, r1) of W times T activations given transposed in groups of 16
+ * tokens, xt[(g * K + k) * 16 + l] = x[16 g + l][k] (tokens past T zero):
+ * Y[t * ldy + r] = W_r . x_t. For batches of at least 16 tokens. */
+typedef void (*loom_llm_gemmt_fn)(const loom_llm_weight_t *W, int r0, int r1, const float *xt, int T, float *Y,
+                                  size_t ldy);
 /* Activation row conversion for a kind (n % 32 == 0). */
 typedef void (*loom_llm_act_fn)(const float *x, void *dst, int n);
 
@@ -50,6 +55,8 @@ typedef struct loom_llm_isa {
     loom_llm_dot4_fn dot4[LOOM_LLM_NTYPES];
     loom_llm_gemm_fn gemm[LOOM_LLM_NTYPES];
     int gemm_rows;                      /* row granularity of gemm */
+    loom_llm_gemmt_fn gemmt[LOOM_LLM_NTYPES];
+    int gemmt_rows;                     /* row granularity of gemmt */
     loom_llm_act_fn convert[LOOM_LLM_ACT_KINDS];
 } loom_llm_isa_t;
 

@@ -5,10 +5,19 @@
  * already taken, never for a worker that has not woken up yet: on a busy
  * machine a descheduled worker costs nothing, it simply takes no items.
  *
- * Workers are pinned one per CPU of the process's affinity set (the
- * caller's thread is left alone; LOOM_LLM_PIN=0 turns pinning off) and spin
- * briefly for the next run before sleeping: decode issues ~100 short runs
- * per token, a layer apart by microseconds. */
+ * Idle workers spin briefly for the next run before sleeping: decode
+ * issues ~100 short runs per token, a layer apart by microseconds.
+ *
+ * On a shared machine another process may take a core while a thread holds
+ * an item. The caller then waits for that thread, but only by spinning for
+ * about twice its own items' time in this run (what the item should take);
+ * past that it sleeps until the last item is done. A sleeping caller frees
+ * its CPU, the kernel's idle balancing moves the preempted thread there,
+ * and the run ends at once instead of after the other process's time slice.
+ * For the same reason threads are not pinned by default (a pinned thread
+ * cannot be moved off a busy CPU: rounds at half speed on a busy 2-core
+ * machine); LOOM_LLM_PIN=1 pins the workers one per CPU of the process's
+ * affinity set (the caller's thread is left alone). */
 #include "llm/cpu/llm_pool.h"
 
 #include <pthread.h>
@@ -27,7 +36,9 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-#define SPIN_NS 500000 /* how long an idle worker polls before sleeping */
+#define SPIN_NS 500000     /* how long an idle worker polls before sleeping */
+#define WAIT_MIN_NS 20000   /* the caller's spin for items held by others: */
+#define WAIT_MAX_NS 1000000 /*   2x its mean item time, within these bounds */
 
 struct loom_llm_pool {
     int n;                       /* threads including the caller */
@@ -38,9 +49,12 @@ struct loom_llm_pool {
     _Atomic(void *) ctx;
     atomic_int done;             /* items finished in this run */
     atomic_int sleepers;
+    atomic_int caller_sleeps;    /* the caller waits on done_cv */
     atomic_int stop;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;           /* a new run (workers) */
+    pthread_cond_t done_cv;      /* the run's last item finished (caller) */
+    int64_t wait_ns;             /* caller's spin before sleeping, last run */
 };
 
 static uint64_t now_ns(void) {
@@ -64,7 +78,13 @@ static int take(loom_llm_pool_t *p) {
          * since the parameters above were read */
         if (!atomic_compare_exchange_weak(&p->claim, &c, c + 1)) continue;
         fn(ctx, (int)i);
-        atomic_fetch_add(&p->done, 1);
+        /* seq_cst pairs with the caller's store to caller_sleeps: either it
+         * sees this item done or this thread sees it sleeping */
+        if (atomic_fetch_add(&p->done, 1) + 1 == items && atomic_load(&p->caller_sleeps)) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done_cv);
+            pthread_mutex_unlock(&p->mu);
+        }
         ran++;
     }
 }
@@ -76,7 +96,7 @@ static int pending(loom_llm_pool_t *p) {
 
 static void pin(pthread_t t, int k) {
     const char *e = getenv("LOOM_LLM_PIN");
-    if (e && !strcmp(e, "0")) return;
+    if (!e || strcmp(e, "1")) return;
     cpu_set_t all, one;
     if (sched_getaffinity(0, sizeof all, &all)) return;
     for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
@@ -119,6 +139,8 @@ loom_llm_pool_t *loom_llm_pool_new(int n_threads) {
     p->n = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
+    p->wait_ns = WAIT_MAX_NS / 5;
     p->th = calloc((size_t)n_threads, sizeof *p->th);
     if (!p->th) { free(p); return NULL; }
     cpu_set_t all;
@@ -140,6 +162,7 @@ void loom_llm_pool_destroy(loom_llm_pool_t **pp) {
     for (int i = 1; i < p->n; i++) pthread_join(p->th[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->done_cv);
     free(p->th);
     free(p);
     *pp = NULL;
@@ -168,10 +191,25 @@ void loom_llm_pool_run(loom_llm_pool_t *p, int n, loom_llm_task_fn fn, void *ctx
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
-    take(p);
-    /* only items other threads have taken are left: they are running */
+    uint64_t t0 = now_ns();
+    int mine = take(p);
+    if (atomic_load(&p->done) >= n) return;
+    /* only items other threads have taken are left: they are running, or
+     * preempted by another process */
+    uint64_t t1 = now_ns();
+    if (mine > 0) {
+        int64_t w = (int64_t)(t1 - t0) / mine * 2;
+        p->wait_ns = w < WAIT_MIN_NS ? WAIT_MIN_NS : w > WAIT_MAX_NS ? WAIT_MAX_NS : w;
+    }
     for (int spins = 0; atomic_load(&p->done) < n; spins++) {
         CPU_RELAX();
-        if (spins > 4096) sched_yield(); /* a preempted worker needs the CPU */
+        if ((spins & 63) == 63 && (int64_t)(now_ns() - t1) > p->wait_ns) {
+            pthread_mutex_lock(&p->mu);
+            atomic_store(&p->caller_sleeps, 1);
+            while (atomic_load(&p->done) < n) pthread_cond_wait(&p->done_cv, &p->mu);
+            atomic_store(&p->caller_sleeps, 0);
+            pthread_mutex_unlock(&p->mu);
+            return;
+        }
     }
 }

@@ -444,7 +444,7 @@ static void test_output_by_reference(void **state) {
     json_t *v = json_deep_copy(orig);
     loom_err_t e = {0};
     size_t moved = 0;
-    assert_int_equal(loom_outref_offload(&v, 2048, "me", &moved, &e), 0);
+    assert_int_equal(loom_outref_offload(&v, 2048, "me", NULL, &moved, &e), 0);
     assert_true(moved > 5000 + 3000 + 300 * 20);
     assert_int_equal(json_integer_value(json_object_get(v, "small")), 1);
     assert_true(json_is_true(json_object_get(json_object_get(v, "nested"), "k")));
@@ -469,7 +469,7 @@ static void test_output_by_reference(void **state) {
     }
     /* the whole value can go (a large root) */
     json_t *root = json_string(big), *r2 = json_incref(root);
-    assert_int_equal(loom_outref_offload(&r2, 1024, NULL, NULL, &e), 0);
+    assert_int_equal(loom_outref_offload(&r2, 1024, NULL, NULL, NULL, &e), 0);
     assert_true(loom_objref_is(r2));
     assert_int_equal(loom_outref_resolve(&r2, NULL, NULL, &e), 0);
     assert_true(json_equal(r2, root));

@@ -2,9 +2,11 @@
  * portable (scalar) kernels, for every weight type, on shapes that exercise
  * the edges: row counts that are not a multiple of the GEMM panel, an odd
  * number of 32-value blocks, token counts 1..7 (decode, the dot-product
- * fall-back, every micro-kernel width) and batches over several token
- * blocks (by count, and by bytes on long rows); one and two threads. A level this CPU lacks is reported and
- * skipped, not passed silently. */
+ * fall-back, every micro-kernel width), 16..130 (the float GEMM over
+ * 16-token vectors: whole and partial groups, more than one block) and
+ * batches over several token blocks (by count, and by bytes on long rows);
+ * one and two threads. A level this CPU lacks is reported and skipped, not
+ * passed silently. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,7 +107,7 @@ static void test_levels(void **st) {
     /* 8192 columns: a block holds fewer tokens than the batch (the L2 cap),
      * 130 tokens: more than one block of the most tokens */
     static const int shapes[][2] = {{37, 96}, {8, 64}, {67, 2080}, {9, 8192}};
-    static const int tokens[] = {1, 2, 3, 4, 5, 6, 7, 37, 130};
+    static const int tokens[] = {1, 2, 3, 4, 5, 6, 7, 16, 37, 64, 130};
     loom_llm_pool_t *pools[2] = {loom_llm_pool_new(1), loom_llm_pool_new(2)};
     int ran = 0;
     for (size_t l = 0; l < sizeof levels / sizeof *levels; l++) {

@@ -20,7 +20,8 @@ bad() { echo "FAIL $*"; fail=1; }
 gen() { "$PY" "$HERE/gen_gguf.py" "$@" || { echo "generator failed: $*"; exit 1; }; }
 ref() { "$PY" "$HERE/reference.py" "$@"; }
 
-IDS="1 20 30 40 50 60 7 300 200 100 33 44"
+# 18 positions: prefill batches of 16 or more take the token-vector GEMM
+IDS="1 20 30 40 50 60 7 300 200 100 33 44 5 6 8 9 10 11"
 CIDS=${IDS// /,}
 for ty in F32 F16 BF16 Q8_0 Q4_0; do
   gen --arch llama --type "$ty" -o "$T/l_$ty.gguf"

@@ -2,8 +2,9 @@
  * started by deploy/pg.sh: migrations (from empty, twice, four at once),
  * the batching writer (durability callbacks, a rejected write isolated from
  * its batch, several writes of one task coalesced into one), the queue bound while the server is down and no write lost
- * across a restart, recovery reads, and every view's rows for a known set
- * of runs. */
+ * across a restart, recovery reads, finished runs evicted from memory by
+ * the byte budget and read back from the database, and every view's rows
+ * for a known set of runs. */
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -582,6 +583,55 @@ static void test_vtable(void **st) {
     PQfinish(c);
 }
 
+static int count_ev(void *ud, const loom_store_event_t *ev) {
+    (void)ev;
+    ++*(int *)ud;
+    return 0;
+}
+
+/* A byte budget too small for two finished runs: the older one leaves
+ * memory whole (its events, served from memory only, are gone), and Get
+ * reads it back from PostgreSQL with its tasks. */
+static void test_evicted_by_bytes_read_back(void **st) {
+    (void)st;
+    const char *u = fresh_db("evict");
+    loom_err_t err = {0};
+    loom_store_t *s =
+        loom_store_pg_open(&(loom_store_pg_opts_t){.url = u, .max_finished_bytes = 1}, NULL, &err);
+    assert_non_null(s);
+    int64_t t0 = 1767261600000LL;
+    const char *ids[] = {"r-old", "r-new"};
+    for (int k = 0; k < 2; k++) {
+        loom_store_run_t run = {.id = ids[k], .workflow = "wf", .workflow_yaml = "name: wf\n",
+                                .inputs_json = "{}", .state = LOOM_RUN_RUNNING,
+                                .created_ms = t0 + k};
+        assert_int_equal(loom_store_run_create(s, &run, &err), 0);
+        for (int i = 0; i < 50; i++) {
+            loom_store_task_t t = {.run_id = ids[k], .step_id = "each", .index = i, .attempt = 1,
+                                   .op = "noop", .worker_id = "w1", .device = "cpu",
+                                   .state = LOOM_TASK_SUCCEEDED, .started_ms = t0 + 10,
+                                   .finished_ms = t0 + 20, .output_json = "{\"n\":1}"};
+            assert_int_equal(loom_store_task_put(s, &t, &err), 0);
+        }
+        loom_store_event_t ev = {.run_id = ids[k], .seq = 1, .ts_ms = t0, .kind = "run.started"};
+        assert_int_equal(loom_store_event_append(s, &ev, &err), 0);
+        run.state = LOOM_RUN_SUCCEEDED;
+        run.finished_ms = t0 + 30;
+        run.outputs_json = "{\"ok\":true}";
+        assert_int_equal(loom_store_run_update(s, &run, &err), 0);
+    }
+    assert_int_equal(loom_store_flush(s, &err), 0);
+    int n = 0;
+    assert_int_equal(loom_store_events(s, "r-new", 0, count_ev, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(loom_store_events(s, "r-old", 0, count_ev, &n, &err), LOOM_ENOTFOUND);
+    seen_t seen = {0};
+    assert_int_equal(loom_store_run_get(s, "r-old", seen_run, seen_task, &seen, &err), 0);
+    assert_string_equal(seen.state, "succeeded");
+    assert_int_equal(seen.tasks, 50);
+    loom_store_destroy(&s);
+}
+
 /* Every query of the Grafana dashboard runs against the views (with
  * Grafana's macros replaced) and reads only views. */
 static void test_grafana_queries(void **st) {
@@ -651,6 +701,7 @@ int main(void) {
         cmocka_unit_test(test_views_known_runs),
         cmocka_unit_test(test_load_unfinished),
         cmocka_unit_test(test_vtable),
+        cmocka_unit_test(test_evicted_by_bytes_read_back),
         cmocka_unit_test(test_grafana_queries),
         cmocka_unit_test(test_bad_url),
         cmocka_unit_test(test_outage_bound_and_nothing_lost),

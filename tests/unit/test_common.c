@@ -1,4 +1,4 @@
-/* Unit tests for common/: arena, err, log, map, buf, clock, sha. */
+/* Unit tests for common/: arena, page_arena, err, log, map, buf, clock, sha. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/arena.h"
@@ -18,6 +19,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/map.h"
+#include "common/page_arena.h"
 #include "common/sha.h"
 #include "common/utf8.h"
 
@@ -49,6 +51,71 @@ static void arena_allocates_aligned_and_frees(void **state)
     loom_arena_destroy(&a);
     assert_null(a);
     loom_arena_destroy(&a); /* safe twice */
+}
+
+/* Whether the page holding p is mapped (msync fails with ENOMEM when not). */
+static int page_mapped(const void *p)
+{
+    uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE);
+    return msync((void *)((uintptr_t)p & ~(ps - 1)), ps, MS_ASYNC) == 0 || errno != ENOMEM;
+}
+
+static void page_arena_maps_counts_trims_and_unmaps(void **state)
+{
+    (void)state;
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    loom_page_arena_t *a = loom_page_arena_new(0);
+    assert_non_null(a);
+    assert_true(loom_page_arena_bytes(a) < 256); /* its header: a small malloc'd block */
+    assert_int_equal(loom_page_arena_used(a), 0);
+    char *c = loom_page_arena_alloc(a, 3, 1);
+    double *d = loom_page_arena_alloc(a, sizeof *d, 8);
+    void *q = loom_page_arena_alloc(a, 40, 16);
+    assert_non_null(c);
+    assert_int_equal((uintptr_t)d % 8, 0);
+    assert_int_equal((uintptr_t)q % 16, 0);
+    assert_null(loom_page_arena_alloc(a, 8, 3)); /* not a power of two */
+    assert_null(loom_page_arena_alloc(a, 8, 32));
+    assert_null(loom_page_arena_strdup(a, NULL));
+    assert_string_equal(loom_page_arena_strdup(a, "hello"), "hello");
+    /* Blocks grow (mapped from 64 KiB on); it costs at least what it handed out. */
+    char *last = NULL;
+    for (int i = 0; i < 20000; i++) {
+        last = loom_page_arena_alloc(a, 24, 8);
+        assert_non_null(last);
+        memset(last, 'x', 24);
+    }
+    assert_true(loom_page_arena_used(a) >= 20000 * 24);
+    assert_true(loom_page_arena_bytes(a) >= loom_page_arena_used(a));
+    assert_true(loom_page_arena_bytes(a) < loom_page_arena_used(a) * 2 + (1 << 20));
+    /* A big request gets a block of its size. */
+    size_t before = loom_page_arena_bytes(a);
+    char *big = loom_page_arena_alloc(a, 3 << 20, 16);
+    assert_non_null(big);
+    memset(big, 1, 3 << 20);
+    assert_true(loom_page_arena_bytes(a) - before >= (size_t)3 << 20);
+    assert_true(loom_page_arena_bytes(a) - before <= ((size_t)3 << 20) + ps);
+    assert_true(page_mapped(last) && page_mapped(big));
+    loom_page_arena_destroy(&a);
+    assert_null(a);
+    loom_page_arena_destroy(&a); /* safe twice */
+    /* Destroying hands the pages back to the system. */
+    assert_false(page_mapped(last));
+    assert_false(page_mapped(big));
+
+    /* Sized by an upper bound, then trimmed to what is used. */
+    a = loom_page_arena_new(1 << 20);
+    assert_true(loom_page_arena_bytes(a) >= 1 << 20);
+    assert_non_null(loom_page_arena_alloc(a, 1000, 8));
+    char *far = (char *)loom_page_arena_alloc(a, 1, 1) + (1 << 19); /* inside the first block */
+    assert_true(page_mapped(far));
+    loom_page_arena_trim(a);
+    assert_int_equal(loom_page_arena_bytes(a), ps);
+    assert_false(page_mapped(far));
+    char *after = loom_page_arena_strdup(a, "still works"); /* in what is left of the page */
+    assert_string_equal(after, "still works");
+    assert_int_equal(loom_page_arena_bytes(a), ps);
+    loom_page_arena_destroy(&a);
 }
 
 static void err_formats_location_field_detail_hint(void **state)
@@ -288,6 +355,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(arena_allocates_aligned_and_frees),
+        cmocka_unit_test(page_arena_maps_counts_trims_and_unmaps),
         cmocka_unit_test(err_formats_location_field_detail_hint),
         cmocka_unit_test(log_writes_key_value_lines_at_level),
         cmocka_unit_test(map_put_get_del_grow_iterate),

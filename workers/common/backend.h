@@ -118,6 +118,9 @@ int loom_op_attempt(const loom_op_ctx_t *ctx);
  * attempt of the step instance and across loomd restarts. Tools get it as
  * LOOM_TASK_KEY / an Idempotency-Key header. Borrowed. */
 const char *loom_op_task_key(const loom_op_ctx_t *ctx);
+/* The run the task belongs to (its task key up to the ':'; "" when the key
+ * names none): objects it stores are held for that run (objstore.h). */
+void loom_op_run_id(const loom_op_ctx_t *ctx, char *out, size_t n);
 /* The task's spool entry (spool.h) for a handler whose work runs outside
  * the worker process (tool.exec): begin creates it (path borrowed, owned by
  * the task: the worker removes it once loomd surely has the result, and

@@ -19,6 +19,7 @@
 #include <xxhash.h>
 #include <zmq.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/map.h"
 #include "common/sha.h"
@@ -29,12 +30,24 @@
 #define MAX_CHUNK (16u << 20)
 #define MAX_REQUEST 1024
 
+/* A run that holds an object: while pinned, a consumer of the run may still
+ * fetch it (never dropped: spilled instead); once released it stays only
+ * as cache, for `loom logs`, until evicted or the run is forgotten. */
+typedef struct holder {
+    char run[40];
+    int pinned;
+    uint64_t since;            /* loom_clock_ms() of the pin */
+} holder_t;
+
 typedef struct entry {
     struct entry *prev, *next; /* storage order: head = oldest */
     char id[65];
     char checksum[33];
     uint64_t size;
     void *map;                 /* read-only mapping of the file (NULL when size 0) */
+    int spilled;               /* the file is in the spill directory, not the memory tier */
+    holder_t *runs;            /* runs that hold it */
+    size_t n_runs;
 } entry_t;
 
 static struct {
@@ -43,8 +56,12 @@ static struct {
     int ready;                 /* 1 ok, -1 failed (err says why) */
     char err[700];
     char dir[400];
+    char spill[400];           /* the spill tier's directory ("" = no spill tier) */
     char endpoint[256];
-    uint64_t budget, bytes;
+    uint64_t budget, bytes;    /* memory tier: bound and bytes held */
+    uint64_t spill_budget, spill_bytes;
+    uint64_t pin_ms;           /* a pin loomd never released lapses after this */
+    uint64_t spilled_total, evicted_total; /* objects moved to the spill tier / dropped */
     loom_map_t *byid;          /* id -> entry_t */
     entry_t *head, *tail;
     void *zctx, *sock, *zap;
@@ -93,15 +110,28 @@ static int root_dir(char *out, size_t n) {
     return root && *root ? fmt(out, n, "%s", root) : fmt(out, n, "/dev/shm/loom-objects-%u", (unsigned)getuid());
 }
 
-int loom_objstore_path_ok(const char *path) {
-    char root[400];
-    if (root_dir(root, sizeof root)) return 0;
+/* The spill root ($LOOM_OBJECT_SPILL_DIR or $TMPDIR/loom-spill-<uid>,
+ * TMPDIR defaulting to /var/tmp: a disk, not memory); -1 when too long. */
+static int spill_root(char *out, size_t n) {
+    const char *root = getenv("LOOM_OBJECT_SPILL_DIR"), *tmp = getenv("TMPDIR");
+    if (root && *root) return fmt(out, n, "%s", root);
+    return fmt(out, n, "%s/loom-spill-%u", tmp && *tmp ? tmp : "/var/tmp", (unsigned)getuid());
+}
+
+/* 1 when path is root/<digits>/<64 hex>. */
+static int under(const char *root, const char *path) {
     size_t l = strlen(root), d;
     if (strncmp(path, root, l) || path[l] != '/') return 0;
     path += l + 1;
     if (!(d = strspn(path, "0123456789")) || path[d] != '/') return 0;
     path += d + 1;
     return strlen(path) == 64 && strspn(path, "0123456789abcdef") == 64;
+}
+
+int loom_objstore_path_ok(const char *path) {
+    char root[400], sroot[400];
+    return (!root_dir(root, sizeof root) && under(root, path)) ||
+           (!spill_root(sroot, sizeof sroot) && under(sroot, path));
 }
 
 /* Removes dir/<pid> directories whose process is gone (killed workers). */
@@ -133,10 +163,11 @@ static void remove_dir(void) {
     pthread_mutex_lock(&S.mu);
     for (entry_t *x = S.head; x; x = x->next) {
         char f[PATH_MAX];
-        fmt(f, sizeof f, "%s/%s", S.dir, x->id);
+        fmt(f, sizeof f, "%s/%s", x->spilled ? S.spill : S.dir, x->id);
         unlink(f);
     }
     if (S.dir[0]) rmdir(S.dir);
+    if (S.spill[0]) rmdir(S.spill);
     pthread_mutex_unlock(&S.mu);
 }
 
@@ -320,6 +351,9 @@ static void start(void) {
         goto fail;
     }
     S.budget = budget && *budget ? strtoull(budget, NULL, 10) : (4ull << 30);
+    const char *sb = getenv("LOOM_OBJECT_SPILL_BYTES"), *pin = getenv("LOOM_OBJECT_PIN_MS");
+    S.spill_budget = sb && *sb ? strtoull(sb, NULL, 10) : (16ull << 30);
+    S.pin_ms = pin && *pin ? strtoull(pin, NULL, 10) : 24ull * 3600 * 1000;
     if (!ep || !*ep) ep = "tcp://127.0.0.1:*";
     if (mkdir(root, 0700) && errno != EEXIST) {
         fmt(S.err, sizeof S.err, "cannot create the object directory %s: %s", root, strerror(errno));
@@ -333,6 +367,17 @@ static void start(void) {
     if (mkdir(S.dir, 0700) && errno != EEXIST) {
         fmt(S.err, sizeof S.err, "cannot create the object directory %s: %s", S.dir, strerror(errno));
         goto fail;
+    }
+    if (S.spill_budget) { /* the spill tier: a failure to set it up only disables it */
+        char sroot[300];
+        if (spill_root(sroot, sizeof sroot) || (mkdir(sroot, 0700) && errno != EEXIST) ||
+            fmt(S.spill, sizeof S.spill, "%s/%d", sroot, (int)getpid()) || (mkdir(S.spill, 0700) && errno != EEXIST)) {
+            LOOM_WARN(COMP, "msg=\"no spill tier\" dir=%s error=\"%s\"", sroot, strerror(errno));
+            S.spill[0] = 0;
+            S.spill_budget = 0;
+        } else {
+            sweep_dead(sroot);
+        }
     }
     if (!(S.byid = loom_map_new(NULL)) || !(S.zctx = zmq_ctx_new()) || !(S.sock = zmq_socket(S.zctx, ZMQ_ROUTER))) {
         fmt(S.err, sizeof S.err, "cannot start the object server: out of memory or ZeroMQ failed");
@@ -374,8 +419,9 @@ static void start(void) {
     pthread_detach(S.thread);
     atexit(remove_dir);
     S.ready = 1;
-    LOOM_INFO(COMP, "msg=\"object store ready\" dir=%s endpoint=%s budget=%llu", S.dir, S.endpoint,
-              (unsigned long long)S.budget);
+    LOOM_INFO(COMP, "msg=\"object store ready\" dir=%s endpoint=%s budget=%llu spill_dir=%s spill_budget=%llu",
+              S.dir, S.endpoint, (unsigned long long)S.budget, S.spill[0] ? S.spill : "-",
+              (unsigned long long)S.spill_budget);
     return;
 fail:
     S.ready = -1;
@@ -384,18 +430,72 @@ fail:
 
 /* ---- put / drop ------------------------------------------------------------ */
 
+static void entry_path(const entry_t *x, char *f, size_t n) { fmt(f, n, "%s/%s", x->spilled ? S.spill : S.dir, x->id); }
+
 static void unlink_entry(entry_t *x) {
     if (x->prev) x->prev->next = x->next;
     else S.head = x->next;
     if (x->next) x->next->prev = x->prev;
     else S.tail = x->prev;
     char f[PATH_MAX];
-    fmt(f, sizeof f, "%s/%s", S.dir, x->id);
+    entry_path(x, f, sizeof f);
     unlink(f);
     if (x->map) munmap(x->map, x->size);
-    S.bytes -= x->size;
+    if (x->spilled) S.spill_bytes -= x->size;
+    else S.bytes -= x->size;
     loom_map_del(S.byid, x->id);
+    free(x->runs);
     free(x);
+}
+
+/* Is x still needed by a run (a pin loomd released neither lapsed)? */
+static int pinned(const entry_t *x, uint64_t now) {
+    for (size_t i = 0; i < x->n_runs; i++)
+        if (x->runs[i].pinned && now - x->runs[i].since < S.pin_ms) return 1;
+    return 0;
+}
+
+static holder_t *holder_of(entry_t *x, const char *run) {
+    for (size_t i = 0; i < x->n_runs; i++)
+        if (!strcmp(x->runs[i].run, run)) return &x->runs[i];
+    return NULL;
+}
+
+/* Pins x for run (a new holder, or a released one pinned again). */
+static int pin(entry_t *x, const char *run) {
+    if (!run || !*run) return 0;
+    holder_t *h = holder_of(x, run);
+    if (!h) {
+        holder_t *n = realloc(x->runs, (x->n_runs + 1) * sizeof *n);
+        if (!n) return LOOM_ENOMEM;
+        x->runs = n;
+        h = &x->runs[x->n_runs++];
+        memset(h, 0, sizeof *h);
+        fmt(h->run, sizeof h->run, "%.39s", run);
+    }
+    h->pinned = 1;
+    h->since = loom_clock_ms();
+    return 0;
+}
+
+/* The oldest object of a tier (spilled 0/1) that no run needs, NULL when
+ * every one there is needed. */
+static entry_t *victim(int spilled, uint64_t now) {
+    for (entry_t *x = S.head; x; x = x->next)
+        if (x->spilled == spilled && !pinned(x, now)) return x;
+    return NULL;
+}
+
+/* Drops unneeded spilled objects until n more bytes fit the spill tier. */
+static int spill_room(uint64_t n, uint64_t now) {
+    if (!S.spill[0] || n > S.spill_budget) return 0;
+    entry_t *v;
+    while (S.spill_bytes + n > S.spill_budget && (v = victim(1, now))) {
+        LOOM_INFO(COMP, "msg=\"evicted\" tier=spill id=%.16s bytes=%llu", v->id, (unsigned long long)v->size);
+        S.evicted_total++;
+        unlink_entry(v);
+    }
+    return S.spill_bytes + n <= S.spill_budget;
 }
 
 static void fill_ref(const entry_t *x, const char *worker, const char *media, loom_objref_t *ref) {
@@ -406,7 +506,7 @@ static void fill_ref(const entry_t *x, const char *worker, const char *media, lo
     fmt(ref->worker, sizeof ref->worker, "%s", worker ? worker : "");
     fmt(ref->endpoint, sizeof ref->endpoint, "%s", S.endpoint);
     fmt(ref->host, sizeof ref->host, "%s", loom_objstore_host_id());
-    fmt(ref->path, sizeof ref->path, "%s/%s", S.dir, x->id);
+    entry_path(x, ref->path, sizeof ref->path);
     fmt(ref->media, sizeof ref->media, "%s", media ? media : "");
     if (C.on) memcpy(ref->key, C.pub, sizeof ref->key);
 }
@@ -438,8 +538,81 @@ static int write_file(const char *path, const void *data, size_t n, loom_err_t *
     return 0;
 }
 
-int loom_objstore_put(const void *data, size_t n, const char *worker, const char *media, loom_objref_t *ref,
-                      loom_err_t *e) {
+
+/* Maps path read-only into x->map (size x->size). */
+static int map_file(entry_t *x, const char *path, loom_err_t *e) {
+    x->map = NULL;
+    if (!x->size) return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    void *m = fd < 0 ? MAP_FAILED : mmap(NULL, x->size, PROT_READ, MAP_SHARED, fd, 0);
+    if (fd >= 0) close(fd);
+    if (m == MAP_FAILED) return loom_err_set(e, LOOM_EIO, "cannot map %s: %s", path, strerror(errno));
+    x->map = m;
+    return 0;
+}
+
+/* Moves x from the memory tier to the spill tier (room made by the caller).
+ * Consumers on this host then read it over the network path: the file is
+ * no longer where the reference says. */
+static int spill_one(entry_t *x, loom_err_t *e) {
+    char from[PATH_MAX], to[PATH_MAX];
+    entry_path(x, from, sizeof from);
+    fmt(to, sizeof to, "%s/%s", S.spill, x->id);
+    int rc = write_file(to, x->map ? x->map : "", x->size, e);
+    if (rc) return rc;
+    void *old = x->map;
+    if ((rc = map_file(x, to, e))) {
+        x->map = old;
+        unlink(to);
+        return rc;
+    }
+    if (old) munmap(old, x->size);
+    unlink(from);
+    x->spilled = 1;
+    S.bytes -= x->size;
+    S.spill_bytes += x->size;
+    S.spilled_total++;
+    LOOM_INFO(COMP, "msg=\"spilled\" id=%.16s bytes=%llu run=%s", x->id, (unsigned long long)x->size,
+              x->n_runs ? x->runs[0].run : "-");
+    return 0;
+}
+
+/* The error when neither tier has room for the n bytes of object id of run. */
+static int full(uint64_t n, const char *id, const char *run, loom_err_t *e) {
+    loom_err_set(e, LOOM_ETOOBIG,
+                 "object store full: object %.16s… (%llu bytes) of run %s cannot be kept: the memory tier (%llu of "
+                 "%llu bytes) and the spill tier %s (%llu of %llu bytes) hold only objects that runs' consumers "
+                 "still need",
+                 id, (unsigned long long)n, run && *run ? run : "-", (unsigned long long)S.bytes,
+                 (unsigned long long)S.budget, S.spill[0] ? S.spill : "(none)", (unsigned long long)S.spill_bytes,
+                 (unsigned long long)S.spill_budget);
+    loom_err_hint(e, "raise LOOM_OBJECT_SPILL_BYTES (--object-spill-bytes) or LOOM_OBJECT_CACHE_BYTES; objects are "
+                     "released as their runs' consumers finish");
+    return LOOM_ETOOBIG;
+}
+
+/* Makes room for n bytes in the memory tier: drops unneeded objects
+ * (oldest first), then spills needed ones. 1 when it fits, 0 when not
+ * (every object left is needed and the spill tier is full). */
+static int memory_room(uint64_t n, uint64_t now, loom_err_t *e, int *rc) {
+    entry_t *v;
+    while (S.bytes + n > S.budget) {
+        if ((v = victim(0, now))) {
+            LOOM_INFO(COMP, "msg=\"evicted\" id=%.16s bytes=%llu", v->id, (unsigned long long)v->size);
+            S.evicted_total++;
+            unlink_entry(v);
+            continue;
+        }
+        entry_t *p = S.head; /* the oldest needed object in memory goes to disk */
+        while (p && p->spilled) p = p->next;
+        if (!p || !spill_room(p->size, now)) return 0;
+        if ((*rc = spill_one(p, e))) return 0;
+    }
+    return 1;
+}
+
+int loom_objstore_put_run(const void *data, size_t n, const char *worker, const char *media, const char *run,
+                          loom_objref_t *ref, loom_err_t *e) {
     pthread_once(&S.once, start);
     if (S.ready != 1) return loom_err_set(e, LOOM_EIO, "%s", S.err);
     uint8_t dg[32];
@@ -448,55 +621,70 @@ int loom_objstore_put(const void *data, size_t n, const char *worker, const char
     loom_hex(dg, 32, id);
     pthread_mutex_lock(&S.mu);
     int rc = 0;
+    uint64_t now = loom_clock_ms();
+    int needed = run && *run;
     entry_t *x = loom_map_get(S.byid, id);
-    if (x) goto done; /* content-addressed: already here */
-    if (n > S.budget) {
-        rc = loom_err_set(e, LOOM_ETOOBIG, "object of %zu bytes exceeds the object cache (%llu bytes)", n,
-                          (unsigned long long)S.budget);
-        loom_err_hint(e, "raise LOOM_OBJECT_CACHE_BYTES");
-        goto out;
+    if (x) { /* content-addressed: already here */
+        if (needed && (rc = pin(x, run))) loom_err_set(e, rc, "out of memory");
+        goto done;
     }
-    while (S.head && S.bytes + n > S.budget) {
-        LOOM_INFO(COMP, "msg=\"evicted\" id=%.16s bytes=%llu", S.head->id, (unsigned long long)S.head->size);
-        unlink_entry(S.head);
+    /* The memory tier, else (a needed object larger than it, or one that
+     * finds it full of needed objects) straight to the spill tier. */
+    int spilled = 0;
+    if (n > S.budget || !memory_room(n, now, e, &rc)) {
+        if (rc) goto out;
+        if (!needed) {
+            rc = n > S.budget ? loom_err_set(e, LOOM_ETOOBIG, "object of %zu bytes exceeds the object cache (%llu bytes)",
+                                             n, (unsigned long long)S.budget)
+                              : full(n, id, run, e);
+            if (n > S.budget) loom_err_hint(e, "raise LOOM_OBJECT_CACHE_BYTES");
+            goto out;
+        }
+        if (!spill_room(n, now)) {
+            rc = full(n, id, run, e);
+            goto out;
+        }
+        spilled = 1;
     }
     if (!(x = calloc(1, sizeof *x))) { rc = loom_err_set(e, LOOM_ENOMEM, "out of memory"); goto out; }
     memcpy(x->id, id, sizeof id);
     loom_objstore_checksum_hex(XXH3_128bits(data, n), x->checksum);
     x->size = n;
+    x->spilled = spilled;
     char path[PATH_MAX];
-    fmt(path, sizeof path, "%s/%s", S.dir, id);
+    entry_path(x, path, sizeof path);
     /* Written while holding the lock: puts are rare and large, and the
      * server must never see a half-made entry. */
     if ((rc = write_file(path, data, n, e))) { free(x); goto out; }
-    if (n) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        x->map = fd < 0 ? MAP_FAILED : mmap(NULL, n, PROT_READ, MAP_SHARED, fd, 0);
-        if (fd >= 0) close(fd);
-        if (x->map == MAP_FAILED) {
-            unlink(path);
-            free(x);
-            rc = loom_err_set(e, LOOM_EIO, "cannot map %s: %s", path, strerror(errno));
-            goto out;
-        }
-    }
-    if (loom_map_put(S.byid, id, x)) {
+    if ((rc = map_file(x, path, e)) || (needed && (rc = pin(x, run)) && loom_err_set(e, rc, "out of memory")) ||
+        (loom_map_put(S.byid, id, x) && (rc = loom_err_set(e, LOOM_ENOMEM, "out of memory")))) {
         if (x->map) munmap(x->map, n);
         unlink(path);
+        free(x->runs);
         free(x);
-        rc = loom_err_set(e, LOOM_ENOMEM, "out of memory");
         goto out;
     }
     x->prev = S.tail;
     if (S.tail) S.tail->next = x;
     else S.head = x;
     S.tail = x;
-    S.bytes += n;
+    if (spilled) {
+        S.spill_bytes += n;
+        S.spilled_total++;
+        LOOM_INFO(COMP, "msg=\"spilled\" id=%.16s bytes=%llu run=%s", id, (unsigned long long)n, run);
+    } else {
+        S.bytes += n;
+    }
 done:
     fill_ref(x, worker, media, ref);
 out:
     pthread_mutex_unlock(&S.mu);
     return rc;
+}
+
+int loom_objstore_put(const void *data, size_t n, const char *worker, const char *media, loom_objref_t *ref,
+                      loom_err_t *e) {
+    return loom_objstore_put_run(data, n, worker, media, NULL, ref, e);
 }
 
 int loom_objstore_drop(const char *id) {
@@ -506,6 +694,46 @@ int loom_objstore_drop(const char *id) {
     pthread_mutex_unlock(&S.mu);
     return x ? 0 : LOOM_ENOTFOUND;
 }
+
+size_t loom_objstore_release(const char *run, const char *id, int forget) {
+    size_t n = 0;
+    if (!run || !*run) return 0;
+    pthread_mutex_lock(&S.mu);
+    for (entry_t *x = S.head, *next; S.byid && x; x = next) {
+        next = x->next;
+        holder_t *h = (!id || !*id || !strcmp(x->id, id)) ? holder_of(x, run) : NULL;
+        if (!h) continue;
+        n++;
+        if (!forget) {
+            h->pinned = 0;
+            continue;
+        }
+        *h = x->runs[--x->n_runs]; /* the run's data is gone: so is its hold */
+        if (!x->n_runs) unlink_entry(x);
+    }
+    pthread_mutex_unlock(&S.mu);
+    return n;
+}
+
+void loom_objstore_stats(loom_objstore_stats_t *st) {
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&S.mu);
+    uint64_t now = loom_clock_ms();
+    st->bytes = S.bytes;
+    st->budget = S.budget;
+    st->spill_bytes = S.spill_bytes;
+    st->spill_budget = S.spill_budget;
+    st->spilled_total = S.spilled_total;
+    st->evicted_total = S.evicted_total;
+    for (entry_t *x = S.head; x; x = x->next) {
+        st->objects++;
+        st->pinned += (size_t)pinned(x, now);
+        st->spilled += (size_t)x->spilled;
+    }
+    pthread_mutex_unlock(&S.mu);
+}
+
+const char *loom_objstore_spill_dir(void) { return S.ready == 1 ? S.spill : ""; }
 
 const char *loom_objstore_endpoint(void) { return S.ready == 1 ? S.endpoint : ""; }
 

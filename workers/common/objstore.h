@@ -9,10 +9,23 @@
  * server thread binds ($LOOM_OBJECT_ENDPOINT, default tcp://127.0.0.1:*;
  * with a wildcard address such as tcp://0.0.0.0 the reference names this
  * host).
- * The store is bounded ($LOOM_OBJECT_CACHE_BYTES, default 4 GiB): storing
- * past it evicts the oldest objects first; a consumer that then asks for
- * one gets NOT_FOUND and falls back. The directory goes when the process
- * exits normally; directories of dead processes are swept at start.
+ * Lifetime (issue 15): an object stored for a run (put_run) is *needed*
+ * (pinned) until loomd says that run's consumers of it are done
+ * (loom_objstore_release, from the release list in HeartbeatReply); then
+ * it is kept only as a cache for `loom logs`, until evicted or until loomd
+ * says the run's data is no longer retained (forget). A pin loomd never
+ * releases lapses after $LOOM_OBJECT_PIN_MS (default 24 h).
+ * Two bounded tiers: memory ($LOOM_OBJECT_CACHE_BYTES, default 4 GiB, in
+ * the object directory) and a spill directory on disk
+ * ($LOOM_OBJECT_SPILL_DIR/<pid>, default $TMPDIR or /var/tmp
+ * /loom-spill-<uid>; $LOOM_OBJECT_SPILL_BYTES, default 16 GiB, 0 = none).
+ * Storing past the memory bound first drops objects no run needs (oldest
+ * first), then moves needed ones to the spill tier (dropping unneeded
+ * spilled ones to make room); when both tiers hold only needed objects the
+ * put fails with LOOM_ETOOBIG naming the object and its run. A consumer
+ * that asks for a dropped object gets NOT_FOUND and falls back. The
+ * directories go when the process exits normally; those of dead processes
+ * are swept at start.
  *
  * One store per process, started on first use; thread-safe. The wire
  * protocol is protocol/loom/v1/objects.proto; the consumer side is
@@ -61,8 +74,30 @@ int loom_objstore_set_curve(const char *public_z85, const char *secret_z85, cons
 /* 1 and the pair when CURVE was set, else 0. */
 int loom_objstore_curve_pair(char pub[41], char sec[41]);
 
-/* Drops an object (e.g. when its consumers are done); 0 or LOOM_ENOTFOUND. */
+/* loom_objstore_put for run: the object is needed (pinned) until
+ * loom_objstore_release(run, id, 0). run NULL or "": not needed by anyone
+ * (evictable at once, as loom_objstore_put). When neither tier has room:
+ * LOOM_ETOOBIG, the message naming the object, the run and both bounds. */
+int loom_objstore_put_run(const void *data, size_t n, const char *worker, const char *media, const char *run,
+                          loom_objref_t *ref, loom_err_t *e);
+
+/* Drops an object now; 0 or LOOM_ENOTFOUND. */
 int loom_objstore_drop(const char *id);
+/* loomd's word about run's objects (id NULL or "": all of them). forget 0:
+ * the run's consumers of it are done (unpinned: kept as cache while room
+ * lasts); 1: the run's data is no longer retained (the run lets go of it;
+ * an object no other run holds is dropped). Returns the objects touched. */
+size_t loom_objstore_release(const char *run, const char *id, int forget);
+
+typedef struct loom_objstore_stats {
+    uint64_t bytes, budget;             /* memory tier: held, bound */
+    uint64_t spill_bytes, spill_budget; /* spill tier */
+    size_t objects, pinned, spilled;    /* now: all, needed by a run, in the spill tier */
+    uint64_t spilled_total, evicted_total; /* since start: moved to disk, dropped for room */
+} loom_objstore_stats_t;
+void loom_objstore_stats(loom_objstore_stats_t *st);
+/* The spill tier's directory ("" before the first put or without one). */
+const char *loom_objstore_spill_dir(void);
 /* The object endpoint ("" before the first put) and the bytes stored. */
 const char *loom_objstore_endpoint(void);
 uint64_t loom_objstore_bytes(void);
@@ -70,9 +105,10 @@ uint64_t loom_objstore_bytes(void);
 /* Hex form of an XXH3-128 checksum (objfetch verifies with it). */
 void loom_objstore_checksum_hex(XXH128_hash_t h, char out[33]);
 
-/* 1 when path names an object file under this process's object root
- * ($LOOM_OBJECT_DIR or the default: ROOT/<pid>/<64 hex>): the only files
- * the same-host path reads, whatever a reference says. */
+/* 1 when path names an object file under this process's object root or
+ * spill root ($LOOM_OBJECT_DIR / $LOOM_OBJECT_SPILL_DIR or the defaults:
+ * ROOT/<pid>/<64 hex>): the only files the same-host path reads, whatever
+ * a reference says. */
 int loom_objstore_path_ok(const char *path);
 
 /* This host's identity (kernel boot id), "" when unknown. Borrowed. */

@@ -11,7 +11,7 @@
 
 typedef struct {
     size_t over, moved;
-    const char *worker;
+    const char *worker, *run;
     loom_err_t *e;
     int rc;
 } offload_t;
@@ -30,7 +30,7 @@ static size_t store(offload_t *o, json_t **slot) {
         text = red;
     }
     loom_objref_t r;
-    o->rc = loom_objstore_put(text, n, o->worker, LOOM_OUTREF_MEDIA, &r, o->e);
+    o->rc = loom_objstore_put_run(text, n, o->worker, LOOM_OUTREF_MEDIA, o->run, &r, o->e);
     free(text);
     json_t *ref = o->rc ? NULL : loom_objref_to_json(&r);
     if (!o->rc && !ref) o->rc = loom_err_set(o->e, LOOM_ENOMEM, "out of memory");
@@ -79,8 +79,8 @@ static size_t walk(offload_t *o, json_t *v) {
     return 24; /* number, true, false, null */
 }
 
-int loom_outref_offload(json_t **v, size_t over, const char *worker, size_t *moved, loom_err_t *e) {
-    offload_t o = {.over = over < 1024 ? 1024 : over, .worker = worker, .e = e};
+int loom_outref_offload(json_t **v, size_t over, const char *worker, const char *run, size_t *moved, loom_err_t *e) {
+    offload_t o = {.over = over < 1024 ? 1024 : over, .worker = worker, .run = run, .e = e};
     if (moved) *moved = 0;
     size_t s = walk(&o, *v);
     if (!o.rc && s > o.over) store(&o, v);

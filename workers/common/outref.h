@@ -27,10 +27,12 @@
  * object store, replacing each with its reference: bottom-up, so small
  * fields stay addressable (`${steps.x.output.exit_code}`) and only a large
  * leaf (a string) or a container that is large as a whole goes; *v itself
- * may become a reference. *moved gets the bytes stored (may be NULL).
- * LOOM_EIO when the object store cannot start (the caller keeps the output
- * inline). */
-int loom_outref_offload(json_t **v, size_t over, const char *worker, size_t *moved, loom_err_t *e);
+ * may become a reference. The objects are held for run (the producing
+ * task's; objstore.h: needed until loomd releases them). *moved gets the
+ * bytes stored (may be NULL). LOOM_EIO when the object store cannot start,
+ * LOOM_ETOOBIG when it is full of needed objects (objstore.h). */
+int loom_outref_offload(json_t **v, size_t over, const char *worker, const char *run, size_t *moved,
+                        loom_err_t *e);
 
 /* Replaces every "application/json" reference in *v (also inside fetched
  * values) by the value it names; other references (KV caches) are left for

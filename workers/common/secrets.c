@@ -45,18 +45,19 @@ int loom_secrets_add_file(const char *spec, loom_err_t *err)
     const char *eq = strchr(spec, '=');
     if (!eq || eq == spec || !eq[1])
         return loom_err_set(err, LOOM_EINVAL, "--secret wants NAME=FILE, got '%s'", spec);
-    FILE *f = fopen(eq + 1, "r");
-    if (!f)
+    loom_buf_t b;
+    loom_buf_init(&b, MAX_SECRET_BYTES);
+    if (loom_buf_read_file(&b, eq + 1) != 0) {
+        int e = errno;
+        loom_buf_free(&b);
+        if (e == EFBIG)
+            return loom_err_set(err, LOOM_EINVAL, "--secret %s: larger than %d bytes", spec,
+                                MAX_SECRET_BYTES);
         return loom_err_set(err, LOOM_EIO, "--secret %.*s: cannot read %s: %s", (int)(eq - spec),
-                            spec, eq + 1, strerror(errno));
-    char *buf = malloc(MAX_SECRET_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MAX_SECRET_BYTES + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > MAX_SECRET_BYTES) {
-        free(buf);
-        return loom_err_set(err, LOOM_EINVAL, "--secret %s: larger than %d bytes", spec,
-                            MAX_SECRET_BYTES);
+                            spec, eq + 1, strerror(e));
     }
+    size_t n = b.len;
+    char *buf = loom_buf_detach(&b, NULL);
     if (n && buf[n - 1] == '\n')
         n--;
     buf[n] = '\0';

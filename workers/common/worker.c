@@ -179,6 +179,12 @@ const char *loom_op_task_key(const loom_op_ctx_t *ctx)
     return ctx->task_key && ctx->task_key[0] ? ctx->task_key : ctx->task_id;
 }
 
+void loom_op_run_id(const loom_op_ctx_t *ctx, char *out, size_t n)
+{
+    const char *k = ctx->task_key ? ctx->task_key : "", *c = strchr(k, ':');
+    snprintf(out, n, "%.*s", c ? (int)(c - k) : 0, k);
+}
+
 static void outbox_push(worker_t *w, loom_op_ctx_t *t)
 {
     t->next = NULL;
@@ -343,17 +349,27 @@ static int by_reference_in(loom_op_ctx_t *t, json_t **input, json_int_t *over, l
     return rc;
 }
 
-/* Moves the large parts of a finished task's output to the object store;
- * when the store cannot start, the output stays inline (with a warning). */
-static void by_reference_out(loom_op_ctx_t *t, json_t **out, size_t over)
+/* Moves the large parts of a finished task's output to the object store,
+ * held for the task's run. When the store cannot start, the output stays
+ * inline (with a warning); when both of its tiers are full of objects runs
+ * still need, the task fails with the store's error (naming the object and
+ * the run; retryable: room comes back as consumers finish). */
+static int by_reference_out(loom_op_ctx_t *t, json_t **out, size_t over, loom_err_t *err)
 {
-    loom_err_t err;
-    loom_err_clear(&err);
     size_t moved = 0;
-    if (loom_outref_offload(out, over, t->w->id, &moved, &err) != 0)
-        LOOM_WARN(COMP, "msg=\"output kept inline\" task=%s error=\"%s\"", t->task_id, err.msg);
+    char run[40];
+    loom_op_run_id(t, run, sizeof run);
+    int rc = loom_outref_offload(out, over, t->w->id, run, &moved, err);
+    if (rc == LOOM_ETOOBIG) {
+        LOOM_ERROR(COMP, "msg=\"output cannot be kept\" task=%s error=\"%s\"", t->task_id, err->msg);
+        return rc;
+    }
+    if (rc != 0)
+        LOOM_WARN(COMP, "msg=\"output kept inline\" task=%s error=\"%s\"", t->task_id, err->msg);
     else if (moved)
         LOOM_INFO(COMP, "msg=\"output by reference\" task=%s bytes=%zu", t->task_id, moved);
+    loom_err_clear(err);
+    return 0;
 }
 
 /* Sets the value at JSON Pointer ptr (RFC 6901) in root to v (stolen).
@@ -456,8 +472,10 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
         else
             rc = loom_err_set(&err, LOOM_ETIMEDOUT, "passed the task deadline: %s", was);
     }
-    if (rc == 0 && out.json && by_ref_over > 0)
-        by_reference_out(t, &out.json, (size_t)by_ref_over);
+    if (rc == 0 && out.json && by_ref_over > 0 && (rc = by_reference_out(t, &out.json, (size_t)by_ref_over, &err))) {
+        json_decref(out.json);
+        out.json = NULL;
+    }
     t->finished_ms = loom_wall_ms();
     if (rc == 0) {
         t->ok = 1;
@@ -1231,9 +1249,14 @@ static void assign_batch(worker_t *w, Loom__V1__AssignRequest **a, size_t n)
         }
         made[i] = assign_make(w, a[i]);
     }
+    /* the tasks that wait for no other, picked before any starts: a started
+     * one releases (or drops and frees) those chained behind it */
+    size_t roots = 0;
     for (size_t i = 0; i < n; i++)
         if (made[i] && !made[i]->waiting)
-            assign_start(w, made[i]);
+            made[roots++] = made[i];
+    for (size_t i = 0; i < roots; i++)
+        assign_start(w, made[i]);
     free(made);
 }
 
@@ -1311,6 +1334,22 @@ static void handle(worker_t *w, const loom_msg_t *msg)
             send_register(w);
         } else if (r && r->known && w->registered) {
             set_fence(w, 0);
+        }
+        /* loomd's word on objects of runs (objstore.h): consumers done, or the run's data gone */
+        size_t touched = 0;
+        for (size_t i = 0; r && i < r->n_released_objects; i++) {
+            const Loom__V1__ObjectRelease *x = r->released_objects[i];
+            if (x && x->run_id && x->run_id[0])
+                touched += loom_objstore_release(x->run_id, x->object_id, x->forget);
+        }
+        if (r && r->n_released_objects) {
+            loom_objstore_stats_t st;
+            loom_objstore_stats(&st);
+            LOOM_INFO(COMP, "msg=\"objects released\" releases=%zu first_run=%s forget=%d touched=%zu objects=%zu "
+                            "pinned=%zu spilled=%zu bytes=%llu spill_bytes=%llu",
+                      r->n_released_objects, r->released_objects[0]->run_id ? r->released_objects[0]->run_id : "",
+                      (int)r->released_objects[0]->forget, touched, st.objects, st.pinned, st.spilled,
+                      (unsigned long long)st.bytes, (unsigned long long)st.spill_bytes);
         }
         loom_pb_free(r);
     } else if (is_reply) {
@@ -1869,6 +1908,11 @@ static void usage(FILE *f, const char *prog, const char *kind)
             "                     so a worker restarted with the same --id delivers what they\n"
             "                     did (default $LOOM_SPOOL_DIR or $TMPDIR/loom-spool-UID, one\n"
             "                     folder per id and endpoint)\n"
+            "  --object-spill-dir DIR  where objects runs still need go when the memory tier\n"
+            "                     ($LOOM_OBJECT_CACHE_BYTES) is full (default\n"
+            "                     $LOOM_OBJECT_SPILL_DIR or $TMPDIR|/var/tmp /loom-spill-UID)\n"
+            "  --object-spill-bytes N  bound of the spill directory (default 17179869184;\n"
+            "                     0 = no spill; $LOOM_OBJECT_SPILL_BYTES)\n"
             "  --log-level L      debug|info|warn|error (default info, or $LOOM_LOG_LEVEL)\n"
             "  --config FILE      read options from FILE: lines 'key: value' with the long\n"
             "                     option names above; later options override earlier ones\n"
@@ -1919,6 +1963,15 @@ static int apply_opt(worker_cfg_t *c, const char *k, const char *v, char *why, s
     }
     else if (strcmp(k, "spool-dir") == 0)
         c->o.spool_dir = loom_arena_strdup(c->strings, v);
+    /* the object store (objstore.h) reads its bounds from the environment
+     * when it starts (first use, after option parsing): the flags set it */
+    else if (strcmp(k, "object-spill-dir") == 0)
+        setenv("LOOM_OBJECT_SPILL_DIR", v, 1);
+    else if (strcmp(k, "object-spill-bytes") == 0) {
+        if (strcmp(v, "0") != 0 && loom_config_positive(v, 1L << 50, &n, why, why_n) != 0)
+            return -1;
+        setenv("LOOM_OBJECT_SPILL_BYTES", v, 1);
+    }
     else if (strcmp(k, "server-key") == 0)
         c->o.server_key = loom_arena_strdup(c->strings, v);
     else if (strcmp(k, "key") == 0)
