@@ -69,6 +69,44 @@ static void q8_block(const float *x, uint8_t *out) {
     for (int i = 0; i < Q8_BLOCK; i++) out[2 + i] = (uint8_t)(int8_t)lrintf(x[i] * id);
 }
 
+size_t loom_kvcache_dtype_bytes(size_t n, int dtype) { return (size_t)kv_bytes(n, dtype); }
+
+void loom_kvcache_encode(const float *src, size_t n, int dtype, void *dst) {
+    if (dtype == LOOM_KV_F32) {
+        memcpy(dst, src, n * 4);
+    } else if (dtype == LOOM_KV_F16) {
+        uint8_t *d = dst;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t v = loom_fp32_to_fp16(src[i]);
+            memcpy(d + 2 * i, &v, 2);
+        }
+    } else {
+        uint8_t *d = dst;
+        for (size_t b = 0; b < n / Q8_BLOCK; b++) q8_block(src + b * Q8_BLOCK, d + b * (2 + Q8_BLOCK));
+    }
+}
+
+void loom_kvcache_decode(const void *src, size_t n, int dtype, float *dst) {
+    const uint8_t *q = src;
+    if (dtype == LOOM_KV_F32) {
+        memcpy(dst, q, n * 4);
+    } else if (dtype == LOOM_KV_F16) { /* layout translation: f16 on the wire, f32 in memory */
+        for (size_t i = 0; i < n; i++) {
+            uint16_t v;
+            memcpy(&v, q + 2 * i, 2);
+            dst[i] = loom_fp16_to_fp32(v);
+        }
+    } else { /* Q8_0 on the wire: scale x int8 per block */
+        for (size_t b = 0; b < n / Q8_BLOCK; b++) {
+            const uint8_t *blk = q + b * (2 + Q8_BLOCK);
+            uint16_t h;
+            memcpy(&h, blk, 2);
+            float d = loom_fp16_to_fp32(h);
+            for (int i = 0; i < Q8_BLOCK; i++) dst[b * Q8_BLOCK + (size_t)i] = d * (float)(int8_t)blk[2 + i];
+        }
+    }
+}
+
 int loom_kvcache_new(const uint8_t hash[32], int n_layers, int n_kv_heads, int head_dim, int n_tokens,
                      int n_vocab, loom_kvcache_t **out, loom_err_t *e) {
     *out = NULL;
@@ -122,36 +160,21 @@ int loom_kvcache_serialize_as(const loom_kvcache_t *k, int dtype, loom_buf_t *ou
     if (dtype == LOOM_KV_Q8_0 && width(k) % Q8_BLOCK)
         return loom_err_set(e, LOOM_EINVAL, "a q8_0 KV cache needs kv_heads x head_dim (%zu) to be a multiple of %d",
                             width(k), Q8_BLOCK);
-    uint8_t h[HDR] = {0};
-    memcpy(h, MAGIC, 8);
-    put32(h + 8, LOOM_KVCACHE_VERSION);
-    put32(h + 12, (uint32_t)dtype);
-    memcpy(h + 16, k->hash, 32);
-    put32(h + 48, (uint32_t)k->n_layers); put32(h + 52, (uint32_t)k->n_kv_heads);
-    put32(h + 56, (uint32_t)k->head_dim); put32(h + 60, (uint32_t)k->n_tokens);
-    put32(h + 64, (uint32_t)k->n_vocab);
+    uint8_t h[HDR];
+    loom_kvcache_shape_t sh = {.dtype = dtype, .n_layers = k->n_layers, .n_kv_heads = k->n_kv_heads,
+                               .head_dim = k->head_dim, .n_tokens = k->n_tokens, .n_vocab = k->n_vocab};
+    memcpy(sh.hash, k->hash, 32);
+    loom_kvcache_header(&sh, h);
     size_t start = out->len;
     size_t nkv = (size_t)k->n_layers * 2 * width(k) * k->n_tokens, kvbytes = (size_t)kv_bytes(nkv, dtype);
     if (loom_buf_reserve(out, HDR + (size_t)k->n_tokens * 4 + (size_t)k->n_vocab * 4 + kvbytes + 32) ||
         loom_buf_append(out, h, HDR) || loom_buf_append(out, k->tokens, (size_t)k->n_tokens * 4) ||
         loom_buf_append(out, k->logits, (size_t)k->n_vocab * 4))
         return loom_err_set(e, LOOM_ENOMEM, "out of memory serialising the KV cache");
-    if (dtype == LOOM_KV_F32) {
-        if (loom_buf_append(out, k->kv, kvbytes)) return loom_err_set(e, LOOM_ENOMEM, "out of memory serialising the KV cache");
-    } else if (dtype == LOOM_KV_F16) { /* reserved above: convert in place at the end of out */
-        uint16_t *d = (uint16_t *)(void *)(out->data + out->len);
-        for (size_t i = 0; i < nkv; i++) {
-            uint16_t v = loom_fp32_to_fp16(k->kv[i]);
-            memcpy(d + i, &v, 2);
-        }
-        out->len += kvbytes;
-        out->data[out->len] = 0;
-    } else {
-        uint8_t *d = (uint8_t *)out->data + out->len;
-        for (size_t b = 0; b < nkv / Q8_BLOCK; b++) q8_block(k->kv + b * Q8_BLOCK, d + b * (2 + Q8_BLOCK));
-        out->len += kvbytes;
-        out->data[out->len] = 0;
-    }
+    /* reserved above: encode in place at the end of out */
+    loom_kvcache_encode(k->kv, nkv, dtype, out->data + out->len);
+    out->len += kvbytes;
+    out->data[out->len] = 0;
     uint8_t sum[32];
     loom_sha256(out->data + start, out->len - start, sum);
     if (loom_buf_append(out, sum, 32)) return loom_err_set(e, LOOM_ENOMEM, "out of memory serialising the KV cache");
@@ -163,10 +186,21 @@ static int bad(loom_err_t *e, const char *what) {
     return LOOM_EPARSE;
 }
 
-int loom_kvcache_parse(const void *data, size_t n, loom_kvcache_t **out, loom_err_t *e) {
+void loom_kvcache_header(const loom_kvcache_shape_t *s, uint8_t out[LOOM_KVCACHE_HEADER]) {
+    memset(out, 0, HDR);
+    memcpy(out, MAGIC, 8);
+    put32(out + 8, LOOM_KVCACHE_VERSION);
+    put32(out + 12, (uint32_t)s->dtype);
+    memcpy(out + 16, s->hash, 32);
+    put32(out + 48, (uint32_t)s->n_layers); put32(out + 52, (uint32_t)s->n_kv_heads);
+    put32(out + 56, (uint32_t)s->head_dim); put32(out + 60, (uint32_t)s->n_tokens);
+    put32(out + 64, (uint32_t)s->n_vocab); put32(out + 68, s->rows);
+}
+
+int loom_kvcache_header_parse(const void *data, size_t n, loom_kvcache_shape_t *s, loom_err_t *e) {
     const uint8_t *p = data;
-    *out = NULL;
-    if (n < HDR + 32) return bad(e, "truncated header");
+    memset(s, 0, sizeof *s);
+    if (n < HDR) return bad(e, "truncated header");
     if (memcmp(p, MAGIC, 8)) return bad(e, "bad magic (not a Loom KV cache)");
     if (get32(p + 8) != LOOM_KVCACHE_VERSION) {
         loom_err_set(e, LOOM_EPARSE, "unsupported KV cache version %u (this build reads %d)", get32(p + 8), LOOM_KVCACHE_VERSION);
@@ -175,34 +209,35 @@ int loom_kvcache_parse(const void *data, size_t n, loom_kvcache_t **out, loom_er
     uint32_t dt = get32(p + 12);
     if (dt != LOOM_KV_F32 && dt != LOOM_KV_F16 && dt != LOOM_KV_Q8_0) return bad(e, "unknown dtype");
     uint32_t L = get32(p + 48), H = get32(p + 52), D = get32(p + 56), T = get32(p + 60), V = get32(p + 64);
+    if (!L || !H || !D || !V || !payload_as(L, H, D, T, V, (int)dt)) return bad(e, "shape out of range");
+    memcpy(s->hash, p + 16, 32);
+    s->dtype = (int)dt;
+    s->n_layers = (int)L; s->n_kv_heads = (int)H; s->head_dim = (int)D; s->n_tokens = (int)T; s->n_vocab = (int)V;
+    s->rows = get32(p + 68);
+    return 0;
+}
+
+int loom_kvcache_parse(const void *data, size_t n, loom_kvcache_t **out, loom_err_t *e) {
+    const uint8_t *p = data;
+    *out = NULL;
+    if (n < HDR + 32) return bad(e, "truncated header");
+    loom_kvcache_shape_t sh;
+    int rc = loom_kvcache_header_parse(p, HDR, &sh, e);
+    if (rc) return rc;
+    uint32_t dt = (uint32_t)sh.dtype, L = (uint32_t)sh.n_layers, H = (uint32_t)sh.n_kv_heads, D = (uint32_t)sh.head_dim,
+             T = (uint32_t)sh.n_tokens, V = (uint32_t)sh.n_vocab;
     size_t pl = payload_as(L, H, D, T, V, (int)dt);
-    if (!L || !H || !D || !V || !pl) return bad(e, "shape out of range");
     if (n != HDR + pl + 32) return bad(e, "size does not match the header (truncated or padded)");
     uint8_t sum[32];
     loom_sha256(p, n - 32, sum);
     if (!loom_digest_equal(sum, p + n - 32, 32)) return bad(e, "checksum mismatch (corrupted in transit?)");
     loom_kvcache_t *k;
-    int rc = loom_kvcache_new(p + 16, (int)L, (int)H, (int)D, (int)T, (int)V, &k, e);
+    rc = loom_kvcache_new(p + 16, (int)L, (int)H, (int)D, (int)T, (int)V, &k, e);
     if (rc) return rc;
     const uint8_t *q = p + HDR;
     memcpy(k->tokens, q, (size_t)T * 4); q += (size_t)T * 4;
     memcpy(k->logits, q, (size_t)V * 4); q += (size_t)V * 4;
-    size_t nkv = (size_t)L * 2 * H * D * T;
-    if (dt == LOOM_KV_F32) memcpy(k->kv, q, nkv * 4);
-    else if (dt == LOOM_KV_F16) /* layout translation: f16 on the wire, f32 in memory */
-        for (size_t i = 0; i < nkv; i++) {
-            uint16_t v;
-            memcpy(&v, q + 2 * i, 2);
-            k->kv[i] = loom_fp16_to_fp32(v);
-        }
-    else /* Q8_0 on the wire: scale x int8 per block */
-        for (size_t b = 0; b < nkv / Q8_BLOCK; b++) {
-            const uint8_t *blk = q + b * (2 + Q8_BLOCK);
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            float d = loom_fp16_to_fp32(h);
-            for (int i = 0; i < Q8_BLOCK; i++) k->kv[b * Q8_BLOCK + (size_t)i] = d * (float)(int8_t)blk[2 + i];
-        }
+    loom_kvcache_decode(q, (size_t)L * 2 * H * D * T, (int)dt, k->kv);
     for (uint32_t i = 0; i < T; i++)
         if (k->tokens[i] < 0 || (uint32_t)k->tokens[i] >= V) { loom_kvcache_destroy(&k); return bad(e, "token id out of range"); }
     *out = k;

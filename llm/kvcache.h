@@ -5,7 +5,8 @@
  *   0  "LOOMKV\0\0"          8-byte magic
  *   8  u32 version (1)       12 u32 dtype of K/V (0 = f32, 1 = f16, 2 = q8_0)
  *  16  u8[32] model hash     (loom_gguf_model_hash of the model it belongs to)
- *  48  u32 n_layers, n_kv_heads, head_dim, n_tokens, n_vocab, reserved (0)
+ *  48  u32 n_layers, n_kv_heads, head_dim, n_tokens, n_vocab, rows (0; a
+ *      stream's rows per segment, llm_kvref.h)
  *  72  i32 tokens[n_tokens]  the sequence so far (prompt + generated)
  *      f32 logits[n_vocab]   logits after the last token (the next step's input)
  *      per layer: K[n_tokens][n_kv_heads*head_dim], then V likewise (dtype;
@@ -48,6 +49,23 @@ int32_t *loom_kvcache_tokens(loom_kvcache_t *k);
 float *loom_kvcache_logits(loom_kvcache_t *k);
 float *loom_kvcache_k(loom_kvcache_t *k, int layer); /* n_tokens x (n_kv_heads*head_dim) */
 float *loom_kvcache_v(loom_kvcache_t *k, int layer);
+
+/* K/V elements <-> their wire form: bytes of n elements in dtype (n whole
+ * Q8_0 blocks), encode (f32 -> dtype) and decode (dtype -> f32). */
+size_t loom_kvcache_dtype_bytes(size_t n, int dtype);
+void loom_kvcache_encode(const float *src, size_t n, int dtype, void *dst);
+void loom_kvcache_decode(const void *src, size_t n, int dtype, float *dst);
+
+/* The 72-byte header of the binary form, also the first bytes of a KV
+ * stream (llm_kvref.h), and its parse (magic, version, dtype, shape). */
+#define LOOM_KVCACHE_HEADER 72
+typedef struct loom_kvcache_shape {
+    uint8_t hash[32];
+    int dtype, n_layers, n_kv_heads, head_dim, n_tokens, n_vocab;
+    uint32_t rows;
+} loom_kvcache_shape_t;
+void loom_kvcache_header(const loom_kvcache_shape_t *s, uint8_t out[LOOM_KVCACHE_HEADER]);
+int loom_kvcache_header_parse(const void *p, size_t n, loom_kvcache_shape_t *s, loom_err_t *e);
 
 /* Appends the binary form to out (K/V as f32). */
 int loom_kvcache_serialize(const loom_kvcache_t *k, loom_buf_t *out, loom_err_t *e);

@@ -23,6 +23,8 @@ static int cpu_kv_write(void *ctx, int layer, int n, const float *k, const float
     return loom_llm_cpu_kv_copy(ctx, layer, n, (float *)k, (float *)v, 1, e);
 }
 
+static void cpu_set_layer_fn(void *ctx, loom_llm_layer_fn fn, void *ud) { loom_llm_cpu_set_layer_fn(ctx, fn, ud); }
+
 void loom_llm_backend_cpu(loom_llm_cpu_t *c, loom_llm_backend_t *b) {
     b->name = "cpu";
     b->ctx = c;
@@ -30,6 +32,7 @@ void loom_llm_backend_cpu(loom_llm_cpu_t *c, loom_llm_backend_t *b) {
     b->eval = cpu_eval;
     b->kv_read = cpu_kv_read;
     b->kv_write = cpu_kv_write;
+    b->set_layer_fn = cpu_set_layer_fn;
 }
 
 int loom_llm_tokenize(const loom_llm_model_t *m, const char *text, int32_t **ids, size_t *n, loom_err_t *e) {
@@ -167,6 +170,50 @@ int loom_llm_prefill(const loom_llm_model_t *m, loom_llm_backend_t *b, const int
     memcpy(loom_kvcache_tokens(k), prompt, n * sizeof *prompt);
     *kv = k;
     return 0;
+}
+
+/* The backend's layer hook -> the sink; the first sink error sticks. */
+typedef struct stream_ctx {
+    const loom_llm_kv_sink_t *sink;
+    int rc;
+    loom_err_t *e;
+} stream_ctx_t;
+
+static void on_layer(void *ud, int layer, int pos0, int n, const float *k, const float *v) {
+    stream_ctx_t *s = ud;
+    if (!s->rc) s->rc = s->sink->rows(s->sink->ud, layer, pos0, n, k, v, s->e);
+}
+
+int loom_llm_prefill_stream(const loom_llm_model_t *m, loom_llm_backend_t *b, const int32_t *prompt, size_t n,
+                            int rows, const loom_llm_kv_sink_t *sink, double *seconds, loom_err_t *e) {
+    int rc = check_prompt(m, b, n, e);
+    if (rc) return rc;
+    if (rows <= 0) return loom_err_set(e, LOOM_EINVAL, "rows per batch must be positive");
+    float *logits = malloc((size_t)m->n_vocab * sizeof *logits);
+    if (!logits) return loom_err_set(e, LOOM_ENOMEM, "out of memory");
+    stream_ctx_t s = {sink, 0, e};
+    double t0 = now();
+    if (b->set_layer_fn) b->set_layer_fn(b->ctx, on_layer, &s);
+    for (size_t p = 0; !rc && !s.rc && p < n; p += (size_t)rows) /* batch by batch: the hook sees whole batches */
+        rc = b->eval(b->ctx, prompt + p, n - p < (size_t)rows ? (int)(n - p) : rows, (int)p, logits, e);
+    if (b->set_layer_fn) b->set_layer_fn(b->ctx, NULL, NULL);
+    else if (!rc) { /* no hook: the same calls after the fact, from the whole cache */
+        loom_kvcache_t *kv = NULL;
+        size_t w = (size_t)m->n_kv_heads * m->head_dim;
+        rc = loom_kvcache_new(m->hash, m->n_layers, m->n_kv_heads, m->head_dim, (int)n, m->n_vocab, &kv, e);
+        for (int l = 0; !rc && l < m->n_layers; l++)
+            rc = b->kv_read(b->ctx, l, (int)n, loom_kvcache_k(kv, l), loom_kvcache_v(kv, l), e);
+        for (size_t p = 0; !rc && !s.rc && p < n; p += (size_t)rows)
+            for (int l = 0; !s.rc && l < m->n_layers; l++)
+                on_layer(&s, l, (int)p, n - p < (size_t)rows ? (int)(n - p) : rows, loom_kvcache_k(kv, l) + p * w,
+                         loom_kvcache_v(kv, l) + p * w);
+        loom_kvcache_destroy(&kv);
+    }
+    if (!rc) rc = s.rc;
+    if (!rc) rc = sink->logits(sink->ud, logits, e);
+    if (seconds) *seconds = now() - t0;
+    free(logits);
+    return rc;
 }
 
 int loom_llm_decode(const loom_llm_model_t *m, loom_llm_backend_t *b, loom_kvcache_t *kv,

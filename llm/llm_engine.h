@@ -31,6 +31,9 @@ typedef struct loom_llm_backend {
      * n x n_kv_heads*head_dim each for K and V). */
     int (*kv_read)(void *ctx, int layer, int n, float *k, float *v, loom_err_t *e);
     int (*kv_write)(void *ctx, int layer, int n, const float *k, const float *v, loom_err_t *e);
+    /* Optional (NULL: the backend cannot): calls fn from eval after each
+     * layer of each batch with its final K/V rows (llm_cpu.h). */
+    void (*set_layer_fn)(void *ctx, loom_llm_layer_fn fn, void *ud);
 } loom_llm_backend_t;
 
 /* Fills b for a CPU context (borrowed). */
@@ -74,6 +77,20 @@ int loom_llm_generate(const loom_llm_model_t *m, loom_llm_backend_t *b, const in
 /* Runs the prompt and returns its cache (caller owns *kv). */
 int loom_llm_prefill(const loom_llm_model_t *m, loom_llm_backend_t *b, const int32_t *prompt, size_t n,
                      loom_kvcache_t **kv, double *seconds, loom_err_t *e);
+/* Layer-wise streaming prefill: the prompt runs in batches of `rows`
+ * tokens and, for each batch, each layer's K/V rows go to sink->rows as
+ * soon as the backend has computed them (backends with set_layer_fn; on
+ * others after the whole prompt, layer by layer, batch by batch: the same
+ * calls, no overlap), then the last token's logits to sink->logits. Same
+ * arithmetic as loom_llm_prefill. A sink error stops it. */
+typedef struct loom_llm_kv_sink {
+    int (*rows)(void *ud, int layer, int pos0, int n, const float *k, const float *v, loom_err_t *e);
+    int (*logits)(void *ud, const float *logits, loom_err_t *e);
+    void *ud;
+} loom_llm_kv_sink_t;
+int loom_llm_prefill_stream(const loom_llm_model_t *m, loom_llm_backend_t *b, const int32_t *prompt, size_t n,
+                            int rows, const loom_llm_kv_sink_t *sink, double *seconds, loom_err_t *e);
+
 /* Continues from kv (borrowed; checked against the model). */
 int loom_llm_decode(const loom_llm_model_t *m, loom_llm_backend_t *b, loom_kvcache_t *kv,
                     const loom_llm_gen_params_t *p, loom_buf_t *text, loom_llm_gen_result_t *r, loom_err_t *e);

@@ -29,6 +29,7 @@
 #include "llm/llm_grammar.h"
 #include "llm/llm_kvref.h"
 #include "llm/llm_prefix.h"
+#include "protocol/prefix_key.h"
 #include "llm/llm_ops.h"
 #include "workers/common/objstore.h"
 
@@ -63,6 +64,11 @@ static void refresh_names(void) {
     pthread_mutex_lock(&names_mu);
     memcpy(names_str, buf, sizeof buf);
     pthread_mutex_unlock(&names_mu);
+}
+
+/* The prompt prefixes the prefix cache holds (heartbeats). */
+static size_t held_prefixes(uint64_t *keys, uint32_t *tokens, size_t max) {
+    return G.prefix ? loom_llm_prefix_cache_keys(G.prefix, keys, tokens, max) : 0;
 }
 
 void loom_llm_loaded_models(char *out, size_t n) {
@@ -339,6 +345,16 @@ static int op_generate(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_o
         rc = loom_llm_generate(m, &b, ids, n, &g.p, &text, &r, e);
         G.f->destroy(G.f->ud, h);
     }
+    if (!rc && G.prefix) { /* name what the cache now holds, for loomd's placement (heartbeats) */
+        uint64_t keys[LOOM_PREFIX_MAX_KEYS];
+        size_t tl = 0;
+        char *answer = strndup(text.data ? text.data : "", text.len);
+        size_t nk = answer ? loom_prefix_keys(in, answer, keys, LOOM_PREFIX_MAX_KEYS, &tl) : 0;
+        if (nk) loom_llm_prefix_tag(G.prefix, m, keys, nk, tl);
+        LOOM_DEBUG("llm", "msg=\"prefix named\" task=%s keys=%zu text_bytes=%zu entries=%zu", loom_op_task_id(ctx), nk,
+                   tl, loom_llm_prefix_cache_entries(G.prefix));
+        free(answer);
+    }
     pthread_mutex_unlock(&G.compute);
     if (!rc) rc = finish_text(&text, &r, m, ctx, out, e);
     if (!rc && (rc = check_json(&g, out, e))) { json_decref(out->json); out->json = NULL; }
@@ -349,6 +365,79 @@ static int op_generate(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_o
     return rc;
 }
 
+/* The prefill's output before the cache itself is known. */
+static json_t *prefill_json(const loom_llm_model_t *m, size_t n, double secs) {
+    char hex[65];
+    loom_hex(m->hash, 32, hex);
+    return json_pack("{s:s, s:i, s:s, s:f, s:s}", "format", "loom-kv-v1", "prompt_tokens", (int)n, "model_hash", hex,
+                     "prefill_s", secs, "backend", G.f->name);
+}
+
+static json_t *ids_json(const int32_t *ids, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++) json_array_append_new(a, json_integer(ids[i]));
+    return a;
+}
+
+/* A fetch of a stream waits while its producer computes: stop when the
+ * task is cancelled or past its deadline. */
+static int fetch_cancelled(void *ud, uint64_t got, uint64_t size) {
+    (void)got; (void)size;
+    return loom_op_cancelled(ud);
+}
+
+/* kv_stream: publishes the KV stream's reference before computing (and
+ * announces it, so loomd can start the decode now), then writes each
+ * layer's rows of each batch into it as the backend computes them
+ * (llm_kvref.h). 1 when the object store cannot take the stream (the
+ * caller prefills the usual way); else 0 or the error. */
+static int prefill_streamed(loom_op_ctx_t *ctx, loom_llm_model_t *m, const int32_t *ids, size_t n, int dtype,
+                            loom_op_output_t *out, loom_err_t *e) {
+    pthread_mutex_lock(&G.compute);
+    void *h = NULL;
+    loom_llm_backend_t b;
+    int rc = G.f->create(G.f->ud, m, ctx_len(m, n, 1), &b, &h, e);
+    if (rc) {
+        pthread_mutex_unlock(&G.compute);
+        return rc;
+    }
+    loom_llm_kv_stream_t *s = NULL;
+    loom_llm_kv_sink_t sink;
+    json_t *ref = NULL, *o = prefill_json(m, n, 0);
+    loom_err_t se = {0};
+    char run[40];
+    loom_op_run_id(ctx, run, sizeof run);
+    if (!o || loom_llm_kv_stream_open(m, ids, n, dtype, LOOM_LLM_CPU_BATCH, loom_op_worker_id(ctx), run, &s, &sink, &ref,
+                                      &se)) {
+        G.f->destroy(G.f->ud, h);
+        pthread_mutex_unlock(&G.compute);
+        LOOM_WARN("llm", "msg=\"cannot stream the KV cache; publishing it whole\" task=%s error=\"%s\"", loom_op_task_id(ctx),
+                  o ? se.msg : "out of memory");
+        json_decref(o);
+        return 1;
+    }
+    json_object_set_new(o, "kv", ref);
+    json_object_set_new(o, "tokens", ids_json(ids, n));
+    json_object_set_new(o, "kv_dtype", json_string(loom_kvcache_dtype_name(dtype)));
+    json_object_set_new(o, "kv_layout", json_string(LOOM_KV_STREAM_LAYOUT));
+    loom_op_announce(ctx, o);
+    double secs = 0;
+    rc = loom_llm_prefill_stream(m, &b, ids, n, LOOM_LLM_CPU_BATCH, &sink, &secs, e);
+    G.f->destroy(G.f->ud, h);
+    pthread_mutex_unlock(&G.compute);
+    int crc = loom_llm_kv_stream_close(s, !rc, rc ? NULL : e);
+    if (!rc) rc = crc;
+    LOOM_INFO("llm", "msg=\"prefilled\" task=%s model=\"%s\" prompt_tokens=%zu prefill_s=%.3f streamed=%s", loom_op_task_id(ctx),
+              m->name, n, secs, rc ? "abandoned" : "yes");
+    if (rc) {
+        json_decref(o);
+        return rc;
+    }
+    json_object_set_new(o, "prefill_s", json_real(secs));
+    out->json = o;
+    return 0;
+}
+
 static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_output_t *out, loom_err_t *e) {
     (void)ud;
     loom_llm_model_t *m;
@@ -356,6 +445,21 @@ static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     size_t n;
     int rc;
     if ((rc = get_model(in, &m, e)) || (rc = prompt_ids(m, in, &ids, &n, e))) { out->permanent = 1; return rc; }
+    const json_t *stream = json_object_get(in, "kv_stream");
+    if (stream && !json_is_boolean(stream)) {
+        free(ids);
+        out->permanent = 1;
+        loom_err_set(e, LOOM_EINVAL, "\"kv_stream\" must be true or false");
+        loom_err_field(e, "kv_stream");
+        return LOOM_EINVAL;
+    }
+    const char *dtn = json_string_value(json_object_get(in, "kv_dtype"));
+    int sdt = loom_kvcache_dtype_from_name(dtn ? dtn : "f32");
+    if (json_is_true(stream) && sdt >= 0 && !json_object_get(in, "kv_path") && !json_object_get(in, "kv_transfer") &&
+        (rc = prefill_streamed(ctx, m, ids, n, sdt, out, e)) != 1) {
+        free(ids);
+        return rc;
+    }
     loom_kvcache_t *kv = NULL;
     double secs = 0;
     pthread_mutex_lock(&G.compute);
@@ -368,10 +472,7 @@ static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
     }
     pthread_mutex_unlock(&G.compute);
     if (rc) { free(ids); return rc; }
-    char hex[65];
-    loom_hex(m->hash, 32, hex);
-    json_t *o = json_pack("{s:s, s:i, s:s, s:f, s:s}", "format", "loom-kv-v1", "prompt_tokens", (int)n, "model_hash", hex,
-                          "prefill_s", secs, "backend", G.f->name);
+    json_t *o = prefill_json(m, n, secs);
     const char *kv_path = json_string_value(json_object_get(in, "kv_path"));
     const char *transfer = json_string_value(json_object_get(in, "kv_transfer"));
     const char *dtname = json_string_value(json_object_get(in, "kv_dtype"));
@@ -388,7 +489,7 @@ static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
         /* By reference (the default): the bytes stay here and the decode
          * worker fetches them; the prompt's ids ride along so it can
          * re-run the prefill if the transfer fails. */
-        json_t *ref = NULL, *toks = json_array();
+        json_t *ref = NULL, *toks = NULL;
         loom_err_t pe = {0};
         char run[40];
         loom_op_run_id(ctx, run, sizeof run);
@@ -398,9 +499,8 @@ static int op_prefill(void *ud, loom_op_ctx_t *ctx, const json_t *in, loom_op_ou
                       loom_op_task_id(ctx), pe.msg);
             loom_op_note(ctx, "KV cache sent inline through loomd: %s", pe.msg);
             transfer = "inline";
-            json_decref(toks);
         } else {
-            for (size_t i = 0; toks && i < n; i++) json_array_append_new(toks, json_integer(ids[i]));
+            toks = ids_json(ids, n);
             json_object_set_new(o, "kv", ref);
             json_object_set_new(o, "tokens", toks);
             json_object_set_new(o, "kv_dtype", json_string(loom_kvcache_dtype_name(dtype)));
@@ -510,12 +610,20 @@ static int fetch_kv(loom_op_ctx_t *ctx, const loom_llm_model_t *m, const json_t 
     loom_err_t fe = {0};
     const char *from = json_string_value(json_object_get(json_object_get(ref, "$object"), "worker"));
     from = from && *from ? from : "?";
-    if (!loom_llm_kv_fetch(ref, NULL, kv, &st, &fe)) {
+    loom_objfetch_opts_t o;
+    loom_objfetch_opts_default(&o);
+    o.on_chunk = fetch_cancelled;
+    o.ud = ctx;
+    int streamed = json_is_true(json_object_get(json_object_get(ref, "$object"), "stream"));
+    if (streamed)
+        LOOM_INFO("llm", "msg=\"kv stream: fetching while the producer computes\" task=%s from=%s", loom_op_task_id(ctx), from);
+    if (!loom_llm_kv_fetch(ref, &o, kv, &st, &fe)) {
         json_int_t size = json_integer_value(json_object_get(json_object_get(ref, "$object"), "size"));
-        LOOM_INFO("llm", "msg=\"kv received\" task=%s from=%s path=%s bytes=%lld ms=%.1f", loom_op_task_id(ctx), from,
-                  st.path, (long long)size, st.seconds * 1e3);
-        loom_op_note(ctx, "KV cache from worker %s (%s path): %lld bytes in %.1f ms, checksum verified", from, st.path,
-                     (long long)size, st.seconds * 1e3);
+        LOOM_INFO("llm", "msg=\"kv received\" task=%s from=%s path=%s bytes=%lld ms=%.1f streamed=%d", loom_op_task_id(ctx),
+                  from, st.path, (long long)size, st.seconds * 1e3, streamed);
+        loom_op_note(ctx, "KV cache from worker %s (%s path%s): %lld bytes in %.1f ms, %s", from, st.path,
+                     streamed ? ", streamed layer by layer while its prefill ran" : "", (long long)size, st.seconds * 1e3,
+                     streamed ? "every segment's checksum verified" : "checksum verified");
         return 0;
     }
     int rc = fallback_ids(pre, m, ids, n, e);
@@ -677,6 +785,7 @@ int loom_llm_add_ops(loom_ops_t *ops, const loom_llm_factory_t *f, loom_err_t *e
         (rc = loom_ops_add(ops, "vector.search", op_search, NULL, 0)))
         return loom_err_set(err, rc, "registering LLM ops failed");
     loom_ops_set_models_fn(ops, loom_llm_loaded_models); /* advertised in heartbeats */
+    loom_ops_set_prefixes_fn(ops, held_prefixes);       /* likewise */
     /* Preload the models the worker was told about, so the first task does
      * not pay for mapping them and bad paths show up at start. */
     const char *s = getenv("LOOM_MODELS");

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "llm/llm_engine.h"
+#include "protocol/prefix_key.h"
 
 typedef struct entry {
     struct entry *prev, *next; /* head = most recently used */
@@ -15,6 +16,8 @@ typedef struct entry {
     float **k, **v;            /* per layer: n x row floats */
     int n_layers;
     size_t bytes;
+    uint64_t *keys;            /* its names (protocol/prefix_key.h), shortest first; NULL = untagged */
+    size_t n_keys, text_len;   /* and the length of the canonical text they cover */
 } entry_t;
 
 struct loom_llm_prefix_cache {
@@ -39,6 +42,7 @@ static void entry_free(entry_t *x) {
     free(x->k);
     free(x->v);
     free(x->tokens);
+    free(x->keys);
     free(x);
 }
 
@@ -157,4 +161,36 @@ size_t loom_llm_prefix_cache_bytes(loom_llm_prefix_cache_t *c) {
     size_t n = c->bytes;
     pthread_mutex_unlock(&c->mu);
     return n;
+}
+
+int loom_llm_prefix_tag(loom_llm_prefix_cache_t *c, const loom_llm_model_t *m, const uint64_t *keys, size_t n,
+                        size_t text_len) {
+    if (!c || !n || !text_len) return 0;
+    pthread_mutex_lock(&c->mu);
+    entry_t *x = c->head;
+    int rc = 0;
+    if (x && !x->keys && !memcmp(x->hash, m->hash, 32)) {
+        if ((x->keys = malloc(n * sizeof *x->keys))) {
+            memcpy(x->keys, keys, n * sizeof *keys);
+            x->n_keys = n;
+            x->text_len = text_len;
+        } else {
+            rc = LOOM_ENOMEM;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+size_t loom_llm_prefix_cache_keys(loom_llm_prefix_cache_t *c, uint64_t *keys, uint32_t *tokens, size_t max) {
+    size_t k = 0;
+    pthread_mutex_lock(&c->mu);
+    for (entry_t *x = c->head; x && k < max; x = x->next)
+        for (size_t i = x->n_keys; i-- > 0 && k < max;) { /* longest first: the most useful if cut */
+            keys[k] = x->keys[i];
+            double t = (double)x->n * (double)(i + 1) * LOOM_PREFIX_BLOCK / (double)x->text_len;
+            tokens[k++] = (uint32_t)(t < (double)x->n ? t : (double)x->n);
+        }
+    pthread_mutex_unlock(&c->mu);
+    return k;
 }

@@ -36,6 +36,17 @@ int loom_llm_prefix_restore(loom_llm_prefix_cache_t *c, const loom_llm_model_t *
 int loom_llm_prefix_save(loom_llm_prefix_cache_t *c, const loom_llm_model_t *m, struct loom_llm_backend *b,
                          const int32_t *tokens, size_t n, loom_err_t *e);
 
+/* Names the entry the last save made (the most recent, if of model m and
+ * not named yet) with the prefix keys of its canonical text
+ * (protocol/prefix_key.h: the call's input and answer; text_len bytes), so
+ * the worker can tell loomd what it holds. 0 or LOOM_ENOMEM. */
+int loom_llm_prefix_tag(loom_llm_prefix_cache_t *c, const loom_llm_model_t *m, const uint64_t *keys, size_t n,
+                        size_t text_len);
+/* The keys of the named entries, most recently used entry first (each
+ * entry's longest key first), with about how many tokens of KV each
+ * covers; at most max. Returns how many. */
+size_t loom_llm_prefix_cache_keys(loom_llm_prefix_cache_t *c, uint64_t *keys, uint32_t *tokens, size_t max);
+
 /* Entries and K/V bytes held (tests, logs). */
 size_t loom_llm_prefix_cache_entries(loom_llm_prefix_cache_t *c);
 size_t loom_llm_prefix_cache_bytes(loom_llm_prefix_cache_t *c);

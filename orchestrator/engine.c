@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "protocol/envelope.h"
+#include "protocol/prefix_key.h"
 
 #define COMP "loomd"
 
@@ -127,6 +128,7 @@ void engine_task_free(loom_engine_t *e, loom_task_t *t)
     loom_map_del(e->tasks, t->id);
     free(t->input);
     free(t->reason);
+    free(t->prefix_keys);
     free(t);
 }
 
@@ -340,6 +342,7 @@ static void scope_free(scope_t *sc)
     for (size_t i = 0; i < sc->g->n_steps; i++) {
         step_rt_t *st = &sc->st[i];
         json_decref(st->output);
+        free(st->rerun_input);
         json_decref(st->items);
         json_decref(st->results);
         json_decref(st->prev);
@@ -534,7 +537,10 @@ static void fail_run_oom(loom_engine_t *e, loom_run_t *r)
 
 /* A task of an llm.generate step that the run's module splits across
  * devices starts as the step's llm.prefill (placement.h, split_kv);
- * engine_kv_handoff turns its result into the llm.decode. */
+ * engine_kv_handoff turns its result into the llm.decode. The prefill
+ * streams its KV cache layer by layer ("kv_stream": true unless the step
+ * says otherwise) and announces the stream's reference when it starts, so
+ * the decode is dispatched then (loom_engine_early_output). */
 static loom_task_t *split_if_planned(loom_engine_t *e, loom_task_t *t)
 {
     if (!t || t->scope->g->steps[t->step].op != LOOM_OP_LLM_GENERATE || !e->cfg.placement.split_kv)
@@ -544,6 +550,16 @@ static loom_task_t *split_if_planned(loom_engine_t *e, loom_task_t *t)
     if (e->cfg.placement.split_kv(e->cfg.placement.self, t->run->id, sid)) {
         t->op = "llm.prefill";
         t->kv_part = 1;
+        json_error_t je;
+        json_t *in = json_loadb(t->input, t->input_len, 0, &je);
+        char *text = NULL;
+        if (json_is_object(in) && !json_object_get(in, "kv_stream") &&
+            !json_object_set_new(in, "kv_stream", json_true()) && (text = json_dumps(in, JSON_COMPACT))) {
+            free(t->input);
+            t->input = text;
+            t->input_len = strlen(text);
+        }
+        json_decref(in);
     }
     return t;
 }
@@ -707,6 +723,56 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
         fail_run_oom(e, r);
 }
 
+/* A split llm.generate step finished while the prefill that streamed its
+ * KV cache still runs (its decode had all it needed): stop that prefill,
+ * so no task outlives its step. */
+static void drop_streaming_prefills(loom_engine_t *e, scope_t *sc, size_t i)
+{
+    loom_task_t *t = sc->run->tasks, *next;
+    for (; t; t = next) {
+        next = t->rnext;
+        if (t->scope != sc || t->step != i || !t->kv_handed)
+            continue;
+        if (t->worker && e->cfg.cancel_task)
+            e->cfg.cancel_task(e->cfg.ud, t->worker, t, "its decode finished");
+        engine_task_cancelled(e, t, "its decode finished");
+        sc->st[i].tasks_live--;
+        engine_task_free(e, t);
+    }
+}
+
+#define MAX_RERUNS 2 /* per step and run: a holder that keeps dying is not chased forever */
+
+int engine_rerun_step(loom_engine_t *e, scope_t *sc, size_t i, const char *why)
+{
+    step_rt_t *st = &sc->st[i];
+    const loom_wf_step_t *s = &sc->g->steps[i];
+    if (sc->run->final || st->state != LOOM_TASK_SUCCEEDED || st->is_foreach || !st->rerun_input ||
+        st->reruns >= MAX_RERUNS || st->tasks_live)
+        return -1;
+    char *in = strdup(st->rerun_input);
+    if (!in)
+        return -1;
+    st->reruns++;
+    st->state = LOOM_TASK_READY;
+    st->started_ms = loom_wall_ms();
+    /* it finishes again: undo what its first finish counted */
+    sc->remaining++;
+    for (size_t k = 0; k < s->n_deps; k++)
+        sc->st[s->deps[k].step].consumers++;
+    for (size_t k = sc->dep_off[i]; k < sc->dep_off[i + 1]; k++)
+        if (sc->st[sc->dep_list[k]].state == LOOM_TASK_PENDING)
+            sc->st[sc->dep_list[k]].waiting++;
+    char msg[900];
+    snprintf(msg, sizeof msg, "re-run (%d of at most %d): %s", st->reruns, MAX_RERUNS, why);
+    engine_step_event(e, sc, i, NULL, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_RETRIED, msg, why);
+    if (!split_if_planned(e, task_new(e, sc, i, -1, in, strlen(in)))) {
+        fail_run_oom(e, sc->run);
+        return -1;
+    }
+    return 0;
+}
+
 /* Step i reached a final state: release dependents, free what nobody
  * needs any more, and close the scope when it was the last step. */
 void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
@@ -719,6 +785,8 @@ void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state
         return;
     st->state = state;
     st->finished_ms = loom_wall_ms();
+    if (s->op == LOOM_OP_LLM_GENERATE)
+        drop_streaming_prefills(e, sc, i);
     if (state == LOOM_TASK_SUCCEEDED && st->is_foreach) {
         st->output = st->results;
         st->results = NULL;
@@ -751,6 +819,8 @@ void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state
             json_decref(d->output);
             d->output = NULL;
             d->freed = 1;
+            free(d->rerun_input);
+            d->rerun_input = NULL;
         }
     }
     for (size_t k = sc->dep_off[i]; k < sc->dep_off[i + 1] && !r->final && !sc->done; k++) {
@@ -1209,6 +1279,24 @@ static void placement_note(void *ud, const char *run_id, int replanned, const ch
                                      .message = message, .plan = plan});
 }
 
+/* The prompt prefix keys of a whole llm.generate task (prefix-aware
+ * placement), computed once: a task that waits for a worker is offered to
+ * placement on every dispatch round. */
+static void task_prefix_keys(loom_task_t *t)
+{
+    if (t->prefix_done)
+        return;
+    t->prefix_done = 1;
+    uint64_t keys[LOOM_PREFIX_MAX_KEYS];
+    json_t *in = json_loadb(t->input, t->input_len, 0, NULL);
+    size_t n = in ? loom_prefix_keys(in, NULL, keys, LOOM_PREFIX_MAX_KEYS, &t->prompt_bytes) : 0;
+    json_decref(in);
+    if (n && (t->prefix_keys = malloc(n * sizeof *keys))) {
+        memcpy(t->prefix_keys, keys, n * sizeof *keys);
+        t->n_prefix_keys = n;
+    }
+}
+
 /* Runs up to `budget` ready --inline-ops tasks in loomd, oldest first; the
  * successors they release join the same FIFO, so a chain of noops moves
  * without a worker round trip. The budget keeps the loop serving its
@@ -1273,6 +1361,12 @@ void loom_engine_dispatch(loom_engine_t *e)
                                     .note = placement_note, .note_ud = e};
         loom_placement_why_t why = {0};
         req.why = &why;
+        if (!e->cfg.prefix_placement_off && t->kv_part == 0 && strcmp(t->op, "llm.generate") == 0) {
+            task_prefix_keys(t);
+            req.prefix_keys = t->prefix_keys;
+            req.n_prefix_keys = t->n_prefix_keys;
+            req.prompt_bytes = t->prompt_bytes;
+        }
         int never = 0;
         loom_worker_rec_t *w = e->cfg.placement.pick(e->cfg.placement.self, &req, e->cfg.reg,
                                                       &never);

@@ -53,6 +53,8 @@ typedef struct loom_task {
     const char *op;            /* borrowed from the workflow (or static: a KV split's part) */
     int kv_part;               /* an llm.generate step its module splits across devices:
                                 * 1 = its llm.prefill, 2 = its llm.decode (0 = whole) */
+    int kv_handed;             /* a prefill whose decode started from its announced KV
+                                * stream: its own outcome no longer decides the step */
     char *input;               /* rendered input JSON (owned) */
     size_t input_len;
     int64_t timeout_ms;        /* 0 = none */
@@ -66,6 +68,10 @@ typedef struct loom_task {
     loom_worker_rec_t *worker; /* while assigned */
     double predicted_ms, predicted_cost; /* placement's prediction for this attempt; 0 = none */
     char *reason;              /* placement's reason for this attempt (owned); NULL = least-loaded */
+    uint64_t *prefix_keys;     /* a whole llm.generate's prompt prefix keys (protocol/prefix_key.h),
+                                * computed at its first dispatch (owned); NULL = not yet / none */
+    size_t n_prefix_keys, prompt_bytes;
+    int prefix_done;           /* prefix_keys computed (maybe none) */
     char utf8_tail[4];         /* progress: a character cut at the end of the last chunk */
     int n_utf8_tail;
     struct loom_task *wnext, *wprev; /* in worker->tasks */
@@ -114,6 +120,7 @@ typedef struct loom_engine_cfg {
     int64_t object_retention_ms;  /* a run's objects are kept on their workers (as a cache, for
                                    * `loom logs`) this long after it ended, then forgotten
                                    * (engine_objects.c); 0 = 3600000, < 0 = until evicted */
+    int prefix_placement_off;     /* 1: placement ignores the prompt prefixes workers hold */
 } loom_engine_cfg_t;
 
 /* Cheap ops without side effects that loomd may run itself instead of
@@ -174,6 +181,16 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
                        const char *error, int retryable, int code, double step_ms,
                        loom_err_t *err);
 
+/* w could not fetch an input of a task it owns by reference (object_id:
+ * the holder died, dropped it or sent it corrupted; ResultRequest.
+ * lost_input): the dependency whose output holds it runs again (elsewhere,
+ * an event with the reason) and the task's step waits for it and starts
+ * again. When that cannot be (no such dependency, a foreach item, the
+ * producer re-ran too often, or its input is gone), the task fails with
+ * the reason as loom_engine_result would. */
+int loom_engine_input_lost(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id, uint32_t attempt,
+                           const char *object_id, const char *error, loom_err_t *err);
+
 /* w refused a task it owns (draining, no capacity): it goes back to the
  * queue for another worker without counting against retries. Same
  * ownership checks as loom_engine_result. */
@@ -188,6 +205,12 @@ void loom_engine_progress(loom_engine_t *e, loom_worker_rec_t *w, const char *ta
  * run's events (streamed text is not). */
 void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                                uint32_t attempt, const char *message);
+/* An output a running task announced early (ProgressRequest.early_output):
+ * for the prefill of a split llm.generate, the reference of its KV stream,
+ * so its decode is dispatched now and fetches layers while the prefill
+ * computes (issue 15, layer-wise streaming). Ignored for other tasks. */
+void loom_engine_early_output(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                              uint32_t attempt, const char *json);
 
 /* w said these tasks began executing (WorkerHub.Started); tasks it does
  * not own or other attempts are ignored. */

@@ -41,6 +41,10 @@ typedef struct step_rt {
     int last_attempt;
     int cancel_recorded;      /* foreach: the cancelled step was recorded */
     int64_t started_ms, finished_ms;
+    /* re-running a producer whose output's holder died (engine_rerun_step) */
+    char *rerun_input;        /* the input of the task that made an output holding
+                                 references, while that output is kept */
+    int reruns;               /* times it ran again for that reason */
     /* loops */
     struct scope *body;       /* the running iteration */
     int iteration;            /* iterations completed */
@@ -167,6 +171,10 @@ int engine_output_refs_step(const loom_workflow_t *wf, const char *step_id);
 void engine_mark_control_reads(scope_t *top);
 int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, loom_err_t *err);
 void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev);
+/* Runs step i of sc (a plain step that succeeded, with st->rerun_input)
+ * again, because the holder of its output is gone; its dependents that
+ * have not started wait for it again. 0, or -1 when it cannot be. */
+int engine_rerun_step(loom_engine_t *e, scope_t *sc, size_t i, const char *why);
 void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_t *t, int kind,
                        const char *message, const char *error);
 void engine_step_finished(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,

@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "protocol/prefix_key.h"
 
 #define COMP "loomd"
 
@@ -70,6 +71,16 @@ void engine_task_failed(loom_engine_t *e, loom_task_t *t, loom_task_state_t how,
 {
     scope_t *sc = t->scope;
     const loom_wf_step_t *s = &sc->g->steps[t->step];
+    if (t->kv_handed) {
+        /* a streaming prefill whose decode already started: the decode
+         * re-runs the prefill itself when the stream breaks; no retry here,
+         * and the step goes on with the decode */
+        engine_task_attempt_failed(e, t, how, error);
+        e->stats.tasks_failed++;
+        sc->st[t->step].tasks_live--;
+        engine_task_free(e, t);
+        return;
+    }
     t->tries++;
     engine_task_attempt_failed(e, t, how, error);
     if (retryable && t->tries <= s->retries) {
@@ -206,6 +217,30 @@ static void accept_redacted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
     free(red_err);
 }
 
+/* w's engine now holds the KV of t's prompt and answer (llm_prefix.h keeps
+ * it after every generation): what w reports in its next heartbeat, known
+ * now, so the conversation's next turn, often submitted at once, can go
+ * where it lives. Tokens are estimated at 4 bytes of text each until the
+ * heartbeat brings the worker's own count. */
+static void learn_prefixes(loom_worker_rec_t *w, const loom_task_t *t, const char *answer)
+{
+    json_t *in = json_loadb(t->input, t->input_len, 0, NULL);
+    uint64_t keys[LOOM_PREFIX_MAX_KEYS];
+    uint32_t toks[LOOM_PREFIX_MAX_KEYS];
+    size_t tl = 0, n = in ? loom_prefix_keys(in, answer, keys, LOOM_PREFIX_MAX_KEYS, &tl) : 0;
+    json_decref(in);
+    for (size_t i = 0; i < n; i++)
+        toks[i] = (uint32_t)((i + 1) * LOOM_PREFIX_BLOCK / 4);
+    for (size_t i = 0; i < n / 2; i++) { /* longest first, as workers report them */
+        uint64_t k = keys[i];
+        uint32_t x = toks[i];
+        keys[i] = keys[n - 1 - i], toks[i] = toks[n - 1 - i];
+        keys[n - 1 - i] = k, toks[n - 1 - i] = x;
+    }
+    if (n)
+        loom_worker_set_prefixes(w, keys, toks, n, 0);
+}
+
 /* An owned result of the current attempt: into the state machines. w is
  * NULL for a task loomd ran inline. */
 static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t *t, int ok,
@@ -230,7 +265,7 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
     if (!out)
         out = json_null();
     if (t->kv_part == 1) { /* the prefill of a split llm.generate: its decode gets the KV cache */
-        int rc = engine_kv_handoff(e, t, out);
+        int rc = t->kv_handed ? 0 : engine_kv_handoff(e, t, out); /* (a streamed one has it) */
         json_decref(out);
         e->stats.tasks_succeeded++;
         r->tasks_done++;
@@ -279,6 +314,9 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
         if (t->index < 0 && began < st->started_ms)
             st->started_ms = began;
     }
+    if (w && t->kv_part == 0 && !e->cfg.prefix_placement_off && json_is_string(out) &&
+        strcmp(t->op, "llm.generate") == 0)
+        learn_prefixes(w, t, json_string_value(out));
     engine_task_succeeded(e, t, output, len, step_ms);
     note_last_attempt(t);
     if (t->index >= 0) {
@@ -291,6 +329,10 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
     } else {
         json_decref(st->output);
         st->output = out;
+        /* an output by reference lives on its worker: keep what made it,
+         * to make it again if that worker dies before its consumers ran */
+        free(st->rerun_input);
+        st->rerun_input = output && len && memmem(output, len, "\"$object\"", 9) ? strndup(t->input, t->input_len) : NULL;
         st->tasks_live--;
         /* a successor sent ahead behind t (on the worker it ran or runs
          * already) stays: finishing the step releases it */
@@ -364,6 +406,76 @@ void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const cha
     engine_emit(e, t->run, &ev);
 }
 
+/* The step of sc among step c's dependencies whose output holds object id. */
+static long producer_of(scope_t *sc, size_t c, const char *id)
+{
+    const loom_wf_step_t *s = &sc->g->steps[c];
+    for (size_t k = 0; k < s->n_deps; k++) {
+        step_rt_t *d = &sc->st[s->deps[k].step];
+        char *text = d->output ? json_dumps(d->output, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        int has = text && strstr(text, id) != NULL;
+        free(text);
+        if (has)
+            return (long)s->deps[k].step;
+    }
+    return -1;
+}
+
+int loom_engine_input_lost(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id, uint32_t attempt,
+                           const char *object_id, const char *error, loom_err_t *err)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    long p = -1;
+    if (t && t->worker == w && (int)attempt == t->attempt && t->index < 0 && !t->kv_part && object_id &&
+        strlen(object_id) == 64)
+        p = producer_of(t->scope, t->step, object_id);
+    char why[700];
+    snprintf(why, sizeof why, "%s", error && *error ? error : "an input by reference could not be fetched");
+    if (p < 0 || engine_rerun_step(e, t->scope, (size_t)p, why) != 0) /* nothing to re-run: it fails as it is */
+        return loom_engine_result(e, w, task_id, attempt, 0, NULL, 0, error, 0,
+                                  LOOM__V1__STATUS_CODE__DATA_LOSS, 0, err);
+    /* the consumer waits for the producer's new output, then starts again */
+    scope_t *sc = t->scope;
+    size_t c = t->step;
+    engine_task_attempt_failed(e, t, LOOM_TASK_FAILED, why);
+    char msg[900];
+    snprintf(msg, sizeof msg, "waits for step '%s' to run again: %s", sc->g->steps[p].id, why);
+    sc->st[c].tasks_live--;
+    sc->st[c].state = LOOM_TASK_PENDING;
+    sc->st[c].waiting++;
+    engine_step_event(e, sc, c, t, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_RETRIED, msg, why);
+    engine_task_free(e, t);
+    LOOM_INFO(COMP, "msg=\"re-running a producer whose output's holder is gone\" run=%s step=%s consumer=%s worker=%s",
+              sc->run->id, sc->g->steps[p].id, sc->g->steps[c].id, w->id);
+    engine_reap_runs(e);
+    return 0;
+}
+
+void loom_engine_early_output(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
+                              uint32_t attempt, const char *json)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    if (!t || t->worker != w || (int)attempt != t->attempt || t->kv_part != 1 || t->kv_handed)
+        return;
+    json_error_t je;
+    json_t *out = json_loads(json, 0, &je);
+    if (!json_is_object(out) || !json_is_object(json_object_get(out, "kv"))) {
+        LOOM_WARN(COMP, "msg=\"ignored an early output that is no KV reference\" task=%s worker=%s", t->id, w->id);
+        json_decref(out);
+        return;
+    }
+    int rc = engine_kv_handoff(e, t, out);
+    json_decref(out);
+    if (rc) {
+        engine_run_finish(e, t->run, LOOM_RUN_FAILED, "loomd ran out of memory", NULL);
+        engine_reap_runs(e);
+        return;
+    }
+    t->kv_handed = 1;
+    loom_engine_progress_note(e, w, task_id, attempt,
+                              "KV cache streamed layer by layer: the decode starts now, while the prefill runs");
+}
+
 void loom_engine_started(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                          uint32_t attempt)
 {
@@ -413,6 +525,12 @@ void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
         return;
     }
     t->lost++;
+    if (t->kv_handed) { /* its decode runs already and falls back by itself */
+        snprintf(msg, sizeof msg, "worker %s was lost while streaming the KV cache; the decode re-runs the prefill", w->id);
+        engine_worker_lost_event(e, t, w);
+        engine_task_failed(e, t, LOOM_TASK_FAILED, msg, 0, LOOM__V1__STATUS_CODE__UNAVAILABLE);
+        return;
+    }
     /* A worker whose tools outlive it (spool) may be restarted with its
      * result: its started tasks wait before they run elsewhere
      * (engine_adopt.c takes them back when it re-registers) until the

@@ -48,6 +48,9 @@ static const char usage_text[] =
     "                            consume them by reference; loomd and its store keep the\n"
     "                            reference, size and digest (default 65536; outputs the\n"
     "                            run's outputs or a when/foreach/until use stay inline)\n"
+    "  --prefix-placement on|off  send an LLM call to the worker whose engine holds the KV\n"
+    "                            of its prompt's prefix when the planner prices that\n"
+    "                            cheaper than recomputing it elsewhere (default on)\n"
     "  --object-retention-ms N|off  how long a finished run's objects (outputs by reference,\n"
     "                            KV caches) stay on their workers for `loom logs`; released\n"
     "                            for eviction as soon as their consumers finish, forgotten\n"
@@ -169,6 +172,14 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
     }
     if (strcmp(k, "chain-depth") == 0 && strcmp(v, "off") == 0) {
         c->o.chain_depth = -1;
+        return 0;
+    }
+    if (strcmp(k, "prefix-placement") == 0) {
+        if (strcmp(v, "on") && strcmp(v, "off")) {
+            snprintf(why, why_n, "expected on or off, got '%s'", v);
+            return -1;
+        }
+        c->o.prefix_placement_off = strcmp(v, "off") == 0;
         return 0;
     }
     if (strcmp(k, "object-retention-ms") == 0 && strcmp(v, "off") == 0) {

@@ -6,6 +6,9 @@
 #ifndef LOOM_ORCHESTRATOR_PLACEMENT_H
 #define LOOM_ORCHESTRATOR_PLACEMENT_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "orchestrator/registry.h"
 
 struct Loom__V1__Plan;
@@ -42,6 +45,13 @@ typedef struct loom_placement_req {
                  const struct Loom__V1__Plan *plan);
     void *note_ud;
     loom_placement_why_t *why; /* out, may be NULL: see loom_placement_why_t */
+    /* Prefix-aware placement of a whole llm.generate task (NULL / 0: off or
+     * not one): its prompt's prefix keys (protocol/prefix_key.h, shortest
+     * first), matched against what each worker reports holding, and the
+     * length of its canonical prompt text. */
+    const uint64_t *prefix_keys;
+    size_t n_prefix_keys;
+    size_t prompt_bytes;
 } loom_placement_req_t;
 
 typedef struct loom_placement {

@@ -29,6 +29,7 @@
 #include "planner/profile.h"
 #include "planner/workflow.h"
 #include "mlir-lowering/plan_lower.h"
+#include "protocol/prefix_key.h"
 #include "loom/v1/rpc.pb-c.h"
 
 #define COMP "placement"
@@ -667,6 +668,116 @@ static void note_inputs(const rplan_t *rp, int v, const loom_worker_rec_t *w, in
     }
 }
 
+/* Queue ahead of a task sent to w now (ms): the tasks beyond its slots, at
+ * about the same service time (service_ms), spread over its slots. */
+static double queue_ms(const loom_worker_rec_t *w, double service_ms)
+{
+    int ahead = w->inflight - w->slots + 1;
+    return ahead > 0 ? service_ms * (double)ahead / (w->slots > 0 ? w->slots : 1) : 0;
+}
+
+/* Prefix-aware placement of a whole llm.generate task (node v, its
+ * prefill u): when some worker's engine holds the KV of a prefix of its
+ * prompt (req->prefix_keys against the prefixes workers report), each
+ * capable worker with room is priced by the planner's cost model
+ * (loom_cost_prefix): run where the prefix lives, recompute the prefill,
+ * or move the KV prefix from its holder. The worker with the soonest
+ * predicted finish among what loomd can execute (run there, recompute) is
+ * chosen, and the reason gives all three prices. Moving a prefix between
+ * workers is priced but not built: when it is the cheapest the reason says
+ * so and the next best is run. Returns `chosen` when no worker holds a
+ * prefix of the prompt. */
+static loom_worker_rec_t *prefix_pick(const rplan_t *rp, int v, loom_worker_rec_t *chosen,
+                                      const loom_placement_req_t *req, loom_registry_t *reg)
+{
+    int u = step_partner(rp, v);
+    if (u < 0 || !req->n_prefix_keys)
+        return chosen;
+    /* the holder of the longest prefix, and the prompt's size in tokens
+     * (at the holder's tokens per byte of canonical text) */
+    loom_worker_rec_t *holder = NULL;
+    double held = 0, prompt = 0;
+    size_t n = loom_registry_count(reg);
+    for (size_t i = 0; i < n; i++) {
+        loom_worker_rec_t *w = loom_registry_at(reg, i);
+        size_t blocks = 0;
+        uint32_t t = w->state == LOOM_WORKER_READY
+                         ? loom_worker_prefix_tokens(w, req->prefix_keys, req->n_prefix_keys, &blocks)
+                         : 0;
+        if (t > held) {
+            held = t, holder = w;
+            prompt = (double)t * (double)req->prompt_bytes / (double)(blocks * LOOM_PREFIX_BLOCK);
+        }
+    }
+    if (!holder)
+        return chosen;
+    int kh = loom_fleet_find(rp->fleet, holder->id);
+    if (kh < 0)
+        return chosen;
+    if (prompt < held)
+        prompt = held;
+    double svc_h = step_ms(rp, v, kh, 0), wait_h = queue_ms(holder, svc_h);
+    loom_worker_rec_t *best = NULL, *best_move = NULL;
+    double best_ms = INFINITY, move_ms = INFINITY, there_ms = INFINITY, recompute_ms = INFINITY;
+    loom_worker_rec_t *recompute_w = NULL;
+    for (size_t i = 0; i < n; i++) {
+        loom_worker_rec_t *w = loom_registry_at(reg, i);
+        if (w->state != LOOM_WORKER_READY || w->inflight >= capacity_for(w, req) || !loom_worker_runs(w, req->op))
+            continue;
+        int k = loom_fleet_find(rp->fleet, w->id);
+        if (k < 0 || !loom_cost_fits(rp->cost, v, k))
+            continue;
+        double wait = queue_ms(w, step_ms(rp, v, k, 0));
+        loom_prefix_price_t pr;
+        if (w == holder) {
+            loom_cost_prefix(rp->cost, u, v, prompt, held, kh, kh, wait_h, wait_h, &pr);
+            there_ms = pr.there_ms;
+            if (pr.there_ms < best_ms)
+                best_ms = pr.there_ms, best = w;
+        } else {
+            loom_cost_prefix(rp->cost, u, v, prompt, held, kh, k, wait_h, wait, &pr);
+            if (pr.move_ms < move_ms)
+                move_ms = pr.move_ms, best_move = w;
+            if (pr.recompute_ms < recompute_ms)
+                recompute_ms = pr.recompute_ms, recompute_w = w;
+            if (pr.recompute_ms < best_ms)
+                best_ms = pr.recompute_ms, best = w;
+        }
+    }
+    if (!best)
+        return chosen;
+    loom_placement_why_t *why = req->why;
+    if (why) {
+        int k = loom_fleet_find(rp->fleet, best->id);
+        why->predicted_ms = best_ms;
+        why->predicted_cost = k >= 0 ? step_usd(rp, v, k, 0) : 0;
+        int len = snprintf(why->reason, sizeof why->reason,
+                           "prefix: worker %s holds the KV of ~%.0f of ~%.0f prompt tokens; ", holder->id, held, prompt);
+        char part[200];
+        if (there_ms < INFINITY) {
+            snprintf(part, sizeof part, "run there %.1f ms", there_ms);
+            len += snprintf(why->reason + len, sizeof why->reason - (size_t)len, "%s", part);
+        } else {
+            len += snprintf(why->reason + len, sizeof why->reason - (size_t)len, "%s is full", holder->id);
+        }
+        if (recompute_w)
+            len += snprintf(why->reason + len, sizeof why->reason - (size_t)len, ", recompute on %s %.1f ms",
+                            recompute_w->id, recompute_ms);
+        if (best_move)
+            len += snprintf(why->reason + len, sizeof why->reason - (size_t)len, ", move it to %s %.1f ms",
+                            best_move->id, move_ms);
+        const char *did = best == holder ? loom_prefix_choice_name(LOOM_PREFIX_THERE)
+                                         : loom_prefix_choice_name(LOOM_PREFIX_RECOMPUTE);
+        len += snprintf(why->reason + len, sizeof why->reason - (size_t)len, "; chose: %s on %s", did, best->id);
+        if (move_ms < best_ms)
+            len += snprintf(why->reason + len, sizeof why->reason - (size_t)len,
+                            " (moving the prefix would be cheapest, but moving a prefix between workers is not built)");
+        if (chosen && chosen != best && len > 0 && (size_t)len < sizeof why->reason)
+            snprintf(why->reason + len, sizeof why->reason - (size_t)len, "; without the prefix: %s", chosen->id);
+    }
+    return best;
+}
+
 static loom_worker_rec_t *fallback(const loom_placement_req_t *req, loom_registry_t *reg, int *never)
 {
     loom_placement_t ll = loom_placement_least_loaded();
@@ -877,6 +988,12 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
             return fallback(req, reg, never);
     }
     w = choose(rp, v, w, req, reg);
+    loom_worker_rec_t *pw = req->n_prefix_keys && !kv_part(rp, v, req) ? prefix_pick(rp, v, w, req, reg) : w;
+    if (pw && req->why && req->why->reason[0]) { /* placed by prefix */
+        note_inputs(rp, v, pw, 1, req->why);
+        note_ran(rp, v, pw);
+        return pw;
+    }
     if (w) {
         int part = kv_part(rp, v, req);
         explain(rp, v, w, req->why, w != planned_w(rp, v, reg), part);

@@ -69,6 +69,8 @@ void loom_registry_destroy(loom_registry_t **pr)
     for (size_t i = 0; i < r->n; i++) {
         free_ops(r->v[i]);
         free(r->v[i]->releases);
+        free(r->v[i]->prefix_keys);
+        free(r->v[i]->prefix_tokens);
         free(r->v[i]);
     }
     free(r->v);
@@ -200,6 +202,8 @@ void loom_registry_forget_lost(loom_registry_t *r, uint64_t after_ms)
         if (w->state == LOOM_WORKER_LOST && !w->tasks && now - w->last_seen_mono > after_ms) {
             free_ops(w);
             free(w->releases);
+            free(w->prefix_keys);
+            free(w->prefix_tokens);
             free(w);
             memmove(&r->v[i], &r->v[i + 1], (r->n - i - 1) * sizeof *r->v);
             r->n--;
@@ -281,4 +285,46 @@ void loom_worker_releases_sent(loom_worker_rec_t *w, size_t n)
     }
     memmove(w->releases, w->releases + n, (w->n_releases - n) * sizeof *w->releases);
     w->n_releases -= n;
+}
+
+int loom_worker_set_prefixes(loom_worker_rec_t *w, const uint64_t *keys, const uint32_t *tokens, size_t n,
+                             int replace)
+{
+    size_t keep = replace ? 0 : w->n_prefixes, total;
+    if (n > LOOM_WORKER_MAX_PREFIXES)
+        n = LOOM_WORKER_MAX_PREFIXES;
+    if (keep + n > LOOM_WORKER_MAX_PREFIXES)
+        keep = LOOM_WORKER_MAX_PREFIXES - n;
+    total = keep + n;
+    uint64_t *k = malloc((total ? total : 1) * sizeof *k);
+    uint32_t *t = malloc((total ? total : 1) * sizeof *t);
+    if (!k || !t) {
+        free(k);
+        free(t);
+        return LOOM_ENOMEM;
+    }
+    memcpy(k, keys, n * sizeof *k); /* the new ones first */
+    memcpy(t, tokens, n * sizeof *t);
+    if (keep) {
+        memcpy(k + n, w->prefix_keys, keep * sizeof *k);
+        memcpy(t + n, w->prefix_tokens, keep * sizeof *t);
+    }
+    free(w->prefix_keys);
+    free(w->prefix_tokens);
+    w->prefix_keys = k;
+    w->prefix_tokens = t;
+    w->n_prefixes = total;
+    return 0;
+}
+
+uint32_t loom_worker_prefix_tokens(const loom_worker_rec_t *w, const uint64_t *keys, size_t n, size_t *blocks)
+{
+    for (size_t i = n; i-- > 0;)
+        for (size_t j = 0; j < w->n_prefixes; j++)
+            if (w->prefix_keys[j] == keys[i]) {
+                if (blocks)
+                    *blocks = i + 1;
+                return w->prefix_tokens[j];
+            }
+    return 0;
 }

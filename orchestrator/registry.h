@@ -74,7 +74,14 @@ typedef struct loom_worker_rec {
     loom_obj_release_t *releases; /* object releases for its next HeartbeatReply (FIFO) */
     size_t n_releases, cap_releases;
     uint64_t releases_dropped;  /* not queued: the queue was full */
+    /* Prompt prefixes whose KV its engine holds (protocol/prefix_key.h):
+     * from its last heartbeat, plus what loomd learnt from its results since */
+    uint64_t *prefix_keys;
+    uint32_t *prefix_tokens;
+    size_t n_prefixes;
 } loom_worker_rec_t;
+
+#define LOOM_WORKER_MAX_PREFIXES 1024
 
 typedef struct loom_registry loom_registry_t;
 
@@ -132,5 +139,15 @@ const char *loom_worker_state_name(loom_worker_state_t s);
 int loom_worker_queue_release(loom_worker_rec_t *w, const char *run, const char *id, int forget);
 /* Removes the first n queued releases (sent). */
 void loom_worker_releases_sent(loom_worker_rec_t *w, size_t n);
+
+/* Replaces (replace = 1: a heartbeat's full list) or extends (0: what a
+ * result showed; newest first, the oldest fall off past
+ * LOOM_WORKER_MAX_PREFIXES) w's prompt prefixes. 0 or LOOM_ENOMEM. */
+int loom_worker_set_prefixes(loom_worker_rec_t *w, const uint64_t *keys, const uint32_t *tokens, size_t n,
+                             int replace);
+/* Tokens of KV w holds for the longest of keys[0..n) (a task's prefix
+ * keys, shortest first) it has, and in *blocks (may be NULL) how many keys
+ * deep that is; 0 when none. */
+uint32_t loom_worker_prefix_tokens(const loom_worker_rec_t *w, const uint64_t *keys, size_t n, size_t *blocks);
 
 #endif

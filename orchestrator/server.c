@@ -447,6 +447,19 @@ static void on_heartbeat(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
         w->load = h->load;
         w->free_memory_bytes = h->free_memory_bytes;
         loom_registry_set_models(w, h->loaded_models, h->n_loaded_models > 64 ? 64 : h->n_loaded_models);
+        { /* the prompt prefixes its engine holds now (prefix-aware placement) */
+            size_t np = h->n_prefixes > LOOM_WORKER_MAX_PREFIXES / 2 ? LOOM_WORKER_MAX_PREFIXES / 2 : h->n_prefixes;
+            uint64_t pk[LOOM_WORKER_MAX_PREFIXES / 2];
+            uint32_t pt[LOOM_WORKER_MAX_PREFIXES / 2];
+            size_t k = 0;
+            for (size_t i = 0; i < np; i++)
+                if (h->prefixes[i]) {
+                    pk[k] = h->prefixes[i]->key;
+                    pt[k++] = h->prefixes[i]->tokens;
+                }
+            if (k || w->n_prefixes)
+                loom_worker_set_prefixes(w, pk, pt, k, 1);
+        }
         if (h->draining && w->state == LOOM_WORKER_READY)
             w->state = LOOM_WORKER_DRAINING;
         if (++w->beats % 10 == 1)
@@ -488,6 +501,9 @@ static void one_result(srv_t *s, loom_worker_rec_t *w, const Loom__V1__ResultReq
     /* FAILED_PRECONDITION: the worker did not run it (draining) */
     if (!r->ok && r->error && r->error->code == LOOM__V1__STATUS_CODE__FAILED_PRECONDITION)
         rc = loom_engine_refused(s->eng, w, r->task_id, r->attempt, r->error->message, &err);
+    else if (!r->ok && r->lost_input && r->lost_input[0]) /* re-run what made the lost input */
+        rc = loom_engine_input_lost(s->eng, w, r->task_id, r->attempt, r->lost_input,
+                                    r->error && r->error->message ? r->error->message : NULL, &err);
     else
         rc = loom_engine_result(s->eng, w, r->task_id, r->attempt, r->ok, out, len,
                                 r->error && r->error->message ? r->error->message : NULL,
@@ -555,6 +571,8 @@ static void on_progress(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
         loom_engine_progress(s->eng, w, p->task_id, p->attempt, p->text);
     else if (p->message && p->message[0])
         loom_engine_progress_note(s->eng, w, p->task_id, p->attempt, p->message);
+    else if (p->early_output && p->early_output[0])
+        loom_engine_early_output(s->eng, w, p->task_id, p->attempt, p->early_output);
     if (!(loom_msg_flags(m) & LOOM_FLAG_ONEWAY)) {
         Loom__V1__ProgressReply rep = LOOM__V1__PROGRESS_REPLY__INIT;
         loom_rpc_reply(s->wsrv, loom_msg_origin(m), (const ProtobufCMessage *)&rep, &err);
@@ -859,6 +877,7 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
                             .output_ref_bytes = opts->output_ref_bytes,
                             .chain_depth = opts->chain_depth < 0 ? 0 : opts->chain_depth ? opts->chain_depth : 32,
                             .object_retention_ms = opts->object_retention_ms,
+                            .prefix_placement_off = opts->prefix_placement_off,
                             /* workers re-register at their next heartbeat */
                             .adopt_grace_ms = s->opts.heartbeat_timeout_ms};
     s->eng = loom_engine_new(&ec);

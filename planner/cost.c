@@ -306,3 +306,38 @@ double loom_cost_xfer_usd(const loom_cost_t *c, int edge, int ka, int kb)
     /* Both ends hold the transfer; batched LLM devices share that time. */
     return e->bytes / 1e9 * c->usd_gb[x] + t_s * c->rate_s[x] / loom_fleet_batch(c->f);
 }
+
+/* ---- prefix reuse --------------------------------------------------------- */
+
+const char *loom_prefix_choice_name(loom_prefix_choice_t x)
+{
+    return x == LOOM_PREFIX_THERE ? "run where the prefix lives" : x == LOOM_PREFIX_MOVE ? "move the KV prefix"
+                                                                                         : "recompute the prefill";
+}
+
+void loom_cost_prefix(const loom_cost_t *c, int prefill, int decode, double prompt, double prefix, int h, int k,
+                      double wait_h, double wait_k, loom_prefix_price_t *out)
+{
+    const loom_graph_t *g = loom_cost_graph(c);
+    double planned = loom_graph_node(g, prefill)->tokens;
+    if (planned <= 0)
+        planned = 1;
+    if (prefix > prompt)
+        prefix = prompt;
+    double rest = prompt - prefix;
+    double pf_h = loom_cost_ms(c, prefill, h) / planned, pf_k = loom_cost_ms(c, prefill, k) / planned;
+    double dec_h = decode >= 0 ? loom_cost_ms(c, decode, h) : 0, dec_k = decode >= 0 ? loom_cost_ms(c, decode, k) : 0;
+    double xfer = 0; /* the KV edge prefill -> decode carries the planned prompt's KV */
+    size_t ne = 0;
+    const int *oe = loom_graph_out(g, prefill, &ne);
+    for (size_t i = 0; oe && i < ne; i++)
+        if (loom_graph_edge(g, oe[i])->kind == LOOM_GEDGE_KV)
+            xfer = loom_cost_xfer_ms(c, oe[i], h, k) / planned;
+    out->there_ms = wait_h + pf_h * rest + dec_h;
+    out->recompute_ms = wait_k + pf_k * prompt + dec_k;
+    out->move_ms = h == k ? out->there_ms : wait_k + xfer * prefix + pf_k * rest + dec_k;
+    if (h == k)
+        out->best = out->there_ms <= out->recompute_ms ? LOOM_PREFIX_THERE : LOOM_PREFIX_RECOMPUTE;
+    else
+        out->best = out->move_ms < out->recompute_ms ? LOOM_PREFIX_MOVE : LOOM_PREFIX_RECOMPUTE;
+}

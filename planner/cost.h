@@ -73,4 +73,24 @@ void loom_cost_drop_estimates(loom_cost_t *c);
 double loom_cost_xfer_ms(const loom_cost_t *c, int edge, int ka, int kb);
 double loom_cost_xfer_usd(const loom_cost_t *c, int edge, int ka, int kb);
 
+/* Prefix reuse (issue 15): an LLM call whose prompt starts with `prefix`
+ * tokens whose KV device h holds (its engine's prefix cache), the whole
+ * prompt `prompt` tokens, priced three ways for running on device k:
+ *   there:     on h: wait_h + prefill(prompt - prefix on h) + decode on h
+ *   move:      the prefix's KV from h to k over the KV edge's link, then
+ *              wait_k + prefill(prompt - prefix on k) + decode on k
+ *   recompute: wait_k + prefill(prompt on k) + decode on k
+ * prefill(t) scales the prefill node's time by t / its planned tokens (the
+ * KV transfer likewise); decode is the decode node's time (-1: none). The
+ * waits are the queues ahead on each (ms). `best` is the cheapest of the
+ * three (there only when k == h, where move is the same as there). */
+typedef enum { LOOM_PREFIX_THERE = 0, LOOM_PREFIX_MOVE = 1, LOOM_PREFIX_RECOMPUTE = 2 } loom_prefix_choice_t;
+typedef struct loom_prefix_price {
+    double there_ms, move_ms, recompute_ms;
+    loom_prefix_choice_t best;
+} loom_prefix_price_t;
+void loom_cost_prefix(const loom_cost_t *c, int prefill, int decode, double prompt, double prefix, int h, int k,
+                      double wait_h, double wait_k, loom_prefix_price_t *out);
+const char *loom_prefix_choice_name(loom_prefix_choice_t x);
+
 #endif

@@ -28,7 +28,7 @@ $(BUILD)/gen/py/loom/v1/%_pb2.py: protocol/loom/v1/%.proto
 
 PROTOCOL_SRCS := protocol/status.c protocol/envelope.c protocol/rpc_server.c protocol/auth.c \
                  protocol/pb_json.c protocol/keys.c protocol/states.c protocol/failover.c \
-                 protocol/zpoll.c
+                 protocol/zpoll.c protocol/prefix_key.c
 $(eval $(call LIB,protocol,$(PROTOCOL_SRCS) $(PROTO_GEN_C)))
 PROTOCOL_LDLIBS := -lprotobuf-c -lzmq
 

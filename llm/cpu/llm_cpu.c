@@ -22,6 +22,8 @@ struct loom_llm_cpu {
     void *mmq;
     size_t mmq_size;
     float *inv_freq;            /* n_rot / 2 */
+    loom_llm_layer_fn layer_fn; /* streaming: each layer's rows as computed */
+    void *layer_ud;
 };
 
 static void free_scratch(loom_llm_cpu_t *c) {
@@ -93,6 +95,10 @@ void loom_llm_cpu_destroy(loom_llm_cpu_t **pc) {
 }
 
 int loom_llm_cpu_n_ctx(const loom_llm_cpu_t *c) { return c->n_ctx; }
+void loom_llm_cpu_set_layer_fn(loom_llm_cpu_t *c, loom_llm_layer_fn fn, void *ud) {
+    c->layer_fn = fn;
+    c->layer_ud = ud;
+}
 static float *layer_k(loom_llm_cpu_t *c, int l) { return c->kcache + (size_t)l * c->n_ctx * c->kvw; }
 static float *layer_v(loom_llm_cpu_t *c, int l) { return c->vcache + (size_t)l * c->n_ctx * c->kvw; }
 
@@ -252,6 +258,8 @@ static int eval_batch(loom_llm_cpu_t *c, const int32_t *tok, int T, int pos0, fl
         if (l == 0) per_token(c, T, norm_task, &j); /* later layers: fused with the last residual */
         mm3(c, L, c->xb, T);
         per_token(c, T, rope_task, &j);
+        /* c->k, c->v now hold this layer's rows as positions x KV width */
+        if (c->layer_fn) c->layer_fn(c->layer_ud, l, pos0, T, c->k, c->v);
         att_job_t a = {c, T, pos0, l, 1, j.Kc, j.Vc, (size_t)c->n_ctx * m->head_dim, (size_t)m->head_dim, 0};
         loom_llm_pool_run(c->pool, T * m->n_heads, att_task, &a);
         mm(c, &L->wo, c->att, T, c->xb, L->bo);

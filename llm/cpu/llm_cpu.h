@@ -30,6 +30,14 @@ int loom_llm_cpu_n_ctx(const loom_llm_cpu_t *c);
  * position's. */
 int loom_llm_cpu_eval(loom_llm_cpu_t *c, const int32_t *tok, int n, int pos0, float *logits, float *all_logits,
                       loom_err_t *e);
+/* Layer-wise streaming (llm_engine.h, loom_llm_prefill_stream): when set,
+ * eval calls fn after each layer of each batch of up to LOOM_LLM_CPU_BATCH
+ * tokens, with that layer's K and V rows of positions [pos0, pos0+n)
+ * (n x n_kv_heads*head_dim each, RoPE applied, final) while the next layer
+ * computes nothing yet. NULL clears it. */
+typedef void (*loom_llm_layer_fn)(void *ud, int layer, int pos0, int n, const float *k, const float *v);
+void loom_llm_cpu_set_layer_fn(loom_llm_cpu_t *c, loom_llm_layer_fn fn, void *ud);
+
 /* Copies rows [0, n) of a layer's K and V out of (to_cache 0) or into
  * (to_cache 1) the context; k and v are n x (n_kv_heads*head_dim) floats,
  * whatever the cache's own layout. LOOM_ETOOBIG when n exceeds the

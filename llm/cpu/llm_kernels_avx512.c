@@ -281,6 +281,15 @@ static INLINE void store_tile(float *Y, size_t ldy, int r, int rm, int t, int rn
         for (int i = 0; i < rm; i++) Y[(size_t)(t + j) * ldy + r + i] = o[i * RN + j];
 }
 
+/* Values [k, k + 16) of a float weight row (F32, F16 or BF16) as floats. */
+AVX512 static INLINE __m512 ld_float16(int type, const uint8_t *w, int k) {
+    if (type == LOOM_GGML_F16) return ld_f16(w, k);
+    if (type == LOOM_GGML_BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(w + 2 * (size_t)k))), 16));
+    return _mm512_loadu_ps((const float *)(const void *)w + k);
+}
+
 /* Float panel of one K slice [k0, k0 + kc): RM rows as floats, interleaved
  * per 16 values: p[(k/16 * RM + i) * 16 + k%16], k from k0. Rows past rm are
  * zero. Unpacked slice by slice, just before use, so it is in L1. */
@@ -288,18 +297,8 @@ AVX512 static void pack_f(const loom_llm_weight_t *W, int r, int rm, int k0, int
     for (int i = 0; i < RM; i++, p += 16) {
         const uint8_t *w = (const uint8_t *)W->data + (size_t)(r + i) * W->row_bytes;
         float *o = p;
-        if (i >= rm)
-            for (int k = 0; k < kc; k += 16, o += RM * 16) _mm512_store_ps(o, _mm512_setzero_ps());
-        else if (W->type == LOOM_GGML_F16)
-            for (int k = k0; k < k0 + kc; k += 16, o += RM * 16) _mm512_store_ps(o, ld_f16(w, k));
-        else if (W->type == LOOM_GGML_BF16)
-            for (int k = k0; k < k0 + kc; k += 16, o += RM * 16)
-                _mm512_store_ps(o, _mm512_castsi512_ps(_mm512_slli_epi32(
-                                       _mm512_cvtepu16_epi32(_mm256_loadu_si256(
-                                           (const __m256i *)(const void *)(w + 2 * (size_t)k))), 16)));
-        else
-            for (int k = k0; k < k0 + kc; k += 16, o += RM * 16)
-                _mm512_store_ps(o, _mm512_loadu_ps((const float *)(const void *)w + k));
+        for (int k = k0; k < k0 + kc; k += 16, o += RM * 16)
+            _mm512_store_ps(o, i < rm ? ld_float16(W->type, w, k) : _mm512_setzero_ps());
     }
 }
 
@@ -400,18 +399,8 @@ enum { TR = 12,      /* weight rows per panel (broadcast) */
 AVX512 static void pack_rows(const loom_llm_weight_t *W, int r, int rb, int k0, int kc, float *p) {
     for (int i = 0; i < TR; i++, p += KC_T) {
         const uint8_t *w = (const uint8_t *)W->data + (size_t)(r + i) * W->row_bytes;
-        if (i >= rb)
-            for (int k = 0; k < kc; k += 16) _mm512_store_ps(p + k, _mm512_setzero_ps());
-        else if (W->type == LOOM_GGML_F16)
-            for (int k = 0; k < kc; k += 16) _mm512_store_ps(p + k, ld_f16(w, k0 + k));
-        else if (W->type == LOOM_GGML_BF16)
-            for (int k = 0; k < kc; k += 16)
-                _mm512_store_ps(p + k, _mm512_castsi512_ps(_mm512_slli_epi32(
-                                           _mm512_cvtepu16_epi32(_mm256_loadu_si256(
-                                               (const __m256i *)(const void *)(w + 2 * (size_t)(k0 + k)))), 16)));
-        else
-            for (int k = 0; k < kc; k += 16)
-                _mm512_store_ps(p + k, _mm512_loadu_ps((const float *)(const void *)w + k0 + k));
+        for (int k = 0; k < kc; k += 16)
+            _mm512_store_ps(p + k, i < rb ? ld_float16(W->type, w, k0 + k) : _mm512_setzero_ps());
     }
 }
 

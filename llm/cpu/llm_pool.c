@@ -6,7 +6,9 @@
  * machine a descheduled worker costs nothing, it simply takes no items.
  *
  * Idle workers spin briefly for the next run before sleeping: decode
- * issues ~100 short runs per token, a layer apart by microseconds.
+ * issues ~100 short runs per token, a layer apart by microseconds. After
+ * 50 us of it they yield the CPU between polls, so a caller that shares
+ * their CPU is not kept waiting.
  *
  * On a shared machine another process may take a core while a thread holds
  * an item. The caller then waits for that thread, but only by spinning for
@@ -36,7 +38,8 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-#define SPIN_NS 500000     /* how long an idle worker polls before sleeping */
+#define SPIN_NS 500000     /* how long an idle worker polls before sleeping, */
+#define YIELD_NS 50000      /*   yielding the CPU after this much */
 #define WAIT_MIN_NS 20000   /* the caller's spin for items held by others: */
 #define WAIT_MAX_NS 1000000 /*   2x its mean item time, within these bounds */
 
@@ -117,7 +120,12 @@ static void *worker(void *arg) {
         uint64_t t0 = now_ns();
         for (int spins = 0; !pending(p) && !atomic_load(&p->stop); spins++) {
             CPU_RELAX();
-            if ((spins & 255) == 255 && now_ns() - t0 > SPIN_NS) {
+            if ((spins & 255) != 255) continue;
+            uint64_t idle = now_ns() - t0;
+            /* past the first tens of microseconds, let a thread waiting for
+             * this CPU (the caller itself, on a busy machine) run first */
+            if (idle > YIELD_NS && idle <= SPIN_NS) sched_yield();
+            if (idle > SPIN_NS) {
                 pthread_mutex_lock(&p->mu);
                 atomic_fetch_add(&p->sleepers, 1);
                 while (!pending(p) && !atomic_load(&p->stop)) pthread_cond_wait(&p->cv, &p->mu);

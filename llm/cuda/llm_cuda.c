@@ -344,6 +344,7 @@ void loom_llm_backend_cuda(loom_llm_cuda_t *c, loom_llm_backend_t *b) {
     b->eval = b_eval;
     b->kv_read = b_read;
     b->kv_write = b_write;
+    b->set_layer_fn = NULL; /* no layer hook: a streamed prefill sends after the fact */
 }
 
 /* The backend table's CUDA entry (llm_backend.h): one device context per

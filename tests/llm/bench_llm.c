@@ -16,9 +16,14 @@
  * schema) against plain greedy decoding, alternating, on the same context:
  * the ratio of median per-token decode times is the constraint's cost, next
  * to the same ratio from the measured token-picking time alone.
- * usage: bench_llm [--rounds N] [--llama-bench PATH] [--constrained] MODEL.gguf [threads] [prompt_tokens]
- *        [decode_tokens] */
+ * --busy: another process spins on the last CPU of the set for the whole
+ * run (both engines), the case of a shared machine where one core is taken.
+ * usage: bench_llm [--rounds N] [--llama-bench PATH] [--constrained] [--busy] MODEL.gguf [threads]
+ *        [prompt_tokens] [decode_tokens] */
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <jansson.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -361,22 +366,44 @@ static int bench_cuda(const loom_llm_model_t *m, int np, int nd) {
     return rc;
 }
 
+/* A child spinning on the last CPU of this process's set until killed (or
+ * this process exits); its pid, or -1. */
+static pid_t start_busy(int *cpu_out) {
+    cpu_set_t all, one;
+    if (sched_getaffinity(0, sizeof all, &all)) return -1;
+    int cpu = -1;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &all)) cpu = c;
+    pid_t pid = fork();
+    if (pid != 0) {
+        *cpu_out = cpu;
+        return pid;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    sched_setaffinity(0, sizeof one, &one);
+    for (volatile unsigned long x = 0;; x++) {}
+}
+
 int main(int argc, char **argv) {
     const char *llama = getenv("LLAMA_BENCH");
-    int rounds = 5, a = 1, constrained = 0;
+    int rounds = 5, a = 1, constrained = 0, busy = 0;
     for (; a < argc && argv[a][0] == '-'; a++) {
         if (!strcmp(argv[a], "--rounds") && a + 1 < argc) rounds = atoi(argv[++a]);
         else if (!strcmp(argv[a], "--llama-bench") && a + 1 < argc) llama = argv[++a];
         else if (!strcmp(argv[a], "--constrained")) constrained = 1;
+        else if (!strcmp(argv[a], "--busy")) busy = 1;
         else if (!strcmp(argv[a], "--version")) { printf("bench_llm (loom)\n"); return 0; }
         else {
-            fprintf(stderr, "usage: bench_llm [--rounds N] [--llama-bench PATH] [--constrained] MODEL.gguf [threads] [prompt_tokens] "
-                            "[decode_tokens]\n  LLAMA_BENCH=PATH also names llama-bench (bench/llama_cpp_peer.sh builds it)\n");
+            fprintf(stderr, "usage: bench_llm [--rounds N] [--llama-bench PATH] [--constrained] [--busy] MODEL.gguf [threads] "
+                            "[prompt_tokens] [decode_tokens]\n  LLAMA_BENCH=PATH also names llama-bench (bench/llama_cpp_peer.sh builds it)\n");
             return strcmp(argv[a], "--help") ? 2 : 0;
         }
     }
     if (a >= argc || rounds < 1) {
-        fprintf(stderr, "usage: bench_llm [--rounds N] [--llama-bench PATH] [--constrained] MODEL.gguf [threads] [prompt_tokens] [decode_tokens]\n");
+        fprintf(stderr, "usage: bench_llm [--rounds N] [--llama-bench PATH] [--constrained] [--busy] MODEL.gguf [threads] "
+                        "[prompt_tokens] [decode_tokens]\n");
         return 2;
     }
     if (llama && !*llama) llama = NULL;
@@ -397,7 +424,12 @@ int main(int argc, char **argv) {
            "makes every figure noisy: compare within a run)\n", m->name, loom_ggml_type_name(m->wtype),
            loom_llm_pool_size(pool), loom_llm_simd_name(), gbps, load[0]);
     if (!llama) printf("  llama.cpp: not measured (set LLAMA_BENCH=path to llama-bench; bench/llama_cpp_peer.sh builds one)\n");
+    int busy_cpu = -1;
+    pid_t busy_pid = busy ? start_busy(&busy_cpu) : 0;
+    if (busy_pid < 0) { fprintf(stderr, "bench_llm: --busy: cannot start the spinning process\n"); return 1; }
+    if (busy) printf("  busy: another process spins on CPU %d for the whole run (both engines)\n", busy_cpu);
     int rc = bench_cpu(path, m, pool, loom_llm_pool_size(pool), np, nd, rounds, llama, gbps, constrained);
+    if (busy) { kill(busy_pid, SIGKILL); waitpid(busy_pid, NULL, 0); }
     rc |= bench_cuda(m, np * 8, nd * 8);
     loom_llm_pool_destroy(&pool);
     loom_llm_model_destroy(&m);

@@ -264,6 +264,9 @@ SHAPES = {
     # TinyLlama's KV shape (22 layers x 4 KV heads x 64: 44 KiB per token)
     # on a thin model, so bench-kv can prefill thousands of tokens quickly.
     "tinyllama-kv": (256, 22, 4, 4, 512, 8192),
+    # a thin model with the tiny vocabulary whose prefill of a few hundred
+    # tokens takes a visible while (tests/llm/test_kv_stream_split.sh)
+    "thin": (256, 12, 4, 4, 512, 4096),
 }
 
 
@@ -277,7 +280,7 @@ def write_llama(args, w, rng):
     dim, layers, heads, kvh, ffn, ctx = SHAPES[args.shape]
     ctx = args.ctx or ctx
     tokens, scores, types = spm_vocab()
-    if args.shape != "tiny":
+    if args.shape not in ("tiny", "thin"):
         while len(tokens) < 32000:  # real vocabulary size, unused filler tokens
             tokens.append("<extra_%d>" % len(tokens))
             scores.append(-1e9)

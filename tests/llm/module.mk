@@ -3,6 +3,7 @@
 $(eval $(call TEST,llm_units,tests/llm/test_llm_units.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
 $(eval $(call TEST,llm_kernels,tests/llm/test_llm_kernels.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
 $(eval $(call TEST,llm_kv_transfer,tests/llm/test_kv_transfer.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
+$(eval $(call TEST,llm_kv_stream,tests/llm/test_kv_stream.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
 $(eval $(call TEST,llm_prefix,tests/llm/test_llm_prefix.c,$(LLM_ARCHIVES),-lcmocka $(LLM_LDLIBS)))
 $(eval $(call SCRIPT_TEST,llm_reference,tests/llm/test_llm_reference.sh))
 $(BUILD)/tests/llm_reference: $(BUILD)/bin/loom
@@ -44,4 +45,8 @@ $(eval $(call FUZZ,fuzz_gguf,tests/fuzz/fuzz_gguf.c,$(LLM_ARCHIVES),$(LLM_LDLIBS
 $(eval $(call SCRIPT_TEST,llm_split_workflow,tests/llm/test_llm_split_workflow.sh))
 $(BUILD)/tests/llm_split_workflow: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu
 $(eval $(call SCRIPT_TEST,llm_kv_handoff,tests/llm/test_kv_handoff.sh))
+$(eval $(call SCRIPT_TEST,llm_prefix_placement,tests/llm/test_prefix_placement.sh))
+$(eval $(call SCRIPT_TEST,llm_kv_stream_split,tests/llm/test_kv_stream_split.sh))
+$(BUILD)/tests/llm_kv_stream_split: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu
 $(BUILD)/tests/llm_kv_handoff: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu
+$(BUILD)/tests/llm_prefix_placement: $(BUILD)/bin/loom $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu

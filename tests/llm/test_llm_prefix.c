@@ -18,7 +18,10 @@
 #include <cmocka.h>
 
 #include "llm/llm_engine.h"
+#include <jansson.h>
+
 #include "llm/llm_prefix.h"
+#include "protocol/prefix_key.h"
 
 #define TURNS 4
 #define GEN 8
@@ -142,8 +145,63 @@ static void test_bounds(void **state) {
     loom_llm_prefix_cache_destroy(&c);
 }
 
+/* Names (protocol/prefix_key.h): the entry a generation saved is named by
+ * its input and answer; the next turn's input, which starts with them,
+ * shares every full block; the list is bounded, and an evicted entry's
+ * names go with it. */
+static void test_names(void **state) {
+    (void)state;
+    const loom_llm_model_t *m = models[0];
+    loom_llm_prefix_cache_t *c = loom_llm_prefix_cache_new(64u << 20);
+    int32_t x[60], out[GEN];
+    for (int i = 0; i < 60; i++) x[i] = 3 + i;
+    int no, r;
+    uint64_t keys[64], next[64], held[64];
+    uint32_t toks[64];
+    assert_int_equal(loom_llm_prefix_cache_keys(c, held, toks, 64), 0);
+    generate(m, c, x, 60, 0.0f, out, &no, &r);
+    char sys[700];
+    memset(sys, 's', sizeof sys - 1);
+    sys[sizeof sys - 1] = 0;
+    json_t *in = json_pack("{s:{s:s, s:s}, s:[{s:s, s:s}, {s:s, s:s}]}", "model_resource", "name", "chat", "path",
+                           "chat.gguf", "messages", "role", "system", "content", sys, "role", "user", "content", "hi");
+    size_t tl = 0, nk = loom_prefix_keys(in, "an answer", keys, 64, &tl);
+    assert_int_equal(nk, tl / LOOM_PREFIX_BLOCK);
+    assert_true(nk >= 2);
+    assert_int_equal(loom_llm_prefix_tag(c, m, keys, nk, tl), 0);
+    size_t nh = loom_llm_prefix_cache_keys(c, held, toks, 64);
+    assert_int_equal(nh, nk);
+    assert_true(held[0] == keys[nk - 1]); /* longest first */
+    assert_true(toks[0] > toks[nh - 1] && toks[0] <= 60 + GEN);
+    assert_int_equal(loom_llm_prefix_cache_keys(c, held, toks, 1), 1); /* bounded */
+    /* the next turn: the same messages, the answer, a new question */
+    json_t *msgs = json_object_get(in, "messages");
+    json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "assistant", "content", "an answer"));
+    json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "user", "content", "and then?"));
+    size_t nn = loom_prefix_keys(in, NULL, next, 64, NULL);
+    assert_true(nn >= nk);
+    assert_memory_equal(next, keys, nk * sizeof *keys);
+    /* another model: another seed */
+    json_object_set_new(json_object_get(in, "model_resource"), "path", json_string("other.gguf"));
+    assert_int_equal(loom_prefix_keys(in, NULL, next, 64, NULL), nn);
+    assert_true(next[0] != keys[0]);
+    /* no prompt, no messages: no names */
+    json_t *bad = json_pack("{s:i}", "prompt", 3);
+    assert_int_equal(loom_prefix_keys(bad, NULL, next, 64, NULL), 0);
+    json_decref(bad);
+    json_decref(in);
+    loom_llm_prefix_cache_destroy(&c);
+    /* evicted with its entry */
+    c = loom_llm_prefix_cache_new(0);
+    generate(m, c, x, 60, 0.0f, out, &no, &r);
+    assert_int_equal(loom_llm_prefix_tag(c, m, keys, nk, tl), 0);
+    assert_int_equal(loom_llm_prefix_cache_keys(c, held, toks, 64), 0);
+    loom_llm_prefix_cache_destroy(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),
         cmocka_unit_test(test_greedy_q8),
         cmocka_unit_test(test_seeded_f32),
         cmocka_unit_test(test_bounds),

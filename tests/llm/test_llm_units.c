@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -382,6 +384,32 @@ static void test_pool_many_runs(void **st) {
     loom_llm_pool_destroy(&p);
 }
 
+/* A worker that holds an item far longer than the caller's own items (as
+ * one preempted by another process does): the caller stops spinning,
+ * sleeps, and is woken by the last item; it never returns early. */
+typedef struct slow_ctx { long sum; pthread_t caller; } slow_ctx_t;
+static void slow_task(void *ctx, int i) {
+    slow_ctx_t *c = ctx;
+    /* the item's work, not synchronisation: 20 us on the caller's thread
+     * (time enough for the worker to claim items), 1 ms on a worker's */
+    struct timespec d = {0, pthread_equal(pthread_self(), c->caller) ? 20 * 1000 : 1000 * 1000};
+    nanosleep(&d, NULL);
+    __atomic_fetch_add(&c->sum, i + 1, __ATOMIC_RELAXED);
+}
+
+static void test_pool_held_item(void **st) {
+    (void)st;
+    loom_llm_pool_t *p = loom_llm_pool_new(2);
+    assert_non_null(p);
+    for (int r = 0; r < 100; r++) {
+        int n = 4 + r % 5;
+        slow_ctx_t c = {0, pthread_self()};
+        loom_llm_pool_run(p, n, slow_task, &c);
+        assert_int_equal(__atomic_load_n(&c.sum, __ATOMIC_RELAXED), (long)n * (n + 1) / 2);
+    }
+    loom_llm_pool_destroy(&p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gguf_valid),          cmocka_unit_test(test_gguf_bad),
@@ -390,6 +418,7 @@ int main(void) {
         cmocka_unit_test(test_gguf_resident),       cmocka_unit_test(test_mem_map),
         cmocka_unit_test(test_kvcache),             cmocka_unit_test(test_sampler),
         cmocka_unit_test(test_pool),                cmocka_unit_test(test_pool_many_runs),
+        cmocka_unit_test(test_pool_held_item),
         cmocka_unit_test(test_vindex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

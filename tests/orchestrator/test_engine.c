@@ -1133,6 +1133,123 @@ static void only_what_a_worker_can_resolve_is_chained(void **state)
     assert_int_equal(submit(h, echo_chain, "{\"x\": 1}", 0, id), 0);
     loom_engine_dispatch(h->eng);
     assert_int_equal(h->nsent, 2);
+
+/* The index of the dispatched task of step sid (-1: none). */
+static int sent_of(h_t *h, const char *sid)
+{
+    for (int i = 0; i < h->nsent; i++)
+        if (!strcmp(step_id(h->sent[i]), sid))
+            return i;
+    return -1;
+}
+
+/* c, dispatched at sent[*i], cannot fetch its input `lost` by reference. */
+static void lose_input(h_t *h, int i, char digit)
+{
+    loom_task_t *t = h->sent[i];
+    loom_worker_rec_t *w = h->sent_to[i];
+    char tid[24], lost[65];
+    snprintf(tid, sizeof tid, "%s", t->id);
+    memset(lost, digit, 64);
+    lost[64] = 0;
+    int attempt = t->attempt;
+    memmove(&h->sent[i], &h->sent[i + 1], (size_t)(h->nsent - i - 1) * sizeof *h->sent);
+    memmove(&h->sent_to[i], &h->sent_to[i + 1], (size_t)(h->nsent - i - 1) * sizeof *h->sent_to);
+    h->nsent--;
+    loom_err_t err;
+    assert_int_equal(loom_engine_input_lost(h->eng, w, tid, (uint32_t)attempt, lost,
+                                            "cannot fetch an upstream output by reference from worker w0: gone", &err),
+                     0);
+}
+
+/* Runs the workflow below until c has p's output (object id of digit 1);
+ * returns c's index in sent, p's input in p_input. */
+static int until_c(h_t *h, char id[32], char *p_input, size_t n)
+{
+    const char *y = "version: 1\nname: r\nsteps:\n"
+                    "  a:\n    op: echo\n    value: A\n"
+                    "  q:\n    op: echo\n    value: Q\n"
+                    "  p:\n    op: echo\n    value: ${steps.a.output}\n"
+                    "  c:\n    op: echo\n    value: ${steps.p.output}\n"
+                    "  d:\n    op: echo\n    value:\n      - ${steps.p.output}\n      - ${steps.q.output}\n"
+                    "  e:\n    op: echo\n    needs: [c]\n    value: ${steps.a.output}\n"
+                    "outputs:\n  c: ${steps.c.output}\n  d: ${steps.d.output}\n  e: ${steps.e.output}\n";
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(answer(h, sent_of(h, "a"), 1, "\"A\"", 1), 0);
+    loom_engine_dispatch(h->eng);
+    int i = sent_of(h, "p");
+    assert_true(i >= 0);
+    snprintf(p_input, n, "%s", h->sent[i]->input);
+    assert_int_equal(answer(h, i, 1, "{\"$object\": {\"id\": \"1111111111111111111111111111111111111111111111111111111111111111\"}}", 1), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(sent_of(h, "d"), -1); /* q is not done */
+    i = sent_of(h, "c");
+    assert_true(i >= 0);
+    assert_non_null(strstr(h->sent[i]->input, "1111111111"));
+    return i;
+}
+
+/* c cannot fetch p's output by reference (its holder died): loomd runs p
+ * again from the input it kept, c waits and starts again with the new
+ * output, twice; d (p and q) still waits for q; a's output, which p read,
+ * is still there for e. In a second run a third loss fails the run with
+ * the reason. */
+static void a_lost_input_reruns_its_producer(void **state)
+{
+    (void)state;
+    h_t *h = h_new(8);
+    add_worker(h, "w1", 8);
+    char id[32], p_input[512];
+    int i = until_c(h, id, p_input, sizeof p_input);
+    for (char round = '2'; round <= '3'; round++) {
+        lose_input(h, i, (char)(round - 1));
+        assert_int_equal(view(h, id).state, LOOM_RUN_RUNNING);
+        loom_engine_dispatch(h->eng);
+        assert_int_equal(sent_of(h, "c"), -1);
+        i = sent_of(h, "p");
+        assert_true(i >= 0);
+        assert_string_equal(h->sent[i]->input, p_input); /* its input, though a's output was consumed */
+        char ref[200];
+        snprintf(ref, sizeof ref, "{\"$object\": {\"id\": \"%064d\"}}", 0);
+        memset(ref + 20, round, 64);
+        assert_int_equal(answer(h, i, 1, ref, 1), 0);
+        loom_engine_dispatch(h->eng);
+        assert_int_equal(sent_of(h, "d"), -1); /* still waits for q */
+        i = sent_of(h, "c");
+        assert_true(i >= 0);
+        assert_non_null(strchr(h->sent[i]->input, round));
+    }
+    assert_int_equal(answer(h, i, 1, "\"C\"", 1), 0);
+    loom_engine_dispatch(h->eng);
+    i = sent_of(h, "e");
+    assert_true(i >= 0);
+    assert_non_null(strstr(h->sent[i]->input, "\"A\""));
+    assert_int_equal(answer(h, i, 1, "\"A\"", 1), 0);
+    assert_int_equal(answer(h, sent_of(h, "q"), 1, "\"Q\"", 1), 0);
+    loom_engine_dispatch(h->eng);
+    i = sent_of(h, "d");
+    assert_true(i >= 0);
+    assert_non_null(strstr(h->sent[i]->input, "3333333333"));
+    assert_int_equal(answer(h, i, 1, "[1, 2]", 1), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+
+    i = until_c(h, id, p_input, sizeof p_input);
+    for (int round = 1; round <= 3; round++) { /* p makes the same object each time */
+        lose_input(h, i, '1');
+        if (round == 3) /* p ran again twice already */
+            break;
+        loom_engine_dispatch(h->eng);
+        assert_int_equal(answer(h, sent_of(h, "p"), 1,
+                                "{\"$object\": {\"id\": \"1111111111111111111111111111111111111111111111111111111111111111\"}}", 1),
+                         0);
+        loom_engine_dispatch(h->eng);
+        i = sent_of(h, "c");
+        assert_true(i >= 0);
+    }
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_FAILED);
+    assert_non_null(strstr(v.error, "step 'c' failed: cannot fetch an upstream output by reference from worker w0"));
     h_free(h);
 }
 
@@ -1167,6 +1284,7 @@ int main(void)
         cmocka_unit_test(a_lost_worker_re_runs_only_the_unfinished_steps_of_a_chain),
         cmocka_unit_test(cancel_stops_a_chain),
         cmocka_unit_test(only_what_a_worker_can_resolve_is_chained),
+        cmocka_unit_test(a_lost_input_reruns_its_producer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -276,6 +276,10 @@ static size_t rss_anon(void)
 static void finished_runs_stay_apart_from_the_heap(void **state)
 {
     (void)state;
+#ifdef __SANITIZE_ADDRESS__
+    print_message("skipped: AddressSanitizer's allocator keeps freed memory (make asan)\n");
+    skip();
+#endif
     enum { RUNS = 8, TASKS = 20000 };
     const size_t budget = 12 << 20, slack = 3 << 20;
     malloc_trim(0);

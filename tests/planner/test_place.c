@@ -267,6 +267,74 @@ static void decompose_examples(void **state)
 }
 
 
+/* Prefix reuse priced three ways (loom_cost_prefix): an 8B model, a
+ * 2000-token prompt whose first 1900 tokens' KV sits on one device. */
+static void prefix_three_choices(void **state)
+{
+    (void)state;
+    loom_err_t err = {0};
+    loom_catalog_t *cat = loom_catalog_load("examples/catalog.yaml", &err);
+    assert_non_null(cat);
+    loom_fleet_t *f = loom_fleet_new(cat);
+    loom_fleet_add(f, loom_catalog_find(cat, "H100-SXM"), 1, 0, -1, NULL);
+    loom_fleet_add(f, loom_catalog_find(cat, "A100-40G"), 1, 0, -1, NULL);
+    loom_fleet_add(f, loom_catalog_find(cat, "V100-16G"), 1, 0, -1, NULL);
+    int h100 = loom_fleet_find(f, "H100-SXM"), a100 = loom_fleet_find(f, "A100-40G");
+    int v100 = loom_fleet_find(f, "V100-16G");
+    loom_graph_t *g = loom_graph_new("turn");
+    loom_gnode_t n;
+    double w = 8.03e9 * 2, kv = 131072, prompt = 2000;
+    loom_gnode_init(&n, LOOM_GOP_PREFILL, "t.prefill");
+    n.tokens = prompt;
+    n.flops = 2 * 8.03e9 * prompt;
+    n.bytes = n.shared_bytes = w;
+    n.mem_bytes = w + kv * 2100;
+    int pre = loom_graph_add_node(g, &n, NULL);
+    loom_gnode_init(&n, LOOM_GOP_DECODE, "t.decode");
+    n.tokens = 40;
+    n.flops = 2 * 8.03e9 * 40;
+    n.shared_bytes = w * 40;
+    n.bytes = n.shared_bytes + kv * 2020 * 40;
+    n.mem_bytes = w + kv * 2100;
+    int dec = loom_graph_add_node(g, &n, NULL);
+    loom_graph_add_edge(g, pre, dec, LOOM_GEDGE_KV, kv * prompt, NULL);
+    assert_non_null(loom_graph_topo(g, NULL));
+    loom_cost_t *c = loom_cost_new(g, f, NULL, &err);
+    assert_non_null(c);
+    loom_prefix_price_t p;
+
+    /* Idle holder: running where the prefix lives beats recomputing it. */
+    loom_cost_prefix(c, pre, dec, prompt, 1900, h100, h100, 0, 0, &p);
+    printf("H100 holds it, runs it: there %.1f ms, recompute %.1f ms\n", p.there_ms, p.recompute_ms);
+    assert_int_equal(p.best, LOOM_PREFIX_THERE);
+    assert_true(p.there_ms < p.recompute_ms);
+
+    /* The holder (H100) is busy for a second; the A100 is idle and 100 Gb/s
+     * away: moving the 1900 tokens' KV (~250 MB) is cheaper than both
+     * waiting for the holder and recomputing 2000 tokens on the A100. */
+    loom_cost_prefix(c, pre, dec, prompt, 1900, h100, a100, 1000, 0, &p);
+    printf("H100 busy 1 s, A100 idle: there %.1f ms, move %.1f ms, recompute %.1f ms\n", p.there_ms, p.move_ms,
+           p.recompute_ms);
+    assert_int_equal(p.best, LOOM_PREFIX_MOVE);
+    assert_true(p.move_ms < p.there_ms && p.move_ms < p.recompute_ms);
+
+    /* The holder is a V100 behind 10 Gb/s: moving its KV to the H100 costs
+     * more than the H100 recomputing the prefill. */
+    loom_cost_prefix(c, pre, dec, prompt, 1900, v100, h100, 1000, 0, &p);
+    printf("V100 holds it (10 Gb/s), H100 idle: move %.1f ms, recompute %.1f ms\n", p.move_ms, p.recompute_ms);
+    assert_int_equal(p.best, LOOM_PREFIX_RECOMPUTE);
+    assert_true(p.recompute_ms < p.move_ms);
+
+    /* Nothing reusable: moving nothing is recomputing. */
+    loom_cost_prefix(c, pre, dec, prompt, 0, h100, a100, 0, 0, &p);
+    assert_int_equal(p.best, LOOM_PREFIX_RECOMPUTE);
+    assert_true(fabs(p.move_ms - p.recompute_ms) < 1e-9);
+    loom_cost_destroy(&c);
+    loom_graph_destroy(&g);
+    loom_fleet_destroy(&f);
+    loom_catalog_destroy(&cat);
+}
+
 /* ---- Monte Carlo calibration --------------------------------------------- */
 
 /* A rare slow branch (p = 0.1, 0.9 s on the cheap device) beside an LLM
@@ -641,6 +709,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(paper_three_options),
+        cmocka_unit_test(prefix_three_choices),
         cmocka_unit_test(paper_sla120_picks_b),
         cmocka_unit_test(paper_sla100_infeasible_fastest),
         cmocka_unit_test(paper_sla200_picks_c),

@@ -16,7 +16,24 @@ struct loom_ops {
     op_t *v;
     size_t n, cap;
     loom_ops_models_fn models; /* NULL: the worker loads no models */
+    loom_ops_prefixes_fn prefixes; /* NULL: no prefix cache */
 };
+
+void loom_ops_set_prefixes_fn(loom_ops_t *ops, loom_ops_prefixes_fn fn)
+{
+    if (ops)
+        ops->prefixes = fn;
+}
+
+loom_ops_prefixes_fn loom_ops_get_prefixes_fn(const loom_ops_t *ops)
+{
+    return ops ? ops->prefixes : NULL;
+}
+
+size_t loom_ops_prefixes(const loom_ops_t *ops, uint64_t *keys, uint32_t *tokens, size_t max)
+{
+    return ops && ops->prefixes ? ops->prefixes(keys, tokens, max) : 0;
+}
 
 void loom_ops_set_models_fn(loom_ops_t *ops, loom_ops_models_fn fn)
 {

@@ -92,6 +92,14 @@ void loom_ops_set_models_fn(loom_ops_t *ops, loom_ops_models_fn fn);
 loom_ops_models_fn loom_ops_get_models_fn(const loom_ops_t *ops);
 /* Writes the resident model names into out ("" without a models fn). */
 void loom_ops_models(const loom_ops_t *ops, char *out, size_t n);
+/* Prompt prefixes whose KV the backend holds, for heartbeats
+ * (protocol/prefix_key.h): fn writes at most max keys and their token
+ * counts and returns how many. Thread-safe, like the models fn. */
+typedef size_t (*loom_ops_prefixes_fn)(uint64_t *keys, uint32_t *tokens, size_t max);
+void loom_ops_set_prefixes_fn(loom_ops_t *ops, loom_ops_prefixes_fn fn);
+loom_ops_prefixes_fn loom_ops_get_prefixes_fn(const loom_ops_t *ops);
+/* Calls it (0 without one). */
+size_t loom_ops_prefixes(const loom_ops_t *ops, uint64_t *keys, uint32_t *tokens, size_t max);
 
 /* Registers the ops every worker has: noop, echo, sleep (ops_basic.c). */
 int loom_ops_add_basic(loom_ops_t *ops);
@@ -111,6 +119,11 @@ const char *loom_op_task_id(const loom_op_ctx_t *ctx);
  * was recomputed: loomd records it as a progress event with a message,
  * which is stored with the run's events. */
 int loom_op_note(loom_op_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Announces the task's output before it finishes (early: JSON, copied):
+ * a streamed KV cache's reference, so loomd can start the consumer while
+ * the producer still computes (ProgressRequest.early_output). The handler
+ * still returns its output; loomd may ignore the announcement. */
+int loom_op_announce(loom_op_ctx_t *ctx, const json_t *early);
 /* The id loomd knows this worker by (borrowed). */
 const char *loom_op_worker_id(const loom_op_ctx_t *ctx);
 int loom_op_attempt(const loom_op_ctx_t *ctx);

@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -50,13 +53,114 @@ static XXH3_state_t *hash_new(void) {
     return h;
 }
 
+/* ---- stream segments -------------------------------------------------------- */
+
+/* Where the next segment of a stream starts (the bytes before it were
+ * verified and handed on). */
+typedef struct segs {
+    uint64_t pos, index;
+} segs_t;
+
+/* Verifies and hands on every whole segment in buf[pos, got). */
+static int feed(segs_t *g, const loom_objref_t *r, const loom_objfetch_opts_t *o, const uint8_t *buf, uint64_t got,
+                loom_err_t *e) {
+    while (got - g->pos >= 8) {
+        uint64_t len = 0;
+        for (int i = 7; i >= 0; i--) len = len << 8 | buf[g->pos + (uint64_t)i];
+        uint64_t room = r->size - g->pos;
+        if (room < LOOM_OBJSTREAM_FRAME || len > room - LOOM_OBJSTREAM_FRAME)
+            return loom_err_set(e, LOOM_EPROTO, "stream %.16s…: segment %llu claims %llu bytes past the object's end", r->id,
+                                (unsigned long long)g->index, (unsigned long long)len);
+        if (got - g->pos < len + LOOM_OBJSTREAM_FRAME) break;
+        const uint8_t *data = buf + g->pos + 8;
+        char want[33], hex[33];
+        loom_objstore_checksum_hex(XXH3_128bits(data, len), hex);
+        XXH128_canonical_t c;
+        memcpy(c.digest, data + len, 16);
+        loom_objstore_checksum_hex(XXH128_hashFromCanonical(&c), want);
+        if (strcmp(hex, want))
+            return loom_err_set(e, LOOM_EPARSE, "checksum mismatch: segment %llu of stream %.16s… (XXH3-128 %.12s…) arrived as %.12s…",
+                                (unsigned long long)g->index, r->id, want, hex);
+        int rc = o->on_segment ? o->on_segment(o->seg_ud, g->index, data, len, e) : 0;
+        if (rc) return rc;
+        g->pos += len + LOOM_OBJSTREAM_FRAME;
+        g->index++;
+    }
+    if (got == r->size && g->pos != got)
+        return loom_err_set(e, LOOM_EPROTO, "stream %.16s… ends inside segment %llu", r->id, (unsigned long long)g->index);
+    return 0;
+}
+
+/* The producer's process id from the reference's path (ROOT/<pid>/<id>). */
+static pid_t path_pid(const char *path) {
+    const char *end = strrchr(path, '/'), *p = end;
+    while (p && p > path && p[-1] != '/') p--;
+    return p && end > p ? (pid_t)strtol(p, NULL, 10) : 0;
+}
+
+/* Same-host path of a stream: reads the producer's file as it grows,
+ * waiting on inotify. It waits as long as the producer's process lives
+ * and the file stays (a slow prefill is no failure; on_chunk may stop it);
+ * a gone process or an unlinked (abandoned) file fails it at once. */
+static int same_host_stream(const loom_objref_t *r, const loom_objfetch_opts_t *o, int fd, uint8_t *buf, loom_err_t *e) {
+    int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (in >= 0 && inotify_add_watch(in, r->path, IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF) < 0) {
+        close(in);
+        in = -1;
+    }
+    pid_t pid = path_pid(r->path);
+    segs_t g = {0};
+    uint64_t got = 0;
+    int rc = 0;
+    while (!rc && got < r->size) {
+        ssize_t k = pread(fd, buf + got, r->size - got, (off_t)got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) { rc = loom_err_set(e, LOOM_EIO, "cannot read %s: %s", r->path, strerror(errno)); break; }
+        if (k > 0) {
+            got += (uint64_t)k;
+            if ((rc = feed(&g, r, o, buf, got, e))) break;
+            if (o->on_chunk && o->on_chunk(o->ud, got, r->size)) rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped");
+            continue;
+        }
+        /* nothing new: is the producer still there? */
+        struct stat st;
+        if (fstat(fd, &st) || st.st_nlink == 0) {
+            rc = loom_err_set(e, LOOM_ENOTFOUND, "worker %s abandoned stream %.16s… after %llu of %llu bytes", r->worker, r->id,
+                              (unsigned long long)got, (unsigned long long)r->size);
+            break;
+        }
+        if (pid > 0 && kill(pid, 0) && errno == ESRCH) {
+            rc = loom_err_set(e, LOOM_EUNAVAIL, "worker %s (process %d) is gone after %llu of %llu bytes of stream %.16s…",
+                              r->worker, (int)pid, (unsigned long long)got, (unsigned long long)r->size, r->id);
+            break;
+        }
+        if (o->on_chunk && o->on_chunk(o->ud, got, r->size)) { rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped"); break; }
+        if (in >= 0) {
+            struct pollfd p = {in, POLLIN, 0};
+            if (poll(&p, 1, 200) > 0) {
+                char ev[4096];
+                while (read(in, ev, sizeof ev) > 0) {}
+            }
+        } else {
+            usleep(2000);
+        }
+    }
+    if (in >= 0) close(in);
+    return rc;
+}
+
 /* Same-host path: 1 when it applied (rc in *rc), 0 when the file is not
  * visible here (the caller goes to the network). */
-static int same_host(const loom_objref_t *r, uint8_t *buf, int *rc, loom_err_t *e) {
+static int same_host(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_t *buf, int *rc, loom_err_t *e) {
     if (!r->path[0] || !r->host[0] || strcmp(r->host, loom_objstore_host_id()) || !loom_objstore_path_ok(r->path))
         return 0;
     int fd = open(r->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
+    if (r->stream) {
+        *rc = same_host_stream(r, o, fd, buf, e);
+        close(fd);
+        return 1;
+    }
     struct stat st;
     if (fstat(fd, &st) || (uint64_t)st.st_size != r->size) {
         close(fd);
@@ -90,9 +194,11 @@ static int send_req(void *s, const loom_objref_t *r, uint64_t seq, uint64_t off,
     return zmq_send(s, b, l, 0) < 0 ? -1 : 0;
 }
 
-/* Receives one answer: header frame + data written straight into buf. */
-static int recv_chunk(void *s, const loom_objref_t *r, uint64_t seq, uint64_t off, uint32_t len, uint8_t *buf,
+/* Receives one answer: header frame + data written straight into buf
+ * (hashed into h unless NULL). 1: a stream's PENDING (no data). */
+static int recv_chunk(void *s, const loom_objref_t *r, uint64_t seq, uint64_t off, uint32_t *lenp, uint8_t *buf,
                       XXH3_state_t *h, loom_err_t *e) {
+    uint32_t len = *lenp;
     uint8_t hb[1024];
     int hl = zmq_recv(s, hb, sizeof hb, 0);
     if (hl < 0) return loom_err_set(e, LOOM_EIO, "receiving from %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
@@ -102,27 +208,72 @@ static int recv_chunk(void *s, const loom_objref_t *r, uint64_t seq, uint64_t of
     Loom__V1__ObjectChunk *c = hl <= (int)sizeof hb ? loom__v1__object_chunk__unpack(NULL, (size_t)hl, hb) : NULL;
     int rc = 0;
     if (!c) rc = loom_err_set(e, LOOM_EPROTO, "malformed chunk header from %s", r->endpoint);
+    else if (c->status == LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_PENDING && r->stream && !more)
+        rc = 1; /* a live producer still writing: keep waiting */
     else if (c->status == LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_NOT_FOUND)
         rc = loom_err_set(e, LOOM_ENOTFOUND, "worker %s no longer has object %.16s…: %s", r->worker, r->id,
                           c->message ? c->message : "");
     else if (c->status != LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_OK)
         rc = loom_err_set(e, LOOM_EPROTO, "worker %s refused the request: %s", r->worker, c->message ? c->message : "");
-    else if (c->seq != seq || c->offset != off || c->length != len || c->size != r->size || !more)
+    else if (c->seq != seq || c->offset != off || c->size != r->size || !more ||
+             (r->stream ? !c->length || c->length > len : c->length != len)) /* a stream's answer may be shorter */
         rc = loom_err_set(e, LOOM_EPROTO, "unexpected chunk from %s (seq %llu offset %llu length %u; wanted %llu %llu %u)",
                           r->endpoint, (unsigned long long)c->seq, (unsigned long long)c->offset, c->length,
                           (unsigned long long)seq, (unsigned long long)off, len);
+    if (!rc) *lenp = len = c->length;
     if (c) loom__v1__object_chunk__free_unpacked(c, NULL);
     if (!rc) {
         int k = zmq_recv(s, buf + off, len, 0);
         zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
         if (k != (int)len || more) rc = loom_err_set(e, LOOM_EPROTO, "chunk at %llu has %d bytes, not %u", (unsigned long long)off, k, len);
-        else XXH3_128bits_update(h, buf + off, len);
+        else if (h) XXH3_128bits_update(h, buf + off, len);
     }
     while (more) { /* drop the rest of a bad message */
         char junk[64];
         zmq_recv(s, junk, sizeof junk, 0);
         zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
     }
+    return rc;
+}
+
+/* A stream: one request in flight, each from where the last answer ended
+ * (an answer holds what the producer had written of the range). */
+static int stream_seq(void *s, const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_t *buf, size_t chunk,
+                      uint64_t *recvd, loom_err_t *e) {
+    segs_t g = {0};
+    int rc = 0, asked = 0;
+    uint64_t off = 0, seq = 0;
+    while (!rc && off < r->size) {
+        uint32_t len = (uint32_t)(r->size - off < chunk ? r->size - off : chunk);
+        if (!asked && send_req(s, r, seq, off, len)) {
+            rc = loom_err_set(e, LOOM_EIO, "sending to %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
+            break;
+        }
+        asked = 1;
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        int p = zmq_poll(&it, 1, o->timeout_ms > 0 ? o->timeout_ms : 10000);
+        if (p < 0 && zmq_errno() == EINTR) continue;
+        if (p <= 0) {
+            rc = loom_err_set(e, off ? LOOM_ETIMEDOUT : LOOM_EUNAVAIL,
+                              "worker %s at %s sent nothing for %d ms after %llu of %llu bytes of a stream (producer gone?)",
+                              r->worker[0] ? r->worker : "?", r->endpoint, o->timeout_ms, (unsigned long long)off,
+                              (unsigned long long)r->size);
+            break;
+        }
+        rc = recv_chunk(s, r, seq, off, &len, buf, NULL, e);
+        if (rc == 1) { /* PENDING: the producer lives; wait on */
+            rc = 0;
+            if (o->on_chunk && o->on_chunk(o->ud, off, r->size)) rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped");
+            continue;
+        }
+        if (rc) break;
+        asked = 0;
+        seq++;
+        off += len;
+        if ((rc = feed(&g, r, o, buf, off, e))) break;
+        if (o->on_chunk && o->on_chunk(o->ud, off, r->size)) rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped");
+    }
+    *recvd = seq;
     return rc;
 }
 
@@ -162,7 +313,8 @@ static int network(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_
         goto out;
     }
     uint64_t n = (r->size + chunk - 1) / chunk, sent = 0, recvd = 0;
-    while (!rc && recvd < n) {
+    if (r->stream) rc = stream_seq(s, r, o, buf, chunk, &recvd, e);
+    while (!r->stream && !rc && recvd < n) {
         while (sent < n && sent - recvd < (uint64_t)window) {
             uint64_t off = sent * chunk;
             if (send_req(s, r, sent, off, (uint32_t)(r->size - off < chunk ? r->size - off : chunk))) {
@@ -184,12 +336,12 @@ static int network(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_
         }
         uint64_t off = recvd * chunk;
         uint32_t len = (uint32_t)(r->size - off < chunk ? r->size - off : chunk);
-        if ((rc = recv_chunk(s, r, recvd, off, len, buf, h, e))) break;
+        if ((rc = recv_chunk(s, r, recvd, off, &len, buf, h, e))) break;
         recvd++;
         if (o->on_chunk && o->on_chunk(o->ud, off + len, r->size)) rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped");
     }
     *chunks = recvd;
-    if (!rc) rc = check_digest(h, r, e);
+    if (!rc && !r->stream) rc = check_digest(h, r, e);
 out:
     XXH3_freeState(h);
     zmq_close(s);
@@ -224,7 +376,7 @@ int loom_objfetch_into(const loom_objref_t *ref, const loom_objfetch_opts_t *opt
     double t0 = now_s();
     loom_objfetch_stats_t st = {.path = "same-host"};
     int rc = 0;
-    if (!opts->same_host || !same_host(ref, buf, &rc, e)) {
+    if (!opts->same_host || !same_host(ref, opts, buf, &rc, e)) {
         st.path = "network";
         rc = network(ref, opts, buf, &st.chunks, e);
     }

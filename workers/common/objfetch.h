@@ -9,7 +9,14 @@
  * way the XXH3-128 of the bytes must equal the reference's checksum. A producer
  * that died, evicted the object, sent a bad chunk or stayed silent past the
  * timeout fails the fetch with a clear message; the caller decides the
- * fallback (for a KV cache: re-run the prefill). */
+ * fallback (for a KV cache: re-run the prefill).
+ *
+ * A streamed reference (objstore.h) may be fetched while its producer
+ * still writes it: the network path's requests wait at the producer (which
+ * says PENDING about every second, so a live but slow producer is not
+ * silence); the same-host path reads the file as it grows (inotify), and
+ * fails at once when the producer's process is gone or it abandoned the
+ * stream. Each segment is verified as it lands and handed to on_segment. */
 #ifndef LOOM_WORKERS_OBJFETCH_H
 #define LOOM_WORKERS_OBJFETCH_H
 
@@ -24,10 +31,15 @@ typedef struct loom_objfetch_opts {
     size_t chunk;         /* bytes per request; 0: 1 MiB */
     int window;           /* requests in flight; <= 0: 8 */
     int same_host;        /* 1: try the shared-memory path first; 0: network only */
-    /* Called after each chunk lands (may be NULL); non-zero stops the fetch
-     * (LOOM_ECANCELLED). Tests use it to kill the producer mid-transfer. */
+    /* Called after each chunk lands and, for a stream, while waiting for
+     * one (may be NULL); non-zero stops the fetch (LOOM_ECANCELLED). Tests
+     * use it to kill the producer mid-transfer; ops to honour a cancel. */
     int (*on_chunk)(void *ud, uint64_t got, uint64_t size);
     void *ud;
+    /* A stream's segments, each verified, in order (may be NULL); non-zero
+     * (an error code, e filled) stops the fetch with that error. */
+    int (*on_segment)(void *ud, uint64_t index, const uint8_t *data, size_t n, loom_err_t *e);
+    void *seg_ud;
     /* The CURVE pair this side presents to a producer whose reference has a
      * key (Z85; NULL: the object store's, loom_objstore_set_curve, else a
      * fresh one that only producers admitting any key accept). */

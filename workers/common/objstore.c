@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -29,6 +32,8 @@
 #define COMP "objects"
 #define MAX_CHUNK (16u << 20)
 #define MAX_REQUEST 1024
+#define MAX_PENDING 256         /* requests held for unwritten stream bytes */
+#define KEEPALIVE_MS 1000       /* PENDING answers to held requests, this often */
 
 /* A run that holds an object: while pinned, a consumer of the run may still
  * fetch it (never dropped: spilled instead); once released it stays only
@@ -48,7 +53,20 @@ typedef struct entry {
     int spilled;               /* the file is in the spill directory, not the memory tier */
     holder_t *runs;            /* runs that hold it */
     size_t n_runs;
+    int fd;                    /* a stream's file while it is written (else -1) */
+    int streaming;             /* 1 while its producer appends (never evicted or spilled) */
+    uint64_t ready;            /* bytes written (size once complete) */
 } entry_t;
+
+/* A request for stream bytes not written yet, answered when they are. */
+typedef struct pending {
+    uint8_t rid[256];          /* the consumer's routing id */
+    size_t rid_len;
+    char id[65];
+    uint64_t offset, seq;
+    uint32_t length;
+    uint64_t said_ms;          /* last PENDING answer (or when held) */
+} pending_t;
 
 static struct {
     pthread_once_t once;
@@ -65,8 +83,11 @@ static struct {
     loom_map_t *byid;          /* id -> entry_t */
     entry_t *head, *tail;
     void *zctx, *sock, *zap;
+    int wake;                  /* eventfd: a stream grew or ended */
     pthread_t thread;
-} S = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER};
+    pending_t pend[MAX_PENDING]; /* the server thread's only */
+    int n_pend;
+} S = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER, .wake = -1};
 
 /* CURVE (loom_objstore_set_curve): this process's key pair and the folder
  * of admitted consumers' public keys ("" = any CURVE key). */
@@ -249,30 +270,51 @@ static void zap_one(void *sock) {
 
 /* ---- the server thread -------------------------------------------------- */
 
-static void answer(void *sock, zmq_msg_t *rid, const Loom__V1__ObjectRequest *rq, const char *bad) {
+/* Answers one request (rq NULL: a malformed one, bad says why); a stream's
+ * range with what is written of it (a shorter answer). Returns 1 when
+ * nothing of the range is written yet (the caller holds it), after
+ * answering PENDING when `pending` is set, else without a word. */
+static int answer(void *sock, const void *rid, size_t rid_len, const Loom__V1__ObjectRequest *rq, const char *bad,
+                  int pending) {
     Loom__V1__ObjectChunk c = LOOM__V1__OBJECT_CHUNK__INIT;
     c.id = rq && rq->id ? rq->id : "";
     c.seq = rq ? rq->seq : 0;
     c.offset = rq ? rq->offset : 0;
     const uint8_t *data = NULL;
+    int from_fd = -1, still_held = 0;
     pthread_mutex_lock(&S.mu);
     entry_t *x = !bad && rq ? loom_map_get(S.byid, rq->id) : NULL;
+    /* a stream's range is answered with what is written of it; nothing
+     * written yet: held */
+    if (x && x->streaming && rq->offset < x->size && x->ready <= rq->offset && rq->length) {
+        if (!pending) {
+            pthread_mutex_unlock(&S.mu);
+            return 1;
+        }
+        c.status = LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_PENDING;
+        c.message = "not written yet";
+        c.size = x->size;
+        x = NULL;
+        bad = "";
+        still_held = 1;
+    }
     if (bad) {
-        c.status = LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_BAD_REQUEST;
-        c.message = (char *)bad;
+        if (!c.status) c.status = LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_BAD_REQUEST;
+        if (!c.message) c.message = (char *)bad;
     } else if (!x) {
         c.status = LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_NOT_FOUND;
-        c.message = "no such object here (evicted or never stored)";
+        c.message = "no such object here (evicted, abandoned by its failed producer, or never stored)";
     } else if (rq->offset > x->size) {
         c.status = LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_BAD_REQUEST;
         c.message = "offset past the end of the object";
         c.size = x->size;
     } else {
         c.size = x->size;
-        uint64_t left = x->size - rq->offset;
+        uint64_t left = (x->streaming ? x->ready : x->size) - rq->offset;
         c.length = (uint32_t)(left < rq->length ? left : rq->length);
         if (c.length > MAX_CHUNK) c.length = MAX_CHUNK;
-        data = (const uint8_t *)x->map + rq->offset;
+        if (x->map) data = (const uint8_t *)x->map + rq->offset;
+        else if (c.length) from_fd = x->fd; /* a stream being written */
     }
     size_t hl = loom__v1__object_chunk__get_packed_size(&c);
     uint8_t hdr[1024];
@@ -284,12 +326,80 @@ static void answer(void *sock, zmq_msg_t *rid, const Loom__V1__ObjectRequest *rq
     if (ok && data && zmq_msg_init_size(&body, c.length) == 0) memcpy(zmq_msg_data(&body), data, c.length);
     else data = NULL;
     pthread_mutex_unlock(&S.mu);
-    if (!ok) return;
-    if (zmq_msg_send(rid, sock, ZMQ_SNDMORE) < 0 || zmq_send(sock, hdr, hl, data ? ZMQ_SNDMORE : 0) < 0) {
+    if (ok && from_fd >= 0 && zmq_msg_init_size(&body, c.length) == 0) {
+        if (pread(from_fd, zmq_msg_data(&body), c.length, (off_t)rq->offset) == (ssize_t)c.length) data = zmq_msg_data(&body);
+        else zmq_msg_close(&body);
+    }
+    pthread_mutex_unlock(&S.mu);
+    if (!ok) return still_held;
+    if (from_fd >= 0 && !data) { /* could not read what was written: let the consumer fail cleanly */
+        c.status = LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_NOT_FOUND;
+        c.message = "cannot read the stream's file";
+        c.length = 0;
+        hl = loom__v1__object_chunk__get_packed_size(&c);
+        loom__v1__object_chunk__pack(&c, hdr);
+    }
+    if (zmq_send(sock, rid, rid_len, ZMQ_SNDMORE) < 0 || zmq_send(sock, hdr, hl, data ? ZMQ_SNDMORE : 0) < 0) {
         if (data) zmq_msg_close(&body);
-        return;
+        return still_held;
     }
     if (data && zmq_msg_send(&body, sock, 0) < 0) zmq_msg_close(&body);
+    return still_held;
+}
+
+/* Holds a request for stream bytes not written yet. A full table (many
+ * consumers of streams at once) refuses it: that consumer fails and falls
+ * back rather than the producer holding unbounded state. */
+static int held(const void *rid, size_t rid_len, const char *id) {
+    for (int i = 0; i < S.n_pend; i++)
+        if (!strcmp(S.pend[i].id, id) && S.pend[i].rid_len == rid_len && !memcmp(S.pend[i].rid, rid, rid_len))
+            return 1;
+    return 0;
+}
+
+static void hold(void *sock, const void *rid, size_t rid_len, const Loom__V1__ObjectRequest *rq) {
+    if (S.n_pend == MAX_PENDING || rid_len > sizeof S.pend[0].rid) {
+        answer(sock, rid, rid_len, NULL, "too many requests waiting for streams", 0);
+        return;
+    }
+    pending_t *p = &S.pend[S.n_pend];
+    memcpy(p->rid, rid, rid_len);
+    p->rid_len = rid_len;
+    snprintf(p->id, sizeof p->id, "%s", rq->id);
+    p->offset = rq->offset;
+    p->length = rq->length;
+    p->seq = rq->seq;
+    p->said_ms = loom_clock_ms();
+    S.n_pend++;
+}
+
+/* Answers the held requests whose bytes are there now (or whose stream is
+ * gone), and says PENDING to those waiting longer than KEEPALIVE_MS. */
+static void serve_pending(void *sock) {
+    uint64_t now = loom_clock_ms();
+    for (int i = 0; i < S.n_pend;) {
+        pending_t *p = &S.pend[i];
+        Loom__V1__ObjectRequest rq = LOOM__V1__OBJECT_REQUEST__INIT;
+        rq.id = p->id;
+        rq.offset = p->offset;
+        rq.length = p->length;
+        rq.seq = p->seq;
+        int say = now - p->said_ms >= KEEPALIVE_MS;
+        if (answer(sock, p->rid, p->rid_len, &rq, NULL, say)) {
+            if (say) p->said_ms = now;
+            i++;
+            continue;
+        }
+        /* answered: keep the rest in arrival order */
+        memmove(p, p + 1, (size_t)(--S.n_pend - i) * sizeof *p);
+    }
+}
+
+static void wake_server(void) {
+    if (S.wake >= 0) {
+        uint64_t one = 1;
+        if (write(S.wake, &one, sizeof one) < 0) { /* the counter saturated: it is awake anyway */ }
+    }
 }
 
 /* One request: [routing id][ObjectRequest]. Anything else is dropped or
@@ -318,7 +428,12 @@ static void serve_one(void *sock) {
     else if (!(rq = loom__v1__object_request__unpack(NULL, zmq_msg_size(&req), zmq_msg_data(&req))))
         bad = "malformed ObjectRequest";
     else if (!rq->id || strlen(rq->id) != 64 || strspn(rq->id, "0123456789abcdef") != 64) bad = "bad object id";
-    answer(sock, &rid, rq, bad);
+    /* a consumer's requests are answered in order: behind one held for
+     * the same stream, a request waits too */
+    const void *id = zmq_msg_data(&rid);
+    size_t il = zmq_msg_size(&rid);
+    if (!bad && rq && held(id, il, rq->id)) hold(sock, id, il, rq);
+    else if (answer(sock, id, il, rq, bad, 0)) hold(sock, id, il, rq);
     if (rq) loom__v1__object_request__free_unpacked(rq, NULL);
 out_req:
     zmq_msg_close(&req);
@@ -329,14 +444,19 @@ out_rid:
 static void *serve(void *arg) {
     (void)arg;
     for (;;) {
-        zmq_pollitem_t it[2] = {{S.sock, 0, ZMQ_POLLIN, 0}, {S.zap, 0, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(it, S.zap ? 2 : 1, -1);
+        zmq_pollitem_t it[3] = {{S.sock, 0, ZMQ_POLLIN, 0}, {NULL, S.wake, ZMQ_POLLIN, 0}, {S.zap, 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(it, S.zap ? 3 : 2, S.n_pend ? KEEPALIVE_MS / 4 : -1);
         if (n < 0) {
             if (zmq_errno() == ETERM) break;
             continue;
         }
-        if (S.zap && (it[1].revents & ZMQ_POLLIN)) zap_one(S.zap);
+        if (S.zap && (it[2].revents & ZMQ_POLLIN)) zap_one(S.zap);
+        if (it[1].revents & ZMQ_POLLIN) {
+            uint64_t v;
+            if (read(S.wake, &v, sizeof v) < 0) { /* nothing to clear */ }
+        }
         if (it[0].revents & ZMQ_POLLIN) serve_one(S.sock);
+        if (S.n_pend) serve_pending(S.sock);
     }
     return NULL;
 }
@@ -379,7 +499,8 @@ static void start(void) {
             sweep_dead(sroot);
         }
     }
-    if (!(S.byid = loom_map_new(NULL)) || !(S.zctx = zmq_ctx_new()) || !(S.sock = zmq_socket(S.zctx, ZMQ_ROUTER))) {
+    if (!(S.byid = loom_map_new(NULL)) || !(S.zctx = zmq_ctx_new()) || !(S.sock = zmq_socket(S.zctx, ZMQ_ROUTER)) ||
+        (S.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         fmt(S.err, sizeof S.err, "cannot start the object server: out of memory or ZeroMQ failed");
         goto fail;
     }
@@ -441,6 +562,7 @@ static void unlink_entry(entry_t *x) {
     entry_path(x, f, sizeof f);
     unlink(f);
     if (x->map) munmap(x->map, x->size);
+    if (x->fd >= 0) close(x->fd);
     if (x->spilled) S.spill_bytes -= x->size;
     else S.bytes -= x->size;
     loom_map_del(S.byid, x->id);
@@ -482,7 +604,7 @@ static int pin(entry_t *x, const char *run) {
  * every one there is needed. */
 static entry_t *victim(int spilled, uint64_t now) {
     for (entry_t *x = S.head; x; x = x->next)
-        if (x->spilled == spilled && !pinned(x, now)) return x;
+        if (x->spilled == spilled && !x->streaming && !pinned(x, now)) return x;
     return NULL;
 }
 
@@ -509,6 +631,14 @@ static void fill_ref(const entry_t *x, const char *worker, const char *media, lo
     entry_path(x, ref->path, sizeof ref->path);
     fmt(ref->media, sizeof ref->media, "%s", media ? media : "");
     if (C.on) memcpy(ref->key, C.pub, sizeof ref->key);
+    ref->stream = x->streaming;
+}
+
+static void link_entry(entry_t *x) {
+    x->prev = S.tail;
+    if (S.tail) S.tail->next = x;
+    else S.head = x;
+    S.tail = x;
 }
 
 static int write_file(const char *path, const void *data, size_t n, loom_err_t *e) {
@@ -604,7 +734,7 @@ static int memory_room(uint64_t n, uint64_t now, loom_err_t *e, int *rc) {
             continue;
         }
         entry_t *p = S.head; /* the oldest needed object in memory goes to disk */
-        while (p && p->spilled) p = p->next;
+        while (p && (p->spilled || p->streaming)) p = p->next;
         if (!p || !spill_room(p->size, now)) return 0;
         if ((*rc = spill_one(p, e))) return 0;
     }
@@ -647,6 +777,8 @@ int loom_objstore_put_run(const void *data, size_t n, const char *worker, const 
         spilled = 1;
     }
     if (!(x = calloc(1, sizeof *x))) { rc = loom_err_set(e, LOOM_ENOMEM, "out of memory"); goto out; }
+    x->fd = -1;
+    x->ready = n;
     memcpy(x->id, id, sizeof id);
     loom_objstore_checksum_hex(XXH3_128bits(data, n), x->checksum);
     x->size = n;
@@ -664,10 +796,7 @@ int loom_objstore_put_run(const void *data, size_t n, const char *worker, const 
         free(x);
         goto out;
     }
-    x->prev = S.tail;
-    if (S.tail) S.tail->next = x;
-    else S.head = x;
-    S.tail = x;
+    link_entry(x);
     if (spilled) {
         S.spill_bytes += n;
         S.spilled_total++;
@@ -685,6 +814,140 @@ out:
 int loom_objstore_put(const void *data, size_t n, const char *worker, const char *media, loom_objref_t *ref,
                       loom_err_t *e) {
     return loom_objstore_put_run(data, n, worker, media, NULL, ref, e);
+}
+
+/* ---- streams ------------------------------------------------------------- */
+
+struct loom_objstream {
+    entry_t *x;                /* owned by the store; valid until close */
+    int fd;                    /* our write end */
+    uint64_t written, size;
+};
+
+int loom_objstore_stream_open(uint64_t size, const char *worker, const char *media, const char *run,
+                              loom_objstream_t **out, loom_objref_t *ref, loom_err_t *e) {
+    *out = NULL;
+    pthread_once(&S.once, start);
+    if (S.ready != 1) return loom_err_set(e, LOOM_EIO, "%s", S.err);
+    uint8_t rnd[32];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) return loom_err_set(e, LOOM_EIO, "getrandom failed");
+    loom_objstream_t *s = calloc(1, sizeof *s);
+    entry_t *x = calloc(1, sizeof *x);
+    if (!s || !x) {
+        free(s);
+        free(x);
+        return loom_err_set(e, LOOM_ENOMEM, "out of memory");
+    }
+    loom_hex(rnd, 32, x->id);
+    x->size = s->size = size;
+    x->streaming = 1;
+    x->fd = -1;
+    char path[PATH_MAX];
+    fmt(path, sizeof path, "%s/%s", S.dir, x->id);
+    pthread_mutex_lock(&S.mu);
+    int rc = 0;
+    if (size > S.budget || !memory_room(size, loom_clock_ms(), e, &rc)) { /* streams live in the memory tier */
+        if (!rc) rc = full(size, x->id, run, e);
+    } else if (run && *run && pin(x, run)) {
+        rc = loom_err_set(e, LOOM_ENOMEM, "out of memory");
+    } else if ((s->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
+               (x->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = loom_err_set(e, LOOM_EIO, "cannot create %s: %s", path, strerror(errno));
+        if (s->fd >= 0) { close(s->fd); unlink(path); }
+    } else if (loom_map_put(S.byid, x->id, x)) {
+        close(s->fd);
+        close(x->fd);
+        unlink(path);
+        rc = loom_err_set(e, LOOM_ENOMEM, "out of memory");
+    }
+    if (rc) {
+        pthread_mutex_unlock(&S.mu);
+        free(x->runs);
+        free(s);
+        free(x);
+        return rc;
+    }
+    link_entry(x);
+    S.bytes += size;
+    fill_ref(x, worker, media, ref);
+    pthread_mutex_unlock(&S.mu);
+    s->x = x;
+    *out = s;
+    return 0;
+}
+
+int loom_objstore_stream_segment(loom_objstream_t *s, const loom_objstream_piece_t *p, int n, loom_err_t *e) {
+    uint64_t len = 0;
+    XXH3_state_t *h = XXH3_createState();
+    if (!h || n > 14) {
+        XXH3_freeState(h);
+        return loom_err_set(e, n > 14 ? LOOM_EINVAL : LOOM_ENOMEM, "bad segment (at most 14 pieces)");
+    }
+    XXH3_128bits_reset(h);
+    struct iovec iov[16];
+    uint8_t head[8], tail[16];
+    for (int i = 0; i < n; i++) {
+        len += p[i].len;
+        XXH3_128bits_update(h, p[i].data, p[i].len);
+        iov[i + 1] = (struct iovec){(void *)p[i].data, p[i].len};
+    }
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(h));
+    XXH3_freeState(h);
+    memcpy(tail, c.digest, 16);
+    for (int i = 0; i < 8; i++) head[i] = (uint8_t)(len >> (8 * i));
+    iov[0] = (struct iovec){head, 8};
+    iov[n + 1] = (struct iovec){tail, 16};
+    uint64_t total = len + LOOM_OBJSTREAM_FRAME;
+    if (total > s->size - s->written)
+        return loom_err_set(e, LOOM_EINVAL, "segment of %llu bytes past the stream's declared size", (unsigned long long)len);
+    /* writev in full (a short write continues where it stopped) */
+    int cnt = n + 2, at = 0;
+    while (at < cnt) {
+        ssize_t w = writev(s->fd, iov + at, cnt - at);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return loom_err_set(e, LOOM_EIO, "cannot write the stream: %s", w ? strerror(errno) : "short write");
+        while (at < cnt && (size_t)w >= iov[at].iov_len) w -= (ssize_t)iov[at++].iov_len;
+        if (at < cnt) {
+            iov[at].iov_base = (uint8_t *)iov[at].iov_base + w;
+            iov[at].iov_len -= (size_t)w;
+        }
+    }
+    s->written += total;
+    pthread_mutex_lock(&S.mu);
+    s->x->ready = s->written;
+    pthread_mutex_unlock(&S.mu);
+    wake_server();
+    return 0;
+}
+
+int loom_objstore_stream_close(loom_objstream_t *s, int ok, loom_err_t *e) {
+    if (!s) return 0;
+    int rc = ok && s->written != s->size
+                 ? loom_err_set(e, LOOM_EINVAL, "stream closed after %llu of its %llu bytes",
+                                (unsigned long long)s->written, (unsigned long long)s->size)
+                 : 0;
+    close(s->fd);
+    pthread_mutex_lock(&S.mu);
+    entry_t *x = s->x;
+    if (ok && !rc && x->size) {
+        x->map = mmap(NULL, x->size, PROT_READ, MAP_SHARED, x->fd, 0);
+        if (x->map == MAP_FAILED) {
+            x->map = NULL;
+            rc = loom_err_set(e, LOOM_EIO, "cannot map the finished stream: %s", strerror(errno));
+        }
+    }
+    if (ok && !rc) {
+        close(x->fd);
+        x->fd = -1;
+        x->streaming = 0;
+    } else {
+        unlink_entry(x); /* waiting consumers get NOT_FOUND */
+    }
+    pthread_mutex_unlock(&S.mu);
+    wake_server();
+    free(s);
+    return rc;
 }
 
 int loom_objstore_drop(const char *id) {
@@ -757,6 +1020,10 @@ json_t *loom_objref_to_json(const loom_objref_t *r) {
                           (json_int_t)r->size, "checksum", r->checksum, "worker", r->worker, "endpoint", r->endpoint,
                           "host", r->host, "path", r->path, "media", r->media);
     if (j && r->key[0]) json_object_set_new(json_object_get(j, "$object"), "key", json_string(r->key));
+    if (j && r->stream) {
+        json_object_del(json_object_get(j, "$object"), "checksum");
+        json_object_set_new(json_object_get(j, "$object"), "stream", json_true());
+    }
     return j;
 }
 
@@ -783,8 +1050,15 @@ int loom_objref_from_json(const json_t *j, loom_objref_t *r, loom_err_t *e) {
         return LOOM_EINVAL;
     }
     int rc;
+    const json_t *st = json_object_get(o, "stream");
+    if (st && !json_is_boolean(st)) {
+        loom_err_set(e, LOOM_EINVAL, "object reference: \"stream\" must be true or false");
+        loom_err_field(e, "$object.stream");
+        return LOOM_EINVAL;
+    }
+    r->stream = json_is_true(st);
     if ((rc = str_field(o, "id", r->id, sizeof r->id, 1, e)) ||
-        (rc = str_field(o, "checksum", r->checksum, sizeof r->checksum, 1, e)) || (rc = str_field(o, "worker", r->worker, sizeof r->worker, 0, e)) ||
+        (rc = str_field(o, "checksum", r->checksum, sizeof r->checksum, !r->stream, e)) || (rc = str_field(o, "worker", r->worker, sizeof r->worker, 0, e)) ||
         (rc = str_field(o, "endpoint", r->endpoint, sizeof r->endpoint, 0, e)) ||
         (rc = str_field(o, "host", r->host, sizeof r->host, 0, e)) ||
         (rc = str_field(o, "path", r->path, sizeof r->path, 0, e)) ||
@@ -801,8 +1075,9 @@ int loom_objref_from_json(const json_t *j, loom_objref_t *r, loom_err_t *e) {
         loom_err_field(e, "$object.id");
         return LOOM_EINVAL;
     }
-    if (strlen(r->checksum) != 32 || strspn(r->checksum, "0123456789abcdef") != 32) {
-        loom_err_set(e, LOOM_EINVAL, "object reference: \"checksum\" must be 32 lowercase hex digits (XXH3-128)");
+    if (r->stream ? r->checksum[0] != 0 : strlen(r->checksum) != 32 || strspn(r->checksum, "0123456789abcdef") != 32) {
+        loom_err_set(e, LOOM_EINVAL, r->stream ? "object reference: a stream has no \"checksum\" (its segments carry theirs)"
+                                               : "object reference: \"checksum\" must be 32 lowercase hex digits (XXH3-128)");
         loom_err_field(e, "$object.checksum");
         return LOOM_EINVAL;
     }

@@ -57,6 +57,7 @@ typedef struct loom_objref {
     char path[512];       /* the file on that host */
     char media[64];       /* what the bytes are, e.g. "loom-kv-v1" */
     char key[41];         /* the producer's CURVE public key (Z85); "" = plain */
+    int stream;           /* 1: a streamed object (segments, below); checksum "" */
 } loom_objref_t;
 
 /* Stores n bytes (copied) and fills ref. worker and media may be NULL.
@@ -80,6 +81,31 @@ int loom_objstore_curve_pair(char pub[41], char sec[41]);
  * LOOM_ETOOBIG, the message naming the object, the run and both bounds. */
 int loom_objstore_put_run(const void *data, size_t n, const char *worker, const char *media, const char *run,
                           loom_objref_t *ref, loom_err_t *e);
+
+/* Streamed objects: a producer publishes a reference before the bytes
+ * exist (a KV cache while its prefill runs) and appends them in segments;
+ * a consumer's fetch of a range waits until it is written (objfetch.h).
+ * The size is fixed when the stream opens. The bytes are segments
+ *   [u64 length, little-endian][payload][XXH3-128 of the payload, canonical]
+ * so each is verified as it lands (there is no whole-object checksum when
+ * the reference is handed out); the id is random, not the content's hash.
+ * A stream lives in the memory tier, held for run like put_run, and is
+ * never evicted or spilled while open. Closing it unfinished (the
+ * producer failed) drops it: waiting consumers get NOT_FOUND. */
+#define LOOM_OBJSTREAM_FRAME 24u  /* bytes a segment adds to its payload */
+typedef struct loom_objstream loom_objstream_t;
+int loom_objstore_stream_open(uint64_t size, const char *worker, const char *media, const char *run,
+                              loom_objstream_t **s, loom_objref_t *ref, loom_err_t *e);
+/* Appends one segment made of the n pieces (a header and rows, say);
+ * LOOM_EINVAL past the declared size. */
+typedef struct loom_objstream_piece {
+    const void *data;
+    size_t len;
+} loom_objstream_piece_t;
+int loom_objstore_stream_segment(loom_objstream_t *s, const loom_objstream_piece_t *p, int n, loom_err_t *e);
+/* ok: every byte written (else LOOM_EINVAL and the stream is dropped);
+ * !ok: abandon it. Frees s. */
+int loom_objstore_stream_close(loom_objstream_t *s, int ok, loom_err_t *e);
 
 /* Drops an object now; 0 or LOOM_ENOTFOUND. */
 int loom_objstore_drop(const char *id);
@@ -114,7 +140,8 @@ int loom_objstore_path_ok(const char *path);
 /* This host's identity (kernel boot id), "" when unknown. Borrowed. */
 const char *loom_objstore_host_id(void);
 
-/* {"$object": {...}} for ref (new reference) / back. A JSON value is a
+/* {"$object": {...}} for ref (new reference; a stream adds "stream": true
+ * and has no "checksum") / back. A JSON value is a
  * reference exactly when loom_objref_is(j). from_json validates every
  * field (bad input: LOOM_EINVAL naming the field). */
 json_t *loom_objref_to_json(const loom_objref_t *ref);

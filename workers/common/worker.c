@@ -63,13 +63,15 @@ struct loom_op_ctx {
     int64_t received_ms, started_ms, finished_ms;
     /* result */
     int ok, code, permanent;
+    char lost_input[65]; /* an input by reference that could not be fetched ("" = none) */
     int refused; /* not run at all (draining): loomd re-queues it elsewhere */
     char *error;
     char *output; /* JSON text or bytes */
     size_t output_len;
     int output_is_json;
     uint64_t tokens_in, tokens_out; /* LLM ops */
-    /* progress chunk (is_progress 1: streamed text, 2: a note); Started
+    /* progress chunk (is_progress 1: streamed text, 2: a note, 3: an
+     * early output, loom_op_announce); Started
      * notice (is_started) */
     int is_progress, is_started;
     /* worker-side chaining (AssignRequest.after_task_id): a task waiting
@@ -236,6 +238,16 @@ int loom_op_progress(loom_op_ctx_t *ctx, const char *data, size_t n)
     return progress(ctx, data, n, 1);
 }
 
+int loom_op_announce(loom_op_ctx_t *ctx, const json_t *early)
+{
+    char *s = json_dumps(early, JSON_COMPACT);
+    if (!s)
+        return LOOM_ENOMEM;
+    int rc = progress(ctx, s, strlen(s), 3);
+    free(s);
+    return rc;
+}
+
 int loom_op_note(loom_op_ctx_t *ctx, const char *fmt, ...)
 {
     char msg[1024];
@@ -342,7 +354,7 @@ static int by_reference_in(loom_op_ctx_t *t, json_t **input, json_int_t *over, l
         return 0;
     size_t got = 0;
     uint64_t t0 = loom_clock_ms();
-    int rc = loom_outref_resolve(input, NULL, &got, err);
+    int rc = loom_outref_resolve(input, NULL, &got, t->lost_input, err);
     if (!rc && got)
         LOOM_INFO(COMP, "msg=\"inputs fetched by reference\" task=%s bytes=%zu ms=%llu", t->task_id,
                   got, (unsigned long long)(loom_clock_ms() - t0));
@@ -803,6 +815,19 @@ static void send_heartbeat(worker_t *w)
         mv[nm++] = p;
     h.n_loaded_models = nm;
     h.loaded_models = mv;
+    /* the prompt prefixes its engine holds (prefix-aware placement) */
+    uint64_t pkeys[512];
+    uint32_t ptoks[512];
+    Loom__V1__PrefixHeld ph[512], *php[512];
+    size_t np = loom_ops_prefixes(w->ops, pkeys, ptoks, 512);
+    for (size_t i = 0; i < np; i++) {
+        loom__v1__prefix_held__init(&ph[i]);
+        ph[i].key = pkeys[i];
+        ph[i].tokens = ptoks[i];
+        php[i] = &ph[i];
+    }
+    h.n_prefixes = np;
+    h.prefixes = php;
     char *ids[64];
     size_t n = 0;
     for (loom_op_ctx_t *t = w->running; t && n < 64; t = t->rnext)
@@ -952,6 +977,11 @@ static void batch_add(worker_t *w, loom_op_ctx_t *t)
         e->code = t->refused ? LOOM__V1__STATUS_CODE__FAILED_PRECONDITION : status_of(t->code);
         e->message = t->error ? t->error : "failed";
         e->retryable = !t->permanent && t->code != LOOM_ECANCELLED;
+        if (t->lost_input[0]) { /* loomd re-runs its producer rather than this step in place */
+            e->code = LOOM__V1__STATUS_CODE__DATA_LOSS;
+            e->retryable = 0;
+            r->lost_input = t->lost_input;
+        }
         r->error = e;
         w->failed++;
     }
@@ -1046,6 +1076,8 @@ static void drain_outbox(worker_t *w)
             p.seq = t->seq;
             if (t->is_progress == 2)
                 p.message = t->output; /* a note: stored as an event */
+            else if (t->is_progress == 3)
+                p.early_output = t->output; /* an output announced early */
             else
                 p.text = t->output;
             send_msg(w, "loom.v1.WorkerHub/Progress", 0, LOOM__V1__FLAG__FLAG_ONEWAY,
@@ -1342,7 +1374,7 @@ static void handle(worker_t *w, const loom_msg_t *msg)
             if (x && x->run_id && x->run_id[0])
                 touched += loom_objstore_release(x->run_id, x->object_id, x->forget);
         }
-        if (r && r->n_released_objects) {
+        if (r && r->n_released_objects && touched) {
             loom_objstore_stats_t st;
             loom_objstore_stats(&st);
             LOOM_INFO(COMP, "msg=\"objects released\" releases=%zu first_run=%s forget=%d touched=%zu objects=%zu "
@@ -1566,6 +1598,7 @@ static int restrict_ops(worker_t *w, const char *list, loom_err_t *err)
         return rc;
     }
     loom_ops_set_models_fn(keep, loom_ops_get_models_fn(w->ops)); /* still advertised */
+    loom_ops_set_prefixes_fn(keep, loom_ops_get_prefixes_fn(w->ops));
     loom_ops_destroy(&w->ops);
     w->ops = keep;
     return 0;
