@@ -896,6 +896,44 @@ static int admit_planned(void *self, const loom_placement_req_t *req, loom_regis
     return LOOM_EINFEASIBLE;
 }
 
+/* Whether run rp, lag ms behind its plan at req's step, is to be
+ * re-planned for it (why says so; at most 3 times a run, for a new lag of a
+ * tenth of its SLA and 50 ms). */
+static int lagging(rplan_t *rp, const loom_placement_req_t *req, double lag, char *why, size_t n)
+{
+    double new_lag = lag - rp->lag_base;
+    if (rp->forced || rp->sla_ms <= 0 || new_lag <= 0.1 * rp->sla_ms || new_lag <= 50 || rp->lag_replans >= 3)
+        return 0;
+    snprintf(why, n, "run is %.0f ms behind its plan at %s", lag, req->step_id);
+    rp->lag_replans++;
+    return 1;
+}
+
+/* Re-plans rp for why (exclude: a worker to leave out, or NULL) with the
+ * SLA left after lag, and publishes it (REPLANNED). 0, or -1 when no plan
+ * was found (the run goes least-loaded from here; also published). */
+static int replan(policy_t *p, rplan_t *rp, const loom_placement_req_t *req, loom_registry_t *reg,
+                  const char *exclude, double lag, const char *why)
+{
+    char msg[1024], ex[128];
+    loom_err_t err = {0};
+    snprintf(ex, sizeof ex, "%s", exclude ? exclude : "");
+    double sla = req->sla_ms > 0 ? req->sla_ms - (lag > 0 ? lag : 0) : 0;
+    if (sla < 0)
+        sla = 1;
+    if (plan_run(p, rp, reg, exclude ? ex : NULL, sla, &err) < 0) {
+        snprintf(msg, sizeof msg, "%s; re-plan failed (%s): least-loaded placement", why, err.msg);
+        note(req, rp, 1, msg);
+        rplan_drop_plan(rp);
+        return -1;
+    }
+    rp->lag_base = lag > 0 ? lag : 0;
+    summary(rp, why, msg, sizeof msg);
+    lowered(req, rp, msg, sizeof msg);
+    note(req, rp, 1, msg);
+    return 0;
+}
+
 static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *req, loom_registry_t *reg,
                                        int *never)
 {
@@ -937,27 +975,11 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
                  !w ? "gone" : w->state == LOOM_WORKER_LOST ? "lost" : w->state == LOOM_WORKER_DRAINING ? "draining"
                                                                                          : "unable to run it");
     double lag = req->elapsed_ms - loom_plan_start_ms(rp->plan, v);
-    double new_lag = lag - rp->lag_base;
-    if (!why[0] && !rp->forced && rp->sla_ms > 0 && new_lag > 0.1 * rp->sla_ms && new_lag > 50 && rp->lag_replans < 3) {
-        snprintf(why, sizeof why, "run is %.0f ms behind its plan at %s", lag, req->step_id);
-        rp->lag_replans++;
-    }
+    if (!why[0])
+        lagging(rp, req, lag, why, sizeof why);
     if (why[0]) {
-        char exclude[128];
-        snprintf(exclude, sizeof exclude, "%s", wid);
-        double sla = req->sla_ms > 0 ? req->sla_ms - (lag > 0 ? lag : 0) : 0;
-        if (sla < 0)
-            sla = 1;
-        if (plan_run(p, rp, reg, w && w->state == LOOM_WORKER_READY ? NULL : exclude, sla, &err) < 0) {
-            snprintf(msg, sizeof msg, "%s; re-plan failed (%s): least-loaded placement", why, err.msg);
-            note(req, rp, 1, msg);
-            rplan_drop_plan(rp);
+        if (replan(p, rp, req, reg, w && w->state == LOOM_WORKER_READY ? NULL : wid, lag, why) != 0)
             return fallback(req, reg, never);
-        }
-        rp->lag_base = lag > 0 ? lag : 0;
-        summary(rp, why, msg, sizeof msg);
-        lowered(req, rp, msg, sizeof msg);
-        note(req, rp, 1, msg);
         v = node_for_step(rp, req->step_id);
         if (v < 0)
             return fallback(req, reg, never);
@@ -980,6 +1002,50 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
         note_ran(rp, v, w);
     }
     return w; /* NULL: every capable worker is full; the task waits in loomd */
+}
+
+/* Worker-side chaining (placement.h, colocated): a successor follows its
+ * predecessor onto w when the plan puts both steps on one device, so the
+ * data edge between them stays on that worker; w may differ from that
+ * device when load moved the predecessor (choose), and then only if the
+ * plan's cost model lets the successor run on w. Runs or steps the plan
+ * does not cover follow least-loaded's rule: the successor follows. */
+static int colocated(void *self, const loom_placement_req_t *req, const char *pred_step_id,
+                     const loom_worker_rec_t *w, loom_registry_t *reg)
+{
+    policy_t *p = self;
+    rplan_t *rp = p && req->run_id ? loom_map_get(p->runs, req->run_id) : NULL;
+    if (!rp || !rp->plan)
+        return 1;
+    int v = node_for_step(rp, req->step_id), u = node_for_step(rp, pred_step_id);
+    if (v < 0 || u < 0)
+        return 1;
+    if (strcmp(node_device(rp, v), node_device(rp, u)) != 0)
+        return 0;
+    int k = loom_fleet_find(rp->fleet, w->id);
+    if (k < 0 || !loom_cost_fits(rp->cost, v, k))
+        return 0;
+    explain(rp, v, w, req->why, w != planned_w(rp, v, reg), 0);
+    if (req->why)
+        note_inputs(rp, v, w, 1, req->why);
+    note_ran(rp, v, w);
+    return 1;
+}
+
+/* A task sent ahead became ready (placement.h, chained_ready): the run's
+ * lag is checked as pick checks it, and a run behind its plan re-planned
+ * (the task itself already runs where it was sent). */
+static void chained_ready(void *self, const loom_placement_req_t *req, loom_registry_t *reg)
+{
+    policy_t *p = self;
+    rplan_t *rp = p && req->run_id ? loom_map_get(p->runs, req->run_id) : NULL;
+    int v = rp && rp->plan ? node_for_step(rp, req->step_id) : -1;
+    if (v < 0)
+        return;
+    char why[256];
+    double lag = req->elapsed_ms - loom_plan_start_ms(rp->plan, v);
+    if (lagging(rp, req, lag, why, sizeof why))
+        replan(p, rp, req, reg, NULL, lag, why);
 }
 
 /* Calibration: measured / uncalibrated model, per (worker, step of the
@@ -1065,7 +1131,8 @@ loom_placement_t loom_placement_planner(void)
         p = NULL;
     }
     return (loom_placement_t){.name = "planner", .pick = pick_planned, .destroy = destroy, .run_done = run_done,
-                              .admit = admit_planned, .observe = observe, .split_kv = split_kv, .self = p};
+                              .admit = admit_planned, .observe = observe, .split_kv = split_kv,
+                              .colocated = colocated, .chained_ready = chained_ready, .self = p};
 }
 
 /* ---- the Plan RPC ------------------------------------------------------- */
