@@ -1133,6 +1133,8 @@ static void only_what_a_worker_can_resolve_is_chained(void **state)
     assert_int_equal(submit(h, echo_chain, "{\"x\": 1}", 0, id), 0);
     loom_engine_dispatch(h->eng);
     assert_int_equal(h->nsent, 2);
+    h_free(h);
+}
 
 /* The index of the dispatched task of step sid (-1: none). */
 static int sent_of(h_t *h, const char *sid)
