@@ -489,9 +489,10 @@ static loom_task_t *task_make(loom_engine_t *e, scope_t *sc, size_t i, int index
     }
     loom_run_t *r = sc->run;
     t->qi.slot = SIZE_MAX;
-    /* unique across loomd restarts too (workers may still hold tasks of
+    /* "EPOCH.N", the epoch as loomd logs and sends it (8 hex digits);
+     * unique across loomd restarts too (workers may still hold tasks of
      * an earlier loomd, see engine_adopt.c) */
-    snprintf(t->id, sizeof t->id, "%x.%" PRIx64, e->epoch, ++e->next_task);
+    snprintf(t->id, sizeof t->id, "%08x.%" PRIx64, e->epoch, ++e->next_task);
     t->run = r;
     t->scope = sc;
     t->step = i;
