@@ -63,6 +63,10 @@ typedef struct rplan {
 } rplan_t;
 
 #define MAX_MODULE_TEXT (256 << 10) /* a larger module is not copied into the run's events */
+/* One-device plans of more nodes are not lowered: at ~210 bytes a node
+ * their module is over MAX_MODULE_TEXT, so nothing would keep it, and
+ * dispatch needs no module for one device (dispatched, one_device). */
+#define ONE_DEVICE_LOWER_MAX 1200
 
 /* Calibration of one (worker, workflow step) or (worker, op): measured
  * execution time over the uncalibrated model's prediction, smoothed. */
@@ -1081,7 +1085,13 @@ static void dispatched(void *self)
         char msg[1024];
         loom_placement_req_t req = {.run_id = p->pending[i], .note = p->note_fn, .note_ud = p->note_ud};
         summary(rp, NULL, msg, sizeof msg);
-        lowered(&req, rp, msg, sizeof msg);
+        size_t nodes = loom_graph_nodes(rp->g), len = strlen(msg);
+        if (nodes > ONE_DEVICE_LOWER_MAX) /* its module would serve nothing (one_device) */
+            snprintf(msg + len, sizeof msg - len, "; not lowered: %zu nodes on one device (a module over "
+                     "the %d KiB a run's events keep; dispatch needs none for one device)", nodes,
+                     MAX_MODULE_TEXT >> 10);
+        else
+            lowered(&req, rp, msg, sizeof msg);
         note(&req, rp, 0, msg);
     }
     if (p)
