@@ -1424,6 +1424,8 @@ void loom_engine_dispatch(loom_engine_t *e)
     for (size_t k = 0; k < nb; k++)
         if ((b[k].unsent = b[k].w->send_paused || e->cfg.send_tasks(e->cfg.ud, b[k].w, b[k].v, b[k].n) != 0))
             engine_tasks_unsent(e, b[k].w, b[k].v, b[k].n); /* back to ready: never started */
+    if (e->cfg.placement.dispatched)
+        e->cfg.placement.dispatched(e->cfg.placement.self);
     for (size_t k = 0; k < nb; k++) {
         for (size_t i = 0; !b[k].unsent && i < b[k].n; i++)
             if (!b[k].v[i]->ahead) /* recorded when released */
