@@ -78,6 +78,16 @@ typedef struct loom_task {
     struct loom_task *rnext, *rprev; /* in the run's live tasks */
     struct loom_task *lnext, *lprev; /* in one of the engine's timer lists */
     int list;                  /* which timer list (0 = none) */
+    /* Worker-side chaining (README "Chains"): a task sent ahead behind its
+     * predecessor on the same worker, before the predecessor's result.
+     * ahead: not yet released (its step is still pending in loomd: no
+     * record, no event, no attempt used); after: the predecessor while that
+     * one has not succeeded; chained: the task sent behind this one. */
+    int ahead;
+    int ran_chained;           /* this attempt was sent ahead (STEP_STARTED says so) */
+    struct loom_task *after, *chained;
+    char **after_at;           /* JSON Pointers where the predecessor's output goes (owned) */
+    size_t n_after_at;
 } loom_task_t;
 
 typedef struct loom_engine_cfg {
@@ -105,6 +115,8 @@ typedef struct loom_engine_cfg {
     int64_t output_ref_bytes;     /* step outputs (parts) over this many bytes stay on their worker
                                    * and travel by reference (workers/common/outref.h); 0 = 65536,
                                    * < 0 = never */
+    int chain_depth;              /* worker-side chaining: successors sent ahead behind a task
+                                   * on the same worker, at most (README "Chains"); 0 = none */
     int64_t object_retention_ms;  /* a run's objects are kept on their workers (as a cache, for
                                    * `loom logs`) this long after it ended, then forgotten
                                    * (engine_objects.c); 0 = 3600000, < 0 = until evicted */
@@ -273,6 +285,7 @@ typedef struct loom_engine_stats {
     uint64_t tasks_dispatched, tasks_succeeded, tasks_failed, tasks_retried, tasks_lost;
     uint64_t results_rejected;  /* not owned / unknown / stale */
     uint64_t tasks_unsent;      /* taken back because a worker's socket refused them (back-pressure) */
+    uint64_t tasks_chained;     /* released after being sent ahead behind their predecessor */
     uint64_t runs_submitted, runs_finished;
     size_t ready, live_tasks;
 } loom_engine_stats_t;

@@ -172,6 +172,11 @@ static int send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_
         reqs[i].timeout_ms = t->timeout_ms > 0 ? (uint32_t)t->timeout_ms : 0;
         const char *model = loom_task_model(t);
         reqs[i].model = (char *)(model ? model : "");
+        if (t->ahead && t->after) { /* chained: runs behind its predecessor (earlier in this batch) */
+            reqs[i].after_task_id = (char *)t->after->id;
+            reqs[i].n_after_output_at = t->n_after_at;
+            reqs[i].after_output_at = t->after_at;
+        }
         ptrs[i] = &reqs[i];
     }
     Loom__V1__AssignBatchRequest b = LOOM__V1__ASSIGN_BATCH_REQUEST__INIT;
@@ -870,6 +875,7 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
                             .placement_timeout_ms = opts->placement_timeout_ms,
                             .inline_ops = opts->inline_ops,
                             .output_ref_bytes = opts->output_ref_bytes,
+                            .chain_depth = opts->chain_depth < 0 ? 0 : opts->chain_depth ? opts->chain_depth : 32,
                             .object_retention_ms = opts->object_retention_ms,
                             .prefix_placement_off = opts->prefix_placement_off,
                             /* workers re-register at their next heartbeat */
