@@ -27,14 +27,18 @@ BENCHES += bench-http
 # network and same-host paths) next to raw ZeroMQ and memcpy in the same run.
 # Then loomd's memory and PostgreSQL bytes per run (kv_rss.sh), and a
 # 10-turn conversation with prefix reuse against without (prefix_bench.c) on
-# the thin model kv_rss.sh generates (TinyLlama's KV shape).
+# the thin model kv_rss.sh generates (TinyLlama's KV shape), and a split
+# prefill -> decode hand-off with the KV cache streamed layer by layer
+# against whole (kv_stream_bench.c) on the same model.
 $(eval $(call PROG,bench-kv,bench/kv_bench.c,$(LLM_ARCHIVES),$(LLM_LDLIBS)))
 $(eval $(call PROG,bench-kv-prefix,bench/prefix_bench.c,$(LLM_ARCHIVES),$(LLM_LDLIBS)))
+$(eval $(call PROG,bench-kv-stream,bench/kv_stream_bench.c,$(LLM_ARCHIVES),$(LLM_LDLIBS)))
 .PHONY: bench-kv
-bench-kv: $(BUILD)/bin/bench-kv $(BUILD)/bin/bench-kv-prefix $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom
+bench-kv: $(BUILD)/bin/bench-kv $(BUILD)/bin/bench-kv-prefix $(BUILD)/bin/bench-kv-stream $(BUILD)/bin/loomd $(BUILD)/bin/loom-worker-cpu $(BUILD)/bin/loom
 	$(BUILD)/bin/bench-kv 5 512 4096 32768
 	BUILD=$(BUILD) ./bench/kv_rss.sh 2048 256 100 12
 	$(BUILD)/bin/bench-kv-prefix $(BUILD)/bench-kv/tinyllama-kv.gguf 3 10
+	$(BUILD)/bin/bench-kv-stream $(BUILD)/bench-kv/tinyllama-kv.gguf 3 512 2048
 BENCHES += bench-kv
 
 # bench-kv-prefix: prefix reuse. The engine alone (prefix_bench.c: a

@@ -84,7 +84,7 @@ static json_t *fetch_refs(json_t *v, const char *step)
     json_t *copy = json_deep_copy(v);
     loom_err_t err;
     loom_err_clear(&err);
-    if (copy && loom_outref_resolve(&copy, NULL, NULL, &err) == 0) {
+    if (copy && loom_outref_resolve(&copy, NULL, NULL, NULL, &err) == 0) {
         json_decref(v);
         return copy;
     }

@@ -102,10 +102,19 @@ void engine_worker_attach(loom_task_t *t, loom_worker_rec_t *w)
     w->inflight++;
 }
 
-/* Unlinks a task from everything and frees it. */
+/* Unlinks a task from everything and frees it (and the tasks sent ahead
+ * behind it, which will not run now). */
 void engine_task_free(loom_engine_t *e, loom_task_t *t)
 {
     loom_run_t *r = t->run;
+    engine_unchain(e, t);
+    if (t->after)
+        t->after->chained = NULL;
+    if (t->ahead && t->scope->st[t->step].ahead == t)
+        t->scope->st[t->step].ahead = NULL;
+    for (size_t k = 0; k < t->n_after_at; k++)
+        free(t->after_at[k]);
+    free(t->after_at);
     loom_sched_remove(&e->ready, &t->qi);
     engine_list_del(e, t);
     engine_worker_detach(t);
@@ -119,7 +128,26 @@ void engine_task_free(loom_engine_t *e, loom_task_t *t)
     loom_map_del(e->tasks, t->id);
     free(t->input);
     free(t->reason);
+    free(t->prefix_keys);
     free(t);
+}
+
+void engine_unchain(loom_engine_t *e, loom_task_t *p)
+{
+    loom_task_t *s = p->chained;
+    p->chained = NULL;
+    if (s) /* the worker drops it (and what runs behind it) unless it started */
+        s->after = NULL;
+    while (s) {
+        loom_task_t *n = s->chained;
+        s->chained = NULL;
+        if (n)
+            n->after = NULL;
+        if (s->worker && e->cfg.cancel_task)
+            e->cfg.cancel_task(e->cfg.ud, s->worker, s, "its predecessor did not succeed");
+        engine_task_free(e, s); /* never released: no record, no event, no attempt */
+        s = n;
+    }
 }
 
 /* ---- runs ----------------------------------------------------------------- */
@@ -254,7 +282,8 @@ void engine_run_finish(loom_engine_t *e, loom_run_t *r, loom_run_state_t state, 
         loom_task_t *t = r->tasks;
         if (t->worker && e->cfg.cancel_task)
             e->cfg.cancel_task(e->cfg.ud, t->worker, t, why);
-        engine_task_cancelled(e, t, why);
+        if (!t->ahead) /* one sent ahead was never released: nothing to record */
+            engine_task_cancelled(e, t, why);
         engine_task_free(e, t);
     }
     engine_sla_check(e, r, loom_clock_ms());
@@ -313,6 +342,7 @@ static void scope_free(scope_t *sc)
     for (size_t i = 0; i < sc->g->n_steps; i++) {
         step_rt_t *st = &sc->st[i];
         json_decref(st->output);
+        free(st->rerun_input);
         json_decref(st->items);
         json_decref(st->results);
         json_decref(st->prev);
@@ -447,8 +477,10 @@ static int64_t prio_of(loom_run_t *r, scope_t *sc, size_t i)
     return (int64_t)dl - (r->cp ? r->cp[step] : 0);
 }
 
-static loom_task_t *task_new(loom_engine_t *e, scope_t *sc, size_t i, int index, char *input,
-                             size_t input_len)
+/* A task of step i (item index) in sc, linked to its run; not yet
+ * counted or ready (task_new does both). */
+static loom_task_t *task_make(loom_engine_t *e, scope_t *sc, size_t i, int index, char *input,
+                              size_t input_len)
 {
     loom_task_t *t = calloc(1, sizeof *t);
     if (!t) {
@@ -457,9 +489,10 @@ static loom_task_t *task_new(loom_engine_t *e, scope_t *sc, size_t i, int index,
     }
     loom_run_t *r = sc->run;
     t->qi.slot = SIZE_MAX;
-    /* unique across loomd restarts too (workers may still hold tasks of
+    /* "EPOCH.N", the epoch as loomd logs and sends it (8 hex digits);
+     * unique across loomd restarts too (workers may still hold tasks of
      * an earlier loomd, see engine_adopt.c) */
-    snprintf(t->id, sizeof t->id, "%x.%" PRIx64, e->epoch, ++e->next_task);
+    snprintf(t->id, sizeof t->id, "%08x.%" PRIx64, e->epoch, ++e->next_task);
     t->run = r;
     t->scope = sc;
     t->step = i;
@@ -483,7 +516,16 @@ static loom_task_t *task_new(loom_engine_t *e, scope_t *sc, size_t i, int index,
         r->tasks->rprev = t;
     r->tasks = t;
     r->live_tasks++;
-    r->tasks_total++;
+    return t;
+}
+
+static loom_task_t *task_new(loom_engine_t *e, scope_t *sc, size_t i, int index, char *input,
+                             size_t input_len)
+{
+    loom_task_t *t = task_make(e, sc, i, index, input, input_len);
+    if (!t)
+        return NULL;
+    sc->run->tasks_total++;
     sc->st[i].tasks_live++;
     engine_make_ready(e, t);
     return t;
@@ -539,6 +581,56 @@ int engine_kv_handoff(loom_engine_t *e, loom_task_t *t, const json_t *kv)
     return 0;
 }
 
+static void placement_note(void *ud, const char *run_id, int replanned, const char *message,
+                           const struct Loom__V1__Plan *plan);
+
+/* Step i's task was sent ahead behind its predecessor's (chain_ahead),
+ * which has now succeeded: from here it is an ordinary assigned task,
+ * recorded and announced as if dispatched now (the worker may already have
+ * run it). */
+static void release_ahead(loom_engine_t *e, scope_t *sc, size_t i)
+{
+    loom_run_t *r = sc->run;
+    step_rt_t *st = &sc->st[i];
+    loom_task_t *t = st->ahead;
+    st->ahead = NULL;
+    t->ahead = 0;
+    t->after = NULL;
+    if (t->n_after_at) { /* loomd's copy gets the predecessor's output too (records, retries) */
+        char *in = NULL;
+        size_t len = 0;
+        rctx_t rc = {.run = r, .sc = sc};
+        loom_err_t err;
+        loom_err_clear(&err);
+        if (engine_render_input(e, r, sc, i, &rc, &in, &len, &err) == 0) {
+            free(t->input);
+            t->input = in;
+            t->input_len = len;
+        }
+    }
+    t->ready_ms = t->started_ms = loom_wall_ms();
+    t->ready_ns = loom_clock_ns();
+    if (e->cfg.placement.chained_ready) {
+        char sid[256];
+        engine_step_path(sc, i, sid, sizeof sid);
+        loom_placement_req_t req = {.run_id = r->id, .step_id = sid, .op = t->op,
+                                    .model = sc->g->steps[i].model, .attempt = t->attempt,
+                                    .workflow = r->wf, .sla_ms = r->sla_ms, .plan_mlir = r->plan_mlir,
+                                    .elapsed_ms = (double)(loom_clock_ms() - r->start_mono),
+                                    .note = placement_note, .note_ud = e};
+        e->cfg.placement.chained_ready(e->cfg.placement.self, &req, e->cfg.reg);
+    }
+    r->tasks_total++;
+    st->tasks_live++;
+    e->stats.tasks_dispatched++;
+    e->stats.tasks_chained++;
+    engine_task_assigned(e, t);
+    if (t->started) { /* a re-registered worker said it runs it (engine_adopt.c) */
+        engine_start_timeout(e, t);
+        engine_task_running(e, t);
+    }
+}
+
 /* Releases step i of sc: skip, loop, fan out, or one task. */
 static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
 {
@@ -549,6 +641,10 @@ static void start_step(loom_engine_t *e, scope_t *sc, size_t i)
         return;
     st->state = LOOM_TASK_READY;
     st->started_ms = loom_wall_ms();
+    if (st->ahead) { /* sent ahead behind its predecessor, which just succeeded */
+        release_ahead(e, sc, i);
+        return;
+    }
     loom_err_t err;
     loom_err_clear(&err);
     if (s->when) {
@@ -646,6 +742,38 @@ static void drop_streaming_prefills(loom_engine_t *e, scope_t *sc, size_t i)
     }
 }
 
+#define MAX_RERUNS 2 /* per step and run: a holder that keeps dying is not chased forever */
+
+int engine_rerun_step(loom_engine_t *e, scope_t *sc, size_t i, const char *why)
+{
+    step_rt_t *st = &sc->st[i];
+    const loom_wf_step_t *s = &sc->g->steps[i];
+    if (sc->run->final || st->state != LOOM_TASK_SUCCEEDED || st->is_foreach || !st->rerun_input ||
+        st->reruns >= MAX_RERUNS || st->tasks_live)
+        return -1;
+    char *in = strdup(st->rerun_input);
+    if (!in)
+        return -1;
+    st->reruns++;
+    st->state = LOOM_TASK_READY;
+    st->started_ms = loom_wall_ms();
+    /* it finishes again: undo what its first finish counted */
+    sc->remaining++;
+    for (size_t k = 0; k < s->n_deps; k++)
+        sc->st[s->deps[k].step].consumers++;
+    for (size_t k = sc->dep_off[i]; k < sc->dep_off[i + 1]; k++)
+        if (sc->st[sc->dep_list[k]].state == LOOM_TASK_PENDING)
+            sc->st[sc->dep_list[k]].waiting++;
+    char msg[900];
+    snprintf(msg, sizeof msg, "re-run (%d of at most %d): %s", st->reruns, MAX_RERUNS, why);
+    engine_step_event(e, sc, i, NULL, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_RETRIED, msg, why);
+    if (!split_if_planned(e, task_new(e, sc, i, -1, in, strlen(in)))) {
+        fail_run_oom(e, sc->run);
+        return -1;
+    }
+    return 0;
+}
+
 /* Step i reached a final state: release dependents, free what nobody
  * needs any more, and close the scope when it was the last step. */
 void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
@@ -692,6 +820,8 @@ void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state
             json_decref(d->output);
             d->output = NULL;
             d->freed = 1;
+            free(d->rerun_input);
+            d->rerun_input = NULL;
         }
     }
     for (size_t k = sc->dep_off[i]; k < sc->dep_off[i + 1] && !r->final && !sc->done; k++) {
@@ -1026,6 +1156,117 @@ typedef struct {
 #define BATCH_BYTES (4u << 20)
 #define MAX_TASK_INPUT (LOOM_DEFAULT_MAX_PAYLOAD - (64u << 10))
 
+/* Appends t to b. 0, or LOOM_ENOMEM. */
+static int batch_push(wbatch_t *b, loom_task_t *t)
+{
+    if (b->n == b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 32;
+        loom_task_t **nv = realloc(b->v, ncap * sizeof *nv);
+        if (!nv)
+            return LOOM_ENOMEM;
+        b->v = nv;
+        b->cap = ncap;
+    }
+    b->v[b->n++] = t;
+    b->bytes += t->input_len;
+    return 0;
+}
+
+/* Worker-side chaining, one link: a task for a dependent of p's step that
+ * becomes ready exactly when p succeeds (p's step is its only unfinished
+ * dependency), sent ahead to p's worker w to run right after p there.
+ * Only where the worker can do what loomd would do between the two: the
+ * dependent is a plain step (no when:, foreach or loop, not an llm.generate
+ * split across devices, not an op loomd runs inline) that w runs, its input
+ * reads p's output only as whole values (engine_render_chained; and then
+ * not in a run with secret inputs, which loomd redacts from outputs), p is
+ * a plain task whose output loomd does not check (engine_output_checked),
+ * and the placement policy puts the dependent on w as well (colocated).
+ * NULL when no dependent qualifies. */
+static loom_task_t *chain_one(loom_engine_t *e, loom_task_t *p, loom_worker_rec_t *w, uint64_t now)
+{
+    scope_t *sc = p->scope;
+    loom_run_t *r = p->run;
+    if (r->final || p->index >= 0 || p->kv_part || p->chained || sc->st[p->step].is_foreach ||
+        engine_output_checked(&sc->g->steps[p->step]))
+        return NULL;
+    for (size_t k = sc->dep_off[p->step]; k < sc->dep_off[p->step + 1]; k++) {
+        size_t j = sc->dep_list[k];
+        step_rt_t *st = &sc->st[j];
+        const loom_wf_step_t *s = &sc->g->steps[j];
+        const char *op = loom_op_kind_name(s->op);
+        if (st->state != LOOM_TASK_PENDING || st->waiting != 1 || st->ahead || s->op == LOOM_OP_LOOP ||
+            s->foreach || s->when || runs_inline(e, op) || !loom_worker_runs(w, op))
+            continue;
+        char sid[256], pid[256];
+        engine_step_path(sc, j, sid, sizeof sid);
+        engine_step_path(sc, p->step, pid, sizeof pid);
+        if (s->op == LOOM_OP_LLM_GENERATE && e->cfg.placement.split_kv &&
+            e->cfg.placement.split_kv(e->cfg.placement.self, r->id, sid))
+            continue;
+        char *in = NULL, **at = NULL;
+        size_t len = 0, n_at = 0;
+        if (engine_render_chained(e, r, sc, j, p->step, &in, &len, &at, &n_at) != 0) {
+            LOOM_DEBUG(COMP, "msg=\"not chained: its input reads its predecessor's output other than as a whole value\" step=%s", sid);
+            continue;
+        }
+        loom_placement_why_t why = {0};
+        loom_placement_req_t req = {.run_id = r->id, .step_id = sid, .op = op, .model = s->model,
+                                    .attempt = 1, .workflow = r->wf, .sla_ms = r->sla_ms,
+                                    .plan_mlir = r->plan_mlir,
+                                    .elapsed_ms = (double)(now - r->start_mono),
+                                    .note = placement_note, .note_ud = e, .why = &why};
+        loom_task_t *t = NULL;
+        if ((!n_at || !r->n_secrets) && len <= MAX_TASK_INPUT &&
+            (!e->cfg.placement.colocated ||
+             e->cfg.placement.colocated(e->cfg.placement.self, &req, pid, w, e->cfg.reg)))
+            t = task_make(e, sc, j, -1, in, len); /* owns in from here */
+        else
+            free(in);
+        LOOM_DEBUG(COMP, "msg=\"chain\" step=%s after=%s chained=%d", sid, pid, t != NULL);
+        if (!t) {
+            for (size_t m = 0; m < n_at; m++)
+                free(at[m]);
+            free(at);
+            continue;
+        }
+        t->ahead = t->ran_chained = 1;
+        t->after = p;
+        p->chained = t;
+        st->ahead = t;
+        t->after_at = at;
+        t->n_after_at = n_at;
+        engine_worker_attach(t, w);
+        t->state = LOOM_TASK_ASSIGNED;
+        t->predicted_ms = why.predicted_ms;
+        t->predicted_cost = why.predicted_cost;
+        t->reason = why.reason[0] ? strdup(why.reason) : NULL;
+        return t;
+    }
+    return NULL;
+}
+
+/* Sends up to cfg.chain_depth successors ahead behind p (placed on w, in
+ * batch b), one behind the other, while w has room for them: a chain of
+ * steps on one worker then costs one round trip per chain_depth steps
+ * instead of one per step. Returns how many. */
+static int chain_ahead(loom_engine_t *e, loom_task_t *p, loom_worker_rec_t *w, wbatch_t *b, uint64_t now)
+{
+    int n = 0;
+    while (n < e->cfg.chain_depth && w->inflight < w->max_inflight && b->bytes < BATCH_BYTES) {
+        loom_task_t *s = chain_one(e, p, w, now);
+        if (!s)
+            break;
+        if (batch_push(b, s) != 0) {
+            engine_task_free(e, s);
+            break;
+        }
+        p = s;
+        n++;
+    }
+    return n;
+}
+
 /* A plan-driven placement policy planned or re-planned a run: publish it. */
 static void placement_note(void *ud, const char *run_id, int replanned, const char *message,
                            const struct Loom__V1__Plan *plan)
@@ -1037,6 +1278,24 @@ static void placement_note(void *ud, const char *run_id, int replanned, const ch
     engine_emit(e, r, &(engine_ev_t){.kind = replanned ? LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_REPLANNED
                                                        : LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_PLANNED,
                                      .message = message, .plan = plan});
+}
+
+/* The prompt prefix keys of a whole llm.generate task (prefix-aware
+ * placement), computed once: a task that waits for a worker is offered to
+ * placement on every dispatch round. */
+static void task_prefix_keys(loom_task_t *t)
+{
+    if (t->prefix_done)
+        return;
+    t->prefix_done = 1;
+    uint64_t keys[LOOM_PREFIX_MAX_KEYS];
+    json_t *in = json_loadb(t->input, t->input_len, 0, NULL);
+    size_t n = in ? loom_prefix_keys(in, NULL, keys, LOOM_PREFIX_MAX_KEYS, &t->prompt_bytes) : 0;
+    json_decref(in);
+    if (n && (t->prefix_keys = malloc(n * sizeof *keys))) {
+        memcpy(t->prefix_keys, keys, n * sizeof *keys);
+        t->n_prefix_keys = n;
+    }
 }
 
 /* Runs up to `budget` ready --inline-ops tasks in loomd, oldest first; the
@@ -1103,14 +1362,11 @@ void loom_engine_dispatch(loom_engine_t *e)
                                     .note = placement_note, .note_ud = e};
         loom_placement_why_t why = {0};
         req.why = &why;
-        uint64_t pkeys[LOOM_PREFIX_MAX_KEYS];
         if (!e->cfg.prefix_placement_off && t->kv_part == 0 && strcmp(t->op, "llm.generate") == 0) {
-            json_t *in = json_loadb(t->input, t->input_len, 0, NULL);
-            req.n_prefix_keys = in ? loom_prefix_keys(in, NULL, pkeys, LOOM_PREFIX_MAX_KEYS, &req.prompt_bytes) : 0;
-            req.prefix_keys = pkeys;
-            json_decref(in);
-            LOOM_DEBUG(COMP, "msg=\"prefix keys\" task=%s keys=%zu prompt_bytes=%zu", t->id, req.n_prefix_keys,
-                       req.prompt_bytes);
+            task_prefix_keys(t);
+            req.prefix_keys = t->prefix_keys;
+            req.n_prefix_keys = t->n_prefix_keys;
+            req.prompt_bytes = t->prompt_bytes;
         }
         int never = 0;
         loom_worker_rec_t *w = e->cfg.placement.pick(e->cfg.placement.self, &req, e->cfg.reg,
@@ -1140,18 +1396,10 @@ void loom_engine_dispatch(loom_engine_t *e)
             }
             b[nb++] = (wbatch_t){.w = w};
         }
-        if (b[k].n == b[k].cap) {
-            size_t ncap = b[k].cap ? b[k].cap * 2 : 32;
-            loom_task_t **nv = realloc(b[k].v, ncap * sizeof *nv);
-            if (!nv) {
-                loom_sched_push(&e->ready, &t->qi);
-                break;
-            }
-            b[k].v = nv;
-            b[k].cap = ncap;
+        if (batch_push(&b[k], t) != 0) {
+            loom_sched_push(&e->ready, &t->qi);
+            break;
         }
-        b[k].v[b[k].n++] = t;
-        b[k].bytes += t->input_len;
         engine_worker_attach(t, w);
         t->predicted_ms = why.predicted_ms;
         t->predicted_cost = why.predicted_cost;
@@ -1162,6 +1410,8 @@ void loom_engine_dispatch(loom_engine_t *e)
         t->running_ms = 0; /* timeout_ms counts from the worker's Started */
         capacity--;
         e->stats.tasks_dispatched++;
+        if (e->cfg.chain_depth > 0)
+            capacity -= chain_ahead(e, t, w, &b[k], now);
     }
     while (blocked) {
         loom_task_t *t = blocked;
@@ -1174,9 +1424,12 @@ void loom_engine_dispatch(loom_engine_t *e)
     for (size_t k = 0; k < nb; k++)
         if ((b[k].unsent = b[k].w->send_paused || e->cfg.send_tasks(e->cfg.ud, b[k].w, b[k].v, b[k].n) != 0))
             engine_tasks_unsent(e, b[k].w, b[k].v, b[k].n); /* back to ready: never started */
+    if (e->cfg.placement.dispatched)
+        e->cfg.placement.dispatched(e->cfg.placement.self);
     for (size_t k = 0; k < nb; k++) {
         for (size_t i = 0; !b[k].unsent && i < b[k].n; i++)
-            engine_task_assigned(e, b[k].v[i]);
+            if (!b[k].v[i]->ahead) /* recorded when released */
+                engine_task_assigned(e, b[k].v[i]);
         free(b[k].v);
     }
     while (too_big) {

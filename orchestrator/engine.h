@@ -68,12 +68,26 @@ typedef struct loom_task {
     loom_worker_rec_t *worker; /* while assigned */
     double predicted_ms, predicted_cost; /* placement's prediction for this attempt; 0 = none */
     char *reason;              /* placement's reason for this attempt (owned); NULL = least-loaded */
+    uint64_t *prefix_keys;     /* a whole llm.generate's prompt prefix keys (protocol/prefix_key.h),
+                                * computed at its first dispatch (owned); NULL = not yet / none */
+    size_t n_prefix_keys, prompt_bytes;
+    int prefix_done;           /* prefix_keys computed (maybe none) */
     char utf8_tail[4];         /* progress: a character cut at the end of the last chunk */
     int n_utf8_tail;
     struct loom_task *wnext, *wprev; /* in worker->tasks */
     struct loom_task *rnext, *rprev; /* in the run's live tasks */
     struct loom_task *lnext, *lprev; /* in one of the engine's timer lists */
     int list;                  /* which timer list (0 = none) */
+    /* Worker-side chaining (README "Chains"): a task sent ahead behind its
+     * predecessor on the same worker, before the predecessor's result.
+     * ahead: not yet released (its step is still pending in loomd: no
+     * record, no event, no attempt used); after: the predecessor while that
+     * one has not succeeded; chained: the task sent behind this one. */
+    int ahead;
+    int ran_chained;           /* this attempt was sent ahead (STEP_STARTED says so) */
+    struct loom_task *after, *chained;
+    char **after_at;           /* JSON Pointers where the predecessor's output goes (owned) */
+    size_t n_after_at;
 } loom_task_t;
 
 typedef struct loom_engine_cfg {
@@ -101,6 +115,8 @@ typedef struct loom_engine_cfg {
     int64_t output_ref_bytes;     /* step outputs (parts) over this many bytes stay on their worker
                                    * and travel by reference (workers/common/outref.h); 0 = 65536,
                                    * < 0 = never */
+    int chain_depth;              /* worker-side chaining: successors sent ahead behind a task
+                                   * on the same worker, at most (README "Chains"); 0 = none */
     int64_t object_retention_ms;  /* a run's objects are kept on their workers (as a cache, for
                                    * `loom logs`) this long after it ended, then forgotten
                                    * (engine_objects.c); 0 = 3600000, < 0 = until evicted */
@@ -164,6 +180,16 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
                        uint32_t attempt, int ok, const char *output, size_t len,
                        const char *error, int retryable, int code, double step_ms,
                        loom_err_t *err);
+
+/* w could not fetch an input of a task it owns by reference (object_id:
+ * the holder died, dropped it or sent it corrupted; ResultRequest.
+ * lost_input): the dependency whose output holds it runs again (elsewhere,
+ * an event with the reason) and the task's step waits for it and starts
+ * again. When that cannot be (no such dependency, a foreach item, the
+ * producer re-ran too often, or its input is gone), the task fails with
+ * the reason as loom_engine_result would. */
+int loom_engine_input_lost(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id, uint32_t attempt,
+                           const char *object_id, const char *error, loom_err_t *err);
 
 /* w refused a task it owns (draining, no capacity): it goes back to the
  * queue for another worker without counting against retries. Same
@@ -259,6 +285,7 @@ typedef struct loom_engine_stats {
     uint64_t tasks_dispatched, tasks_succeeded, tasks_failed, tasks_retried, tasks_lost;
     uint64_t results_rejected;  /* not owned / unknown / stale */
     uint64_t tasks_unsent;      /* taken back because a worker's socket refused them (back-pressure) */
+    uint64_t tasks_chained;     /* released after being sent ahead behind their predecessor */
     uint64_t runs_submitted, runs_finished;
     size_t ready, live_tasks;
 } loom_engine_stats_t;

@@ -69,7 +69,8 @@ static loom_adopt_t decide(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t *
         if (h->state != LOOM_HELD_QUEUED && !t->started) {
             t->started = 1;
             t->running_ms = loom_wall_ms();
-            engine_start_timeout(e, t);
+            if (!t->ahead) /* one still ahead is not loomd's yet (engine.c, chain_ahead) */
+                engine_start_timeout(e, t);
         }
         return h->state == LOOM_HELD_FINISHED ? LOOM_ADOPT_RESEND : LOOM_ADOPT_KEEP;
     }
@@ -99,11 +100,15 @@ void loom_engine_reconcile(loom_engine_t *e, loom_worker_rec_t *w, const loom_he
     for (size_t i = 0; ids && i < n; i++)
         if (held[i].task_id)
             loom_map_put(ids, held[i].task_id, (void *)&held[i]);
-    for (loom_task_t *t = w->tasks, *next; t; t = next) {
-        next = t->wnext;
+    for (loom_task_t *t = w->tasks; t;) {
         const loom_held_task_t *h = ids ? loom_map_get(ids, t->id) : NULL;
-        if (!h || (int)h->attempt != t->attempt)
+        if (!h || (int)h->attempt != t->attempt) {
+            /* detaches t, and may free the tasks chained behind it: from the top */
             engine_task_lost(e, t, w);
+            t = w->tasks;
+        } else {
+            t = t->wnext;
+        }
     }
     loom_map_destroy(&ids);
     /* 2. Each held task: by id, else (an earlier loomd's id) by key. */

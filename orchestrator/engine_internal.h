@@ -41,10 +41,16 @@ typedef struct step_rt {
     int last_attempt;
     int cancel_recorded;      /* foreach: the cancelled step was recorded */
     int64_t started_ms, finished_ms;
+    /* re-running a producer whose output's holder died (engine_rerun_step) */
+    char *rerun_input;        /* the input of the task that made an output holding
+                                 references, while that output is kept */
+    int reruns;               /* times it ran again for that reason */
     /* loops */
     struct scope *body;       /* the running iteration */
     int iteration;            /* iterations completed */
     json_t *prev;             /* previous iteration's outputs {id: output} */
+    struct loom_task *ahead;  /* its task, sent ahead behind its predecessor's (engine.c,
+                               * chain_ahead); released when the predecessor succeeds */
 } step_rt_t;
 
 /* The steps of a graph being executed: the top level, or one loop iteration. */
@@ -122,6 +128,11 @@ typedef struct rctx {
     scope_t *sc;
     json_t *item;
     int has_item;
+    /* rendering a successor sent ahead (engine_render_chained): step pred
+     * of scope pred_sc has no output yet; a whole-value reference to it
+     * renders as a placeholder, any other use of it fails */
+    const struct scope *pred_sc;
+    size_t pred;
 } rctx_t;
 
 /* An event to publish (strings borrowed). */
@@ -142,11 +153,28 @@ json_t *engine_resolve(void *ctx, const loom_ref_t *ref, loom_err_t *err);
 int engine_render_input(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char **out, size_t *len,
                         loom_err_t *err);
 int engine_render_outputs(loom_run_t *r, char **out, loom_err_t *err);
+/* Renders step i's input before its dependency pred (same scope) has an
+ * output, for a task sent ahead behind pred's (worker-side chaining): each
+ * value that is exactly ${steps.<pred>.output} becomes null and its JSON
+ * Pointer is added to *at (*n_at of them, owned by the caller). Fails
+ * (non-zero) when the input reads pred's output any other way (a field of
+ * it, inside a string) or does not render; the step then goes the usual
+ * way. */
+int engine_render_chained(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size_t i, size_t pred,
+                          char **out, size_t *len, char ***at, size_t *n_at);
+/* 1 when loomd checks or transforms step s's output after the worker's
+ * result (an llm op with format: json or schema:), so a result the worker
+ * calls a success may still fail the step in loomd. */
+int engine_output_checked(const loom_wf_step_t *s);
 int engine_output_refs_step(const loom_workflow_t *wf, const char *step_id);
 /* Sets control_read of the top scope's steps (stitch.c, one pass). */
 void engine_mark_control_reads(scope_t *top);
 int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, loom_err_t *err);
 void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev);
+/* Runs step i of sc (a plain step that succeeded, with st->rerun_input)
+ * again, because the holder of its output is gone; its dependents that
+ * have not started wait for it again. 0, or -1 when it cannot be. */
+int engine_rerun_step(loom_engine_t *e, scope_t *sc, size_t i, const char *why);
 void engine_step_event(loom_engine_t *e, scope_t *sc, size_t i, const loom_task_t *t, int kind,
                        const char *message, const char *error);
 void engine_step_finished(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
@@ -209,6 +237,10 @@ void engine_make_ready(loom_engine_t *e, loom_task_t *t);
 void engine_worker_detach(loom_task_t *t);
 void engine_worker_attach(loom_task_t *t, loom_worker_rec_t *w);
 void engine_task_free(loom_engine_t *e, loom_task_t *t);
+/* p's attempt ends without success (or p goes away): the tasks sent ahead
+ * behind it (chain_ahead) are cancelled on their worker and freed
+ * unrecorded; their steps stay pending and are released the usual way. */
+void engine_unchain(loom_engine_t *e, loom_task_t *p);
 void engine_reap_runs(loom_engine_t *e);
 void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
                         const char *error);

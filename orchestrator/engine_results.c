@@ -24,6 +24,7 @@
  * started (the same attempt is tried elsewhere). */
 static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms, int next_attempt)
 {
+    engine_unchain(e, t);
     if (t->worker)
         snprintf(t->last_worker, sizeof t->last_worker, "%s", t->worker->id);
     engine_worker_detach(t);
@@ -31,6 +32,7 @@ static void requeue(loom_engine_t *e, loom_task_t *t, uint64_t delay_ms, int nex
     if (next_attempt)
         t->attempt++;
     t->started = 0;
+    t->ran_chained = 0;
     t->state = LOOM_TASK_READY;
     t->deadline_mono = 0;
     t->ready_ns = loom_clock_ns() + delay_ms * 1000000ull;
@@ -184,6 +186,11 @@ int loom_engine_result(loom_engine_t *e, loom_worker_rec_t *w, const char *task_
         return loom_err_set(err, LOOM_ENOTFOUND, "stale result for task %s (attempt %u, now %d)",
                             task_id, attempt, t->attempt);
     }
+    if (t->ahead) { /* a worker reports a chained task after its predecessor */
+        e->stats.results_rejected++;
+        return loom_err_set(err, LOOM_EPROTO, "worker %s sent the result of chained task %s before its "
+                            "predecessor's", w->id, task_id);
+    }
     accept_redacted(e, w, t, ok, output, len, error, retryable, code, step_ms);
     return 0;
 }
@@ -296,6 +303,17 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
         e->cfg.placement.observe(e->cfg.placement.self, r->id, sid, t->op, w, t->predicted_ms, step_ms);
     }
     engine_lat_add(r, loom_clock_ns() - t->ready_ns);
+    if (t->ran_chained && step_ms > 0) {
+        /* it began on its worker before its predecessor's result reached
+         * loomd (which released it then): its times count from there */
+        int64_t began = loom_wall_ms() - (int64_t)step_ms;
+        if (began < t->started_ms)
+            t->started_ms = began;
+        if (t->running_ms && began < t->running_ms)
+            t->running_ms = began;
+        if (t->index < 0 && began < st->started_ms)
+            st->started_ms = began;
+    }
     if (w && t->kv_part == 0 && !e->cfg.prefix_placement_off && json_is_string(out) &&
         strcmp(t->op, "llm.generate") == 0)
         learn_prefixes(w, t, json_string_value(out));
@@ -311,7 +329,17 @@ static void result_accepted(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t 
     } else {
         json_decref(st->output);
         st->output = out;
+        /* an output by reference lives on its worker: keep what made it,
+         * to make it again if that worker dies before its consumers ran */
+        free(st->rerun_input);
+        st->rerun_input = output && len && memmem(output, len, "\"$object\"", 9) ? strndup(t->input, t->input_len) : NULL;
         st->tasks_live--;
+        /* a successor sent ahead behind t (on the worker it ran or runs
+         * already) stays: finishing the step releases it */
+        if (t->chained) {
+            t->chained->after = NULL;
+            t->chained = NULL;
+        }
         engine_task_free(e, t);
         engine_finish_step(e, sc, i, LOOM_TASK_SUCCEEDED, NULL);
     }
@@ -332,6 +360,11 @@ int loom_engine_refused(loom_engine_t *e, loom_worker_rec_t *w, const char *task
         e->stats.results_rejected++;
         return loom_err_set(err, t && t->worker != w ? LOOM_EPROTO : LOOM_ENOTFOUND,
                             "refusal for a task worker %s does not hold", w->id);
+    }
+    if (t->ahead) { /* sent ahead and refused: its step is released the usual way */
+        engine_task_free(e, t);
+        engine_reap_runs(e);
+        return 0;
     }
     if (++t->lost > e->cfg.max_lost + 3) {
         engine_worker_detach(t);
@@ -373,6 +406,51 @@ void loom_engine_progress_note(loom_engine_t *e, loom_worker_rec_t *w, const cha
     engine_emit(e, t->run, &ev);
 }
 
+/* The step of sc among step c's dependencies whose output holds object id. */
+static long producer_of(scope_t *sc, size_t c, const char *id)
+{
+    const loom_wf_step_t *s = &sc->g->steps[c];
+    for (size_t k = 0; k < s->n_deps; k++) {
+        step_rt_t *d = &sc->st[s->deps[k].step];
+        char *text = d->output ? json_dumps(d->output, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        int has = text && strstr(text, id) != NULL;
+        free(text);
+        if (has)
+            return (long)s->deps[k].step;
+    }
+    return -1;
+}
+
+int loom_engine_input_lost(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id, uint32_t attempt,
+                           const char *object_id, const char *error, loom_err_t *err)
+{
+    loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
+    long p = -1;
+    if (t && t->worker == w && (int)attempt == t->attempt && t->index < 0 && !t->kv_part && object_id &&
+        strlen(object_id) == 64)
+        p = producer_of(t->scope, t->step, object_id);
+    char why[700];
+    snprintf(why, sizeof why, "%s", error && *error ? error : "an input by reference could not be fetched");
+    if (p < 0 || engine_rerun_step(e, t->scope, (size_t)p, why) != 0) /* nothing to re-run: it fails as it is */
+        return loom_engine_result(e, w, task_id, attempt, 0, NULL, 0, error, 0,
+                                  LOOM__V1__STATUS_CODE__DATA_LOSS, 0, err);
+    /* the consumer waits for the producer's new output, then starts again */
+    scope_t *sc = t->scope;
+    size_t c = t->step;
+    engine_task_attempt_failed(e, t, LOOM_TASK_FAILED, why);
+    char msg[900];
+    snprintf(msg, sizeof msg, "waits for step '%s' to run again: %s", sc->g->steps[p].id, why);
+    sc->st[c].tasks_live--;
+    sc->st[c].state = LOOM_TASK_PENDING;
+    sc->st[c].waiting++;
+    engine_step_event(e, sc, c, t, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_RETRIED, msg, why);
+    engine_task_free(e, t);
+    LOOM_INFO(COMP, "msg=\"re-running a producer whose output's holder is gone\" run=%s step=%s consumer=%s worker=%s",
+              sc->run->id, sc->g->steps[p].id, sc->g->steps[c].id, w->id);
+    engine_reap_runs(e);
+    return 0;
+}
+
 void loom_engine_early_output(loom_engine_t *e, loom_worker_rec_t *w, const char *task_id,
                               uint32_t attempt, const char *json)
 {
@@ -402,7 +480,9 @@ void loom_engine_started(loom_engine_t *e, loom_worker_rec_t *w, const char *tas
                          uint32_t attempt)
 {
     loom_task_t *t = task_id ? loom_map_get(e->tasks, task_id) : NULL;
-    if (!t || t->worker != w || (int)attempt != t->attempt || t->started)
+    /* a worker sends a chained task's Started after its predecessor's
+     * result, which released it; one still ahead is not loomd's yet */
+    if (!t || t->worker != w || (int)attempt != t->attempt || t->started || t->ahead)
         return;
     t->started = 1;
     t->running_ms = loom_wall_ms();
@@ -427,6 +507,10 @@ void engine_start_timeout(loom_engine_t *e, loom_task_t *t)
 
 void engine_task_lost(loom_engine_t *e, loom_task_t *t, loom_worker_rec_t *w)
 {
+    if (t->ahead) { /* never released: its step runs when its predecessor has */
+        engine_task_free(e, t);
+        return;
+    }
     e->stats.tasks_lost++;
     char msg[300];
     if (!t->started) { /* only queued there: no side effect, no attempt used */
@@ -480,8 +564,12 @@ void engine_tasks_unsent(loom_engine_t *e, loom_worker_rec_t *w, loom_task_t **t
     }
     w->send_paused = 1;
     e->stats.tasks_unsent += n;
-    for (size_t i = 0; i < n; i++)
-        if (tasks[i]->worker == w && !tasks[i]->started)
+    /* last first: a task sent ahead comes after its predecessor, whose
+     * requeue would free it (engine_unchain) */
+    for (size_t i = n; i-- > 0;)
+        if (tasks[i]->ahead)
+            engine_task_free(e, tasks[i]);
+        else if (tasks[i]->worker == w && !tasks[i]->started)
             requeue(e, tasks[i], 0, 0); /* never left loomd: the same attempt */
 }
 

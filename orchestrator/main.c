@@ -64,6 +64,11 @@ static const char usage_text[] =
     "                            worker: noop, echo or noop,echo (default none: every\n"
     "                            task goes to a worker); a chain of them then moves\n"
     "                            without a worker round trip per step\n"
+    "  --chain-depth N|off       worker-side chaining: when the plan puts a step and the\n"
+    "                            one that waits only for it on the same worker, loomd\n"
+    "                            sends up to N such successors ahead with it and the\n"
+    "                            worker runs each right after its predecessor succeeds\n"
+    "                            (default 32; off: one round trip per step)\n"
     "  --max-runs N              finished runs kept in memory (default 1000)\n"
     "  --max-finished-bytes N    ... and at most this many bytes of them, oldest\n"
     "                            dropped first (evicted to the database with --db;\n"
@@ -165,6 +170,10 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
         c->o.output_ref_bytes = -1;
         return 0;
     }
+    if (strcmp(k, "chain-depth") == 0 && strcmp(v, "off") == 0) {
+        c->o.chain_depth = -1;
+        return 0;
+    }
     if (strcmp(k, "prefix-placement") == 0) {
         if (strcmp(v, "on") && strcmp(v, "off")) {
             snprintf(why, why_n, "expected on or off, got '%s'", v);
@@ -177,7 +186,7 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
         c->o.object_retention_ms = -1;
         return 0;
     }
-    numeric |= strcmp(k, "output-ref-bytes") == 0;
+    numeric |= strcmp(k, "output-ref-bytes") == 0 || strcmp(k, "chain-depth") == 0;
     if (numeric && loom_config_positive(v, max, &n, why, why_n) != 0)
         return -1;
     if (strcmp(k, "client") == 0)
@@ -198,6 +207,8 @@ static int apply(void *ud, const char *k, const char *v, char *why, size_t why_n
         c->o.placement_timeout_ms = n;
     else if (strcmp(k, "output-ref-bytes") == 0)
         c->o.output_ref_bytes = n;
+    else if (strcmp(k, "chain-depth") == 0)
+        c->o.chain_depth = (int)n > 1024 ? 1024 : (int)n;
     else if (strcmp(k, "object-retention-ms") == 0)
         c->o.object_retention_ms = n;
     else if (strcmp(k, "max-runs") == 0)

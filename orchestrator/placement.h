@@ -80,6 +80,24 @@ typedef struct loom_placement {
      * an llm.decode task that gets the prefill's KV cache (the decode
      * worker fetches it from the prefill worker: the KV handoff). */
     int (*split_kv)(void *self, const char *run_id, const char *step_id);
+    /* Optional: worker-side chaining. req is step req->step_id, ready the
+     * moment its predecessor pred_step_id (whose task was just placed on w)
+     * succeeds: 1 when the policy puts it on w too, so loomd sends it ahead
+     * behind its predecessor (filling why like pick); 0 = place it when it
+     * is ready. NULL: successors follow their predecessor to any worker
+     * that runs their op (least-loaded has no reason to move them). */
+    int (*colocated)(void *self, const loom_placement_req_t *req, const char *pred_step_id,
+                     const loom_worker_rec_t *w, loom_registry_t *reg);
+    /* Optional: a task sent ahead (colocated) became ready, its predecessor
+     * having succeeded; it runs, or ran, on the worker it was sent to. What
+     * pick would check for a ready task besides choosing its worker (a
+     * plan-driven policy re-plans a run that fell behind its plan; that
+     * applies to the steps not sent yet). */
+    void (*chained_ready)(void *self, const loom_placement_req_t *req, loom_registry_t *reg);
+    /* Optional: the tasks picked in this dispatch round were sent (their
+     * records and events follow): what need not delay them (the planner
+     * lowers and announces the plans it made in the round). */
+    void (*dispatched)(void *self);
     /* Optional: the run reached a final state (the policy may drop what it
      * kept about it). */
     void (*run_done)(void *self, const char *run_id);

@@ -63,6 +63,10 @@ typedef struct rplan {
 } rplan_t;
 
 #define MAX_MODULE_TEXT (256 << 10) /* a larger module is not copied into the run's events */
+/* One-device plans of more nodes are not lowered: at ~210 bytes a node
+ * their module is over MAX_MODULE_TEXT, so nothing would keep it, and
+ * dispatch needs no module for one device (dispatched, one_device). */
+#define ONE_DEVICE_LOWER_MAX 1200
 
 /* Calibration of one (worker, workflow step) or (worker, op): measured
  * execution time over the uncalibrated model's prediction, smoothed. */
@@ -75,6 +79,12 @@ typedef struct {
 typedef struct {
     loom_map_t *runs;  /* run id -> rplan_t */
     loom_map_t *calib; /* "S\x1fworker\x1fworkflow\x1fstep" or "O\x1fworker\x1fop" -> calib_t */
+    /* runs planned in this dispatch round, announced (and lowered) once its
+     * tasks are sent (dispatched): not on the path to a run's first task */
+    char (*pending)[32];
+    size_t npending, cappending;
+    void (*note_fn)(void *, const char *, int, const char *, const struct Loom__V1__Plan *);
+    void *note_ud;
 } policy_t;
 
 #define CALIB_ALPHA 0.3   /* weight of the newest measurement */
@@ -896,6 +906,57 @@ static int admit_planned(void *self, const loom_placement_req_t *req, loom_regis
     return LOOM_EINFEASIBLE;
 }
 
+/* Whether run rp, lag ms behind its plan at req's step, is to be
+ * re-planned for it (why says so; at most 3 times a run, for a new lag of a
+ * tenth of its SLA and 50 ms). */
+static int lagging(rplan_t *rp, const loom_placement_req_t *req, double lag, char *why, size_t n)
+{
+    double new_lag = lag - rp->lag_base;
+    if (rp->forced || rp->sla_ms <= 0 || new_lag <= 0.1 * rp->sla_ms || new_lag <= 50 || rp->lag_replans >= 3)
+        return 0;
+    snprintf(why, n, "run is %.0f ms behind its plan at %s", lag, req->step_id);
+    rp->lag_replans++;
+    return 1;
+}
+
+/* Re-plans rp for why (exclude: a worker to leave out, or NULL) with the
+ * SLA left after lag, and publishes it (REPLANNED). 0, or -1 when no plan
+ * was found (the run goes least-loaded from here; also published). */
+static int replan(policy_t *p, rplan_t *rp, const loom_placement_req_t *req, loom_registry_t *reg,
+                  const char *exclude, double lag, const char *why)
+{
+    char msg[1024], ex[128];
+    loom_err_t err = {0};
+    snprintf(ex, sizeof ex, "%s", exclude ? exclude : "");
+    double sla = req->sla_ms > 0 ? req->sla_ms - (lag > 0 ? lag : 0) : 0;
+    if (sla < 0)
+        sla = 1;
+    if (plan_run(p, rp, reg, exclude ? ex : NULL, sla, &err) < 0) {
+        snprintf(msg, sizeof msg, "%s; re-plan failed (%s): least-loaded placement", why, err.msg);
+        note(req, rp, 1, msg);
+        rplan_drop_plan(rp);
+        return -1;
+    }
+    rp->lag_base = lag > 0 ? lag : 0;
+    summary(rp, why, msg, sizeof msg);
+    lowered(req, rp, msg, sizeof msg);
+    note(req, rp, 1, msg);
+    return 0;
+}
+
+/* Whether rp's plan puts every node on one device: its module is then that
+ * device's one function, no transfers, so dispatch needs nothing from it
+ * and its lowering can wait until the first tasks are out (dispatched). */
+static int one_device(const rplan_t *rp)
+{
+    if (rp->forced)
+        return 0;
+    for (size_t v = 1; v < loom_graph_nodes(rp->g); v++)
+        if (loom_plan_device(rp->plan, (int)v) != loom_plan_device(rp->plan, 0))
+            return 0;
+    return 1;
+}
+
 static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *req, loom_registry_t *reg,
                                        int *never)
 {
@@ -914,6 +975,22 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
             note(req, rp, 0, msg);
             rp->announced = 1;
             rplan_drop_plan(rp);
+        }
+    }
+    if (rp->plan && !rp->announced && one_device(rp) && req->run_id && strlen(req->run_id) < sizeof *p->pending) {
+        if (p->npending == p->cappending) { /* announced in dispatched() */
+            size_t ncap = p->cappending ? 2 * p->cappending : 16;
+            void *np = realloc(p->pending, ncap * sizeof *p->pending);
+            if (np) {
+                p->pending = np;
+                p->cappending = ncap;
+            }
+        }
+        if (p->npending < p->cappending) {
+            snprintf(p->pending[p->npending++], sizeof *p->pending, "%s", req->run_id);
+            p->note_fn = req->note;
+            p->note_ud = req->note_ud;
+            rp->announced = 1;
         }
     }
     if (rp->plan && !rp->announced) {
@@ -937,27 +1014,11 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
                  !w ? "gone" : w->state == LOOM_WORKER_LOST ? "lost" : w->state == LOOM_WORKER_DRAINING ? "draining"
                                                                                          : "unable to run it");
     double lag = req->elapsed_ms - loom_plan_start_ms(rp->plan, v);
-    double new_lag = lag - rp->lag_base;
-    if (!why[0] && !rp->forced && rp->sla_ms > 0 && new_lag > 0.1 * rp->sla_ms && new_lag > 50 && rp->lag_replans < 3) {
-        snprintf(why, sizeof why, "run is %.0f ms behind its plan at %s", lag, req->step_id);
-        rp->lag_replans++;
-    }
+    if (!why[0])
+        lagging(rp, req, lag, why, sizeof why);
     if (why[0]) {
-        char exclude[128];
-        snprintf(exclude, sizeof exclude, "%s", wid);
-        double sla = req->sla_ms > 0 ? req->sla_ms - (lag > 0 ? lag : 0) : 0;
-        if (sla < 0)
-            sla = 1;
-        if (plan_run(p, rp, reg, w && w->state == LOOM_WORKER_READY ? NULL : exclude, sla, &err) < 0) {
-            snprintf(msg, sizeof msg, "%s; re-plan failed (%s): least-loaded placement", why, err.msg);
-            note(req, rp, 1, msg);
-            rplan_drop_plan(rp);
+        if (replan(p, rp, req, reg, w && w->state == LOOM_WORKER_READY ? NULL : wid, lag, why) != 0)
             return fallback(req, reg, never);
-        }
-        rp->lag_base = lag > 0 ? lag : 0;
-        summary(rp, why, msg, sizeof msg);
-        lowered(req, rp, msg, sizeof msg);
-        note(req, rp, 1, msg);
         v = node_for_step(rp, req->step_id);
         if (v < 0)
             return fallback(req, reg, never);
@@ -980,6 +1041,77 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
         note_ran(rp, v, w);
     }
     return w; /* NULL: every capable worker is full; the task waits in loomd */
+}
+
+/* Worker-side chaining (placement.h, colocated): a successor follows its
+ * predecessor onto w when the plan puts both steps on one device, so the
+ * data edge between them stays on that worker; w may differ from that
+ * device when load moved the predecessor (choose), and then only if the
+ * plan's cost model lets the successor run on w. Runs or steps the plan
+ * does not cover follow least-loaded's rule: the successor follows. */
+static int colocated(void *self, const loom_placement_req_t *req, const char *pred_step_id,
+                     const loom_worker_rec_t *w, loom_registry_t *reg)
+{
+    policy_t *p = self;
+    rplan_t *rp = p && req->run_id ? loom_map_get(p->runs, req->run_id) : NULL;
+    if (!rp || !rp->plan)
+        return 1;
+    int v = node_for_step(rp, req->step_id), u = node_for_step(rp, pred_step_id);
+    if (v < 0 || u < 0)
+        return 1;
+    if (strcmp(node_device(rp, v), node_device(rp, u)) != 0)
+        return 0;
+    int k = loom_fleet_find(rp->fleet, w->id);
+    if (k < 0 || !loom_cost_fits(rp->cost, v, k))
+        return 0;
+    explain(rp, v, w, req->why, w != planned_w(rp, v, reg), 0);
+    if (req->why)
+        note_inputs(rp, v, w, 1, req->why);
+    note_ran(rp, v, w);
+    return 1;
+}
+
+/* The round's tasks are out (placement.h, dispatched): the one-device
+ * plans made for them (one_device) are lowered to their module (MLIR,
+ * ~30 us a node) and announced (PLANNED) now, so a long chain's first
+ * tasks do not wait for that. */
+static void dispatched(void *self)
+{
+    policy_t *p = self;
+    for (size_t i = 0; p && i < p->npending; i++) {
+        rplan_t *rp = loom_map_get(p->runs, p->pending[i]);
+        if (!rp || !rp->plan)
+            continue;
+        char msg[1024];
+        loom_placement_req_t req = {.run_id = p->pending[i], .note = p->note_fn, .note_ud = p->note_ud};
+        summary(rp, NULL, msg, sizeof msg);
+        size_t nodes = loom_graph_nodes(rp->g), len = strlen(msg);
+        if (nodes > ONE_DEVICE_LOWER_MAX) /* its module would serve nothing (one_device) */
+            snprintf(msg + len, sizeof msg - len, "; not lowered: %zu nodes on one device (a module over "
+                     "the %d KiB a run's events keep; dispatch needs none for one device)", nodes,
+                     MAX_MODULE_TEXT >> 10);
+        else
+            lowered(&req, rp, msg, sizeof msg);
+        note(&req, rp, 0, msg);
+    }
+    if (p)
+        p->npending = 0;
+}
+
+/* A task sent ahead became ready (placement.h, chained_ready): the run's
+ * lag is checked as pick checks it, and a run behind its plan re-planned
+ * (the task itself already runs where it was sent). */
+static void chained_ready(void *self, const loom_placement_req_t *req, loom_registry_t *reg)
+{
+    policy_t *p = self;
+    rplan_t *rp = p && req->run_id ? loom_map_get(p->runs, req->run_id) : NULL;
+    int v = rp && rp->plan ? node_for_step(rp, req->step_id) : -1;
+    if (v < 0)
+        return;
+    char why[256];
+    double lag = req->elapsed_ms - loom_plan_start_ms(rp->plan, v);
+    if (lagging(rp, req, lag, why, sizeof why))
+        replan(p, rp, req, reg, NULL, lag, why);
 }
 
 /* Calibration: measured / uncalibrated model, per (worker, step of the
@@ -1053,6 +1185,7 @@ static void destroy(void *self)
         return;
     loom_map_destroy(&p->runs);
     loom_map_destroy(&p->calib);
+    free(p->pending);
     free(p);
 }
 
@@ -1065,7 +1198,9 @@ loom_placement_t loom_placement_planner(void)
         p = NULL;
     }
     return (loom_placement_t){.name = "planner", .pick = pick_planned, .destroy = destroy, .run_done = run_done,
-                              .admit = admit_planned, .observe = observe, .split_kv = split_kv, .self = p};
+                              .admit = admit_planned, .observe = observe, .split_kv = split_kv,
+                              .colocated = colocated, .chained_ready = chained_ready,
+                              .dispatched = dispatched, .self = p};
 }
 
 /* ---- the Plan RPC ------------------------------------------------------- */

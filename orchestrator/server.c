@@ -172,6 +172,11 @@ static int send_tasks(void *ud, loom_worker_rec_t *w, loom_task_t **tasks, size_
         reqs[i].timeout_ms = t->timeout_ms > 0 ? (uint32_t)t->timeout_ms : 0;
         const char *model = loom_task_model(t);
         reqs[i].model = (char *)(model ? model : "");
+        if (t->ahead && t->after) { /* chained: runs behind its predecessor (earlier in this batch) */
+            reqs[i].after_task_id = (char *)t->after->id;
+            reqs[i].n_after_output_at = t->n_after_at;
+            reqs[i].after_output_at = t->after_at;
+        }
         ptrs[i] = &reqs[i];
     }
     Loom__V1__AssignBatchRequest b = LOOM__V1__ASSIGN_BATCH_REQUEST__INIT;
@@ -454,8 +459,6 @@ static void on_heartbeat(srv_t *s, loom_msg_t *m, loom_worker_rec_t *w)
                 }
             if (k || w->n_prefixes)
                 loom_worker_set_prefixes(w, pk, pt, k, 1);
-            if (k)
-                LOOM_DEBUG(COMP, "msg=\"prefixes held\" worker=%s n=%zu longest_tokens=%u", w->id, k, pt[0]);
         }
         if (h->draining && w->state == LOOM_WORKER_READY)
             w->state = LOOM_WORKER_DRAINING;
@@ -498,6 +501,9 @@ static void one_result(srv_t *s, loom_worker_rec_t *w, const Loom__V1__ResultReq
     /* FAILED_PRECONDITION: the worker did not run it (draining) */
     if (!r->ok && r->error && r->error->code == LOOM__V1__STATUS_CODE__FAILED_PRECONDITION)
         rc = loom_engine_refused(s->eng, w, r->task_id, r->attempt, r->error->message, &err);
+    else if (!r->ok && r->lost_input && r->lost_input[0]) /* re-run what made the lost input */
+        rc = loom_engine_input_lost(s->eng, w, r->task_id, r->attempt, r->lost_input,
+                                    r->error && r->error->message ? r->error->message : NULL, &err);
     else
         rc = loom_engine_result(s->eng, w, r->task_id, r->attempt, r->ok, out, len,
                                 r->error && r->error->message ? r->error->message : NULL,
@@ -869,6 +875,7 @@ int loom_server_run(const loom_server_opts_t *opts, volatile int *stop, loom_err
                             .placement_timeout_ms = opts->placement_timeout_ms,
                             .inline_ops = opts->inline_ops,
                             .output_ref_bytes = opts->output_ref_bytes,
+                            .chain_depth = opts->chain_depth < 0 ? 0 : opts->chain_depth ? opts->chain_depth : 32,
                             .object_retention_ms = opts->object_retention_ms,
                             .prefix_placement_off = opts->prefix_placement_off,
                             /* workers re-register at their next heartbeat */

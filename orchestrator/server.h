@@ -18,6 +18,8 @@ typedef struct loom_server_opts {
     int depth;                    /* tasks in flight per worker slot (default 16) */
     int64_t placement_timeout_ms; /* fail tasks no worker can run after this (default 30000) */
     int64_t output_ref_bytes;     /* step outputs over this go by reference (0 = 65536, < 0 = never) */
+    int chain_depth;              /* worker-side chaining: successors sent ahead per task
+                                   * (0 = 32, < 0 = none; orchestrator/README.md, Chains) */
     int prefix_placement_off;     /* placement ignores the prompt prefixes workers hold */
     int64_t object_retention_ms;  /* a finished run's objects stay on workers this long (0 = 1 h, < 0 = until evicted) */
     const char *placement;        /* "least-loaded" (default) or "planner" */

@@ -26,6 +26,12 @@ static scope_t *loop_scope(scope_t *sc)
     return sc && sc->parent ? sc : NULL;
 }
 
+/* What a whole-value reference to the predecessor of a successor sent
+ * ahead renders as (engine_render_chained); control characters, so no
+ * workflow value is mistaken for it. */
+#define CHAIN_PLACEHOLDER "\x01loom:predecessor-output\x01"
+#define CHAIN_PLACEHOLDER_CORE "loom:predecessor-output"
+
 json_t *engine_resolve(void *ctx, const loom_ref_t *ref, loom_err_t *err)
 {
     rctx_t *rc = ctx;
@@ -41,6 +47,12 @@ json_t *engine_resolve(void *ctx, const loom_ref_t *ref, loom_err_t *err)
             if (!st)
                 continue;
             step_rt_t *rt = &s->st[st->index];
+            if (s == rc->pred_sc && st->index == rc->pred) { /* engine_render_chained */
+                if (ref->n_path == 0)
+                    return json_string(CHAIN_PLACEHOLDER);
+                loom_err_set(err, LOOM_EINVAL, "reads a part of step '%s''s output", ref->name);
+                return NULL;
+            }
             if (rt->state == LOOM_TASK_SKIPPED)
                 return json_null();
             if (rt->state != LOOM_TASK_SUCCEEDED || !rt->output) {
@@ -182,12 +194,7 @@ static int output_by_reference(const loom_run_t *r, const scope_t *sc, const loo
     if (r->n_secrets || sc->g->owner || engine_output_refs_step(r->wf, s->id) ||
         sc->st[s - sc->g->steps].control_read)
         return 0;
-    if (s->op == LOOM_OP_LLM_GENERATE || s->op == LOOM_OP_LLM_DECODE) {
-        const loom_value_t *f = loom_wf_step_field(s, "format");
-        if ((f && f->str && strcmp(f->str, "json") == 0) || loom_wf_step_field(s, "schema"))
-            return 0;
-    }
-    return 1;
+    return !engine_output_checked(s);
 }
 
 int engine_render_input(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size_t i, rctx_t *rc, char **out,
@@ -294,6 +301,107 @@ int engine_render_input(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
     *len = strlen(*out);
     return 0;
+}
+
+/* 1 when c is the placeholder (its pointer, path, is appended to at), 0
+ * when not, -1 when out of memory. */
+static int placeholder_at(const json_t *c, const loom_buf_t *path, char ***at, size_t *n_at)
+{
+    if (!json_is_string(c) || strcmp(json_string_value(c), CHAIN_PLACEHOLDER) != 0)
+        return 0;
+    char **nat = realloc(*at, (*n_at + 1) * sizeof *nat);
+    if (!nat)
+        return -1;
+    *at = nat;
+    if (!(nat[*n_at] = strndup(path->data, path->len)))
+        return -1;
+    (*n_at)++;
+    return 1;
+}
+
+/* Replaces each placeholder value under v (path: its JSON Pointer so far)
+ * with null and appends its pointer to at. Returns how many, or -1 (out of
+ * memory). */
+static int take_placeholders(json_t *v, loom_buf_t *path, char ***at, size_t *n_at)
+{
+    int n = 0;
+    size_t mark = path->len, i;
+    const char *k;
+    json_t *c;
+    if (json_is_object(v)) {
+        json_object_foreach(v, k, c) {
+            loom_buf_putc(path, '/');
+            for (const char *p = k; *p; p++) /* RFC 6901: ~ is ~0, / is ~1 */
+                *p == '~' ? loom_buf_puts(path, "~0") : *p == '/' ? loom_buf_puts(path, "~1") : loom_buf_putc(path, *p);
+            int m = placeholder_at(c, path, at, n_at);
+            if (m > 0)
+                json_object_set_new(v, k, json_null());
+            else if (m == 0)
+                m = take_placeholders(c, path, at, n_at);
+            if (m < 0)
+                return -1;
+            n += m;
+            path->len = mark;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, c) {
+            loom_buf_printf(path, "/%zu", i);
+            int m = placeholder_at(c, path, at, n_at);
+            if (m > 0)
+                json_array_set_new(v, i, json_null());
+            else if (m == 0)
+                m = take_placeholders(c, path, at, n_at);
+            if (m < 0)
+                return -1;
+            n += m;
+            path->len = mark;
+        }
+    }
+    return n;
+}
+
+int engine_render_chained(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size_t i, size_t pred,
+                          char **out, size_t *len, char ***at, size_t *n_at)
+{
+    loom_err_t err;
+    loom_err_clear(&err);
+    rctx_t rc = {.run = r, .sc = sc, .pred_sc = sc, .pred = pred};
+    *at = NULL;
+    *n_at = 0;
+    if (engine_render_input(e, r, sc, i, &rc, out, len, &err) != 0)
+        return -1;
+    /* the placeholder's text in the dumped JSON (\u0001 escaped around it) */
+    size_t seen = 0;
+    for (const char *p = *out; (p = strstr(p, CHAIN_PLACEHOLDER_CORE)); p += sizeof CHAIN_PLACEHOLDER_CORE - 1)
+        seen++;
+    if (!seen)
+        return 0;
+    json_t *in = json_loadb(*out, *len, 0, NULL);
+    loom_buf_t path = LOOM_BUF_INIT;
+    int taken = in ? take_placeholders(in, &path, at, n_at) : -1;
+    loom_buf_free(&path);
+    free(*out);
+    *out = NULL;
+    /* every placeholder a whole value (none inside a string or a key) */
+    if (taken >= 0 && (size_t)taken == seen && (*out = json_dumps(in, JSON_COMPACT)))
+        *len = strlen(*out);
+    json_decref(in);
+    if (*out)
+        return 0;
+    for (size_t k = 0; k < *n_at; k++)
+        free((*at)[k]);
+    free(*at);
+    *at = NULL;
+    *n_at = 0;
+    return -1;
+}
+
+int engine_output_checked(const loom_wf_step_t *s)
+{
+    if (s->op != LOOM_OP_LLM_GENERATE && s->op != LOOM_OP_LLM_DECODE)
+        return 0;
+    const loom_value_t *f = loom_wf_step_field(s, "format");
+    return (f && f->str && strcmp(f->str, "json") == 0) || loom_wf_step_field(s, "schema") != NULL;
 }
 
 int engine_render_outputs(loom_run_t *r, char **out, loom_err_t *err)
@@ -847,12 +955,15 @@ void engine_task_assigned(loom_engine_t *e, loom_task_t *t)
         if (!st->started_event && st->is_foreach) /* the step as a whole (no one worker) */
             store_task(e, sc, t->step, NULL, 0, LOOM_TASK_RUNNING, NULL, NULL);
         st->started_event = 1;
-        char msg[96] = "";
+        char msg[200] = "";
         /* time spent ready in loomd before a worker took it, reported apart
          * from execution (timeout_ms counts from the worker's Started) */
         long queued = (long)(t->started_ms - t->ready_ms);
         if (st->is_foreach)
             snprintf(msg, sizeof msg, "fan-out of %zu", st->n_items);
+        else if (t->ran_chained) /* engine.c, chain_ahead */
+            snprintf(msg, sizeof msg, "chained: sent ahead behind its predecessor on %s",
+                     t->worker ? t->worker->id : "its worker");
         else if (queued > 0)
             snprintf(msg, sizeof msg, "queued %ld ms before it started", queued);
         engine_step_event(e, sc, t->step, t, LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_STEP_STARTED,

@@ -461,7 +461,7 @@ static void test_output_by_reference(void **state) {
         opts(&o, same_host);
         json_t *back = json_deep_copy(v);
         size_t got = 0;
-        assert_int_equal(loom_outref_resolve(&back, &o, &got, &e), 0);
+        assert_int_equal(loom_outref_resolve(&back, &o, &got, NULL, &e), 0);
         assert_true(json_equal(back, orig));
         assert_int_equal(got, moved);
         assert_false(loom_outref_has(back));
@@ -471,14 +471,14 @@ static void test_output_by_reference(void **state) {
     json_t *root = json_string(big), *r2 = json_incref(root);
     assert_int_equal(loom_outref_offload(&r2, 1024, NULL, NULL, NULL, &e), 0);
     assert_true(loom_objref_is(r2));
-    assert_int_equal(loom_outref_resolve(&r2, NULL, NULL, &e), 0);
+    assert_int_equal(loom_outref_resolve(&r2, NULL, NULL, NULL, &e), 0);
     assert_true(json_equal(r2, root));
     json_decref(r2);
     json_decref(root);
     /* bad references: a malformed one, one the producer does not have, and
      * bytes that are not JSON */
     json_t *bad = json_loads("{\"a\": [{\"$object\": {\"media\": \"application/json\", \"id\": \"zz\"}}]}", 0, NULL);
-    assert_int_equal(loom_outref_resolve(&bad, NULL, NULL, &e), LOOM_EINVAL);
+    assert_int_equal(loom_outref_resolve(&bad, NULL, NULL, NULL, &e), LOOM_EINVAL);
     json_decref(bad);
     loom_objref_t gone = ref_small;
     memset(gone.id, 'a', 64);
@@ -488,13 +488,15 @@ static void test_output_by_reference(void **state) {
     json_t *g = loom_objref_to_json(&gone);
     loom_objfetch_opts_t o;
     opts(&o, 0);
-    assert_int_equal(loom_outref_resolve(&g, &o, NULL, &e), LOOM_ENOTFOUND);
+    char lost[65];
+    assert_int_equal(loom_outref_resolve(&g, &o, NULL, lost, &e), LOOM_ENOTFOUND);
     assert_non_null(strstr(e.msg, "by reference from worker producer"));
+    assert_string_equal(lost, gone.id); /* what loomd re-runs the producer of */
     json_decref(g);
     loom_objref_t nj;
     assert_int_equal(loom_objstore_put("not json", 8, "me", LOOM_OUTREF_MEDIA, &nj, &e), 0);
     json_t *n = loom_objref_to_json(&nj);
-    assert_int_equal(loom_outref_resolve(&n, NULL, NULL, &e), LOOM_EPARSE);
+    assert_int_equal(loom_outref_resolve(&n, NULL, NULL, NULL, &e), LOOM_EPARSE);
     json_decref(n);
     json_decref(v);
     json_decref(orig);

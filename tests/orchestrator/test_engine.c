@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/clock.h"
@@ -900,6 +901,360 @@ static void outputs_read_by_control_stay_inline(void **state)
     h_free(h);
 }
 
+/* ---- worker-side chaining (orchestrator/README.md, "Chains") --------------------- */
+
+static h_t *h_chain(int depth, int chain_depth)
+{
+    h_t *h = calloc(1, sizeof *h);
+    h->store = loom_store_mem_new(0, 0, 0);
+    h->reg = loom_registry_new(depth);
+    loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
+                           .placement = loom_placement_least_loaded(), .send_tasks = h_send,
+                           .cancel_task = h_cancel, .on_event = h_event, .ud = h,
+                           .backoff_ms = 1, .placement_timeout_ms = 50, .output_ref_bytes = -1,
+                           .chain_depth = chain_depth};
+    h->eng = loom_engine_new(&c);
+    return h;
+}
+
+/* a -> b -> c -> d: each echoes the previous output (whole value) */
+static const char *echo_chain = "version: 1\nname: ec\ninputs:\n  x: int\nsteps:\n"
+                                "  a:\n    op: echo\n    value: ${inputs.x}\n"
+                                "  b:\n    op: echo\n    value: ${steps.a.output}\n    retries: 1\n"
+                                "  c:\n    op: echo\n    value:\n      - 1\n      - ${steps.b.output}\n"
+                                "  d:\n    op: echo\n    value:\n      k: ${steps.c.output}\n"
+                                "outputs:\n  d: ${steps.d.output}\n";
+
+typedef struct {
+    char steps[16][16];
+    int attempts[16], states[16], n;
+} records_t;
+
+static int on_task_rec(void *ud, const loom_store_task_t *t)
+{
+    records_t *r = ud;
+    if (r->n < 16) {
+        snprintf(r->steps[r->n], sizeof r->steps[r->n], "%s", t->step_id);
+        r->attempts[r->n] = t->attempt;
+        r->states[r->n++] = t->state;
+    }
+    return 0;
+}
+
+/* the stored task record of step (latest attempt); NULL when none */
+static int record_of(h_t *h, const char *id, const char *step, int *attempt, int *st)
+{
+    records_t r = {0};
+    view_t v = {0};
+    loom_err_t err;
+    loom_store_run_get(h->store, id, on_run, on_task_rec, &r, &err);
+    (void)v;
+    for (int i = 0; i < r.n; i++)
+        if (strcmp(r.steps[i], step) == 0) {
+            *attempt = r.attempts[i];
+            *st = r.states[i];
+            return 1;
+        }
+    return 0;
+}
+
+static void chains_run_ahead_on_one_worker_with_outputs_substituted(void **state)
+{
+    (void)state;
+    h_t *h = h_chain(4, 8);
+    add_worker(h, "w1", 2);
+    char id[32];
+    assert_int_equal(submit(h, echo_chain, "{\"x\": 7}", 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    /* one message: a, then b, c, d sent ahead, each behind the one before */
+    assert_int_equal(h->sends, 1);
+    assert_int_equal(h->nsent, 4);
+    assert_false(h->sent[0]->ahead);
+    for (int i = 1; i < 4; i++) {
+        assert_true(h->sent[i]->ahead);
+        assert_ptr_equal(h->sent[i]->after, h->sent[i - 1]);
+        assert_int_equal(h->sent[i]->n_after_at, 1);
+    }
+    assert_string_equal(h->sent[1]->input, "{\"value\":null}");
+    assert_string_equal(h->sent[1]->after_at[0], "/value");
+    assert_string_equal(h->sent[2]->input, "{\"value\":[1,null]}");
+    assert_string_equal(h->sent[2]->after_at[0], "/value/1");
+    assert_string_equal(h->sent[3]->after_at[0], "/value/k");
+    int att, st;
+    assert_false(record_of(h, id, "b", &att, &st)); /* not loomd's yet: no record */
+    /* the worker reports in order; each result releases the next */
+    assert_int_equal(answer(h, 0, 1, "7", 1), 0);
+    assert_true(record_of(h, id, "b", &att, &st));
+    assert_int_equal(st, LOOM_TASK_RUNNING);
+    assert_false(h->sent[0]->ahead);
+    assert_string_equal(h->sent[0]->input, "{\"value\":7}"); /* loomd's copy has the output */
+    assert_int_equal(answer(h, 0, 1, "7", 1), 0);
+    assert_int_equal(answer(h, 0, 1, "[1,7]", 1), 0);
+    assert_int_equal(answer(h, 0, 1, "{\"k\":[1,7]}", 1), 0);
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_SUCCEEDED);
+    assert_string_equal(v.outputs, "{\"d\":{\"k\":[1,7]}}");
+    loom_engine_stats_t es;
+    loom_engine_stats(h->eng, &es);
+    assert_int_equal(es.tasks_chained, 3);
+    assert_int_equal(es.tasks_dispatched, 4);
+    assert_int_equal(loom_registry_by_id(h->reg, "w1")->inflight, 0);
+    h_free(h);
+}
+
+/* b fails (retryable): c and d, sent ahead, are taken back (cancelled on
+ * the worker, never recorded); b's retry takes them ahead again */
+static void a_failed_step_takes_back_the_chain_behind_it(void **state)
+{
+    (void)state;
+    h_t *h = h_chain(4, 8);
+    loom_worker_rec_t *w1 = add_worker(h, "w1", 2);
+    char id[32];
+    assert_int_equal(submit(h, echo_chain, "{\"x\": 1}", 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(answer(h, 0, 1, "1", 1), 0);  /* a */
+    assert_int_equal(answer(h, 0, 0, NULL, 1), 0); /* b fails: retried */
+    assert_int_equal(h->cancels, 2);               /* c, d */
+    assert_int_equal(w1->inflight, 0);
+    int att, st;
+    assert_false(record_of(h, id, "c", &att, &st));
+    h->nsent = 0;
+    usleep(5000); /* the retry's backoff (1 ms) */
+    loom_engine_tick(h->eng);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 3); /* b attempt 2, c and d behind it */
+    assert_int_equal(h->sent[0]->attempt, 2);
+    assert_true(h->sent[1]->ahead && h->sent[2]->ahead);
+    assert_int_equal(h->sent[1]->attempt, 1);
+    /* b fails for good (retries: 1 spent): the run fails, c and d never ran */
+    assert_int_equal(answer(h, 0, 0, NULL, 1), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_FAILED);
+    assert_false(record_of(h, id, "c", &att, &st));
+    assert_false(record_of(h, id, "d", &att, &st));
+    assert_true(record_of(h, id, "b", &att, &st));
+    assert_int_equal(att, 2);
+    assert_int_equal(w1->inflight, 0);
+    h_free(h);
+}
+
+/* The worker dies while b runs (started) with c and d ahead behind it: b
+ * runs again elsewhere as attempt 2, c and d as attempt 1, a not again. */
+static void a_lost_worker_re_runs_only_the_unfinished_steps_of_a_chain(void **state)
+{
+    (void)state;
+    h_t *h = h_chain(4, 8);
+    loom_worker_rec_t *w1 = add_worker(h, "w1", 2);
+    char id[32];
+    assert_int_equal(submit(h, echo_chain, "{\"x\": 3}", 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(answer(h, 0, 1, "3", 1), 0); /* a; b released */
+    loom_engine_started(h->eng, w1, h->sent[0]->id, 1);
+    h->nsent = 0;
+    loom_worker_rec_t *w2 = add_worker(h, "w2", 2);
+    w1->state = LOOM_WORKER_LOST;
+    loom_engine_worker_lost(h->eng, w1);
+    assert_int_equal(w1->inflight, 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 3);
+    assert_ptr_equal(h->sent_to[0], w2);
+    assert_string_equal(step_id(h->sent[0]), "b");
+    assert_int_equal(h->sent[0]->attempt, 2);
+    assert_true(h->sent[1]->ahead);
+    assert_int_equal(h->sent[1]->attempt, 1);
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(answer(h, 0, 1, k == 0 ? "3" : k == 1 ? "[1,3]" : "{\"k\":[1,3]}", 1), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+    int att, st;
+    assert_true(record_of(h, id, "a", &att, &st));
+    assert_int_equal(att, 1);
+    assert_true(record_of(h, id, "b", &att, &st));
+    assert_int_equal(att, 2);
+    assert_true(record_of(h, id, "d", &att, &st));
+    assert_int_equal(att, 1);
+    h_free(h);
+}
+
+/* Cancelling the run reaches the tasks sent ahead too; they leave no record. */
+static void cancel_stops_a_chain(void **state)
+{
+    (void)state;
+    h_t *h = h_chain(4, 8);
+    loom_worker_rec_t *w1 = add_worker(h, "w1", 2);
+    char id[32];
+    assert_int_equal(submit(h, echo_chain, "{\"x\": 1}", 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(answer(h, 0, 1, "1", 1), 0); /* a; b released, c and d ahead */
+    int st = 0;
+    loom_err_t err;
+    assert_int_equal(loom_engine_cancel(h->eng, id, "test", &st, &err), 0);
+    assert_int_equal(h->cancels, 3); /* b, c, d */
+    assert_int_equal(view(h, id).state, LOOM_RUN_CANCELLED);
+    assert_int_equal(w1->inflight, 0);
+    int att, tst;
+    assert_true(record_of(h, id, "b", &att, &tst));
+    assert_int_equal(tst, LOOM_TASK_CANCELLED);
+    assert_false(record_of(h, id, "c", &att, &tst));
+    h_free(h);
+}
+
+/* What a worker cannot do in loomd's place is not chained: a field of the
+ * predecessor's output, an interpolation, a when:, another worker's op; nor
+ * beyond the worker's room or the configured depth. */
+static void only_what_a_worker_can_resolve_is_chained(void **state)
+{
+    (void)state;
+    h_t *h = h_chain(4, 8);
+    add_worker(h, "w1", 2);
+    char id[32];
+    assert_int_equal(submit(h, chain_yaml, "{\"x\": 1}", 0, id), 0); /* b reads a.output.value */
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    assert_int_equal(answer(h, 0, 1, "{\"value\":1}", 1), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(answer(h, 0, 1, "{\"value\":\"got 1\"}", 1), 0);
+    const char *y = "version: 1\nname: n\nsteps:\n  a:\n    op: echo\n    value: 1\n"
+                    "  b:\n    op: echo\n    value: \"x${steps.a.output}\"\n"
+                    "  c:\n    op: noop\n    needs: [b]\n    when: ${steps.b.output} == 1\n";
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 1);
+    h->nsent = 0;
+    h_free(h);
+    /* depth 2: a and 2 ahead; the rest follows the third's result */
+    h = h_chain(4, 2);
+    add_worker(h, "w1", 2);
+    assert_int_equal(submit(h, echo_chain, "{\"x\": 1}", 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 3);
+    h_free(h);
+    /* room on the worker: slots 1 x depth 2 */
+    h = h_chain(2, 8);
+    add_worker(h, "w1", 1);
+    assert_int_equal(submit(h, echo_chain, "{\"x\": 1}", 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 2);
+    h_free(h);
+}
+
+/* The index of the dispatched task of step sid (-1: none). */
+static int sent_of(h_t *h, const char *sid)
+{
+    for (int i = 0; i < h->nsent; i++)
+        if (!strcmp(step_id(h->sent[i]), sid))
+            return i;
+    return -1;
+}
+
+/* c, dispatched at sent[*i], cannot fetch its input `lost` by reference. */
+static void lose_input(h_t *h, int i, char digit)
+{
+    loom_task_t *t = h->sent[i];
+    loom_worker_rec_t *w = h->sent_to[i];
+    char tid[24], lost[65];
+    snprintf(tid, sizeof tid, "%s", t->id);
+    memset(lost, digit, 64);
+    lost[64] = 0;
+    int attempt = t->attempt;
+    memmove(&h->sent[i], &h->sent[i + 1], (size_t)(h->nsent - i - 1) * sizeof *h->sent);
+    memmove(&h->sent_to[i], &h->sent_to[i + 1], (size_t)(h->nsent - i - 1) * sizeof *h->sent_to);
+    h->nsent--;
+    loom_err_t err;
+    assert_int_equal(loom_engine_input_lost(h->eng, w, tid, (uint32_t)attempt, lost,
+                                            "cannot fetch an upstream output by reference from worker w0: gone", &err),
+                     0);
+}
+
+/* Runs the workflow below until c has p's output (object id of digit 1);
+ * returns c's index in sent, p's input in p_input. */
+static int until_c(h_t *h, char id[32], char *p_input, size_t n)
+{
+    const char *y = "version: 1\nname: r\nsteps:\n"
+                    "  a:\n    op: echo\n    value: A\n"
+                    "  q:\n    op: echo\n    value: Q\n"
+                    "  p:\n    op: echo\n    value: ${steps.a.output}\n"
+                    "  c:\n    op: echo\n    value: ${steps.p.output}\n"
+                    "  d:\n    op: echo\n    value:\n      - ${steps.p.output}\n      - ${steps.q.output}\n"
+                    "  e:\n    op: echo\n    needs: [c]\n    value: ${steps.a.output}\n"
+                    "outputs:\n  c: ${steps.c.output}\n  d: ${steps.d.output}\n  e: ${steps.e.output}\n";
+    assert_int_equal(submit(h, y, NULL, 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(answer(h, sent_of(h, "a"), 1, "\"A\"", 1), 0);
+    loom_engine_dispatch(h->eng);
+    int i = sent_of(h, "p");
+    assert_true(i >= 0);
+    snprintf(p_input, n, "%s", h->sent[i]->input);
+    assert_int_equal(answer(h, i, 1, "{\"$object\": {\"id\": \"1111111111111111111111111111111111111111111111111111111111111111\"}}", 1), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(sent_of(h, "d"), -1); /* q is not done */
+    i = sent_of(h, "c");
+    assert_true(i >= 0);
+    assert_non_null(strstr(h->sent[i]->input, "1111111111"));
+    return i;
+}
+
+/* c cannot fetch p's output by reference (its holder died): loomd runs p
+ * again from the input it kept, c waits and starts again with the new
+ * output, twice; d (p and q) still waits for q; a's output, which p read,
+ * is still there for e. In a second run a third loss fails the run with
+ * the reason. */
+static void a_lost_input_reruns_its_producer(void **state)
+{
+    (void)state;
+    h_t *h = h_new(8);
+    add_worker(h, "w1", 8);
+    char id[32], p_input[512];
+    int i = until_c(h, id, p_input, sizeof p_input);
+    for (char round = '2'; round <= '3'; round++) {
+        lose_input(h, i, (char)(round - 1));
+        assert_int_equal(view(h, id).state, LOOM_RUN_RUNNING);
+        loom_engine_dispatch(h->eng);
+        assert_int_equal(sent_of(h, "c"), -1);
+        i = sent_of(h, "p");
+        assert_true(i >= 0);
+        assert_string_equal(h->sent[i]->input, p_input); /* its input, though a's output was consumed */
+        char ref[200];
+        snprintf(ref, sizeof ref, "{\"$object\": {\"id\": \"%064d\"}}", 0);
+        memset(ref + 20, round, 64);
+        assert_int_equal(answer(h, i, 1, ref, 1), 0);
+        loom_engine_dispatch(h->eng);
+        assert_int_equal(sent_of(h, "d"), -1); /* still waits for q */
+        i = sent_of(h, "c");
+        assert_true(i >= 0);
+        assert_non_null(strchr(h->sent[i]->input, round));
+    }
+    assert_int_equal(answer(h, i, 1, "\"C\"", 1), 0);
+    loom_engine_dispatch(h->eng);
+    i = sent_of(h, "e");
+    assert_true(i >= 0);
+    assert_non_null(strstr(h->sent[i]->input, "\"A\""));
+    assert_int_equal(answer(h, i, 1, "\"A\"", 1), 0);
+    assert_int_equal(answer(h, sent_of(h, "q"), 1, "\"Q\"", 1), 0);
+    loom_engine_dispatch(h->eng);
+    i = sent_of(h, "d");
+    assert_true(i >= 0);
+    assert_non_null(strstr(h->sent[i]->input, "3333333333"));
+    assert_int_equal(answer(h, i, 1, "[1, 2]", 1), 0);
+    assert_int_equal(view(h, id).state, LOOM_RUN_SUCCEEDED);
+
+    i = until_c(h, id, p_input, sizeof p_input);
+    for (int round = 1; round <= 3; round++) { /* p makes the same object each time */
+        lose_input(h, i, '1');
+        if (round == 3) /* p ran again twice already */
+            break;
+        loom_engine_dispatch(h->eng);
+        assert_int_equal(answer(h, sent_of(h, "p"), 1,
+                                "{\"$object\": {\"id\": \"1111111111111111111111111111111111111111111111111111111111111111\"}}", 1),
+                         0);
+        loom_engine_dispatch(h->eng);
+        i = sent_of(h, "c");
+        assert_true(i >= 0);
+    }
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_FAILED);
+    assert_non_null(strstr(v.error, "step 'c' failed: cannot fetch an upstream output by reference from worker w0"));
+    h_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -926,6 +1281,12 @@ int main(void)
         cmocka_unit_test(loops_iterate_and_stop),
         cmocka_unit_test(inline_ops_run_in_the_engine),
         cmocka_unit_test(outputs_read_by_control_stay_inline),
+        cmocka_unit_test(chains_run_ahead_on_one_worker_with_outputs_substituted),
+        cmocka_unit_test(a_failed_step_takes_back_the_chain_behind_it),
+        cmocka_unit_test(a_lost_worker_re_runs_only_the_unfinished_steps_of_a_chain),
+        cmocka_unit_test(cancel_stops_a_chain),
+        cmocka_unit_test(only_what_a_worker_can_resolve_is_chained),
+        cmocka_unit_test(a_lost_input_reruns_its_producer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <poll.h>
@@ -91,24 +91,18 @@ static int feed(segs_t *g, const loom_objref_t *r, const loom_objfetch_opts_t *o
     return 0;
 }
 
-/* The producer's process id from the reference's path (ROOT/<pid>/<id>). */
-static pid_t path_pid(const char *path) {
-    const char *end = strrchr(path, '/'), *p = end;
-    while (p && p > path && p[-1] != '/') p--;
-    return p && end > p ? (pid_t)strtol(p, NULL, 10) : 0;
-}
-
 /* Same-host path of a stream: reads the producer's file as it grows,
- * waiting on inotify. It waits as long as the producer's process lives
- * and the file stays (a slow prefill is no failure; on_chunk may stop it);
- * a gone process or an unlinked (abandoned) file fails it at once. */
+ * waiting on inotify. It waits as long as the producer holds the file's
+ * lock (an exclusive flock while it writes: the kernel drops it when the
+ * process dies, whatever PID namespace it is in) and the file stays (a
+ * slow prefill is no failure; on_chunk may stop it); a dead producer or an
+ * unlinked (abandoned) file fails it at once. */
 static int same_host_stream(const loom_objref_t *r, const loom_objfetch_opts_t *o, int fd, uint8_t *buf, loom_err_t *e) {
     int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (in >= 0 && inotify_add_watch(in, r->path, IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF) < 0) {
         close(in);
         in = -1;
     }
-    pid_t pid = path_pid(r->path);
     segs_t g = {0};
     uint64_t got = 0;
     int rc = 0;
@@ -129,9 +123,11 @@ static int same_host_stream(const loom_objref_t *r, const loom_objfetch_opts_t *
                               (unsigned long long)got, (unsigned long long)r->size);
             break;
         }
-        if (pid > 0 && kill(pid, 0) && errno == ESRCH) {
-            rc = loom_err_set(e, LOOM_EUNAVAIL, "worker %s (process %d) is gone after %llu of %llu bytes of stream %.16s…",
-                              r->worker, (int)pid, (unsigned long long)got, (unsigned long long)r->size, r->id);
+        if (flock(fd, LOCK_SH | LOCK_NB) == 0) { /* nobody writes it: the producer is gone */
+            flock(fd, LOCK_UN);
+            if (pread(fd, buf + got, 1, (off_t)got) > 0) continue; /* it finished just now */
+            rc = loom_err_set(e, LOOM_EUNAVAIL, "worker %s is gone after %llu of %llu bytes of stream %.16s…", r->worker,
+                              (unsigned long long)got, (unsigned long long)r->size, r->id);
             break;
         }
         if (o->on_chunk && o->on_chunk(o->ud, got, r->size)) { rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped"); break; }

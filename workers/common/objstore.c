@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -851,6 +852,7 @@ int loom_objstore_stream_open(uint64_t size, const char *worker, const char *med
     } else if (run && *run && pin(x, run)) {
         rc = loom_err_set(e, LOOM_ENOMEM, "out of memory");
     } else if ((s->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
+               flock(s->fd, LOCK_EX | LOCK_NB) || /* held while writing: same-host consumers see a dead writer */
                (x->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
         rc = loom_err_set(e, LOOM_EIO, "cannot create %s: %s", path, strerror(errno));
         if (s->fd >= 0) { close(s->fd); unlink(path); }
@@ -927,7 +929,6 @@ int loom_objstore_stream_close(loom_objstream_t *s, int ok, loom_err_t *e) {
                  ? loom_err_set(e, LOOM_EINVAL, "stream closed after %llu of its %llu bytes",
                                 (unsigned long long)s->written, (unsigned long long)s->size)
                  : 0;
-    close(s->fd);
     pthread_mutex_lock(&S.mu);
     entry_t *x = s->x;
     if (ok && !rc && x->size) {
@@ -945,6 +946,7 @@ int loom_objstore_stream_close(loom_objstream_t *s, int ok, loom_err_t *e) {
         unlink_entry(x); /* waiting consumers get NOT_FOUND */
     }
     pthread_mutex_unlock(&S.mu);
+    close(s->fd); /* the writer's lock goes last: same-host readers see "abandoned", not a dead writer */
     wake_server();
     free(s);
     return rc;

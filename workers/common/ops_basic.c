@@ -36,14 +36,17 @@ static int op_sleep(void *ud, loom_op_ctx_t *ctx, const json_t *input, loom_op_o
         return LOOM_EINVAL;
     }
     json_int_t want = json_integer_value(ms);
-    uint64_t end = loom_clock_ms() + (uint64_t)want;
+    /* at least `ms` (whole milliseconds of a coarser clock could end it
+     * up to 1 ms early) */
+    uint64_t end = loom_clock_ns() + (uint64_t)want * 1000000u;
     for (;;) {
         if (loom_op_cancelled(ctx))
             return loom_err_set(err, LOOM_ECANCELLED, "sleep cancelled");
-        uint64_t now = loom_clock_ms();
+        uint64_t now = loom_clock_ns();
         if (now >= end)
             break;
-        loom_sleep_ms(end - now < 5 ? end - now : 5);
+        uint64_t left_ms = (end - now + 999999u) / 1000000u;
+        loom_sleep_ms(left_ms < 5 ? left_ms : 5);
     }
     json_t *fail = json_object_get(input, "fail");
     if (json_is_string(fail))

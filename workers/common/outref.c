@@ -93,6 +93,7 @@ int loom_outref_offload(json_t **v, size_t over, const char *worker, const char 
 typedef struct {
     const loom_objfetch_opts_t *opts;
     size_t fetched;
+    char *lost;             /* the id of the reference that failed (may be NULL) */
     loom_err_t *e;
 } resolve_t;
 
@@ -116,13 +117,16 @@ static int fetch(resolve_t *r, json_t **slot) {
         loom_err_set(r->e, rc, "cannot fetch an upstream output by reference from worker %s: %s",
                      ref.worker[0] ? ref.worker : "?", why);
         loom_err_hint(r->e, "the worker that holds it must stay up (or keep its object directory) until its consumers ran");
+        if (r->lost) snprintf(r->lost, 65, "%s", ref.id);
         return rc;
     }
     json_error_t je;
     json_t *v = json_loadb(data, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     free(data);
-    if (!v)
+    if (!v) {
+        if (r->lost) snprintf(r->lost, 65, "%s", ref.id);
         return loom_err_set(r->e, LOOM_EPARSE, "object %.16s… of worker %s is not JSON: %s", ref.id, ref.worker, je.text);
+    }
     r->fetched += n;
     json_decref(*slot);
     *slot = v;
@@ -170,8 +174,9 @@ int loom_outref_has(const json_t *v) {
     return 0;
 }
 
-int loom_outref_resolve(json_t **v, const loom_objfetch_opts_t *opts, size_t *fetched, loom_err_t *e) {
-    resolve_t r = {.opts = opts, .e = e};
+int loom_outref_resolve(json_t **v, const loom_objfetch_opts_t *opts, size_t *fetched, char lost[65], loom_err_t *e) {
+    if (lost) lost[0] = 0;
+    resolve_t r = {.opts = opts, .lost = lost, .e = e};
     int rc = resolve(&r, v);
     if (fetched) *fetched = r.fetched;
     return rc;

@@ -38,8 +38,10 @@ int loom_outref_offload(json_t **v, size_t over, const char *worker, const char 
  * values) by the value it names; other references (KV caches) are left for
  * the op. opts NULL: defaults. *fetched gets the bytes fetched (may be
  * NULL). Fails with objfetch's reason (producer gone, checksum, timeout)
- * or LOOM_EPARSE when the bytes are not JSON. */
-int loom_outref_resolve(json_t **v, const loom_objfetch_opts_t *opts, size_t *fetched, loom_err_t *e);
+ * or LOOM_EPARSE when the bytes are not JSON; then `lost` (may be NULL)
+ * holds the failed reference's object id, so loomd can re-run the step
+ * that made it (worker.proto ResultRequest.lost_input). */
+int loom_outref_resolve(json_t **v, const loom_objfetch_opts_t *opts, size_t *fetched, char lost[65], loom_err_t *e);
 
 /* 1 when v holds an "application/json" reference (NULL: 0). */
 int loom_outref_has(const json_t *v);

@@ -63,6 +63,7 @@ struct loom_op_ctx {
     int64_t received_ms, started_ms, finished_ms;
     /* result */
     int ok, code, permanent;
+    char lost_input[65]; /* an input by reference that could not be fetched ("" = none) */
     int refused; /* not run at all (draining): loomd re-queues it elsewhere */
     char *error;
     char *output; /* JSON text or bytes */
@@ -73,6 +74,16 @@ struct loom_op_ctx {
      * early output, loom_op_announce); Started
      * notice (is_started) */
     int is_progress, is_started;
+    /* worker-side chaining (AssignRequest.after_task_id): a task waiting
+     * behind its predecessor; succ: the tasks waiting behind this one
+     * (linked by succ_next); after_at: JSON Pointers of its input that get
+     * the predecessor's output (pred_out, set when the predecessor
+     * succeeded); chained: its Started notice follows that result */
+    int waiting, chained;
+    struct loom_op_ctx *succ, *succ_next;
+    char **after_at;
+    size_t n_after_at;
+    json_t *pred_out;
     uint64_t seq;
     atomic_uint_fast64_t progress_seq;
     struct worker *w;
@@ -264,6 +275,7 @@ static void announce_start(worker_t *w, loom_op_ctx_t *t)
     }
     n->attempt = t->attempt;
     n->is_started = 1;
+    n->chained = t->chained;
     outbox_push(w, n);
 }
 
@@ -278,6 +290,10 @@ static void task_free(loom_op_ctx_t *t)
     free(t->input_json);
     free(t->error);
     free(t->output);
+    for (size_t i = 0; i < t->n_after_at; i++)
+        free(t->after_at[i]);
+    free(t->after_at);
+    json_decref(t->pred_out);
     free(t);
 }
 
@@ -338,7 +354,7 @@ static int by_reference_in(loom_op_ctx_t *t, json_t **input, json_int_t *over, l
         return 0;
     size_t got = 0;
     uint64_t t0 = loom_clock_ms();
-    int rc = loom_outref_resolve(input, NULL, &got, err);
+    int rc = loom_outref_resolve(input, NULL, &got, t->lost_input, err);
     if (!rc && got)
         LOOM_INFO(COMP, "msg=\"inputs fetched by reference\" task=%s bytes=%zu ms=%llu", t->task_id,
                   got, (unsigned long long)(loom_clock_ms() - t0));
@@ -365,6 +381,49 @@ static int by_reference_out(loom_op_ctx_t *t, json_t **out, size_t over, loom_er
     else if (moved)
         LOOM_INFO(COMP, "msg=\"output by reference\" task=%s bytes=%zu", t->task_id, moved);
     loom_err_clear(err);
+    return 0;
+}
+
+/* Sets the value at JSON Pointer ptr (RFC 6901) in root to v (stolen).
+ * The place must exist (loomd put null there). 0, or -1. */
+static int pointer_set(json_t *root, const char *ptr, json_t *v)
+{
+    json_t *cur = root;
+    char key[512];
+    while (*ptr == '/') {
+        const char *end = strchr(ptr + 1, '/');
+        size_t n = 0;
+        for (const char *p = ptr + 1; p < (end ? end : ptr + strlen(ptr)) && n < sizeof key - 1; p++)
+            key[n++] = *p == '~' && p[1] == '1' ? (p++, '/') : *p == '~' && p[1] == '0' ? (p++, '~') : *p;
+        key[n] = 0;
+        char *stop = NULL;
+        size_t idx = json_is_array(cur) ? strtoul(key, &stop, 10) : 0;
+        if (json_is_array(cur) && (!*key || *stop || idx >= json_array_size(cur)))
+            break;
+        if (!end) {
+            if (json_is_object(cur) && json_object_get(cur, key))
+                return json_object_set_new(cur, key, v);
+            if (json_is_array(cur))
+                return json_array_set_new(cur, idx, v);
+            break;
+        }
+        cur = json_is_array(cur) ? json_array_get(cur, idx) : json_object_get(cur, key);
+        if (!cur)
+            break;
+        ptr = end;
+    }
+    json_decref(v);
+    return -1;
+}
+
+/* A chained task: its predecessor's output into its input where loomd
+ * left null for it (the JSON Pointers of AssignRequest.after_output_at). */
+static int substitute(loom_op_ctx_t *t, json_t *input, loom_err_t *err)
+{
+    for (size_t i = 0; i < t->n_after_at; i++)
+        if (pointer_set(input, t->after_at[i], json_incref(t->pred_out)) != 0)
+            return loom_err_set(err, LOOM_EINVAL, "after_output_at '%s' names no place in the task's input",
+                                t->after_at[i]);
     return 0;
 }
 
@@ -395,6 +454,8 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
         if (!input) {
             rc = loom_err_set(&err, LOOM_EPARSE, "task input is not JSON: %s (line %d)",
                               jerr.text, jerr.line);
+            out.permanent = 1;
+        } else if (t->pred_out && t->n_after_at && (rc = substitute(t, input, &err)) != 0) {
             out.permanent = 1;
         } else if (t->input_len && memmem(t->input_json, t->input_len, "${secrets.", 10) &&
                    (rc = loom_secrets_substitute(&input, &err)) != 0) {
@@ -464,28 +525,111 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
     json_decref(input);
 }
 
+static void enqueue(worker_t *w, loom_op_ctx_t *t)
+{
+    pthread_mutex_lock(&w->qmu);
+    t->next = NULL;
+    if (w->qtail)
+        w->qtail->next = t;
+    else
+        w->qhead = t;
+    w->qtail = t;
+    pthread_cond_signal(&w->qcv);
+    pthread_mutex_unlock(&w->qmu);
+}
+
+/* Drops t and every task chained behind it: not run, no result (loomd
+ * forgets them when their predecessor's failure reaches it). On the I/O
+ * thread they go at once, from a slot through the outbox. */
+static void drop_chain(worker_t *w, loom_op_ctx_t *t, int on_io);
+static void running_remove(worker_t *w, loom_op_ctx_t *t);
+
+/* t finished (its result not yet handed on): the tasks chained behind it
+ * run now when it succeeded (each gets its output where its input asks),
+ * else they are dropped, as are cancelled ones. Returns those to run,
+ * linked by next. */
+static loom_op_ctx_t *chain_release(worker_t *w, loom_op_ctx_t *t, int on_io)
+{
+    loom_op_ctx_t *run = NULL, **tail = &run, *s = t->succ, *n;
+    t->succ = NULL;
+    json_t *out = NULL;
+    for (; s; s = n) {
+        n = s->succ_next;
+        s->succ_next = NULL;
+        if (!t->ok || atomic_load(&s->cancelled)) {
+            drop_chain(w, s, on_io);
+            continue;
+        }
+        if (s->n_after_at && !out) {
+            out = t->output_is_json && t->output ? json_loadb(t->output, t->output_len, JSON_DECODE_ANY, NULL)
+                                                 : NULL;
+            if (!out) /* not JSON: a string, as loomd reads it */
+                out = json_stringn(t->output ? t->output : "", t->output ? t->output_len : 0);
+        }
+        if (s->n_after_at)
+            s->pred_out = json_incref(out);
+        s->waiting = 0;
+        s->next = NULL;
+        *tail = s;
+        tail = &s->next;
+    }
+    json_decref(out);
+    return run;
+}
+
+static void drop_chain(worker_t *w, loom_op_ctx_t *t, int on_io)
+{
+    while (t) {
+        loom_op_ctx_t *s = t->succ, *sib = t->succ_next;
+        t->succ = t->succ_next = NULL;
+        t->dropped = 1;
+        atomic_store(&t->cancelled, 1);
+        if (on_io) {
+            running_remove(w, t);
+            task_release(w, t);
+        } else {
+            outbox_push(w, t);
+        }
+        drop_chain(w, sib, on_io); /* siblings: rare, shallow */
+        t = s;
+    }
+}
+
 static void *slot_main(void *arg)
 {
     worker_t *w = arg;
+    loom_op_ctx_t *t = NULL; /* a chained task to run next, here */
     for (;;) {
-        pthread_mutex_lock(&w->qmu);
-        /* fenced: loomd has been silent beyond the lease and may have given
-         * these tasks to another worker; start none until registered again */
-        while ((!w->qhead || atomic_load(&w->fenced)) && !w->quit)
-            pthread_cond_wait(&w->qcv, &w->qmu);
-        if (w->quit && !w->qhead) {
+        if (!t) {
+            pthread_mutex_lock(&w->qmu);
+            /* fenced: loomd has been silent beyond the lease and may have given
+             * these tasks to another worker; start none until registered again */
+            while ((!w->qhead || atomic_load(&w->fenced)) && !w->quit)
+                pthread_cond_wait(&w->qcv, &w->qmu);
+            if (w->quit && !w->qhead) {
+                pthread_mutex_unlock(&w->qmu);
+                return NULL;
+            }
+            t = w->qhead;
+            w->qhead = t->next;
+            if (!w->qhead)
+                w->qtail = NULL;
             pthread_mutex_unlock(&w->qmu);
-            return NULL;
         }
-        loom_op_ctx_t *t = w->qhead;
-        w->qhead = t->next;
-        if (!w->qhead)
-            w->qtail = NULL;
-        pthread_mutex_unlock(&w->qmu);
         if (!atomic_load(&t->cancelled))
             announce_start(w, t);
         execute(w, t);
-        outbox_push(w, t);
+        loom_op_ctx_t *next = chain_release(w, t, 0);
+        outbox_push(w, t); /* its result before its successors' Started */
+        t = NULL;
+        while (next) { /* the first runs here at once, unless fenced; the others queue */
+            loom_op_ctx_t *n = next->next;
+            if (!t && !atomic_load(&w->fenced))
+                t = next;
+            else
+                enqueue(w, next);
+            next = n;
+        }
     }
 }
 
@@ -833,6 +977,11 @@ static void batch_add(worker_t *w, loom_op_ctx_t *t)
         e->code = t->refused ? LOOM__V1__STATUS_CODE__FAILED_PRECONDITION : status_of(t->code);
         e->message = t->error ? t->error : "failed";
         e->retryable = !t->permanent && t->code != LOOM_ECANCELLED;
+        if (t->lost_input[0]) { /* loomd re-runs its producer rather than this step in place */
+            e->code = LOOM__V1__STATUS_CODE__DATA_LOSS;
+            e->retryable = 0;
+            r->lost_input = t->lost_input;
+        }
         r->error = e;
         w->failed++;
     }
@@ -916,6 +1065,8 @@ static void drain_outbox(worker_t *w)
     while (t) {
         loom_op_ctx_t *next = t->next;
         if (t->is_started) {
+            if (t->chained) /* loomd takes a chained task once its predecessor's result is in */
+                batch_flush(w);
             started_add(w, t);
         } else if (t->is_progress) {
             Loom__V1__ProgressRequest p = LOOM__V1__PROGRESS_REQUEST__INIT;
@@ -1017,11 +1168,13 @@ static void fail_now(worker_t *w, loom_op_ctx_t *t, int code, int permanent, con
     batch_add(w, t);
 }
 
-static void assign_one(worker_t *w, const Loom__V1__AssignRequest *a)
+/* A context for assignment a, in w->running; NULL when it failed at once
+ * (refused, unknown op: its result is batched) or memory ran out. */
+static loom_op_ctx_t *assign_make(worker_t *w, const Loom__V1__AssignRequest *a)
 {
     loom_op_ctx_t *t = calloc(1, sizeof *t);
     if (!t)
-        return;
+        return NULL;
     t->w = w;
     t->task_id = strdup(a->task_id ? a->task_id : "");
     t->op = strdup(a->op ? a->op : "");
@@ -1034,12 +1187,12 @@ static void assign_one(worker_t *w, const Loom__V1__AssignRequest *a)
     t->received_ms = loom_wall_ms();
     if (!t->task_id || !t->op || !t->task_key || (t->input_len && !t->input_json)) {
         task_free(t);
-        return;
+        return NULL;
     }
     if (w->draining) {
         t->refused = 1;
         fail_now(w, t, LOOM_EUNAVAIL, 0, "worker %s is draining", w->id);
-        return;
+        return NULL;
     }
     if (loom_ops_find(w->ops, t->op, &t->fn, &t->ud, &t->flags) != 0) {
         char list[512] = "";
@@ -1049,31 +1202,94 @@ static void assign_one(worker_t *w, const Loom__V1__AssignRequest *a)
                                     loom_ops_name(w->ops, i));
         fail_now(w, t, LOOM_ENOTFOUND, 0, "unknown op '%s' on worker %s (it runs: %s)", t->op,
                  w->id, list);
-        return;
+        return NULL;
     }
     t->rnext = w->running;
     if (w->running)
         w->running->rprev = t;
     w->running = t;
     w->nrunning++;
-    /* inline ops run on the I/O thread: not when their input must be
-     * fetched or their output may be large (a slot does that) */
-    if ((t->flags & LOOM_OP_INLINE) && t->input_len <= 65536 &&
-        !(t->input_len && memmem(t->input_json, t->input_len, "\"$object\"", 9))) {
+    return t;
+}
+
+/* Starts t (not waiting for a predecessor): inline ops run here on the
+ * I/O thread (not when their input must be fetched or their output may be
+ * large: a slot does that), then the tasks chained behind them; others
+ * queue for a slot. */
+static void assign_start(worker_t *w, loom_op_ctx_t *t)
+{
+    while (t) {
+        if (!(t->flags & LOOM_OP_INLINE) || t->input_len > 65536 ||
+            (t->input_len && memmem(t->input_json, t->input_len, "\"$object\"", 9))) {
+            enqueue(w, t);
+            return;
+        }
         execute(w, t);
+        loom_op_ctx_t *next = chain_release(w, t, 1);
         running_remove(w, t);
         batch_add(w, t);
-        return;
+        t = next;
+        if (t) /* siblings behind the same predecessor: rare */
+            for (loom_op_ctx_t *o = t->next, *n; o; o = n) {
+                n = o->next;
+                assign_start(w, o);
+            }
     }
-    pthread_mutex_lock(&w->qmu);
-    t->next = NULL;
-    if (w->qtail)
-        w->qtail->next = t;
-    else
-        w->qhead = t;
-    w->qtail = t;
-    pthread_cond_signal(&w->qcv);
-    pthread_mutex_unlock(&w->qmu);
+}
+
+/* Assignments of one message: a task chained behind another
+ * (after_task_id) waits for it; the predecessor must come earlier in the
+ * same message (so it has not started yet), else the task is refused. */
+static void assign_batch(worker_t *w, Loom__V1__AssignRequest **a, size_t n)
+{
+    loom_op_ctx_t **made = calloc(n ? n : 1, sizeof *made);
+    if (!made)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *after = a[i]->after_task_id;
+        if (after && *after) {
+            size_t j = i;
+            while (j-- > 0 && !(made[j] && strcmp(made[j]->task_id, after) == 0))
+                ;
+            if (j == SIZE_MAX) { /* SIZE_MAX: not found */
+                loom_op_ctx_t *t = calloc(1, sizeof *t);
+                if (t && (t->task_id = strdup(a[i]->task_id ? a[i]->task_id : "")) &&
+                    (t->op = strdup(a[i]->op ? a[i]->op : ""))) {
+                    t->attempt = a[i]->attempt;
+                    t->refused = 1;
+                    t->received_ms = loom_wall_ms();
+                    fail_now(w, t, LOOM_EUNAVAIL, 0, "task %s is chained behind task %s, which is not "
+                             "earlier in the same message", t->task_id, after);
+                } else {
+                    task_free(t);
+                }
+                continue;
+            }
+            if (!(made[i] = assign_make(w, a[i])))
+                continue;
+            loom_op_ctx_t *t = made[i];
+            t->after_at = a[i]->n_after_output_at ? calloc(a[i]->n_after_output_at, sizeof *t->after_at) : NULL;
+            for (size_t k = 0; t->after_at && k < a[i]->n_after_output_at; k++)
+                if ((t->after_at[k] = strdup(a[i]->after_output_at[k])))
+                    t->n_after_at++;
+            t->waiting = t->chained = 1;
+            loom_op_ctx_t **p = &made[j]->succ;
+            while (*p)
+                p = &(*p)->succ_next;
+            *p = t;
+            continue;
+        }
+        made[i] = assign_make(w, a[i]);
+    }
+    /* the tasks that wait for no other, picked before any starts: a started
+     * one releases (or drops and frees) those chained behind it */
+    size_t roots = 0;
+    for (size_t i = 0; i < n; i++)
+        if (made[i] && !made[i]->waiting)
+            made[roots++] = made[i];
+    for (size_t i = 0; i < roots; i++)
+        assign_start(w, made[i]);
+    free(made);
 }
 
 static void cancel_task(worker_t *w, const char *task_id, uint32_t attempt, int *found)
@@ -1172,15 +1388,15 @@ static void handle(worker_t *w, const loom_msg_t *msg)
         /* replies to one-way-ish messages: nothing to do */
     } else if (strcmp(m, "loom.v1.Worker/AssignBatch") == 0) {
         Loom__V1__AssignBatchRequest *b = unpack(msg, &loom__v1__assign_batch_request__descriptor);
-        for (size_t i = 0; b && i < b->n_tasks; i++)
-            assign_one(w, b->tasks[i]);
+        if (b)
+            assign_batch(w, b->tasks, b->n_tasks);
         loom_pb_free(b);
     } else if (strcmp(m, "loom.v1.Worker/Assign") == 0) {
         Loom__V1__AssignRequest *a = unpack(msg, &loom__v1__assign_request__descriptor);
         Loom__V1__AssignReply rep = LOOM__V1__ASSIGN_REPLY__INIT;
         rep.accepted = a != NULL && !w->draining;
         if (a) {
-            assign_one(w, a);
+            assign_batch(w, &a, 1);
             loom_pb_free(a);
         }
         if (!(flags & LOOM__V1__FLAG__FLAG_ONEWAY))
