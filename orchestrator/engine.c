@@ -489,9 +489,10 @@ static loom_task_t *task_make(loom_engine_t *e, scope_t *sc, size_t i, int index
     }
     loom_run_t *r = sc->run;
     t->qi.slot = SIZE_MAX;
-    /* unique across loomd restarts too (workers may still hold tasks of
+    /* "EPOCH.N", the epoch as loomd logs and sends it (8 hex digits);
+     * unique across loomd restarts too (workers may still hold tasks of
      * an earlier loomd, see engine_adopt.c) */
-    snprintf(t->id, sizeof t->id, "%x.%" PRIx64, e->epoch, ++e->next_task);
+    snprintf(t->id, sizeof t->id, "%08x.%" PRIx64, e->epoch, ++e->next_task);
     t->run = r;
     t->scope = sc;
     t->step = i;
@@ -1423,6 +1424,8 @@ void loom_engine_dispatch(loom_engine_t *e)
     for (size_t k = 0; k < nb; k++)
         if ((b[k].unsent = b[k].w->send_paused || e->cfg.send_tasks(e->cfg.ud, b[k].w, b[k].v, b[k].n) != 0))
             engine_tasks_unsent(e, b[k].w, b[k].v, b[k].n); /* back to ready: never started */
+    if (e->cfg.placement.dispatched)
+        e->cfg.placement.dispatched(e->cfg.placement.self);
     for (size_t k = 0; k < nb; k++) {
         for (size_t i = 0; !b[k].unsent && i < b[k].n; i++)
             if (!b[k].v[i]->ahead) /* recorded when released */

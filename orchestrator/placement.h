@@ -94,6 +94,10 @@ typedef struct loom_placement {
      * plan-driven policy re-plans a run that fell behind its plan; that
      * applies to the steps not sent yet). */
     void (*chained_ready)(void *self, const loom_placement_req_t *req, loom_registry_t *reg);
+    /* Optional: the tasks picked in this dispatch round were sent (their
+     * records and events follow): what need not delay them (the planner
+     * lowers and announces the plans it made in the round). */
+    void (*dispatched)(void *self);
     /* Optional: the run reached a final state (the policy may drop what it
      * kept about it). */
     void (*run_done)(void *self, const char *run_id);

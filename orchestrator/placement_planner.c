@@ -63,6 +63,10 @@ typedef struct rplan {
 } rplan_t;
 
 #define MAX_MODULE_TEXT (256 << 10) /* a larger module is not copied into the run's events */
+/* One-device plans of more nodes are not lowered: at ~210 bytes a node
+ * their module is over MAX_MODULE_TEXT, so nothing would keep it, and
+ * dispatch needs no module for one device (dispatched, one_device). */
+#define ONE_DEVICE_LOWER_MAX 1200
 
 /* Calibration of one (worker, workflow step) or (worker, op): measured
  * execution time over the uncalibrated model's prediction, smoothed. */
@@ -75,6 +79,12 @@ typedef struct {
 typedef struct {
     loom_map_t *runs;  /* run id -> rplan_t */
     loom_map_t *calib; /* "S\x1fworker\x1fworkflow\x1fstep" or "O\x1fworker\x1fop" -> calib_t */
+    /* runs planned in this dispatch round, announced (and lowered) once its
+     * tasks are sent (dispatched): not on the path to a run's first task */
+    char (*pending)[32];
+    size_t npending, cappending;
+    void (*note_fn)(void *, const char *, int, const char *, const struct Loom__V1__Plan *);
+    void *note_ud;
 } policy_t;
 
 #define CALIB_ALPHA 0.3   /* weight of the newest measurement */
@@ -934,6 +944,19 @@ static int replan(policy_t *p, rplan_t *rp, const loom_placement_req_t *req, loo
     return 0;
 }
 
+/* Whether rp's plan puts every node on one device: its module is then that
+ * device's one function, no transfers, so dispatch needs nothing from it
+ * and its lowering can wait until the first tasks are out (dispatched). */
+static int one_device(const rplan_t *rp)
+{
+    if (rp->forced)
+        return 0;
+    for (size_t v = 1; v < loom_graph_nodes(rp->g); v++)
+        if (loom_plan_device(rp->plan, (int)v) != loom_plan_device(rp->plan, 0))
+            return 0;
+    return 1;
+}
+
 static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *req, loom_registry_t *reg,
                                        int *never)
 {
@@ -952,6 +975,22 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
             note(req, rp, 0, msg);
             rp->announced = 1;
             rplan_drop_plan(rp);
+        }
+    }
+    if (rp->plan && !rp->announced && one_device(rp) && req->run_id && strlen(req->run_id) < sizeof *p->pending) {
+        if (p->npending == p->cappending) { /* announced in dispatched() */
+            size_t ncap = p->cappending ? 2 * p->cappending : 16;
+            void *np = realloc(p->pending, ncap * sizeof *p->pending);
+            if (np) {
+                p->pending = np;
+                p->cappending = ncap;
+            }
+        }
+        if (p->npending < p->cappending) {
+            snprintf(p->pending[p->npending++], sizeof *p->pending, "%s", req->run_id);
+            p->note_fn = req->note;
+            p->note_ud = req->note_ud;
+            rp->announced = 1;
         }
     }
     if (rp->plan && !rp->announced) {
@@ -1030,6 +1069,33 @@ static int colocated(void *self, const loom_placement_req_t *req, const char *pr
         note_inputs(rp, v, w, 1, req->why);
     note_ran(rp, v, w);
     return 1;
+}
+
+/* The round's tasks are out (placement.h, dispatched): the one-device
+ * plans made for them (one_device) are lowered to their module (MLIR,
+ * ~30 us a node) and announced (PLANNED) now, so a long chain's first
+ * tasks do not wait for that. */
+static void dispatched(void *self)
+{
+    policy_t *p = self;
+    for (size_t i = 0; p && i < p->npending; i++) {
+        rplan_t *rp = loom_map_get(p->runs, p->pending[i]);
+        if (!rp || !rp->plan)
+            continue;
+        char msg[1024];
+        loom_placement_req_t req = {.run_id = p->pending[i], .note = p->note_fn, .note_ud = p->note_ud};
+        summary(rp, NULL, msg, sizeof msg);
+        size_t nodes = loom_graph_nodes(rp->g), len = strlen(msg);
+        if (nodes > ONE_DEVICE_LOWER_MAX) /* its module would serve nothing (one_device) */
+            snprintf(msg + len, sizeof msg - len, "; not lowered: %zu nodes on one device (a module over "
+                     "the %d KiB a run's events keep; dispatch needs none for one device)", nodes,
+                     MAX_MODULE_TEXT >> 10);
+        else
+            lowered(&req, rp, msg, sizeof msg);
+        note(&req, rp, 0, msg);
+    }
+    if (p)
+        p->npending = 0;
 }
 
 /* A task sent ahead became ready (placement.h, chained_ready): the run's
@@ -1119,6 +1185,7 @@ static void destroy(void *self)
         return;
     loom_map_destroy(&p->runs);
     loom_map_destroy(&p->calib);
+    free(p->pending);
     free(p);
 }
 
@@ -1132,7 +1199,8 @@ loom_placement_t loom_placement_planner(void)
     }
     return (loom_placement_t){.name = "planner", .pick = pick_planned, .destroy = destroy, .run_done = run_done,
                               .admit = admit_planned, .observe = observe, .split_kv = split_kv,
-                              .colocated = colocated, .chained_ready = chained_ready, .self = p};
+                              .colocated = colocated, .chained_ready = chained_ready,
+                              .dispatched = dispatched, .self = p};
 }
 
 /* ---- the Plan RPC ------------------------------------------------------- */
