@@ -197,12 +197,10 @@ static void rope_task(void *ctx, int t) { /* rotate q and k, append k and v to t
         memcpy(j->Vc + at, c->v + from, (size_t)m->head_dim * 4);
     }
 }
-static float silu(float x) { return x / (1.0f + expf(-x)); }
 static void swiglu_task(void *ctx, int t) { /* hb = silu(hb) * hb2 */
     const tok_job_t *j = ctx;
     size_t f = (size_t)j->c->m->ffn;
-    float *g = j->c->hb + t * f, *u = j->c->hb2 + t * f;
-    for (size_t i = 0; i < f; i++) g[i] = silu(g[i]) * u[i];
+    loom_llm_swiglu(j->c->hb + t * f, j->c->hb2 + t * f, (int)f);
 }
 /* One token's SwiGLU in SWIGLU_PARTS slices over the pool: ffn exp()s are
  * the one per-token step long enough (~25 us) to keep the other threads
@@ -211,8 +209,7 @@ static void swiglu_task(void *ctx, int t) { /* hb = silu(hb) * hb2 */
 static void swiglu_part_task(void *ctx, int i) {
     const tok_job_t *j = ctx;
     size_t f = (size_t)j->c->m->ffn, a = f * i / SWIGLU_PARTS, b = f * (i + 1) / SWIGLU_PARTS;
-    float *g = j->c->hb, *u = j->c->hb2;
-    for (size_t k = a; k < b; k++) g[k] = silu(g[k]) * u[k];
+    loom_llm_swiglu(j->c->hb + a, j->c->hb2 + a, (int)(b - a));
 }
 static void per_token(loom_llm_cpu_t *c, int T, loom_llm_task_fn fn, tok_job_t *j) {
     if (T == 1) fn(j, 0);

@@ -71,6 +71,24 @@ static float dot_q4_c(const uint8_t *w, const void *xv, int n) {
     return s;
 }
 
+/* 16 x 16 blocks at a time, so both sides stay in L1. */
+static void xt_c(const float *X, float *xt, int T, int K, int g) {
+    int n = T - 16 * g < 16 ? T - 16 * g : 16;
+    float *o = xt + (size_t)g * K * 16;
+    const float *x = X + (size_t)g * 16 * K;
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        int kn = K - k0 < 16 ? K - k0 : 16;
+        for (int l = 0; l < 16; l++)
+            for (int k = 0; k < kn; k++) o[(size_t)(k0 + k) * 16 + l] = l < n ? x[(size_t)l * K + k0 + k] : 0.0f;
+    }
+}
+static void axpy_c(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+static void swiglu_c(float *g, const float *u, int n) {
+    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 void loom_llm_quantize_q8(const float *x, void *dst, int n) {
     uint8_t *o = dst;
     for (int b = 0; b < n / 32; b++, o += 34) {
@@ -103,6 +121,9 @@ static void fill_scalar(loom_llm_isa_t *t) {
     t->act[LOOM_GGML_Q8_0] = t->act[LOOM_GGML_Q4_0] = LOOM_LLM_ACT_Q8_0;
     t->convert[LOOM_LLM_ACT_Q8_0] = loom_llm_quantize_q8;
     t->gemm_rows = 1;
+    t->xt = xt_c;
+    t->axpy = axpy_c;
+    t->swiglu = swiglu_c;
 }
 
 /* Levels from the lowest; "auto" or NULL: the best this CPU runs. */
@@ -234,18 +255,9 @@ typedef struct xt_job {
     int T, cols;
 } xt_job_t;
 
-/* Group g of 16 tokens transposed for gemmt (tokens past T zero), 16 x 16
- * blocks at a time so both sides stay in L1. */
 static void xt_task(void *ctx, int g) {
     const xt_job_t *a = ctx;
-    int K = a->cols, n = a->T - 16 * g < 16 ? a->T - 16 * g : 16;
-    float *o = a->xt + (size_t)g * K * 16;
-    const float *x = a->X + (size_t)g * 16 * K;
-    for (int k0 = 0; k0 < K; k0 += 16) {
-        int kn = K - k0 < 16 ? K - k0 : 16;
-        for (int l = 0; l < 16; l++)
-            for (int k = 0; k < kn; k++) o[(size_t)(k0 + k) * 16 + l] = l < n ? x[(size_t)l * K + k0 + k] : 0.0f;
-    }
+    isa.xt(a->X, a->xt, a->T, a->cols, g);
 }
 
 void loom_llm_matmul_n(loom_llm_pool_t *pool, const loom_llm_weight_t *const *W, int n, const float *X, int T,
@@ -355,5 +367,11 @@ float loom_llm_dot_f32(const float *a, const float *b, int n) {
 }
 
 void loom_llm_axpy(float *y, float a, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
+    loom_llm_kernels_init();
+    isa.axpy(y, a, x, n);
+}
+
+void loom_llm_swiglu(float *g, const float *u, int n) {
+    loom_llm_kernels_init();
+    isa.swiglu(g, u, n);
 }

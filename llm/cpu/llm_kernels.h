@@ -65,5 +65,7 @@ void loom_llm_softmax(float *x, int n);
 float loom_llm_dot_f32(const float *a, const float *b, int n);
 /* y += a * x */
 void loom_llm_axpy(float *y, float a, const float *x, int n);
+/* g = silu(g) * u elementwise, silu(v) = v / (1 + exp(-v)). */
+void loom_llm_swiglu(float *g, const float *u, int n);
 
 #endif

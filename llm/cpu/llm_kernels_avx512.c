@@ -20,6 +20,7 @@
  * two BF16 parts (hi + lo, ~16 significant bits, so results stay within
  * float rounding of the portable path, unlike ggml's single rounding),
  * else F32 FMA. */
+#include <math.h>
 #include <string.h>
 
 #include "llm/gguf.h"
@@ -667,6 +668,60 @@ AVX512 static void gemm_q(const loom_llm_weight_t *W, int r0, int r1, const uint
     }
 }
 
+/* ---- the element-wise steps around the products ---- */
+
+/* gemmt's activations: one gather per value of K, of that value in the
+ * group's 16 token rows (rows past T masked to zero). K % 16 == 0 here
+ * (gemmt takes K % 32 == 0). */
+AVX512 static void xt_512(const float *X, float *xt, int T, int K, int g) {
+    int n = T - 16 * g < 16 ? T - 16 * g : 16;
+    __mmask16 m = (__mmask16)((1u << n) - 1);
+    __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                     _mm512_set1_epi32(K));
+    const float *x = X + (size_t)g * 16 * K;
+    float *o = xt + (size_t)g * K * 16;
+    for (int k = 0; k < K; k++) _mm512_store_ps(o + (size_t)k * 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, x + k, 4));
+}
+
+AVX512 static void axpy_512(float *y, float a, const float *x, int n) {
+    __m512 va = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+/* e^v, v clamped to [-88, 88]: 2^n p(r) with r = v - n ln 2 (ln 2 in two
+ * parts) and Cephes' expf polynomial; within 2 ulp of expf. */
+AVX512 static INLINE __m512 exp_512(__m512 v) {
+    v = _mm512_max_ps(_mm512_min_ps(v, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), v);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+AVX512 static void swiglu_512(float *g, const float *u, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(g + i);
+        __m512 s = _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), exp_512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(s, _mm512_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 int loom_llm_isa_avx512(loom_llm_isa_t *t) {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
@@ -685,6 +740,9 @@ int loom_llm_isa_avx512(loom_llm_isa_t *t) {
     t->gemm_rows = RM;
     t->gemmt[LOOM_GGML_F32] = t->gemmt[LOOM_GGML_F16] = t->gemmt[LOOM_GGML_BF16] = gemm_t;
     t->gemmt_rows = TR;
+    t->xt = xt_512;
+    t->axpy = axpy_512;
+    t->swiglu = swiglu_512;
     for (int i = 0; i < LOOM_LLM_NTYPES; i++) t->dot4[i] = NULL; /* the GEMM takes batches */
     if (__builtin_cpu_supports("avx512bf16")) {
         t->name = "avx512-bf16";

@@ -48,6 +48,14 @@ typedef void (*loom_llm_gemmt_fn)(const loom_llm_weight_t *W, int r0, int r1, co
 /* Activation row conversion for a kind (n % 32 == 0). */
 typedef void (*loom_llm_act_fn)(const float *x, void *dst, int n);
 
+/* y += a x (attention's weighted sum of values). */
+typedef void (*loom_llm_axpy_fn)(float *y, float a, const float *x, int n);
+/* g = silu(g) * u, silu(v) = v / (1 + e^-v) (the SwiGLU of the FFN). */
+typedef void (*loom_llm_swiglu_fn)(float *g, const float *u, int n);
+/* Group g of 16 tokens of X (T x K floats) transposed for gemmt:
+ * xt[(g * K + k) * 16 + l] = X[16 g + l][k], tokens past T zero. */
+typedef void (*loom_llm_xt_fn)(const float *X, float *xt, int T, int K, int g);
+
 typedef struct loom_llm_isa {
     const char *name;
     int act[LOOM_LLM_NTYPES];           /* activation kind per weight type */
@@ -57,6 +65,9 @@ typedef struct loom_llm_isa {
     int gemm_rows;                      /* row granularity of gemm */
     loom_llm_gemmt_fn gemmt[LOOM_LLM_NTYPES];
     int gemmt_rows;                     /* row granularity of gemmt */
+    loom_llm_xt_fn xt;                  /* the activations gemmt takes */
+    loom_llm_axpy_fn axpy;
+    loom_llm_swiglu_fn swiglu;
     loom_llm_act_fn convert[LOOM_LLM_ACT_KINDS];
 } loom_llm_isa_t;
 

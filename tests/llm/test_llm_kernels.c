@@ -128,6 +128,45 @@ static void test_levels(void **st) {
     if (!ran) printf("no SIMD level on this CPU: only the portable kernels run\n");
 }
 
+/* The element-wise steps (SwiGLU with its vector exp, axpy) of every level
+ * against the portable ones, over values from -100 to 100 (exp clamps and
+ * underflows) and lengths with a tail. */
+static void test_elementwise(void **st) {
+    (void)st;
+    static const char *levels[] = {"avx2", "avx512"};
+    enum { N = 1000 + 13 };
+    static float g0[N], u[N], want[N], got[N], y0[N], x[N];
+    for (int i = 0; i < N; i++) {
+        g0[i] = i < 200 ? (float)(i - 100) : frand() * 12.0f;
+        u[i] = frand() * 3.0f;
+        y0[i] = frand();
+        x[i] = frand();
+    }
+    for (size_t l = 0; l < sizeof levels / sizeof *levels; l++) {
+        if (loom_llm_kernels_select(levels[l])) continue;
+        for (int n = N - 7; n <= N; n += 7) {
+            assert_int_equal(loom_llm_kernels_select("scalar"), 0);
+            memcpy(want, g0, sizeof g0);
+            loom_llm_swiglu(want, u, n);
+            assert_int_equal(loom_llm_kernels_select(levels[l]), 0);
+            memcpy(got, g0, sizeof g0);
+            loom_llm_swiglu(got, u, n);
+            for (int i = 0; i < N; i++)
+                if (!(fabsf(got[i] - want[i]) <= 1e-6f * fabsf(want[i]) + 1e-30f))
+                    fail_msg("%s swiglu n %d [%d] (g %g): %g, scalar %g", levels[l], n, i, g0[i], got[i], want[i]);
+            assert_int_equal(loom_llm_kernels_select("scalar"), 0);
+            memcpy(want, y0, sizeof y0);
+            loom_llm_axpy(want, 0.37f, x, n);
+            assert_int_equal(loom_llm_kernels_select(levels[l]), 0);
+            memcpy(got, y0, sizeof y0);
+            loom_llm_axpy(got, 0.37f, x, n);
+            for (int i = 0; i < N; i++)
+                if (!(fabsf(got[i] - want[i]) <= 1e-6f * (fabsf(want[i]) + 1.0f)))
+                    fail_msg("%s axpy n %d [%d]: %g, scalar %g", levels[l], n, i, got[i], want[i]);
+        }
+    }
+}
+
 /* The Q8_0 activation quantiser keeps each block within its scale. */
 static void test_quantize(void **st) {
     (void)st;
@@ -145,7 +184,7 @@ static void test_quantize(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_levels), cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_quantize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
