@@ -19,7 +19,10 @@
  * VDPBF16PS when the CPU has AVX512_BF16, against the activation split into
  * two BF16 parts (hi + lo, ~16 significant bits, so results stay within
  * float rounding of the portable path, unlike ggml's single rounding),
- * else F32 FMA. */
+ * else F32 FMA. Batches of 16 tokens or more of float weights (F32, F16,
+ * BF16) take gemm_t instead: tokens in the vector lanes, F32 FMA.
+ * Also the element-wise steps around the products: SwiGLU (a vector exp),
+ * the attention's axpy, and gemm_t's transposed activations. */
 #include <math.h>
 #include <string.h>
 
