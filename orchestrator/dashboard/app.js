@@ -267,9 +267,14 @@ function drawGantt(box, run, byWorker) {
   const started = steps.filter(s => num(s.started_unix_ms) > 0);
   const predEnd = s => num(s.started_unix_ms) - t0 + (num(s.predicted_ms) || 0);
   const span = Math.max(1, ...started.map(s => Math.max(end(s) - t0, predEnd(s))), num(run.elapsed_ms) || 1);
+  const W = 1000, L = 260, R = 10, RH = 24, T = 24;
+  const MIN_W = 2; /* px: the narrowest bar drawn */
   let rows;
   if (byWorker) {
-    /* one lane per task running at once on a worker (its slots) */
+    /* one lane per task running at once on a worker (its slots); a bar
+     * ends where it is drawn, so a task shorter than MIN_W does not share
+     * its lane with one starting under it */
+    const drawnEnd = s => Math.max(end(s), num(s.started_unix_ms) + MIN_W * span / (W - L - R));
     const lanes = new Map();
     const onWorkers = started.filter(s => s.worker_id) /* foreach/loop steps as a whole have none */
       .sort((a, b) => num(a.started_unix_ms) - num(b.started_unix_ms));
@@ -279,7 +284,7 @@ function drawGantt(box, run, byWorker) {
       let lane = ls.find(l => l.end <= num(s.started_unix_ms));
       if (!lane) ls.push(lane = { end: 0, bars: [] });
       lane.bars.push(s);
-      lane.end = end(s);
+      lane.end = drawnEnd(s);
     }
     rows = [...lanes].flatMap(([w, ls]) => ls.map((l, i) => ({
       label: i ? '' : w + (device(l.bars[0].device_kind) ? ' · ' + device(l.bars[0].device_kind) : ''),
@@ -287,7 +292,6 @@ function drawGantt(box, run, byWorker) {
   } else {
     rows = steps.map(s => ({ label: s.step_id, sub: s.worker_id ? s.worker_id + ' · ' + device(s.device_kind) : word(s.state), bars: num(s.started_unix_ms) > 0 ? [s] : [], step: s, key: s.step_id }));
   }
-  const W = 1000, L = 260, R = 10, RH = 24, T = 24;
   const H = T + rows.length * RH + 6;
   const X = ms => L + (ms / span) * (W - L - R);
   const g = svg('svg', { id: 'gantt', viewBox: `0 0 ${W} ${H}`, width: '100%', height: H, 'data-rows': rows.length });
@@ -307,7 +311,7 @@ function drawGantt(box, run, byWorker) {
     }
     for (const s of row.bars) {
       const a = num(s.started_unix_ms) - t0, b = end(s) - t0, st = word(s.state);
-      const bar = svg('rect', { x: X(a), y: y + 3, width: Math.max(2, X(b) - X(a)), height: 12, rx: 2,
+      const bar = svg('rect', { x: X(a), y: y + 3, width: Math.max(MIN_W, X(b) - X(a)), height: 12, rx: 2,
         fill: DEV_COLOR[device(s.device_kind)] || '#aaa', class: 'bar bar-' + st, 'data-step': s.step_id, 'data-worker': s.worker_id || '' });
       bar.append(svg('title', {}, `${s.step_id} (${s.op}) ${st} on ${s.worker_id || '?'} ${device(s.device_kind)}: ${fmtMs(b - a)}` +
         (num(s.predicted_ms) > 0 ? `, predicted ${fmtMs(s.predicted_ms)}` : '')));

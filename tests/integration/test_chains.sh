@@ -17,8 +17,8 @@
 WF="$ROOT/tests/integration/workflows/chain_exec.yaml"
 STEP="$ROOT/tests/integration/chain_step.sh"
 start_loomd --heartbeat-ms 100 --heartbeat-timeout-ms 600
-start_worker w1; pid_w1=$WORKER_PID
-start_worker w2; pid_w2=$WORKER_PID
+start_worker w1 --price 0.2; pid_w1=$WORKER_PID # the plan's (cheaper) worker
+start_worker w2 --price 30; pid_w2=$WORKER_PID
 run() { # DIR FAIL_AT HOLD [--no-wait]
   mkdir -p "$1"
   "$BIN/loom" run "$WF" --input script="$STEP" --input dir="$1" --input fail_at="$2" --input hold="$3" "${@:4}"
@@ -39,7 +39,7 @@ eff = open(sys.argv[2]).read().split("\n")
 watch = open(sys.argv[3]).read()
 assert d["state"] == "succeeded" and d["outputs"] == {"last": 5}, d
 steps = {s["step"]: s for s in d["steps"]}
-assert len({s["worker"] for s in steps.values()}) == 1, steps  # the plan's one worker
+assert {s["worker"] for s in steps.values()} == {"w1"}, steps  # the plan's one worker
 assert all(s["attempt"] == 1 and s["state"] == "succeeded" for s in steps.values()), steps
 for n in range(1, 6):
     assert sum(1 for l in eff if l.startswith("s%d " % n)) == 1, eff
@@ -82,6 +82,7 @@ wait_for "$TMP/4/effects" "^s3 " 1
 keeper=$(awk '$1 == "s3" {print $2; exit}' "$TMP/4/effects")
 pid=$(awk '{print $4}' "/proc/$keeper/stat" 2>/dev/null) # the keeper's parent: the worker
 case $pid in "$pid_w1") victim=w1;; "$pid_w2") victim=w2;; *) fail "s3's worker not found";; esac
+[ "$victim" = w1 ] || fail "s3 ran on $victim, not on the plan's worker w1"
 kill -9 "$pid"
 wait_for "$TMP/4/effects" "^s3 " 2 # run again elsewhere once the worker is declared lost
 touch "$TMP/4/go"
