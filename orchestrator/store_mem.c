@@ -10,7 +10,9 @@
  * hands back, and when a finished run is dropped its arena is unmapped
  * whole. When a run becomes final its records are copied into one compact
  * arena (strings equal to the previous record's same field shared), which
- * drops the slack of the growing arena and strings replaced while it ran.
+ * drops the slack of the growing arena and strings replaced while it ran,
+ * when that saves a fifth of what it holds or more; otherwise only the
+ * unused pages at the end of its newest block are handed back (note_final).
  *
  * Memory is bounded: once more than max_finished runs are final, or the
  * final runs together take more than max_finished_bytes, the oldest final
