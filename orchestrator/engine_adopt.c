@@ -113,23 +113,31 @@ static loom_task_t *held_predecessor(loom_run_t *r, size_t j, loom_worker_rec_t 
     return NULL;
 }
 
+/* The unfinished run that task key names when it is "<run id>:<step id>"
+ * (*step: the step id); NULL otherwise: loop bodies and foreach items are
+ * not chained after a restart (recover.c runs them again from their start). */
+static loom_run_t *chained_run(loom_engine_t *e, const char *key, const char **step)
+{
+    const char *colon = strchr(key, ':');
+    char rid[32];
+    if (!colon || (size_t)(colon - key) >= sizeof rid || strpbrk(colon + 1, "/#["))
+        return NULL;
+    memcpy(rid, key, (size_t)(colon - key));
+    rid[colon - key] = 0;
+    loom_run_t *r = loom_map_get(e->runs, rid);
+    if (step)
+        *step = colon + 1;
+    return r && !r->final ? r : NULL;
+}
+
 /* Held task h, matched to no live task: when it is a chained successor
  * (see the top of this file), rebuilt behind its predecessor on w and
  * adopted. 1 when it was. */
 static int adopt_chained(loom_engine_t *e, loom_worker_rec_t *w, const loom_held_task_t *h)
 {
-    /* "<run id>:<step id>": loop bodies and foreach items are not chained
-     * after a restart (recover.c runs them again from their start) */
-    const char *colon = strchr(h->task_key, ':');
-    char rid[32];
-    if (!colon || (size_t)(colon - h->task_key) >= sizeof rid || strpbrk(colon + 1, "/#["))
-        return 0;
-    memcpy(rid, h->task_key, (size_t)(colon - h->task_key));
-    rid[colon - h->task_key] = 0;
-    loom_run_t *r = loom_map_get(e->runs, rid);
-    if (!r || r->final)
-        return 0;
-    const loom_wf_step_t *s = loom_wf_graph_find(r->top->g, colon + 1);
+    const char *step = NULL;
+    loom_run_t *r = chained_run(e, h->task_key, &step);
+    const loom_wf_step_t *s = r ? loom_wf_graph_find(r->top->g, step) : NULL;
     if (!s || r->top->st[s->index].state != LOOM_TASK_PENDING || r->top->st[s->index].ahead)
         return 0;
     loom_task_t *p = held_predecessor(r, s->index, w);
@@ -212,19 +220,24 @@ void loom_engine_reconcile(loom_engine_t *e, loom_worker_rec_t *w, const loom_he
     }
     loom_map_destroy(&keys);
     /* 3. Chained successors, each behind the one before it: a chain is
-     * rebuilt one link per pass (the worker lists tasks in no set order). */
-    for (int progress = matched != NULL; progress;) {
+     * rebuilt one link per pass (the worker lists tasks in no set order),
+     * over the unmatched held tasks of runs loomd still runs (a worker may
+     * hold thousands of finished tasks of runs long gone). */
+    size_t *cand = matched ? malloc((n ? n : 1) * sizeof *cand) : NULL, nc = 0;
+    for (size_t i = 0; cand && i < n; i++)
+        if (!matched[i] && held[i].task_id && held[i].task_key && chained_run(e, held[i].task_key, NULL))
+            cand[nc++] = i;
+    for (int progress = 1; progress && nc;) {
         progress = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (matched[i] || !held[i].task_id || !held[i].task_key || !held[i].task_key[0] ||
-                strlen(held[i].task_id) >= sizeof ((loom_task_t *)0)->id)
-                continue;
-            if (adopt_chained(e, w, &held[i])) {
+        for (size_t c = 0; c < nc; c++) {
+            size_t i = cand[c];
+            if (!matched[i] && adopt_chained(e, w, &held[i])) {
                 matched[i] = progress = 1;
                 decision[i] = held[i].state == LOOM_HELD_FINISHED ? LOOM_ADOPT_RESEND : LOOM_ADOPT_KEEP;
             }
         }
     }
+    free(cand);
     free(matched);
     engine_reap_runs(e);
 }
