@@ -133,6 +133,11 @@ typedef struct rctx {
      * renders as a placeholder, any other use of it fails */
     const struct scope *pred_sc;
     size_t pred;
+    /* rendering a task input of a workflow with `secrets:`: a fresh random
+     * tag that each ${secrets.NAME} written in the workflow carries to the
+     * worker (${secrets.NAME#tag}), so text that arrives as data (an input,
+     * an upstream output) can never name a secret; "" otherwise */
+    char secret_tag[33];
 } rctx_t;
 
 /* An event to publish (strings borrowed). */
