@@ -5,7 +5,10 @@
  *   network    loom_objfetch over the producer's object socket (chunked
  *              ZeroMQ, credit window, XXH3-128 verified)
  *   raw zmq    the same bytes, same chunk size, PUSH -> PULL between the
- *              same two processes with nothing else (the link's limit)
+ *              same two processes with nothing else (the link's limit):
+ *              the producer sends straight from its buffer
+ *              (zmq_msg_init_data, as the object server sends from its
+ *              mapping), the consumer zmq_recv()s into place
  *   same-host  loom_objfetch from the producer's shared-memory file
  *              (read + XXH3-128)
  *   memcpy     one memcpy of the same size in the consumer (the limit of
@@ -14,14 +17,18 @@
  * Every side writes into the same buffer, touched before: on this VM the
  * first touch of fresh memory costs far more than the copy (the host backs
  * guest pages lazily), so that cost is measured once per size and printed
- * apart. For each size the four are run in turn, REPS times, alternating;
- * medians and ranges are printed. Usage: kv_bench [REPS] [TOKENS...] (default 5 x
+ * apart, and so are the page faults each transfer costs the two processes
+ * (median, from getrusage and /proc/PID/stat). Both processes run with the
+ * heap policy of loom_objfetch_init (objfetch.h), the raw side as well.
+ * For each size the four are run in turn, REPS times, alternating; medians
+ * and ranges are printed. Usage: kv_bench [REPS] [TOKENS...] (default 5 x
  * 512 4096 32768). */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +52,26 @@ static double now(void) { return (double)loom_clock_ns() * 1e-9; } /* seconds, m
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* Minor page faults so far: of this process, or (pid > 0) of another. */
+static long faults(pid_t pid) {
+    if (pid <= 0) {
+        struct rusage u;
+        getrusage(RUSAGE_SELF, &u);
+        return u.ru_minflt;
+    }
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = 0;
+    char *p = strrchr(line, ')'); /* field 10, minflt, counted after the command name */
+    long v = 0;
+    if (p) sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %lu", &v);
+    return v;
 }
 
 /* A serialised cache of n tokens with non-trivial contents. */
@@ -87,8 +114,11 @@ static void producer(int n, int fd) {
     for (;;) {
         char go[8];
         if (zmq_recv(ctl, go, sizeof go, 0) < 0) continue;
-        for (size_t off = 0; off < b.len; off += CHUNK)
-            zmq_send(push, b.data + off, b.len - off < CHUNK ? b.len - off : CHUNK, 0);
+        for (size_t off = 0; off < b.len; off += CHUNK) {
+            zmq_msg_t m; /* no copy: b lives as long as this process */
+            zmq_msg_init_data(&m, b.data + off, b.len - off < CHUNK ? b.len - off : CHUNK, NULL, NULL);
+            if (zmq_msg_send(&m, push, 0) < 0) zmq_msg_close(&m);
+        }
     }
 }
 
@@ -135,20 +165,27 @@ static int bench(int n, int reps) {
     memset(src, 1, size);
     memset(dst, 0, size);
     double net[64], raw[64], shm[64], mc[64];
+    double fault_raw[2][64], fault_net[2][64]; /* [consumer, producer][round] */
     loom_objfetch_opts_t o;
     loom_objfetch_opts_default(&o);
     o.timeout_ms = 60000;
     for (int r = 0; r < reps; r++) {
         /* raw ZeroMQ: the same chunks, no protocol, no checksum */
+        long fc = faults(0), fp = faults(pid);
         double t0 = now();
         zmq_send(ctl, "go", 2, 0);
         for (size_t off = 0; off < size; off += CHUNK) zmq_recv(pull, dst + off, CHUNK, 0);
         raw[r] = now() - t0;
+        fault_raw[0][r] = (double)(faults(0) - fc);
+        fault_raw[1][r] = (double)(faults(pid) - fp);
         loom_err_t e = {0};
         loom_objfetch_stats_t st;
         o.same_host = 0;
+        fc = faults(0), fp = faults(pid);
         if (loom_objfetch_into(&ref, &o, dst, &st, &e)) { fprintf(stderr, "network fetch: %s\n", e.msg); return 1; }
         net[r] = st.seconds;
+        fault_net[0][r] = (double)(faults(0) - fc);
+        fault_net[1][r] = (double)(faults(pid) - fp);
         o.same_host = 1;
         if (loom_objfetch_into(&ref, &o, dst, &st, &e) || strcmp(st.path, "same-host")) {
             fprintf(stderr, "same-host fetch: %s\n", e.msg);
@@ -170,6 +207,9 @@ static int bench(int n, int reps) {
     double raw_gbs = (double)size / median(raw, reps) / 1e9, mc_gbs = (double)size / median(mc, reps) / 1e9;
     report("raw zmq", raw, reps, size, 0, "");
     report("network", net, reps, size, raw_gbs, "raw zmq");
+    printf("  page faults per transfer (median; the object is %zu pages): raw zmq %.0f consumer + %.0f producer, "
+           "network %.0f + %.0f\n", size / 4096, median(fault_raw[0], reps), median(fault_raw[1], reps),
+           median(fault_net[0], reps), median(fault_net[1], reps));
     report("memcpy", mc, reps, size, 0, "");
     report("same-host", shm, reps, size, mc_gbs, "memcpy");
     free(dst);
@@ -193,6 +233,7 @@ int main(int argc, char **argv) {
         ns = 0;
         for (int i = 2; i < argc && ns < 16; i++) sizes[ns++] = atoi(argv[i]);
     }
+    loom_objfetch_init(); /* before the fork: both processes, both sides */
     char dir[] = "/dev/shm/loom-kvbench.XXXXXX";
     if (!mkdtemp(dir)) {
         perror("mkdtemp");

@@ -19,7 +19,8 @@ static const char usage_text[] =
     "                 [--percentile P] [--method auto|exact|heuristic] [--mc N]\n"
     "                 [--emit mlir [--after PASS]] [--live [--endpoint URL]]\n"
     "Places each granular op of workflow FILE on a device class so that the run\n"
-    "meets its end-to-end SLA (at its percentile) at the lowest cost.\n"
+    "meets its end-to-end SLA (at its percentile) at the lowest cost. FILE, F, C and\n"
+    "P may be - for standard input (one of them).\n"
     "\n"
     "  --fleet F       devices present (examples/fleets/*.yaml); owned = energy cost only\n"
     "  --catalog C     without --fleet: one rented device of every class in C\n"
@@ -319,7 +320,7 @@ int loom_cmd_plan(int argc, char **argv)
                 fprintf(stderr, "loom plan: --method must be auto, exact or heuristic\n");
                 return LOOM_EXIT_USAGE;
             }
-        } else if (a[0] == '-' || file) {
+        } else if ((a[0] == '-' && a[1]) || file) {
             fprintf(stderr, "loom plan: unexpected argument '%s'\n%s", a, usage_text);
             return LOOM_EXIT_USAGE;
         } else

@@ -19,7 +19,7 @@
 
 static const char usage_text[] =
     "usage: loom run FILE [--input NAME=VALUE]... [options]\n"
-    "Runs a workflow on loomd and waits for it.\n\n"
+    "Runs a workflow on loomd and waits for it (FILE - reads it from standard input).\n\n"
     "  --input NAME=VALUE   a workflow input; VALUE is JSON when it parses as JSON,\n"
     "                       else a string; NAME=@PATH reads the string from a file\n"
     "  --inputs JSON        all inputs as one JSON object (@PATH: read from a file)\n"

@@ -55,7 +55,7 @@ int loom_cmd_simulate(int argc, char **argv)
             so.max_runs = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--seed") && has)
             so.seed = strtoull(argv[++i], NULL, 10);
-        else if (a[0] == '-' || file) {
+        else if ((a[0] == '-' && a[1]) || file) {
             fprintf(stderr, "loom simulate: unexpected argument '%s'\n%s", a, usage_text);
             return LOOM_EXIT_USAGE;
         } else

@@ -48,7 +48,7 @@ int loom_cmd_tco(int argc, char **argv)
             owned_path = argv[++i];
         else if (!strcmp(a, "--utilization") && has)
             util = atof(argv[++i]);
-        else if (a[0] == '-' || file) {
+        else if ((a[0] == '-' && a[1]) || file) {
             fprintf(stderr, "loom tco: unexpected argument '%s'\n%s", a, usage_text);
             return LOOM_EXIT_USAGE;
         } else

@@ -26,7 +26,7 @@
 
 static const char usage_text[] =
     "usage: loom validate [--json] FILE...\n"
-    "Checks Loom workflow files (YAML, version 1).\n"
+    "Checks Loom workflow files (YAML, version 1; - reads standard input).\n"
     "For a valid file prints 'FILE: ok' and its steps by topological level;\n"
     "otherwise each error as file:line:col: field: message (exit 1).\n"
     "\n"

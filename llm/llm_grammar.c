@@ -10,6 +10,7 @@
 
 #include "common/buf.h"
 #include "llm/tokenizer.h"
+#include "common/grow.h"
 
 #define MAX_DEPTH 24
 #define MAX_PROPS 64
@@ -157,14 +158,8 @@ static const vocab_t *vocab_for(const loom_tokenizer_t *t)
 
 static gs_t *node_new(loom_llm_grammar_t *g)
 {
-    if (g->n_nodes == g->cap_nodes) {
-        size_t nc = g->cap_nodes ? g->cap_nodes * 2 : 16;
-        gs_t **nn = realloc(g->nodes, nc * sizeof *nn);
-        if (!nn)
+    if (LOOM_GROW(g->nodes, g->cap_nodes, g->n_nodes + 1) != 0)
             return NULL;
-        g->nodes = nn;
-        g->cap_nodes = nc;
-    }
     gs_t *s = calloc(1, sizeof *s);
     if (s)
         g->nodes[g->n_nodes++] = s;

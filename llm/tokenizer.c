@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/map.h"
+#include "common/grow.h"
 
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
@@ -210,12 +211,7 @@ const char *loom_tokenizer_token_text(const loom_tokenizer_t *t, int32_t id) {
 /* ---- growable id vector ---- */
 typedef struct ivec { int32_t *v; size_t n, cap; } ivec_t;
 static int ipush(ivec_t *a, int32_t x) {
-    if (a->n == a->cap) {
-        size_t c = a->cap ? a->cap * 2 : 64;
-        int32_t *nv = realloc(a->v, c * sizeof *nv);
-        if (!nv) return LOOM_ENOMEM;
-        a->v = nv; a->cap = c;
-    }
+    if (LOOM_GROW(a->v, a->cap, a->n + 1) != 0) return LOOM_ENOMEM;
     a->v[a->n++] = x;
     return 0;
 }

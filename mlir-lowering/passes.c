@@ -3,6 +3,7 @@
  * module's functions in order and builds new ops with generic op states, so
  * the output is deterministic. */
 #include "mlir-lowering/lower_internal.h"
+#include "common/grow.h"
 
 #include <mlir-c/BuiltinAttributes.h>
 #include <mlir-c/BuiltinTypes.h>
@@ -752,13 +753,8 @@ static chan_t *chan_entry(chans_t *cs, const char *name)
     uintptr_t at = (uintptr_t)loom_map_get(cs->index, name);
     if (at)
         return &cs->ch[at - 1];
-    if (cs->n == cs->cap) {
-        size_t cap = cs->cap ? 2 * cs->cap : 16;
-        chan_t *nc = realloc(cs->ch, cap * sizeof *nc);
-        if (!nc)
+    if (LOOM_GROW(cs->ch, cs->cap, cs->n + 1) != 0)
             return NULL;
-        cs->ch = nc, cs->cap = cap;
-    }
     chan_t *c = &cs->ch[cs->n];
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", name);

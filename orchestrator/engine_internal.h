@@ -135,6 +135,11 @@ typedef struct rctx {
      * renders as a placeholder, any other use of it fails */
     const struct scope *pred_sc;
     size_t pred;
+    /* rendering a task input of a workflow with `secrets:`: a fresh random
+     * tag that each ${secrets.NAME} written in the workflow carries to the
+     * worker (${secrets.NAME#tag}), so text that arrives as data (an input,
+     * an upstream output) can never name a secret; "" otherwise */
+    char secret_tag[33];
 } rctx_t;
 
 /* An event to publish (strings borrowed). */
@@ -248,6 +253,12 @@ void engine_task_free(loom_engine_t *e, loom_task_t *t);
  * unrecorded; their steps stay pending and are released the usual way. */
 void engine_unchain(loom_engine_t *e, loom_task_t *p);
 void engine_reap_runs(loom_engine_t *e);
+/* A worker reports holding (queued, running or finished) a task of step j
+ * of p's scope that loomd does not know: one sent ahead behind p by an
+ * earlier loomd (chain_ahead), now adopted with p on p's worker. Rebuilds it
+ * as sent ahead behind p there, unrecorded until p succeeds; NULL when j
+ * could not have been chained behind p. */
+loom_task_t *engine_chain_held(loom_engine_t *e, loom_task_t *p, size_t j);
 void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
                         const char *error);
 /* engine_results.c: a failed attempt of t; retried with backoff while

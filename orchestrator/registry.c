@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/grow.h"
 
 struct loom_registry {
     loom_worker_rec_t **v;
@@ -124,14 +125,8 @@ loom_worker_rec_t *loom_registry_register(loom_registry_t *r, const char *id, co
     loom_worker_rec_t *w = loom_registry_by_id(r, id);
     *was_known = w && w->state != LOOM_WORKER_LOST;
     if (!w) {
-        if (r->n == r->cap) {
-            size_t ncap = r->cap ? r->cap * 2 : 8;
-            loom_worker_rec_t **n = realloc(r->v, ncap * sizeof *n);
-            if (!n)
+        if (LOOM_GROW(r->v, r->cap, r->n + 1) != 0)
                 return NULL;
-            r->v = n;
-            r->cap = ncap;
-        }
         if (!(w = calloc(1, sizeof *w)))
             return NULL;
         r->v[r->n++] = w;
@@ -262,14 +257,8 @@ int loom_worker_queue_release(loom_worker_rec_t *w, const char *run, const char 
         w->releases_dropped++;
         return LOOM_ETOOBIG;
     }
-    if (w->n_releases == w->cap_releases) {
-        size_t cap = w->cap_releases ? w->cap_releases * 2 : 16;
-        loom_obj_release_t *n = realloc(w->releases, cap * sizeof *n);
-        if (!n)
+    if (LOOM_GROW(w->releases, w->cap_releases, w->n_releases + 1) != 0)
             return LOOM_ENOMEM;
-        w->releases = n;
-        w->cap_releases = cap;
-    }
     loom_obj_release_t *x = &w->releases[w->n_releases++];
     snprintf(x->run, sizeof x->run, "%s", run);
     snprintf(x->id, sizeof x->id, "%s", id ? id : "");

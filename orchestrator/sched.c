@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "common/err.h"
+#include "common/grow.h"
 
 void loom_sched_init(loom_sched_t *s)
 {
@@ -64,14 +65,8 @@ static void down(loom_sched_t *s, size_t i)
 
 int loom_sched_push(loom_sched_t *s, loom_sched_item_t *it)
 {
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 256;
-        loom_sched_item_t **n = realloc(s->v, ncap * sizeof *n);
-        if (!n)
+    if (LOOM_GROW(s->v, s->cap, s->n + 1) != 0)
             return LOOM_ENOMEM;
-        s->v = n;
-        s->cap = ncap;
-    }
     it->seq = s->next_seq++;
     place(s, s->n++, it);
     up(s, it->slot);

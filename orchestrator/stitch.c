@@ -84,6 +84,8 @@ json_t *engine_resolve(void *ctx, const loom_ref_t *ref, loom_err_t *err)
         }
         return json_incref(rc->item);
     case LOOM_REF_SECRET: /* stays a reference: only the worker has the value */
+        if (rc->secret_tag[0])
+            return json_sprintf("${secrets.%s#%s}", ref->name, rc->secret_tag);
         return json_sprintf("${secrets.%s}", ref->name);
     }
     loom_err_set(err, LOOM_EINTERNAL, "unknown reference kind %d", (int)ref->kind);
@@ -201,6 +203,13 @@ int engine_render_input(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size
                         size_t *len, loom_err_t *err)
 {
     const loom_wf_step_t *s = &sc->g->steps[i];
+    rc->secret_tag[0] = '\0';
+    if (r->wf->n_secrets) {
+        unsigned char tag[16];
+        if (loom_random_bytes(tag, sizeof tag) != 0)
+            return loom_err_set(err, LOOM_EINTERNAL, "no randomness for the secret tag");
+        loom_hex(tag, sizeof tag, rc->secret_tag);
+    }
     json_t *in = json_object();
     if (!in)
         return loom_err_set(err, LOOM_ENOMEM, "out of memory");
@@ -295,6 +304,10 @@ int engine_render_input(const loom_engine_t *e, loom_run_t *r, scope_t *sc, size
                             json_integer(e->cfg.output_ref_bytes ? e->cfg.output_ref_bytes : 65536));
     else
         json_object_del(in, "$by_reference_over"); /* only loomd says so, not a step's fields */
+    if (rc->secret_tag[0]) /* the tag the worker substitutes at (workers/common/secrets.h) */
+        json_object_set_new(in, "$secret_tag", json_string(rc->secret_tag));
+    else
+        json_object_del(in, "$secret_tag");
     *out = json_dumps(in, JSON_COMPACT);
     json_decref(in);
     if (!*out)

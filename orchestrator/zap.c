@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "protocol/keys.h"
+#include "common/grow.h"
 
 #define COMP "loomd"
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -70,14 +71,8 @@ static void load(allow_t *a)
             continue;
         }
         snprintf(e.name, sizeof e.name, "%.*s", (int)(len - 4), de->d_name);
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            entry_t *nv = realloc(v, ncap * sizeof *nv);
-            if (!nv)
+        if (LOOM_GROW(v, cap, n + 1) != 0)
                 break;
-            v = nv;
-            cap = ncap;
-        }
         v[n++] = e;
     }
     closedir(d);

@@ -9,6 +9,7 @@
 
 #include "common/arena.h"
 #include "planner/yfile.h"
+#include "common/grow.h"
 
 #define MAX_FIG 16
 
@@ -84,14 +85,8 @@ int loom_catalog_add_link(loom_catalog_t *c, const loom_link_t *l, loom_err_t *e
 {
     if (!l->name || !(l->gbps > 0) || l->latency_us < 0 || l->usd_per_gb < 0)
         return loom_err_set(err, LOOM_EINVAL, "link needs a name, gbps > 0, latency_us >= 0");
-    if (c->nl == c->lcap) {
-        size_t nc = c->lcap ? c->lcap * 2 : 8;
-        loom_link_t *nl = realloc(c->links, nc * sizeof *nl);
-        if (!nl)
+    if (LOOM_GROW(c->links, c->lcap, c->nl + 1) != 0)
             return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-        c->links = nl;
-        c->lcap = nc;
-    }
     c->links[c->nl] = *l;
     c->links[c->nl].name = loom_arena_strdup(c->arena, l->name);
     return (int)c->nl++;

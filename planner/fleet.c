@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "planner/yfile.h"
+#include "common/grow.h"
 
 struct loom_fleet {
     const loom_catalog_t *cat;
@@ -45,14 +46,8 @@ int loom_fleet_add(loom_fleet_t *f, int cls, int count, int owned, double hourly
         return loom_err_set(err, LOOM_EINVAL, "fleet: no device class %d", cls);
     if (count < 1)
         return loom_err_set(err, LOOM_EINVAL, "fleet: %s count must be >= 1", d->name);
-    if (f->n == f->cap) {
-        size_t nc = f->cap ? f->cap * 2 : 8;
-        loom_fleet_entry_t *ne = realloc(f->e, nc * sizeof *ne);
-        if (!ne)
+    if (LOOM_GROW(f->e, f->cap, f->n + 1) != 0)
             return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-        f->e = ne;
-        f->cap = nc;
-    }
     f->e[f->n] = (loom_fleet_entry_t){
         .cls = cls, .count = count, .owned = owned != 0,
         .hourly_usd = hourly_usd >= 0 ? hourly_usd : d->hourly_usd,

@@ -8,6 +8,7 @@
 
 #include "common/arena.h"
 #include "common/map.h"
+#include "common/grow.h"
 
 struct loom_graph {
     char *name;
@@ -143,14 +144,8 @@ int loom_graph_add_node(loom_graph_t *g, const loom_gnode_t *proto, loom_err_t *
     if (!(proto->prob > 0 && proto->prob <= 1) || proto->flops < 0 || proto->bytes < 0 ||
         proto->mem_bytes < 0 || proto->fixed_ms < 0 || proto->fixed_cv < 0)
         return loom_err_set(err, LOOM_EINVAL, "node %s: negative or out-of-range figure", proto->name);
-    if (g->n == g->ncap) {
-        size_t nc = g->ncap ? g->ncap * 2 : 16;
-        loom_gnode_t *nn = realloc(g->nodes, nc * sizeof *nn);
-        if (!nn)
+    if (LOOM_GROW(g->nodes, g->ncap, g->n + 1) != 0)
             return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-        g->nodes = nn;
-        g->ncap = nc;
-    }
     loom_gnode_t *n = &g->nodes[g->n];
     *n = *proto;
     n->id = (int)g->n;
@@ -176,14 +171,8 @@ int loom_graph_add_edge(loom_graph_t *g, int src, int dst, loom_gedge_kind_t kin
         return loom_err_set(err, LOOM_EINVAL, "bad edge %d -> %d", src, dst);
     if (bytes < 0)
         return loom_err_set(err, LOOM_EINVAL, "edge %d -> %d: negative bytes", src, dst);
-    if (g->ne == g->ecap) {
-        size_t nc = g->ecap ? g->ecap * 2 : 16;
-        loom_gedge_t *ne = realloc(g->edges, nc * sizeof *ne);
-        if (!ne)
+    if (LOOM_GROW(g->edges, g->ecap, g->ne + 1) != 0)
             return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-        g->edges = ne;
-        g->ecap = nc;
-    }
     g->edges[g->ne] = (loom_gedge_t){.src = src, .dst = dst, .kind = kind, .bytes = bytes};
     free_adj(g);
     return (int)g->ne++;

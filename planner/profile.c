@@ -8,6 +8,7 @@
 #include "common/arena.h"
 #include "planner/catalog.h"
 #include "planner/yfile.h"
+#include "common/grow.h"
 
 typedef struct {
     int kind;            /* op kind or edge kind */
@@ -47,14 +48,8 @@ void loom_profile_destroy(loom_profile_t **pp)
 
 static int push(loom_profile_t *p, entry_t **arr, size_t *n, size_t *cap, const entry_t *e, loom_err_t *err)
 {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        entry_t *na = realloc(*arr, nc * sizeof *na);
-        if (!na)
+    if (LOOM_GROW(*arr, *cap, *n + 1) != 0)
             return loom_err_set(err, LOOM_ENOMEM, "out of memory");
-        *arr = na;
-        *cap = nc;
-    }
     entry_t *o = &(*arr)[(*n)++];
     *o = *e;
     o->a = loom_arena_strdup(p->arena, e->a);

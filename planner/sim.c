@@ -1,6 +1,7 @@
 /* sim.c — see sim.h. One binary heap of events; one FIFO per (device
  * class, slot kind); run state recycled through per-workflow free lists. */
 #include "planner/sim.h"
+#include "common/grow.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -56,14 +57,8 @@ typedef struct {
 
 static int heap_push(heap_t *h, ev_t e)
 {
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 1024;
-        ev_t *nh = realloc(h->h, nc * sizeof *nh);
-        if (!nh)
+    if (LOOM_GROW(h->h, h->cap, h->n + 1) != 0)
             return -1;
-        h->h = nh;
-        h->cap = nc;
-    }
     size_t i = h->n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
@@ -365,16 +360,10 @@ int loom_sim_run(const loom_fleet_t *f, const loom_sim_workflow_t *w, size_t nw,
             }
             if (--r->remaining == 0) {
                 double lat = (S.now - r->arrive) * 1000.0;
-                if (W->nlat == W->caplat) {
-                    size_t nc = W->caplat ? W->caplat * 2 : 4096;
-                    double *nl = realloc(W->lat, nc * sizeof *nl);
-                    if (!nl) {
+                if (LOOM_GROW(W->lat, W->caplat, W->nlat + 1) != 0) {
                         rc = loom_err_set(err, LOOM_ENOMEM, "out of memory");
                         goto done;
                     }
-                    W->lat = nl;
-                    W->caplat = nc;
-                }
                 W->lat[W->nlat++] = lat;
                 W->ok += wf->sla_ms <= 0 || lat <= wf->sla_ms;
                 r->next_free = W->free_list;

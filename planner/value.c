@@ -14,6 +14,7 @@
 
 #include "common/buf.h"
 #include "common/map.h"
+#include "common/grow.h"
 
 #define MAX_DEPTH 64
 
@@ -37,16 +38,10 @@ loom_err_t *loom_diags_add(loom_diags_t *d)
         d->dropped++;
         return NULL;
     }
-    if (d->len == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 8;
-        loom_err_t *n = realloc(d->items, cap * sizeof *n);
-        if (!n) {
+    if (LOOM_GROW(d->items, d->cap, d->len + 1) != 0) {
             d->dropped++;
             return NULL;
         }
-        d->items = n;
-        d->cap = cap;
-    }
     loom_err_t *e = &d->items[d->len++];
     loom_err_clear(e);
     return e;

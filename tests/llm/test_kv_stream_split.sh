@@ -146,14 +146,17 @@ run_bg() { # like run (one step), in the background ($runner)
   runner=$!
 }
 kill -TERM "$pid_wn"
-start_worker wk --ops llm.generate,llm.prefill,llm.decode
+# wk loads the model at start: loaded on the first task instead, it took
+# longer than wp's whole prefill on a loaded machine, and the stream was
+# complete before wk began to fetch it (nothing left to kill midway).
+LOOM_MODELS="chat=$TMP/kv.gguf" start_worker wk --ops llm.generate,llm.prefill,llm.decode
 run_bg
 midway=
 for _ in $(seq 600); do
   if grep -q 'kv stream: fetching while the producer computes' "$TMP/wk.log"; then
-    f=$(ls "$LOOM_OBJECT_DIR/$pid_wp/" 2>/dev/null | head -1)
+    f=$(ls -t "$LOOM_OBJECT_DIR/$pid_wp/" 2>/dev/null | head -1) # the newest: the stream being written
     sz=$(stat -c %s "$LOOM_OBJECT_DIR/$pid_wp/$f" 2>/dev/null || echo 0)
-    if [ "$sz" -gt 300000 ]; then midway=$sz; kill -9 "$pid_wp"; break; fi
+    if [ "$sz" -gt 0 ]; then midway=$sz; kill -9 "$pid_wp"; break; fi
   fi
   sleep 0.02
 done

@@ -5,7 +5,8 @@
  * corrupts one chunk of a stored object (the checksum must catch it), asks
  * for an object the producer does not have, feeds the producer's socket
  * garbage (it must keep serving), and kills the producer mid-transfer (the
- * fetch must fail cleanly within its timeout). Also: references in JSON
+ * fetch must fail cleanly within its timeout), and drops an object while
+ * its chunks are queued (they arrive intact; then it is unmapped). Also: references in JSON
  * (bad input), KV layout translation (f16 and q8_0 on the wire, f32 in
  * memory), and
  * step outputs by reference (outref.h: what goes, what comes back, bad
@@ -240,6 +241,55 @@ static void test_producer_killed_midway(void **state) {
     assert_non_null(strstr(e.msg, "producer gone?"));
     /* Nothing serves the endpoint now: a fresh fetch fails too. */
     assert_int_equal(loom_objfetch(&ref_small, &o, &data, &n, NULL, &e), LOOM_EUNAVAIL);
+}
+
+/* Drops the object after the first chunk has landed (ud: its id). */
+static int drop_midway(void *ud, uint64_t got, uint64_t size) {
+    (void)got;
+    (void)size;
+    loom_objstore_drop(ud);
+    return 0;
+}
+
+/* 1 while this process maps a file whose name contains id. */
+static int mapped(const char *id) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[1024];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f)) found = strstr(line, id) != NULL;
+    if (f) fclose(f);
+    return found;
+}
+
+/* The object server sends chunks straight from the object's mapping: an
+ * object dropped while its chunks are queued in ZeroMQ stays mapped (and
+ * the chunks intact) until they are out, then is unmapped. This process is
+ * its own producer here (its store, fetched over its own endpoint). */
+static void test_drop_while_sending(void **state) {
+    (void)state;
+    uint8_t *want = pattern(BIG, 11);
+    loom_objref_t r;
+    loom_err_t e = {0};
+    assert_int_equal(loom_objstore_put(want, BIG, "self", "test/bytes", &r, &e), 0);
+    assert_true(mapped(r.id));
+    loom_objfetch_opts_t o;
+    opts(&o, 0);
+    o.window = 16; /* 4 MiB queued when the drop lands */
+    o.on_chunk = drop_midway;
+    o.ud = r.id;
+    uint8_t *got = calloc(1, BIG);
+    loom_objfetch_stats_t st = {0};
+    int rc = loom_objfetch_into(&r, &o, got, &st, &e);
+    assert_int_equal(rc, LOOM_ENOTFOUND); /* the requests after the drop */
+    assert_non_null(strstr(e.msg, "no longer has object"));
+    /* the chunks already queued arrived whole (their bytes in place) */
+    size_t landed = (size_t)st.chunks * o.chunk;
+    assert_true(landed >= o.chunk && landed < BIG);
+    assert_memory_equal(got, want, landed);
+    for (int i = 0; i < 500 && mapped(r.id); i++) usleep(10000); /* ZeroMQ lets go of the last chunk */
+    assert_false(mapped(r.id));
+    free(got);
+    free(want);
 }
 
 static void test_ref_json(void **state) {
@@ -511,6 +561,7 @@ int main(void) {
         cmocka_unit_test(test_network_and_same_host), cmocka_unit_test(test_corrupt_chunk),
         cmocka_unit_test(test_not_found),       cmocka_unit_test(test_garbage_to_producer),
         cmocka_unit_test(test_producer_killed_midway), cmocka_unit_test(test_curve),
+        cmocka_unit_test(test_drop_while_sending),
         cmocka_unit_test(test_output_by_reference),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -5,7 +5,10 @@
 #     token=FILE) are echoed by tools: the outputs say "***", the worker
 #     really used the value (its digest matches), and neither value is in
 #     PostgreSQL (runs, tasks, events), `loom status`, or any log; an
-#     error message carrying a secret is redacted too;
+#     error message carrying a secret is redacted too; `${secrets.token}`
+#     that reaches a step as data (a run input, an upstream step's output)
+#     stays text: only the references the workflow itself writes are
+#     replaced (loomd tags them per task, workers/common/secrets.h);
 #   - runs carry the token's tenant in PostgreSQL and v_recent_runs; the
 #     dashboard's /api shows a user only its tenant's runs (fleet-wide
 #     views need the admin role);
@@ -28,15 +31,21 @@ printf '%s\n' "$TOKEN_VALUE" >"$TMP/token.secret"
 start_worker w1 --secret token="$TMP/token.secret" --allow-exec sh,false --allow-hosts 127.0.0.1
 
 LOOM_AUTH_TOKEN=$ALICE "$BIN/loom" run "$ROOT/tests/pg/workflows/secrets.yaml" --input api_key="$KEY_VALUE" \
-  --input note=hello --json >"$TMP/run.json" 2>"$TMP/run.err" || fail "run: $(cat "$TMP/run.err")"
+  --input note='${secrets.token}' --json >"$TMP/run.json" 2>"$TMP/run.err" || fail "run: $(cat "$TMP/run.err")"
 id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$TMP/run.json")
 want=$(printf %s "$TOKEN_VALUE" | sha256sum | cut -c1-16)
-python3 - "$TMP/run.json" "$want" <<'PY' || fail "outputs: $(cat "$TMP/run.json")"
+literal=$(printf %s '${secrets.token}' | sha256sum | cut -c1-16)
+literal_x=$(printf %s 'x ${secrets.token}' | sha256sum | cut -c1-16)
+python3 - "$TMP/run.json" "$want" "$literal" "$literal_x" <<'PY' || fail "outputs: $(cat "$TMP/run.json")"
 import json, sys
 o = json.load(open(sys.argv[1]))["outputs"]
-assert o["input"] == "key=*** note=hello", o
+assert o["input"] == "key=*** note=${secrets.token}", o
 assert o["secret"] == "tok=Bearer ***", o
 assert o["digest"].strip() == sys.argv[2], o        # the worker substituted the real value
+# ${secrets.token} that reached the step as data (a run input; an upstream
+# output that wrote it as $${...}) was passed on as text, not the value
+assert o["forged_input"].strip() == sys.argv[3], o
+assert o["forged_output"].strip() == sys.argv[4], o
 PY
 # a failing step whose error carries the secret input
 printf 'version: 1\nname: leaky\ninputs:\n  k: {type: string, secret: true}\nsteps:\n  f:\n    op: tool.exec\n    argv: [sh, -c, '"'"'echo "bad $1" >&2; exit 3'"'"', sh, "${inputs.k}"]\n' >"$TMP/leaky.yaml"

@@ -281,6 +281,31 @@ static void buf_reads_whole_files(void **state)
     unlink(path);
 }
 
+static void grow_doubles_and_keeps_elements(void **state)
+{
+    (void)state;
+    struct rec {
+        int a;
+        double b;
+    } *v = NULL;
+    size_t n = 0, cap = 0;
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(LOOM_GROW(v, cap, n + 1), 0);
+        assert_true(cap >= n + 1);
+        v[n++] = (struct rec){i, i * 0.5};
+    }
+    assert_int_equal(cap, 1024); /* 8, 16, ... doubled */
+    for (int i = 0; i < 1000; i++)
+        assert_true(v[i].a == i && v[i].b == i * 0.5);
+    assert_int_equal(LOOM_GROW(v, cap, 10), 0); /* enough room: nothing moves */
+    assert_int_equal(cap, 1024);
+    struct rec *before = v;
+    assert_int_equal(LOOM_GROW(v, cap, SIZE_MAX / 2), -1); /* overflow: untouched */
+    assert_ptr_equal(v, before);
+    assert_int_equal(cap, 1024);
+    free(v);
+}
+
 static void clock_is_monotonic_and_sleeps(void **state)
 {
     (void)state;
@@ -361,6 +386,7 @@ int main(void)
         cmocka_unit_test(map_put_get_del_grow_iterate),
         cmocka_unit_test(buf_appends_formats_escapes_and_honours_limit),
         cmocka_unit_test(buf_reads_whole_files),
+        cmocka_unit_test(grow_doubles_and_keeps_elements),
         cmocka_unit_test(clock_is_monotonic_and_sleeps),
         cmocka_unit_test(sha256_and_hmac_match_known_vectors),
         cmocka_unit_test(utf8_is_validated_and_repaired),

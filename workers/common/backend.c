@@ -1,6 +1,7 @@
 /* backend.c — the op registry (see backend.h). A small array: workers
  * register a handful of ops and look them up once per task batch. */
 #include "workers/common/backend.h"
+#include "common/grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -93,14 +94,8 @@ int loom_ops_add(loom_ops_t *ops, const char *name, loom_op_fn fn, void *ud, int
             ops->v[i].flags = flags;
             return 0;
         }
-    if (ops->n == ops->cap) {
-        size_t ncap = ops->cap ? ops->cap * 2 : 8;
-        op_t *n = realloc(ops->v, ncap * sizeof *n);
-        if (!n)
+    if (LOOM_GROW(ops->v, ops->cap, ops->n + 1) != 0)
             return LOOM_ENOMEM;
-        ops->v = n;
-        ops->cap = ncap;
-    }
     char *c = strdup(name);
     if (!c)
         return LOOM_ENOMEM;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +33,23 @@ void loom_objfetch_opts_default(loom_objfetch_opts_t *o) {
     o->same_host = !(s && !strcmp(s, "0"));
 }
 
-static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static void *zctx;
-static void make_ctx(void) { zctx = zmq_ctx_new(); }
+
+static void init(void) {
+    /* glibc's dynamic thresholds at their ceiling from the start (the state
+     * they reach once a 32 MiB block was freed): ZeroMQ's I/O thread
+     * mallocs every chunk it receives and we free it after copying, and with
+     * the defaults freed chunks at the top of the heap are soon handed back
+     * to the kernel and faulted in afresh for the next ones: measured by
+     * bench-kv, up to a fifth of a fetch's pages, at 0.1-0.25 GB/s on the
+     * development VM, which made the fetch 3x slower than the wire. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    zctx = zmq_ctx_new();
+}
+
+void loom_objfetch_init(void) { pthread_once(&init_once, init); }
 
 static double now_s(void) { return (double)loom_clock_ms() / 1000.0; }
 
@@ -276,7 +291,7 @@ static int stream_seq(void *s, const loom_objref_t *r, const loom_objfetch_opts_
 static int network(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_t *buf, uint64_t *chunks,
                    loom_err_t *e) {
     if (!r->endpoint[0]) return loom_err_set(e, LOOM_EUNAVAIL, "object %.16s… is not on this host and has no endpoint", r->id);
-    pthread_once(&ctx_once, make_ctx);
+    loom_objfetch_init();
     void *s = zctx ? zmq_socket(zctx, ZMQ_DEALER) : NULL;
     if (!s) return loom_err_set(e, LOOM_EIO, "zmq socket: %s", zmq_strerror(zmq_errno()));
     size_t chunk = o->chunk ? o->chunk : (1u << 20);

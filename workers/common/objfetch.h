@@ -46,6 +46,14 @@ typedef struct loom_objfetch_opts {
     const char *curve_public, *curve_secret;
 } loom_objfetch_opts_t;
 
+/* Sets up the fetching side once per process (the first network fetch does
+ * it too): its ZeroMQ context, and the process's heap policy for receiving
+ * large objects: glibc keeps freed blocks of up to 32 MiB in the heap and
+ * up to 64 MiB free at the heap's top (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)
+ * instead of returning them to the kernel, so the chunks ZeroMQ allocates
+ * reuse warm memory; first-touched pages are slow on some VMs. */
+void loom_objfetch_init(void);
+
 /* Defaults above; same_host from $LOOM_OBJECT_SAME_HOST (default 1),
  * timeout from $LOOM_OBJECT_TIMEOUT_MS. */
 void loom_objfetch_opts_default(loom_objfetch_opts_t *o);

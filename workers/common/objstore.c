@@ -45,12 +45,40 @@ typedef struct holder {
     uint64_t since;            /* loom_clock_ms() of the pin */
 } holder_t;
 
+/* A read-only mapping of an object's file, shared by its entry and the
+ * chunks the server thread hands to ZeroMQ without copying them: the last
+ * of them unmaps it, so an object dropped while its chunks are still being
+ * sent stays readable until they are out. */
+typedef struct mapping {
+    void *addr;
+    size_t size;
+    int refs;                  /* atomic */
+} mapping_t;
+
+static mapping_t *mapping_get(mapping_t *m) {
+    __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+    return m;
+}
+
+static void mapping_put(mapping_t *m) {
+    if (m && __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        munmap(m->addr, m->size);
+        free(m);
+    }
+}
+
+/* ZeroMQ's free function for a chunk sent from a mapping (its I/O thread). */
+static void chunk_sent(void *data, void *hint) {
+    (void)data;
+    mapping_put(hint);
+}
+
 typedef struct entry {
     struct entry *prev, *next; /* storage order: head = oldest */
     char id[65];
     char checksum[33];
     uint64_t size;
-    void *map;                 /* read-only mapping of the file (NULL when size 0) */
+    mapping_t *map;            /* the file, mapped (NULL when size 0 or while streaming) */
     int spilled;               /* the file is in the spill directory, not the memory tier */
     holder_t *runs;            /* runs that hold it */
     size_t n_runs;
@@ -282,6 +310,7 @@ static int answer(void *sock, const void *rid, size_t rid_len, const Loom__V1__O
     c.seq = rq ? rq->seq : 0;
     c.offset = rq ? rq->offset : 0;
     const uint8_t *data = NULL;
+    mapping_t *from_map = NULL;
     int from_fd = -1, still_held = 0;
     pthread_mutex_lock(&S.mu);
     entry_t *x = !bad && rq ? loom_map_get(S.byid, rq->id) : NULL;
@@ -314,7 +343,7 @@ static int answer(void *sock, const void *rid, size_t rid_len, const Loom__V1__O
         uint64_t left = (x->streaming ? x->ready : x->size) - rq->offset;
         c.length = (uint32_t)(left < rq->length ? left : rq->length);
         if (c.length > MAX_CHUNK) c.length = MAX_CHUNK;
-        if (x->map) data = (const uint8_t *)x->map + rq->offset;
+        if (x->map && c.length) from_map = mapping_get(x->map);
         else if (c.length) from_fd = x->fd; /* a stream being written */
     }
     size_t hl = loom__v1__object_chunk__get_packed_size(&c);
@@ -322,20 +351,26 @@ static int answer(void *sock, const void *rid, size_t rid_len, const Loom__V1__O
     int ok = hl <= sizeof hdr;
     if (ok) loom__v1__object_chunk__pack(&c, hdr);
     zmq_msg_t body;
-    /* The data is copied into the message under the lock, so eviction
-     * cannot unmap it underneath a send. */
-    if (ok && data && zmq_msg_init_size(&body, c.length) == 0) memcpy(zmq_msg_data(&body), data, c.length);
-    else data = NULL;
-    pthread_mutex_unlock(&S.mu);
+    /* A stored object's chunk is sent straight from its mapping (no copy,
+     * no fresh memory: first-touched pages are slow on some VMs); the
+     * reference taken under the lock keeps it mapped until ZeroMQ is done.
+     * A stream being written is read from its file (under the lock: the
+     * writer's close may turn the entry into a mapping). */
+    if (from_map) {
+        if (ok && zmq_msg_init_data(&body, (uint8_t *)from_map->addr + rq->offset, c.length, chunk_sent, from_map) == 0)
+            data = zmq_msg_data(&body);
+        else
+            mapping_put(from_map);
+    }
     if (ok && from_fd >= 0 && zmq_msg_init_size(&body, c.length) == 0) {
         if (pread(from_fd, zmq_msg_data(&body), c.length, (off_t)rq->offset) == (ssize_t)c.length) data = zmq_msg_data(&body);
         else zmq_msg_close(&body);
     }
     pthread_mutex_unlock(&S.mu);
     if (!ok) return still_held;
-    if (from_fd >= 0 && !data) { /* could not read what was written: let the consumer fail cleanly */
+    if ((from_map || from_fd >= 0) && !data) { /* could not read it: let the consumer fail cleanly */
         c.status = LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_NOT_FOUND;
-        c.message = "cannot read the stream's file";
+        c.message = "cannot read the object's file";
         c.length = 0;
         hl = loom__v1__object_chunk__get_packed_size(&c);
         loom__v1__object_chunk__pack(&c, hdr);
@@ -562,7 +597,7 @@ static void unlink_entry(entry_t *x) {
     char f[PATH_MAX];
     entry_path(x, f, sizeof f);
     unlink(f);
-    if (x->map) munmap(x->map, x->size);
+    mapping_put(x->map);
     if (x->fd >= 0) close(x->fd);
     if (x->spilled) S.spill_bytes -= x->size;
     else S.bytes -= x->size;
@@ -670,15 +705,28 @@ static int write_file(const char *path, const void *data, size_t n, loom_err_t *
 }
 
 
+/* Maps the first size bytes of fd read-only (*out NULL when size is 0). */
+static int map_fd(int fd, size_t size, mapping_t **out) {
+    *out = NULL;
+    if (!size) return 0;
+    mapping_t *m = malloc(sizeof *m);
+    void *a = m ? mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+    if (a == MAP_FAILED) {
+        int er = m ? errno : ENOMEM;
+        free(m);
+        return er;
+    }
+    *m = (mapping_t){a, size, 1};
+    *out = m;
+    return 0;
+}
+
 /* Maps path read-only into x->map (size x->size). */
 static int map_file(entry_t *x, const char *path, loom_err_t *e) {
-    x->map = NULL;
-    if (!x->size) return 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    void *m = fd < 0 ? MAP_FAILED : mmap(NULL, x->size, PROT_READ, MAP_SHARED, fd, 0);
+    int er = fd < 0 ? errno : map_fd(fd, x->size, &x->map);
     if (fd >= 0) close(fd);
-    if (m == MAP_FAILED) return loom_err_set(e, LOOM_EIO, "cannot map %s: %s", path, strerror(errno));
-    x->map = m;
+    if (er) return loom_err_set(e, LOOM_EIO, "cannot map %s: %s", path, strerror(er));
     return 0;
 }
 
@@ -689,15 +737,15 @@ static int spill_one(entry_t *x, loom_err_t *e) {
     char from[PATH_MAX], to[PATH_MAX];
     entry_path(x, from, sizeof from);
     fmt(to, sizeof to, "%s/%s", S.spill, x->id);
-    int rc = write_file(to, x->map ? x->map : "", x->size, e);
+    int rc = write_file(to, x->map ? x->map->addr : "", x->size, e);
     if (rc) return rc;
-    void *old = x->map;
+    mapping_t *old = x->map;
     if ((rc = map_file(x, to, e))) {
         x->map = old;
         unlink(to);
         return rc;
     }
-    if (old) munmap(old, x->size);
+    mapping_put(old);
     unlink(from);
     x->spilled = 1;
     S.bytes -= x->size;
@@ -791,7 +839,7 @@ int loom_objstore_put_run(const void *data, size_t n, const char *worker, const 
     if ((rc = write_file(path, data, n, e))) { free(x); goto out; }
     if ((rc = map_file(x, path, e)) || (needed && (rc = pin(x, run)) && loom_err_set(e, rc, "out of memory")) ||
         (loom_map_put(S.byid, id, x) && (rc = loom_err_set(e, LOOM_ENOMEM, "out of memory")))) {
-        if (x->map) munmap(x->map, n);
+        mapping_put(x->map);
         unlink(path);
         free(x->runs);
         free(x);
@@ -932,11 +980,8 @@ int loom_objstore_stream_close(loom_objstream_t *s, int ok, loom_err_t *e) {
     pthread_mutex_lock(&S.mu);
     entry_t *x = s->x;
     if (ok && !rc && x->size) {
-        x->map = mmap(NULL, x->size, PROT_READ, MAP_SHARED, x->fd, 0);
-        if (x->map == MAP_FAILED) {
-            x->map = NULL;
-            rc = loom_err_set(e, LOOM_EIO, "cannot map the finished stream: %s", strerror(errno));
-        }
+        int er = map_fd(x->fd, x->size, &x->map);
+        if (er) rc = loom_err_set(e, LOOM_EIO, "cannot map the finished stream: %s", strerror(er));
     }
     if (ok && !rc) {
         close(x->fd);

@@ -91,41 +91,59 @@ static const char *lookup(const char *name, size_t n)
     return NULL;
 }
 
-/* s with each ${secrets.NAME} replaced; NULL + err when one is unknown. */
-static char *substitute_str(const char *s, loom_err_t *err, int *changed)
+/* The reference ${secrets.NAME#TAG} at h, when it is one with this tag:
+ * its name (*name, *name_len) and the text after it; NULL when not. */
+static const char *tagged_ref(const char *h, const char *tag, const char **name, size_t *name_len)
 {
     static const char open[] = "${secrets.";
+    const char *n = h + sizeof open - 1, *hash = n + strcspn(n, "#}");
+    size_t tl = strlen(tag);
+    if (*hash != '#' || hash == n || strncmp(hash + 1, tag, tl) != 0 || hash[1 + tl] != '}')
+        return NULL;
+    *name = n;
+    *name_len = (size_t)(hash - n);
+    return hash + 1 + tl + 1;
+}
+
+/* s with each ${secrets.NAME#tag} replaced; NULL + err when one is
+ * unknown. Any other text, ${secrets.NAME} without the tag included,
+ * stays. */
+static char *substitute_str(const char *s, const char *tag, loom_err_t *err, int *changed)
+{
     loom_buf_t b = LOOM_BUF_INIT;
-    const char *p = s, *h;
-    while ((h = strstr(p, open))) {
-        const char *name = h + sizeof open - 1, *close = strchr(name, '}');
-        if (!close)
-            break;
-        const char *v = lookup(name, (size_t)(close - name));
+    const char *p = s, *h, *scan = s;
+    while ((h = strstr(scan, "${secrets."))) {
+        const char *name, *after;
+        size_t nl;
+        if (!(after = tagged_ref(h, tag, &name, &nl))) {
+            scan = h + 1;
+            continue;
+        }
+        const char *v = lookup(name, nl);
         if (!v) {
-            loom_err_set(err, LOOM_ENOTFOUND,
-                         "secret '%.*s' is not configured on this worker", (int)(close - name), name);
+            loom_err_set(err, LOOM_ENOTFOUND, "secret '%.*s' is not configured on this worker",
+                         (int)nl, name);
             loom_err_hint(err, "start the worker with --secret %.*s=FILE or LOOM_SECRET_%.*s=VALUE",
-                          (int)(close - name), name, (int)(close - name), name);
+                          (int)nl, name, (int)nl, name);
             loom_buf_free(&b);
             return NULL;
         }
         loom_buf_append(&b, p, (size_t)(h - p));
         loom_buf_puts(&b, v);
-        p = close + 1;
+        p = scan = after;
         *changed = 1;
     }
     loom_buf_puts(&b, p);
     return loom_buf_detach(&b, NULL);
 }
 
-static int walk(json_t **v, loom_err_t *err)
+static int walk(json_t **v, const char *tag, loom_err_t *err)
 {
     if (json_is_string(*v)) {
         if (!strstr(json_string_value(*v), "${secrets."))
             return 0;
         int changed = 0;
-        char *s = substitute_str(json_string_value(*v), err, &changed);
+        char *s = substitute_str(json_string_value(*v), tag, err, &changed);
         if (!s)
             return LOOM_ENOTFOUND;
         json_t *n = changed ? json_string(s) : NULL;
@@ -139,7 +157,7 @@ static int walk(json_t **v, loom_err_t *err)
     if (json_is_array(*v)) {
         for (size_t i = 0; i < json_array_size(*v); i++) {
             json_t *it = json_incref(json_array_get(*v, i));
-            int rc = walk(&it, err);
+            int rc = walk(&it, tag, err);
             if (!rc)
                 json_array_set(*v, i, it);
             json_decref(it);
@@ -152,7 +170,7 @@ static int walk(json_t **v, loom_err_t *err)
         void *tmp;
         json_object_foreach_safe(*v, tmp, k, it) {
             json_t *c = json_incref(it);
-            int rc = walk(&c, err);
+            int rc = walk(&c, tag, err);
             if (!rc)
                 json_object_set(*v, k, c);
             json_decref(c);
@@ -165,7 +183,13 @@ static int walk(json_t **v, loom_err_t *err)
 
 int loom_secrets_substitute(json_t **input, loom_err_t *err)
 {
-    return walk(input, err);
+    const char *t = json_string_value(json_object_get(*input, "$secret_tag"));
+    char tag[65];
+    if (!t || !*t || strlen(t) >= sizeof tag || t[strspn(t, "0123456789abcdef")])
+        return 0; /* loomd tagged nothing (or not as it does): nothing to replace */
+    snprintf(tag, sizeof tag, "%s", t);
+    json_object_del(*input, "$secret_tag");
+    return walk(input, tag, err);
 }
 
 char *loom_secrets_redact(const char *text, size_t len, size_t *out_len)

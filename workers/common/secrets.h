@@ -24,9 +24,15 @@ int loom_secrets_add_file(const char *spec, loom_err_t *err);
 int loom_secrets_add_env(loom_err_t *err);
 size_t loom_secrets_count(void);
 
-/* Replaces ${secrets.NAME} in every string of *input (in place; *input may
- * be replaced when it is a string itself). Returns 0, or LOOM_ENOTFOUND
- * naming the first secret this worker does not have. */
+/* Replaces each ${secrets.NAME#TAG} in every string of the task input
+ * object *input, where TAG is the input's "$secret_tag" (a random tag
+ * loomd draws for each task input of a workflow with `secrets:`, and puts
+ * into every reference the workflow itself writes), and removes
+ * "$secret_tag". Text without that tag stays as it is: a
+ * `${secrets.NAME}` that arrives as data (a run input, an upstream step's
+ * or a web page's text, `$${secrets.NAME}`) is never replaced. In place;
+ * returns 0, or LOOM_ENOTFOUND naming the first secret this worker does not
+ * have. */
 int loom_secrets_substitute(json_t **input, loom_err_t *err);
 
 /* text with every secret value replaced by "***" (common/redact.h): a

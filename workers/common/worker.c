@@ -455,11 +455,11 @@ static void execute(worker_t *w, loom_op_ctx_t *t)
             rc = loom_err_set(&err, LOOM_EPARSE, "task input is not JSON: %s (line %d)",
                               jerr.text, jerr.line);
             out.permanent = 1;
-        } else if (t->pred_out && t->n_after_at && (rc = substitute(t, input, &err)) != 0) {
-            out.permanent = 1;
-        } else if (t->input_len && memmem(t->input_json, t->input_len, "${secrets.", 10) &&
+        } else if (t->input_len && memmem(t->input_json, t->input_len, "\"$secret_tag\"", 13) &&
                    (rc = loom_secrets_substitute(&input, &err)) != 0) {
             out.permanent = 1; /* a secret this worker does not have */
+        } else if (t->pred_out && t->n_after_at && (rc = substitute(t, input, &err)) != 0) {
+            out.permanent = 1; /* after the secrets: a predecessor's output is data */
         } else if ((rc = by_reference_in(t, &input, &by_ref_over, &err)) != 0) {
             /* an upstream output the producer no longer serves */
         } else {
@@ -1929,7 +1929,8 @@ static void usage(FILE *f, const char *prog, const char *kind)
             "  --allow-hosts LIST tool.http reaches only these hosts (.example.com: the domain\n"
             "                     and its subdomains)\n"
             "  --secret NAME=FILE a value for ${secrets.NAME} in workflows (repeatable; also\n"
-            "                     $LOOM_SECRET_NAME); replaced by *** in whatever goes back\n"
+            "                     $LOOM_SECRET_NAME; FILE - reads standard input); replaced\n"
+            "                     by *** in whatever goes back\n"
             "  --server-key KEY   CURVE: loomd's public key (Z85 or loomd.pub; $LOOM_SERVER_KEY)\n"
             "  --key FILE         CURVE: this worker's key pair (NAME.key; $LOOM_WORKER_KEY);\n"
             "                     loomd admits it when NAME.pub is in its workers/ folder\n"
