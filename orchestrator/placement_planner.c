@@ -32,6 +32,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/map.h"
+#include "common/sha.h"
 #include "planner/catalog.h"
 #include "planner/cost.h"
 #include "planner/decompose.h"
@@ -85,6 +86,7 @@ typedef struct rplan {
     char *note_msg;         /* the PLANNED text of its first announcement */
     char *note_again;       /* the same for later runs (a repeated lowering says "(cached)") */
     struct Loom__V1__Plan *pb; /* the Plan of every borrower's PLANNED event */
+    char *pb_hex;           /* its protobuf encoding in hex (stored with each event as it is) */
 } rplan_t;
 
 #define MAX_MODULE_TEXT (256 << 10) /* a larger module is not copied into the run's events */
@@ -115,7 +117,7 @@ typedef struct {
      * tasks are sent (dispatched): not on the path to a run's first task */
     char (*pending)[32];
     size_t npending, cappending;
-    void (*note_fn)(void *, const char *, int, const char *, const struct Loom__V1__Plan *);
+    void (*note_fn)(void *, const char *, int, const char *, const struct Loom__V1__Plan *, const char *);
     void *note_ud;
 } policy_t;
 
@@ -125,11 +127,12 @@ typedef struct {
  * same plan and hit the lowering cache) while real errors (the 100 ms tool
  * default, a worker 5x slower than its self-benchmark) still correct. */
 #define CALIB_BAND 1.5
-/* ... and only when that moves the step's prediction by this much: the
+/* ... and only when that moves the step's prediction by this much (the
+ * first measurement too: until then plans take the model as it is): the
  * times of a step of a few microseconds (a noop) swing by more than the
  * band from one run to the next, and re-planning for them changes nothing
  * but every plan (and the plan cache's entry). */
-#define CALIB_MIN_MS 0.1
+#define CALIB_MIN_MS 1.0
 #define MAX_CALIB 65536   /* entries kept (no new keys beyond it) */
 
 static void cplan_unref(void *p);
@@ -375,6 +378,7 @@ static void cplan_unref(void *ptr)
     free(e->note_msg);
     free(e->note_again);
     loom_placement_plan_free(e->pb);
+    free(e->pb_hex);
     free(e);
 }
 
@@ -645,9 +649,9 @@ static int load_forced(rplan_t *rp, const loom_placement_req_t *req, loom_regist
 static void note(const loom_placement_req_t *req, const rplan_t *rp, int replanned, const char *msg)
 {
     if (req->note) {
-        const Loom__V1__Plan *cached = !replanned && rp && rp->shared ? rp->shared->pb : NULL;
-        Loom__V1__Plan *pb = !cached && rp && rp->plan ? plan_pb(rp, 1, NULL, NULL) : NULL;
-        req->note(req->note_ud, req->run_id, replanned, msg, cached ? cached : pb);
+        const rplan_t *e = !replanned && rp && rp->shared && rp->shared->pb ? rp->shared : NULL;
+        Loom__V1__Plan *pb = !e && rp && rp->plan ? plan_pb(rp, 1, NULL, NULL) : NULL;
+        req->note(req->note_ud, req->run_id, replanned, msg, e ? e->pb : pb, e ? e->pb_hex : NULL);
         loom_placement_plan_free(pb);
     }
     LOOM_INFO(COMP, "msg=\"%s\" run=%s detail=\"%.300s\"", replanned ? "re-planned" : "planned", req->run_id, msg);
@@ -690,9 +694,20 @@ static void announce(const loom_placement_req_t *req, rplan_t *rp, const char *i
         if (asprintf(&e->note_again, "%s%s", msg, again ? " (cached)" : "") < 0)
             e->note_again = NULL;
         e->pb = plan_pb(rp, 1, NULL, NULL);
-        if (!e->note_msg || !e->note_again || !e->pb) { /* OOM: later runs get the summary alone */
+        size_t bn = e->pb ? loom__v1__plan__get_packed_size(e->pb) : 0;
+        uint8_t *bin = e->pb ? malloc(bn + 1) : NULL;
+        if (bin && (e->pb_hex = malloc(2 * bn + 1))) {
+            loom__v1__plan__pack(e->pb, bin);
+            loom_hex(bin, bn, e->pb_hex);
+        }
+        free(bin);
+        if (!e->note_msg || !e->note_again || !e->pb || !e->pb_hex) { /* OOM: later runs get the summary alone */
             free(e->note_msg);
             e->note_msg = NULL;
+            loom_placement_plan_free(e->pb);
+            e->pb = NULL;
+            free(e->pb_hex);
+            e->pb_hex = NULL;
         }
     }
     note(req, rp, 0, msg);
@@ -1388,8 +1403,9 @@ static void calib_update(policy_t *p, const char *key, double ratio, double mode
     }
     c->ratio = c->n ? (1 - CALIB_ALPHA) * c->ratio + CALIB_ALPHA * ratio : ratio;
     c->n++;
-    if (!(c->used > 0) || ((c->ratio > c->used * CALIB_BAND || c->ratio < c->used / CALIB_BAND) &&
-                           fabs(c->ratio - c->used) * model_ms >= CALIB_MIN_MS)) {
+    double used = c->used > 0 ? c->used : 1; /* 0: not used yet, plans take the model as it is */
+    if ((c->ratio > used * CALIB_BAND || c->ratio < used / CALIB_BAND) &&
+        fabs(c->ratio - used) * model_ms >= CALIB_MIN_MS) {
         c->used = c->ratio;
         calib_changed(p, key);
     }

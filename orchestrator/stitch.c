@@ -875,7 +875,11 @@ static void emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
             loom_buf_printf(&d, ",\"error_code\":%d", (int)perr.code);
         }
         detail_str(&d, "device", ev->device);
-        if (ev->plan) { /* the Plan, protobuf-packed and hex-encoded, so replays can send it again */
+        if (ev->plan && ev->plan_hex) { /* hex digits need no escape (client_api.c's replay finds it so) */
+            loom_buf_puts(&d, ",\"plan_pb\":\"");
+            loom_buf_puts(&d, ev->plan_hex);
+            loom_buf_putc(&d, '"');
+        } else if (ev->plan) { /* the Plan, protobuf-packed and hex-encoded, so replays can send it again */
             size_t n = loom__v1__plan__get_packed_size(ev->plan);
             uint8_t *bin = malloc(n + 1);
             char *hex = malloc(2 * n + 1);
