@@ -951,21 +951,30 @@ static int on_replay(void *ud, const loom_store_event_t *se)
     ev.elapsed_ms = json_number_value(json_object_get(d, "elapsed_ms"));
     ev.step_ms = json_number_value(json_object_get(d, "step_ms"));
     ev.sla_latency_ms = json_number_value(json_object_get(d, "sla_ms"));
-    /* PLANNED / REPLANNED: the stored Plan (hex of its protobuf encoding) */
-    Loom__V1__Plan *plan = NULL;
-    if (hex) {
-        size_t n = hexlen / 2;
-        uint8_t *bin = malloc(n + 1);
-        int ok = bin != NULL && loom_unhex(hex, bin, n) == 0;
-        if (ok)
-            plan = loom__v1__plan__unpack(NULL, n, bin);
-        free(bin);
-        ev.plan = plan;
+    /* PLANNED / REPLANNED: the stored Plan (hex of its protobuf encoding,
+     * packed by loomd itself) goes out as it is: its bytes become the
+     * RunEvent's plan field as an unknown field, which protobuf-c packs
+     * verbatim (tag, then the length and bytes it is given), so the Plan
+     * (tens of KiB for a long workflow) is not unpacked and packed again. */
+    ProtobufCMessageUnknownField plan_field;
+    uint8_t *bin = NULL;
+    const ProtobufCFieldDescriptor *pf =
+        hex ? protobuf_c_message_descriptor_get_field_by_name(&loom__v1__run_event__descriptor, "plan") : NULL;
+    if (pf && (bin = malloc(hexlen / 2 + 10))) {
+        size_t n = hexlen / 2, vl = 0;
+        for (size_t v = n; vl == 0 || v; v >>= 7) /* the length, as a varint */
+            bin[vl++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+        if (loom_unhex(hex, bin + vl, n) == 0) {
+            plan_field = (ProtobufCMessageUnknownField){.tag = pf->id,
+                                                       .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED,
+                                                       .len = vl + n, .data = bin};
+            ev.base.n_unknown_fields = 1;
+            ev.base.unknown_fields = &plan_field;
+        }
     }
     loom_err_t err;
     int rc = loom_rpc_stream_send(rp->s->csrv, rp->o, (const ProtobufCMessage *)&ev, &err);
-    if (plan)
-        loom__v1__plan__free_unpacked(plan, NULL);
+    free(bin);
     json_decref(d);
     if (rc != 0) {
         rp->failed = 1;
