@@ -23,6 +23,7 @@
 #include "loom/v1/objects.pb-c.h"
 
 #define COMP "objects"
+#define COPY_BLOCK (64u << 10) /* a received chunk is copied and hashed in blocks this size */
 
 void loom_objfetch_opts_default(loom_objfetch_opts_t *o) {
     memset(o, 0, sizeof *o);
@@ -234,10 +235,21 @@ static int recv_chunk(void *s, const loom_objref_t *r, uint64_t seq, uint64_t of
     if (!rc) *lenp = len = c->length;
     if (c) loom__v1__object_chunk__free_unpacked(c, NULL);
     if (!rc) {
-        int k = zmq_recv(s, buf + off, len, 0);
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        int k = zmq_msg_recv(&m, s, 0);
         zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
-        if (k != (int)len || more) rc = loom_err_set(e, LOOM_EPROTO, "chunk at %llu has %d bytes, not %u", (unsigned long long)off, k, len);
-        else if (h) XXH3_128bits_update(h, buf + off, len);
+        if (k != (int)len || more) {
+            rc = loom_err_set(e, LOOM_EPROTO, "chunk at %llu has %d bytes, not %u", (unsigned long long)off, k, len);
+        } else { /* copied and hashed a block at a time, while the block is in cache */
+            const uint8_t *src = zmq_msg_data(&m);
+            for (uint32_t i = 0; i < len; i += COPY_BLOCK) {
+                uint32_t n = len - i < COPY_BLOCK ? len - i : COPY_BLOCK;
+                memcpy(buf + off + i, src + i, n);
+                if (h) XXH3_128bits_update(h, buf + off + i, n);
+            }
+        }
+        zmq_msg_close(&m);
     }
     while (more) { /* drop the rest of a bad message */
         char junk[64];
