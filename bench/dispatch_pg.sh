@@ -45,9 +45,9 @@ run_one() {
   stop_all
 }
 echo "bench-dispatch-pg: $(nproc) cores, noop tasks, N=$N independent, M=$M chained, $CLIENTS clients for many runs"
-# both without worker-side chaining, which loomd --db leaves off by default
-# (orchestrator/README.md, Chains): the ratio is the store's cost alone
-run_one memory --chain-depth off
+# both with loomd's defaults, worker-side chaining included (orchestrator/
+# README.md, Chains): the ratio is the store's cost alone
+run_one memory
 run_one postgresql --db "$DB"
 rows=$(psql "$DB" -XAtqc "SELECT (SELECT count(*) FROM runs) || ' runs, ' || (SELECT count(*) FROM tasks) || ' task rows, ' || (SELECT count(*) FROM events) || ' events'")
 echo "rows written by the PostgreSQL run: $rows"

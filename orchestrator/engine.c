@@ -1172,78 +1172,101 @@ static int batch_push(wbatch_t *b, loom_task_t *t)
     return 0;
 }
 
-/* Worker-side chaining, one link: a task for a dependent of p's step that
- * becomes ready exactly when p succeeds (p's step is its only unfinished
- * dependency), sent ahead to p's worker w to run right after p there.
- * Only where the worker can do what loomd would do between the two: the
- * dependent is a plain step (no when:, foreach or loop, not an llm.generate
- * split across devices, not an op loomd runs inline) that w runs, its input
- * reads p's output only as whole values (engine_render_chained; and then
- * not in a run with secret inputs, which loomd redacts from outputs), p is
- * a plain task whose output loomd does not check (engine_output_checked),
- * and the placement policy puts the dependent on w as well (colocated).
+/* 1 when step j of p's scope may run on w right after p there, with no
+ * round trip to loomd: p is a plain task whose output loomd does not check
+ * (engine_output_checked), and j becomes ready exactly when p succeeds (p's
+ * step is its only unfinished dependency) and is a plain step (no when:,
+ * foreach or loop, not an op loomd runs inline) that w runs. */
+static int chainable(const loom_engine_t *e, const loom_task_t *p, size_t j, const loom_worker_rec_t *w)
+{
+    const scope_t *sc = p->scope;
+    const step_rt_t *st = &sc->st[j];
+    const loom_wf_step_t *s = &sc->g->steps[j];
+    const char *op = loom_op_kind_name(s->op);
+    return !p->run->final && p->index < 0 && !p->kv_part && !p->chained && !sc->st[p->step].is_foreach &&
+           !engine_output_checked(&sc->g->steps[p->step]) && st->state == LOOM_TASK_PENDING &&
+           st->waiting == 1 && !st->ahead && s->op != LOOM_OP_LOOP && !s->foreach && !s->when &&
+           !runs_inline(e, op) && loom_worker_runs(w, op);
+}
+
+/* The task of step j sent ahead behind p, on p's worker w: j is chainable
+ * behind p, not an llm.generate split across devices, its input reads p's
+ * output only as whole values (engine_render_chained; and then not in a run
+ * with secret inputs, which loomd redacts from outputs), and the placement
+ * policy puts it on w as well (colocated; not asked when placed is set: the
+ * worker already holds it, engine_chain_held). NULL when it cannot be. */
+static loom_task_t *chain_task(loom_engine_t *e, loom_task_t *p, size_t j, loom_worker_rec_t *w,
+                               uint64_t now, int placed)
+{
+    scope_t *sc = p->scope;
+    loom_run_t *r = p->run;
+    const loom_wf_step_t *s = &sc->g->steps[j];
+    const char *op = loom_op_kind_name(s->op);
+    if (!chainable(e, p, j, w))
+        return NULL;
+    char sid[256], pid[256];
+    engine_step_path(sc, j, sid, sizeof sid);
+    engine_step_path(sc, p->step, pid, sizeof pid);
+    if (s->op == LOOM_OP_LLM_GENERATE && e->cfg.placement.split_kv &&
+        e->cfg.placement.split_kv(e->cfg.placement.self, r->id, sid))
+        return NULL;
+    char *in = NULL, **at = NULL;
+    size_t len = 0, n_at = 0;
+    if (engine_render_chained(e, r, sc, j, p->step, &in, &len, &at, &n_at) != 0) {
+        LOOM_DEBUG(COMP, "msg=\"not chained: its input reads its predecessor's output other than as a whole value\" step=%s", sid);
+        return NULL;
+    }
+    loom_placement_why_t why = {0};
+    loom_placement_req_t req = {.run_id = r->id, .step_id = sid, .op = op, .model = s->model,
+                                .attempt = 1, .workflow = r->wf, .sla_ms = r->sla_ms,
+                                .plan_mlir = r->plan_mlir,
+                                .elapsed_ms = (double)(now - r->start_mono),
+                                .note = placement_note, .note_ud = e, .why = &why};
+    loom_task_t *t = NULL;
+    if ((!n_at || !r->n_secrets) && len <= MAX_TASK_INPUT &&
+        (placed || !e->cfg.placement.colocated ||
+         e->cfg.placement.colocated(e->cfg.placement.self, &req, pid, w, e->cfg.reg)))
+        t = task_make(e, sc, j, -1, in, len); /* owns in from here */
+    else
+        free(in);
+    LOOM_DEBUG(COMP, "msg=\"chain\" step=%s after=%s chained=%d", sid, pid, t != NULL);
+    if (!t) {
+        for (size_t m = 0; m < n_at; m++)
+            free(at[m]);
+        free(at);
+        return NULL;
+    }
+    t->ahead = t->ran_chained = 1;
+    t->after = p;
+    p->chained = t;
+    sc->st[j].ahead = t;
+    t->after_at = at;
+    t->n_after_at = n_at;
+    engine_worker_attach(t, w);
+    t->state = LOOM_TASK_ASSIGNED;
+    t->predicted_ms = why.predicted_ms;
+    t->predicted_cost = why.predicted_cost;
+    t->reason = why.reason[0] ? strdup(why.reason) : NULL;
+    return t;
+}
+
+/* Worker-side chaining, one link: a task for a dependent of p's step,
+ * sent ahead to p's worker w to run right after p there (chain_task).
  * NULL when no dependent qualifies. */
 static loom_task_t *chain_one(loom_engine_t *e, loom_task_t *p, loom_worker_rec_t *w, uint64_t now)
 {
     scope_t *sc = p->scope;
-    loom_run_t *r = p->run;
-    if (r->final || p->index >= 0 || p->kv_part || p->chained || sc->st[p->step].is_foreach ||
-        engine_output_checked(&sc->g->steps[p->step]))
-        return NULL;
     for (size_t k = sc->dep_off[p->step]; k < sc->dep_off[p->step + 1]; k++) {
-        size_t j = sc->dep_list[k];
-        step_rt_t *st = &sc->st[j];
-        const loom_wf_step_t *s = &sc->g->steps[j];
-        const char *op = loom_op_kind_name(s->op);
-        if (st->state != LOOM_TASK_PENDING || st->waiting != 1 || st->ahead || s->op == LOOM_OP_LOOP ||
-            s->foreach || s->when || runs_inline(e, op) || !loom_worker_runs(w, op))
-            continue;
-        char sid[256], pid[256];
-        engine_step_path(sc, j, sid, sizeof sid);
-        engine_step_path(sc, p->step, pid, sizeof pid);
-        if (s->op == LOOM_OP_LLM_GENERATE && e->cfg.placement.split_kv &&
-            e->cfg.placement.split_kv(e->cfg.placement.self, r->id, sid))
-            continue;
-        char *in = NULL, **at = NULL;
-        size_t len = 0, n_at = 0;
-        if (engine_render_chained(e, r, sc, j, p->step, &in, &len, &at, &n_at) != 0) {
-            LOOM_DEBUG(COMP, "msg=\"not chained: its input reads its predecessor's output other than as a whole value\" step=%s", sid);
-            continue;
-        }
-        loom_placement_why_t why = {0};
-        loom_placement_req_t req = {.run_id = r->id, .step_id = sid, .op = op, .model = s->model,
-                                    .attempt = 1, .workflow = r->wf, .sla_ms = r->sla_ms,
-                                    .plan_mlir = r->plan_mlir,
-                                    .elapsed_ms = (double)(now - r->start_mono),
-                                    .note = placement_note, .note_ud = e, .why = &why};
-        loom_task_t *t = NULL;
-        if ((!n_at || !r->n_secrets) && len <= MAX_TASK_INPUT &&
-            (!e->cfg.placement.colocated ||
-             e->cfg.placement.colocated(e->cfg.placement.self, &req, pid, w, e->cfg.reg)))
-            t = task_make(e, sc, j, -1, in, len); /* owns in from here */
-        else
-            free(in);
-        LOOM_DEBUG(COMP, "msg=\"chain\" step=%s after=%s chained=%d", sid, pid, t != NULL);
-        if (!t) {
-            for (size_t m = 0; m < n_at; m++)
-                free(at[m]);
-            free(at);
-            continue;
-        }
-        t->ahead = t->ran_chained = 1;
-        t->after = p;
-        p->chained = t;
-        st->ahead = t;
-        t->after_at = at;
-        t->n_after_at = n_at;
-        engine_worker_attach(t, w);
-        t->state = LOOM_TASK_ASSIGNED;
-        t->predicted_ms = why.predicted_ms;
-        t->predicted_cost = why.predicted_cost;
-        t->reason = why.reason[0] ? strdup(why.reason) : NULL;
-        return t;
+        loom_task_t *t = chain_task(e, p, sc->dep_list[k], w, now, 0);
+        if (t)
+            return t;
     }
     return NULL;
+}
+
+loom_task_t *engine_chain_held(loom_engine_t *e, loom_task_t *p, size_t j)
+{
+    return p->worker ? chain_task(e, p, j, p->worker, loom_clock_ms(), 1) : NULL;
 }
 
 /* Sends up to cfg.chain_depth successors ahead behind p (placed on w, in

@@ -247,6 +247,12 @@ void engine_task_free(loom_engine_t *e, loom_task_t *t);
  * unrecorded; their steps stay pending and are released the usual way. */
 void engine_unchain(loom_engine_t *e, loom_task_t *p);
 void engine_reap_runs(loom_engine_t *e);
+/* A worker reports holding (queued, running or finished) a task of step j
+ * of p's scope that loomd does not know: one sent ahead behind p by an
+ * earlier loomd (chain_ahead), now adopted with p on p's worker. Rebuilds it
+ * as sent ahead behind p there, unrecorded until p succeeds; NULL when j
+ * could not have been chained behind p. */
+loom_task_t *engine_chain_held(loom_engine_t *e, loom_task_t *p, size_t j);
 void engine_finish_step(loom_engine_t *e, scope_t *sc, size_t i, loom_task_state_t state,
                         const char *error);
 /* engine_results.c: a failed attempt of t; retried with backoff while

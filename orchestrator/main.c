@@ -69,10 +69,7 @@ static const char usage_text[] =
     "                            sends up to N such successors ahead with it and the\n"
     "                            worker runs each right after its predecessor succeeds\n"
     "                            (default 32, larger values count as 1024; off: one\n"
-    "                            worker round trip per step; default off with --db: a\n"
-    "                            successor run ahead is recorded only when its\n"
-    "                            predecessor's result arrives, so after a loomd restart\n"
-    "                            it would run again)\n"
+    "                            worker round trip per step)\n"
     "  --max-runs N              finished runs kept in memory (default 1000)\n"
     "  --max-finished-bytes N    ... and at most this many bytes of them, oldest\n"
     "                            dropped first (evicted to the database with --db;\n"
@@ -395,14 +392,6 @@ int main(int argc, char **argv)
         c.o.auth_keyring = &ring;
     }
     if (c.db) {
-        /* A chained successor is not recorded before it runs (engine.c,
-         * chain_ahead): a restarted loomd could not adopt it and would run
-         * its step again, so durable runs chain only when asked to. */
-        if (c.o.chain_depth == 0)
-            c.o.chain_depth = -1;
-        else if (c.o.chain_depth > 0)
-            LOOM_WARN("loomd", "msg=\"--chain-depth with --db: a step chained behind one that "
-                               "finished while loomd was down runs again after the restart\"");
         pg_store = loom_store_pg_open(&(loom_store_pg_opts_t){.url = c.db,
                                                               .queue_max = (size_t)c.db_queue,
                                                               .max_finished_bytes = c.o.max_finished_bytes,

@@ -23,6 +23,8 @@ come from that file and from Get:
   again            executions after the tool had finished (must be none: a finished tool's
                    result survives its worker in the spool, workers/common/spool.h)
   max attempt      highest attempt of any step (attempts count executions)
+  chained          loomd mode: successors a worker held ahead (worker-side chaining)
+                   that a restarted loomd adopted (orchestrator/engine_adopt.c)
 
 In failover mode the runs are those acknowledged to the submitter (the
 `loom` CLI with every client endpoint in LOOM_ENDPOINT; the workers get
@@ -442,6 +444,11 @@ def main():
         print("  interrupted   %d (started again after a kill hit them running)" % interrupted)
         print("  again         %d (executed again after their tool had finished)" % again)
         print("  max attempt   %d" % max_attempt)
+        if a.mode == "loomd":
+            with open(os.path.join(tmp, "loomd.log"), errors="replace") as f:
+                adopted = f.read().count('msg="chained task adopted"')
+            print("  chained       %d successors held ahead on a worker adopted after a restart"
+                  % adopted)
         bad = [rid for rid in ids if rid not in final or final[rid].state != rpc.RUN_SUCCEEDED]
         for rid in bad[:5]:
             r = final.get(rid)

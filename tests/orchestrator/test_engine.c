@@ -1097,6 +1097,81 @@ static void cancel_stops_a_chain(void **state)
     h_free(h);
 }
 
+/* loomd restarts while w1 holds a chain it sent ahead (a, then b, c, d
+ * behind it, none of b..d recorded): the new loomd recovers a as ready and
+ * b..d as pending. A worker that does not hold a gets nothing for b; w1
+ * re-registers holding all four (in no order, with one of a gone run):
+ * a is adopted by its key and b, c, d rebuilt ahead behind it, so the
+ * results w1 sends (a's first) finish the run and nothing is dispatched
+ * again. */
+static void a_restarted_engine_adopts_a_chain_held_ahead(void **state)
+{
+    (void)state;
+    h_t *h = h_chain(4, 8);
+    loom_worker_rec_t *w = add_worker(h, "w1", 2);
+    char id[32];
+    assert_int_equal(submit(h, echo_chain, "{\"x\": 7}", 0, id), 0);
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 4);
+    char ids[4][24], keys[4][400];
+    for (int i = 0; i < 4; i++) {
+        snprintf(ids[i], sizeof ids[i], "%s", h->sent[i]->id);
+        loom_task_key(h->sent[i], keys[i], sizeof keys[i]);
+    }
+    loom_engine_destroy(&h->eng);
+    h->nsent = 0;
+    loom_registry_destroy(&h->reg);
+    h->reg = loom_registry_new(4);
+    loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
+                           .placement = loom_placement_least_loaded(), .send_tasks = h_send,
+                           .cancel_task = h_cancel, .on_event = h_event, .ud = h, .backoff_ms = 1,
+                           .output_ref_bytes = -1, .chain_depth = 8, .adopt_grace_ms = 60000};
+    h->eng = loom_engine_new(&c);
+    int n = 0;
+    loom_err_t err;
+    assert_int_equal(loom_engine_recover(h->eng, &n, &err), 0);
+    assert_int_equal(n, 1);
+    /* w2 holds b (say) without a: not rebuilt there */
+    loom_worker_rec_t *w2 = add_worker(h, "w2", 2);
+    loom_held_task_t other = {.task_id = ids[1], .task_key = keys[1], .attempt = 1,
+                              .state = LOOM_HELD_FINISHED};
+    loom_adopt_t d2;
+    loom_engine_reconcile(h->eng, w2, &other, 1, &d2);
+    assert_int_equal(d2, LOOM_ADOPT_DROP);
+    w = add_worker(h, "w1", 2);
+    loom_held_task_t held[5] = {
+        {.task_id = ids[3], .task_key = keys[3], .attempt = 1, .state = LOOM_HELD_QUEUED},
+        {.task_id = "0.99", .task_key = "r-gone:x", .attempt = 1, .state = LOOM_HELD_QUEUED},
+        {.task_id = ids[2], .task_key = keys[2], .attempt = 1, .state = LOOM_HELD_RUNNING},
+        {.task_id = ids[1], .task_key = keys[1], .attempt = 1, .state = LOOM_HELD_FINISHED},
+        {.task_id = ids[0], .task_key = keys[0], .attempt = 1, .state = LOOM_HELD_FINISHED}};
+    loom_adopt_t d[5];
+    loom_engine_reconcile(h->eng, w, held, 5, d);
+    assert_int_equal(d[0], LOOM_ADOPT_KEEP);
+    assert_int_equal(d[1], LOOM_ADOPT_DROP);
+    assert_int_equal(d[2], LOOM_ADOPT_KEEP);
+    assert_int_equal(d[3], LOOM_ADOPT_RESEND);
+    assert_int_equal(d[4], LOOM_ADOPT_RESEND);
+    assert_int_equal(w->inflight, 4);
+    int att, st;
+    assert_false(record_of(h, id, "b", &att, &st)); /* still ahead: not recorded */
+    loom_engine_dispatch(h->eng);
+    assert_int_equal(h->nsent, 0);
+    const char *out[4] = {"7", "7", "[1,7]", "{\"k\":[1,7]}"};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(loom_engine_result(h->eng, w, ids[i], 1, 1, out[i], strlen(out[i]), NULL, 0,
+                                            0, 0, &err), 0);
+    view_t v = view(h, id);
+    assert_int_equal(v.state, LOOM_RUN_SUCCEEDED);
+    assert_string_equal(v.outputs, "{\"d\":{\"k\":[1,7]}}");
+    assert_int_equal(h->nsent, 0); /* nothing ran twice */
+    assert_true(record_of(h, id, "c", &att, &st));
+    assert_int_equal(att, 1);
+    assert_int_equal(st, LOOM_TASK_SUCCEEDED);
+    assert_int_equal(w->inflight, 0);
+    h_free(h);
+}
+
 /* What a worker cannot do in loomd's place is not chained: a field of the
  * predecessor's output, an interpolation, a when:, another worker's op; nor
  * beyond the worker's room or the configured depth. */
@@ -1285,6 +1360,7 @@ int main(void)
         cmocka_unit_test(a_failed_step_takes_back_the_chain_behind_it),
         cmocka_unit_test(a_lost_worker_re_runs_only_the_unfinished_steps_of_a_chain),
         cmocka_unit_test(cancel_stops_a_chain),
+        cmocka_unit_test(a_restarted_engine_adopts_a_chain_held_ahead),
         cmocka_unit_test(only_what_a_worker_can_resolve_is_chained),
         cmocka_unit_test(a_lost_input_reruns_its_producer),
     };

@@ -15,6 +15,7 @@ $(eval $(call SCRIPT_TEST,pg_secrets_policy,tests/pg/test_secrets_policy.sh))
 $(eval $(call SCRIPT_TEST,pg_worker_keys,tests/pg/test_worker_keys.sh))
 $(eval $(call SCRIPT_TEST,pg_churn_loomd,tests/pg/test_churn_loomd.sh))
 $(BUILD)/tests/pg_churn_loomd: $(PROTO_PY)
+$(eval $(call SCRIPT_TEST,pg_chain_restart,tests/pg/test_chain_restart.sh))
 $(eval $(call SCRIPT_TEST,pg_failover,tests/pg/test_failover.sh))
 $(BUILD)/tests/pg_failover: $(PROTO_PY) $(BUILD)/bin/loom
 $(eval $(call SCRIPT_TEST,pg_output_by_reference,tests/pg/test_output_by_reference.sh))
