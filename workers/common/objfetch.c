@@ -279,32 +279,20 @@ typedef struct landed {
     int n;
 } landed_t;
 
-/* Records the bytes [from, to); -1 when more pieces are apart than can be
- * (each gap is a request in flight, so never with a well-behaved peer). */
+/* Records the bytes [from, to); -1 when too many pieces wait behind a gap
+ * (a peer that never answers the gap's request but answers every other). */
 static int land(landed_t *l, uint64_t from, uint64_t to) {
-    if (from == l->done) {
-        l->done = to;
-    } else {
-        if (l->n == (int)(sizeof l->piece / sizeof l->piece[0])) return -1;
-        l->piece[l->n].from = from;
-        l->piece[l->n++].to = to;
-    }
-    for (int i = 0; i < l->n;) { /* merge what touches: done, or another piece */
-        int j = 0;
-        while (j < l->n && (j == i || l->piece[j].from != l->piece[i].to)) j++;
+    if (l->n == (int)(sizeof l->piece / sizeof l->piece[0])) return -1;
+    l->piece[l->n].from = from;
+    l->piece[l->n++].to = to;
+    for (int i = 0; i < l->n;) { /* absorb every piece that now touches done */
         if (l->piece[i].from == l->done) {
             l->done = l->piece[i].to;
-        } else if (j < l->n) {
-            l->piece[i].to = l->piece[j].to;
-            l->piece[j] = l->piece[--l->n];
+            l->piece[i] = l->piece[--l->n];
             i = 0;
-            continue;
         } else {
             i++;
-            continue;
         }
-        l->piece[i] = l->piece[--l->n];
-        i = 0;
     }
     return 0;
 }
