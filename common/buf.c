@@ -94,6 +94,15 @@ int loom_buf_json_str(loom_buf_t *b, const char *s, size_t n)
 {
     int rc = loom_buf_putc(b, '"');
     for (size_t i = 0; rc == 0 && i < n; i++) {
+        size_t run = i; /* characters that need no escape go in one append */
+        while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
+            run++;
+        if (run > i) {
+            rc = loom_buf_append(b, s + i, run - i);
+            if (run == n || rc)
+                break;
+            i = run;
+        }
         unsigned char c = (unsigned char)s[i];
         switch (c) {
         case '"': rc = loom_buf_puts(b, "\\\""); break;

@@ -889,6 +889,8 @@ typedef struct {
     int failed;
 } replay_t;
 
+#define PLAN_PB_KEY ",\"plan_pb\":\"" /* as stitch.c's emit writes it */
+
 static int on_replay(void *ud, const loom_store_event_t *se)
 {
     replay_t *rp = ud;
@@ -905,7 +907,31 @@ static int on_replay(void *ud, const loom_store_event_t *se)
      * replayed like any other event. */
     ev.step_id = (char *)(se->step_id ? se->step_id : "");
     ev.attempt = (uint32_t)se->attempt;
-    json_t *d = se->detail_json ? json_loads(se->detail_json, 0, NULL) : NULL;
+    /* A PLANNED event's Plan (hex, tens of KiB for a long workflow) is cut
+     * out before the JSON parse, which would copy and validate it char by
+     * char: its key can only be a key (inside a JSON string its quotes
+     * would be escaped) and hex needs no escapes. */
+    const char *hex = NULL;
+    size_t hexlen = 0;
+    char *rest = NULL;
+    const char *pk = se->detail_json ? strstr(se->detail_json, PLAN_PB_KEY) : NULL;
+    if (pk) {
+        hex = pk + strlen(PLAN_PB_KEY);
+        hexlen = strspn(hex, "0123456789abcdef");
+        size_t head = (size_t)(pk - se->detail_json);
+        if (hex[hexlen] == '"' && (rest = malloc(strlen(se->detail_json) + 1))) {
+            memcpy(rest, se->detail_json, head);
+            strcpy(rest + head, hex + hexlen + 1);
+        } else {
+            hex = NULL; /* not as emit writes it: the parse below finds it */
+        }
+    }
+    json_t *d = se->detail_json ? json_loads(rest ? rest : se->detail_json, 0, NULL) : NULL;
+    free(rest);
+    if (!hex) {
+        hex = json_string_value(json_object_get(d, "plan_pb"));
+        hexlen = hex ? strlen(hex) : 0;
+    }
 #define STR(k) (json_string_value(json_object_get(d, k)) ? (char *)json_string_value(json_object_get(d, k)) : "")
     ev.message = STR("message");
     ev.worker_id = STR("worker");
@@ -926,10 +952,9 @@ static int on_replay(void *ud, const loom_store_event_t *se)
     ev.step_ms = json_number_value(json_object_get(d, "step_ms"));
     ev.sla_latency_ms = json_number_value(json_object_get(d, "sla_ms"));
     /* PLANNED / REPLANNED: the stored Plan (hex of its protobuf encoding) */
-    const char *hex = json_string_value(json_object_get(d, "plan_pb"));
     Loom__V1__Plan *plan = NULL;
     if (hex) {
-        size_t n = strlen(hex) / 2;
+        size_t n = hexlen / 2;
         uint8_t *bin = malloc(n + 1);
         int ok = bin != NULL && loom_unhex(hex, bin, n) == 0;
         if (ok)

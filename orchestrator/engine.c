@@ -157,7 +157,7 @@ static void scope_free(scope_t *sc);
 static void run_free(loom_run_t *r)
 {
     scope_free(r->top);
-    loom_workflow_destroy(&r->wf);
+    engine_workflow_release(r);
     json_decref(r->inputs);
     free(r->yaml);
     free(r->name);
@@ -942,13 +942,14 @@ loom_engine_t *loom_engine_new(const loom_engine_cfg_t *cfg)
     e->runs = loom_map_new(NULL);
     e->tasks = loom_map_new(NULL);
     e->idem = loom_map_new(free);
+    e->workflows = engine_workflows_new();
     loom_sched_init(&e->ready);
     e->boot = (uint32_t)(loom_wall_ms() / 1000);
     /* this process's epoch: differs between restarts, even within a second */
     static uint32_t engines; /* several engines in one process (tests) */
     e->epoch = (uint32_t)((uint64_t)loom_wall_ms() * 2654435761u) ^ ((uint32_t)getpid() << 8) ^
                (++engines * 0x9e3779b9u);
-    if (!e->runs || !e->tasks || !e->idem) {
+    if (!e->runs || !e->tasks || !e->idem || !e->workflows) {
         loom_engine_destroy(&e);
         return NULL;
     }
@@ -980,6 +981,7 @@ void loom_engine_destroy(loom_engine_t **pe)
     loom_map_destroy(&e->runs);
     loom_map_destroy(&e->tasks);
     loom_map_destroy(&e->idem);
+    loom_map_destroy(&e->workflows); /* after the runs: each holds a reference */
     loom_sched_free(&e->ready);
     if (e->cfg.placement.destroy)
         e->cfg.placement.destroy(e->cfg.placement.self);

@@ -70,7 +70,8 @@ typedef struct scope {
 
 struct loom_run {
     char id[32];
-    loom_workflow_t *wf;
+    loom_workflow_t *wf;        /* shared with the runs of the same document (wf_shared) */
+    struct wf_shared *wf_shared; /* engine_workflow_release() drops the run's reference */
     char *yaml, *name, *workflow_dir, *client_cwd;
     char *tenant;               /* whose run: the submitter's token tenant ("default") */
     char *plan_mlir;            /* the module it must follow (loom run --plan); NULL = none */
@@ -106,6 +107,7 @@ struct loom_engine {
     loom_map_t *runs;         /* id -> active loom_run_t */
     loom_map_t *tasks;        /* id -> live loom_task_t */
     loom_map_t *idem;         /* idempotency key -> run id (owned strings) */
+    loom_map_t *workflows;    /* "<file>\x1f<text>" -> struct wf_shared: parsed once (stitch.c) */
     loom_sched_t ready;
     loom_task_t *lists[LIST_COUNT];
     loom_task_t *inline_tail;  /* the last of lists[LIST_INLINE] (a FIFO) */
@@ -175,6 +177,10 @@ int engine_output_refs_step(const loom_workflow_t *wf, const char *step_id);
 /* Sets control_read of the top scope's steps (stitch.c, one pass). */
 void engine_mark_control_reads(scope_t *top);
 int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, loom_err_t *err);
+/* Drops r's reference to its parsed workflow (the last one frees it). */
+void engine_workflow_release(loom_run_t *r);
+/* The map of parsed workflows for loom_engine_t.workflows (NULL on OOM). */
+loom_map_t *engine_workflows_new(void);
 void engine_emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev);
 /* Runs step i of sc (a plain step that succeeded, with st->rerun_input)
  * again, because the holder of its output is gone; its dependents that

@@ -118,6 +118,18 @@ loom_placement_t loom_placement_least_loaded(void);
  * plan fall back to least-loaded. Returns a policy with self == NULL on OOM. */
 loom_placement_t loom_placement_planner(void);
 
+/* The planner's plan cache (placement_planner.c): runs of the same workflow
+ * text and SLA on an unchanged fleet and calibration reuse one plan. */
+typedef struct loom_placement_plan_cache_stats {
+    uint64_t hits;          /* runs that borrowed a cached plan */
+    uint64_t misses;        /* runs planned afresh (first of their workflow, or not cacheable) */
+    uint64_t invalidated;   /* entries replaced because the fleet or calibration changed */
+    uint64_t entries;       /* entries held now */
+} loom_placement_plan_cache_stats_t;
+
+/* Fills *out for a planner policy; -1 (and zeros) for any other policy. */
+int loom_placement_plan_cache_stats(const loom_placement_t *pl, loom_placement_plan_cache_stats_t *out);
+
 /* Serves the Plan RPC (placement_planner.c): decomposes and places the
  * workflow text without running it, on the live ready workers when
  * fleet_yaml is NULL or empty, else on that fleet (whose catalog: key is a

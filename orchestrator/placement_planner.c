@@ -7,7 +7,18 @@
  * decode's). The run is re-planned, with a REPLANNED event saying why,
  * when a planned worker is gone, or when the run falls behind its plan at
  * a step by more than a tenth of its SLA (the re-plan then gets the SLA
- * minus the lag). Steps without a plan go to the least-loaded worker. */
+ * minus the lag). Steps without a plan go to the least-loaded worker.
+ *
+ * Plan cache: runs of the same workflow (its exact text and file name),
+ * with the same SLA, on the same fleet (every ready worker's id, kind,
+ * model, measured figures, price, profile and ops, in registry order) and
+ * the same calibration in use borrow one plan: the graph, cost model,
+ * placement, lowered module, PLANNED message and Plan are made once and
+ * shared (refcounted); admission reuses its verdict. Any change of the
+ * fleet, or of a calibration figure the plan uses (calib_t.used, which
+ * moves only when the measured ratio leaves its band), gives a different
+ * signature: the next run plans afresh and replaces the entry. A re-plan
+ * (lag, lost worker) and a run with its own module (--plan) never borrow. */
 #include "orchestrator/placement.h"
 
 #include <math.h>
@@ -17,6 +28,7 @@
 
 #include <jansson.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/map.h"
@@ -34,6 +46,7 @@
 
 #define COMP "placement"
 #define MAX_PLANS 4096 /* plans kept for runs that never reported run_done */
+#define MAX_CACHED_PLANS 256 /* plan cache entries (one per workflow text and SLA) */
 #define RUNNER_UP_MAX_OPS 64 /* runner-ups in task reasons only for graphs up to this size */
 
 typedef struct rplan {
@@ -60,6 +73,18 @@ typedef struct rplan {
      * plan_lower.h): the lowered module's, or the --plan module's (forced_chans). */
     loom_map_t *chans, *forced_chans;
     loom_map_t *ran;        /* node -> the workers its tasks were sent to, "\x1f"-separated */
+    /* The cached plan this run borrows (plan cache, above): g, cat, fleet,
+     * cost, plan, prof, module, module_dev and chans are its, not the
+     * run's; NULL when the run owns them. */
+    struct rplan *shared;
+    /* Cache entries only (an entry is an rplan_t that owns its parts): */
+    unsigned refs;          /* the cache's reference + one per borrowing run */
+    char *sig;              /* fleet and calibration signature it was made for */
+    double certain;         /* certain_ms() once computed (admission of a plan that misses), else < 0 */
+    /* (announced: a borrower announced it, lowering it) */
+    char *note_msg;         /* the PLANNED text of its first announcement */
+    char *note_again;       /* the same for later runs (a repeated lowering says "(cached)") */
+    struct Loom__V1__Plan *pb; /* the Plan of every borrower's PLANNED event */
 } rplan_t;
 
 #define MAX_MODULE_TEXT (256 << 10) /* a larger module is not copied into the run's events */
@@ -79,6 +104,13 @@ typedef struct {
 typedef struct {
     loom_map_t *runs;  /* run id -> rplan_t */
     loom_map_t *calib; /* "S\x1fworker\x1fworkflow\x1fstep" or "O\x1fworker\x1fop" -> calib_t */
+    /* Calibration generations for the plan cache's signature: ops_gen
+     * counts changes of the per-op figures plans use (device ops), and
+     * wf_gen (workflow name -> uint64_t) those of each workflow's steps. */
+    uint64_t ops_gen;
+    loom_map_t *wf_gen;
+    loom_map_t *cache; /* "<sha256>\x1f<file>\x1f<sla>" -> rplan_t entry */
+    loom_placement_plan_cache_stats_t cstats;
     /* runs planned in this dispatch round, announced (and lowered) once its
      * tasks are sent (dispatched): not on the path to a run's first task */
     char (*pending)[32];
@@ -93,11 +125,32 @@ typedef struct {
  * same plan and hit the lowering cache) while real errors (the 100 ms tool
  * default, a worker 5x slower than its self-benchmark) still correct. */
 #define CALIB_BAND 1.5
+/* ... and only when that moves the step's prediction by this much: the
+ * times of a step of a few microseconds (a noop) swing by more than the
+ * band from one run to the next, and re-planning for them changes nothing
+ * but every plan (and the plan cache's entry). */
+#define CALIB_MIN_MS 0.1
 #define MAX_CALIB 65536   /* entries kept (no new keys beyond it) */
 
-/* Drops the plan and the fleet it was made on (keeps the graph). */
+static void cplan_unref(void *p);
+
+/* Drops the plan and the fleet it was made on (keeps the graph, unless it
+ * was borrowed from the plan cache: then drops that too). */
 static void rplan_drop_plan(rplan_t *rp)
 {
+    if (rp->shared) {
+        rp->g = NULL;
+        rp->cat = NULL;
+        rp->fleet = NULL;
+        rp->cost = NULL;
+        rp->plan = NULL;
+        rp->prof = NULL;
+        rp->module = NULL;
+        rp->module_dev = rp->chans = NULL;
+        cplan_unref(rp->shared);
+        rp->shared = NULL;
+        return;
+    }
     free(rp->module);
     rp->module = NULL;
     loom_map_destroy(&rp->module_dev);
@@ -310,6 +363,136 @@ static int plan_meets_sla(const rplan_t *rp)
     return loom_plan_feasible(rp->plan) && !(rp->sla_ms > 0 && loom_plan_mc_target_ms(rp->plan) > rp->sla_ms);
 }
 
+/* ---- the plan cache (top of the file) -------------------------------------- */
+
+static void cplan_unref(void *ptr)
+{
+    rplan_t *e = ptr;
+    if (!e || --e->refs)
+        return;
+    rplan_free_parts(e);
+    free(e->sig);
+    free(e->note_msg);
+    free(e->note_again);
+    loom_placement_plan_free(e->pb);
+    free(e);
+}
+
+/* What a plan of wf depends on besides the workflow and its SLA: the
+ * calibration generations that concern it and every ready worker's profile,
+ * price and ops, in registry order (build_fleet, plan_run's op check).
+ * Caller frees; NULL on OOM. */
+static char *cache_sig(const policy_t *p, const loom_workflow_t *wf, loom_registry_t *reg)
+{
+    const uint64_t *wg = p->wf_gen ? loom_map_get(p->wf_gen, wf->name) : NULL;
+    loom_buf_t b = LOOM_BUF_INIT;
+    loom_buf_printf(&b, "calib %llu %llu", (unsigned long long)p->ops_gen, (unsigned long long)(wg ? *wg : 0));
+    for (size_t i = 0, n = loom_registry_count(reg); i < n; i++) {
+        const loom_worker_rec_t *w = loom_registry_at(reg, i);
+        if (w->state != LOOM_WORKER_READY)
+            continue;
+        loom_buf_printf(&b, "\x1e%s\x1f%s\x1f%s\x1f%llu\x1f%.17g\x1f%.17g\x1f%.17g\x1f%s", w->id, w->kind, w->model,
+                        (unsigned long long)w->memory_bytes, w->gflops, w->gbps, w->price_per_hour,
+                        w->profile_json ? w->profile_json : "");
+        for (size_t k = 0; k < w->n_ops; k++)
+            loom_buf_printf(&b, "\x1f%s", w->ops[k]);
+    }
+    return loom_buf_detach(&b, NULL);
+}
+
+/* rp uses cache entry e's plan from now on (rplan_t.shared). */
+static void borrow(rplan_t *rp, rplan_t *e)
+{
+    rplan_drop_plan(rp);
+    loom_graph_destroy(&rp->g);
+    e->refs++;
+    rp->shared = e;
+    rp->g = e->g;
+    rp->cat = e->cat;
+    rp->fleet = e->fleet;
+    rp->cost = e->cost;
+    rp->plan = e->plan;
+    rp->prof = e->prof;
+    rp->module = e->module;
+    rp->module_dev = e->module_dev;
+    rp->chans = e->chans;
+    rp->version = e->version;
+    rp->sla_ms = e->sla_ms;
+}
+
+static void cache_evict_oldest(policy_t *p)
+{
+    size_t it = 0;
+    const char *k, *oldest = NULL;
+    void *v;
+    uint64_t t = UINT64_MAX;
+    while (loom_map_next(p->cache, &it, &k, &v))
+        if (((rplan_t *)v)->created < t) {
+            t = ((rplan_t *)v)->created;
+            oldest = k;
+        }
+    if (oldest) {
+        char key[LOOM_SHA256_HEX_LEN + 300];
+        snprintf(key, sizeof key, "%s", oldest);
+        loom_map_del(p->cache, key);
+    }
+}
+
+/* Plans rp as plan_run does for its first plan (no worker excluded), or
+ * borrows the cached plan of the same workflow text, SLA, fleet and
+ * calibration. A fresh plan becomes the cache's entry for the workflow and
+ * SLA (replacing one made for another fleet or calibration). Runs with
+ * their own module (forced) are planned apart. 0 or a negative LOOM_E*. */
+static int plan_cached(policy_t *p, rplan_t *rp, loom_registry_t *reg, double sla_ms, loom_err_t *err)
+{
+    if (!p || !p->cache || rp->forced)
+        return plan_run(p, rp, reg, NULL, sla_ms, err);
+    char key[LOOM_SHA256_HEX_LEN + 300];
+    snprintf(key, sizeof key, "%s\x1f%.200s\x1f%.17g", rp->wf->sha256, rp->wf->file ? rp->wf->file : "", sla_ms);
+    char *sig = cache_sig(p, rp->wf, reg);
+    rplan_t *e = loom_map_get(p->cache, key);
+    if (e && sig && strcmp(e->sig, sig) == 0) {
+        free(sig);
+        borrow(rp, e);
+        p->cstats.hits++;
+        return 0;
+    }
+    p->cstats.misses++;
+    int rc = plan_run(p, rp, reg, NULL, sla_ms, err);
+    if (rc < 0 || !sig) {
+        free(sig);
+        return rc;
+    }
+    if (e) { /* made for another fleet or calibration */
+        LOOM_DEBUG(COMP, "msg=\"plan cache: entry replaced (fleet or calibration changed)\" workflow=%s run=%s",
+                   rp->wf->name, rp->run_id);
+        p->cstats.invalidated++;
+        loom_map_del(p->cache, key);
+    } else if (loom_map_len(p->cache) >= MAX_CACHED_PLANS) {
+        cache_evict_oldest(p);
+    }
+    if (!(e = calloc(1, sizeof *e)) || loom_map_put(p->cache, key, e) != 0) {
+        free(e);
+        free(sig);
+        return 0; /* rp keeps its own plan */
+    }
+    e->refs = 1; /* the cache's */
+    e->sig = sig;
+    e->created = loom_clock_ms();
+    e->g = rp->g;
+    e->cat = rp->cat;
+    e->fleet = rp->fleet;
+    e->cost = rp->cost;
+    e->plan = rp->plan;
+    e->prof = rp->prof;
+    e->version = rp->version;
+    e->sla_ms = rp->sla_ms;
+    e->certain = -1;
+    e->refs++;
+    rp->shared = e;
+    return 0;
+}
+
 static void summary(const rplan_t *rp, const char *why, char *buf, size_t n)
 {
     size_t len = (size_t)snprintf(buf, n, "%s%splan v%u on %zu live workers: ", why ? why : "", why ? "; " : "",
@@ -380,17 +563,18 @@ void loom_placement_plan_free(struct Loom__V1__Plan *p);
 #pragma weak loom_plan_module_placements
 #pragma weak loom_plan_module_locate
 
-static void lowered(const loom_placement_req_t *req, rplan_t *rp, char *msg, size_t n)
+/* Appends the lowering's summary to msg; 1 when lowered. */
+static int lowered(const loom_placement_req_t *req, rplan_t *rp, char *msg, size_t n)
 {
     char s[256];
     loom_err_t e = {0};
     size_t len = strlen(msg);
     const char *text = NULL;
     if (!loom_plan_lower || !rp->plan)
-        return;
+        return 0;
     if (loom_plan_lower(req->run_id, rp->wf, rp->g, rp->cost, rp->plan, s, sizeof s, &e) != 0) {
         LOOM_WARN(COMP, "msg=\"plan not lowered\" run=%s error=\"%s\"", req->run_id, e.msg);
-        return;
+        return 0;
     }
     snprintf(msg + len, n > len ? n - len : 0, "; %s", s);
     /* dispatch follows the module: where its device functions put each op */
@@ -401,6 +585,7 @@ static void lowered(const loom_placement_req_t *req, rplan_t *rp, char *msg, siz
     if (loom_plan_last_module && loom_plan_last_module(&text, &rp->module_dev, &rp->chans) == 0 && text &&
         strlen(text) <= MAX_MODULE_TEXT)
         rp->module = strdup(text);
+    return 1;
 }
 
 /* The worker node v runs on: the module's placement when the plan was
@@ -460,11 +645,57 @@ static int load_forced(rplan_t *rp, const loom_placement_req_t *req, loom_regist
 static void note(const loom_placement_req_t *req, const rplan_t *rp, int replanned, const char *msg)
 {
     if (req->note) {
-        Loom__V1__Plan *pb = rp && rp->plan ? plan_pb(rp, 1, NULL, NULL) : NULL;
-        req->note(req->note_ud, req->run_id, replanned, msg, pb);
+        const Loom__V1__Plan *cached = !replanned && rp && rp->shared ? rp->shared->pb : NULL;
+        Loom__V1__Plan *pb = !cached && rp && rp->plan ? plan_pb(rp, 1, NULL, NULL) : NULL;
+        req->note(req->note_ud, req->run_id, replanned, msg, cached ? cached : pb);
         loom_placement_plan_free(pb);
     }
     LOOM_INFO(COMP, "msg=\"%s\" run=%s detail=\"%.300s\"", replanned ? "re-planned" : "planned", req->run_id, msg);
+}
+
+/* Publishes rp's plan (PLANNED): its summary, then the lowering's (or
+ * `instead`, when not NULL, in place of lowering it). A borrowed plan is
+ * summarised, lowered and packed once, by the first run that announces it:
+ * later runs get the same text (a repeated lowering says "(cached)", as
+ * the lowering's own cache would) and the same Plan, and take the module
+ * the first lowered. */
+static void announce(const loom_placement_req_t *req, rplan_t *rp, const char *instead)
+{
+    rplan_t *e = rp->shared;
+    char msg[1024];
+    if (e && e->announced) {
+        rp->module = e->module;
+        rp->module_dev = e->module_dev;
+        rp->chans = e->chans;
+        if (!e->note_msg) /* out of memory when it was first announced */
+            summary(rp, NULL, msg, sizeof msg);
+        note(req, rp, 0, e->note_msg ? e->note_again : msg);
+        return;
+    }
+    summary(rp, NULL, msg, sizeof msg);
+    size_t len = strlen(msg);
+    int low = 0;
+    if (instead)
+        snprintf(msg + len, sizeof msg - len, "%s", instead);
+    else
+        low = lowered(req, rp, msg, sizeof msg);
+    if (e) {
+        e->announced = 1;
+        e->module = rp->module; /* the entry's from now on */
+        e->module_dev = rp->module_dev;
+        e->chans = rp->chans;
+        size_t n = strlen(msg);
+        int again = low && !(n >= 9 && strcmp(msg + n - 9, " (cached)") == 0);
+        e->note_msg = strdup(msg);
+        if (asprintf(&e->note_again, "%s%s", msg, again ? " (cached)" : "") < 0)
+            e->note_again = NULL;
+        e->pb = plan_pb(rp, 1, NULL, NULL);
+        if (!e->note_msg || !e->note_again || !e->pb) { /* OOM: later runs get the summary alone */
+            free(e->note_msg);
+            e->note_msg = NULL;
+        }
+    }
+    note(req, rp, 0, msg);
 }
 
 /* The other granular node of v's step (llm.generate: the prefill of a
@@ -867,7 +1098,7 @@ static int admit_planned(void *self, const loom_placement_req_t *req, loom_regis
         loom_map_del(p->runs, req->run_id);
         return rc;
     }
-    if (plan_run(p, rp, reg, NULL, req->sla_ms, &perr) < 0) {
+    if (plan_cached(p, rp, reg, req->sla_ms, &perr) < 0) {
         loom_map_del(p->runs, req->run_id); /* planned again at the first dispatch */
         if (perr.code != LOOM_EINFEASIBLE || allow_miss || uses_endpoint(req->workflow))
             return 0;
@@ -883,7 +1114,9 @@ static int admit_planned(void *self, const loom_placement_req_t *req, loom_regis
      * at registration) taken as 0. A run that misses only by those guesses
      * is admitted; its PLANNED event says it is predicted to miss, and its
      * measured times calibrate the next plans. */
-    double certain = certain_ms(rp);
+    double certain = rp->shared && rp->shared->certain >= 0 ? rp->shared->certain : certain_ms(rp);
+    if (rp->shared)
+        rp->shared->certain = certain;
     if (certain <= rp->sla_ms) {
         LOOM_INFO(COMP, "msg=\"admitted: predicted to miss its SLA by uncalibrated estimates only\" run=%s "
                         "predicted_ms=%.0f certain_ms=%.0f sla_ms=%.0f",
@@ -970,7 +1203,7 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
     if (!rp) {
         if (!(rp = rplan_new(p, req)))
             return fallback(req, reg, never);
-        if (load_forced(rp, req, reg, &err) != 0 || plan_run(p, rp, reg, NULL, req->sla_ms, &err) < 0) {
+        if (load_forced(rp, req, reg, &err) != 0 || plan_cached(p, rp, reg, req->sla_ms, &err) < 0) {
             snprintf(msg, sizeof msg, "not planned (%s): least-loaded placement", err.msg);
             note(req, rp, 0, msg);
             rp->announced = 1;
@@ -994,9 +1227,7 @@ static loom_worker_rec_t *pick_planned(void *self, const loom_placement_req_t *r
         }
     }
     if (rp->plan && !rp->announced) {
-        summary(rp, NULL, msg, sizeof msg);
-        lowered(req, rp, msg, sizeof msg);
-        note(req, rp, 0, msg);
+        announce(req, rp, NULL);
         rp->announced = 1;
     }
     if (!rp->plan)
@@ -1082,17 +1313,14 @@ static void dispatched(void *self)
         rplan_t *rp = loom_map_get(p->runs, p->pending[i]);
         if (!rp || !rp->plan)
             continue;
-        char msg[1024];
+        char instead[256];
         loom_placement_req_t req = {.run_id = p->pending[i], .note = p->note_fn, .note_ud = p->note_ud};
-        summary(rp, NULL, msg, sizeof msg);
-        size_t nodes = loom_graph_nodes(rp->g), len = strlen(msg);
+        size_t nodes = loom_graph_nodes(rp->g);
         if (nodes > ONE_DEVICE_LOWER_MAX) /* its module would serve nothing (one_device) */
-            snprintf(msg + len, sizeof msg - len, "; not lowered: %zu nodes on one device (a module over "
+            snprintf(instead, sizeof instead, "; not lowered: %zu nodes on one device (a module over "
                      "the %d KiB a run's events keep; dispatch needs none for one device)", nodes,
                      MAX_MODULE_TEXT >> 10);
-        else
-            lowered(&req, rp, msg, sizeof msg);
-        note(&req, rp, 0, msg);
+        announce(&req, rp, nodes > ONE_DEVICE_LOWER_MAX ? instead : NULL);
     }
     if (p)
         p->npending = 0;
@@ -1114,9 +1342,40 @@ static void chained_ready(void *self, const loom_placement_req_t *req, loom_regi
         replan(p, rp, req, reg, NULL, lag, why);
 }
 
+/* A calibration figure plans use (calib_t.used) changed: the plan cache's
+ * signature of what it concerns moves on (cache_sig). Key "O\x1fworker\x1fop"
+ * concerns every workflow when calib_profile uses it (device ops);
+ * "S\x1fworker\x1fworkflow\x1fstep" only that workflow's plans. */
+static void calib_changed(policy_t *p, const char *key)
+{
+    const char *f2 = strchr(key, '\x1f');
+    f2 = f2 ? strchr(f2 + 1, '\x1f') : NULL;
+    if (!f2)
+        return;
+    f2++;
+    if (key[0] == 'O') {
+        loom_gop_t g[2];
+        for (int i = 0, n = gops_of(f2, g); i < n; i++)
+            if (per_op_calibration(g[i])) {
+                p->ops_gen++;
+                return;
+            }
+        return;
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(f2, "\x1f"), f2);
+    uint64_t *g = loom_map_get(p->wf_gen, name);
+    if (!g && (!(g = calloc(1, sizeof *g)) || loom_map_put(p->wf_gen, name, g) != 0)) {
+        free(g);
+        p->ops_gen++; /* cannot tell this workflow apart: move every signature on */
+        return;
+    }
+    (*g)++;
+}
+
 /* Calibration: measured / uncalibrated model, per (worker, step of the
  * workflow) and per (worker, op), smoothed; later plans use it. */
-static void calib_update(policy_t *p, const char *key, double ratio)
+static void calib_update(policy_t *p, const char *key, double ratio, double model_ms)
 {
     calib_t *c = loom_map_get(p->calib, key);
     if (!c) {
@@ -1129,8 +1388,11 @@ static void calib_update(policy_t *p, const char *key, double ratio)
     }
     c->ratio = c->n ? (1 - CALIB_ALPHA) * c->ratio + CALIB_ALPHA * ratio : ratio;
     c->n++;
-    if (!(c->used > 0) || c->ratio > c->used * CALIB_BAND || c->ratio < c->used / CALIB_BAND)
+    if (!(c->used > 0) || ((c->ratio > c->used * CALIB_BAND || c->ratio < c->used / CALIB_BAND) &&
+                           fabs(c->ratio - c->used) * model_ms >= CALIB_MIN_MS)) {
         c->used = c->ratio;
+        calib_changed(p, key);
+    }
 }
 
 static void observe(void *self, const char *run_id, const char *step_id, const char *op,
@@ -1154,9 +1416,9 @@ static void observe(void *self, const char *run_id, const char *step_id, const c
         ratio = 1e4;
     char key[512];
     snprintf(key, sizeof key, "S\x1f%s\x1f%s\x1f%s", w->id, rp->wf->name, step_id);
-    calib_update(p, key, ratio);
+    calib_update(p, key, ratio, model);
     snprintf(key, sizeof key, "O\x1f%s\x1f%s", w->id, op);
-    calib_update(p, key, ratio);
+    calib_update(p, key, ratio, model);
 }
 
 /* A generate step whose prefill and decode the module (or, before it is
@@ -1184,7 +1446,9 @@ static void destroy(void *self)
     if (!p)
         return;
     loom_map_destroy(&p->runs);
+    loom_map_destroy(&p->cache); /* after the runs: they hold references to its entries */
     loom_map_destroy(&p->calib);
+    loom_map_destroy(&p->wf_gen);
     free(p->pending);
     free(p);
 }
@@ -1192,8 +1456,11 @@ static void destroy(void *self)
 loom_placement_t loom_placement_planner(void)
 {
     policy_t *p = calloc(1, sizeof *p);
-    if (p && (!(p->runs = loom_map_new(rplan_free)) || !(p->calib = loom_map_new(free)))) {
+    if (p && (!(p->runs = loom_map_new(rplan_free)) || !(p->calib = loom_map_new(free)) ||
+              !(p->wf_gen = loom_map_new(free)) || !(p->cache = loom_map_new(cplan_unref)))) {
         loom_map_destroy(&p->runs);
+        loom_map_destroy(&p->calib);
+        loom_map_destroy(&p->wf_gen);
         free(p);
         p = NULL;
     }
@@ -1201,6 +1468,17 @@ loom_placement_t loom_placement_planner(void)
                               .admit = admit_planned, .observe = observe, .split_kv = split_kv,
                               .colocated = colocated, .chained_ready = chained_ready,
                               .dispatched = dispatched, .self = p};
+}
+
+int loom_placement_plan_cache_stats(const loom_placement_t *pl, loom_placement_plan_cache_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const policy_t *p = pl && pl->destroy == destroy ? pl->self : NULL;
+    if (!p)
+        return -1;
+    *out = p->cstats;
+    out->entries = loom_map_len(p->cache);
+    return 0;
 }
 
 /* ---- the Plan RPC ------------------------------------------------------- */

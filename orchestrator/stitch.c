@@ -535,14 +535,116 @@ int64_t engine_estimate_ms(const loom_wf_step_t *s)
     }
 }
 
+/* ---- parsed workflows, shared by the runs of one document ---------------------- */
+
+/* Runs submitted with the same document (byte for byte, same file name)
+ * share one parsed, read-only workflow: a client that submits the same
+ * workflow again and again (an agent's loop, bench-dispatch) pays the YAML
+ * parse once. The map holds one reference and each run another; the map
+ * forgets the oldest document beyond WF_CACHE_MAX (its runs keep theirs). */
+struct wf_shared {
+    loom_workflow_t *wf;
+    unsigned refs;
+    uint64_t seq; /* when it was parsed: the oldest goes first */
+};
+
+#define WF_CACHE_MAX 64
+#define WF_CACHE_MAX_TEXT (1 << 20) /* larger documents are parsed for their run alone */
+
+static void wf_unref(void *p)
+{
+    struct wf_shared *w = p;
+    if (w && --w->refs == 0) {
+        loom_workflow_destroy(&w->wf);
+        free(w);
+    }
+}
+
+loom_map_t *engine_workflows_new(void)
+{
+    return loom_map_new(wf_unref);
+}
+
+void engine_workflow_release(loom_run_t *r)
+{
+    if (r->wf_shared) {
+        wf_unref(r->wf_shared);
+        r->wf_shared = NULL;
+        r->wf = NULL;
+    } else {
+        loom_workflow_destroy(&r->wf);
+    }
+}
+
+/* The map's key for a document: "<file>\x1f<text>" (NULL: not shared). */
+static char *wf_key(const char *name, const char *yaml, size_t len)
+{
+    if (len > WF_CACHE_MAX_TEXT || memchr(yaml, 0, len) || strchr(name, '\x1f'))
+        return NULL;
+    size_t nl = strlen(name);
+    char *k = malloc(nl + 1 + len + 1);
+    if (k) {
+        memcpy(k, name, nl);
+        k[nl] = '\x1f';
+        memcpy(k + nl + 1, yaml, len);
+        k[nl + 1 + len] = 0;
+    }
+    return k;
+}
+
+/* r->wf from the shared parse of (name, yaml), parsing it when new;
+ * otherwise as loom_workflow_parse. */
+static int workflow_for(loom_engine_t *e, loom_run_t *r, const char *name, const char *yaml, size_t len,
+                        loom_diags_t *d)
+{
+    static uint64_t seq;
+    char *key = e->workflows ? wf_key(name, yaml, len) : NULL;
+    struct wf_shared *w = key ? loom_map_get(e->workflows, key) : NULL;
+    if (!w) {
+        int rc = loom_workflow_parse(name, yaml, len, &r->wf, d);
+        if (rc != 0 || !key || !(w = calloc(1, sizeof *w))) {
+            free(key);
+            return rc;
+        }
+        if (loom_map_len(e->workflows) >= WF_CACHE_MAX) { /* forget the oldest */
+            size_t it = 0;
+            const char *k, *oldest = NULL;
+            void *v;
+            uint64_t t = UINT64_MAX;
+            while (loom_map_next(e->workflows, &it, &k, &v))
+                if (((struct wf_shared *)v)->seq < t) {
+                    t = ((struct wf_shared *)v)->seq;
+                    oldest = k;
+                }
+            char *ok = oldest ? strdup(oldest) : NULL;
+            if (ok)
+                loom_map_del(e->workflows, ok);
+            free(ok);
+        }
+        w->wf = r->wf;
+        w->refs = 1;
+        w->seq = ++seq;
+        if (loom_map_put(e->workflows, key, w) != 0) { /* the run keeps it alone */
+            free(w);
+            free(key);
+            return 0;
+        }
+        r->wf = NULL;
+    }
+    free(key);
+    w->refs++;
+    r->wf_shared = w;
+    r->wf = w->wf;
+    return 0;
+}
+
 int engine_prepare_run(loom_engine_t *e, loom_run_t *r, const loom_submit_t *s, loom_err_t *err)
 {
-    (void)e;
     const char *name = s->name && *s->name ? s->name : "workflow.yaml";
     if (!s->yaml || !s->yaml_len)
         return loom_err_set(err, LOOM_EINVAL, "empty workflow document");
     loom_diags_t d = LOOM_DIAGS_INIT;
-    int rc = loom_workflow_parse(name, s->yaml, s->yaml_len, &r->wf, &d);
+    int rc = workflow_for(e, r, name, s->yaml, s->yaml_len, &d);
     if (rc != 0) {
         if (d.len) {
             *err = d.items[0];
@@ -780,7 +882,11 @@ static void emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
             if (bin && hex) {
                 loom__v1__plan__pack(ev->plan, bin);
                 loom_hex(bin, n, hex);
-                detail_str(&d, "plan_pb", hex);
+                /* hex digits need no escape (and client_api.c's replay
+                 * finds the key written exactly so) */
+                loom_buf_puts(&d, ",\"plan_pb\":\"");
+                loom_buf_append(&d, hex, 2 * n);
+                loom_buf_putc(&d, '"');
             }
             free(bin);
             free(hex);

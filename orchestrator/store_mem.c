@@ -10,7 +10,9 @@
  * hands back, and when a finished run is dropped its arena is unmapped
  * whole. When a run becomes final its records are copied into one compact
  * arena (strings equal to the previous record's same field shared), which
- * drops the slack of the growing arena and strings replaced while it ran.
+ * drops the slack of the growing arena and strings replaced while it ran,
+ * when that saves a fifth of what it holds or more; otherwise only the
+ * unused pages at the end of its newest block are handed back (note_final).
  *
  * Memory is bounded: once more than max_finished runs are final, or the
  * final runs together take more than max_finished_bytes, the oldest final
@@ -177,6 +179,27 @@ static int share(loom_page_arena_t *a, const char **s, last_t *l)
     return 0;
 }
 
+/* What compact() would allocate, strings shared as share() shares them:
+ * to tell whether compacting saves enough to be worth the copy. */
+static size_t compact_need(mrun_t *r, size_t index_cap)
+{
+    const char **s[RUN_NSTRS];
+    run_strs(&r->r, s);
+    size_t n = index_cap * sizeof(mtask_t *);
+    for (int i = 0; i < RUN_NSTRS; i++)
+        n += str_size(*s[i]);
+    const char *lt[7] = {0}, *le[3] = {0};
+#define SHARED(x, last) ((x) && (last) && strcmp((x), (last)) == 0 ? 0 : ((last) = (x) ? (x) : (last), str_size(x)))
+    for (const mtask_t *t = r->tasks; t; t = t->next)
+        n += sizeof *t + SHARED(t->t.step_id, lt[0]) + SHARED(t->t.op, lt[1]) + SHARED(t->t.worker_id, lt[2]) +
+             SHARED(t->t.device, lt[3]) + SHARED(t->t.output_json, lt[4]) + SHARED(t->t.error, lt[5]) +
+             SHARED(t->t.reason, lt[6]);
+    for (const mevent_t *e = r->events; e; e = e->next)
+        n += sizeof *e + SHARED(e->e.kind, le[0]) + SHARED(e->e.step_id, le[1]) + SHARED(e->e.detail_json, le[2]);
+#undef SHARED
+    return n;
+}
+
 /* Copies r's records into one arena sized to fit them and unmaps the old
  * one. On failure r is left as it was. */
 static int compact(mrun_t *r)
@@ -317,7 +340,17 @@ static int note_final(mem_t *m, mrun_t *r)
         m->fin_cap = ncap;
         m->fin_head = 0;
     }
-    compact(r); /* on failure it keeps its growing arena: bigger, still counted */
+    /* Compacting copies every record (and faults in every page of the new
+     * arena): worth it when it saves a fifth of what the run holds or more
+     * (a foreach's items sharing their strings, strings replaced while it
+     * ran). Otherwise the growing arena's unused pages at the end of its
+     * newest block are handed back, which is the rest of the saving. On
+     * failure the run keeps its growing arena: bigger, still counted. */
+    size_t need = compact_need(r, r->ntasks ? index_cap_for(r->ntasks) : 0);
+    if (need + need / 4 < loom_page_arena_used(r->arena))
+        compact(r);
+    else
+        loom_page_arena_trim(r->arena);
     m->finished[(m->fin_head + m->fin_len) % m->fin_cap] = r;
     m->fin_len++;
     r->final_listed = 1;
