@@ -113,6 +113,22 @@ static h_t *h_new(int depth)
     return h_make(depth, 0, -1);
 }
 
+/* loomd "crashes" and a new one starts over the same store: a new engine
+ * and an empty registry (workers register again) */
+static void h_restart(h_t *h, int chain_depth, int adopt_grace_ms)
+{
+    loom_engine_destroy(&h->eng);
+    h->nsent = 0;
+    loom_registry_destroy(&h->reg);
+    h->reg = loom_registry_new(4);
+    loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
+                           .placement = loom_placement_least_loaded(), .send_tasks = h_send,
+                           .cancel_task = h_cancel, .on_event = h_event, .ud = h, .backoff_ms = 1,
+                           .output_ref_bytes = -1, .chain_depth = chain_depth,
+                           .adopt_grace_ms = adopt_grace_ms};
+    h->eng = loom_engine_new(&c);
+}
+
 static void h_free(h_t *h)
 {
     loom_engine_destroy(&h->eng);
@@ -701,17 +717,8 @@ static void a_restarted_engine_recovers_unfinished_runs(void **state)
     assert_int_equal(answer(h, 0, 1, "{\"value\":5}", 1), 0); /* a done, b in flight */
     loom_engine_dispatch(h->eng);
     assert_int_equal(h->nsent, 1);
-    /* "crash": a new engine over the same store */
-    loom_engine_destroy(&h->eng);
-    h->nsent = 0;
-    loom_registry_destroy(&h->reg);
-    h->reg = loom_registry_new(4);
+    h_restart(h, 0, 20);
     add_worker(h, "w1", 2);
-    loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
-                           .placement = loom_placement_least_loaded(), .send_tasks = h_send,
-                           .cancel_task = h_cancel, .on_event = h_event, .ud = h, .backoff_ms = 1,
-                           .adopt_grace_ms = 20};
-    h->eng = loom_engine_new(&c);
     int n = 0;
     loom_err_t err;
     assert_int_equal(loom_engine_recover(h->eng, &n, &err), 0);
@@ -753,15 +760,7 @@ static void a_restarted_engine_adopts_tasks_workers_still_run(void **state)
     char old_id[24], key[400];
     snprintf(old_id, sizeof old_id, "%s", h->sent[0]->id);
     loom_task_key(h->sent[0], key, sizeof key);
-    loom_engine_destroy(&h->eng);
-    h->nsent = 0;
-    loom_registry_destroy(&h->reg);
-    h->reg = loom_registry_new(4);
-    loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
-                           .placement = loom_placement_least_loaded(), .send_tasks = h_send,
-                           .cancel_task = h_cancel, .on_event = h_event, .ud = h, .backoff_ms = 1,
-                           .adopt_grace_ms = 60000};
-    h->eng = loom_engine_new(&c);
+    h_restart(h, 0, 60000);
     int n = 0;
     loom_err_t err;
     assert_int_equal(loom_engine_recover(h->eng, &n, &err), 0);
@@ -1118,15 +1117,7 @@ static void a_restarted_engine_adopts_a_chain_held_ahead(void **state)
         snprintf(ids[i], sizeof ids[i], "%s", h->sent[i]->id);
         loom_task_key(h->sent[i], keys[i], sizeof keys[i]);
     }
-    loom_engine_destroy(&h->eng);
-    h->nsent = 0;
-    loom_registry_destroy(&h->reg);
-    h->reg = loom_registry_new(4);
-    loom_engine_cfg_t c = {.store = h->store, .reg = h->reg,
-                           .placement = loom_placement_least_loaded(), .send_tasks = h_send,
-                           .cancel_task = h_cancel, .on_event = h_event, .ud = h, .backoff_ms = 1,
-                           .output_ref_bytes = -1, .chain_depth = 8, .adopt_grace_ms = 60000};
-    h->eng = loom_engine_new(&c);
+    h_restart(h, 8, 60000);
     int n = 0;
     loom_err_t err;
     assert_int_equal(loom_engine_recover(h->eng, &n, &err), 0);

@@ -23,6 +23,8 @@
 #include "loom/v1/objects.pb-c.h"
 
 #define COMP "objects"
+#define COPY_BLOCK (64u << 10) /* a received chunk is copied and hashed in blocks this size */
+#define READ_BLOCK (256u << 10) /* the same-host path reads and hashes blocks this size */
 
 void loom_objfetch_opts_default(loom_objfetch_opts_t *o) {
     memset(o, 0, sizeof *o);
@@ -181,7 +183,7 @@ static int same_host(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint
     size_t got = 0;
     *rc = h ? 0 : loom_err_set(e, LOOM_ENOMEM, "out of memory");
     while (!*rc && got < r->size) {
-        size_t want = r->size - got > (8u << 20) ? (8u << 20) : r->size - got;
+        size_t want = r->size - got > READ_BLOCK ? READ_BLOCK : r->size - got; /* hashed while in cache */
         ssize_t k = read(fd, buf + got, want);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) { *rc = loom_err_set(e, LOOM_EIO, "cannot read %s: %s", r->path, k ? strerror(errno) : "short file"); break; }
@@ -205,11 +207,18 @@ static int send_req(void *s, const loom_objref_t *r, uint64_t seq, uint64_t off,
     return zmq_send(s, b, l, 0) < 0 ? -1 : 0;
 }
 
-/* Receives one answer: header frame + data written straight into buf
- * (hashed into h unless NULL). 1: a stream's PENDING (no data). */
-static int recv_chunk(void *s, const loom_objref_t *r, uint64_t seq, uint64_t off, uint32_t *lenp, uint8_t *buf,
-                      XXH3_state_t *h, loom_err_t *e) {
-    uint32_t len = *lenp;
+/* A request in flight. */
+typedef struct req {
+    uint64_t seq, off;
+    uint32_t len;
+} req_t;
+
+/* Receives one answer to one of the n requests in want: header frame +
+ * data copied into place in buf (hashed into h unless NULL); *which = the
+ * request it answers, *got = its bytes (a stream's answer may be shorter
+ * than asked). 1: a stream's PENDING (no data). */
+static int recv_chunk(void *s, const loom_objref_t *r, const req_t *want, int n, int *which, uint32_t *got,
+                      uint8_t *buf, XXH3_state_t *h, loom_err_t *e) {
     uint8_t hb[1024];
     int hl = zmq_recv(s, hb, sizeof hb, 0);
     if (hl < 0) return loom_err_set(e, LOOM_EIO, "receiving from %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
@@ -217,7 +226,8 @@ static int recv_chunk(void *s, const loom_objref_t *r, uint64_t seq, uint64_t of
     size_t ml = sizeof more;
     zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
     Loom__V1__ObjectChunk *c = hl <= (int)sizeof hb ? loom__v1__object_chunk__unpack(NULL, (size_t)hl, hb) : NULL;
-    int rc = 0;
+    int rc = 0, w = 0;
+    if (c) while (w < n && want[w].seq != c->seq) w++;
     if (!c) rc = loom_err_set(e, LOOM_EPROTO, "malformed chunk header from %s", r->endpoint);
     else if (c->status == LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_PENDING && r->stream && !more)
         rc = 1; /* a live producer still writing: keep waiting */
@@ -226,18 +236,32 @@ static int recv_chunk(void *s, const loom_objref_t *r, uint64_t seq, uint64_t of
                           c->message ? c->message : "");
     else if (c->status != LOOM__V1__OBJECT_CHUNK__STATUS__STATUS_OK)
         rc = loom_err_set(e, LOOM_EPROTO, "worker %s refused the request: %s", r->worker, c->message ? c->message : "");
-    else if (c->seq != seq || c->offset != off || c->size != r->size || !more ||
-             (r->stream ? !c->length || c->length > len : c->length != len)) /* a stream's answer may be shorter */
+    else if (w == n || c->offset != want[w].off || c->size != r->size || !more ||
+             (r->stream ? !c->length || c->length > want[w].len : c->length != want[w].len))
         rc = loom_err_set(e, LOOM_EPROTO, "unexpected chunk from %s (seq %llu offset %llu length %u; wanted %llu %llu %u)",
                           r->endpoint, (unsigned long long)c->seq, (unsigned long long)c->offset, c->length,
-                          (unsigned long long)seq, (unsigned long long)off, len);
-    if (!rc) *lenp = len = c->length;
+                          (unsigned long long)want[0].seq, (unsigned long long)want[0].off, want[0].len);
+    uint32_t len = rc ? 0 : c->length;
+    uint64_t off = rc ? 0 : c->offset;
     if (c) loom__v1__object_chunk__free_unpacked(c, NULL);
     if (!rc) {
-        int k = zmq_recv(s, buf + off, len, 0);
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        int k = zmq_msg_recv(&m, s, 0);
         zmq_getsockopt(s, ZMQ_RCVMORE, &more, &ml);
-        if (k != (int)len || more) rc = loom_err_set(e, LOOM_EPROTO, "chunk at %llu has %d bytes, not %u", (unsigned long long)off, k, len);
-        else if (h) XXH3_128bits_update(h, buf + off, len);
+        if (k != (int)len || more) {
+            rc = loom_err_set(e, LOOM_EPROTO, "chunk at %llu has %d bytes, not %u", (unsigned long long)off, k, len);
+        } else { /* copied and hashed a block at a time, while the block is in cache */
+            const uint8_t *src = zmq_msg_data(&m);
+            for (uint32_t i = 0; i < len; i += COPY_BLOCK) {
+                uint32_t b = len - i < COPY_BLOCK ? len - i : COPY_BLOCK;
+                memcpy(buf + off + i, src + i, b);
+                if (h) XXH3_128bits_update(h, buf + off + i, b);
+            }
+            *which = w;
+            *got = len;
+        }
+        zmq_msg_close(&m);
     }
     while (more) { /* drop the rest of a bad message */
         char junk[64];
@@ -247,44 +271,90 @@ static int recv_chunk(void *s, const loom_objref_t *r, uint64_t seq, uint64_t of
     return rc;
 }
 
-/* A stream: one request in flight, each from where the last answer ended
- * (an answer holds what the producer had written of the range). */
-static int stream_seq(void *s, const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_t *buf, size_t chunk,
-                      uint64_t *recvd, loom_err_t *e) {
-    segs_t g = {0};
-    int rc = 0, asked = 0;
-    uint64_t off = 0, seq = 0;
-    while (!rc && off < r->size) {
-        uint32_t len = (uint32_t)(r->size - off < chunk ? r->size - off : chunk);
-        if (!asked && send_req(s, r, seq, off, len)) {
-            rc = loom_err_set(e, LOOM_EIO, "sending to %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
-            break;
+/* Where a stream's bytes have landed: contiguous from 0 up to `done`,
+ * and the pieces past it (answers that overtook a short one) until the
+ * gap before them is filled. */
+typedef struct landed {
+    uint64_t done;
+    struct { uint64_t from, to; } piece[2 * LOOM_OBJFETCH_MAX_WINDOW];
+    int n;
+} landed_t;
+
+/* Records the bytes [from, to); -1 when too many pieces wait behind a gap
+ * (a peer that never answers the gap's request but answers every other). */
+static int land(landed_t *l, uint64_t from, uint64_t to) {
+    if (l->n == (int)(sizeof l->piece / sizeof l->piece[0])) return -1;
+    l->piece[l->n].from = from;
+    l->piece[l->n++].to = to;
+    for (int i = 0; i < l->n;) { /* absorb every piece that now touches done */
+        if (l->piece[i].from == l->done) {
+            l->done = l->piece[i].to;
+            l->piece[i] = l->piece[--l->n];
+            i = 0;
+        } else {
+            i++;
         }
-        asked = 1;
+    }
+    return 0;
+}
+
+/* A stream: up to window requests in flight for consecutive ranges. The
+ * producer answers a range with what is written of it and holds a request
+ * of which nothing is written yet; a short answer's rest is asked for
+ * again at once (the request keeps its place in the window). Segments are
+ * verified as the bytes before them become contiguous. */
+static int stream_pipelined(void *s, const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_t *buf, size_t chunk,
+                            int window, uint64_t *recvd, loom_err_t *e) {
+    segs_t g = {0};
+    landed_t l = {0};
+    req_t q[LOOM_OBJFETCH_MAX_WINDOW];
+    int nq = 0, rc = 0;
+    uint64_t next = 0, seq = 0, answers = 0;
+    while (!rc && l.done < r->size) {
+        while (nq < window && next < r->size) {
+            q[nq] = (req_t){seq++, next, (uint32_t)(r->size - next < chunk ? r->size - next : chunk)};
+            if (send_req(s, r, q[nq].seq, q[nq].off, q[nq].len)) {
+                rc = loom_err_set(e, LOOM_EIO, "sending to %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
+                break;
+            }
+            next += q[nq++].len;
+        }
+        if (rc) break;
         zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
         int p = zmq_poll(&it, 1, o->timeout_ms > 0 ? o->timeout_ms : 10000);
         if (p < 0 && zmq_errno() == EINTR) continue;
         if (p <= 0) {
-            rc = loom_err_set(e, off ? LOOM_ETIMEDOUT : LOOM_EUNAVAIL,
+            rc = loom_err_set(e, l.done ? LOOM_ETIMEDOUT : LOOM_EUNAVAIL,
                               "worker %s at %s sent nothing for %d ms after %llu of %llu bytes of a stream (producer gone?)",
-                              r->worker[0] ? r->worker : "?", r->endpoint, o->timeout_ms, (unsigned long long)off,
+                              r->worker[0] ? r->worker : "?", r->endpoint, o->timeout_ms, (unsigned long long)l.done,
                               (unsigned long long)r->size);
             break;
         }
-        rc = recv_chunk(s, r, seq, off, &len, buf, NULL, e);
+        int w = 0;
+        uint32_t got = 0;
+        rc = recv_chunk(s, r, q, nq, &w, &got, buf, NULL, e);
         if (rc == 1) { /* PENDING: the producer lives; wait on */
             rc = 0;
-            if (o->on_chunk && o->on_chunk(o->ud, off, r->size)) rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped");
+            if (o->on_chunk && o->on_chunk(o->ud, l.done, r->size)) rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped");
             continue;
         }
         if (rc) break;
-        asked = 0;
-        seq++;
-        off += len;
-        if ((rc = feed(&g, r, o, buf, off, e))) break;
-        if (o->on_chunk && o->on_chunk(o->ud, off, r->size)) rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped");
+        answers++;
+        uint64_t before = l.done;
+        if (land(&l, q[w].off, q[w].off + got))
+            rc = loom_err_set(e, LOOM_EPROTO, "stream %.16s…: too many answers out of order from %s", r->id, r->endpoint);
+        if (got < q[w].len) { /* the rest of the range, asked again */
+            q[w] = (req_t){seq++, q[w].off + got, q[w].len - got};
+            if (!rc && send_req(s, r, q[w].seq, q[w].off, q[w].len))
+                rc = loom_err_set(e, LOOM_EIO, "sending to %s: %s", r->endpoint, zmq_strerror(zmq_errno()));
+        } else {
+            q[w] = q[--nq];
+        }
+        if (rc || l.done == before) continue;
+        if ((rc = feed(&g, r, o, buf, l.done, e))) break;
+        if (o->on_chunk && o->on_chunk(o->ud, l.done, r->size)) rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped");
     }
-    *recvd = seq;
+    *recvd = answers;
     return rc;
 }
 
@@ -296,7 +366,9 @@ static int network(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_
     if (!s) return loom_err_set(e, LOOM_EIO, "zmq socket: %s", zmq_strerror(zmq_errno()));
     size_t chunk = o->chunk ? o->chunk : (1u << 20);
     if (chunk > (16u << 20)) chunk = 16u << 20;
-    int window = o->window > 0 ? o->window : 8, linger = 0, hwm = window * 2 + 2;
+    int window = o->window > 0 ? o->window : 8, linger = 0;
+    if (window > LOOM_OBJFETCH_MAX_WINDOW) window = LOOM_OBJFETCH_MAX_WINDOW;
+    int hwm = window * 2 + 2;
     int64_t maxmsg = (int64_t)chunk + 4096;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
@@ -324,7 +396,7 @@ static int network(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_
         goto out;
     }
     uint64_t n = (r->size + chunk - 1) / chunk, sent = 0, recvd = 0;
-    if (r->stream) rc = stream_seq(s, r, o, buf, chunk, &recvd, e);
+    if (r->stream) rc = stream_pipelined(s, r, o, buf, chunk, window, &recvd, e);
     while (!r->stream && !rc && recvd < n) {
         while (sent < n && sent - recvd < (uint64_t)window) {
             uint64_t off = sent * chunk;
@@ -346,8 +418,10 @@ static int network(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint8_
             break;
         }
         uint64_t off = recvd * chunk;
-        uint32_t len = (uint32_t)(r->size - off < chunk ? r->size - off : chunk);
-        if ((rc = recv_chunk(s, r, recvd, off, &len, buf, h, e))) break;
+        req_t want = {recvd, off, (uint32_t)(r->size - off < chunk ? r->size - off : chunk)};
+        int w;
+        uint32_t len;
+        if ((rc = recv_chunk(s, r, &want, 1, &w, &len, buf, h, e))) break;
         recvd++;
         if (o->on_chunk && o->on_chunk(o->ud, off + len, r->size)) rc = loom_err_set(e, LOOM_ECANCELLED, "fetch stopped");
     }

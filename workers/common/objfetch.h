@@ -26,10 +26,12 @@
 #include "common/err.h"
 #include "workers/common/objstore.h"
 
+#define LOOM_OBJFETCH_MAX_WINDOW 64
+
 typedef struct loom_objfetch_opts {
     int timeout_ms;       /* silence allowed between chunks; <= 0: 10000 */
     size_t chunk;         /* bytes per request; 0: 1 MiB */
-    int window;           /* requests in flight; <= 0: 8 */
+    int window;           /* requests in flight; <= 0: 8; at most LOOM_OBJFETCH_MAX_WINDOW */
     int same_host;        /* 1: try the shared-memory path first; 0: network only */
     /* Called after each chunk lands and, for a stream, while waiting for
      * one (may be NULL); non-zero stops the fetch (LOOM_ECANCELLED). Tests
