@@ -20,6 +20,7 @@
  * signature: the next run plans afresh and replaces the entry. A re-plan
  * (lag, lost worker) and a run with its own module (--plan) never borrow. */
 #include "orchestrator/placement.h"
+#include "orchestrator/plan_codec.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,7 +33,6 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/map.h"
-#include "common/sha.h"
 #include "planner/catalog.h"
 #include "planner/cost.h"
 #include "planner/decompose.h"
@@ -86,7 +86,7 @@ typedef struct rplan {
     char *note_msg;         /* the PLANNED text of its first announcement */
     char *note_again;       /* the same for later runs (a repeated lowering says "(cached)") */
     struct Loom__V1__Plan *pb; /* the Plan of every borrower's PLANNED event */
-    char *pb_hex;           /* its protobuf encoding in hex (stored with each event as it is) */
+    char *pb_hex;           /* it encoded as stored (plan_codec.h), with each event as it is */
 } rplan_t;
 
 #define MAX_MODULE_TEXT (256 << 10) /* a larger module is not copied into the run's events */
@@ -694,13 +694,7 @@ static void announce(const loom_placement_req_t *req, rplan_t *rp, const char *i
         if (asprintf(&e->note_again, "%s%s", msg, again ? " (cached)" : "") < 0)
             e->note_again = NULL;
         e->pb = plan_pb(rp, 1, NULL, NULL);
-        size_t bn = e->pb ? loom__v1__plan__get_packed_size(e->pb) : 0;
-        uint8_t *bin = e->pb ? malloc(bn + 1) : NULL;
-        if (bin && (e->pb_hex = malloc(2 * bn + 1))) {
-            loom__v1__plan__pack(e->pb, bin);
-            loom_hex(bin, bn, e->pb_hex);
-        }
-        free(bin);
+        e->pb_hex = e->pb ? loom_plan_codec_hex(e->pb) : NULL;
         if (!e->note_msg || !e->note_again || !e->pb || !e->pb_hex) { /* OOM: later runs get the summary alone */
             free(e->note_msg);
             e->note_msg = NULL;

@@ -2,7 +2,8 @@
  * runs of the same workflow text and SLA on an unchanged fleet borrow one
  * plan and announce exactly what a fresh plan announces; a fleet change
  * or a calibration change that moves the plan invalidates the entry; an
- * admission refusal from a cached plan is the refusal a fresh plan gives.
+ * admission refusal from a cached plan is the refusal a fresh plan gives;
+ * the stored form of a plan (plan_codec.h) decodes, and garbage does not.
  * The real policy on a real registry (no MLIR lowering linked here, so
  * PLANNED messages carry no lowering summary). */
 #include <setjmp.h>
@@ -17,7 +18,7 @@
 
 #include "loom/v1/rpc.pb-c.h"
 #include "orchestrator/placement.h"
-#include "common/sha.h"
+#include "orchestrator/plan_codec.h"
 #include "orchestrator/registry.h"
 #include "planner/workflow.h"
 
@@ -50,12 +51,13 @@ static void on_note(void *ud, const char *run_id, int replanned, const char *mes
         s->plan_len = loom__v1__plan__get_packed_size(plan);
         assert_true(s->plan_len <= sizeof s->plan);
         loom__v1__plan__pack(plan, s->plan);
-        if (plan_hex) { /* a cached plan's encoding: the same bytes */
-            char *hex = malloc(2 * s->plan_len + 1);
-            assert_non_null(hex);
-            loom_hex(s->plan, s->plan_len, hex);
-            assert_string_equal(plan_hex, hex);
-            free(hex);
+        if (plan_hex) { /* a cached plan as loomd stores it: decodes to the same bytes */
+            size_t n = 0;
+            uint8_t *bytes = loom_plan_codec_bytes(plan_hex, strlen(plan_hex), 1, 0, &n);
+            assert_non_null(bytes);
+            assert_int_equal(n, s->plan_len);
+            assert_memory_equal(bytes, s->plan, n);
+            free(bytes);
             s->hexed++;
         }
     }
@@ -222,11 +224,49 @@ static void a_refusal_from_a_cached_plan_is_the_fresh_refusal(void **state)
     loom_registry_destroy(&reg);
 }
 
+/* The stored form of a Plan (plan_codec.h): round trip, and garbage refused. */
+static void stored_plans_decode_and_garbage_is_refused(void **state)
+{
+    (void)state;
+    Loom__V1__Plan p = LOOM__V1__PLAN__INIT;
+    p.version = 3;
+    p.predicted_latency_ms = 12.5;
+    p.module_mlir = "module { }";
+    char *hex = loom_plan_codec_hex(&p);
+    assert_non_null(hex);
+    size_t n = 0, want = loom__v1__plan__get_packed_size(&p);
+    uint8_t *b = loom_plan_codec_bytes(hex, strlen(hex), 1, 7, &n);
+    assert_non_null(b);
+    assert_int_equal(n, want);
+    Loom__V1__Plan *back = loom__v1__plan__unpack(NULL, n, b + 7);
+    assert_non_null(back);
+    assert_int_equal(back->version, 3);
+    assert_string_equal(back->module_mlir, "module { }");
+    loom__v1__plan__free_unpacked(back, NULL);
+    free(b);
+    /* odd length, not hex, too short, truncated stream, wrong length, huge length */
+    assert_null(loom_plan_codec_bytes(hex, strlen(hex) - 1, 1, 0, &n));
+    assert_null(loom_plan_codec_bytes("zz00000000", 10, 1, 0, &n));
+    assert_null(loom_plan_codec_bytes("0100", 4, 1, 0, &n));
+    assert_null(loom_plan_codec_bytes(hex, strlen(hex) - 4, 1, 0, &n));
+    hex[0] = hex[0] == '0' ? '1' : '0'; /* the length prefix no longer matches */
+    assert_null(loom_plan_codec_bytes(hex, strlen(hex), 1, 0, &n));
+    assert_null(loom_plan_codec_bytes("ffffffff789c0300000001", 22, 1, 0, &n));
+    free(hex);
+    /* the plain (older) form is the encoding in hex */
+    b = loom_plan_codec_bytes("0803", 4, 0, 0, &n);
+    assert_non_null(b);
+    assert_int_equal(n, 2);
+    assert_int_equal(b[1], 3);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(repeated_runs_borrow_one_plan_until_the_fleet_or_calibration_changes),
         cmocka_unit_test(a_refusal_from_a_cached_plan_is_the_fresh_refusal),
+        cmocka_unit_test(stored_plans_decode_and_garbage_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
