@@ -87,6 +87,7 @@ typedef struct rplan {
     char *note_again;       /* the same for later runs (a repeated lowering says "(cached)") */
     struct Loom__V1__Plan *pb; /* the Plan of every borrower's PLANNED event */
     char *pb_hex;           /* it encoded as stored (plan_codec.h), with each event as it is */
+    loom_map_t *whys;       /* explain()'s answers for its tasks (loom_placement_why_t) */
 } rplan_t;
 
 #define MAX_MODULE_TEXT (256 << 10) /* a larger module is not copied into the run's events */
@@ -379,6 +380,7 @@ static void cplan_unref(void *ptr)
     free(e->note_again);
     loom_placement_plan_free(e->pb);
     free(e->pb_hex);
+    loom_map_destroy(&e->whys);
     free(e);
 }
 
@@ -806,8 +808,38 @@ static loom_worker_rec_t *choose(const rplan_t *rp, int v, loom_worker_rec_t *pl
 /* Fills why (may be NULL) with the plan's prediction for node v on the
  * worker it chose, and its reason: the chosen worker and its class, and
  * the runner-up with what the run would cost there. */
+static void explain_now(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why,
+                        int moved, int part);
+
+/* explain(), kept per (node, worker, moved, part) in a borrowed plan's
+ * cache entry: the reason depends on nothing else (the worker's model and
+ * price are part of the entry's fleet signature), and every run of the
+ * workflow gives each task the same. */
 static void explain(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why, int moved,
                     int part)
+{
+    rplan_t *e = rp->shared;
+    if (!why || !e) {
+        explain_now(rp, v, w, why, moved, part);
+        return;
+    }
+    char key[200];
+    snprintf(key, sizeof key, "%d\x1f%d\x1f%d\x1f%.150s", v, moved, part, w->id);
+    loom_placement_why_t *c = e->whys ? loom_map_get(e->whys, key) : NULL;
+    if (c) {
+        *why = *c;
+        return;
+    }
+    explain_now(rp, v, w, why, moved, part);
+    if ((e->whys || (e->whys = loom_map_new(free))) && (c = malloc(sizeof *c))) {
+        *c = *why;
+        if (loom_map_put(e->whys, key, c) != 0)
+            free(c);
+    }
+}
+
+static void explain_now(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why,
+                        int moved, int part)
 {
     if (!why)
         return;

@@ -37,6 +37,7 @@ typedef struct {
     size_t plan_len;
     int notes;
     int hexed; /* notes that came with the Plan's hex */
+    loom_placement_why_t why; /* the first step's placement reason */
 } seen_t;
 
 static void on_note(void *ud, const char *run_id, int replanned, const char *message,
@@ -85,7 +86,7 @@ static int run_first_step(loom_placement_t *pl, loom_registry_t *reg, const char
                           seen_t *s, loom_err_t *err)
 {
     loom_placement_req_t req = {.run_id = run_id, .step_id = "a", .op = "noop", .attempt = 1, .workflow = wf,
-                                .note = on_note, .note_ud = s};
+                                .note = on_note, .note_ud = s, .why = &s->why};
     int rc = pl->admit(pl->self, &req, reg, 0, err);
     if (rc)
         return rc;
@@ -135,6 +136,10 @@ static void repeated_runs_borrow_one_plan_until_the_fleet_or_calibration_changes
     /* ... and it is what a policy without a cached plan announces */
     assert_int_equal(run_first_step(&fresh, reg, "r2", wf3, ref, &err), 0);
     assert_string_equal(ref->msg, again->msg);
+    assert_non_null(strstr(again->why.reason, "planned: cpu worker w1"));
+    assert_string_equal(again->why.reason, first->why.reason); /* kept in the entry */
+    assert_string_equal(ref->why.reason, again->why.reason);
+    assert_true(ref->why.predicted_ms == again->why.predicted_ms);
     assert_int_equal(ref->plan_len, again->plan_len);
     assert_memory_equal(ref->plan, again->plan, ref->plan_len);
 
