@@ -426,22 +426,22 @@ static void borrow(rplan_t *rp, rplan_t *e)
     rp->sla_ms = e->sla_ms;
 }
 
-static void cache_evict_oldest(policy_t *p)
+/* Drops the entry of m (rplan_t values: runs or cache entries) made first. */
+static void drop_oldest(loom_map_t *m)
 {
     size_t it = 0;
     const char *k, *oldest = NULL;
     void *v;
     uint64_t t = UINT64_MAX;
-    while (loom_map_next(p->cache, &it, &k, &v))
+    while (loom_map_next(m, &it, &k, &v))
         if (((rplan_t *)v)->created < t) {
             t = ((rplan_t *)v)->created;
             oldest = k;
         }
-    if (oldest) {
-        char key[LOOM_SHA256_HEX_LEN + 300];
-        snprintf(key, sizeof key, "%s", oldest);
-        loom_map_del(p->cache, key);
-    }
+    char *key = oldest ? strdup(oldest) : NULL;
+    if (key)
+        loom_map_del(m, key);
+    free(key);
 }
 
 /* Plans rp as plan_run does for its first plan (no worker excluded), or
@@ -475,7 +475,7 @@ static int plan_cached(policy_t *p, rplan_t *rp, loom_registry_t *reg, double sl
         p->cstats.invalidated++;
         loom_map_del(p->cache, key);
     } else if (loom_map_len(p->cache) >= MAX_CACHED_PLANS) {
-        cache_evict_oldest(p);
+        drop_oldest(p->cache);
     }
     if (!(e = calloc(1, sizeof *e)) || loom_map_put(p->cache, key, e) != 0) {
         free(e);
@@ -537,23 +537,8 @@ static int node_for_step(const rplan_t *rp, const char *sid)
 
 static void evict_some(policy_t *p)
 {
-    if (loom_map_len(p->runs) < MAX_PLANS)
-        return;
-    size_t it = 0;
-    const char *k;
-    void *v;
-    const char *oldest = NULL;
-    uint64_t t = UINT64_MAX;
-    while (loom_map_next(p->runs, &it, &k, &v))
-        if (((rplan_t *)v)->created < t) {
-            t = ((rplan_t *)v)->created;
-            oldest = k;
-        }
-    if (oldest) {
-        char key[32];
-        snprintf(key, sizeof key, "%s", oldest);
-        loom_map_del(p->runs, key);
-    }
+    if (loom_map_len(p->runs) >= MAX_PLANS)
+        drop_oldest(p->runs);
 }
 
 static Loom__V1__Plan *plan_pb(const rplan_t *rp, int live, const char *lead, const loom_decompose_notes_t *notes);
