@@ -41,6 +41,10 @@ typedef struct mevent {
     struct mevent *next;
 } mevent_t;
 
+enum { RECENT_OP, RECENT_WORKER, RECENT_DEVICE, RECENT_OUTPUT, RECENT_ERROR, RECENT_REASON, RECENT_KIND,
+       RECENT_STEP, RECENT_FIELDS };
+#define RECENT_WAYS 4
+
 typedef struct mrun {
     loom_store_run_t r;        /* strings in the arena */
     loom_page_arena_t *arena;  /* holds the strings and everything below */
@@ -52,6 +56,12 @@ typedef struct mrun {
     int64_t events_dropped;
     int final_listed;          /* already queued in the finished FIFO */
     size_t bytes;              /* what it costs (see the top of the file) */
+    /* The strings copied last into the arena per record field (RECENT_*):
+     * a record whose field equals one of them points at that copy instead
+     * of copying it again (a chain's tasks share op, worker, device and
+     * placement reason; events alternate a few kinds). Reset by compact(). */
+    const char *recent[RECENT_FIELDS][RECENT_WAYS];
+    unsigned recent_next[RECENT_FIELDS];
     struct mrun *prev, *next;  /* creation order, newest at head */
 } mrun_t;
 
@@ -93,17 +103,32 @@ static void account(mem_t *m, mrun_t *r)
     r->bytes = now;
 }
 
-/* Points *dst at a copy of src in a, unless src is NULL (keeps *dst) or
- * equal to *dst already. */
-static int set_str(loom_page_arena_t *a, const char **dst, const char *src)
+/* A copy of s in r's arena for record field f: one of the field's recent
+ * copies when equal, else a new one (then recent). NULL on OOM. */
+static const char *arena_str(struct mrun *r, int f, const char *s);
+
+/* Points *dst at a copy of src in r's arena (field f), unless src is NULL
+ * (keeps *dst) or equal to *dst already. */
+static int set_str(struct mrun *r, int f, const char **dst, const char *src)
 {
     if (!src || (*dst && strcmp(*dst, src) == 0))
         return 0;
-    char *c = loom_page_arena_strdup(a, src);
+    const char *c = arena_str(r, f, src);
     if (!c)
         return LOOM_ENOMEM;
     *dst = c;
     return 0;
+}
+
+static const char *arena_str(mrun_t *r, int f, const char *s)
+{
+    for (int i = 0; i < RECENT_WAYS; i++)
+        if (r->recent[f][i] && strcmp(r->recent[f][i], s) == 0)
+            return r->recent[f][i];
+    const char *c = loom_page_arena_strdup(r->arena, s);
+    if (c)
+        r->recent[f][r->recent_next[f]++ % RECENT_WAYS] = c;
+    return c;
 }
 
 /* --- the task index --------------------------------------------------- */
@@ -257,6 +282,7 @@ static int compact(mrun_t *r)
     loom_page_arena_trim(a);
     loom_page_arena_destroy(&r->arena);
     r->arena = a;
+    memset(r->recent, 0, sizeof r->recent); /* they pointed into the old arena */
     r->r = x;
     r->tasks = tasks;
     r->tasks_last = tasks_last;
@@ -418,8 +444,8 @@ static int mem_run_update(void *self, const loom_store_run_t *run, loom_err_t *e
     if (!r)
         return loom_err_set(err, LOOM_ENOTFOUND, "no run '%s'", run && run->id ? run->id : "");
     copy_mutable(&r->r, run);
-    int rc = set_str(r->arena, &r->r.outputs_json, run->outputs_json) ||
-             set_str(r->arena, &r->r.error, run->error);
+    int rc = set_str(r, RECENT_OUTPUT, &r->r.outputs_json, run->outputs_json) ||
+             set_str(r, RECENT_ERROR, &r->r.error, run->error);
     account(m, r);
     if (r->final_listed)
         evict(m); /* may drop r: not used below */
@@ -449,7 +475,7 @@ static int mem_task_put(void *self, const loom_store_task_t *t, loom_err_t *err)
             r->index = index;
             r->index_cap = cap;
         }
-        const char *step_id = loom_page_arena_strdup(r->arena, t->step_id);
+        const char *step_id = arena_str(r, RECENT_STEP, t->step_id);
         mt = step_id ? loom_page_arena_alloc(r->arena, sizeof *mt, _Alignof(mtask_t)) : NULL;
         if (!mt) {
             account(m, r);
@@ -474,10 +500,10 @@ static int mem_task_put(void *self, const loom_store_task_t *t, loom_err_t *err)
         mt->t.started_ms = t->started_ms;
     if (t->finished_ms)
         mt->t.finished_ms = t->finished_ms;
-    int rc = set_str(r->arena, &mt->t.op, t->op) || set_str(r->arena, &mt->t.worker_id, t->worker_id) ||
-             set_str(r->arena, &mt->t.device, t->device) ||
-             set_str(r->arena, &mt->t.output_json, t->output_json) ||
-             set_str(r->arena, &mt->t.error, t->error) || set_str(r->arena, &mt->t.reason, t->reason);
+    int rc = set_str(r, RECENT_OP, &mt->t.op, t->op) || set_str(r, RECENT_WORKER, &mt->t.worker_id, t->worker_id) ||
+             set_str(r, RECENT_DEVICE, &mt->t.device, t->device) ||
+             set_str(r, RECENT_OUTPUT, &mt->t.output_json, t->output_json) ||
+             set_str(r, RECENT_ERROR, &mt->t.error, t->error) || set_str(r, RECENT_REASON, &mt->t.reason, t->reason);
     if (t->predicted_ms > 0)
         mt->t.predicted_ms = t->predicted_ms;
     if (t->cost > 0)
@@ -504,8 +530,8 @@ static int mem_event_append(void *self, const loom_store_event_t *ev, loom_err_t
         e->e = *ev;
         e->e.run_id = r->r.id;
         e->next = NULL;
-        bad = (ev->kind && !(e->e.kind = loom_page_arena_strdup(r->arena, ev->kind))) ||
-              (ev->step_id && !(e->e.step_id = loom_page_arena_strdup(r->arena, ev->step_id))) ||
+        bad = (ev->kind && !(e->e.kind = arena_str(r, RECENT_KIND, ev->kind))) ||
+              (ev->step_id && !(e->e.step_id = arena_str(r, RECENT_STEP, ev->step_id))) ||
               (ev->detail_json &&
                !(e->e.detail_json = loom_page_arena_strdup(r->arena, ev->detail_json)));
     }
