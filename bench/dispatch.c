@@ -6,6 +6,8 @@
  *   independent, many runs : N/100 runs of a 100-item foreach, all in flight
  *   chain, one run         : M steps, each needing the previous (M = 10,000)
  *   chain, many runs       : M/100 runs of a 100-step chain, all in flight
+ *   chained step latency   : 7 chains of M/10 steps, one at a time: each
+ *                            chain's wall time per step (median, range)
  *   memory                 : 1,000,000 tasks as 10,000 runs of 100, loomd's
  *                            RSS sampled every 100,000 tasks
  * Throughput is tasks / wall time from the first submit to the last run's
@@ -34,6 +36,8 @@
 #include "common/clock.h"
 #include "protocol/client.h"
 #include "protocol/keys.h"
+
+#define STEP_RUNS 7 /* chains timed for the chained step latency */
 
 static loom_client_t *cli;   /* the main thread's client */
 static const char *endpoint; /* for the many-runs threads' own clients */
@@ -291,6 +295,34 @@ int main(int argc, char **argv)
         submit(chain, NULL, id, sizeof id);
         wait_run(id, &p50, &p99);
         report("chain_one", "chain, 1 run", m, (double)(loom_clock_ns() - t0) / 1e9, p50, p99);
+
+        /* Chained step latency: what a step of a chain costs from its
+         * predecessor's end to its own, everything included (loomd, the
+         * worker, the round trips that worker-side chaining leaves). It is
+         * each chain's wall time (submit to end) over its steps, for
+         * STEP_RUNS chains of m/10 steps run one at a time: the median and
+         * the range over the chains. */
+        int sm = m / 10 > 0 ? m / 10 : 1;
+        char *chain_s = chain_yaml(sm);
+        double per[STEP_RUNS];
+        submit(chain_s, NULL, id, sizeof id); /* warm: its plan is made and cached */
+        wait_run(id, &p50, &p99);
+        for (int k = 0; k < STEP_RUNS; k++) {
+            t0 = loom_clock_ns();
+            submit(chain_s, NULL, id, sizeof id);
+            wait_run(id, &p50, &p99);
+            per[k] = (double)(loom_clock_ns() - t0) / 1e3 / sm;
+        }
+        free(chain_s);
+        double lo = per[0], hi = per[0];
+        for (int k = 1; k < STEP_RUNS; k++)
+            lo = per[k] < lo ? per[k] : lo, hi = per[k] > hi ? per[k] : hi;
+        double med = median(per, STEP_RUNS);
+        printf("  %-28s %9d steps: %.1f us per step, median of %d chains run one at a time (range %.1f-%.1f)\n",
+               "chained step latency", sm, med, STEP_RUNS, lo, hi);
+        printf("RESULT chain_step_p50_us=%.2f\nRESULT chain_step_min_us=%.2f\nRESULT chain_step_max_us=%.2f\n", med, lo,
+               hi);
+        fflush(stdout);
 
         many(chain100, NULL, m / 100, 100, 100, "chain_many", "chains of 100, concurrent");
     }

@@ -70,10 +70,15 @@ for k in ind_one ind_many chain_one chain_many; do
   [ -n "$i" ] && [ -n "$d" ] && awk -v k=$k -v l=$i -v d=$d 'BEGIN{printf "  %-12s %10.0f vs %8.0f   %6.0fx   (--inline-ops noop)\n", k, l, d, l/d}'
 done
 rtt=$(sed -n 's/^RESULT zmq_rtt_p50_us=//p' "$TMP"/rtt1.txt "$TMP"/rtt2.txt | sort -g | head -1)
-awk -v p=$(get chain_one_p50_us) -v r="$rtt" 'BEGIN{printf "chained step p50: %.0f us; raw ZeroMQ round trip p50 (same run): %.0f us; ratio %.2f (target <= 1.5)\n", p, r, (r > 0 ? p / r : 0)}'
-# with worker-side chaining (loomd --chain-depth, default 32) a step's
-# result is often in loomd when the step is released, so its p50 above has
-# no round trip in it; the chain's wall time per step says what a step costs
+# The chained step latency: a chain's wall time (submit to end) per step,
+# the median over 7 chains of M/10 steps run one at a time, against the raw
+# round trip (the lower p50 of the two zmq_rtt runs around loomd's). The
+# per-task p50 in the table (ready in loomd to result in loomd) is not it:
+# with worker-side chaining (loomd --chain-depth, default 32) a chained
+# step's result is often in loomd when the step is released, so that p50
+# has no round trip in it.
+awk -v p=$(get chain_step_p50_us) -v lo=$(get chain_step_min_us) -v hi=$(get chain_step_max_us) -v r="$rtt" \
+  'BEGIN{printf "chained step latency p50: %.1f us (range %.1f-%.1f; wall time per step, 7 chains of %d); raw ZeroMQ round trip p50 (same run): %.0f us; ratio %.2f (target <= 1.5)\n", p, lo, hi, '"$((M / 10))"', r, (r > 0 ? p / r : 0)}'
 awk -v c=$(get chain_one_rate) -v r="$rtt" 'BEGIN{if (c > 0) printf "chain of %s, wall time per step: %.1f us (%.2f x the raw round trip)\n", "'"$M"'", 1e6 / c, (r > 0 ? 1e6 / c / r : 0)}'
 
 # --- secure mode (CURVE + ZAP + tokens) vs plain, same run, alternating

@@ -8,6 +8,7 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config git
   libzmq3-dev libyaml-dev libssl-dev libpq-dev libcurl4-openssl-dev
+  zlib1g-dev                             # stored plans (orchestrator/plan_codec.c)
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libmicrohttpd-dev                      # HTTP endpoint
   libglpk-dev glpk-utils libcmocka-dev libjansson-dev

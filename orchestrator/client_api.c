@@ -18,6 +18,7 @@
 #include "common/utf8.h"
 #include "common/version.h"
 #include "orchestrator/metrics.h"
+#include "orchestrator/plan_codec.h"
 #include "planner/workflow.h"
 #include "orchestrator/server_internal.h"
 #include "planner/workflow.h"
@@ -889,8 +890,6 @@ typedef struct {
     int failed;
 } replay_t;
 
-#define PLAN_PB_KEY ",\"plan_pb\":\"" /* as stitch.c's emit writes it */
-
 static int on_replay(void *ud, const loom_store_event_t *se)
 {
     replay_t *rp = ud;
@@ -913,10 +912,18 @@ static int on_replay(void *ud, const loom_store_event_t *se)
      * would be escaped) and hex needs no escapes. */
     const char *hex = NULL;
     size_t hexlen = 0;
+    int z = 1;
     char *rest = NULL;
-    const char *pk = se->detail_json ? strstr(se->detail_json, PLAN_PB_KEY) : NULL;
+    static const char kz[] = ",\"" LOOM_PLAN_KEY_Z "\":\"", kp[] = ",\"" LOOM_PLAN_KEY "\":\"";
+    const char *pk = se->detail_json ? strstr(se->detail_json, kz) : NULL;
+    size_t klen = sizeof kz - 1;
+    if (!pk && se->detail_json) {
+        pk = strstr(se->detail_json, kp);
+        klen = sizeof kp - 1;
+        z = 0;
+    }
     if (pk) {
-        hex = pk + strlen(PLAN_PB_KEY);
+        hex = pk + klen;
         hexlen = strspn(hex, "0123456789abcdef");
         size_t head = (size_t)(pk - se->detail_json);
         if (hex[hexlen] == '"' && (rest = malloc(strlen(se->detail_json) + 1))) {
@@ -929,7 +936,8 @@ static int on_replay(void *ud, const loom_store_event_t *se)
     json_t *d = se->detail_json ? json_loads(rest ? rest : se->detail_json, 0, NULL) : NULL;
     free(rest);
     if (!hex) {
-        hex = json_string_value(json_object_get(d, "plan_pb"));
+        z = json_is_string(json_object_get(d, LOOM_PLAN_KEY_Z));
+        hex = json_string_value(json_object_get(d, z ? LOOM_PLAN_KEY_Z : LOOM_PLAN_KEY));
         hexlen = hex ? strlen(hex) : 0;
     }
 #define STR(k) (json_string_value(json_object_get(d, k)) ? (char *)json_string_value(json_object_get(d, k)) : "")
@@ -951,21 +959,30 @@ static int on_replay(void *ud, const loom_store_event_t *se)
     ev.elapsed_ms = json_number_value(json_object_get(d, "elapsed_ms"));
     ev.step_ms = json_number_value(json_object_get(d, "step_ms"));
     ev.sla_latency_ms = json_number_value(json_object_get(d, "sla_ms"));
-    /* PLANNED / REPLANNED: the stored Plan (hex of its protobuf encoding) */
-    Loom__V1__Plan *plan = NULL;
-    if (hex) {
-        size_t n = hexlen / 2;
-        uint8_t *bin = malloc(n + 1);
-        int ok = bin != NULL && loom_unhex(hex, bin, n) == 0;
-        if (ok)
-            plan = loom__v1__plan__unpack(NULL, n, bin);
-        free(bin);
-        ev.plan = plan;
+    /* PLANNED / REPLANNED: the stored Plan (hex of its protobuf encoding,
+     * packed by loomd itself) goes out as it is: its bytes become the
+     * RunEvent's plan field as an unknown field, which protobuf-c packs
+     * verbatim (tag, then the length and bytes it is given), so the Plan
+     * (tens of KiB for a long workflow) is not unpacked and packed again. */
+    ProtobufCMessageUnknownField plan_field;
+    uint8_t *bin = NULL;
+    size_t n = 0;
+    const ProtobufCFieldDescriptor *pf =
+        hex ? protobuf_c_message_descriptor_get_field_by_name(&loom__v1__run_event__descriptor, "plan") : NULL;
+    if (pf && (bin = loom_plan_codec_bytes(hex, hexlen, z, 10, &n))) {
+        uint8_t len[10];
+        size_t vl = 0;
+        for (size_t v = n; vl == 0 || v; v >>= 7) /* the length, as a varint, right before the bytes */
+            len[vl++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+        memcpy(bin + 10 - vl, len, vl);
+        plan_field = (ProtobufCMessageUnknownField){.tag = pf->id, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED,
+                                                   .len = vl + n, .data = bin + 10 - vl};
+        ev.base.n_unknown_fields = 1;
+        ev.base.unknown_fields = &plan_field;
     }
     loom_err_t err;
     int rc = loom_rpc_stream_send(rp->s->csrv, rp->o, (const ProtobufCMessage *)&ev, &err);
-    if (plan)
-        loom__v1__plan__free_unpacked(plan, NULL);
+    free(bin);
     json_decref(d);
     if (rc != 0) {
         rp->failed = 1;

@@ -582,7 +582,7 @@ int engine_kv_handoff(loom_engine_t *e, loom_task_t *t, const json_t *kv)
 }
 
 static void placement_note(void *ud, const char *run_id, int replanned, const char *message,
-                           const struct Loom__V1__Plan *plan);
+                           const struct Loom__V1__Plan *plan, const char *plan_hex);
 
 /* Step i's task was sent ahead behind its predecessor's (chain_ahead),
  * which has now succeeded: from here it is an ordinary assigned task,
@@ -1294,7 +1294,7 @@ static int chain_ahead(loom_engine_t *e, loom_task_t *p, loom_worker_rec_t *w, w
 
 /* A plan-driven placement policy planned or re-planned a run: publish it. */
 static void placement_note(void *ud, const char *run_id, int replanned, const char *message,
-                           const struct Loom__V1__Plan *plan)
+                           const struct Loom__V1__Plan *plan, const char *plan_hex)
 {
     loom_engine_t *e = ud;
     loom_run_t *r = loom_map_get(e->runs, run_id);
@@ -1302,7 +1302,7 @@ static void placement_note(void *ud, const char *run_id, int replanned, const ch
         return;
     engine_emit(e, r, &(engine_ev_t){.kind = replanned ? LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_REPLANNED
                                                        : LOOM__V1__RUN_EVENT_KIND__RUN_EVENT_PLANNED,
-                                     .message = message, .plan = plan});
+                                     .message = message, .plan = plan, .plan_hex = plan_hex});
 }
 
 /* The prompt prefix keys of a whole llm.generate task (prefix-aware

@@ -150,6 +150,7 @@ typedef struct engine_ev {
     int step_state;           /* Loom__V1__StepState, 0 = none */
     const char *message, *output, *error, *text, *device;
     const Loom__V1__Plan *plan; /* PLANNED / REPLANNED (borrowed) */
+    const char *plan_hex;       /* plan as stored (plan_codec.h), when the caller has it (else emit encodes it) */
     double step_ms;
     int error_code;           /* Loom__V1__StatusCode of error (0 = UNKNOWN) */
     int final;

@@ -6,6 +6,7 @@
 ORCHESTRATOR_SRCS := $(filter-out orchestrator/main.c,$(wildcard orchestrator/*.c))
 $(eval $(call LIB,orchestrator,$(ORCHESTRATOR_SRCS)))
 ORCHESTRATOR_LDLIBS += -ljansson -lm
+ORCHESTRATOR_LDLIBS += -lz  # plan_codec.c (stored plans, zlib)
 ORCHESTRATOR_LDLIBS += -lpq  # store_pg.c (PostgreSQL store)
 ORCHESTRATOR_LDLIBS += -lmicrohttpd  # http.c (dashboard, /metrics, gateway)
 
@@ -27,7 +28,7 @@ $(BUILD)/obj/orchestrator/http_api.o: $(BUILD)/gen/openapi_json.inc
 # before planner/ and protocol/ define their variables.
 LOOMD_ARCHIVES := $(BUILD)/lib/libloom_orchestrator.a $(BUILD)/lib/libloom_planner.a \
                   $(BUILD)/lib/libloom_protocol.a $(BUILD)/lib/libloom_common.a
-LOOMD_LDLIBS := -ljansson -lpq -lmicrohttpd -lyaml -lglpk -lprotobuf-c -lzmq $(COMMON_LDLIBS) -lm
+LOOMD_LDLIBS := -ljansson -lz -lpq -lmicrohttpd -lyaml -lglpk -lprotobuf-c -lzmq $(COMMON_LDLIBS) -lm
 # plan_lower.c (mlir engineer) lowers each planned run; named as a source
 # because placement_planner.c only references it weakly.
 $(eval $(call PROG,loomd,orchestrator/main.c mlir-lowering/plan_lower.c,$(LOOMD_ARCHIVES) $(BUILD)/lib/libloom_mlir.a,$(LOOMD_LDLIBS) $(MLIR_LDLIBS)))

@@ -40,9 +40,11 @@ typedef struct loom_placement_req {
                                * node runs on the device (worker id) its function names */
     /* Reports a plan or re-plan of the run; loomd publishes it as a PLANNED
      * (replanned = 0) or REPLANNED event with message as its text and plan
-     * (may be NULL; borrowed for the call) as its Plan. */
+     * (may be NULL; borrowed for the call) as its Plan; plan_hex (may be
+     * NULL) is plan encoded as loomd stores it (loom_plan_codec_hex,
+     * plan_codec.h) when the policy keeps that already (a cached plan). */
     void (*note)(void *note_ud, const char *run_id, int replanned, const char *message,
-                 const struct Loom__V1__Plan *plan);
+                 const struct Loom__V1__Plan *plan, const char *plan_hex);
     void *note_ud;
     loom_placement_why_t *why; /* out, may be NULL: see loom_placement_why_t */
     /* Prefix-aware placement of a whole llm.generate task (NULL / 0: off or

@@ -20,6 +20,7 @@
  * signature: the next run plans afresh and replaces the entry. A re-plan
  * (lag, lost worker) and a run with its own module (--plan) never borrow. */
 #include "orchestrator/placement.h"
+#include "orchestrator/plan_codec.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -85,6 +86,8 @@ typedef struct rplan {
     char *note_msg;         /* the PLANNED text of its first announcement */
     char *note_again;       /* the same for later runs (a repeated lowering says "(cached)") */
     struct Loom__V1__Plan *pb; /* the Plan of every borrower's PLANNED event */
+    char *pb_hex;           /* it encoded as stored (plan_codec.h), with each event as it is */
+    loom_map_t *whys;       /* explain()'s answers for its tasks (loom_placement_why_t) */
 } rplan_t;
 
 #define MAX_MODULE_TEXT (256 << 10) /* a larger module is not copied into the run's events */
@@ -115,7 +118,7 @@ typedef struct {
      * tasks are sent (dispatched): not on the path to a run's first task */
     char (*pending)[32];
     size_t npending, cappending;
-    void (*note_fn)(void *, const char *, int, const char *, const struct Loom__V1__Plan *);
+    void (*note_fn)(void *, const char *, int, const char *, const struct Loom__V1__Plan *, const char *);
     void *note_ud;
 } policy_t;
 
@@ -125,11 +128,12 @@ typedef struct {
  * same plan and hit the lowering cache) while real errors (the 100 ms tool
  * default, a worker 5x slower than its self-benchmark) still correct. */
 #define CALIB_BAND 1.5
-/* ... and only when that moves the step's prediction by this much: the
+/* ... and only when that moves the step's prediction by this much (the
+ * first measurement too: until then plans take the model as it is): the
  * times of a step of a few microseconds (a noop) swing by more than the
  * band from one run to the next, and re-planning for them changes nothing
  * but every plan (and the plan cache's entry). */
-#define CALIB_MIN_MS 0.1
+#define CALIB_MIN_MS 1.0
 #define MAX_CALIB 65536   /* entries kept (no new keys beyond it) */
 
 static void cplan_unref(void *p);
@@ -375,6 +379,8 @@ static void cplan_unref(void *ptr)
     free(e->note_msg);
     free(e->note_again);
     loom_placement_plan_free(e->pb);
+    free(e->pb_hex);
+    loom_map_destroy(&e->whys);
     free(e);
 }
 
@@ -420,22 +426,22 @@ static void borrow(rplan_t *rp, rplan_t *e)
     rp->sla_ms = e->sla_ms;
 }
 
-static void cache_evict_oldest(policy_t *p)
+/* Drops the entry of m (rplan_t values: runs or cache entries) made first. */
+static void drop_oldest(loom_map_t *m)
 {
     size_t it = 0;
     const char *k, *oldest = NULL;
     void *v;
     uint64_t t = UINT64_MAX;
-    while (loom_map_next(p->cache, &it, &k, &v))
+    while (loom_map_next(m, &it, &k, &v))
         if (((rplan_t *)v)->created < t) {
             t = ((rplan_t *)v)->created;
             oldest = k;
         }
-    if (oldest) {
-        char key[LOOM_SHA256_HEX_LEN + 300];
-        snprintf(key, sizeof key, "%s", oldest);
-        loom_map_del(p->cache, key);
-    }
+    char *key = oldest ? strdup(oldest) : NULL;
+    if (key)
+        loom_map_del(m, key);
+    free(key);
 }
 
 /* Plans rp as plan_run does for its first plan (no worker excluded), or
@@ -469,7 +475,7 @@ static int plan_cached(policy_t *p, rplan_t *rp, loom_registry_t *reg, double sl
         p->cstats.invalidated++;
         loom_map_del(p->cache, key);
     } else if (loom_map_len(p->cache) >= MAX_CACHED_PLANS) {
-        cache_evict_oldest(p);
+        drop_oldest(p->cache);
     }
     if (!(e = calloc(1, sizeof *e)) || loom_map_put(p->cache, key, e) != 0) {
         free(e);
@@ -531,23 +537,8 @@ static int node_for_step(const rplan_t *rp, const char *sid)
 
 static void evict_some(policy_t *p)
 {
-    if (loom_map_len(p->runs) < MAX_PLANS)
-        return;
-    size_t it = 0;
-    const char *k;
-    void *v;
-    const char *oldest = NULL;
-    uint64_t t = UINT64_MAX;
-    while (loom_map_next(p->runs, &it, &k, &v))
-        if (((rplan_t *)v)->created < t) {
-            t = ((rplan_t *)v)->created;
-            oldest = k;
-        }
-    if (oldest) {
-        char key[32];
-        snprintf(key, sizeof key, "%s", oldest);
-        loom_map_del(p->runs, key);
-    }
+    if (loom_map_len(p->runs) >= MAX_PLANS)
+        drop_oldest(p->runs);
 }
 
 static Loom__V1__Plan *plan_pb(const rplan_t *rp, int live, const char *lead, const loom_decompose_notes_t *notes);
@@ -645,9 +636,9 @@ static int load_forced(rplan_t *rp, const loom_placement_req_t *req, loom_regist
 static void note(const loom_placement_req_t *req, const rplan_t *rp, int replanned, const char *msg)
 {
     if (req->note) {
-        const Loom__V1__Plan *cached = !replanned && rp && rp->shared ? rp->shared->pb : NULL;
-        Loom__V1__Plan *pb = !cached && rp && rp->plan ? plan_pb(rp, 1, NULL, NULL) : NULL;
-        req->note(req->note_ud, req->run_id, replanned, msg, cached ? cached : pb);
+        const rplan_t *e = !replanned && rp && rp->shared && rp->shared->pb ? rp->shared : NULL;
+        Loom__V1__Plan *pb = !e && rp && rp->plan ? plan_pb(rp, 1, NULL, NULL) : NULL;
+        req->note(req->note_ud, req->run_id, replanned, msg, e ? e->pb : pb, e ? e->pb_hex : NULL);
         loom_placement_plan_free(pb);
     }
     LOOM_INFO(COMP, "msg=\"%s\" run=%s detail=\"%.300s\"", replanned ? "re-planned" : "planned", req->run_id, msg);
@@ -690,9 +681,14 @@ static void announce(const loom_placement_req_t *req, rplan_t *rp, const char *i
         if (asprintf(&e->note_again, "%s%s", msg, again ? " (cached)" : "") < 0)
             e->note_again = NULL;
         e->pb = plan_pb(rp, 1, NULL, NULL);
-        if (!e->note_msg || !e->note_again || !e->pb) { /* OOM: later runs get the summary alone */
+        e->pb_hex = e->pb ? loom_plan_codec_hex(e->pb) : NULL;
+        if (!e->note_msg || !e->note_again || !e->pb || !e->pb_hex) { /* OOM: later runs get the summary alone */
             free(e->note_msg);
             e->note_msg = NULL;
+            loom_placement_plan_free(e->pb);
+            e->pb = NULL;
+            free(e->pb_hex);
+            e->pb_hex = NULL;
         }
     }
     note(req, rp, 0, msg);
@@ -797,8 +793,38 @@ static loom_worker_rec_t *choose(const rplan_t *rp, int v, loom_worker_rec_t *pl
 /* Fills why (may be NULL) with the plan's prediction for node v on the
  * worker it chose, and its reason: the chosen worker and its class, and
  * the runner-up with what the run would cost there. */
+static void explain_now(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why,
+                        int moved, int part);
+
+/* explain(), kept per (node, worker, moved, part) in a borrowed plan's
+ * cache entry: the reason depends on nothing else (the worker's model and
+ * price are part of the entry's fleet signature), and every run of the
+ * workflow gives each task the same. */
 static void explain(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why, int moved,
                     int part)
+{
+    rplan_t *e = rp->shared;
+    if (!why || !e) {
+        explain_now(rp, v, w, why, moved, part);
+        return;
+    }
+    char key[200];
+    snprintf(key, sizeof key, "%d\x1f%d\x1f%d\x1f%.150s", v, moved, part, w->id);
+    loom_placement_why_t *c = e->whys ? loom_map_get(e->whys, key) : NULL;
+    if (c) {
+        *why = *c;
+        return;
+    }
+    explain_now(rp, v, w, why, moved, part);
+    if ((e->whys || (e->whys = loom_map_new(free))) && (c = malloc(sizeof *c))) {
+        *c = *why;
+        if (loom_map_put(e->whys, key, c) != 0)
+            free(c);
+    }
+}
+
+static void explain_now(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why,
+                        int moved, int part)
 {
     if (!why)
         return;
@@ -1388,8 +1414,9 @@ static void calib_update(policy_t *p, const char *key, double ratio, double mode
     }
     c->ratio = c->n ? (1 - CALIB_ALPHA) * c->ratio + CALIB_ALPHA * ratio : ratio;
     c->n++;
-    if (!(c->used > 0) || ((c->ratio > c->used * CALIB_BAND || c->ratio < c->used / CALIB_BAND) &&
-                           fabs(c->ratio - c->used) * model_ms >= CALIB_MIN_MS)) {
+    double used = c->used > 0 ? c->used : 1; /* 0: not used yet, plans take the model as it is */
+    if ((c->ratio > used * CALIB_BAND || c->ratio < used / CALIB_BAND) &&
+        fabs(c->ratio - used) * model_ms >= CALIB_MIN_MS) {
         c->used = c->ratio;
         calib_changed(p, key);
     }

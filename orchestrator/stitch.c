@@ -3,6 +3,7 @@
  * outputs, validating run inputs, and turning state changes into run
  * events and store records. */
 #include "orchestrator/engine_internal.h"
+#include "orchestrator/plan_codec.h"
 #include "orchestrator/secret_inputs.h"
 
 #include <inttypes.h>
@@ -875,21 +876,15 @@ static void emit(loom_engine_t *e, loom_run_t *r, const engine_ev_t *ev)
             loom_buf_printf(&d, ",\"error_code\":%d", (int)perr.code);
         }
         detail_str(&d, "device", ev->device);
-        if (ev->plan) { /* the Plan, protobuf-packed and hex-encoded, so replays can send it again */
-            size_t n = loom__v1__plan__get_packed_size(ev->plan);
-            uint8_t *bin = malloc(n + 1);
-            char *hex = malloc(2 * n + 1);
-            if (bin && hex) {
-                loom__v1__plan__pack(ev->plan, bin);
-                loom_hex(bin, n, hex);
-                /* hex digits need no escape (and client_api.c's replay
-                 * finds the key written exactly so) */
-                loom_buf_puts(&d, ",\"plan_pb\":\"");
-                loom_buf_append(&d, hex, 2 * n);
+        if (ev->plan) { /* the Plan (plan_codec.h), so replays can send it again */
+            char *own = ev->plan_hex ? NULL : loom_plan_codec_hex(ev->plan);
+            const char *hex = ev->plan_hex ? ev->plan_hex : own;
+            if (hex) { /* hex digits need no escape (client_api.c's replay finds the key so) */
+                loom_buf_puts(&d, ",\"" LOOM_PLAN_KEY_Z "\":\"");
+                loom_buf_puts(&d, hex);
                 loom_buf_putc(&d, '"');
             }
-            free(bin);
-            free(hex);
+            free(own);
         }
         if (ev->step_state)
             loom_buf_printf(&d, ",\"step_state\":%d", ev->step_state);
