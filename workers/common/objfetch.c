@@ -24,7 +24,7 @@
 
 #define COMP "objects"
 #define COPY_BLOCK (64u << 10) /* a received chunk is copied and hashed in blocks this size */
-#define READ_BLOCK (256u << 10) /* the same-host path reads and hashes blocks this size */
+#define READ_BLOCK (8u << 20) /* the same-host path reads, then hashes, blocks this size (256 KiB measured slower) */
 
 void loom_objfetch_opts_default(loom_objfetch_opts_t *o) {
     memset(o, 0, sizeof *o);
@@ -183,7 +183,7 @@ static int same_host(const loom_objref_t *r, const loom_objfetch_opts_t *o, uint
     size_t got = 0;
     *rc = h ? 0 : loom_err_set(e, LOOM_ENOMEM, "out of memory");
     while (!*rc && got < r->size) {
-        size_t want = r->size - got > READ_BLOCK ? READ_BLOCK : r->size - got; /* hashed while in cache */
+        size_t want = r->size - got > READ_BLOCK ? READ_BLOCK : r->size - got;
         ssize_t k = read(fd, buf + got, want);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) { *rc = loom_err_set(e, LOOM_EIO, "cannot read %s: %s", r->path, k ? strerror(errno) : "short file"); break; }
