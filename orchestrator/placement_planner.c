@@ -794,36 +794,6 @@ static loom_worker_rec_t *choose(const rplan_t *rp, int v, loom_worker_rec_t *pl
  * worker it chose, and its reason: the chosen worker and its class, and
  * the runner-up with what the run would cost there. */
 static void explain_now(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why,
-                        int moved, int part);
-
-/* explain(), kept per (node, worker, moved, part) in a borrowed plan's
- * cache entry: the reason depends on nothing else (the worker's model and
- * price are part of the entry's fleet signature), and every run of the
- * workflow gives each task the same. */
-static void explain(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why, int moved,
-                    int part)
-{
-    rplan_t *e = rp->shared;
-    if (!why || !e) {
-        explain_now(rp, v, w, why, moved, part);
-        return;
-    }
-    char key[200];
-    snprintf(key, sizeof key, "%d\x1f%d\x1f%d\x1f%.150s", v, moved, part, w->id);
-    loom_placement_why_t *c = e->whys ? loom_map_get(e->whys, key) : NULL;
-    if (c) {
-        *why = *c;
-        return;
-    }
-    explain_now(rp, v, w, why, moved, part);
-    if ((e->whys || (e->whys = loom_map_new(free))) && (c = malloc(sizeof *c))) {
-        *c = *why;
-        if (loom_map_put(e->whys, key, c) != 0)
-            free(c);
-    }
-}
-
-static void explain_now(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why,
                         int moved, int part)
 {
     if (!why)
@@ -858,6 +828,33 @@ static void explain_now(const rplan_t *rp, int v, const loom_worker_rec_t *w, lo
                  loom_cost_device_name(rp->cost, ru), ru_cost, ru_ms, ru_ok ? "" : " (misses SLA)");
     else if (ru == -1)
         snprintf(why->reason + n, sizeof why->reason - (size_t)n, "; no runner-up");
+}
+
+/* explain(), kept per (node, worker, moved, part) in a borrowed plan's
+ * cache entry: the reason depends on nothing else (the worker's model and
+ * price are part of the entry's fleet signature), and every run of the
+ * workflow gives each task the same. */
+static void explain(const rplan_t *rp, int v, const loom_worker_rec_t *w, loom_placement_why_t *why, int moved,
+                    int part)
+{
+    rplan_t *e = rp->shared;
+    if (!why || !e) {
+        explain_now(rp, v, w, why, moved, part);
+        return;
+    }
+    char key[200];
+    snprintf(key, sizeof key, "%d\x1f%d\x1f%d\x1f%.150s", v, moved, part, w->id);
+    loom_placement_why_t *c = e->whys ? loom_map_get(e->whys, key) : NULL;
+    if (c) {
+        *why = *c;
+        return;
+    }
+    explain_now(rp, v, w, why, moved, part);
+    if ((e->whys || (e->whys = loom_map_new(free))) && (c = malloc(sizeof *c))) {
+        *c = *why;
+        if (loom_map_put(e->whys, key, c) != 0)
+            free(c);
+    }
 }
 
 /* Whether "a\x1fb\x1f..." lists w. */

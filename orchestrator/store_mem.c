@@ -105,21 +105,6 @@ static void account(mem_t *m, mrun_t *r)
 
 /* A copy of s in r's arena for record field f: one of the field's recent
  * copies when equal, else a new one (then recent). NULL on OOM. */
-static const char *arena_str(struct mrun *r, int f, const char *s);
-
-/* Points *dst at a copy of src in r's arena (field f), unless src is NULL
- * (keeps *dst) or equal to *dst already. */
-static int set_str(struct mrun *r, int f, const char **dst, const char *src)
-{
-    if (!src || (*dst && strcmp(*dst, src) == 0))
-        return 0;
-    const char *c = arena_str(r, f, src);
-    if (!c)
-        return LOOM_ENOMEM;
-    *dst = c;
-    return 0;
-}
-
 static const char *arena_str(mrun_t *r, int f, const char *s)
 {
     for (int i = 0; i < RECENT_WAYS; i++)
@@ -129,6 +114,19 @@ static const char *arena_str(mrun_t *r, int f, const char *s)
     if (c)
         r->recent[f][r->recent_next[f]++ % RECENT_WAYS] = c;
     return c;
+}
+
+/* Points *dst at a copy of src in r's arena (field f), unless src is NULL
+ * (keeps *dst) or equal to *dst already. */
+static int set_str(mrun_t *r, int f, const char **dst, const char *src)
+{
+    if (!src || (*dst && strcmp(*dst, src) == 0))
+        return 0;
+    const char *c = arena_str(r, f, src);
+    if (!c)
+        return LOOM_ENOMEM;
+    *dst = c;
+    return 0;
 }
 
 /* --- the task index --------------------------------------------------- */
